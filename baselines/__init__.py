@@ -1,0 +1,1 @@
+"""Baseline policies (BC, LSTM-GMM, IBC, BET), installed as ``dpbench.baselines``."""

@@ -1,0 +1,91 @@
+"""Push-T env benchmark: steps/s per observation type, and the replay fidelity on the human demos.
+
+    python benchmarks/bench_pusht_env.py [--steps 3000] [--out results/pusht_env.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dpbench.data.episodes import load_zarr
+from dpbench.data.registry import human_pusht_path
+from dpbench.envs.pusht.env import PushTEnv
+from dpbench.envs.pusht.geometry import block_keypoints
+from dpbench.results import environment_info, write_json_atomic
+
+
+def steps_per_second(obs_type: str, n_steps: int) -> float:
+    env = PushTEnv(obs_type=obs_type)
+    rng = np.random.default_rng(0)
+    env.reset(seed=0)
+    target = np.array([256.0, 256.0])
+    t0 = time.perf_counter()
+    for i in range(n_steps):
+        target = np.clip(target + rng.normal(0, 15, 2), 0, 512)
+        _, _, term, trunc, _ = env.step(target)
+        if term or (i + 1) % 300 == 0:
+            env.reset(seed=i)
+    return n_steps / (time.perf_counter() - t0)
+
+
+def replay_fidelity(path: Path) -> dict:
+    store = load_zarr(path, keys=["state", "action", "keypoint"])
+    env = PushTEnv()
+    worst = []
+    t0 = time.perf_counter()
+    for i in range(store.n_episodes):
+        ep = store.episode(i)
+        states, actions = ep["state"].astype(np.float64), ep["action"].astype(np.float64)
+        obs, _ = env.reset(options={"reset_to_state": states[0]})
+        w = 0.0
+        for t in range(len(actions) - 1):
+            obs, *_ = env.step(actions[t])
+            w = max(w, float(np.abs(obs[2:4] - states[t + 1, 2:4]).max()))
+        worst.append(w)
+    worst = np.array(worst)
+    kp_err = np.abs(np.stack([block_keypoints(s[2:5]) for s in store.data["state"].astype(np.float64)]) - store.data["keypoint"])
+    per_step = kp_err.max(axis=(1, 2))
+    return {
+        "episodes": int(store.n_episodes),
+        "within_0.1px": int((worst <= 0.1).sum()),
+        "fraction_within_0.1px": float((worst <= 0.1).mean()),
+        "worst_episode_px": float(worst.max()),
+        "median_episode_max_err_px": float(np.median(worst)),
+        "keypoint_err_px": {"median": float(np.median(per_step)), "p99": float(np.quantile(per_step, 0.99)),
+                            "max": float(per_step.max()), "fraction_within_0.1px": float((per_step < 0.1).mean())},
+        "replay_seconds": time.perf_counter() - t0,
+        "dataset": str(path),
+        "dataset_hash": store.content_hash(),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--out", default="results/pusht_env.json")
+    args = ap.parse_args()
+    report = {"command": "python " + " ".join(sys.argv), **environment_info(), "steps_per_second": {}}
+    for obs_type in ("state", "keypoints", "pixels"):
+        sps = steps_per_second(obs_type, args.steps if obs_type != "pixels" else args.steps // 3)
+        report["steps_per_second"][obs_type] = round(sps, 1)
+        print(f"{obs_type:<10} {sps:8.1f} steps/s")
+    path = human_pusht_path()
+    if path is None:
+        print("human demos not found: replay fidelity skipped")
+    else:
+        fid = replay_fidelity(path)
+        report["replay_fidelity"] = fid
+        print(f"replay: {fid['within_0.1px']}/{fid['episodes']} episodes within 0.1 px (worst {fid['worst_episode_px']:.3f} px)")
+        print(f"keypoints vs recorded: median {fid['keypoint_err_px']['median']:.2e} px, p99 {fid['keypoint_err_px']['p99']:.3f} px, "
+              f"max {fid['keypoint_err_px']['max']:.2f} px")
+    write_json_atomic(Path(args.out), report)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

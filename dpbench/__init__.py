@@ -1,0 +1,7 @@
+"""dpbench: Diffusion Policy and the classic imitation-learning baselines, benchmarked honestly."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from dpbench import envs as _envs  # noqa: E402,F401  (registers the Gymnasium IDs)

@@ -1,0 +1,43 @@
+"""Per-dimension min/max normalization to [-1, 1], stored as module buffers.
+
+Because the scale and offset are buffers, they travel inside a policy's state dict and so inside
+every checkpoint: a loaded policy needs nothing else to act in env units.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+_EPS = 1e-4
+
+
+class RangeNormalizer(nn.Module):
+    """y = x * scale + offset, mapping each dimension's [min, max] to [-1, 1].
+
+    A constant dimension (range < 1e-4) is shifted to 0 and left unscaled.
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("scale", torch.ones(dim))
+        self.register_buffer("offset", torch.zeros(dim))
+
+    @torch.no_grad()
+    def fit(self, data: np.ndarray | torch.Tensor) -> "RangeNormalizer":
+        x = torch.as_tensor(np.asarray(data), dtype=torch.float64).reshape(-1, self.scale.numel())
+        lo, hi = x.min(0).values, x.max(0).values
+        span = hi - lo
+        const = span < _EPS
+        scale = torch.where(const, torch.ones_like(span), 2.0 / span.clamp_min(_EPS))
+        offset = torch.where(const, -lo, -1.0 - lo * scale)
+        self.scale.copy_(scale.float())
+        self.offset.copy_(offset.float())
+        return self
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale + self.offset
+
+    def unnormalize(self, y: torch.Tensor) -> torch.Tensor:
+        return (y - self.offset) / self.scale

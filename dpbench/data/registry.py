@@ -1,0 +1,120 @@
+"""Named datasets: where the human Push-T demonstrations live, and the scripted-demo cache.
+
+``--dataset`` accepts a name (``human``, ``scripted``) or a path. Every run records which one it
+used, with a content hash, so a table never mixes datasets silently.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from dpbench.data.episodes import EpisodeStore, load_episodes, write_hdf5
+from dpbench.errors import DpbenchError
+
+HUMAN_PUSHT_NAME = "pusht_cchi_v7_replay.zarr"
+SCRIPTED_VERSION = 1  # bump when the demonstrator changes, so stale caches are not reused
+DEFAULT_SCRIPTED_EPISODES = 200
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("DPBENCH_CACHE", Path.home() / ".cache" / "dpbench"))
+
+
+def human_pusht_path() -> Path | None:
+    """The paper's 206 human Push-T demos: $DPBENCH_PUSHT_ZARR, ../shared beside the checkout or
+    the working directory, or the cache dir. None when absent."""
+    env = os.environ.get("DPBENCH_PUSHT_ZARR")
+    if env:
+        return Path(env)
+    repo = Path(__file__).resolve().parents[2]
+    for base in (repo.parent / "shared", Path.cwd().parent / "shared", Path.cwd() / "shared"):
+        candidate = base / "data" / "pusht" / HUMAN_PUSHT_NAME
+        if candidate.exists():
+            return candidate
+    cached = cache_dir() / HUMAN_PUSHT_NAME
+    return cached if cached.exists() else None
+
+
+def scripted_pusht_path(n_episodes: int = DEFAULT_SCRIPTED_EPISODES) -> Path:
+    return cache_dir() / f"pusht_scripted_v{SCRIPTED_VERSION}_{n_episodes}ep.hdf5"
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """A resolved dataset: its kind, path and the store (loaded with the keys a run needs)."""
+
+    kind: str  # "human" | "scripted" | "path"
+    path: Path
+    store: EpisodeStore
+
+    def identity(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "path": str(self.path),
+            "hash": self.store.content_hash(),
+            "episodes": self.store.n_episodes,
+            "steps": self.store.n_steps,
+        }
+
+
+def generate_scripted_pusht(n_episodes: int, path: Path | None = None, start_seed: int = 0, progress: bool = True) -> Path:
+    """Run the scripted demonstrator until `n_episodes` successful episodes, write hdf5 atomically."""
+    from tqdm.auto import tqdm
+
+    from dpbench.envs.pusht.demonstrator import collect_episode
+
+    path = path or scripted_pusht_path(n_episodes)
+    episodes, seed, tried = [], start_seed, 0
+    with tqdm(total=n_episodes, desc="scripted Push-T demos", disable=not progress, unit="ep") as bar:
+        while len(episodes) < n_episodes:
+            ep = collect_episode(seed)
+            seed, tried = seed + 1, tried + 1
+            if ep is not None:
+                episodes.append({k: v for k, v in ep.items() if k in ("state", "action", "keypoint", "n_contacts", "img")})
+                bar.update(1)
+            bar.set_postfix(success=f"{len(episodes) / tried:.0%}")
+            if tried > 20 * n_episodes and len(episodes) < tried // 20:
+                raise DpbenchError("the scripted demonstrator keeps failing; this is a bug, please report it")
+    store = EpisodeStore.from_episodes(episodes, source="scripted")
+    env_args = {"env_name": "pusht", "generator": "dpbench.envs.pusht.demonstrator", "version": SCRIPTED_VERSION,
+                "seeds": [start_seed, seed - 1], "tried": tried}
+    return write_hdf5(store, path, env_args=env_args)
+
+
+def resolve_dataset(task_name: str, dataset: str | None, keys: Iterable[str] | None = None, progress: bool = True) -> DatasetRef:
+    """Turn ``--dataset`` (None, a name or a path) into a loaded store."""
+    if task_name != "pusht":
+        if dataset in (None, "human", "scripted"):
+            raise DpbenchError(f"env '{task_name}' has no built-in dataset yet; pass --dataset PATH")
+    if dataset in (None, "human"):
+        path = human_pusht_path()
+        if path is not None:
+            return DatasetRef("human", path, load_episodes(path, keys, source="human"))
+        if dataset == "human":
+            raise DpbenchError(
+                f"the human Push-T demos ({HUMAN_PUSHT_NAME}) were not found; set DPBENCH_PUSHT_ZARR=PATH, "
+                "or use --dataset scripted"
+            )
+        print(f"[dpbench] human Push-T demos not found; using scripted demonstrations instead")
+        dataset = "scripted"
+    if dataset == "scripted":
+        path = scripted_pusht_path()
+        if not path.exists():
+            print(f"[dpbench] generating {DEFAULT_SCRIPTED_EPISODES} scripted Push-T demos into {path} (once)")
+            generate_scripted_pusht(DEFAULT_SCRIPTED_EPISODES, path, progress=progress)
+        return DatasetRef("scripted", path, load_episodes(path, keys, source="scripted"))
+    path = Path(dataset).expanduser()
+    return DatasetRef("path", path, load_episodes(path, keys))
+
+
+def list_datasets() -> list[tuple[str, str, str]]:
+    """(name, env, where/status) for `dpbench list`."""
+    human = human_pusht_path()
+    scripted = scripted_pusht_path()
+    return [
+        ("human", "pusht", str(human) if human else "not found (set DPBENCH_PUSHT_ZARR)"),
+        ("scripted", "pusht", f"{scripted} ({'cached' if scripted.exists() else 'generated on first use'})"),
+    ]

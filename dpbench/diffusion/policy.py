@@ -1,0 +1,185 @@
+"""Diffusion Policy: a conditional denoising diffusion process over action chunks.
+
+Training regresses the noise added to a normalized action window, eps_theta(A_k, O, k), with
+an MSE loss (diffusers' DDPMScheduler: 100 steps, squaredcos_cap_v2, epsilon, clip_sample).
+Inference starts from Gaussian noise and denoises with DDPM or DDIM, then returns the T_a actions
+that start at the current step (index T_o - 1 of the window).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+from diffusers import DDIMScheduler, DDPMScheduler
+from torch.nn import functional as F
+
+from dpbench.diffusion.transformer import DiffusionTransformer
+from dpbench.diffusion.unet1d import ConditionalUnet1D
+from dpbench.policy import Policy, PolicyConfig
+from dpbench.tasks import PolicySpec
+
+
+@dataclasses.dataclass
+class DiffusionConfig(PolicyConfig):
+    num_train_timesteps: int = 100
+    beta_schedule: str = "squaredcos_cap_v2"
+    clip_sample: bool = True
+    sampler: str = "ddpm"  # "ddpm" | "ddim"
+    num_inference_steps: int = 100
+
+
+@dataclasses.dataclass
+class DiffusionUnetConfig(DiffusionConfig):
+    down_dims: tuple[int, ...] = (256, 512, 1024)
+    step_embed_dim: int = 256
+    kernel_size: int = 5
+    n_groups: int = 8
+
+
+@dataclasses.dataclass
+class DiffusionTransformerConfig(DiffusionConfig):
+    n_layer: int = 8
+    n_head: int = 4
+    n_emb: int = 256
+    p_drop_emb: float = 0.0
+    p_drop_attn: float = 0.3
+
+
+class _DiffusionPolicy(Policy):
+    """Shared DDPM training and sampling; subclasses supply the denoiser."""
+
+    config: DiffusionConfig
+
+    def __init__(self, spec: PolicySpec, config: DiffusionConfig) -> None:
+        super().__init__(spec, config)
+        if config.sampler not in ("ddpm", "ddim"):
+            from dpbench.errors import DpbenchError
+
+            raise DpbenchError(f"diffusion sampler must be 'ddpm' or 'ddim', got {config.sampler!r}")
+        kwargs = dict(
+            num_train_timesteps=config.num_train_timesteps,
+            beta_schedule=config.beta_schedule,
+            clip_sample=config.clip_sample,
+            prediction_type="epsilon",
+        )
+        self.noise_scheduler = DDPMScheduler(**kwargs)
+        self.sample_scheduler = DDIMScheduler(**kwargs, set_alpha_to_one=True) if config.sampler == "ddim" else DDPMScheduler(**kwargs)
+        self.obs_feature_dim = sum(self.obs_normalizers[k].scale.numel() for k in spec.lowdim_keys)
+        self.generator: torch.Generator | None = None
+
+    def seed(self, seed: int) -> None:
+        """Seed the sampling noise (evaluation determinism)."""
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def obs_features(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, T_o, F): normalized low-dim observations, concatenated per step."""
+        nobs = self.normalize_obs(obs)
+        return torch.cat([nobs[k][:, : self.n_obs_steps] for k in self.spec.lowdim_keys], dim=-1)
+
+    # --- denoiser hooks
+    def prepare_condition(self, feats: torch.Tensor) -> Any:
+        raise NotImplementedError
+
+    def denoise(self, sample: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    # --- the contract
+    def compute_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        actions = self.action_normalizer.normalize(batch["action"].float())
+        cond = self.prepare_condition(self.obs_features(batch))
+        noise = torch.randn_like(actions)
+        t = torch.randint(0, self.config.num_train_timesteps, (actions.shape[0],), device=actions.device)
+        noisy = self.noise_scheduler.add_noise(actions, noise, t)
+        return F.mse_loss(self.denoise(noisy, t, cond), noise)
+
+    @torch.inference_mode()
+    def sample_chunk(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The whole denoised window (B, T_p, D_a) in env units."""
+        cond = self.prepare_condition(self.obs_features(obs))
+        batch = next(iter(obs.values())).shape[0]
+        x = torch.randn((batch, self.horizon, self.spec.action_dim), generator=self.generator)
+        scheduler = self.sample_scheduler
+        scheduler.set_timesteps(self.config.num_inference_steps)
+        for t in scheduler.timesteps:
+            eps = self.denoise(x, t, cond)
+            x = scheduler.step(eps, t, x, generator=self.generator).prev_sample
+        return self.action_normalizer.unnormalize(x)
+
+    def predict_action(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        start = self.n_obs_steps - 1
+        return self.sample_chunk(obs)[:, start : start + self.n_action_steps]
+
+
+class DiffusionUnetPolicy(_DiffusionPolicy):
+    """``diffusion`` / ``diffusion_cnn``: the 1-D temporal UNet with FiLM conditioning."""
+
+    name = "diffusion"
+    Config = DiffusionUnetConfig
+    presets = {
+        "paper": ({}, dict(steps=200_000, batch_size=256, lr=1e-4, warmup_steps=500, eval_every=10_000, checkpoint_every=10_000)),
+        "quick": (
+            dict(down_dims=(64, 128, 256), step_embed_dim=64, sampler="ddim", num_inference_steps=10),
+            dict(steps=6000, batch_size=64, lr=1e-3, warmup_steps=200, eval_every=500, checkpoint_every=500),
+        ),
+        "smoke": (
+            dict(down_dims=(16, 32), step_embed_dim=16, n_groups=4, sampler="ddim", num_inference_steps=4, num_train_timesteps=20),
+            dict(steps=6, batch_size=8, warmup_steps=1, eval_every=3, checkpoint_every=3, eval_episodes=2),
+        ),
+    }
+
+    def __init__(self, spec: PolicySpec, config: DiffusionUnetConfig) -> None:
+        super().__init__(spec, config)
+        self.model = ConditionalUnet1D(
+            spec.action_dim,
+            self.obs_feature_dim * config.n_obs_steps,
+            tuple(config.down_dims),
+            config.step_embed_dim,
+            config.kernel_size,
+            config.n_groups,
+        )
+
+    def prepare_condition(self, feats: torch.Tensor) -> list[torch.Tensor | None]:
+        return self.model.precompute_obs_film(feats.flatten(1))
+
+    def denoise(self, sample: torch.Tensor, t: torch.Tensor, cond: list[torch.Tensor | None]) -> torch.Tensor:
+        return self.model(sample, t, obs_films=cond)
+
+
+class DiffusionTransformerPolicy(_DiffusionPolicy):
+    """``diffusion_transformer``: causal action tokens with cross-attention to obs/step tokens."""
+
+    name = "diffusion_transformer"
+    Config = DiffusionTransformerConfig
+    presets = {
+        "paper": ({}, dict(steps=200_000, batch_size=256, lr=1e-4, weight_decay=1e-3, warmup_steps=1000, eval_every=10_000, checkpoint_every=10_000)),
+        "quick": (
+            dict(n_layer=4, n_emb=128, p_drop_attn=0.1, sampler="ddim", num_inference_steps=10),
+            dict(steps=6000, batch_size=64, lr=5e-4, weight_decay=1e-3, warmup_steps=200, eval_every=500, checkpoint_every=500),
+        ),
+        "smoke": (
+            dict(n_layer=1, n_head=2, n_emb=16, sampler="ddim", num_inference_steps=4, num_train_timesteps=20),
+            dict(steps=6, batch_size=8, warmup_steps=1, eval_every=3, checkpoint_every=3, eval_episodes=2),
+        ),
+    }
+
+    def __init__(self, spec: PolicySpec, config: DiffusionTransformerConfig) -> None:
+        super().__init__(spec, config)
+        self.model = DiffusionTransformer(
+            spec.action_dim,
+            self.obs_feature_dim,
+            config.horizon,
+            config.n_obs_steps,
+            config.n_layer,
+            config.n_head,
+            config.n_emb,
+            config.p_drop_emb,
+            config.p_drop_attn,
+        )
+
+    def prepare_condition(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.model.encode_obs(feats)
+
+    def denoise(self, sample: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return self.model(sample, t, cond)

@@ -1,0 +1,134 @@
+"""The 1-D temporal UNet of Diffusion Policy (CNN variant).
+
+Residual conv blocks (Conv1d -> GroupNorm -> Mish) over the action sequence. The conditioning
+vector (diffusion-step embedding + flattened observation features) enters every block by FiLM:
+a per-channel scale and bias.
+
+For inference speed the FiLM projection is split: ``W [e; o] = W_e e + W_o o``. The observation
+part is computed once per chunk (``precompute_obs_film``) and reused at every denoising step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class SinusoidalStepEmbedding(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        half = dim // 2
+        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / (half - 1))
+        self.register_buffer("freqs", freqs, persistent=False)
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        x = t.float()[:, None] * self.freqs[None, :]
+        return torch.cat([x.sin(), x.cos()], dim=-1)
+
+
+class ConvNormMish(nn.Sequential):
+    def __init__(self, c_in: int, c_out: int, kernel_size: int, n_groups: int) -> None:
+        super().__init__(
+            nn.Conv1d(c_in, c_out, kernel_size, padding=kernel_size // 2),
+            nn.GroupNorm(n_groups, c_out),
+            nn.Mish(),
+        )
+
+
+class FiLMResBlock(nn.Module):
+    """Two conv blocks; FiLM (scale, bias) from the condition after the first."""
+
+    def __init__(self, c_in: int, c_out: int, step_dim: int, obs_dim: int, kernel_size: int, n_groups: int) -> None:
+        super().__init__()
+        self.block0 = ConvNormMish(c_in, c_out, kernel_size, n_groups)
+        self.block1 = ConvNormMish(c_out, c_out, kernel_size, n_groups)
+        self.c_out = c_out
+        # FiLM = Linear(Mish(cond)) with cond = [step_emb, obs]; split into its two column blocks.
+        self.film_step = nn.Linear(step_dim, 2 * c_out)
+        self.film_obs = nn.Linear(obs_dim, 2 * c_out, bias=False) if obs_dim > 0 else None
+        self.residual = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def obs_film(self, obs_cond: torch.Tensor) -> torch.Tensor | None:
+        return None if self.film_obs is None else self.film_obs(F.mish(obs_cond))
+
+    def forward(self, x: torch.Tensor, step_emb: torch.Tensor, obs_film: torch.Tensor | None) -> torch.Tensor:
+        out = self.block0(x)
+        film = self.film_step(F.mish(step_emb))
+        if obs_film is not None:
+            film = film + obs_film
+        scale, bias = film[:, : self.c_out, None], film[:, self.c_out :, None]
+        out = scale * out + bias
+        return self.block1(out) + self.residual(x)
+
+
+class ConditionalUnet1D(nn.Module):
+    """eps_theta(A_k, O, k): (B, T, action_dim) -> (B, T, action_dim)."""
+
+    def __init__(
+        self,
+        action_dim: int,
+        obs_cond_dim: int,
+        down_dims: tuple[int, ...] = (256, 512, 1024),
+        step_embed_dim: int = 256,
+        kernel_size: int = 5,
+        n_groups: int = 8,
+    ) -> None:
+        super().__init__()
+        self.step_encoder = nn.Sequential(
+            SinusoidalStepEmbedding(step_embed_dim),
+            nn.Linear(step_embed_dim, 4 * step_embed_dim),
+            nn.Mish(),
+            nn.Linear(4 * step_embed_dim, step_embed_dim),
+        )
+        dims = (action_dim, *down_dims)
+        block = lambda i, o: FiLMResBlock(i, o, step_embed_dim, obs_cond_dim, kernel_size, n_groups)  # noqa: E731
+        self.down = nn.ModuleList()
+        for level, (c_in, c_out) in enumerate(zip(dims[:-1], dims[1:])):
+            last = level == len(down_dims) - 1
+            self.down.append(
+                nn.ModuleList([block(c_in, c_out), block(c_out, c_out), nn.Conv1d(c_out, c_out, 3, 2, 1) if not last else nn.Identity()])
+            )
+        mid = down_dims[-1]
+        self.mid = nn.ModuleList([block(mid, mid), block(mid, mid)])
+        self.up = nn.ModuleList()
+        pairs = list(zip(dims[1:-1], dims[2:]))[::-1]  # (c_in, c_out) of the down path, deepest first, skip the first level
+        for c_small, c_big in pairs:  # every up level upsamples, undoing the down path's strides
+            self.up.append(nn.ModuleList([block(2 * c_big, c_small), block(c_small, c_small), nn.ConvTranspose1d(c_small, c_small, 4, 2, 1)]))
+        self.final = nn.Sequential(ConvNormMish(down_dims[0], down_dims[0], kernel_size, n_groups), nn.Conv1d(down_dims[0], action_dim, 1))
+
+    def res_blocks(self) -> list[FiLMResBlock]:
+        return [m for m in self.modules() if isinstance(m, FiLMResBlock)]
+
+    def precompute_obs_film(self, obs_cond: torch.Tensor) -> list[torch.Tensor | None]:
+        """The observation part of every block's FiLM, once per chunk."""
+        return [b.obs_film(obs_cond) for b in self.res_blocks()]
+
+    def forward(
+        self,
+        sample: torch.Tensor,
+        timestep: torch.Tensor,
+        obs_cond: torch.Tensor | None = None,
+        obs_films: list[torch.Tensor | None] | None = None,
+    ) -> torch.Tensor:
+        if obs_films is None:
+            obs_films = self.precompute_obs_film(obs_cond) if obs_cond is not None else [None] * len(self.res_blocks())
+        films = iter(obs_films)
+        if timestep.ndim == 0:
+            timestep = timestep.expand(sample.shape[0])
+        emb = self.step_encoder(timestep)
+        x = sample.transpose(1, 2)  # (B, action_dim, T)
+        skips = []
+        for res0, res1, down in self.down:
+            x = res1(res0(x, emb, next(films)), emb, next(films))
+            skips.append(x)
+            x = down(x)
+        for res in self.mid:
+            x = res(x, emb, next(films))
+        for res0, res1, up in self.up:
+            x = torch.cat([x, skips.pop()], dim=1)
+            x = res1(res0(x, emb, next(films)), emb, next(films))
+            x = up(x)
+        return self.final(x).transpose(1, 2)

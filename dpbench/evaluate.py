@@ -1,0 +1,167 @@
+"""The one evaluation loop: batched receding-horizon rollouts in a Gymnasium vector env.
+
+All test episodes run side by side; at each replanning step the policy is called once for the
+whole batch with ``(B, T_o, ...)`` observations and returns ``(B, T_a, D_a)`` actions, which the
+envs execute before the next call. The paper's protocol: the episode score is its max reward;
+the task score is the mean over episodes (50 initial conditions from seed 100000).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from dpbench.errors import DpbenchError
+from dpbench.policy import Policy
+from dpbench.tasks import ObsMode, Task
+
+
+@dataclass
+class EvalResult:
+    score: float  # mean over episodes of the episode's max reward
+    score_ci95: tuple[float, float]
+    success_rate: float  # fraction of episodes that reached the task's success condition
+    success_ci95: tuple[float, float]
+    n_episodes: int
+    episode_scores: list[float]
+    episode_success: list[bool]
+    wall_s: float
+    chunk_latency_ms: float  # mean wall time of one batched predict_action call
+    n_policy_calls: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def wilson_ci(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def mean_ci(values: np.ndarray, z: float = 1.96) -> tuple[float, float]:
+    """Normal-approximation 95% interval of a mean, clipped to [0, 1] (scores are rewards in [0, 1])."""
+    if len(values) < 2:
+        return (float(values.mean()), float(values.mean())) if len(values) else (0.0, 1.0)
+    half = z * float(values.std(ddof=1)) / math.sqrt(len(values))
+    m = float(values.mean())
+    return (max(0.0, m - half), min(1.0, m + half))
+
+
+def check_actions(policy: Policy, actions: Any, batch: int) -> np.ndarray:
+    """Enforce the policy contract before anything reaches an env."""
+    if not isinstance(actions, torch.Tensor):
+        raise DpbenchError(f"policy '{policy.name}' broke the contract: predict_action must return a torch.Tensor, got {type(actions).__name__}")
+    expected = (batch, policy.n_action_steps, policy.spec.action_dim)
+    if tuple(actions.shape) != expected:
+        raise DpbenchError(
+            f"policy '{policy.name}' broke the contract: predict_action returned shape {tuple(actions.shape)}, expected (B, T_a, D_a) = {expected}"
+        )
+    out = actions.detach().cpu().numpy().astype(np.float64)
+    if not np.all(np.isfinite(out)):
+        bad = int(np.argwhere(~np.isfinite(out))[0, 0])
+        raise DpbenchError(f"policy '{policy.name}' returned a NaN or inf action (env {bad}); nothing was sent to the env")
+    return out
+
+
+def make_vector_env(task: Task, mode: ObsMode, n_envs: int, render: bool = False) -> gym.vector.VectorEnv:
+    kwargs = dict(mode.env_kwargs)
+    if render:
+        kwargs["render_mode"] = "rgb_array"
+
+    def make() -> gym.Env:
+        return gym.make(task.gym_id, disable_env_checker=True, **kwargs)
+
+    return gym.vector.SyncVectorEnv([make] * n_envs, autoreset_mode=gym.vector.AutoresetMode.DISABLED)
+
+
+def evaluate(
+    policy: Policy,
+    task: Task,
+    mode: ObsMode,
+    n_episodes: int | None = None,
+    seed_start: int | None = None,
+    sampling_seed: int = 0,
+    video_path: Path | None = None,
+    n_videos: int = 4,
+) -> EvalResult:
+    """Run ``n_episodes`` test episodes (seeds ``seed_start + i``) and return the paper's metrics."""
+    n = n_episodes or task.n_test_episodes
+    seed_start = task.test_seed_start if seed_start is None else seed_start
+    t0 = time.perf_counter()
+    venv = make_vector_env(task, mode, n, render=video_path is not None)
+    was_training = policy.training
+    policy.eval()
+    policy.reset()
+    if hasattr(policy, "seed"):
+        policy.seed(sampling_seed)
+    torch.manual_seed(sampling_seed)
+    try:
+        obs, _ = venv.reset(seed=seed_start)
+        current = mode.from_env(obs)
+        # The observation window starts filled with copies of the first observation.
+        window = {k: np.repeat(v[:, None], policy.n_obs_steps, axis=1) for k, v in current.items()}
+        done = np.zeros(n, dtype=bool)
+        best = np.zeros(n)
+        success = np.zeros(n, dtype=bool)
+        frames: list[np.ndarray] = []
+        latency, calls, steps = 0.0, 0, 0
+        while not done.all() and steps < task.max_episode_steps:
+            batch = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in window.items()}
+            tc = time.perf_counter()
+            actions = check_actions(policy, policy.predict_action(batch), n)
+            latency += time.perf_counter() - tc
+            calls += 1
+            for k in range(actions.shape[1]):
+                obs, reward, terminated, truncated, info = venv.step(actions[:, k])
+                steps += 1
+                live = ~done
+                best[live] = np.maximum(best[live], reward[live])
+                success[live] |= np.asarray(info.get("is_success", np.zeros(n, dtype=bool)), dtype=bool)[live]
+                done |= terminated | truncated
+                if video_path is not None:
+                    frames.append(np.concatenate(list(venv.render())[: min(n_videos, n)], axis=1))
+                current = mode.from_env(obs)
+                for key, v in current.items():
+                    window[key] = np.concatenate([window[key][:, 1:], v[:, None]], axis=1)
+                if done.all() or steps >= task.max_episode_steps:
+                    break
+    finally:
+        venv.close()
+        policy.train(was_training)
+    if video_path is not None and frames:
+        write_gif(frames, video_path)
+    return EvalResult(
+        score=float(best.mean()),
+        score_ci95=mean_ci(best),
+        success_rate=float(success.mean()),
+        success_ci95=wilson_ci(int(success.sum()), n),
+        n_episodes=n,
+        episode_scores=[round(float(x), 6) for x in best],
+        episode_success=[bool(x) for x in success],
+        wall_s=time.perf_counter() - t0,
+        chunk_latency_ms=1000 * latency / max(calls, 1),
+        n_policy_calls=calls,
+    )
+
+
+def write_gif(frames: list[np.ndarray], path: Path, fps: int = 10) -> Path:
+    from PIL import Image
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images = [Image.fromarray(f) for f in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+    return path

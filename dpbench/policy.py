@@ -1,0 +1,278 @@
+"""The policy contract, its registry, and safe checkpoints.
+
+Every policy (Diffusion Policy and each baseline) is a ``Policy``: a torch module with a typed
+config dataclass, built from a ``PolicySpec``. The trainer, the evaluator and the results code
+only ever talk to this interface, so adding a policy is one file and one registry entry.
+
+Contract (the paper's): observations arrive as a dict of ``(B, n_obs_steps, *shape)`` tensors in
+env units; ``predict_action`` returns ``(B, n_action_steps, action_dim)`` in env units.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from dpbench.data.normalizer import RangeNormalizer
+from dpbench.errors import DpbenchError
+from dpbench.tasks import PolicySpec
+
+ENTRY_POINT_GROUP = "dpbench.policies"
+
+
+@dataclasses.dataclass
+class PolicyConfig:
+    """Fields every policy config has: the observation/action windows."""
+
+    n_obs_steps: int = 2  # T_o
+    horizon: int = 16  # T_p, the predicted chunk (also the training window)
+    n_action_steps: int = 8  # T_a, executed before replanning
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """The shared training loop's settings (one optimizer step = one batch)."""
+
+    steps: int = 20000
+    batch_size: int = 256
+    lr: float = 1e-4
+    weight_decay: float = 1e-6
+    betas: tuple[float, float] = (0.95, 0.999)
+    warmup_steps: int = 500
+    lr_schedule: str = "cosine"  # "cosine" | "constant"
+    ema: bool = True
+    ema_power: float = 0.75
+    ema_max_decay: float = 0.9999
+    eval_every: int = 2000
+    eval_episodes: int = 50
+    checkpoint_every: int = 2000
+    val_ratio: float = 0.02
+    max_train_episodes: int | None = None
+    grad_clip: float | None = None
+
+
+class Policy(nn.Module):
+    """Base class. Subclasses set ``name`` and ``Config`` and implement the three methods."""
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type[PolicyConfig]] = PolicyConfig
+    # preset name -> (policy config overrides, train config overrides)
+    presets: ClassVar[dict[str, tuple[dict[str, Any], dict[str, Any]]]] = {}
+
+    def __init__(self, spec: PolicySpec, config: PolicyConfig) -> None:
+        super().__init__()
+        self.spec = spec
+        self.config = config
+        self.obs_normalizers = nn.ModuleDict({k: RangeNormalizer(int(np.prod(spec.obs_shapes[k]))) for k in spec.lowdim_keys})
+        self.action_normalizer = RangeNormalizer(spec.action_dim)
+
+    # --- windows the trainer and evaluator need
+    @property
+    def n_obs_steps(self) -> int:
+        return self.config.n_obs_steps
+
+    @property
+    def horizon(self) -> int:
+        return self.config.horizon
+
+    @property
+    def n_action_steps(self) -> int:
+        return self.config.n_action_steps
+
+    def fit_normalizers(self, arrays: dict[str, np.ndarray]) -> None:
+        """Fit min/max normalizers on the training arrays (images are scaled inside the model)."""
+        for key, norm in self.obs_normalizers.items():
+            norm.fit(arrays[key].reshape(len(arrays[key]), -1))
+        self.action_normalizer.fit(arrays["action"])
+
+    def normalize_obs(self, obs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        out = dict(obs)
+        for key, norm in self.obs_normalizers.items():
+            x = obs[key]
+            out[key] = norm.normalize(x.reshape(*x.shape[:2], -1).float())
+        return out
+
+    # --- the contract
+    def compute_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def predict_action(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """Clear recurrent or queued state at an episode start (stateless policies: nothing)."""
+
+
+# ------------------------------------------------------------------------------- registry
+_BUILTIN: dict[str, str] = {
+    "diffusion": "dpbench.diffusion.policy:DiffusionUnetPolicy",
+    "diffusion_cnn": "dpbench.diffusion.policy:DiffusionUnetPolicy",
+    "diffusion_transformer": "dpbench.diffusion.policy:DiffusionTransformerPolicy",
+}
+
+
+def _load_ref(ref: str) -> type[Policy]:
+    module, _, attr = ref.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise DpbenchError(f"cannot import policy '{ref}': {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Policy)):
+        raise DpbenchError(f"'{ref}' is not a dpbench Policy subclass (see docs/adding_a_policy.md)")
+    return cls
+
+
+def available_policies() -> dict[str, str]:
+    """name -> 'module:Class' for built-ins and installed entry points."""
+    names = dict(_BUILTIN)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        names.setdefault(ep.name, ep.value)
+    return names
+
+
+def get_policy_class(name: str) -> type[Policy]:
+    """Resolve ``--policy``: a registered name, an entry point, or ``package.module:ClassName``."""
+    if ":" in name:
+        return _load_ref(name)
+    names = available_policies()
+    if name not in names:
+        raise DpbenchError(f"unknown policy '{name}'; valid policies: {', '.join(sorted(names))}")
+    return _load_ref(names[name])
+
+
+# ------------------------------------------------------------------------------- configs
+def _coerce(value: str, current: Any, field_type: Any) -> Any:
+    """Parse a CLI override string into the field's type (ints, floats, bools, tuples, None)."""
+    if value.lower() in ("none", "null"):
+        return None
+    if isinstance(current, bool):
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"expected a boolean, got {value!r}")
+    if isinstance(current, (tuple, list)):
+        items = [v for v in value.replace("(", "").replace(")", "").split(",") if v.strip()]
+        kind = type(current[0]) if current else float
+        return tuple(kind(v) for v in items)
+    if isinstance(current, int):
+        return int(value)
+    if isinstance(current, float):
+        return float(value)
+    if current is None and "int" in str(field_type):
+        return int(value)
+    if current is None and "float" in str(field_type):
+        return float(value)
+    return value
+
+
+def apply_overrides(cfg: Any, overrides: dict[str, Any], where: str) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cfg)}
+    for key, value in overrides.items():
+        if key not in fields:
+            raise DpbenchError(f"{where} has no field '{key}'; fields: {', '.join(sorted(fields))}")
+        current = getattr(cfg, key)
+        if isinstance(value, str):
+            try:
+                value = _coerce(value, current, fields[key].type)
+            except ValueError as exc:
+                raise DpbenchError(f"bad value for {where}.{key}: {exc}") from None
+        elif isinstance(value, list):
+            value = tuple(value)
+        setattr(cfg, key, value)
+    return cfg
+
+
+def build_configs(policy_cls: type[Policy], preset: str, overrides: dict[str, str] | None = None) -> tuple[PolicyConfig, TrainConfig]:
+    """Preset, then ``--set policy.x=..`` / ``--set train.y=..`` overrides."""
+    if preset not in policy_cls.presets:
+        raise DpbenchError(f"policy '{policy_cls.name}' has no preset '{preset}'; choose one of {', '.join(policy_cls.presets)}")
+    pol_over, train_over = policy_cls.presets[preset]
+    pcfg = apply_overrides(policy_cls.Config(), dict(pol_over), f"{policy_cls.name} config")
+    tcfg = apply_overrides(TrainConfig(), dict(train_over), "train config")
+    pol_cli, train_cli = {}, {}
+    for key, value in (overrides or {}).items():
+        scope, _, name = key.partition(".")
+        if scope == "policy" and name:
+            pol_cli[name] = value
+        elif scope == "train" and name:
+            train_cli[name] = value
+        else:
+            raise DpbenchError(f"override '{key}' must look like policy.FIELD=VALUE or train.FIELD=VALUE")
+    return apply_overrides(pcfg, pol_cli, f"{policy_cls.name} config"), apply_overrides(tcfg, train_cli, "train config")
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+# ------------------------------------------------------------------------------- checkpoints
+def save_policy(policy: Policy, path: str | Path, meta: dict[str, Any]) -> Path:
+    """Weights as safetensors (no code can ride along) plus plain-JSON metadata."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = {
+        "policy": policy.name,
+        "policy_class": f"{type(policy).__module__}:{type(policy).__qualname__}",
+        "config": config_to_dict(policy.config),
+        "spec": policy.spec.to_dict(),
+        **meta,
+    }
+    tensors = {k: v.detach().contiguous().clone() for k, v in policy.state_dict().items()}
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata={"dpbench": json.dumps(header)})
+    tmp.replace(path)
+    return path
+
+
+def read_checkpoint_meta(path: str | Path) -> dict[str, Any]:
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.exists():
+        raise DpbenchError(f"{path}: no such checkpoint")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception:
+        raise DpbenchError(
+            f"{path}: not a dpbench safetensors checkpoint. dpbench never unpickles checkpoints, since a "
+            "pickle can run code; export the weights with dpbench (or safetensors) instead"
+        ) from None
+    if "dpbench" not in meta:
+        raise DpbenchError(f"{path}: a safetensors file without dpbench metadata; it was not written by dpbench")
+    return json.loads(meta["dpbench"])
+
+
+def load_policy(path: str | Path, expect_spec: PolicySpec | None = None) -> tuple[Policy, dict[str, Any]]:
+    """Rebuild a policy from a checkpoint, refusing one whose shapes don't match ``expect_spec``."""
+    from safetensors.torch import load_file
+
+    meta = read_checkpoint_meta(path)
+    spec = PolicySpec.from_dict(meta["spec"])
+    if expect_spec is not None and spec != expect_spec:
+        raise DpbenchError(
+            f"{path}: checkpoint was trained for env '{meta.get('env')}' obs {spec.obs_shapes} action_dim "
+            f"{spec.action_dim}, but this env gives obs {expect_spec.obs_shapes} action_dim {expect_spec.action_dim}"
+        )
+    cls = get_policy_class(meta["policy"]) if meta["policy"] in available_policies() else _load_ref(meta["policy_class"])
+    cfg = apply_overrides(cls.Config(), meta["config"], f"{cls.name} config")
+    policy = cls(spec, cfg)
+    state = load_file(str(path))
+    try:
+        policy.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else "mismatch"
+        raise DpbenchError(f"{path}: weights do not fit policy '{cls.name}' with the stored config ({first})") from None
+    policy.eval()
+    return policy, meta

@@ -1,0 +1,164 @@
+"""One benchmark cell: train a policy on a task for one seed, evaluate it under the paper's
+protocol along the way, and write its result record. Finished cells are skipped and unfinished
+ones resume from their last checkpoint, so an interrupted ``dpbench run`` loses nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dpbench.data.registry import DatasetRef, resolve_dataset
+from dpbench.data.sampler import SequenceSampler, split_episodes
+from dpbench.errors import DpbenchError
+from dpbench.evaluate import evaluate
+from dpbench.policy import build_configs, config_to_dict, get_policy_class, save_policy
+from dpbench.results import SCHEMA_VERSION, config_hash, environment_info, summarize_history, write_json_atomic
+from dpbench.tasks import get_task
+from dpbench.train import train
+
+
+@dataclass
+class CellSpec:
+    policy: str
+    env: str
+    seed: int
+    preset: str = "quick"
+    obs: str | None = None
+    dataset: str | None = None
+    overrides: dict[str, str] = field(default_factory=dict)
+    out: Path = Path("results")
+    video: bool = False
+    progress: bool = True
+    command: str = ""
+
+
+@dataclass
+class PreparedCell:
+    spec: CellSpec
+    obs: str
+    policy_cls: type
+    pcfg: Any
+    tcfg: Any
+    data: DatasetRef
+    cell_id: str
+    chash: str
+
+    @property
+    def record_path(self) -> Path:
+        return self.spec.out / "records" / f"{self.cell_id}.json"
+
+    @property
+    def workdir(self) -> Path:
+        return self.spec.out / "work" / self.cell_id
+
+
+def prepare(spec: CellSpec, data: DatasetRef | None = None) -> PreparedCell:
+    """Resolve names, configs and the dataset; fail early on anything a user can fix."""
+    if spec.seed < 0:
+        raise DpbenchError(f"seed must be >= 0, got {spec.seed}")
+    task = get_task(spec.env)
+    obs = spec.obs or task.default_obs
+    mode = task.obs_mode(obs)
+    policy_cls = get_policy_class(spec.policy)
+    pcfg, tcfg = build_configs(policy_cls, spec.preset, spec.overrides)
+    if data is None:
+        data = resolve_dataset(task.name, spec.dataset, mode.dataset_keys, progress=spec.progress)
+    chash = config_hash({"policy": config_to_dict(pcfg), "train": config_to_dict(tcfg), "obs": obs})
+    name = spec.policy.replace(":", "_").replace(".", "_")
+    cell_id = f"{task.name}-{obs}__{name}__{data.kind}-{data.store.content_hash()[:8]}__{spec.preset}-{chash}__seed{spec.seed}"
+    return PreparedCell(spec, obs, policy_cls, pcfg, tcfg, data, cell_id, chash)
+
+
+def run_cell(cell: PreparedCell) -> dict[str, Any]:
+    """Train + evaluate one seed and write its record; returns the record (existing or new)."""
+    import json
+
+    if cell.record_path.exists():
+        return json.loads(cell.record_path.read_text())
+    spec, task = cell.spec, get_task(cell.spec.env)
+    mode = task.obs_mode(cell.obs)
+    t_start = time.perf_counter()
+
+    store = cell.data.store
+    train_eps, val_eps = split_episodes(store.n_episodes, cell.tcfg.val_ratio, spec.seed, cell.tcfg.max_train_episodes)
+    arrays = mode.from_dataset(store.data)
+    arrays["action"] = store.data["action"].astype(np.float32)
+    _check_dataset_fits(cell, arrays, mode.spec)
+
+    torch.manual_seed(spec.seed)
+    policy = cell.policy_cls(mode.spec, cell.pcfg)
+    train_mask = np.zeros(store.n_steps, dtype=bool)
+    for ep in train_eps:
+        train_mask[store.episode_starts[ep] : store.episode_ends[ep]] = True
+    policy.fit_normalizers({k: v[train_mask] for k, v in arrays.items()})
+    sampler = SequenceSampler.build(store, arrays, train_eps, policy.horizon, policy.n_obs_steps, policy.n_action_steps)
+
+    eval_seconds = [0.0]
+    last_eval: list[Any] = [None]
+
+    def evaluate_fn(p, step: int) -> dict[str, Any]:
+        res = evaluate(p, task, mode, n_episodes=cell.tcfg.eval_episodes, sampling_seed=spec.seed)
+        eval_seconds[0] += res.wall_s
+        last_eval[0] = res
+        return {"score": res.score, "success_rate": res.success_rate, "eval_seconds": round(res.wall_s, 2),
+                "chunk_latency_ms": round(res.chunk_latency_ms, 3)}
+
+    desc = f"{spec.policy}/{task.name} seed {spec.seed}"
+    eval_policy, state = train(policy, sampler, cell.tcfg, cell.workdir, spec.seed, evaluate_fn, spec.progress, desc)
+
+    final = last_eval[0]
+    if final is None or spec.video:  # resumed after the last evaluation, or rollouts were asked for
+        final = evaluate(eval_policy, task, mode, n_episodes=cell.tcfg.eval_episodes, sampling_seed=spec.seed,
+                         video_path=(cell.workdir / "rollouts.gif") if spec.video else None)
+        eval_seconds[0] += final.wall_s
+    ckpt = save_policy(eval_policy, cell.workdir / "policy.safetensors",
+                       {"env": task.name, "obs": cell.obs, "dataset": cell.data.identity(), "step": state.step})
+    summary = summarize_history(state.history, "score")
+    success = summarize_history(state.history, "success_rate")
+    record = {
+        "schema": SCHEMA_VERSION,
+        "cell_id": cell.cell_id,
+        "command": spec.command,
+        "policy": spec.policy,
+        "env": task.name,
+        "obs": cell.obs,
+        "seed": spec.seed,
+        "preset": spec.preset,
+        "config_hash": cell.chash,
+        "config": {"policy": config_to_dict(cell.pcfg), "train": config_to_dict(cell.tcfg), "overrides": spec.overrides},
+        "dataset": cell.data.identity(),
+        "history": state.history,
+        "final": {
+            "max": summary["max"],
+            "avg_last10": summary["avg_last10"],
+            "success_max": success["max"],
+            "success_avg_last10": success["avg_last10"],
+            "last_eval": final.to_dict(),
+        },
+        "wall": {
+            "train_s": round(state.train_seconds, 1),
+            "eval_s": round(eval_seconds[0], 1),
+            "total_s": round(time.perf_counter() - t_start, 1),
+        },
+        "checkpoint": str(ckpt),
+        **environment_info(),
+    }
+    write_json_atomic(cell.record_path, record)
+    return record
+
+
+def _check_dataset_fits(cell: PreparedCell, arrays: dict[str, np.ndarray], pspec) -> None:
+    if arrays["action"].shape[1:] != (pspec.action_dim,):
+        raise DpbenchError(
+            f"{cell.data.path}: actions have shape {arrays['action'].shape[1:]}, but env '{cell.spec.env}' expects ({pspec.action_dim},)"
+        )
+    for key, shape in pspec.obs_shapes.items():
+        got = arrays[key].shape[1:]
+        if tuple(got) != tuple(shape):
+            raise DpbenchError(f"{cell.data.path}: observation '{key}' has shape {tuple(got)}, env '{cell.spec.env}' expects {tuple(shape)}")

@@ -1,0 +1,184 @@
+"""The one training loop, shared by every policy.
+
+AdamW with warm-up and a cosine schedule, an EMA copy of the weights for evaluation, periodic
+evaluation (the score history that gives the paper's max and average-of-last-10 metrics),
+periodic resumable checkpoints, and a progress bar.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from dpbench.data.sampler import SequenceSampler
+from dpbench.errors import DpbenchError
+from dpbench.policy import Policy, TrainConfig
+
+RESUME_FILE = "train_state.pt"
+
+
+class EMA:
+    """Exponential moving average of weights with the warm-up decay of Diffusion Policy:
+    decay = 1 - (1 + step)^-power, capped at max_decay."""
+
+    def __init__(self, model: torch.nn.Module, power: float, max_decay: float) -> None:
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.power, self.max_decay = power, max_decay
+        self.step = 0
+
+    def decay(self) -> float:
+        return min(self.max_decay, max(0.0, 1 - (1 + self.step) ** -self.power))
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        d = self.decay()
+        ema_params = [p for p in self.model.parameters()]
+        params = [p.detach() for p in model.parameters()]
+        torch._foreach_lerp_(ema_params, params, 1.0 - d)
+        for eb, b in zip(self.model.buffers(), model.buffers()):
+            eb.copy_(b)
+        self.step += 1
+
+
+def lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
+    def f(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / max(1, cfg.warmup_steps)
+        if cfg.lr_schedule == "constant":
+            return 1.0
+        progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return f
+
+
+@dataclass
+class TrainState:
+    step: int = 0
+    train_seconds: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _to_tensors(batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(v) for k, v in batch.items()}
+
+
+def train(
+    policy: Policy,
+    sampler: SequenceSampler,
+    cfg: TrainConfig,
+    workdir: Path,
+    seed: int,
+    evaluate_fn: Callable[[Policy, int], dict[str, Any]] | None = None,
+    progress: bool = True,
+    desc: str = "train",
+) -> tuple[Policy, TrainState]:
+    """Train ``policy`` in place; resumes from ``workdir/train_state.pt`` when present.
+
+    Returns the policy to evaluate (the EMA copy when enabled) and the final state.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
+    ema = EMA(policy, cfg.ema_power, cfg.ema_max_decay) if cfg.ema else None
+    state = TrainState()
+
+    resume = workdir / RESUME_FILE
+    if resume.exists():
+        state = _load_resume(resume, policy, optimizer, scheduler, ema, rng)
+
+    def eval_policy() -> Policy:
+        return ema.model if ema is not None else policy
+
+    policy.train()
+    bar = tqdm(total=cfg.steps, initial=state.step, desc=desc, disable=not progress, unit="step", dynamic_ncols=True, leave=False)
+    t_last = time.perf_counter()
+    try:
+        while state.step < cfg.steps:
+            batch = _to_tensors(sampler.sample(cfg.batch_size, rng))
+            loss = policy.compute_loss(batch)
+            if not torch.isfinite(loss):
+                raise DpbenchError(
+                    f"training diverged: the loss became {loss.item()} at step {state.step + 1}; "
+                    "lower train.lr or check the dataset for outliers"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            if ema is not None:
+                ema.update(policy)
+            state.step += 1
+            bar.update(1)
+            if state.step % 20 == 0:
+                bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{scheduler.get_last_lr()[0]:.1e}")
+
+            at_end = state.step == cfg.steps
+            if evaluate_fn is not None and (state.step % cfg.eval_every == 0 or at_end):
+                now = time.perf_counter()
+                state.train_seconds += now - t_last
+                entry = {"step": state.step, "train_seconds": round(state.train_seconds, 2), "loss": float(loss.item())}
+                entry.update(evaluate_fn(eval_policy(), state.step))
+                state.history.append(entry)
+                bar.write(f"[{desc}] step {state.step}: score {entry.get('score', float('nan')):.3f} "
+                          f"success {entry.get('success_rate', float('nan')):.2f} ({state.train_seconds / 60:.1f} train-min)")
+                policy.train()
+                t_last = time.perf_counter()
+            if state.step % cfg.checkpoint_every == 0 or at_end:
+                now = time.perf_counter()
+                state.train_seconds += now - t_last
+                t_last = now
+                _save_resume(resume, policy, optimizer, scheduler, ema, rng, state)
+    finally:
+        bar.close()
+    return eval_policy(), state
+
+
+def _save_resume(path: Path, policy, optimizer, scheduler, ema, rng, state: TrainState) -> None:
+    payload = {
+        "policy": policy.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "ema": ema.model.state_dict() if ema is not None else None,
+        "ema_step": ema.step if ema is not None else 0,
+        "torch_rng": torch.get_rng_state(),
+        "meta": json.dumps({"rng": rng.bit_generator.state, "step": state.step, "train_seconds": state.train_seconds,
+                            "history": state.history}),
+    }
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def _load_resume(path: Path, policy, optimizer, scheduler, ema, rng) -> TrainState:
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        policy.load_state_dict(payload["policy"])
+        optimizer.load_state_dict(payload["optimizer"])
+        scheduler.load_state_dict(payload["scheduler"])
+        if ema is not None and payload["ema"] is not None:
+            ema.model.load_state_dict(payload["ema"])
+            ema.step = int(payload["ema_step"])
+        torch.set_rng_state(payload["torch_rng"])
+        meta = json.loads(payload["meta"])
+    except Exception as exc:
+        raise DpbenchError(
+            f"{path}: cannot resume from this checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+            "delete it to start the seed over"
+        ) from None
+    rng.bit_generator.state = meta["rng"]
+    return TrainState(step=meta["step"], train_seconds=meta["train_seconds"], history=meta["history"])

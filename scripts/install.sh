@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Create .venv and install dpbench with its test tools.
+#
+# torch: on CPU-only machines we install the CPU wheel (torch==2.13.0) first, so the project's
+# torch range is already satisfied and pip never pulls a multi-GB CUDA build. GPU users either
+# keep the torch they already have in the venv, or set DPBENCH_TORCH to the spec they want
+# (e.g. DPBENCH_TORCH="torch" with their CUDA index), or DPBENCH_TORCH=skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+TORCH_SPEC=${DPBENCH_TORCH:-torch==2.13.0}
+if [ "$TORCH_SPEC" != "skip" ] && ! .venv/bin/python -c "import torch" 2>/dev/null; then
+  .venv/bin/pip install --quiet --disable-pip-version-check "$TORCH_SPEC"
+fi
+.venv/bin/pip install --quiet --disable-pip-version-check -e ".[test]"
+echo "dpbench installed in .venv ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("DPBENCH_CACHE", str(Path(__file__).resolve().parent / ".cache"))
+
+from dpbench.data.episodes import EpisodeStore, write_hdf5  # noqa: E402
+from dpbench.data.registry import human_pusht_path  # noqa: E402
+from dpbench.envs.pusht.env import PushTEnv  # noqa: E402
+from dpbench.envs.pusht.geometry import block_keypoints  # noqa: E402
+
+
+def random_pusht_episodes(n_episodes: int = 4, length: int = 30, seed: int = 0) -> list[dict[str, np.ndarray]]:
+    """Short Push-T episodes from a smooth random walk of the agent target (zarr-style keys)."""
+    rng = np.random.default_rng(seed)
+    env = PushTEnv(obs_type="state")
+    episodes = []
+    for e in range(n_episodes):
+        obs, _ = env.reset(seed=seed * 1000 + e)
+        target = obs[:2].copy()
+        rows: dict[str, list] = {"state": [], "action": [], "keypoint": [], "n_contacts": []}
+        for _ in range(length):
+            target = np.clip(target + rng.normal(0, 15, size=2), 20, 490)
+            rows["state"].append(obs.astype(np.float32))
+            rows["keypoint"].append(block_keypoints(env._block_pose()).astype(np.float32))
+            rows["action"].append(target.astype(np.float32))
+            obs, _, _, _, info = env.step(target)
+            rows["n_contacts"].append(np.float32([info["n_contacts"]]))
+        episodes.append({k: np.stack(v) for k, v in rows.items()})
+    return episodes
+
+
+@pytest.fixture(scope="session")
+def tiny_pusht_hdf5(tmp_path_factory) -> Path:
+    store = EpisodeStore.from_episodes(random_pusht_episodes(), source="tiny")
+    return write_hdf5(store, tmp_path_factory.mktemp("data") / "tiny_pusht.hdf5", env_args={"env_name": "pusht"})
+
+
+@pytest.fixture(scope="session")
+def human_zarr() -> Path:
+    path = human_pusht_path()
+    if path is None:
+        pytest.skip("human Push-T demos not found (../shared/data/pusht or DPBENCH_PUSHT_ZARR); skipping the fidelity check")
+    return path

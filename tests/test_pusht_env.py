@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import dpbench  # noqa: F401  (registers dpbench/PushT-v0)
+from dpbench.data.episodes import load_zarr
+from dpbench.envs.pusht.env import PushTEnv
+from dpbench.envs.pusht.geometry import GOAL_POSE, block_keypoints, coverage
+from dpbench.errors import DpbenchError
+
+
+@pytest.mark.parametrize("obs_type", ["state", "keypoints", "pixels", "pixels_agent_pos"])
+def test_check_env_passes(obs_type):
+    env = gym.make("dpbench/PushT-v0", obs_type=obs_type)
+    assert env.spec.max_episode_steps == 300
+    check_env(env.unwrapped, skip_render_check=True)
+    obs, _ = env.reset(seed=0)
+    assert env.observation_space.contains(obs)
+
+
+def test_observation_layouts():
+    env = PushTEnv(obs_type="keypoints")
+    obs, info = env.reset(seed=3)
+    state = env.state()
+    assert obs.shape == (20,)
+    np.testing.assert_allclose(obs[18:], state[:2])
+    np.testing.assert_allclose(obs[:18].reshape(9, 2), block_keypoints(info["block_pose"]))
+    assert 0 <= state[4] < 2 * math.pi
+    pix = PushTEnv(obs_type="pixels_agent_pos").reset(seed=3)[0]
+    assert pix["pixels"].shape == (96, 96, 3) and pix["pixels"].dtype == np.uint8
+    frame = PushTEnv(obs_type="state", render_mode="rgb_array")
+    frame.reset(seed=3)
+    assert frame.render().shape == (256, 256, 3)
+
+
+def test_paper_test_seeds_match_legacy_seeding():
+    env = PushTEnv()
+    for seed in (100000, 100001, 100049):
+        rs = np.random.RandomState(seed=seed)
+        expected = [rs.randint(50, 450), rs.randint(50, 450), rs.randint(100, 400), rs.randint(100, 400), rs.randn() * 2 * np.pi - np.pi]
+        obs, _ = env.reset(seed=seed)
+        np.testing.assert_allclose(obs[:4], expected[:4], atol=1e-9)
+        assert math.isclose(obs[4], expected[4] % (2 * np.pi), abs_tol=1e-9)
+
+
+def test_reset_to_state_is_exact_and_unseeded_resets_differ():
+    env = PushTEnv()
+    state = np.array([100.0, 120.0, 300.0, 310.0, 1.234])
+    obs, _ = env.reset(options={"reset_to_state": state})
+    np.testing.assert_allclose(obs, state, atol=1e-9)
+    a = env.reset(seed=5)[0]
+    b = env.reset()[0]
+    assert not np.allclose(a, b)
+    with pytest.raises(DpbenchError):
+        env.reset(options={"reset_to_state": [1, 2, 3]})
+
+
+def test_reward_success_and_nan_action():
+    env = PushTEnv()
+    at_goal = np.array([100.0, 100.0, *GOAL_POSE])
+    env.reset(options={"reset_to_state": at_goal})
+    _, reward, terminated, _, info = env.step(np.array([100.0, 100.0]))
+    assert info["coverage"] == pytest.approx(1.0, abs=1e-6)
+    assert reward == 1.0 and terminated and info["is_success"]
+    assert coverage((0.0, 0.0, 0.0)) == 0.0
+    with pytest.raises(DpbenchError, match="finite"):
+        env.step(np.array([np.nan, 1.0]))
+
+
+def test_vector_envs_sync_and_async():
+    for cls in (gym.vector.SyncVectorEnv, gym.vector.AsyncVectorEnv):
+        venv = cls([lambda: gym.make("dpbench/PushT-v0", obs_type="keypoints")] * 2)
+        obs, _ = venv.reset(seed=100000)
+        assert obs.shape == (2, 20)
+        first = PushTEnv(obs_type="keypoints").reset(seed=100001)[0]
+        np.testing.assert_allclose(obs[1], first)
+        obs, reward, term, trunc, info = venv.step(np.full((2, 2), 256.0))
+        assert reward.shape == (2,) and "coverage" in info
+        venv.close()
+
+
+def test_replay_fidelity_on_human_demos(human_zarr):
+    """Open-loop replay of all 206 human demos tracks the recorded block position (0.1 px)."""
+    store = load_zarr(human_zarr, keys=["state", "action", "keypoint"])
+    env = PushTEnv()
+    within = 0
+    for i in range(store.n_episodes):
+        ep = store.episode(i)
+        states, actions = ep["state"].astype(np.float64), ep["action"].astype(np.float64)
+        obs, _ = env.reset(options={"reset_to_state": states[0]})
+        worst = 0.0
+        for t in range(len(actions) - 1):
+            obs, *_ = env.step(actions[t])
+            worst = max(worst, float(np.abs(obs[2:4] - states[t + 1, 2:4]).max()))
+        within += worst <= 0.1
+    assert store.n_episodes == 206
+    assert within / store.n_episodes >= 0.99, f"only {within}/206 episodes within 0.1 px"
+
+
+def test_keypoints_match_recorded_keypoints(human_zarr):
+    store = load_zarr(human_zarr, keys=["state", "keypoint"])
+    pred = np.stack([block_keypoints(s[2:5]) for s in store.data["state"].astype(np.float64)])
+    err = np.abs(pred - store.data["keypoint"]).max(axis=(1, 2))
+    assert np.median(err) < 1e-3
+    assert np.mean(err < 0.1) > 0.99
