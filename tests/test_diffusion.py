@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from dpbench.diffusion.policy import DiffusionTransformerPolicy, DiffusionUnetPolicy
+from dpbench.diffusion.unet1d import ConditionalUnet1D
+from dpbench.errors import DpbenchError
+from dpbench.policy import build_configs, get_policy_class, load_policy, save_policy
+from dpbench.tasks import PolicySpec
+
+SPEC = PolicySpec({"obs": (20,)}, 2)
+
+
+def _policy(cls, **over):
+    pcfg, _ = build_configs(cls, "smoke", {f"policy.{k}": str(v) for k, v in over.items()})
+    p = cls(SPEC, pcfg)
+    rng = np.random.default_rng(0)
+    p.fit_normalizers({"obs": rng.uniform(0, 512, (100, 20)), "action": rng.uniform(0, 512, (100, 2))})
+    return p
+
+
+def test_paper_unet_has_the_published_size():
+    unet = ConditionalUnet1D(2, 2 * 20, (256, 512, 1024), 256)
+    assert sum(p.numel() for p in unet.parameters()) == pytest.approx(65.8e6, rel=0.01)
+    small = ConditionalUnet1D(2, 2 * 20, (64, 128, 256), 256)
+    assert sum(p.numel() for p in small.parameters()) == pytest.approx(5.4e6, rel=0.01)
+
+
+def test_obs_film_precompute_matches_full_condition():
+    torch.manual_seed(0)
+    unet = ConditionalUnet1D(2, 40, (16, 32), 16, n_groups=4)
+    x, t, cond = torch.randn(3, 16, 2), torch.tensor([1, 5, 9]), torch.randn(3, 40)
+    films = unet.precompute_obs_film(cond)
+    assert torch.allclose(unet(x, t, obs_cond=cond), unet(x, t, obs_films=films))
+    # the condition matters
+    assert not torch.allclose(unet(x, t, obs_cond=cond), unet(x, t, obs_cond=cond + 1))
+
+
+@pytest.mark.parametrize("cls", [DiffusionUnetPolicy, DiffusionTransformerPolicy])
+def test_contract_shapes_and_loss(cls):
+    p = _policy(cls)
+    batch = {"obs": torch.rand(4, 2, 20) * 512, "action": torch.rand(4, 16, 2) * 512}
+    loss = p.compute_loss(batch)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    assert any(q.grad is not None and q.grad.abs().sum() > 0 for q in p.parameters())
+    p.eval()
+    act = p.predict_action({"obs": torch.rand(3, 2, 20) * 512})
+    assert act.shape == (3, p.n_action_steps, 2)
+
+
+def test_transformer_is_causal_over_action_tokens():
+    p = _policy(DiffusionTransformerPolicy).eval()
+    model = p.model
+    x = torch.randn(1, 16, 2)
+    cond = model.encode_obs(torch.randn(1, 2, 20))
+    base = model(x, torch.tensor(3), cond)
+    x2 = x.clone()
+    x2[:, 10:] += 1.0  # change only the future tokens
+    out = model(x2, torch.tensor(3), cond)
+    assert torch.allclose(base[:, :10], out[:, :10], atol=1e-5)
+    assert not torch.allclose(base[:, 10:], out[:, 10:])
+
+
+def test_sampling_is_deterministic_given_seed_and_ddpm_works():
+    p = _policy(DiffusionUnetPolicy).eval()
+    obs = {"obs": torch.rand(2, 2, 20) * 512}
+    p.seed(7)
+    a = p.predict_action(obs)
+    p.seed(7)
+    assert torch.equal(a, p.predict_action(obs))
+    ddpm = _policy(DiffusionUnetPolicy, sampler="ddpm", num_inference_steps=20).eval()
+    assert ddpm.predict_action(obs).shape == (2, 8, 2)
+
+
+def test_checkpoint_roundtrip_and_spec_mismatch(tmp_path):
+    p = _policy(DiffusionUnetPolicy).eval()
+    path = save_policy(p, tmp_path / "p.safetensors", {"env": "pusht"})
+    q, meta = load_policy(path, expect_spec=SPEC)
+    assert meta["env"] == "pusht" and meta["policy"] == "diffusion"
+    obs = {"obs": torch.rand(2, 2, 20) * 512}
+    p.seed(1)
+    q.seed(1)
+    assert torch.equal(p.predict_action(obs), q.predict_action(obs))  # normalizer travelled too
+    with pytest.raises(DpbenchError, match="action_dim"):
+        load_policy(path, expect_spec=PolicySpec({"obs": (5,)}, 2))
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("this ran code",))
+
+
+def test_pickled_checkpoint_with_code_is_refused(tmp_path):
+    evil = tmp_path / "evil.safetensors"
+    evil.write_bytes(pickle.dumps({"weights": _Payload()}))
+    with pytest.raises(DpbenchError, match="never unpickles"):
+        load_policy(evil)
+    torch_file = tmp_path / "evil.pt"
+    torch.save({"x": _Payload()}, torch_file)
+    with pytest.raises(DpbenchError, match="never unpickles"):
+        load_policy(torch_file)
+
+
+def test_registry_errors_list_valid_names():
+    with pytest.raises(DpbenchError, match="valid policies: .*diffusion"):
+        get_policy_class("difusion")
+    assert get_policy_class("diffusion_cnn") is DiffusionUnetPolicy
+    assert get_policy_class("dpbench.diffusion.policy:DiffusionTransformerPolicy") is DiffusionTransformerPolicy
+    with pytest.raises(DpbenchError, match="no field 'nope'"):
+        build_configs(DiffusionUnetPolicy, "smoke", {"policy.nope": "1"})
+    with pytest.raises(DpbenchError, match="no preset"):
+        build_configs(DiffusionUnetPolicy, "huge")
+    pcfg, tcfg = build_configs(DiffusionUnetPolicy, "quick", {"policy.down_dims": "32,64", "train.steps": "10"})
+    assert pcfg.down_dims == (32, 64) and tcfg.steps == 10

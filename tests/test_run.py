@@ -1,0 +1,131 @@
+"""End-to-end: `dpbench run` on the smoke preset, resume, determinism and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from dpbench.cli import main
+from dpbench.diffusion.policy import DiffusionUnetPolicy
+from dpbench.evaluate import check_actions, wilson_ci
+from dpbench.errors import DpbenchError
+from dpbench.tasks import get_task
+
+
+def _run(tmp: Path, dataset: Path, *extra: str) -> int:
+    return main(["run", "--policy", "diffusion", "--env", "pusht", "--preset", "smoke", "--dataset", str(dataset),
+                 "--out", str(tmp), "--quiet", *extra])
+
+
+def _records(out: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((out / "records").glob("*.json"))]
+
+
+def test_smoke_run_writes_records_and_is_deterministic(tmp_path, tiny_pusht_hdf5, capsys):
+    assert _run(tmp_path / "a", tiny_pusht_hdf5, "--seeds", "2") == 0
+    out = capsys.readouterr().out
+    assert "paper (Chi et al. 2023)" in out and "| dpbench |" in out
+    recs = _records(tmp_path / "a")
+    assert [r["seed"] for r in recs] == [0, 1]
+    r = recs[0]
+    assert r["dataset"]["kind"] == "path" and len(r["dataset"]["hash"]) == 16
+    assert [h["step"] for h in r["history"]] == [3, 6]
+    assert r["final"]["max"] == max(h["score"] for h in r["history"])
+    assert r["versions"]["torch"] and r["hardware"]["cores"] and r["date"]
+    assert Path(r["checkpoint"]).exists()
+    # same seed again, elsewhere: identical metrics
+    assert _run(tmp_path / "b", tiny_pusht_hdf5, "--seeds", "1") == 0
+    again = _records(tmp_path / "b")[0]
+    assert again["history"] == [dict(h, eval_seconds=h2["eval_seconds"], train_seconds=h2["train_seconds"],
+                                     chunk_latency_ms=h2["chunk_latency_ms"]) for h, h2 in zip(r["history"], again["history"])]
+    assert again["final"]["last_eval"]["episode_scores"] == r["final"]["last_eval"]["episode_scores"]
+
+
+def test_rerun_skips_finished_seeds_and_resumes_unfinished(tmp_path, tiny_pusht_hdf5, monkeypatch):
+    out = tmp_path / "r"
+    assert _run(out, tiny_pusht_hdf5, "--seeds", "1") == 0
+    first = _records(out)[0]
+    # simulate a run killed after its first checkpoint: keep the resume state, drop the record
+    record = next((out / "records").glob("*.json"))
+    record.unlink()
+    import dpbench.train as train_mod
+
+    state_file = out / "work" / first["cell_id"] / train_mod.RESUME_FILE
+    assert state_file.exists()
+    assert _run(out, tiny_pusht_hdf5, "--seeds", "1") == 0
+    resumed = _records(out)[0]
+    assert resumed["history"][-1]["score"] == first["history"][-1]["score"]
+    # a finished record is reused as is
+    assert _run(out, tiny_pusht_hdf5, "--seeds", "1") == 0
+    assert _records(out)[0]["date"] == resumed["date"]
+
+
+def test_checkpoint_eval_and_wrong_env(tmp_path, tiny_pusht_hdf5, capsys):
+    assert _run(tmp_path, tiny_pusht_hdf5, "--seeds", "1") == 0
+    ckpt = _records(tmp_path)[0]["checkpoint"]
+    capsys.readouterr()
+    assert main(["eval", ckpt, "--env", "pusht", "--episodes", "2"]) == 0
+    assert "success rate" in capsys.readouterr().out
+    assert main(["eval", ckpt, "--env", "pusht", "--obs", "state", "--episodes", "2"]) == 2
+    assert "action_dim" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "--policy", "nope"], "valid policies"),
+        (["run", "--env", "mars"], "valid envs: pusht"),
+        (["run", "--set", "train.nope=1", "--preset", "smoke"], "no field 'nope'"),
+        (["run", "--obs", "lidar", "--preset", "smoke"], "no obs mode 'lidar'"),
+        (["data", "info", "/no/such/file.hdf5"], "no such dataset"),
+        (["table", "--out", "/nonexistent-dir"], "no result records"),
+    ],
+)
+def test_bad_input_gets_one_line_errors(argv, message, capsys, tiny_pusht_hdf5):
+    if argv[0] == "run":
+        argv = argv + ["--dataset", str(tiny_pusht_hdf5), "--out", "/tmp/dpbench-test-bad"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("seeds", ["0", "-2"])
+def test_nonpositive_seeds_rejected(seeds, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--seeds", seeds])
+    assert exc.value.code == 2
+    assert "positive integer" in capsys.readouterr().err
+
+
+def test_unwritable_results_dir(tmp_path, tiny_pusht_hdf5, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert _run(blocker / "sub", tiny_pusht_hdf5) == 2
+    assert "not writable" in capsys.readouterr().err
+
+
+def test_nan_actions_are_reported_not_sent():
+    task = get_task("pusht")
+    mode = task.obs_mode(None)
+    from dpbench.policy import build_configs
+
+    policy = DiffusionUnetPolicy(mode.spec, build_configs(DiffusionUnetPolicy, "smoke")[0])
+    with pytest.raises(DpbenchError, match="NaN or inf action"):
+        check_actions(policy, torch.full((2, 8, 2), float("nan")), 2)
+    with pytest.raises(DpbenchError, match=r"expected \(B, T_a, D_a\)"):
+        check_actions(policy, torch.zeros(2, 3, 2), 2)
+
+
+def test_nan_loss_names_the_step(tmp_path, tiny_pusht_hdf5, capsys):
+    assert _run(tmp_path, tiny_pusht_hdf5, "--set", "train.lr=1e30", "--set", "train.warmup_steps=1") == 2
+    err = capsys.readouterr().err
+    assert "at step" in err and "lower train.lr" in err
+
+
+def test_wilson_interval():
+    lo, hi = wilson_ci(25, 50)
+    assert lo == pytest.approx(0.366, abs=1e-3) and hi == pytest.approx(0.634, abs=1e-3)
+    assert wilson_ci(0, 50)[0] == 0.0 and wilson_ci(50, 50)[1] == 1.0
