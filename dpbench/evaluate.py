@@ -132,7 +132,7 @@ def evaluate(
                 success[live] |= np.asarray(info.get("is_success", np.zeros(n, dtype=bool)), dtype=bool)[live]
                 done |= terminated | truncated
                 if video_path is not None:
-                    frames.append(np.concatenate(list(venv.render())[: min(n_videos, n)], axis=1))
+                    frames.append(np.concatenate([venv.envs[i].render() for i in range(min(n_videos, n))], axis=1))
                 current = mode.from_env(obs)
                 for key, v in current.items():
                     window[key] = np.concatenate([window[key][:, 1:], v[:, None]], axis=1)

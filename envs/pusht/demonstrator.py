@@ -39,12 +39,12 @@ from .env import CONTROL_HZ, K_P, K_V, SIM_HZ, PushTEnv
 from .geometry import AGENT_RADIUS, GOAL_POSE, SUCCESS_COVERAGE, T_BAR, T_STEM, block_keypoints, to_world
 
 # --------------------------------------------------------------------------- block geometry (local)
-# The T's outline, counter-clockwise in pymunk's (y-up) convention; outward normal of edge a->b is
-# (dy, -dx) / |ab|. Both rectangles are axis-aligned in the block frame.
+# The T's outline (the union of T_BAR and T_STEM), counter-clockwise in pymunk's (y-up) convention;
+# the outward normal of edge a->b is (dy, -dx) / |ab|. Both rectangles are axis-aligned locally.
 _OUTLINE = np.array(
     [(-60, 0), (60, 0), (60, 30), (15, 30), (15, 120), (-15, 120), (-15, 30), (-60, 30)], dtype=np.float64
 )
-_RECTS = np.array([(-60.0, 0.0, 60.0, 30.0), (-15.0, 30.0, 15.0, 120.0)])  # xmin, ymin, xmax, ymax
+_RECTS = np.array([(*np.min(part, axis=0), *np.max(part, axis=0)) for part in (T_BAR, T_STEM)])  # x0 y0 x1 y1
 _COG = np.array([0.0, 45.0])  # the block's centre of gravity in its own frame (see env._build_space)
 _HULL = np.array([(-60, 0), (60, 0), (60, 30), (15, 120), (-15, 120), (-60, 30)], dtype=np.float64)
 _GOAL_COG = to_world(_COG, GOAL_POSE)
@@ -495,17 +495,23 @@ def collect_episode(seed: int, max_steps: int = 300) -> dict[str, np.ndarray] | 
     * ``state`` (T, 5) float32: ``env.state()`` *before* each action (obs_type="state" layout).
     * ``action`` (T, 2) float32: the absolute target sent to ``env.step``.
     * ``keypoint`` (T, 9, 2) float32: ``block_keypoints`` of the block pose before each action.
-    * ``n_contacts`` (T, 1) float32: ``info["n_contacts"]`` of the step action t caused. Replaying
-      the human data in this env matches this same-index alignment best (about 98 % of steps).
+    * ``n_contacts`` (T, 1) float32: ``info["n_contacts"]`` of the step that *led to* state t, i.e.
+      the one action t-1 caused (row 0: the reset's info), so it describes the contacts seen at
+      state t. This is the human data's convention: its collection script stored the previous
+      step's info with each record, and in the data itself, of the 679 times the block starts
+      moving during action t, ``n_contacts[t+1] > 0`` all 679 times but ``n_contacts[t] > 0`` only
+      481. (The contacts action t causes are ``n_contacts[t+1]``; the last action's are not kept,
+      as in the human data.) The count includes block-wall contacts, as the env's does.
     * ``circle`` (T,) int8: +1 while the agent circles the block passing it on its left (bearing
       around the block increasing), -1 on its right, 0 otherwise.
     * ``side`` (1,) int8: the episode's preferred circling side drawn from the generator.
     """
     env = PushTEnv(obs_type="state")
-    env.reset(seed=seed)
+    _, info = env.reset(seed=seed)
     demo = PushTDemonstrator(np.random.default_rng(seed))
     u = env.unwrapped
-    states, actions, keypoints, contacts = [], [], [], []
+    states, actions, keypoints = [], [], []
+    contacts = [[info["n_contacts"]]]  # contacts[t]: those of the step that led to state t
     success = False
     for _ in range(max_steps):
         pose = np.array([u.block.position[0], u.block.position[1], u.block.angle])
@@ -513,7 +519,7 @@ def collect_episode(seed: int, max_steps: int = 300) -> dict[str, np.ndarray] | 
         keypoints.append(block_keypoints(pose))
         action = demo.act(env)
         actions.append(action)
-        _, _, terminated, _, info = env.step(action)
+        _, _, _, _, info = env.step(action)
         contacts.append([info["n_contacts"]])
         if info["coverage"] > SUCCESS_COVERAGE:
             success = True
@@ -525,7 +531,7 @@ def collect_episode(seed: int, max_steps: int = 300) -> dict[str, np.ndarray] | 
         "state": np.asarray(states, dtype=np.float32),
         "action": np.asarray(actions, dtype=np.float32),
         "keypoint": np.asarray(keypoints, dtype=np.float32),
-        "n_contacts": np.asarray(contacts, dtype=np.float32),
+        "n_contacts": np.asarray(contacts[: len(actions)], dtype=np.float32),
         "circle": np.asarray(demo.circle_log, dtype=np.int8),
         "side": np.array([demo.side], dtype=np.int8),
     }
@@ -539,7 +545,9 @@ def episode_mode(episode: dict[str, np.ndarray]) -> str:
     return "left" if moving[0] > 0 else "right"
 
 
-def success_rate(seeds: Iterable[int], max_steps: int = 300) -> tuple[float, list[dict[str, np.ndarray] | None]]:
+def success_rate(
+    seeds: Iterable[int], max_steps: int = 300
+) -> tuple[float, list[dict[str, np.ndarray] | None]]:
     """The fraction of seeds whose episode succeeds, and the episodes (None for failures)."""
     episodes = [collect_episode(int(s), max_steps) for s in seeds]
     return sum(e is not None for e in episodes) / max(len(episodes), 1), episodes

@@ -3,8 +3,9 @@
 A kinematic disc (the agent) is driven by a PD controller towards the action target and pushes a
 T-shaped block onto a fixed goal pose. The physics reproduces the paper's env: 100 Hz simulation,
 10 Hz control, k_p=100, k_v=20, a frictionless T of mass 1 whose centre of gravity is the mean
-of its two rectangles' centroids, zero gravity and no damping. Replaying the 206 human
-demonstrations open loop reproduces their recorded block trajectories (see tests/test_pusht_env.py).
+of its two rectangles' centroids, zero gravity and space damping 0 (pymunk then keeps no velocity
+between steps, so the block stops when it is no longer pushed). Replaying the 206 human
+demonstrations open loop reproduces their recorded block trajectories (tests/test_pusht_env.py).
 """
 
 from __future__ import annotations

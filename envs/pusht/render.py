@@ -60,7 +60,7 @@ def render_frame(
 
     wall = (px < 7) | (px > 504) | (py < 7) | (py > 504)
     wall &= (px > 3) & (px < 508) & (py > 3) & (py < 508)
-    paint(wall, _light(WALL))
+    paint(wall, WALL)
 
     for part in T_PARTS:
         paint(_polygon_mask(px, py, to_world(np.array(part), GOAL_POSE)), GOAL)
