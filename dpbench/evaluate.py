@@ -84,7 +84,9 @@ def make_vector_env(task: Task, mode: ObsMode, n_envs: int, render: bool = False
     def make() -> gym.Env:
         return gym.make(task.gym_id, disable_env_checker=True, **kwargs)
 
-    return gym.vector.SyncVectorEnv([make] * n_envs, autoreset_mode=gym.vector.AutoresetMode.DISABLED)
+    # An env that finishes early is reset by the next step (NEXT_STEP autoreset); the loop ignores
+    # everything it reports after its first episode ends.
+    return gym.vector.SyncVectorEnv([make] * n_envs, autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
 
 
 def evaluate(

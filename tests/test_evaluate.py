@@ -1,0 +1,77 @@
+"""The evaluation loop on a toy env whose episodes end at different times."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from dpbench.evaluate import evaluate
+from dpbench.policy import Policy, PolicyConfig
+from dpbench.tasks import ObsMode, PolicySpec, Task
+
+
+class CountdownEnv(gym.Env):
+    """Episode i (seed i) succeeds after i+1 steps with reward 1; rewards before are 0.1."""
+
+    observation_space = spaces.Box(-1e6, 1e6, shape=(1,), dtype=np.float64)
+    action_space = spaces.Box(-1, 1, shape=(1,), dtype=np.float64)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.left = (seed or 0) % 100 + 1
+        self.t = 0
+        return np.array([float(self.left)]), {}
+
+    def step(self, action):
+        self.t += 1
+        done = self.t >= self.left
+        return np.array([float(self.left - self.t)]), 1.0 if done else 0.1, done, False, {"is_success": done}
+
+
+gym.register("dpbench-test/Countdown-v0", entry_point=CountdownEnv, max_episode_steps=10)
+
+SPEC = PolicySpec({"obs": (1,)}, 1)
+TASK = Task(
+    name="countdown",
+    gym_id="dpbench-test/Countdown-v0",
+    obs_modes={"state": ObsMode({}, ("obs",), lambda d: d, lambda o: {"obs": np.asarray(o, np.float32)}, SPEC)},
+    default_obs="state",
+    max_episode_steps=10,
+    default_dataset="",
+    datasets=(),
+    test_seed_start=0,
+    n_test_episodes=4,
+)
+
+
+class ZeroPolicy(Policy):
+    name = "zero"
+
+    def __init__(self) -> None:
+        super().__init__(SPEC, PolicyConfig(n_obs_steps=2, horizon=3, n_action_steps=3))
+        self.calls: list[torch.Tensor] = []
+
+    def predict_action(self, obs):
+        self.calls.append(obs["obs"].clone())
+        return torch.zeros(obs["obs"].shape[0], 3, 1)
+
+
+def test_episodes_that_end_early_keep_their_result():
+    policy = ZeroPolicy()
+    res = evaluate(policy, TASK, TASK.obs_mode(None), n_episodes=4, seed_start=0)
+    # seeds 0..3 succeed after 1..4 steps; later autoreset episodes are ignored
+    assert res.episode_success == [True, True, True, True]
+    assert res.episode_scores == [1.0, 1.0, 1.0, 1.0]
+    assert res.success_rate == 1.0 and res.n_policy_calls == 2  # 4 steps need two chunks of 3
+    first = policy.calls[0]
+    assert first.shape == (4, 2, 1)
+    assert torch.equal(first[:, 0], first[:, 1])  # the window starts as copies of the first obs
+
+
+def test_time_limit_and_failures_count():
+    policy = ZeroPolicy()
+    res = evaluate(policy, TASK, TASK.obs_mode(None), n_episodes=2, seed_start=20)
+    assert res.episode_success == [False, False]  # 21+ steps needed, time limit 10
+    assert res.score == 0.1 and res.success_ci95[0] == 0.0
