@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env", default="pusht")
     p.add_argument("--seeds", type=_positive, default=1, help="number of training seeds (positive)")
     p.add_argument("--seed-start", type=int, default=0)
-    p.add_argument("--preset", default="quick", help="smoke | quick | paper")
+    p.add_argument("--preset", default="quick", help="smoke | quick (default, CPU-sized) | paper (GPU)")
     p.add_argument("--obs", default=None, help="observation mode (Push-T: keypoints | state | image)")
     p.add_argument("--dataset", default=None, help="human | scripted | PATH (default: human if present)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. policy.down_dims=64,128,256 or train.steps=2000")

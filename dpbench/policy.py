@@ -52,6 +52,7 @@ class TrainConfig:
     ema_power: float = 0.75
     ema_max_decay: float = 0.9999
     eval_every: int = 2000
+    eval_after: int = 0  # first step at which periodic evaluation starts (the last step is always evaluated)
     eval_episodes: int = 50
     checkpoint_every: int = 2000
     val_ratio: float = 0.02

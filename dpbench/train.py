@@ -128,7 +128,8 @@ def train(
                 bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{scheduler.get_last_lr()[0]:.1e}")
 
             at_end = state.step == cfg.steps
-            if evaluate_fn is not None and (state.step % cfg.eval_every == 0 or at_end):
+            periodic = state.step >= cfg.eval_after and state.step % cfg.eval_every == 0
+            if evaluate_fn is not None and (periodic or at_end):
                 now = time.perf_counter()
                 state.train_seconds += now - t_last
                 entry = {"step": state.step, "train_seconds": round(state.train_seconds, 2), "loss": float(loss.item())}
