@@ -44,5 +44,5 @@ def tiny_pusht_hdf5(tmp_path_factory) -> Path:
 def human_zarr() -> Path:
     path = human_pusht_path()
     if path is None:
-        pytest.skip("human Push-T demos not found (../shared/data/pusht or DPBENCH_PUSHT_ZARR); skipping the fidelity check")
+        pytest.skip("human Push-T demos not found (../shared/data/pusht or DPBENCH_PUSHT_ZARR); skipping this human-data check")
     return path
