@@ -30,7 +30,7 @@ def _make(name: str, preset: str, **over: str):
     spec = get_task("pusht").obs_mode("keypoints").spec
     policy = cls(spec, pcfg)
     rng = np.random.default_rng(0)
-    policy.fit_normalizers({"obs": rng.uniform(0, 512, (256, 20)), "action": rng.uniform(0, 512, (256, 2))})
+    policy.fit_statistics({"obs": rng.uniform(0, 512, (256, 20)), "action": rng.uniform(0, 512, (256, 2))})
     return policy, tcfg
 
 

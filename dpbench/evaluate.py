@@ -107,8 +107,7 @@ def evaluate(
     was_training = policy.training
     policy.eval()
     policy.reset()
-    if hasattr(policy, "seed"):
-        policy.seed(sampling_seed)
+    policy.seed(sampling_seed)
     torch.manual_seed(sampling_seed)
     try:
         obs, _ = venv.reset(seed=seed_start)

@@ -74,6 +74,8 @@ class Policy(nn.Module):
         self.config = config
         self.obs_normalizers = nn.ModuleDict({k: RangeNormalizer(int(np.prod(spec.obs_shapes[k]))) for k in spec.lowdim_keys})
         self.action_normalizer = RangeNormalizer(spec.action_dim)
+        self.obs_feature_dim = sum(self.obs_normalizers[k].scale.numel() for k in spec.lowdim_keys)
+        self.generator: torch.Generator | None = None  # evaluation-time sampling noise
 
     # --- windows the trainer and evaluator need
     @property
@@ -88,8 +90,9 @@ class Policy(nn.Module):
     def n_action_steps(self) -> int:
         return self.config.n_action_steps
 
-    def fit_normalizers(self, arrays: dict[str, np.ndarray]) -> None:
-        """Fit min/max normalizers on the training arrays (images are scaled inside the model)."""
+    def fit_statistics(self, arrays: dict[str, np.ndarray]) -> None:
+        """Data-dependent setup from the training arrays, before training: min/max normalizers here
+        (images are scaled inside the model); policies add their own (e.g. BET's action bins)."""
         for key, norm in self.obs_normalizers.items():
             norm.fit(arrays[key].reshape(len(arrays[key]), -1))
         self.action_normalizer.fit(arrays["action"])
@@ -101,12 +104,23 @@ class Policy(nn.Module):
             out[key] = norm.normalize(x.reshape(*x.shape[:2], -1).float())
         return out
 
+    def obs_features(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, T_o, obs_feature_dim): the normalized low-dim observations, concatenated per step."""
+        nobs = self.normalize_obs(obs)
+        return torch.cat([nobs[k][:, : self.n_obs_steps] for k in self.spec.lowdim_keys], dim=-1)
+
+    def seed(self, seed: int) -> None:
+        """Seed the policy's sampling noise, so evaluations are reproducible."""
+        self.generator = torch.Generator().manual_seed(seed)
+
     # --- the contract
     def compute_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        raise NotImplementedError
+        """Scalar training loss for a batch: obs keys (B, T_o, ...) and 'action' (B, T_p, D_a)."""
+        raise DpbenchError(f"policy '{self.name}' does not implement compute_loss(batch) (the Policy contract)")
 
     def predict_action(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        raise NotImplementedError
+        """Actions (B, T_a, D_a) in env units for observations (B, T_o, ...) in env units."""
+        raise DpbenchError(f"policy '{self.name}' does not implement predict_action(obs) (the Policy contract)")
 
     def reset(self) -> None:
         """Clear recurrent or queued state at an episode start (stateless policies: nothing)."""
@@ -117,6 +131,10 @@ _BUILTIN: dict[str, str] = {
     "diffusion": "dpbench.diffusion.policy:DiffusionUnetPolicy",
     "diffusion_cnn": "dpbench.diffusion.policy:DiffusionUnetPolicy",
     "diffusion_transformer": "dpbench.diffusion.policy:DiffusionTransformerPolicy",
+    "bc": "dpbench.baselines.bc:BCPolicy",
+    "lstm_gmm": "dpbench.baselines.lstm_gmm:LSTMGMMPolicy",
+    "ibc": "dpbench.baselines.ibc:IBCPolicy",
+    "bet": "dpbench.baselines.bet:BETPolicy",
 }
 
 
@@ -128,6 +146,11 @@ def _load_ref(ref: str) -> type[Policy]:
         raise DpbenchError(f"cannot import policy '{ref}': {exc}") from None
     if not (isinstance(cls, type) and issubclass(cls, Policy)):
         raise DpbenchError(f"'{ref}' is not a dpbench Policy subclass (see docs/adding_a_policy.md)")
+    missing = [m for m in ("compute_loss", "predict_action") if getattr(cls, m) is getattr(Policy, m)]
+    if missing:
+        raise DpbenchError(f"policy '{cls.name or ref}' breaks the Policy contract: it does not implement {', '.join(missing)}")
+    if not cls.name or not cls.presets:
+        raise DpbenchError(f"policy '{ref}' breaks the Policy contract: it needs a `name` and at least one preset in `presets`")
     return cls
 
 

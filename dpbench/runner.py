@@ -96,7 +96,7 @@ def run_cell(cell: PreparedCell) -> dict[str, Any]:
     train_mask = np.zeros(store.n_steps, dtype=bool)
     for ep in train_eps:
         train_mask[store.episode_starts[ep] : store.episode_ends[ep]] = True
-    policy.fit_normalizers({k: v[train_mask] for k, v in arrays.items()})
+    policy.fit_statistics({k: v[train_mask] for k, v in arrays.items()})
     sampler = SequenceSampler.build(store, arrays, train_eps, policy.horizon, policy.n_obs_steps, policy.n_action_steps)
 
     eval_seconds = [0.0]

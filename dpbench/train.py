@@ -109,6 +109,9 @@ def train(
         while state.step < cfg.steps:
             batch = _to_tensors(sampler.sample(cfg.batch_size, rng))
             loss = policy.compute_loss(batch)
+            if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
+                raise DpbenchError(f"policy '{policy.name}' broke the contract: compute_loss must return a scalar tensor, "
+                                   f"got {type(loss).__name__} {tuple(getattr(loss, 'shape', ()))}")
             if not torch.isfinite(loss):
                 raise DpbenchError(
                     f"training diverged: the loss became {loss.item()} at step {state.step + 1}; "

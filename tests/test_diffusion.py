@@ -19,7 +19,7 @@ def _policy(cls, **over):
     pcfg, _ = build_configs(cls, "smoke", {f"policy.{k}": str(v) for k, v in over.items()})
     p = cls(SPEC, pcfg)
     rng = np.random.default_rng(0)
-    p.fit_normalizers({"obs": rng.uniform(0, 512, (100, 20)), "action": rng.uniform(0, 512, (100, 2))})
+    p.fit_statistics({"obs": rng.uniform(0, 512, (100, 20)), "action": rng.uniform(0, 512, (100, 2))})
     return p
 
 

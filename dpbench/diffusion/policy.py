@@ -66,17 +66,7 @@ class _DiffusionPolicy(Policy):
         )
         self.noise_scheduler = DDPMScheduler(**kwargs)
         self.sample_scheduler = DDIMScheduler(**kwargs, set_alpha_to_one=True) if config.sampler == "ddim" else DDPMScheduler(**kwargs)
-        self.obs_feature_dim = sum(self.obs_normalizers[k].scale.numel() for k in spec.lowdim_keys)
-        self.generator: torch.Generator | None = None
 
-    def seed(self, seed: int) -> None:
-        """Seed the sampling noise (evaluation determinism)."""
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def obs_features(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """(B, T_o, F): normalized low-dim observations, concatenated per step."""
-        nobs = self.normalize_obs(obs)
-        return torch.cat([nobs[k][:, : self.n_obs_steps] for k in self.spec.lowdim_keys], dim=-1)
 
     # --- denoiser hooks
     def prepare_condition(self, feats: torch.Tensor) -> Any:

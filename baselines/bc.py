@@ -1,0 +1,64 @@
+"""``bc``: behaviour cloning with an MLP from the observation window to the action chunk (MSE).
+
+The simplest reference, and the reference for mode averaging: where demonstrations disagree
+(push around the left or the right of the T), the MSE-optimal prediction is their mean.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from dpbench.policy import Policy, PolicyConfig
+from dpbench.tasks import PolicySpec
+
+
+@dataclasses.dataclass
+class BCConfig(PolicyConfig):
+    hidden_dims: tuple[int, ...] = (512, 512, 512)
+    dropout: float = 0.0
+
+
+def mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int, dropout: float = 0.0, act: type[nn.Module] = nn.ReLU) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for h in hidden:
+        layers += [nn.Linear(in_dim, h), act()]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        in_dim = h
+    layers.append(nn.Linear(in_dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+class BCPolicy(Policy):
+    name = "bc"
+    Config = BCConfig
+    presets = {
+        "paper": ({}, dict(steps=100_000, batch_size=256, lr=1e-4, eval_every=5000, checkpoint_every=5000)),
+        "quick": (dict(hidden_dims=(256, 256, 256)), dict(steps=5000, batch_size=64, lr=1e-3, warmup_steps=200,
+                                                           eval_every=250, eval_after=2500, checkpoint_every=250)),
+        "smoke": (dict(hidden_dims=(32,)), dict(steps=6, batch_size=8, warmup_steps=1, eval_every=3, checkpoint_every=3, eval_episodes=2)),
+    }
+
+    def __init__(self, spec: PolicySpec, config: BCConfig) -> None:
+        super().__init__(spec, config)
+        out = config.horizon * spec.action_dim
+        self.net = mlp(self.obs_feature_dim * config.n_obs_steps, tuple(config.hidden_dims), out, config.dropout)
+
+    def _predict_chunk(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Normalized (B, T_p, D_a)."""
+        feats = self.obs_features(obs).flatten(1)
+        return self.net(feats).view(feats.shape[0], self.horizon, self.spec.action_dim)
+
+    def compute_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        target = self.action_normalizer.normalize(batch["action"].float())
+        return F.mse_loss(self._predict_chunk(batch), target)
+
+    @torch.inference_mode()
+    def predict_action(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        start = self.n_obs_steps - 1
+        chunk = self.action_normalizer.unnormalize(self._predict_chunk(obs))
+        return chunk[:, start : start + self.n_action_steps]

@@ -1,0 +1,88 @@
+"""``lstm_gmm``: robomimic's BC-RNN with a Gaussian-mixture action head.
+
+A 2-layer LSTM reads the observation sequence (training sequences of length 10) and, at every
+step, outputs a 5-mode GMM over the action (softplus std + 1e-4). Training maximizes the actions'
+log-likelihood. At evaluation the policy is called every step with the newest observation; the
+LSTM state is carried between calls and, as in robomimic's rollouts, restarted every
+``rnn_horizon`` steps (set ``rnn_horizon=0`` to carry it through the whole episode). Actions are
+"low-noise" samples: a mode drawn from the mixture weights, then that mode's mean.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import distributions as D
+from torch import nn
+from torch.nn import functional as F
+
+from dpbench.policy import Policy, PolicyConfig
+from dpbench.tasks import PolicySpec
+
+
+@dataclasses.dataclass
+class LSTMGMMConfig(PolicyConfig):
+    n_obs_steps: int = 10  # the training sequence length
+    horizon: int = 10
+    n_action_steps: int = 1
+    hidden_dim: int = 400  # robomimic: 400 low-dim, 1000 image
+    num_layers: int = 2
+    num_modes: int = 5
+    min_std: float = 1e-4
+    rnn_horizon: int = 10
+
+
+class LSTMGMMPolicy(Policy):
+    name = "lstm_gmm"
+    Config = LSTMGMMConfig
+    presets = {
+        "paper": ({}, dict(steps=200_000, batch_size=100, lr=1e-4, warmup_steps=0, lr_schedule="constant", weight_decay=0.0,
+                           ema=False, eval_every=10_000, checkpoint_every=10_000)),
+        "quick": ({}, dict(steps=5000, batch_size=64, lr=1e-3, warmup_steps=200, weight_decay=0.0, ema=False,
+                           eval_every=250, eval_after=2500, checkpoint_every=250)),
+        "smoke": (dict(hidden_dim=16, num_layers=1, num_modes=2, n_obs_steps=4, horizon=4, rnn_horizon=4),
+                  dict(steps=6, batch_size=8, warmup_steps=1, eval_every=3, checkpoint_every=3, eval_episodes=2)),
+    }
+
+    def __init__(self, spec: PolicySpec, config: LSTMGMMConfig) -> None:
+        super().__init__(spec, config)
+        if config.horizon != config.n_obs_steps or config.n_action_steps != 1:
+            from dpbench.errors import DpbenchError
+
+            raise DpbenchError("lstm_gmm trains on aligned sequences: set horizon == n_obs_steps and n_action_steps = 1")
+        self.lstm = nn.LSTM(self.obs_feature_dim, config.hidden_dim, config.num_layers, batch_first=True)
+        k, d = config.num_modes, spec.action_dim
+        self.head = nn.Linear(config.hidden_dim, k * (2 * d + 1))
+        self._state: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._steps = 0
+
+    def _mixture(self, h: torch.Tensor) -> D.MixtureSameFamily:
+        k, d = self.config.num_modes, self.spec.action_dim
+        out = self.head(h)
+        means = out[..., : k * d].unflatten(-1, (k, d))
+        stds = F.softplus(out[..., k * d : 2 * k * d].unflatten(-1, (k, d))) + self.config.min_std
+        logits = out[..., 2 * k * d :]
+        return D.MixtureSameFamily(D.Categorical(logits=logits), D.Independent(D.Normal(means, stds), 1))
+
+    def compute_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        h, _ = self.lstm(self.obs_features(batch))
+        actions = self.action_normalizer.normalize(batch["action"].float())
+        return -self._mixture(h).log_prob(actions).mean()
+
+    def reset(self) -> None:
+        self._state, self._steps = None, 0
+
+    @torch.inference_mode()
+    def predict_action(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.config.rnn_horizon and self._steps % self.config.rnn_horizon == 0:
+            self._state = None
+        feats = self.obs_features(obs)[:, -1:]  # the newest observation; history lives in the LSTM state
+        h, self._state = self.lstm(feats, self._state)
+        self._steps += 1
+        mix = self._mixture(h[:, -1])
+        probs = mix.mixture_distribution.probs
+        mode = torch.multinomial(probs, 1, generator=self.generator).squeeze(-1)
+        means = mix.component_distribution.base_dist.loc
+        action = means[torch.arange(len(mode)), mode]
+        return self.action_normalizer.unnormalize(action)[:, None, :]

@@ -1,0 +1,138 @@
+"""The baselines behind the shared interface: shapes, losses, recurrent state, and smoke runs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from dpbench.baselines.bet import BETPolicy, kmeans
+from dpbench.baselines.ibc import IBCPolicy
+from dpbench.baselines.lstm_gmm import LSTMGMMPolicy
+from dpbench.cli import main
+from dpbench.policy import build_configs, get_policy_class, load_policy, save_policy
+from dpbench.tasks import PolicySpec
+
+SPEC = PolicySpec({"obs": (20,)}, 2)
+BASELINES = ["bc", "lstm_gmm", "ibc", "bet"]
+
+
+def _policy(name: str, preset: str = "smoke"):
+    cls = get_policy_class(name)
+    p = cls(SPEC, build_configs(cls, preset)[0])
+    rng = np.random.default_rng(0)
+    p.fit_statistics({"obs": rng.uniform(0, 512, (200, 20)), "action": rng.uniform(0, 512, (200, 2))})
+    return p
+
+
+def _batch(p, b: int = 4) -> dict[str, torch.Tensor]:
+    return {"obs": torch.rand(b, p.n_obs_steps, 20) * 512, "action": torch.rand(b, p.horizon, 2) * 512}
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_contract(name):
+    p = _policy(name)
+    loss = p.compute_loss(_batch(p))
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    assert all(q.grad is None or torch.isfinite(q.grad).all() for q in p.parameters())
+    p.eval()
+    p.seed(0)
+    act = p.predict_action({"obs": _batch(p, 3)["obs"]})
+    assert act.shape == (3, p.n_action_steps, 2) and torch.isfinite(act).all()
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_checkpoint_roundtrip(name, tmp_path):
+    p = _policy(name).eval()
+    q, _ = load_policy(save_policy(p, tmp_path / "p.safetensors", {"env": "pusht"}), expect_spec=SPEC)
+    obs = {"obs": torch.rand(2, p.n_obs_steps, 20) * 512}
+    p.seed(3)
+    q.seed(3)
+    assert torch.equal(p.predict_action(obs), q.predict_action(obs))
+
+
+def test_paper_sizes():
+    lstm = _policy("lstm_gmm", "paper")
+    assert lstm.lstm.hidden_size == 400 and lstm.lstm.num_layers == 2 and lstm.config.num_modes == 5
+    assert lstm.horizon == 10
+    ibc = _policy("ibc", "paper")
+    linears = [m for m in ibc.energy_net if isinstance(m, torch.nn.Linear)]
+    assert [m.out_features for m in linears] == [1024, 1024, 1024, 1024, 1]
+    assert ibc.config.train_negatives == 1024 and ibc.config.inference_samples == 1024
+    bet = BETPolicy(SPEC, build_configs(BETPolicy, "paper")[0])
+    assert bet.config.n_bins == 24 and len(bet.gpt.layers) == 4 and bet.config.n_emb == 72
+    assert bet.config.offset_loss_weight == 1000
+
+
+def test_lstm_state_carries_and_reset_clears():
+    p = _policy("lstm_gmm").eval()
+    obs = {"obs": torch.rand(2, p.n_obs_steps, 20) * 512}
+    other = {"obs": torch.rand(2, p.n_obs_steps, 20) * 512}
+    p.reset()
+    p.seed(0)
+    first = p.predict_action(obs)
+    p.seed(0)
+    after_history = p.predict_action(obs)  # same input, different recurrent state
+    assert not torch.equal(first, after_history)
+    p.reset()
+    p.predict_action(other)
+    p.reset()
+    p.seed(0)
+    assert torch.equal(p.predict_action(obs), first)
+
+
+def test_gmm_fits_a_bimodal_target():
+    """A GMM head learns two modes that an MSE regressor would average."""
+    torch.manual_seed(0)
+    p = _policy("lstm_gmm")
+    p.action_normalizer.scale.fill_(1.0)
+    p.action_normalizer.offset.fill_(0.0)
+    opt = torch.optim.Adam(p.parameters(), lr=1e-2)
+    for _ in range(300):
+        obs = torch.zeros(64, p.n_obs_steps, 20)
+        sign = torch.where(torch.rand(64, 1, 1) < 0.5, -1.0, 1.0)
+        action = sign * torch.ones(64, p.horizon, 2) * 0.8
+        loss = p.compute_loss({"obs": obs, "action": action})
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    p.eval()
+    p.seed(0)
+    samples = torch.cat([p.predict_action({"obs": torch.zeros(1, p.n_obs_steps, 20)}) for _ in range(40) if not p.reset()])
+    assert (samples.abs() > 0.6).float().mean() > 0.9  # samples sit on the modes, not at their mean 0
+    assert (samples[:, 0, 0] > 0).any() and (samples[:, 0, 0] < 0).any()
+
+
+def test_kmeans_finds_separated_clusters():
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.randn(100, 2, generator=g) * 0.05 + c for c in (torch.tensor([-1.0, 0]), torch.tensor([1.0, 0]))])
+    centers = kmeans(x, 2, 20)
+    assert torch.allclose(centers[:, 0].sort().values, torch.tensor([-1.0, 1.0]), atol=0.05)
+
+
+def test_ibc_inference_finds_low_energy_action():
+    p = _policy("ibc").eval()
+    p.config.inference_samples, p.config.inference_iters = 256, 3
+    with torch.no_grad():  # make the energy a bowl around a = (0.5, -0.5) in normalized units
+        p.energy = lambda feats, a: 50 * ((a - torch.tensor([0.5, -0.5])) ** 2).sum(-1)  # type: ignore[method-assign]
+        p.action_normalizer.scale.fill_(1.0)
+        p.action_normalizer.offset.fill_(0.0)
+    p.seed(0)
+    act = p.predict_action({"obs": torch.zeros(2, p.n_obs_steps, 20)})
+    assert torch.allclose(act[:, 0], torch.tensor([0.5, -0.5]).expand(2, 2), atol=0.05)
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_smoke_run_end_to_end(name, tmp_path, tiny_pusht_hdf5, capsys):
+    argv = ["run", "--policy", name, "--env", "pusht", "--preset", "smoke", "--dataset", str(tiny_pusht_hdf5),
+            "--out", str(tmp_path), "--quiet"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    paper_name = {"bc": None}.get(name, name)
+    if paper_name:
+        assert f"| paper (Chi et al. 2023) | pusht | keypoints | {paper_name} |" in out
+    rec = json.loads(next((tmp_path / "records").glob("*.json")).read_text())
+    assert rec["policy"] == name and len(rec["history"]) == 2
