@@ -108,6 +108,6 @@ class BETPolicy(Policy):
         logits, offsets = self._heads(obs)
         logits, offsets = logits[:, -1], offsets[:, -1]
         b = torch.multinomial(torch.softmax(logits, -1), 1, generator=self.generator).squeeze(-1)
-        rows = torch.arange(len(b))
+        rows = torch.arange(len(b), device=self.device)
         action = self.bin_centers[b] + offsets[rows, b]
         return self.action_normalizer.unnormalize(action)[:, None, :]

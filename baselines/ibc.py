@@ -60,10 +60,10 @@ class IBCPolicy(Policy):
         feats = self.obs_features(batch).flatten(1)
         target = self.action_normalizer.normalize(batch["action"][:, self.n_obs_steps - 1].float())
         b, d = target.shape
-        negatives = torch.rand(b, self.config.train_negatives, d) * 2 - 1
+        negatives = torch.rand(b, self.config.train_negatives, d, device=target.device) * 2 - 1
         candidates = torch.cat([target[:, None], negatives], dim=1)
         # Shuffle so the positive's index carries no information.
-        perm = torch.argsort(torch.rand(b, candidates.shape[1]), dim=1)
+        perm = torch.argsort(torch.rand(b, candidates.shape[1], device=target.device), dim=1)
         candidates = torch.gather(candidates, 1, perm[..., None].expand(-1, -1, d))
         labels = torch.argmin(perm, dim=1)  # where index 0 (the positive) went
         return F.cross_entropy(-self.energy(feats, candidates), labels)
@@ -73,14 +73,14 @@ class IBCPolicy(Policy):
         cfg = self.config
         feats = self.obs_features(obs).flatten(1)
         b, d, n = feats.shape[0], self.spec.action_dim, cfg.inference_samples
-        samples = torch.rand(b, n, d, generator=self.generator) * 2 - 1
+        samples = torch.rand(b, n, d, generator=self.generator, device=self.device) * 2 - 1
         sigma = cfg.noise_scale
         for _ in range(cfg.inference_iters):
             probs = torch.softmax(-self.energy(feats, samples), dim=-1)
             idx = torch.multinomial(probs, n, replacement=True, generator=self.generator)
             samples = torch.gather(samples, 1, idx[..., None].expand(-1, -1, d))
-            samples = (samples + sigma * torch.randn(samples.shape, generator=self.generator)).clamp(-1, 1)
+            samples = (samples + sigma * torch.randn(samples.shape, generator=self.generator, device=self.device)).clamp(-1, 1)
             sigma *= cfg.noise_shrink
         best = torch.argmin(self.energy(feats, samples), dim=-1)
-        action = samples[torch.arange(b), best]
+        action = samples[torch.arange(b, device=self.device), best]
         return self.action_normalizer.unnormalize(action)[:, None, :]

@@ -84,5 +84,5 @@ class LSTMGMMPolicy(Policy):
         probs = mix.mixture_distribution.probs
         mode = torch.multinomial(probs, 1, generator=self.generator).squeeze(-1)
         means = mix.component_distribution.base_dist.loc
-        action = means[torch.arange(len(mode)), mode]
+        action = means[torch.arange(len(mode), device=self.device), mode]
         return self.action_normalizer.unnormalize(action)[:, None, :]

@@ -120,7 +120,7 @@ def evaluate(
         frames: list[np.ndarray] = []
         latency, calls, steps = 0.0, 0, 0
         while not done.all() and steps < task.max_episode_steps:
-            batch = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in window.items()}
+            batch = {k: torch.from_numpy(np.ascontiguousarray(v)).to(policy.device) for k, v in window.items()}
             tc = time.perf_counter()
             actions = check_actions(policy, policy.predict_action(batch), n)
             latency += time.perf_counter() - tc

@@ -109,9 +109,13 @@ class Policy(nn.Module):
         nobs = self.normalize_obs(obs)
         return torch.cat([nobs[k][:, : self.n_obs_steps] for k in self.spec.lowdim_keys], dim=-1)
 
+    @property
+    def device(self) -> torch.device:
+        return self.action_normalizer.scale.device
+
     def seed(self, seed: int) -> None:
         """Seed the policy's sampling noise, so evaluations are reproducible."""
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
 
     # --- the contract
     def compute_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -252,7 +256,7 @@ def save_policy(policy: Policy, path: str | Path, meta: dict[str, Any]) -> Path:
         "spec": policy.spec.to_dict(),
         **meta,
     }
-    tensors = {k: v.detach().contiguous().clone() for k, v in policy.state_dict().items()}
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in policy.state_dict().items()}
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata={"dpbench": json.dumps(header)})
     tmp.replace(path)

@@ -34,6 +34,7 @@ class CellSpec:
     overrides: dict[str, str] = field(default_factory=dict)
     out: Path = Path("results")
     video: bool = False
+    device: str = "cpu"  # "cpu", "cuda", "cuda:1", or "auto"; not part of the config hash
     progress: bool = True
     command: str = ""
 
@@ -97,6 +98,7 @@ def run_cell(cell: PreparedCell) -> dict[str, Any]:
     for ep in train_eps:
         train_mask[store.episode_starts[ep] : store.episode_ends[ep]] = True
     policy.fit_statistics({k: v[train_mask] for k, v in arrays.items()})
+    policy.to(resolve_device(spec.device))
     sampler = SequenceSampler.build(store, arrays, train_eps, policy.horizon, policy.n_obs_steps, policy.n_action_steps)
 
     eval_seconds = [0.0]
@@ -149,8 +151,21 @@ def run_cell(cell: PreparedCell) -> dict[str, Any]:
         "checkpoint": str(ckpt),
         **environment_info(),
     }
+    device = policy.device
+    record["hardware"]["device"] = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     write_json_atomic(cell.record_path, record)
     return record
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise DpbenchError(f"--device {name}: torch {torch.__version__} sees no CUDA device; use --device cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise DpbenchError(f"unknown --device '{name}'; use cpu, cuda, cuda:N or auto") from None
 
 
 def _check_dataset_fits(cell: PreparedCell, arrays: dict[str, np.ndarray], pspec) -> None:

@@ -69,8 +69,8 @@ class TrainState:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _to_tensors(batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    return {k: torch.from_numpy(v) for k, v in batch.items()}
+def _to_tensors(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(v).to(device, non_blocking=True) for k, v in batch.items()}
 
 
 def train(
@@ -107,7 +107,7 @@ def train(
     t_last = time.perf_counter()
     try:
         while state.step < cfg.steps:
-            batch = _to_tensors(sampler.sample(cfg.batch_size, rng))
+            batch = _to_tensors(sampler.sample(cfg.batch_size, rng), policy.device)
             loss = policy.compute_loss(batch)
             if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
                 raise DpbenchError(f"policy '{policy.name}' broke the contract: compute_loss must return a scalar tensor, "

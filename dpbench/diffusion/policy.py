@@ -89,7 +89,7 @@ class _DiffusionPolicy(Policy):
         """The whole denoised window (B, T_p, D_a) in env units."""
         cond = self.prepare_condition(self.obs_features(obs))
         batch = next(iter(obs.values())).shape[0]
-        x = torch.randn((batch, self.horizon, self.spec.action_dim), generator=self.generator)
+        x = torch.randn((batch, self.horizon, self.spec.action_dim), generator=self.generator, device=self.device)
         scheduler = self.sample_scheduler
         scheduler.set_timesteps(self.config.num_inference_steps)
         for t in scheduler.timesteps:
