@@ -135,6 +135,7 @@ _BUILTIN: dict[str, str] = {
     "diffusion": "dpbench.diffusion.policy:DiffusionUnetPolicy",
     "diffusion_cnn": "dpbench.diffusion.policy:DiffusionUnetPolicy",
     "diffusion_transformer": "dpbench.diffusion.policy:DiffusionTransformerPolicy",
+    "diffusion_flow": "dpbench.diffusion.flow:FlowMatchingPolicy",
     "bc": "dpbench.baselines.bc:BCPolicy",
     "lstm_gmm": "dpbench.baselines.lstm_gmm:LSTMGMMPolicy",
     "ibc": "dpbench.baselines.ibc:IBCPolicy",
