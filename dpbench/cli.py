@@ -1,4 +1,4 @@
-"""The ``dpbench`` command line: list | data | run | eval | table.
+"""The ``dpbench`` command line: list | data | run | sweep | eval | table | plot.
 
 User-facing problems raise ``DpbenchError`` and are printed here in one line with exit status 2.
 """
@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 from dpbench.errors import DpbenchError
+
+DEFAULT_OUT = "results"
 
 
 def _parse_overrides(items: list[str]) -> dict[str, str]:
@@ -84,34 +86,59 @@ def cmd_data_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from dpbench.results import comparison_rows, format_table
-    from dpbench.runner import CellSpec, prepare, run_cell
+def _names(value: str, what: str) -> list[str]:
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    if not names:
+        raise DpbenchError(f"--{what} needs at least one name")
+    return names
 
-    out = Path(args.out)
-    _check_writable(out)
-    overrides = _parse_overrides(args.set)
-    command = "dpbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    seeds = list(range(args.seed_start, args.seed_start + args.seeds))
-    cells, data = [], None
-    for seed in seeds:  # resolve everything first: bad names fail before any training
-        cell = prepare(CellSpec(args.policy, args.env, seed, args.preset, args.obs, args.dataset, overrides, out,
-                                args.video, not args.quiet, command), data)
-        data = cell.data
-        cells.append(cell)
-    print(f"[dpbench] {args.policy} on {args.env} ({cells[0].obs}), preset {args.preset}, dataset "
-          f"{data.kind} {data.path} (hash {data.store.content_hash()}), seeds {seeds}")
-    records = []
-    for cell in cells:
-        done = cell.record_path.exists()
-        rec = run_cell(cell)
-        status = "already done" if done else f"{rec['wall']['total_s'] / 60:.1f} min"
-        print(f"[dpbench] seed {cell.spec.seed}: max {rec['final']['max']:.3f}, avg-last-10 "
-              f"{rec['final']['avg_last10']:.3f} ({status}) -> {cell.record_path}")
-        records.append(rec)
+
+def _command_line() -> str:
+    return "dpbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def _run_sweep(sweep, args: argparse.Namespace) -> int:
+    """Check the whole grid, run what is missing, print the comparison table (shared by run and sweep)."""
+    from dpbench.results import format_table
+    from dpbench.sweep import describe, import_ray, prepare_all, run_grid
+    from dpbench.train import RESUME_FILE
+
+    if args.address and args.backend != "ray":
+        raise DpbenchError("--address is the Ray cluster's address; use it with --backend ray")
+    if args.backend == "ray":
+        import_ray()  # missing Ray: say so before loading anything
+    _check_writable(sweep.out)
+    cells = prepare_all(sweep.specs(_command_line(), progress=not args.quiet))
+    for line in describe(cells):
+        print(line)
+    if getattr(args, "dry_run", False):
+        for cell in cells:
+            state = "done" if cell.record_path.exists() else "resume" if (cell.workdir / RESUME_FILE).exists() else "new"
+            print(f"  {state:<7}{cell.cell_id}")
+        return 0
+    records = run_grid(cells, backend=args.backend, workers=args.workers, address=args.address, progress=not args.quiet)
     print()
-    print(format_table(comparison_rows(records, with_paper=True)))
+    print(format_table(records, with_paper=True))
     return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from dpbench.sweep import Sweep
+
+    sweep = Sweep(policies=_names(args.policy, "policy"), envs=_names(args.env, "env"), obs=[args.obs],
+                  seeds=list(range(args.seed_start, args.seed_start + args.seeds)), preset=args.preset,
+                  dataset=args.dataset, out=Path(args.out), device=args.device, video=args.video,
+                  set=_parse_overrides(args.set))
+    return _run_sweep(sweep, args)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from dpbench.sweep import Sweep
+
+    sweep = Sweep.from_yaml(Path(args.config))
+    if args.out:
+        sweep.out = Path(args.out)
+    return _run_sweep(sweep, args)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -134,19 +161,53 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_table(args: argparse.Namespace) -> int:
-    from dpbench.results import comparison_rows, format_table, load_records
+def _load_all(out: str) -> list[dict]:
+    """Every record under OUT/records; corrupt or partial files are named on stderr and skipped."""
+    from dpbench.results import load_records
 
-    records, problems = load_records(Path(args.out))
+    records, problems = load_records(Path(out))
     for p in problems:
         print(f"[dpbench] warning: {p}", file=sys.stderr)
-    if args.env:
-        records = [r for r in records if r["env"] in args.env.split(",")]
-    if args.policy:
-        records = [r for r in records if r["policy"] in args.policy.split(",")]
     if not records:
-        raise DpbenchError(f"no result records under {args.out}/records; run `dpbench run` first")
-    print(format_table(comparison_rows(records, with_paper=args.with_paper), args.format))
+        raise DpbenchError(f"no result records under {out}/records; run `dpbench run` first")
+    return records
+
+
+def _select(records: list[dict], args: argparse.Namespace) -> list[dict]:
+    """The records matching --env / --policy (comma lists)."""
+    if args.env:
+        records = [r for r in records if r["env"] in _names(args.env, "env")]
+    if args.policy:
+        records = [r for r in records if r["policy"] in _names(args.policy, "policy")]
+    if not records:
+        raise DpbenchError(f"no result records under {args.out}/records match --env/--policy")
+    return records
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    from dpbench.results import format_table, write_results_readme
+
+    records = _load_all(args.out)
+    print(format_table(_select(records, args), args.format, with_paper=args.with_paper))
+    write = args.write_readme
+    if write is None:  # default: regenerate the project's results/README.md, leave other dirs alone
+        write = Path(args.out).resolve() == Path(DEFAULT_OUT).resolve()
+    if write:
+        try:
+            print(f"[dpbench] wrote {write_results_readme(Path(args.out), records)}", file=sys.stderr)
+        except OSError as exc:
+            raise DpbenchError(f"cannot write {args.out}/README.md ({exc.strerror}); pass --no-write-readme") from None
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from dpbench.plots import plot_all
+
+    records = _select(_load_all(args.out), args)
+    figdir = Path(args.figdir) if args.figdir else Path(args.out) / "figures"
+    _check_writable(figdir)
+    for path in plot_all(records, figdir):
+        print(path)
     return 0
 
 
@@ -158,6 +219,15 @@ def _check_writable(out: Path) -> None:
         probe.unlink()
     except OSError as exc:
         raise DpbenchError(f"results directory {out} is not writable ({exc.strerror}); pass --out DIR") from None
+
+
+def _grid_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", default="local", choices=["local", "ray"],
+                   help="local: a process pool on this machine (default); ray: one Ray task per cell")
+    p.add_argument("--workers", type=_positive, default=None,
+                   help="cells at once (local default: one per core, cores split between them)")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: the running one, or start a local one)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -180,19 +250,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_data_generate)
 
-    p = sub.add_parser("run", help="train + evaluate a policy for N seeds, write records, print the table")
-    p.add_argument("--policy", default="diffusion")
-    p.add_argument("--env", default="pusht")
+    p = sub.add_parser("run", help="train + evaluate policies x envs x N seeds, write records, print the table")
+    p.add_argument("--policy", default="diffusion", help="a policy, or a comma list: diffusion,lstm_gmm,ibc")
+    p.add_argument("--env", default="pusht", help="an env, or a comma list")
     p.add_argument("--seeds", type=_positive, default=1, help="number of training seeds (positive)")
     p.add_argument("--seed-start", type=int, default=0)
     p.add_argument("--preset", default="quick", help="smoke | quick (default, CPU-sized) | paper (GPU)")
     p.add_argument("--obs", default=None, help="observation mode (Push-T: keypoints | state | image)")
     p.add_argument("--dataset", default=None, help="human | scripted | PATH (default: human if present)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. policy.down_dims=64,128,256 or train.steps=2000")
-    p.add_argument("--out", default="results")
+    p.add_argument("--out", default=DEFAULT_OUT)
+    p.add_argument("--device", default="cpu", help="cpu (default) | cuda | cuda:N | auto")
     p.add_argument("--video", action="store_true", help="write rollouts.gif of the final evaluation")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _grid_options(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("sweep", help="run the grid described by a YAML file (schema: dpbench/sweep.py)")
+    p.add_argument("config", help="sweep YAML: policies, envs, obs, seeds, preset, dataset, out, set, per_policy, per_cell")
+    p.add_argument("--out", default=None, help="results dir (overrides the file's `out`)")
+    p.add_argument("--dry-run", action="store_true", help="check the grid and list its cells (done / resume / new); run nothing")
+    _grid_options(p)
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("eval", help="evaluate a saved policy checkpoint")
     p.add_argument("checkpoint")
@@ -204,13 +282,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video", default=None, help="write a GIF of the first episodes here")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("table", help="comparison table from the result records")
-    p.add_argument("--out", default="results")
-    p.add_argument("--env", default=None)
-    p.add_argument("--policy", default=None)
-    p.add_argument("--format", default="md", choices=["md", "csv"])
-    p.add_argument("--with-paper", action="store_true")
+    p = sub.add_parser("table", help="policies x tasks table from the result records (and results/README.md)")
+    p.add_argument("--out", default=DEFAULT_OUT, help="results dir to read (default results)")
+    p.add_argument("--env", default=None, help="only these envs (comma list)")
+    p.add_argument("--policy", default=None, help="only these policies (comma list)")
+    p.add_argument("--format", default="md", choices=["md", "csv", "latex", "html"],
+                   help="md, latex, html: pivot table; csv: one tidy row per configuration")
+    p.add_argument("--with-paper", action="store_true", help="add the paper's rows (Chi et al. 2023, Tables I/II)")
+    p.add_argument("--write-readme", action=argparse.BooleanOptionalAction, default=None,
+                   help="regenerate OUT/README.md from all records (default: only for the default results dir)")
     p.set_defaults(func=cmd_table)
+
+    p = sub.add_parser("plot", help="figures from the result records: scores, learning curves, latency (PNG + SVG)")
+    p.add_argument("--out", default=DEFAULT_OUT, help="results dir to read (default results)")
+    p.add_argument("--figdir", default=None, help="where to write the figures (default OUT/figures)")
+    p.add_argument("--env", default=None, help="only these envs (comma list)")
+    p.add_argument("--policy", default=None, help="only these policies (comma list)")
+    p.set_defaults(func=cmd_plot)
     return parser
 
 

@@ -7,11 +7,14 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
+import html
+import io
 import json
 import os
 import platform
 import socket
 import sys
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -52,12 +55,17 @@ def environment_info() -> dict[str, Any]:
     }
 
 
-def write_json_atomic(path: Path, payload: dict[str, Any]) -> Path:
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write via a temp file and rename: readers see the old file or the whole new one, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=1, sort_keys=False))
+    tmp.write_text(text)
     os.replace(tmp, path)
     return path
+
+
+def write_json_atomic(path: Path, payload: dict[str, Any]) -> Path:
+    return write_text_atomic(path, json.dumps(payload, indent=1, sort_keys=False))
 
 
 def summarize_history(history: list[dict[str, Any]], key: str = "score") -> dict[str, float]:
@@ -68,17 +76,39 @@ def summarize_history(history: list[dict[str, Any]], key: str = "score") -> dict
     return {"max": float(max(values)), "avg_last10": float(np.mean(values[-10:]))}
 
 
+# ------------------------------------------------------------------------------- records
+REQUIRED_FIELDS = ("cell_id", "policy", "env", "obs", "seed", "preset", "config_hash", "dataset.kind", "dataset.hash",
+                   "history", "final.max", "final.avg_last10", "final.last_eval.episode_success", "wall.total_s")
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    """One record file, checked for the fields tables and plots use; ValueError says what is wrong."""
+    try:
+        rec = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"truncated or corrupt JSON: {exc.msg} at line {exc.lineno}") from None
+    except OSError as exc:
+        raise ValueError(f"unreadable: {exc.strerror}") from None
+    if not isinstance(rec, dict) or rec.get("schema") != SCHEMA_VERSION:
+        raise ValueError(f"not a schema-{SCHEMA_VERSION} record")
+    for name in REQUIRED_FIELDS:
+        node: Any = rec
+        keys = name.split(".")
+        for i, key in enumerate(keys):
+            if not isinstance(node, dict) or key not in node:
+                raise ValueError(f"missing field '{'.'.join(keys[: i + 1])}'")
+            node = node[key]
+    return rec
+
+
 def load_records(out: Path) -> tuple[list[dict[str, Any]], list[str]]:
     """All records under ``out/records``; unreadable ones are reported, not dropped silently."""
     records, problems = [], []
-    for path in sorted((out / "records").glob("*.json")):
+    for path in sorted((Path(out) / "records").glob("*.json")):
         try:
-            rec = json.loads(path.read_text())
-            if rec.get("schema") != SCHEMA_VERSION or "final" not in rec:
-                raise ValueError("missing fields")
-            records.append(rec)
-        except Exception as exc:
-            problems.append(f"{path}: skipped, not a complete dpbench record ({type(exc).__name__})")
+            records.append(read_record(path))
+        except ValueError as exc:
+            problems.append(f"{path}: skipped, not a complete dpbench record ({exc})")
     return records, problems
 
 
@@ -90,64 +120,287 @@ def load_reference(obs_kind: str) -> list[dict[str, Any]]:
 
 
 PAPER_POLICY_NAMES = {"diffusion": "diffusion_cnn", "diffusion_cnn": "diffusion_cnn"}
+PAPER_SOURCE = "paper (Chi et al. 2023)"
 
 
-def comparison_rows(records: list[dict[str, Any]], with_paper: bool = True) -> list[dict[str, Any]]:
-    """One row per (env, obs, policy, preset, dataset): mean ± std across seeds."""
-    groups: dict[tuple, list[dict[str, Any]]] = {}
+def paper_reference(policy: str, env: str, obs: str) -> dict[str, Any] | None:
+    """The paper's (Tables I/II, proficient-human demos) max / avg-last-10 for a policy on a task, if reported."""
+    paper_policy = PAPER_POLICY_NAMES.get(policy, policy)
+    for ref in load_reference("image" if obs == "image" else "state"):
+        if ref["policy"] == paper_policy and ref["task"] == env and ref["variant"] == "ph":
+            return ref
+    return None
+
+
+# -------------------------------------------------------------------------------- groups
+@dataclass(frozen=True)
+class Group:
+    """The records of one (env, obs, policy, preset, dataset, config) over its seeds, summarised."""
+
+    env: str
+    obs: str
+    policy: str
+    preset: str
+    dataset_kind: str
+    dataset_hash: str
+    config_hash: str
+    overrides: str  # the run's --set overrides, "key=value, ..."
+    seeds: int
+    max: float  # mean over seeds of each seed's max over evaluations
+    max_std: float  # sample std across seeds (0 for one seed)
+    avg_last10: float
+    avg_last10_std: float
+    success: float  # mean over seeds of the final evaluation's success rate
+    success_ci: tuple[float, float]  # Wilson 95% over the pooled final-evaluation episodes of all seeds
+    episodes: int
+    minutes_per_seed: float
+    latency_ms: float  # mean chunk latency (one batched predict_action call) over all evaluations
+    records: tuple[dict[str, Any], ...] = field(repr=False, compare=False)
+
+    @property
+    def task(self) -> str:
+        return f"{self.env}/{self.obs}"
+
+    @property
+    def paper_setting(self) -> bool:
+        """Trained like the paper: its preset on the human demonstrations."""
+        return self.preset == "paper" and self.dataset_kind == "human"
+
+
+def _std(values: np.ndarray) -> float:
+    return float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
+def group_records(records: list[dict[str, Any]]) -> list[Group]:
+    """Seeds of the same configuration together; configurations that differ never mix."""
+    from dpbench.evaluate import wilson_ci
+
+    buckets: dict[tuple, list[dict[str, Any]]] = {}
     for r in records:
         key = (r["env"], r["obs"], r["policy"], r["preset"], r["dataset"]["kind"], r["dataset"]["hash"], r["config_hash"])
-        groups.setdefault(key, []).append(r)
-    rows = []
-    for (env, obs, policy, preset, dkind, dhash, chash), recs in sorted(groups.items()):
-        maxes = np.array([x["final"]["max"] for x in recs])
-        lasts = np.array([x["final"]["avg_last10"] for x in recs])
-        succ = np.array([x["final"]["success_max"] for x in recs])
-        wall = np.array([x["wall"]["total_s"] for x in recs])
-        row = {
-            "source": "dpbench",
-            "env": env,
-            "obs": obs,
-            "policy": policy,
-            "preset": preset,
-            "dataset": f"{dkind}:{dhash[:8]}",
-            "seeds": len(recs),
-            "max": float(maxes.mean()),
-            "max_std": float(maxes.std()),
-            "avg_last10": float(lasts.mean()),
-            "avg_last10_std": float(lasts.std()),
-            "success_max": float(succ.mean()),
-            "minutes_per_seed": float(wall.mean() / 60),
-        }
-        rows.append(row)
+        buckets.setdefault(key, []).append(r)
+    groups = []
+    for (env, obs, policy, preset, dkind, dhash, chash), recs in sorted(buckets.items()):
+        recs = sorted(recs, key=lambda r: r["seed"])
+        maxes = np.array([r["final"]["max"] for r in recs], dtype=float)
+        lasts = np.array([r["final"]["avg_last10"] for r in recs], dtype=float)
+        outcomes = [bool(s) for r in recs for s in r["final"]["last_eval"]["episode_success"]]
+        per_seed = [np.mean(r["final"]["last_eval"]["episode_success"] or [0.0]) for r in recs]
+        latency = [h["chunk_latency_ms"] for r in recs for h in r["history"] if "chunk_latency_ms" in h]
+        overrides = ", ".join(f"{k}={v}" for k, v in sorted(recs[0].get("config", {}).get("overrides", {}).items()))
+        groups.append(Group(
+            env, obs, policy, preset, dkind, dhash, chash, overrides, len(recs),
+            float(maxes.mean()), _std(maxes), float(lasts.mean()), _std(lasts),
+            float(np.mean(per_seed)), wilson_ci(sum(outcomes), len(outcomes)), len(outcomes),
+            float(np.mean([r["wall"]["total_s"] for r in recs]) / 60),
+            float(np.mean(latency)) if latency else float("nan"), tuple(recs),
+        ))
+    return groups
+
+
+# --------------------------------------------------------------------------------- tables
+TABLE_FORMATS = ("md", "csv", "latex", "html")
+DAGGER = "†"
+
+
+@dataclass
+class Table:
+    """A format-agnostic table: headers, rows of text cells, and the notes printed under it."""
+
+    headers: list[str]
+    rows: list[list[str]]
+    notes: list[str]
+
+
+def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
+    """Policies (rows) against tasks (env/obs, columns): max / avg-last-10 (mean ± std over seeds) and the
+    final success rate with its 95% CI. Paper rows follow each policy's rows; cells trained unlike the paper
+    (preset or dataset) carry a dagger."""
+    tasks = sorted({g.task for g in groups})
+
+    def base(g: Group) -> tuple:
+        return (g.policy, g.preset, g.dataset_kind, g.overrides)
+
+    per_cell: dict[tuple, int] = {}
+    for g in groups:
+        per_cell[(base(g), g.task)] = per_cell.get((base(g), g.task), 0) + 1
+    clash = {b for (b, _), n in per_cell.items() if n > 1}  # same label, different data or config: split rows
+
+    rows: dict[tuple, dict[str, Group]] = {}
+    for g in groups:
+        key = base(g) + ((g.dataset_hash[:8], g.config_hash) if base(g) in clash else ("", ""))
+        rows.setdefault(key, {})[g.task] = g
+    show_overrides = any(g.overrides for g in groups)
+    headers = ["source", "policy", "preset", "dataset", *(["overrides"] if show_overrides else []), "seeds"]
+    for t in tasks:
+        headers += [f"{t} max / avg-last-10", f"{t} success (95% CI)"]
+
+    def pm(mean: float, std: float, n: int) -> str:
+        return f"{mean:.3f}" if n < 2 else f"{mean:.3f} ± {std:.3f}"
+
+    body: list[list[str]] = []
+    daggers: set[str] = set()
+    for policy in sorted({k[0] for k in rows}):
+        for key in sorted(k for k in rows if k[0] == policy):
+            _, preset, dkind, overrides, dhash, chash = key
+            cells = rows[key]
+            counts = sorted({g.seeds for g in cells.values()})
+            row = ["dpbench", policy, f"{preset} ({chash})" if chash else preset, f"{dkind}:{dhash}" if dhash else dkind,
+                   *([overrides] if show_overrides else []), str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"]
+            for t in tasks:
+                g = cells.get(t)
+                if g is None:
+                    row += ["–", "–"]
+                    continue
+                mark = "" if g.paper_setting else f" {DAGGER}"
+                if mark:
+                    daggers.add(f"preset {g.preset}, {g.dataset_kind} dataset")
+                row += [f"{pm(g.max, g.max_std, g.seeds)} / {pm(g.avg_last10, g.avg_last10_std, g.seeds)}{mark}",
+                        f"{g.success:.2f} [{g.success_ci[0]:.2f}, {g.success_ci[1]:.2f}]"]
+            body.append(row)
         if with_paper:
-            ref_kind = "image" if obs == "image" else "state"
-            paper_policy = PAPER_POLICY_NAMES.get(policy, policy)
-            for ref in load_reference(ref_kind):
-                if ref["policy"] == paper_policy and ref["task"] == env and ref["variant"] == "ph":
-                    rows.append({"source": "paper (Chi et al. 2023)", "env": env, "obs": obs, "policy": paper_policy,
-                                 "preset": "paper", "dataset": "human (ph)", "seeds": 3, "max": ref["max"],
-                                 "avg_last10": ref["avg_last10"]})
+            refs = {t: paper_reference(policy, *t.split("/", 1)) for t in tasks}
+            if any(refs.values()):
+                row = [PAPER_SOURCE, PAPER_POLICY_NAMES.get(policy, policy), "paper", "human (ph)",
+                       *([""] if show_overrides else []), "3"]
+                for t in tasks:
+                    ref = refs[t]
+                    row += [f"{ref['max']:.2f} / {ref['avg_last10']:.2f}" if ref else "–", "–"]
+                body.append(row)
+    notes = [
+        "max / avg-last-10: the paper's two numbers, the best evaluation during training and the mean of the last 10 "
+        "(Push-T score: mean over test episodes of the episode's max coverage reward); mean ± sample std across seeds.",
+        "success (95% CI): the final evaluation's success rate, mean over seeds; Wilson interval over all seeds' "
+        "test episodes pooled.",
+    ]
+    if daggers:
+        notes.append(f"{DAGGER} not the paper's setting (preset paper on the human demonstrations): "
+                     f"{'; '.join(sorted(daggers))}. Compare with the paper's rows with care.")
+    if with_paper and any(r[0] == PAPER_SOURCE for r in body):
+        notes.append(f"{PAPER_SOURCE}: Tables I (state) and II (image), proficient-human demos, 3 seeds x 50 test "
+                     "initial conditions; the paper reports no success rate for Push-T.")
+    return Table(headers, body, notes)
+
+
+def tidy_rows(groups: list[Group], with_paper: bool = False) -> list[dict[str, Any]]:
+    """One machine-readable row per group (and per paper reference): the CSV format."""
+    rows: list[dict[str, Any]] = []
+    for g in groups:
+        rows.append({"source": "dpbench", "env": g.env, "obs": g.obs, "policy": g.policy, "preset": g.preset,
+                     "dataset": g.dataset_kind, "dataset_hash": g.dataset_hash, "config_hash": g.config_hash,
+                     "overrides": g.overrides, "seeds": g.seeds, "max": g.max, "max_std": g.max_std,
+                     "avg_last10": g.avg_last10, "avg_last10_std": g.avg_last10_std, "success": g.success,
+                     "success_ci_low": g.success_ci[0], "success_ci_high": g.success_ci[1], "episodes": g.episodes,
+                     "minutes_per_seed": round(g.minutes_per_seed, 3), "chunk_latency_ms": round(g.latency_ms, 3),
+                     "paper_setting": g.paper_setting})
+    if with_paper:
+        seen = set()
+        for g in groups:
+            ref = paper_reference(g.policy, g.env, g.obs)
+            key = (PAPER_POLICY_NAMES.get(g.policy, g.policy), g.env, g.obs)
+            if ref and key not in seen:
+                seen.add(key)
+                rows.append({"source": PAPER_SOURCE, "env": g.env, "obs": g.obs, "policy": key[0], "preset": "paper",
+                             "dataset": "human (ph)", "seeds": 3, "max": ref["max"], "avg_last10": ref["avg_last10"],
+                             "paper_setting": True})
     return rows
 
 
-def format_table(rows: list[dict[str, Any]], fmt: str = "md") -> str:
-    headers = ["source", "env", "obs", "policy", "preset", "dataset", "seeds", "max", "avg-last-10", "success (max)", "min/seed"]
-
-    def cells(r: dict[str, Any]) -> list[str]:
-        pm = lambda m, s: f"{m:.3f}" if s is None else f"{m:.3f} ± {s:.3f}"  # noqa: E731
-        return [
-            r["source"], r["env"], r["obs"], r["policy"], r["preset"], r["dataset"], str(r["seeds"]),
-            pm(r["max"], r.get("max_std")), pm(r["avg_last10"], r.get("avg_last10_std")),
-            f"{r['success_max']:.2f}" if "success_max" in r else "",
-            f"{r['minutes_per_seed']:.1f}" if "minutes_per_seed" in r else "",
-        ]
-
-    body = [cells(r) for r in rows]
+def format_table(records: list[dict[str, Any]], fmt: str = "md", with_paper: bool = False) -> str:
+    """The comparison table of these records: md, latex or html pivot, or tidy csv."""
+    if fmt not in TABLE_FORMATS:
+        raise DpbenchError(f"unknown table format '{fmt}'; use one of {', '.join(TABLE_FORMATS)}")
+    groups = group_records(records)
     if fmt == "csv":
-        return "\n".join(",".join(c) for c in [headers, *body])
-    if fmt != "md":
-        raise DpbenchError(f"unknown table format '{fmt}'; use md or csv")
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(c) + " |" for c in body]
+        rows = tidy_rows(groups, with_paper)
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["source"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return buf.getvalue().rstrip("\n")
+    table = pivot_table(groups, with_paper)
+    return {"md": _render_md, "latex": _render_latex, "html": _render_html}[fmt](table)
+
+
+def _render_md(t: Table) -> str:
+    lines = ["| " + " | ".join(t.headers) + " |", "|" + "---|" * len(t.headers)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in t.rows]
+    return "\n".join([*lines, "", *(f"- {n}" for n in t.notes)])
+
+
+_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "#": r"\#", "_": r"\_", "$": r"\$", "{": r"\{",
+                  "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", DAGGER: r"$^\dagger$",
+                  "–": "--"}
+
+
+def _latex(text: str) -> str:
+    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
+
+
+def _render_latex(t: Table) -> str:
+    n_label = len(t.headers) - 2 * sum(1 for h in t.headers if h.endswith("success (95% CI)"))
+    lines = [r"\begin{tabular}{" + "l" * n_label + "c" * (len(t.headers) - n_label) + "}", r"\toprule",
+             " & ".join(_latex(h) for h in t.headers) + r" \\", r"\midrule"]
+    lines += [" & ".join(_latex(c) for c in row) + r" \\" for row in t.rows]
+    lines += [r"\bottomrule", r"\end{tabular}", ""]
+    lines += [_latex(n) + r"\\" for n in t.notes]
     return "\n".join(lines)
+
+
+def _render_html(t: Table) -> str:
+    esc = html.escape
+    head = "".join(f"<th>{esc(h)}</th>" for h in t.headers)
+    body = "\n".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in t.rows)
+    notes = "\n".join(f"<p>{esc(n)}</p>" for n in t.notes)
+    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>\n{notes}"
+
+
+# --------------------------------------------------------------------------- results/README
+def results_readme(records: list[dict[str, Any]], figures: list[str] = ()) -> str:
+    """The measured tables as markdown: one section per (preset, dataset), each with the commands, dataset
+    hash, hardware and dates its records carry."""
+    sections: dict[tuple, list[dict[str, Any]]] = {}
+    for r in sorted(records, key=lambda r: r.get("date", "")):
+        sections.setdefault((r["preset"], r["dataset"]["kind"], r["dataset"]["hash"]), []).append(r)
+    lines = ["# Measured results", "",
+             f"Generated by `dpbench table` from the {len(records)} record{'s' if len(records) != 1 else ''} in `records/`; "
+             "do not edit by hand, rerun "
+             "`dpbench table` instead. Paper rows: Chi et al., RSS 2023.", ""]
+    for (preset, dkind, dhash), recs in sections.items():
+        tasks = sorted({f"{r['env']}/{r['obs']}" for r in recs})
+        ds = recs[0]["dataset"]
+        lines += [f"## {', '.join(tasks)}: preset `{preset}`, {dkind} dataset `{dhash[:8]}`", "",
+                  format_table(recs, "md", with_paper=True), ""]
+        hardware = sorted({_hardware_text(r) for r in recs})
+        versions = sorted({", ".join(f"{k} {v}" for k, v in r.get("versions", {}).items() if k in ("python", "torch"))
+                           for r in recs})
+        dates = sorted(r.get("date", "?") for r in recs)
+        lines += ["Provenance, from the records:", "",
+                  f"- records: {len(recs)} ({', '.join(sorted({r['policy'] for r in recs}))}; seeds "
+                  f"{', '.join(str(s) for s in sorted({r['seed'] for r in recs}))})",
+                  *(f"- command: `{c}`" for c in dict.fromkeys(r.get("command") or "(not recorded)" for r in recs)),
+                  f"- preset: `{preset}` (config hashes {', '.join(sorted({r['config_hash'] for r in recs}))})",
+                  f"- dataset: {dkind}, `{ds.get('path', '?')}`, hash `{dhash}`, {ds.get('episodes', '?')} episodes, "
+                  f"{ds.get('steps', '?')} steps",
+                  *(f"- hardware: {h}" for h in hardware),
+                  "- minutes per seed (training + evaluations, mean): " + ", ".join(
+                      f"{g.policy} {g.task} {g.minutes_per_seed:.1f}" for g in group_records(recs)),
+                  f"- versions: {'; '.join(versions)}",
+                  f"- dates: {dates[0]} to {dates[-1]}" if dates[0] != dates[-1] else f"- date: {dates[0]}", ""]
+    if figures:
+        lines += ["## Figures", "", *(f"![{Path(f).stem}]({f})" for f in figures), ""]
+    return "\n".join(lines)
+
+
+def _hardware_text(r: dict[str, Any]) -> str:
+    h = r.get("hardware", {})
+    device = h.get("device", "cpu")
+    return (f"{h.get('cpu', '?')}, {h.get('cores', '?')} cores, {h.get('torch_threads', '?')} torch threads"
+            + ("" if device == "cpu" else f", {device}") + f" (host {h.get('host', '?')})")
+
+
+def write_results_readme(out: Path, records: list[dict[str, Any]]) -> Path:
+    """(Re)write OUT/README.md from the records; linked figures are the PNGs under OUT/figures."""
+    out = Path(out)
+    figures = sorted(str(p.relative_to(out)) for p in (out / "figures").glob("*.png")) if (out / "figures").is_dir() else []
+    return write_text_atomic(out / "README.md", results_readme(records, figures))

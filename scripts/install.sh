@@ -13,5 +13,6 @@ TORCH_SPEC=${DPBENCH_TORCH:-torch==2.13.0}
 if [ "$TORCH_SPEC" != "skip" ] && ! .venv/bin/python -c "import torch" 2>/dev/null; then
   .venv/bin/pip install --quiet --disable-pip-version-check "$TORCH_SPEC"
 fi
-.venv/bin/pip install --quiet --disable-pip-version-check -e ".[test]"
+# extras: test by default; DPBENCH_EXTRAS=test,ray adds the Ray backend (CI does)
+.venv/bin/pip install --quiet --disable-pip-version-check -e ".[${DPBENCH_EXTRAS:-test}]"
 echo "dpbench installed in .venv ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

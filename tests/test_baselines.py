@@ -133,6 +133,6 @@ def test_smoke_run_end_to_end(name, tmp_path, tiny_pusht_hdf5, capsys):
     out = capsys.readouterr().out
     paper_name = {"bc": None}.get(name, name)
     if paper_name:
-        assert f"| paper (Chi et al. 2023) | pusht | keypoints | {paper_name} |" in out
+        assert f"| paper (Chi et al. 2023) | {paper_name} | paper | human (ph) | 3 |" in out
     rec = json.loads(next((tmp_path / "records").glob("*.json")).read_text())
     assert rec["policy"] == name and len(rec["history"]) == 2

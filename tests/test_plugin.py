@@ -46,7 +46,7 @@ def test_entry_point_policy_runs_and_appears_in_table(plugin_site, tmp_path, tin
     assert main(argv) == 0
     capsys.readouterr()
     assert main(["table", "--out", str(out)]) == 0
-    assert "| dpbench | pusht | keypoints | linear | smoke |" in capsys.readouterr().out
+    assert "| dpbench | linear | smoke | path | 1 |" in capsys.readouterr().out
 
 
 def test_module_colon_class_reference(plugin_site, tmp_path, tiny_pusht_hdf5):

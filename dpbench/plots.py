@@ -1,0 +1,245 @@
+"""Figures from result records (``dpbench plot``), PNG and SVG each, matplotlib's Agg backend:
+
+- ``scores``: per task, max and avg-last-10 score bars (± std across seeds, the paper's values as markers)
+  and the final success rate (95% Wilson CI over the pooled test episodes);
+- ``curves_<env>-<obs>``: score against training step and against training wall-time, mean over seeds with
+  the min-max band of the seeds;
+- ``latency``: inference latency of one action chunk against the score.
+
+Each configuration (policy, preset, dataset, config) is one colour everywhere, named like the table's rows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dpbench.results import Group, group_records, paper_reference
+
+SCORE_LABEL = "score\n(mean episode max reward)"
+
+
+def plot_all(records: list[dict[str, Any]], figdir: Path) -> list[Path]:
+    """Every figure for these records into ``figdir``; returns the files written."""
+    groups = group_records(records)
+    figdir = Path(figdir)
+    figdir.mkdir(parents=True, exist_ok=True)
+    written = plot_scores(groups, figdir / "scores")
+    for task in sorted({g.task for g in groups}):
+        written += plot_curves([g for g in groups if g.task == task], figdir / f"curves_{task.replace('/', '-')}")
+    written += plot_latency(groups, figdir / "latency")
+    return written
+
+
+def _mpl():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8,
+                         "axes.spines.top": False, "axes.spines.right": False, "svg.fonttype": "none"})
+    return plt
+
+
+SCHEDULE_FIELDS = ("eval_every", "eval_after", "checkpoint_every", "eval_episodes")
+
+
+def _labels(groups: list[Group]) -> dict[Group, str]:
+    """Short names: the policy, plus what tells its variants apart (preset, dataset, the config fields that
+    differ, schedule fields last), e.g. "bc (steps=20000)"."""
+    by_policy: dict[str, list[Group]] = {}
+    for g in groups:
+        by_policy.setdefault(g.policy, []).append(g)
+    labels: dict[Group, str] = {}
+    for policy, members in by_policy.items():
+        variants = {(g.preset, g.dataset_kind, g.dataset_hash, g.config_hash): g for g in members}
+        if len(variants) == 1:
+            labels.update({g: policy for g in members})
+            continue
+        configs = {key: _flat_config(g) for key, g in variants.items()}
+        differ = sorted({k for c in configs.values() for k in c if len({str(o.get(k)) for o in configs.values()}) > 1},
+                        key=lambda k: (k in SCHEDULE_FIELDS, k))
+        for n_fields in range(min(len(differ), 3) + 1):  # as few differing fields as tell the variants apart
+            for key, g in variants.items():
+                parts = [g.preset] if len({k[0] for k in variants}) > 1 else []
+                if len({k[1:3] for k in variants}) > 1:
+                    parts.append(g.dataset_kind if len({k[1] for k in variants}) == len({k[1:3] for k in variants})
+                                 else f"{g.dataset_kind}:{g.dataset_hash[:6]}")
+                parts += [f"{k}={configs[key].get(k, '-')}" for k in differ[:n_fields]]
+                labels[g] = f"{policy} ({', '.join(parts)})" if parts else policy
+            if len({labels[g] for g in variants.values()}) == len(variants):
+                break
+        for g in members:
+            labels[g] = labels[variants[(g.preset, g.dataset_kind, g.dataset_hash, g.config_hash)]]
+        if len(set(labels[g] for g in members)) < len(variants):  # still ambiguous: add the config hash
+            for g in members:
+                labels[g] = f"{labels[g][:-1]}, {g.config_hash[:6]})"
+    return labels
+
+
+def _devices(g: Group) -> str:
+    return ", ".join(sorted({r.get("hardware", {}).get("device", "cpu") for r in g.records}))
+
+
+def _timed_labels(groups: list[Group]) -> dict[Group, str]:
+    """Labels for time axes: with the device when the groups ran on different ones."""
+    labels = _labels(groups)
+    if len({_devices(g) for g in groups}) > 1:
+        labels = {g: f"{name} [{_devices(g)}]" for g, name in labels.items()}
+    return labels
+
+
+def _flat_config(g: Group) -> dict[str, Any]:
+    cfg = g.records[0].get("config", {})
+    return {k: (tuple(v) if isinstance(v, list) else v) for part in ("policy", "train") for k, v in cfg.get(part, {}).items()}
+
+
+def _colors(labels: list[str]) -> dict[str, Any]:
+    plt = _mpl()
+    cmap = plt.get_cmap("tab10")
+    return {name: cmap(i % 10) for i, name in enumerate(sorted(set(labels)))}
+
+
+def _save(fig, stem: Path) -> list[Path]:
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+    fig.savefig(paths[0], dpi=160, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight")
+    _mpl().close(fig)
+    return paths
+
+
+def plot_scores(groups: list[Group], stem: Path) -> list[Path]:
+    """Score (max, avg-last-10) and success-rate bars per task, with the paper's scores as markers."""
+    plt = _mpl()
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    tasks = sorted({g.task for g in groups})
+    labels = _labels(groups)
+    colors = _colors(list(labels.values()))
+    n_max = max(sum(g.task == t for g in groups) for t in tasks)
+    fig, axes = plt.subplots(2, len(tasks), figsize=(max(3.6, 0.8 * n_max + 1.2) * len(tasks), 5.4), squeeze=False,
+                             sharey="row")
+    any_paper = False
+    for col, task in enumerate(tasks):
+        rows = sorted((g for g in groups if g.task == task), key=lambda g: labels[g])
+        x = np.arange(len(rows))
+        seeds = sorted({g.seeds for g in rows})
+        top, bottom = axes[0, col], axes[1, col]
+        for i, g in enumerate(rows):
+            c = colors[labels[g]]
+            two = g.seeds > 1
+            top.bar(i - 0.2, g.max, 0.38, color=c, yerr=g.max_std if two else None, capsize=3, ecolor="0.25")
+            top.bar(i + 0.2, g.avg_last10, 0.38, color=c, alpha=0.4, hatch="////", edgecolor=c,
+                    yerr=g.avg_last10_std if two else None, capsize=3, ecolor="0.25")
+            ref = paper_reference(g.policy, g.env, g.obs)
+            if ref:
+                any_paper = True
+                top.plot([i - 0.2], [ref["max"]], "D", color="black", ms=5, zorder=5)
+                top.plot([i + 0.2], [ref["avg_last10"]], "D", mfc="white", mec="black", ms=5, zorder=5)
+            lo, hi = g.success_ci
+            bottom.bar(i, g.success, 0.6, color=c, yerr=[[g.success - lo], [hi - g.success]], capsize=4, ecolor="0.25")
+            bottom.annotate(f"{g.success:.2f}", (i, g.success), xytext=(4, 2), textcoords="offset points", ha="left",
+                            va="bottom", fontsize=7, color="0.2")
+        top.set_title(f"{task} ({seeds[0]} seed{'s' if seeds[0] > 1 else ''} each)" if len(seeds) == 1 else task)
+        names = [labels[g] if len(seeds) == 1 else f"{labels[g]} (n={g.seeds})" for g in rows]
+        tilt = len(rows) > 4 or max(map(len, names)) > 12
+        for ax in (top, bottom):
+            ax.set_ylim(0, 1.08)
+            ax.set_xlim(-0.6, len(rows) - 0.4)
+            ax.grid(axis="y", alpha=0.3)
+            ax.set_axisbelow(True)
+        top.set_xticks(x, [""] * len(x))
+        bottom.set_xticks(x, names, rotation=30 if tilt else 0, ha="right" if tilt else "center")
+    axes[0, 0].set_ylabel(SCORE_LABEL)
+    axes[1, 0].set_ylabel("success rate\n(final evaluation)")
+    handles = [Patch(facecolor="0.45", label="max over evaluations"),
+               Patch(facecolor="0.85", edgecolor="0.45", hatch="////", label="avg of last 10")]
+    if any_paper:
+        handles += [Line2D([], [], marker="D", ls="", color="black", ms=5, label="paper max"),
+                    Line2D([], [], marker="D", ls="", mfc="white", mec="black", ms=5, label="paper avg-last-10")]
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(handles), frameon=False)
+    fig.tight_layout()
+    fig.text(0.0, -0.01, "Bars: mean over seeds; score error bars ± std across seeds. Success error bars: 95% Wilson CI\n"
+             "over all seeds' test episodes. Paper: Chi et al. 2023, Tables I/II (human demos, 3 seeds).",
+             fontsize=7, color="0.3", va="top")
+    return _save(fig, stem)
+
+
+def _curve(g: Group) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Steps evaluated by every seed: step, mean train minutes, mean / min / max score over seeds."""
+    per_seed = [{h["step"]: h for h in r["history"] if "score" in h} for r in g.records]
+    steps = sorted(set.intersection(*(set(s) for s in per_seed))) if per_seed else []
+    scores = np.array([[s[step]["score"] for s in per_seed] for step in steps]).reshape(len(steps), -1)
+    minutes = np.array([np.mean([s[step]["train_seconds"] for s in per_seed]) / 60 for step in steps])
+    return np.array(steps), minutes, scores.mean(1), scores.min(1), scores.max(1)
+
+
+def plot_curves(groups: list[Group], stem: Path) -> list[Path]:
+    """Score vs training step and vs training wall-time for one task; band = min-max over seeds."""
+    plt = _mpl()
+    labels = _timed_labels(groups)
+    colors = _colors(list(labels.values()))
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.6), sharey=True)
+    longest = max((m for g in groups for m in _curve(g)[1][-1:]), default=0.0)
+    scale, unit = (1 / 60, "h") if longest > 120 else (1.0, "min") if longest > 2 else (60.0, "s")
+    for g in sorted(groups, key=lambda g: labels[g]):
+        steps, minutes, mean, lo, hi = _curve(g)
+        if not len(steps):
+            continue
+        minutes = minutes * scale
+        c = colors[labels[g]]
+        name = f"{labels[g]}, {g.seeds} seed{'s' if g.seeds > 1 else ''}"
+        for ax, x in zip(axes, (steps, minutes), strict=True):
+            ax.plot(x, mean, "-o", color=c, ms=3, lw=1.5, label=name)
+            if g.seeds > 1:
+                ax.fill_between(x, lo, hi, color=c, alpha=0.18, lw=0)
+        ref = paper_reference(g.policy, g.env, g.obs)
+        if ref:
+            axes[0].axhline(ref["max"], color=c, ls=":", lw=1)
+    axes[0].set_xlabel("training step")
+    axes[1].set_xlabel(f"training wall-time ({unit}, evaluations excluded)")
+    axes[0].set_ylabel(SCORE_LABEL.replace("\n", " "))
+    axes[0].set_ylim(0, 1.05)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    task = groups[0].task if groups else ""
+    fig.suptitle(f"{task}: learning curves (line: mean over seeds, band: min-max; dotted: paper max)", fontsize=10)
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    fig.tight_layout()
+    return _save(fig, stem)
+
+
+def plot_latency(groups: list[Group], stem: Path) -> list[Path]:
+    """Chunk latency (one batched predict_action call) against the score (max, ± std across seeds)."""
+    plt = _mpl()
+    labels = _timed_labels(groups)
+    colors = _colors(list(labels.values()))
+    markers = {task: "osD^vP*X"[i % 8] for i, task in enumerate(sorted({g.task for g in groups}))}
+    batches = sorted({r["final"]["last_eval"].get("n_episodes") for g in groups for r in g.records} - {None})
+    devices = sorted({_devices(g) for g in groups})
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    shown = [g for g in groups if np.isfinite(g.latency_ms)]
+    for g in sorted(shown, key=lambda g: labels[g]):
+        lat = [h["chunk_latency_ms"] for r in g.records for h in r["history"] if "chunk_latency_ms" in h]
+        ax.errorbar(g.latency_ms, g.max, xerr=np.std(lat) if len(lat) > 1 else None,
+                    yerr=g.max_std if g.seeds > 1 else None, fmt=markers[g.task], color=colors[labels[g]], ms=7,
+                    capsize=3, label=f"{labels[g]}, {g.task}" if len(markers) > 1 else labels[g])
+    lat_values = [g.latency_ms for g in shown]
+    if lat_values and max(lat_values) / max(min(lat_values), 1e-9) > 20:
+        ax.set_xscale("log")
+        from matplotlib.ticker import FuncFormatter
+
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    batch = f"batch {batches[0]}" if len(batches) == 1 else "batch = test episodes"
+    ax.set_xlabel(f"inference latency per action chunk (ms, {batch}" + (f", {devices[0]})" if len(devices) == 1 else ")"))
+    ax.set_ylabel("max score (mean over seeds)")
+    ax.set_ylim(0, 1.05)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    ax.set_title("Inference latency vs score\n(x error: std over evaluations; y error: std across seeds)")
+    fig.tight_layout()
+    return _save(fig, stem)

@@ -1,0 +1,234 @@
+"""Grids: `dpbench run` with comma lists and `dpbench sweep CONFIG.yaml`, the process pool and Ray
+backends, kill-and-resume, concurrent sweeps sharing a results dir, and bad input before any cell starts."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dpbench.cli import main
+from dpbench.sweep import CellLock, Sweep, prepare_all
+
+REPO = Path(__file__).resolve().parents[1]
+TRAINED = re.compile(r"\(\d+\.\d min\) ->")  # the per-cell line of a cell this process trained
+
+
+def _records(out: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((out / "records").glob("*.json"))]
+
+
+def _write_sweep(path: Path, dataset: Path, out: Path, **extra) -> Path:
+    """bc and diffusion x 2 seeds on the smoke preset, evaluated once, at the end (the slow part of a smoke cell)."""
+    doc = {"policies": ["bc", "diffusion"], "envs": ["pusht"], "seeds": 2, "preset": "smoke", "dataset": str(dataset),
+           "out": str(out), **extra, "set": {"train.eval_every": 1000, **extra.get("set", {})}}
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def _sweep_cmd(config: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "dpbench.cli", "sweep", str(config), "--quiet", *extra]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def test_grid_of_two_policies_two_seeds_in_a_process_pool(tmp_path, tiny_pusht_hdf5, capsys):
+    out = tmp_path / "r"
+    argv = ["run", "--policy", "bc,diffusion", "--env", "pusht", "--seeds", "2", "--preset", "smoke",
+            "--dataset", str(tiny_pusht_hdf5), "--out", str(out), "--workers", "2", "--set", "train.eval_every=1000"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    recs = _records(out)
+    assert sorted((r["policy"], r["seed"]) for r in recs) == [("bc", 0), ("bc", 1), ("diffusion", 0), ("diffusion", 1)]
+    assert {r["hardware"]["torch_threads"] for r in recs} == {max(1, len(os.sched_getaffinity(0)) // 2)}
+    assert "2 worker processes" in captured.out
+    # each cell's own progress reaches the driver's terminal from the workers
+    assert "[diffusion/pusht seed 1] step 6: score" in captured.out + captured.err
+    for policy in ("bc", "diffusion"):
+        assert f"| dpbench | {policy} | smoke | path | train.eval_every=1000 | 2 |" in captured.out
+    assert "paper (Chi et al. 2023)" in captured.out
+    # rerun: nothing left to do, same records
+    before = {p.name: p.read_bytes() for p in (out / "records").glob("*.json")}
+    assert main(argv + ["--quiet"]) == 0
+    assert "4 done, 0 to resume, 0 to start" in capsys.readouterr().out
+    assert {p.name: p.read_bytes() for p in (out / "records").glob("*.json")} == before
+
+
+def test_sweep_file_overrides_per_policy_and_per_cell(tmp_path, tiny_pusht_hdf5):
+    cfg = _write_sweep(tmp_path / "s.yaml", tiny_pusht_hdf5, tmp_path / "r", set={"train.steps": 6},
+                       per_policy={"bc": {"seeds": [3], "set": {"train.lr": "1e-4"}}},
+                       per_cell=[{"policy": "diffusion", "seed": 1, "set": {"train.steps": 9}, "preset": "smoke"}])
+    specs = Sweep.from_yaml(cfg).specs()
+    assert [(s.policy, s.seed) for s in specs] == [("bc", 3), ("diffusion", 0), ("diffusion", 1)]
+    assert specs[0].overrides == {"train.eval_every": "1000", "train.steps": "6", "train.lr": "1e-4"}
+    assert specs[1].overrides == {"train.eval_every": "1000", "train.steps": "6"}
+    assert specs[2].overrides == {"train.eval_every": "1000", "train.steps": "9"}
+    assert {s.preset for s in specs} == {"smoke"} and specs[0].out == tmp_path / "r"
+    cells = prepare_all(specs)
+    assert cells[0].tcfg.lr == 1e-4 and cells[2].tcfg.steps == 9 and cells[1].tcfg.steps == 6
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"polices": ["bc"]}, "unknown key 'polices'"),
+    ({"per_cell": [{"policy": "ibc"}]}, "matches no cell"),
+    ({"per_policy": {"ibc": {}}}, "not in policies"),
+    ({"seeds": 0}, "positive number of seeds"),
+    ({"per_cell": [{"policy": "bc", "steps": 3}]}, "unknown key 'steps'"),
+])
+def test_bad_sweep_files_get_one_line_errors(tmp_path, tiny_pusht_hdf5, capsys, extra, message):
+    cfg = _write_sweep(tmp_path / "s.yaml", tiny_pusht_hdf5, tmp_path / "r", **extra)
+    assert main(["sweep", str(cfg), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_unknown_names_are_all_reported_before_any_cell(tmp_path, tiny_pusht_hdf5, capsys):
+    out = tmp_path / "r"
+    argv = ["run", "--policy", "bc,nope,zilch", "--env", "pusht,mars", "--preset", "smoke",
+            "--dataset", str(tiny_pusht_hdf5), "--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "unknown policies 'nope', 'zilch'; valid policies:" in err and "unknown env 'mars'; valid envs: pusht" in err
+    assert err.count("\n") == 1
+    assert not (out / "records").exists() and not (out / "work").exists()
+
+
+def test_unwritable_results_dir_and_missing_ray_fail_at_start(tmp_path, tiny_pusht_hdf5, capsys, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    cfg = _write_sweep(tmp_path / "s.yaml", tiny_pusht_hdf5, blocker / "sub")
+    assert main(["sweep", str(cfg), "--quiet"]) == 2
+    assert "not writable" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    assert main(["sweep", str(cfg), "--quiet", "--backend", "ray", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'dpbench[ray]'" in err and err.count("\n") == 1
+    assert not (tmp_path / "r" / "records").exists()
+
+
+def test_corrupt_record_of_a_cell_is_named_not_overwritten(tmp_path, tiny_pusht_hdf5, capsys):
+    cfg = _write_sweep(tmp_path / "s.yaml", tiny_pusht_hdf5, tmp_path / "r")
+    cell = prepare_all(Sweep.from_yaml(cfg).specs())[0]
+    cell.record_path.parent.mkdir(parents=True)
+    cell.record_path.write_text('{"schema": 1, "cell_id": "x", "fin')
+    assert main(["sweep", str(cfg), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert cell.record_path.name in err and "delete the file" in err and err.count("\n") == 1
+    assert cell.record_path.read_text().endswith('"fin')
+
+
+def test_cell_lock_is_exclusive_and_dies_with_its_holder(tmp_path):
+    lock = CellLock(tmp_path / "cell")
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from dpbench.sweep import CellLock; "
+        f"assert CellLock({str(tmp_path / 'cell')!r}).acquire(); print('locked', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True, env=_env())
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert not lock.acquire()
+        assert f"pid {holder.pid}" in lock.holder()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert lock.acquire()  # no stale lock after SIGKILL
+    assert not CellLock(tmp_path / "cell").acquire()  # exclusive within one process too
+    lock.release()
+
+
+def test_sigkill_then_rerun_finishes_only_the_missing_cells(tmp_path, tiny_pusht_hdf5, capsys):
+    out = tmp_path / "r"
+    # the last cell is long, so the kill lands while it trains; its checkpoint is then resumed
+    slow = {"policy": "diffusion", "seed": 1, "set": {"train.steps": 30, "train.checkpoint_every": 2}}
+    cfg = _write_sweep(tmp_path / "s.yaml", tiny_pusht_hdf5, out, per_cell=[slow])
+    cells = prepare_all(Sweep.from_yaml(cfg).specs())
+    slow_cell = next(c for c in cells if c.spec.policy == "diffusion" and c.spec.seed == 1)
+    proc = subprocess.Popen(_sweep_cmd(cfg, "--workers", "2"), cwd=tmp_path, env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if list((out / "records").glob("*.json")) and (slow_cell.workdir / "train_state.pt").exists():
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, f"the sweep ended before it could be killed: {proc.stderr.read()[-2000:]}"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = {p.name: p.read_bytes() for p in (out / "records").glob("*.json")}
+    assert 1 <= len(before) < len(cells) and slow_cell.record_path.name not in before
+    # the orphaned workers stop by themselves, releasing their cells' locks
+    lock, deadline = CellLock(slow_cell.workdir), time.monotonic() + 10
+    while not lock.acquire():
+        assert time.monotonic() < deadline, "an orphaned worker still holds its cell"
+        time.sleep(0.1)
+    lock.release()
+    capsys.readouterr()
+    assert main(["sweep", str(cfg), "--quiet"]) == 0  # the same command again
+    stdout = capsys.readouterr().out
+    plan = re.search(r"(\d+) done, (\d+) to resume, (\d+) to start", stdout)
+    assert plan and int(plan[1]) == len(before) and int(plan[2]) >= 1, stdout  # the slow cell resumes
+    assert len(TRAINED.findall(stdout)) == len(cells) - len(before)
+    after = {p.name: p.read_bytes() for p in (out / "records").glob("*.json")}
+    assert len(after) == len(cells) and {n: after[n] for n in before} == before  # nothing lost, nothing rewritten
+    recs = _records(out)
+    assert len({r["cell_id"] for r in recs}) == len(cells)
+    assert [h["step"] for h in json.loads(slow_cell.record_path.read_text())["history"]] == [30]
+
+
+def test_two_concurrent_sweeps_share_a_results_dir(tmp_path, tiny_pusht_hdf5):
+    out = tmp_path / "r"
+    cfg = _write_sweep(tmp_path / "s.yaml", tiny_pusht_hdf5, out)
+    procs = [subprocess.Popen(_sweep_cmd(cfg, "--workers", "1"), cwd=tmp_path, env=_env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [r[1][-2000:] for r in results]
+    recs = _records(out)
+    assert len(recs) == 4 and len({r["cell_id"] for r in recs}) == 4
+    # every cell trained exactly once, by one of the two
+    assert sum(len(TRAINED.findall(stdout)) for stdout, _ in results) == 4
+    for stdout, _ in results:
+        assert stdout.count("| dpbench | ") == 2  # each prints the whole table
+
+
+def test_ray_backend(tmp_path, tiny_pusht_hdf5, monkeypatch, capsys):
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'dpbench[ray]'); skipping the Ray backend test")
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        out = tmp_path / "r"
+        argv = ["run", "--policy", "bc,diffusion", "--seeds", "1", "--preset", "smoke", "--dataset", str(tiny_pusht_hdf5),
+                "--out", str(out), "--backend", "ray", "--set", "train.eval_every=1000"]
+        assert main(argv) == 0
+        captured = capsys.readouterr()
+        assert ray.is_initialized()  # run used this instance and left it running
+    finally:
+        ray.shutdown()
+    recs = _records(out)
+    assert sorted(r["policy"] for r in recs) == ["bc", "diffusion"]
+    assert "Ray, 1 torch thread per cell" in captured.out
+    assert "| dpbench | diffusion | smoke | path | train.eval_every=1000 | 1 |" in captured.out
+    assert "[bc/pusht seed 0] step 6: score" in captured.out + captured.err  # progress through the Ray queue
+
+
+def test_dry_run_lists_cells_and_runs_nothing(tmp_path, tiny_pusht_hdf5, capsys):
+    cfg = _write_sweep(tmp_path / "s.yaml", tiny_pusht_hdf5, tmp_path / "r")
+    assert main(["sweep", str(cfg), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("  new    pusht-keypoints__") == 4 and not (tmp_path / "r" / "records").exists()
+
+
+def test_grid_errors_keep_other_cells(tmp_path, tiny_pusht_hdf5, capsys):
+    cfg = _write_sweep(tmp_path / "s.yaml", tiny_pusht_hdf5, tmp_path / "r", seeds=1,
+                       per_policy={"bc": {"set": {"train.lr": "1e30", "train.warmup_steps": 1}}})
+    assert main(["sweep", str(cfg), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "1 of 2 cells failed" in err and "lower train.lr" in err
+    assert [r["policy"] for r in _records(tmp_path / "r")] == ["diffusion"]

@@ -1,0 +1,158 @@
+"""`dpbench table` and `dpbench plot` on hand-made records: the pivot's numbers (mean ± std over seeds,
+Wilson CI over pooled episodes), paper rows and daggers, the formats, results/README.md, figures, and
+corrupt records that are named and skipped."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dpbench.cli import main
+from dpbench.evaluate import wilson_ci
+from dpbench.results import SCHEMA_VERSION, format_table, group_records, write_json_atomic
+
+
+def make_record(policy: str, seed: int, scores: list[float], success: list[bool], obs: str = "keypoints",
+                preset: str = "paper", dataset: str = "human", latency: float = 10.0) -> dict:
+    """A schema-complete record whose evaluations scored `scores` and whose final evaluation had `success`."""
+    history = [{"step": 100 * (i + 1), "train_seconds": 30.0 * (i + 1) + seed, "loss": 0.1, "score": s,
+                "success_rate": float(np.mean(success)), "eval_seconds": 1.0, "chunk_latency_ms": latency + i}
+               for i, s in enumerate(scores)]
+    chash = f"{policy[:4]}{preset[:3]}cfg"
+    return {
+        "schema": SCHEMA_VERSION, "cell_id": f"pusht-{obs}__{policy}__{dataset}-ab12cd34__{preset}-{chash}__seed{seed}",
+        "command": f"dpbench run --policy {policy} --preset {preset}", "policy": policy, "env": "pusht", "obs": obs,
+        "seed": seed, "preset": preset, "config_hash": chash, "config": {"policy": {}, "train": {}, "overrides": {}},
+        "dataset": {"kind": dataset, "path": "/data/pusht.zarr", "hash": "ab12cd34ef567890", "episodes": 206, "steps": 25650},
+        "history": history,
+        "final": {"max": max(scores), "avg_last10": float(np.mean(scores[-10:])), "success_max": 0.0,
+                  "success_avg_last10": 0.0,
+                  "last_eval": {"score": scores[-1], "success_rate": float(np.mean(success)), "n_episodes": len(success),
+                                "episode_success": success, "episode_scores": [scores[-1]] * len(success)}},
+        "wall": {"train_s": 60.0, "eval_s": 6.0, "total_s": 66.0}, "checkpoint": "",
+        "versions": {"python": "3.11", "torch": "2.13.0"},
+        "hardware": {"cpu": "Test CPU", "cores": 2, "torch_threads": 1, "host": "ci"},
+        "date": f"2026-01-0{seed + 1}T00:00:00+00:00",
+    }
+
+
+@pytest.fixture
+def results(tmp_path) -> Path:
+    """diffusion (paper preset, human data) x 2 seeds on two obs modes, lstm_gmm (smoke, scripted) x 1 seed."""
+    out = tmp_path / "results"
+    recs = [
+        make_record("diffusion", 0, [0.5, 0.9, 0.8], [True, True, False, False]),
+        make_record("diffusion", 1, [0.6, 0.7, 0.7], [True, False, False, False]),
+        make_record("diffusion", 0, [0.4, 0.6], [True, False], obs="state"),
+        make_record("lstm_gmm", 0, [0.3, 0.5], [False, False], preset="smoke", dataset="scripted", latency=2.0),
+    ]
+    for r in recs:
+        write_json_atomic(out / "records" / f"{r['cell_id']}.json", r)
+    return out
+
+
+def _md_rows(text: str) -> dict[str, list[str]]:
+    rows = [line.strip("|").split("|") for line in text.splitlines() if line.startswith("| ")]
+    return {f"{r[0].strip()}/{r[1].strip()}": [c.strip() for c in r] for r in rows[1:]}
+
+
+def test_pivot_policies_by_tasks_with_seed_stats_and_wilson_ci(results, capsys):
+    assert main(["table", "--out", str(results)]) == 0
+    captured = capsys.readouterr()
+    header = captured.out.splitlines()[0]
+    assert header == ("| source | policy | preset | dataset | seeds | pusht/keypoints max / avg-last-10 | pusht/keypoints "
+                      "success (95% CI) | pusht/state max / avg-last-10 | pusht/state success (95% CI) |")
+    rows = _md_rows(captured.out)
+    dp = rows["dpbench/diffusion"]
+    # max over evaluations per seed: 0.9, 0.7 -> mean 0.8, sample std 0.141; avg-last-10: 0.733, 0.667
+    assert dp[5] == "0.800 ± 0.141 / 0.700 ± 0.047"
+    lo, hi = wilson_ci(3, 8)  # 2 + 1 successes over the 4 + 4 pooled final-evaluation episodes
+    assert dp[6] == f"0.38 [{lo:.2f}, {hi:.2f}]"  # success: mean over seeds of 0.5 and 0.25
+    assert dp[7] == "0.600 / 0.500" and dp[4] == "1–2"  # one seed on state: no ±
+    assert rows["dpbench/lstm_gmm"][5] == "0.500 / 0.400 †" and rows["dpbench/lstm_gmm"][7] == "–"
+    assert "paper (Chi et al. 2023)/diffusion_cnn" not in rows  # only with --with-paper
+    assert "† not the paper's setting" in captured.out and "preset smoke, scripted dataset" in captured.out
+    assert not (results / "README.md").exists()  # not the default results dir and no --write-readme
+
+
+def test_with_paper_rows_follow_each_policy(results, capsys):
+    assert main(["table", "--out", str(results), "--with-paper"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][1:]
+    assert [line.split("|")[1].strip() + "/" + line.split("|")[2].strip() for line in lines] == [
+        "dpbench/diffusion", "paper (Chi et al. 2023)/diffusion_cnn", "dpbench/lstm_gmm", "paper (Chi et al. 2023)/lstm_gmm"]
+    assert "| 0.95 / 0.91 | – | 0.95 / 0.91 | – |" in lines[1]  # Table I (state-based) for keypoints and state
+    assert "| 0.67 / 0.61 | – | 0.67 / 0.61 | – |" in lines[3]  # the paper's value even where we have none
+
+
+def test_formats_and_filters(results, capsys):
+    assert main(["table", "--out", str(results), "--format", "csv", "--with-paper", "--policy", "diffusion"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(r["source"], r["obs"]) for r in rows] == [("dpbench", "keypoints"), ("dpbench", "state"),
+                                                        ("paper (Chi et al. 2023)", "keypoints"), ("paper (Chi et al. 2023)", "state")]
+    assert float(rows[0]["max"]) == pytest.approx(0.8) and rows[0]["seeds"] == "2" and rows[0]["paper_setting"] == "True"
+    assert main(["table", "--out", str(results), "--format", "latex", "--env", "pusht"]) == 0
+    latex = capsys.readouterr().out
+    assert latex.startswith("\\begin{tabular}") and "\\end{tabular}" in latex and "lstm\\_gmm" in latex
+    assert "0.800 $\\pm$ 0.141" in latex and "$^\\dagger$" in latex
+    assert main(["table", "--out", str(results), "--format", "html"]) == 0
+    page = capsys.readouterr().out
+    assert "<th>pusht/keypoints max / avg-last-10</th>" in page and "<td>0.500 / 0.400 †</td>" in page
+    assert main(["table", "--out", str(results), "--policy", "bet"]) == 2
+    assert "match --env/--policy" in capsys.readouterr().err
+
+
+def test_corrupt_and_partial_records_are_named_and_skipped(results, capsys):
+    records = results / "records"
+    (records / "truncated.json").write_text(json.dumps(make_record("bc", 0, [0.1], [False]))[:200])
+    partial = make_record("bc", 1, [0.1], [False])
+    del partial["final"]["last_eval"]
+    (records / "partial.json").write_text(json.dumps(partial))
+    assert main(["table", "--out", str(results)]) == 0
+    captured = capsys.readouterr()
+    warnings = captured.err.splitlines()
+    assert len(warnings) == 2
+    assert str(records / "partial.json") in warnings[0] and "missing field 'final.last_eval'" in warnings[0]
+    assert str(records / "truncated.json") in warnings[1] and "corrupt JSON" in warnings[1]
+    assert "| dpbench | diffusion |" in captured.out and "| dpbench | bc |" not in captured.out
+
+
+def test_readme_regenerated_on_request(results, capsys):
+    assert main(["table", "--out", str(results), "--write-readme"]) == 0
+    assert "README.md" in capsys.readouterr().err
+    readme = (results / "README.md").read_text()
+    assert "## pusht/keypoints, pusht/state: preset `paper`, human dataset `ab12cd34`" in readme
+    assert "## pusht/keypoints: preset `smoke`, scripted dataset `ab12cd34`" in readme
+    assert "- command: `dpbench run --policy diffusion --preset paper`" in readme
+    assert "hash `ab12cd34ef567890`" in readme and "Test CPU, 2 cores, 1 torch threads" in readme
+    assert "- dates: 2026-01-01T00:00:00+00:00 to 2026-01-02T00:00:00+00:00" in readme
+    assert readme.count("| paper (Chi et al. 2023) |") == 2
+
+
+def test_plots_are_written_as_png_and_svg(results, tmp_path, capsys):
+    figdir = tmp_path / "figs"
+    assert main(["plot", "--out", str(results), "--figdir", str(figdir)]) == 0
+    written = capsys.readouterr().out.split()
+    names = sorted(Path(p).name for p in written)
+    assert names == sorted(f"{stem}.{ext}" for stem in ("scores", "curves_pusht-keypoints", "curves_pusht-state", "latency")
+                           for ext in ("png", "svg"))
+    for p in written:
+        data = Path(p).read_bytes()
+        assert len(data) > 5000 and (data[:4] == b"\x89PNG" or b"<svg" in data[:500])
+
+
+def test_groups_never_mix_datasets(results):
+    recs = [json.loads(p.read_text()) for p in (results / "records").glob("*.json")]
+    other = make_record("diffusion", 2, [0.1], [False])
+    other["dataset"]["hash"] = "ffff000011112222"
+    groups = group_records(recs + [other])
+    assert sorted((g.policy, g.obs, g.seeds, g.dataset_hash[:4]) for g in groups) == [
+        ("diffusion", "keypoints", 1, "ffff"), ("diffusion", "keypoints", 2, "ab12"), ("diffusion", "state", 1, "ab12"),
+        ("lstm_gmm", "keypoints", 1, "ab12")]
+    table = format_table(recs + [other])
+    assert "| dpbench | diffusion | paper (diffpapcfg) | human:ab12cd34 |" in table
+    assert "| dpbench | diffusion | paper (diffpapcfg) | human:ffff0000 |" in table
