@@ -5,12 +5,15 @@
 
 Training throughput is measured on random Push-T-shaped batches (keypoint obs, 2-D actions) at
 the preset's batch size and, for comparison, at batch 256. Latency is one ``predict_action`` call
-at batch 1 and batch 50 for DDPM-100 and DDIM-10. Figures are medians over repeats.
+at batch 1 and batch 50: DDPM-100 and DDIM-10 for diffusion, 1 and 2 Euler steps for the flow
+policy, one call for the baselines (which return T_a actions per call: 1 for lstm_gmm, ibc and
+bet, 8 for bc). Figures are medians over repeats.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 import time
@@ -52,6 +55,7 @@ def train_samples_per_s(policy, batch_size: int, seconds: float) -> float:
 
 def chunk_latency_ms(policy, batch: int, repeats: int) -> float:
     policy.eval()
+    policy.reset()  # recurrent policies keep per-batch state
     obs = {"obs": torch.rand(batch, policy.n_obs_steps, 20) * 512}
     policy.predict_action(obs)
     times = []
@@ -64,7 +68,7 @@ def chunk_latency_ms(policy, batch: int, repeats: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--policies", default="diffusion,diffusion_transformer")
+    ap.add_argument("--policies", default="diffusion,diffusion_transformer,diffusion_flow,bc,lstm_gmm,ibc,bet")
     ap.add_argument("--presets", default="quick,paper")
     ap.add_argument("--seconds", type=float, default=15.0, help="time budget per training measurement")
     ap.add_argument("--out", default="results/perf/policy_speed.json")
@@ -79,12 +83,19 @@ def main() -> None:
             row["train_samples_per_s"] = round(train_samples_per_s(policy, tcfg.batch_size, args.seconds), 1)
             if tcfg.batch_size != 256:
                 row["train_samples_per_s_b256"] = round(train_samples_per_s(policy, 256, args.seconds), 1)
-            for sampler, steps in (("ddpm", "100"), ("ddim", "10")):
-                p, _ = _make(name, preset, sampler=sampler, num_inference_steps=steps)
+            fields = {f.name for f in dataclasses.fields(policy.config)}
+            if "sampler" in fields:  # DDPM/DDIM diffusion policies
+                variants = [(f"{s}{k}", dict(sampler=s, num_inference_steps=k)) for s, k in (("ddpm", "100"), ("ddim", "10"))]
+            elif "num_inference_steps" in fields:  # few-step samplers
+                variants = [(f"euler{k}", dict(num_inference_steps=k)) for k in ("1", "2")]
+            else:
+                variants = [("chunk", {})]
+            for label, over in variants:
+                p, _ = _make(name, preset, **over)
                 p.load_state_dict(policy.state_dict())
-                slow = preset == "paper" and sampler == "ddpm"
+                slow = preset == "paper" and label.startswith("ddpm")
                 for b in (1, 50):
-                    row[f"{sampler}{steps}_b{b}_ms"] = round(chunk_latency_ms(p, b, 1 if slow else 5), 1)
+                    row[f"{label}_b{b}_ms"] = round(chunk_latency_ms(p, b, 1 if slow else 5), 1)
             rows.append(row)
             print(row, flush=True)
     report = {"command": "python " + " ".join(sys.argv), **environment_info(), "rows": rows}
