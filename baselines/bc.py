@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dpbench.policy import Policy, PolicyConfig
+from dpbench.policy import SMOKE_TRAIN, Policy, PolicyConfig
 from dpbench.tasks import PolicySpec
 
 
@@ -40,7 +40,7 @@ class BCPolicy(Policy):
         "paper": ({}, dict(steps=100_000, batch_size=256, lr=1e-4, eval_every=5000, checkpoint_every=5000)),
         "quick": (dict(hidden_dims=(256, 256, 256)), dict(steps=5000, batch_size=64, lr=1e-3, warmup_steps=200,
                                                            eval_every=250, eval_after=2500, checkpoint_every=250)),
-        "smoke": (dict(hidden_dims=(32,)), dict(steps=6, batch_size=8, warmup_steps=1, eval_every=3, checkpoint_every=3, eval_episodes=2)),
+        "smoke": (dict(hidden_dims=(32,)), SMOKE_TRAIN),
     }
 
     def __init__(self, spec: PolicySpec, config: BCConfig) -> None:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dpbench.policy import Policy, PolicyConfig
+from dpbench.policy import SMOKE_TRAIN, Policy, PolicyConfig
 from dpbench.tasks import PolicySpec
 
 
@@ -60,7 +60,7 @@ class BETPolicy(Policy):
         "quick": ({}, dict(steps=5000, batch_size=64, lr=1e-3, weight_decay=0.1, warmup_steps=200,
                            eval_every=250, eval_after=2500, checkpoint_every=250)),
         "smoke": (dict(n_bins=4, n_layer=1, n_head=2, n_emb=16, kmeans_iters=5),
-                  dict(steps=6, batch_size=8, warmup_steps=1, eval_every=3, checkpoint_every=3, eval_episodes=2)),
+                  SMOKE_TRAIN),
     }
 
     def __init__(self, spec: PolicySpec, config: BETConfig) -> None:

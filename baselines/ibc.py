@@ -16,7 +16,7 @@ import torch
 from torch.nn import functional as F
 
 from dpbench.baselines.bc import mlp
-from dpbench.policy import Policy, PolicyConfig
+from dpbench.policy import SMOKE_TRAIN, Policy, PolicyConfig
 from dpbench.tasks import PolicySpec
 
 
@@ -42,7 +42,7 @@ class IBCPolicy(Policy):
         "quick": (dict(hidden_dims=(256, 256, 256, 256), train_negatives=256, inference_samples=512),
                   dict(steps=5000, batch_size=64, lr=5e-4, warmup_steps=200, eval_every=250, eval_after=2500, checkpoint_every=250)),
         "smoke": (dict(hidden_dims=(32, 32), train_negatives=16, inference_samples=32, inference_iters=2),
-                  dict(steps=6, batch_size=8, warmup_steps=1, eval_every=3, checkpoint_every=3, eval_episodes=2)),
+                  SMOKE_TRAIN),
     }
 
     def __init__(self, spec: PolicySpec, config: IBCConfig) -> None:

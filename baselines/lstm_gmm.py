@@ -17,7 +17,7 @@ from torch import distributions as D
 from torch import nn
 from torch.nn import functional as F
 
-from dpbench.policy import Policy, PolicyConfig
+from dpbench.policy import SMOKE_TRAIN, Policy, PolicyConfig
 from dpbench.tasks import PolicySpec
 
 
@@ -42,7 +42,7 @@ class LSTMGMMPolicy(Policy):
         "quick": ({}, dict(steps=5000, batch_size=64, lr=1e-3, warmup_steps=200, weight_decay=0.0, ema=False,
                            eval_every=250, eval_after=2500, checkpoint_every=250)),
         "smoke": (dict(hidden_dim=16, num_layers=1, num_modes=2, n_obs_steps=4, horizon=4, rnn_horizon=4),
-                  dict(steps=6, batch_size=8, warmup_steps=1, eval_every=3, checkpoint_every=3, eval_episodes=2)),
+                  SMOKE_TRAIN),
     }
 
     def __init__(self, spec: PolicySpec, config: LSTMGMMConfig) -> None:

@@ -60,6 +60,11 @@ class TrainConfig:
     grad_clip: float | None = None
 
 
+# The smoke preset's training settings, shared by every policy: a few steps and a 2-episode
+# evaluation, so a whole run takes seconds (tests).
+SMOKE_TRAIN: dict[str, Any] = dict(steps=6, batch_size=8, warmup_steps=1, eval_every=3, checkpoint_every=3, eval_episodes=2)
+
+
 class Policy(nn.Module):
     """Base class. Subclasses set ``name`` and ``Config`` and implement the three methods."""
 

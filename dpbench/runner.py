@@ -8,10 +8,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from dpbench.data.registry import DatasetRef, resolve_dataset
 from dpbench.data.sampler import SequenceSampler, split_episodes
@@ -76,8 +77,9 @@ def prepare(spec: CellSpec, data: DatasetRef | None = None) -> PreparedCell:
     return PreparedCell(spec, obs, policy_cls, pcfg, tcfg, data, cell_id, chash)
 
 
-def run_cell(cell: PreparedCell) -> dict[str, Any]:
-    """Train + evaluate one seed and write its record; returns the record (existing or new)."""
+def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[str, Any]:
+    """Train + evaluate one seed and write its record; returns the record (existing or new).
+    ``make_bar`` is the training progress reporter (see ``train``)."""
     import json
 
     if cell.record_path.exists():
@@ -112,7 +114,7 @@ def run_cell(cell: PreparedCell) -> dict[str, Any]:
                 "chunk_latency_ms": round(res.chunk_latency_ms, 3)}
 
     desc = f"{spec.policy}/{task.name} seed {spec.seed}"
-    eval_policy, state = train(policy, sampler, cell.tcfg, cell.workdir, spec.seed, evaluate_fn, spec.progress, desc)
+    eval_policy, state = train(policy, sampler, cell.tcfg, cell.workdir, spec.seed, evaluate_fn, spec.progress, desc, make_bar)
 
     final = last_eval[0]
     if final is None or spec.video:  # resumed after the last evaluation, or rollouts were asked for

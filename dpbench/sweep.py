@@ -317,7 +317,7 @@ def execute(cell: PreparedCell) -> tuple[str, Any]:
         # half-written temp files of a killed predecessor (the real files are replaced atomically)
         for tmp in [*cell.workdir.glob("*.tmp[0-9]*"), *cell.record_path.parent.glob(f".{cell.record_path.name}.tmp*")]:
             tmp.unlink(missing_ok=True)
-        return "ran", run_cell(cell)
+        return "ran", run_cell(cell, make_bar=_WorkerBar if _CHANNEL is not None else tqdm)
     except DpbenchError as exc:
         return "error", str(exc)
     finally:
@@ -379,13 +379,9 @@ def _init_worker(threads: int, channel: Any, parent_pid: int | None) -> None:
     global _CHANNEL
     import torch
 
-    import dpbench.train
-
     torch.set_num_threads(threads)
     tqdm.set_lock(threading.RLock())  # not tqdm's default multiprocessing lock, which a terminated worker would leak
-    _CHANNEL = channel
-    if channel is not None:
-        dpbench.train.tqdm = _WorkerBar  # train() draws no bar of its own in a worker; it reports instead
+    _CHANNEL = channel  # with a channel, execute() gives train() a _WorkerBar: it reports instead of drawing
     if parent_pid is not None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the driver, which stops the pool
         threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()

@@ -82,10 +82,13 @@ def train(
     evaluate_fn: Callable[[Policy, int], dict[str, Any]] | None = None,
     progress: bool = True,
     desc: str = "train",
+    make_bar: Callable[..., Any] = tqdm,
 ) -> tuple[Policy, TrainState]:
     """Train ``policy`` in place; resumes from ``workdir/train_state.pt`` when present.
 
-    Returns the policy to evaluate (the EMA copy when enabled) and the final state.
+    ``make_bar`` builds the progress reporter (tqdm's signature); a sweep worker passes one that
+    reports to its driver instead of drawing. Returns the policy to evaluate (the EMA copy when
+    enabled) and the final state.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
@@ -103,7 +106,7 @@ def train(
         return ema.model if ema is not None else policy
 
     policy.train()
-    bar = tqdm(total=cfg.steps, initial=state.step, desc=desc, disable=not progress, unit="step", dynamic_ncols=True, leave=False)
+    bar = make_bar(total=cfg.steps, initial=state.step, desc=desc, disable=not progress, unit="step", dynamic_ncols=True, leave=False)
     t_last = time.perf_counter()
     try:
         while state.step < cfg.steps:

@@ -162,14 +162,17 @@ def test_sigkill_then_rerun_finishes_only_the_missing_cells(tmp_path, tiny_pusht
     assert proc.poll() is None, f"the sweep ended before it could be killed: {proc.stderr.read()[-2000:]}"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    # the orphaned workers stop by themselves, releasing their cells' locks; only then is the set of
+    # finished records fixed (a worker may complete a record in the instant before it notices)
+    deadline = time.monotonic() + 10
+    for cell in cells:
+        lock = CellLock(cell.workdir)
+        while not lock.acquire():
+            assert time.monotonic() < deadline, "an orphaned worker still holds its cell"
+            time.sleep(0.1)
+        lock.release()
     before = {p.name: p.read_bytes() for p in (out / "records").glob("*.json")}
     assert 1 <= len(before) < len(cells) and slow_cell.record_path.name not in before
-    # the orphaned workers stop by themselves, releasing their cells' locks
-    lock, deadline = CellLock(slow_cell.workdir), time.monotonic() + 10
-    while not lock.acquire():
-        assert time.monotonic() < deadline, "an orphaned worker still holds its cell"
-        time.sleep(0.1)
-    lock.release()
     capsys.readouterr()
     assert main(["sweep", str(cfg), "--quiet"]) == 0  # the same command again
     stdout = capsys.readouterr().out

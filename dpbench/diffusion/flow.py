@@ -14,7 +14,7 @@ import torch
 from torch.nn import functional as F
 
 from dpbench.diffusion.unet1d import ConditionalUnet1D
-from dpbench.policy import Policy, PolicyConfig
+from dpbench.policy import SMOKE_TRAIN, Policy, PolicyConfig
 from dpbench.tasks import PolicySpec
 
 TIME_SCALE = 100.0  # t in [0, 1] enters the step embedding on the same scale as DDPM's 0..99
@@ -40,16 +40,13 @@ class FlowMatchingPolicy(Policy):
         ),
         "smoke": (
             dict(down_dims=(16, 32), step_embed_dim=16, n_groups=4),
-            dict(steps=6, batch_size=8, warmup_steps=1, eval_every=3, checkpoint_every=3, eval_episodes=2),
+            SMOKE_TRAIN,
         ),
     }
 
     def __init__(self, spec: PolicySpec, config: FlowConfig) -> None:
         super().__init__(spec, config)
-        self.model = ConditionalUnet1D(
-            spec.action_dim, self.obs_feature_dim * config.n_obs_steps, tuple(config.down_dims),
-            config.step_embed_dim, config.kernel_size, config.n_groups,
-        )
+        self.model = ConditionalUnet1D.from_config(spec.action_dim, self.obs_feature_dim * config.n_obs_steps, config)
 
     def compute_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         actions = self.action_normalizer.normalize(batch["action"].float())

@@ -17,7 +17,7 @@ from torch.nn import functional as F
 
 from dpbench.diffusion.transformer import DiffusionTransformer
 from dpbench.diffusion.unet1d import ConditionalUnet1D
-from dpbench.policy import Policy, PolicyConfig
+from dpbench.policy import SMOKE_TRAIN, Policy, PolicyConfig
 from dpbench.tasks import PolicySpec
 
 
@@ -118,20 +118,13 @@ class DiffusionUnetPolicy(_DiffusionPolicy):
         ),
         "smoke": (
             dict(down_dims=(16, 32), step_embed_dim=16, n_groups=4, sampler="ddim", num_inference_steps=4, num_train_timesteps=20),
-            dict(steps=6, batch_size=8, warmup_steps=1, eval_every=3, checkpoint_every=3, eval_episodes=2),
+            SMOKE_TRAIN,
         ),
     }
 
     def __init__(self, spec: PolicySpec, config: DiffusionUnetConfig) -> None:
         super().__init__(spec, config)
-        self.model = ConditionalUnet1D(
-            spec.action_dim,
-            self.obs_feature_dim * config.n_obs_steps,
-            tuple(config.down_dims),
-            config.step_embed_dim,
-            config.kernel_size,
-            config.n_groups,
-        )
+        self.model = ConditionalUnet1D.from_config(spec.action_dim, self.obs_feature_dim * config.n_obs_steps, config)
 
     def prepare_condition(self, feats: torch.Tensor) -> list[torch.Tensor | None]:
         return self.model.precompute_obs_film(feats.flatten(1))
@@ -153,7 +146,7 @@ class DiffusionTransformerPolicy(_DiffusionPolicy):
         ),
         "smoke": (
             dict(n_layer=1, n_head=2, n_emb=16, sampler="ddim", num_inference_steps=4, num_train_timesteps=20),
-            dict(steps=6, batch_size=8, warmup_steps=1, eval_every=3, checkpoint_every=3, eval_episodes=2),
+            SMOKE_TRAIN,
         ),
     }
 

@@ -99,6 +99,11 @@ class ConditionalUnet1D(nn.Module):
             self.up.append(nn.ModuleList([block(2 * c_big, c_small), block(c_small, c_small), nn.ConvTranspose1d(c_small, c_small, 4, 2, 1)]))
         self.final = nn.Sequential(ConvNormMish(down_dims[0], down_dims[0], kernel_size, n_groups), nn.Conv1d(down_dims[0], action_dim, 1))
 
+    @classmethod
+    def from_config(cls, action_dim: int, obs_cond_dim: int, config) -> "ConditionalUnet1D":
+        """Build from any config with down_dims, step_embed_dim, kernel_size and n_groups."""
+        return cls(action_dim, obs_cond_dim, tuple(config.down_dims), config.step_embed_dim, config.kernel_size, config.n_groups)
+
     def res_blocks(self) -> list[FiLMResBlock]:
         return [m for m in self.modules() if isinstance(m, FiLMResBlock)]
 
