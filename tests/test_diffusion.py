@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dpbench.diffusion.flow import FlowMatchingPolicy
-from dpbench.diffusion.policy import DiffusionTransformerPolicy, DiffusionUnetPolicy
+from dpbench.diffusion.policy import DiffusionTransformerPolicy, DiffusionUnetPolicy, total_films
 from dpbench.diffusion.unet1d import ConditionalUnet1D
 from dpbench.errors import DpbenchError
 from dpbench.policy import build_configs, get_policy_class, load_policy, save_policy
@@ -39,6 +39,29 @@ def test_obs_film_precompute_matches_full_condition():
     assert torch.allclose(unet(x, t, obs_cond=cond), unet(x, t, obs_films=films))
     # the condition matters
     assert not torch.allclose(unet(x, t, obs_cond=cond), unet(x, t, obs_cond=cond + 1))
+
+
+def test_fast_inference_path_matches_the_eager_forward():
+    torch.manual_seed(0)
+    unet = ConditionalUnet1D(2, 40, (16, 32, 64), 16, n_groups=4)  # 3 levels: strided down, transposed up
+    x, cond, steps = torch.randn(3, 16, 2), torch.randn(3, 40), torch.tensor([90.0, 40.0, 0.0])
+    with torch.inference_mode():
+        films = total_films(unet, cond, steps)
+        for i, t in enumerate(steps):
+            eager = unet(x, t.expand(3), obs_cond=cond)
+            assert torch.allclose(unet.forward_fast(x, films[i]), eager, atol=1e-5), i
+
+
+@pytest.mark.parametrize("cls", [DiffusionUnetPolicy, FlowMatchingPolicy])
+@pytest.mark.parametrize("batch", [1, 20])  # 20 > FAST_PATH_MAX_BATCH takes the large-batch path
+def test_fast_and_naive_policies_predict_the_same_actions(cls, batch):
+    fast, naive = _policy(cls), _policy(cls, fast_inference=False)
+    naive.load_state_dict(fast.state_dict())
+    obs = {"obs": torch.rand(batch, 2, 20) * 512}
+    fast.seed(3), naive.seed(3)
+    a, b = fast.predict_action(obs), naive.predict_action(obs)
+    assert a.shape == (batch, 8, 2)
+    assert torch.allclose(a, b, atol=1e-3)  # env units (pixels); float reassociation only
 
 
 @pytest.mark.parametrize("cls", [DiffusionUnetPolicy, DiffusionTransformerPolicy, FlowMatchingPolicy])

@@ -9,7 +9,7 @@ that start at the current step (index T_o - 1 of the window).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler
@@ -19,6 +19,11 @@ from dpbench.diffusion.transformer import DiffusionTransformer
 from dpbench.diffusion.unet1d import ConditionalUnet1D
 from dpbench.policy import SMOKE_TRAIN, Policy, PolicyConfig
 from dpbench.tasks import PolicySpec
+
+
+# Above this batch PyTorch's oneDNN conv1d beats the unfold-matmul path (measured, 2 CPU cores;
+# benchmarks/bench_speed.py).
+FAST_PATH_MAX_BATCH = 8
 
 
 @dataclasses.dataclass
@@ -36,6 +41,7 @@ class DiffusionUnetConfig(DiffusionConfig):
     step_embed_dim: int = 256
     kernel_size: int = 5
     n_groups: int = 8
+    fast_inference: bool = True  # False: the plain eager path (for benchmarks and checks)
 
 
 @dataclasses.dataclass
@@ -84,17 +90,21 @@ class _DiffusionPolicy(Policy):
         noisy = self.noise_scheduler.add_noise(actions, noise, t)
         return F.mse_loss(self.denoise(noisy, t, cond), noise)
 
+    def make_denoiser(self, feats: torch.Tensor, timesteps: torch.Tensor) -> Callable[[torch.Tensor, int], torch.Tensor]:
+        """eps(x, i) for the i-th timestep of one chunk's schedule; subclasses may precompute."""
+        cond = self.prepare_condition(feats)
+        return lambda x, i: self.denoise(x, timesteps[i], cond)
+
     @torch.inference_mode()
     def sample_chunk(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         """The whole denoised window (B, T_p, D_a) in env units."""
-        cond = self.prepare_condition(self.obs_features(obs))
-        batch = next(iter(obs.values())).shape[0]
-        x = torch.randn((batch, self.horizon, self.spec.action_dim), generator=self.generator, device=self.device)
+        feats = self.obs_features(obs)
+        x = torch.randn((feats.shape[0], self.horizon, self.spec.action_dim), generator=self.generator, device=self.device)
         scheduler = self.sample_scheduler
         scheduler.set_timesteps(self.config.num_inference_steps)
-        for t in scheduler.timesteps:
-            eps = self.denoise(x, t, cond)
-            x = scheduler.step(eps, t, x, generator=self.generator).prev_sample
+        denoise = self.make_denoiser(feats, scheduler.timesteps)
+        for i, t in enumerate(scheduler.timesteps):
+            x = scheduler.step(denoise(x, i), t, x, generator=self.generator).prev_sample
         return self.action_normalizer.unnormalize(x)
 
     def predict_action(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -131,6 +141,22 @@ class DiffusionUnetPolicy(_DiffusionPolicy):
 
     def denoise(self, sample: torch.Tensor, t: torch.Tensor, cond: list[torch.Tensor | None]) -> torch.Tensor:
         return self.model(sample, t, obs_films=cond)
+
+    def make_denoiser(self, feats: torch.Tensor, timesteps: torch.Tensor) -> Callable[[torch.Tensor, int], torch.Tensor]:
+        if not self.config.fast_inference:  # naive: the full conditioning at every step
+            obs_cond = feats.flatten(1)
+            return lambda x, i: self.model(x, timesteps[i], obs_cond=obs_cond)
+        if feats.shape[0] > FAST_PATH_MAX_BATCH:  # large batch: oneDNN conv1d is faster; reuse obs FiLM only
+            obs_films = self.model.precompute_obs_film(feats.flatten(1))
+            return lambda x, i: self.model(x, timesteps[i], obs_films=obs_films)
+        films = total_films(self.model, feats.flatten(1), timesteps.to(self.device))
+        return lambda x, i: self.model.forward_fast(x, films[i])
+
+
+def total_films(model: ConditionalUnet1D, obs_cond: torch.Tensor, timesteps: torch.Tensor) -> list[list[torch.Tensor]]:
+    """Each block's whole FiLM term for each timestep of a chunk: ``[t][block] -> (B, 2C)``."""
+    obs_films = model.precompute_obs_film(obs_cond)
+    return [[s if o is None else s + o for s, o in zip(step, obs_films)] for step in model.step_films(timesteps)]
 
 
 class DiffusionTransformerPolicy(_DiffusionPolicy):

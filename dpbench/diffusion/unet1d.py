@@ -6,6 +6,13 @@ a per-channel scale and bias.
 
 For inference speed the FiLM projection is split: ``W [e; o] = W_e e + W_o o``. The observation
 part is computed once per chunk (``precompute_obs_film``) and reused at every denoising step.
+
+``forward`` is the plain eager path, used for training. ``forward_fast`` is the sampler's path:
+it keeps activations channels-last ``(B, T, C)`` and runs every convolution as one matmul over
+unfolded windows, because at small batch PyTorch's CPU ``conv1d`` falls back to a slow im2col
+kernel (2-3x slower here). ``step_films`` precomputes the step-dependent FiLM terms for a whole
+schedule, so a denoising step is convs, norms and adds only. Both paths share the same weights
+and agree to float tolerance (tests/test_diffusion.py).
 """
 
 from __future__ import annotations
@@ -63,6 +70,31 @@ class FiLMResBlock(nn.Module):
         out = scale * out + bias
         return self.block1(out) + self.residual(x)
 
+    def forward_fast(self, x: torch.Tensor, film: torch.Tensor) -> torch.Tensor:
+        """Channels-last ``(B, T, C)``; ``film`` is the block's total (scale, bias), ``(B|1, 2C)``."""
+        out = _conv_norm_mish_cl(self.block0, x)
+        out = torch.addcmul(film[:, None, self.c_out :], out, film[:, None, : self.c_out])
+        res = x if isinstance(self.residual, nn.Identity) else F.linear(x, self.residual.weight[:, :, 0], self.residual.bias)
+        return _conv_norm_mish_cl(self.block1, out) + res
+
+
+def _conv_cl(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+    """``conv`` applied to channels-last ``x`` (B, T, C) as one matmul over unfolded windows."""
+    (k,), (stride,), (pad,) = conv.kernel_size, conv.stride, conv.padding
+    batch, _, channels = x.shape
+    if k == 1 and stride == 1:
+        return F.linear(x, conv.weight[:, :, 0], conv.bias)
+    windows = F.pad(x, (0, 0, pad, pad)).unfold(1, k, stride)  # (B, T_out, C, k): C-major, k-minor
+    t_out = windows.shape[1]
+    out = F.linear(windows.reshape(batch * t_out, channels * k), conv.weight.reshape(conv.out_channels, channels * k), conv.bias)
+    return out.view(batch, t_out, conv.out_channels)
+
+
+def _conv_norm_mish_cl(block: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    conv, norm, _ = block
+    y = _conv_cl(conv, x).transpose(1, 2)
+    return F.mish(F.group_norm(y, norm.num_groups, norm.weight, norm.bias, norm.eps)).transpose(1, 2)
+
 
 class ConditionalUnet1D(nn.Module):
     """eps_theta(A_k, O, k): (B, T, action_dim) -> (B, T, action_dim)."""
@@ -110,6 +142,30 @@ class ConditionalUnet1D(nn.Module):
     def precompute_obs_film(self, obs_cond: torch.Tensor) -> list[torch.Tensor | None]:
         """The observation part of every block's FiLM, once per chunk."""
         return [b.obs_film(obs_cond) for b in self.res_blocks()]
+
+    def step_films(self, timesteps: torch.Tensor) -> list[list[torch.Tensor]]:
+        """Every block's step-dependent FiLM term for each timestep: ``[t][block] -> (1, 2C)``."""
+        emb = F.mish(self.step_encoder(timesteps.reshape(-1)))
+        per_block = [b.film_step(emb) for b in self.res_blocks()]  # [block] -> (n_t, 2C)
+        return [[f[i : i + 1] for f in per_block] for i in range(len(timesteps))]
+
+    def forward_fast(self, sample: torch.Tensor, films: list[torch.Tensor]) -> torch.Tensor:
+        """Inference path: same function as ``forward`` with each block's total FiLM given."""
+        films_it = iter(films)
+        x = sample
+        skips = []
+        for res0, res1, down in self.down:
+            x = res1.forward_fast(res0.forward_fast(x, next(films_it)), next(films_it))
+            skips.append(x)
+            x = x if isinstance(down, nn.Identity) else _conv_cl(down, x)
+        for res in self.mid:
+            x = res.forward_fast(x, next(films_it))
+        for res0, res1, up in self.up:
+            x = torch.cat([x, skips.pop()], dim=2)
+            x = res1.forward_fast(res0.forward_fast(x, next(films_it)), next(films_it))
+            x = up(x.transpose(1, 2)).transpose(1, 2)
+        block, head = self.final
+        return _conv_cl(head, _conv_norm_mish_cl(block, x))
 
     def forward(
         self,
