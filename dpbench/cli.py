@@ -150,7 +150,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     task = get_task(args.env)
     obs = args.obs or meta.get("obs") or task.default_obs
     mode = task.obs_mode(obs)
-    policy, meta = load_policy(args.checkpoint, expect_spec=mode.spec)
+    policy, meta = load_policy(args.checkpoint, expect_spec=mode.spec, overrides=_parse_overrides(args.set))
     if meta.get("env") not in (None, task.name):
         raise DpbenchError(f"{args.checkpoint}: checkpoint was trained on env '{meta['env']}', not '{task.name}'")
     res = evaluate(policy, task, mode, n_episodes=args.episodes, seed_start=args.seed_start, sampling_seed=args.seed,
@@ -280,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed-start", type=int, default=None)
     p.add_argument("--seed", type=int, default=0, help="sampling-noise seed")
     p.add_argument("--video", default=None, help="write a GIF of the first episodes here")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="inference override, e.g. policy.sampler=ddpm policy.num_inference_steps=100")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("table", help="policies x tasks table from the result records (and results/README.md)")

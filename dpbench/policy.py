@@ -288,8 +288,14 @@ def read_checkpoint_meta(path: str | Path) -> dict[str, Any]:
     return json.loads(meta["dpbench"])
 
 
-def load_policy(path: str | Path, expect_spec: PolicySpec | None = None) -> tuple[Policy, dict[str, Any]]:
-    """Rebuild a policy from a checkpoint, refusing one whose shapes don't match ``expect_spec``."""
+def load_policy(
+    path: str | Path, expect_spec: PolicySpec | None = None, overrides: dict[str, str] | None = None
+) -> tuple[Policy, dict[str, Any]]:
+    """Rebuild a policy from a checkpoint, refusing one whose shapes don't match ``expect_spec``.
+
+    ``overrides`` (``{"policy.sampler": "ddim", ...}``) change inference-time fields such as the
+    sampler; a change that alters the weights' shapes is refused when the weights are loaded.
+    """
     from safetensors.torch import load_file
 
     meta = read_checkpoint_meta(path)
@@ -301,6 +307,11 @@ def load_policy(path: str | Path, expect_spec: PolicySpec | None = None) -> tupl
         )
     cls = get_policy_class(meta["policy"]) if meta["policy"] in available_policies() else _load_ref(meta["policy_class"])
     cfg = apply_overrides(cls.Config(), meta["config"], f"{cls.name} config")
+    for key, value in (overrides or {}).items():
+        scope, _, name = key.partition(".")
+        if scope != "policy" or not name:
+            raise DpbenchError(f"override '{key}': a saved policy takes only policy.FIELD=VALUE")
+        apply_overrides(cfg, {name: value}, f"{cls.name} config")
     policy = cls(spec, cfg)
     state = load_file(str(path))
     try:

@@ -108,3 +108,16 @@ def test_keypoints_match_recorded_keypoints(human_zarr):
     err = np.abs(pred - store.data["keypoint"]).max(axis=(1, 2))
     assert np.median(err) < 1e-3
     assert np.mean(err < 0.1) > 0.99
+
+
+def test_bounding_box_renderer_draws_the_same_frames_as_the_full_grid():
+    from dpbench.envs.pusht.render import render_frame
+
+    rng = np.random.default_rng(0)
+    for i in range(40):  # shapes anywhere, partly off-screen included, with and without the action cross
+        agent = rng.uniform(-20, 530, 2)
+        block = np.array([*rng.uniform(-20, 530, 2), rng.uniform(-7, 7)])
+        action = rng.uniform(0, 512, 2) if i % 2 else None
+        fast = render_frame(agent, block, 96, action=action)
+        assert np.array_equal(fast, render_frame(agent, block, 96, action=action, full_grid=True)), i
+        assert fast.dtype == np.uint8 and fast.shape == (96, 96, 3)

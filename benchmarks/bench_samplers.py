@@ -1,0 +1,117 @@
+"""Score against latency for the samplers: DDPM-100, DDIM-k and the few-step flow policy.
+
+    python benchmarks/bench_samplers.py \\
+        --diffusion 'results/work/pusht-keypoints__diffusion__*/policy.safetensors' \\
+        --flow 'results/work/pusht-keypoints__diffusion_flow__*/policy.safetensors' \\
+        [--out results/perf/samplers.json] [--figure results/figures/samplers]
+
+Every trained checkpoint (the final EMA weights of a ``dpbench run``) is evaluated under the
+paper's Push-T protocol (50 test seeds) with each sampler, unchanged weights: the diffusion
+checkpoints with DDPM-100 and DDIM-k, the flow checkpoints with Euler-1/2/4. The latency is one
+``predict_action`` at batch 1 (median of repeats) and the eval's batch-50 call. Scores are those
+of the final checkpoint, so they sit below a run's max-over-checkpoints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dpbench.evaluate import evaluate
+from dpbench.policy import load_policy, read_checkpoint_meta
+from dpbench.results import environment_info, write_json_atomic
+from dpbench.tasks import get_task
+
+DIFFUSION_SAMPLERS = {"ddpm100": dict(sampler="ddpm", num_inference_steps=100), **{f"ddim{k}": dict(sampler="ddim", num_inference_steps=k) for k in (3, 5, 10, 20)}}
+FLOW_SAMPLERS = {f"euler{k}": dict(num_inference_steps=k) for k in (1, 2, 4)}
+
+
+def latency_b1_ms(policy, repeats: int = 15) -> float:
+    obs = {k: torch.rand(1, policy.n_obs_steps, *shape) * 512 for k, shape in policy.spec.obs_shapes.items()}
+    policy.predict_action(obs)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        policy.predict_action(obs)
+        times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times)
+
+
+def measure(paths: list[str], samplers: dict[str, dict], family: str) -> list[dict]:
+    rows = []
+    for label, over in samplers.items():
+        per_ckpt = []
+        for path in paths:
+            meta = read_checkpoint_meta(path)
+            task = get_task(meta["env"])
+            mode = task.obs_mode(meta["obs"])
+            policy, _ = load_policy(path, expect_spec=mode.spec, overrides={f"policy.{k}": str(v) for k, v in over.items()})
+            res = evaluate(policy, task, mode)
+            per_ckpt.append({"checkpoint": path, "score": res.score, "success": res.success_rate, "b50_ms": res.chunk_latency_ms,
+                             "eval_wall_s": res.wall_s, "b1_ms": latency_b1_ms(policy)})
+            print(f"{family} {label} {path}: score {res.score:.3f} b1 {per_ckpt[-1]['b1_ms']:.1f} ms", flush=True)
+        scores = np.array([c["score"] for c in per_ckpt])
+        rows.append({
+            "family": family, "sampler": label, "network_evals": over["num_inference_steps"], "n_checkpoints": len(per_ckpt),
+            "score_mean": round(float(scores.mean()), 4), "score_std": round(float(scores.std()), 4),
+            "success_mean": round(float(np.mean([c["success"] for c in per_ckpt])), 4),
+            "b1_ms": round(statistics.median(c["b1_ms"] for c in per_ckpt), 2),
+            "b50_ms": round(statistics.median(c["b50_ms"] for c in per_ckpt), 1),
+            "eval_wall_s": round(statistics.median(c["eval_wall_s"] for c in per_ckpt), 1),
+            "per_checkpoint": per_ckpt,
+        })
+    return rows
+
+
+def plot(rows: list[dict], stem: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for family, marker in (("diffusion", "o"), ("diffusion_flow", "s")):
+        sel = [r for r in rows if r["family"] == family]
+        if sel:
+            ax.errorbar([r["b1_ms"] for r in sel], [r["score_mean"] for r in sel], yerr=[r["score_std"] for r in sel], fmt=marker + "-", capsize=3, label=family)
+            for r in sel:
+                ax.annotate(r["sampler"], (r["b1_ms"], r["score_mean"]), textcoords="offset points", xytext=(4, -10), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("chunk latency, batch 1 (ms, log scale)")
+    ax.set_ylabel("Push-T score, final checkpoint (mean ± std over seeds)")
+    ax.set_title("Sampler: score vs latency (2 CPU cores)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    for ext in ("png", "svg"):
+        fig.savefig(stem.with_suffix("." + ext), dpi=120)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--diffusion", required=True, help="glob of diffusion checkpoints")
+    ap.add_argument("--flow", default=None, help="glob of diffusion_flow checkpoints")
+    ap.add_argument("--out", default="results/perf/samplers.json")
+    ap.add_argument("--figure", default="results/figures/samplers")
+    args = ap.parse_args()
+    rows = measure(sorted(glob.glob(args.diffusion)), DIFFUSION_SAMPLERS, "diffusion")
+    if args.flow:
+        rows += measure(sorted(glob.glob(args.flow)), FLOW_SAMPLERS, "diffusion_flow")
+    write_json_atomic(Path(args.out), {"command": "python " + " ".join(sys.argv), **environment_info(), "rows": rows})
+    plot(rows, Path(args.figure))
+    for r in rows:
+        print(f"{r['family']:15s} {r['sampler']:8s} NFE {r['network_evals']:3d}  score {r['score_mean']:.3f} ± {r['score_std']:.3f}  "
+              f"b1 {r['b1_ms']:7.1f} ms  b50 {r['b50_ms']:7.1f} ms  eval {r['eval_wall_s']:.1f} s")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""Speed benchmark: training throughput against matmul peak, chunk latency, evaluation wall-time.
+
+    python benchmarks/bench_speed.py [--policies diffusion,diffusion_flow] [--presets quick,paper]
+                                     [--eval] [--out results/perf/speed.json]
+
+One run on one machine measures, per policy and preset:
+
+- the machine's fp32 matmul peak (2048x2048, all torch threads), in GFLOP/s;
+- model FLOPs per training sample (forward + backward, ``torch.utils.flop_counter``) and training
+  samples/s at the preset's batch and at batch 256, hence the fraction of peak;
+- the latency of one ``predict_action`` call at batch 1 and batch 50 for each sampler (DDPM-100
+  and DDIM-10; Euler-1/2 for the flow policy; one call for the baselines), for the fast path and,
+  where a policy has one, the plain eager path (``fast_inference=false``), plus batch 1 on one
+  thread (real-time control runs one episode, where thread hand-offs cost more than they give);
+- with ``--eval``: the wall-time of a 50-episode Push-T evaluation (paper seeds, 300 steps) for
+  the quick diffusion policies. Weights are untrained, so no episode ends early: an upper bound.
+
+Figures are medians over repeats; these machines are noisy, so compare ratios within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from dpbench.policy import Policy, build_configs, get_policy_class
+from dpbench.results import environment_info, write_json_atomic
+from dpbench.tasks import get_task
+
+OBS_DIM, ACTION_DIM = 20, 2  # Push-T keypoints
+
+
+def median_time(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def matmul_peak_gflops(n: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    return 2 * n**3 / median_time(lambda: a @ b, repeats, warmup=3) / 1e9
+
+
+def make_policy(name: str, preset: str, **over: Any) -> tuple[Policy, Any]:
+    cls = get_policy_class(name)
+    pcfg, tcfg = build_configs(cls, preset, {f"policy.{k}": str(v) for k, v in over.items()})
+    policy = cls(get_task("pusht").obs_mode("keypoints").spec, pcfg)
+    rng = np.random.default_rng(0)
+    policy.fit_statistics({"obs": rng.uniform(0, 512, (256, OBS_DIM)), "action": rng.uniform(0, 512, (256, ACTION_DIM))})
+    return policy, tcfg
+
+
+def random_batch(policy: Policy, batch_size: int) -> dict[str, torch.Tensor]:
+    return {"obs": torch.rand(batch_size, policy.n_obs_steps, OBS_DIM) * 512, "action": torch.rand(batch_size, policy.horizon, ACTION_DIM) * 512}
+
+
+def train_flops_per_sample(policy: Policy, batch_size: int = 64) -> float:
+    policy.train()
+    with FlopCounterMode(display=False) as counter:
+        policy.compute_loss(random_batch(policy, batch_size)).backward()
+    policy.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / batch_size
+
+
+def train_samples_per_s(policy: Policy, batch_size: int, seconds: float) -> float:
+    opt = torch.optim.AdamW(policy.parameters(), lr=1e-4)
+    batch = random_batch(policy, batch_size)
+    policy.train()
+
+    def step() -> None:
+        loss = policy.compute_loss(batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    step()
+    one = median_time(step, 2, warmup=0)
+    return batch_size / median_time(step, int(np.clip(seconds / one, 3, 50)), warmup=0)
+
+
+def chunk_latency_ms(policy: Policy, batch: int, repeats: int) -> float:
+    policy.eval()
+    policy.reset()
+    obs = {"obs": torch.rand(batch, policy.n_obs_steps, OBS_DIM) * 512}
+    return 1000 * median_time(lambda: policy.predict_action(obs), repeats)
+
+
+def sampler_variants(policy: Policy) -> list[tuple[str, dict[str, Any]]]:
+    fields = {f.name for f in dataclasses.fields(policy.config)}
+    if "sampler" in fields:
+        return [("ddpm100", dict(sampler="ddpm", num_inference_steps=100)), ("ddim10", dict(sampler="ddim", num_inference_steps=10))]
+    if "num_inference_steps" in fields:
+        return [(f"euler{k}", dict(num_inference_steps=k)) for k in (1, 2)]
+    return [("chunk", {})]
+
+
+def latency_rows(name: str, preset: str, state: dict[str, torch.Tensor], threads: int) -> dict[str, float]:
+    row: dict[str, float] = {}
+    base, _ = make_policy(name, preset)
+    paths = [("fast", {}), ("naive", dict(fast_inference=False))] if "fast_inference" in {f.name for f in dataclasses.fields(base.config)} else [("", {})]
+    for label, over in sampler_variants(base):
+        for path, path_over in paths:
+            policy, _ = make_policy(name, preset, **over, **path_over)
+            policy.load_state_dict(state)
+            key = f"{label}_{path}" if path else label
+            slow = preset == "paper" and label.startswith("ddpm")
+            for batch in (1, 50):
+                row[f"{key}_b{batch}_ms"] = round(chunk_latency_ms(policy, batch, 1 if slow else 7), 2)
+            torch.set_num_threads(1)
+            row[f"{key}_b1_1thread_ms"] = round(chunk_latency_ms(policy, 1, 1 if slow else 7), 2)
+            torch.set_num_threads(threads)
+    return row
+
+
+def eval_wall_s(name: str, fast: bool) -> dict[str, float]:
+    from dpbench.evaluate import evaluate
+
+    task = get_task("pusht")
+    policy, _ = make_policy(name, "quick", fast_inference=fast)
+    result = evaluate(policy, task, task.obs_mode("keypoints"))
+    return {"eval50_wall_s": round(result.wall_s, 2), "eval50_policy_ms_per_call": round(result.chunk_latency_ms, 1), "eval50_policy_calls": result.n_policy_calls}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--policies", default="diffusion,diffusion_transformer,diffusion_flow,bc,lstm_gmm,ibc,bet")
+    ap.add_argument("--presets", default="quick,paper")
+    ap.add_argument("--seconds", type=float, default=10.0, help="time budget per training measurement")
+    ap.add_argument("--eval", action="store_true", help="also time 50-episode Push-T evaluations (quick diffusion policies)")
+    ap.add_argument("--out", default="results/perf/speed.json")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    peak = matmul_peak_gflops()
+    print(f"fp32 matmul peak: {peak:.1f} GFLOP/s on {threads} threads", flush=True)
+    rows = []
+    for name in args.policies.split(","):
+        for preset in args.presets.split(","):
+            policy, tcfg = make_policy(name, preset)
+            flops = train_flops_per_sample(policy)
+            row: dict[str, Any] = {"policy": name, "preset": preset, "params_M": round(sum(p.numel() for p in policy.parameters()) / 1e6, 2)}
+            row["train_gflop_per_sample"] = round(flops / 1e9, 4)
+            row["batch_size"] = tcfg.batch_size
+            for batch in sorted({tcfg.batch_size, 256}):
+                sps = train_samples_per_s(policy, batch, args.seconds)
+                row[f"train_b{batch}_samples_per_s"] = round(sps, 1)
+                row[f"train_b{batch}_pct_peak"] = round(100 * sps * flops / 1e9 / peak, 1)
+            row.update(latency_rows(name, preset, policy.state_dict(), threads))
+            if args.eval and preset == "quick" and name in ("diffusion", "diffusion_flow"):
+                for fast in (True, False):
+                    row.update({f"{k}_{'fast' if fast else 'naive'}": v for k, v in eval_wall_s(name, fast).items()})
+            rows.append(row)
+            print(row, flush=True)
+    report = {"command": "python " + " ".join(sys.argv), **environment_info(), "matmul_peak_gflops": round(peak, 1), "rows": rows}
+    write_json_atomic(Path(args.out), report)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
