@@ -24,6 +24,7 @@ from torch import nn
 from dpbench.data.normalizer import RangeNormalizer
 from dpbench.errors import DpbenchError
 from dpbench.tasks import PolicySpec
+from dpbench.vision import VISION_PRESETS, ImageEncoders, VisionConfig
 
 ENTRY_POINT_GROUP = "dpbench.policies"
 
@@ -35,6 +36,7 @@ class PolicyConfig:
     n_obs_steps: int = 2  # T_o
     horizon: int = 16  # T_p, the predicted chunk (also the training window)
     n_action_steps: int = 8  # T_a, executed before replanning
+    vision: VisionConfig | None = None  # the image encoder; set for image observations only
 
 
 @dataclasses.dataclass
@@ -80,6 +82,12 @@ class Policy(nn.Module):
         self.obs_normalizers = nn.ModuleDict({k: RangeNormalizer(int(np.prod(spec.obs_shapes[k]))) for k in spec.lowdim_keys})
         self.action_normalizer = RangeNormalizer(spec.action_dim)
         self.obs_feature_dim = sum(self.obs_normalizers[k].scale.numel() for k in spec.lowdim_keys)
+        self.image_encoder: ImageEncoders | None = None
+        if spec.image_keys:  # every policy gets the same visual encoder, trained end to end
+            if config.vision is None:
+                config.vision = VisionConfig()
+            self.image_encoder = ImageEncoders({k: spec.obs_shapes[k] for k in spec.image_keys}, config.vision)
+            self.obs_feature_dim += self.image_encoder.out_dim
         self.generator: torch.Generator | None = None  # evaluation-time sampling noise
 
     # --- windows the trainer and evaluator need
@@ -110,9 +118,13 @@ class Policy(nn.Module):
         return out
 
     def obs_features(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """(B, T_o, obs_feature_dim): the normalized low-dim observations, concatenated per step."""
+        """(B, T_o, obs_feature_dim): image features (if any), then the normalized low-dim
+        observations, concatenated per step."""
         nobs = self.normalize_obs(obs)
-        return torch.cat([nobs[k][:, : self.n_obs_steps] for k in self.spec.lowdim_keys], dim=-1)
+        parts = [nobs[k][:, : self.n_obs_steps] for k in self.spec.lowdim_keys]
+        if self.image_encoder is not None:
+            parts.insert(0, self.image_encoder({k: obs[k][:, : self.n_obs_steps] for k in self.spec.image_keys}))
+        return torch.cat(parts, dim=-1)
 
     @property
     def device(self) -> torch.device:
@@ -211,6 +223,15 @@ def _coerce(value: str, current: Any, field_type: Any) -> Any:
 def apply_overrides(cfg: Any, overrides: dict[str, Any], where: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cfg)}
     for key, value in overrides.items():
+        head, dot, rest = key.partition(".")
+        if head == "vision" and "vision" in fields:  # the nested image-encoder config
+            if dot:
+                if cfg.vision is None:
+                    raise DpbenchError(f"'{key}': vision settings apply only to image observations (e.g. --obs image)")
+                apply_overrides(cfg.vision, {rest: value}, f"{where}.vision")
+            else:
+                cfg.vision = None if value is None else apply_overrides(VisionConfig(), dict(value), f"{where}.vision")
+            continue
         if key not in fields:
             raise DpbenchError(f"{where} has no field '{key}'; fields: {', '.join(sorted(fields))}")
         current = getattr(cfg, key)
@@ -225,12 +246,17 @@ def apply_overrides(cfg: Any, overrides: dict[str, Any], where: str) -> Any:
     return cfg
 
 
-def build_configs(policy_cls: type[Policy], preset: str, overrides: dict[str, str] | None = None) -> tuple[PolicyConfig, TrainConfig]:
-    """Preset, then ``--set policy.x=..`` / ``--set train.y=..`` overrides."""
+def build_configs(
+    policy_cls: type[Policy], preset: str, overrides: dict[str, str] | None = None, image_obs: bool = False
+) -> tuple[PolicyConfig, TrainConfig]:
+    """Preset, then ``--set policy.x=..`` / ``--set train.y=..`` overrides. With ``image_obs`` the
+    policy config also gets the preset's image encoder (``--set policy.vision.x=..``)."""
     if preset not in policy_cls.presets:
         raise DpbenchError(f"policy '{policy_cls.name}' has no preset '{preset}'; choose one of {', '.join(policy_cls.presets)}")
     pol_over, train_over = policy_cls.presets[preset]
     pcfg = apply_overrides(policy_cls.Config(), dict(pol_over), f"{policy_cls.name} config")
+    if image_obs:
+        pcfg.vision = apply_overrides(VisionConfig(), dict(VISION_PRESETS.get(preset, {})), "vision config")
     tcfg = apply_overrides(TrainConfig(), dict(train_over), "train config")
     pol_cli, train_cli = {}, {}
     for key, value in (overrides or {}).items():
@@ -245,7 +271,11 @@ def build_configs(policy_cls: type[Policy], preset: str, overrides: dict[str, st
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
-    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+    """Plain JSON data; an unset image encoder is left out, so low-dim configs hash as before."""
+    out = json.loads(json.dumps(dataclasses.asdict(cfg)))
+    if out.get("vision", 0) is None:
+        del out["vision"]
+    return out
 
 
 # ------------------------------------------------------------------------------- checkpoints

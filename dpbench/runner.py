@@ -68,7 +68,7 @@ def prepare(spec: CellSpec, data: DatasetRef | None = None) -> PreparedCell:
     obs = spec.obs or task.default_obs
     mode = task.obs_mode(obs)
     policy_cls = get_policy_class(spec.policy)
-    pcfg, tcfg = build_configs(policy_cls, spec.preset, spec.overrides)
+    pcfg, tcfg = build_configs(policy_cls, spec.preset, spec.overrides, image_obs=bool(mode.spec.image_keys))
     if data is None:
         data = resolve_dataset(task.name, spec.dataset, mode.dataset_keys, progress=spec.progress)
     chash = config_hash({"policy": config_to_dict(pcfg), "train": config_to_dict(tcfg), "obs": obs})
@@ -177,5 +177,13 @@ def _check_dataset_fits(cell: PreparedCell, arrays: dict[str, np.ndarray], pspec
         )
     for key, shape in pspec.obs_shapes.items():
         got = arrays[key].shape[1:]
+        if key in pspec.image_keys:
+            if arrays[key].dtype != np.uint8:
+                raise DpbenchError(f"{cell.data.path}: image '{key}' is {arrays[key].dtype}; dpbench stores images as uint8 0-255 (H, W, 3)")
+            if len(got) == 3 and got[0] == 3 and tuple(got[1:]) == tuple(shape[:2]):
+                raise DpbenchError(
+                    f"{cell.data.path}: image '{key}' is channels-first {tuple(got)}; env '{cell.spec.env}' produces "
+                    f"channels-last {tuple(shape)} (H, W, 3). Transpose the dataset's images to (N, H, W, 3)"
+                )
         if tuple(got) != tuple(shape):
             raise DpbenchError(f"{cell.data.path}: observation '{key}' has shape {tuple(got)}, env '{cell.spec.env}' expects {tuple(shape)}")

@@ -12,6 +12,7 @@ from dpbench.data.episodes import EpisodeStore, write_hdf5  # noqa: E402
 from dpbench.data.registry import human_pusht_path  # noqa: E402
 from dpbench.envs.pusht.env import PushTEnv  # noqa: E402
 from dpbench.envs.pusht.geometry import block_keypoints  # noqa: E402
+from dpbench.envs.pusht.render import render_frame  # noqa: E402
 
 
 def random_pusht_episodes(n_episodes: int = 4, length: int = 30, seed: int = 0) -> list[dict[str, np.ndarray]]:
@@ -22,11 +23,12 @@ def random_pusht_episodes(n_episodes: int = 4, length: int = 30, seed: int = 0) 
     for e in range(n_episodes):
         obs, _ = env.reset(seed=seed * 1000 + e)
         target = obs[:2].copy()
-        rows: dict[str, list] = {"state": [], "action": [], "keypoint": [], "n_contacts": []}
+        rows: dict[str, list] = {"state": [], "action": [], "keypoint": [], "n_contacts": [], "img": []}
         for _ in range(length):
             target = np.clip(target + rng.normal(0, 15, size=2), 20, 490)
             rows["state"].append(obs.astype(np.float32))
             rows["keypoint"].append(block_keypoints(env._block_pose()).astype(np.float32))
+            rows["img"].append(render_frame(obs[:2], env._block_pose(), 96))
             rows["action"].append(target.astype(np.float32))
             obs, _, _, _, info = env.step(target)
             rows["n_contacts"].append(np.float32([info["n_contacts"]]))
