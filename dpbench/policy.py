@@ -24,7 +24,7 @@ from torch import nn
 from dpbench.data.normalizer import RangeNormalizer
 from dpbench.errors import DpbenchError
 from dpbench.tasks import PolicySpec
-from dpbench.vision import VISION_PRESETS, ImageEncoders, VisionConfig
+from dpbench.vision import IMAGE_TRAIN_PRESETS, VISION_PRESETS, ImageEncoders, VisionConfig
 
 ENTRY_POINT_GROUP = "dpbench.policies"
 
@@ -257,6 +257,7 @@ def build_configs(
     pcfg = apply_overrides(policy_cls.Config(), dict(pol_over), f"{policy_cls.name} config")
     if image_obs:
         pcfg.vision = apply_overrides(VisionConfig(), dict(VISION_PRESETS.get(preset, {})), "vision config")
+        train_over = {**train_over, **IMAGE_TRAIN_PRESETS.get(preset, {})}
     tcfg = apply_overrides(TrainConfig(), dict(train_over), "train config")
     pol_cli, train_cli = {}, {}
     for key, value in (overrides or {}).items():

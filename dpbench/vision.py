@@ -36,8 +36,16 @@ class VisionConfig:
 # the resolution and narrows the network (measured in benchmarks/bench_vision.py); ``smoke`` is tiny.
 VISION_PRESETS: dict[str, dict] = {
     "paper": {},
-    "quick": dict(widths=(32, 64, 128, 256), blocks=(1, 1, 1, 1), stem_pool=False, downsample=2),
+    "quick": dict(widths=(16, 32, 64, 128), blocks=(1, 1, 1, 1), stem_pool=False, downsample=2),
     "smoke": dict(widths=(8, 16), blocks=(1, 1), stem_pool=False, downsample=4, keypoints=8, feature_dim=16),
+}
+
+
+# Training settings that change with image observations, applied over every policy's own preset:
+# an image evaluation renders 15,000 frames and encodes 100 images per call, so `quick` trains a
+# fixed CPU budget and evaluates less often.
+IMAGE_TRAIN_PRESETS: dict[str, dict] = {
+    "quick": dict(steps=3000, eval_every=500, eval_after=1500, checkpoint_every=500),
 }
 
 
@@ -94,8 +102,10 @@ class ResNetEncoder(nn.Module):
         self.stages = nn.Sequential(*stages)
         self.pool = SpatialSoftmax(c_in, cfg.keypoints)
         self.proj = nn.Linear(2 * cfg.keypoints, cfg.feature_dim)
+        self.to(memory_format=torch.channels_last)  # oneDNN's NHWC convs are faster on CPU (benchmarks/bench_vision.py)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous(memory_format=torch.channels_last)
         return self.proj(self.pool(self.stages(self.stem(x))))
 
 
