@@ -73,6 +73,13 @@ def test_checkpoint_eval_and_wrong_env(tmp_path, tiny_pusht_hdf5, capsys):
     assert "success rate" in capsys.readouterr().out
     assert main(["eval", ckpt, "--env", "pusht", "--obs", "state", "--episodes", "2"]) == 2
     assert "action_dim" in capsys.readouterr().err
+    # the sampler is an inference-time choice: the same weights under DDPM
+    assert main(["eval", ckpt, "--env", "pusht", "--episodes", "2", "--set", "policy.sampler=ddpm", "--set", "policy.num_inference_steps=20"]) == 0
+    assert "success rate" in capsys.readouterr().out
+    # a change that alters the weights' shapes is refused with one line
+    assert main(["eval", ckpt, "--env", "pusht", "--episodes", "2", "--set", "policy.down_dims=8,16"]) == 2
+    err = capsys.readouterr().err
+    assert "weights do not fit" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize(
