@@ -18,7 +18,6 @@ import argparse
 import glob
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,7 @@ from dpbench.evaluate import evaluate
 from dpbench.policy import load_policy, read_checkpoint_meta
 from dpbench.results import environment_info, write_json_atomic
 from dpbench.tasks import get_task
+from timing import median_time
 
 DIFFUSION_SAMPLERS = {"ddpm100": dict(sampler="ddpm", num_inference_steps=100), **{f"ddim{k}": dict(sampler="ddim", num_inference_steps=k) for k in (3, 5, 10, 20)}}
 FLOW_SAMPLERS = {f"euler{k}": dict(num_inference_steps=k) for k in (1, 2, 4)}
@@ -35,13 +35,7 @@ FLOW_SAMPLERS = {f"euler{k}": dict(num_inference_steps=k) for k in (1, 2, 4)}
 
 def latency_b1_ms(policy, repeats: int = 15) -> float:
     obs = {k: torch.rand(1, policy.n_obs_steps, *shape) * 512 for k, shape in policy.spec.obs_shapes.items()}
-    policy.predict_action(obs)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        policy.predict_action(obs)
-        times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
+    return 1000 * median_time(lambda: policy.predict_action(obs), repeats)
 
 
 def measure(paths: list[str], samplers: dict[str, dict], family: str) -> list[dict]:

@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import statistics
 import sys
-import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,19 +33,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from dpbench.policy import Policy, build_configs, get_policy_class
 from dpbench.results import environment_info, write_json_atomic
 from dpbench.tasks import get_task
+from timing import median_time
 
 OBS_DIM, ACTION_DIM = 20, 2  # Push-T keypoints
-
-
-def median_time(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def matmul_peak_gflops(n: int = 2048, repeats: int = 10) -> float:

@@ -12,9 +12,7 @@ preset's batch size, and the latency of one ``predict_action`` at batch 1 and ba
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,16 +22,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from dpbench.policy import build_configs, get_policy_class
 from dpbench.results import environment_info, write_json_atomic
 from dpbench.tasks import get_task
-
-
-def median_time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from timing import median_time
 
 
 def main() -> None:

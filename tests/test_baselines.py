@@ -9,8 +9,6 @@ import pytest
 import torch
 
 from dpbench.baselines.bet import BETPolicy, kmeans
-from dpbench.baselines.ibc import IBCPolicy
-from dpbench.baselines.lstm_gmm import LSTMGMMPolicy
 from dpbench.cli import main
 from dpbench.policy import build_configs, get_policy_class, load_policy, save_policy
 from dpbench.tasks import PolicySpec

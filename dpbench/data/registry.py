@@ -98,7 +98,7 @@ def resolve_dataset(task_name: str, dataset: str | None, keys: Iterable[str] | N
                 f"the human Push-T demos ({HUMAN_PUSHT_NAME}) were not found; set DPBENCH_PUSHT_ZARR=PATH, "
                 "or use --dataset scripted"
             )
-        print(f"[dpbench] human Push-T demos not found; using scripted demonstrations instead")
+        print("[dpbench] human Push-T demos not found; using scripted demonstrations instead")
         dataset = "scripted"
     if dataset == "scripted":
         path = scripted_pusht_path()
