@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dpbench.diffusion import policy as diffusion_policy
+from dpbench.diffusion.policy import FAST_PATH_MAX_BATCH
 from dpbench.evaluate import evaluate
 from dpbench.policy import load_policy, read_checkpoint_meta
 from dpbench.results import environment_info, write_json_atomic
@@ -30,6 +32,10 @@ from dpbench.tasks import get_task
 from timing import median_time
 
 DIFFUSION_SAMPLERS = {"ddpm100": dict(sampler="ddpm", num_inference_steps=100), **{f"ddim{k}": dict(sampler="ddim", num_inference_steps=k) for k in (3, 5, 10, 20)}}
+# Speed must not change results: DDIM-10 again on the plain eager path, and with the small-batch
+# fast path forced at batch 50 (normally it serves batch <= 8 only).
+PATH_CHECKS = {"ddim10_naive": dict(sampler="ddim", num_inference_steps=10, fast_inference=False),
+               "ddim10_fastpath": dict(sampler="ddim", num_inference_steps=10)}
 FLOW_SAMPLERS = {f"euler{k}": dict(num_inference_steps=k) for k in (1, 2, 4)}
 
 
@@ -47,7 +53,9 @@ def measure(paths: list[str], samplers: dict[str, dict], family: str) -> list[di
             task = get_task(meta["env"])
             mode = task.obs_mode(meta["obs"])
             policy, _ = load_policy(path, expect_spec=mode.spec, overrides={f"policy.{k}": str(v) for k, v in over.items()})
+            diffusion_policy.FAST_PATH_MAX_BATCH = 10**9 if label.endswith("_fastpath") else FAST_PATH_MAX_BATCH
             res = evaluate(policy, task, mode)
+            diffusion_policy.FAST_PATH_MAX_BATCH = FAST_PATH_MAX_BATCH
             per_ckpt.append({"checkpoint": path, "score": res.score, "success": res.success_rate, "b50_ms": res.chunk_latency_ms,
                              "eval_wall_s": res.wall_s, "b1_ms": latency_b1_ms(policy)})
             print(f"{family} {label} {path}: score {res.score:.3f} b1 {per_ckpt[-1]['b1_ms']:.1f} ms", flush=True)
@@ -72,7 +80,7 @@ def plot(rows: list[dict], stem: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for family, marker in (("diffusion", "o"), ("diffusion_flow", "s")):
-        sel = [r for r in rows if r["family"] == family]
+        sel = [r for r in rows if r["family"] == family and not r["sampler"].endswith(("_naive", "_fastpath"))]
         if sel:
             ax.errorbar([r["b1_ms"] for r in sel], [r["score_mean"] for r in sel], yerr=[r["score_std"] for r in sel], fmt=marker + "-", capsize=3, label=family)
             for r in sel:
@@ -95,8 +103,13 @@ def main() -> None:
     ap.add_argument("--flow", default=None, help="glob of diffusion_flow checkpoints")
     ap.add_argument("--out", default="results/perf/samplers.json")
     ap.add_argument("--figure", default="results/figures/samplers")
+    ap.add_argument("--path-checks", type=int, default=2, help="checkpoints that also run the fast/naive path checks")
     args = ap.parse_args()
-    rows = measure(sorted(glob.glob(args.diffusion)), DIFFUSION_SAMPLERS, "diffusion")
+    diffusion = sorted(glob.glob(args.diffusion))
+    if not diffusion:
+        raise SystemExit(f"no checkpoints match {args.diffusion}")
+    rows = measure(diffusion, DIFFUSION_SAMPLERS, "diffusion")
+    rows += measure(diffusion[: args.path_checks], PATH_CHECKS, "diffusion")
     if args.flow:
         rows += measure(sorted(glob.glob(args.flow)), FLOW_SAMPLERS, "diffusion_flow")
     write_json_atomic(Path(args.out), {"command": "python " + " ".join(sys.argv), **environment_info(), "rows": rows})
