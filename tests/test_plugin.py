@@ -3,6 +3,7 @@ get clear errors that name the policy."""
 
 from __future__ import annotations
 
+import json
 import re
 import textwrap
 from pathlib import Path
@@ -53,6 +54,14 @@ def test_module_colon_class_reference(plugin_site, tmp_path, tiny_pusht_hdf5):
     argv = ["run", "--policy", "my_policy:LinearPolicy", "--env", "pusht", "--preset", "smoke",
             "--dataset", str(tiny_pusht_hdf5), "--out", str(tmp_path), "--quiet"]
     assert main(argv) == 0
+
+
+def test_the_template_policy_takes_images_with_no_code_of_its_own(plugin_site, tmp_path, tiny_pusht_hdf5):
+    argv = ["run", "--policy", "linear", "--env", "pusht", "--obs", "image", "--preset", "smoke",
+            "--dataset", str(tiny_pusht_hdf5), "--out", str(tmp_path), "--quiet"]
+    assert main(argv) == 0
+    (record,) = [json.loads(p.read_text()) for p in (tmp_path / "records").glob("*.json")]
+    assert record["obs"] == "image" and "vision" in record["config"]["policy"]
 
 
 BROKEN = textwrap.dedent(
