@@ -123,10 +123,28 @@ def eval_wall_s(name: str, fast: bool) -> dict[str, float]:
     return {"eval50_wall_s": round(result.wall_s, 2), "eval50_policy_ms_per_call": round(result.chunk_latency_ms, 1), "eval50_policy_calls": result.n_policy_calls}
 
 
+def print_table(rows: list[dict[str, Any]], peak: float) -> None:
+    """Training against peak, then every latency column a row has (fast/naive pairs side by side)."""
+    print(f"\nfp32 matmul peak {peak:.1f} GFLOP/s")
+    print(f"{'policy':22s} {'preset':6s} {'params':>7s} {'GFLOP/smp':>9s} {'smp/s b256':>10s} {'% peak':>7s}  latency ms (b1 / b50 / b1 on 1 thread)")
+    for r in rows:
+        lat = []
+        for key in r:
+            if key.endswith("_b1_ms") and not key.endswith("1thread_ms"):
+                label = key[: -len("_b1_ms")]
+                lat.append(f"{label} {r[key]:g}/{r.get(label + '_b50_ms', float('nan')):g}/{r.get(label + '_b1_1thread_ms', float('nan')):g}")
+        print(f"{r['policy']:22s} {r['preset']:6s} {r['params_M']:6.2f}M {r['train_gflop_per_sample']:9.4f} "
+              f"{r['train_b256_samples_per_s']:10.1f} {r['train_b256_pct_peak']:6.1f}%  " + "; ".join(lat))
+        if "eval50_wall_s_fast" in r:
+            print(f"{'':30s} 50-episode eval: {r['eval50_wall_s_fast']} s fast, {r['eval50_wall_s_naive']} s naive")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--policies", default="diffusion,diffusion_transformer,diffusion_flow,bc,lstm_gmm,ibc,bet")
     ap.add_argument("--presets", default="quick,paper")
+    ap.add_argument("--paper-policies", default="diffusion,diffusion_transformer,diffusion_flow",
+                    help="the policies measured at the paper preset too (baselines' paper sizes are GPU-only)")
     ap.add_argument("--seconds", type=float, default=10.0, help="time budget per training measurement")
     ap.add_argument("--eval", action="store_true", help="also time 50-episode Push-T evaluations (quick diffusion policies)")
     ap.add_argument("--out", default="results/perf/speed.json")
@@ -138,6 +156,8 @@ def main() -> None:
     rows = []
     for name in args.policies.split(","):
         for preset in args.presets.split(","):
+            if preset == "paper" and name not in args.paper_policies.split(","):
+                continue
             policy, tcfg = make_policy(name, preset)
             flops = train_flops_per_sample(policy)
             row: dict[str, Any] = {"policy": name, "preset": preset, "params_M": round(sum(p.numel() for p in policy.parameters()) / 1e6, 2)}
@@ -155,6 +175,7 @@ def main() -> None:
             print(row, flush=True)
     report = {"command": "python " + " ".join(sys.argv), **environment_info(), "matmul_peak_gflops": round(peak, 1), "rows": rows}
     write_json_atomic(Path(args.out), report)
+    print_table(rows, peak)
     print(f"wrote {args.out}")
 
 
