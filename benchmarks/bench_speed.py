@@ -89,8 +89,9 @@ def chunk_latency_ms(policy: Policy, batch: int, repeats: int) -> float:
 
 def sampler_variants(policy: Policy) -> list[tuple[str, dict[str, Any]]]:
     fields = {f.name for f in dataclasses.fields(policy.config)}
-    if "sampler" in fields:
-        return [("ddpm100", dict(sampler="ddpm", num_inference_steps=100)), ("ddim10", dict(sampler="ddim", num_inference_steps=10))]
+    if "sampler" in fields:  # DDPM over every trained noise level (100 except in smoke), and DDIM-10
+        n = policy.config.num_train_timesteps
+        return [(f"ddpm{n}", dict(sampler="ddpm", num_inference_steps=n)), ("ddim10", dict(sampler="ddim", num_inference_steps=min(10, n)))]
     if "num_inference_steps" in fields:
         return [(f"euler{k}", dict(num_inference_steps=k)) for k in (1, 2)]
     return [("chunk", {})]

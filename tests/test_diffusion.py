@@ -163,3 +163,8 @@ def test_flow_matching_learns_a_conditional_target_in_two_steps():
     lo = p.predict_action({"obs": torch.zeros(4, 2, 20)})
     hi = p.predict_action({"obs": torch.ones(4, 2, 20)})
     assert (lo - -0.6).abs().mean() < 0.15 and (hi - 0.6).abs().mean() < 0.15
+
+
+def test_more_sampling_steps_than_trained_noise_levels_is_one_clear_error():
+    with pytest.raises(DpbenchError, match="num_inference_steps=50 must be between 1 and num_train_timesteps=20"):
+        _policy(DiffusionUnetPolicy, num_inference_steps=50)  # smoke trains 20 noise levels

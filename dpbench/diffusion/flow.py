@@ -15,6 +15,7 @@ from torch.nn import functional as F
 
 from dpbench.diffusion.policy import FAST_PATH_MAX_BATCH, total_films
 from dpbench.diffusion.unet1d import ConditionalUnet1D
+from dpbench.errors import DpbenchError
 from dpbench.policy import SMOKE_TRAIN, Policy, PolicyConfig
 from dpbench.tasks import PolicySpec
 
@@ -48,6 +49,8 @@ class FlowMatchingPolicy(Policy):
 
     def __init__(self, spec: PolicySpec, config: FlowConfig) -> None:
         super().__init__(spec, config)
+        if config.num_inference_steps < 1:
+            raise DpbenchError(f"num_inference_steps={config.num_inference_steps}: the flow sampler needs at least 1 Euler step")
         self.model = ConditionalUnet1D.from_config(spec.action_dim, self.obs_feature_dim * config.n_obs_steps, config)
 
     def compute_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

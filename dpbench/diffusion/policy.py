@@ -17,6 +17,7 @@ from torch.nn import functional as F
 
 from dpbench.diffusion.transformer import DiffusionTransformer
 from dpbench.diffusion.unet1d import ConditionalUnet1D
+from dpbench.errors import DpbenchError
 from dpbench.policy import SMOKE_TRAIN, Policy, PolicyConfig
 from dpbench.tasks import PolicySpec
 
@@ -61,9 +62,12 @@ class _DiffusionPolicy(Policy):
     def __init__(self, spec: PolicySpec, config: DiffusionConfig) -> None:
         super().__init__(spec, config)
         if config.sampler not in ("ddpm", "ddim"):
-            from dpbench.errors import DpbenchError
-
             raise DpbenchError(f"diffusion sampler must be 'ddpm' or 'ddim', got {config.sampler!r}")
+        if not 1 <= config.num_inference_steps <= config.num_train_timesteps:
+            raise DpbenchError(
+                f"num_inference_steps={config.num_inference_steps} must be between 1 and num_train_timesteps="
+                f"{config.num_train_timesteps} (the sampler can only visit trained noise levels)"
+            )
         kwargs = dict(
             num_train_timesteps=config.num_train_timesteps,
             beta_schedule=config.beta_schedule,
