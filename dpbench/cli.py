@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from dpbench.errors import DpbenchError
@@ -304,9 +306,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # `kill` (SIGTERM) stops a run as cleanly as Ctrl-C
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminated) if in_main_thread else None
     try:
         return args.func(args)
     except DpbenchError as exc:
@@ -316,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
         print("\ndpbench: interrupted. Finished seeds are saved and unfinished ones resume from their last "
               "checkpoint: rerun the same command.", file=sys.stderr)
         return 130
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

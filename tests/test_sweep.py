@@ -235,3 +235,19 @@ def test_grid_errors_keep_other_cells(tmp_path, tiny_pusht_hdf5, capsys):
     err = capsys.readouterr().err
     assert "1 of 2 cells failed" in err and "lower train.lr" in err
     assert [r["policy"] for r in _records(tmp_path / "r")] == ["diffusion"]
+
+
+def test_sigterm_stops_a_run_like_ctrl_c(tmp_path, tiny_pusht_hdf5):
+    out = tmp_path / "r"
+    cmd = [sys.executable, "-m", "dpbench.cli", "run", "--policy", "diffusion", "--env", "pusht", "--seeds", "1",
+           "--preset", "smoke", "--dataset", str(tiny_pusht_hdf5), "--out", str(out), "--quiet", "--workers", "1",
+           "--set", "train.steps=100000", "--set", "train.checkpoint_every=2", "--set", "train.eval_every=100000"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None and not list((out / "work").glob("*/train_state.pt")):
+        time.sleep(0.05)
+    assert proc.poll() is None, f"the run ended before it could be stopped: {proc.stderr.read()[-2000:]}"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    assert list((out / "work").glob("*/train_state.pt"))  # the checkpoint to resume from is kept
