@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import json
 import statistics
 import sys
 from pathlib import Path
@@ -80,14 +81,14 @@ def plot(rows: list[dict], stem: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for family, marker in (("diffusion", "o"), ("diffusion_flow", "s")):
-        sel = [r for r in rows if r["family"] == family and not r["sampler"].endswith(("_naive", "_fastpath"))]
+        sel = sorted((r for r in rows if r["family"] == family and not r["sampler"].endswith(("_naive", "_fastpath"))), key=lambda r: r["b1_ms"])
         if sel:
             ax.errorbar([r["b1_ms"] for r in sel], [r["score_mean"] for r in sel], yerr=[r["score_std"] for r in sel], fmt=marker + "-", capsize=3, label=family)
             for r in sel:
                 ax.annotate(r["sampler"], (r["b1_ms"], r["score_mean"]), textcoords="offset points", xytext=(4, -10), fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel("chunk latency, batch 1 (ms, log scale)")
-    ax.set_ylabel("Push-T score, final checkpoint (mean ± std over seeds)")
+    ax.set_ylabel("Push-T score, final ckpt (mean ± std)")
     ax.set_title("Sampler: score vs latency (2 CPU cores)")
     ax.grid(alpha=0.3)
     ax.legend()
@@ -99,12 +100,16 @@ def plot(rows: list[dict], stem: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--diffusion", required=True, help="glob of diffusion checkpoints")
+    ap.add_argument("--diffusion", default="", help="glob of diffusion checkpoints (required unless --replot)")
     ap.add_argument("--flow", default=None, help="glob of diffusion_flow checkpoints")
     ap.add_argument("--out", default="results/perf/samplers.json")
     ap.add_argument("--figure", default="results/figures/samplers")
+    ap.add_argument("--replot", action="store_true", help="only redraw the figure from --out's JSON")
     ap.add_argument("--path-checks", type=int, default=2, help="checkpoints that also run the fast/naive path checks")
     args = ap.parse_args()
+    if args.replot:
+        plot(json.loads(Path(args.out).read_text())["rows"], Path(args.figure))
+        return
     diffusion = sorted(glob.glob(args.diffusion))
     if not diffusion:
         raise SystemExit(f"no checkpoints match {args.diffusion}")
