@@ -33,7 +33,8 @@ class VisionConfig:
 
 
 # Per preset, shared by all policies: ``paper`` is ResNet-18 at the paper's crop; ``quick`` halves
-# the resolution and narrows the network (measured in benchmarks/bench_vision.py); ``smoke`` is tiny.
+# the resolution and narrows the network for speed (benchmarks/bench_vision.py: 821 training
+# images/s on 2 cores); its score/time trade-off is not yet tuned; ``smoke`` is tiny.
 VISION_PRESETS: dict[str, dict] = {
     "paper": {},
     "quick": dict(widths=(16, 32, 64, 128), blocks=(1, 1, 1, 1), stem_pool=False, downsample=2),

@@ -36,6 +36,26 @@ def random_pusht_episodes(n_episodes: int = 4, length: int = 30, seed: int = 0) 
     return episodes
 
 
+def _fit(policy, make_batch, lr: float, steps: int = 300) -> None:
+    """A few hundred Adam steps on batches from ``make_batch()``, then eval mode, sampling seed 0."""
+    import torch
+
+    opt = torch.optim.Adam(policy.parameters(), lr=lr)
+    for _ in range(steps):
+        loss = policy.compute_loss(make_batch())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    policy.eval()
+    policy.seed(0)
+
+
+@pytest.fixture(scope="session")
+def fit():
+    """The tests' one small training loop: ``fit(policy, make_batch, lr, steps=300)``."""
+    return _fit
+
+
 @pytest.fixture(scope="session")
 def tiny_pusht_hdf5(tmp_path_factory) -> Path:
     store = EpisodeStore.from_episodes(random_pusht_episodes(), source="tiny")

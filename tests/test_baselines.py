@@ -82,23 +82,18 @@ def test_lstm_state_carries_and_reset_clears():
     assert torch.equal(p.predict_action(obs), first)
 
 
-def test_gmm_fits_a_bimodal_target():
+def test_gmm_fits_a_bimodal_target(fit):
     """A GMM head learns two modes that an MSE regressor would average."""
     torch.manual_seed(0)
     p = _policy("lstm_gmm")
     p.action_normalizer.scale.fill_(1.0)
     p.action_normalizer.offset.fill_(0.0)
-    opt = torch.optim.Adam(p.parameters(), lr=1e-2)
-    for _ in range(300):
-        obs = torch.zeros(64, p.n_obs_steps, 20)
+
+    def batch() -> dict[str, torch.Tensor]:
         sign = torch.where(torch.rand(64, 1, 1) < 0.5, -1.0, 1.0)
-        action = sign * torch.ones(64, p.horizon, 2) * 0.8
-        loss = p.compute_loss({"obs": obs, "action": action})
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    p.eval()
-    p.seed(0)
+        return {"obs": torch.zeros(64, p.n_obs_steps, 20), "action": sign * torch.ones(64, p.horizon, 2) * 0.8}
+
+    fit(p, batch, lr=1e-2)
     samples = torch.cat([p.predict_action({"obs": torch.zeros(1, p.n_obs_steps, 20)}) for _ in range(40) if not p.reset()])
     assert (samples.abs() > 0.6).float().mean() > 0.9  # samples sit on the modes, not at their mean 0
     assert (samples[:, 0, 0] > 0).any() and (samples[:, 0, 0] < 0).any()

@@ -143,23 +143,19 @@ def test_registry_errors_list_valid_names():
     assert pcfg.down_dims == (32, 64) and tcfg.steps == 10
 
 
-def test_flow_matching_learns_a_conditional_target_in_two_steps():
+def test_flow_matching_learns_a_conditional_target_in_two_steps(fit):
     """Two Euler steps recover an action chunk that depends on the observation."""
     torch.manual_seed(0)
     p = _policy(FlowMatchingPolicy)
     for norm in (p.action_normalizer, p.obs_normalizers["obs"]):
         norm.scale.fill_(1.0)
         norm.offset.fill_(0.0)
-    opt = torch.optim.Adam(p.parameters(), lr=3e-3)
-    for _ in range(300):
+
+    def batch() -> dict[str, torch.Tensor]:
         obs = torch.randint(0, 2, (32, 1, 1)).float().expand(32, 2, 20)
-        action = (obs[:, :1, :2] * 1.2 - 0.6).expand(32, 16, 2)  # -0.6 or +0.6
-        loss = p.compute_loss({"obs": obs, "action": action})
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    p.eval()
-    p.seed(0)
+        return {"obs": obs, "action": (obs[:, :1, :2] * 1.2 - 0.6).expand(32, 16, 2)}  # -0.6 or +0.6
+
+    fit(p, batch, lr=3e-3)
     lo = p.predict_action({"obs": torch.zeros(4, 2, 20)})
     hi = p.predict_action({"obs": torch.ones(4, 2, 20)})
     assert (lo - -0.6).abs().mean() < 0.15 and (hi - 0.6).abs().mean() < 0.15

@@ -13,7 +13,7 @@ import dataclasses
 import torch
 from torch.nn import functional as F
 
-from dpbench.diffusion.policy import FAST_PATH_MAX_BATCH, total_films
+from dpbench.diffusion.policy import FAST_PATH_MAX_BATCH, DiffusionUnetPolicy, total_films
 from dpbench.diffusion.unet1d import ConditionalUnet1D
 from dpbench.errors import DpbenchError
 from dpbench.policy import SMOKE_TRAIN, Policy, PolicyConfig
@@ -36,11 +36,9 @@ class FlowMatchingPolicy(Policy):
     name = "diffusion_flow"
     Config = FlowConfig
     presets = {
-        "paper": ({}, dict(steps=200_000, batch_size=256, lr=1e-4, warmup_steps=500, eval_every=10_000, checkpoint_every=10_000)),
-        "quick": (
-            dict(down_dims=(64, 128, 256), step_embed_dim=64),
-            dict(steps=5000, batch_size=64, lr=1e-3, warmup_steps=200, eval_every=250, eval_after=2500, checkpoint_every=250),
-        ),
+        # The UNet sizes and training schedules of ``diffusion``, so the two compare at the same budget.
+        "paper": ({}, DiffusionUnetPolicy.presets["paper"][1]),
+        "quick": (dict(down_dims=(64, 128, 256), step_embed_dim=64), DiffusionUnetPolicy.presets["quick"][1]),
         "smoke": (
             dict(down_dims=(16, 32), step_embed_dim=16, n_groups=4),
             SMOKE_TRAIN,
