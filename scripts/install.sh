@@ -13,6 +13,7 @@ TORCH_SPEC=${DPBENCH_TORCH:-torch==2.13.0}
 if [ "$TORCH_SPEC" != "skip" ] && ! .venv/bin/python -c "import torch" 2>/dev/null; then
   .venv/bin/pip install --quiet --disable-pip-version-check "$TORCH_SPEC"
 fi
-# extras: test by default; DPBENCH_EXTRAS=test,ray adds the Ray backend (CI does)
-.venv/bin/pip install --quiet --disable-pip-version-check -e ".[${DPBENCH_EXTRAS:-test}]"
+# extras: test and robosuite (the robomimic tasks) by default; DPBENCH_EXTRAS=test,robosuite,ray
+# adds the Ray backend (CI does); DPBENCH_EXTRAS=test skips robosuite (Push-T only, numpy 2).
+.venv/bin/pip install --quiet --disable-pip-version-check -e ".[${DPBENCH_EXTRAS:-test,robosuite}]"
 echo "dpbench installed in .venv ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

@@ -1,0 +1,275 @@
+"""The robomimic task suite (Lift, Can, Square, Transport, ToolHang) on robosuite 1.5 + mujoco 3.
+
+Each task is a ``gymnasium.Env`` over a robosuite env with the Panda arm(s), 20 Hz control and
+the OSC_POSE controller, in ``action_mode="abs"`` (world-frame position + axis-angle + gripper,
+the paper's position control) or ``"delta"`` (robosuite's default scaled deltas, the action
+space of the official robomimic datasets). robosuite is imported when an env is made, never
+when dpbench is imported.
+
+Observations are a dict keyed like robomimic's datasets, float32:
+``object``, ``robot0_eef_pos`` (3), ``robot0_eef_quat`` (4, x-y-z-w), ``robot0_gripper_qpos`` (2),
+the same robot1 keys for Transport, and with ``cameras`` the uint8 images ``<camera>_image``
+(H, W, 3), rendered offscreen in robosuite's OpenGL convention (upside down, as in robomimic's
+files). :data:`LOWDIM_KEYS` gives the order in which dpbench flattens them; the flat sizes are
+19 / 23 / 23 / 59 / 53 for lift / can / square / transport / tool_hang.
+
+Offscreen rendering needs ``MUJOCO_GL``: dpbench sets ``egl`` unless it is already set
+(``MUJOCO_GL=osmesa`` also works after ``apt-get install libosmesa6``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from dpbench.errors import DpbenchError
+
+from .rotation import ARM_ABS_DIM
+
+MUJOCO_RANGE = ((3, 3), (3, 10))  # robosuite 1.5.2 works with mujoco >= 3.3, < 3.10
+ROBOSUITE_VERSION = "1.5.2"
+CONTROL_FREQ = 20
+ACTION_MODES = ("abs", "delta")
+INSTALL_HINT = "pip install -e '.[robosuite]' (robosuite==1.5.2 with mujoco>=3.3,<3.10)"
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One robomimic task: its robosuite env, robots, horizon (paper, ph data) and sizes."""
+
+    name: str
+    robosuite_env: str
+    n_arms: int
+    horizon: int
+    object_dim: int
+    default_cameras: tuple[str, ...]
+    extra_kwargs: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def lowdim_keys(self) -> tuple[str, ...]:
+        keys = ["object"]
+        for arm in range(self.n_arms):
+            keys += [f"robot{arm}_eef_pos", f"robot{arm}_eef_quat", f"robot{arm}_gripper_qpos"]
+        return tuple(keys)
+
+    @property
+    def key_dims(self) -> dict[str, int]:
+        dims = {"object": self.object_dim}
+        for arm in range(self.n_arms):
+            dims |= {f"robot{arm}_eef_pos": 3, f"robot{arm}_eef_quat": 4, f"robot{arm}_gripper_qpos": 2}
+        return dims
+
+    @property
+    def lowdim_dim(self) -> int:
+        return sum(self.key_dims.values())
+
+    @property
+    def action_dim(self) -> int:  # robosuite's native action size (both modes)
+        return ARM_ABS_DIM * self.n_arms
+
+
+TASK_SPECS: dict[str, TaskSpec] = {
+    "lift": TaskSpec("lift", "Lift", 1, 400, 10, ("agentview", "robot0_eye_in_hand")),
+    "can": TaskSpec("can", "PickPlaceCan", 1, 400, 14, ("agentview", "robot0_eye_in_hand")),
+    "square": TaskSpec("square", "NutAssemblySquare", 1, 400, 14, ("agentview", "robot0_eye_in_hand")),
+    "transport": TaskSpec(
+        "transport", "TwoArmTransport", 2, 700, 41,
+        ("shouldercamera0", "shouldercamera1", "robot0_eye_in_hand", "robot1_eye_in_hand"),
+        (("env_configuration", "single-arm-opposed"),),
+    ),
+    "tool_hang": TaskSpec("tool_hang", "ToolHang", 1, 700, 44, ("sideview", "robot0_eye_in_hand")),
+}
+LOWDIM_KEYS = {name: spec.lowdim_keys for name, spec in TASK_SPECS.items()}
+
+
+def check_mujoco() -> str:
+    """Return the installed mujoco version, or raise one clear error naming the versions that work."""
+    try:
+        version = metadata.version("mujoco")
+    except metadata.PackageNotFoundError:
+        raise DpbenchError(f"the robomimic tasks need robosuite and mujoco, which are not installed: {INSTALL_HINT}") from None
+    parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+    (lo, hi) = MUJOCO_RANGE
+    if not (lo <= parts < hi):
+        raise DpbenchError(
+            f"mujoco {version} is installed, but robosuite {ROBOSUITE_VERSION} works only with mujoco>=3.3,<3.10 "
+            f"(3.10+ and 4.x break it): pip install 'mujoco>=3.3,<3.10'"
+        )
+    return version
+
+
+def import_robosuite() -> Any:
+    """Import robosuite quietly (its start-up INFO/WARNING lines go), after checking versions."""
+    check_mujoco()
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    logger = logging.getLogger("robosuite_logs")
+    if not getattr(logger, "_dpbench_quiet", False):
+        logger.addFilter(lambda record: record.levelno >= logging.ERROR)
+        logger._dpbench_quiet = True  # type: ignore[attr-defined]
+    try:
+        import robosuite
+    except ImportError as exc:
+        raise DpbenchError(f"could not import robosuite ({exc}): {INSTALL_HINT}") from None
+    if robosuite.__version__ != ROBOSUITE_VERSION:
+        raise DpbenchError(f"robosuite {robosuite.__version__} is installed; dpbench's robomimic tasks need {ROBOSUITE_VERSION}: {INSTALL_HINT}")
+    return robosuite
+
+
+def controller_config(action_mode: str) -> dict[str, Any]:
+    """robosuite 1.5's composite config for one arm's OSC_POSE, set explicitly.
+
+    robosuite 1.5 ignores the 1.4-style ``control_delta`` flag, so the mode must be spelled as
+    ``input_type`` (``delta`` | ``absolute``) and ``input_ref_frame`` (``base`` | ``world``).
+    """
+    if action_mode not in ACTION_MODES:
+        raise DpbenchError(f"unknown action_mode {action_mode!r}; choose one of {', '.join(ACTION_MODES)}")
+    from robosuite.controllers import load_composite_controller_config
+
+    cfg = load_composite_controller_config(controller="BASIC", robot="Panda")
+    arm = dict(cfg["body_parts"]["right"])
+    if action_mode == "abs":
+        arm.update(input_type="absolute", input_ref_frame="world")
+    else:
+        arm.update(input_type="delta", input_ref_frame="base")
+    return {"type": "BASIC", "body_parts": {"right": arm}}
+
+
+class RobomimicEnv(gym.Env):
+    """A robomimic task behind the Gymnasium API. See the module docstring for spaces.
+
+    ``reset(seed=s)`` always gives the same initial object and robot poses; the paper's test
+    initial conditions are seeds 100000 + i. ``info["is_success"]`` is the task's own success
+    check; the reward is sparse (1.0 on success) and the episode terminates on success.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": CONTROL_FREQ}
+
+    def __init__(
+        self,
+        task: str = "lift",
+        action_mode: str = "abs",
+        cameras: tuple[str, ...] | list[str] | None = None,
+        image_size: int = 84,
+        render_mode: str | None = None,
+        render_size: int = 256,
+    ) -> None:
+        if task not in TASK_SPECS:
+            raise DpbenchError(f"unknown robomimic task {task!r}; choose one of {', '.join(TASK_SPECS)}")
+        if render_mode not in (None, "rgb_array"):
+            raise DpbenchError(f"unsupported render_mode {render_mode!r}; robomimic tasks render 'rgb_array' only")
+        self.spec_ = TASK_SPECS[task]
+        self.task = task
+        self.action_mode = action_mode
+        self.cameras = tuple(cameras or ())
+        self.image_size = image_size
+        self.render_mode = render_mode
+        self.render_size = render_size
+        suite = import_robosuite()
+        offscreen = bool(self.cameras) or render_mode == "rgb_array"
+        kwargs: dict[str, Any] = dict(
+            robots=["Panda"] * self.spec_.n_arms if self.spec_.n_arms > 1 else "Panda",
+            controller_configs=controller_config(action_mode),
+            has_renderer=False,
+            has_offscreen_renderer=offscreen,
+            use_camera_obs=bool(self.cameras),
+            control_freq=CONTROL_FREQ,
+            horizon=self.spec_.horizon,
+            ignore_done=True,  # the Gymnasium TimeLimit owns the horizon
+            reward_shaping=False,
+        )
+        if self.cameras:
+            kwargs.update(camera_names=list(self.cameras), camera_heights=image_size, camera_widths=image_size)
+        kwargs.update(dict(self.spec_.extra_kwargs))
+        try:
+            self._env = suite.make(self.spec_.robosuite_env, **kwargs)
+        except Exception as exc:
+            hint = " (offscreen rendering failed: set MUJOCO_GL=egl, or MUJOCO_GL=osmesa after apt-get install libosmesa6)" if offscreen else ""
+            raise DpbenchError(f"could not create robosuite env {self.spec_.robosuite_env}: {type(exc).__name__}: {exc}{hint}") from None
+        self.env_kwargs = kwargs  # recorded in collected datasets' env_args
+
+        low, high = self._env.action_spec
+        self.action_space = spaces.Box(low=np.asarray(low, np.float32), high=np.asarray(high, np.float32), dtype=np.float32)
+        if action_mode == "abs":  # targets are world poses, not [-1, 1] scaled deltas
+            n = self.spec_.action_dim
+            bound = np.full(n, np.inf, np.float32)
+            for arm in range(self.spec_.n_arms):
+                bound[arm * ARM_ABS_DIM + 6] = 1.0  # the gripper command stays in [-1, 1]
+            self.action_space = spaces.Box(low=-bound, high=bound, dtype=np.float32)
+        obs_spaces: dict[str, spaces.Space] = {
+            k: spaces.Box(-np.inf, np.inf, shape=(d,), dtype=np.float32) for k, d in self.spec_.key_dims.items()
+        }
+        for cam in self.cameras:
+            obs_spaces[f"{cam}_image"] = spaces.Box(0, 255, shape=(image_size, image_size, 3), dtype=np.uint8)
+        self.observation_space = spaces.Dict(obs_spaces)
+        self._steps = 0
+
+    # ------------------------------------------------------------------------------ gym API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        super().reset(seed=seed)
+        # robosuite's placement samplers and robot init noise share env.rng: reseed it in place.
+        state = np.random.default_rng(int(self.np_random.integers(2**63 - 1))).bit_generator.state
+        self._env.rng.bit_generator.state = state
+        raw = self._env.reset()
+        self._last_raw = raw
+        self._steps = 0
+        return self._observe(raw), {"is_success": False}
+
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        action = np.asarray(action, dtype=np.float64).reshape(-1)
+        if action.shape != (self.spec_.action_dim,):
+            raise DpbenchError(f"{self.task}: action has shape {action.shape}, expected ({self.spec_.action_dim},)")
+        if not np.all(np.isfinite(action)):
+            raise DpbenchError(f"{self.task}: NaN or inf in the action {action.tolist()}; nothing was sent to the simulator")
+        raw, _, _, _ = self._env.step(action)
+        self._last_raw = raw
+        self._steps += 1
+        success = bool(self._env._check_success())
+        return self._observe(raw), float(success), success, False, {"is_success": success}
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        camera = self.cameras[0] if self.cameras else self.spec_.default_cameras[0]
+        frame = self._env.sim.render(width=self.render_size, height=self.render_size, camera_name=camera)
+        return np.ascontiguousarray(frame[::-1])  # OpenGL rows run bottom-up
+
+    def close(self) -> None:
+        env = getattr(self, "_env", None)
+        if env is not None:
+            env.close()
+            self._env = None
+
+    # ------------------------------------------------------------------------------ helpers
+    @property
+    def robosuite_env(self) -> Any:
+        """The wrapped robosuite env (demonstrators read object poses from it)."""
+        return self._env
+
+    def control_rotation(self, arm: int = 0) -> np.ndarray:
+        """The current orientation (3, 3) of the frame that absolute actions command: the grip
+        site. ``robot0_eef_quat`` (robomimic's key) is the hand body, 90 degrees about z from it."""
+        from .rotation import quat_to_matrix
+
+        return quat_to_matrix(np.asarray(self._last_raw[f"robot{arm}_eef_quat_site"], np.float64))
+
+    def _observe(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        obs = {"object": np.asarray(raw["object-state"], np.float32)}
+        for arm in range(self.spec_.n_arms):
+            for part in ("eef_pos", "eef_quat", "gripper_qpos"):
+                key = f"robot{arm}_{part}"
+                obs[key] = np.asarray(raw[key], np.float32)
+        for cam in self.cameras:
+            obs[f"{cam}_image"] = np.asarray(raw[f"{cam}_image"], np.uint8)
+        return obs
+
+
+def flatten_lowdim(task: str, obs: dict[str, np.ndarray]) -> np.ndarray:
+    """Concatenate the low-dim keys in :data:`LOWDIM_KEYS` order along the last axis (float32)."""
+    return np.concatenate([np.asarray(obs[k], np.float32) for k in LOWDIM_KEYS[task]], axis=-1)
