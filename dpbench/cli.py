@@ -1,4 +1,4 @@
-"""The ``dpbench`` command line: list | data | run | sweep | eval | table | plot.
+"""The ``dpbench`` command line: list | data | collect | run | sweep | eval | table | plot.
 
 User-facing problems raise ``DpbenchError`` and are printed here in one line with exit status 2.
 """
@@ -77,14 +77,28 @@ def cmd_data_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_data_generate(args: argparse.Namespace) -> int:
-    from dpbench.data.registry import generate_scripted_pusht, scripted_pusht_path
+def cmd_collect(args: argparse.Namespace) -> int:
+    """Scripted demonstrations into robomimic-layout hdf5 (Push-T, or a robomimic task)."""
+    from dpbench.data.registry import generate_scripted_pusht, scripted_pusht_path, scripted_robomimic_path
+    from dpbench.tasks import get_task
 
-    if args.env != "pusht":
-        raise DpbenchError(f"no scripted demonstrator for env '{args.env}' yet; valid: pusht")
-    path = Path(args.out) if args.out else scripted_pusht_path(args.episodes)
-    generate_scripted_pusht(args.episodes, path, start_seed=args.start_seed, progress=not args.quiet)
-    print(f"wrote {path}")
+    task = get_task(args.env)
+    if task.name == "pusht":
+        if args.variant != "ph" or args.camera:
+            raise DpbenchError("Push-T's demonstrator has no --variant or --camera (its demos always carry the 96x96 image)")
+        path = Path(args.out) if args.out else scripted_pusht_path(args.episodes)
+        generate_scripted_pusht(args.episodes, path, start_seed=args.start_seed, progress=not args.quiet)
+        print(f"wrote {path}")
+        return 0
+    from dpbench.envs.robomimic.datasets import collect, default_workers
+
+    cameras = tuple(sorted(_names(args.camera, "camera"))) if args.camera else ()
+    path = Path(args.out) if args.out else scripted_robomimic_path(task.name, args.variant, cameras, args.episodes)
+    stats = collect(task.name, args.episodes, path, args.variant, cameras, start_seed=args.start_seed,
+                    workers=args.workers or default_workers(), progress=not args.quiet)
+    print(f"wrote {path}: {stats['kept']} episodes, {stats['steps']} steps; demonstrator success "
+          f"{stats['success_rate']:.1%} ({stats['kept']}/{stats['tried']}); {stats['wall_s']:.0f} s "
+          f"({stats['steps_per_s']:.0f} steps/s, {stats['workers']} workers)")
     return 0
 
 
@@ -151,7 +165,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     meta = read_checkpoint_meta(args.checkpoint)
     task = get_task(args.env)
     obs = args.obs or meta.get("obs") or task.default_obs
-    mode = task.obs_mode(obs)
+    mode = task.obs_mode(obs, meta.get("action_mode"))
     policy, meta = load_policy(args.checkpoint, expect_spec=mode.spec, overrides=_parse_overrides(args.set))
     if meta.get("env") not in (None, task.name):
         raise DpbenchError(f"{args.checkpoint}: checkpoint was trained on env '{meta['env']}', not '{task.name}'")
@@ -244,13 +258,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_data_info)
-    p = data.add_parser("generate", help="scripted demonstrations (cached hdf5)")
-    p.add_argument("--env", default="pusht")
-    p.add_argument("--episodes", type=_positive, default=200)
-    p.add_argument("--start-seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="hdf5 path (default: the cache dir)")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_data_generate)
+    for parent, name in ((sub, "collect"), (data, "generate")):  # `data generate` is the older name
+        p = parent.add_parser(name, help="scripted demonstrations into robomimic-layout hdf5 (default: the cache dir)")
+        p.add_argument("--env", default="pusht", help="pusht | lift | can | square")
+        p.add_argument("--episodes", type=_positive, default=200, help="successful episodes to keep")
+        p.add_argument("--variant", default="ph", choices=["ph", "mh"],
+                       help="robomimic tasks: ph (consistent) or mh (randomized strategies and speeds)")
+        p.add_argument("--camera", default=None, help="robomimic tasks: record 84x84 images, e.g. agentview,robot0_eye_in_hand")
+        p.add_argument("--start-seed", type=int, default=0)
+        p.add_argument("--workers", type=_positive, default=None, help="collector processes (default: one per core)")
+        p.add_argument("--out", default=None, help="hdf5 path (default: the cache dir, where runs find it)")
+        p.add_argument("--quiet", action="store_true")
+        p.set_defaults(func=cmd_collect)
 
     p = sub.add_parser("run", help="train + evaluate policies x envs x N seeds, write records, print the table")
     p.add_argument("--policy", default="diffusion", help="a policy, or a comma list: diffusion,lstm_gmm,ibc")

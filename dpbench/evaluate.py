@@ -14,13 +14,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 
 from dpbench.errors import DpbenchError
 from dpbench.policy import Policy
 from dpbench.tasks import ObsMode, Task
+from dpbench.vector import EnvBatch
 
 
 @dataclass
@@ -76,17 +76,13 @@ def check_actions(policy: Policy, actions: Any, batch: int) -> np.ndarray:
     return out
 
 
-def make_vector_env(task: Task, mode: ObsMode, n_envs: int, render: bool = False) -> gym.vector.VectorEnv:
+def make_env_batch(task: Task, mode: ObsMode, n_envs: int, render: bool = False) -> EnvBatch:
+    """The test episodes' envs; tasks with costly steps spread them over one process per core."""
     kwargs = dict(mode.env_kwargs)
     if render:
         kwargs["render_mode"] = "rgb_array"
-
-    def make() -> gym.Env:
-        return gym.make(task.gym_id, disable_env_checker=True, **kwargs)
-
-    # An env that finishes early is reset by the next step (NEXT_STEP autoreset); the loop ignores
-    # everything it reports after its first episode ends.
-    return gym.vector.SyncVectorEnv([make] * n_envs, autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
+    procs = torch.get_num_threads() if task.parallel_eval else 1
+    return EnvBatch(task.gym_id, kwargs, n_envs, n_procs=procs)
 
 
 def evaluate(
@@ -103,7 +99,7 @@ def evaluate(
     n = n_episodes or task.n_test_episodes
     seed_start = task.test_seed_start if seed_start is None else seed_start
     t0 = time.perf_counter()
-    venv = make_vector_env(task, mode, n, render=video_path is not None)
+    venv = make_env_batch(task, mode, n, render=video_path is not None)
     was_training = policy.training
     policy.eval()
     policy.reset()
@@ -125,15 +121,16 @@ def evaluate(
             actions = check_actions(policy, policy.predict_action(batch), n)
             latency += time.perf_counter() - tc
             calls += 1
-            for k in range(actions.shape[1]):
-                obs, reward, terminated, truncated, info = venv.step(actions[:, k])
+            env_actions = mode.decode_action(actions) if mode.decode_action else actions
+            for k in range(env_actions.shape[1]):
+                obs, reward, terminated, truncated, info = venv.step(env_actions[:, k])
                 steps += 1
                 live = ~done
                 best[live] = np.maximum(best[live], reward[live])
                 success[live] |= np.asarray(info.get("is_success", np.zeros(n, dtype=bool)), dtype=bool)[live]
                 done |= terminated | truncated
                 if video_path is not None:
-                    frames.append(np.concatenate([venv.envs[i].render() for i in range(min(n_videos, n))], axis=1))
+                    frames.append(np.concatenate([venv.render(i) for i in range(min(n_videos, n))], axis=1))
                 current = mode.from_env(obs)
                 for key, v in current.items():
                     window[key] = np.concatenate([window[key][:, 1:], v[:, None]], axis=1)

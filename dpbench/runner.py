@@ -20,7 +20,7 @@ from dpbench.errors import DpbenchError
 from dpbench.evaluate import evaluate
 from dpbench.policy import build_configs, config_to_dict, get_policy_class, save_policy
 from dpbench.results import SCHEMA_VERSION, config_hash, environment_info, summarize_history, write_json_atomic
-from dpbench.tasks import get_task
+from dpbench.tasks import ObsMode, get_task
 from dpbench.train import train
 
 
@@ -50,6 +50,11 @@ class PreparedCell:
     data: DatasetRef
     cell_id: str
     chash: str
+    action_mode: str | None = None  # robomimic tasks: abs | delta, from the dataset's env_args
+
+    @property
+    def mode(self) -> ObsMode:
+        return get_task(self.spec.env).obs_mode(self.obs, self.action_mode)
 
     @property
     def record_path(self) -> Path:
@@ -71,10 +76,11 @@ def prepare(spec: CellSpec, data: DatasetRef | None = None) -> PreparedCell:
     pcfg, tcfg = build_configs(policy_cls, spec.preset, spec.overrides, image_obs=bool(mode.spec.image_keys))
     if data is None:
         data = resolve_dataset(task.name, spec.dataset, mode.dataset_keys, progress=spec.progress)
+    action_mode = task.dataset_action_mode(data.store.attrs)
     chash = config_hash({"policy": config_to_dict(pcfg), "train": config_to_dict(tcfg), "obs": obs})
     name = spec.policy.replace(":", "_").replace(".", "_")
     cell_id = f"{task.name}-{obs}__{name}__{data.kind}-{data.store.content_hash()[:8]}__{spec.preset}-{chash}__seed{spec.seed}"
-    return PreparedCell(spec, obs, policy_cls, pcfg, tcfg, data, cell_id, chash)
+    return PreparedCell(spec, obs, policy_cls, pcfg, tcfg, data, cell_id, chash, action_mode)
 
 
 def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[str, Any]:
@@ -85,13 +91,15 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
     if cell.record_path.exists():
         return json.loads(cell.record_path.read_text())
     spec, task = cell.spec, get_task(cell.spec.env)
-    mode = task.obs_mode(cell.obs)
+    mode = cell.mode
     t_start = time.perf_counter()
 
     store = cell.data.store
     train_eps, val_eps = split_episodes(store.n_episodes, cell.tcfg.val_ratio, spec.seed, cell.tcfg.max_train_episodes)
     arrays = mode.from_dataset(store.data)
-    arrays["action"] = store.data["action"].astype(np.float32)
+    actions = store.data["action"]
+    _check_actions_fit(cell, actions)
+    arrays["action"] = (mode.encode_action(actions) if mode.encode_action else actions).astype(np.float32)
     _check_dataset_fits(cell, arrays, mode.spec)
 
     torch.manual_seed(spec.seed)
@@ -122,7 +130,8 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
                          video_path=(cell.workdir / "rollouts.gif") if spec.video else None)
         eval_seconds[0] += final.wall_s
     ckpt = save_policy(eval_policy, cell.workdir / "policy.safetensors",
-                       {"env": task.name, "obs": cell.obs, "dataset": cell.data.identity(), "step": state.step})
+                       {"env": task.name, "obs": cell.obs, "action_mode": cell.action_mode,
+                        "dataset": cell.data.identity(), "step": state.step})
     summary = summarize_history(state.history, "score")
     success = summarize_history(state.history, "success_rate")
     record = {
@@ -132,6 +141,7 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
         "policy": spec.policy,
         "env": task.name,
         "obs": cell.obs,
+        "action_mode": cell.action_mode,
         "seed": spec.seed,
         "preset": spec.preset,
         "config_hash": cell.chash,
@@ -168,6 +178,16 @@ def resolve_device(name: str) -> torch.device:
         return torch.device(name)
     except RuntimeError:
         raise DpbenchError(f"unknown --device '{name}'; use cpu, cuda, cuda:N or auto") from None
+
+
+def _check_actions_fit(cell: PreparedCell, actions: np.ndarray) -> None:
+    """The dataset's raw actions against the env's native action size (before any encoding)."""
+    native = cell.mode.native_action_dim
+    if actions.ndim != 2 or actions.shape[1] != native:
+        raise DpbenchError(
+            f"{cell.data.path}: actions have shape {tuple(actions.shape[1:])}, but env '{cell.spec.env}' "
+            f"({cell.action_mode + ' ' if cell.action_mode else ''}actions) expects ({native},)"
+        )
 
 
 def _check_dataset_fits(cell: PreparedCell, arrays: dict[str, np.ndarray], pspec) -> None:

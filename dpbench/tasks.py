@@ -46,6 +46,15 @@ class ObsMode:
     from_dataset: Callable[[dict[str, np.ndarray]], ObsDict]
     from_env: Callable[[Any], ObsDict]
     spec: PolicySpec
+    # Actions as stored in datasets and taken by the env <-> what the policy predicts (e.g. the
+    # robomimic tasks' absolute axis-angle actions <-> rotation-6D). None: the same numbers.
+    encode_action: Callable[[np.ndarray], np.ndarray] | None = None
+    decode_action: Callable[[np.ndarray], np.ndarray] | None = None
+    env_action_dim: int | None = None  # the env's (and datasets') action size, when encoded
+
+    @property
+    def native_action_dim(self) -> int:
+        return self.env_action_dim or self.spec.action_dim
 
 
 @dataclass(frozen=True)
@@ -60,13 +69,27 @@ class Task:
     test_seed_start: int = 100000
     n_test_episodes: int = 50
     paper_task: str = ""
+    parallel_eval: bool = False  # env steps are costly: evaluate over one process per core
+    # Tasks whose env can be driven in several action modes (robomimic: abs | delta). The mode
+    # comes from the dataset (``action_mode_of``); ``build_mode(obs, action_mode)`` makes its ObsMode.
+    action_modes: tuple[str, ...] = ()
+    build_mode: Callable[[str, str], ObsMode] | None = None
+    action_mode_of: Callable[[dict[str, Any]], str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def obs_mode(self, name: str | None) -> ObsMode:
+    def obs_mode(self, name: str | None, action_mode: str | None = None) -> ObsMode:
         name = name or self.default_obs
         if name not in self.obs_modes:
             raise DpbenchError(f"task '{self.name}' has no obs mode '{name}'; choose one of {', '.join(self.obs_modes)}")
-        return self.obs_modes[name]
+        if action_mode is None or self.build_mode is None or action_mode == self.action_modes[0]:
+            return self.obs_modes[name]
+        if action_mode not in self.action_modes:
+            raise DpbenchError(f"task '{self.name}' has no action mode '{action_mode}'; choose one of {', '.join(self.action_modes)}")
+        return self.build_mode(name, action_mode)
+
+    def dataset_action_mode(self, dataset_attrs: dict[str, Any]) -> str | None:
+        """The action mode a dataset was recorded in (checked against this task), or None."""
+        return self.action_mode_of(dataset_attrs) if self.action_mode_of else None
 
 
 def _pusht_modes() -> dict[str, ObsMode]:
@@ -102,6 +125,75 @@ def _pusht_modes() -> dict[str, ObsMode]:
     }
 
 
+def _robomimic_mode(task: str, obs: str, action_mode: str) -> ObsMode:
+    """robomimic observation modes. ``low_dim``: the robomimic keys flattened into ``obs`` (paper
+    Table I). ``image``: the task's two default cameras (84x84) plus the robot's eef pose and
+    gripper as ``low_dim`` (paper Table II; no object state)."""
+    from dpbench.envs.robomimic.env import TASK_SPECS
+    from dpbench.envs.robomimic.rotation import ARM_ROT6D_DIM, decode_abs_actions, encode_abs_actions
+
+    spec = TASK_SPECS[task]
+    abs_mode = action_mode == "abs"
+    action_dim = (ARM_ROT6D_DIM if abs_mode else 7) * spec.n_arms
+    codec: dict[str, Any] = {}
+    if abs_mode:
+        codec = {"encode_action": lambda a: encode_abs_actions(a).astype(np.float32),
+                 "decode_action": decode_abs_actions, "env_action_dim": spec.action_dim}
+    if obs == "low_dim":
+        keys = spec.lowdim_keys
+
+        def flatten(d: Any) -> ObsDict:
+            return {"obs": np.concatenate([np.asarray(d[k], np.float32) for k in keys], axis=-1)}
+
+        return ObsMode({"action_mode": action_mode}, keys, flatten, flatten,
+                       PolicySpec({"obs": (spec.lowdim_dim,)}, action_dim), **codec)
+    cameras = spec.default_cameras[: 2 * spec.n_arms]
+    image_keys = tuple(f"{c}_image" for c in cameras)
+    proprio = tuple(k for k in spec.lowdim_keys if k != "object")
+    proprio_dim = sum(spec.key_dims[k] for k in proprio)
+
+    def split(d: Any) -> ObsDict:
+        out: ObsDict = {k: np.asarray(d[k]) for k in image_keys}
+        out["low_dim"] = np.concatenate([np.asarray(d[k], np.float32) for k in proprio], axis=-1)
+        return out
+
+    shapes: dict[str, tuple[int, ...]] = {k: (84, 84, 3) for k in image_keys}
+    shapes["low_dim"] = (proprio_dim,)
+    return ObsMode({"action_mode": action_mode, "cameras": cameras}, image_keys + proprio, split, split,
+                   PolicySpec(shapes, action_dim, image_keys=image_keys), **codec)
+
+
+def _robomimic_task(name: str, paper_task: str) -> Task:
+    from functools import partial
+
+    from dpbench.envs import ROBOMIMIC_IDS
+    from dpbench.envs.robomimic.env import TASK_SPECS
+
+    gym_id, horizon = ROBOMIMIC_IDS[name]
+    build = partial(_robomimic_mode, name)
+    return Task(
+        name=name,
+        gym_id=gym_id,
+        obs_modes={obs: build(obs, "abs") for obs in ("low_dim", "image")},
+        default_obs="low_dim",
+        max_episode_steps=horizon,
+        default_dataset="scripted",
+        datasets=("scripted", "scripted-mh"),
+        paper_task=paper_task,
+        parallel_eval=True,
+        action_modes=("abs", "delta"),
+        build_mode=build,
+        action_mode_of=partial(_robomimic_action_mode, name),
+        extra={"robosuite_env": TASK_SPECS[name].robosuite_env},
+    )
+
+
+def _robomimic_action_mode(task: str, attrs: dict[str, Any]) -> str:
+    from dpbench.envs.robomimic.datasets import action_mode_from_env_args
+
+    return action_mode_from_env_args(task, attrs.get("env_args"), attrs.get("path", "the dataset"))
+
+
 TASKS: dict[str, Task] = {
     "pusht": Task(
         name="pusht",
@@ -113,6 +205,7 @@ TASKS: dict[str, Task] = {
         datasets=("human", "scripted"),
         paper_task="pusht",
     ),
+    **{name: _robomimic_task(name, name) for name in ("lift", "can", "square", "transport", "tool_hang")},
 }
 
 

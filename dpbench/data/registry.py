@@ -84,11 +84,43 @@ def generate_scripted_pusht(n_episodes: int, path: Path | None = None, start_see
     return write_hdf5(store, path, env_args=env_args)
 
 
+ROBOMIMIC_SCRIPTED = {"scripted": "ph", "scripted-mh": "mh"}  # dataset name -> demonstrator variant
+
+
+def scripted_robomimic_path(task_name: str, variant: str, cameras: tuple[str, ...] = (),
+                            n_episodes: int = DEFAULT_SCRIPTED_EPISODES) -> Path:
+    from dpbench.envs.robomimic.datasets import scripted_path
+
+    return scripted_path(cache_dir(), task_name, variant, n_episodes, cameras)
+
+
+def _resolve_robomimic(task_name: str, dataset: str | None, keys: Iterable[str] | None, progress: bool) -> DatasetRef:
+    """robomimic tasks: ``scripted`` (ph) / ``scripted-mh`` demos, collected once and cached, or a PATH."""
+    if dataset is None:
+        dataset = "scripted"
+    if dataset == "human":
+        raise DpbenchError(
+            f"dpbench does not ship robomimic's human datasets; download {task_name}'s low_dim.hdf5 from robomimic and "
+            "pass --dataset PATH, or use --dataset scripted (or scripted-mh)"
+        )
+    if dataset in ROBOMIMIC_SCRIPTED:
+        from dpbench.envs.robomimic.datasets import collect, default_workers
+
+        variant = ROBOMIMIC_SCRIPTED[dataset]
+        cameras = tuple(sorted(k[: -len("_image")] for k in (keys or ()) if k.endswith("_image")))
+        path = scripted_robomimic_path(task_name, variant, cameras)
+        if not path.exists():
+            print(f"[dpbench] collecting {DEFAULT_SCRIPTED_EPISODES} scripted {task_name} ({variant}) demos into {path} (once)")
+            collect(task_name, DEFAULT_SCRIPTED_EPISODES, path, variant, cameras, workers=default_workers(), progress=progress)
+        return DatasetRef(dataset, path, load_episodes(path, keys, source=dataset))
+    path = Path(dataset).expanduser()
+    return DatasetRef("path", path, load_episodes(path, keys))
+
+
 def resolve_dataset(task_name: str, dataset: str | None, keys: Iterable[str] | None = None, progress: bool = True) -> DatasetRef:
     """Turn ``--dataset`` (None, a name or a path) into a loaded store."""
     if task_name != "pusht":
-        if dataset in (None, "human", "scripted"):
-            raise DpbenchError(f"env '{task_name}' has no built-in dataset yet; pass --dataset PATH")
+        return _resolve_robomimic(task_name, dataset, keys, progress)
     if dataset in (None, "human"):
         path = human_pusht_path()
         if path is not None:
@@ -114,7 +146,12 @@ def list_datasets() -> list[tuple[str, str, str]]:
     """(name, env, where/status) for `dpbench list`."""
     human = human_pusht_path()
     scripted = scripted_pusht_path()
-    return [
+    rows = [
         ("human", "pusht", str(human) if human else "not found (set DPBENCH_PUSHT_ZARR)"),
         ("scripted", "pusht", f"{scripted} ({'cached' if scripted.exists() else 'generated on first use'})"),
     ]
+    for task in ("lift", "can", "square"):
+        for name, variant in ROBOMIMIC_SCRIPTED.items():
+            path = scripted_robomimic_path(task, variant)
+            rows.append((name, task, f"{path} ({'cached' if path.exists() else 'collected on first use'})"))
+    return rows

@@ -130,6 +130,7 @@ def controller_config(action_mode: str) -> dict[str, Any]:
     """
     if action_mode not in ACTION_MODES:
         raise DpbenchError(f"unknown action_mode {action_mode!r}; choose one of {', '.join(ACTION_MODES)}")
+    import_robosuite()
     from robosuite.controllers import load_composite_controller_config
 
     cfg = load_composite_controller_config(controller="BASIC", robot="Panda")
@@ -196,11 +197,9 @@ class RobomimicEnv(gym.Env):
 
         low, high = self._env.action_spec
         self.action_space = spaces.Box(low=np.asarray(low, np.float32), high=np.asarray(high, np.float32), dtype=np.float32)
-        if action_mode == "abs":  # targets are world poses, not [-1, 1] scaled deltas
-            n = self.spec_.action_dim
-            bound = np.full(n, np.inf, np.float32)
-            for arm in range(self.spec_.n_arms):
-                bound[arm * ARM_ABS_DIM + 6] = 1.0  # the gripper command stays in [-1, 1]
+        if action_mode == "abs":  # world-frame targets (m, within reach of the table), axis-angle, gripper
+            per_arm = np.array([2.0, 2.0, 2.0, np.pi, np.pi, np.pi, 1.0], np.float32)
+            bound = np.tile(per_arm, self.spec_.n_arms)
             self.action_space = spaces.Box(low=-bound, high=bound, dtype=np.float32)
         obs_spaces: dict[str, spaces.Space] = {
             k: spaces.Box(-np.inf, np.inf, shape=(d,), dtype=np.float32) for k, d in self.spec_.key_dims.items()

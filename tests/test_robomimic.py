@@ -1,0 +1,294 @@
+"""The robomimic tasks on robosuite 1.5: env contract, action modes, seeding, demonstrators,
+dataset checks and a smoke run end to end. Skipped where robosuite is not installed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dpbench.envs.robomimic import rotation as R
+from dpbench.errors import DpbenchError
+
+robosuite = pytest.importorskip("robosuite", reason="robosuite extra not installed")
+
+import gymnasium as gym  # noqa: E402
+
+import dpbench.envs  # noqa: E402,F401
+from dpbench.envs.robomimic.datasets import action_mode_from_env_args, collect  # noqa: E402
+from dpbench.envs.robomimic.demonstrator import object_yaw, run_episode, wrap_to  # noqa: E402
+from dpbench.envs.robomimic.env import TASK_SPECS, RobomimicEnv, check_mujoco  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def lift() -> RobomimicEnv:
+    env = RobomimicEnv("lift")
+    yield env
+    env.close()
+
+
+# ------------------------------------------------------------------------------- rotations
+def test_rotation_conversions_round_trip_and_agree_with_robosuite() -> None:
+    import robosuite.utils.transform_utils as T
+
+    rng = np.random.default_rng(0)
+    aa = rng.normal(size=(200, 3))
+    aa *= rng.uniform(0, np.pi - 1e-3, (200, 1)) / np.linalg.norm(aa, axis=1, keepdims=True)
+    m = R.axis_angle_to_matrix(aa)
+    np.testing.assert_allclose(m @ np.swapaxes(m, -1, -2), np.broadcast_to(np.eye(3), m.shape), atol=1e-12)
+    np.testing.assert_allclose(R.matrix_to_axis_angle(m), aa, atol=1e-9)
+    np.testing.assert_allclose(R.rot6d_to_matrix(R.matrix_to_rot6d(m)), m, atol=1e-12)
+    for i in range(20):  # the same conventions as robosuite (quaternions x, y, z, w)
+        q = T.mat2quat(m[i])
+        np.testing.assert_allclose(R.quat_to_matrix(q), T.quat2mat(q), atol=1e-6)  # robosuite rounds to float32
+        np.testing.assert_allclose(R.quat_to_axis_angle(q), T.quat2axisangle(q), atol=1e-6)
+    actions = np.concatenate([rng.normal(size=(200, 3)), aa, rng.uniform(-1, 1, (200, 1))], axis=1)
+    two_arms = np.concatenate([actions, actions[::-1]], axis=1)
+    assert R.encode_abs_actions(two_arms).shape == (200, 20)
+    np.testing.assert_allclose(R.decode_abs_actions(R.encode_abs_actions(two_arms)), two_arms, atol=1e-9)
+
+
+# ------------------------------------------------------------------------------- envs
+def test_registered_envs_have_the_papers_observation_sizes_and_horizons() -> None:
+    for name, dim, horizon in [("Lift", 19, 400), ("Can", 23, 400), ("Square", 23, 400), ("Transport", 59, 700), ("ToolHang", 53, 700)]:
+        env = gym.make(f"dpbench/{name}-v0")
+        obs, info = env.reset(seed=100000)
+        assert sum(v.shape[0] for v in obs.values()) == dim, name
+        assert env.spec.max_episode_steps == horizon
+        assert info["is_success"] is False
+        assert env.observation_space.contains(obs)
+        env.close()
+
+
+def test_check_env_passes(lift: RobomimicEnv) -> None:
+    from gymnasium.utils.env_checker import check_env
+
+    check_env(lift, skip_render_check=True)
+
+
+def test_reset_seed_gives_the_same_initial_conditions(lift: RobomimicEnv) -> None:
+    a, _ = lift.reset(seed=100003)
+    b, _ = lift.reset(seed=100003)
+    c, _ = lift.reset(seed=100004)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    assert not np.allclose(a["object"][:3], c["object"][:3])
+
+
+def test_abs_mode_is_really_absolute_and_holds_a_world_pose(lift: RobomimicEnv) -> None:
+    ctrl = lift.robosuite_env.robots[0].part_controllers["right"]
+    assert (ctrl.input_type, ctrl.input_ref_frame) == ("absolute", "world")  # not the ignored control_delta flag
+    obs, _ = lift.reset(seed=1)
+    target = obs["robot0_eef_pos"].astype(np.float64) + np.array([0.05, -0.05, 0.05])
+    action = np.concatenate([target, R.matrix_to_axis_angle(lift.control_rotation()), [-1.0]])
+    for _ in range(40):
+        obs, *_ = lift.step(action)
+    assert np.linalg.norm(obs["robot0_eef_pos"] - target) < 0.01
+
+
+def test_delta_mode_moves_by_scaled_deltas() -> None:
+    env = RobomimicEnv("lift", action_mode="delta")
+    try:
+        assert env.robosuite_env.robots[0].part_controllers["right"].input_type == "delta"
+        obs, _ = env.reset(seed=1)
+        start = obs["robot0_eef_pos"].copy()
+        for _ in range(10):
+            obs, *_ = env.step(np.array([0, 0, 1.0, 0, 0, 0, -1]))  # up, at full scale
+        assert obs["robot0_eef_pos"][2] - start[2] > 0.05
+        assert np.abs(obs["robot0_eef_pos"][:2] - start[:2]).max() < 0.02
+    finally:
+        env.close()
+
+
+def test_nan_and_wrong_shape_actions_are_refused(lift: RobomimicEnv) -> None:
+    lift.reset(seed=0)
+    with pytest.raises(DpbenchError, match="NaN"):
+        lift.step(np.full(7, np.nan))
+    with pytest.raises(DpbenchError, match=r"expected \(7,\)"):
+        lift.step(np.zeros(10))
+
+
+def test_unsupported_mujoco_gets_one_clear_message(monkeypatch) -> None:
+    from dpbench.envs.robomimic import env as env_module
+
+    assert check_mujoco().startswith("3.")
+    monkeypatch.setattr(env_module.metadata, "version", lambda name: "3.10.1")
+    with pytest.raises(DpbenchError, match=r"mujoco>=3.3,<3.10"):
+        env_module.check_mujoco()
+
+
+def test_importing_dpbench_does_not_import_robosuite() -> None:
+    code = ("import sys, dpbench, dpbench.envs, dpbench.tasks, dpbench.cli; "
+            "from dpbench.tasks import get_task; get_task('lift').obs_mode('image'); "
+            "print('robosuite' in sys.modules, 'mujoco' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False"]
+
+
+# ------------------------------------------------------------------------------- demonstrators
+def test_lift_demonstrator_succeeds_and_ends_on_success(lift: RobomimicEnv) -> None:
+    for seed in range(3):
+        ep = run_episode(lift, seed, "ph")
+        assert ep is not None, f"seed {seed} failed"
+        n = len(ep["actions"])
+        assert ep["actions"].shape == (n, 7) and ep["object"].shape == (n, 10)
+        # replaying the recorded actions open loop from the same seed succeeds at the same step
+        lift.reset(seed=seed)
+        done_at = None
+        for t, a in enumerate(ep["actions"]):
+            _, reward, terminated, _, info = lift.step(a)
+            if terminated:
+                done_at = t + 1
+                assert info["is_success"] and reward == 1.0
+                break
+        assert done_at == n
+
+
+def test_lift_mh_demos_use_two_grasp_modes(lift: RobomimicEnv) -> None:
+    """mh grasps the cube at one of two yaws 90 degrees apart: the demos are bimodal."""
+    offsets = []
+    for seed in range(8):
+        ep = run_episode(lift, seed, "mh")
+        if ep is None:
+            continue
+        grasp = R.axis_angle_to_matrix(ep["actions"][-1, 3:6])
+        gripper_yaw = float(np.arctan2(grasp[1, 0], grasp[0, 0]))
+        offsets.append(wrap_to(gripper_yaw - object_yaw(ep["object"][0, 3:7]), 2 * np.pi))
+    folded = np.abs(np.array(offsets)) % np.pi  # yaw relative to the cube, up to the gripper's 180 symmetry
+    near_0 = np.minimum(folded, np.pi - folded) < 0.2
+    near_90 = np.abs(folded - np.pi / 2) < 0.2
+    assert np.all(near_0 | near_90) and near_0.any() and near_90.any()
+
+
+# ------------------------------------------------------------------------------- datasets
+def test_env_args_of_official_and_converted_files_give_the_action_mode() -> None:
+    v141 = {"env_name": "Lift", "type": 1, "env_kwargs": {"robots": ["Panda"], "control_freq": 20,
+            "controller_configs": {"type": "OSC_POSE", "control_delta": True}}}
+    assert action_mode_from_env_args("lift", v141, "f") == "delta"
+    dp_abs = json.loads(json.dumps(v141))
+    dp_abs["env_kwargs"]["controller_configs"]["control_delta"] = False
+    assert action_mode_from_env_args("lift", dp_abs, "f") == "abs"
+    v15 = {"env_name": "PickPlaceCan", "env_kwargs": {"robots": "Panda", "controller_configs": {
+           "type": "BASIC", "body_parts": {"right": {"type": "OSC_POSE", "input_type": "absolute"}}}}}
+    assert action_mode_from_env_args("can", v15, "f") == "abs"
+    with pytest.raises(DpbenchError, match="recorded on robosuite env 'Lift'"):
+        action_mode_from_env_args("can", v141, "f")
+    with pytest.raises(DpbenchError, match="no data.attrs"):
+        action_mode_from_env_args("lift", None, "f")
+    bad_ctrl = json.loads(json.dumps(v141))
+    bad_ctrl["env_kwargs"]["controller_configs"] = {"type": "JOINT_VELOCITY"}
+    with pytest.raises(DpbenchError, match="OSC_POSE"):
+        action_mode_from_env_args("lift", bad_ctrl, "f")
+
+
+@pytest.fixture(scope="module")
+def lift_demos(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("lift") / "lift_ph.hdf5"
+    stats = collect("lift", 3, path, "ph", workers=1, progress=False)
+    assert stats["kept"] == 3 and 0 < stats["success_rate"] <= 1
+    return path
+
+
+def test_collected_file_is_robomimic_layout_with_env_args(lift_demos: Path) -> None:
+    import h5py
+
+    with h5py.File(lift_demos) as f:
+        env_args = json.loads(f["data"].attrs["env_args"])
+        assert sorted(f["data"]) == ["demo_0", "demo_1", "demo_2"]
+        assert f["data/demo_0/actions"].shape[1] == 7
+        assert set(f["data/demo_0/obs"]) == {"object", "robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos"}
+    assert env_args["env_name"] == "Lift" and env_args["dpbench"]["action_mode"] == "abs"
+    assert action_mode_from_env_args("lift", env_args, str(lift_demos)) == "abs"
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dpbench.cli", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_smoke_run_on_lift_end_to_end_and_eval(lift_demos: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    res = _cli("run", "--policy", "diffusion", "--env", "lift", "--preset", "smoke", "--dataset", str(lift_demos),
+               "--out", str(out), "--quiet")
+    assert res.returncode == 0, res.stderr
+    (record_path,) = (out / "records").glob("lift-low_dim__diffusion__*.json")
+    record = json.loads(record_path.read_text())
+    assert record["action_mode"] == "abs" and record["env"] == "lift"
+    assert record["final"]["last_eval"]["n_episodes"] == 2
+    res = _cli("eval", record["checkpoint"], "--env", "lift", "--episodes", "2")
+    assert res.returncode == 0, res.stderr
+    assert "success rate" in res.stdout
+    res = _cli("eval", record["checkpoint"], "--env", "can", "--episodes", "2")
+    assert res.returncode == 2 and "checkpoint was trained" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_mismatched_robomimic_datasets_get_clear_errors(lift_demos: Path, tmp_path: Path) -> None:
+    import h5py
+
+    # a Lift file offered for Can
+    res = _cli("run", "--env", "can", "--preset", "smoke", "--dataset", str(lift_demos), "--out", str(tmp_path), "--quiet")
+    assert res.returncode == 2 and "recorded on robosuite env 'Lift'" in res.stderr and "Traceback" not in res.stderr
+    # wrong action size
+    wrong = tmp_path / "wrong_actions.hdf5"
+    with h5py.File(lift_demos) as src, h5py.File(wrong, "w") as dst:
+        src.copy("data", dst)
+        for demo in dst["data"]:
+            actions = dst[f"data/{demo}/actions"][:]
+            del dst[f"data/{demo}/actions"]
+            dst[f"data/{demo}/actions"] = actions[:, :6]
+    res = _cli("run", "--env", "lift", "--preset", "smoke", "--dataset", str(wrong), "--out", str(tmp_path), "--quiet")
+    assert res.returncode == 2 and "expects (7,)" in res.stderr and "Traceback" not in res.stderr
+    # obs keys that don't match the env (a missing key)
+    missing = tmp_path / "missing_key.hdf5"
+    with h5py.File(lift_demos) as src, h5py.File(missing, "w") as dst:
+        src.copy("data", dst)
+        for demo in dst["data"]:
+            del dst[f"data/{demo}/obs/object"]
+    res = _cli("run", "--env", "lift", "--preset", "smoke", "--dataset", str(missing), "--out", str(tmp_path), "--quiet")
+    assert res.returncode == 2 and "missing obs key(s) ['object']" in res.stderr
+    # no data/ group, and demos without actions
+    empty = tmp_path / "empty.hdf5"
+    with h5py.File(empty, "w") as f:
+        f.create_group("meta")
+    res = _cli("run", "--env", "lift", "--preset", "smoke", "--dataset", str(empty), "--out", str(tmp_path), "--quiet")
+    assert res.returncode == 2 and "no 'data' group" in res.stderr
+    no_actions = tmp_path / "no_actions.hdf5"
+    with h5py.File(lift_demos) as src, h5py.File(no_actions, "w") as dst:
+        src.copy("data", dst)
+        del dst["data/demo_1/actions"]
+    res = _cli("run", "--env", "lift", "--preset", "smoke", "--dataset", str(no_actions), "--out", str(tmp_path), "--quiet")
+    assert res.returncode == 2 and "demo 'demo_1' has no 'actions'" in res.stderr
+
+
+def test_collect_cli_reports_the_demonstrator_success(tmp_path: Path) -> None:
+    out = tmp_path / "lift.hdf5"
+    res = _cli("collect", "--env", "lift", "--episodes", "2", "--workers", "1", "--out", str(out), "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert "demonstrator success" in res.stdout and out.exists()
+    res = _cli("collect", "--env", "transport", "--episodes", "2", "--out", str(tmp_path / "t.hdf5"), "--quiet")
+    assert res.returncode == 2 and "no scripted demonstrator for 'transport'" in res.stderr
+
+
+def test_env_batch_in_worker_processes_matches_in_process() -> None:
+    from dpbench.vector import EnvBatch
+
+    actions = np.random.default_rng(0).uniform(100, 400, size=(5, 4, 2))
+    runs = []
+    for procs in (1, 2):
+        with EnvBatch("dpbench/PushT-v0", {"obs_type": "state"}, 4, n_procs=procs) as batch:
+            obs, _ = batch.reset(seed=7)
+            trace = [obs]
+            for a in actions:
+                obs, reward, *_ = batch.step(a)
+                trace += [obs, reward]
+        runs.append(trace)
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_task_specs_cover_the_five_tasks() -> None:
+    assert sorted(TASK_SPECS) == ["can", "lift", "square", "tool_hang", "transport"]
+    assert [TASK_SPECS[t].lowdim_dim for t in ("lift", "can", "square", "transport", "tool_hang")] == [19, 23, 23, 59, 53]
