@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from dpbench.results import Group, group_records, paper_reference
+from dpbench.results import Group, data_variant, group_records, paper_reference
 
 SCORE_LABEL = "score\n(mean episode max reward)"
 
@@ -135,7 +135,7 @@ def plot_scores(groups: list[Group], stem: Path) -> list[Path]:
             top.bar(i - 0.2, g.max, 0.38, color=c, yerr=g.max_std if two else None, capsize=3, ecolor="0.25")
             top.bar(i + 0.2, g.avg_last10, 0.38, color=c, alpha=0.4, hatch="////", edgecolor=c,
                     yerr=g.avg_last10_std if two else None, capsize=3, ecolor="0.25")
-            ref = paper_reference(g.policy, g.env, g.obs)
+            ref = paper_reference(g.policy, g.env, g.obs, data_variant(g.dataset_kind))
             if ref:
                 any_paper = True
                 top.plot([i - 0.2], [ref["max"]], "D", color="black", ms=5, zorder=5)
@@ -197,7 +197,7 @@ def plot_curves(groups: list[Group], stem: Path) -> list[Path]:
             ax.plot(x, mean, "-o", color=c, ms=3, lw=1.5, label=name)
             if g.seeds > 1:
                 ax.fill_between(x, lo, hi, color=c, alpha=0.18, lw=0)
-        ref = paper_reference(g.policy, g.env, g.obs)
+        ref = paper_reference(g.policy, g.env, g.obs, data_variant(g.dataset_kind))
         if ref:
             axes[0].axhline(ref["max"], color=c, ls=":", lw=1)
     axes[0].set_xlabel("training step")

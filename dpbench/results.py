@@ -40,6 +40,13 @@ def environment_info() -> dict[str, Any]:
             versions[name] = __import__(name).__version__
         except Exception:  # pragma: no cover - optional packages
             pass
+    from importlib import metadata
+
+    for name in ("robosuite", "mujoco"):  # read from package metadata: importing robosuite is slow
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -123,11 +130,16 @@ PAPER_POLICY_NAMES = {"diffusion": "diffusion_cnn", "diffusion_cnn": "diffusion_
 PAPER_SOURCE = "paper (Chi et al. 2023)"
 
 
-def paper_reference(policy: str, env: str, obs: str) -> dict[str, Any] | None:
-    """The paper's (Tables I/II, proficient-human demos) max / avg-last-10 for a policy on a task, if reported."""
+def data_variant(dataset_kind: str) -> str:
+    """The paper's demo variant a dataset stands in for: mh for multi-modal sets (scripted-mh), else ph."""
+    return "mh" if dataset_kind.endswith("mh") else "ph"
+
+
+def paper_reference(policy: str, env: str, obs: str, variant: str = "ph") -> dict[str, Any] | None:
+    """The paper's (Tables I/II) max / avg-last-10 for a policy on a task and demo variant, if reported."""
     paper_policy = PAPER_POLICY_NAMES.get(policy, policy)
     for ref in load_reference("image" if obs == "image" else "state"):
-        if ref["policy"] == paper_policy and ref["task"] == env and ref["variant"] == "ph":
+        if ref["policy"] == paper_policy and ref["task"] == env and ref["variant"] == variant:
             return ref
     return None
 
@@ -259,9 +271,12 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
                         f"{g.success:.2f} [{g.success_ci[0]:.2f}, {g.success_ci[1]:.2f}]"]
             body.append(row)
         if with_paper:
-            refs = {t: paper_reference(policy, *t.split("/", 1)) for t in tasks}
-            if any(refs.values()):
-                row = [PAPER_SOURCE, PAPER_POLICY_NAMES.get(policy, policy), "paper", "human (ph)",
+            variants = sorted({data_variant(k[2]) for k in rows if k[0] == policy}, reverse=True)  # ph first
+            for variant in variants:
+                refs = {t: paper_reference(policy, *t.split("/", 1), variant=variant) for t in tasks}
+                if not any(refs.values()):
+                    continue
+                row = [PAPER_SOURCE, PAPER_POLICY_NAMES.get(policy, policy), "paper", f"human ({variant})",
                        *([""] if show_overrides else []), "3"]
                 for t in tasks:
                     ref = refs[t]
@@ -277,8 +292,10 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
         notes.append(f"{DAGGER} not the paper's setting (preset paper on the human demonstrations): "
                      f"{'; '.join(sorted(daggers))}. Compare with the paper's rows with care.")
     if with_paper and any(r[0] == PAPER_SOURCE for r in body):
-        notes.append(f"{PAPER_SOURCE}: Tables I (state) and II (image), proficient-human demos, 3 seeds x 50 test "
-                     "initial conditions; the paper reports no success rate for Push-T.")
+        notes.append(f"{PAPER_SOURCE}: Tables I (state) and II (image), human demos (ph: proficient, mh: multi-human), "
+                     "3 seeds x 50 test initial conditions; the paper reports no success rate for Push-T. dpbench's "
+                     "robomimic rows train on scripted demonstrations (scripted = ph-like, scripted-mh = mh-like), "
+                     "not on the paper's human data.")
     return Table(headers, body, notes)
 
 
@@ -296,12 +313,13 @@ def tidy_rows(groups: list[Group], with_paper: bool = False) -> list[dict[str, A
     if with_paper:
         seen = set()
         for g in groups:
-            ref = paper_reference(g.policy, g.env, g.obs)
-            key = (PAPER_POLICY_NAMES.get(g.policy, g.policy), g.env, g.obs)
+            variant = data_variant(g.dataset_kind)
+            ref = paper_reference(g.policy, g.env, g.obs, variant)
+            key = (PAPER_POLICY_NAMES.get(g.policy, g.policy), g.env, g.obs, variant)
             if ref and key not in seen:
                 seen.add(key)
                 rows.append({"source": PAPER_SOURCE, "env": g.env, "obs": g.obs, "policy": key[0], "preset": "paper",
-                             "dataset": "human (ph)", "seeds": 3, "max": ref["max"], "avg_last10": ref["avg_last10"],
+                             "dataset": f"human ({variant})", "seeds": 3, "max": ref["max"], "avg_last10": ref["avg_last10"],
                              "paper_setting": True})
     return rows
 

@@ -102,7 +102,168 @@ class LiftPlanner(Planner):
         ]
 
 
-PLANNERS: dict[str, Callable[[str, np.random.Generator], Planner]] = {"lift": LiftPlanner}
+def body_pose(env: RobomimicEnv, body_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """World position (3,) and orientation (3, 3) of a simulator body, copied."""
+    data = env.robosuite_env.sim.data
+    return np.array(data.body_xpos[body_id], np.float64), np.array(data.body_xmat[body_id], np.float64).reshape(3, 3)
+
+
+def travel_steps(start: np.ndarray, end: np.ndarray, step_length: float, minimum: int = 6, turn: float = 0.0,
+                 turn_rate: float = 0.05) -> int:
+    """Control steps to move from ``start`` to ``end`` at about ``step_length`` metres per step
+    while turning by ``turn`` radians at most ``turn_rate`` per step (a fast yaw makes the arm
+    lag and swing its wrist joints instead of the last one)."""
+    distance = float(np.linalg.norm(np.asarray(end) - np.asarray(start)))
+    return max(minimum, int(np.ceil(distance / step_length)), int(np.ceil(abs(turn) / turn_rate)))
+
+
+class CanPlanner(Planner):
+    """Grasp the can from above at its middle, lift it over the bin walls, carry it to the near
+    corner of its target bin quadrant and drop it there from just above the walls.
+
+    mh: the carry passes a via-point to the left or to the right of the straight line (10 cm
+    off it, chosen at random per episode); a policy that averages the two goes straight
+    through the middle, which neither mode shows. Also random speeds and grasp offsets."""
+
+    CARRY_Z = 1.03  # grip-site height while carrying: the can's bottom clears the 0.9 m walls
+    DROP_Z = 0.975  # grip-site height at release, the can's bottom ~1 cm above the walls
+    STEP = 0.013  # metres per control step for the long moves (ph)
+
+    def plan(self, env: RobomimicEnv, obs: dict[str, np.ndarray]) -> list[Waypoint]:
+        suite = env.robosuite_env
+        can, _ = body_pose(env, suite.obj_body_id[suite.obj_to_use])
+        # Drop point: the quadrant's corner nearest the robot, 2.5 cm in from the dividers
+        # (the far part of the quadrant is at the edge of the arm's reach).
+        drop_xy = np.array([suite.bin2_pos[0] + 0.065, suite.bin2_pos[1] + 0.075])
+        s = self.speed()
+        offset = np.zeros(3) if not self.mh else np.r_[self.rng.uniform(-0.006, 0.006, 2), self.rng.uniform(-0.01, 0.01)]
+        rot = top_down(np.pi / 2)  # fingers close along world y, the arm's home yaw
+        grasp = can + offset + [0.0, 0.0, 0.005]
+        lifted = np.r_[grasp[:2], self.CARRY_Z]
+        above_drop = np.r_[drop_xy, self.CARRY_Z]
+        drop = np.r_[drop_xy, self.DROP_Z]
+        above_can = grasp + [0.0, 0.0, 0.10]
+        home = obs["robot0_eef_pos"].astype(np.float64)
+        carry: list[Waypoint] = []
+        start = lifted
+        if self.mh:
+            side = 1.0 if self.rng.random() < 0.5 else -1.0
+            direction = (above_drop - lifted)[:2] / np.linalg.norm((above_drop - lifted)[:2])
+            normal = np.array([-direction[1], direction[0]])
+            via = np.r_[(lifted[:2] + above_drop[:2]) / 2 + side * 0.10 * normal, self.CARRY_Z + 0.02]
+            carry.append(Waypoint(via, rot, CLOSED, int(travel_steps(start, via, self.STEP) * s)))
+            start = via
+        carry.append(Waypoint(above_drop, rot, CLOSED, int(travel_steps(start, above_drop, self.STEP) * s)))
+        return [
+            Waypoint(above_can, rot, OPEN, int(travel_steps(home, above_can, self.STEP, 15) * s)),
+            Waypoint(grasp, rot, OPEN, int(15 * s)),
+            Waypoint(grasp, rot, OPEN, 4),  # let the arm settle before closing
+            Waypoint(grasp, rot, CLOSED, 10),
+            Waypoint(lifted, rot, CLOSED, int(travel_steps(grasp, lifted, self.STEP, 10) * s)),
+            *carry,
+            Waypoint(drop, rot, CLOSED, int(8 * s)),
+            Waypoint(drop, rot, CLOSED, 4),
+            Waypoint(drop, rot, OPEN, 8),
+            Waypoint(drop + [0.0, 0.0, 0.06], rot, OPEN, 10),
+        ]
+
+
+def wrist_angle(yaw: float, xy: np.ndarray) -> float:
+    """Rough Panda wrist (joint 7) angle for a top-down grasp at ``yaw`` over table point ``xy``.
+
+    Joint 7 is pi/4 at the home pose (yaw pi/2, arm straight ahead) and turns against the
+    gripper's yaw and with the base joint's heading; its limit is about +-2.9 rad."""
+    base_heading = float(np.arctan2(xy[1], xy[0] + 0.56))  # the arm's base is 0.56 m behind the table centre
+    return np.pi / 4 + base_heading - (yaw - np.pi / 2)
+
+
+class SquarePlanner(Planner):
+    """Grasp the square nut's handle from above (fingers across it), lift it over the peg,
+    turn it so the hole lines up with the square peg and the handle points back toward the
+    robot (the reachable side), lower it onto the peg.
+
+    The gripper's own 180-degree symmetry gives two grasp yaws; the one that keeps the wrist
+    furthest from its joint limits over the whole motion is used (both modes alike).
+
+    mh: the nut's 90-degree symmetry gives several placed yaws that fit the peg; each episode
+    puts the handle either toward the robot or to the right (-y) of the peg, at random. The
+    two differ by 90 degrees of nut yaw and 8.5 cm of gripper position, so their average
+    holds the hole 45 degrees off the peg and misses it. Also random speeds and grasp offsets."""
+
+    HANDLE_GRASP = 0.0615  # grasp point on the handle, along the nut's x axis from its centre
+    HALF_THICKNESS = 0.01  # the nut's half height
+    CARRY_CLEARANCE = 0.03  # nut bottom above the peg's top while carrying
+    STEP = 0.012  # metres per control step for the long moves (ph)
+
+    def plan(self, env: RobomimicEnv, obs: dict[str, np.ndarray]) -> list[Waypoint]:
+        suite = env.robosuite_env
+        nut_pos, nut_rot = body_pose(env, suite.obj_body_id[suite.obj_to_use])
+        peg_pos, _ = body_pose(env, suite.peg1_body_id)
+        peg_top = peg_pos[2] + 0.1  # the peg is a box of half height 0.1
+        # At reset the nut is dropped from a few cm up; it lands flat, without turning.
+        nut_z = suite.table_offset[2] + self.HALF_THICKNESS
+        nut_yaw = float(np.arctan2(nut_rot[1, 0], nut_rot[0, 0]))
+        s = self.speed()
+
+        placed_yaw = np.pi  # handle toward the robot
+        if self.mh and self.rng.random() < 0.5:
+            placed_yaw = -np.pi / 2  # handle to the right of the peg
+        turn = wrap_to(placed_yaw - nut_yaw, 2 * np.pi)
+
+        handle = np.array([self.HANDLE_GRASP, 0.0])
+        grip_height = 0.004  # grip site above the nut's centre
+        if self.mh:
+            handle = handle + [self.rng.uniform(-0.004, 0.004), self.rng.uniform(-0.003, 0.003)]
+            grip_height += self.rng.uniform(-0.002, 0.002)
+        grasp_xy = nut_pos[:2] + yaw_matrix(nut_yaw)[:2, :2] @ handle
+        place_xy = peg_pos[:2] + yaw_matrix(placed_yaw)[:2, :2] @ handle
+
+        # Fingers close across the handle (the grip frame's x along the nut's y): two grasp
+        # yaws, pi apart; keep the one whose wrist angle stays furthest from the limits.
+        candidates = [nut_yaw + np.pi / 2 + k * np.pi for k in range(-2, 4)]
+        grasp_yaw = min(
+            candidates,
+            key=lambda g: max(abs(wrist_angle(g, grasp_xy)), abs(wrist_angle(g + turn, place_xy))),
+        )
+        place_yaw = grasp_yaw + turn
+
+        grasp = np.r_[grasp_xy, nut_z + grip_height]
+        carry_z = peg_top + self.HALF_THICKNESS + self.CARRY_CLEARANCE + grip_height
+        lifted = np.r_[grasp_xy, carry_z]
+        above_peg = np.r_[place_xy, carry_z]
+        midway = np.r_[(grasp_xy + place_xy) / 2, carry_z + 0.02]
+        on_peg = np.r_[place_xy, suite.table_offset[2] + 0.035 + grip_height]  # nut centre 3.5 cm up the peg
+        home = obs["robot0_eef_pos"].astype(np.float64)
+        above_nut = grasp + [0.0, 0.0, 0.08]
+        grasp_rot, mid_rot, place_rot = top_down(grasp_yaw), top_down(grasp_yaw + turn / 2), top_down(place_yaw)
+        home_yaw = float(np.arctan2(env.control_rotation(0)[1, 0], env.control_rotation(0)[0, 0]))
+        first_turn = wrap_to(grasp_yaw - home_yaw, 2 * np.pi)
+        # end the long moves with a slow stretch so the arm arrives without overshooting
+        approach = (above_peg - midway) / max(float(np.linalg.norm(above_peg - midway)), 1e-9)
+        near_peg = above_peg - 0.04 * approach
+        return [
+            Waypoint(above_nut, grasp_rot, OPEN, int(travel_steps(home, above_nut, self.STEP, 20, first_turn) * s)),
+            Waypoint(grasp + [0.0, 0.0, 0.02], grasp_rot, OPEN, int(10 * s)),
+            Waypoint(grasp, grasp_rot, OPEN, int(8 * s)),
+            Waypoint(grasp, grasp_rot, OPEN, 8),  # let the arm settle before closing
+            Waypoint(grasp, grasp_rot, CLOSED, 10),
+            Waypoint(lifted, grasp_rot, CLOSED, int(travel_steps(grasp, lifted, self.STEP, 10) * s)),
+            # turn the nut on the way, half at a time so the interpolation turns the short way
+            Waypoint(midway, mid_rot, CLOSED, int(travel_steps(lifted, midway, self.STEP, 12, turn / 2) * s)),
+            Waypoint(near_peg, place_rot, CLOSED, int(travel_steps(midway, near_peg, self.STEP, 10, turn / 2) * s)),
+            Waypoint(above_peg, place_rot, CLOSED, int(10 * s)),
+            Waypoint(above_peg, place_rot, CLOSED, 10),  # settle over the peg before going down
+            Waypoint(on_peg, place_rot, CLOSED, int(20 * s)),
+            Waypoint(on_peg, place_rot, OPEN, 8),
+            Waypoint(on_peg + [0.0, 0.0, 0.05], place_rot, OPEN, 10),
+        ]
+
+
+PLANNERS: dict[str, Callable[[str, np.random.Generator], Planner]] = {
+    "lift": LiftPlanner,
+    "can": CanPlanner,
+    "square": SquarePlanner,
+}
 
 
 def run_episode(env: RobomimicEnv, seed: int, variant: str = "ph", hold_steps: int = 0) -> dict[str, np.ndarray] | None:
