@@ -86,7 +86,7 @@ def test_checkpoint_eval_and_wrong_env(tmp_path, tiny_pusht_hdf5, capsys):
     "argv, message",
     [
         (["run", "--policy", "nope"], "valid policies"),
-        (["run", "--env", "mars"], "valid envs: pusht"),
+        (["run", "--env", "mars"], "valid envs: can, lift, pusht, square, tool_hang, transport"),
         (["run", "--set", "train.nope=1", "--preset", "smoke"], "no field 'nope'"),
         (["run", "--obs", "lidar", "--preset", "smoke"], "no obs mode 'lidar'"),
         (["data", "info", "/no/such/file.hdf5"], "no such dataset"),

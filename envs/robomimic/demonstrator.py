@@ -12,7 +12,9 @@ controller was told. Two variants, like robomimic's datasets:
   grasps or moves in between and fails, which is what the paper's mh datasets test.
 
 Only successful episodes are kept (the executor returns ``None`` otherwise). Each task's
-planner is one function; :data:`PLANNERS` lists them.
+planner is one :class:`Planner` subclass; :data:`PLANNERS` lists them. Lift plans from the
+observation; Can and Square read the object, bin and peg poses from the simulator
+(``env.robosuite_env``).
 """
 
 from __future__ import annotations
@@ -55,9 +57,45 @@ def object_yaw(quat_xyzw: np.ndarray) -> float:
     return float(np.arctan2(m[1, 0], m[0, 0]))
 
 
+def yaw_of(rot: np.ndarray) -> float:
+    """Heading of a rotation's x axis in the world xy-plane (a top-down gripper's yaw)."""
+    return float(np.arctan2(rot[1, 0], rot[0, 0]))
+
+
 def wrap_to(angle: float, period: float) -> float:
     """``angle`` modulo ``period``, in [-period/2, period/2)."""
     return float((angle + period / 2) % period - period / 2)
+
+
+def body_pose(env: RobomimicEnv, body_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """World position (3,) and orientation (3, 3) of a simulator body, copied."""
+    data = env.robosuite_env.sim.data
+    pos = np.array(data.body_xpos[body_id], np.float64)
+    return pos, np.array(data.body_xmat[body_id], np.float64).reshape(3, 3)
+
+
+def travel_steps(
+    start: np.ndarray,
+    end: np.ndarray,
+    step_length: float,
+    minimum: int = 6,
+    turn: float = 0.0,
+    turn_rate: float = 0.05,
+) -> int:
+    """Control steps to move from ``start`` to ``end`` at about ``step_length`` metres per step
+    while turning by ``turn`` radians at most ``turn_rate`` per step (a fast yaw makes the arm
+    lag and swing its wrist joints instead of the last one)."""
+    distance = float(np.linalg.norm(np.asarray(end) - np.asarray(start)))
+    return max(minimum, int(np.ceil(distance / step_length)), int(np.ceil(abs(turn) / turn_rate)))
+
+
+def wrist_angle(yaw: float, xy: np.ndarray, base_xy: np.ndarray) -> float:
+    """Rough Panda wrist (joint 7) angle for a top-down grasp at ``yaw`` over the point ``xy``.
+
+    Joint 7 is pi/4 at the home pose (yaw pi/2, arm straight ahead along +x) and turns
+    against the gripper's yaw and with the base joint's heading; its limits are +-2.9 rad."""
+    base_heading = float(np.arctan2(xy[1] - base_xy[1], xy[0] - base_xy[0]))
+    return np.pi / 4 + base_heading - (yaw - np.pi / 2)
 
 
 class Planner:
@@ -84,37 +122,30 @@ class LiftPlanner(Planner):
     mh: the cube's 90-degree symmetry gives two grasp yaws that are equally good; each
     episode picks one at random (their average, 45 degrees off, cannot grasp the cube)."""
 
+    MH_TURN_RATE = 0.07  # mh: at most this many radians per control step toward the grasp yaw
+
     def plan(self, env: RobomimicEnv, obs: dict[str, np.ndarray]) -> list[Waypoint]:
         cube = obs["object"][:3].astype(np.float64)
         yaw = wrap_to(object_yaw(obs["object"][3:7]), np.pi / 2)
         if self.mh and self.rng.random() < 0.5:
-            yaw = yaw + (np.pi / 2 if yaw < 0 else -np.pi / 2)
+            # the other face pair, turned toward the arm's home yaw (pi/2): turning the other
+            # way (yaw - pi/2, the same grasp) swings the wrist near 180 degrees and fails
+            yaw = yaw + np.pi / 2
         s = self.speed()
         offset = np.zeros(3) if not self.mh else np.r_[self.rng.uniform(-0.008, 0.008, 2), 0.0]
         grasp = cube + offset + np.array([0.0, 0.0, -0.005])
         rot = top_down(yaw)
+        approach_steps = int(25 * s)
+        if self.mh:  # a fast episode must not turn the wrist fast: the arm lags and misses
+            turn = wrap_to(yaw - yaw_of(env.control_rotation(0)), 2 * np.pi)
+            approach_steps = max(approach_steps, int(np.ceil(abs(turn) / self.MH_TURN_RATE)))
         return [
-            Waypoint(grasp + [0, 0, 0.10], rot, OPEN, int(25 * s)),
+            Waypoint(grasp + [0, 0, 0.10], rot, OPEN, approach_steps),
             Waypoint(grasp, rot, OPEN, int(15 * s)),
             Waypoint(grasp, rot, OPEN, 4),  # let the arm settle before closing
             Waypoint(grasp, rot, CLOSED, 10),
             Waypoint(grasp + [0, 0, 0.20], rot, CLOSED, int(20 * s)),
         ]
-
-
-def body_pose(env: RobomimicEnv, body_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """World position (3,) and orientation (3, 3) of a simulator body, copied."""
-    data = env.robosuite_env.sim.data
-    return np.array(data.body_xpos[body_id], np.float64), np.array(data.body_xmat[body_id], np.float64).reshape(3, 3)
-
-
-def travel_steps(start: np.ndarray, end: np.ndarray, step_length: float, minimum: int = 6, turn: float = 0.0,
-                 turn_rate: float = 0.05) -> int:
-    """Control steps to move from ``start`` to ``end`` at about ``step_length`` metres per step
-    while turning by ``turn`` radians at most ``turn_rate`` per step (a fast yaw makes the arm
-    lag and swing its wrist joints instead of the last one)."""
-    distance = float(np.linalg.norm(np.asarray(end) - np.asarray(start)))
-    return max(minimum, int(np.ceil(distance / step_length)), int(np.ceil(abs(turn) / turn_rate)))
 
 
 class CanPlanner(Planner):
@@ -126,64 +157,64 @@ class CanPlanner(Planner):
     through the middle, which neither mode shows. Also random speeds and grasp offsets."""
 
     CARRY_Z = 1.03  # grip-site height while carrying: the can's bottom clears the 0.9 m walls
-    DROP_Z = 0.975  # grip-site height at release, the can's bottom ~1 cm above the walls
+    DROP_Z = 0.975  # grip-site height at release: the can's bottom 3 cm above the walls
+    VIA_OFFSET = 0.10  # mh: the via-point's distance to the side of the straight carry
     STEP = 0.013  # metres per control step for the long moves (ph)
 
     def plan(self, env: RobomimicEnv, obs: dict[str, np.ndarray]) -> list[Waypoint]:
         suite = env.robosuite_env
         can, _ = body_pose(env, suite.obj_body_id[suite.obj_to_use])
-        # Drop point: the quadrant's corner nearest the robot, 2.5 cm in from the dividers
-        # (the far part of the quadrant is at the edge of the arm's reach).
+        # Drop point: the target quadrant's corner nearest the robot, 2.5 cm in from the
+        # dividers (the far part of the quadrant is at the edge of the arm's reach).
         drop_xy = np.array([suite.bin2_pos[0] + 0.065, suite.bin2_pos[1] + 0.075])
         s = self.speed()
-        offset = np.zeros(3) if not self.mh else np.r_[self.rng.uniform(-0.006, 0.006, 2), self.rng.uniform(-0.01, 0.01)]
+
+        def steps(start: np.ndarray, end: np.ndarray, minimum: int = 6) -> int:
+            return int(travel_steps(start, end, self.STEP, minimum) * s)
+
+        offset = np.zeros(3)
+        if self.mh:
+            offset = np.r_[self.rng.uniform(-0.006, 0.006, 2), self.rng.uniform(-0.01, 0.01)]
         rot = top_down(np.pi / 2)  # fingers close along world y, the arm's home yaw
+        home = obs["robot0_eef_pos"].astype(np.float64)
         grasp = can + offset + [0.0, 0.0, 0.005]
+        above_can = grasp + [0.0, 0.0, 0.10]
         lifted = np.r_[grasp[:2], self.CARRY_Z]
         above_drop = np.r_[drop_xy, self.CARRY_Z]
         drop = np.r_[drop_xy, self.DROP_Z]
-        above_can = grasp + [0.0, 0.0, 0.10]
-        home = obs["robot0_eef_pos"].astype(np.float64)
+
         carry: list[Waypoint] = []
         start = lifted
         if self.mh:
             side = 1.0 if self.rng.random() < 0.5 else -1.0
-            direction = (above_drop - lifted)[:2] / np.linalg.norm((above_drop - lifted)[:2])
-            normal = np.array([-direction[1], direction[0]])
-            via = np.r_[(lifted[:2] + above_drop[:2]) / 2 + side * 0.10 * normal, self.CARRY_Z + 0.02]
-            carry.append(Waypoint(via, rot, CLOSED, int(travel_steps(start, via, self.STEP) * s)))
+            heading = (above_drop - lifted)[:2] / np.linalg.norm((above_drop - lifted)[:2])
+            normal = np.array([-heading[1], heading[0]])  # to the left of the carry
+            via_xy = (lifted[:2] + above_drop[:2]) / 2 + side * self.VIA_OFFSET * normal
+            via = np.r_[via_xy, self.CARRY_Z + 0.02]
+            carry.append(Waypoint(via, rot, CLOSED, steps(start, via)))
             start = via
-        carry.append(Waypoint(above_drop, rot, CLOSED, int(travel_steps(start, above_drop, self.STEP) * s)))
+        carry.append(Waypoint(above_drop, rot, CLOSED, steps(start, above_drop)))
         return [
-            Waypoint(above_can, rot, OPEN, int(travel_steps(home, above_can, self.STEP, 15) * s)),
+            Waypoint(above_can, rot, OPEN, steps(home, above_can, 15)),
             Waypoint(grasp, rot, OPEN, int(15 * s)),
             Waypoint(grasp, rot, OPEN, 4),  # let the arm settle before closing
             Waypoint(grasp, rot, CLOSED, 10),
-            Waypoint(lifted, rot, CLOSED, int(travel_steps(grasp, lifted, self.STEP, 10) * s)),
+            Waypoint(lifted, rot, CLOSED, steps(grasp, lifted, 10)),
             *carry,
             Waypoint(drop, rot, CLOSED, int(8 * s)),
-            Waypoint(drop, rot, CLOSED, 4),
+            Waypoint(drop, rot, CLOSED, 4),  # settle, then let go: the can drops into the bin
             Waypoint(drop, rot, OPEN, 8),
             Waypoint(drop + [0.0, 0.0, 0.06], rot, OPEN, 10),
         ]
 
 
-def wrist_angle(yaw: float, xy: np.ndarray) -> float:
-    """Rough Panda wrist (joint 7) angle for a top-down grasp at ``yaw`` over table point ``xy``.
-
-    Joint 7 is pi/4 at the home pose (yaw pi/2, arm straight ahead) and turns against the
-    gripper's yaw and with the base joint's heading; its limit is about +-2.9 rad."""
-    base_heading = float(np.arctan2(xy[1], xy[0] + 0.56))  # the arm's base is 0.56 m behind the table centre
-    return np.pi / 4 + base_heading - (yaw - np.pi / 2)
-
-
 class SquarePlanner(Planner):
     """Grasp the square nut's handle from above (fingers across it), lift it over the peg,
-    turn it so the hole lines up with the square peg and the handle points back toward the
-    robot (the reachable side), lower it onto the peg.
+    turn it so its hole lines up with the square peg and the handle points back toward the
+    robot (the peg's far side is at the edge of the arm's reach), lower it onto the peg.
 
-    The gripper's own 180-degree symmetry gives two grasp yaws; the one that keeps the wrist
-    furthest from its joint limits over the whole motion is used (both modes alike).
+    The gripper's own 180-degree symmetry gives two grasp yaws for a handle; the planner takes
+    the one that keeps the wrist furthest from its joint limits over the whole motion.
 
     mh: the nut's 90-degree symmetry gives several placed yaws that fit the peg; each episode
     puts the handle either toward the robot or to the right (-y) of the peg, at random. The
@@ -202,7 +233,7 @@ class SquarePlanner(Planner):
         peg_top = peg_pos[2] + 0.1  # the peg is a box of half height 0.1
         # At reset the nut is dropped from a few cm up; it lands flat, without turning.
         nut_z = suite.table_offset[2] + self.HALF_THICKNESS
-        nut_yaw = float(np.arctan2(nut_rot[1, 0], nut_rot[0, 0]))
+        nut_yaw = yaw_of(nut_rot)
         s = self.speed()
 
         placed_yaw = np.pi  # handle toward the robot
@@ -218,39 +249,44 @@ class SquarePlanner(Planner):
         grasp_xy = nut_pos[:2] + yaw_matrix(nut_yaw)[:2, :2] @ handle
         place_xy = peg_pos[:2] + yaw_matrix(placed_yaw)[:2, :2] @ handle
 
-        # Fingers close across the handle (the grip frame's x along the nut's y): two grasp
-        # yaws, pi apart; keep the one whose wrist angle stays furthest from the limits.
-        candidates = [nut_yaw + np.pi / 2 + k * np.pi for k in range(-2, 4)]
-        grasp_yaw = min(
-            candidates,
-            key=lambda g: max(abs(wrist_angle(g, grasp_xy)), abs(wrist_angle(g + turn, place_xy))),
-        )
-        place_yaw = grasp_yaw + turn
+        # Fingers close across the handle (the grip frame's x along the nut's y): grasp yaws
+        # pi apart are the same grasp; keep the one whose wrist stays furthest from its limits.
+        base_xy = np.asarray(suite.robots[0].base_pos[:2], np.float64)
 
+        def worst_wrist(yaw: float) -> float:  # over the grasp and the placing
+            at_grasp = wrist_angle(yaw, grasp_xy, base_xy)
+            at_peg = wrist_angle(yaw + turn, place_xy, base_xy)
+            return max(abs(at_grasp), abs(at_peg))
+
+        grasp_yaw = min((nut_yaw + np.pi / 2 + k * np.pi for k in range(-2, 4)), key=worst_wrist)
+        grasp_rot, place_rot = top_down(grasp_yaw), top_down(grasp_yaw + turn)
+        mid_rot = top_down(grasp_yaw + turn / 2)
+        first_turn = wrap_to(grasp_yaw - yaw_of(env.control_rotation(0)), 2 * np.pi)
+
+        def steps(start: np.ndarray, end: np.ndarray, minimum: int, turned: float = 0.0) -> int:
+            return int(travel_steps(start, end, self.STEP, minimum, turned) * s)
+
+        home = obs["robot0_eef_pos"].astype(np.float64)
         grasp = np.r_[grasp_xy, nut_z + grip_height]
+        above_nut = grasp + [0.0, 0.0, 0.08]
         carry_z = peg_top + self.HALF_THICKNESS + self.CARRY_CLEARANCE + grip_height
         lifted = np.r_[grasp_xy, carry_z]
-        above_peg = np.r_[place_xy, carry_z]
         midway = np.r_[(grasp_xy + place_xy) / 2, carry_z + 0.02]
-        on_peg = np.r_[place_xy, suite.table_offset[2] + 0.035 + grip_height]  # nut centre 3.5 cm up the peg
-        home = obs["robot0_eef_pos"].astype(np.float64)
-        above_nut = grasp + [0.0, 0.0, 0.08]
-        grasp_rot, mid_rot, place_rot = top_down(grasp_yaw), top_down(grasp_yaw + turn / 2), top_down(place_yaw)
-        home_yaw = float(np.arctan2(env.control_rotation(0)[1, 0], env.control_rotation(0)[0, 0]))
-        first_turn = wrap_to(grasp_yaw - home_yaw, 2 * np.pi)
-        # end the long moves with a slow stretch so the arm arrives without overshooting
+        above_peg = np.r_[place_xy, carry_z]
+        # end the carry with a slow 4 cm stretch so the arm arrives without overshooting
         approach = (above_peg - midway) / max(float(np.linalg.norm(above_peg - midway)), 1e-9)
         near_peg = above_peg - 0.04 * approach
+        on_peg = np.r_[place_xy, suite.table_offset[2] + 0.035 + grip_height]  # nut centre 3.5 cm up
         return [
-            Waypoint(above_nut, grasp_rot, OPEN, int(travel_steps(home, above_nut, self.STEP, 20, first_turn) * s)),
+            Waypoint(above_nut, grasp_rot, OPEN, steps(home, above_nut, 20, first_turn)),
             Waypoint(grasp + [0.0, 0.0, 0.02], grasp_rot, OPEN, int(10 * s)),
-            Waypoint(grasp, grasp_rot, OPEN, int(8 * s)),
+            Waypoint(grasp, grasp_rot, OPEN, int(8 * s)),  # the last 2 cm slowly
             Waypoint(grasp, grasp_rot, OPEN, 8),  # let the arm settle before closing
             Waypoint(grasp, grasp_rot, CLOSED, 10),
-            Waypoint(lifted, grasp_rot, CLOSED, int(travel_steps(grasp, lifted, self.STEP, 10) * s)),
+            Waypoint(lifted, grasp_rot, CLOSED, steps(grasp, lifted, 10)),
             # turn the nut on the way, half at a time so the interpolation turns the short way
-            Waypoint(midway, mid_rot, CLOSED, int(travel_steps(lifted, midway, self.STEP, 12, turn / 2) * s)),
-            Waypoint(near_peg, place_rot, CLOSED, int(travel_steps(midway, near_peg, self.STEP, 10, turn / 2) * s)),
+            Waypoint(midway, mid_rot, CLOSED, steps(lifted, midway, 12, turn / 2)),
+            Waypoint(near_peg, place_rot, CLOSED, steps(midway, near_peg, 10, turn / 2)),
             Waypoint(above_peg, place_rot, CLOSED, int(10 * s)),
             Waypoint(above_peg, place_rot, CLOSED, 10),  # settle over the peg before going down
             Waypoint(on_peg, place_rot, CLOSED, int(20 * s)),
