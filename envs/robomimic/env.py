@@ -51,6 +51,10 @@ class TaskSpec:
     object_dim: int
     default_cameras: tuple[str, ...]
     extra_kwargs: tuple[tuple[str, Any], ...] = ()
+    # robosuite observables that make up ``object``, in robomimic's order; () = robosuite 1.5's
+    # own ``object-state`` (the same order for lift; not verified against robomimic for
+    # transport and tool_hang). robosuite 1.5 puts can's and square's relative poses first.
+    object_keys: tuple[str, ...] = ()
 
     @property
     def lowdim_keys(self) -> tuple[str, ...]:
@@ -77,8 +81,10 @@ class TaskSpec:
 
 TASK_SPECS: dict[str, TaskSpec] = {
     "lift": TaskSpec("lift", "Lift", 1, 400, 10, ("agentview", "robot0_eye_in_hand")),
-    "can": TaskSpec("can", "PickPlaceCan", 1, 400, 14, ("agentview", "robot0_eye_in_hand")),
-    "square": TaskSpec("square", "NutAssemblySquare", 1, 400, 14, ("agentview", "robot0_eye_in_hand")),
+    "can": TaskSpec("can", "PickPlaceCan", 1, 400, 14, ("agentview", "robot0_eye_in_hand"),
+                    object_keys=("Can_pos", "Can_quat", "Can_to_robot0_eef_pos", "Can_to_robot0_eef_quat")),
+    "square": TaskSpec("square", "NutAssemblySquare", 1, 400, 14, ("agentview", "robot0_eye_in_hand"),
+                       object_keys=("SquareNut_pos", "SquareNut_quat", "SquareNut_to_robot0_eef_pos", "SquareNut_to_robot0_eef_quat")),
     "transport": TaskSpec(
         "transport", "TwoArmTransport", 2, 700, 41,
         ("shouldercamera0", "shouldercamera1", "robot0_eye_in_hand", "robot1_eye_in_hand"),
@@ -215,7 +221,10 @@ class RobomimicEnv(gym.Env):
         # robosuite's placement samplers and robot init noise share env.rng: reseed it in place.
         state = np.random.default_rng(int(self.np_random.integers(2**63 - 1))).bit_generator.state
         self._env.rng.bit_generator.state = state
-        raw = self._env.reset()
+        self._env.reset()
+        # robosuite 1.5 computes gripper-relative object poses from a cache that is still empty
+        # at reset (they read as zeros for can and square); observe once more with it filled.
+        raw = self._env._get_observations(force_update=True)
         self._last_raw = raw
         self._steps = 0
         return self._observe(raw), {"is_success": False}
@@ -259,7 +268,9 @@ class RobomimicEnv(gym.Env):
         return quat_to_matrix(np.asarray(self._last_raw[f"robot{arm}_eef_quat_site"], np.float64))
 
     def _observe(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        obs = {"object": np.asarray(raw["object-state"], np.float32)}
+        keys = self.spec_.object_keys
+        obj = np.concatenate([np.ravel(raw[k]) for k in keys]) if keys else raw["object-state"]
+        obs = {"object": np.asarray(obj, np.float32)}
         for arm in range(self.spec_.n_arms):
             for part in ("eef_pos", "eef_quat", "gripper_qpos"):
                 key = f"robot{arm}_{part}"
