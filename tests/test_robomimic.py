@@ -129,6 +129,23 @@ def test_importing_dpbench_does_not_import_robosuite() -> None:
     assert out == ["False", "False"]
 
 
+def test_camera_observations_feed_the_image_obs_mode() -> None:
+    from dpbench.tasks import get_task
+
+    mode = get_task("lift").obs_mode("image")
+    env = gym.make("dpbench/Lift-v0", **mode.env_kwargs)
+    try:
+        obs, _ = env.reset(seed=100000)
+        assert env.observation_space.contains(obs)
+        for cam in ("agentview", "robot0_eye_in_hand"):
+            img = obs[f"{cam}_image"]
+            assert img.shape == (84, 84, 3) and img.dtype == np.uint8 and img.std() > 5  # a real picture
+        arrays = mode.from_env({k: v[None] for k, v in obs.items()})  # a batch of one
+        assert {k: v.shape[1:] for k, v in arrays.items()} == dict(mode.spec.obs_shapes)
+    finally:
+        env.close()
+
+
 # ------------------------------------------------------------------------------- demonstrators
 def test_lift_demonstrator_succeeds_and_ends_on_success(lift: RobomimicEnv) -> None:
     for seed in range(3):
@@ -162,6 +179,23 @@ def test_lift_mh_demos_use_two_grasp_modes(lift: RobomimicEnv) -> None:
     near_0 = np.minimum(folded, np.pi - folded) < 0.2
     near_90 = np.abs(folded - np.pi / 2) < 0.2
     assert np.all(near_0 | near_90) and near_0.any() and near_90.any()
+
+
+@pytest.mark.parametrize("task", ["can", "square"])
+def test_can_and_square_demonstrators_succeed_and_objects_are_in_robomimic_order(task: str) -> None:
+    env = RobomimicEnv(task)
+    try:
+        obs, _ = env.reset(seed=100001)
+        suite = env.robosuite_env
+        body = suite.obj_body_id[suite.obj_to_use]
+        np.testing.assert_allclose(obs["object"][:3], suite.sim.data.body_xpos[body], atol=1e-5)  # pos first
+        # the gripper-relative pose is observed at reset too (robosuite 1.5 leaves it zero there)
+        assert np.linalg.norm(obs["object"][7:10]) > 0.05
+        for variant in ("ph", "mh"):
+            ep = run_episode(env, 100001, variant)
+            assert ep is not None and len(ep["actions"]) < TASK_SPECS[task].horizon
+    finally:
+        env.close()
 
 
 # ------------------------------------------------------------------------------- datasets
@@ -225,42 +259,48 @@ def test_smoke_run_on_lift_end_to_end_and_eval(lift_demos: Path, tmp_path: Path)
     assert res.returncode == 2 and "checkpoint was trained" in res.stderr and "Traceback" not in res.stderr
 
 
+def _edited_copy(src: Path, dst: Path, edit) -> Path:
+    """Copy a robomimic hdf5's data/ group into ``dst`` and apply ``edit(data_group)``."""
+    import h5py
+
+    with h5py.File(src) as fin, h5py.File(dst, "w") as fout:
+        fin.copy("data", fout)
+        edit(fout["data"])
+    return dst
+
+
+def _truncate_actions(data) -> None:
+    for demo in data:
+        actions = data[f"{demo}/actions"][:]
+        del data[f"{demo}/actions"]
+        data[f"{demo}/actions"] = actions[:, :6]
+
+
+def _drop_object(data) -> None:
+    for demo in data:
+        del data[f"{demo}/obs/object"]
+
+
+def _drop_actions_of_demo_1(data) -> None:
+    del data["demo_1/actions"]
+
+
 def test_mismatched_robomimic_datasets_get_clear_errors(lift_demos: Path, tmp_path: Path) -> None:
     import h5py
 
-    # a Lift file offered for Can
-    res = _cli("run", "--env", "can", "--preset", "smoke", "--dataset", str(lift_demos), "--out", str(tmp_path), "--quiet")
-    assert res.returncode == 2 and "recorded on robosuite env 'Lift'" in res.stderr and "Traceback" not in res.stderr
-    # wrong action size
-    wrong = tmp_path / "wrong_actions.hdf5"
-    with h5py.File(lift_demos) as src, h5py.File(wrong, "w") as dst:
-        src.copy("data", dst)
-        for demo in dst["data"]:
-            actions = dst[f"data/{demo}/actions"][:]
-            del dst[f"data/{demo}/actions"]
-            dst[f"data/{demo}/actions"] = actions[:, :6]
-    res = _cli("run", "--env", "lift", "--preset", "smoke", "--dataset", str(wrong), "--out", str(tmp_path), "--quiet")
-    assert res.returncode == 2 and "expects (7,)" in res.stderr and "Traceback" not in res.stderr
-    # obs keys that don't match the env (a missing key)
-    missing = tmp_path / "missing_key.hdf5"
-    with h5py.File(lift_demos) as src, h5py.File(missing, "w") as dst:
-        src.copy("data", dst)
-        for demo in dst["data"]:
-            del dst[f"data/{demo}/obs/object"]
-    res = _cli("run", "--env", "lift", "--preset", "smoke", "--dataset", str(missing), "--out", str(tmp_path), "--quiet")
-    assert res.returncode == 2 and "missing obs key(s) ['object']" in res.stderr
-    # no data/ group, and demos without actions
     empty = tmp_path / "empty.hdf5"
     with h5py.File(empty, "w") as f:
         f.create_group("meta")
-    res = _cli("run", "--env", "lift", "--preset", "smoke", "--dataset", str(empty), "--out", str(tmp_path), "--quiet")
-    assert res.returncode == 2 and "no 'data' group" in res.stderr
-    no_actions = tmp_path / "no_actions.hdf5"
-    with h5py.File(lift_demos) as src, h5py.File(no_actions, "w") as dst:
-        src.copy("data", dst)
-        del dst["data/demo_1/actions"]
-    res = _cli("run", "--env", "lift", "--preset", "smoke", "--dataset", str(no_actions), "--out", str(tmp_path), "--quiet")
-    assert res.returncode == 2 and "demo 'demo_1' has no 'actions'" in res.stderr
+    cases = [
+        ("can", lift_demos, "recorded on robosuite env 'Lift'"),  # a Lift file offered for Can
+        ("lift", _edited_copy(lift_demos, tmp_path / "a.hdf5", _truncate_actions), "expects (7,)"),
+        ("lift", _edited_copy(lift_demos, tmp_path / "b.hdf5", _drop_object), "missing obs key(s) ['object']"),
+        ("lift", _edited_copy(lift_demos, tmp_path / "c.hdf5", _drop_actions_of_demo_1), "demo 'demo_1' has no 'actions'"),
+        ("lift", empty, "no 'data' group"),
+    ]
+    for env, path, message in cases:
+        res = _cli("run", "--env", env, "--preset", "smoke", "--dataset", str(path), "--out", str(tmp_path), "--quiet")
+        assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr, (message, res.stderr)
 
 
 def test_collect_cli_reports_the_demonstrator_success(tmp_path: Path) -> None:
