@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
+import pytest
 import torch
 from gymnasium import spaces
 
@@ -75,3 +76,11 @@ def test_time_limit_and_failures_count():
     res = evaluate(policy, TASK, TASK.obs_mode(None), n_episodes=2, seed_start=20)
     assert res.episode_success == [False, False]  # 21+ steps needed, time limit 10
     assert res.score == 0.1 and res.success_ci95[0] == 0.0
+
+
+def test_env_batch_worker_failure_is_one_clear_error() -> None:
+    from dpbench.errors import DpbenchError
+    from dpbench.vector import EnvBatch
+
+    with pytest.raises(DpbenchError, match="env worker failed: unknown Push-T obs_type 'nope'"):
+        EnvBatch("dpbench/PushT-v0", {"obs_type": "nope"}, 4, n_procs=2)
