@@ -98,7 +98,7 @@ def test_unknown_names_are_all_reported_before_any_cell(tmp_path, tiny_pusht_hdf
             "--dataset", str(tiny_pusht_hdf5), "--out", str(out)]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "unknown policies 'nope', 'zilch'; valid policies:" in err and "unknown env 'mars'; valid envs: pusht" in err
+    assert "unknown policies 'nope', 'zilch'; valid policies:" in err and "unknown env 'mars'; valid envs: can, lift, pusht, square" in err
     assert err.count("\n") == 1
     assert not (out / "records").exists() and not (out / "work").exists()
 
