@@ -90,12 +90,13 @@ def cmd_collect(args: argparse.Namespace) -> int:
         generate_scripted_pusht(args.episodes, path, start_seed=args.start_seed, progress=not args.quiet)
         print(f"wrote {path}")
         return 0
-    from dpbench.envs.robomimic.datasets import collect, default_workers
+    from dpbench.envs.robomimic.datasets import collect
+    from dpbench.sweep import usable_cores
 
     cameras = tuple(sorted(_names(args.camera, "camera"))) if args.camera else ()
     path = Path(args.out) if args.out else scripted_robomimic_path(task.name, args.variant, cameras, args.episodes)
     stats = collect(task.name, args.episodes, path, args.variant, cameras, start_seed=args.start_seed,
-                    workers=args.workers or default_workers(), progress=not args.quiet)
+                    workers=args.workers or usable_cores(), progress=not args.quiet)
     print(f"wrote {path}: {stats['kept']} episodes, {stats['steps']} steps; demonstrator success "
           f"{stats['success_rate']:.1%} ({stats['kept']}/{stats['tried']}); {stats['wall_s']:.0f} s "
           f"({stats['steps_per_s']:.0f} steps/s, {stats['workers']} workers)")

@@ -104,14 +104,15 @@ def _resolve_robomimic(task_name: str, dataset: str | None, keys: Iterable[str] 
             "pass --dataset PATH, or use --dataset scripted (or scripted-mh)"
         )
     if dataset in ROBOMIMIC_SCRIPTED:
-        from dpbench.envs.robomimic.datasets import collect, default_workers
+        from dpbench.envs.robomimic.datasets import collect
+        from dpbench.sweep import usable_cores
 
         variant = ROBOMIMIC_SCRIPTED[dataset]
         cameras = tuple(sorted(k[: -len("_image")] for k in (keys or ()) if k.endswith("_image")))
         path = scripted_robomimic_path(task_name, variant, cameras)
         if not path.exists():
             print(f"[dpbench] collecting {DEFAULT_SCRIPTED_EPISODES} scripted {task_name} ({variant}) demos into {path} (once)")
-            collect(task_name, DEFAULT_SCRIPTED_EPISODES, path, variant, cameras, workers=default_workers(), progress=progress)
+            collect(task_name, DEFAULT_SCRIPTED_EPISODES, path, variant, cameras, workers=usable_cores(), progress=progress)
         return DatasetRef(dataset, path, load_episodes(path, keys, source=dataset))
     path = Path(dataset).expanduser()
     return DatasetRef("path", path, load_episodes(path, keys))

@@ -9,9 +9,9 @@ collections, and derives the action mode (``delta`` or ``abs``) from it.
 
 from __future__ import annotations
 
+import itertools
 import json
 import multiprocessing as mp
-import os
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -99,32 +99,23 @@ def _init_collector(task: str, cameras: tuple[str, ...]) -> None:
     _WORKER_ENV = RobomimicEnv(task, action_mode="abs", cameras=cameras)
 
 
-def _collect_one(args: tuple[int, str]) -> tuple[int, dict[str, np.ndarray] | None, int]:
+def _collect_one(args: tuple[int, str]) -> tuple[int, dict[str, np.ndarray] | None]:
     from .demonstrator import run_episode
 
     seed, variant = args
-    ep = run_episode(_WORKER_ENV, seed, variant)
-    return seed, ep, _WORKER_ENV.spec_.horizon
+    return seed, run_episode(_WORKER_ENV, seed, variant)
 
 
 def iter_scripted_episodes(task: str, variant: str, start_seed: int, cameras: tuple[str, ...], workers: int) -> Iterator[tuple[int, dict[str, np.ndarray] | None]]:
     """(seed, episode or None) for seeds start_seed, start_seed + 1, ... in order, forever."""
-    def seeds() -> Iterator[tuple[int, str]]:
-        s = start_seed
-        while True:
-            yield s, variant
-            s += 1
-
+    seeds = ((s, variant) for s in itertools.count(start_seed))
     if workers <= 1:
         _init_collector(task, cameras)
-        for args in seeds():
-            seed, ep, _ = _collect_one(args)
-            yield seed, ep
+        yield from map(_collect_one, seeds)
         return
     ctx = mp.get_context("spawn")
     with ctx.Pool(workers, initializer=_init_collector, initargs=(task, cameras)) as pool:
-        for seed, ep, _ in pool.imap(_collect_one, seeds(), chunksize=1):
-            yield seed, ep
+        yield from pool.imap(_collect_one, seeds, chunksize=1)
 
 
 def collect(task: str, n_episodes: int, path: Path, variant: str = "ph", cameras: tuple[str, ...] = (),
@@ -191,9 +182,3 @@ def _collector_kwargs(task: str, cameras: tuple[str, ...]) -> dict[str, Any]:
     kwargs.update(dict(spec.extra_kwargs))
     return json.loads(json.dumps(kwargs))
 
-
-def default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)

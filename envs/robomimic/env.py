@@ -10,7 +10,7 @@ Observations are a dict keyed like robomimic's datasets, float32:
 ``object``, ``robot0_eef_pos`` (3), ``robot0_eef_quat`` (4, x-y-z-w), ``robot0_gripper_qpos`` (2),
 the same robot1 keys for Transport, and with ``cameras`` the uint8 images ``<camera>_image``
 (H, W, 3), rendered offscreen in robosuite's OpenGL convention (upside down, as in robomimic's
-files). :data:`LOWDIM_KEYS` gives the order in which dpbench flattens them; the flat sizes are
+files). ``TaskSpec.lowdim_keys`` gives the order in which dpbench flattens them; the flat sizes are
 19 / 23 / 23 / 59 / 53 for lift / can / square / transport / tool_hang.
 
 Offscreen rendering needs ``MUJOCO_GL``: dpbench sets ``egl`` unless it is already set
@@ -92,7 +92,6 @@ TASK_SPECS: dict[str, TaskSpec] = {
     ),
     "tool_hang": TaskSpec("tool_hang", "ToolHang", 1, 700, 44, ("sideview", "robot0_eye_in_hand")),
 }
-LOWDIM_KEYS = {name: spec.lowdim_keys for name, spec in TASK_SPECS.items()}
 
 
 def check_mujoco() -> str:
@@ -213,7 +212,6 @@ class RobomimicEnv(gym.Env):
         for cam in self.cameras:
             obs_spaces[f"{cam}_image"] = spaces.Box(0, 255, shape=(image_size, image_size, 3), dtype=np.uint8)
         self.observation_space = spaces.Dict(obs_spaces)
-        self._steps = 0
 
     # ------------------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -226,7 +224,6 @@ class RobomimicEnv(gym.Env):
         # at reset (they read as zeros for can and square); observe once more with it filled.
         raw = self._env._get_observations(force_update=True)
         self._last_raw = raw
-        self._steps = 0
         return self._observe(raw), {"is_success": False}
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
@@ -237,7 +234,6 @@ class RobomimicEnv(gym.Env):
             raise DpbenchError(f"{self.task}: NaN or inf in the action {action.tolist()}; nothing was sent to the simulator")
         raw, _, _, _ = self._env.step(action)
         self._last_raw = raw
-        self._steps += 1
         success = bool(self._env._check_success())
         return self._observe(raw), float(success), success, False, {"is_success": success}
 
@@ -279,7 +275,3 @@ class RobomimicEnv(gym.Env):
             obs[f"{cam}_image"] = np.asarray(raw[f"{cam}_image"], np.uint8)
         return obs
 
-
-def flatten_lowdim(task: str, obs: dict[str, np.ndarray]) -> np.ndarray:
-    """Concatenate the low-dim keys in :data:`LOWDIM_KEYS` order along the last axis (float32)."""
-    return np.concatenate([np.asarray(obs[k], np.float32) for k in LOWDIM_KEYS[task]], axis=-1)
