@@ -60,5 +60,6 @@ class DiffusionTransformer(nn.Module):
         cond = torch.cat([step_tok, obs_tokens], dim=1) + self.cond_pos
         memory = self.cond_encoder(self.drop(cond))
         x = self.drop(self.action_emb(sample) + self.action_pos)
-        x = self.decoder(x, memory, tgt_mask=self.self_mask, memory_mask=self.memory_mask)
+        # tgt_is_causal: the mask is causal by construction; saying so skips a device-to-host check per call
+        x = self.decoder(x, memory, tgt_mask=self.self_mask, memory_mask=self.memory_mask, tgt_is_causal=True)
         return self.head(self.ln_f(x))
