@@ -7,7 +7,7 @@
 
 Every trained checkpoint (the final EMA weights of a ``dpbench run``) is evaluated under the
 paper's Push-T protocol (50 test seeds) with each sampler, unchanged weights: the diffusion
-checkpoints with DDPM-100 and DDIM-k, the flow checkpoints with Euler-1/2/4. The latency is one
+checkpoints with DDPM-100 and DDIM-k, the flow checkpoints with Euler-1/2/4 and midpoint-2/4. The latency is one
 ``predict_action`` at batch 1 (median of repeats) and the eval's batch-50 call. Scores are those
 of the final checkpoint, so they sit below a run's max-over-checkpoints.
 """
@@ -37,7 +37,8 @@ DIFFUSION_SAMPLERS = {"ddpm100": dict(sampler="ddpm", num_inference_steps=100), 
 # fast path forced at batch 50 (normally it serves batch <= 8 only).
 PATH_CHECKS = {"ddim10_naive": dict(sampler="ddim", num_inference_steps=10, fast_inference=False),
                "ddim10_fastpath": dict(sampler="ddim", num_inference_steps=10)}
-FLOW_SAMPLERS = {f"euler{k}": dict(num_inference_steps=k) for k in (1, 2, 4)}
+FLOW_SAMPLERS = {**{f"euler{k}": dict(solver="euler", num_inference_steps=k) for k in (1, 2, 4)},
+                 **{f"midpoint{k}": dict(solver="midpoint", num_inference_steps=k) for k in (2, 4)}}
 
 
 def latency_b1_ms(policy, repeats: int = 15) -> float:

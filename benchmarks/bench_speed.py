@@ -9,7 +9,7 @@ One run on one machine measures, per policy and preset:
 - model FLOPs per training sample (forward + backward, ``torch.utils.flop_counter``) and training
   samples/s at the preset's batch and at batch 256, hence the fraction of peak;
 - the latency of one ``predict_action`` call at batch 1 and batch 50 for each sampler (DDPM-100
-  and DDIM-10; Euler-1/2 for the flow policy; one call for the baselines), for the fast path and,
+  and DDIM-10; Euler-1 and midpoint-2 for the flow policy; one call for the baselines), for the fast path and,
   where a policy has one, the plain eager path (``fast_inference=false``), plus batch 1 on one
   thread (real-time control runs one episode, where thread hand-offs cost more than they give);
 - with ``--eval``: the wall-time of a 50-episode Push-T evaluation (paper seeds, 300 steps) for
@@ -93,7 +93,7 @@ def sampler_variants(policy: Policy) -> list[tuple[str, dict[str, Any]]]:
         n = policy.config.num_train_timesteps
         return [(f"ddpm{n}", dict(sampler="ddpm", num_inference_steps=n)), ("ddim10", dict(sampler="ddim", num_inference_steps=min(10, n)))]
     if "num_inference_steps" in fields:
-        return [(f"euler{k}", dict(num_inference_steps=k)) for k in (1, 2)]
+        return [("euler1", dict(solver="euler", num_inference_steps=1)), ("midpoint2", dict(solver="midpoint", num_inference_steps=2))]
     return [("chunk", {})]
 
 

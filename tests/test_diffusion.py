@@ -144,7 +144,7 @@ def test_registry_errors_list_valid_names():
 
 
 def test_flow_matching_learns_a_conditional_target_in_two_steps(fit):
-    """Two Euler steps recover an action chunk that depends on the observation."""
+    """Two network evaluations (the default midpoint step) recover a chunk that depends on the observation."""
     torch.manual_seed(0)
     p = _policy(FlowMatchingPolicy)
     for norm in (p.action_normalizer, p.obs_normalizers["obs"]):
@@ -159,6 +159,24 @@ def test_flow_matching_learns_a_conditional_target_in_two_steps(fit):
     lo = p.predict_action({"obs": torch.zeros(4, 2, 20)})
     hi = p.predict_action({"obs": torch.ones(4, 2, 20)})
     assert (lo - -0.6).abs().mean() < 0.15 and (hi - 0.6).abs().mean() < 0.15
+
+
+def test_flow_midpoint_solver_is_second_order_and_euler_is_not():
+    """dx/dt = c*t from t=1 to 0 moves x by -c/2: one midpoint step is exact, two Euler steps are not."""
+    c = 0.8
+    for solver, expected in (("midpoint", -c / 2), ("euler", -c * 0.75)):
+        p = _policy(FlowMatchingPolicy, solver=solver, num_inference_steps=2, fast_inference=False)
+        p.action_normalizer.scale.fill_(1.0)
+        p.action_normalizer.offset.fill_(0.0)
+        p.model.forward = lambda x, t, obs_cond=None, obs_films=None: c * (t / 100.0)[:, None, None].expand_as(x)
+        out = p.sample_chunk({"obs": torch.zeros(4, 2, 20)}, noise=torch.zeros(4, 16, 2))
+        assert torch.allclose(out, torch.full_like(out, expected), atol=1e-6), solver
+
+
+def test_flow_midpoint_with_an_odd_number_of_evaluations_is_one_clear_error():
+    with pytest.raises(DpbenchError, match="midpoint solver takes 2 network evaluations per step"):
+        _policy(FlowMatchingPolicy, solver="midpoint", num_inference_steps=3)
+    assert _policy(FlowMatchingPolicy, solver="euler", num_inference_steps=3).config.num_inference_steps == 3
 
 
 def test_more_sampling_steps_than_trained_noise_levels_is_one_clear_error():

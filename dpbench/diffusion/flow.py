@@ -3,7 +3,9 @@
 Same conditional UNet as ``diffusion``; the objective changes. With the straight path
 ``x_t = (1 - t) A + t eps`` (t in [0, 1]) the network regresses the constant velocity
 ``eps - A``. Sampling integrates ``dx/dt = v(x, t)`` from pure noise at t=1 to t=0 with
-``num_inference_steps`` Euler steps, so 1-2 network evaluations give a whole action chunk.
+``num_inference_steps`` network evaluations, so 1-2 of them give a whole action chunk. ``solver``
+picks the integrator: ``euler`` (one evaluation per step) or ``midpoint`` (second-order: each step
+of 2/n evaluates the velocity at its start and at its midpoint, the same times Euler visits).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ TIME_SCALE = 100.0  # t in [0, 1] enters the step embedding on the same scale as
 
 @dataclasses.dataclass
 class FlowConfig(PolicyConfig):
-    num_inference_steps: int = 2
+    num_inference_steps: int = 2  # network evaluations per chunk
+    solver: str = "midpoint"  # "midpoint" (needs an even num_inference_steps) | "euler"
     down_dims: tuple[int, ...] = (256, 512, 1024)
     step_embed_dim: int = 256
     kernel_size: int = 5
@@ -48,7 +51,11 @@ class FlowMatchingPolicy(Policy):
     def __init__(self, spec: PolicySpec, config: FlowConfig) -> None:
         super().__init__(spec, config)
         if config.num_inference_steps < 1:
-            raise DpbenchError(f"num_inference_steps={config.num_inference_steps}: the flow sampler needs at least 1 Euler step")
+            raise DpbenchError(f"num_inference_steps={config.num_inference_steps}: the flow sampler needs at least 1 network evaluation")
+        if config.solver not in ("euler", "midpoint"):
+            raise DpbenchError(f"flow solver must be 'euler' or 'midpoint', got {config.solver!r}")
+        if config.solver == "midpoint" and config.num_inference_steps % 2:
+            raise DpbenchError(f"the midpoint solver takes 2 network evaluations per step; num_inference_steps={config.num_inference_steps} is odd")
         self.model = ConditionalUnet1D.from_config(spec.action_dim, self.obs_feature_dim * config.n_obs_steps, config)
 
     def compute_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -60,19 +67,32 @@ class FlowMatchingPolicy(Policy):
         return F.mse_loss(self.model(x_t, t * TIME_SCALE, obs_films=films), noise - actions)
 
     @torch.inference_mode()
-    def predict_action(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+    def sample_chunk(self, obs: dict[str, torch.Tensor], noise: torch.Tensor | None = None) -> torch.Tensor:
+        """The whole window (B, T_p, D_a) in env units, integrated from ``noise`` (default: drawn
+        from the policy's generator). No host-to-device copies, so a CUDA graph can capture it."""
         obs_cond = self.obs_features(obs).flatten(1)
         batch = obs_cond.shape[0]
-        x = torch.randn((batch, self.horizon, self.spec.action_dim), generator=self.generator, device=self.device)
+        x = noise if noise is not None else self.initial_noise(batch)
         n = self.config.num_inference_steps
-        times = torch.tensor([1.0 - i / n for i in range(n)], device=self.device)  # Euler from t=1 to t=0
+        times = 1.0 - torch.arange(n, device=self.device) / n  # from t=1 towards t=0, every 1/n
         if self.config.fast_inference and batch <= FAST_PATH_MAX_BATCH:
             films = total_films(self.model, obs_cond, times * TIME_SCALE)
             velocity = lambda x, i: self.model.forward_fast(x, films[i])  # noqa: E731
         else:
             obs_films = self.model.precompute_obs_film(obs_cond) if self.config.fast_inference else None
             velocity = lambda x, i: self.model(x, (times[i] * TIME_SCALE).expand(batch), obs_cond=obs_cond, obs_films=obs_films)  # noqa: E731
+        midpoint = self.config.solver == "midpoint"
         for i in range(n):
-            x = x - (1.0 / n) * velocity(x, i)
+            v = velocity(x, i)
+            if midpoint and i % 2 == 1:  # the full step of 2/n, with the velocity at its midpoint
+                x = x_start - (2.0 / n) * v
+            else:  # an Euler step of 1/n (for midpoint: to the step's midpoint)
+                x_start, x = x, x - (1.0 / n) * v
+        return self.action_normalizer.unnormalize(x.clamp(-1, 1))
+
+    def initial_noise(self, batch: int) -> torch.Tensor:
+        return torch.randn((batch, self.horizon, self.spec.action_dim), generator=self.generator, device=self.device)
+
+    def predict_action(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         start = self.n_obs_steps - 1
-        return self.action_normalizer.unnormalize(x.clamp(-1, 1))[:, start : start + self.n_action_steps]
+        return self.sample_chunk(obs)[:, start : start + self.n_action_steps]
