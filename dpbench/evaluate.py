@@ -85,6 +85,25 @@ def make_env_batch(task: Task, mode: ObsMode, n_envs: int, render: bool = False)
     return EnvBatch(task.gym_id, kwargs, n_envs, n_procs=procs)
 
 
+def available_memory_mb() -> float:
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("inf")  # unknown (not Linux): no limit
+
+
+def episodes_per_wave(mode: ObsMode, n: int, memory_share: float = 0.35) -> int:
+    """How many test episodes run side by side: all of them, unless their envs would hold more
+    than ``memory_share`` of the available memory (two evaluations may run at once)."""
+    if not mode.env_memory_mb:
+        return n
+    fit = int(memory_share * available_memory_mb() / mode.env_memory_mb)
+    return max(1, min(n, fit))
+
+
 def evaluate(
     policy: Policy,
     task: Task,
@@ -94,48 +113,33 @@ def evaluate(
     sampling_seed: int = 0,
     video_path: Path | None = None,
     n_videos: int = 4,
+    wave: int | None = None,
 ) -> EvalResult:
-    """Run ``n_episodes`` test episodes (seeds ``seed_start + i``) and return the paper's metrics."""
+    """Run ``n_episodes`` test episodes (seeds ``seed_start + i``) and return the paper's metrics.
+
+    Episodes run side by side in waves of ``wave`` (default: all at once, or as many as fit in
+    memory, ``episodes_per_wave``); the policy is seeded once, and reset before each wave."""
     n = n_episodes or task.n_test_episodes
     seed_start = task.test_seed_start if seed_start is None else seed_start
+    wave = min(n, wave or episodes_per_wave(mode, n))
     t0 = time.perf_counter()
-    venv = make_env_batch(task, mode, n, render=video_path is not None)
+    venv = make_env_batch(task, mode, wave, render=video_path is not None)
     was_training = policy.training
     policy.eval()
-    policy.reset()
     policy.seed(sampling_seed)
     torch.manual_seed(sampling_seed)
+    best, success = np.zeros(n), np.zeros(n, dtype=bool)
+    frames: list[np.ndarray] = []
+    latency, calls = 0.0, 0
     try:
-        obs, _ = venv.reset(seed=seed_start)
-        current = mode.from_env(obs)
-        # The observation window starts filled with copies of the first observation.
-        window = {k: np.repeat(v[:, None], policy.n_obs_steps, axis=1) for k, v in current.items()}
-        done = np.zeros(n, dtype=bool)
-        best = np.zeros(n)
-        success = np.zeros(n, dtype=bool)
-        frames: list[np.ndarray] = []
-        latency, calls, steps = 0.0, 0, 0
-        while not done.all() and steps < task.max_episode_steps:
-            batch = {k: torch.from_numpy(np.ascontiguousarray(v)).to(policy.device) for k, v in window.items()}
-            tc = time.perf_counter()
-            actions = check_actions(policy, policy.predict_action(batch), n)
-            latency += time.perf_counter() - tc
-            calls += 1
-            env_actions = mode.decode_action(actions) if mode.decode_action else actions
-            for k in range(env_actions.shape[1]):
-                obs, reward, terminated, truncated, info = venv.step(env_actions[:, k])
-                steps += 1
-                live = ~done
-                best[live] = np.maximum(best[live], reward[live])
-                success[live] |= np.asarray(info.get("is_success", np.zeros(n, dtype=bool)), dtype=bool)[live]
-                done |= terminated | truncated
-                if video_path is not None:
-                    frames.append(np.concatenate([venv.render(i) for i in range(min(n_videos, n))], axis=1))
-                current = mode.from_env(obs)
-                for key, v in current.items():
-                    window[key] = np.concatenate([window[key][:, 1:], v[:, None]], axis=1)
-                if done.all() or steps >= task.max_episode_steps:
-                    break
+        for first in range(0, n, wave):
+            m = min(wave, n - first)
+            policy.reset()
+            w_best, w_success, w_latency, w_calls = _rollout(
+                policy, task, mode, venv, seed_start + first, m, frames if first == 0 and video_path else None, n_videos
+            )
+            best[first : first + m], success[first : first + m] = w_best[:m], w_success[:m]
+            latency, calls = latency + w_latency, calls + w_calls
     finally:
         venv.close()
         policy.train(was_training)
@@ -153,6 +157,45 @@ def evaluate(
         chunk_latency_ms=1000 * latency / max(calls, 1),
         n_policy_calls=calls,
     )
+
+
+def _rollout(
+    policy: Policy, task: Task, mode: ObsMode, venv: EnvBatch, seed: int, n_active: int,
+    frames: list[np.ndarray] | None, n_videos: int,
+) -> tuple[np.ndarray, np.ndarray, float, int]:
+    """One wave: envs ``0..n_active-1`` from seeds ``seed + i``, until all are done or time is up.
+    Returns per-env max reward and success (over the whole batch), policy seconds and calls."""
+    n = venv.n
+    obs, _ = venv.reset(seed=seed, n_active=n_active)
+    current = mode.from_env(obs)
+    # The observation window starts filled with copies of the first observation.
+    window = {k: np.repeat(v[:, None], policy.n_obs_steps, axis=1) for k, v in current.items()}
+    done = np.arange(n) >= n_active
+    best = np.zeros(n)
+    success = np.zeros(n, dtype=bool)
+    latency, calls, steps = 0.0, 0, 0
+    while not done.all() and steps < task.max_episode_steps:
+        batch = {k: torch.from_numpy(np.ascontiguousarray(v)).to(policy.device) for k, v in window.items()}
+        tc = time.perf_counter()
+        actions = check_actions(policy, policy.predict_action(batch), n)
+        latency += time.perf_counter() - tc
+        calls += 1
+        env_actions = mode.decode_action(actions) if mode.decode_action else actions
+        for k in range(env_actions.shape[1]):
+            obs, reward, terminated, truncated, info = venv.step(env_actions[:, k])
+            steps += 1
+            live = ~done
+            best[live] = np.maximum(best[live], reward[live])
+            success[live] |= np.asarray(info.get("is_success", np.zeros(n, dtype=bool)), dtype=bool)[live]
+            done |= terminated | truncated
+            if frames is not None:
+                frames.append(np.concatenate([venv.render(i) for i in range(min(n_videos, n_active))], axis=1))
+            current = mode.from_env(obs)
+            for key, v in current.items():
+                window[key] = np.concatenate([window[key][:, 1:], v[:, None]], axis=1)
+            if done.all() or steps >= task.max_episode_steps:
+                break
+    return best, success, latency, calls
 
 
 def write_gif(frames: list[np.ndarray], path: Path, fps: int = 10) -> Path:

@@ -42,9 +42,9 @@ class _LocalEnvs:
         self.last: list[Any] = [None] * n
         self.done = np.zeros(n, dtype=bool)
 
-    def reset(self, seeds: list[int]) -> list[Any]:
-        self.done[:] = False
+    def reset(self, seeds: list[int], active: list[bool]) -> list[Any]:
         self.last = [env.reset(seed=int(s))[0] for env, s in zip(self.envs, seeds)]
+        self.done[:] = ~np.asarray(active, dtype=bool)  # inactive envs are never stepped
         return self.last
 
     def step(self, actions: np.ndarray) -> tuple[list[Any], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -137,12 +137,14 @@ class EnvBatch:
         bounds = np.cumsum([0] + self.sizes)
         return [values[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
-    def reset(self, seed: int) -> tuple[Obs, dict[str, Any]]:
-        """Env i starts from ``reset(seed=seed + i)``."""
+    def reset(self, seed: int, n_active: int | None = None) -> tuple[Obs, dict[str, Any]]:
+        """Env i starts from ``reset(seed=seed + i)``; with ``n_active``, envs from that index on are
+        reset but never stepped (they report ``terminated``), for a last, partial wave of episodes."""
         seeds = [seed + i for i in range(self.n)]
+        active = [i < (self.n if n_active is None else n_active) for i in range(self.n)]
         if self.local is not None:
-            return stack(self.local.reset(seeds)), {}
-        parts = self._call("reset", [(s,) for s in self._split(seeds)])
+            return stack(self.local.reset(seeds, active)), {}
+        parts = self._call("reset", list(zip(self._split(seeds), self._split(active))))
         return stack([o for part in parts for o in part]), {}
 
     def step(self, actions: np.ndarray) -> tuple[Obs, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:

@@ -84,3 +84,27 @@ def test_env_batch_worker_failure_is_one_clear_error() -> None:
 
     with pytest.raises(DpbenchError, match="env worker failed: unknown Push-T obs_type 'nope'"):
         EnvBatch("dpbench/PushT-v0", {"obs_type": "nope"}, 4, n_procs=2)
+
+
+def test_waves_of_episodes_give_the_same_episodes_as_one_batch():
+    """Seeds 4..10 need 5..11 steps (the last one fails at the limit of 10): waves of 3 (3+3+1, the last
+    partial) run the same episodes with the same seeds as one batch of 7."""
+    together = evaluate(ZeroPolicy(), TASK, TASK.obs_mode(None), n_episodes=7, seed_start=4)
+    policy = ZeroPolicy()
+    waves = evaluate(policy, TASK, TASK.obs_mode(None), n_episodes=7, seed_start=4, wave=3)
+    assert waves.episode_scores == together.episode_scores
+    assert waves.episode_success == together.episode_success == [True] * 6 + [False]
+    assert {c.shape[0] for c in policy.calls} == {3}  # one env batch of 3, reused by every wave
+
+
+def test_envs_that_need_much_memory_run_in_waves_that_fit(monkeypatch):
+    import dataclasses
+
+    from dpbench import evaluate as ev
+
+    heavy = dataclasses.replace(TASK.obs_mode(None), env_memory_mb=800)
+    monkeypatch.setattr(ev, "available_memory_mb", lambda: 10_000.0)
+    assert ev.episodes_per_wave(heavy, 50) == 4  # 35% of 10 GB / 0.8 GB
+    assert ev.episodes_per_wave(TASK.obs_mode(None), 50) == 50  # light envs: all at once
+    monkeypatch.setattr(ev, "available_memory_mb", lambda: 100.0)
+    assert ev.episodes_per_wave(heavy, 50) == 1  # always at least one

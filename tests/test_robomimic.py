@@ -327,6 +327,13 @@ def test_env_batch_in_worker_processes_matches_in_process() -> None:
         runs.append(trace)
     for a, b in zip(*runs):
         np.testing.assert_array_equal(a, b)
+    for procs in (1, 2):  # a partial wave: env 3 is reset but never stepped
+        with EnvBatch("dpbench/PushT-v0", {"obs_type": "state"}, 4, n_procs=procs) as batch:
+            first, _ = batch.reset(seed=7, n_active=3)
+            obs, reward, terminated, _, _ = batch.step(actions[0])
+            assert terminated.tolist() == [False, False, False, True] and reward[3] == 0
+            np.testing.assert_array_equal(obs[3], first[3])
+            np.testing.assert_array_equal(obs[:3], runs[0][1][:3])  # the active envs step as before
 
 
 def test_task_specs_cover_the_five_tasks() -> None:
