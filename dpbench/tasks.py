@@ -51,8 +51,8 @@ class ObsMode:
     encode_action: Callable[[np.ndarray], np.ndarray] | None = None
     decode_action: Callable[[np.ndarray], np.ndarray] | None = None
     env_action_dim: int | None = None  # the env's (and datasets') action size, when encoded
-    # Rough resident memory of one env in this mode (0: negligible). Offscreen-rendering robomimic
-    # envs hold ~0.5-0.7 GB each, so an evaluation runs its episodes in waves that fit in memory.
+    # Rough resident memory of one env in this mode (0: negligible); an evaluation runs its
+    # episodes in waves that fit in memory (dpbench.evaluate.episodes_per_wave).
     env_memory_mb: int = 0
 
     @property
@@ -162,9 +162,10 @@ def _robomimic_mode(task: str, obs: str, action_mode: str) -> ObsMode:
 
     shapes: dict[str, tuple[int, ...]] = {k: (84, 84, 3) for k in image_keys}
     shapes["low_dim"] = (proprio_dim,)
-    # Measured: 4 Lift envs with two 84x84 cameras (EGL) took 3.2 GB resident, 0.5-0.7 GB per env after the first.
+    # Measured: Lift envs with two 84x84 cameras (EGL) take ~165 MB each after a process's first
+    # (~1.1 GB with robosuite and the GL stack); 250 leaves a margin.
     return ObsMode({"action_mode": action_mode, "cameras": cameras}, image_keys + proprio, split, split,
-                   PolicySpec(shapes, action_dim, image_keys=image_keys), env_memory_mb=800, **codec)
+                   PolicySpec(shapes, action_dim, image_keys=image_keys), env_memory_mb=250, **codec)
 
 
 def _robomimic_task(name: str, paper_task: str) -> Task:

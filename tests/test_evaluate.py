@@ -104,7 +104,7 @@ def test_envs_that_need_much_memory_run_in_waves_that_fit(monkeypatch):
 
     heavy = dataclasses.replace(TASK.obs_mode(None), env_memory_mb=800)
     monkeypatch.setattr(ev, "available_memory_mb", lambda: 10_000.0)
-    assert ev.episodes_per_wave(heavy, 50) == 4  # 35% of 10 GB / 0.8 GB
+    assert ev.episodes_per_wave(heavy, 50) == 4  # 35% of 10 GB / 0.8 GB per env
     assert ev.episodes_per_wave(TASK.obs_mode(None), 50) == 50  # light envs: all at once
     monkeypatch.setattr(ev, "available_memory_mb", lambda: 100.0)
     assert ev.episodes_per_wave(heavy, 50) == 1  # always at least one

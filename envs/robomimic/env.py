@@ -19,6 +19,7 @@ Offscreen rendering needs ``MUJOCO_GL``: dpbench sets ``egl`` unless it is alrea
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from dataclasses import dataclass
@@ -220,6 +221,10 @@ class RobomimicEnv(gym.Env):
         state = np.random.default_rng(int(self.np_random.integers(2**63 - 1))).bit_generator.state
         self._env.rng.bit_generator.state = state
         self._env.reset()
+        if self._env.has_offscreen_renderer:
+            # A hard reset rebuilds the sim and its render context; the old GL context sits in a
+            # reference cycle until the garbage collector runs (~340 MB each with EGL): free it now.
+            gc.collect()
         # robosuite 1.5 computes gripper-relative object poses from a cache that is still empty
         # at reset (they read as zeros for can and square); observe once more with it filled.
         raw = self._env._get_observations(force_update=True)
