@@ -7,9 +7,10 @@
 
 Every trained checkpoint (the final EMA weights of a ``dpbench run``) is evaluated under the
 paper's Push-T protocol (50 test seeds) with each sampler, unchanged weights: the diffusion
-checkpoints with DDPM-100 and DDIM-k, the flow checkpoints with Euler-1/2/4 and midpoint-2/4. The latency is one
-``predict_action`` at batch 1 (median of repeats) and the eval's batch-50 call. Scores are those
-of the final checkpoint, so they sit below a run's max-over-checkpoints.
+checkpoints with DDPM-100 and DDIM-k, the flow checkpoints with Euler-1/2/4 and midpoint-2/4
+(either family may be given alone). The latency is one ``predict_action`` at batch 1 (median of
+repeats) and the eval's batch-50 call. Scores are those of the final checkpoint, so they sit
+below a run's max-over-checkpoints.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def plot(rows: list[dict], stem: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--diffusion", default="", help="glob of diffusion checkpoints (required unless --replot)")
+    ap.add_argument("--diffusion", default="", help="glob of diffusion checkpoints")
     ap.add_argument("--flow", default=None, help="glob of diffusion_flow checkpoints")
     ap.add_argument("--out", default="results/perf/samplers.json")
     ap.add_argument("--figure", default="results/figures/samplers")
@@ -111,13 +112,16 @@ def main() -> None:
     if args.replot:
         plot(json.loads(Path(args.out).read_text())["rows"], Path(args.figure))
         return
-    diffusion = sorted(glob.glob(args.diffusion))
-    if not diffusion:
-        raise SystemExit(f"no checkpoints match {args.diffusion}")
-    rows = measure(diffusion, DIFFUSION_SAMPLERS, "diffusion")
-    rows += measure(diffusion[: args.path_checks], PATH_CHECKS, "diffusion")
-    if args.flow:
-        rows += measure(sorted(glob.glob(args.flow)), FLOW_SAMPLERS, "diffusion_flow")
+    diffusion = sorted(glob.glob(args.diffusion)) if args.diffusion else []
+    flow = sorted(glob.glob(args.flow)) if args.flow else []
+    if not diffusion and not flow:
+        raise SystemExit(f"no checkpoints match --diffusion {args.diffusion!r} or --flow {args.flow!r}")
+    rows = []
+    if diffusion:
+        rows += measure(diffusion, DIFFUSION_SAMPLERS, "diffusion")
+        rows += measure(diffusion[: args.path_checks], PATH_CHECKS, "diffusion")
+    if flow:
+        rows += measure(flow, FLOW_SAMPLERS, "diffusion_flow")
     write_json_atomic(Path(args.out), {"command": "python " + " ".join(sys.argv), **environment_info(), "rows": rows})
     plot(rows, Path(args.figure))
     for r in rows:

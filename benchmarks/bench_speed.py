@@ -9,9 +9,14 @@ One run on one machine measures, per policy and preset:
 - model FLOPs per training sample (forward + backward, ``torch.utils.flop_counter``) and training
   samples/s at the preset's batch and at batch 256, hence the fraction of peak;
 - the latency of one ``predict_action`` call at batch 1 and batch 50 for each sampler (DDPM-100
-  and DDIM-10; Euler-1 and midpoint-2 for the flow policy; one call for the baselines), for the fast path and,
-  where a policy has one, the plain eager path (``fast_inference=false``), plus batch 1 on one
-  thread (real-time control runs one episode, where thread hand-offs cost more than they give);
+  and DDIM-10; Euler-1 and midpoint-2 for the flow policy; one call for the baselines), for the
+  fast path and, where a policy has one, the plain eager path (``fast_inference=false``), plus
+  batch 1 on one thread (real-time control runs one episode, where thread hand-offs cost more
+  than they give);
+- for the UNet policies, a floor under one denoising step at batch 1 on one thread: every conv
+  weight is read once per step (the FiLM terms are precomputed per chunk), so the step costs at
+  least one read of those bytes (measured as a ``sum`` over a buffer of that size) and at least the
+  UNet's matmuls alone at one row each (no norms, activations or copies);
 - with ``--eval``: the wall-time of a 50-episode Push-T evaluation (paper seeds, 300 steps) for
   the quick diffusion policies. Weights are untrained, so no episode ends early: an upper bound.
 
@@ -28,8 +33,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from dpbench.diffusion.unet1d import ConditionalUnet1D
 from dpbench.policy import Policy, build_configs, get_policy_class
 from dpbench.results import environment_info, write_json_atomic
 from dpbench.tasks import get_task
@@ -115,6 +123,48 @@ def latency_rows(name: str, preset: str, state: dict[str, torch.Tensor], threads
     return row
 
 
+def weight_stream_floor(policy: Policy) -> dict[str, float]:
+    """Lower bounds for one batch-1 denoising step of the UNet on one thread (see the module doc)."""
+    convs = [m for m in policy.model.modules() if isinstance(m, (nn.Conv1d, nn.ConvTranspose1d))]
+    weights = [m.weight.detach().reshape(m.weight.shape[0], -1).contiguous() for m in convs]
+    flat = torch.cat([w.reshape(-1) for w in weights])
+    rows = [torch.randn(1, w.shape[1]) for w in weights]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    read_s = median_time(flat.sum, 50, warmup=5)
+    matmul_s = median_time(lambda: [F.linear(x, w) for x, w in zip(rows, weights)], 50, warmup=5)
+    torch.set_num_threads(threads)
+    n_bytes = flat.numel() * flat.element_size()
+    return {"step_weights_MB": round(n_bytes / 1e6, 2), "weight_read_GBps_1thread": round(n_bytes / read_s / 1e9, 2),
+            "step_floor_read_ms": round(1000 * read_s, 3), "step_floor_matmuls_ms": round(1000 * matmul_s, 3),
+            **batch1_call_profile(policy)}
+
+
+def batch1_call_profile(policy: Policy, calls: int = 20) -> dict[str, float]:
+    """One batch-1 ``forward_fast`` call on one thread: its time, FLOPs, and the share its matmuls take."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from dpbench.diffusion.policy import total_films
+
+    cond = policy.obs_features({"obs": torch.rand(1, policy.n_obs_steps, OBS_DIM) * 512}).flatten(1)
+    films = total_films(policy.model, cond, torch.tensor([50.0]))[0]
+    x = torch.randn(1, policy.horizon, ACTION_DIM)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with torch.inference_mode():
+        call_s = median_time(lambda: policy.model.forward_fast(x, films), 50, warmup=5)
+        with FlopCounterMode(display=False) as counter:
+            policy.model.forward_fast(x, films)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(calls):
+                policy.model.forward_fast(x, films)
+    torch.set_num_threads(threads)
+    matmul_s = sum(e.self_cpu_time_total for e in prof.key_averages() if e.key == "aten::addmm") / calls / 1e6
+    flops = counter.get_total_flops()
+    return {"call_ms_1thread": round(1000 * call_s, 3), "call_mflop": round(flops / 1e6, 2),
+            "call_matmul_ms_profiled": round(1000 * matmul_s, 3), "call_matmul_gflops": round(flops / matmul_s / 1e9, 1)}
+
+
 def eval_wall_s(name: str, fast: bool) -> dict[str, float]:
     from dpbench.evaluate import evaluate
 
@@ -136,6 +186,9 @@ def print_table(rows: list[dict[str, Any]], peak: float) -> None:
                 lat.append(f"{label} {r[key]:g}/{r.get(label + '_b50_ms', float('nan')):g}/{r.get(label + '_b1_1thread_ms', float('nan')):g}")
         print(f"{r['policy']:22s} {r['preset']:6s} {r['params_M']:6.2f}M {r['train_gflop_per_sample']:9.4f} "
               f"{r['train_b256_samples_per_s']:10.1f} {r['train_b256_pct_peak']:6.1f}%  " + "; ".join(lat))
+        if "step_floor_matmuls_ms" in r:
+            print(f"{'':30s} batch-1 step floor, 1 thread: {r['step_weights_MB']} MB of weights at {r['weight_read_GBps_1thread']} GB/s "
+                  f"= {r['step_floor_read_ms']} ms; matmuls alone {r['step_floor_matmuls_ms']} ms")
         if "eval50_wall_s_fast" in r:
             print(f"{'':30s} 50-episode eval: {r['eval50_wall_s_fast']} s fast, {r['eval50_wall_s_naive']} s naive")
 
@@ -148,9 +201,21 @@ def main() -> None:
                     help="the policies measured at the paper preset too (baselines' paper sizes are GPU-only)")
     ap.add_argument("--seconds", type=float, default=10.0, help="time budget per training measurement")
     ap.add_argument("--eval", action="store_true", help="also time 50-episode Push-T evaluations (quick diffusion policies)")
+    ap.add_argument("--floor-only", action="store_true", help="only the batch-1 step floors of the UNet policies")
     ap.add_argument("--out", default="results/perf/speed.json")
     args = ap.parse_args()
     torch.manual_seed(0)
+    if args.floor_only:
+        rows = []
+        for name in args.policies.split(","):
+            for preset in args.presets.split(","):
+                policy, _ = make_policy(name, preset)
+                if isinstance(getattr(policy, "model", None), ConditionalUnet1D):
+                    rows.append({"policy": name, "preset": preset, **weight_stream_floor(policy)})
+        write_json_atomic(Path(args.out), {"command": "python " + " ".join(sys.argv), **environment_info(), "rows": rows})
+        for r in rows:
+            print(r)
+        return
     threads = torch.get_num_threads()
     peak = matmul_peak_gflops()
     print(f"fp32 matmul peak: {peak:.1f} GFLOP/s on {threads} threads", flush=True)
@@ -169,6 +234,8 @@ def main() -> None:
                 row[f"train_b{batch}_samples_per_s"] = round(sps, 1)
                 row[f"train_b{batch}_pct_peak"] = round(100 * sps * flops / 1e9 / peak, 1)
             row.update(latency_rows(name, preset, policy.state_dict(), threads))
+            if isinstance(getattr(policy, "model", None), ConditionalUnet1D):
+                row.update(weight_stream_floor(policy))
             if args.eval and preset == "quick" and name in ("diffusion", "diffusion_flow"):
                 for fast in (True, False):
                     row.update({f"{k}_{'fast' if fast else 'naive'}": v for k, v in eval_wall_s(name, fast).items()})
