@@ -23,35 +23,24 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from dpbench.policy import Policy, build_configs, get_policy_class, load_policy
+from bench_speed import OBS_DIM, make_policy, random_batch, sampler_variants
+from dpbench.policy import Policy, load_policy
 from dpbench.results import environment_info, write_json_atomic
 from dpbench.tasks import get_task
-
-OBS_DIM, ACTION_DIM = 20, 2  # Push-T keypoints
+from timing import median_time
 CASES = [("diffusion", "quick"), ("diffusion", "paper"), ("diffusion_flow", "quick"), ("diffusion_flow", "paper"),
          ("diffusion_transformer", "quick"), ("diffusion_transformer", "paper")]
 
 
 def cuda_time(fn: Callable[[], Any], repeats: int, warmup: int = 2) -> float:
-    """Median seconds of ``fn()``, synchronizing the device around each call."""
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    """Median seconds of ``fn()``, each call ending in a device synchronize."""
+    return median_time(lambda: (fn(), torch.cuda.synchronize()), repeats, warmup)
 
 
 def matmul_peaks(n: int = 8192) -> dict[str, float]:
@@ -65,18 +54,8 @@ def matmul_peaks(n: int = 8192) -> dict[str, float]:
     return out
 
 
-def make_policy(name: str, preset: str, **over: Any) -> Policy:
-    cls = get_policy_class(name)
-    pcfg, _ = build_configs(cls, preset, {f"policy.{k}": str(v) for k, v in over.items()})
-    policy = cls(get_task("pusht").obs_mode("keypoints").spec, pcfg)
-    rng = np.random.default_rng(0)
-    policy.fit_statistics({"obs": rng.uniform(0, 512, (256, OBS_DIM)), "action": rng.uniform(0, 512, (256, ACTION_DIM))})
-    return policy.cuda()
-
-
-def random_batch(policy: Policy, batch: int) -> dict[str, torch.Tensor]:
-    return {"obs": torch.rand(batch, policy.n_obs_steps, OBS_DIM, device="cuda") * 512,
-            "action": torch.rand(batch, policy.horizon, ACTION_DIM, device="cuda") * 512}
+def cuda_policy(name: str, preset: str, **over: Any) -> Policy:
+    return make_policy(name, preset, **over)[0].cuda()
 
 
 def train_rows(policy: Policy, peaks: dict[str, float], batch: int = 256) -> dict[str, float]:
@@ -148,18 +127,12 @@ class GraphedSampler:
         return self.sample_chunk(obs)[:, start : start + self.policy.n_action_steps]
 
 
-def samplers(name: str, preset: str) -> list[tuple[str, dict[str, Any]]]:
-    if name == "diffusion_flow":
-        return [("euler1", dict(solver="euler", num_inference_steps=1)), ("midpoint2", dict(solver="midpoint", num_inference_steps=2))]
-    return [("ddpm100", dict(sampler="ddpm", num_inference_steps=100)), ("ddim10", dict(sampler="ddim", num_inference_steps=10))]
-
-
 def latency_rows(name: str, preset: str, state: dict[str, torch.Tensor]) -> dict[str, float]:
     row: dict[str, float] = {}
-    for label, over in samplers(name, preset):
-        paths = {"default": make_policy(name, preset, **over)}
+    for label, over in sampler_variants(cuda_policy(name, preset)):
+        paths = {"default": cuda_policy(name, preset, **over)}
         if name != "diffusion_transformer":
-            paths["naive"] = make_policy(name, preset, fast_inference=False, **over)
+            paths["naive"] = cuda_policy(name, preset, fast_inference=False, **over)
         for p in paths.values():
             p.load_state_dict(state)
             p.eval()
@@ -171,7 +144,7 @@ def latency_rows(name: str, preset: str, state: dict[str, torch.Tensor]) -> dict
             for path, p in paths.items():
                 row[f"{label}_{path}_b{batch}_ms"] = round(1000 * cuda_time(lambda: p.sample_chunk(obs, noise), 7), 3)
             row[f"{label}_graph_b{batch}_ms"] = round(1000 * cuda_time(lambda: graphed.sample_chunk(obs, noise), 20), 3)
-            if label != "ddpm100":  # deterministic given the noise: the graph must give the eager actions
+            if not label.startswith("ddpm"):  # deterministic given the noise: the graph must give the eager actions
                 eager, replay = paths["default"].sample_chunk(obs, noise), graphed.sample_chunk(obs, noise)
                 row[f"{label}_graph_vs_eager_b{batch}_max_abs"] = float((eager - replay).abs().max())
     return row
@@ -210,7 +183,7 @@ def main() -> None:
     rows = []
     for case in args.cases.split(","):
         name, preset = case.split(":")
-        policy = make_policy(name, preset)
+        policy = cuda_policy(name, preset)
         row: dict[str, Any] = {"policy": name, "preset": preset, "params_M": round(sum(p.numel() for p in policy.parameters()) / 1e6, 2)}
         row.update(train_rows(policy, peaks))
         row.update(latency_rows(name, preset, policy.state_dict()))

@@ -61,7 +61,8 @@ def make_policy(name: str, preset: str, **over: Any) -> tuple[Policy, Any]:
 
 
 def random_batch(policy: Policy, batch_size: int) -> dict[str, torch.Tensor]:
-    return {"obs": torch.rand(batch_size, policy.n_obs_steps, OBS_DIM) * 512, "action": torch.rand(batch_size, policy.horizon, ACTION_DIM) * 512}
+    return {"obs": torch.rand(batch_size, policy.n_obs_steps, OBS_DIM, device=policy.device) * 512,
+            "action": torch.rand(batch_size, policy.horizon, ACTION_DIM, device=policy.device) * 512}
 
 
 def train_flops_per_sample(policy: Policy, batch_size: int = 64) -> float:

@@ -134,6 +134,10 @@ class Policy(nn.Module):
         """Seed the policy's sampling noise, so evaluations are reproducible."""
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
 
+    def initial_noise(self, batch: int) -> torch.Tensor:
+        """Gaussian noise shaped like an action window (B, T_p, D_a), from the sampling generator."""
+        return torch.randn((batch, self.horizon, self.spec.action_dim), generator=self.generator, device=self.device)
+
     # --- the contract
     def compute_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Scalar training loss for a batch: obs keys (B, T_o, ...) and 'action' (B, T_p, D_a)."""

@@ -140,8 +140,9 @@ class EnvBatch:
     def reset(self, seed: int, n_active: int | None = None) -> tuple[Obs, dict[str, Any]]:
         """Env i starts from ``reset(seed=seed + i)``; with ``n_active``, envs from that index on are
         reset but never stepped (they report ``terminated``), for a last, partial wave of episodes."""
+        n_active = self.n if n_active is None else n_active
         seeds = [seed + i for i in range(self.n)]
-        active = [i < (self.n if n_active is None else n_active) for i in range(self.n)]
+        active = [i < n_active for i in range(self.n)]
         if self.local is not None:
             return stack(self.local.reset(seeds, active)), {}
         parts = self._call("reset", list(zip(self._split(seeds), self._split(active))))

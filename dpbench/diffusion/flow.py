@@ -81,17 +81,15 @@ class FlowMatchingPolicy(Policy):
         else:
             obs_films = self.model.precompute_obs_film(obs_cond) if self.config.fast_inference else None
             velocity = lambda x, i: self.model(x, (times[i] * TIME_SCALE).expand(batch), obs_cond=obs_cond, obs_films=obs_films)  # noqa: E731
-        midpoint = self.config.solver == "midpoint"
-        for i in range(n):
-            v = velocity(x, i)
-            if midpoint and i % 2 == 1:  # the full step of 2/n, with the velocity at its midpoint
-                x = x_start - (2.0 / n) * v
-            else:  # an Euler step of 1/n (for midpoint: to the step's midpoint)
-                x_start, x = x, x - (1.0 / n) * v
+        if self.config.solver == "midpoint":  # steps of h = 2/n: the velocity at the start, then at the midpoint
+            h = 2.0 / n
+            for i in range(0, n, 2):
+                x_mid = x - (h / 2) * velocity(x, i)
+                x = x - h * velocity(x_mid, i + 1)
+        else:
+            for i in range(n):
+                x = x - (1.0 / n) * velocity(x, i)
         return self.action_normalizer.unnormalize(x.clamp(-1, 1))
-
-    def initial_noise(self, batch: int) -> torch.Tensor:
-        return torch.randn((batch, self.horizon, self.spec.action_dim), generator=self.generator, device=self.device)
 
     def predict_action(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         start = self.n_obs_steps - 1

@@ -76,6 +76,10 @@ class _DiffusionPolicy(Policy):
         )
         self.noise_scheduler = DDPMScheduler(**kwargs)
         self.sample_scheduler = DDIMScheduler(**kwargs, set_alpha_to_one=True) if config.sampler == "ddim" else DDPMScheduler(**kwargs)
+        self.sample_scheduler.set_timesteps(config.num_inference_steps)
+        # The scheduler steps on its CPU timesteps; the denoiser gets this copy, a buffer that follows
+        # .to(device), so no chunk copies to the device (and a CUDA graph can capture the loop).
+        self.register_buffer("sample_timesteps", self.sample_scheduler.timesteps.clone(), persistent=False)
 
 
     # --- denoiser hooks
@@ -99,31 +103,16 @@ class _DiffusionPolicy(Policy):
         cond = self.prepare_condition(feats)
         return lambda x, i: self.denoise(x, timesteps[i], cond)
 
-    def device_timesteps(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The sampler's timesteps on the CPU (for the scheduler) and on the policy's device (for the
-        denoiser), copied to the device once: no host-to-device copy per chunk, so a CUDA graph can
-        capture the whole sampling loop (benchmarks/bench_gpu.py)."""
-        self.sample_scheduler.set_timesteps(self.config.num_inference_steps)
-        cpu = self.sample_scheduler.timesteps
-        cached = getattr(self, "_timesteps_cache", None)
-        if cached is None or cached[1].device != self.device or not torch.equal(cached[0], cpu):
-            self._timesteps_cache = (cpu, cpu.to(self.device))
-        return self._timesteps_cache
-
     @torch.inference_mode()
     def sample_chunk(self, obs: dict[str, torch.Tensor], noise: torch.Tensor | None = None) -> torch.Tensor:
         """The whole denoised window (B, T_p, D_a) in env units, from ``noise`` (default: drawn
         from the policy's generator)."""
         feats = self.obs_features(obs)
         x = noise if noise is not None else self.initial_noise(feats.shape[0])
-        cpu_timesteps, timesteps = self.device_timesteps()
-        denoise = self.make_denoiser(feats, timesteps)
-        for i, t in enumerate(cpu_timesteps):
+        denoise = self.make_denoiser(feats, self.sample_timesteps)
+        for i, t in enumerate(self.sample_scheduler.timesteps):
             x = self.sample_scheduler.step(denoise(x, i), t, x, generator=self.generator).prev_sample
         return self.action_normalizer.unnormalize(x)
-
-    def initial_noise(self, batch: int) -> torch.Tensor:
-        return torch.randn((batch, self.horizon, self.spec.action_dim), generator=self.generator, device=self.device)
 
     def predict_action(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         start = self.n_obs_steps - 1
