@@ -156,7 +156,7 @@ class Group:
     dataset_kind: str
     dataset_hash: str
     config_hash: str
-    overrides: str  # the run's --set overrides, "key=value, ..."
+    overrides: str  # how the config differs from its preset as defined now (preset_drift), "key=value, ..."
     seeds: int
     max: float  # mean over seeds of each seed's max over evaluations
     max_std: float  # sample std across seeds (0 for one seed)
@@ -183,6 +183,35 @@ def _std(values: np.ndarray) -> float:
     return float(values.std(ddof=1)) if len(values) > 1 else 0.0
 
 
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def preset_drift(record: dict[str, Any]) -> str | None:
+    """How a record's resolved config differs from its preset as the code defines it now, as
+    "key=value, ..." ("" when it matches). Records outlive preset changes: this keeps a table from
+    showing an older schedule as today's preset. Fields the record does not carry are skipped.
+    None when the record has no resolved config or its policy no longer loads."""
+    from dpbench.policy import build_configs, config_to_dict, get_policy_class
+
+    config = record.get("config", {})
+    if not config.get("policy") or not config.get("train"):
+        return None
+    try:
+        pcfg, tcfg = build_configs(get_policy_class(record["policy"]), record["preset"], image_obs="vision" in config["policy"])
+    except (DpbenchError, ImportError):
+        return None
+    now = _flatten({"policy": config_to_dict(pcfg), "train": config_to_dict(tcfg)})
+    then = _flatten({"policy": config["policy"], "train": config["train"]})
+    return ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(then.items()) if k in now and now[k] != v)
+
+
 def group_records(records: list[dict[str, Any]]) -> list[Group]:
     """Seeds of the same configuration together; configurations that differ never mix."""
     from dpbench.evaluate import wilson_ci
@@ -199,7 +228,9 @@ def group_records(records: list[dict[str, Any]]) -> list[Group]:
         outcomes = [bool(s) for r in recs for s in r["final"]["last_eval"]["episode_success"]]
         per_seed = [np.mean(r["final"]["last_eval"]["episode_success"] or [0.0]) for r in recs]
         latency = [h["chunk_latency_ms"] for r in recs for h in r["history"] if "chunk_latency_ms" in h]
-        overrides = ", ".join(f"{k}={v}" for k, v in sorted(recs[0].get("config", {}).get("overrides", {}).items()))
+        overrides = preset_drift(recs[0])
+        if overrides is None:
+            overrides = ", ".join(f"{k}={v}" for k, v in sorted(recs[0].get("config", {}).get("overrides", {}).items()))
         groups.append(Group(
             env, obs, policy, preset, dkind, dhash, chash, overrides, len(recs),
             float(maxes.mean()), _std(maxes), float(lasts.mean()), _std(lasts),
@@ -288,6 +319,9 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
         "success (95% CI): the final evaluation's success rate, mean over seeds; Wilson interval over all seeds' "
         "test episodes pooled.",
     ]
+    if show_overrides:
+        notes.append("overrides: how a row's settings differ from its preset as dpbench defines it now, so a run made "
+                     "under an older preset shows its schedule here.")
     if daggers:
         notes.append(f"{DAGGER} not the paper's setting (preset paper on the human demonstrations): "
                      f"{'; '.join(sorted(daggers))}. Compare with the paper's rows with care.")
