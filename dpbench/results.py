@@ -193,11 +193,20 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _as_override(value: Any) -> str:
+    """A config value written the way ``--set`` reads it back (dpbench.policy._coerce)."""
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    if value is None or isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
 def preset_drift(record: dict[str, Any]) -> str | None:
     """How a record's resolved config differs from its preset as the code defines it now, as
-    "key=value, ..." ("" when it matches). Records outlive preset changes: this keeps a table from
-    showing an older schedule as today's preset. Fields the record does not carry are skipped.
-    None when the record has no resolved config or its policy no longer loads."""
+    "policy.x=v, train.y=w" in ``--set`` syntax ("" when it matches). Records outlive preset changes:
+    this keeps a table from showing an older schedule as today's preset. Fields the record does not
+    carry are skipped. None when the record has no resolved config or its policy no longer loads."""
     from dpbench.policy import build_configs, config_to_dict, get_policy_class
 
     config = record.get("config", {})
@@ -209,7 +218,7 @@ def preset_drift(record: dict[str, Any]) -> str | None:
         return None
     now = _flatten({"policy": config_to_dict(pcfg), "train": config_to_dict(tcfg)})
     then = _flatten({"policy": config["policy"], "train": config["train"]})
-    return ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(then.items()) if k in now and now[k] != v)
+    return ", ".join(f"{k}={_as_override(v)}" for k, v in sorted(then.items()) if k in now and now[k] != v)
 
 
 def group_records(records: list[dict[str, Any]]) -> list[Group]:

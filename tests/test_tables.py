@@ -161,20 +161,25 @@ def test_groups_never_mix_datasets(results):
 def test_overrides_column_is_the_drift_from_todays_preset():
     """A record made under an older preset is labelled with how it differs from the preset as defined now;
     one that matches today's preset (however it was launched) is not; a policy that no longer loads keeps
-    its recorded --set overrides."""
+    its recorded --set overrides. The drift is written in --set syntax, so it can be pasted back."""
     from dpbench.policy import build_configs, config_to_dict, get_policy_class
 
-    def with_config(seed: int, **train: int) -> dict:
+    def with_config(seed: int, widths: list[int] | None = None, **train: int) -> dict:
         rec = make_record("bc", seed, [0.5], [False], obs="image", preset="quick")
         pcfg, tcfg = build_configs(get_policy_class("bc"), "quick", image_obs=True)
-        rec["config"] = {"policy": config_to_dict(pcfg), "train": {**config_to_dict(tcfg), **train},
+        policy = config_to_dict(pcfg)
+        policy["vision"]["widths"] = widths or policy["vision"]["widths"]
+        rec["config"] = {"policy": policy, "train": {**config_to_dict(tcfg), **train},
                          "overrides": {"train.steps": str(tcfg.steps)}}
         rec["config_hash"] = f"cfg{len(train)}"
         return rec
 
-    current, older = with_config(0), with_config(1, steps=123, eval_every=7)
+    current, older = with_config(0), with_config(1, widths=[8, 16], steps=123, eval_every=7)
     unknown = make_record("no_such_policy", 0, [0.5], [False])
     unknown["config"] = {"policy": {"x": 1}, "train": {"steps": 5}, "overrides": {"train.steps": "5"}}
     drift = {(g.policy, g.config_hash): g.overrides for g in group_records([current, older, unknown])}
-    assert drift == {("bc", "cfg0"): "", ("bc", "cfg2"): "train.eval_every=7, train.steps=123",
+    assert drift == {("bc", "cfg0"): "", ("bc", "cfg2"): "policy.vision.widths=8,16, train.eval_every=7, train.steps=123",
                      ("no_such_policy", "no_spapcfg"): "train.steps=5"}
+    pasted = dict(item.split("=", 1) for item in drift[("bc", "cfg2")].split(", "))
+    pcfg, tcfg = build_configs(get_policy_class("bc"), "quick", pasted, image_obs=True)
+    assert {"policy": config_to_dict(pcfg), "train": config_to_dict(tcfg)} == {k: older["config"][k] for k in ("policy", "train")}
