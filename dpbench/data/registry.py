@@ -15,7 +15,7 @@ from dpbench.data.episodes import EpisodeStore, load_episodes, write_hdf5
 from dpbench.errors import DpbenchError
 
 HUMAN_PUSHT_NAME = "pusht_cchi_v7_replay.zarr"
-SCRIPTED_VERSION = 1  # bump when the demonstrator changes, so stale caches are not reused
+SCRIPTED_VERSION = 2  # v2: seeded resets use the legacy placement. Bump when the demonstrator changes, so stale caches are not reused
 DEFAULT_SCRIPTED_EPISODES = 200
 
 

@@ -190,7 +190,7 @@ class _PushModel:
         (n_steps, 2) and targets (n_steps, 2) after each control step.
         """
         block, agent = self.block, self.agent
-        block.angle = float(pose[2])  # angle before position, as in PushTEnv._set_state
+        block.angle = float(pose[2])  # angle before position: the exact placement (PushTEnv._set_state)
         block.position = (float(pose[0]), float(pose[1]))
         block.velocity, block.angular_velocity = (0.0, 0.0), 0.0
         agent.position = (float(start[0]), float(start[1]))

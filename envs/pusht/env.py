@@ -40,6 +40,11 @@ AGENT_MARGIN = 64.0
 class PushTEnv(gym.Env):
     """Push the T block onto the goal. Actions are absolute agent targets in [0, 512]^2 px.
 
+    Two reset paths: ``reset(seed=s)`` draws the paper's initial state for ``s`` and places it as
+    the original's ``legacy_test`` evaluation does (position, then angle: the paper's 50 test
+    states are seeds 100000..100049); ``reset(options={"reset_to_state": s})`` places a recorded
+    state exactly (angle, then position), which replaying the human demonstrations needs.
+
     Observations by ``obs_type``:
       * ``state``: ``[agent_x, agent_y, block_x, block_y, block_angle mod 2pi]``
       * ``keypoints``: the 9 block keypoints (x, y interleaved) then the agent position (20,)
@@ -72,15 +77,20 @@ class PushTEnv(gym.Env):
         ws = float(WORKSPACE)
         self.action_space = spaces.Box(low=0.0, high=ws, shape=(2,), dtype=np.float64)
         pixels = spaces.Box(0, 255, shape=(observation_size, observation_size, 3), dtype=np.uint8)
-        # Actions are clipped to the workspace, but the PD-driven agent can overshoot a target
-        # at the border by a few pixels, and block keypoints near a wall lie beyond it: both get a margin.
+        # Actions are clipped to the workspace, but the PD-driven agent can overshoot a target at the
+        # border by a few pixels: its position gets a margin. The block has no bound: a hard push can
+        # drive it through a wall (pymunk does not prevent tunnelling; 69 px past the border was seen),
+        # so its coordinates are declared unbounded rather than a bound that does not hold.
         lo, hi = -AGENT_MARGIN, ws + AGENT_MARGIN
+        inf = np.inf
         agent_pos = spaces.Box(low=lo, high=hi, shape=(2,), dtype=np.float64)
         self.observation_space = {
             "state": spaces.Box(
-                low=np.array([lo, lo, 0, 0, 0]), high=np.array([hi, hi, ws, ws, 2 * math.pi]), dtype=np.float64
+                low=np.array([lo, lo, -inf, -inf, 0]), high=np.array([hi, hi, inf, inf, 2 * math.pi]), dtype=np.float64
             ),
-            "keypoints": spaces.Box(low=lo, high=hi, shape=(20,), dtype=np.float64),
+            "keypoints": spaces.Box(
+                low=np.array([-inf] * 18 + [lo, lo]), high=np.array([inf] * 18 + [hi, hi]), dtype=np.float64
+            ),
             "pixels": pixels,
             "pixels_agent_pos": spaces.Dict({"pixels": pixels, "agent_pos": agent_pos}),
         }[obs_type]
@@ -120,14 +130,22 @@ class PushTEnv(gym.Env):
     def _count_contacts(self, arbiter: pymunk.Arbiter, space: pymunk.Space, data: Any) -> None:
         self._n_contact_points += len(arbiter.contact_point_set.points)
 
-    def _set_state(self, state: np.ndarray) -> None:
+    def _set_state(self, state: np.ndarray, legacy: bool) -> None:
+        """Place agent and block, then take one physics step (as the original env does).
+
+        ``legacy=False`` (exact): the angle is set before the position, so the block's origin lands
+        exactly on ``state[2:4]``. ``legacy=True`` (the paper's test states, the original's
+        ``legacy_test: True``): the position is set first, then the angle, which rotates the T about
+        its centre of gravity and moves its origin by ``cog - R(angle) cog``.
+        """
         state = [float(v) for v in state]
         self.agent.position = (state[0], state[1])
-        # The angle rotates the body about its centre of gravity, so it must be set before the
-        # position, or the block ends up away from the requested position.
-        self.block.angle = state[4]
-        self.block.position = (state[2], state[3])
-        # As in the original env, one physics step makes the placement take effect.
+        if legacy:
+            self.block.position = (state[2], state[3])
+            self.block.angle = state[4]
+        else:
+            self.block.angle = state[4]
+            self.block.position = (state[2], state[3])
         self.space.step(1.0 / SIM_HZ)
 
     # ------------------------------------------------------------------ gym API
@@ -140,6 +158,7 @@ class PushTEnv(gym.Env):
         self._n_contact_points = 0
         options = options or {}
         if options.get("reset_to_state") is not None:
+            # Replaying recorded data: the exact pose, as the human demonstrations were recorded.
             state = np.asarray(options["reset_to_state"], dtype=np.float64)
             if state.shape != (5,) or not np.all(np.isfinite(state)):
                 from dpbench.errors import DpbenchError
@@ -147,14 +166,18 @@ class PushTEnv(gym.Env):
                 raise DpbenchError(
                     f"reset_to_state must be 5 finite numbers [agent_x, agent_y, block_x, block_y, angle], got {state!r}"
                 )
+            self._set_state(state, legacy=False)
         else:
-            state = self.initial_state(seed if seed is not None else int(self.np_random.integers(0, 2**31 - 1)))
-        self._set_state(state)
+            # A seeded reset: the paper's test initial states (legacy placement).
+            self._set_state(self.initial_state(seed if seed is not None else int(self.np_random.integers(0, 2**31 - 1))),
+                            legacy=True)
         return self._observation(), self._info(coverage(self._block_pose()))
 
     @staticmethod
     def initial_state(seed: int) -> np.ndarray:
-        """The paper's initial-state distribution, drawn with the original's legacy seeding."""
+        """The drawn initial state ``[agent_x, agent_y, block_x, block_y, angle]`` for ``seed``, with the
+        original's legacy ``RandomState`` draws. A seeded ``reset`` places it the legacy way, so the
+        block's observed pose differs from the drawn one (see ``_set_state``)."""
         rs = np.random.RandomState(seed=seed)
         return np.array(
             [
