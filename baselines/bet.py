@@ -55,6 +55,7 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float) -> torc
 class BETPolicy(Policy):
     name = "bet"
     Config = BETConfig
+    window_rule = "aligned"
     presets = {
         "paper": ({}, dict(steps=100_000, batch_size=256, lr=1e-4, weight_decay=0.1, eval_every=5000, checkpoint_every=5000)),
         "quick": ({}, dict(steps=5000, batch_size=64, lr=1e-3, weight_decay=0.1, warmup_steps=200,
@@ -65,10 +66,6 @@ class BETPolicy(Policy):
 
     def __init__(self, spec: PolicySpec, config: BETConfig) -> None:
         super().__init__(spec, config)
-        if config.horizon != config.n_obs_steps or config.n_action_steps != 1:
-            from dpbench.errors import DpbenchError
-
-            raise DpbenchError("bet predicts one action per observation step: set horizon == n_obs_steps and n_action_steps = 1")
         d, k = spec.action_dim, config.n_bins
         self.register_buffer("bin_centers", torch.zeros(k, d))
         self.obs_emb = nn.Linear(self.obs_feature_dim, config.n_emb)
@@ -107,7 +104,7 @@ class BETPolicy(Policy):
     def predict_action(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         logits, offsets = self._heads(obs)
         logits, offsets = logits[:, -1], offsets[:, -1]
-        b = torch.multinomial(torch.softmax(logits, -1), 1, generator=self.generator).squeeze(-1)
+        b = self.sample_index(torch.softmax(logits, -1)).squeeze(-1)
         rows = torch.arange(len(b), device=self.device)
         action = self.bin_centers[b] + offsets[rows, b]
         return self.action_normalizer.unnormalize(action)[:, None, :]

@@ -37,6 +37,7 @@ class IBCConfig(PolicyConfig):
 class IBCPolicy(Policy):
     name = "ibc"
     Config = IBCConfig
+    window_rule = "single"
     presets = {
         "paper": ({}, dict(steps=100_000, batch_size=256, lr=1e-4, eval_every=5000, checkpoint_every=5000)),
         "quick": (dict(hidden_dims=(256, 256, 256, 256), train_negatives=256, inference_samples=512),
@@ -73,13 +74,13 @@ class IBCPolicy(Policy):
         cfg = self.config
         feats = self.obs_features(obs).flatten(1)
         b, d, n = feats.shape[0], self.spec.action_dim, cfg.inference_samples
-        samples = torch.rand(b, n, d, generator=self.generator, device=self.device) * 2 - 1
+        samples = self.rand(b, n, d) * 2 - 1
         sigma = cfg.noise_scale
         for _ in range(cfg.inference_iters):
             probs = torch.softmax(-self.energy(feats, samples), dim=-1)
-            idx = torch.multinomial(probs, n, replacement=True, generator=self.generator)
+            idx = self.sample_index(probs, n)
             samples = torch.gather(samples, 1, idx[..., None].expand(-1, -1, d))
-            samples = (samples + sigma * torch.randn(samples.shape, generator=self.generator, device=self.device)).clamp(-1, 1)
+            samples = (samples + sigma * self.randn(b, n, d)).clamp(-1, 1)
             sigma *= cfg.noise_shrink
         best = torch.argmin(self.energy(feats, samples), dim=-1)
         action = samples[torch.arange(b, device=self.device), best]

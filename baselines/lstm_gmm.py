@@ -36,6 +36,7 @@ class LSTMGMMConfig(PolicyConfig):
 class LSTMGMMPolicy(Policy):
     name = "lstm_gmm"
     Config = LSTMGMMConfig
+    window_rule = "aligned"
     presets = {
         "paper": ({}, dict(steps=200_000, batch_size=100, lr=1e-4, warmup_steps=0, lr_schedule="constant", weight_decay=0.0,
                            ema=False, eval_every=10_000, checkpoint_every=10_000)),
@@ -47,10 +48,6 @@ class LSTMGMMPolicy(Policy):
 
     def __init__(self, spec: PolicySpec, config: LSTMGMMConfig) -> None:
         super().__init__(spec, config)
-        if config.horizon != config.n_obs_steps or config.n_action_steps != 1:
-            from dpbench.errors import DpbenchError
-
-            raise DpbenchError("lstm_gmm trains on aligned sequences: set horizon == n_obs_steps and n_action_steps = 1")
         self.lstm = nn.LSTM(self.obs_feature_dim, config.hidden_dim, config.num_layers, batch_first=True)
         k, d = config.num_modes, spec.action_dim
         self.head = nn.Linear(config.hidden_dim, k * (2 * d + 1))
@@ -82,7 +79,7 @@ class LSTMGMMPolicy(Policy):
         self._steps += 1
         mix = self._mixture(h[:, -1])
         probs = mix.mixture_distribution.probs
-        mode = torch.multinomial(probs, 1, generator=self.generator).squeeze(-1)
+        mode = self.sample_index(probs).squeeze(-1)
         means = mix.component_distribution.base_dist.loc
         action = means[torch.arange(len(mode), device=self.device), mode]
         return self.action_normalizer.unnormalize(action)[:, None, :]

@@ -97,7 +97,7 @@ class GraphedSampler:
     def _capture(self, obs: dict[str, torch.Tensor], noise: torch.Tensor) -> tuple:
         static_obs = {k: v.clone() for k, v in obs.items()}
         static_noise = noise.clone()
-        generator, self.policy.generator = self.policy.generator, None
+        self.policy.row_generators(noise.shape[0])  # create the per-row generators outside the capture
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):  # warm up (allocator, cuBLAS handles) off the capture stream
@@ -107,7 +107,6 @@ class GraphedSampler:
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             out = self.policy.sample_chunk(static_obs, static_noise)
-        self.policy.generator = generator
         return graph, static_obs, static_noise, out
 
     def sample_chunk(self, obs: dict[str, torch.Tensor], noise: torch.Tensor | None = None) -> torch.Tensor:

@@ -145,7 +145,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     sweep = Sweep(policies=_names(args.policy, "policy"), envs=_names(args.env, "env"), obs=[args.obs],
                   seeds=list(range(args.seed_start, args.seed_start + args.seeds)), preset=args.preset,
                   dataset=args.dataset, out=Path(args.out), device=args.device, video=args.video,
-                  set=_parse_overrides(args.set))
+                  set={**_parse_overrides(args.set), **({"train.train_episodes": "all"} if args.all_episodes else {})})
     return _run_sweep(sweep, args)
 
 
@@ -284,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=DEFAULT_OUT)
     p.add_argument("--device", default="cpu", help="cpu (default) | cuda | cuda:N | auto")
     p.add_argument("--video", action="store_true", help="write rollouts.gif of the final evaluation")
+    p.add_argument("--all-episodes", action="store_true",
+                   help="train on every non-validation episode instead of the paper's subset (human Push-T: 90 "
+                        "episodes, split with seed 42); same as --set train.train_episodes=all, and tables label it")
     _grid_options(p)
     p.set_defaults(func=cmd_run)
 

@@ -118,7 +118,10 @@ def evaluate(
     """Run ``n_episodes`` test episodes (seeds ``seed_start + i``) and return the paper's metrics.
 
     Episodes run side by side in waves of ``wave`` (default: all at once, or as many as fit in
-    memory, ``episodes_per_wave``); the policy is seeded once, and reset before each wave."""
+    memory, ``episodes_per_wave``); the policy is reset before each wave. Each episode's sampling
+    noise comes from its own generator, seeded from ``(sampling_seed, its test seed)``, so its
+    score does not depend on the wave size, the env worker count or the episode count. Torch's
+    global RNG is left as it was (training's draws do not depend on whether it evaluated)."""
     n = n_episodes or task.n_test_episodes
     seed_start = task.test_seed_start if seed_start is None else seed_start
     wave = min(n, wave or episodes_per_wave(mode, n))
@@ -126,20 +129,23 @@ def evaluate(
     venv = make_env_batch(task, mode, wave, render=video_path is not None)
     was_training = policy.training
     policy.eval()
-    policy.seed(sampling_seed)
-    torch.manual_seed(sampling_seed)
     best, success = np.zeros(n), np.zeros(n, dtype=bool)
     frames: list[np.ndarray] = []
     latency, calls = 0.0, 0
+    # Evaluation draws only from the policy's own per-episode generators; fork_rng also restores
+    # torch's global RNG afterwards, so a policy that draws from it cannot shift training's draws.
+    devices = [policy.device] if policy.device.type == "cuda" else []
     try:
-        for first in range(0, n, wave):
-            m = min(wave, n - first)
-            policy.reset()
-            w_best, w_success, w_latency, w_calls = _rollout(
-                policy, task, mode, venv, seed_start + first, m, frames if first == 0 and video_path else None, n_videos
-            )
-            best[first : first + m], success[first : first + m] = w_best[:m], w_success[:m]
-            latency, calls = latency + w_latency, calls + w_calls
+        with torch.random.fork_rng(devices=devices):
+            for first in range(0, n, wave):
+                m = min(wave, n - first)
+                policy.reset()
+                policy.seed(sampling_seed, [seed_start + first + i for i in range(wave)])
+                w_best, w_success, w_latency, w_calls = _rollout(
+                    policy, task, mode, venv, seed_start + first, m, frames if first == 0 and video_path else None, n_videos
+                )
+                best[first : first + m], success[first : first + m] = w_best[:m], w_success[:m]
+                latency, calls = latency + w_latency, calls + w_calls
     finally:
         venv.close()
         policy.train(was_training)

@@ -15,7 +15,7 @@ import importlib
 import json
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 import torch
@@ -57,8 +57,14 @@ class TrainConfig:
     eval_after: int = 0  # first step at which periodic evaluation starts (the last step is always evaluated)
     eval_episodes: int = 50
     checkpoint_every: int = 2000
-    val_ratio: float = 0.02
-    max_train_episodes: int | None = None
+    # The data protocol (the original's dataset configs): validation split and training subset are
+    # drawn with ``split_seed``, the same for every training seed (dpbench.data.sampler.split_episodes).
+    val_ratio: float = 0.02  # fraction of episodes held out (never trained on)
+    split_seed: int = 42  # the original's dataset ``seed: 42``
+    # "paper": the task's paper cap on training episodes (human Push-T: 90, Task.paper_max_train_episodes);
+    # "all": every non-validation episode (`dpbench run --all-episodes`).
+    train_episodes: str = "paper"
+    max_train_episodes: int | None = None  # an explicit cap; overrides train_episodes when set
     grad_clip: float | None = None
 
 
@@ -74,9 +80,34 @@ class Policy(nn.Module):
     Config: ClassVar[type[PolicyConfig]] = PolicyConfig
     # preset name -> (policy config overrides, train config overrides)
     presets: ClassVar[dict[str, tuple[dict[str, Any], dict[str, Any]]]] = {}
+    # How the windows must relate (checked at construction, ``check_windows``):
+    #   "chunk":   the predicted window holds T_a actions from the last observed step on:
+    #              horizon >= n_obs_steps - 1 + n_action_steps (Diffusion Policy, BC)
+    #   "single":  one action, at the last observed step: n_action_steps == 1, horizon >= n_obs_steps (IBC)
+    #   "aligned": one action per observation step: horizon == n_obs_steps, n_action_steps == 1 (LSTM-GMM, BET)
+    window_rule: ClassVar[str] = "chunk"
+
+    @classmethod
+    def check_windows(cls, config: PolicyConfig) -> None:
+        """Refuse window sizes this policy cannot run with, naming the fields and the rule.
+
+        Raises DpbenchError. Called at construction, and by the runner before any data is loaded."""
+        to, tp, ta = config.n_obs_steps, config.horizon, config.n_action_steps
+        fields = f"n_obs_steps={to}, horizon={tp}, n_action_steps={ta}"
+        if min(to, tp, ta) < 1:
+            raise DpbenchError(f"policy '{cls.name}': {fields}; every window must be at least 1")
+        rules = {
+            "chunk": (tp >= to - 1 + ta, "horizon >= n_obs_steps - 1 + n_action_steps (the executed actions start at the last observed step)"),
+            "single": (ta == 1 and tp >= to, "n_action_steps == 1 and horizon >= n_obs_steps (one action, at the last observed step)"),
+            "aligned": (ta == 1 and tp == to, "horizon == n_obs_steps and n_action_steps == 1 (one action per observation step)"),
+        }
+        ok, rule = rules[cls.window_rule]
+        if not ok:
+            raise DpbenchError(f"policy '{cls.name}': {fields} breaks its window rule: {rule}")
 
     def __init__(self, spec: PolicySpec, config: PolicyConfig) -> None:
         super().__init__()
+        self.check_windows(config)
         self.spec = spec
         self.config = config
         self.obs_normalizers = nn.ModuleDict({k: RangeNormalizer(int(np.prod(spec.obs_shapes[k]))) for k in spec.lowdim_keys})
@@ -88,7 +119,10 @@ class Policy(nn.Module):
                 config.vision = VisionConfig()
             self.image_encoder = ImageEncoders({k: spec.obs_shapes[k] for k in spec.image_keys}, config.vision)
             self.obs_feature_dim += self.image_encoder.out_dim
-        self.generator: torch.Generator | None = None  # evaluation-time sampling noise
+        # Evaluation-time sampling noise: one generator per batch row (see ``seed``).
+        self.sampling_seed = 0
+        self.episode_seeds: list[int] | None = None
+        self.generators: list[torch.Generator] | None = None
 
     # --- windows the trainer and evaluator need
     @property
@@ -130,13 +164,44 @@ class Policy(nn.Module):
     def device(self) -> torch.device:
         return self.action_normalizer.scale.device
 
-    def seed(self, seed: int) -> None:
-        """Seed the policy's sampling noise, so evaluations are reproducible."""
-        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+    def seed(self, seed: int, episode_seeds: Sequence[int] | None = None) -> None:
+        """Seed the sampling noise. Row i of every batch draws from its own generator, seeded from
+        ``(seed, episode_seeds[i])`` (default: ``(seed, i)``), so an episode's noise depends only on
+        the sampling seed and its own test seed, never on which episodes share its batch."""
+        self.sampling_seed = int(seed)
+        self.episode_seeds = None if episode_seeds is None else [int(s) for s in episode_seeds]
+        self.generators = None
+
+    def row_generators(self, batch: int) -> list[torch.Generator]:
+        """The ``batch`` per-row generators (created at the first draw after ``seed``).
+
+        Raises DpbenchError when ``seed`` named episodes for a different batch size."""
+        if self.generators is None or len(self.generators) != batch:
+            rows = self.episode_seeds if self.episode_seeds is not None else list(range(batch))
+            if len(rows) != batch:
+                raise DpbenchError(f"policy '{self.name}' was seeded for {len(rows)} episodes but called with a batch of {batch}")
+            self.generators = [
+                torch.Generator(device=self.device).manual_seed(int(np.random.SeedSequence([self.sampling_seed, s]).generate_state(1, np.uint64)[0]))
+                for s in rows
+            ]
+        return self.generators
+
+    def randn(self, batch: int, *shape: int) -> torch.Tensor:
+        """Standard normal noise (batch, *shape), row i from row i's generator."""
+        return torch.stack([torch.randn(shape, generator=g, device=self.device) for g in self.row_generators(batch)])
+
+    def rand(self, batch: int, *shape: int) -> torch.Tensor:
+        """Uniform [0, 1) noise (batch, *shape), row i from row i's generator."""
+        return torch.stack([torch.rand(shape, generator=g, device=self.device) for g in self.row_generators(batch)])
+
+    def sample_index(self, probs: torch.Tensor, n: int = 1) -> torch.Tensor:
+        """``n`` category indices per row (with replacement) from probabilities (B, K): (B, n)."""
+        gens = self.row_generators(probs.shape[0])
+        return torch.stack([torch.multinomial(p, n, replacement=True, generator=g) for p, g in zip(probs, gens)])
 
     def initial_noise(self, batch: int) -> torch.Tensor:
-        """Gaussian noise shaped like an action window (B, T_p, D_a), from the sampling generator."""
-        return torch.randn((batch, self.horizon, self.spec.action_dim), generator=self.generator, device=self.device)
+        """Gaussian noise shaped like an action window (B, T_p, D_a), from the per-row generators."""
+        return self.randn(batch, self.horizon, self.spec.action_dim)
 
     # --- the contract
     def compute_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

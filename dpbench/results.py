@@ -24,6 +24,11 @@ import numpy as np
 from dpbench.errors import DpbenchError
 
 SCHEMA_VERSION = 1
+# The evaluation/training protocol a record was made under; records without the field are 1.
+# 2: Push-T test states placed as the original's legacy_test; the paper's Push-T data split (seed 42,
+#    at most 90 training episodes); evaluation leaves training's RNG untouched; each episode's sampling
+#    noise depends only on the sampling seed and its test seed; DDIM's first step at the top noise level.
+PROTOCOL_VERSION = 2
 REFERENCE_FILES = {"state": "chi2023_table1_state.csv", "image": "chi2023_table2_image.csv"}
 
 
@@ -240,6 +245,9 @@ def group_records(records: list[dict[str, Any]]) -> list[Group]:
         overrides = preset_drift(recs[0])
         if overrides is None:
             overrides = ", ".join(f"{k}={v}" for k, v in sorted(recs[0].get("config", {}).get("overrides", {}).items()))
+        protocol = recs[0].get("protocol", 1)
+        if protocol != PROTOCOL_VERSION:  # an older protocol is part of what the row means
+            overrides = ", ".join(x for x in (f"protocol v{protocol}", overrides) if x)
         groups.append(Group(
             env, obs, policy, preset, dkind, dhash, chash, overrides, len(recs),
             float(maxes.mean()), _std(maxes), float(lasts.mean()), _std(lasts),

@@ -19,7 +19,7 @@ from dpbench.data.sampler import SequenceSampler, split_episodes
 from dpbench.errors import DpbenchError
 from dpbench.evaluate import evaluate
 from dpbench.policy import build_configs, config_to_dict, get_policy_class, save_policy
-from dpbench.results import SCHEMA_VERSION, config_hash, environment_info, summarize_history, write_json_atomic
+from dpbench.results import PROTOCOL_VERSION, SCHEMA_VERSION, config_hash, environment_info, summarize_history, write_json_atomic
 from dpbench.tasks import ObsMode, get_task
 from dpbench.train import train
 
@@ -74,6 +74,7 @@ def prepare(spec: CellSpec, data: DatasetRef | None = None) -> PreparedCell:
     mode = task.obs_mode(obs)
     policy_cls = get_policy_class(spec.policy)
     pcfg, tcfg = build_configs(policy_cls, spec.preset, spec.overrides, image_obs=bool(mode.spec.image_keys))
+    policy_cls.check_windows(pcfg)  # before any data is loaded or collected
     if data is None:
         data = resolve_dataset(task.name, spec.dataset, mode.dataset_keys, progress=spec.progress)
     action_mode = task.dataset_action_mode(data.store.attrs)
@@ -95,7 +96,9 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
     t_start = time.perf_counter()
 
     store = cell.data.store
-    train_eps, val_eps = split_episodes(store.n_episodes, cell.tcfg.val_ratio, spec.seed, cell.tcfg.max_train_episodes)
+    tcfg = cell.tcfg
+    cap = task.max_train_episodes(cell.data.kind, tcfg.train_episodes, tcfg.max_train_episodes)
+    train_eps, val_eps = split_episodes(store.n_episodes, tcfg.val_ratio, tcfg.split_seed, cap)
     arrays = mode.from_dataset(store.data)
     actions = store.data["action"]
     _check_actions_fit(cell, actions)
@@ -136,6 +139,7 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
     success = summarize_history(state.history, "success_rate")
     record = {
         "schema": SCHEMA_VERSION,
+        "protocol": PROTOCOL_VERSION,
         "cell_id": cell.cell_id,
         "command": spec.command,
         "policy": spec.policy,
@@ -147,6 +151,9 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
         "config_hash": cell.chash,
         "config": {"policy": config_to_dict(cell.pcfg), "train": config_to_dict(cell.tcfg), "overrides": spec.overrides},
         "dataset": cell.data.identity(),
+        "data_split": {"split_seed": tcfg.split_seed, "val_ratio": tcfg.val_ratio, "max_train_episodes": cap,
+                       "n_train_episodes": len(train_eps), "train_episodes": train_eps.tolist(),
+                       "val_episodes": val_eps.tolist()},
         "history": state.history,
         "final": {
             "max": summary["max"],
@@ -160,7 +167,7 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
             "eval_s": round(eval_seconds[0], 1),
             "total_s": round(time.perf_counter() - t_start, 1),
         },
-        "checkpoint": str(ckpt),
+        "checkpoint": ckpt.relative_to(spec.out).as_posix(),  # relative to the results dir
         **environment_info(),
     }
     device = policy.device

@@ -73,6 +73,8 @@ class Task:
     n_test_episodes: int = 50
     paper_task: str = ""
     parallel_eval: bool = False  # env steps are costly: evaluate over one process per core
+    # Dataset kind -> the paper's cap on training episodes (the original's ``max_train_episodes``).
+    paper_max_train_episodes: dict[str, int] = field(default_factory=dict)
     # Tasks whose env can be driven in several action modes (robomimic: abs | delta). The mode
     # comes from the dataset (``action_mode_of``); ``build_mode(obs, action_mode)`` makes its ObsMode.
     action_modes: tuple[str, ...] = ()
@@ -89,6 +91,15 @@ class Task:
         if action_mode not in self.action_modes:
             raise DpbenchError(f"task '{self.name}' has no action mode '{action_mode}'; choose one of {', '.join(self.action_modes)}")
         return self.build_mode(name, action_mode)
+
+    def max_train_episodes(self, dataset_kind: str, train_episodes: str, explicit: int | None) -> int | None:
+        """The cap on training episodes: an explicit one, else the paper's for this dataset kind
+        (``train_episodes="paper"``) or none (``"all"``)."""
+        if train_episodes not in ("paper", "all"):
+            raise DpbenchError(f"train.train_episodes must be 'paper' or 'all', got {train_episodes!r}")
+        if explicit is not None:
+            return explicit
+        return self.paper_max_train_episodes.get(dataset_kind) if train_episodes == "paper" else None
 
     def dataset_action_mode(self, dataset_attrs: dict[str, Any]) -> str | None:
         """The action mode a dataset was recorded in (checked against this task), or None."""
@@ -209,6 +220,7 @@ TASKS: dict[str, Task] = {
         default_dataset="human",
         datasets=("human", "scripted"),
         paper_task="pusht",
+        paper_max_train_episodes={"human": 90},  # config/task/pusht_*.yaml: max_train_episodes: 90
     ),
     **{name: _robomimic_task(name, name) for name in ("lift", "can", "square", "transport", "tool_hang")},
 }

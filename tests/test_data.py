@@ -40,10 +40,29 @@ def test_sampler_batches_obs_window_and_action_horizon():
     assert len(list(sampler.epoch(2, rng))) == len(sampler) // 2
 
 
-def test_split_by_episode_and_cap():
-    train, val = split_episodes(100, 0.1, seed=0, max_train_episodes=20)
-    assert len(val) == 10 and len(train) == 20 and not set(train) & set(val)
-    assert split_episodes(100, 0.1, seed=0)[1].tolist() == val.tolist()  # same seed, same split
+def _original_split(n: int, val_ratio: float, seed: int, max_n: int | None) -> tuple[list[int], list[int]]:
+    """A second implementation, written as the original's boolean masks (get_val_mask, then
+    downsample_mask of common/sampler.py in real-stanford/diffusion_policy)."""
+    val_mask = np.zeros(n, dtype=bool)
+    n_val = min(max(1, round(n * val_ratio)), n - 1)
+    val_mask[np.random.default_rng(seed=seed).choice(n, size=n_val, replace=False)] = True
+    train_mask = ~val_mask
+    if max_n is not None and train_mask.sum() > max_n:
+        idx = np.nonzero(train_mask)[0]
+        chosen = idx[np.random.default_rng(seed=seed).choice(len(idx), size=max_n, replace=False)]
+        train_mask = np.zeros_like(train_mask)
+        train_mask[chosen] = True
+    return np.nonzero(train_mask)[0].tolist(), np.nonzero(val_mask)[0].tolist()
+
+
+def test_split_is_the_originals_masks():
+    # The paper's Push-T protocol: 206 episodes, 2% validation, 90 training episodes, seed 42.
+    train, val = split_episodes(206, 0.02, seed=42, max_train_episodes=90)
+    assert (train.tolist(), val.tolist()) == _original_split(206, 0.02, 42, 90)
+    assert len(train) == 90 and len(val) == 4 and not set(train) & set(val)
+    for n, ratio, seed, cap in [(100, 0.1, 0, 20), (50, 0.02, 3, None), (5, 0.5, 1, 2)]:
+        got = split_episodes(n, ratio, seed, cap)
+        assert (got[0].tolist(), got[1].tolist()) == _original_split(n, ratio, seed, cap)
 
 
 def test_normalizer_roundtrip_and_range():

@@ -158,7 +158,9 @@ def test_flow_matching_learns_a_conditional_target_in_two_steps(fit):
     fit(p, batch, lr=3e-3)
     lo = p.predict_action({"obs": torch.zeros(4, 2, 20)})
     hi = p.predict_action({"obs": torch.ones(4, 2, 20)})
-    assert (lo - -0.6).abs().mean() < 0.15 and (hi - 0.6).abs().mean() < 0.15
+    # The chunks centre on the observation's target; single elements keep some sampling spread.
+    assert abs(lo.mean() - -0.6) < 0.1 and abs(hi.mean() - 0.6) < 0.1
+    assert (lo - -0.6).abs().mean() < 0.2 and (hi - 0.6).abs().mean() < 0.2
 
 
 def test_flow_midpoint_solver_is_second_order_and_euler_is_not():

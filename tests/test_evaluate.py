@@ -51,7 +51,7 @@ class ZeroPolicy(Policy):
     name = "zero"
 
     def __init__(self) -> None:
-        super().__init__(SPEC, PolicyConfig(n_obs_steps=2, horizon=3, n_action_steps=3))
+        super().__init__(SPEC, PolicyConfig(n_obs_steps=2, horizon=4, n_action_steps=3))
         self.calls: list[torch.Tensor] = []
 
     def predict_action(self, obs):

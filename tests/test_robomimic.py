@@ -252,10 +252,10 @@ def test_smoke_run_on_lift_end_to_end_and_eval(lift_demos: Path, tmp_path: Path)
     record = json.loads(record_path.read_text())
     assert record["action_mode"] == "abs" and record["env"] == "lift"
     assert record["final"]["last_eval"]["n_episodes"] == 2
-    res = _cli("eval", record["checkpoint"], "--env", "lift", "--episodes", "2")
+    res = _cli("eval", str(out / record["checkpoint"]), "--env", "lift", "--episodes", "2")
     assert res.returncode == 0, res.stderr
     assert "success rate" in res.stdout
-    res = _cli("eval", record["checkpoint"], "--env", "can", "--episodes", "2")
+    res = _cli("eval", str(out / record["checkpoint"]), "--env", "can", "--episodes", "2")
     assert res.returncode == 2 and "checkpoint was trained" in res.stderr and "Traceback" not in res.stderr
 
 

@@ -37,7 +37,7 @@ def test_smoke_run_writes_records_and_is_deterministic(tmp_path, tiny_pusht_hdf5
     assert [h["step"] for h in r["history"]] == [3, 6]
     assert r["final"]["max"] == max(h["score"] for h in r["history"])
     assert r["versions"]["torch"] and r["hardware"]["cores"] and r["date"]
-    assert Path(r["checkpoint"]).exists()
+    assert (tmp_path / "a" / r["checkpoint"]).exists() and not r["checkpoint"].startswith("/")
     # same seed again, elsewhere: identical metrics
     assert _run(tmp_path / "b", tiny_pusht_hdf5, "--seeds", "1") == 0
     again = _records(tmp_path / "b")[0]
@@ -67,7 +67,7 @@ def test_rerun_skips_finished_seeds_and_resumes_unfinished(tmp_path, tiny_pusht_
 
 def test_checkpoint_eval_and_wrong_env(tmp_path, tiny_pusht_hdf5, capsys):
     assert _run(tmp_path, tiny_pusht_hdf5, "--seeds", "1") == 0
-    ckpt = _records(tmp_path)[0]["checkpoint"]
+    ckpt = str(tmp_path / _records(tmp_path)[0]["checkpoint"])
     capsys.readouterr()
     assert main(["eval", ckpt, "--env", "pusht", "--episodes", "2"]) == 0
     assert "success rate" in capsys.readouterr().out

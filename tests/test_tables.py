@@ -14,7 +14,7 @@ import pytest
 
 from dpbench.cli import main
 from dpbench.evaluate import wilson_ci
-from dpbench.results import SCHEMA_VERSION, format_table, group_records, write_json_atomic
+from dpbench.results import PROTOCOL_VERSION, SCHEMA_VERSION, format_table, group_records, write_json_atomic
 
 
 def make_record(policy: str, seed: int, scores: list[float], success: list[bool], obs: str = "keypoints",
@@ -25,7 +25,7 @@ def make_record(policy: str, seed: int, scores: list[float], success: list[bool]
                for i, s in enumerate(scores)]
     chash = f"{policy[:4]}{preset[:3]}cfg"
     return {
-        "schema": SCHEMA_VERSION, "cell_id": f"pusht-{obs}__{policy}__{dataset}-ab12cd34__{preset}-{chash}__seed{seed}",
+        "schema": SCHEMA_VERSION, "protocol": PROTOCOL_VERSION, "cell_id": f"pusht-{obs}__{policy}__{dataset}-ab12cd34__{preset}-{chash}__seed{seed}",
         "command": f"dpbench run --policy {policy} --preset {preset}", "policy": policy, "env": "pusht", "obs": obs,
         "seed": seed, "preset": preset, "config_hash": chash, "config": {"policy": {}, "train": {}, "overrides": {}},
         "dataset": {"kind": dataset, "path": "/data/pusht.zarr", "hash": "ab12cd34ef567890", "episodes": 206, "steps": 25650},
@@ -180,6 +180,9 @@ def test_overrides_column_is_the_drift_from_todays_preset():
     drift = {(g.policy, g.config_hash): g.overrides for g in group_records([current, older, unknown])}
     assert drift == {("bc", "cfg0"): "", ("bc", "cfg2"): "policy.vision.widths=8,16, train.eval_every=7, train.steps=123",
                      ("no_such_policy", "no_spapcfg"): "train.steps=5"}
+    # A record made under an older evaluation protocol says so first.
+    old_protocol = dict(current, protocol=1)
+    assert group_records([old_protocol])[0].overrides == "protocol v1"
     pasted = dict(item.split("=", 1) for item in drift[("bc", "cfg2")].split(", "))
     pcfg, tcfg = build_configs(get_policy_class("bc"), "quick", pasted, image_obs=True)
     assert {"policy": config_to_dict(pcfg), "train": config_to_dict(tcfg)} == {k: older["config"][k] for k in ("policy", "train")}

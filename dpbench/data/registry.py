@@ -23,6 +23,21 @@ def cache_dir() -> Path:
     return Path(os.environ.get("DPBENCH_CACHE", Path.home() / ".cache" / "dpbench"))
 
 
+def portable_path(path: str | Path) -> str:
+    """A path as records store it, never absolute: relative to the checkout (``../shared/...``
+    for the shared data beside it), ``$DPBENCH_CACHE/...`` under the cache, else the file name."""
+    p = Path(path)
+    if not p.is_absolute():
+        return p.as_posix()
+    p = p.resolve()
+    repo = Path(__file__).resolve().parents[2]
+    for base, label in ((repo, ""), (repo.parent, ".."), (cache_dir().resolve(), "$DPBENCH_CACHE")):
+        if p.is_relative_to(base):
+            rel = p.relative_to(base).as_posix()
+            return f"{label}/{rel}" if label else rel
+    return p.name
+
+
 def human_pusht_path() -> Path | None:
     """The paper's 206 human Push-T demos: $DPBENCH_PUSHT_ZARR, ../shared beside the checkout or
     the working directory, or the cache dir. None when absent."""
@@ -53,7 +68,7 @@ class DatasetRef:
     def identity(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
-            "path": str(self.path),
+            "path": portable_path(self.path),
             "hash": self.store.content_hash(),
             "episodes": self.store.n_episodes,
             "steps": self.store.n_steps,

@@ -37,17 +37,28 @@ def window_indices(episode_ends: np.ndarray, episodes: np.ndarray, horizon: int,
     return np.concatenate(rows).astype(np.int64)
 
 
-def split_episodes(n_episodes: int, val_ratio: float, seed: int, max_train_episodes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Split episode ids into train/validation by episode, then cap the train set."""
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(n_episodes)
-    n_val = int(round(n_episodes * val_ratio))
-    if n_val >= n_episodes:
-        n_val = n_episodes - 1
-    val, train = np.sort(order[:n_val]), order[n_val:]
+def split_episodes(
+    n_episodes: int, val_ratio: float, seed: int, max_train_episodes: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) episode ids, both sorted: the original Diffusion Policy split.
+
+    ``round(n_episodes * val_ratio)`` episodes (at least 1 when ``val_ratio > 0``, and at least one
+    left to train on) are drawn for validation with ``default_rng(seed).choice``; if more than
+    ``max_train_episodes`` remain, that many are kept, drawn with a fresh ``default_rng(seed)``.
+    This is ``get_val_mask`` then ``downsample_mask`` in the original ``common/sampler.py``; its
+    configs use ``seed=42`` whatever the training seed, so every seed trains on the same episodes.
+    """
+    if n_episodes < 2 and val_ratio > 0:
+        raise DpbenchError(f"a dataset of {n_episodes} episode(s) cannot be split into train and validation; set train.val_ratio=0")
+    val_mask = np.zeros(n_episodes, dtype=bool)
+    if val_ratio > 0:
+        n_val = min(max(1, round(n_episodes * val_ratio)), n_episodes - 1)
+        val_mask[np.random.default_rng(seed).choice(n_episodes, size=n_val, replace=False)] = True
+    train = np.nonzero(~val_mask)[0]
     if max_train_episodes is not None and len(train) > max_train_episodes:
-        train = train[:max_train_episodes]
-    return np.sort(train), val
+        keep = np.random.default_rng(seed).choice(len(train), size=int(max_train_episodes), replace=False)
+        train = np.sort(train[keep])
+    return train, np.nonzero(val_mask)[0]
 
 
 @dataclass

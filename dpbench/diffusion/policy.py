@@ -34,6 +34,12 @@ class DiffusionConfig(PolicyConfig):
     clip_sample: bool = True
     sampler: str = "ddpm"  # "ddpm" | "ddim"
     num_inference_steps: int = 100
+    # Where a K-step sampler's timesteps sit among the trained noise levels (diffusers' names).
+    # "trailing": the first step is the top level (99 of 100) for any K. "leading": the original
+    # code's and diffusers' default, whose first step is 100 - 100/K (DDIM-1: 0, DDIM-10: 90), so a
+    # few-step chunk starts from pure noise treated as nearly clean. Chosen from measured scores:
+    # docs/samplers.md. (DDPM-100 visits every level either way.)
+    timestep_spacing: str = "trailing"
 
 
 @dataclasses.dataclass
@@ -68,6 +74,8 @@ class _DiffusionPolicy(Policy):
                 f"num_inference_steps={config.num_inference_steps} must be between 1 and num_train_timesteps="
                 f"{config.num_train_timesteps} (the sampler can only visit trained noise levels)"
             )
+        if config.timestep_spacing not in ("trailing", "leading"):
+            raise DpbenchError(f"timestep_spacing must be 'trailing' or 'leading', got {config.timestep_spacing!r}")
         kwargs = dict(
             num_train_timesteps=config.num_train_timesteps,
             beta_schedule=config.beta_schedule,
@@ -75,7 +83,10 @@ class _DiffusionPolicy(Policy):
             prediction_type="epsilon",
         )
         self.noise_scheduler = DDPMScheduler(**kwargs)
-        self.sample_scheduler = DDIMScheduler(**kwargs, set_alpha_to_one=True) if config.sampler == "ddim" else DDPMScheduler(**kwargs)
+        sample_kwargs = dict(kwargs, timestep_spacing=config.timestep_spacing)
+        self.sample_scheduler = (
+            DDIMScheduler(**sample_kwargs, set_alpha_to_one=True) if config.sampler == "ddim" else DDPMScheduler(**sample_kwargs)
+        )
         self.sample_scheduler.set_timesteps(config.num_inference_steps)
         # The scheduler steps on its CPU timesteps; the denoiser gets this copy, a buffer that follows
         # .to(device), so no chunk copies to the device (and a CUDA graph can capture the loop).
@@ -111,7 +122,7 @@ class _DiffusionPolicy(Policy):
         x = noise if noise is not None else self.initial_noise(feats.shape[0])
         denoise = self.make_denoiser(feats, self.sample_timesteps)
         for i, t in enumerate(self.sample_scheduler.timesteps):
-            x = self.sample_scheduler.step(denoise(x, i), t, x, generator=self.generator).prev_sample
+            x = self.sample_scheduler.step(denoise(x, i), t, x, generator=self.row_generators(x.shape[0])).prev_sample
         return self.action_normalizer.unnormalize(x)
 
     def predict_action(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -1,0 +1,125 @@
+"""The evaluation protocol's invariants: evaluation leaves training alone, episodes do not depend on
+how they are grouped, few-step DDIM starts at the top noise level, windows fail before training,
+and the paper's Push-T data split is what a run trains on."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dpbench.cli import main
+from dpbench.data.episodes import load_episodes
+from dpbench.data.sampler import SequenceSampler
+from dpbench.diffusion.policy import DiffusionUnetPolicy
+from dpbench.evaluate import evaluate
+from dpbench.policy import build_configs
+from dpbench.tasks import get_task
+from dpbench.train import train
+
+
+def _smoke_policy(store, mode, **policy_over: str) -> tuple[DiffusionUnetPolicy, object]:
+    pcfg, tcfg = build_configs(DiffusionUnetPolicy, "smoke", {f"policy.{k}": v for k, v in policy_over.items()})
+    arrays = mode.from_dataset(store.data)
+    arrays["action"] = store.data["action"].astype(np.float32)
+    torch.manual_seed(0)
+    policy = DiffusionUnetPolicy(mode.spec, pcfg)
+    policy.fit_statistics(arrays)
+    return policy, (arrays, tcfg)
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
+def test_training_with_periodic_evaluation_is_bit_identical_to_training_without(tmp_path, tiny_pusht_hdf5, sampler):
+    task = get_task("pusht")
+    mode = task.obs_mode("keypoints")
+    store = load_episodes(tiny_pusht_hdf5, mode.dataset_keys)
+    weights = []
+    for with_eval in (True, False):
+        policy, (arrays, tcfg) = _smoke_policy(store, mode, sampler=sampler)
+        tcfg = dataclasses.replace(tcfg, steps=12, eval_every=3, checkpoint_every=4)
+        sampler_ = SequenceSampler.build(store, arrays, np.arange(store.n_episodes), policy.horizon,
+                                         policy.n_obs_steps, policy.n_action_steps)
+        evals: list[int] = []
+
+        def evaluate_fn(p, step: int) -> dict:
+            evals.append(step)
+            return {"score": evaluate(p, task, mode, n_episodes=2, sampling_seed=0).score}
+
+        ema, _ = train(policy, sampler_, tcfg, tmp_path / f"{sampler}-{with_eval}", seed=0,
+                       evaluate_fn=evaluate_fn if with_eval else None, progress=False)
+        assert evals == ([3, 6, 9, 12] if with_eval else [])
+        weights.append({k: v.clone() for k, v in [*policy.state_dict().items(), *(("ema." + k, v) for k, v in ema.state_dict().items())]})
+    assert weights[0].keys() == weights[1].keys()
+    for k in weights[0]:
+        assert torch.equal(weights[0][k], weights[1][k]), k
+
+
+def test_episode_scores_do_not_depend_on_waves_or_workers(tiny_pusht_hdf5):
+    """An untrained DDPM policy acts on its sampling noise alone, so any change in an episode's draws
+    changes its score: waves of 50, 20 and 7 and one or two env workers must give the same scores."""
+    task = dataclasses.replace(get_task("pusht"), max_episode_steps=24)
+    mode = task.obs_mode("keypoints")
+    store = load_episodes(tiny_pusht_hdf5, mode.dataset_keys)
+    policy, _ = _smoke_policy(store, mode, sampler="ddpm")
+    policy.eval()
+    ref = evaluate(policy, task, mode, n_episodes=50, sampling_seed=3, wave=50)
+    assert len(set(ref.episode_scores)) > 10  # the episodes do differ
+    for wave in (20, 7):
+        assert evaluate(policy, task, mode, n_episodes=50, sampling_seed=3, wave=wave).episode_scores == ref.episode_scores
+    # fewer episodes: the first 13 are the same episodes
+    assert evaluate(policy, task, mode, n_episodes=13, sampling_seed=3).episode_scores == ref.episode_scores[:13]
+    # env worker processes (robomimic's path): 2 workers step the same episodes
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        parallel = dataclasses.replace(task, parallel_eval=True)
+        assert evaluate(policy, parallel, mode, n_episodes=50, sampling_seed=3, wave=20).episode_scores == ref.episode_scores
+    finally:
+        torch.set_num_threads(threads)
+    # another sampling seed does change them
+    assert evaluate(policy, task, mode, n_episodes=50, sampling_seed=4).episode_scores != ref.episode_scores
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5, 10])
+def test_few_step_ddim_starts_at_the_top_noise_level(tiny_pusht_hdf5, k):
+    mode = get_task("pusht").obs_mode("keypoints")
+    store = load_episodes(tiny_pusht_hdf5, mode.dataset_keys)
+    over = {"sampler": "ddim", "num_inference_steps": str(k), "num_train_timesteps": "100"}
+    trailing, _ = _smoke_policy(store, mode, **over)
+    assert trailing.sample_scheduler.timesteps.tolist()[0] == 99
+    assert len(trailing.sample_scheduler.timesteps) == k
+    # The paper's code ("leading"): steps of 100 // k from 0, so the first is (k - 1) * (100 // k).
+    leading, _ = _smoke_policy(store, mode, **over, timestep_spacing="leading")
+    assert leading.sample_scheduler.timesteps.tolist() == [(k - 1 - i) * (100 // k) for i in range(k)]
+
+
+def test_window_errors_come_before_training(tmp_path, tiny_pusht_hdf5, capsys):
+    argv = ["run", "--policy", "diffusion", "--env", "pusht", "--preset", "smoke", "--dataset", str(tiny_pusht_hdf5),
+            "--out", str(tmp_path), "--quiet", "--set", "policy.horizon=4", "--set", "policy.n_obs_steps=2",
+            "--set", "policy.n_action_steps=4"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "horizon >= n_obs_steps - 1 + n_action_steps" in err and "n_action_steps=4" in err
+    assert err.count("\n") == 1 and not (tmp_path / "work").exists()
+    assert main(argv[:-6] + ["--policy", "ibc", "--set", "policy.n_action_steps=2"]) == 2
+    assert "n_action_steps == 1" in capsys.readouterr().err
+
+
+def test_a_human_pusht_run_trains_on_the_papers_90_episodes(tmp_path, human_zarr):
+    from test_data import _original_split
+
+    base = ["run", "--policy", "diffusion", "--env", "pusht", "--preset", "smoke", "--dataset", "human", "--quiet"]
+    assert main(base + ["--out", str(tmp_path / "paper")]) == 0
+    (rec,) = [json.loads(p.read_text()) for p in (tmp_path / "paper" / "records").glob("*.json")]
+    split = rec["data_split"]
+    train, val = _original_split(rec["dataset"]["episodes"], 0.02, 42, 90)
+    assert split["n_train_episodes"] == 90 and split["train_episodes"] == train and split["val_episodes"] == val
+    assert rec["protocol"] == 2 and not rec["dataset"]["path"].startswith("/")
+    assert main(base + ["--out", str(tmp_path / "all"), "--all-episodes"]) == 0
+    (rec,) = [json.loads(p.read_text()) for p in (tmp_path / "all" / "records").glob("*.json")]
+    assert rec["data_split"]["n_train_episodes"] == rec["dataset"]["episodes"] - 4
+    assert rec["config"]["train"]["train_episodes"] == "all"
