@@ -99,7 +99,14 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
     tcfg = cell.tcfg
     cap = task.max_train_episodes(cell.data.kind, tcfg.train_episodes, tcfg.max_train_episodes)
     train_eps, val_eps = split_episodes(store.n_episodes, tcfg.val_ratio, tcfg.split_seed, cap)
-    arrays = mode.from_dataset(store.data)
+    data = store.data
+    agreement = task.verify_dataset(cell.data.path, mode.dataset_keys) if task.verify_dataset else None
+    if agreement is not None:
+        data = agreement.apply(store.data)
+        if agreement.columns:
+            print(f"[dpbench] {cell.data.path.name}: stored in the {agreement.layout}; mapped {', '.join(agreement.columns)} "
+                  "to the env's order")
+    arrays = mode.from_dataset(data)
     actions = store.data["action"]
     _check_actions_fit(cell, actions)
     arrays["action"] = (mode.encode_action(actions) if mode.encode_action else actions).astype(np.float32)
@@ -151,6 +158,7 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
         "config_hash": cell.chash,
         "config": {"policy": config_to_dict(cell.pcfg), "train": config_to_dict(cell.tcfg), "overrides": spec.overrides},
         "dataset": cell.data.identity(),
+        "dataset_check": agreement.to_dict() if agreement is not None else None,
         "data_split": {"split_seed": tcfg.split_seed, "val_ratio": tcfg.val_ratio, "max_train_episodes": cap,
                        "n_train_episodes": len(train_eps), "train_episodes": train_eps.tolist(),
                        "val_episodes": val_eps.tolist()},

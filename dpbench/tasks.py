@@ -80,6 +80,9 @@ class Task:
     action_modes: tuple[str, ...] = ()
     build_mode: Callable[[str, str], ObsMode] | None = None
     action_mode_of: Callable[[dict[str, Any]], str] | None = None
+    # Checks a dataset file against the env before training: (path, obs keys) -> an agreement
+    # whose ``apply(data)`` maps the file's arrays to the env's layout (robomimic: replayed states).
+    verify_dataset: Callable[[Any, tuple[str, ...]], Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def obs_mode(self, name: str | None, action_mode: str | None = None) -> ObsMode:
@@ -200,8 +203,15 @@ def _robomimic_task(name: str, paper_task: str) -> Task:
         action_modes=("abs", "delta"),
         build_mode=build,
         action_mode_of=partial(_robomimic_action_mode, name),
+        verify_dataset=partial(_robomimic_verify, name),
         extra={"robosuite_env": TASK_SPECS[name].robosuite_env},
     )
+
+
+def _robomimic_verify(task: str, path: Any, keys: tuple[str, ...]) -> Any:
+    from dpbench.envs.robomimic.agreement import check_dataset
+
+    return check_dataset(task, path, keys)
 
 
 def _robomimic_action_mode(task: str, attrs: dict[str, Any]) -> str:

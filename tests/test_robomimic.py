@@ -235,8 +235,91 @@ def test_collected_file_is_robomimic_layout_with_env_args(lift_demos: Path) -> N
         assert sorted(f["data"]) == ["demo_0", "demo_1", "demo_2"]
         assert f["data/demo_0/actions"].shape[1] == 7
         assert set(f["data/demo_0/obs"]) == {"object", "robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos"}
+        assert f["data/demo_0/states"].shape == (len(f["data/demo_0/actions"]), 32)  # robomimic's simulator states
     assert env_args["env_name"] == "Lift" and env_args["dpbench"]["action_mode"] == "abs"
     assert action_mode_from_env_args("lift", env_args, str(lift_demos)) == "abs"
+
+
+# ------------------------------------------------------------------ dataset against env, by replayed states
+@pytest.fixture(scope="module")
+def can_demos(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("can") / "can_ph.hdf5"
+    collect("can", 2, path, "ph", workers=1, progress=False)
+    return path
+
+
+def _rewrite(src: Path, dst: Path, edit) -> Path:
+    """A copy of a robomimic file with ``edit(key, obs array)`` applied to every demo's obs."""
+    import shutil
+
+    import h5py
+
+    shutil.copy(src, dst)
+    with h5py.File(dst, "r+") as f:
+        for demo in f["data"].values():
+            for key in list(demo["obs"]):
+                new = edit(key, demo["obs"][key][:])
+                del demo["obs"][key]
+                demo["obs"].create_dataset(key, data=new)
+    return dst
+
+
+# robomimic v1.4.1's can `object` (the env's): Can_pos(3), Can_quat(4), Can_to_robot0_eef_pos(3),
+# Can_to_robot0_eef_quat(4). robosuite 1.5 (v1.5 files) puts the relative pose first.
+V15_OBJECT = [7, 8, 9, 10, 11, 12, 13, 0, 1, 2, 3, 4, 5, 6]
+
+
+def test_dataset_layouts_are_checked_by_replaying_recorded_states(can_demos: Path, tmp_path: Path) -> None:
+    from dpbench.data.episodes import load_episodes
+    from dpbench.envs.robomimic.agreement import ENV_LAYOUT, ROBOSUITE_LAYOUT, check_dataset
+
+    keys = TASK_SPECS["can"].lowdim_keys
+    ours = check_dataset("can", can_demos, keys)  # the env's layout (robomimic v1.4.1, DP's abs files)
+    assert ours.layout == ENV_LAYOUT and ours.columns == {} and ours.states_checked == 4  # 2 demos x steps 1, 2
+    v15 = _rewrite(can_demos, tmp_path / "v15.hdf5", lambda k, v: v[:, V15_OBJECT] if k == "object" else v)
+    got = check_dataset("can", v15, keys)
+    assert got.layout == ROBOSUITE_LAYOUT and set(got.columns) == {"object"}
+    original = load_episodes(can_demos, keys).data
+    mapped = got.apply(load_episodes(v15, keys).data)
+    np.testing.assert_array_equal(mapped["object"], original["object"])  # mapped back to the env's order
+    # Diffusion Policy's *_abs files: robomimic v1.4.1 observations, a 1.4-style absolute controller
+    import h5py
+
+    dp_abs = _rewrite(can_demos, tmp_path / "can_abs.hdf5", lambda k, v: v)
+    with h5py.File(dp_abs, "r+") as f:
+        args = json.loads(f["data"].attrs["env_args"])
+        args["env_kwargs"]["controller_configs"] = {"type": "OSC_POSE", "control_delta": False}
+        f["data"].attrs["env_args"] = json.dumps(args)
+        assert action_mode_from_env_args("can", args, "dp") == "abs"
+    assert check_dataset("can", dp_abs, keys).layout == ENV_LAYOUT
+    # a deliberate permutation no layout explains: eef x and y swapped
+    swapped = _rewrite(can_demos, tmp_path / "swapped.hdf5", lambda k, v: v[:, [1, 0, 2]] if k == "robot0_eef_pos" else v)
+    with pytest.raises(DpbenchError, match=r"obs 'robot0_eef_pos' disagrees .* in dims \[0, 1\]"):
+        check_dataset("can", swapped, keys)
+    # a sign flip in the object's relative position
+    flipped = _rewrite(can_demos, tmp_path / "flipped.hdf5", lambda k, v: v * np.r_[np.ones(7), -np.ones(3), np.ones(4)] if k == "object" else v)
+    with pytest.raises(DpbenchError, match=r"obs 'object' disagrees .* in dims \[7, 8, 9\]"):
+        check_dataset("can", flipped, keys)
+    # no states: one clear message
+    nostates = tmp_path / "nostates.hdf5"
+    import shutil
+
+    shutil.copy(can_demos, nostates)
+    with h5py.File(nostates, "r+") as f:
+        for demo in f["data"].values():
+            del demo["states"]
+    with pytest.raises(DpbenchError, match="has no 'states'"):
+        check_dataset("can", nostates, keys)
+
+
+def test_a_run_on_a_v15_layout_file_maps_it_and_says_so(can_demos: Path, tmp_path: Path) -> None:
+    v15 = _rewrite(can_demos, tmp_path / "v15.hdf5", lambda k, v: v[:, V15_OBJECT] if k == "object" else v)
+    out = tmp_path / "results"
+    res = _cli("run", "--policy", "bc", "--env", "can", "--preset", "smoke", "--dataset", str(v15), "--out", str(out), "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert "robosuite 1.5 object-state order" in res.stdout and "mapped object" in res.stdout
+    (record,) = [json.loads(p.read_text()) for p in (out / "records").glob("*.json")]
+    assert record["dataset_check"]["layout"].startswith("robosuite 1.5") and record["dataset_check"]["mapped"]["object"]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:

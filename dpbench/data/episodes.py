@@ -21,6 +21,7 @@ import numpy as np
 from dpbench.errors import DpbenchError
 
 ACTION_KEY = "action"
+STATES_KEY = "states"  # robomimic: data/demo_i/states, the simulator state before each action
 
 
 @dataclass
@@ -226,7 +227,9 @@ def write_hdf5(store: EpisodeStore, path: str | os.PathLike, env_args: dict[str,
             demo.create_dataset("actions", data=ep[ACTION_KEY])
             obs = demo.create_group("obs")
             for k, v in ep.items():
-                if k != ACTION_KEY:
+                if k == STATES_KEY:  # robomimic keeps simulator states beside the actions, not in obs
+                    demo.create_dataset(k, data=v)
+                elif k != ACTION_KEY:
                     obs.create_dataset(k, data=v, compression="gzip" if v.ndim >= 3 else None)
     os.replace(tmp, path)
     return path

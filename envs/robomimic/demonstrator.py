@@ -306,8 +306,9 @@ def run_episode(env: RobomimicEnv, seed: int, variant: str = "ph", hold_steps: i
     """One scripted episode from ``reset(seed=seed)``; the recorded arrays, or None on failure.
 
     The episode ends at the first successful step (plus ``hold_steps``), like robomimic's
-    demonstrations; arrays are ``actions`` (T, 7 * n_arms) and one per observation key (T, ...),
-    where ``obs[t]`` is what the policy saw when it chose ``actions[t]``."""
+    demonstrations; arrays are ``actions`` (T, 7 * n_arms), ``states`` (T, S: the simulator state
+    before each action, robomimic's ``states``) and one per observation key (T, ...), where
+    ``obs[t]`` is what the policy saw when it chose ``actions[t]``."""
     if env.task not in PLANNERS:
         raise ValueError(f"no scripted demonstrator for {env.task!r}")
     if variant not in VARIANTS:
@@ -321,13 +322,14 @@ def run_episode(env: RobomimicEnv, seed: int, variant: str = "ph", hold_steps: i
     horizon = env.spec_.horizon
     pos = obs["robot0_eef_pos"].astype(np.float64)
     rot = env.control_rotation(0)
-    record: dict[str, list[np.ndarray]] = {"actions": []}
+    record: dict[str, list[np.ndarray]] = {"actions": [], "states": []}
     success_at = None
     for target in interpolate(pos, rot, waypoints):
         if len(record["actions"]) >= horizon:
             break
         for k, v in obs.items():
             record.setdefault(k, []).append(v)
+        record["states"].append(env.robosuite_env.sim.get_state().flatten())
         record["actions"].append(target)
         obs, _, terminated, _, info = env.step(target)
         if info["is_success"] and success_at is None:

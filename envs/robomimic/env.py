@@ -231,6 +231,17 @@ class RobomimicEnv(gym.Env):
         self._last_raw = raw
         return self._observe(raw), {"is_success": False}
 
+    def observe_state(self, state: np.ndarray) -> dict[str, np.ndarray]:
+        """The observation at a recorded simulator state (robomimic's ``states``: MuJoCo's flattened
+        ``[time, qpos, qvel]``, as ``sim.get_state().flatten()`` gives). Moves the env there."""
+        sim = self._env.sim
+        sim.set_state_from_flattened(np.asarray(state, np.float64))
+        sim.forward()
+        self._env._get_observations(force_update=True)  # fill robosuite's pose cache first, as at reset
+        raw = self._env._get_observations(force_update=True)
+        self._last_raw = raw
+        return self._observe(raw)
+
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         action = np.asarray(action, dtype=np.float64).reshape(-1)
         if action.shape != (self.spec_.action_dim,):

@@ -1,0 +1,151 @@
+"""Does a robomimic dataset describe the env it will be evaluated in? Replay its states and compare.
+
+robomimic hdf5 stores each demo's simulator states (``data/demo_i/states``: MuJoCo's flattened
+``[time, qpos, qvel]``). Resetting the env to a few of them and observing gives exactly what the
+env would show a policy at those moments, so every low-dim observation key the file stores must
+equal it. A file can be internally consistent and still disagree: robomimic v1.5-style files store
+``object`` in robosuite 1.5's order (for can and square the gripper-relative pose first), while
+dpbench's env builds robomimic v1.4.1's order, which Diffusion Policy's ``*_abs`` files keep.
+
+``check_dataset`` tries the env's own layout first, then each known alternative; a layout that
+explains every checked state is mapped explicitly (``Agreement.apply``) and named in the run's log
+and record. Anything else is one ``DpbenchError`` naming the key and its first differing dims.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from dpbench.errors import DpbenchError
+
+ENV_LAYOUT = "robomimic v1.4.1 order (the env's; also Diffusion Policy's *_abs files)"
+ROBOSUITE_LAYOUT = "robosuite 1.5 object-state order (robomimic v1.5 files)"
+# Recorded observations come from env.step, after mj_step, whose body positions lag its qpos by one
+# physics substep (2 ms); replaying a state runs mj_forward. So the check compares early steps, where
+# the arm starts from rest and values agree to < 1e-3 (measured on scripted Can demos; a grasped can
+# moving at mid-episode differs by up to 3.5e-2). Step 0 is skipped: robosuite 1.5 records the
+# gripper-relative poses there as zeros (its observation cache is empty at reset).
+STEPS = (1, 2)
+ATOL = 2e-3
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """The outcome of a successful check: which layout the file has and how to map it."""
+
+    layout: str
+    # key -> the file's columns in the env's order (only keys whose order differs)
+    columns: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    states_checked: int = 0
+    keys_checked: tuple[str, ...] = ()
+
+    def apply(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """A copy of ``data`` (arrays (N, D) keyed like the file's obs) in the env's column order."""
+        out = dict(data)
+        for key, cols in self.columns.items():
+            if key in out:
+                out[key] = np.ascontiguousarray(out[key][:, list(cols)])
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"layout": self.layout, "mapped": {k: list(v) for k, v in self.columns.items()},
+                "states_checked": self.states_checked, "keys_checked": list(self.keys_checked)}
+
+
+def _layouts(env: Any) -> dict[str, dict[str, np.ndarray]]:
+    """Known layouts -> {key: perm}, where the file's column j holds the env's column perm[j]."""
+    spec = env.spec_
+    layouts: dict[str, dict[str, np.ndarray]] = {ENV_LAYOUT: {}}
+    if not spec.object_keys:  # the env's object is robosuite's object-state itself: one layout
+        return layouts
+    suite = env.robosuite_env
+    raw = suite._get_observations(force_update=True)
+    offsets, start = {}, 0
+    for name in spec.object_keys:
+        size = int(np.size(raw[name]))
+        offsets[name] = np.arange(start, start + size)
+        start += size
+    order = [n for n, ob in suite._observables.items()
+             if ob.modality == "object" and ob.is_enabled() and ob.is_active() and n in offsets]
+    perm = np.concatenate([offsets[n] for n in order])
+    if len(order) == len(offsets) and not np.array_equal(perm, np.arange(start)):
+        layouts[ROBOSUITE_LAYOUT] = {"object": perm}
+    return layouts
+
+
+def _samples(path: Path, keys: Sequence[str], n_demos: int) -> list[tuple[str, int, np.ndarray, dict[str, np.ndarray]]]:
+    """(demo, step, state, {key: stored obs}) at ``STEPS`` of the first ``n_demos`` demos."""
+    import h5py
+
+    out = []
+    with h5py.File(path, "r") as f:
+        demos = sorted((k for k in f["data"] if k.startswith("demo_")), key=lambda k: int(k.split("_")[1]))
+        for name in demos[:n_demos]:
+            demo = f["data"][name]
+            if "states" not in demo:
+                raise DpbenchError(
+                    f"{path}: demo '{name}' has no 'states', so it cannot be checked against the env; robomimic's "
+                    "files and `dpbench collect` (collection v3+) store them: re-collect, or add the simulator states"
+                )
+            n = len(demo["states"])
+            for t in sorted({min(t, n - 1) for t in STEPS}):
+                out.append((name, t, np.asarray(demo["states"][t], np.float64),
+                            {k: np.asarray(demo["obs"][k][t], np.float64).ravel() for k in keys}))
+    return out
+
+
+def check_dataset(task: str, path: str | Path, keys: Sequence[str], n_demos: int = 5) -> Agreement:
+    """Check a robomimic hdf5's low-dim ``keys`` against ``task``'s env by replaying recorded states.
+
+    Returns the ``Agreement`` (its layout and column mapping). Raises DpbenchError when the file has
+    no states, its states do not fit the env's model, or an observation disagrees in a way no known
+    layout explains (naming the key, demo, step and first differing dims)."""
+    from .env import RobomimicEnv
+
+    path = Path(path)
+    keys = tuple(k for k in keys if not k.endswith("_image"))
+    samples = _samples(path, keys, n_demos)
+    env = RobomimicEnv(task)
+    try:
+        env.reset(seed=0)
+        layouts = _layouts(env)
+        size = env.robosuite_env.sim.get_state().flatten().size
+        observed = []
+        for name, t, state, stored in samples:
+            if state.size != size:
+                raise DpbenchError(
+                    f"{path}: {name}'s simulator states have {state.size} numbers, but env '{task}' has {size}: "
+                    "the file was recorded on another model (robosuite version or object set) than this env"
+                )
+            env_obs = env.observe_state(state)
+            observed.append({k: np.asarray(env_obs[k], np.float64).ravel() for k in keys})
+    finally:
+        env.close()
+
+    def agrees(layout: dict[str, np.ndarray], key: str, stored: np.ndarray, env_value: np.ndarray) -> bool:
+        perm = layout.get(key)
+        expected = env_value if perm is None else env_value[perm]
+        return stored.shape == expected.shape and np.allclose(stored, expected, atol=ATOL)
+
+    for name, layout in layouts.items():
+        if all(agrees(layout, k, s[3][k], o[k]) for s, o in zip(samples, observed) for k in keys):
+            columns = {k: tuple(int(i) for i in np.argsort(p)) for k, p in layout.items() if k in keys}
+            return Agreement(name, columns, len(samples), keys)
+    # No layout explains it: name the first disagreement under the env's own layout.
+    for (demo, t, _, stored), env_obs in zip(samples, observed):
+        for k in keys:
+            if not agrees({}, k, stored[k], env_obs[k]):
+                if stored[k].shape != env_obs[k].shape:
+                    raise DpbenchError(f"{path}: obs '{k}' has {stored[k].size} dims, env '{task}' computes {env_obs[k].size}")
+                bad = np.nonzero(~np.isclose(stored[k], env_obs[k], atol=ATOL))[0]
+                raise DpbenchError(
+                    f"{path}: obs '{k}' disagrees with env '{task}' at {demo} step {t} (replayed from its recorded "
+                    f"state) in dims {bad[:6].tolist()}: file {np.round(stored[k][bad[:3]], 4).tolist()}, env "
+                    f"{np.round(env_obs[k][bad[:3]], 4).tolist()}. No known layout ({', '.join(layouts)}) explains "
+                    "it: the file's feature order, sign or units differ from the env's"
+                )
+    raise AssertionError("unreachable: every key agreed under the env's layout")
