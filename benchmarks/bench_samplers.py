@@ -33,7 +33,13 @@ from dpbench.results import environment_info, write_json_atomic
 from dpbench.tasks import get_task
 from timing import median_time
 
-DIFFUSION_SAMPLERS = {"ddpm100": dict(sampler="ddpm", num_inference_steps=100), **{f"ddim{k}": dict(sampler="ddim", num_inference_steps=k) for k in (3, 5, 10, 20)}}
+# DDIM-k under both timestep spacings: "trailing" starts at the top noise level (99 of 100) for any
+# k; "leading" (the original code's, diffusers' default) starts at 100 - 100/k.
+DIFFUSION_SAMPLERS = {
+    "ddpm100": dict(sampler="ddpm", num_inference_steps=100),
+    **{f"ddim{k}_{spacing}": dict(sampler="ddim", num_inference_steps=k, timestep_spacing=spacing)
+       for spacing in ("trailing", "leading") for k in (1, 2, 3, 5, 10)},
+}
 # Speed must not change results: DDIM-10 again on the plain eager path, and with the small-batch
 # fast path forced at batch 50 (normally it serves batch <= 8 only).
 PATH_CHECKS = {"ddim10_naive": dict(sampler="ddim", num_inference_steps=10, fast_inference=False),
@@ -63,8 +69,9 @@ def measure(paths: list[str], samplers: dict[str, dict], family: str) -> list[di
                              "eval_wall_s": res.wall_s, "b1_ms": latency_b1_ms(policy)})
             print(f"{family} {label} {path}: score {res.score:.3f} b1 {per_ckpt[-1]['b1_ms']:.1f} ms", flush=True)
         scores = np.array([c["score"] for c in per_ckpt])
+        series = family if family != "diffusion" else ("DDPM" if over["sampler"] == "ddpm" else f"DDIM {over.get('timestep_spacing', 'trailing')}")
         rows.append({
-            "family": family, "sampler": label, "network_evals": over["num_inference_steps"], "n_checkpoints": len(per_ckpt),
+            "family": family, "series": series, "sampler": label, "network_evals": over["num_inference_steps"], "n_checkpoints": len(per_ckpt),
             "score_mean": round(float(scores.mean()), 4), "score_std": round(float(scores.std()), 4),
             "success_mean": round(float(np.mean([c["success"] for c in per_ckpt])), 4),
             "b1_ms": round(statistics.median(c["b1_ms"] for c in per_ckpt), 2),
@@ -81,11 +88,13 @@ def plot(rows: list[dict], stem: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for family, marker in (("diffusion", "o"), ("diffusion_flow", "s")):
-        sel = sorted((r for r in rows if r["family"] == family and not r["sampler"].endswith(("_naive", "_fastpath"))), key=lambda r: r["b1_ms"])
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    markers = {"DDIM trailing": "o", "DDIM leading": "v", "DDPM": "D", "diffusion_flow": "s"}
+    for series, marker in markers.items():
+        sel = sorted((r for r in rows if r.get("series", r["family"]) == series and not r["sampler"].endswith(("_naive", "_fastpath"))),
+                     key=lambda r: r["b1_ms"])
         if sel:
-            ax.errorbar([r["b1_ms"] for r in sel], [r["score_mean"] for r in sel], yerr=[r["score_std"] for r in sel], fmt=marker + "-", capsize=3, label=family)
+            ax.errorbar([r["b1_ms"] for r in sel], [r["score_mean"] for r in sel], yerr=[r["score_std"] for r in sel], fmt=marker + "-", capsize=3, label=series)
             for r in sel:
                 ax.annotate(r["sampler"], (r["b1_ms"], r["score_mean"]), textcoords="offset points", xytext=(4, -10), fontsize=8)
     ax.set_xscale("log")

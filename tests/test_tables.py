@@ -186,3 +186,25 @@ def test_overrides_column_is_the_drift_from_todays_preset():
     pasted = dict(item.split("=", 1) for item in drift[("bc", "cfg2")].split(", "))
     pcfg, tcfg = build_configs(get_policy_class("bc"), "quick", pasted, image_obs=True)
     assert {"policy": config_to_dict(pcfg), "train": config_to_dict(tcfg)} == {k: older["config"][k] for k in ("policy", "train")}
+
+
+def test_committed_records_carry_no_absolute_paths():
+    """Provenance names datasets by identity and hash; paths are relative to the checkout, the cache
+    ($DPBENCH_CACHE) or the results dir, never a machine's absolute path."""
+    root = Path(__file__).resolve().parents[1] / "results"
+
+    def strings(x):
+        if isinstance(x, dict):
+            for v in x.values():
+                yield from strings(v)
+        elif isinstance(x, list):
+            for v in x:
+                yield from strings(v)
+        elif isinstance(x, str):
+            yield x
+
+    paths = sorted((root / "records").glob("*.json")) + sorted((root / "superseded").rglob("*.json"))
+    assert paths
+    for p in paths:
+        bad = [s for s in strings(json.loads(p.read_text())) if s.startswith("/") or " /" in s]
+        assert not bad, f"{p.name}: {bad[:3]}"
