@@ -211,7 +211,10 @@ def cmd_table(args: argparse.Namespace) -> int:
         write = Path(args.out).resolve() == Path(DEFAULT_OUT).resolve()
     if write:
         try:
-            print(f"[dpbench] wrote {write_results_readme(Path(args.out), records)}", file=sys.stderr)
+            from dpbench.reruns import rerun_section
+
+            readme = write_results_readme(Path(args.out), records, rerun_section(Path(args.out), records))
+            print(f"[dpbench] wrote {readme}", file=sys.stderr)
         except OSError as exc:
             raise DpbenchError(f"cannot write {args.out}/README.md ({exc.strerror}); pass --no-write-readme") from None
     return 0

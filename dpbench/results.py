@@ -425,7 +425,7 @@ def _render_html(t: Table) -> str:
 
 
 # --------------------------------------------------------------------------- results/README
-def results_readme(records: list[dict[str, Any]], figures: list[str] = ()) -> str:
+def results_readme(records: list[dict[str, Any]], figures: list[str] = (), extra: str = "") -> str:
     """The measured tables as markdown: one section per (preset, dataset), each with the commands, dataset
     hash, hardware and dates its records carry."""
     sections: dict[tuple, list[dict[str, Any]]] = {}
@@ -456,6 +456,8 @@ def results_readme(records: list[dict[str, Any]], figures: list[str] = ()) -> st
                       f"{g.policy} {g.task} {g.minutes_per_seed:.1f}" for g in group_records(recs)),
                   f"- versions: {'; '.join(versions)}",
                   f"- dates: {dates[0]} to {dates[-1]}" if dates[0] != dates[-1] else f"- date: {dates[0]}", ""]
+    if extra:
+        lines += [extra, ""]
     if figures:
         lines += ["## Figures", "", *(f"![{Path(f).stem}]({f})" for f in figures), ""]
     return "\n".join(lines)
@@ -468,8 +470,9 @@ def _hardware_text(r: dict[str, Any]) -> str:
             + ("" if device == "cpu" else f", {device}") + f" (host {h.get('host', '?')})")
 
 
-def write_results_readme(out: Path, records: list[dict[str, Any]]) -> Path:
-    """(Re)write OUT/README.md from the records; linked figures are the PNGs under OUT/figures."""
+def write_results_readme(out: Path, records: list[dict[str, Any]], extra: str = "") -> Path:
+    """(Re)write OUT/README.md from the records (plus ``extra`` markdown, e.g. the rerun comparison);
+    linked figures are the PNGs under OUT/figures."""
     out = Path(out)
     figures = sorted(str(p.relative_to(out)) for p in (out / "figures").glob("*.png")) if (out / "figures").is_dir() else []
-    return write_text_atomic(out / "README.md", results_readme(records, figures))
+    return write_text_atomic(out / "README.md", results_readme(records, figures, extra))

@@ -208,3 +208,19 @@ def test_committed_records_carry_no_absolute_paths():
     for p in paths:
         bad = [s for s in strings(json.loads(p.read_text())) if s.startswith("/") or " /" in s]
         assert not bad, f"{p.name}: {bad[:3]}"
+
+
+def test_rerun_section_pairs_superseded_groups_with_todays(tmp_path):
+    from dpbench.reruns import rerun_section
+
+    old = [make_record("diffusion", s, [0.9, 0.95], [True, False]) for s in range(2)]
+    new = [make_record("diffusion", s, [0.8, 0.85], [False, False]) for s in range(2)]
+    other = [dict(make_record("bc", 0, [0.3], [False]), config_hash="other")]
+    for r in old + other:
+        write_json_atomic(tmp_path / "superseded" / "fix-a" / f"{r['cell_id']}-{r['config_hash']}.json", r)
+    text = rerun_section(tmp_path, new)
+    assert "superseded/fix-a" in text
+    assert "| pusht/keypoints | diffusion | superseded | 0.950 ± 0.000 / 0.925 ± 0.000 |" in text
+    assert "| pusht/keypoints | diffusion | **now** | 0.850 ± 0.000 / 0.825 ± 0.000 |" in text
+    assert "| bc |" not in text  # nothing replaced it: not a rerun
+    assert rerun_section(tmp_path / "empty", new) == ""

@@ -1,0 +1,51 @@
+"""Before and after a fix: superseded records beside the records that replaced them.
+
+A fix that changes what old records meant moves them to ``results/superseded/<reason>/`` (with a
+README saying why). This pairs each superseded group with today's group of the same env, obs,
+policy, preset and dataset kind, so ``results/README.md`` shows what the fix changed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from dpbench.results import Group, group_records, read_record
+
+
+def _load(folder: Path) -> list[dict[str, Any]]:
+    records = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            records.append(read_record(path))
+        except ValueError:
+            continue  # the superseded folder keeps evidence, not only complete records
+    return records
+
+
+def _key(g: Group) -> tuple:
+    return (g.env, g.obs, g.policy, g.preset, g.dataset_kind)
+
+
+def _cell(g: Group) -> str:
+    return (f"{g.max:.3f} ± {g.max_std:.3f} / {g.avg_last10:.3f} ± {g.avg_last10_std:.3f} | "
+            f"{g.success:.2f} [{g.success_ci[0]:.2f}, {g.success_ci[1]:.2f}] | {g.seeds} | {g.minutes_per_seed:.1f}")
+
+
+def rerun_section(out: Path, records: list[dict[str, Any]]) -> str:
+    """Markdown: for each folder under ``out/superseded`` whose groups were rerun, the old and new
+    max / avg-last-10, final success rate, seeds and minutes per seed. "" when there is none."""
+    current = {_key(g): g for g in group_records(records)}
+    lines: list[str] = []
+    for folder in sorted(p for p in (Path(out) / "superseded").glob("*") if p.is_dir()):
+        pairs = [(old, current[_key(old)]) for old in group_records(_load(folder)) if _key(old) in current]
+        if not pairs:
+            continue
+        lines += [f"### `superseded/{folder.name}` against today's records (reasons: `superseded/README.md`)", "",
+                  "| task | policy | records | max / avg-last-10 | success (95% CI) | seeds | min/seed |",
+                  "|---|---|---|---|---|---|---|"]
+        for old, new in pairs:
+            lines.append(f"| {old.task} | {old.policy} | superseded | {_cell(old)} |")
+            lines.append(f"| {new.task} | {new.policy} | **now** | {_cell(new)} |")
+        lines.append("")
+    return "\n".join(["## Reruns: before and after a fix", "", *lines]) if lines else ""
