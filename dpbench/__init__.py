@@ -4,4 +4,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from dpbench.host import configure_openmp as _configure_openmp  # noqa: E402
+
+_configure_openmp()  # before anything loads torch: OpenMP threads sleep, not spin, when cores are shared
+
 from dpbench import envs as _envs  # noqa: E402,F401  (registers the Gymnasium IDs)

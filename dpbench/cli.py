@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import signal
 import sys
@@ -14,6 +15,7 @@ import threading
 from pathlib import Path
 
 from dpbench.errors import DpbenchError
+from dpbench.host import THREADS_ENV, default_threads
 
 DEFAULT_OUT = "results"
 
@@ -91,7 +93,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
         print(f"wrote {path}")
         return 0
     from dpbench.envs.robomimic.datasets import collect
-    from dpbench.sweep import usable_cores
+    from dpbench.host import usable_cores
 
     cameras = tuple(sorted(_names(args.camera, "camera"))) if args.camera else ()
     path = Path(args.out) if args.out else scripted_robomimic_path(task.name, args.variant, cameras, args.episodes)
@@ -163,6 +165,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from dpbench.policy import load_policy, read_checkpoint_meta
     from dpbench.tasks import get_task
 
+    import torch
+
+    torch.set_num_threads(default_threads())
     meta = read_checkpoint_meta(args.checkpoint)
     task = get_task(args.env)
     obs = args.obs or meta.get("obs") or task.default_obs
@@ -248,6 +253,13 @@ def _grid_options(p: argparse.ArgumentParser) -> None:
                    help="cells at once (local default: one per core, cores split between them)")
     p.add_argument("--address", default=None, help="Ray cluster address (default: the running one, or start a local one)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _threads_option(p)
+
+
+def _threads_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=_positive, default=None,
+                   help="torch threads per process (default: the usable cores, from CPU affinity and the cgroup "
+                        "quota, split across workers; same as DPBENCH_THREADS)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -310,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video", default=None, help="write a GIF of the first episodes here")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="inference override, e.g. policy.sampler=ddpm policy.num_inference_steps=100")
+    _threads_option(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("table", help="policies x tasks table from the result records (and results/README.md)")
@@ -339,6 +352,8 @@ def _terminated(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "threads", None):
+        os.environ[THREADS_ENV] = str(args.threads)  # read by plan_workers here and inherited by workers
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminated) if in_main_thread else None
     try:

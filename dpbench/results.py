@@ -172,6 +172,9 @@ class Group:
     episodes: int
     minutes_per_seed: float
     latency_ms: float  # mean chunk latency (one batched predict_action call) over all evaluations
+    # Timing from runs whose cores other jobs shared (records' wall.contention): True, False, or None
+    # when the records predate the measurement.
+    contended: bool | None
     records: tuple[dict[str, Any], ...] = field(repr=False, compare=False)
 
     @property
@@ -226,6 +229,12 @@ def preset_drift(record: dict[str, Any]) -> str | None:
     return ", ".join(f"{k}={_as_override(v)}" for k, v in sorted(then.items()) if k in now and now[k] != v)
 
 
+def _contended(recs: list[dict[str, Any]]) -> bool | None:
+    flags = [part.get("contended") for r in recs for part in r.get("wall", {}).get("contention", {}).values()]
+    known = [f for f in flags if f is not None]
+    return any(known) if known else None
+
+
 def group_records(records: list[dict[str, Any]]) -> list[Group]:
     """Seeds of the same configuration together; configurations that differ never mix."""
     from dpbench.evaluate import wilson_ci
@@ -253,7 +262,7 @@ def group_records(records: list[dict[str, Any]]) -> list[Group]:
             float(maxes.mean()), _std(maxes), float(lasts.mean()), _std(lasts),
             float(np.mean(per_seed)), wilson_ci(sum(outcomes), len(outcomes)), len(outcomes),
             float(np.mean([r["wall"]["total_s"] for r in recs]) / 60),
-            float(np.mean(latency)) if latency else float("nan"), tuple(recs),
+            float(np.mean(latency)) if latency else float("nan"), _contended(recs), tuple(recs),
         ))
     return groups
 
@@ -360,6 +369,7 @@ def tidy_rows(groups: list[Group], with_paper: bool = False) -> list[dict[str, A
                      "avg_last10": g.avg_last10, "avg_last10_std": g.avg_last10_std, "success": g.success,
                      "success_ci_low": g.success_ci[0], "success_ci_high": g.success_ci[1], "episodes": g.episodes,
                      "minutes_per_seed": round(g.minutes_per_seed, 3), "chunk_latency_ms": round(g.latency_ms, 3),
+                     "timing_contended": g.contended,
                      "paper_setting": g.paper_setting})
     if with_paper:
         seen = set()
@@ -424,6 +434,9 @@ def _render_html(t: Table) -> str:
     return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>\n{notes}"
 
 
+CONTENDED_MARK = {True: "*", None: "?"}
+
+
 # --------------------------------------------------------------------------- results/README
 def results_readme(records: list[dict[str, Any]], figures: list[str] = (), extra: str = "") -> str:
     """The measured tables as markdown: one section per (preset, dataset), each with the commands, dataset
@@ -452,8 +465,10 @@ def results_readme(records: list[dict[str, Any]], figures: list[str] = (), extra
                   f"- dataset: {dkind}, `{ds.get('path', '?')}`, hash `{dhash}`, {ds.get('episodes', '?')} episodes, "
                   f"{ds.get('steps', '?')} steps",
                   *(f"- hardware: {h}" for h in hardware),
-                  "- minutes per seed (training + evaluations, mean): " + ", ".join(
-                      f"{g.policy} {g.task} {g.minutes_per_seed:.1f}" for g in group_records(recs)),
+                  "- minutes per seed (training + evaluations, mean; * other jobs shared the cores, so the "
+                  "time says more about the load than the method; ? not measured): " + ", ".join(
+                      f"{g.policy} {g.task} {g.minutes_per_seed:.1f}{CONTENDED_MARK.get(g.contended, '')}"
+                      for g in group_records(recs)),
                   f"- versions: {'; '.join(versions)}",
                   f"- dates: {dates[0]} to {dates[-1]}" if dates[0] != dates[-1] else f"- date: {dates[0]}", ""]
     if extra:

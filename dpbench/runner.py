@@ -18,6 +18,7 @@ from dpbench.data.registry import DatasetRef, resolve_dataset
 from dpbench.data.sampler import SequenceSampler, split_episodes
 from dpbench.errors import DpbenchError
 from dpbench.evaluate import evaluate
+from dpbench.host import ContentionMeter
 from dpbench.policy import build_configs, config_to_dict, get_policy_class, save_policy
 from dpbench.results import PROTOCOL_VERSION, SCHEMA_VERSION, config_hash, environment_info, summarize_history, write_json_atomic
 from dpbench.tasks import ObsMode, get_task
@@ -123,16 +124,24 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
 
     eval_seconds = [0.0]
     last_eval: list[Any] = [None]
+    # Whether other jobs shared the cores while this cell trained and evaluated (records' wall.contention).
+    train_meter, eval_meter = ContentionMeter(), ContentionMeter()
 
     def evaluate_fn(p, step: int) -> dict[str, Any]:
+        train_meter.stop()
+        eval_meter.start()
         res = evaluate(p, task, mode, n_episodes=cell.tcfg.eval_episodes, sampling_seed=spec.seed)
+        eval_meter.stop()
+        train_meter.start()
         eval_seconds[0] += res.wall_s
         last_eval[0] = res
         return {"score": res.score, "success_rate": res.success_rate, "eval_seconds": round(res.wall_s, 2),
                 "chunk_latency_ms": round(res.chunk_latency_ms, 3)}
 
     desc = f"{spec.policy}/{task.name} seed {spec.seed}"
+    train_meter.start()
     eval_policy, state = train(policy, sampler, cell.tcfg, cell.workdir, spec.seed, evaluate_fn, spec.progress, desc, make_bar)
+    train_meter.stop()
 
     final = last_eval[0]
     if final is None or spec.video:  # resumed after the last evaluation, or rollouts were asked for
@@ -174,6 +183,8 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
             "train_s": round(state.train_seconds, 1),
             "eval_s": round(eval_seconds[0], 1),
             "total_s": round(time.perf_counter() - t_start, 1),
+            "contention": {"train": train_meter.summary(torch.get_num_threads()),
+                           "eval": eval_meter.summary(torch.get_num_threads())},
         },
         "checkpoint": ckpt.relative_to(spec.out).as_posix(),  # relative to the results dir
         **environment_info(),

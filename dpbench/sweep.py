@@ -52,6 +52,7 @@ from typing import Any, Callable
 from tqdm.auto import tqdm
 
 from dpbench.errors import DpbenchError
+from dpbench.host import THREADS_ENV, default_threads, usable_cores
 from dpbench.runner import CellSpec, PreparedCell, prepare, resolve_device, run_cell
 from dpbench.train import RESUME_FILE
 
@@ -560,21 +561,17 @@ def import_ray():
     return ray
 
 
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 def plan_workers(n_cells: int, workers: int | None, device: str = "cpu") -> tuple[int, int]:
-    """(processes, torch threads each): by default one process per core (one in all on a GPU), never more
-    processes than cells, and the cores split between them so cells don't oversubscribe."""
+    """(processes, torch threads each): by default one process per usable core (affinity and cgroup
+    quota; one in all on a GPU), never more processes than cells, and the cores split between them so
+    cells don't oversubscribe. ``DPBENCH_THREADS`` (``--threads``) fixes the threads per process."""
     cores = usable_cores()
+    explicit = os.environ.get(THREADS_ENV)
+    threads = default_threads() if explicit else None
     if workers is None:
-        workers = cores if resolve_device(device).type == "cpu" else 1
+        workers = (max(1, cores // threads) if threads else cores) if resolve_device(device).type == "cpu" else 1
     workers = max(1, min(workers, n_cells))
-    return workers, max(1, cores // workers)
+    return workers, threads or max(1, cores // workers)
 
 
 # ------------------------------------------------------------------------------ progress
@@ -670,7 +667,11 @@ def run_grid(cells: list[PreparedCell], backend: str = "local", workers: int | N
         runner = _LocalPool(n_workers, threads, progress)
         plan += f"; {n_workers} worker processes x {threads} torch thread{'s' if threads > 1 else ''}"
     else:
+        import torch
+
+        torch.set_num_threads(threads)  # in this process: the same plan as a worker's
         runner = _InProcess()
+        plan += f"; in this process, {threads} torch thread{'s' if threads > 1 else ''}"
     view = ProgressView(total=len(cells), done=len(records), enabled=progress and bool(todo))
     view.write(f"[dpbench] {len(cells)} cell{'s' if len(cells) != 1 else ''}: {plan}")
     errors: list[str] = []

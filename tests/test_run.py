@@ -37,6 +37,8 @@ def test_smoke_run_writes_records_and_is_deterministic(tmp_path, tiny_pusht_hdf5
     assert [h["step"] for h in r["history"]] == [3, 6]
     assert r["final"]["max"] == max(h["score"] for h in r["history"])
     assert r["versions"]["torch"] and r["hardware"]["cores"] and r["date"]
+    contention = r["wall"]["contention"]
+    assert set(contention) == {"train", "eval"} and {"others_cores", "loadavg_1min", "contended"} <= set(contention["train"])
     assert (tmp_path / "a" / r["checkpoint"]).exists() and not r["checkpoint"].startswith("/")
     # same seed again, elsewhere: identical metrics
     assert _run(tmp_path / "b", tiny_pusht_hdf5, "--seeds", "1") == 0

@@ -224,3 +224,20 @@ def test_rerun_section_pairs_superseded_groups_with_todays(tmp_path):
     assert "| pusht/keypoints | diffusion | **now** | 0.850 ± 0.000 / 0.825 ± 0.000 |" in text
     assert "| bc |" not in text  # nothing replaced it: not a rerun
     assert rerun_section(tmp_path / "empty", new) == ""
+
+
+def test_timing_from_contended_runs_is_marked():
+    from dpbench.results import results_readme, tidy_rows
+
+    quiet = [make_record("bc", s, [0.5], [False]) for s in range(2)]
+    busy = [make_record("bet", s, [0.5], [False]) for s in range(2)]
+    for r in quiet:
+        r["wall"]["contention"] = {"train": {"contended": False}, "eval": {"contended": False}}
+    busy[1]["wall"]["contention"] = {"train": {"contended": True, "others_cores": 1.2}, "eval": {"contended": False}}
+    groups = {g.policy: g for g in group_records(quiet + busy)}
+    assert groups["bc"].contended is False and groups["bet"].contended is True
+    text = results_readme(quiet + busy)
+    assert "bet pusht/keypoints 1.1*" in text  # 66 s per seed, shared cores
+    assert "bc pusht/keypoints 1.1," in text
+    assert {r["policy"]: r["timing_contended"] for r in tidy_rows(group_records(quiet + busy))} == {"bc": False, "bet": True}
+    assert group_records([make_record("ibc", 0, [0.5], [False])])[0].contended is None  # not measured

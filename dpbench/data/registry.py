@@ -120,7 +120,7 @@ def _resolve_robomimic(task_name: str, dataset: str | None, keys: Iterable[str] 
         )
     if dataset in ROBOMIMIC_SCRIPTED:
         from dpbench.envs.robomimic.datasets import collect
-        from dpbench.sweep import usable_cores
+        from dpbench.host import usable_cores
 
         variant = ROBOMIMIC_SCRIPTED[dataset]
         cameras = tuple(sorted(k[: -len("_image")] for k in (keys or ()) if k.endswith("_image")))

@@ -1,0 +1,158 @@
+"""Facts about the machine a process runs on, in one place: the cores it may really use, the
+torch thread count that follows, and how contended the CPU was while something ran.
+
+* **Usable cores** are the CPU affinity (``sched_getaffinity``: taskset, Slurm's cpuset) capped by
+  the cgroup CPU quota (cgroup v2 ``cpu.max``, v1 ``cpu.cfs_quota_us / cpu.cfs_period_us``: Docker
+  ``--cpus``, Slurm, Kubernetes limits), never the machine's core count.
+* **Threads** default to the usable cores (a sweep splits them across its workers); ``--threads``
+  or ``DPBENCH_THREADS`` overrides both.
+* **OpenMP waits passively.** torch's CPU kernels run on libgomp, whose worker threads spin between
+  parallel regions. When another CPU job shares the cores, spinning threads burn the time slices
+  the other job's threads need and both slow down many-fold. ``OMP_WAIT_POLICY=PASSIVE`` (set by
+  ``configure_openmp`` before torch loads, unless the user set it) makes them sleep instead; it
+  changes no result. ``benchmarks/bench_contention.py`` measures the effect.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+THREADS_ENV = "DPBENCH_THREADS"
+
+
+def configure_openmp() -> None:
+    """Default OpenMP to passive waiting; must run before torch (and its libgomp) is loaded. A value
+    the user set is kept, and child processes inherit it."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def _own_cgroup_paths(proc_cgroup: Path) -> tuple[str | None, str | None]:
+    """(cgroup v2 path, v1 cpu-controller path) of this process, from /proc/self/cgroup."""
+    v2 = v1 = None
+    try:
+        for line in proc_cgroup.read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            if controllers == "":
+                v2 = path
+            elif "cpu" in controllers.split(","):
+                v1 = path
+    except (OSError, ValueError):
+        pass
+    return v2, v1
+
+
+def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup"), proc_cgroup: Path = Path("/proc/self/cgroup")) -> float | None:
+    """The CPUs this process's cgroup quota allows (quota / period), or None when unlimited or unknown.
+
+    Reads cgroup v2 ``cpu.max`` ("QUOTA PERIOD", or "max PERIOD" for none) and v1
+    ``cpu/cpu.cfs_quota_us`` (-1 for none) / ``cpu.cfs_period_us``, in the process's own cgroup and in
+    the hierarchy's root (what a container sees), and returns the tightest."""
+    v2, v1 = _own_cgroup_paths(proc_cgroup)
+    limits = []
+    for base in {root / (v2 or "/").lstrip("/"), root}:
+        try:
+            quota, period = (base / "cpu.max").read_text().split()[:2]
+            if quota != "max":
+                limits.append(int(quota) / int(period))
+        except (OSError, ValueError):
+            pass
+    for base in {root / "cpu" / (v1 or "/").lstrip("/"), root / "cpu"}:
+        try:
+            quota = int((base / "cpu.cfs_quota_us").read_text())
+            period = int((base / "cpu.cfs_period_us").read_text())
+            if quota > 0 and period > 0:
+                limits.append(quota / period)
+        except (OSError, ValueError):
+            pass
+    return min(limits) if limits else None
+
+
+def affinity_cores() -> int:
+    """CPUs this process may be scheduled on (all of them where affinity is unknown)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def usable_cores() -> int:
+    """Affinity capped by the cgroup quota (rounded down: 1.5 CPUs of quota run 1 thread unthrottled)."""
+    cores = affinity_cores()
+    limit = cgroup_cpu_limit()
+    return max(1, min(cores, math.floor(limit + 1e-6))) if limit is not None else cores
+
+
+def default_threads() -> int:
+    """Torch threads for this process: ``DPBENCH_THREADS`` when set, else the usable cores.
+
+    Raises DpbenchError for a ``DPBENCH_THREADS`` that is not a positive integer."""
+    value = os.environ.get(THREADS_ENV)
+    if value:
+        if not value.strip().isdigit() or int(value) < 1:
+            from dpbench.errors import DpbenchError
+
+            raise DpbenchError(f"{THREADS_ENV} must be a positive integer, got {value!r}")
+        return int(value)
+    return usable_cores()
+
+
+# ------------------------------------------------------------------------------ contention
+def _cpu_times() -> tuple[float, float]:
+    """(all CPUs' busy seconds since boot, this process's CPU seconds incl. children)."""
+    busy = 0.0
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        busy = (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        pass
+    t = os.times()
+    return busy, t.user + t.system + t.children_user + t.children_system
+
+
+@dataclass
+class ContentionMeter:
+    """How much of the usable cores other processes took, and the load average, over some intervals.
+
+    ``start()`` ... ``stop()`` brackets an interval (several may be added up). ``others_cores`` is the
+    other processes' CPU time over the wall time (the cores they kept busy on average);
+    ``others_cpu_share`` is that over the usable cores. The interval was ``contended`` when the others
+    used more than the cores this process left free (usable cores - its threads) by over a quarter
+    core: a sibling sweep worker on its own core does not count, a second job on our cores does.
+    Linux only (elsewhere the figures are None)."""
+
+    wall_s: float = 0.0
+    others_cpu_s: float = 0.0
+    load_sum: float = 0.0
+    intervals: int = 0
+    _t0: tuple[float, float, float] | None = None
+
+    def start(self) -> None:
+        self._t0 = (time.perf_counter(), *_cpu_times())
+
+    def stop(self) -> None:
+        if self._t0 is None:
+            return
+        t, busy, own = time.perf_counter(), *_cpu_times()
+        self.wall_s += t - self._t0[0]
+        self.others_cpu_s += max(0.0, (busy - self._t0[1]) - (own - self._t0[2]))
+        try:
+            self.load_sum += os.getloadavg()[0]
+        except OSError:
+            pass
+        self.intervals += 1
+        self._t0 = None
+
+    def summary(self, threads: int) -> dict[str, float | bool | None]:
+        """The figures a record stores; ``threads`` is the torch thread count the process ran with."""
+        if not self.intervals or self.wall_s <= 0:
+            return {"others_cores": None, "others_cpu_share": None, "loadavg_1min": None, "contended": None}
+        cores = usable_cores()
+        others = self.others_cpu_s / self.wall_s
+        return {"others_cores": round(others, 3), "others_cpu_share": round(min(1.0, others / cores), 3),
+                "loadavg_1min": round(self.load_sum / self.intervals, 2),
+                "contended": bool(others > max(0, cores - threads) + 0.25)}

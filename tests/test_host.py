@@ -1,0 +1,92 @@
+"""Host facts: the cores a process may use (affinity, cgroup quota), thread overrides, OpenMP's
+wait policy and the contention meter."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dpbench import host
+from dpbench.errors import DpbenchError
+
+
+def _cgroup(tmp_path: Path, files: dict[str, str], own: str = "0::/\n") -> tuple[Path, Path]:
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    proc = tmp_path / "proc_self_cgroup"
+    proc.write_text(own)
+    return tmp_path, proc
+
+
+def test_cgroup_quota_is_read_from_v2_and_v1_files(tmp_path):
+    root, proc = _cgroup(tmp_path / "v2", {"cpu.max": "150000 100000\n"})
+    assert host.cgroup_cpu_limit(root, proc) == 1.5
+    root, proc = _cgroup(tmp_path / "v2own", {"cpu.max": "max 100000\n", "job/cpu.max": "100000 100000\n"}, own="0::/job\n")
+    assert host.cgroup_cpu_limit(root, proc) == 1.0  # the process's own cgroup, under an unlimited root
+    root, proc = _cgroup(tmp_path / "v1", {"cpu/cpu.cfs_quota_us": "300000\n", "cpu/cpu.cfs_period_us": "100000\n"},
+                         own="4:cpu,cpuacct:/\n")
+    assert host.cgroup_cpu_limit(root, proc) == 3.0
+    root, proc = _cgroup(tmp_path / "none", {"cpu.max": "max 100000\n", "cpu/cpu.cfs_quota_us": "-1\n",
+                                             "cpu/cpu.cfs_period_us": "100000\n"})
+    assert host.cgroup_cpu_limit(root, proc) is None
+
+
+def test_usable_cores_and_the_worker_plan_follow_the_quota(monkeypatch):
+    from dpbench.sweep import plan_workers
+
+    monkeypatch.setattr(host, "affinity_cores", lambda: 8)
+    monkeypatch.setattr(host, "cgroup_cpu_limit", lambda: 2.5)
+    assert host.usable_cores() == 2  # rounded down: 2.5 CPUs of quota run 2 threads unthrottled
+    monkeypatch.setattr("dpbench.sweep.usable_cores", host.usable_cores)
+    monkeypatch.delenv(host.THREADS_ENV, raising=False)
+    assert plan_workers(10, None) == (2, 1)
+    assert plan_workers(1, None) == (1, 2)
+    monkeypatch.setattr(host, "cgroup_cpu_limit", lambda: 0.5)
+    assert host.usable_cores() == 1 and plan_workers(10, None) == (1, 1)
+    monkeypatch.setattr(host, "cgroup_cpu_limit", lambda: None)
+    assert host.usable_cores() == 8
+
+
+def test_threads_override(monkeypatch):
+    from dpbench.sweep import plan_workers
+
+    monkeypatch.setattr("dpbench.sweep.usable_cores", lambda: 4)
+    monkeypatch.setenv(host.THREADS_ENV, "2")
+    assert host.default_threads() == 2
+    assert plan_workers(10, None) == (2, 2)  # 4 cores / 2 threads each
+    assert plan_workers(10, 3) == (3, 2)  # explicit workers and threads: as asked
+    monkeypatch.setenv(host.THREADS_ENV, "zero")
+    with pytest.raises(DpbenchError, match="DPBENCH_THREADS must be a positive integer"):
+        host.default_threads()
+
+
+def test_openmp_waits_passively_unless_the_user_chose(tmp_path):
+    code = "import os, dpbench; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "PASSIVE"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**env, "OMP_WAIT_POLICY": "ACTIVE"}, check=True)
+    assert out.stdout.strip() == "ACTIVE"
+
+
+def test_contention_meter_sees_another_busy_process():
+    meter = host.ContentionMeter()
+    spinner = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 3: pass"])
+    try:
+        time.sleep(0.5)  # the spinner is up
+        meter.start()
+        time.sleep(1.5)
+        meter.stop()
+    finally:
+        spinner.wait()
+    got = meter.summary(threads=host.usable_cores())
+    assert got["others_cores"] > 0.5 and got["contended"] is True
+    assert 0 < got["others_cpu_share"] <= 1 and got["loadavg_1min"] is not None
+    assert host.ContentionMeter().summary(threads=1)["contended"] is None  # nothing measured
