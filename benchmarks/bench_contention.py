@@ -1,0 +1,135 @@
+"""Training throughput when the CPU is shared: quick DP training alone, beside a second training,
+and beside a plain numpy CPU hog, each as a ratio to running alone, in one run.
+
+    python benchmarks/bench_contention.py [--seconds 20] [--out results/perf/contention.json]
+
+Two settings are compared, each in fresh processes (OpenMP reads its settings at start-up):
+
+* ``before``: what dpbench did until 2026-11-30: libgomp's default wait policy (worker threads
+  spin between parallel regions) and torch's default thread count.
+* ``after``: dpbench's start-up now: ``OMP_WAIT_POLICY=PASSIVE`` and threads from
+  ``dpbench.host.default_threads()`` (affinity and cgroup quota).
+
+Every training process runs quick-preset Diffusion Policy steps (UNet 64/128/256, batch 64, AdamW)
+on synthetic Push-T-shaped batches for ``--seconds`` after a short warm-up and reports its steps/s.
+Fair sharing of the cores would keep half of the solo rate for each of two trainings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve()
+
+
+def train_worker(seconds: float) -> dict:
+    import torch
+
+    from dpbench.diffusion.policy import DiffusionUnetPolicy
+    from dpbench.host import default_threads
+    from dpbench.policy import build_configs
+    from dpbench.tasks import get_task
+
+    if os.environ.get("BENCH_SETTING") == "after":
+        torch.set_num_threads(default_threads())
+    torch.manual_seed(0)
+    mode = get_task("pusht").obs_mode("keypoints")
+    pcfg, tcfg = build_configs(DiffusionUnetPolicy, "quick")
+    policy = DiffusionUnetPolicy(mode.spec, pcfg)
+    opt = torch.optim.AdamW(policy.parameters(), lr=1e-4)
+    batch = {"obs": torch.rand(tcfg.batch_size, pcfg.n_obs_steps, 20), "action": torch.rand(tcfg.batch_size, pcfg.horizon, 2)}
+
+    def step() -> None:
+        loss = policy.compute_loss(batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(5):
+        step()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        step()
+        n += 1
+    return {"steps_per_s": n / (time.perf_counter() - t0), "threads": torch.get_num_threads(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(libgomp default)")}
+
+
+def hog_worker(seconds: float) -> dict:
+    import numpy as np
+
+    a = np.random.default_rng(0).standard_normal((512, 512))
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a = np.tanh(a @ a.T / 512)
+        n += 1
+    return {"matmuls_per_s": n / (time.perf_counter() - t0)}
+
+
+def launch(kind: str, setting: str, seconds: float) -> subprocess.Popen:
+    env = dict(os.environ, BENCH_SETTING=setting)
+    env.pop("OMP_WAIT_POLICY", None)
+    if setting == "after":
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
+    # "before": no OMP_WAIT_POLICY when torch loads (the worker imports torch before dpbench)
+    return subprocess.Popen([sys.executable, str(HERE), "--worker", kind, "--seconds", str(seconds)], env=env,
+                            stdout=subprocess.PIPE, text=True)
+
+
+def run(kinds: list[str], setting: str, seconds: float) -> list[dict]:
+    procs = [launch(k, setting, seconds) for k in kinds]
+    return [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=20.0, help="measured window per process")
+    ap.add_argument("--out", default="results/perf/contention.json")
+    ap.add_argument("--worker", choices=["train", "hog"], default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        before = os.environ.get("BENCH_SETTING") == "before"
+        if before:  # libgomp reads its settings when torch loads it: load it before dpbench sets the policy
+            import torch  # noqa: F401
+        result = train_worker(args.seconds) if args.worker == "train" else hog_worker(args.seconds)
+        if before and "steps_per_s" in result:
+            result["omp_wait_policy"] = "(libgomp default)"
+        print(json.dumps(result))
+        return
+
+    from dpbench.results import environment_info, write_json_atomic
+
+    rows = []
+    for setting in ("before", "after"):
+        (solo,) = run(["train"], setting, args.seconds)
+        pair = run(["train", "train"], setting, args.seconds)
+        with_hog = run(["train", "hog"], setting, args.seconds)
+        row = {
+            "setting": setting,
+            "threads": solo["threads"],
+            "omp_wait_policy": solo["omp_wait_policy"],
+            "solo_steps_per_s": round(solo["steps_per_s"], 2),
+            "pair_steps_per_s": [round(p["steps_per_s"], 2) for p in pair],
+            "pair_ratio_to_solo": [round(p["steps_per_s"] / solo["steps_per_s"], 3) for p in pair],
+            "beside_hog_steps_per_s": round(with_hog[0]["steps_per_s"], 2),
+            "beside_hog_ratio_to_solo": round(with_hog[0]["steps_per_s"] / solo["steps_per_s"], 3),
+            "hog_matmuls_per_s": round(with_hog[1]["matmuls_per_s"], 1),
+        }
+        rows.append(row)
+        print(f"{setting:6s} threads {row['threads']}  solo {row['solo_steps_per_s']:.1f} steps/s  "
+              f"pair {row['pair_ratio_to_solo']} of solo  beside numpy hog {row['beside_hog_ratio_to_solo']} of solo", flush=True)
+    (alone,) = run(["hog"], "after", args.seconds)
+    payload = {"command": "python " + " ".join(sys.argv), "seconds": args.seconds, "hog_alone_matmuls_per_s": round(alone["matmuls_per_s"], 1),
+               **environment_info(), "rows": rows}
+    write_json_atomic(Path(args.out), payload)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
