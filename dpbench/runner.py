@@ -20,7 +20,14 @@ from dpbench.errors import DpbenchError
 from dpbench.evaluate import evaluate
 from dpbench.host import ContentionMeter
 from dpbench.policy import build_configs, config_to_dict, get_policy_class, save_policy
-from dpbench.results import PROTOCOL_VERSION, SCHEMA_VERSION, config_hash, environment_info, summarize_history, write_json_atomic
+from dpbench.results import (
+    PROTOCOL_VERSION,
+    SCHEMA_VERSION,
+    config_hash,
+    environment_info,
+    summarize_history,
+    write_json_atomic,
+)
 from dpbench.tasks import ObsMode, get_task
 from dpbench.train import train
 

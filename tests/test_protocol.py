@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -45,7 +44,7 @@ def test_training_with_periodic_evaluation_is_bit_identical_to_training_without(
                                          policy.n_obs_steps, policy.n_action_steps)
         evals: list[int] = []
 
-        def evaluate_fn(p, step: int) -> dict:
+        def evaluate_fn(p, step: int, evals: list[int] = evals) -> dict:
             evals.append(step)
             return {"score": evaluate(p, task, mode, n_episodes=2, sampling_seed=0).score}
 

@@ -14,9 +14,10 @@ and record. Anything else is one ``DpbenchError`` naming the key and its first d
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
