@@ -103,7 +103,8 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    from dpbench.results import environment_info, write_json_atomic
+    from dpbench.host import environment_info
+from dpbench.results import write_json_atomic
 
     rows = []
     for setting in ("before", "after"):

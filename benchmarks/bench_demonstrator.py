@@ -23,19 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import pymunk
+from dpbench.envs.pusht.demonstrator import collect_episode, episode_mode
 from tqdm import tqdm
 
-from dpbench.envs.pusht.demonstrator import collect_episode, episode_mode
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from dpbench.host import cpu_model
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -79,13 +70,13 @@ def main(argv: list[str] | None = None) -> dict:
         "per_seed": per_seed,
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "hostname": socket.gethostname(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "pymunk": pymunk.version,
         "numpy": np.__version__,
-        "command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]),
+        "command": " ".join(shlex.quote(a) for a in ["python", *sys.argv]),
     }
     print(
         f"success rate {rate:.1%} ({n_ok}/{len(seeds)}), {result['seconds_per_episode']:.2f} s/episode, "

@@ -31,7 +31,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from bench_speed import OBS_DIM, make_policy, random_batch, sampler_variants
 from dpbench.policy import Policy, load_policy
-from dpbench.results import environment_info, write_json_atomic
+from dpbench.host import environment_info
+from dpbench.results import write_json_atomic
 from dpbench.tasks import get_task
 from timing import median_time
 CASES = [("diffusion", "quick"), ("diffusion", "paper"), ("diffusion_flow", "quick"), ("diffusion_flow", "paper"),

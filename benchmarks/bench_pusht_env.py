@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from dpbench.data.episodes import load_zarr
-from dpbench.data.registry import human_pusht_path
+from dpbench.data.registry import human_pusht_path, portable_path
 from dpbench.envs.pusht.env import PushTEnv
 from dpbench.envs.pusht.geometry import block_keypoints
-from dpbench.results import environment_info, write_json_atomic
+from dpbench.host import environment_info
+from dpbench.results import write_json_atomic
 
 
 def steps_per_second(obs_type: str, n_steps: int) -> float:
@@ -60,7 +61,7 @@ def replay_fidelity(path: Path) -> dict:
         "keypoint_err_px": {"median": float(np.median(per_step)), "p99": float(np.quantile(per_step, 0.99)),
                             "max": float(per_step.max()), "fraction_within_0.1px": float((per_step < 0.1).mean())},
         "replay_seconds": time.perf_counter() - t0,
-        "dataset": str(path),
+        "dataset": portable_path(path),
         "dataset_hash": store.content_hash(),
     }
 

@@ -21,7 +21,8 @@ import numpy as np
 from dpbench.envs.robomimic.demonstrator import PLANNERS, VARIANTS, run_episode
 from dpbench.envs.robomimic.env import TASK_SPECS, RobomimicEnv
 from dpbench.envs.robomimic.rotation import matrix_to_axis_angle
-from dpbench.results import environment_info, write_json_atomic
+from dpbench.host import environment_info
+from dpbench.results import write_json_atomic
 
 
 def hold_action(env: RobomimicEnv, obs: dict) -> np.ndarray:

@@ -29,7 +29,8 @@ from dpbench.diffusion import policy as diffusion_policy
 from dpbench.diffusion.policy import FAST_PATH_MAX_BATCH
 from dpbench.evaluate import evaluate
 from dpbench.policy import load_policy, read_checkpoint_meta
-from dpbench.results import environment_info, write_json_atomic
+from dpbench.host import environment_info
+from dpbench.results import write_json_atomic
 from dpbench.tasks import get_task
 from timing import median_time
 

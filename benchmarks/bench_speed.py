@@ -39,7 +39,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from dpbench.diffusion.unet1d import ConditionalUnet1D
 from dpbench.policy import Policy, build_configs, get_policy_class
-from dpbench.results import environment_info, write_json_atomic
+from dpbench.host import environment_info
+from dpbench.results import write_json_atomic
 from dpbench.tasks import get_task
 from timing import median_time
 

@@ -20,7 +20,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from dpbench.policy import build_configs, get_policy_class
-from dpbench.results import environment_info, write_json_atomic
+from dpbench.host import environment_info
+from dpbench.results import write_json_atomic
 from dpbench.tasks import get_task
 from timing import median_time
 

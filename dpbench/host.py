@@ -1,5 +1,6 @@
 """Facts about the machine a process runs on, in one place: the cores it may really use, the
-torch thread count that follows, and how contended the CPU was while something ran.
+torch thread count that follows, how contended the CPU was while something ran, and the
+provenance (versions, CPU, date) that records and benchmark results carry.
 
 * **Usable cores** are the CPU affinity (``sched_getaffinity``: taskset, Slurm's cpuset) capped by
   the cgroup CPU quota (cgroup v2 ``cpu.max``, v1 ``cpu.cfs_quota_us / cpu.cfs_period_us``: Docker
@@ -15,11 +16,17 @@ torch thread count that follows, and how contended the CPU was while something r
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import os
+import platform
+import socket
+import sys
 import time
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 THREADS_ENV = "DPBENCH_THREADS"
 
@@ -156,3 +163,40 @@ class ContentionMeter:
         return {"others_cores": round(others, 3), "others_cpu_share": round(min(1.0, others / cores), 3),
                 "loadavg_1min": round(self.load_sum / self.intervals, 2),
                 "contended": bool(others > max(0, cores - threads) + 0.25)}
+
+
+# ------------------------------------------------------------------------------ provenance
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), or what ``platform`` knows elsewhere."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment_info() -> dict[str, Any]:
+    """What a record or benchmark result says about where it ran: package versions, the CPU, the
+    cores this process could use (and why), its torch threads, OpenMP's wait policy, and the date."""
+    import torch
+
+    versions = {"python": sys.version.split()[0], "torch": torch.__version__}
+    for name in ("numpy", "gymnasium", "pymunk", "diffusers"):
+        try:
+            versions[name] = __import__(name).__version__
+        except ImportError:  # pragma: no cover - optional packages
+            pass
+    for name in ("robosuite", "mujoco"):  # read from package metadata: importing robosuite is slow
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return {
+        "versions": versions,
+        "hardware": {"cpu": cpu_model(), "cores": os.cpu_count(), "usable_cores": usable_cores(),
+                     "cgroup_cpu_limit": cgroup_cpu_limit(), "torch_threads": torch.get_num_threads(),
+                     "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "host": socket.gethostname()},
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }

@@ -5,15 +5,11 @@ and the comparison table built from them (with the paper's rows beside ours).
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import hashlib
 import html
 import io
 import json
 import os
-import platform
-import socket
-import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -34,37 +30,6 @@ REFERENCE_FILES = {"state": "chi2023_table1_state.csv", "image": "chi2023_table2
 
 def config_hash(payload: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
-
-
-def environment_info() -> dict[str, Any]:
-    import torch
-
-    versions = {"python": sys.version.split()[0], "torch": torch.__version__}
-    for name in ("numpy", "gymnasium", "pymunk", "diffusers"):
-        try:
-            versions[name] = __import__(name).__version__
-        except Exception:  # pragma: no cover - optional packages
-            pass
-    from importlib import metadata
-
-    for name in ("robosuite", "mujoco"):  # read from package metadata: importing robosuite is slow
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "versions": versions,
-        "hardware": {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "host": socket.gethostname()},
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    }
 
 
 def write_text_atomic(path: Path, text: str) -> Path:

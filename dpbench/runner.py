@@ -18,13 +18,12 @@ from dpbench.data.registry import DatasetRef, resolve_dataset
 from dpbench.data.sampler import SequenceSampler, split_episodes
 from dpbench.errors import DpbenchError
 from dpbench.evaluate import evaluate
-from dpbench.host import ContentionMeter
+from dpbench.host import ContentionMeter, environment_info
 from dpbench.policy import build_configs, config_to_dict, get_policy_class, save_policy
 from dpbench.results import (
     PROTOCOL_VERSION,
     SCHEMA_VERSION,
     config_hash,
-    environment_info,
     summarize_history,
     write_json_atomic,
 )

@@ -188,7 +188,7 @@ def test_overrides_column_is_the_drift_from_todays_preset():
     assert {"policy": config_to_dict(pcfg), "train": config_to_dict(tcfg)} == {k: older["config"][k] for k in ("policy", "train")}
 
 
-def test_committed_records_carry_no_absolute_paths():
+def test_committed_results_carry_no_absolute_paths():
     """Provenance names datasets by identity and hash; paths are relative to the checkout, the cache
     ($DPBENCH_CACHE) or the results dir, never a machine's absolute path."""
     root = Path(__file__).resolve().parents[1] / "results"
@@ -203,7 +203,7 @@ def test_committed_records_carry_no_absolute_paths():
         elif isinstance(x, str):
             yield x
 
-    paths = sorted((root / "records").glob("*.json")) + sorted((root / "superseded").rglob("*.json"))
+    paths = sorted(root.rglob("*.json"))  # records, superseded records, curves and benchmark results
     assert paths
     for p in paths:
         bad = [s for s in strings(json.loads(p.read_text())) if s.startswith("/") or " /" in s]

@@ -1,0 +1,60 @@
+"""Per-episode scores of trained checkpoints must not depend on how the test episodes are grouped.
+
+    python benchmarks/check_waves.py 'results/work/pusht-keypoints__diffusion__*/policy.safetensors' \\
+        [--waves 50,20,7] [--out results/perf/waves.json]
+
+Each checkpoint is evaluated on the 50 Push-T test seeds with the same sampling seed in waves of
+each size (a wave of 7 runs the UNet's small-batch path, 20 and 50 its batched path), then with
+its env batch stepped in two worker processes. The per-episode scores of every variant are
+compared with the first; the JSON lists any episode that differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import glob
+import sys
+from pathlib import Path
+
+import torch
+
+from dpbench.evaluate import evaluate
+from dpbench.policy import load_policy, read_checkpoint_meta
+from dpbench.host import environment_info
+from dpbench.results import write_json_atomic
+from dpbench.tasks import get_task
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoints", help="glob of policy.safetensors files")
+    ap.add_argument("--waves", default="50,20,7")
+    ap.add_argument("--out", default="results/perf/waves.json")
+    args = ap.parse_args()
+    paths = sorted(glob.glob(args.checkpoints))
+    if not paths:
+        raise SystemExit(f"no checkpoints match {args.checkpoints!r}")
+    rows = []
+    for path in paths:
+        meta = read_checkpoint_meta(path)
+        task = get_task(meta["env"])
+        mode = task.obs_mode(meta["obs"])
+        policy, _ = load_policy(path, expect_spec=mode.spec)
+        variants = {f"wave {w}": dict(wave=int(w)) for w in args.waves.split(",")}
+        results = {name: evaluate(policy, task, mode, sampling_seed=0, **kw).episode_scores for name, kw in variants.items()}
+        threads = torch.get_num_threads()
+        torch.set_num_threads(2)
+        results["2 env workers"] = evaluate(policy, dataclasses.replace(task, parallel_eval=True), mode, sampling_seed=0).episode_scores
+        torch.set_num_threads(threads)
+        ref_name, ref = next(iter(results.items()))
+        diffs = {name: [i for i, (a, b) in enumerate(zip(ref, s)) if a != b] for name, s in results.items() if name != ref_name}
+        rows.append({"checkpoint": Path(path).parent.name, "scores": {k: round(sum(v) / len(v), 4) for k, v in results.items()},
+                     "episodes_differing_from_" + ref_name.replace(" ", "_"): diffs})
+        print(Path(path).parent.name, rows[-1]["scores"], {k: len(v) for k, v in diffs.items()}, flush=True)
+    write_json_atomic(Path(args.out), {"command": "python " + " ".join(sys.argv), **environment_info(), "rows": rows})
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
