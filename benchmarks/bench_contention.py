@@ -104,7 +104,7 @@ def main() -> None:
         return
 
     from dpbench.host import environment_info
-from dpbench.results import write_json_atomic
+    from dpbench.results import write_json_atomic
 
     rows = []
     for setting in ("before", "after"):

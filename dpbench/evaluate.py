@@ -149,6 +149,7 @@ def evaluate(
     finally:
         venv.close()
         policy.train(was_training)
+        policy.seed(sampling_seed)  # later direct calls get per-row generators for whatever batch they pass
     if video_path is not None and frames:
         write_gif(frames, video_path)
     return EvalResult(

@@ -185,9 +185,12 @@ def environment_info() -> dict[str, Any]:
     versions = {"python": sys.version.split()[0], "torch": torch.__version__}
     for name in ("numpy", "gymnasium", "pymunk", "diffusers"):
         try:
-            versions[name] = __import__(name).__version__
+            module = __import__(name)
         except ImportError:  # pragma: no cover - optional packages
-            pass
+            continue
+        version = getattr(module, "__version__", None) or getattr(module, "version", None)  # pymunk: .version
+        if isinstance(version, str):
+            versions[name] = version
     for name in ("robosuite", "mujoco"):  # read from package metadata: importing robosuite is slow
         try:
             versions[name] = metadata.version(name)
