@@ -3,12 +3,15 @@ and beside a plain numpy CPU hog, each as a ratio to running alone, in one run.
 
     python benchmarks/bench_contention.py [--seconds 20] [--out results/perf/contention.json]
 
-Two settings are compared, each in fresh processes (OpenMP reads its settings at start-up):
+OpenMP settings are compared, each in fresh processes (libgomp reads them when torch loads it):
 
-* ``before``: what dpbench did until 2026-11-30: libgomp's default wait policy (worker threads
-  spin between parallel regions) and torch's default thread count.
-* ``after``: dpbench's start-up now: ``OMP_WAIT_POLICY=PASSIVE`` and threads from
-  ``dpbench.host.default_threads()`` (affinity and cgroup quota).
+* ``before``: what dpbench did until 2026-11-30: libgomp's default wait (worker threads spin for
+  300,000 iterations between parallel regions before they sleep).
+* ``passive``: ``OMP_WAIT_POLICY=PASSIVE`` (threads sleep at once).
+* ``spinN``: ``GOMP_SPINCOUNT=N`` (spin N iterations, then sleep).
+* ``dpbench``: whatever ``dpbench.host.configure_openmp`` sets today.
+
+Threads are torch's default in every setting (``dpbench.host.default_threads()`` on this machine).
 
 Every training process runs quick-preset Diffusion Policy steps (UNet 64/128/256, batch 64, AdamW)
 on synthetic Push-T-shaped batches for ``--seconds`` after a short warm-up and reports its steps/s.
@@ -36,8 +39,7 @@ def train_worker(seconds: float) -> dict:
     from dpbench.policy import build_configs
     from dpbench.tasks import get_task
 
-    if os.environ.get("BENCH_SETTING") == "after":
-        torch.set_num_threads(default_threads())
+    torch.set_num_threads(default_threads())
     torch.manual_seed(0)
     mode = get_task("pusht").obs_mode("keypoints")
     pcfg, tcfg = build_configs(DiffusionUnetPolicy, "quick")
@@ -57,8 +59,7 @@ def train_worker(seconds: float) -> dict:
     while time.perf_counter() - t0 < seconds:
         step()
         n += 1
-    return {"steps_per_s": n / (time.perf_counter() - t0), "threads": torch.get_num_threads(),
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(libgomp default)")}
+    return {"steps_per_s": n / (time.perf_counter() - t0), "threads": torch.get_num_threads()}
 
 
 def hog_worker(seconds: float) -> dict:
@@ -72,12 +73,23 @@ def hog_worker(seconds: float) -> dict:
     return {"matmuls_per_s": n / (time.perf_counter() - t0)}
 
 
+def setting_env(setting: str) -> dict[str, str]:
+    """The OpenMP variables of a setting (see the module docstring)."""
+    if setting == "passive":
+        return {"OMP_WAIT_POLICY": "PASSIVE"}
+    if setting.startswith("spin"):
+        return {"GOMP_SPINCOUNT": setting[4:]}
+    if setting == "dpbench":
+        from dpbench.host import openmp_defaults
+
+        return openmp_defaults()
+    return {}
+
+
 def launch(kind: str, setting: str, seconds: float) -> subprocess.Popen:
-    env = dict(os.environ, BENCH_SETTING=setting)
-    env.pop("OMP_WAIT_POLICY", None)
-    if setting == "after":
-        env["OMP_WAIT_POLICY"] = "PASSIVE"
-    # "before": no OMP_WAIT_POLICY when torch loads (the worker imports torch before dpbench)
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env.update(setting_env(setting), BENCH_SETTING=setting)
+    # the worker imports torch before dpbench, so libgomp sees exactly these variables
     return subprocess.Popen([sys.executable, str(HERE), "--worker", kind, "--seconds", str(seconds)], env=env,
                             stdout=subprocess.PIPE, text=True)
 
@@ -91,15 +103,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=20.0, help="measured window per process")
     ap.add_argument("--out", default="results/perf/contention.json")
+    ap.add_argument("--settings", default="before,passive,dpbench", help="comma list: before, passive, spinN, dpbench")
     ap.add_argument("--worker", choices=["train", "hog"], default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        before = os.environ.get("BENCH_SETTING") == "before"
-        if before:  # libgomp reads its settings when torch loads it: load it before dpbench sets the policy
-            import torch  # noqa: F401
+        import torch  # noqa: F401  (libgomp reads its settings now, before dpbench could set any)
+
         result = train_worker(args.seconds) if args.worker == "train" else hog_worker(args.seconds)
-        if before and "steps_per_s" in result:
-            result["omp_wait_policy"] = "(libgomp default)"
+        result["openmp"] = setting_env(os.environ["BENCH_SETTING"]) or "libgomp default"
         print(json.dumps(result))
         return
 
@@ -107,14 +118,14 @@ def main() -> None:
     from dpbench.results import write_json_atomic
 
     rows = []
-    for setting in ("before", "after"):
+    for setting in args.settings.split(","):
         (solo,) = run(["train"], setting, args.seconds)
         pair = run(["train", "train"], setting, args.seconds)
         with_hog = run(["train", "hog"], setting, args.seconds)
         row = {
             "setting": setting,
             "threads": solo["threads"],
-            "omp_wait_policy": solo["omp_wait_policy"],
+            "openmp": solo["openmp"],
             "solo_steps_per_s": round(solo["steps_per_s"], 2),
             "pair_steps_per_s": [round(p["steps_per_s"], 2) for p in pair],
             "pair_ratio_to_solo": [round(p["steps_per_s"] / solo["steps_per_s"], 3) for p in pair],
@@ -125,7 +136,7 @@ def main() -> None:
         rows.append(row)
         print(f"{setting:6s} threads {row['threads']}  solo {row['solo_steps_per_s']:.1f} steps/s  "
               f"pair {row['pair_ratio_to_solo']} of solo  beside numpy hog {row['beside_hog_ratio_to_solo']} of solo", flush=True)
-    (alone,) = run(["hog"], "after", args.seconds)
+    (alone,) = run(["hog"], "before", args.seconds)
     payload = {"command": "python " + " ".join(sys.argv), "seconds": args.seconds, "hog_alone_matmuls_per_s": round(alone["matmuls_per_s"], 1),
                **environment_info(), "rows": rows}
     write_json_atomic(Path(args.out), payload)

@@ -31,10 +31,18 @@ from typing import Any
 THREADS_ENV = "DPBENCH_THREADS"
 
 
+def openmp_defaults() -> dict[str, str]:
+    """The OpenMP variables dpbench sets unless the user set them (chosen by bench_contention.py)."""
+    return {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
 def configure_openmp() -> None:
-    """Default OpenMP to passive waiting; must run before torch (and its libgomp) is loaded. A value
-    the user set is kept, and child processes inherit it."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    """Apply ``openmp_defaults``; must run before torch (and its libgomp) is loaded. A value the user
+    set is kept (setting either variable yourself keeps both of ours away), and child processes
+    inherit them."""
+    if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
+        return
+    os.environ.update(openmp_defaults())
 
 
 def _own_cgroup_paths(proc_cgroup: Path) -> tuple[str | None, str | None]:
