@@ -64,7 +64,7 @@ def measure(paths: list[str], samplers: dict[str, dict], family: str) -> list[di
             mode = task.obs_mode(meta["obs"])
             policy, _ = load_policy(path, expect_spec=mode.spec, overrides={f"policy.{k}": str(v) for k, v in over.items()})
             diffusion_policy.FAST_PATH_MAX_BATCH = 10**9 if label.endswith("_fastpath") else FAST_PATH_MAX_BATCH
-            res = evaluate(policy, task, mode, batch_invariant=not label.endswith("_fastpath"))
+            res = evaluate(policy, task, mode)
             diffusion_policy.FAST_PATH_MAX_BATCH = FAST_PATH_MAX_BATCH
             per_ckpt.append({"checkpoint": path, "score": res.score, "success": res.success_rate, "b50_ms": res.chunk_latency_ms,
                              "eval_wall_s": res.wall_s, "b1_ms": latency_b1_ms(policy)})

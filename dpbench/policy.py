@@ -119,10 +119,6 @@ class Policy(nn.Module):
                 config.vision = VisionConfig()
             self.image_encoder = ImageEncoders({k: spec.obs_shapes[k] for k in spec.image_keys}, config.vision)
             self.obs_feature_dim += self.image_encoder.out_dim
-        # Set by evaluate: samplers must not switch numerical paths by batch size (a small-batch fast
-        # path rounds differently, and contact dynamics amplify it), so an episode's actions do not
-        # depend on how many episodes share its batch.
-        self.batch_invariant = False
         # Evaluation-time sampling noise: one generator per batch row (see ``seed``).
         self.sampling_seed = 0
         self.episode_seeds: list[int] | None = None

@@ -106,23 +106,6 @@ def test_episode_noise_and_scores_do_not_depend_on_waves_or_workers(tiny_pusht_h
     assert np.abs(np.array(other) - np.array(ref)).max() > 0.01
 
 
-def test_evaluation_keeps_one_numerical_path_at_every_wave_size(tiny_pusht_hdf5):
-    """The UNet's small-batch fast path rounds differently from the batched path; evaluation never
-    switches to it, so a wave of 7 runs the same kernels as a wave of 50."""
-    mode = get_task("pusht").obs_mode("keypoints")
-    store = load_episodes(tiny_pusht_hdf5, mode.dataset_keys)
-    policy, _ = _smoke_policy(store, mode)
-
-    def no_fast_path(*args, **kwargs):
-        raise AssertionError("the small-batch fast path ran during an evaluation")
-
-    fast = policy.model.forward_fast
-    policy.model.forward_fast = no_fast_path
-    evaluate(policy, dataclasses.replace(get_task("pusht"), max_episode_steps=8), mode, n_episodes=7, wave=7)
-    policy.model.forward_fast = fast
-    policy.predict_action({"obs": torch.zeros(1, policy.n_obs_steps, 20)})  # outside evaluation: the fast path serves batch 1
-
-
 @pytest.mark.parametrize("k", [1, 2, 3, 5, 10])
 def test_few_step_ddim_starts_at_the_top_noise_level(tiny_pusht_hdf5, k):
     mode = get_task("pusht").obs_mode("keypoints")

@@ -75,7 +75,7 @@ class FlowMatchingPolicy(Policy):
         x = noise if noise is not None else self.initial_noise(batch)
         n = self.config.num_inference_steps
         times = 1.0 - torch.arange(n, device=self.device) / n  # from t=1 towards t=0, every 1/n
-        if self.config.fast_inference and batch <= FAST_PATH_MAX_BATCH and not self.batch_invariant:
+        if self.config.fast_inference and batch <= FAST_PATH_MAX_BATCH:
             films = total_films(self.model, obs_cond, times * TIME_SCALE)
             velocity = lambda x, i: self.model.forward_fast(x, films[i])  # noqa: E731
         else:

@@ -164,7 +164,7 @@ class DiffusionUnetPolicy(_DiffusionPolicy):
         if not self.config.fast_inference:  # naive: the full conditioning at every step
             obs_cond = feats.flatten(1)
             return lambda x, i: self.model(x, timesteps[i], obs_cond=obs_cond)
-        if feats.shape[0] > FAST_PATH_MAX_BATCH or self.batch_invariant:  # oneDNN conv1d; reuse obs FiLM only
+        if feats.shape[0] > FAST_PATH_MAX_BATCH:  # large batch: oneDNN conv1d is faster; reuse obs FiLM only
             obs_films = self.model.precompute_obs_film(feats.flatten(1))
             return lambda x, i: self.model(x, timesteps[i], obs_films=obs_films)
         films = total_films(self.model, feats.flatten(1), timesteps)
