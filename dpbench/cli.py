@@ -239,7 +239,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def _check_writable(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".dpbench-write-test"
+        probe = out / f".dpbench-write-test-{os.getpid()}"  # per process: concurrent runs share a results dir
         probe.write_text("ok")
         probe.unlink()
     except OSError as exc:
