@@ -313,6 +313,10 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
     if show_overrides:
         notes.append("overrides: how a row's settings differ from its preset as dpbench defines it now, so a run made "
                      "under an older preset shows its schedule here.")
+        if any("protocol v" in g.overrides for g in groups):
+            notes.append(f"protocol vN: made under an older evaluation protocol than today's ({PROTOCOL_VERSION}: the "
+                         "paper's Push-T test states and data split, evaluation that leaves training alone, per-episode "
+                         "noise; docs/DESIGN.md). Not comparable with rows without the label.")
     if daggers:
         notes.append(f"{DAGGER} not the paper's setting (preset paper on the human demonstrations): "
                      f"{'; '.join(sorted(daggers))}. Compare with the paper's rows with care.")
