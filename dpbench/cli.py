@@ -112,8 +112,12 @@ def _names(value: str, what: str) -> list[str]:
     return names
 
 
-def _command_line() -> str:
-    return "dpbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+def _command_line(argv: list[str]) -> str:
+    """The command as records store it: the arguments given, with no machine's absolute path (such
+    arguments are written relative to the checkout or the cache)."""
+    from dpbench.data.registry import portable_path
+
+    return "dpbench " + " ".join(shlex.quote(portable_path(a) if a.startswith("/") else a) for a in argv)
 
 
 def _run_sweep(sweep, args: argparse.Namespace) -> int:
@@ -127,7 +131,7 @@ def _run_sweep(sweep, args: argparse.Namespace) -> int:
     if args.backend == "ray":
         import_ray()  # missing Ray: say so before loading anything
     _check_writable(sweep.out)
-    cells = prepare_all(sweep.specs(_command_line(), progress=not args.quiet))
+    cells = prepare_all(sweep.specs(_command_line(args.argv), progress=not args.quiet))
     for line in describe(cells):
         print(line)
     if getattr(args, "dry_run", False):
@@ -141,13 +145,22 @@ def _run_sweep(sweep, args: argparse.Namespace) -> int:
     return 0
 
 
+def _all_episodes(overrides: dict[str, str], flag: bool) -> dict[str, str]:
+    """``--all-episodes`` is ``train.train_episodes=all``; refuse a --set that says otherwise."""
+    if not flag:
+        return overrides
+    if overrides.get("train.train_episodes", "all") != "all":
+        raise DpbenchError(f"--all-episodes contradicts --set train.train_episodes={overrides['train.train_episodes']}; pass one")
+    return {**overrides, "train.train_episodes": "all"}
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from dpbench.sweep import Sweep
 
     sweep = Sweep(policies=_names(args.policy, "policy"), envs=_names(args.env, "env"), obs=[args.obs],
                   seeds=list(range(args.seed_start, args.seed_start + args.seeds)), preset=args.preset,
                   dataset=args.dataset, out=Path(args.out), device=args.device, video=args.video,
-                  set={**_parse_overrides(args.set), **({"train.train_episodes": "all"} if args.all_episodes else {})})
+                  set={**_all_episodes(_parse_overrides(args.set), args.all_episodes)})
     return _run_sweep(sweep, args)
 
 
@@ -259,7 +272,7 @@ def _grid_options(p: argparse.ArgumentParser) -> None:
 def _threads_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=_positive, default=None,
                    help="torch threads per process (default: the usable cores, from CPU affinity and the cgroup "
-                        "quota, split across workers; same as DPBENCH_THREADS)")
+                        "quota; a sweep splits them across its workers; same as DPBENCH_THREADS)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -352,6 +365,7 @@ def _terminated(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if getattr(args, "threads", None):
         os.environ[THREADS_ENV] = str(args.threads)  # read by plan_workers here and inherited by workers
     in_main_thread = threading.current_thread() is threading.main_thread()

@@ -42,6 +42,8 @@ def configure_openmp() -> None:
     inherit them."""
     if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
         return
+    if "torch" in sys.modules:  # libgomp has read its settings already; claiming ours would mislead records
+        return
     os.environ.update(openmp_defaults())
 
 
@@ -136,8 +138,8 @@ class ContentionMeter:
     ``start()`` ... ``stop()`` brackets an interval (several may be added up). ``others_cores`` is the
     other processes' CPU time over the wall time (the cores they kept busy on average);
     ``others_cpu_share`` is that over the usable cores. The interval was ``contended`` when the others
-    used more than the cores this process left free (usable cores - its threads) by over a quarter
-    core: a sibling sweep worker on its own core does not count, a second job on our cores does.
+    used more than the cores this process left free (usable cores - its threads) by over a tenth of
+    a core: a sibling sweep worker on its own core does not count, a second job on our cores does.
     Linux only (elsewhere the figures are None)."""
 
     wall_s: float = 0.0
@@ -170,7 +172,7 @@ class ContentionMeter:
         others = self.others_cpu_s / self.wall_s
         return {"others_cores": round(others, 3), "others_cpu_share": round(min(1.0, others / cores), 3),
                 "loadavg_1min": round(self.load_sum / self.intervals, 2),
-                "contended": bool(others > max(0, cores - threads) + 0.25)}
+                "contended": bool(others > max(0, cores - threads) + 0.1)}
 
 
 # ------------------------------------------------------------------------------ provenance

@@ -80,12 +80,20 @@ class Policy(nn.Module):
     Config: ClassVar[type[PolicyConfig]] = PolicyConfig
     # preset name -> (policy config overrides, train config overrides)
     presets: ClassVar[dict[str, tuple[dict[str, Any], dict[str, Any]]]] = {}
-    # How the windows must relate (checked at construction, ``check_windows``):
+    # How the windows must relate (checked by ``check_config``, at construction and before any data loads):
     #   "chunk":   the predicted window holds T_a actions from the last observed step on:
     #              horizon >= n_obs_steps - 1 + n_action_steps (Diffusion Policy, BC)
     #   "single":  one action, at the last observed step: n_action_steps == 1, horizon >= n_obs_steps (IBC)
     #   "aligned": one action per observation step: horizon == n_obs_steps, n_action_steps == 1 (LSTM-GMM, BET)
     window_rule: ClassVar[str] = "chunk"
+
+    @classmethod
+    def check_config(cls, config: PolicyConfig) -> None:
+        """Refuse a config this policy cannot run with, before any data is loaded. Raises DpbenchError.
+
+        The base checks the windows (``check_windows``); policies with more fields to validate
+        extend it (and call ``super().check_config``)."""
+        cls.check_windows(config)
 
     @classmethod
     def check_windows(cls, config: PolicyConfig) -> None:
@@ -107,7 +115,7 @@ class Policy(nn.Module):
 
     def __init__(self, spec: PolicySpec, config: PolicyConfig) -> None:
         super().__init__()
-        self.check_windows(config)
+        self.check_config(config)
         self.spec = spec
         self.config = config
         self.obs_normalizers = nn.ModuleDict({k: RangeNormalizer(int(np.prod(spec.obs_shapes[k]))) for k in spec.lowdim_keys})

@@ -81,7 +81,9 @@ def prepare(spec: CellSpec, data: DatasetRef | None = None) -> PreparedCell:
     mode = task.obs_mode(obs)
     policy_cls = get_policy_class(spec.policy)
     pcfg, tcfg = build_configs(policy_cls, spec.preset, spec.overrides, image_obs=bool(mode.spec.image_keys))
-    policy_cls.check_windows(pcfg)  # before any data is loaded or collected
+    policy_cls.check_config(pcfg)  # before any data is loaded or collected
+    if tcfg.train_episodes not in ("paper", "all"):
+        raise DpbenchError(f"train.train_episodes must be 'paper' or 'all', got {tcfg.train_episodes!r}")
     if data is None:
         data = resolve_dataset(task.name, spec.dataset, mode.dataset_keys, progress=spec.progress)
     action_mode = task.dataset_action_mode(data.store.attrs)

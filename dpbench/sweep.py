@@ -692,7 +692,8 @@ def run_grid(cells: list[PreparedCell], backend: str = "local", workers: int | N
         runner.release()
         view.close()
     if errors:
-        raise DpbenchError(f"{len(errors)} of {len(cells)} cells failed, the rest are saved; first failure: {errors[0]}")
+        saved = "no cell finished" if len(errors) == len(cells) else "the rest are saved"
+        raise DpbenchError(f"{len(errors)} of {len(cells)} cells failed, {saved}; first failure: {errors[0]}")
     return [records[c.cell_id] for c in cells]
 
 

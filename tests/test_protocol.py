@@ -129,6 +129,13 @@ def test_window_errors_come_before_training(tmp_path, tiny_pusht_hdf5, capsys):
     assert err.count("\n") == 1 and not (tmp_path / "work").exists()
     assert main(argv[:-6] + ["--policy", "ibc", "--set", "policy.n_action_steps=2"]) == 2
     assert "n_action_steps == 1" in capsys.readouterr().err
+    # other config values a policy or the data protocol refuses: also before any data loads
+    for extra, message in ((["--set", "policy.timestep_spacing=middle"], "timestep_spacing must be 'trailing' or 'leading'"),
+                           (["--set", "train.train_episodes=some"], "train.train_episodes must be 'paper' or 'all'"),
+                           (["--all-episodes", "--set", "train.train_episodes=paper"], "--all-episodes contradicts")):
+        assert main(argv[:-6] + extra) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1 and not (tmp_path / "work").exists(), err
 
 
 def test_a_human_pusht_run_trains_on_the_papers_90_episodes(tmp_path, human_zarr):
@@ -141,6 +148,7 @@ def test_a_human_pusht_run_trains_on_the_papers_90_episodes(tmp_path, human_zarr
     train, val = _original_split(rec["dataset"]["episodes"], 0.02, 42, 90)
     assert split["n_train_episodes"] == 90 and split["train_episodes"] == train and split["val_episodes"] == val
     assert rec["protocol"] == 2 and not rec["dataset"]["path"].startswith("/")
+    assert " /" not in rec["command"] and "--out" in rec["command"]  # the --out path is written portably
     assert main(base + ["--out", str(tmp_path / "all"), "--all-episodes"]) == 0
     (rec,) = [json.loads(p.read_text()) for p in (tmp_path / "all" / "records").glob("*.json")]
     assert rec["data_split"]["n_train_episodes"] == rec["dataset"]["episodes"] - 4

@@ -48,14 +48,18 @@ class FlowMatchingPolicy(Policy):
         ),
     }
 
-    def __init__(self, spec: PolicySpec, config: FlowConfig) -> None:
-        super().__init__(spec, config)
+    @classmethod
+    def check_config(cls, config: FlowConfig) -> None:
+        super().check_config(config)
         if config.num_inference_steps < 1:
             raise DpbenchError(f"num_inference_steps={config.num_inference_steps}: the flow sampler needs at least 1 network evaluation")
         if config.solver not in ("euler", "midpoint"):
             raise DpbenchError(f"flow solver must be 'euler' or 'midpoint', got {config.solver!r}")
         if config.solver == "midpoint" and config.num_inference_steps % 2:
             raise DpbenchError(f"the midpoint solver takes 2 network evaluations per step; num_inference_steps={config.num_inference_steps} is odd")
+
+    def __init__(self, spec: PolicySpec, config: FlowConfig) -> None:
+        super().__init__(spec, config)
         self.model = ConditionalUnet1D.from_config(spec.action_dim, self.obs_feature_dim * config.n_obs_steps, config)
 
     def compute_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

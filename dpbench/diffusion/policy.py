@@ -65,8 +65,9 @@ class _DiffusionPolicy(Policy):
 
     config: DiffusionConfig
 
-    def __init__(self, spec: PolicySpec, config: DiffusionConfig) -> None:
-        super().__init__(spec, config)
+    @classmethod
+    def check_config(cls, config: DiffusionConfig) -> None:
+        super().check_config(config)
         if config.sampler not in ("ddpm", "ddim"):
             raise DpbenchError(f"diffusion sampler must be 'ddpm' or 'ddim', got {config.sampler!r}")
         if not 1 <= config.num_inference_steps <= config.num_train_timesteps:
@@ -76,6 +77,9 @@ class _DiffusionPolicy(Policy):
             )
         if config.timestep_spacing not in ("trailing", "leading"):
             raise DpbenchError(f"timestep_spacing must be 'trailing' or 'leading', got {config.timestep_spacing!r}")
+
+    def __init__(self, spec: PolicySpec, config: DiffusionConfig) -> None:
+        super().__init__(spec, config)
         kwargs = dict(
             num_train_timesteps=config.num_train_timesteps,
             beta_schedule=config.beta_schedule,
