@@ -21,7 +21,6 @@ from dpbench.errors import DpbenchError
 from dpbench.policy import SMOKE_TRAIN, Policy, PolicyConfig
 from dpbench.tasks import PolicySpec
 
-
 # Above this batch PyTorch's oneDNN conv1d beats the unfold-matmul path (measured, 2 CPU cores;
 # benchmarks/bench_speed.py).
 FAST_PATH_MAX_BATCH = 8
