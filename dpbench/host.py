@@ -137,9 +137,9 @@ class ContentionMeter:
 
     ``start()`` ... ``stop()`` brackets an interval (several may be added up). ``others_cores`` is the
     other processes' CPU time over the wall time (the cores they kept busy on average);
-    ``others_cpu_share`` is that over the usable cores. The interval was ``contended`` when the others
-    used more than the cores this process left free (usable cores - its threads) by over a tenth of
-    a core: a sibling sweep worker on its own core does not count, a second job on our cores does.
+    ``others_cpu_share`` is that over the machine's cores (/proc/stat is machine-wide). The interval was
+    ``contended`` when the others used more than the cores this process left free (machine cores -
+    its threads) by over a tenth of a core: a sibling sweep worker on its own core does not count, a second job on our cores does.
     Linux only (elsewhere the figures are None)."""
 
     wall_s: float = 0.0
@@ -168,7 +168,7 @@ class ContentionMeter:
         """The figures a record stores; ``threads`` is the torch thread count the process ran with."""
         if not self.intervals or self.wall_s <= 0:
             return {"others_cores": None, "others_cpu_share": None, "loadavg_1min": None, "contended": None}
-        cores = usable_cores()
+        cores = os.cpu_count() or 1  # /proc/stat counts every core of the machine, whatever our affinity
         others = self.others_cpu_s / self.wall_s
         return {"others_cores": round(others, 3), "others_cpu_share": round(min(1.0, others / cores), 3),
                 "loadavg_1min": round(self.load_sum / self.intervals, 2),
