@@ -118,17 +118,33 @@ def default_threads() -> int:
 
 
 # ------------------------------------------------------------------------------ contention
+def _live_children_cpu_s(tick: float) -> float:
+    """CPU seconds of this process's running children (e.g. an evaluation's env workers), which
+    ``os.times`` counts only once they have exited."""
+    total, me = 0.0, str(os.getpid())
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[1] == me:  # ppid; utime and stime follow at fields 11 and 12
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def _cpu_times() -> tuple[float, float]:
-    """(all CPUs' busy seconds since boot, this process's CPU seconds incl. children)."""
-    busy = 0.0
+    """(all CPUs' busy seconds since boot, this process's CPU seconds incl. its children, live or exited)."""
+    busy, live = 0.0, 0.0
     try:
+        tick = os.sysconf("SC_CLK_TCK")
         fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
         idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-        busy = (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+        busy = (sum(fields[:8]) - idle) / tick
+        live = _live_children_cpu_s(tick)
     except (OSError, ValueError, IndexError):
         pass
     t = os.times()
-    return busy, t.user + t.system + t.children_user + t.children_system
+    return busy, t.user + t.system + t.children_user + t.children_system + live
 
 
 @dataclass

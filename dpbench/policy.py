@@ -89,17 +89,10 @@ class Policy(nn.Module):
 
     @classmethod
     def check_config(cls, config: PolicyConfig) -> None:
-        """Refuse a config this policy cannot run with, before any data is loaded. Raises DpbenchError.
-
-        The base checks the windows (``check_windows``); policies with more fields to validate
-        extend it (and call ``super().check_config``)."""
-        cls.check_windows(config)
-
-    @classmethod
-    def check_windows(cls, config: PolicyConfig) -> None:
-        """Refuse window sizes this policy cannot run with, naming the fields and the rule.
-
-        Raises DpbenchError. Called at construction, and by the runner before any data is loaded."""
+        """Refuse a config this policy cannot run with; called at construction and by the runner before
+        any data is loaded. Raises DpbenchError. The base checks the windows against ``window_rule``,
+        naming the fields and the rule; policies with more fields to validate extend it (calling
+        ``super().check_config``)."""
         to, tp, ta = config.n_obs_steps, config.horizon, config.n_action_steps
         fields = f"n_obs_steps={to}, horizon={tp}, n_action_steps={ta}"
         if min(to, tp, ta) < 1:

@@ -76,9 +76,12 @@ def test_openmp_waits_passively_unless_the_user_chose(tmp_path):
     assert out.stdout.strip() == "ACTIVE"
 
 
-def test_contention_meter_sees_another_busy_process():
+SPIN = "import time\nt = time.time()\nwhile time.time() - t < 3: pass"
+
+
+def _measure(cmd: list[str]) -> dict:
     meter = host.ContentionMeter()
-    spinner = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 3: pass"])
+    spinner = subprocess.Popen(cmd)
     try:
         time.sleep(0.5)  # the spinner is up
         meter.start()
@@ -86,7 +89,15 @@ def test_contention_meter_sees_another_busy_process():
         meter.stop()
     finally:
         spinner.wait()
-    got = meter.summary(threads=host.usable_cores())
+    return meter.summary(threads=os.cpu_count() or 1)
+
+
+def test_contention_meter_sees_another_busy_process_but_not_its_own_workers():
+    # another job: a grandchild (the shell is our child, the spinner is not)
+    got = _measure(["sh", "-c", f"{sys.executable} -c '{SPIN}' & wait"])
     assert got["others_cores"] > 0.5 and got["contended"] is True
     assert 0 < got["others_cpu_share"] <= 1 and got["loadavg_1min"] is not None
+    # our own worker process (as an evaluation's env workers are): not contention
+    got = _measure([sys.executable, "-c", SPIN])
+    assert got["others_cores"] < 0.5
     assert host.ContentionMeter().summary(threads=1)["contended"] is None  # nothing measured
