@@ -13,6 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dpbench.policy import SMOKE_TRAIN, Policy, PolicyConfig
+from dpbench.schedule import budget
 from dpbench.tasks import PolicySpec
 
 
@@ -37,9 +38,8 @@ class BCPolicy(Policy):
     name = "bc"
     Config = BCConfig
     presets = {
-        "paper": ({}, dict(steps=100_000, batch_size=256, lr=1e-4, eval_every=5000, checkpoint_every=5000)),
-        "quick": (dict(hidden_dims=(256, 256, 256)), dict(steps=5000, batch_size=64, lr=1e-3, warmup_steps=200,
-                                                           eval_every=250, eval_after=2500, checkpoint_every=250)),
+        "paper": ({}, budget(100_000, first_eval=0, batch_size=256, lr=1e-4)),
+        "quick": (dict(hidden_dims=(256, 256, 256)), budget(5000, batch_size=64, lr=1e-3, warmup_steps=200)),
         "smoke": (dict(hidden_dims=(32,)), SMOKE_TRAIN),
     }
 

@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dpbench.policy import SMOKE_TRAIN, Policy, PolicyConfig
+from dpbench.schedule import budget
 from dpbench.tasks import PolicySpec
 
 
@@ -57,9 +58,8 @@ class BETPolicy(Policy):
     Config = BETConfig
     window_rule = "aligned"
     presets = {
-        "paper": ({}, dict(steps=100_000, batch_size=256, lr=1e-4, weight_decay=0.1, eval_every=5000, checkpoint_every=5000)),
-        "quick": ({}, dict(steps=5000, batch_size=64, lr=1e-3, weight_decay=0.1, warmup_steps=200,
-                           eval_every=250, eval_after=2500, checkpoint_every=250)),
+        "paper": ({}, budget(100_000, first_eval=0, batch_size=256, lr=1e-4, weight_decay=0.1)),
+        "quick": ({}, budget(5000, batch_size=64, lr=1e-3, weight_decay=0.1, warmup_steps=200)),
         "smoke": (dict(n_bins=4, n_layer=1, n_head=2, n_emb=16, kmeans_iters=5),
                   SMOKE_TRAIN),
     }

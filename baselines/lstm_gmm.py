@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dpbench.policy import SMOKE_TRAIN, Policy, PolicyConfig
+from dpbench.schedule import budget
 from dpbench.tasks import PolicySpec
 
 
@@ -38,10 +39,9 @@ class LSTMGMMPolicy(Policy):
     Config = LSTMGMMConfig
     window_rule = "aligned"
     presets = {
-        "paper": ({}, dict(steps=200_000, batch_size=100, lr=1e-4, warmup_steps=0, lr_schedule="constant", weight_decay=0.0,
-                           ema=False, eval_every=10_000, checkpoint_every=10_000)),
-        "quick": ({}, dict(steps=5000, batch_size=64, lr=1e-3, warmup_steps=200, weight_decay=0.0, ema=False,
-                           eval_every=250, eval_after=2500, checkpoint_every=250)),
+        "paper": ({}, budget(200_000, first_eval=0, batch_size=100, lr=1e-4, warmup_steps=0, lr_schedule="constant",
+                             weight_decay=0.0, ema=False)),
+        "quick": ({}, budget(5000, batch_size=64, lr=1e-3, warmup_steps=200, weight_decay=0.0, ema=False)),
         "smoke": (dict(hidden_dim=16, num_layers=1, num_modes=2, n_obs_steps=4, horizon=4, rnn_horizon=4),
                   SMOKE_TRAIN),
     }

@@ -220,7 +220,8 @@ def _select(records: list[dict], args: argparse.Namespace) -> list[dict]:
 
 
 def cmd_table(args: argparse.Namespace) -> int:
-    from dpbench.results import format_table, write_results_readme
+    from dpbench.report import write_results_readme
+    from dpbench.results import format_table
 
     records = _load_all(args.out)
     print(format_table(_select(records, args), args.format, with_paper=args.with_paper))

@@ -8,7 +8,6 @@ the task score is the mean over episodes (50 initial conditions from seed 100000
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 
 from dpbench.errors import DpbenchError
+from dpbench.metrics import mean_ci, wilson_ci
 from dpbench.policy import Policy
 from dpbench.tasks import ObsMode, Task
 from dpbench.vector import EnvBatch
@@ -32,32 +32,17 @@ class EvalResult:
     n_episodes: int
     episode_scores: list[float]
     episode_success: list[bool]
+    # Each episode's state at its end: Push-T's coverage of the goal (in [0, 1]; success needs > 0.95),
+    # other tasks' last reward. The paper scores the max over the episode; the end state is what a user sees.
+    final_mean: float
+    final_ci95: tuple[float, float]
+    episode_final: list[float]
     wall_s: float
     chunk_latency_ms: float  # mean wall time of one batched predict_action call
     n_policy_calls: int
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def wilson_ci(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
-
-
-def mean_ci(values: np.ndarray, z: float = 1.96) -> tuple[float, float]:
-    """Normal-approximation 95% interval of a mean, clipped to [0, 1] (scores are rewards in [0, 1])."""
-    if len(values) < 2:
-        return (float(values.mean()), float(values.mean())) if len(values) else (0.0, 1.0)
-    half = z * float(values.std(ddof=1)) / math.sqrt(len(values))
-    m = float(values.mean())
-    return (max(0.0, m - half), min(1.0, m + half))
 
 
 def check_actions(policy: Policy, actions: Any, batch: int) -> np.ndarray:
@@ -131,7 +116,7 @@ def evaluate(
     venv = make_env_batch(task, mode, wave, render=video_path is not None)
     was_training = policy.training
     policy.eval()
-    best, success = np.zeros(n), np.zeros(n, dtype=bool)
+    best, success, final = np.zeros(n), np.zeros(n, dtype=bool), np.zeros(n)
     frames: list[np.ndarray] = []
     latency, calls = 0.0, 0
     # Evaluation draws only from the policy's own per-episode generators; fork_rng also restores
@@ -143,10 +128,10 @@ def evaluate(
                 m = min(wave, n - first)
                 policy.reset()
                 policy.seed(sampling_seed, [seed_start + first + i for i in range(wave)])
-                w_best, w_success, w_latency, w_calls = _rollout(
+                w_best, w_success, w_final, w_latency, w_calls = _rollout(
                     policy, task, mode, venv, seed_start + first, m, frames if first == 0 and video_path else None, n_videos
                 )
-                best[first : first + m], success[first : first + m] = w_best[:m], w_success[:m]
+                best[first : first + m], success[first : first + m], final[first : first + m] = w_best[:m], w_success[:m], w_final[:m]
                 latency, calls = latency + w_latency, calls + w_calls
     finally:
         venv.close()
@@ -162,6 +147,9 @@ def evaluate(
         n_episodes=n,
         episode_scores=[round(float(x), 6) for x in best],
         episode_success=[bool(x) for x in success],
+        final_mean=float(final.mean()),
+        final_ci95=mean_ci(final),
+        episode_final=[round(float(x), 6) for x in final],
         wall_s=time.perf_counter() - t0,
         chunk_latency_ms=1000 * latency / max(calls, 1),
         n_policy_calls=calls,
@@ -171,16 +159,16 @@ def evaluate(
 def _rollout(
     policy: Policy, task: Task, mode: ObsMode, venv: EnvBatch, seed: int, n_active: int,
     frames: list[np.ndarray] | None, n_videos: int,
-) -> tuple[np.ndarray, np.ndarray, float, int]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, int]:
     """One wave: envs ``0..n_active-1`` from seeds ``seed + i``, until all are done or time is up.
-    Returns per-env max reward and success (over the whole batch), policy seconds and calls."""
+    Returns per-env max reward, success and final progress (over the whole batch), policy seconds and calls."""
     n = venv.n
     obs, _ = venv.reset(seed=seed, n_active=n_active)
     current = mode.from_env(obs)
     # The observation window starts filled with copies of the first observation.
     window = {k: np.repeat(v[:, None], policy.n_obs_steps, axis=1) for k, v in current.items()}
     done = np.arange(n) >= n_active
-    best = np.zeros(n)
+    best, final = np.zeros(n), np.zeros(n)
     success = np.zeros(n, dtype=bool)
     latency, calls, steps = 0.0, 0, 0
     while not done.all() and steps < task.max_episode_steps:
@@ -196,6 +184,7 @@ def _rollout(
             live = ~done
             best[live] = np.maximum(best[live], reward[live])
             success[live] |= np.asarray(info.get("is_success", np.zeros(n, dtype=bool)), dtype=bool)[live]
+            final[live] = np.asarray(info.get("progress", reward), dtype=float)[live]
             done |= terminated | truncated
             if frames is not None:
                 frames.append(np.concatenate([venv.render(i) for i in range(min(n_videos, n_active))], axis=1))
@@ -204,7 +193,7 @@ def _rollout(
                 window[key] = np.concatenate([window[key][:, 1:], v[:, None]], axis=1)
             if done.all() or steps >= task.max_episode_steps:
                 break
-    return best, success, latency, calls
+    return best, success, final, latency, calls
 
 
 def write_gif(frames: list[np.ndarray], path: Path, fps: int = 10) -> Path:

@@ -4,7 +4,9 @@
   and the final success rate (95% Wilson CI over the pooled test episodes);
 - ``curves_<env>-<obs>``: score against training step and against training wall-time, mean over seeds with
   the min-max band of the seeds;
-- ``latency``: inference latency of one action chunk against the score.
+- ``latency``: inference latency of one action chunk against the score;
+- ``equal_time_<env>-<obs>``: every policy's score against training CPU-minutes on one axis (CPU records
+  only; dpbench.equal_time), the view for choosing a policy under a CPU budget.
 
 Each configuration (policy, preset, dataset, config) is one colour everywhere, named like the table's rows.
 """
@@ -30,6 +32,8 @@ def plot_all(records: list[dict[str, Any]], figdir: Path) -> list[Path]:
     for task in sorted({g.task for g in groups}):
         written += plot_curves([g for g in groups if g.task == task], figdir / f"curves_{task.replace('/', '-')}")
     written += plot_latency(groups, figdir / "latency")
+    for task in sorted({g.task for g in groups}):
+        written += plot_equal_time([g for g in groups if g.task == task], figdir / f"equal_time_{task.replace('/', '-')}")
     return written
 
 
@@ -209,6 +213,44 @@ def plot_curves(groups: list[Group], stem: Path) -> list[Path]:
     task = groups[0].task if groups else ""
     fig.suptitle(f"{task}: learning curves (line: mean over seeds, band: min-max; dotted: paper max)", fontsize=10)
     axes[1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    fig.tight_layout()
+    return _save(fig, stem)
+
+
+def plot_equal_time(groups: list[Group], stem: Path) -> list[Path]:
+    """Every policy's score against training CPU-minutes (train wall time x torch threads, log axis) for one
+    task: mean over seeds at each evaluation step, band min-max. CPU records only; nothing when none."""
+    from dpbench.equal_time import cpu_minutes, is_cpu
+
+    cpu = [g for g in groups if any(is_cpu(r) for r in g.records)]
+    if not cpu:
+        return []
+    plt = _mpl()
+    labels = _labels(cpu)
+    colors = _colors(list(labels.values()))
+    fig, ax = plt.subplots(figsize=(7.0, 4.0))
+    for g in sorted(cpu, key=lambda g: labels[g]):
+        recs = [r for r in g.records if is_cpu(r)]
+        per_seed = [{h["step"]: (cpu_minutes(r, h), h["score"]) for h in r["history"] if "score" in h} for r in recs]
+        steps = sorted(set.intersection(*(set(s) for s in per_seed)))
+        if not steps:
+            continue
+        x = np.array([np.mean([s[k][0] for s in per_seed]) for k in steps])
+        y = np.array([[s[k][1] for s in per_seed] for k in steps])
+        c = colors[labels[g]]
+        ax.plot(x, y.mean(1), "-o", color=c, ms=3, lw=1.5, label=f"{labels[g]}, {len(recs)} seed{'s' if len(recs) > 1 else ''}")
+        if len(recs) > 1:
+            ax.fill_between(x, y.min(1), y.max(1), color=c, alpha=0.15, lw=0)
+    ax.set_xscale("log")
+    from matplotlib.ticker import FuncFormatter
+
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_xlabel("training CPU-minutes (wall time x torch threads; evaluations excluded)")
+    ax.set_ylabel(SCORE_LABEL.replace("\n", " "))
+    ax.set_ylim(0, 1.05)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    ax.set_title(f"{cpu[0].task}: score at equal CPU time (line: mean over seeds, band: min-max)")
     fig.tight_layout()
     return _save(fig, stem)
 

@@ -23,6 +23,7 @@ from torch import nn
 
 from dpbench.data.normalizer import RangeNormalizer
 from dpbench.errors import DpbenchError
+from dpbench.schedule import budget
 from dpbench.tasks import PolicySpec
 from dpbench.vision import IMAGE_TRAIN_PRESETS, VISION_PRESETS, ImageEncoders, VisionConfig
 
@@ -56,6 +57,9 @@ class TrainConfig:
     eval_every: int = 2000
     eval_after: int = 0  # first step at which periodic evaluation starts (the last step is always evaluated)
     eval_episodes: int = 50
+    # After training, the checkpoint the max selects is scored on this many fresh test seeds
+    # (Task.heldout_seed_start on), which no selection saw: the record's "heldout" (0: skip).
+    heldout_episodes: int = 200
     checkpoint_every: int = 2000
     # The data protocol (the original's dataset configs): validation split and training subset are
     # drawn with ``split_seed``, the same for every training seed (dpbench.data.sampler.split_episodes).
@@ -70,7 +74,8 @@ class TrainConfig:
 
 # The smoke preset's training settings, shared by every policy: a few steps and a 2-episode
 # evaluation, so a whole run takes seconds (tests).
-SMOKE_TRAIN: dict[str, Any] = dict(steps=6, batch_size=8, warmup_steps=1, eval_every=3, checkpoint_every=3, eval_episodes=2)
+SMOKE_TRAIN: dict[str, Any] = dict(steps=6, batch_size=8, warmup_steps=1, eval_every=3, checkpoint_every=3, eval_episodes=2,
+                                   heldout_episodes=2)
 
 
 class Policy(nn.Module):

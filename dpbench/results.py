@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from dpbench.errors import DpbenchError
+from dpbench.metrics import mean_ci, summarize_history, wilson_ci
 
 SCHEMA_VERSION = 1
 # The evaluation/training protocol a record was made under; records without the field are 1.
@@ -43,14 +44,6 @@ def write_text_atomic(path: Path, text: str) -> Path:
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> Path:
     return write_text_atomic(path, json.dumps(payload, indent=1, sort_keys=False))
-
-
-def summarize_history(history: list[dict[str, Any]], key: str = "score") -> dict[str, float]:
-    """The paper's two numbers over checkpoints: the max, and the mean of the last 10."""
-    values = [h[key] for h in history if key in h]
-    if not values:
-        return {"max": float("nan"), "avg_last10": float("nan")}
-    return {"max": float(max(values)), "avg_last10": float(np.mean(values[-10:]))}
 
 
 # ------------------------------------------------------------------------------- records
@@ -132,9 +125,14 @@ class Group:
     max_std: float  # sample std across seeds (0 for one seed)
     avg_last10: float
     avg_last10_std: float
+    k_min: float  # mean over seeds of k_min_train_loss (dpbench.metrics), NaN when a record cannot give it
+    k_min_std: float
     success: float  # mean over seeds of the final evaluation's success rate
     success_ci: tuple[float, float]  # Wilson 95% over the pooled final-evaluation episodes of all seeds
     episodes: int
+    # The selected (max) checkpoint on fresh seeds (records' final.heldout), pooled over seeds; None when
+    # any seed's record lacks it.
+    heldout: "Heldout | None"
     minutes_per_seed: float
     latency_ms: float  # mean chunk latency (one batched predict_action call) over all evaluations
     # Timing from runs whose cores other jobs shared (records' wall.contention): True, False, or None
@@ -150,6 +148,39 @@ class Group:
     def paper_setting(self) -> bool:
         """Trained like the paper: its preset on the human demonstrations."""
         return self.preset == "paper" and self.dataset_kind == "human"
+
+
+@dataclass(frozen=True)
+class Heldout:
+    """A group's held-out evaluation: every seed's selected checkpoint on the same fresh test seeds.
+    Means are over seeds; the 95% intervals are over all seeds' episodes pooled (scores and final
+    coverage: normal approximation; success: Wilson)."""
+
+    score: float
+    score_ci: tuple[float, float]
+    success: float
+    success_ci: tuple[float, float]
+    final: float
+    final_ci: tuple[float, float]
+    episodes: int  # per seed
+
+
+def _heldout(recs: list[dict[str, Any]]) -> Heldout | None:
+    parts = [r["final"].get("heldout") for r in recs]
+    if not parts or any(not p for p in parts):
+        return None
+    scores = np.concatenate([p["episode_scores"] for p in parts])
+    success = np.concatenate([p["episode_success"] for p in parts]).astype(bool)
+    final = np.concatenate([p["episode_final"] for p in parts])
+    return Heldout(float(np.mean([p["score"] for p in parts])), mean_ci(scores),
+                   float(np.mean([p["success_rate"] for p in parts])), wilson_ci(int(success.sum()), len(success)),
+                   float(np.mean([p["final_mean"] for p in parts])), mean_ci(final), int(parts[0]["n_episodes"]))
+
+
+def _k_min(record: dict[str, Any]) -> float:
+    """k_min_train_loss of a record; recomputed from the history for records that predate the field."""
+    value = record["final"].get("k_min_train_loss")
+    return float(value) if value is not None else summarize_history(record["history"])["k_min_train_loss"]
 
 
 def _std(values: np.ndarray) -> float:
@@ -202,8 +233,6 @@ def _contended(recs: list[dict[str, Any]]) -> bool | None:
 
 def group_records(records: list[dict[str, Any]]) -> list[Group]:
     """Seeds of the same configuration together; configurations that differ never mix."""
-    from dpbench.evaluate import wilson_ci
-
     buckets: dict[tuple, list[dict[str, Any]]] = {}
     for r in records:
         key = (r["env"], r["obs"], r["policy"], r["preset"], r["dataset"]["kind"], r["dataset"]["hash"], r["config_hash"])
@@ -213,6 +242,7 @@ def group_records(records: list[dict[str, Any]]) -> list[Group]:
         recs = sorted(recs, key=lambda r: r["seed"])
         maxes = np.array([r["final"]["max"] for r in recs], dtype=float)
         lasts = np.array([r["final"]["avg_last10"] for r in recs], dtype=float)
+        kmins = np.array([_k_min(r) for r in recs], dtype=float)
         outcomes = [bool(s) for r in recs for s in r["final"]["last_eval"]["episode_success"]]
         per_seed = [np.mean(r["final"]["last_eval"]["episode_success"] or [0.0]) for r in recs]
         latency = [h["chunk_latency_ms"] for r in recs for h in r["history"] if "chunk_latency_ms" in h]
@@ -224,8 +254,8 @@ def group_records(records: list[dict[str, Any]]) -> list[Group]:
             overrides = ", ".join(x for x in (f"protocol v{protocol}", overrides) if x)
         groups.append(Group(
             env, obs, policy, preset, dkind, dhash, chash, overrides, len(recs),
-            float(maxes.mean()), _std(maxes), float(lasts.mean()), _std(lasts),
-            float(np.mean(per_seed)), wilson_ci(sum(outcomes), len(outcomes)), len(outcomes),
+            float(maxes.mean()), _std(maxes), float(lasts.mean()), _std(lasts), float(kmins.mean()), _std(kmins),
+            float(np.mean(per_seed)), wilson_ci(sum(outcomes), len(outcomes)), len(outcomes), _heldout(recs),
             float(np.mean([r["wall"]["total_s"] for r in recs]) / 60),
             float(np.mean(latency)) if latency else float("nan"), _contended(recs), tuple(recs),
         ))
@@ -247,8 +277,10 @@ class Table:
 
 
 def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
-    """Policies (rows) against tasks (env/obs, columns): max / avg-last-10 (mean ± std over seeds) and the
-    final success rate with its 95% CI. Paper rows follow each policy's rows; cells trained unlike the paper
+    """Policies (rows) against tasks (env/obs, columns). Per task: max / avg-last-10 / k-min-train-loss
+    (mean ± std over seeds); the held-out score of the selected checkpoint; its success rate; and, on
+    Push-T, its final coverage, each with a 95% CI. Groups without a held-out evaluation show the final
+    evaluation's success rate, marked. Paper rows follow each policy's rows; cells trained unlike the paper
     (preset or dataset) carry a dagger."""
     tasks = sorted({g.task for g in groups})
 
@@ -266,14 +298,23 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
         rows.setdefault(key, {})[g.task] = g
     show_overrides = any(g.overrides for g in groups)
     headers = ["source", "policy", "preset", "dataset", *(["overrides"] if show_overrides else []), "seeds"]
+    coverage_tasks = {t for t in tasks if t.startswith("pusht/")}
     for t in tasks:
-        headers += [f"{t} max / avg-last-10", f"{t} success (95% CI)"]
+        headers += [f"{t} max / avg-last-10 / k-min-loss", f"{t} held-out (95% CI)", f"{t} success (95% CI)",
+                    *([f"{t} final coverage (95% CI)"] if t in coverage_tasks else [])]
+
+    def ci(value: float, bounds: tuple[float, float], mark: str = "") -> str:
+        return f"{value:.2f} [{bounds[0]:.2f}, {bounds[1]:.2f}]{mark}"
+
+    def nan_or(text: str, value: float) -> str:
+        return "–" if np.isnan(value) else text
 
     def pm(mean: float, std: float, n: int) -> str:
         return f"{mean:.3f}" if n < 2 else f"{mean:.3f} ± {std:.3f}"
 
     body: list[list[str]] = []
     daggers: set[str] = set()
+    last_eval_success = False
     for policy in sorted({k[0] for k in rows}):
         for key in sorted(k for k in rows if k[0] == policy):
             _, preset, dkind, overrides, dhash, chash = key
@@ -284,13 +325,19 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
             for t in tasks:
                 g = cells.get(t)
                 if g is None:
-                    row += ["–", "–"]
+                    row += ["–"] * (4 if t in coverage_tasks else 3)
                     continue
                 mark = "" if g.paper_setting else f" {DAGGER}"
                 if mark:
                     daggers.add(f"preset {g.preset}, {g.dataset_kind} dataset")
-                row += [f"{pm(g.max, g.max_std, g.seeds)} / {pm(g.avg_last10, g.avg_last10_std, g.seeds)}{mark}",
-                        f"{g.success:.2f} [{g.success_ci[0]:.2f}, {g.success_ci[1]:.2f}]"]
+                h = g.heldout
+                row += [f"{pm(g.max, g.max_std, g.seeds)} / {pm(g.avg_last10, g.avg_last10_std, g.seeds)} / "
+                        f"{nan_or(pm(g.k_min, g.k_min_std, g.seeds), g.k_min)}{mark}",
+                        ci(h.score, h.score_ci) if h else "–",
+                        ci(h.success, h.success_ci) if h else ci(g.success, g.success_ci, " ˡ")]
+                if t in coverage_tasks:
+                    row.append(ci(h.final, h.final_ci) if h else "–")
+                last_eval_success |= h is None
             body.append(row)
         if with_paper:
             variants = sorted({data_variant(k[2]) for k in rows if k[0] == policy}, reverse=True)  # ph first
@@ -302,14 +349,21 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
                        *([""] if show_overrides else []), "3"]
                 for t in tasks:
                     ref = refs[t]
-                    row += [f"{ref['max']:.2f} / {ref['avg_last10']:.2f}" if ref else "–", "–"]
+                    row += [f"{ref['max']:.2f} / {ref['avg_last10']:.2f} / –" if ref else "–", "–", "–",
+                            *(["–"] if t in coverage_tasks else [])]
                 body.append(row)
     notes = [
-        "max / avg-last-10: the paper's two numbers, the best evaluation during training and the mean of the last 10 "
-        "(Push-T score: mean over test episodes of the episode's max coverage reward); mean ± sample std across seeds.",
-        "success (95% CI): the final evaluation's success rate, mean over seeds; Wilson interval over all seeds' "
-        "test episodes pooled.",
+        "max / avg-last-10 / k-min-loss: the paper's two numbers, the best evaluation during training and the mean "
+        "of the last 10, then the mean of the 10 evaluations with the lowest training loss (the original repository's "
+        "k_min_train_loss, which its README names as the paper's second number); Push-T score: mean over test episodes "
+        "of the episode's max coverage reward; mean ± sample std across seeds.",
+        "held-out (95% CI): the checkpoint the max selected, scored on fresh test seeds that no selection saw (200 per "
+        "seed from seed 200000); mean over seeds, interval over all seeds' episodes pooled. success and final coverage "
+        "(Push-T: the goal coverage at the episode's end) are that evaluation's, Wilson and normal intervals.",
     ]
+    if last_eval_success:
+        notes.append("ˡ success of the final periodic evaluation (50 test seeds): the records predate the held-out "
+                     "evaluation.")
     if show_overrides:
         notes.append("overrides: how a row's settings differ from its preset as dpbench defines it now, so a run made "
                      "under an older preset shows its schedule here.")
@@ -335,7 +389,15 @@ def tidy_rows(groups: list[Group], with_paper: bool = False) -> list[dict[str, A
         rows.append({"source": "dpbench", "env": g.env, "obs": g.obs, "policy": g.policy, "preset": g.preset,
                      "dataset": g.dataset_kind, "dataset_hash": g.dataset_hash, "config_hash": g.config_hash,
                      "overrides": g.overrides, "seeds": g.seeds, "max": g.max, "max_std": g.max_std,
-                     "avg_last10": g.avg_last10, "avg_last10_std": g.avg_last10_std, "success": g.success,
+                     "avg_last10": g.avg_last10, "avg_last10_std": g.avg_last10_std, "k_min_train_loss": g.k_min,
+                     "k_min_train_loss_std": g.k_min_std,
+                     "heldout": g.heldout.score if g.heldout else None,
+                     "heldout_ci_low": g.heldout.score_ci[0] if g.heldout else None,
+                     "heldout_ci_high": g.heldout.score_ci[1] if g.heldout else None,
+                     "heldout_success": g.heldout.success if g.heldout else None,
+                     "heldout_final": g.heldout.final if g.heldout else None,
+                     "heldout_episodes_per_seed": g.heldout.episodes if g.heldout else None,
+                     "success": g.success,
                      "success_ci_low": g.success_ci[0], "success_ci_high": g.success_ci[1], "episodes": g.episodes,
                      "minutes_per_seed": round(g.minutes_per_seed, 3), "chunk_latency_ms": round(g.latency_ms, 3),
                      "timing_contended": g.contended,
@@ -401,62 +463,3 @@ def _render_html(t: Table) -> str:
     body = "\n".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in t.rows)
     notes = "\n".join(f"<p>{esc(n)}</p>" for n in t.notes)
     return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>\n{notes}"
-
-
-CONTENDED_MARK = {True: "*", None: "?"}
-
-
-# --------------------------------------------------------------------------- results/README
-def results_readme(records: list[dict[str, Any]], figures: list[str] = (), extra: str = "") -> str:
-    """The measured tables as markdown: one section per (preset, dataset), each with the commands, dataset
-    hash, hardware and dates its records carry."""
-    sections: dict[tuple, list[dict[str, Any]]] = {}
-    for r in sorted(records, key=lambda r: r.get("date", "")):
-        sections.setdefault((r["preset"], r["dataset"]["kind"], r["dataset"]["hash"]), []).append(r)
-    lines = ["# Measured results", "",
-             f"Generated by `dpbench table` from the {len(records)} record{'s' if len(records) != 1 else ''} in `records/`; "
-             "do not edit by hand, rerun "
-             "`dpbench table` instead. Paper rows: Chi et al., RSS 2023.", ""]
-    for (preset, dkind, dhash), recs in sections.items():
-        tasks = sorted({f"{r['env']}/{r['obs']}" for r in recs})
-        ds = recs[0]["dataset"]
-        lines += [f"## {', '.join(tasks)}: preset `{preset}`, {dkind} dataset `{dhash[:8]}`", "",
-                  format_table(recs, "md", with_paper=True), ""]
-        hardware = sorted({_hardware_text(r) for r in recs})
-        versions = sorted({", ".join(f"{k} {v}" for k, v in r.get("versions", {}).items() if k in ("python", "torch"))
-                           for r in recs})
-        dates = sorted(r.get("date", "?") for r in recs)
-        lines += ["Provenance, from the records:", "",
-                  f"- records: {len(recs)} ({', '.join(sorted({r['policy'] for r in recs}))}; seeds "
-                  f"{', '.join(str(s) for s in sorted({r['seed'] for r in recs}))})",
-                  *(f"- command: `{c}`" for c in dict.fromkeys(r.get("command") or "(not recorded)" for r in recs)),
-                  f"- preset: `{preset}` (config hashes {', '.join(sorted({r['config_hash'] for r in recs}))})",
-                  f"- dataset: {dkind}, `{ds.get('path', '?')}`, hash `{dhash}`, {ds.get('episodes', '?')} episodes, "
-                  f"{ds.get('steps', '?')} steps",
-                  *(f"- hardware: {h}" for h in hardware),
-                  "- minutes per seed (training + evaluations, mean; * other jobs shared the cores, so the "
-                  "time says more about the load than the method; ? not measured): " + ", ".join(
-                      f"{g.policy} {g.task} {g.minutes_per_seed:.1f}{CONTENDED_MARK.get(g.contended, '')}"
-                      for g in group_records(recs)),
-                  f"- versions: {'; '.join(versions)}",
-                  f"- dates: {dates[0]} to {dates[-1]}" if dates[0] != dates[-1] else f"- date: {dates[0]}", ""]
-    if extra:
-        lines += [extra, ""]
-    if figures:
-        lines += ["## Figures", "", *(f"![{Path(f).stem}]({f})" for f in figures), ""]
-    return "\n".join(lines)
-
-
-def _hardware_text(r: dict[str, Any]) -> str:
-    h = r.get("hardware", {})
-    device = h.get("device", "cpu")
-    return (f"{h.get('cpu', '?')}, {h.get('cores', '?')} cores, {h.get('torch_threads', '?')} torch threads"
-            + ("" if device == "cpu" else f", {device}") + f" (host {h.get('host', '?')})")
-
-
-def write_results_readme(out: Path, records: list[dict[str, Any]], extra: str = "") -> Path:
-    """(Re)write OUT/README.md from the records (plus ``extra`` markdown, e.g. the rerun comparison);
-    linked figures are the PNGs under OUT/figures."""
-    out = Path(out)
-    figures = sorted(str(p.relative_to(out)) for p in (out / "figures").glob("*.png")) if (out / "figures").is_dir() else []
-    return write_text_atomic(out / "README.md", results_readme(records, figures, extra))

@@ -20,15 +20,10 @@ from dpbench.errors import DpbenchError
 from dpbench.evaluate import evaluate
 from dpbench.host import ContentionMeter, environment_info
 from dpbench.policy import build_configs, config_to_dict, get_policy_class, save_policy
-from dpbench.results import (
-    PROTOCOL_VERSION,
-    SCHEMA_VERSION,
-    config_hash,
-    summarize_history,
-    write_json_atomic,
-)
+from dpbench.metrics import best_evaluation, summarize_history
+from dpbench.results import PROTOCOL_VERSION, SCHEMA_VERSION, config_hash, write_json_atomic
 from dpbench.tasks import ObsMode, get_task
-from dpbench.train import train
+from dpbench.train import BEST_FILE, load_best, train
 
 
 @dataclass
@@ -156,6 +151,9 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
         final = evaluate(eval_policy, task, mode, n_episodes=cell.tcfg.eval_episodes, sampling_seed=spec.seed,
                          video_path=(cell.workdir / "rollouts.gif") if spec.video else None)
         eval_seconds[0] += final.wall_s
+    heldout = heldout_evaluation(cell, eval_policy, state.history)
+    if heldout is not None:
+        eval_seconds[0] += heldout["wall_s"]
     ckpt = save_policy(eval_policy, cell.workdir / "policy.safetensors",
                        {"env": task.name, "obs": cell.obs, "action_mode": cell.action_mode,
                         "dataset": cell.data.identity(), "step": state.step})
@@ -183,9 +181,11 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
         "final": {
             "max": summary["max"],
             "avg_last10": summary["avg_last10"],
+            "k_min_train_loss": summary["k_min_train_loss"],
             "success_max": success["max"],
             "success_avg_last10": success["avg_last10"],
             "last_eval": final.to_dict(),
+            "heldout": heldout,
         },
         "wall": {
             "train_s": round(state.train_seconds, 1),
@@ -201,6 +201,27 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
     record["hardware"]["device"] = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     write_json_atomic(cell.record_path, record)
     return record
+
+
+def heldout_evaluation(cell: PreparedCell, eval_policy: Any, history: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Score the checkpoint the max selected (``best.safetensors``) on ``train.heldout_episodes`` fresh
+    test seeds from ``Task.heldout_seed_start``: the selection never saw them, so this number carries
+    no selection bias. None when disabled (0 episodes) or when the run has no evaluation."""
+    import copy
+
+    task, n = get_task(cell.spec.env), cell.tcfg.heldout_episodes
+    chosen = best_evaluation(history)
+    if n <= 0 or chosen is None:
+        return None
+    best = load_best(cell.workdir / BEST_FILE)
+    if best is None or best[1] != chosen["step"]:
+        raise DpbenchError(f"{cell.workdir / BEST_FILE}: missing or not the best evaluation's weights (step "
+                           f"{chosen['step']}); delete {cell.workdir} to rerun this seed")
+    policy = copy.deepcopy(eval_policy)
+    policy.load_state_dict(best[0])
+    res = evaluate(policy, task, cell.mode, n_episodes=n, seed_start=task.heldout_seed_start, sampling_seed=cell.spec.seed)
+    return {"step": chosen["step"], "selected_score": chosen["score"], "seed_start": task.heldout_seed_start,
+            **res.to_dict()}
 
 
 def resolve_device(name: str) -> torch.device:

@@ -71,6 +71,9 @@ class Task:
     datasets: tuple[str, ...]
     test_seed_start: int = 100000
     n_test_episodes: int = 50
+    # Held-out test seeds: the selected checkpoint's second opinion (TrainConfig.heldout_episodes).
+    # Far from the paper's test seeds (100000-100049) and from the demonstration seeds (0 on).
+    heldout_seed_start: int = 200000
     paper_task: str = ""
     parallel_eval: bool = False  # env steps are costly: evaluate over one process per core
     # Dataset kind -> the paper's cap on training episodes (the original's ``max_train_episodes``).

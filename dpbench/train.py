@@ -25,6 +25,7 @@ from dpbench.errors import DpbenchError
 from dpbench.policy import Policy, TrainConfig
 
 RESUME_FILE = "train_state.pt"
+BEST_FILE = "best.safetensors"  # the evaluated weights at the history's best score (first of equals)
 
 
 class EMA:
@@ -67,6 +68,31 @@ class TrainState:
     step: int = 0
     train_seconds: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
+    # The training loss summed since the last evaluation; each history entry's ``train_loss`` is its mean.
+    loss_sum: float = 0.0
+    loss_count: int = 0
+
+
+def save_best(path: Path, policy: torch.nn.Module, step: int, score: float) -> None:
+    """The evaluated weights, written atomically with their step and score."""
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in policy.state_dict().items()}
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    save_file(tensors, str(tmp), metadata={"step": str(step), "score": repr(float(score))})
+    os.replace(tmp, path)
+
+
+def load_best(path: Path) -> tuple[dict[str, torch.Tensor], int, float] | None:
+    """(weights, step, score) of ``best.safetensors``, or None when there is none."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    if not path.exists():
+        return None
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    return load_file(str(path)), int(meta["step"]), float(meta["score"])
 
 
 def _to_tensors(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
@@ -98,9 +124,13 @@ def train(
     ema = EMA(policy, cfg.ema_power, cfg.ema_max_decay) if cfg.ema else None
     state = TrainState()
 
-    resume = workdir / RESUME_FILE
+    resume, best_path = workdir / RESUME_FILE, workdir / BEST_FILE
     if resume.exists():
         state = _load_resume(resume, policy, optimizer, scheduler, ema, rng)
+    best = load_best(best_path)
+    if best is not None and best[1] not in {h["step"] for h in state.history}:
+        best_path.unlink()  # saved after the checkpoint we resume from: its evaluation will be replayed
+    best_score = max((h["score"] for h in state.history if "score" in h), default=-math.inf)
 
     def eval_policy() -> Policy:
         return ema.model if ema is not None else policy
@@ -120,6 +150,8 @@ def train(
                     f"training diverged: the loss became {loss.item()} at step {state.step + 1}; "
                     "lower train.lr or check the dataset for outliers"
                 )
+            state.loss_sum += float(loss.item())
+            state.loss_count += 1
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
@@ -138,9 +170,14 @@ def train(
             if evaluate_fn is not None and (periodic or at_end):
                 now = time.perf_counter()
                 state.train_seconds += now - t_last
-                entry = {"step": state.step, "train_seconds": round(state.train_seconds, 2), "loss": float(loss.item())}
+                entry = {"step": state.step, "train_seconds": round(state.train_seconds, 2), "loss": float(loss.item()),
+                         "train_loss": state.loss_sum / max(1, state.loss_count)}
+                state.loss_sum, state.loss_count = 0.0, 0
                 entry.update(evaluate_fn(eval_policy(), state.step))
                 state.history.append(entry)
+                if entry.get("score", -math.inf) > best_score:
+                    best_score = entry["score"]
+                    save_best(best_path, eval_policy(), state.step, best_score)
                 bar.write(f"[{desc}] step {state.step}: score {entry.get('score', float('nan')):.3f} "
                           f"success {entry.get('success_rate', float('nan')):.2f} ({state.train_seconds / 60:.1f} train-min)")
                 policy.train()
@@ -164,7 +201,7 @@ def _save_resume(path: Path, policy, optimizer, scheduler, ema, rng, state: Trai
         "ema_step": ema.step if ema is not None else 0,
         "torch_rng": torch.get_rng_state(),
         "meta": json.dumps({"rng": rng.bit_generator.state, "step": state.step, "train_seconds": state.train_seconds,
-                            "history": state.history}),
+                            "history": state.history, "loss_sum": state.loss_sum, "loss_count": state.loss_count}),
     }
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     torch.save(payload, tmp)
@@ -188,4 +225,5 @@ def _load_resume(path: Path, policy, optimizer, scheduler, ema, rng) -> TrainSta
             "delete it to start the seed over"
         ) from None
     rng.bit_generator.state = meta["rng"]
-    return TrainState(step=meta["step"], train_seconds=meta["train_seconds"], history=meta["history"])
+    return TrainState(step=meta["step"], train_seconds=meta["train_seconds"], history=meta["history"],
+                      loss_sum=meta.get("loss_sum", 0.0), loss_count=meta.get("loss_count", 0))

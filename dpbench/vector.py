@@ -3,7 +3,8 @@
 The one evaluation loop steps every test episode side by side. Push-T steps cost microseconds,
 so its batch lives in-process; a robomimic step costs ~7 ms of MuJoCo, so its batch is split
 over worker processes (one per core the evaluation may use), each stepping its share of envs
-in turn. An env whose episode has ended is not stepped again: it repeats its last observation
+in turn. ``step``'s info carries ``is_success`` and ``progress`` (the env's ``info["coverage"]``
+where it reports one, as Push-T does, else the step's reward). An env whose episode has ended is not stepped again: it repeats its last observation
 with reward 0 and ``done`` set, which is all the evaluation loop needs and saves the steps that
 gymnasium's autoreset would spend on a new episode nobody reads.
 """
@@ -47,18 +48,20 @@ class _LocalEnvs:
         self.done[:] = ~np.asarray(active, dtype=bool)  # inactive envs are never stepped
         return self.last
 
-    def step(self, actions: np.ndarray) -> tuple[list[Any], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def step(self, actions: np.ndarray) -> tuple[list[Any], np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         n = len(self.envs)
         reward, terminated, truncated, success = np.zeros(n), np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool)
+        progress = np.zeros(n)
         for i, env in enumerate(self.envs):
             if self.done[i]:
                 terminated[i] = True
                 continue
             obs, reward[i], terminated[i], truncated[i], info = env.step(actions[i])
             success[i] = bool(info.get("is_success", False))
+            progress[i] = float(info.get("coverage", reward[i]))
             self.last[i] = obs
             self.done[i] = terminated[i] or truncated[i]
-        return self.last, reward, terminated, truncated, success
+        return self.last, reward, terminated, truncated, success, progress
 
     def render(self, i: int) -> np.ndarray:
         return self.envs[i].render()
@@ -150,12 +153,12 @@ class EnvBatch:
 
     def step(self, actions: np.ndarray) -> tuple[Obs, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         if self.local is not None:
-            obs, r, te, tr, ok = self.local.step(actions)
-            return stack(obs), r, te, tr, {"is_success": ok}
+            obs, r, te, tr, ok, progress = self.local.step(actions)
+            return stack(obs), r, te, tr, {"is_success": ok, "progress": progress}
         parts = self._call("step", [(a,) for a in self._split(np.asarray(actions))])
         obs = stack([o for part in parts for o in part[0]])
-        r, te, tr, ok = (np.concatenate([part[j] for part in parts]) for j in range(1, 5))
-        return obs, r, te, tr, {"is_success": ok}
+        r, te, tr, ok, progress = (np.concatenate([part[j] for part in parts]) for j in range(1, 6))
+        return obs, r, te, tr, {"is_success": ok, "progress": progress}
 
     def render(self, i: int) -> np.ndarray:
         if self.local is not None:

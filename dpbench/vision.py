@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dpbench.errors import DpbenchError
+from dpbench.schedule import budget
 
 
 @dataclasses.dataclass
@@ -45,9 +46,9 @@ VISION_PRESETS: dict[str, dict] = {
 # Training settings that change with image observations, applied over every policy's own preset.
 # `quick` is a fixed CPU budget chosen from image DP's score against training steps on Push-T
 # (README.md): max 0.34 at 3000 steps, 0.57 at 9000 (~37 min per seed on one core), 0.63 at 18000.
-# An evaluation renders 15,000 frames, so it runs every 1500 steps from step 3000.
+# Evaluations follow the shared schedule (dpbench.schedule.budget): every 450 steps from step 4500.
 IMAGE_TRAIN_PRESETS: dict[str, dict] = {
-    "quick": dict(steps=9000, eval_every=1500, eval_after=3000, checkpoint_every=1500),
+    "quick": budget(9000),
 }
 
 

@@ -10,7 +10,8 @@ import torch
 
 from dpbench.cli import main
 from dpbench.diffusion.policy import DiffusionUnetPolicy
-from dpbench.evaluate import check_actions, wilson_ci
+from dpbench.evaluate import check_actions
+from dpbench.metrics import wilson_ci
 from dpbench.errors import DpbenchError
 from dpbench.tasks import get_task
 
@@ -140,3 +141,27 @@ def test_wilson_interval():
     lo, hi = wilson_ci(25, 50)
     assert lo == pytest.approx(0.366, abs=1e-3) and hi == pytest.approx(0.634, abs=1e-3)
     assert wilson_ci(0, 50)[0] == 0.0 and wilson_ci(50, 50)[1] == 1.0
+
+
+def test_heldout_scores_the_selected_checkpoint_on_fresh_seeds(tmp_path, tiny_pusht_hdf5):
+    """The record's held-out number is the max-selected evaluation's weights on seeds 200000.. : re-scoring
+    best.safetensors on those seeds by hand gives the same episodes; train_loss is the mean loss since the last
+    evaluation, so with an evaluation every step it is that step's loss."""
+    from safetensors.torch import load_file
+
+    from dpbench.evaluate import evaluate
+    from dpbench.policy import load_policy
+    from dpbench.train import BEST_FILE
+
+    assert _run(tmp_path, tiny_pusht_hdf5, "--seeds", "1", "--set", "train.eval_every=1", "--set", "train.heldout_episodes=3") == 0
+    rec = _records(tmp_path)[0]
+    assert all(h["train_loss"] == pytest.approx(h["loss"]) for h in rec["history"])
+    held = rec["final"]["heldout"]
+    chosen = max(rec["history"], key=lambda h: h["score"])  # the first of equals, as the paper's max picks
+    assert held["step"] == chosen["step"] and held["selected_score"] == chosen["score"]
+    assert held["seed_start"] == 200000 and held["n_episodes"] == 3 and len(held["episode_final"]) == 3
+    task = get_task("pusht")
+    policy, _ = load_policy(tmp_path / rec["checkpoint"])
+    policy.load_state_dict(load_file(str(tmp_path / "work" / rec["cell_id"] / BEST_FILE)))
+    res = evaluate(policy, task, task.obs_mode("keypoints"), n_episodes=3, seed_start=200000, sampling_seed=rec["seed"])
+    assert res.episode_scores == held["episode_scores"] and res.episode_final == held["episode_final"]

@@ -13,12 +13,19 @@ import numpy as np
 import pytest
 
 from dpbench.cli import main
-from dpbench.evaluate import wilson_ci
+from dpbench.metrics import wilson_ci
 from dpbench.results import PROTOCOL_VERSION, SCHEMA_VERSION, format_table, group_records, write_json_atomic
 
 
+def make_heldout(scores: list[float], success: list[bool], final: list[float]) -> dict:
+    """A record's final.heldout: the selected checkpoint on fresh seeds, episode by episode."""
+    return {"step": 200, "selected_score": 0.9, "seed_start": 200000, "score": float(np.mean(scores)),
+            "success_rate": float(np.mean(success)), "final_mean": float(np.mean(final)), "n_episodes": len(scores),
+            "episode_scores": scores, "episode_success": success, "episode_final": final}
+
+
 def make_record(policy: str, seed: int, scores: list[float], success: list[bool], obs: str = "keypoints",
-                preset: str = "paper", dataset: str = "human", latency: float = 10.0) -> dict:
+                preset: str = "paper", dataset: str = "human", latency: float = 10.0, heldout: dict | None = None) -> dict:
     """A schema-complete record whose evaluations scored `scores` and whose final evaluation had `success`."""
     history = [{"step": 100 * (i + 1), "train_seconds": 30.0 * (i + 1) + seed, "loss": 0.1, "score": s,
                 "success_rate": float(np.mean(success)), "eval_seconds": 1.0, "chunk_latency_ms": latency + i}
@@ -33,7 +40,8 @@ def make_record(policy: str, seed: int, scores: list[float], success: list[bool]
         "final": {"max": max(scores), "avg_last10": float(np.mean(scores[-10:])), "success_max": 0.0,
                   "success_avg_last10": 0.0,
                   "last_eval": {"score": scores[-1], "success_rate": float(np.mean(success)), "n_episodes": len(success),
-                                "episode_success": success, "episode_scores": [scores[-1]] * len(success)}},
+                                "episode_success": success, "episode_scores": [scores[-1]] * len(success)},
+                  "heldout": heldout},
         "wall": {"train_s": 60.0, "eval_s": 6.0, "total_s": 66.0}, "checkpoint": "",
         "versions": {"python": "3.11", "torch": "2.13.0"},
         "hardware": {"cpu": "Test CPU", "cores": 2, "torch_threads": 1, "host": "ci"},
@@ -46,8 +54,10 @@ def results(tmp_path) -> Path:
     """diffusion (paper preset, human data) x 2 seeds on two obs modes, lstm_gmm (smoke, scripted) x 1 seed."""
     out = tmp_path / "results"
     recs = [
-        make_record("diffusion", 0, [0.5, 0.9, 0.8], [True, True, False, False]),
-        make_record("diffusion", 1, [0.6, 0.7, 0.7], [True, False, False, False]),
+        make_record("diffusion", 0, [0.5, 0.9, 0.8], [True, True, False, False],
+                    heldout=make_heldout([1.0, 0.6, 0.8], [True, False, False], [0.96, 0.5, 0.7])),
+        make_record("diffusion", 1, [0.6, 0.7, 0.7], [True, False, False, False],
+                    heldout=make_heldout([0.4, 1.0, 0.7], [False, True, True], [0.3, 0.97, 0.99])),
         make_record("diffusion", 0, [0.4, 0.6], [True, False], obs="state"),
         make_record("lstm_gmm", 0, [0.3, 0.5], [False, False], preset="smoke", dataset="scripted", latency=2.0),
     ]
@@ -65,16 +75,29 @@ def test_pivot_policies_by_tasks_with_seed_stats_and_wilson_ci(results, capsys):
     assert main(["table", "--out", str(results)]) == 0
     captured = capsys.readouterr()
     header = captured.out.splitlines()[0]
-    assert header == ("| source | policy | preset | dataset | seeds | pusht/keypoints max / avg-last-10 | pusht/keypoints "
-                      "success (95% CI) | pusht/state max / avg-last-10 | pusht/state success (95% CI) |")
+    per_task = ["max / avg-last-10 / k-min-loss", "held-out (95% CI)", "success (95% CI)", "final coverage (95% CI)"]
+    assert header == ("| source | policy | preset | dataset | seeds | "
+                      + " | ".join(f"{t} {c}" for t in ("pusht/keypoints", "pusht/state") for c in per_task) + " |")
     rows = _md_rows(captured.out)
     dp = rows["dpbench/diffusion"]
-    # max over evaluations per seed: 0.9, 0.7 -> mean 0.8, sample std 0.141; avg-last-10: 0.733, 0.667
-    assert dp[5] == "0.800 ± 0.141 / 0.700 ± 0.047"
-    lo, hi = wilson_ci(3, 8)  # 2 + 1 successes over the 4 + 4 pooled final-evaluation episodes
-    assert dp[6] == f"0.38 [{lo:.2f}, {hi:.2f}]"  # success: mean over seeds of 0.5 and 0.25
-    assert dp[7] == "0.600 / 0.500" and dp[4] == "1–2"  # one seed on state: no ±
-    assert rows["dpbench/lstm_gmm"][5] == "0.500 / 0.400 †" and rows["dpbench/lstm_gmm"][7] == "–"
+    # max over evaluations per seed: 0.9, 0.7 -> mean 0.8, sample std 0.141; avg-last-10: 0.733, 0.667; with
+    # fewer than 10 evaluations k_min_train_loss averages them all, as avg-last-10 does
+    assert dp[5] == "0.800 ± 0.141 / 0.700 ± 0.047 / 0.700 ± 0.047"
+    # held-out: seeds score 0.8 and 0.7; the interval is over the 6 pooled episodes (normal approximation)
+    pooled = np.array([1.0, 0.6, 0.8, 0.4, 1.0, 0.7])
+    half = 1.96 * pooled.std(ddof=1) / np.sqrt(6)
+    assert dp[6] == f"0.75 [{0.75 - half:.2f}, {min(1.0, 0.75 + half):.2f}]"
+    lo, hi = wilson_ci(3, 6)  # 1 + 2 held-out successes over 3 + 3 episodes; the rate is the mean over seeds
+    assert dp[7] == f"0.50 [{lo:.2f}, {hi:.2f}]"
+    final = np.array([0.96, 0.5, 0.7, 0.3, 0.97, 0.99])
+    half = 1.96 * final.std(ddof=1) / np.sqrt(6)
+    assert dp[8] == f"{final.mean():.2f} [{final.mean() - half:.2f}, {min(1.0, final.mean() + half):.2f}]"
+    assert dp[9] == "0.600 / 0.500 / 0.500" and dp[4] == "1–2"  # one seed on state: no ±
+    assert dp[10] == "–"  # no held-out evaluation on state: the final evaluation's success instead, marked
+    lo, hi = wilson_ci(1, 2)
+    assert dp[11] == f"0.50 [{lo:.2f}, {hi:.2f}] ˡ" and dp[12] == "–"
+    assert rows["dpbench/lstm_gmm"][5] == "0.500 / 0.400 / 0.400 †" and rows["dpbench/lstm_gmm"][9] == "–"
+    assert "ˡ success of the final periodic evaluation" in captured.out
     assert "paper (Chi et al. 2023)/diffusion_cnn" not in rows  # only with --with-paper
     assert "† not the paper's setting" in captured.out and "preset smoke, scripted dataset" in captured.out
     assert not (results / "README.md").exists()  # not the default results dir and no --write-readme
@@ -85,8 +108,9 @@ def test_with_paper_rows_follow_each_policy(results, capsys):
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][1:]
     assert [line.split("|")[1].strip() + "/" + line.split("|")[2].strip() for line in lines] == [
         "dpbench/diffusion", "paper (Chi et al. 2023)/diffusion_cnn", "dpbench/lstm_gmm", "paper (Chi et al. 2023)/lstm_gmm"]
-    assert "| 0.95 / 0.91 | – | 0.95 / 0.91 | – |" in lines[1]  # Table I (state-based) for keypoints and state
-    assert "| 0.67 / 0.61 | – | 0.67 / 0.61 | – |" in lines[3]  # the paper's value even where we have none
+    paper = "| 0.95 / 0.91 / – | – | – | – | 0.95 / 0.91 / – | – | – | – |"
+    assert paper in lines[1]  # Table I (state-based) for keypoints and state
+    assert paper.replace("0.95 / 0.91", "0.67 / 0.61") in lines[3]  # the paper's value even where we have none
 
 
 def test_formats_and_filters(results, capsys):
@@ -101,7 +125,7 @@ def test_formats_and_filters(results, capsys):
     assert "0.800 $\\pm$ 0.141" in latex and "$^\\dagger$" in latex
     assert main(["table", "--out", str(results), "--format", "html"]) == 0
     page = capsys.readouterr().out
-    assert "<th>pusht/keypoints max / avg-last-10</th>" in page and "<td>0.500 / 0.400 †</td>" in page
+    assert "<th>pusht/keypoints max / avg-last-10 / k-min-loss</th>" in page and "<td>0.500 / 0.400 / 0.400 †</td>" in page
     assert main(["table", "--out", str(results), "--policy", "bet"]) == 2
     assert "match --env/--policy" in capsys.readouterr().err
 
@@ -138,8 +162,9 @@ def test_plots_are_written_as_png_and_svg(results, tmp_path, capsys):
     assert main(["plot", "--out", str(results), "--figdir", str(figdir)]) == 0
     written = capsys.readouterr().out.split()
     names = sorted(Path(p).name for p in written)
-    assert names == sorted(f"{stem}.{ext}" for stem in ("scores", "curves_pusht-keypoints", "curves_pusht-state", "latency")
-                           for ext in ("png", "svg"))
+    stems = ("scores", "curves_pusht-keypoints", "curves_pusht-state", "latency", "equal_time_pusht-keypoints",
+             "equal_time_pusht-state")
+    assert names == sorted(f"{stem}.{ext}" for stem in stems for ext in ("png", "svg"))
     for p in written:
         data = Path(p).read_bytes()
         assert len(data) > 5000 and (data[:4] == b"\x89PNG" or b"<svg" in data[:500])
@@ -227,7 +252,8 @@ def test_rerun_section_pairs_superseded_groups_with_todays(tmp_path):
 
 
 def test_timing_from_contended_runs_is_marked():
-    from dpbench.results import results_readme, tidy_rows
+    from dpbench.report import results_readme
+    from dpbench.results import tidy_rows
 
     quiet = [make_record("bc", s, [0.5], [False]) for s in range(2)]
     busy = [make_record("bet", s, [0.5], [False]) for s in range(2)]
@@ -241,3 +267,40 @@ def test_timing_from_contended_runs_is_marked():
     assert "bc pusht/keypoints 1.1," in text
     assert {r["policy"]: r["timing_contended"] for r in tidy_rows(group_records(quiet + busy))} == {"bc": False, "bet": True}
     assert group_records([make_record("ibc", 0, [0.5], [False])])[0].contended is None  # not measured
+
+
+def test_k_min_train_loss_is_the_originals_aggregation():
+    """A second implementation of the original's multirun_metrics.compute_metrics: the mean score of the 10
+    evaluations with the lowest train_loss, over 14 evaluations whose loss order differs from their time order."""
+    from dpbench.metrics import summarize_history
+
+    rng = np.random.default_rng(3)
+    scores, losses = rng.uniform(0.3, 0.9, 14), rng.uniform(0.01, 0.1, 14)
+    history = [{"step": i, "score": float(s), "loss": 9.0, "train_loss": float(l)} for i, (s, l) in enumerate(zip(scores, losses))]
+    lowest = sorted(range(14), key=lambda i: losses[i])[:10]
+    expected = sum(scores[i] for i in lowest) / 10
+    out = summarize_history(history)
+    assert out["k_min_train_loss"] == pytest.approx(expected)
+    assert out["avg_last10"] == pytest.approx(scores[4:].mean()) and out["max"] == pytest.approx(scores.max())
+    assert out["k_min_train_loss"] != pytest.approx(out["avg_last10"])  # the choice matters on this history
+    # records from before train_loss existed rank by the last batch's loss
+    old = [{"score": h["score"], "loss": h["train_loss"]} for h in history]
+    assert summarize_history(old)["k_min_train_loss"] == pytest.approx(expected)
+
+
+def test_score_at_equal_cpu_time(results):
+    """The equal-CPU-time view, worked by hand from the fixture: seed s evaluates at 30k + s seconds (k = 1, 2, 3) on
+    1 thread, so within 1 CPU-minute seed 0 has scored 0.5 and 0.9, seed 1 only 0.6 (its second evaluation is at
+    61 s); nothing is evaluated within 0.25 min; by 2 min both runs have ended (whole-run max 0.9 and 0.7)."""
+    from dpbench.equal_time import equal_time_table
+
+    recs = [json.loads(p.read_text()) for p in (results / "records").glob("*.json")]
+    dp = [g for g in group_records(recs) if g.policy == "diffusion" and g.obs == "keypoints"]
+    table = equal_time_table(dp, minutes=(0.25, 1.0, 2.0))
+    assert table.rows == [["diffusion", "paper", "diffpapcfg", "2", "–", "0.750", "0.800 ᵉ", "1.5"]]
+    two_threads = [dict(r, hardware={**r["hardware"], "torch_threads": 2}) for r in dp[0].records]
+    # 2 threads double the CPU-minutes: within 1 CPU-minute only the first evaluations (1.0 and 1.03 CPU-min) count
+    assert equal_time_table(group_records(two_threads), minutes=(1.0,)).rows[0][4] == "–"
+    assert equal_time_table(group_records(two_threads), minutes=(1.04,)).rows[0][4] == "0.550"
+    gpu = [dict(r, hardware={**r["hardware"], "device": "NVIDIA H200"}) for r in dp[0].records]
+    assert equal_time_table(group_records(gpu)).rows == []  # GPU minutes are another currency

@@ -19,6 +19,7 @@ from dpbench.diffusion.transformer import DiffusionTransformer
 from dpbench.diffusion.unet1d import ConditionalUnet1D
 from dpbench.errors import DpbenchError
 from dpbench.policy import SMOKE_TRAIN, Policy, PolicyConfig
+from dpbench.schedule import budget
 from dpbench.tasks import PolicySpec
 
 # Above this batch PyTorch's oneDNN conv1d beats the unfold-matmul path (measured, 2 CPU cores;
@@ -139,13 +140,13 @@ class DiffusionUnetPolicy(_DiffusionPolicy):
     name = "diffusion"
     Config = DiffusionUnetConfig
     presets = {
-        "paper": ({}, dict(steps=200_000, batch_size=256, lr=1e-4, warmup_steps=500, eval_every=10_000, checkpoint_every=10_000)),
+        "paper": ({}, budget(200_000, first_eval=0, batch_size=256, lr=1e-4, warmup_steps=500)),
         "quick": (
             dict(down_dims=(64, 128, 256), step_embed_dim=64, sampler="ddim", num_inference_steps=10),
             # Measured on 2 CPU cores, human Push-T, keypoints: mean-max 0.90 after 6.7 train-min and
             # 0.96 after 14.4 (steps=8000); see results/curves/. 5000 steps keep 5 seeds within an hour;
             # the 11 evaluations over the second half give the paper's max and avg-of-last-10.
-            dict(steps=5000, batch_size=64, lr=1e-3, warmup_steps=200, eval_every=250, eval_after=2500, checkpoint_every=250),
+            budget(5000, batch_size=64, lr=1e-3, warmup_steps=200),
         ),
         "smoke": (
             dict(down_dims=(16, 32), step_embed_dim=16, n_groups=4, sampler="ddim", num_inference_steps=4, num_train_timesteps=20),
@@ -186,7 +187,7 @@ class DiffusionTransformerPolicy(_DiffusionPolicy):
     name = "diffusion_transformer"
     Config = DiffusionTransformerConfig
     presets = {
-        "paper": ({}, dict(steps=200_000, batch_size=256, lr=1e-4, weight_decay=1e-3, warmup_steps=1000, eval_every=10_000, checkpoint_every=10_000)),
+        "paper": ({}, budget(200_000, first_eval=0, batch_size=256, lr=1e-4, weight_decay=1e-3, warmup_steps=1000)),
         "quick": (
             dict(n_layer=4, n_emb=128, p_drop_attn=0.1, sampler="ddim", num_inference_steps=10),
             dict(steps=6000, batch_size=64, lr=5e-4, weight_decay=1e-3, warmup_steps=200, eval_every=500, checkpoint_every=500),

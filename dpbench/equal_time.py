@@ -1,0 +1,71 @@
+"""Score at equal CPU time: the view a user with a fixed CPU budget chooses a policy by.
+
+A record's history gives, at each evaluation, the training wall time so far (evaluations excluded).
+CPU-minutes are that time times the torch threads the run used, so runs on 1 and 2 threads compare.
+For a budget of T CPU-minutes, a seed's score is the best evaluation made within T (the paper's max,
+cut at T). A run that ended before T keeps its final max, marked as such; a run whose first evaluation
+came after T has no score at T. Only CPU records count: GPU minutes are another currency.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from dpbench.results import Group, Table
+
+DEFAULT_MINUTES = (5.0, 10.0, 20.0, 40.0)
+
+
+def is_cpu(record: dict[str, Any]) -> bool:
+    return record.get("hardware", {}).get("device", "cpu") == "cpu"
+
+
+def cpu_minutes(record: dict[str, Any], entry: dict[str, Any]) -> float:
+    """Training CPU-minutes at a history entry: train wall seconds x torch threads / 60."""
+    threads = int(record.get("hardware", {}).get("torch_threads") or 1)
+    return float(entry["train_seconds"]) * threads / 60
+
+
+def score_within(record: dict[str, Any], minutes: float) -> tuple[float, bool]:
+    """(best score among the evaluations made within ``minutes`` training CPU-minutes, whether the run
+    ended before that budget). NaN when no evaluation came that early."""
+    hist = [h for h in record["history"] if "score" in h]
+    within = [h["score"] for h in hist if cpu_minutes(record, h) <= minutes]
+    ended = bool(hist) and cpu_minutes(record, hist[-1]) <= minutes
+    return (float(max(within)) if within else float("nan")), ended
+
+
+def curve(group: Group) -> tuple[np.ndarray, np.ndarray]:
+    """(CPU-minutes, score) of every evaluation of every seed, sorted by time (for the figure)."""
+    points = sorted((cpu_minutes(r, h), h["score"]) for r in group.records if is_cpu(r) for h in r["history"] if "score" in h)
+    return np.array([p[0] for p in points]), np.array([p[1] for p in points])
+
+
+def equal_time_table(groups: Sequence[Group], minutes: Sequence[float] = DEFAULT_MINUTES) -> Table:
+    """Per CPU-only group, the mean over seeds of the best score within each budget of training CPU-minutes."""
+    headers = ["policy", "preset", "config", "seeds", *(f"≤ {m:g} CPU-min" for m in minutes), "CPU-min per seed"]
+    rows, ended_any = [], False
+    for g in sorted(groups, key=lambda g: (g.task, g.policy, g.preset, g.config_hash)):
+        recs = [r for r in g.records if is_cpu(r)]
+        if not recs:
+            continue
+        row = [g.policy, g.preset, g.config_hash, str(len(recs))]
+        for m in minutes:
+            cells = [score_within(r, m) for r in recs]
+            values = np.array([c[0] for c in cells])
+            if np.isnan(values).any():
+                row.append("–")
+                continue
+            mark = " ᵉ" if all(c[1] for c in cells) else ""
+            ended_any |= bool(mark)
+            row.append(f"{values.mean():.3f}{mark}")
+        total = np.mean([cpu_minutes(r, r["history"][-1]) for r in recs if r["history"]] or [float("nan")])
+        row.append(f"{total:.1f}")
+        rows.append(row)
+    notes = ["Each cell: mean over seeds of the best evaluation made within that many training CPU-minutes (training "
+             "wall time x torch threads; evaluation time excluded); – : no evaluation that early. CPU records only."]
+    if ended_any:
+        notes.append("ᵉ every seed's run had ended by then: its whole-run max (a longer budget might score higher).")
+    return Table(headers, rows, notes)
