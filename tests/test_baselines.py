@@ -10,6 +10,7 @@ import torch
 
 from dpbench.baselines.bet import BETPolicy, kmeans
 from dpbench.cli import main
+from dpbench.errors import DpbenchError
 from dpbench.policy import build_configs, get_policy_class, load_policy, save_policy
 from dpbench.tasks import PolicySpec
 
@@ -106,16 +107,47 @@ def test_kmeans_finds_separated_clusters():
     assert torch.allclose(centers[:, 0].sort().values, torch.tensor([-1.0, 1.0]), atol=0.05)
 
 
-def test_ibc_inference_finds_low_energy_action():
+def _bowl_ibc(sharpness: float, **config):
+    """An IBC whose energy is a bowl sharpness * |a - (0.5, -0.5)|^2 in normalized units."""
     p = _policy("ibc").eval()
-    p.config.inference_samples, p.config.inference_iters = 256, 3
-    with torch.no_grad():  # make the energy a bowl around a = (0.5, -0.5) in normalized units
-        p.energy = lambda feats, a: 50 * ((a - torch.tensor([0.5, -0.5])) ** 2).sum(-1)  # type: ignore[method-assign]
+    for key, value in config.items():
+        setattr(p.config, key, value)
+    with torch.no_grad():
+        p.energy = lambda feats, a: sharpness * ((a - torch.tensor([0.5, -0.5])) ** 2).sum(-1)  # type: ignore[method-assign]
         p.action_normalizer.scale.fill_(1.0)
         p.action_normalizer.offset.fill_(0.0)
+    return p
+
+
+def test_ibc_inference_finds_low_energy_action():
+    """The original's DFO (4 rounds of resampling with noise 0.03, then one draw from softmax(-E)) lands in a sharp
+    bowl's minimum: softmax(-2000 d^2) has a std of 1/sqrt(4000) = 0.016 per dim."""
+    p = _bowl_ibc(2000.0, inference_samples=256)
     p.seed(0)
-    act = p.predict_action({"obs": torch.zeros(2, p.n_obs_steps, 20)})
-    assert torch.allclose(act[:, 0], torch.tensor([0.5, -0.5]).expand(2, 2), atol=0.05)
+    act = p.predict_action({"obs": torch.zeros(4, p.n_obs_steps, 20)})
+    assert torch.allclose(act[:, 0], torch.tensor([0.5, -0.5]).expand(4, 2), atol=0.06)
+
+
+def test_ibc_final_pick_draws_from_the_softmax_like_the_original():
+    """On a shallow bowl E = 50 d^2 the original's DFO is a stochastic pick: 4 resampling rounds and the final draw
+    each weight the population by softmax(-E), so the pick is about N(minimum, 1 / (2 * 50 * 5)) = std 0.045 per dim,
+    widened by the 0.03 resampling noise. argmin picks the lowest-energy candidate instead: far tighter."""
+    obs = {"obs": torch.zeros(64, 2, 20)}
+    sampled = _bowl_ibc(50.0, inference_samples=512)
+    sampled.seed(0)
+    spread = (sampled.predict_action(obs)[:, 0] - torch.tensor([0.5, -0.5])).std(0)
+    assert ((0.035 < spread) & (spread < 0.09)).all(), spread
+    greedy = _bowl_ibc(50.0, inference_samples=512, final_pick="argmin")
+    greedy.seed(0)
+    tight = (greedy.predict_action(obs)[:, 0] - torch.tensor([0.5, -0.5])).std(0)
+    assert (tight < spread / 2).all(), (tight, spread)
+
+
+def test_ibc_refuses_an_unknown_final_pick():
+    from dpbench.baselines.ibc import IBCConfig, IBCPolicy
+
+    with pytest.raises(DpbenchError, match="final_pick"):
+        IBCPolicy.check_config(IBCConfig(final_pick="mode"))
 
 
 @pytest.mark.parametrize("name", BASELINES)

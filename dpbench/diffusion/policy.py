@@ -187,10 +187,12 @@ class DiffusionTransformerPolicy(_DiffusionPolicy):
     name = "diffusion_transformer"
     Config = DiffusionTransformerConfig
     presets = {
-        "paper": ({}, budget(200_000, first_eval=0, batch_size=256, lr=1e-4, weight_decay=1e-3, warmup_steps=1000)),
+        "paper": ({}, budget(200_000, first_eval=0, batch_size=256, lr=1e-4, weight_decay=1e-3, warmup_steps=1000,
+                                 betas=(0.9, 0.95))),
         "quick": (
             dict(n_layer=4, n_emb=128, p_drop_attn=0.1, sampler="ddim", num_inference_steps=10),
-            dict(steps=6000, batch_size=64, lr=5e-4, weight_decay=1e-3, warmup_steps=200, eval_every=500, checkpoint_every=500),
+            dict(steps=6000, batch_size=64, lr=5e-4, weight_decay=1e-3, warmup_steps=200, betas=(0.9, 0.95), eval_every=500,
+                 checkpoint_every=500),
         ),
         "smoke": (
             dict(n_layer=1, n_head=2, n_emb=16, sampler="ddim", num_inference_steps=4, num_train_timesteps=20),
