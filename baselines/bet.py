@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dpbench.policy import SMOKE_TRAIN, Policy, PolicyConfig
+from dpbench.policy import SMOKE_TRAIN, Policy, PolicyConfig, linear_weights_decay
 from dpbench.schedule import budget
 from dpbench.tasks import PolicySpec
 
@@ -58,8 +58,12 @@ class BETPolicy(Policy):
     Config = BETConfig
     window_rule = "aligned"
     presets = {
-        "paper": ({}, budget(100_000, first_eval=0, batch_size=256, lr=1e-4, weight_decay=0.1)),
-        "quick": ({}, budget(5000, batch_size=64, lr=1e-3, weight_decay=0.1, warmup_steps=200)),
+        # The original's BET workspace: minGPT's AdamW (betas (0.9, 0.95), decay 0.1 on Linear weights only),
+        # gradient norm clipped to 1, a constant lr (it builds no scheduler) and no EMA.
+        "paper": ({}, budget(100_000, first_eval=0, batch_size=256, lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1,
+                             grad_clip=1.0, warmup_steps=0, lr_schedule="constant", ema=False)),
+        "quick": ({}, budget(5000, batch_size=64, lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1, grad_clip=1.0,
+                             warmup_steps=200, ema=False)),
         "smoke": (dict(n_bins=4, n_layer=1, n_head=2, n_emb=16, kmeans_iters=5),
                   SMOKE_TRAIN),
     }
@@ -78,6 +82,9 @@ class BETPolicy(Policy):
         self.register_buffer("causal_mask", torch.triu(torch.ones(config.n_obs_steps, config.n_obs_steps, dtype=torch.bool), 1),
                              persistent=False)
         nn.init.normal_(self.pos_emb, std=0.02)
+
+    def param_groups(self, weight_decay: float) -> list[dict]:
+        return linear_weights_decay(self, weight_decay)
 
     def fit_statistics(self, arrays: dict[str, np.ndarray]) -> None:
         super().fit_statistics(arrays)

@@ -1,7 +1,8 @@
 """``lstm_gmm``: robomimic's BC-RNN with a Gaussian-mixture action head.
 
 A 2-layer LSTM reads the observation sequence (training sequences of length 10) and, at every
-step, outputs a 5-mode GMM over the action (softplus std + 1e-4). Training maximizes the actions'
+step, outputs a 5-mode GMM over the action (means squashed by tanh into the normalized action box, softplus std +
+1e-4, as robomimic's GMMActorNetwork). Training maximizes the actions'
 log-likelihood. At evaluation the policy is called every step with the newest observation; the
 LSTM state is carried between calls and, as in robomimic's rollouts, restarted every
 ``rnn_horizon`` steps (set ``rnn_horizon=0`` to carry it through the whole episode). Actions are
@@ -39,9 +40,11 @@ class LSTMGMMPolicy(Policy):
     Config = LSTMGMMConfig
     window_rule = "aligned"
     presets = {
-        "paper": ({}, budget(200_000, first_eval=0, batch_size=100, lr=1e-4, warmup_steps=0, lr_schedule="constant",
-                             weight_decay=0.0, ema=False)),
-        "quick": ({}, budget(5000, batch_size=64, lr=1e-3, warmup_steps=200, weight_decay=0.0, ema=False)),
+        # Chi et al.'s robomimic workspace: robomimic's BC-RNN-GMM defaults (Adam, betas (0.9, 0.999), lr 1e-4,
+        # constant, no weight decay, no EMA) at their dataloader's batch of 256.
+        "paper": ({}, budget(200_000, first_eval=0, batch_size=256, lr=1e-4, betas=(0.9, 0.999), warmup_steps=0,
+                             lr_schedule="constant", weight_decay=0.0, ema=False)),
+        "quick": ({}, budget(5000, batch_size=64, lr=1e-3, betas=(0.9, 0.999), warmup_steps=200, weight_decay=0.0, ema=False)),
         "smoke": (dict(hidden_dim=16, num_layers=1, num_modes=2, n_obs_steps=4, horizon=4, rnn_horizon=4),
                   SMOKE_TRAIN),
     }
@@ -57,7 +60,7 @@ class LSTMGMMPolicy(Policy):
     def _mixture(self, h: torch.Tensor) -> D.MixtureSameFamily:
         k, d = self.config.num_modes, self.spec.action_dim
         out = self.head(h)
-        means = out[..., : k * d].unflatten(-1, (k, d))
+        means = torch.tanh(out[..., : k * d].unflatten(-1, (k, d)))  # robomimic squashes the means into the [-1, 1] box
         stds = F.softplus(out[..., k * d : 2 * k * d].unflatten(-1, (k, d))) + self.config.min_std
         logits = out[..., 2 * k * d :]
         return D.MixtureSameFamily(D.Categorical(logits=logits), D.Independent(D.Normal(means, stds), 1))
@@ -67,6 +70,11 @@ class LSTMGMMPolicy(Policy):
         actions = self.action_normalizer.normalize(batch["action"].float())
         return -self._mixture(h).log_prob(actions).mean()
 
+    def sequence_padding(self) -> tuple[int, int]:
+        """Training sequences lie inside their episode (robomimic's and the original's: horizon 10 with
+        n_obs_steps 1, so nothing is padded); a rollout's LSTM state also starts at the episode's start."""
+        return 0, 0
+
     def reset(self) -> None:
         self._state, self._steps = None, 0
 
@@ -74,7 +82,8 @@ class LSTMGMMPolicy(Policy):
     def predict_action(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.config.rnn_horizon and self._steps % self.config.rnn_horizon == 0:
             self._state = None
-        feats = self.obs_features(obs)[:, -1:]  # the newest observation; history lives in the LSTM state
+        # Only the newest observation is read (encoded once); the history lives in the LSTM state.
+        feats = self.obs_features({k: v[:, -1:] for k, v in obs.items()})
         h, self._state = self.lstm(feats, self._state)
         self._steps += 1
         mix = self._mixture(h[:, -1])

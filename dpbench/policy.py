@@ -91,6 +91,9 @@ class Policy(nn.Module):
     #   "single":  one action, at the last observed step: n_action_steps == 1, horizon >= n_obs_steps (IBC)
     #   "aligned": one action per observation step: horizon == n_obs_steps, n_action_steps == 1 (LSTM-GMM, BET)
     window_rule: ClassVar[str] = "chunk"
+    # Per task (Task.name), (policy, train) overrides applied over every preset but ``smoke``: the
+    # original's task-specific configs (e.g. DP-T on Push-T: attention dropout 0.01, weight decay 0.1).
+    task_overrides: ClassVar[dict[str, tuple[dict[str, Any], dict[str, Any]]]] = {}
 
     @classmethod
     def check_config(cls, config: PolicyConfig) -> None:
@@ -142,6 +145,18 @@ class Policy(nn.Module):
     @property
     def n_action_steps(self) -> int:
         return self.config.n_action_steps
+
+    def param_groups(self, weight_decay: float) -> list[dict[str, Any]]:
+        """The optimizer's parameter groups: by default one, with ``weight_decay`` on every parameter
+        (the original's UNet, IBC and robomimic recipes). Transformers override it with
+        ``linear_weights_decay`` (minGPT's rule, which the original's BET and DP-T use)."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "weight_decay": weight_decay}]
+
+    def sequence_padding(self) -> tuple[int, int]:
+        """(before, after): how many steps a training window may reach before an episode's start and
+        past its end (edge-padded). Default: T_o - 1 and T_a - 1, the original's ``pad_before`` and
+        ``pad_after`` for chunk policies."""
+        return self.n_obs_steps - 1, self.n_action_steps - 1
 
     def fit_statistics(self, arrays: dict[str, np.ndarray]) -> None:
         """Data-dependent setup from the training arrays, before training: min/max normalizers here
@@ -220,6 +235,23 @@ class Policy(nn.Module):
 
     def reset(self) -> None:
         """Clear recurrent or queued state at an episode start (stateless policies: nothing)."""
+
+
+def linear_weights_decay(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """minGPT's ``configure_optimizers`` rule (the original's BET and DP-T ``get_optim_groups``): weight
+    decay on the weights of Linear layers and attention projections only; biases, normalization
+    weights, embeddings and free parameters (position embeddings) get none."""
+    decay, no_decay = [], []
+    for mod in module.modules():
+        for name, param in mod.named_parameters(recurse=False):
+            if not param.requires_grad:
+                continue
+            is_weight = name.endswith("weight")
+            if is_weight and isinstance(mod, (nn.Linear, nn.MultiheadAttention)):
+                decay.append(param)
+            else:
+                no_decay.append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 # ------------------------------------------------------------------------------- registry
@@ -322,13 +354,18 @@ def apply_overrides(cfg: Any, overrides: dict[str, Any], where: str) -> Any:
 
 
 def build_configs(
-    policy_cls: type[Policy], preset: str, overrides: dict[str, str] | None = None, image_obs: bool = False
+    policy_cls: type[Policy], preset: str, overrides: dict[str, str] | None = None, image_obs: bool = False,
+    task: str | None = None,
 ) -> tuple[PolicyConfig, TrainConfig]:
-    """Preset, then ``--set policy.x=..`` / ``--set train.y=..`` overrides. With ``image_obs`` the
-    policy config also gets the preset's image encoder (``--set policy.vision.x=..``)."""
+    """Preset, then the policy's ``task_overrides`` for ``task`` (every preset but smoke), then
+    ``--set policy.x=..`` / ``--set train.y=..`` overrides. With ``image_obs`` the policy config also
+    gets the preset's image encoder (``--set policy.vision.x=..``)."""
     if preset not in policy_cls.presets:
         raise DpbenchError(f"policy '{policy_cls.name}' has no preset '{preset}'; choose one of {', '.join(policy_cls.presets)}")
     pol_over, train_over = policy_cls.presets[preset]
+    if task in policy_cls.task_overrides and preset != "smoke":
+        task_pol, task_train = policy_cls.task_overrides[task]
+        pol_over, train_over = {**pol_over, **task_pol}, {**train_over, **task_train}
     pcfg = apply_overrides(policy_cls.Config(), dict(pol_over), f"{policy_cls.name} config")
     if image_obs:
         pcfg.vision = apply_overrides(VisionConfig(), dict(VISION_PRESETS.get(preset, {})), "vision config")

@@ -217,7 +217,8 @@ def preset_drift(record: dict[str, Any]) -> str | None:
     if not config.get("policy") or not config.get("train"):
         return None
     try:
-        pcfg, tcfg = build_configs(get_policy_class(record["policy"]), record["preset"], image_obs="vision" in config["policy"])
+        pcfg, tcfg = build_configs(get_policy_class(record["policy"]), record["preset"], image_obs="vision" in config["policy"],
+                                   task=record.get("env"))
     except (DpbenchError, ImportError):
         return None
     now = _flatten({"policy": config_to_dict(pcfg), "train": config_to_dict(tcfg)})

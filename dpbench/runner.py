@@ -75,7 +75,7 @@ def prepare(spec: CellSpec, data: DatasetRef | None = None) -> PreparedCell:
     obs = spec.obs or task.default_obs
     mode = task.obs_mode(obs)
     policy_cls = get_policy_class(spec.policy)
-    pcfg, tcfg = build_configs(policy_cls, spec.preset, spec.overrides, image_obs=bool(mode.spec.image_keys))
+    pcfg, tcfg = build_configs(policy_cls, spec.preset, spec.overrides, image_obs=bool(mode.spec.image_keys), task=task.name)
     policy_cls.check_config(pcfg)  # before any data is loaded or collected
     if tcfg.train_episodes not in ("paper", "all"):
         raise DpbenchError(f"train.train_episodes must be 'paper' or 'all', got {tcfg.train_episodes!r}")
@@ -123,7 +123,7 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
         train_mask[store.episode_starts[ep] : store.episode_ends[ep]] = True
     policy.fit_statistics({k: v[train_mask] for k, v in arrays.items()})
     policy.to(resolve_device(spec.device))
-    sampler = SequenceSampler.build(store, arrays, train_eps, policy.horizon, policy.n_obs_steps, policy.n_action_steps)
+    sampler = SequenceSampler.build(store, arrays, train_eps, policy.horizon, policy.n_obs_steps, *policy.sequence_padding())
 
     eval_seconds = [0.0]
     last_eval: list[Any] = [None]

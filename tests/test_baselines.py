@@ -161,3 +161,47 @@ def test_smoke_run_end_to_end(name, tmp_path, tiny_pusht_hdf5, capsys):
         assert f"| paper (Chi et al. 2023) | {paper_name} | paper | human (ph) | 3 |" in out
     rec = json.loads(next((tmp_path / "records").glob("*.json")).read_text())
     assert rec["policy"] == name and len(rec["history"]) == 2
+
+
+def test_transformers_decay_linear_weights_only():
+    """minGPT's rule, as the original's BET and DP-T get_optim_groups: decay on Linear and attention projection
+    weights; none on biases, LayerNorm weights or position embeddings."""
+    from torch import nn
+
+    from dpbench.diffusion.policy import DiffusionTransformerPolicy
+
+    for cls in (BETPolicy, DiffusionTransformerPolicy):
+        policy = cls(SPEC, build_configs(cls, "smoke")[0])
+        decay, no_decay = policy.param_groups(0.1)
+        assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+        names = {id(p): n for n, p in policy.named_parameters()}
+        decayed = {names[id(p)] for p in decay["params"]}
+        kept = {names[id(p)] for p in no_decay["params"]}
+        assert decayed | kept == set(names.values()) and not decayed & kept
+        assert all(n.endswith("weight") for n in decayed)
+        assert any("in_proj_weight" in n for n in decayed) and any("linear1.weight" in n for n in decayed)
+        assert all(n.endswith("bias") or "norm" in n or "ln_f" in n or "pos" in n for n in kept), kept
+        linear_weights = {n for n, m in policy.named_modules() if isinstance(m, nn.Linear) for n in [f"{n}.weight"]}
+        assert linear_weights <= decayed
+
+
+def test_task_overrides_apply_over_presets_but_not_smoke():
+    from dpbench.diffusion.policy import DiffusionTransformerPolicy
+
+    pcfg, tcfg = build_configs(DiffusionTransformerPolicy, "quick", task="pusht")
+    assert pcfg.p_drop_attn == 0.01 and tcfg.weight_decay == 0.1  # the original's Push-T transformer config
+    pcfg, tcfg = build_configs(DiffusionTransformerPolicy, "quick", task="lift")
+    assert pcfg.p_drop_attn == 0.3 and tcfg.weight_decay == 1e-3
+    pcfg, _ = build_configs(DiffusionTransformerPolicy, "quick", {"policy.p_drop_attn": "0.2"}, task="pusht")
+    assert pcfg.p_drop_attn == 0.2  # --set wins
+    assert build_configs(DiffusionTransformerPolicy, "smoke", task="pusht")[1].weight_decay != 0.1
+
+
+def test_lstm_gmm_trains_on_unpadded_sequences_with_squashed_means():
+    """robomimic's BC-RNN: 10-step sequences inside their episode (no front padding) and tanh on the GMM means."""
+    policy = _policy("lstm_gmm")
+    assert policy.sequence_padding() == (0, 0)
+    with torch.no_grad():
+        policy.head.bias.fill_(50.0)  # raw means of 50 would leave the normalized box
+        mix = policy._mixture(torch.zeros(3, policy.config.hidden_dim))
+    assert mix.component_distribution.base_dist.loc.abs().max() <= 1.0

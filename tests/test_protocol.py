@@ -41,7 +41,7 @@ def test_training_with_periodic_evaluation_is_bit_identical_to_training_without(
         policy, (arrays, tcfg) = _smoke_policy(store, mode, sampler=sampler)
         tcfg = dataclasses.replace(tcfg, steps=12, eval_every=3, checkpoint_every=4)
         sampler_ = SequenceSampler.build(store, arrays, np.arange(store.n_episodes), policy.horizon,
-                                         policy.n_obs_steps, policy.n_action_steps)
+                                         policy.n_obs_steps, *policy.sequence_padding())
         evals: list[int] = []
 
         def evaluate_fn(p, step: int, evals: list[int] = evals) -> dict:

@@ -77,9 +77,12 @@ class SequenceSampler:
         episodes: np.ndarray,
         horizon: int,
         n_obs_steps: int,
-        n_action_steps: int,
+        pad_before: int,
+        pad_after: int,
     ) -> "SequenceSampler":
-        idx = window_indices(store.episode_ends, episodes, horizon, n_obs_steps - 1, n_action_steps - 1)
+        """Windows of ``horizon`` steps over ``episodes``, reaching at most ``pad_before`` steps before an
+        episode and ``pad_after`` past it (``Policy.sequence_padding``: T_o - 1 and T_a - 1 by default)."""
+        idx = window_indices(store.episode_ends, episodes, horizon, pad_before, pad_after)
         if len(idx) == 0:
             raise DpbenchError(f"{store.source}: no training windows (episodes too short for horizon {horizon}?)")
         return cls(arrays, idx, n_obs_steps)

@@ -18,7 +18,7 @@ from torch.nn import functional as F
 from dpbench.diffusion.transformer import DiffusionTransformer
 from dpbench.diffusion.unet1d import ConditionalUnet1D
 from dpbench.errors import DpbenchError
-from dpbench.policy import SMOKE_TRAIN, Policy, PolicyConfig
+from dpbench.policy import SMOKE_TRAIN, Policy, PolicyConfig, linear_weights_decay
 from dpbench.schedule import budget
 from dpbench.tasks import PolicySpec
 
@@ -190,15 +190,21 @@ class DiffusionTransformerPolicy(_DiffusionPolicy):
         "paper": ({}, budget(200_000, first_eval=0, batch_size=256, lr=1e-4, weight_decay=1e-3, warmup_steps=1000,
                                  betas=(0.9, 0.95))),
         "quick": (
-            dict(n_layer=4, n_emb=128, p_drop_attn=0.1, sampler="ddim", num_inference_steps=10),
-            dict(steps=6000, batch_size=64, lr=5e-4, weight_decay=1e-3, warmup_steps=200, betas=(0.9, 0.95), eval_every=500,
-                 checkpoint_every=500),
+            dict(n_layer=4, n_emb=128, sampler="ddim", num_inference_steps=10),
+            budget(6000, batch_size=64, lr=5e-4, weight_decay=1e-3, warmup_steps=200, betas=(0.9, 0.95)),
         ),
         "smoke": (
             dict(n_layer=1, n_head=2, n_emb=16, sampler="ddim", num_inference_steps=4, num_train_timesteps=20),
             SMOKE_TRAIN,
         ),
     }
+
+    # The original's Push-T transformer config (train_diffusion_transformer_lowdim_pusht_workspace.yaml):
+    # attention dropout 0.01 and weight decay 0.1 where its generic config has 0.3 and 1e-3.
+    task_overrides = {"pusht": (dict(p_drop_attn=0.01), dict(weight_decay=0.1))}
+
+    def param_groups(self, weight_decay: float) -> list[dict]:
+        return linear_weights_decay(self, weight_decay)  # the original's get_optim_groups
 
     def __init__(self, spec: PolicySpec, config: DiffusionTransformerConfig) -> None:
         super().__init__(spec, config)
