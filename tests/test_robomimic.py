@@ -165,6 +165,43 @@ def test_lift_demonstrator_succeeds_and_ends_on_success(lift: RobomimicEnv) -> N
         assert done_at == n
 
 
+def test_grasps_and_releases_are_state_triggered(lift: RobomimicEnv) -> None:
+    """Each gripper switch happens at a state the policy observes, not on a timer: the gripper command turns
+    to closed at the step where the grip site is at the commanded pose and still (< 4 mm away, < 1 mm per
+    step), and the lift starts only once the fingers have stopped closing. Checked on the recorded arrays
+    (obs[t] is what the policy saw when it chose actions[t]) of Lift ph and mh and Can ph (its release too)."""
+    can = RobomimicEnv("can")
+    try:
+        for env, seed, variant in ((lift, 100002, "ph"), (lift, 100003, "mh"), (can, 100001, "ph")):
+            ep = run_episode(env, seed, variant)
+            assert ep is not None
+            grip, eef, fingers = ep["actions"][:, 6], ep["robot0_eef_pos"], ep["robot0_gripper_qpos"]
+            switches = np.flatnonzero(np.diff(grip) != 0) + 1  # first step of each new gripper command
+            assert len(switches) >= 1
+            for t in switches:
+                assert np.linalg.norm(eef[t] - ep["actions"][t, :3]) < 0.004, (variant, t)
+                assert np.linalg.norm(eef[t] - eef[t - 1]) < 0.001, (variant, t)
+                # the next move starts only after the fingers stopped: the command holds the pose until then
+                moves = np.flatnonzero(np.linalg.norm(np.diff(ep["actions"][t:, :3], axis=0), axis=1) > 1e-9)
+                if len(moves):
+                    first_move = t + int(moves[0]) + 1
+                    assert np.abs(fingers[first_move] - fingers[first_move - 1]).max() < 2e-4, (variant, t)
+    finally:
+        can.close()
+
+
+def test_lift_grasp_yaw_is_the_one_nearest_the_wrist(lift: RobomimicEnv) -> None:
+    """Lift ph turns the gripper by at most 45 degrees to its grasp (the cube repeats every 90)."""
+    for seed in range(100000, 100006):
+        obs, _ = lift.reset(seed=seed)
+        start = lift.control_rotation(0)
+        ep = run_episode(lift, seed, "ph")
+        assert ep is not None
+        grasp = R.axis_angle_to_matrix(ep["actions"][-1, 3:6])
+        turn = wrap_to(float(np.arctan2(grasp[1, 0], grasp[0, 0]) - np.arctan2(start[1, 0], start[0, 0])), 2 * np.pi)
+        assert abs(turn) <= np.pi / 4 + 1e-6, (seed, turn)
+
+
 def test_lift_mh_demos_use_two_grasp_modes(lift: RobomimicEnv) -> None:
     """mh grasps the cube at one of two yaws 90 degrees apart: the demos are bimodal."""
     offsets = []

@@ -21,7 +21,7 @@ from dpbench.errors import DpbenchError
 
 from .env import CONTROL_FREQ, ROBOSUITE_VERSION, TASK_SPECS
 
-COLLECT_VERSION = 3  # bump when a demonstrator changes, so stale caches are not reused (v3: demos store `states`)
+COLLECT_VERSION = 4  # bump when a demonstrator changes, so stale caches are not reused (v3: demos store `states`; v4: state-triggered grasps and releases)
 
 
 def _find_arm_controller(cfg: Any) -> dict[str, Any] | None:

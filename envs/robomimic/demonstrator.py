@@ -33,12 +33,30 @@ OPEN, CLOSED = -1.0, 1.0
 DOWN = np.diag([1.0, -1.0, -1.0])
 
 
+ARRIVED_TOL = 0.004  # m: the grip site is this close to the waypoint ...
+STILL_TOL = 0.001  # m per control step: ... and moves less than this (2 cm/s at 20 Hz)
+FINGERS_STILL_TOL = 2e-4  # rad or m per step: the finger joints have stopped moving
+MAX_WAIT = 40  # control steps a state trigger may hold the target before the episode gives up on it
+
+
 @dataclass(frozen=True)
 class Waypoint:
+    """A target pose and gripper command, reached in ``steps`` interpolated control steps; then, with
+    ``until``, held until a state condition holds (at most ``MAX_WAIT`` more steps):
+
+    * ``"arrived"``: the grip site is within ``ARRIVED_TOL`` of ``pos`` and still (``STILL_TOL``);
+    * ``"fingers_still"``: the finger joints have stopped moving (a grasp closed on the object, or
+      a release fully open).
+
+    Triggers make every grasp and release a function of the state a policy observes (the arm at
+    the grasp pose and still; the fingers closed and still), not of a timer: a memoryless policy
+    cannot tell "wait 4 more steps, then close" from "close now"."""
+
     pos: np.ndarray  # world-frame target position (3,)
     rot: np.ndarray  # world-frame target orientation (3, 3)
     gripper: float  # -1 open, +1 closed
     steps: int  # control steps to reach it from the previous waypoint (20 Hz)
+    until: str = ""  # "" | "arrived" | "fingers_still"
 
 
 def yaw_matrix(yaw: float) -> np.ndarray:
@@ -126,11 +144,15 @@ class LiftPlanner(Planner):
 
     def plan(self, env: RobomimicEnv, obs: dict[str, np.ndarray]) -> list[Waypoint]:
         cube = obs["object"][:3].astype(np.float64)
-        yaw = wrap_to(object_yaw(obs["object"][3:7]), np.pi / 2)
+        # The cube's faces repeat every 90 degrees: of the grasp yaws, take the one nearest the
+        # gripper's current yaw, so the wrist turns by 45 degrees at most (a yaw a quarter turn
+        # off swung the wrist toward its limit and failed some seeds).
+        current = yaw_of(env.control_rotation(0))
+        yaw = current + wrap_to(object_yaw(obs["object"][3:7]) - current, np.pi / 2)
         if self.mh and self.rng.random() < 0.5:
-            # the other face pair, turned toward the arm's home yaw (pi/2): turning the other
-            # way (yaw - pi/2, the same grasp) swings the wrist near 180 degrees and fails
-            yaw = yaw + np.pi / 2
+            # the other face pair, a quarter turn the shorter way round (the gripper's 180-degree
+            # symmetry makes +90 and -90 the same grasp)
+            yaw = yaw + (np.pi / 2 if wrap_to(yaw - current, 2 * np.pi) <= 0 else -np.pi / 2)
         s = self.speed()
         offset = np.zeros(3) if not self.mh else np.r_[self.rng.uniform(-0.008, 0.008, 2), 0.0]
         grasp = cube + offset + np.array([0.0, 0.0, -0.005])
@@ -141,9 +163,8 @@ class LiftPlanner(Planner):
             approach_steps = max(approach_steps, int(np.ceil(abs(turn) / self.MH_TURN_RATE)))
         return [
             Waypoint(grasp + [0, 0, 0.10], rot, OPEN, approach_steps),
-            Waypoint(grasp, rot, OPEN, int(15 * s)),
-            Waypoint(grasp, rot, OPEN, 4),  # let the arm settle before closing
-            Waypoint(grasp, rot, CLOSED, 10),
+            Waypoint(grasp, rot, OPEN, int(15 * s), until="arrived"),
+            Waypoint(grasp, rot, CLOSED, 2, until="fingers_still"),
             Waypoint(grasp + [0, 0, 0.20], rot, CLOSED, int(20 * s)),
         ]
 
@@ -196,14 +217,12 @@ class CanPlanner(Planner):
         carry.append(Waypoint(above_drop, rot, CLOSED, steps(start, above_drop)))
         return [
             Waypoint(above_can, rot, OPEN, steps(home, above_can, 15)),
-            Waypoint(grasp, rot, OPEN, int(15 * s)),
-            Waypoint(grasp, rot, OPEN, 4),  # let the arm settle before closing
-            Waypoint(grasp, rot, CLOSED, 10),
+            Waypoint(grasp, rot, OPEN, int(15 * s), until="arrived"),
+            Waypoint(grasp, rot, CLOSED, 2, until="fingers_still"),
             Waypoint(lifted, rot, CLOSED, steps(grasp, lifted, 10)),
             *carry,
-            Waypoint(drop, rot, CLOSED, int(8 * s)),
-            Waypoint(drop, rot, CLOSED, 4),  # settle, then let go: the can drops into the bin
-            Waypoint(drop, rot, OPEN, 8),
+            Waypoint(drop, rot, CLOSED, int(8 * s), until="arrived"),  # then let go: the can drops into the bin
+            Waypoint(drop, rot, OPEN, 2, until="fingers_still"),
             Waypoint(drop + [0.0, 0.0, 0.06], rot, OPEN, 10),
         ]
 
@@ -280,17 +299,15 @@ class SquarePlanner(Planner):
         return [
             Waypoint(above_nut, grasp_rot, OPEN, steps(home, above_nut, 20, first_turn)),
             Waypoint(grasp + [0.0, 0.0, 0.02], grasp_rot, OPEN, int(10 * s)),
-            Waypoint(grasp, grasp_rot, OPEN, int(8 * s)),  # the last 2 cm slowly
-            Waypoint(grasp, grasp_rot, OPEN, 8),  # let the arm settle before closing
-            Waypoint(grasp, grasp_rot, CLOSED, 10),
+            Waypoint(grasp, grasp_rot, OPEN, int(8 * s), until="arrived"),  # the last 2 cm slowly
+            Waypoint(grasp, grasp_rot, CLOSED, 2, until="fingers_still"),
             Waypoint(lifted, grasp_rot, CLOSED, steps(grasp, lifted, 10)),
             # turn the nut on the way, half at a time so the interpolation turns the short way
             Waypoint(midway, mid_rot, CLOSED, steps(lifted, midway, 12, turn / 2)),
             Waypoint(near_peg, place_rot, CLOSED, steps(midway, near_peg, 10, turn / 2)),
-            Waypoint(above_peg, place_rot, CLOSED, int(10 * s)),
-            Waypoint(above_peg, place_rot, CLOSED, 10),  # settle over the peg before going down
-            Waypoint(on_peg, place_rot, CLOSED, int(20 * s)),
-            Waypoint(on_peg, place_rot, OPEN, 8),
+            Waypoint(above_peg, place_rot, CLOSED, int(10 * s), until="arrived"),  # over the peg, still
+            Waypoint(on_peg, place_rot, CLOSED, int(20 * s), until="arrived"),
+            Waypoint(on_peg, place_rot, OPEN, 2, until="fingers_still"),
             Waypoint(on_peg + [0.0, 0.0, 0.05], place_rot, OPEN, 10),
         ]
 
@@ -324,32 +341,67 @@ def run_episode(env: RobomimicEnv, seed: int, variant: str = "ph", hold_steps: i
     rot = env.control_rotation(0)
     record: dict[str, list[np.ndarray]] = {"actions": [], "states": []}
     success_at = None
-    for target in interpolate(pos, rot, waypoints):
-        if len(record["actions"]) >= horizon:
-            break
+    history = [obs]  # the observations so far, for the state triggers
+
+    def act(target: np.ndarray) -> bool:
+        """Record and execute one action; True when the episode is over (time or success + hold)."""
+        nonlocal obs, success_at
         for k, v in obs.items():
             record.setdefault(k, []).append(v)
         record["states"].append(env.robosuite_env.sim.get_state().flatten())
         record["actions"].append(target)
-        obs, _, terminated, _, info = env.step(target)
+        obs, _, _, _, info = env.step(target)
+        history.append(obs)
         if info["is_success"] and success_at is None:
             success_at = len(record["actions"])
-        if success_at is not None and len(record["actions"]) >= success_at + hold_steps:
+        done_after_success = success_at is not None and len(record["actions"]) >= success_at + hold_steps
+        return len(record["actions"]) >= horizon or done_after_success
+
+    finished = False
+    for wp in waypoints:
+        targets = segment(pos, rot, wp)
+        for target in targets:
+            if finished := act(target):
+                break
+        # hold the waypoint's pose until its state trigger fires
+        for _ in range(MAX_WAIT):
+            if finished or triggered(wp, history):
+                break
+            finished = act(targets[-1])
+        if finished:
             break
+        pos, rot = wp.pos.astype(np.float64), wp.rot
     if success_at is None:
         return None
     return {k: np.stack(v) for k, v in record.items()}
 
 
-def interpolate(pos: np.ndarray, rot: np.ndarray, waypoints: list[Waypoint]):
-    """Yield one absolute action per control step along the waypoints (the gripper command
-    switches at the start of a waypoint; hold a pose for a few steps to let it act)."""
-    for wp in waypoints:
-        n = max(int(wp.steps), 1)
-        delta = matrix_to_axis_angle(wp.rot @ rot.T)  # world-frame rotation from rot to wp.rot
-        for i in range(1, n + 1):
-            a = i / n
-            p = pos + a * (wp.pos - pos)
-            r = axis_angle_to_matrix(a * delta) @ rot
-            yield np.concatenate([p, matrix_to_axis_angle(r), [wp.gripper]]).astype(np.float64)
-        pos, rot = wp.pos.astype(np.float64), wp.rot
+def triggered(wp: Waypoint, history: list[dict[str, np.ndarray]]) -> bool:
+    """Whether ``wp``'s state trigger holds after the latest step (always, without one)."""
+    if not wp.until:
+        return True
+    if len(history) < 2:
+        return False
+    now, before = history[-1], history[-2]
+    if wp.until == "arrived":
+        eef = now["robot0_eef_pos"].astype(np.float64)
+        moved = float(np.linalg.norm(eef - before["robot0_eef_pos"]))
+        return float(np.linalg.norm(eef - wp.pos)) < ARRIVED_TOL and moved < STILL_TOL
+    if wp.until == "fingers_still":
+        moved = np.abs(now["robot0_gripper_qpos"] - before["robot0_gripper_qpos"]).max()
+        return bool(moved < FINGERS_STILL_TOL)
+    raise ValueError(f"unknown waypoint trigger {wp.until!r}")
+
+
+def segment(pos: np.ndarray, rot: np.ndarray, wp: Waypoint) -> list[np.ndarray]:
+    """One absolute action per control step from (pos, rot) to the waypoint (linear in position,
+    geodesic in rotation; the gripper command switches at the segment's start)."""
+    n = max(int(wp.steps), 1)
+    delta = matrix_to_axis_angle(wp.rot @ rot.T)  # world-frame rotation from rot to wp.rot
+    out = []
+    for i in range(1, n + 1):
+        a = i / n
+        p = pos + a * (wp.pos - pos)
+        r = axis_angle_to_matrix(a * delta) @ rot
+        out.append(np.concatenate([p, matrix_to_axis_angle(r), [wp.gripper]]).astype(np.float64))
+    return out
