@@ -214,9 +214,10 @@ def heldout_evaluation(cell: PreparedCell, eval_policy: Any, history: list[dict[
     if n <= 0 or chosen is None:
         return None
     best = load_best(cell.workdir / BEST_FILE)
-    if best is None or best[1] != chosen["step"]:
-        raise DpbenchError(f"{cell.workdir / BEST_FILE}: missing or not the best evaluation's weights (step "
-                           f"{chosen['step']}); delete {cell.workdir} to rerun this seed")
+    if best is None or best[1] != chosen["step"]:  # a run resumed from a checkpoint older than best.safetensors
+        print(f"[dpbench] {cell.cell_id}: the weights of the best evaluation (step {chosen['step']}) were not kept; "
+              "the record gets no held-out score (delete its work dir and rerun for one)")
+        return None
     policy = copy.deepcopy(eval_policy)
     policy.load_state_dict(best[0])
     res = evaluate(policy, task, cell.mode, n_episodes=n, seed_start=task.heldout_seed_start, sampling_seed=cell.spec.seed)

@@ -71,13 +71,13 @@ class TrainState:
     # The training loss summed since the last evaluation; each history entry's ``train_loss`` is its mean.
     loss_sum: float = 0.0
     loss_count: int = 0
+    best: tuple[dict[str, torch.Tensor], int, float] | None = None  # (weights, step, score) of the best evaluation
 
 
-def save_best(path: Path, policy: torch.nn.Module, step: int, score: float) -> None:
+def save_best(path: Path, tensors: dict[str, torch.Tensor], step: int, score: float) -> None:
     """The evaluated weights, written atomically with their step and score."""
     from safetensors.torch import save_file
 
-    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in policy.state_dict().items()}
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     save_file(tensors, str(tmp), metadata={"step": str(step), "score": repr(float(score))})
     os.replace(tmp, path)
@@ -127,9 +127,12 @@ def train(
     resume, best_path = workdir / RESUME_FILE, workdir / BEST_FILE
     if resume.exists():
         state = _load_resume(resume, policy, optimizer, scheduler, ema, rng)
-    best = load_best(best_path)
-    if best is not None and best[1] not in {h["step"] for h in state.history}:
-        best_path.unlink()  # saved after the checkpoint we resume from: its evaluation will be replayed
+    # The best evaluation's weights travel in the resume checkpoint too: a best file written after
+    # that checkpoint belongs to evaluations the resumed run replays, so the checkpoint's copy wins.
+    if state.best is not None:
+        save_best(best_path, *state.best)
+    elif best_path.exists():
+        best_path.unlink()
     best_score = max((h["score"] for h in state.history if "score" in h), default=-math.inf)
 
     def eval_policy() -> Policy:
@@ -177,7 +180,9 @@ def train(
                 state.history.append(entry)
                 if entry.get("score", -math.inf) > best_score:
                     best_score = entry["score"]
-                    save_best(best_path, eval_policy(), state.step, best_score)
+                    weights = {k: v.detach().cpu().contiguous().clone() for k, v in eval_policy().state_dict().items()}
+                    state.best = (weights, state.step, best_score)
+                    save_best(best_path, *state.best)
                 bar.write(f"[{desc}] step {state.step}: score {entry.get('score', float('nan')):.3f} "
                           f"success {entry.get('success_rate', float('nan')):.2f} ({state.train_seconds / 60:.1f} train-min)")
                 policy.train()
@@ -200,6 +205,8 @@ def _save_resume(path: Path, policy, optimizer, scheduler, ema, rng, state: Trai
         "ema": ema.model.state_dict() if ema is not None else None,
         "ema_step": ema.step if ema is not None else 0,
         "torch_rng": torch.get_rng_state(),
+        "best": state.best[0] if state.best is not None else None,
+        "best_meta": json.dumps(state.best[1:] if state.best is not None else None),
         "meta": json.dumps({"rng": rng.bit_generator.state, "step": state.step, "train_seconds": state.train_seconds,
                             "history": state.history, "loss_sum": state.loss_sum, "loss_count": state.loss_count}),
     }
@@ -225,5 +232,7 @@ def _load_resume(path: Path, policy, optimizer, scheduler, ema, rng) -> TrainSta
             "delete it to start the seed over"
         ) from None
     rng.bit_generator.state = meta["rng"]
+    best_meta = json.loads(payload.get("best_meta", "null"))
+    best = (payload["best"], int(best_meta[0]), float(best_meta[1])) if best_meta is not None else None
     return TrainState(step=meta["step"], train_seconds=meta["train_seconds"], history=meta["history"],
-                      loss_sum=meta.get("loss_sum", 0.0), loss_count=meta.get("loss_count", 0))
+                      loss_sum=meta.get("loss_sum", 0.0), loss_count=meta.get("loss_count", 0), best=best)

@@ -153,3 +153,42 @@ def test_a_human_pusht_run_trains_on_the_papers_90_episodes(tmp_path, human_zarr
     (rec,) = [json.loads(p.read_text()) for p in (tmp_path / "all" / "records").glob("*.json")]
     assert rec["data_split"]["n_train_episodes"] == rec["dataset"]["episodes"] - 4
     assert rec["config"]["train"]["train_episodes"] == "all"
+
+
+def test_a_killed_run_keeps_the_best_evaluations_weights(tmp_path, tiny_pusht_hdf5):
+    """best.safetensors always holds the weights of the history's best evaluation: a run killed after an
+    evaluation that wrote a new best, but before its next checkpoint, resumes with the checkpoint's copy and
+    replays that evaluation; the end state equals an uninterrupted run's."""
+    from safetensors.torch import load_file
+
+    from dpbench.train import BEST_FILE, load_best
+
+    task = get_task("pusht")
+    mode = task.obs_mode("keypoints")
+    store = load_episodes(tiny_pusht_hdf5, mode.dataset_keys)
+    scores = {1: 0.2, 2: 0.5, 3: 0.1, 4: 0.9, 5: 0.3, 6: 0.4}  # step 4 is the best, after the step-3 checkpoint
+
+    def run(workdir, kill_at=None):
+        policy, (arrays, tcfg) = _smoke_policy(store, mode)
+        tcfg = dataclasses.replace(tcfg, steps=6, eval_every=1, checkpoint_every=3)
+        sampler = SequenceSampler.build(store, arrays, np.arange(store.n_episodes), policy.horizon, policy.n_obs_steps,
+                                        *policy.sequence_padding())
+
+        def evaluate_fn(p, step):
+            if step == kill_at:
+                raise KeyboardInterrupt
+            return {"score": scores[step]}
+
+        return train(policy, sampler, tcfg, workdir, seed=0, evaluate_fn=evaluate_fn, progress=False)
+
+    _, whole = run(tmp_path / "whole")
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "killed", kill_at=5)  # step 4's best is on disk, the last checkpoint is step 3's
+    assert load_best(tmp_path / "killed" / BEST_FILE)[1] == 4
+    _, resumed = run(tmp_path / "killed")
+    assert [h["step"] for h in resumed.history] == [1, 2, 3, 4, 5, 6]
+    for workdir in ("whole", "killed"):
+        _, step, score = load_best(tmp_path / workdir / BEST_FILE)
+        assert (step, score) == (4, 0.9)
+    a, b = load_file(str(tmp_path / "whole" / BEST_FILE)), load_file(str(tmp_path / "killed" / BEST_FILE))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
