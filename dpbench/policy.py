@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import types
+import typing
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
@@ -23,7 +25,6 @@ from torch import nn
 
 from dpbench.data.normalizer import RangeNormalizer
 from dpbench.errors import DpbenchError
-from dpbench.schedule import budget
 from dpbench.tasks import PolicySpec
 from dpbench.vision import IMAGE_TRAIN_PRESETS, VISION_PRESETS, ImageEncoders, VisionConfig
 
@@ -302,54 +303,87 @@ def get_policy_class(name: str) -> type[Policy]:
 
 
 # ------------------------------------------------------------------------------- configs
-def _coerce(value: str, current: Any, field_type: Any) -> Any:
-    """Parse a CLI override string into the field's type (ints, floats, bools, tuples, None)."""
-    if value.lower() in ("none", "null"):
-        return None
-    if isinstance(current, bool):
-        if value.lower() in ("1", "true", "yes", "on"):
-            return True
-        if value.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"expected a boolean, got {value!r}")
-    if isinstance(current, (tuple, list)):
-        items = [v for v in value.replace("(", "").replace(")", "").split(",") if v.strip()]
-        kind = type(current[0]) if current else float
-        return tuple(kind(v) for v in items)
-    if isinstance(current, int):
-        return int(value)
-    if isinstance(current, float):
-        return float(value)
-    if current is None and "int" in str(field_type):
-        return int(value)
-    if current is None and "float" in str(field_type):
-        return float(value)
-    return value
+NONE_WORDS = ("none", "null")
+TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _nested_dataclass(tp: Any) -> type | None:
+    """The dataclass a field holds (``VisionConfig`` for ``VisionConfig | None``), else None."""
+    for t in (tp, *typing.get_args(tp)):
+        if isinstance(t, type) and dataclasses.is_dataclass(t):
+            return t
+    return None
+
+
+def parse_value(text: str, tp: Any) -> Any:
+    """Parse a ``--set`` string by the config field's declared type: int, float, bool, str, tuples
+    (``tuple[int, ...]`` and fixed-length ones, written ``a,b,c``) and optionals (``none``/``null``).
+    Raises ValueError naming the expected type."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if type(None) in args and text.strip().lower() in NONE_WORDS:
+            return None
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return parse_value(text, option)
+            except ValueError:
+                continue
+        raise ValueError(f"expected {_type_name(tp)}, got {text!r}")
+    if tp is bool:
+        word = text.strip().lower()
+        if word in TRUE_WORDS or word in FALSE_WORDS:
+            return word in TRUE_WORDS
+        raise ValueError(f"expected a boolean (true/false), got {text!r}")
+    if tp in (int, float, str):
+        try:
+            return tp(text.strip()) if tp is not str else text
+        except ValueError:
+            raise ValueError(f"expected {tp.__name__}, got {text!r}") from None
+    if origin is tuple:
+        items = [v.strip() for v in text.replace("(", "").replace(")", "").split(",") if v.strip()]
+        kinds = [args[0]] * len(items) if len(args) == 2 and args[1] is Ellipsis else list(args)
+        if len(kinds) != len(items):
+            raise ValueError(f"expected {len(kinds)} comma-separated values ({_type_name(tp)}), got {text!r}")
+        return tuple(parse_value(v, k) for v, k in zip(items, kinds))
+    raise ValueError(f"cannot set a field of type {_type_name(tp)} from the command line")
 
 
 def apply_overrides(cfg: Any, overrides: dict[str, Any], where: str) -> Any:
-    fields = {f.name: f for f in dataclasses.fields(cfg)}
+    """Set config fields from ``{"field": value}`` (``"nested.field"`` reaches into a nested dataclass such
+    as ``vision``). String values (``--set``) are parsed by the field's declared type; JSON lists become
+    tuples and JSON objects fill a nested dataclass. Raises DpbenchError naming the field and its type."""
+    hints = typing.get_type_hints(type(cfg))
+    fields = {f.name for f in dataclasses.fields(cfg)}
     for key, value in overrides.items():
         head, dot, rest = key.partition(".")
-        if head == "vision" and "vision" in fields:  # the nested image-encoder config
-            if dot:
-                if cfg.vision is None:
-                    raise DpbenchError(f"'{key}': vision settings apply only to image observations (e.g. --obs image)")
-                apply_overrides(cfg.vision, {rest: value}, f"{where}.vision")
-            else:
-                cfg.vision = None if value is None else apply_overrides(VisionConfig(), dict(value), f"{where}.vision")
-            continue
-        if key not in fields:
+        if head not in fields:
             raise DpbenchError(f"{where} has no field '{key}'; fields: {', '.join(sorted(fields))}")
-        current = getattr(cfg, key)
+        nested = _nested_dataclass(hints[head])
+        if nested is not None:
+            if dot:
+                if getattr(cfg, head) is None:
+                    hint = " (e.g. --obs image)" if head == "vision" else ""
+                    raise DpbenchError(f"'{key}': {head} settings apply only to image observations{hint}"
+                                       if head == "vision" else f"'{key}': {where}.{head} is not set for this run")
+                apply_overrides(getattr(cfg, head), {rest: value}, f"{where}.{head}")
+            else:
+                empty = value is None or (isinstance(value, str) and value.strip().lower() in NONE_WORDS)
+                setattr(cfg, head, None if empty else apply_overrides(nested(), dict(value), f"{where}.{head}"))
+            continue
+        if dot:
+            raise DpbenchError(f"{where}.{head} has no fields of its own ('{key}')")
         if isinstance(value, str):
             try:
-                value = _coerce(value, current, fields[key].type)
+                value = parse_value(value, hints[head])
             except ValueError as exc:
-                raise DpbenchError(f"bad value for {where}.{key}: {exc}") from None
+                raise DpbenchError(f"bad value for {where}.{key} ({_type_name(hints[head])}): {exc}") from None
         elif isinstance(value, list):
             value = tuple(value)
-        setattr(cfg, key, value)
+        setattr(cfg, head, value)
     return cfg
 
 
