@@ -39,7 +39,8 @@ class BCPolicy(Policy):
     Config = BCConfig
     presets = {
         "paper": ({}, budget(100_000, first_eval=0, batch_size=256, lr=1e-4)),
-        "quick": (dict(hidden_dims=(256, 256, 256)), budget(5000, batch_size=64, lr=1e-3, warmup_steps=200)),
+        # 8k steps: the knee of its curve on human Push-T (benchmarks/knees.py, results/knees/).
+        "quick": (dict(hidden_dims=(256, 256, 256)), budget(8000, batch_size=64, lr=1e-3, warmup_steps=200)),
         "smoke": (dict(hidden_dims=(32,)), SMOKE_TRAIN),
     }
 
