@@ -230,9 +230,11 @@ def cmd_table(args: argparse.Namespace) -> int:
         write = Path(args.out).resolve() == Path(DEFAULT_OUT).resolve()
     if write:
         try:
+            from dpbench.report import knees_section
             from dpbench.reruns import rerun_section
 
-            readme = write_results_readme(Path(args.out), records, rerun_section(Path(args.out), records))
+            extra = "\n\n".join(x for x in (rerun_section(Path(args.out), records), knees_section(Path(args.out))) if x)
+            readme = write_results_readme(Path(args.out), records, extra)
             print(f"[dpbench] wrote {readme}", file=sys.stderr)
         except OSError as exc:
             raise DpbenchError(f"cannot write {args.out}/README.md ({exc.strerror}); pass --no-write-readme") from None

@@ -72,3 +72,24 @@ def write_results_readme(out: Path, records: list[dict[str, Any]], extra: str = 
     out = Path(out)
     figures = sorted(str(p.relative_to(out)) for p in (out / "figures").glob("*.png")) if (out / "figures").is_dir() else []
     return write_text_atomic(out / "README.md", results_readme(records, figures, extra))
+
+
+def knees_section(out: Path) -> str:
+    """Markdown: each policy's knee (``OUT/knees/knees.json``, written by benchmarks/knees.py), the
+    curve runs its quick preset was chosen from; "" when there is none."""
+    import json
+
+    path = Path(out) / "knees" / "knees.json"
+    if not path.exists():
+        return ""
+    data = json.loads(path.read_text())
+    lines = ["## Knees: where each policy's quick budget comes from", "",
+             f"One long single-seed curve per policy on human Push-T (keypoints, paper data protocol), evaluated "
+             f"every 1000-2000 steps from the start: `knees/` (records, `knees/README.md`, figures). Rule: "
+             f"{data['rule']}; the quick preset's budget is that step.", "",
+             "| policy | curve run (steps, train-min) | run max | knee step | train-min at knee | max by the knee |",
+             "|---|---|---|---|---|---|"]
+    for name, k in sorted(data["policies"].items()):
+        lines.append(f"| {name} | {k['run_steps']}, {k['run_train_min']:.1f} | {k['run_max']:.3f} | {k['knee_step']} | "
+                     f"{k['knee_train_min']:.1f} | {k['running_max_at_knee']:.3f} |")
+    return "\n".join(lines)
