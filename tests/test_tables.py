@@ -304,3 +304,15 @@ def test_score_at_equal_cpu_time(results):
     assert equal_time_table(group_records(two_threads), minutes=(1.04,)).rows[0][4] == "0.550"
     gpu = [dict(r, hardware={**r["hardware"], "device": "NVIDIA H200"}) for r in dp[0].records]
     assert equal_time_table(group_records(gpu)).rows == []  # GPU minutes are another currency
+
+
+def test_results_readme_lists_the_knees(results, capsys):
+    knees = {"rule": "first evaluated step whose running max >= 0.95 x the run's max", "policies": {
+        "bet": {"run_steps": 40000, "run_train_min": 10.0, "run_max": 0.719, "knee_step": 30000, "knee_train_min": 7.7,
+                "running_max_at_knee": 0.719}}}
+    (results / "knees").mkdir()
+    (results / "knees" / "knees.json").write_text(json.dumps(knees))
+    assert main(["table", "--out", str(results), "--write-readme"]) == 0
+    readme = (results / "README.md").read_text()
+    assert "## Knees: where each policy's quick budget comes from" in readme
+    assert "| bet | 40000, 10.0 | 0.719 | 30000 | 7.7 | 0.719 |" in readme
