@@ -287,8 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="inspect or generate datasets").add_subparsers(dest="data_command", required=True)
     p = data.add_parser("info", help="episodes, steps, keys, shapes and content hash of a zarr/hdf5 dataset")
-    p.add_argument("path")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("path", help="a Push-T zarr or a robomimic-layout hdf5")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_data_info)
     for parent, name in ((sub, "collect"), (data, "generate")):  # `data generate` is the older name
         p = parent.add_parser(name, help="scripted demonstrations into robomimic-layout hdf5 (default: the cache dir)")
@@ -297,22 +297,22 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--variant", default="ph", choices=["ph", "mh"],
                        help="robomimic tasks: ph (consistent) or mh (randomized strategies and speeds)")
         p.add_argument("--camera", default=None, help="robomimic tasks: record 84x84 images, e.g. agentview,robot0_eye_in_hand")
-        p.add_argument("--start-seed", type=int, default=0)
+        p.add_argument("--start-seed", type=int, default=0, help="first env seed tried; failed episodes are skipped")
         p.add_argument("--workers", type=_positive, default=None, help="collector processes (default: one per core)")
         p.add_argument("--out", default=None, help="hdf5 path (default: the cache dir, where runs find it)")
-        p.add_argument("--quiet", action="store_true")
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
         p.set_defaults(func=cmd_collect)
 
     p = sub.add_parser("run", help="train + evaluate policies x envs x N seeds, write records, print the table")
     p.add_argument("--policy", default="diffusion", help="a policy, or a comma list: diffusion,lstm_gmm,ibc")
     p.add_argument("--env", default="pusht", help="an env, or a comma list")
     p.add_argument("--seeds", type=_positive, default=1, help="number of training seeds (positive)")
-    p.add_argument("--seed-start", type=int, default=0)
+    p.add_argument("--seed-start", type=int, default=0, help="first training seed (seeds SEED_START .. +SEEDS-1)")
     p.add_argument("--preset", default="quick", help="smoke | quick (default, CPU-sized) | paper (GPU)")
     p.add_argument("--obs", default=None, help="observation mode (Push-T: keypoints | state | image)")
     p.add_argument("--dataset", default=None, help="human | scripted | PATH (default: human if present)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. policy.down_dims=64,128,256 or train.steps=2000")
-    p.add_argument("--out", default=DEFAULT_OUT)
+    p.add_argument("--out", default=DEFAULT_OUT, help="results dir: records/, work/ (checkpoints), README.md (default results)")
     p.add_argument("--device", default="cpu", help="cpu (default) | cuda | cuda:N | auto")
     p.add_argument("--video", action="store_true", help="write rollouts.gif of the final evaluation")
     p.add_argument("--all-episodes", action="store_true",
@@ -329,11 +329,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("eval", help="evaluate a saved policy checkpoint")
-    p.add_argument("checkpoint")
-    p.add_argument("--env", default="pusht")
-    p.add_argument("--obs", default=None)
-    p.add_argument("--episodes", type=_positive, default=50)
-    p.add_argument("--seed-start", type=int, default=None)
+    p.add_argument("checkpoint", help="a policy.safetensors written by dpbench run (results/work/<cell>/)")
+    p.add_argument("--env", default="pusht", help="the env to evaluate in; must match the checkpoint's observation and action sizes")
+    p.add_argument("--obs", default=None, help="observation mode (default: the checkpoint's)")
+    p.add_argument("--episodes", type=_positive, default=50, help="test episodes (default 50, the paper's)")
+    p.add_argument("--seed-start", type=int, default=None,
+                   help="first test seed (default: the task's, 100000; 200000 gives the held-out seeds)")
     p.add_argument("--seed", type=int, default=0, help="sampling-noise seed")
     p.add_argument("--video", default=None, help="write a GIF of the first episodes here")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",

@@ -165,3 +165,21 @@ def test_heldout_scores_the_selected_checkpoint_on_fresh_seeds(tmp_path, tiny_pu
     policy.load_state_dict(load_file(str(tmp_path / "work" / rec["cell_id"] / BEST_FILE)))
     res = evaluate(policy, task, task.obs_mode("keypoints"), n_episodes=3, seed_start=200000, sampling_seed=rec["seed"])
     assert res.episode_scores == held["episode_scores"] and res.episode_final == held["episode_final"]
+
+
+def test_every_cli_option_has_help_text():
+    """Each subcommand's options and arguments say what they are (`dpbench X --help`)."""
+    import argparse
+
+    from dpbench.cli import build_parser
+
+    def walk(parser: argparse.ArgumentParser, path: str):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from walk(sub, f"{path} {name}")
+            elif not isinstance(action, argparse._HelpAction):
+                yield path, action
+
+    missing = [f"{path} {a.option_strings or a.dest}" for path, a in walk(build_parser(), "dpbench") if not a.help]
+    assert not missing, missing
