@@ -37,12 +37,6 @@ def score_within(record: dict[str, Any], minutes: float) -> tuple[float, bool]:
     return (float(max(within)) if within else float("nan")), ended
 
 
-def curve(group: Group) -> tuple[np.ndarray, np.ndarray]:
-    """(CPU-minutes, score) of every evaluation of every seed, sorted by time (for the figure)."""
-    points = sorted((cpu_minutes(r, h), h["score"]) for r in group.records if is_cpu(r) for h in r["history"] if "score" in h)
-    return np.array([p[0] for p in points]), np.array([p[1] for p in points])
-
-
 def equal_time_table(groups: Sequence[Group], minutes: Sequence[float] = DEFAULT_MINUTES) -> Table:
     """Per CPU-only group, the mean over seeds of the best score within each budget of training CPU-minutes."""
     headers = ["policy", "preset", "config", "seeds", *(f"≤ {m:g} CPU-min" for m in minutes), "CPU-min per seed"]

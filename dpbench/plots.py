@@ -173,12 +173,15 @@ def plot_scores(groups: list[Group], stem: Path) -> list[Path]:
     return _save(fig, stem)
 
 
-def _curve(g: Group) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Steps evaluated by every seed: step, mean train minutes, mean / min / max score over seeds."""
-    per_seed = [{h["step"]: h for h in r["history"] if "score" in h} for r in g.records]
+def _curve(g: Group, records: Any = None, minutes_of: Any = None) -> tuple[np.ndarray, ...]:
+    """Steps evaluated by every seed (of ``records``, default the group's): step, mean minutes
+    (``minutes_of(record, entry)``, default training wall minutes), mean / min / max score over seeds."""
+    records = g.records if records is None else records
+    minutes_of = minutes_of or (lambda r, h: h["train_seconds"] / 60)
+    per_seed = [{h["step"]: (minutes_of(r, h), h["score"]) for h in r["history"] if "score" in h} for r in records]
     steps = sorted(set.intersection(*(set(s) for s in per_seed))) if per_seed else []
-    scores = np.array([[s[step]["score"] for s in per_seed] for step in steps]).reshape(len(steps), -1)
-    minutes = np.array([np.mean([s[step]["train_seconds"] for s in per_seed]) / 60 for step in steps])
+    scores = np.array([[s[step][1] for s in per_seed] for step in steps]).reshape(len(steps), -1)
+    minutes = np.array([np.mean([s[step][0] for s in per_seed]) for step in steps])
     return np.array(steps), minutes, scores.mean(1), scores.min(1), scores.max(1)
 
 
@@ -231,16 +234,13 @@ def plot_equal_time(groups: list[Group], stem: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(7.0, 4.0))
     for g in sorted(cpu, key=lambda g: labels[g]):
         recs = [r for r in g.records if is_cpu(r)]
-        per_seed = [{h["step"]: (cpu_minutes(r, h), h["score"]) for h in r["history"] if "score" in h} for r in recs]
-        steps = sorted(set.intersection(*(set(s) for s in per_seed)))
-        if not steps:
+        steps, x, mean, lo, hi = _curve(g, recs, cpu_minutes)
+        if not len(steps):
             continue
-        x = np.array([np.mean([s[k][0] for s in per_seed]) for k in steps])
-        y = np.array([[s[k][1] for s in per_seed] for k in steps])
         c = colors[labels[g]]
-        ax.plot(x, y.mean(1), "-o", color=c, ms=3, lw=1.5, label=f"{labels[g]}, {len(recs)} seed{'s' if len(recs) > 1 else ''}")
+        ax.plot(x, mean, "-o", color=c, ms=3, lw=1.5, label=f"{labels[g]}, {len(recs)} seed{'s' if len(recs) > 1 else ''}")
         if len(recs) > 1:
-            ax.fill_between(x, y.min(1), y.max(1), color=c, alpha=0.15, lw=0)
+            ax.fill_between(x, lo, hi, color=c, alpha=0.15, lw=0)
     ax.set_xscale("log")
     from matplotlib.ticker import FuncFormatter
 

@@ -5,6 +5,7 @@ ones resume from their last checkpoint, so an interrupted ``dpbench run`` loses 
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -207,8 +208,6 @@ def heldout_evaluation(cell: PreparedCell, eval_policy: Any, history: list[dict[
     """Score the checkpoint the max selected (``best.safetensors``) on ``train.heldout_episodes`` fresh
     test seeds from ``Task.heldout_seed_start``: the selection never saw them, so this number carries
     no selection bias. None when disabled (0 episodes) or when the run has no evaluation."""
-    import copy
-
     task, n = get_task(cell.spec.env), cell.tcfg.heldout_episodes
     chosen = best_evaluation(history)
     if n <= 0 or chosen is None:

@@ -148,12 +148,13 @@ def train(
             if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
                 raise DpbenchError(f"policy '{policy.name}' broke the contract: compute_loss must return a scalar tensor, "
                                    f"got {type(loss).__name__} {tuple(getattr(loss, 'shape', ()))}")
-            if not torch.isfinite(loss):
+            loss_value = float(loss.item())  # the step's one host sync: the finiteness check and the loss log
+            if not math.isfinite(loss_value):
                 raise DpbenchError(
-                    f"training diverged: the loss became {loss.item()} at step {state.step + 1}; "
+                    f"training diverged: the loss became {loss_value} at step {state.step + 1}; "
                     "lower train.lr or check the dataset for outliers"
                 )
-            state.loss_sum += float(loss.item())
+            state.loss_sum += loss_value
             state.loss_count += 1
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -166,14 +167,14 @@ def train(
             state.step += 1
             bar.update(1)
             if state.step % 20 == 0:
-                bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{scheduler.get_last_lr()[0]:.1e}")
+                bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{scheduler.get_last_lr()[0]:.1e}")
 
             at_end = state.step == cfg.steps
             periodic = state.step >= cfg.eval_after and state.step % cfg.eval_every == 0
             if evaluate_fn is not None and (periodic or at_end):
                 now = time.perf_counter()
                 state.train_seconds += now - t_last
-                entry = {"step": state.step, "train_seconds": round(state.train_seconds, 2), "loss": float(loss.item()),
+                entry = {"step": state.step, "train_seconds": round(state.train_seconds, 2), "loss": loss_value,
                          "train_loss": state.loss_sum / max(1, state.loss_count)}
                 state.loss_sum, state.loss_count = 0.0, 0
                 entry.update(evaluate_fn(eval_policy(), state.step))
