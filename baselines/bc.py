@@ -23,7 +23,9 @@ class BCConfig(PolicyConfig):
     dropout: float = 0.0
 
 
-def mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int, dropout: float = 0.0, act: type[nn.Module] = nn.ReLU) -> nn.Sequential:
+def mlp(
+    in_dim: int, hidden: tuple[int, ...], out_dim: int, dropout: float = 0.0, act: type[nn.Module] = nn.ReLU
+) -> nn.Sequential:
     layers: list[nn.Module] = []
     for h in hidden:
         layers += [nn.Linear(in_dim, h), act()]

@@ -50,7 +50,7 @@ def kmeans(x: torch.Tensor, k: int, iters: int, seed: int = 0) -> torch.Tensor:
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float) -> torch.Tensor:
     logp = F.log_softmax(logits, dim=-1).gather(-1, target[..., None]).squeeze(-1)
-    return (-(1 - logp.exp()) ** gamma * logp).mean()
+    return (-((1 - logp.exp()) ** gamma) * logp).mean()
 
 
 class BETPolicy(Policy):
@@ -60,13 +60,36 @@ class BETPolicy(Policy):
     presets = {
         # The original's BET workspace: minGPT's AdamW (betas (0.9, 0.95), decay 0.1 on Linear weights only),
         # gradient norm clipped to 1, a constant lr (it builds no scheduler) and no EMA.
-        "paper": ({}, budget(100_000, first_eval=0, batch_size=256, lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1,
-                             grad_clip=1.0, warmup_steps=0, lr_schedule="constant", ema=False)),
+        "paper": (
+            {},
+            budget(
+                100_000,
+                first_eval=0,
+                batch_size=256,
+                lr=1e-4,
+                betas=(0.9, 0.95),
+                weight_decay=0.1,
+                grad_clip=1.0,
+                warmup_steps=0,
+                lr_schedule="constant",
+                ema=False,
+            ),
+        ),
         # 30k steps: the knee of its curve on human Push-T (benchmarks/knees.py, results/knees/).
-        "quick": ({}, budget(30_000, batch_size=64, lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1, grad_clip=1.0,
-                             warmup_steps=200, ema=False)),
-        "smoke": (dict(n_bins=4, n_layer=1, n_head=2, n_emb=16, kmeans_iters=5),
-                  SMOKE_TRAIN),
+        "quick": (
+            {},
+            budget(
+                30_000,
+                batch_size=64,
+                lr=1e-3,
+                betas=(0.9, 0.95),
+                weight_decay=0.1,
+                grad_clip=1.0,
+                warmup_steps=200,
+                ema=False,
+            ),
+        ),
+        "smoke": (dict(n_bins=4, n_layer=1, n_head=2, n_emb=16, kmeans_iters=5), SMOKE_TRAIN),
     }
 
     def __init__(self, spec: PolicySpec, config: BETConfig) -> None:
@@ -75,13 +98,23 @@ class BETPolicy(Policy):
         self.register_buffer("bin_centers", torch.zeros(k, d))
         self.obs_emb = nn.Linear(self.obs_feature_dim, config.n_emb)
         self.pos_emb = nn.Parameter(torch.zeros(1, config.n_obs_steps, config.n_emb))
-        layer = nn.TransformerEncoderLayer(config.n_emb, config.n_head, 4 * config.n_emb, config.dropout,
-                                           activation="gelu", batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(
+            config.n_emb,
+            config.n_head,
+            4 * config.n_emb,
+            config.dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
         self.gpt = nn.TransformerEncoder(layer, config.n_layer, enable_nested_tensor=False)
         self.ln_f = nn.LayerNorm(config.n_emb)
         self.head = nn.Linear(config.n_emb, k * (1 + d))
-        self.register_buffer("causal_mask", torch.triu(torch.ones(config.n_obs_steps, config.n_obs_steps, dtype=torch.bool), 1),
-                             persistent=False)
+        self.register_buffer(
+            "causal_mask",
+            torch.triu(torch.ones(config.n_obs_steps, config.n_obs_steps, dtype=torch.bool), 1),
+            persistent=False,
+        )
         nn.init.normal_(self.pos_emb, std=0.02)
 
     def param_groups(self, weight_decay: float) -> list[dict]:

@@ -52,10 +52,11 @@ class IBCPolicy(Policy):
         "paper": ({}, budget(100_000, first_eval=0, batch_size=256, lr=1e-4, ema=False)),
         # CPU-sized: the original's 4x1024 MLP with 1024 negatives and 1024 samples costs ~90 s per training step
         # and ~90 min per evaluation on one core (measured); 4x128 with 256 of each is ~60x cheaper.
-        "quick": (dict(hidden_dims=(128, 128, 128, 128), train_negatives=256, inference_samples=256),
-                  budget(7000, batch_size=64, lr=5e-4, warmup_steps=200, ema=False)),  # the knee of its 8k-step curve
-        "smoke": (dict(hidden_dims=(32, 32), train_negatives=16, inference_samples=32, inference_iters=2),
-                  SMOKE_TRAIN),
+        "quick": (
+            dict(hidden_dims=(128, 128, 128, 128), train_negatives=256, inference_samples=256),
+            budget(7000, batch_size=64, lr=5e-4, warmup_steps=200, ema=False),
+        ),  # the knee of its 8k-step curve
+        "smoke": (dict(hidden_dims=(32, 32), train_negatives=16, inference_samples=32, inference_iters=2), SMOKE_TRAIN),
     }
 
     @classmethod

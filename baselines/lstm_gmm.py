@@ -42,13 +42,26 @@ class LSTMGMMPolicy(Policy):
     presets = {
         # Chi et al.'s robomimic workspace: robomimic's BC-RNN-GMM defaults (Adam, betas (0.9, 0.999), lr 1e-4,
         # constant, no weight decay, no EMA) at their dataloader's batch of 256.
-        "paper": ({}, budget(200_000, first_eval=0, batch_size=256, lr=1e-4, betas=(0.9, 0.999), warmup_steps=0,
-                             lr_schedule="constant", weight_decay=0.0, ema=False)),
+        "paper": (
+            {},
+            budget(
+                200_000,
+                first_eval=0,
+                batch_size=256,
+                lr=1e-4,
+                betas=(0.9, 0.999),
+                warmup_steps=0,
+                lr_schedule="constant",
+                weight_decay=0.0,
+                ema=False,
+            ),
+        ),
         # 15k steps: the knee of its curve on human Push-T (benchmarks/knees.py, results/knees/).
-        "quick": ({}, budget(15_000, batch_size=64, lr=1e-3, betas=(0.9, 0.999), warmup_steps=200, weight_decay=0.0,
-                             ema=False)),
-        "smoke": (dict(hidden_dim=16, num_layers=1, num_modes=2, n_obs_steps=4, horizon=4, rnn_horizon=4),
-                  SMOKE_TRAIN),
+        "quick": (
+            {},
+            budget(15_000, batch_size=64, lr=1e-3, betas=(0.9, 0.999), warmup_steps=200, weight_decay=0.0, ema=False),
+        ),
+        "smoke": (dict(hidden_dim=16, num_layers=1, num_modes=2, n_obs_steps=4, horizon=4, rnn_horizon=4), SMOKE_TRAIN),
     }
 
     def __init__(self, spec: PolicySpec, config: LSTMGMMConfig) -> None:

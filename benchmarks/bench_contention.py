@@ -45,7 +45,10 @@ def train_worker(seconds: float) -> dict:
     pcfg, tcfg = build_configs(DiffusionUnetPolicy, "quick")
     policy = DiffusionUnetPolicy(mode.spec, pcfg)
     opt = torch.optim.AdamW(policy.parameters(), lr=1e-4)
-    batch = {"obs": torch.rand(tcfg.batch_size, pcfg.n_obs_steps, 20), "action": torch.rand(tcfg.batch_size, pcfg.horizon, 2)}
+    batch = {
+        "obs": torch.rand(tcfg.batch_size, pcfg.n_obs_steps, 20),
+        "action": torch.rand(tcfg.batch_size, pcfg.horizon, 2),
+    }
 
     def step() -> None:
         loss = policy.compute_loss(batch)
@@ -90,8 +93,12 @@ def launch(kind: str, setting: str, seconds: float) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     env.update(setting_env(setting), BENCH_SETTING=setting)
     # the worker imports torch before dpbench, so libgomp sees exactly these variables
-    return subprocess.Popen([sys.executable, str(HERE), "--worker", kind, "--seconds", str(seconds)], env=env,
-                            stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(HERE), "--worker", kind, "--seconds", str(seconds)],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
 
 
 def run(kinds: list[str], setting: str, seconds: float) -> list[dict]:
@@ -134,11 +141,19 @@ def main() -> None:
             "hog_matmuls_per_s": round(with_hog[1]["matmuls_per_s"], 1),
         }
         rows.append(row)
-        print(f"{setting:6s} threads {row['threads']}  solo {row['solo_steps_per_s']:.1f} steps/s  "
-              f"pair {row['pair_ratio_to_solo']} of solo  beside numpy hog {row['beside_hog_ratio_to_solo']} of solo", flush=True)
+        print(
+            f"{setting:6s} threads {row['threads']}  solo {row['solo_steps_per_s']:.1f} steps/s  "
+            f"pair {row['pair_ratio_to_solo']} of solo  beside numpy hog {row['beside_hog_ratio_to_solo']} of solo",
+            flush=True,
+        )
     (alone,) = run(["hog"], "before", args.seconds)
-    payload = {"command": "python " + " ".join(sys.argv), "seconds": args.seconds, "hog_alone_matmuls_per_s": round(alone["matmuls_per_s"], 1),
-               **environment_info(), "rows": rows}
+    payload = {
+        "command": "python " + " ".join(sys.argv),
+        "seconds": args.seconds,
+        "hog_alone_matmuls_per_s": round(alone["matmuls_per_s"], 1),
+        **environment_info(),
+        "rows": rows,
+    }
     write_json_atomic(Path(args.out), payload)
     print(f"wrote {args.out}")
 

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import pymunk
-from dpbench.envs.pusht.demonstrator import collect_episode, episode_mode
 from tqdm import tqdm
 
+from dpbench.envs.pusht.demonstrator import collect_episode, episode_mode
 from dpbench.host import cpu_model
 
 
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> dict:
         ep = collect_episode(seed, max_steps=args.max_steps)
         row = {"seed": seed, "success": ep is not None, "seconds": round(time.perf_counter() - t0, 3)}
         if ep is not None:
-            row["steps"] = int(len(ep["action"]))
+            row["steps"] = len(ep["action"])
             row["mode"] = episode_mode(ep)
             lengths.append(row["steps"])
             modes[row["mode"]] += 1

@@ -23,20 +23,28 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
+from bench_speed import OBS_DIM, make_policy, random_batch, sampler_variants
+from timing import median_time
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench_speed import OBS_DIM, make_policy, random_batch, sampler_variants
-from dpbench.policy import Policy, load_policy
 from dpbench.host import environment_info
+from dpbench.policy import Policy, load_policy
 from dpbench.results import write_json_atomic
 from dpbench.tasks import get_task
-from timing import median_time
-CASES = [("diffusion", "quick"), ("diffusion", "paper"), ("diffusion_flow", "quick"), ("diffusion_flow", "paper"),
-         ("diffusion_transformer", "quick"), ("diffusion_transformer", "paper")]
+
+CASES = [
+    ("diffusion", "quick"),
+    ("diffusion", "paper"),
+    ("diffusion_flow", "quick"),
+    ("diffusion_flow", "paper"),
+    ("diffusion_transformer", "quick"),
+    ("diffusion_transformer", "paper"),
+]
 
 
 def cuda_time(fn: Callable[[], Any], repeats: int, warmup: int = 2) -> float:
@@ -47,7 +55,11 @@ def cuda_time(fn: Callable[[], Any], repeats: int, warmup: int = 2) -> float:
 def matmul_peaks(n: int = 8192) -> dict[str, float]:
     a, b = torch.randn(n, n, device="cuda"), torch.randn(n, n, device="cuda")
     out = {}
-    for name, dtype, tf32 in (("fp32", torch.float32, False), ("tf32", torch.float32, True), ("bf16", torch.bfloat16, False)):
+    for name, dtype, tf32 in (
+        ("fp32", torch.float32, False),
+        ("tf32", torch.float32, True),
+        ("bf16", torch.bfloat16, False),
+    ):
         torch.backends.cuda.matmul.allow_tf32 = tf32
         x, y = a.to(dtype), b.to(dtype)
         out[name] = round(2 * n**3 / cuda_time(lambda: x @ y, 10, 3) / 1e12, 1)
@@ -163,9 +175,16 @@ def eval_rows(path: str) -> dict[str, Any]:
         if label == "gpu_graph":  # evaluate() calls predict_action: route it through the graph
             policy.predict_action = GraphedSampler(policy).predict_action
         result = evaluate(policy, task, mode)
-        row[label] = {"score": round(result.score, 4), "success_rate": result.success_rate, "wall_s": round(result.wall_s, 2),
-                      "chunk_ms": round(result.chunk_latency_ms, 3)}
-        print(f"  {row['policy']} {label}: score {result.score:.4f}, {result.wall_s:.1f} s, {result.chunk_latency_ms:.2f} ms/chunk", flush=True)
+        row[label] = {
+            "score": round(result.score, 4),
+            "success_rate": result.success_rate,
+            "wall_s": round(result.wall_s, 2),
+            "chunk_ms": round(result.chunk_latency_ms, 3),
+        }
+        print(
+            f"  {row['policy']} {label}: score {result.score:.4f}, {result.wall_s:.1f} s, {result.chunk_latency_ms:.2f} ms/chunk",
+            flush=True,
+        )
     return row
 
 
@@ -184,14 +203,24 @@ def main() -> None:
     for case in args.cases.split(","):
         name, preset = case.split(":")
         policy = cuda_policy(name, preset)
-        row: dict[str, Any] = {"policy": name, "preset": preset, "params_M": round(sum(p.numel() for p in policy.parameters()) / 1e6, 2)}
+        row: dict[str, Any] = {
+            "policy": name,
+            "preset": preset,
+            "params_M": round(sum(p.numel() for p in policy.parameters()) / 1e6, 2),
+        }
         row.update(train_rows(policy, peaks))
         row.update(latency_rows(name, preset, policy.state_dict()))
         rows.append(row)
         print(row, flush=True)
     evals = [eval_rows(p) for p in args.checkpoints.split(",") if p]
-    report = {"command": "python " + " ".join(sys.argv), **environment_info(), "gpu": torch.cuda.get_device_name(),
-              "matmul_peak_tflops": peaks, "rows": rows, "evals": evals}
+    report = {
+        "command": "python " + " ".join(sys.argv),
+        **environment_info(),
+        "gpu": torch.cuda.get_device_name(),
+        "matmul_peak_tflops": peaks,
+        "rows": rows,
+        "evals": evals,
+    }
     write_json_atomic(Path(args.out), report)
     print(f"wrote {args.out}")
 

@@ -50,7 +50,9 @@ def replay_fidelity(path: Path) -> dict:
             w = max(w, float(np.abs(obs[2:4] - states[t + 1, 2:4]).max()))
         worst.append(w)
     worst = np.array(worst)
-    kp_err = np.abs(np.stack([block_keypoints(s[2:5]) for s in store.data["state"].astype(np.float64)]) - store.data["keypoint"])
+    kp_err = np.abs(
+        np.stack([block_keypoints(s[2:5]) for s in store.data["state"].astype(np.float64)]) - store.data["keypoint"]
+    )
     per_step = kp_err.max(axis=(1, 2))
     return {
         "episodes": int(store.n_episodes),
@@ -58,8 +60,12 @@ def replay_fidelity(path: Path) -> dict:
         "fraction_within_0.1px": float((worst <= 0.1).mean()),
         "worst_episode_px": float(worst.max()),
         "median_episode_max_err_px": float(np.median(worst)),
-        "keypoint_err_px": {"median": float(np.median(per_step)), "p99": float(np.quantile(per_step, 0.99)),
-                            "max": float(per_step.max()), "fraction_within_0.1px": float((per_step < 0.1).mean())},
+        "keypoint_err_px": {
+            "median": float(np.median(per_step)),
+            "p99": float(np.quantile(per_step, 0.99)),
+            "max": float(per_step.max()),
+            "fraction_within_0.1px": float((per_step < 0.1).mean()),
+        },
         "replay_seconds": time.perf_counter() - t0,
         "dataset": portable_path(path),
         "dataset_hash": store.content_hash(),
@@ -84,8 +90,14 @@ def render_agreement(path: Path, every: int = 10) -> dict:
             diffs.append(d.mean())
             exact += int((d < 0.5).mean() > 0.99)
     diffs = np.array(diffs)
-    return {"frames": len(diffs), "mean_abs_diff": round(float(diffs.mean()), 3), "p95_abs_diff": round(float(np.quantile(diffs, 0.95)), 3),
-            "max_abs_diff": round(float(diffs.max()), 3), "frames_with_99pct_pixels_equal": exact, "scale": "0-255, per pixel and channel"}
+    return {
+        "frames": len(diffs),
+        "mean_abs_diff": round(float(diffs.mean()), 3),
+        "p95_abs_diff": round(float(np.quantile(diffs, 0.95)), 3),
+        "max_abs_diff": round(float(diffs.max()), 3),
+        "frames_with_99pct_pixels_equal": exact,
+        "scale": "0-255, per pixel and channel",
+    }
 
 
 def main() -> None:
@@ -104,13 +116,19 @@ def main() -> None:
     else:
         fid = replay_fidelity(path)
         report["replay_fidelity"] = fid
-        print(f"replay: {fid['within_0.1px']}/{fid['episodes']} episodes within 0.1 px (worst {fid['worst_episode_px']:.3f} px)")
-        print(f"keypoints vs recorded: median {fid['keypoint_err_px']['median']:.2e} px, p99 {fid['keypoint_err_px']['p99']:.3f} px, "
-              f"max {fid['keypoint_err_px']['max']:.2f} px")
+        print(
+            f"replay: {fid['within_0.1px']}/{fid['episodes']} episodes within 0.1 px (worst {fid['worst_episode_px']:.3f} px)"
+        )
+        print(
+            f"keypoints vs recorded: median {fid['keypoint_err_px']['median']:.2e} px, p99 {fid['keypoint_err_px']['p99']:.3f} px, "
+            f"max {fid['keypoint_err_px']['max']:.2f} px"
+        )
         agree = render_agreement(path)
         report["render_agreement"] = agree
-        print(f"renderer vs recorded frames: mean abs diff {agree['mean_abs_diff']}/255 over {agree['frames']} frames "
-              f"(p95 {agree['p95_abs_diff']}, max {agree['max_abs_diff']})")
+        print(
+            f"renderer vs recorded frames: mean abs diff {agree['mean_abs_diff']}/255 over {agree['frames']} frames "
+            f"(p95 {agree['p95_abs_diff']}, max {agree['max_abs_diff']})"
+        )
     write_json_atomic(Path(args.out), report)
     print(f"wrote {args.out}")
 

@@ -51,9 +51,14 @@ def env_timing(task: str, n_steps: int, cameras: tuple[str, ...]) -> dict:
         env.step(action)
         times.append(time.perf_counter() - t0)
     env.close()
-    return {"make_s": round(make_s, 3), "reset_ms": round(1000 * statistics.median(resets), 2),
-            "step_ms_median": round(1000 * statistics.median(times), 3), "step_ms_mean": round(1000 * float(np.mean(times)), 3),
-            "steps": n_steps, "cameras": list(cameras)}
+    return {
+        "make_s": round(make_s, 3),
+        "reset_ms": round(1000 * statistics.median(resets), 2),
+        "step_ms_median": round(1000 * statistics.median(times), 3),
+        "step_ms_mean": round(1000 * float(np.mean(times)), 3),
+        "steps": n_steps,
+        "cameras": list(cameras),
+    }
 
 
 def demonstrator_stats(task: str, variant: str, n_episodes: int, seed_start: int) -> dict:
@@ -67,9 +72,14 @@ def demonstrator_stats(task: str, variant: str, n_episodes: int, seed_start: int
             lengths.append(len(ep["actions"]))
     wall = time.perf_counter() - t0
     env.close()
-    return {"episodes": n_episodes, "seeds": [seed_start, seed_start + n_episodes - 1], "successes": ok,
-            "success_rate": ok / n_episodes, "mean_length": float(np.mean(lengths)) if lengths else None,
-            "s_per_episode": round(wall / n_episodes, 3)}
+    return {
+        "episodes": n_episodes,
+        "seeds": [seed_start, seed_start + n_episodes - 1],
+        "successes": ok,
+        "success_rate": ok / n_episodes,
+        "mean_length": float(np.mean(lengths)) if lengths else None,
+        "s_per_episode": round(wall / n_episodes, 3),
+    }
 
 
 def main() -> int:
@@ -84,22 +94,33 @@ def main() -> int:
 
     torch.set_num_threads(1)
     tasks = [t for t in args.tasks.split(",") if t]
-    result = {"command": "python " + " ".join(sys.argv), "mujoco_gl": os.environ.get("MUJOCO_GL", "egl"),
-              "envs": {}, "demonstrators": {}, **environment_info()}
+    result = {
+        "command": "python " + " ".join(sys.argv),
+        "mujoco_gl": os.environ.get("MUJOCO_GL", "egl"),
+        "envs": {},
+        "demonstrators": {},
+        **environment_info(),
+    }
     for task in tasks:
         low = env_timing(task, args.steps, ())
         cams = env_timing(task, max(args.steps // 4, 20), TASK_SPECS[task].default_cameras[:2])
         result["envs"][task] = {"low_dim": low, "cameras": cams}
-        print(f"{task:<10} make {low['make_s']:.2f} s, reset {low['reset_ms']:.0f} ms, step {low['step_ms_median']:.2f} ms "
-              f"(low-dim), {cams['step_ms_median']:.1f} ms with {'+'.join(cams['cameras'])}", flush=True)
+        print(
+            f"{task:<10} make {low['make_s']:.2f} s, reset {low['reset_ms']:.0f} ms, step {low['step_ms_median']:.2f} ms "
+            f"(low-dim), {cams['step_ms_median']:.1f} ms with {'+'.join(cams['cameras'])}",
+            flush=True,
+        )
     for task in tasks:
         if task not in PLANNERS:
             continue
         for variant in VARIANTS:
             stats = demonstrator_stats(task, variant, args.episodes, args.seed_start)
             result["demonstrators"][f"{task}/{variant}"] = stats
-            print(f"{task:<10} {variant}: success {stats['successes']}/{stats['episodes']} ({stats['success_rate']:.0%}), "
-                  f"mean length {stats['mean_length']}, {stats['s_per_episode']:.2f} s/episode", flush=True)
+            print(
+                f"{task:<10} {variant}: success {stats['successes']}/{stats['episodes']} ({stats['success_rate']:.0%}), "
+                f"mean length {stats['mean_length']}, {stats['s_per_episode']:.2f} s/episode",
+                flush=True,
+            )
     write_json_atomic(Path(args.out), result)
     print(f"wrote {args.out}")
     return 0

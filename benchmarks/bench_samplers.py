@@ -24,29 +24,36 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from timing import median_time
 
 from dpbench.diffusion import policy as diffusion_policy
 from dpbench.diffusion.policy import FAST_PATH_MAX_BATCH
 from dpbench.evaluate import evaluate
-from dpbench.policy import load_policy, read_checkpoint_meta
 from dpbench.host import environment_info
+from dpbench.policy import load_policy, read_checkpoint_meta
 from dpbench.results import write_json_atomic
 from dpbench.tasks import get_task
-from timing import median_time
 
 # DDIM-k under both timestep spacings: "trailing" starts at the top noise level (99 of 100) for any
 # k; "leading" (the original code's, diffusers' default) starts at 100 - 100/k.
 DIFFUSION_SAMPLERS = {
     "ddpm100": dict(sampler="ddpm", num_inference_steps=100),
-    **{f"ddim{k}_{spacing}": dict(sampler="ddim", num_inference_steps=k, timestep_spacing=spacing)
-       for spacing in ("trailing", "leading") for k in (1, 2, 3, 5, 10)},
+    **{
+        f"ddim{k}_{spacing}": dict(sampler="ddim", num_inference_steps=k, timestep_spacing=spacing)
+        for spacing in ("trailing", "leading")
+        for k in (1, 2, 3, 5, 10)
+    },
 }
 # Speed must not change results: DDIM-10 again on the plain eager path, and with the small-batch
 # fast path forced at batch 50 (normally it serves batch <= 8 only).
-PATH_CHECKS = {"ddim10_naive": dict(sampler="ddim", num_inference_steps=10, fast_inference=False),
-               "ddim10_fastpath": dict(sampler="ddim", num_inference_steps=10)}
-FLOW_SAMPLERS = {**{f"euler{k}": dict(solver="euler", num_inference_steps=k) for k in (1, 2, 4)},
-                 **{f"midpoint{k}": dict(solver="midpoint", num_inference_steps=k) for k in (2, 4)}}
+PATH_CHECKS = {
+    "ddim10_naive": dict(sampler="ddim", num_inference_steps=10, fast_inference=False),
+    "ddim10_fastpath": dict(sampler="ddim", num_inference_steps=10),
+}
+FLOW_SAMPLERS = {
+    **{f"euler{k}": dict(solver="euler", num_inference_steps=k) for k in (1, 2, 4)},
+    **{f"midpoint{k}": dict(solver="midpoint", num_inference_steps=k) for k in (2, 4)},
+}
 
 
 def latency_b1_ms(policy, repeats: int = 15) -> float:
@@ -62,24 +69,45 @@ def measure(paths: list[str], samplers: dict[str, dict], family: str) -> list[di
             meta = read_checkpoint_meta(path)
             task = get_task(meta["env"])
             mode = task.obs_mode(meta["obs"])
-            policy, _ = load_policy(path, expect_spec=mode.spec, overrides={f"policy.{k}": str(v) for k, v in over.items()})
+            policy, _ = load_policy(
+                path, expect_spec=mode.spec, overrides={f"policy.{k}": str(v) for k, v in over.items()}
+            )
             diffusion_policy.FAST_PATH_MAX_BATCH = 10**9 if label.endswith("_fastpath") else FAST_PATH_MAX_BATCH
             res = evaluate(policy, task, mode)
             diffusion_policy.FAST_PATH_MAX_BATCH = FAST_PATH_MAX_BATCH
-            per_ckpt.append({"checkpoint": path, "score": res.score, "success": res.success_rate, "b50_ms": res.chunk_latency_ms,
-                             "eval_wall_s": res.wall_s, "b1_ms": latency_b1_ms(policy)})
+            per_ckpt.append(
+                {
+                    "checkpoint": path,
+                    "score": res.score,
+                    "success": res.success_rate,
+                    "b50_ms": res.chunk_latency_ms,
+                    "eval_wall_s": res.wall_s,
+                    "b1_ms": latency_b1_ms(policy),
+                }
+            )
             print(f"{family} {label} {path}: score {res.score:.3f} b1 {per_ckpt[-1]['b1_ms']:.1f} ms", flush=True)
         scores = np.array([c["score"] for c in per_ckpt])
-        series = family if family != "diffusion" else ("DDPM" if over["sampler"] == "ddpm" else f"DDIM {over.get('timestep_spacing', 'trailing')}")
-        rows.append({
-            "family": family, "series": series, "sampler": label, "network_evals": over["num_inference_steps"], "n_checkpoints": len(per_ckpt),
-            "score_mean": round(float(scores.mean()), 4), "score_std": round(float(scores.std()), 4),
-            "success_mean": round(float(np.mean([c["success"] for c in per_ckpt])), 4),
-            "b1_ms": round(statistics.median(c["b1_ms"] for c in per_ckpt), 2),
-            "b50_ms": round(statistics.median(c["b50_ms"] for c in per_ckpt), 1),
-            "eval_wall_s": round(statistics.median(c["eval_wall_s"] for c in per_ckpt), 1),
-            "per_checkpoint": per_ckpt,
-        })
+        series = (
+            family
+            if family != "diffusion"
+            else ("DDPM" if over["sampler"] == "ddpm" else f"DDIM {over.get('timestep_spacing', 'trailing')}")
+        )
+        rows.append(
+            {
+                "family": family,
+                "series": series,
+                "sampler": label,
+                "network_evals": over["num_inference_steps"],
+                "n_checkpoints": len(per_ckpt),
+                "score_mean": round(float(scores.mean()), 4),
+                "score_std": round(float(scores.std()), 4),
+                "success_mean": round(float(np.mean([c["success"] for c in per_ckpt])), 4),
+                "b1_ms": round(statistics.median(c["b1_ms"] for c in per_ckpt), 2),
+                "b50_ms": round(statistics.median(c["b50_ms"] for c in per_ckpt), 1),
+                "eval_wall_s": round(statistics.median(c["eval_wall_s"] for c in per_ckpt), 1),
+                "per_checkpoint": per_ckpt,
+            }
+        )
     return rows
 
 
@@ -92,12 +120,27 @@ def plot(rows: list[dict], stem: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     markers = {"DDIM trailing": "o", "DDIM leading": "v", "DDPM": "D", "diffusion_flow": "s"}
     for series, marker in markers.items():
-        sel = sorted((r for r in rows if r.get("series", r["family"]) == series and not r["sampler"].endswith(("_naive", "_fastpath"))),
-                     key=lambda r: r["b1_ms"])
+        sel = sorted(
+            (
+                r
+                for r in rows
+                if r.get("series", r["family"]) == series and not r["sampler"].endswith(("_naive", "_fastpath"))
+            ),
+            key=lambda r: r["b1_ms"],
+        )
         if sel:
-            ax.errorbar([r["b1_ms"] for r in sel], [r["score_mean"] for r in sel], yerr=[r["score_std"] for r in sel], fmt=marker + "-", capsize=3, label=series)
+            ax.errorbar(
+                [r["b1_ms"] for r in sel],
+                [r["score_mean"] for r in sel],
+                yerr=[r["score_std"] for r in sel],
+                fmt=marker + "-",
+                capsize=3,
+                label=series,
+            )
             for r in sel:
-                ax.annotate(r["sampler"], (r["b1_ms"], r["score_mean"]), textcoords="offset points", xytext=(4, -10), fontsize=8)
+                ax.annotate(
+                    r["sampler"], (r["b1_ms"], r["score_mean"]), textcoords="offset points", xytext=(4, -10), fontsize=8
+                )
     ax.set_xscale("log")
     ax.set_xlabel("chunk latency, batch 1 (ms, log scale)")
     ax.set_ylabel("Push-T score, final ckpt (mean ± std)")
@@ -137,8 +180,10 @@ def main() -> None:
     write_json_atomic(Path(args.out), {"command": "python " + " ".join(sys.argv), **environment_info(), "rows": rows})
     plot(rows, Path(args.figure))
     for r in rows:
-        print(f"{r['family']:15s} {r['sampler']:8s} NFE {r['network_evals']:3d}  score {r['score_mean']:.3f} ± {r['score_std']:.3f}  "
-              f"b1 {r['b1_ms']:7.1f} ms  b50 {r['b50_ms']:7.1f} ms  eval {r['eval_wall_s']:.1f} s")
+        print(
+            f"{r['family']:15s} {r['sampler']:8s} NFE {r['network_evals']:3d}  score {r['score_mean']:.3f} ± {r['score_std']:.3f}  "
+            f"b1 {r['b1_ms']:7.1f} ms  b50 {r['b50_ms']:7.1f} ms  eval {r['eval_wall_s']:.1f} s"
+        )
     print(f"wrote {args.out}")
 
 

@@ -33,16 +33,16 @@ from typing import Any
 
 import numpy as np
 import torch
+from timing import median_time
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from dpbench.diffusion.unet1d import ConditionalUnet1D
-from dpbench.policy import Policy, build_configs, get_policy_class
 from dpbench.host import environment_info
+from dpbench.policy import Policy, build_configs, get_policy_class
 from dpbench.results import write_json_atomic
 from dpbench.tasks import get_task
-from timing import median_time
 
 OBS_DIM, ACTION_DIM = 20, 2  # Push-T keypoints
 
@@ -57,13 +57,17 @@ def make_policy(name: str, preset: str, **over: Any) -> tuple[Policy, Any]:
     pcfg, tcfg = build_configs(cls, preset, {f"policy.{k}": str(v) for k, v in over.items()})
     policy = cls(get_task("pusht").obs_mode("keypoints").spec, pcfg)
     rng = np.random.default_rng(0)
-    policy.fit_statistics({"obs": rng.uniform(0, 512, (256, OBS_DIM)), "action": rng.uniform(0, 512, (256, ACTION_DIM))})
+    policy.fit_statistics(
+        {"obs": rng.uniform(0, 512, (256, OBS_DIM)), "action": rng.uniform(0, 512, (256, ACTION_DIM))}
+    )
     return policy, tcfg
 
 
 def random_batch(policy: Policy, batch_size: int) -> dict[str, torch.Tensor]:
-    return {"obs": torch.rand(batch_size, policy.n_obs_steps, OBS_DIM, device=policy.device) * 512,
-            "action": torch.rand(batch_size, policy.horizon, ACTION_DIM, device=policy.device) * 512}
+    return {
+        "obs": torch.rand(batch_size, policy.n_obs_steps, OBS_DIM, device=policy.device) * 512,
+        "action": torch.rand(batch_size, policy.horizon, ACTION_DIM, device=policy.device) * 512,
+    }
 
 
 def train_flops_per_sample(policy: Policy, batch_size: int = 64) -> float:
@@ -101,16 +105,26 @@ def sampler_variants(policy: Policy) -> list[tuple[str, dict[str, Any]]]:
     fields = {f.name for f in dataclasses.fields(policy.config)}
     if "sampler" in fields:  # DDPM over every trained noise level (100 except in smoke), and DDIM-10
         n = policy.config.num_train_timesteps
-        return [(f"ddpm{n}", dict(sampler="ddpm", num_inference_steps=n)), ("ddim10", dict(sampler="ddim", num_inference_steps=min(10, n)))]
+        return [
+            (f"ddpm{n}", dict(sampler="ddpm", num_inference_steps=n)),
+            ("ddim10", dict(sampler="ddim", num_inference_steps=min(10, n))),
+        ]
     if "num_inference_steps" in fields:
-        return [("euler1", dict(solver="euler", num_inference_steps=1)), ("midpoint2", dict(solver="midpoint", num_inference_steps=2))]
+        return [
+            ("euler1", dict(solver="euler", num_inference_steps=1)),
+            ("midpoint2", dict(solver="midpoint", num_inference_steps=2)),
+        ]
     return [("chunk", {})]
 
 
 def latency_rows(name: str, preset: str, state: dict[str, torch.Tensor], threads: int) -> dict[str, float]:
     row: dict[str, float] = {}
     base, _ = make_policy(name, preset)
-    paths = [("fast", {}), ("naive", dict(fast_inference=False))] if "fast_inference" in {f.name for f in dataclasses.fields(base.config)} else [("", {})]
+    paths = (
+        [("fast", {}), ("naive", dict(fast_inference=False))]
+        if "fast_inference" in {f.name for f in dataclasses.fields(base.config)}
+        else [("", {})]
+    )
     for label, over in sampler_variants(base):
         for path, path_over in paths:
             policy, _ = make_policy(name, preset, **over, **path_over)
@@ -137,9 +151,13 @@ def weight_stream_floor(policy: Policy) -> dict[str, float]:
     matmul_s = median_time(lambda: [F.linear(x, w) for x, w in zip(rows, weights)], 50, warmup=5)
     torch.set_num_threads(threads)
     n_bytes = flat.numel() * flat.element_size()
-    return {"step_weights_MB": round(n_bytes / 1e6, 2), "weight_read_GBps_1thread": round(n_bytes / read_s / 1e9, 2),
-            "step_floor_read_ms": round(1000 * read_s, 3), "step_floor_matmuls_ms": round(1000 * matmul_s, 3),
-            **batch1_call_profile(policy)}
+    return {
+        "step_weights_MB": round(n_bytes / 1e6, 2),
+        "weight_read_GBps_1thread": round(n_bytes / read_s / 1e9, 2),
+        "step_floor_read_ms": round(1000 * read_s, 3),
+        "step_floor_matmuls_ms": round(1000 * matmul_s, 3),
+        **batch1_call_profile(policy),
+    }
 
 
 def batch1_call_profile(policy: Policy, calls: int = 20) -> dict[str, float]:
@@ -163,8 +181,12 @@ def batch1_call_profile(policy: Policy, calls: int = 20) -> dict[str, float]:
     torch.set_num_threads(threads)
     matmul_s = sum(e.self_cpu_time_total for e in prof.key_averages() if e.key == "aten::addmm") / calls / 1e6
     flops = counter.get_total_flops()
-    return {"call_ms_1thread": round(1000 * call_s, 3), "call_mflop": round(flops / 1e6, 2),
-            "call_matmul_ms_profiled": round(1000 * matmul_s, 3), "call_matmul_gflops": round(flops / matmul_s / 1e9, 1)}
+    return {
+        "call_ms_1thread": round(1000 * call_s, 3),
+        "call_mflop": round(flops / 1e6, 2),
+        "call_matmul_ms_profiled": round(1000 * matmul_s, 3),
+        "call_matmul_gflops": round(flops / matmul_s / 1e9, 1),
+    }
 
 
 def eval_wall_s(name: str, fast: bool) -> dict[str, float]:
@@ -173,24 +195,36 @@ def eval_wall_s(name: str, fast: bool) -> dict[str, float]:
     task = get_task("pusht")
     policy, _ = make_policy(name, "quick", fast_inference=fast)
     result = evaluate(policy, task, task.obs_mode("keypoints"))
-    return {"eval50_wall_s": round(result.wall_s, 2), "eval50_policy_ms_per_call": round(result.chunk_latency_ms, 1), "eval50_policy_calls": result.n_policy_calls}
+    return {
+        "eval50_wall_s": round(result.wall_s, 2),
+        "eval50_policy_ms_per_call": round(result.chunk_latency_ms, 1),
+        "eval50_policy_calls": result.n_policy_calls,
+    }
 
 
 def print_table(rows: list[dict[str, Any]], peak: float) -> None:
     """Training against peak, then every latency column a row has (fast/naive pairs side by side)."""
     print(f"\nfp32 matmul peak {peak:.1f} GFLOP/s")
-    print(f"{'policy':22s} {'preset':6s} {'params':>7s} {'GFLOP/smp':>9s} {'smp/s b256':>10s} {'% peak':>7s}  latency ms (b1 / b50 / b1 on 1 thread)")
+    print(
+        f"{'policy':22s} {'preset':6s} {'params':>7s} {'GFLOP/smp':>9s} {'smp/s b256':>10s} {'% peak':>7s}  latency ms (b1 / b50 / b1 on 1 thread)"
+    )
     for r in rows:
         lat = []
         for key in r:
             if key.endswith("_b1_ms") and not key.endswith("1thread_ms"):
                 label = key[: -len("_b1_ms")]
-                lat.append(f"{label} {r[key]:g}/{r.get(label + '_b50_ms', float('nan')):g}/{r.get(label + '_b1_1thread_ms', float('nan')):g}")
-        print(f"{r['policy']:22s} {r['preset']:6s} {r['params_M']:6.2f}M {r['train_gflop_per_sample']:9.4f} "
-              f"{r['train_b256_samples_per_s']:10.1f} {r['train_b256_pct_peak']:6.1f}%  " + "; ".join(lat))
+                lat.append(
+                    f"{label} {r[key]:g}/{r.get(label + '_b50_ms', float('nan')):g}/{r.get(label + '_b1_1thread_ms', float('nan')):g}"
+                )
+        print(
+            f"{r['policy']:22s} {r['preset']:6s} {r['params_M']:6.2f}M {r['train_gflop_per_sample']:9.4f} "
+            f"{r['train_b256_samples_per_s']:10.1f} {r['train_b256_pct_peak']:6.1f}%  " + "; ".join(lat)
+        )
         if "step_floor_matmuls_ms" in r:
-            print(f"{'':30s} batch-1 step floor, 1 thread: {r['step_weights_MB']} MB of weights at {r['weight_read_GBps_1thread']} GB/s "
-                  f"= {r['step_floor_read_ms']} ms; matmuls alone {r['step_floor_matmuls_ms']} ms")
+            print(
+                f"{'':30s} batch-1 step floor, 1 thread: {r['step_weights_MB']} MB of weights at {r['weight_read_GBps_1thread']} GB/s "
+                f"= {r['step_floor_read_ms']} ms; matmuls alone {r['step_floor_matmuls_ms']} ms"
+            )
         if "eval50_wall_s_fast" in r:
             print(f"{'':30s} 50-episode eval: {r['eval50_wall_s_fast']} s fast, {r['eval50_wall_s_naive']} s naive")
 
@@ -199,10 +233,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--policies", default="diffusion,diffusion_transformer,diffusion_flow,bc,lstm_gmm,ibc,bet")
     ap.add_argument("--presets", default="quick,paper")
-    ap.add_argument("--paper-policies", default="diffusion,diffusion_transformer,diffusion_flow",
-                    help="the policies measured at the paper preset too (baselines' paper sizes are GPU-only)")
+    ap.add_argument(
+        "--paper-policies",
+        default="diffusion,diffusion_transformer,diffusion_flow",
+        help="the policies measured at the paper preset too (baselines' paper sizes are GPU-only)",
+    )
     ap.add_argument("--seconds", type=float, default=10.0, help="time budget per training measurement")
-    ap.add_argument("--eval", action="store_true", help="also time 50-episode Push-T evaluations (quick diffusion policies)")
+    ap.add_argument(
+        "--eval", action="store_true", help="also time 50-episode Push-T evaluations (quick diffusion policies)"
+    )
     ap.add_argument("--floor-only", action="store_true", help="only the batch-1 step floors of the UNet policies")
     ap.add_argument("--out", default="results/perf/speed.json")
     args = ap.parse_args()
@@ -214,7 +253,9 @@ def main() -> None:
                 policy, _ = make_policy(name, preset)
                 if isinstance(getattr(policy, "model", None), ConditionalUnet1D):
                     rows.append({"policy": name, "preset": preset, **weight_stream_floor(policy)})
-        write_json_atomic(Path(args.out), {"command": "python " + " ".join(sys.argv), **environment_info(), "rows": rows})
+        write_json_atomic(
+            Path(args.out), {"command": "python " + " ".join(sys.argv), **environment_info(), "rows": rows}
+        )
         for r in rows:
             print(r)
         return
@@ -228,7 +269,11 @@ def main() -> None:
                 continue
             policy, tcfg = make_policy(name, preset)
             flops = train_flops_per_sample(policy)
-            row: dict[str, Any] = {"policy": name, "preset": preset, "params_M": round(sum(p.numel() for p in policy.parameters()) / 1e6, 2)}
+            row: dict[str, Any] = {
+                "policy": name,
+                "preset": preset,
+                "params_M": round(sum(p.numel() for p in policy.parameters()) / 1e6, 2),
+            }
             row["train_gflop_per_sample"] = round(flops / 1e9, 4)
             row["batch_size"] = tcfg.batch_size
             for batch in sorted({tcfg.batch_size, 256}):
@@ -243,7 +288,12 @@ def main() -> None:
                     row.update({f"{k}_{'fast' if fast else 'naive'}": v for k, v in eval_wall_s(name, fast).items()})
             rows.append(row)
             print(row, flush=True)
-    report = {"command": "python " + " ".join(sys.argv), **environment_info(), "matmul_peak_gflops": round(peak, 1), "rows": rows}
+    report = {
+        "command": "python " + " ".join(sys.argv),
+        **environment_info(),
+        "matmul_peak_gflops": round(peak, 1),
+        "rows": rows,
+    }
     write_json_atomic(Path(args.out), report)
     print_table(rows, peak)
     print(f"wrote {args.out}")

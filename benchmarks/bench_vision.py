@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from timing import median_time
 from torch.utils.flop_counter import FlopCounterMode
 
-from dpbench.policy import build_configs, get_policy_class
 from dpbench.host import environment_info
+from dpbench.policy import build_configs, get_policy_class
 from dpbench.results import write_json_atomic
 from dpbench.tasks import get_task
-from timing import median_time
 
 
 def main() -> None:
@@ -44,8 +44,11 @@ def main() -> None:
             rng = np.random.default_rng(0)
             policy.fit_statistics({"agent_pos": rng.uniform(0, 512, (64, 2)), "action": rng.uniform(0, 512, (64, 2))})
             b, t = tcfg.batch_size, policy.n_obs_steps
-            batch = {"image": torch.randint(0, 256, (b, t, 96, 96, 3), dtype=torch.uint8), "agent_pos": torch.rand(b, t, 2) * 512,
-                     "action": torch.rand(b, policy.horizon, 2) * 512}
+            batch = {
+                "image": torch.randint(0, 256, (b, t, 96, 96, 3), dtype=torch.uint8),
+                "agent_pos": torch.rand(b, t, 2) * 512,
+                "action": torch.rand(b, policy.horizon, 2) * 512,
+            }
             policy.train()
             with FlopCounterMode(display=False) as counter:
                 policy.compute_loss(batch).backward()
@@ -58,13 +61,23 @@ def main() -> None:
                 opt.step()
 
             sps = b / median_time(step, args.repeats)
-            row = {"policy": name, "preset": preset, "vision": pcfg.vision.__dict__, "batch_size": b, "n_obs_steps": t,
-                   "encoder_params_M": round(sum(p.numel() for p in policy.image_encoder.parameters()) / 1e6, 3),
-                   "train_gflop_per_sample": round(counter.get_total_flops() / b / 1e9, 3),
-                   "train_samples_per_s": round(sps, 1), "train_images_per_s": round(sps * t, 1)}
+            row = {
+                "policy": name,
+                "preset": preset,
+                "vision": pcfg.vision.__dict__,
+                "batch_size": b,
+                "n_obs_steps": t,
+                "encoder_params_M": round(sum(p.numel() for p in policy.image_encoder.parameters()) / 1e6, 3),
+                "train_gflop_per_sample": round(counter.get_total_flops() / b / 1e9, 3),
+                "train_samples_per_s": round(sps, 1),
+                "train_images_per_s": round(sps * t, 1),
+            }
             policy.eval()
             for nb in (1, 50):
-                obs = {"image": torch.randint(0, 256, (nb, t, 96, 96, 3), dtype=torch.uint8), "agent_pos": torch.rand(nb, t, 2) * 512}
+                obs = {
+                    "image": torch.randint(0, 256, (nb, t, 96, 96, 3), dtype=torch.uint8),
+                    "agent_pos": torch.rand(nb, t, 2) * 512,
+                }
                 policy.reset()
                 row[f"chunk_b{nb}_ms"] = round(1000 * median_time(lambda: policy.predict_action(obs), args.repeats), 1)
             rows.append(row)

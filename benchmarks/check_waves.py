@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 
 from dpbench.evaluate import evaluate
-from dpbench.policy import load_policy, read_checkpoint_meta
 from dpbench.host import environment_info
+from dpbench.policy import load_policy, read_checkpoint_meta
 from dpbench.results import write_json_atomic
 from dpbench.tasks import get_task
 
@@ -44,20 +44,38 @@ def main() -> None:
         mode = task.obs_mode(meta["obs"])
         policy, _ = load_policy(path, expect_spec=mode.spec)
         variants = {f"wave {w}": dict(wave=int(w)) for w in args.waves.split(",")}
-        results = {name: evaluate(policy, task, mode, sampling_seed=0, **kw).episode_scores for name, kw in variants.items()}
+        results = {
+            name: evaluate(policy, task, mode, sampling_seed=0, **kw).episode_scores for name, kw in variants.items()
+        }
         threads = torch.get_num_threads()
         torch.set_num_threads(2)
-        results["2 env workers"] = evaluate(policy, dataclasses.replace(task, parallel_eval=True), mode, sampling_seed=0).episode_scores
+        results["2 env workers"] = evaluate(
+            policy, dataclasses.replace(task, parallel_eval=True), mode, sampling_seed=0
+        ).episode_scores
         torch.set_num_threads(threads)
         ref_name, ref = next(iter(results.items()))
-        diffs = {name: {"episodes": [i for i, (a, b) in enumerate(zip(ref, s)) if a != b],
-                        "above_1e-4": sum(abs(a - b) > 1e-4 for a, b in zip(ref, s)),
-                        "max_abs": max(abs(a - b) for a, b in zip(ref, s))}
-                 for name, s in results.items() if name != ref_name}
-        rows.append({"checkpoint": Path(path).parent.name, "mean_scores": {k: round(sum(v) / len(v), 5) for k, v in results.items()},
-                     "differences_from_" + ref_name.replace(" ", "_"): diffs})
-        print(Path(path).parent.name, rows[-1]["mean_scores"],
-              {k: (len(v["episodes"]), v["above_1e-4"], round(v["max_abs"], 6)) for k, v in diffs.items()}, flush=True)
+        diffs = {
+            name: {
+                "episodes": [i for i, (a, b) in enumerate(zip(ref, s)) if a != b],
+                "above_1e-4": sum(abs(a - b) > 1e-4 for a, b in zip(ref, s)),
+                "max_abs": max(abs(a - b) for a, b in zip(ref, s)),
+            }
+            for name, s in results.items()
+            if name != ref_name
+        }
+        rows.append(
+            {
+                "checkpoint": Path(path).parent.name,
+                "mean_scores": {k: round(sum(v) / len(v), 5) for k, v in results.items()},
+                "differences_from_" + ref_name.replace(" ", "_"): diffs,
+            }
+        )
+        print(
+            Path(path).parent.name,
+            rows[-1]["mean_scores"],
+            {k: (len(v["episodes"]), v["above_1e-4"], round(v["max_abs"], 6)) for k, v in diffs.items()},
+            flush=True,
+        )
     write_json_atomic(Path(args.out), {"command": "python " + " ".join(sys.argv), **environment_info(), "rows": rows})
     print(f"wrote {args.out}")
 

@@ -36,10 +36,15 @@ def knee(history: list[dict], fraction: float) -> dict:
     for h in scored:
         running = max(running, h["score"])
         if running >= fraction * best:
-            return {"knee_step": h["step"], "knee_train_min": round(h["train_seconds"] / 60, 2),
-                    "running_max_at_knee": round(running, 4), "run_max": round(best, 4),
-                    "run_steps": scored[-1]["step"], "run_train_min": round(scored[-1]["train_seconds"] / 60, 2),
-                    "quick_steps": int(math.ceil(h["step"] / UNIT) * UNIT)}
+            return {
+                "knee_step": h["step"],
+                "knee_train_min": round(h["train_seconds"] / 60, 2),
+                "running_max_at_knee": round(running, 4),
+                "run_max": round(best, 4),
+                "run_steps": scored[-1]["step"],
+                "run_train_min": round(scored[-1]["train_seconds"] / 60, 2),
+                "quick_steps": int(math.ceil(h["step"] / UNIT) * UNIT),
+            }
     raise AssertionError("unreachable: the max itself reaches the fraction")
 
 
@@ -53,16 +58,32 @@ def main() -> None:
         print(p)
     rows = {}
     for r in sorted(records, key=lambda r: r["policy"]):
-        rows[r["policy"]] = {"cell_id": r["cell_id"], "command": r["command"], "hardware": r["hardware"],
-                             "date": r["date"], **knee(r["history"], args.fraction)}
-    print(f"{'policy':24s} {'knee step':>9s} {'train-min':>9s} {'max by knee':>11s} {'run max':>8s} {'quick steps':>11s}")
+        rows[r["policy"]] = {
+            "cell_id": r["cell_id"],
+            "command": r["command"],
+            "hardware": r["hardware"],
+            "date": r["date"],
+            **knee(r["history"], args.fraction),
+        }
+    print(
+        f"{'policy':24s} {'knee step':>9s} {'train-min':>9s} {'max by knee':>11s} {'run max':>8s} {'quick steps':>11s}"
+    )
     for name, k in rows.items():
-        print(f"{name:24s} {k['knee_step']:9d} {k['knee_train_min']:9.2f} {k['running_max_at_knee']:11.3f} "
-              f"{k['run_max']:8.3f} {k['quick_steps']:11d}")
+        print(
+            f"{name:24s} {k['knee_step']:9d} {k['knee_train_min']:9.2f} {k['running_max_at_knee']:11.3f} "
+            f"{k['run_max']:8.3f} {k['quick_steps']:11d}"
+        )
     out = args.records / "knees.json"
-    out.write_text(json.dumps({"rule": f"first evaluated step whose running max >= {args.fraction} x the run's max",
-                               "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                               "policies": rows}, indent=1))
+    out.write_text(
+        json.dumps(
+            {
+                "rule": f"first evaluated step whose running max >= {args.fraction} x the run's max",
+                "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "policies": rows,
+            },
+            indent=1,
+        )
+    )
     print(f"wrote {out}")
 
 

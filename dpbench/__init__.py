@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from dpbench.host import configure_openmp as _configure_openmp  # noqa: E402
+from dpbench.host import configure_openmp as _configure_openmp
 
 _configure_openmp()  # before anything loads torch: OpenMP threads sleep, not spin, when cores are shared
 

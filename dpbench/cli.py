@@ -50,7 +50,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("envs:")
     for name, task in TASKS.items():
         registered = "registered" if task.gym_id in gym.registry else "NOT registered"
-        print(f"  {name:<12} {task.gym_id} ({registered}); obs modes: {', '.join(task.obs_modes)} (default {task.default_obs})")
+        print(
+            f"  {name:<12} {task.gym_id} ({registered}); obs modes: {', '.join(task.obs_modes)} (default {task.default_obs})"
+        )
     print("policies:")
     for name, ref in sorted(available_policies().items()):
         print(f"  {name:<24} {ref}")
@@ -70,8 +72,10 @@ def cmd_data_info(args: argparse.Namespace) -> int:
         return 0
     print(f"dataset:   {args.path}")
     print(f"episodes:  {info['episodes']}")
-    print(f"steps:     {info['steps']}  (episode length min/mean/max {info['episode_length']['min']}/"
-          f"{info['episode_length']['mean']:.1f}/{info['episode_length']['max']})")
+    print(
+        f"steps:     {info['steps']}  (episode length min/mean/max {info['episode_length']['min']}/"
+        f"{info['episode_length']['mean']:.1f}/{info['episode_length']['max']})"
+    )
     print("keys:")
     for k, v in info["keys"].items():
         print(f"  {k:<12} {tuple(v['shape'])} {v['dtype']}")
@@ -87,7 +91,9 @@ def cmd_collect(args: argparse.Namespace) -> int:
     task = get_task(args.env)
     if task.name == "pusht":
         if args.variant != "ph" or args.camera:
-            raise DpbenchError("Push-T's demonstrator has no --variant or --camera (its demos always carry the 96x96 image)")
+            raise DpbenchError(
+                "Push-T's demonstrator has no --variant or --camera (its demos always carry the 96x96 image)"
+            )
         path = Path(args.out) if args.out else scripted_pusht_path(args.episodes)
         generate_scripted_pusht(args.episodes, path, start_seed=args.start_seed, progress=not args.quiet)
         print(f"wrote {path}")
@@ -97,11 +103,21 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
     cameras = tuple(sorted(_names(args.camera, "camera"))) if args.camera else ()
     path = Path(args.out) if args.out else scripted_robomimic_path(task.name, args.variant, cameras, args.episodes)
-    stats = collect(task.name, args.episodes, path, args.variant, cameras, start_seed=args.start_seed,
-                    workers=args.workers or usable_cores(), progress=not args.quiet)
-    print(f"wrote {path}: {stats['kept']} episodes, {stats['steps']} steps; demonstrator success "
-          f"{stats['success_rate']:.1%} ({stats['kept']}/{stats['tried']}); {stats['wall_s']:.0f} s "
-          f"({stats['steps_per_s']:.0f} steps/s, {stats['workers']} workers)")
+    stats = collect(
+        task.name,
+        args.episodes,
+        path,
+        args.variant,
+        cameras,
+        start_seed=args.start_seed,
+        workers=args.workers or usable_cores(),
+        progress=not args.quiet,
+    )
+    print(
+        f"wrote {path}: {stats['kept']} episodes, {stats['steps']} steps; demonstrator success "
+        f"{stats['success_rate']:.1%} ({stats['kept']}/{stats['tried']}); {stats['wall_s']:.0f} s "
+        f"({stats['steps_per_s']:.0f} steps/s, {stats['workers']} workers)"
+    )
     return 0
 
 
@@ -136,7 +152,9 @@ def _run_sweep(sweep, args: argparse.Namespace) -> int:
         print(line)
     if getattr(args, "dry_run", False):
         for cell in cells:
-            state = "done" if cell.record_path.exists() else "resume" if (cell.workdir / RESUME_FILE).exists() else "new"
+            state = (
+                "done" if cell.record_path.exists() else "resume" if (cell.workdir / RESUME_FILE).exists() else "new"
+            )
             print(f"  {state:<7}{cell.cell_id}")
         return 0
     records = run_grid(cells, backend=args.backend, workers=args.workers, address=args.address, progress=not args.quiet)
@@ -150,17 +168,27 @@ def _all_episodes(overrides: dict[str, str], flag: bool) -> dict[str, str]:
     if not flag:
         return overrides
     if overrides.get("train.train_episodes", "all") != "all":
-        raise DpbenchError(f"--all-episodes contradicts --set train.train_episodes={overrides['train.train_episodes']}; pass one")
+        raise DpbenchError(
+            f"--all-episodes contradicts --set train.train_episodes={overrides['train.train_episodes']}; pass one"
+        )
     return {**overrides, "train.train_episodes": "all"}
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from dpbench.sweep import Sweep
 
-    sweep = Sweep(policies=_names(args.policy, "policy"), envs=_names(args.env, "env"), obs=[args.obs],
-                  seeds=list(range(args.seed_start, args.seed_start + args.seeds)), preset=args.preset,
-                  dataset=args.dataset, out=Path(args.out), device=args.device, video=args.video,
-                  set={**_all_episodes(_parse_overrides(args.set), args.all_episodes)})
+    sweep = Sweep(
+        policies=_names(args.policy, "policy"),
+        envs=_names(args.env, "env"),
+        obs=[args.obs],
+        seeds=list(range(args.seed_start, args.seed_start + args.seeds)),
+        preset=args.preset,
+        dataset=args.dataset,
+        out=Path(args.out),
+        device=args.device,
+        video=args.video,
+        set={**_all_episodes(_parse_overrides(args.set), args.all_episodes)},
+    )
     return _run_sweep(sweep, args)
 
 
@@ -174,11 +202,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    import torch
+
     from dpbench.evaluate import evaluate
     from dpbench.policy import load_policy, read_checkpoint_meta
     from dpbench.tasks import get_task
-
-    import torch
 
     torch.set_num_threads(default_threads())
     meta = read_checkpoint_meta(args.checkpoint)
@@ -188,11 +216,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     policy, meta = load_policy(args.checkpoint, expect_spec=mode.spec, overrides=_parse_overrides(args.set))
     if meta.get("env") not in (None, task.name):
         raise DpbenchError(f"{args.checkpoint}: checkpoint was trained on env '{meta['env']}', not '{task.name}'")
-    res = evaluate(policy, task, mode, n_episodes=args.episodes, seed_start=args.seed_start, sampling_seed=args.seed,
-                   video_path=Path(args.video) if args.video else None)
+    res = evaluate(
+        policy,
+        task,
+        mode,
+        n_episodes=args.episodes,
+        seed_start=args.seed_start,
+        sampling_seed=args.seed,
+        video_path=Path(args.video) if args.video else None,
+    )
     print(f"score (mean max reward) {res.score:.3f}  95% CI [{res.score_ci95[0]:.3f}, {res.score_ci95[1]:.3f}]")
     print(f"success rate {res.success_rate:.3f}  95% CI [{res.success_ci95[0]:.3f}, {res.success_ci95[1]:.3f}]")
-    print(f"{res.n_episodes} episodes in {res.wall_s:.1f} s; chunk latency {res.chunk_latency_ms:.1f} ms (batch {res.n_episodes})")
+    print(
+        f"{res.n_episodes} episodes in {res.wall_s:.1f} s; chunk latency {res.chunk_latency_ms:.1f} ms (batch {res.n_episodes})"
+    )
     return 0
 
 
@@ -263,29 +300,47 @@ def _check_writable(out: Path) -> None:
 
 
 def _grid_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", default="local", choices=["local", "ray"],
-                   help="local: a process pool on this machine (default); ray: one Ray task per cell")
-    p.add_argument("--workers", type=_positive, default=None,
-                   help="cells at once (local default: one per core, cores split between them)")
-    p.add_argument("--address", default=None, help="Ray cluster address (default: the running one, or start a local one)")
+    p.add_argument(
+        "--backend",
+        default="local",
+        choices=["local", "ray"],
+        help="local: a process pool on this machine (default); ray: one Ray task per cell",
+    )
+    p.add_argument(
+        "--workers",
+        type=_positive,
+        default=None,
+        help="cells at once (local default: one per core, cores split between them)",
+    )
+    p.add_argument(
+        "--address", default=None, help="Ray cluster address (default: the running one, or start a local one)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _threads_option(p)
 
 
 def _threads_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threads", type=_positive, default=None,
-                   help="torch threads per process (default: the usable cores, from CPU affinity and the cgroup "
-                        "quota; a sweep splits them across its workers; same as DPBENCH_THREADS)")
+    p.add_argument(
+        "--threads",
+        type=_positive,
+        default=None,
+        help="torch threads per process (default: the usable cores, from CPU affinity and the cgroup "
+        "quota; a sweep splits them across its workers; same as DPBENCH_THREADS)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dpbench", description="Diffusion Policy and baselines on Push-T and robomimic.")
+    parser = argparse.ArgumentParser(
+        prog="dpbench", description="Diffusion Policy and baselines on Push-T and robomimic."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("list", help="registered envs, policies and datasets")
     p.set_defaults(func=cmd_list)
 
-    data = sub.add_parser("data", help="inspect or generate datasets").add_subparsers(dest="data_command", required=True)
+    data = sub.add_parser("data", help="inspect or generate datasets").add_subparsers(
+        dest="data_command", required=True
+    )
     p = data.add_parser("info", help="episodes, steps, keys, shapes and content hash of a zarr/hdf5 dataset")
     p.add_argument("path", help="a Push-T zarr or a robomimic-layout hdf5")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -294,9 +349,15 @@ def build_parser() -> argparse.ArgumentParser:
         p = parent.add_parser(name, help="scripted demonstrations into robomimic-layout hdf5 (default: the cache dir)")
         p.add_argument("--env", default="pusht", help="pusht | lift | can | square")
         p.add_argument("--episodes", type=_positive, default=200, help="successful episodes to keep")
-        p.add_argument("--variant", default="ph", choices=["ph", "mh"],
-                       help="robomimic tasks: ph (consistent) or mh (randomized strategies and speeds)")
-        p.add_argument("--camera", default=None, help="robomimic tasks: record 84x84 images, e.g. agentview,robot0_eye_in_hand")
+        p.add_argument(
+            "--variant",
+            default="ph",
+            choices=["ph", "mh"],
+            help="robomimic tasks: ph (consistent) or mh (randomized strategies and speeds)",
+        )
+        p.add_argument(
+            "--camera", default=None, help="robomimic tasks: record 84x84 images, e.g. agentview,robot0_eye_in_hand"
+        )
         p.add_argument("--start-seed", type=int, default=0, help="first env seed tried; failed episodes are skipped")
         p.add_argument("--workers", type=_positive, default=None, help="collector processes (default: one per core)")
         p.add_argument("--out", default=None, help="hdf5 path (default: the cache dir, where runs find it)")
@@ -311,34 +372,60 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="quick", help="smoke | quick (default, CPU-sized) | paper (GPU)")
     p.add_argument("--obs", default=None, help="observation mode (Push-T: keypoints | state | image)")
     p.add_argument("--dataset", default=None, help="human | scripted | PATH (default: human if present)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. policy.down_dims=64,128,256 or train.steps=2000")
-    p.add_argument("--out", default=DEFAULT_OUT, help="results dir: records/, work/ (checkpoints), README.md (default results)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override, e.g. policy.down_dims=64,128,256 or train.steps=2000",
+    )
+    p.add_argument(
+        "--out", default=DEFAULT_OUT, help="results dir: records/, work/ (checkpoints), README.md (default results)"
+    )
     p.add_argument("--device", default="cpu", help="cpu (default) | cuda | cuda:N | auto")
     p.add_argument("--video", action="store_true", help="write rollouts.gif of the final evaluation")
-    p.add_argument("--all-episodes", action="store_true",
-                   help="train on every non-validation episode instead of the paper's subset (human Push-T: 90 "
-                        "episodes, split with seed 42); same as --set train.train_episodes=all, and tables label it")
+    p.add_argument(
+        "--all-episodes",
+        action="store_true",
+        help="train on every non-validation episode instead of the paper's subset (human Push-T: 90 "
+        "episodes, split with seed 42); same as --set train.train_episodes=all, and tables label it",
+    )
     _grid_options(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("sweep", help="run the grid described by a YAML file (schema: dpbench/sweep.py)")
-    p.add_argument("config", help="sweep YAML: policies, envs, obs, seeds, preset, dataset, out, set, per_policy, per_cell")
+    p.add_argument(
+        "config", help="sweep YAML: policies, envs, obs, seeds, preset, dataset, out, set, per_policy, per_cell"
+    )
     p.add_argument("--out", default=None, help="results dir (overrides the file's `out`)")
-    p.add_argument("--dry-run", action="store_true", help="check the grid and list its cells (done / resume / new); run nothing")
+    p.add_argument(
+        "--dry-run", action="store_true", help="check the grid and list its cells (done / resume / new); run nothing"
+    )
     _grid_options(p)
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("eval", help="evaluate a saved policy checkpoint")
     p.add_argument("checkpoint", help="a policy.safetensors written by dpbench run (results/work/<cell>/)")
-    p.add_argument("--env", default="pusht", help="the env to evaluate in; must match the checkpoint's observation and action sizes")
+    p.add_argument(
+        "--env",
+        default="pusht",
+        help="the env to evaluate in; must match the checkpoint's observation and action sizes",
+    )
     p.add_argument("--obs", default=None, help="observation mode (default: the checkpoint's)")
     p.add_argument("--episodes", type=_positive, default=50, help="test episodes (default 50, the paper's)")
-    p.add_argument("--seed-start", type=int, default=None,
-                   help="first test seed (default: the task's, 100000; 200000 gives the held-out seeds)")
+    p.add_argument(
+        "--seed-start",
+        type=int,
+        default=None,
+        help="first test seed (default: the task's, 100000; 200000 gives the held-out seeds)",
+    )
     p.add_argument("--seed", type=int, default=0, help="sampling-noise seed")
     p.add_argument("--video", default=None, help="write a GIF of the first episodes here")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="inference override, e.g. policy.sampler=ddpm policy.num_inference_steps=100")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="inference override, e.g. policy.sampler=ddpm policy.num_inference_steps=100",
+    )
     _threads_option(p)
     p.set_defaults(func=cmd_eval)
 
@@ -346,11 +433,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=DEFAULT_OUT, help="results dir to read (default results)")
     p.add_argument("--env", default=None, help="only these envs (comma list)")
     p.add_argument("--policy", default=None, help="only these policies (comma list)")
-    p.add_argument("--format", default="md", choices=["md", "csv", "latex", "html"],
-                   help="md, latex, html: pivot table; csv: one tidy row per configuration")
+    p.add_argument(
+        "--format",
+        default="md",
+        choices=["md", "csv", "latex", "html"],
+        help="md, latex, html: pivot table; csv: one tidy row per configuration",
+    )
     p.add_argument("--with-paper", action="store_true", help="add the paper's rows (Chi et al. 2023, Tables I/II)")
-    p.add_argument("--write-readme", action=argparse.BooleanOptionalAction, default=None,
-                   help="regenerate OUT/README.md from all records (default: only for the default results dir)")
+    p.add_argument(
+        "--write-readme",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="regenerate OUT/README.md from all records (default: only for the default results dir)",
+    )
     p.set_defaults(func=cmd_table)
 
     p = sub.add_parser("plot", help="figures from the result records: scores, learning curves, latency (PNG + SVG)")
@@ -380,8 +475,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dpbench: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ndpbench: interrupted. Finished seeds are saved and unfinished ones resume from their last "
-              "checkpoint: rerun the same command.", file=sys.stderr)
+        print(
+            "\ndpbench: interrupted. Finished seeds are saved and unfinished ones resume from their last "
+            "checkpoint: rerun the same command.",
+            file=sys.stderr,
+        )
         return 130
     finally:
         if in_main_thread:

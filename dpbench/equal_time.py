@@ -9,7 +9,8 @@ came after T has no score at T. Only CPU records count: GPU minutes are another 
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -58,8 +59,10 @@ def equal_time_table(groups: Sequence[Group], minutes: Sequence[float] = DEFAULT
         total = np.mean([cpu_minutes(r, r["history"][-1]) for r in recs if r["history"]] or [float("nan")])
         row.append(f"{total:.1f}")
         rows.append(row)
-    notes = ["Each cell: mean over seeds of the best evaluation made within that many training CPU-minutes (training "
-             "wall time x torch threads; evaluation time excluded); – : no evaluation that early. CPU records only."]
+    notes = [
+        "Each cell: mean over seeds of the best evaluation made within that many training CPU-minutes (training "
+        "wall time x torch threads; evaluation time excluded); – : no evaluation that early. CPU records only."
+    ]
     if ended_any:
         notes.append("ᵉ every seed's run had ended by then: its whole-run max (a longer budget might score higher).")
     return Table(headers, rows, notes)

@@ -48,7 +48,9 @@ class EvalResult:
 def check_actions(policy: Policy, actions: Any, batch: int) -> np.ndarray:
     """Enforce the policy contract before anything reaches an env."""
     if not isinstance(actions, torch.Tensor):
-        raise DpbenchError(f"policy '{policy.name}' broke the contract: predict_action must return a torch.Tensor, got {type(actions).__name__}")
+        raise DpbenchError(
+            f"policy '{policy.name}' broke the contract: predict_action must return a torch.Tensor, got {type(actions).__name__}"
+        )
     expected = (batch, policy.n_action_steps, policy.spec.action_dim)
     if tuple(actions.shape) != expected:
         raise DpbenchError(
@@ -57,7 +59,9 @@ def check_actions(policy: Policy, actions: Any, batch: int) -> np.ndarray:
     out = actions.detach().cpu().numpy().astype(np.float64)
     if not np.all(np.isfinite(out)):
         bad = int(np.argwhere(~np.isfinite(out))[0, 0])
-        raise DpbenchError(f"policy '{policy.name}' returned a NaN or inf action (env {bad}); nothing was sent to the env")
+        raise DpbenchError(
+            f"policy '{policy.name}' returned a NaN or inf action (env {bad}); nothing was sent to the env"
+        )
     return out
 
 
@@ -129,9 +133,20 @@ def evaluate(
                 policy.reset()
                 policy.seed(sampling_seed, [seed_start + first + i for i in range(wave)])
                 w_best, w_success, w_final, w_latency, w_calls = _rollout(
-                    policy, task, mode, venv, seed_start + first, m, frames if first == 0 and video_path else None, n_videos
+                    policy,
+                    task,
+                    mode,
+                    venv,
+                    seed_start + first,
+                    m,
+                    frames if first == 0 and video_path else None,
+                    n_videos,
                 )
-                best[first : first + m], success[first : first + m], final[first : first + m] = w_best[:m], w_success[:m], w_final[:m]
+                best[first : first + m], success[first : first + m], final[first : first + m] = (
+                    w_best[:m],
+                    w_success[:m],
+                    w_final[:m],
+                )
                 latency, calls = latency + w_latency, calls + w_calls
     finally:
         venv.close()
@@ -157,8 +172,14 @@ def evaluate(
 
 
 def _rollout(
-    policy: Policy, task: Task, mode: ObsMode, venv: EnvBatch, seed: int, n_active: int,
-    frames: list[np.ndarray] | None, n_videos: int,
+    policy: Policy,
+    task: Task,
+    mode: ObsMode,
+    venv: EnvBatch,
+    seed: int,
+    n_active: int,
+    frames: list[np.ndarray] | None,
+    n_videos: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, int]:
     """One wave: envs ``0..n_active-1`` from seeds ``seed + i``, until all are done or time is up.
     Returns per-env max reward, success and final progress (over the whole batch), policy seconds and calls."""

@@ -62,7 +62,9 @@ def _own_cgroup_paths(proc_cgroup: Path) -> tuple[str | None, str | None]:
     return v2, v1
 
 
-def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup"), proc_cgroup: Path = Path("/proc/self/cgroup")) -> float | None:
+def cgroup_cpu_limit(
+    root: Path = Path("/sys/fs/cgroup"), proc_cgroup: Path = Path("/proc/self/cgroup")
+) -> float | None:
     """The CPUs this process's cgroup quota allows (quota / period), or None when unlimited or unknown.
 
     Reads cgroup v2 ``cpu.max`` ("QUOTA PERIOD", or "max PERIOD" for none) and v1
@@ -186,9 +188,12 @@ class ContentionMeter:
             return {"others_cores": None, "others_cpu_share": None, "loadavg_1min": None, "contended": None}
         cores = os.cpu_count() or 1  # /proc/stat counts every core of the machine, whatever our affinity
         others = self.others_cpu_s / self.wall_s
-        return {"others_cores": round(others, 3), "others_cpu_share": round(min(1.0, others / cores), 3),
-                "loadavg_1min": round(self.load_sum / self.intervals, 2),
-                "contended": bool(others > max(0, cores - threads) + 0.1)}
+        return {
+            "others_cores": round(others, 3),
+            "others_cpu_share": round(min(1.0, others / cores), 3),
+            "loadavg_1min": round(self.load_sum / self.intervals, 2),
+            "contended": bool(others > max(0, cores - threads) + 0.1),
+        }
 
 
 # ------------------------------------------------------------------------------ provenance
@@ -224,8 +229,14 @@ def environment_info() -> dict[str, Any]:
             pass
     return {
         "versions": versions,
-        "hardware": {"cpu": cpu_model(), "cores": os.cpu_count(), "usable_cores": usable_cores(),
-                     "cgroup_cpu_limit": cgroup_cpu_limit(), "torch_threads": torch.get_num_threads(),
-                     "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "host": socket.gethostname()},
+        "hardware": {
+            "cpu": cpu_model(),
+            "cores": os.cpu_count(),
+            "usable_cores": usable_cores(),
+            "cgroup_cpu_limit": cgroup_cpu_limit(),
+            "torch_threads": torch.get_num_threads(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+            "host": socket.gethostname(),
+        },
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }

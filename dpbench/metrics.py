@@ -15,7 +15,8 @@ Per run (one seed), over its periodic evaluations (each 50 test episodes):
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -33,7 +33,9 @@ def plot_all(records: list[dict[str, Any]], figdir: Path) -> list[Path]:
         written += plot_curves([g for g in groups if g.task == task], figdir / f"curves_{task.replace('/', '-')}")
     written += plot_latency(groups, figdir / "latency")
     for task in sorted({g.task for g in groups}):
-        written += plot_equal_time([g for g in groups if g.task == task], figdir / f"equal_time_{task.replace('/', '-')}")
+        written += plot_equal_time(
+            [g for g in groups if g.task == task], figdir / f"equal_time_{task.replace('/', '-')}"
+        )
     return written
 
 
@@ -43,8 +45,17 @@ def _mpl():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8,
-                         "axes.spines.top": False, "axes.spines.right": False, "svg.fonttype": "none"})
+    plt.rcParams.update(
+        {
+            "font.size": 9,
+            "axes.titlesize": 10,
+            "axes.labelsize": 9,
+            "legend.fontsize": 8,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "svg.fonttype": "none",
+        }
+    )
     return plt
 
 
@@ -61,17 +72,22 @@ def _labels(groups: list[Group]) -> dict[Group, str]:
     for policy, members in by_policy.items():
         variants = {(g.preset, g.dataset_kind, g.dataset_hash, g.config_hash): g for g in members}
         if len(variants) == 1:
-            labels.update({g: policy for g in members})
+            labels.update(dict.fromkeys(members, policy))
             continue
         configs = {key: _flat_config(g) for key, g in variants.items()}
-        differ = sorted({k for c in configs.values() for k in c if len({str(o.get(k)) for o in configs.values()}) > 1},
-                        key=lambda k: (k in SCHEDULE_FIELDS, k))
+        differ = sorted(
+            {k for c in configs.values() for k in c if len({str(o.get(k)) for o in configs.values()}) > 1},
+            key=lambda k: (k in SCHEDULE_FIELDS, k),
+        )
         for n_fields in range(min(len(differ), 3) + 1):  # as few differing fields as tell the variants apart
             for key, g in variants.items():
                 parts = [g.preset] if len({k[0] for k in variants}) > 1 else []
                 if len({k[1:3] for k in variants}) > 1:
-                    parts.append(g.dataset_kind if len({k[1] for k in variants}) == len({k[1:3] for k in variants})
-                                 else f"{g.dataset_kind}:{g.dataset_hash[:6]}")
+                    parts.append(
+                        g.dataset_kind
+                        if len({k[1] for k in variants}) == len({k[1:3] for k in variants})
+                        else f"{g.dataset_kind}:{g.dataset_hash[:6]}"
+                    )
                 parts += [f"{k}={configs[key].get(k, '-')}" for k in differ[:n_fields]]
                 labels[g] = f"{policy} ({', '.join(parts)})" if parts else policy
             if len({labels[g] for g in variants.values()}) == len(variants):
@@ -98,7 +114,11 @@ def _timed_labels(groups: list[Group]) -> dict[Group, str]:
 
 def _flat_config(g: Group) -> dict[str, Any]:
     cfg = g.records[0].get("config", {})
-    return {k: (tuple(v) if isinstance(v, list) else v) for part in ("policy", "train") for k, v in cfg.get(part, {}).items()}
+    return {
+        k: (tuple(v) if isinstance(v, list) else v)
+        for part in ("policy", "train")
+        for k, v in cfg.get(part, {}).items()
+    }
 
 
 def _colors(labels: list[str]) -> dict[str, Any]:
@@ -125,8 +145,9 @@ def plot_scores(groups: list[Group], stem: Path) -> list[Path]:
     labels = _labels(groups)
     colors = _colors(list(labels.values()))
     n_max = max(sum(g.task == t for g in groups) for t in tasks)
-    fig, axes = plt.subplots(2, len(tasks), figsize=(max(3.6, 0.8 * n_max + 1.2) * len(tasks), 5.4), squeeze=False,
-                             sharey="row")
+    fig, axes = plt.subplots(
+        2, len(tasks), figsize=(max(3.6, 0.8 * n_max + 1.2) * len(tasks), 5.4), squeeze=False, sharey="row"
+    )
     any_paper = False
     for col, task in enumerate(tasks):
         rows = sorted((g for g in groups if g.task == task), key=lambda g: labels[g])
@@ -137,8 +158,18 @@ def plot_scores(groups: list[Group], stem: Path) -> list[Path]:
             c = colors[labels[g]]
             two = g.seeds > 1
             top.bar(i - 0.2, g.max, 0.38, color=c, yerr=g.max_std if two else None, capsize=3, ecolor="0.25")
-            top.bar(i + 0.2, g.avg_last10, 0.38, color=c, alpha=0.4, hatch="////", edgecolor=c,
-                    yerr=g.avg_last10_std if two else None, capsize=3, ecolor="0.25")
+            top.bar(
+                i + 0.2,
+                g.avg_last10,
+                0.38,
+                color=c,
+                alpha=0.4,
+                hatch="////",
+                edgecolor=c,
+                yerr=g.avg_last10_std if two else None,
+                capsize=3,
+                ecolor="0.25",
+            )
             ref = paper_reference(g.policy, g.env, g.obs, data_variant(g.dataset_kind))
             if ref:
                 any_paper = True
@@ -146,8 +177,16 @@ def plot_scores(groups: list[Group], stem: Path) -> list[Path]:
                 top.plot([i + 0.2], [ref["avg_last10"]], "D", mfc="white", mec="black", ms=5, zorder=5)
             lo, hi = g.success_ci
             bottom.bar(i, g.success, 0.6, color=c, yerr=[[g.success - lo], [hi - g.success]], capsize=4, ecolor="0.25")
-            bottom.annotate(f"{g.success:.2f}", (i, g.success), xytext=(4, 2), textcoords="offset points", ha="left",
-                            va="bottom", fontsize=7, color="0.2")
+            bottom.annotate(
+                f"{g.success:.2f}",
+                (i, g.success),
+                xytext=(4, 2),
+                textcoords="offset points",
+                ha="left",
+                va="bottom",
+                fontsize=7,
+                color="0.2",
+            )
         top.set_title(f"{task} ({seeds[0]} seed{'s' if seeds[0] > 1 else ''} each)" if len(seeds) == 1 else task)
         names = [labels[g] if len(seeds) == 1 else f"{labels[g]} (n={g.seeds})" for g in rows]
         tilt = len(rows) > 4 or max(map(len, names)) > 12
@@ -160,16 +199,26 @@ def plot_scores(groups: list[Group], stem: Path) -> list[Path]:
         bottom.set_xticks(x, names, rotation=30 if tilt else 0, ha="right" if tilt else "center")
     axes[0, 0].set_ylabel(SCORE_LABEL)
     axes[1, 0].set_ylabel("success rate\n(final evaluation)")
-    handles = [Patch(facecolor="0.45", label="max over evaluations"),
-               Patch(facecolor="0.85", edgecolor="0.45", hatch="////", label="avg of last 10")]
+    handles = [
+        Patch(facecolor="0.45", label="max over evaluations"),
+        Patch(facecolor="0.85", edgecolor="0.45", hatch="////", label="avg of last 10"),
+    ]
     if any_paper:
-        handles += [Line2D([], [], marker="D", ls="", color="black", ms=5, label="paper max"),
-                    Line2D([], [], marker="D", ls="", mfc="white", mec="black", ms=5, label="paper avg-last-10")]
+        handles += [
+            Line2D([], [], marker="D", ls="", color="black", ms=5, label="paper max"),
+            Line2D([], [], marker="D", ls="", mfc="white", mec="black", ms=5, label="paper avg-last-10"),
+        ]
     fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(handles), frameon=False)
     fig.tight_layout()
-    fig.text(0.0, -0.01, "Bars: mean over seeds; score error bars ± std across seeds. Success error bars: 95% Wilson CI\n"
-             "over all seeds' test episodes. Paper: Chi et al. 2023, Tables I/II (human demos, 3 seeds).",
-             fontsize=7, color="0.3", va="top")
+    fig.text(
+        0.0,
+        -0.01,
+        "Bars: mean over seeds; score error bars ± std across seeds. Success error bars: 95% Wilson CI\n"
+        "over all seeds' test episodes. Paper: Chi et al. 2023, Tables I/II (human demos, 3 seeds).",
+        fontsize=7,
+        color="0.3",
+        va="top",
+    )
     return _save(fig, stem)
 
 
@@ -238,7 +287,9 @@ def plot_equal_time(groups: list[Group], stem: Path) -> list[Path]:
         if not len(steps):
             continue
         c = colors[labels[g]]
-        ax.plot(x, mean, "-o", color=c, ms=3, lw=1.5, label=f"{labels[g]}, {len(recs)} seed{'s' if len(recs) > 1 else ''}")
+        ax.plot(
+            x, mean, "-o", color=c, ms=3, lw=1.5, label=f"{labels[g]}, {len(recs)} seed{'s' if len(recs) > 1 else ''}"
+        )
         if len(recs) > 1:
             ax.fill_between(x, lo, hi, color=c, alpha=0.15, lw=0)
     ax.set_xscale("log")
@@ -267,9 +318,17 @@ def plot_latency(groups: list[Group], stem: Path) -> list[Path]:
     shown = [g for g in groups if np.isfinite(g.latency_ms)]
     for g in sorted(shown, key=lambda g: labels[g]):
         lat = [h["chunk_latency_ms"] for r in g.records for h in r["history"] if "chunk_latency_ms" in h]
-        ax.errorbar(g.latency_ms, g.max, xerr=np.std(lat) if len(lat) > 1 else None,
-                    yerr=g.max_std if g.seeds > 1 else None, fmt=markers[g.task], color=colors[labels[g]], ms=7,
-                    capsize=3, label=f"{labels[g]}, {g.task}" if len(markers) > 1 else labels[g])
+        ax.errorbar(
+            g.latency_ms,
+            g.max,
+            xerr=np.std(lat) if len(lat) > 1 else None,
+            yerr=g.max_std if g.seeds > 1 else None,
+            fmt=markers[g.task],
+            color=colors[labels[g]],
+            ms=7,
+            capsize=3,
+            label=f"{labels[g]}, {g.task}" if len(markers) > 1 else labels[g],
+        )
     lat_values = [g.latency_ms for g in shown]
     if lat_values and max(lat_values) / max(min(lat_values), 1e-9) > 20:
         ax.set_xscale("log")
@@ -277,7 +336,9 @@ def plot_latency(groups: list[Group], stem: Path) -> list[Path]:
 
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     batch = f"batch {batches[0]}" if len(batches) == 1 else "batch = test episodes"
-    ax.set_xlabel(f"inference latency per action chunk (ms, {batch}" + (f", {devices[0]})" if len(devices) == 1 else ")"))
+    ax.set_xlabel(
+        f"inference latency per action chunk (ms, {batch}" + (f", {devices[0]})" if len(devices) == 1 else ")")
+    )
     ax.set_ylabel("max score (mean over seeds)")
     ax.set_ylim(0, 1.05)
     ax.grid(alpha=0.3)

@@ -15,9 +15,10 @@ import importlib
 import json
 import types
 import typing
+from collections.abc import Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -75,8 +76,9 @@ class TrainConfig:
 
 # The smoke preset's training settings, shared by every policy: a few steps and a 2-episode
 # evaluation, so a whole run takes seconds (tests).
-SMOKE_TRAIN: dict[str, Any] = dict(steps=6, batch_size=8, warmup_steps=1, eval_every=3, checkpoint_every=3, eval_episodes=2,
-                                   heldout_episodes=2)
+SMOKE_TRAIN: dict[str, Any] = dict(
+    steps=6, batch_size=8, warmup_steps=1, eval_every=3, checkpoint_every=3, eval_episodes=2, heldout_episodes=2
+)
 
 
 class Policy(nn.Module):
@@ -107,9 +109,18 @@ class Policy(nn.Module):
         if min(to, tp, ta) < 1:
             raise DpbenchError(f"policy '{cls.name}': {fields}; every window must be at least 1")
         rules = {
-            "chunk": (tp >= to - 1 + ta, "horizon >= n_obs_steps - 1 + n_action_steps (the executed actions start at the last observed step)"),
-            "single": (ta == 1 and tp >= to, "n_action_steps == 1 and horizon >= n_obs_steps (one action, at the last observed step)"),
-            "aligned": (ta == 1 and tp == to, "horizon == n_obs_steps and n_action_steps == 1 (one action per observation step)"),
+            "chunk": (
+                tp >= to - 1 + ta,
+                "horizon >= n_obs_steps - 1 + n_action_steps (the executed actions start at the last observed step)",
+            ),
+            "single": (
+                ta == 1 and tp >= to,
+                "n_action_steps == 1 and horizon >= n_obs_steps (one action, at the last observed step)",
+            ),
+            "aligned": (
+                ta == 1 and tp == to,
+                "horizon == n_obs_steps and n_action_steps == 1 (one action per observation step)",
+            ),
         }
         ok, rule = rules[cls.window_rule]
         if not ok:
@@ -120,7 +131,9 @@ class Policy(nn.Module):
         self.check_config(config)
         self.spec = spec
         self.config = config
-        self.obs_normalizers = nn.ModuleDict({k: RangeNormalizer(int(np.prod(spec.obs_shapes[k]))) for k in spec.lowdim_keys})
+        self.obs_normalizers = nn.ModuleDict(
+            {k: RangeNormalizer(int(np.prod(spec.obs_shapes[k]))) for k in spec.lowdim_keys}
+        )
         self.action_normalizer = RangeNormalizer(spec.action_dim)
         self.obs_feature_dim = sum(self.obs_normalizers[k].scale.numel() for k in spec.lowdim_keys)
         self.image_encoder: ImageEncoders | None = None
@@ -201,9 +214,13 @@ class Policy(nn.Module):
         if self.generators is None or len(self.generators) != batch:
             rows = self.episode_seeds if self.episode_seeds is not None else list(range(batch))
             if len(rows) != batch:
-                raise DpbenchError(f"policy '{self.name}' was seeded for {len(rows)} episodes but called with a batch of {batch}")
+                raise DpbenchError(
+                    f"policy '{self.name}' was seeded for {len(rows)} episodes but called with a batch of {batch}"
+                )
             self.generators = [
-                torch.Generator(device=self.device).manual_seed(int(np.random.SeedSequence([self.sampling_seed, s]).generate_state(1, np.uint64)[0]))
+                torch.Generator(device=self.device).manual_seed(
+                    int(np.random.SeedSequence([self.sampling_seed, s]).generate_state(1, np.uint64)[0])
+                )
                 for s in rows
             ]
         return self.generators
@@ -278,9 +295,13 @@ def _load_ref(ref: str) -> type[Policy]:
         raise DpbenchError(f"'{ref}' is not a dpbench Policy subclass (see docs/adding_a_policy.md)")
     missing = [m for m in ("compute_loss", "predict_action") if getattr(cls, m) is getattr(Policy, m)]
     if missing:
-        raise DpbenchError(f"policy '{cls.name or ref}' breaks the Policy contract: it does not implement {', '.join(missing)}")
+        raise DpbenchError(
+            f"policy '{cls.name or ref}' breaks the Policy contract: it does not implement {', '.join(missing)}"
+        )
     if not cls.name or not cls.presets:
-        raise DpbenchError(f"policy '{ref}' breaks the Policy contract: it needs a `name` and at least one preset in `presets`")
+        raise DpbenchError(
+            f"policy '{ref}' breaks the Policy contract: it needs a `name` and at least one preset in `presets`"
+        )
     return cls
 
 
@@ -367,8 +388,11 @@ def apply_overrides(cfg: Any, overrides: dict[str, Any], where: str) -> Any:
             if dot:
                 if getattr(cfg, head) is None:
                     hint = " (e.g. --obs image)" if head == "vision" else ""
-                    raise DpbenchError(f"'{key}': {head} settings apply only to image observations{hint}"
-                                       if head == "vision" else f"'{key}': {where}.{head} is not set for this run")
+                    raise DpbenchError(
+                        f"'{key}': {head} settings apply only to image observations{hint}"
+                        if head == "vision"
+                        else f"'{key}': {where}.{head} is not set for this run"
+                    )
                 apply_overrides(getattr(cfg, head), {rest: value}, f"{where}.{head}")
             else:
                 empty = value is None or (isinstance(value, str) and value.strip().lower() in NONE_WORDS)
@@ -388,14 +412,19 @@ def apply_overrides(cfg: Any, overrides: dict[str, Any], where: str) -> Any:
 
 
 def build_configs(
-    policy_cls: type[Policy], preset: str, overrides: dict[str, str] | None = None, image_obs: bool = False,
+    policy_cls: type[Policy],
+    preset: str,
+    overrides: dict[str, str] | None = None,
+    image_obs: bool = False,
     task: str | None = None,
 ) -> tuple[PolicyConfig, TrainConfig]:
     """Preset, then the policy's ``task_overrides`` for ``task`` (every preset but smoke), then
     ``--set policy.x=..`` / ``--set train.y=..`` overrides. With ``image_obs`` the policy config also
     gets the preset's image encoder (``--set policy.vision.x=..``)."""
     if preset not in policy_cls.presets:
-        raise DpbenchError(f"policy '{policy_cls.name}' has no preset '{preset}'; choose one of {', '.join(policy_cls.presets)}")
+        raise DpbenchError(
+            f"policy '{policy_cls.name}' has no preset '{preset}'; choose one of {', '.join(policy_cls.presets)}"
+        )
     pol_over, train_over = policy_cls.presets[preset]
     if task in policy_cls.task_overrides and preset != "smoke":
         task_pol, task_train = policy_cls.task_overrides[task]
@@ -482,7 +511,9 @@ def load_policy(
             f"{path}: checkpoint was trained for env '{meta.get('env')}' obs {spec.obs_shapes} action_dim "
             f"{spec.action_dim}, but this env gives obs {expect_spec.obs_shapes} action_dim {expect_spec.action_dim}"
         )
-    cls = get_policy_class(meta["policy"]) if meta["policy"] in available_policies() else _load_ref(meta["policy_class"])
+    cls = (
+        get_policy_class(meta["policy"]) if meta["policy"] in available_policies() else _load_ref(meta["policy_class"])
+    )
     cfg = apply_overrides(cls.Config(), meta["config"], f"{cls.name} config")
     for key, value in (overrides or {}).items():
         scope, _, name = key.partition(".")

@@ -28,8 +28,10 @@ def _key(g: Group) -> tuple:
 
 
 def _cell(g: Group) -> str:
-    return (f"{g.max:.3f} ± {g.max_std:.3f} / {g.avg_last10:.3f} ± {g.avg_last10_std:.3f} | "
-            f"{g.success:.2f} [{g.success_ci[0]:.2f}, {g.success_ci[1]:.2f}] | {g.seeds} | {g.minutes_per_seed:.1f}")
+    return (
+        f"{g.max:.3f} ± {g.max_std:.3f} / {g.avg_last10:.3f} ± {g.avg_last10_std:.3f} | "
+        f"{g.success:.2f} [{g.success_ci[0]:.2f}, {g.success_ci[1]:.2f}] | {g.seeds} | {g.minutes_per_seed:.1f}"
+    )
 
 
 def rerun_section(out: Path, records: list[dict[str, Any]]) -> str:
@@ -41,9 +43,12 @@ def rerun_section(out: Path, records: list[dict[str, Any]]) -> str:
         pairs = [(old, current[_key(old)]) for old in group_records(_load(folder)) if _key(old) in current]
         if not pairs:
             continue
-        lines += [f"### `superseded/{folder.name}` against today's records (reasons: `superseded/README.md`)", "",
-                  "| task | policy | records | max / avg-last-10 | success (95% CI) | seeds | min/seed |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"### `superseded/{folder.name}` against today's records (reasons: `superseded/README.md`)",
+            "",
+            "| task | policy | records | max / avg-last-10 | success (95% CI) | seeds | min/seed |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for old, new in pairs:
             lines.append(f"| {old.task} | {old.policy} | superseded | {_cell(old)} |")
             lines.append(f"| {new.task} | {new.policy} | **now** | {_cell(new)} |")

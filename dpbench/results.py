@@ -47,8 +47,22 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> Path:
 
 
 # ------------------------------------------------------------------------------- records
-REQUIRED_FIELDS = ("cell_id", "policy", "env", "obs", "seed", "preset", "config_hash", "dataset.kind", "dataset.hash",
-                   "history", "final.max", "final.avg_last10", "final.last_eval.episode_success", "wall.total_s")
+REQUIRED_FIELDS = (
+    "cell_id",
+    "policy",
+    "env",
+    "obs",
+    "seed",
+    "preset",
+    "config_hash",
+    "dataset.kind",
+    "dataset.hash",
+    "history",
+    "final.max",
+    "final.avg_last10",
+    "final.last_eval.episode_success",
+    "wall.total_s",
+)
 
 
 def read_record(path: Path) -> dict[str, Any]:
@@ -132,7 +146,7 @@ class Group:
     episodes: int
     # The selected (max) checkpoint on fresh seeds (records' final.heldout), pooled over seeds; None when
     # any seed's record lacks it.
-    heldout: "Heldout | None"
+    heldout: Heldout | None
     minutes_per_seed: float
     latency_ms: float  # mean chunk latency (one batched predict_action call) over all evaluations
     # Timing from runs whose cores other jobs shared (records' wall.contention): True, False, or None
@@ -172,9 +186,15 @@ def _heldout(recs: list[dict[str, Any]]) -> Heldout | None:
     scores = np.concatenate([p["episode_scores"] for p in parts])
     success = np.concatenate([p["episode_success"] for p in parts]).astype(bool)
     final = np.concatenate([p["episode_final"] for p in parts])
-    return Heldout(float(np.mean([p["score"] for p in parts])), mean_ci(scores),
-                   float(np.mean([p["success_rate"] for p in parts])), wilson_ci(int(success.sum()), len(success)),
-                   float(np.mean([p["final_mean"] for p in parts])), mean_ci(final), int(parts[0]["n_episodes"]))
+    return Heldout(
+        float(np.mean([p["score"] for p in parts])),
+        mean_ci(scores),
+        float(np.mean([p["success_rate"] for p in parts])),
+        wilson_ci(int(success.sum()), len(success)),
+        float(np.mean([p["final_mean"] for p in parts])),
+        mean_ci(final),
+        int(parts[0]["n_episodes"]),
+    )
 
 
 def _k_min(record: dict[str, Any]) -> float:
@@ -217,8 +237,12 @@ def preset_drift(record: dict[str, Any]) -> str | None:
     if not config.get("policy") or not config.get("train"):
         return None
     try:
-        pcfg, tcfg = build_configs(get_policy_class(record["policy"]), record["preset"], image_obs="vision" in config["policy"],
-                                   task=record.get("env"))
+        pcfg, tcfg = build_configs(
+            get_policy_class(record["policy"]),
+            record["preset"],
+            image_obs="vision" in config["policy"],
+            task=record.get("env"),
+        )
     except (DpbenchError, ImportError):
         return None
     now = _flatten({"policy": config_to_dict(pcfg), "train": config_to_dict(tcfg)})
@@ -236,7 +260,15 @@ def group_records(records: list[dict[str, Any]]) -> list[Group]:
     """Seeds of the same configuration together; configurations that differ never mix."""
     buckets: dict[tuple, list[dict[str, Any]]] = {}
     for r in records:
-        key = (r["env"], r["obs"], r["policy"], r["preset"], r["dataset"]["kind"], r["dataset"]["hash"], r["config_hash"])
+        key = (
+            r["env"],
+            r["obs"],
+            r["policy"],
+            r["preset"],
+            r["dataset"]["kind"],
+            r["dataset"]["hash"],
+            r["config_hash"],
+        )
         buckets.setdefault(key, []).append(r)
     groups = []
     for (env, obs, policy, preset, dkind, dhash, chash), recs in sorted(buckets.items()):
@@ -253,13 +285,33 @@ def group_records(records: list[dict[str, Any]]) -> list[Group]:
         protocol = recs[0].get("protocol", 1)
         if protocol != PROTOCOL_VERSION:  # an older protocol is part of what the row means
             overrides = ", ".join(x for x in (f"protocol v{protocol}", overrides) if x)
-        groups.append(Group(
-            env, obs, policy, preset, dkind, dhash, chash, overrides, len(recs),
-            float(maxes.mean()), _std(maxes), float(lasts.mean()), _std(lasts), float(kmins.mean()), _std(kmins),
-            float(np.mean(per_seed)), wilson_ci(sum(outcomes), len(outcomes)), len(outcomes), _heldout(recs),
-            float(np.mean([r["wall"]["total_s"] for r in recs]) / 60),
-            float(np.mean(latency)) if latency else float("nan"), _contended(recs), tuple(recs),
-        ))
+        groups.append(
+            Group(
+                env,
+                obs,
+                policy,
+                preset,
+                dkind,
+                dhash,
+                chash,
+                overrides,
+                len(recs),
+                float(maxes.mean()),
+                _std(maxes),
+                float(lasts.mean()),
+                _std(lasts),
+                float(kmins.mean()),
+                _std(kmins),
+                float(np.mean(per_seed)),
+                wilson_ci(sum(outcomes), len(outcomes)),
+                len(outcomes),
+                _heldout(recs),
+                float(np.mean([r["wall"]["total_s"] for r in recs]) / 60),
+                float(np.mean(latency)) if latency else float("nan"),
+                _contended(recs),
+                tuple(recs),
+            )
+        )
     return groups
 
 
@@ -301,8 +353,12 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
     headers = ["source", "policy", "preset", "dataset", *(["overrides"] if show_overrides else []), "seeds"]
     coverage_tasks = {t for t in tasks if t.startswith("pusht/")}
     for t in tasks:
-        headers += [f"{t} max / avg-last-10 / k-min-loss", f"{t} held-out (95% CI)", f"{t} success (95% CI)",
-                    *([f"{t} final coverage (95% CI)"] if t in coverage_tasks else [])]
+        headers += [
+            f"{t} max / avg-last-10 / k-min-loss",
+            f"{t} held-out (95% CI)",
+            f"{t} success (95% CI)",
+            *([f"{t} final coverage (95% CI)"] if t in coverage_tasks else []),
+        ]
 
     def ci(value: float, bounds: tuple[float, float], mark: str = "") -> str:
         return f"{value:.2f} [{bounds[0]:.2f}, {bounds[1]:.2f}]{mark}"
@@ -321,8 +377,14 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
             _, preset, dkind, overrides, dhash, chash = key
             cells = rows[key]
             counts = sorted({g.seeds for g in cells.values()})
-            row = ["dpbench", policy, f"{preset} ({chash})" if chash else preset, f"{dkind}:{dhash}" if dhash else dkind,
-                   *([overrides] if show_overrides else []), str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"]
+            row = [
+                "dpbench",
+                policy,
+                f"{preset} ({chash})" if chash else preset,
+                f"{dkind}:{dhash}" if dhash else dkind,
+                *([overrides] if show_overrides else []),
+                str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}",
+            ]
             for t in tasks:
                 g = cells.get(t)
                 if g is None:
@@ -332,10 +394,12 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
                 if mark:
                     daggers.add(f"preset {g.preset}, {g.dataset_kind} dataset")
                 h = g.heldout
-                row += [f"{pm(g.max, g.max_std, g.seeds)} / {pm(g.avg_last10, g.avg_last10_std, g.seeds)} / "
-                        f"{nan_or(pm(g.k_min, g.k_min_std, g.seeds), g.k_min)}{mark}",
-                        ci(h.score, h.score_ci) if h else "–",
-                        ci(h.success, h.success_ci) if h else ci(g.success, g.success_ci, " ˡ")]
+                row += [
+                    f"{pm(g.max, g.max_std, g.seeds)} / {pm(g.avg_last10, g.avg_last10_std, g.seeds)} / "
+                    f"{nan_or(pm(g.k_min, g.k_min_std, g.seeds), g.k_min)}{mark}",
+                    ci(h.score, h.score_ci) if h else "–",
+                    ci(h.success, h.success_ci) if h else ci(g.success, g.success_ci, " ˡ"),
+                ]
                 if t in coverage_tasks:
                     row.append(ci(h.final, h.final_ci) if h else "–")
                 last_eval_success |= h is None
@@ -346,12 +410,22 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
                 refs = {t: paper_reference(policy, *t.split("/", 1), variant=variant) for t in tasks}
                 if not any(refs.values()):
                     continue
-                row = [PAPER_SOURCE, PAPER_POLICY_NAMES.get(policy, policy), "paper", f"human ({variant})",
-                       *([""] if show_overrides else []), "3"]
+                row = [
+                    PAPER_SOURCE,
+                    PAPER_POLICY_NAMES.get(policy, policy),
+                    "paper",
+                    f"human ({variant})",
+                    *([""] if show_overrides else []),
+                    "3",
+                ]
                 for t in tasks:
                     ref = refs[t]
-                    row += [f"{ref['max']:.2f} / {ref['avg_last10']:.2f} / –" if ref else "–", "–", "–",
-                            *(["–"] if t in coverage_tasks else [])]
+                    row += [
+                        f"{ref['max']:.2f} / {ref['avg_last10']:.2f} / –" if ref else "–",
+                        "–",
+                        "–",
+                        *(["–"] if t in coverage_tasks else []),
+                    ]
                 body.append(row)
     notes = [
         "max / avg-last-10 / k-min-loss: the paper's two numbers, the best evaluation during training and the mean "
@@ -363,23 +437,32 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
         "(Push-T: the goal coverage at the episode's end) are that evaluation's, Wilson and normal intervals.",
     ]
     if last_eval_success:
-        notes.append("ˡ success of the final periodic evaluation (50 test seeds): the records predate the held-out "
-                     "evaluation.")
+        notes.append(
+            "ˡ success of the final periodic evaluation (50 test seeds): the records predate the held-out evaluation."
+        )
     if show_overrides:
-        notes.append("overrides: how a row's settings differ from its preset as dpbench defines it now, so a run made "
-                     "under an older preset shows its schedule here.")
+        notes.append(
+            "overrides: how a row's settings differ from its preset as dpbench defines it now, so a run made "
+            "under an older preset shows its schedule here."
+        )
         if any("protocol v" in g.overrides for g in groups):
-            notes.append(f"protocol vN: made under an older evaluation protocol than today's ({PROTOCOL_VERSION}: the "
-                         "paper's Push-T test states and data split, evaluation that leaves training alone, per-episode "
-                         "noise; docs/DESIGN.md). Not comparable with rows without the label.")
+            notes.append(
+                f"protocol vN: made under an older evaluation protocol than today's ({PROTOCOL_VERSION}: the "
+                "paper's Push-T test states and data split, evaluation that leaves training alone, per-episode "
+                "noise; docs/DESIGN.md). Not comparable with rows without the label."
+            )
     if daggers:
-        notes.append(f"{DAGGER} not the paper's setting (preset paper on the human demonstrations): "
-                     f"{'; '.join(sorted(daggers))}. Compare with the paper's rows with care.")
+        notes.append(
+            f"{DAGGER} not the paper's setting (preset paper on the human demonstrations): "
+            f"{'; '.join(sorted(daggers))}. Compare with the paper's rows with care."
+        )
     if with_paper and any(r[0] == PAPER_SOURCE for r in body):
-        notes.append(f"{PAPER_SOURCE}: Tables I (state) and II (image), human demos (ph: proficient, mh: multi-human), "
-                     "3 seeds x 50 test initial conditions; the paper reports no success rate for Push-T. dpbench's "
-                     "robomimic rows train on scripted demonstrations (scripted = ph-like, scripted-mh = mh-like), "
-                     "not on the paper's human data.")
+        notes.append(
+            f"{PAPER_SOURCE}: Tables I (state) and II (image), human demos (ph: proficient, mh: multi-human), "
+            "3 seeds x 50 test initial conditions; the paper reports no success rate for Push-T. dpbench's "
+            "robomimic rows train on scripted demonstrations (scripted = ph-like, scripted-mh = mh-like), "
+            "not on the paper's human data."
+        )
     return Table(headers, body, notes)
 
 
@@ -387,22 +470,40 @@ def tidy_rows(groups: list[Group], with_paper: bool = False) -> list[dict[str, A
     """One machine-readable row per group (and per paper reference): the CSV format."""
     rows: list[dict[str, Any]] = []
     for g in groups:
-        rows.append({"source": "dpbench", "env": g.env, "obs": g.obs, "policy": g.policy, "preset": g.preset,
-                     "dataset": g.dataset_kind, "dataset_hash": g.dataset_hash, "config_hash": g.config_hash,
-                     "overrides": g.overrides, "seeds": g.seeds, "max": g.max, "max_std": g.max_std,
-                     "avg_last10": g.avg_last10, "avg_last10_std": g.avg_last10_std, "k_min_train_loss": g.k_min,
-                     "k_min_train_loss_std": g.k_min_std,
-                     "heldout": g.heldout.score if g.heldout else None,
-                     "heldout_ci_low": g.heldout.score_ci[0] if g.heldout else None,
-                     "heldout_ci_high": g.heldout.score_ci[1] if g.heldout else None,
-                     "heldout_success": g.heldout.success if g.heldout else None,
-                     "heldout_final": g.heldout.final if g.heldout else None,
-                     "heldout_episodes_per_seed": g.heldout.episodes if g.heldout else None,
-                     "success": g.success,
-                     "success_ci_low": g.success_ci[0], "success_ci_high": g.success_ci[1], "episodes": g.episodes,
-                     "minutes_per_seed": round(g.minutes_per_seed, 3), "chunk_latency_ms": round(g.latency_ms, 3),
-                     "timing_contended": g.contended,
-                     "paper_setting": g.paper_setting})
+        rows.append(
+            {
+                "source": "dpbench",
+                "env": g.env,
+                "obs": g.obs,
+                "policy": g.policy,
+                "preset": g.preset,
+                "dataset": g.dataset_kind,
+                "dataset_hash": g.dataset_hash,
+                "config_hash": g.config_hash,
+                "overrides": g.overrides,
+                "seeds": g.seeds,
+                "max": g.max,
+                "max_std": g.max_std,
+                "avg_last10": g.avg_last10,
+                "avg_last10_std": g.avg_last10_std,
+                "k_min_train_loss": g.k_min,
+                "k_min_train_loss_std": g.k_min_std,
+                "heldout": g.heldout.score if g.heldout else None,
+                "heldout_ci_low": g.heldout.score_ci[0] if g.heldout else None,
+                "heldout_ci_high": g.heldout.score_ci[1] if g.heldout else None,
+                "heldout_success": g.heldout.success if g.heldout else None,
+                "heldout_final": g.heldout.final if g.heldout else None,
+                "heldout_episodes_per_seed": g.heldout.episodes if g.heldout else None,
+                "success": g.success,
+                "success_ci_low": g.success_ci[0],
+                "success_ci_high": g.success_ci[1],
+                "episodes": g.episodes,
+                "minutes_per_seed": round(g.minutes_per_seed, 3),
+                "chunk_latency_ms": round(g.latency_ms, 3),
+                "timing_contended": g.contended,
+                "paper_setting": g.paper_setting,
+            }
+        )
     if with_paper:
         seen = set()
         for g in groups:
@@ -411,9 +512,20 @@ def tidy_rows(groups: list[Group], with_paper: bool = False) -> list[dict[str, A
             key = (PAPER_POLICY_NAMES.get(g.policy, g.policy), g.env, g.obs, variant)
             if ref and key not in seen:
                 seen.add(key)
-                rows.append({"source": PAPER_SOURCE, "env": g.env, "obs": g.obs, "policy": key[0], "preset": "paper",
-                             "dataset": f"human ({variant})", "seeds": 3, "max": ref["max"], "avg_last10": ref["avg_last10"],
-                             "paper_setting": True})
+                rows.append(
+                    {
+                        "source": PAPER_SOURCE,
+                        "env": g.env,
+                        "obs": g.obs,
+                        "policy": key[0],
+                        "preset": "paper",
+                        "dataset": f"human ({variant})",
+                        "seeds": 3,
+                        "max": ref["max"],
+                        "avg_last10": ref["avg_last10"],
+                        "paper_setting": True,
+                    }
+                )
     return rows
 
 
@@ -439,9 +551,21 @@ def _render_md(t: Table) -> str:
     return "\n".join([*lines, "", *(f"- {n}" for n in t.notes)])
 
 
-_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "#": r"\#", "_": r"\_", "$": r"\$", "{": r"\{",
-                  "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", DAGGER: r"$^\dagger$",
-                  "–": "--"}
+_LATEX_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "#": r"\#",
+    "_": r"\_",
+    "$": r"\$",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "±": r"$\pm$",
+    DAGGER: r"$^\dagger$",
+    "–": "--",
+}
 
 
 def _latex(text: str) -> str:
@@ -450,8 +574,12 @@ def _latex(text: str) -> str:
 
 def _render_latex(t: Table) -> str:
     n_label = len(t.headers) - 2 * sum(1 for h in t.headers if h.endswith("success (95% CI)"))
-    lines = [r"\begin{tabular}{" + "l" * n_label + "c" * (len(t.headers) - n_label) + "}", r"\toprule",
-             " & ".join(_latex(h) for h in t.headers) + r" \\", r"\midrule"]
+    lines = [
+        r"\begin{tabular}{" + "l" * n_label + "c" * (len(t.headers) - n_label) + "}",
+        r"\toprule",
+        " & ".join(_latex(h) for h in t.headers) + r" \\",
+        r"\midrule",
+    ]
     lines += [" & ".join(_latex(c) for c in row) + r" \\" for row in t.rows]
     lines += [r"\bottomrule", r"\end{tabular}", ""]
     lines += [_latex(n) + r"\\" for n in t.notes]

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,8 +21,8 @@ from dpbench.data.sampler import SequenceSampler, split_episodes
 from dpbench.errors import DpbenchError
 from dpbench.evaluate import evaluate
 from dpbench.host import ContentionMeter, environment_info
-from dpbench.policy import build_configs, config_to_dict, get_policy_class, save_policy
 from dpbench.metrics import best_evaluation, summarize_history
+from dpbench.policy import build_configs, config_to_dict, get_policy_class, save_policy
 from dpbench.results import PROTOCOL_VERSION, SCHEMA_VERSION, config_hash, write_json_atomic
 from dpbench.tasks import ObsMode, get_task
 from dpbench.train import BEST_FILE, load_best, train
@@ -76,7 +77,9 @@ def prepare(spec: CellSpec, data: DatasetRef | None = None) -> PreparedCell:
     obs = spec.obs or task.default_obs
     mode = task.obs_mode(obs)
     policy_cls = get_policy_class(spec.policy)
-    pcfg, tcfg = build_configs(policy_cls, spec.preset, spec.overrides, image_obs=bool(mode.spec.image_keys), task=task.name)
+    pcfg, tcfg = build_configs(
+        policy_cls, spec.preset, spec.overrides, image_obs=bool(mode.spec.image_keys), task=task.name
+    )
     policy_cls.check_config(pcfg)  # before any data is loaded or collected
     if tcfg.train_episodes not in ("paper", "all"):
         raise DpbenchError(f"train.train_episodes must be 'paper' or 'all', got {tcfg.train_episodes!r}")
@@ -109,8 +112,10 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
     if agreement is not None:
         data = agreement.apply(store.data)
         if agreement.columns:
-            print(f"[dpbench] {cell.data.path.name}: stored in the {agreement.layout}; mapped {', '.join(agreement.columns)} "
-                  "to the env's order")
+            print(
+                f"[dpbench] {cell.data.path.name}: stored in the {agreement.layout}; mapped {', '.join(agreement.columns)} "
+                "to the env's order"
+            )
     arrays = mode.from_dataset(data)
     actions = store.data["action"]
     _check_actions_fit(cell, actions)
@@ -124,7 +129,9 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
         train_mask[store.episode_starts[ep] : store.episode_ends[ep]] = True
     policy.fit_statistics({k: v[train_mask] for k, v in arrays.items()})
     policy.to(resolve_device(spec.device))
-    sampler = SequenceSampler.build(store, arrays, train_eps, policy.horizon, policy.n_obs_steps, *policy.sequence_padding())
+    sampler = SequenceSampler.build(
+        store, arrays, train_eps, policy.horizon, policy.n_obs_steps, *policy.sequence_padding()
+    )
 
     eval_seconds = [0.0]
     last_eval: list[Any] = [None]
@@ -139,25 +146,45 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
         train_meter.start()
         eval_seconds[0] += res.wall_s
         last_eval[0] = res
-        return {"score": res.score, "success_rate": res.success_rate, "eval_seconds": round(res.wall_s, 2),
-                "chunk_latency_ms": round(res.chunk_latency_ms, 3)}
+        return {
+            "score": res.score,
+            "success_rate": res.success_rate,
+            "eval_seconds": round(res.wall_s, 2),
+            "chunk_latency_ms": round(res.chunk_latency_ms, 3),
+        }
 
     desc = f"{spec.policy}/{task.name} seed {spec.seed}"
     train_meter.start()
-    eval_policy, state = train(policy, sampler, cell.tcfg, cell.workdir, spec.seed, evaluate_fn, spec.progress, desc, make_bar)
+    eval_policy, state = train(
+        policy, sampler, cell.tcfg, cell.workdir, spec.seed, evaluate_fn, spec.progress, desc, make_bar
+    )
     train_meter.stop()
 
     final = last_eval[0]
     if final is None or spec.video:  # resumed after the last evaluation, or rollouts were asked for
-        final = evaluate(eval_policy, task, mode, n_episodes=cell.tcfg.eval_episodes, sampling_seed=spec.seed,
-                         video_path=(cell.workdir / "rollouts.gif") if spec.video else None)
+        final = evaluate(
+            eval_policy,
+            task,
+            mode,
+            n_episodes=cell.tcfg.eval_episodes,
+            sampling_seed=spec.seed,
+            video_path=(cell.workdir / "rollouts.gif") if spec.video else None,
+        )
         eval_seconds[0] += final.wall_s
     heldout = heldout_evaluation(cell, eval_policy, state.history)
     if heldout is not None:
         eval_seconds[0] += heldout["wall_s"]
-    ckpt = save_policy(eval_policy, cell.workdir / "policy.safetensors",
-                       {"env": task.name, "obs": cell.obs, "action_mode": cell.action_mode,
-                        "dataset": cell.data.identity(), "step": state.step})
+    ckpt = save_policy(
+        eval_policy,
+        cell.workdir / "policy.safetensors",
+        {
+            "env": task.name,
+            "obs": cell.obs,
+            "action_mode": cell.action_mode,
+            "dataset": cell.data.identity(),
+            "step": state.step,
+        },
+    )
     summary = summarize_history(state.history, "score")
     success = summarize_history(state.history, "success_rate")
     record = {
@@ -172,12 +199,21 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
         "seed": spec.seed,
         "preset": spec.preset,
         "config_hash": cell.chash,
-        "config": {"policy": config_to_dict(cell.pcfg), "train": config_to_dict(cell.tcfg), "overrides": spec.overrides},
+        "config": {
+            "policy": config_to_dict(cell.pcfg),
+            "train": config_to_dict(cell.tcfg),
+            "overrides": spec.overrides,
+        },
         "dataset": cell.data.identity(),
         "dataset_check": agreement.to_dict() if agreement is not None else None,
-        "data_split": {"split_seed": tcfg.split_seed, "val_ratio": tcfg.val_ratio, "max_train_episodes": cap,
-                       "n_train_episodes": len(train_eps), "train_episodes": train_eps.tolist(),
-                       "val_episodes": val_eps.tolist()},
+        "data_split": {
+            "split_seed": tcfg.split_seed,
+            "val_ratio": tcfg.val_ratio,
+            "max_train_episodes": cap,
+            "n_train_episodes": len(train_eps),
+            "train_episodes": train_eps.tolist(),
+            "val_episodes": val_eps.tolist(),
+        },
         "history": state.history,
         "final": {
             "max": summary["max"],
@@ -192,8 +228,10 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
             "train_s": round(state.train_seconds, 1),
             "eval_s": round(eval_seconds[0], 1),
             "total_s": round(time.perf_counter() - t_start, 1),
-            "contention": {"train": train_meter.summary(torch.get_num_threads()),
-                           "eval": eval_meter.summary(torch.get_num_threads())},
+            "contention": {
+                "train": train_meter.summary(torch.get_num_threads()),
+                "eval": eval_meter.summary(torch.get_num_threads()),
+            },
         },
         "checkpoint": ckpt.relative_to(spec.out).as_posix(),  # relative to the results dir
         **environment_info(),
@@ -214,14 +252,22 @@ def heldout_evaluation(cell: PreparedCell, eval_policy: Any, history: list[dict[
         return None
     best = load_best(cell.workdir / BEST_FILE)
     if best is None or best[1] != chosen["step"]:  # a run resumed from a checkpoint older than best.safetensors
-        print(f"[dpbench] {cell.cell_id}: the weights of the best evaluation (step {chosen['step']}) were not kept; "
-              "the record gets no held-out score (delete its work dir and rerun for one)")
+        print(
+            f"[dpbench] {cell.cell_id}: the weights of the best evaluation (step {chosen['step']}) were not kept; "
+            "the record gets no held-out score (delete its work dir and rerun for one)"
+        )
         return None
     policy = copy.deepcopy(eval_policy)
     policy.load_state_dict(best[0])
-    res = evaluate(policy, task, cell.mode, n_episodes=n, seed_start=task.heldout_seed_start, sampling_seed=cell.spec.seed)
-    return {"step": chosen["step"], "selected_score": chosen["score"], "seed_start": task.heldout_seed_start,
-            **res.to_dict()}
+    res = evaluate(
+        policy, task, cell.mode, n_episodes=n, seed_start=task.heldout_seed_start, sampling_seed=cell.spec.seed
+    )
+    return {
+        "step": chosen["step"],
+        "selected_score": chosen["score"],
+        "seed_start": task.heldout_seed_start,
+        **res.to_dict(),
+    }
 
 
 def resolve_device(name: str) -> torch.device:
@@ -254,11 +300,15 @@ def _check_dataset_fits(cell: PreparedCell, arrays: dict[str, np.ndarray], pspec
         got = arrays[key].shape[1:]
         if key in pspec.image_keys:
             if arrays[key].dtype != np.uint8:
-                raise DpbenchError(f"{cell.data.path}: image '{key}' is {arrays[key].dtype}; dpbench stores images as uint8 0-255 (H, W, 3)")
+                raise DpbenchError(
+                    f"{cell.data.path}: image '{key}' is {arrays[key].dtype}; dpbench stores images as uint8 0-255 (H, W, 3)"
+                )
             if len(got) == 3 and got[0] == 3 and tuple(got[1:]) == tuple(shape[:2]):
                 raise DpbenchError(
                     f"{cell.data.path}: image '{key}' is channels-first {tuple(got)}; env '{cell.spec.env}' produces "
                     f"channels-last {tuple(shape)} (H, W, 3). Transpose the dataset's images to (N, H, W, 3)"
                 )
         if tuple(got) != tuple(shape):
-            raise DpbenchError(f"{cell.data.path}: observation '{key}' has shape {tuple(got)}, env '{cell.spec.env}' expects {tuple(shape)}")
+            raise DpbenchError(
+                f"{cell.data.path}: observation '{key}' has shape {tuple(got)}, env '{cell.spec.env}' expects {tuple(shape)}"
+            )

@@ -20,5 +20,10 @@ def budget(steps: int, first_eval: float = 0.5, **train: Any) -> dict[str, Any]:
     if steps % EVALS_PER_BUDGET:
         raise ValueError(f"budget: steps={steps} must be a multiple of {EVALS_PER_BUDGET}")
     every = steps // EVALS_PER_BUDGET
-    return dict(steps=steps, eval_every=every, eval_after=int(round(first_eval * EVALS_PER_BUDGET)) * every,
-                checkpoint_every=every, **train)
+    return dict(
+        steps=steps,
+        eval_every=every,
+        eval_after=int(round(first_eval * EVALS_PER_BUDGET)) * every,
+        checkpoint_every=every,
+        **train,
+    )

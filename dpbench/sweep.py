@@ -42,12 +42,13 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tqdm.auto import tqdm
 
@@ -80,14 +81,27 @@ class Sweep:
     per_policy: dict[str, dict[str, Any]] = field(default_factory=dict)
     per_cell: list[dict[str, Any]] = field(default_factory=list)
 
-    TOP_KEYS = ("policies", "envs", "obs", "seeds", "seed_start", "preset", "dataset", "out", "device", "video", "set",
-                "per_policy", "per_cell")
+    TOP_KEYS = (
+        "policies",
+        "envs",
+        "obs",
+        "seeds",
+        "seed_start",
+        "preset",
+        "dataset",
+        "out",
+        "device",
+        "video",
+        "set",
+        "per_policy",
+        "per_cell",
+    )
     POLICY_KEYS = ("preset", "dataset", "seeds", "set")
     MATCH_KEYS = ("policy", "env", "obs", "seed")
     CELL_KEYS = ("preset", "dataset", "set")
 
     @classmethod
-    def from_yaml(cls, path: Path) -> "Sweep":
+    def from_yaml(cls, path: Path) -> Sweep:
         """Read and check a sweep file (schema in this module's docstring)."""
         import yaml
 
@@ -131,34 +145,56 @@ class Sweep:
         """Every cell of the grid, overrides applied; per-policy or per-cell entries that match nothing are errors."""
         unknown = [p for p in self.per_policy if p not in self.policies]
         if unknown:
-            raise DpbenchError(f"per_policy names {', '.join(map(repr, unknown))}, not in policies: {', '.join(self.policies)}")
+            raise DpbenchError(
+                f"per_policy names {', '.join(map(repr, unknown))}, not in policies: {', '.join(self.policies)}"
+            )
         used = [False] * len(self.per_cell)
         specs, seen = [], set()
         for policy in self.policies:
             pol = self.per_policy.get(policy, {})
-            seeds = _seed_list(pol["seeds"], self.seed_start, f"per_policy.{policy}.seeds") if "seeds" in pol else self.seeds
+            seeds = (
+                _seed_list(pol["seeds"], self.seed_start, f"per_policy.{policy}.seeds")
+                if "seeds" in pol
+                else self.seeds
+            )
             for env in self.envs:
                 for obs in self.obs:
                     for seed in seeds:
-                        settings = {"preset": self.preset, "dataset": self.dataset,
-                                    "set": {**self.set, **_overrides(pol.get("set"), f"per_policy.{policy}.set")}}
+                        settings = {
+                            "preset": self.preset,
+                            "dataset": self.dataset,
+                            "set": {**self.set, **_overrides(pol.get("set"), f"per_policy.{policy}.set")},
+                        }
                         settings.update({k: pol[k] for k in ("preset", "dataset") if k in pol})
                         here = {"policy": policy, "env": env, "obs": obs, "seed": seed}
                         for i, entry in enumerate(self.per_cell):
                             if all(str(entry[k]) == str(here[k]) for k in self.MATCH_KEYS if k in entry):
                                 used[i] = True
                                 settings.update({k: entry[k] for k in ("preset", "dataset") if k in entry})
-                                settings["set"] = {**settings["set"], **_overrides(entry.get("set"), f"per_cell[{i}].set")}
+                                settings["set"] = {
+                                    **settings["set"],
+                                    **_overrides(entry.get("set"), f"per_cell[{i}].set"),
+                                }
                         key = (policy, env, obs, seed)
                         if key in seen:
                             continue
                         seen.add(key)
-                        specs.append(CellSpec(
-                            policy=policy, env=env, seed=seed, preset=str(settings["preset"]), obs=obs,
-                            dataset=None if settings["dataset"] is None else str(settings["dataset"]),
-                            overrides=settings["set"], out=self.out, video=self.video, device=self.device,
-                            progress=progress, command=command,
-                        ))
+                        specs.append(
+                            CellSpec(
+                                policy=policy,
+                                env=env,
+                                seed=seed,
+                                preset=str(settings["preset"]),
+                                obs=obs,
+                                dataset=None if settings["dataset"] is None else str(settings["dataset"]),
+                                overrides=settings["set"],
+                                out=self.out,
+                                video=self.video,
+                                device=self.device,
+                                progress=progress,
+                                command=command,
+                            )
+                        )
         idle = [i for i, u in enumerate(used) if not u]
         if idle:
             raise DpbenchError(f"per_cell[{idle[0]}] ({self.per_cell[idle[0]]}) matches no cell of the grid")
@@ -218,13 +254,17 @@ def prepare_all(specs: list[CellSpec]) -> list[PreparedCell]:
     problems: dict[str, None] = {}
     bad_envs = sorted({s.env for s in specs if s.env not in TASKS})
     if bad_envs:
-        problems[f"unknown env{'s' if len(bad_envs) > 1 else ''} {', '.join(map(repr, bad_envs))}; "
-                 f"valid envs: {', '.join(sorted(TASKS))}"] = None
+        problems[
+            f"unknown env{'s' if len(bad_envs) > 1 else ''} {', '.join(map(repr, bad_envs))}; "
+            f"valid envs: {', '.join(sorted(TASKS))}"
+        ] = None
     registered = available_policies()
     bad_policies = sorted({s.policy for s in specs if ":" not in s.policy and s.policy not in registered})
     if bad_policies:
-        problems[f"unknown polic{'ies' if len(bad_policies) > 1 else 'y'} {', '.join(map(repr, bad_policies))}; "
-                 f"valid policies: {', '.join(sorted(registered))}"] = None
+        problems[
+            f"unknown polic{'ies' if len(bad_policies) > 1 else 'y'} {', '.join(map(repr, bad_policies))}; "
+            f"valid policies: {', '.join(sorted(registered))}"
+        ] = None
     for name in sorted({s.policy for s in specs if s.policy not in bad_policies}):
         try:
             get_policy_class(name)
@@ -255,13 +295,16 @@ def prepare_all(specs: list[CellSpec]) -> list[PreparedCell]:
 
 def describe(cells: list[PreparedCell]) -> list[str]:
     """What is about to run, in a few lines (grid shape, datasets)."""
+
     def uniq(values):
         return list(dict.fromkeys(values))
 
     policies, tasks = uniq(c.spec.policy for c in cells), uniq(f"{c.spec.env}/{c.obs}" for c in cells)
     seeds, presets = uniq(c.spec.seed for c in cells), uniq(c.spec.preset for c in cells)
-    lines = [f"[dpbench] {', '.join(policies)} on {', '.join(tasks)}, preset {', '.join(presets)}, seeds {seeds}"
-             f" ({len(cells)} cell{'s' if len(cells) != 1 else ''})"]
+    lines = [
+        f"[dpbench] {', '.join(policies)} on {', '.join(tasks)}, preset {', '.join(presets)}, seeds {seeds}"
+        f" ({len(cells)} cell{'s' if len(cells) != 1 else ''})"
+    ]
     for d in uniq((c.data.kind, str(c.data.path), c.data.store.content_hash()) for c in cells):
         lines.append(f"[dpbench] dataset {d[0]} {d[1]} (hash {d[2]})")
     return lines
@@ -334,8 +377,9 @@ class _WorkerBar:
     """Stands in for the training loop's tqdm bar inside a worker: sends (kind, cell_id, ...) messages to the
     driver, which draws one bar per running cell, instead of drawing into a terminal shared with others."""
 
-    def __init__(self, iterable=None, desc: str = "", total: int | None = None, initial: int = 0, disable: bool = False,
-                 **_: Any) -> None:
+    def __init__(
+        self, iterable=None, desc: str = "", total: int | None = None, initial: int = 0, disable: bool = False, **_: Any
+    ) -> None:
         self.n, self.total, self.postfix, self._sent = initial, total, "", 0.0
         _send("start", desc, initial, total)
 
@@ -357,7 +401,7 @@ class _WorkerBar:
         _send("step", self.n, self.postfix)
         _send("end")
 
-    def __enter__(self) -> "_WorkerBar":
+    def __enter__(self) -> _WorkerBar:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -416,12 +460,17 @@ def _worker_run(spec: CellSpec, cell_id: str, data_kind: str, data_path: str) ->
         _DATA_CACHE[key] = DatasetRef(data_kind, Path(data_path), store)
     cell = prepare(spec, _DATA_CACHE[key])
     if cell.cell_id != cell_id:
-        return "error", f"worker resolved cell {cell.cell_id}, the driver {cell_id}: is the same dpbench installed everywhere?"
+        return (
+            "error",
+            f"worker resolved cell {cell.cell_id}, the driver {cell_id}: is the same dpbench installed everywhere?",
+        )
     _CURRENT_CELL = cell_id
     return execute(cell)
 
 
-def _ray_task(spec: CellSpec, cell_id: str, data_kind: str, data_path: str, threads: int, channel: Any) -> tuple[str, Any]:
+def _ray_task(
+    spec: CellSpec, cell_id: str, data_kind: str, data_path: str, threads: int, channel: Any
+) -> tuple[str, Any]:
     _init_worker(threads, channel, None)
     return _worker_run(spec, cell_id, data_kind, data_path)
 
@@ -468,8 +517,9 @@ class _LocalPool:
     def __init__(self, workers: int, threads: int, progress: bool) -> None:
         ctx = mp.get_context("spawn")
         self.channel = ctx.Queue() if progress else None
-        self.pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                        initargs=(threads, self.channel, os.getpid()))
+        self.pool = ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_init_worker, initargs=(threads, self.channel, os.getpid())
+        )
 
     def submit(self, cell: PreparedCell) -> Any:
         return self.pool.submit(_worker_run, *_portable(cell))
@@ -536,7 +586,9 @@ class _RayPool:
         except RayTaskError:
             raise
         except self.ray.exceptions.RayError as exc:  # worker crashed, node died, ...
-            raise DpbenchError(f"a Ray worker failed ({type(exc).__name__}); rerun the same command to resume") from None
+            raise DpbenchError(
+                f"a Ray worker failed ({type(exc).__name__}); rerun the same command to resume"
+            ) from None
 
     def close(self, abort: bool) -> None:
         if abort:
@@ -580,8 +632,9 @@ class ProgressView:
 
     def __init__(self, total: int, done: int, enabled: bool) -> None:
         self.enabled = enabled
-        self.overall = tqdm(total=total, initial=done, desc="cells", unit="cell", position=0, dynamic_ncols=True,
-                            disable=not enabled)
+        self.overall = tqdm(
+            total=total, initial=done, desc="cells", unit="cell", position=0, dynamic_ncols=True, disable=not enabled
+        )
         self.bars: dict[str, Any] = {}
         self.lock = threading.Lock()
 
@@ -590,8 +643,15 @@ class ProgressView:
         with self.lock:
             if kind == "start":
                 desc, initial, total = payload
-                self.bars[cell_id] = tqdm(total=total, initial=initial, desc=desc, unit="step", leave=False,
-                                          dynamic_ncols=True, disable=not self.enabled)
+                self.bars[cell_id] = tqdm(
+                    total=total,
+                    initial=initial,
+                    desc=desc,
+                    unit="step",
+                    leave=False,
+                    dynamic_ncols=True,
+                    disable=not self.enabled,
+                )
             elif kind == "step" and cell_id in self.bars:
                 bar, (n, postfix) = self.bars[cell_id], payload
                 bar.update(n - bar.n)
@@ -636,8 +696,13 @@ def _pump(channel: Any, view: ProgressView, stop: threading.Event) -> None:
 
 
 # ----------------------------------------------------------------------------------- run
-def run_grid(cells: list[PreparedCell], backend: str = "local", workers: int | None = None, address: str | None = None,
-             progress: bool = True) -> list[dict[str, Any]]:
+def run_grid(
+    cells: list[PreparedCell],
+    backend: str = "local",
+    workers: int | None = None,
+    address: str | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
     """Run every cell that has no record yet and return all records in ``cells`` order. Cells that fail are
     reported as they fail; the others still run, then one DpbenchError names the failures."""
     from dpbench.results import read_record
@@ -726,5 +791,7 @@ def _drive(runner: Any, todo: list[PreparedCell], records: dict, errors: list[st
             else:
                 records[cell.cell_id] = payload
                 how = f"{payload['wall']['total_s'] / 60:.1f} min" if status == "ran" else "finished by another process"
-                view.cell_done(f"[dpbench] {name}: max {payload['final']['max']:.3f}, avg-last-10 "
-                               f"{payload['final']['avg_last10']:.3f} ({how}) -> {cell.record_path}")
+                view.cell_done(
+                    f"[dpbench] {name}: max {payload['final']['max']:.3f}, avg-last-10 "
+                    f"{payload['final']['avg_last10']:.3f} ({how}) -> {cell.record_path}"
+                )

@@ -7,8 +7,9 @@ a policy never contains task-specific code.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -30,11 +31,17 @@ class PolicySpec:
         return tuple(k for k in self.obs_shapes if k not in self.image_keys)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"obs_shapes": {k: list(v) for k, v in self.obs_shapes.items()}, "action_dim": self.action_dim, "image_keys": list(self.image_keys)}
+        return {
+            "obs_shapes": {k: list(v) for k, v in self.obs_shapes.items()},
+            "action_dim": self.action_dim,
+            "image_keys": list(self.image_keys),
+        }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "PolicySpec":
-        return cls({k: tuple(v) for k, v in d["obs_shapes"].items()}, int(d["action_dim"]), tuple(d.get("image_keys", ())))
+    def from_dict(cls, d: dict[str, Any]) -> PolicySpec:
+        return cls(
+            {k: tuple(v) for k, v in d["obs_shapes"].items()}, int(d["action_dim"]), tuple(d.get("image_keys", ()))
+        )
 
 
 @dataclass(frozen=True)
@@ -91,11 +98,15 @@ class Task:
     def obs_mode(self, name: str | None, action_mode: str | None = None) -> ObsMode:
         name = name or self.default_obs
         if name not in self.obs_modes:
-            raise DpbenchError(f"task '{self.name}' has no obs mode '{name}'; choose one of {', '.join(self.obs_modes)}")
+            raise DpbenchError(
+                f"task '{self.name}' has no obs mode '{name}'; choose one of {', '.join(self.obs_modes)}"
+            )
         if action_mode is None or self.build_mode is None or action_mode == self.action_modes[0]:
             return self.obs_modes[name]
         if action_mode not in self.action_modes:
-            raise DpbenchError(f"task '{self.name}' has no action mode '{action_mode}'; choose one of {', '.join(self.action_modes)}")
+            raise DpbenchError(
+                f"task '{self.name}' has no action mode '{action_mode}'; choose one of {', '.join(self.action_modes)}"
+            )
         return self.build_mode(name, action_mode)
 
     def max_train_episodes(self, dataset_kind: str, train_episodes: str, explicit: int | None) -> int | None:
@@ -116,7 +127,10 @@ def _pusht_modes() -> dict[str, ObsMode]:
         return {"obs": np.concatenate([d["keypoint"].reshape(n, -1), d["state"][:, :2]], axis=1).astype(np.float32)}
 
     def image_from_env(o: Any) -> ObsDict:
-        return {"image": np.asarray(o["pixels"], dtype=np.uint8), "agent_pos": np.asarray(o["agent_pos"], dtype=np.float32)}
+        return {
+            "image": np.asarray(o["pixels"], dtype=np.uint8),
+            "agent_pos": np.asarray(o["agent_pos"], dtype=np.float32),
+        }
 
     return {
         "keypoints": ObsMode(
@@ -155,16 +169,25 @@ def _robomimic_mode(task: str, obs: str, action_mode: str) -> ObsMode:
     action_dim = (ARM_ROT6D_DIM if abs_mode else 7) * spec.n_arms
     codec: dict[str, Any] = {}
     if abs_mode:
-        codec = {"encode_action": lambda a: encode_abs_actions(a).astype(np.float32),
-                 "decode_action": decode_abs_actions, "env_action_dim": spec.action_dim}
+        codec = {
+            "encode_action": lambda a: encode_abs_actions(a).astype(np.float32),
+            "decode_action": decode_abs_actions,
+            "env_action_dim": spec.action_dim,
+        }
     if obs == "low_dim":
         keys = spec.lowdim_keys
 
         def flatten(d: Any) -> ObsDict:
             return {"obs": np.concatenate([np.asarray(d[k], np.float32) for k in keys], axis=-1)}
 
-        return ObsMode({"action_mode": action_mode}, keys, flatten, flatten,
-                       PolicySpec({"obs": (spec.lowdim_dim,)}, action_dim), **codec)
+        return ObsMode(
+            {"action_mode": action_mode},
+            keys,
+            flatten,
+            flatten,
+            PolicySpec({"obs": (spec.lowdim_dim,)}, action_dim),
+            **codec,
+        )
     cameras = spec.default_cameras[: 2 * spec.n_arms]
     image_keys = tuple(f"{c}_image" for c in cameras)
     proprio = tuple(k for k in spec.lowdim_keys if k != "object")
@@ -175,12 +198,19 @@ def _robomimic_mode(task: str, obs: str, action_mode: str) -> ObsMode:
         out["low_dim"] = np.concatenate([np.asarray(d[k], np.float32) for k in proprio], axis=-1)
         return out
 
-    shapes: dict[str, tuple[int, ...]] = {k: (84, 84, 3) for k in image_keys}
+    shapes: dict[str, tuple[int, ...]] = dict.fromkeys(image_keys, (84, 84, 3))
     shapes["low_dim"] = (proprio_dim,)
     # Measured: Lift envs with two 84x84 cameras (EGL) take ~165 MB each after a process's first
     # (~1.1 GB with robosuite and the GL stack); 250 leaves a margin.
-    return ObsMode({"action_mode": action_mode, "cameras": cameras}, image_keys + proprio, split, split,
-                   PolicySpec(shapes, action_dim, image_keys=image_keys), env_memory_mb=250, **codec)
+    return ObsMode(
+        {"action_mode": action_mode, "cameras": cameras},
+        image_keys + proprio,
+        split,
+        split,
+        PolicySpec(shapes, action_dim, image_keys=image_keys),
+        env_memory_mb=250,
+        **codec,
+    )
 
 
 def _robomimic_task(name: str, paper_task: str) -> Task:

@@ -12,9 +12,10 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -139,15 +140,25 @@ def train(
         return ema.model if ema is not None else policy
 
     policy.train()
-    bar = make_bar(total=cfg.steps, initial=state.step, desc=desc, disable=not progress, unit="step", dynamic_ncols=True, leave=False)
+    bar = make_bar(
+        total=cfg.steps,
+        initial=state.step,
+        desc=desc,
+        disable=not progress,
+        unit="step",
+        dynamic_ncols=True,
+        leave=False,
+    )
     t_last = time.perf_counter()
     try:
         while state.step < cfg.steps:
             batch = _to_tensors(sampler.sample(cfg.batch_size, rng), policy.device)
             loss = policy.compute_loss(batch)
             if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
-                raise DpbenchError(f"policy '{policy.name}' broke the contract: compute_loss must return a scalar tensor, "
-                                   f"got {type(loss).__name__} {tuple(getattr(loss, 'shape', ()))}")
+                raise DpbenchError(
+                    f"policy '{policy.name}' broke the contract: compute_loss must return a scalar tensor, "
+                    f"got {type(loss).__name__} {tuple(getattr(loss, 'shape', ()))}"
+                )
             loss_value = float(loss.item())  # the step's one host sync: the finiteness check and the loss log
             if not math.isfinite(loss_value):
                 raise DpbenchError(
@@ -174,8 +185,12 @@ def train(
             if evaluate_fn is not None and (periodic or at_end):
                 now = time.perf_counter()
                 state.train_seconds += now - t_last
-                entry = {"step": state.step, "train_seconds": round(state.train_seconds, 2), "loss": loss_value,
-                         "train_loss": state.loss_sum / max(1, state.loss_count)}
+                entry = {
+                    "step": state.step,
+                    "train_seconds": round(state.train_seconds, 2),
+                    "loss": loss_value,
+                    "train_loss": state.loss_sum / max(1, state.loss_count),
+                }
                 state.loss_sum, state.loss_count = 0.0, 0
                 entry.update(evaluate_fn(eval_policy(), state.step))
                 state.history.append(entry)
@@ -184,8 +199,10 @@ def train(
                     weights = {k: v.detach().cpu().contiguous().clone() for k, v in eval_policy().state_dict().items()}
                     state.best = (weights, state.step, best_score)
                     save_best(best_path, *state.best)
-                bar.write(f"[{desc}] step {state.step}: score {entry.get('score', float('nan')):.3f} "
-                          f"success {entry.get('success_rate', float('nan')):.2f} ({state.train_seconds / 60:.1f} train-min)")
+                bar.write(
+                    f"[{desc}] step {state.step}: score {entry.get('score', float('nan')):.3f} "
+                    f"success {entry.get('success_rate', float('nan')):.2f} ({state.train_seconds / 60:.1f} train-min)"
+                )
                 policy.train()
                 t_last = time.perf_counter()
             if state.step % cfg.checkpoint_every == 0 or at_end:
@@ -208,8 +225,16 @@ def _save_resume(path: Path, policy, optimizer, scheduler, ema, rng, state: Trai
         "torch_rng": torch.get_rng_state(),
         "best": state.best[0] if state.best is not None else None,
         "best_meta": json.dumps(state.best[1:] if state.best is not None else None),
-        "meta": json.dumps({"rng": rng.bit_generator.state, "step": state.step, "train_seconds": state.train_seconds,
-                            "history": state.history, "loss_sum": state.loss_sum, "loss_count": state.loss_count}),
+        "meta": json.dumps(
+            {
+                "rng": rng.bit_generator.state,
+                "step": state.step,
+                "train_seconds": state.train_seconds,
+                "history": state.history,
+                "loss_sum": state.loss_sum,
+                "loss_count": state.loss_count,
+            }
+        ),
     }
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     torch.save(payload, tmp)
@@ -235,5 +260,11 @@ def _load_resume(path: Path, policy, optimizer, scheduler, ema, rng) -> TrainSta
     rng.bit_generator.state = meta["rng"]
     best_meta = json.loads(payload.get("best_meta", "null"))
     best = (payload["best"], int(best_meta[0]), float(best_meta[1])) if best_meta is not None else None
-    return TrainState(step=meta["step"], train_seconds=meta["train_seconds"], history=meta["history"],
-                      loss_sum=meta.get("loss_sum", 0.0), loss_count=meta.get("loss_count", 0), best=best)
+    return TrainState(
+        step=meta["step"],
+        train_seconds=meta["train_seconds"],
+        history=meta["history"],
+        loss_sum=meta.get("loss_sum", 0.0),
+        loss_count=meta.get("loss_count", 0),
+        best=best,
+    )

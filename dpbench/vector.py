@@ -84,7 +84,11 @@ def _worker(conn: Any, gym_id: str, kwargs: dict[str, Any], n: int) -> None:
     except (EOFError, KeyboardInterrupt):
         pass
     except BaseException as exc:  # report to the parent, which raises one clear error
-        msg = str(exc) if isinstance(exc, DpbenchError) else f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
+        msg = (
+            str(exc)
+            if isinstance(exc, DpbenchError)
+            else f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
+        )
         try:
             conn.send(("error", msg))
         except (BrokenPipeError, OSError):
@@ -125,7 +129,9 @@ class EnvBatch:
             status, payload = conn.recv()
         except EOFError:
             self.close()
-            raise DpbenchError("an env worker process died (out of memory, or killed); rerun, or use fewer workers") from None
+            raise DpbenchError(
+                "an env worker process died (out of memory, or killed); rerun, or use fewer workers"
+            ) from None
         if status == "error":
             self.close()
             raise DpbenchError(f"env worker failed: {payload}")
@@ -183,7 +189,7 @@ class EnvBatch:
                 proc.terminate()
         self.conns, self.procs = [], []
 
-    def __enter__(self) -> "EnvBatch":
+    def __enter__(self) -> EnvBatch:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -64,7 +64,9 @@ class BasicBlock(nn.Module):
         self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
         self.norm2 = group_norm(c_out)
         self.shortcut = (
-            nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), group_norm(c_out)) if stride != 1 or c_in != c_out else nn.Identity()
+            nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), group_norm(c_out))
+            if stride != 1 or c_in != c_out
+            else nn.Identity()
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -82,7 +84,9 @@ class SpatialSoftmax(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
         attn = F.softmax(self.heat(x).flatten(2), dim=-1)  # (B, K, H*W)
-        ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device=x.device), torch.linspace(-1, 1, w, device=x.device), indexing="ij")
+        ys, xs = torch.meshgrid(
+            torch.linspace(-1, 1, h, device=x.device), torch.linspace(-1, 1, w, device=x.device), indexing="ij"
+        )
         grid = torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=-1)  # (H*W, 2)
         return (attn @ grid).reshape(b, -1)
 
@@ -123,8 +127,13 @@ class ImageEncoders(nn.Module):
             if len(shape) != 3 or shape[-1] != 3:
                 raise DpbenchError(f"image '{key}' must be (H, W, 3) uint8, got shape {tuple(shape)}")
             if shape[0] % cfg.downsample or shape[1] % cfg.downsample:
-                raise DpbenchError(f"image '{key}' of shape {tuple(shape)} does not divide by vision.downsample={cfg.downsample}")
-        self.crops = {k: (round(s[0] // cfg.downsample * cfg.crop_ratio), round(s[1] // cfg.downsample * cfg.crop_ratio)) for k, s in image_shapes.items()}
+                raise DpbenchError(
+                    f"image '{key}' of shape {tuple(shape)} does not divide by vision.downsample={cfg.downsample}"
+                )
+        self.crops = {
+            k: (round(s[0] // cfg.downsample * cfg.crop_ratio), round(s[1] // cfg.downsample * cfg.crop_ratio))
+            for k, s in image_shapes.items()
+        }
         n_nets = 1 if cfg.shared else len(self.keys)
         self.nets = nn.ModuleList([ResNetEncoder(cfg) for _ in range(n_nets)])
         self.out_dim = cfg.feature_dim * len(self.keys)

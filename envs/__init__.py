@@ -25,8 +25,12 @@ def register_envs() -> None:
         gym.register(id=PUSHT_ID, entry_point="dpbench.envs.pusht.env:PushTEnv", max_episode_steps=300)
     for task, (gym_id, horizon) in ROBOMIMIC_IDS.items():
         if gym_id not in gym.registry:
-            gym.register(id=gym_id, entry_point="dpbench.envs.robomimic.env:RobomimicEnv",
-                         max_episode_steps=horizon, kwargs={"task": task})
+            gym.register(
+                id=gym_id,
+                entry_point="dpbench.envs.robomimic.env:RobomimicEnv",
+                max_episode_steps=horizon,
+                kwargs={"task": task},
+            )
 
 
 register_envs()

@@ -8,11 +8,11 @@ import pytest
 
 os.environ.setdefault("DPBENCH_CACHE", str(Path(__file__).resolve().parent / ".cache"))
 
-from dpbench.data.episodes import EpisodeStore, write_hdf5  # noqa: E402
-from dpbench.data.registry import human_pusht_path  # noqa: E402
-from dpbench.envs.pusht.env import PushTEnv  # noqa: E402
-from dpbench.envs.pusht.geometry import block_keypoints  # noqa: E402
-from dpbench.envs.pusht.render import render_frame  # noqa: E402
+from dpbench.data.episodes import EpisodeStore, write_hdf5
+from dpbench.data.registry import human_pusht_path
+from dpbench.envs.pusht.env import PushTEnv
+from dpbench.envs.pusht.geometry import block_keypoints
+from dpbench.envs.pusht.render import render_frame
 
 
 def random_pusht_episodes(n_episodes: int = 4, length: int = 30, seed: int = 0) -> list[dict[str, np.ndarray]]:
@@ -66,5 +66,7 @@ def tiny_pusht_hdf5(tmp_path_factory) -> Path:
 def human_zarr() -> Path:
     path = human_pusht_path()
     if path is None:
-        pytest.skip("human Push-T demos not found (../shared/data/pusht or DPBENCH_PUSHT_ZARR); skipping this human-data check")
+        pytest.skip(
+            "human Push-T demos not found (../shared/data/pusht or DPBENCH_PUSHT_ZARR); skipping this human-data check"
+        )
     return path

@@ -32,7 +32,9 @@ def test_window_padding_matches_paper_semantics():
 
 def test_sampler_batches_obs_window_and_action_horizon():
     store = _store()
-    sampler = SequenceSampler.build(store, store.data, np.array([0, 1]), horizon=4, n_obs_steps=2, pad_before=1, pad_after=2)
+    sampler = SequenceSampler.build(
+        store, store.data, np.array([0, 1]), horizon=4, n_obs_steps=2, pad_before=1, pad_after=2
+    )
     batch = sampler.batch(np.array([0]))
     assert batch["obs"].shape == (1, 2, 1) and batch["action"].shape == (1, 4, 2)
     assert batch["obs"][0, :, 0].tolist() == [0.0, 0.0]  # start padding repeats the first step

@@ -14,7 +14,7 @@ from dpbench.envs.pusht.geometry import SUCCESS_COVERAGE, block_keypoints
 MODE_SEEDS = range(8)  # seeds 4 and 7 circle left first, the others right
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _episode(seed: int) -> dict[str, np.ndarray] | None:
     return collect_episode(seed)
 

@@ -191,17 +191,27 @@ def test_set_values_are_parsed_by_the_fields_declared_types():
     """--set converts by each dataclass field's type (nested ones included) and names field and type when it cannot."""
     from dpbench.policy import parse_value
 
-    pcfg, tcfg = build_configs(DiffusionUnetPolicy, "quick", {"train.grad_clip": "1.5", "train.max_train_episodes": "40",
-                                                             "train.betas": "0.9,0.95", "train.ema": "off",
-                                                             "policy.down_dims": "(32, 64)"})
+    pcfg, tcfg = build_configs(
+        DiffusionUnetPolicy,
+        "quick",
+        {
+            "train.grad_clip": "1.5",
+            "train.max_train_episodes": "40",
+            "train.betas": "0.9,0.95",
+            "train.ema": "off",
+            "policy.down_dims": "(32, 64)",
+        },
+    )
     assert tcfg.grad_clip == 1.5 and tcfg.max_train_episodes == 40 and tcfg.betas == (0.9, 0.95) and tcfg.ema is False
     assert pcfg.down_dims == (32, 64) and isinstance(pcfg.down_dims[0], int)
     assert build_configs(DiffusionUnetPolicy, "quick", {"train.grad_clip": "none"})[1].grad_clip is None
-    for key, text, expected in [("train.steps", "1e3", "train config.steps (int)"),
-                                ("train.betas", "0.9", "2 comma-separated values"),
-                                ("train.ema", "maybe", "expected a boolean"),
-                                ("train.max_train_episodes", "many", "int | None"),
-                                ("policy.down_dims", "32,x", "expected int")]:
+    for key, text, expected in [
+        ("train.steps", "1e3", "train config.steps (int)"),
+        ("train.betas", "0.9", "2 comma-separated values"),
+        ("train.ema", "maybe", "expected a boolean"),
+        ("train.max_train_episodes", "many", "int | None"),
+        ("policy.down_dims", "32,x", "expected int"),
+    ]:
         with pytest.raises(DpbenchError, match=re.escape(expected)):
             build_configs(DiffusionUnetPolicy, "quick", {key: text})
     assert parse_value("3", int | None) == 3 and parse_value("null", float | None) is None

@@ -40,8 +40,12 @@ def _policy(name: str, spec: PolicySpec = SPEC) -> Policy:
     rng = np.random.default_rng(0)
     obs_dim = spec.obs_shapes["obs"][0]
     lo, hi = (0.0, 512.0) if spec == SPEC else (-1.0, 1.0)
-    policy.fit_statistics({"obs": rng.uniform(lo, hi, (256, obs_dim)).astype(np.float32),
-                           "action": rng.uniform(lo, hi, (256, spec.action_dim)).astype(np.float32)})
+    policy.fit_statistics(
+        {
+            "obs": rng.uniform(lo, hi, (256, obs_dim)).astype(np.float32),
+            "action": rng.uniform(lo, hi, (256, spec.action_dim)).astype(np.float32),
+        }
+    )
     return policy
 
 
@@ -64,8 +68,10 @@ def _check(name: str, got: dict[str, np.ndarray], atol: float) -> None:
 def test_policy_golden(name: str) -> None:
     policy = _policy(name)
     g = torch.Generator().manual_seed(7)
-    batch = {"obs": torch.rand(4, policy.n_obs_steps, 20, generator=g) * 512,
-             "action": torch.rand(4, policy.horizon, 2, generator=g) * 512}
+    batch = {
+        "obs": torch.rand(4, policy.n_obs_steps, 20, generator=g) * 512,
+        "action": torch.rand(4, policy.horizon, 2, generator=g) * 512,
+    }
     torch.manual_seed(1)
     loss = policy.compute_loss(batch)
     policy.eval()
@@ -75,8 +81,11 @@ def test_policy_golden(name: str) -> None:
     with torch.no_grad():
         first = policy.predict_action(obs)
         second = policy.predict_action(obs)  # recurrent policies: the state carries over
-    _check(f"policy_{name}", {"loss": np.float64(loss.item()), "action": first.numpy(), "action_again": second.numpy()},
-           atol=1e-4)
+    _check(
+        f"policy_{name}",
+        {"loss": np.float64(loss.item()), "action": first.numpy(), "action_again": second.numpy()},
+        atol=1e-4,
+    )
 
 
 class _ActionLog:
@@ -112,8 +121,15 @@ def test_rollout_golden_pusht(name: str, monkeypatch: pytest.MonkeyPatch) -> Non
     task = get_task("pusht")
     policy = _policy(name)
     res = evaluate(policy, task, task.obs_mode("keypoints"), n_episodes=2, sampling_seed=3)
-    _check(f"rollout_pusht_{name}", {"actions": np.stack(log.actions), "scores": np.array(res.episode_scores),
-                                      "final": np.array(res.episode_final)}, atol=1e-3)
+    _check(
+        f"rollout_pusht_{name}",
+        {
+            "actions": np.stack(log.actions),
+            "scores": np.array(res.episode_scores),
+            "final": np.array(res.episode_final),
+        },
+        atol=1e-3,
+    )
 
 
 def test_rollout_golden_lift_abs_actions(monkeypatch: pytest.MonkeyPatch) -> None:

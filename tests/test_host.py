@@ -27,13 +27,20 @@ def _cgroup(tmp_path: Path, files: dict[str, str], own: str = "0::/\n") -> tuple
 def test_cgroup_quota_is_read_from_v2_and_v1_files(tmp_path):
     root, proc = _cgroup(tmp_path / "v2", {"cpu.max": "150000 100000\n"})
     assert host.cgroup_cpu_limit(root, proc) == 1.5
-    root, proc = _cgroup(tmp_path / "v2own", {"cpu.max": "max 100000\n", "job/cpu.max": "100000 100000\n"}, own="0::/job\n")
+    root, proc = _cgroup(
+        tmp_path / "v2own", {"cpu.max": "max 100000\n", "job/cpu.max": "100000 100000\n"}, own="0::/job\n"
+    )
     assert host.cgroup_cpu_limit(root, proc) == 1.0  # the process's own cgroup, under an unlimited root
-    root, proc = _cgroup(tmp_path / "v1", {"cpu/cpu.cfs_quota_us": "300000\n", "cpu/cpu.cfs_period_us": "100000\n"},
-                         own="4:cpu,cpuacct:/\n")
+    root, proc = _cgroup(
+        tmp_path / "v1",
+        {"cpu/cpu.cfs_quota_us": "300000\n", "cpu/cpu.cfs_period_us": "100000\n"},
+        own="4:cpu,cpuacct:/\n",
+    )
     assert host.cgroup_cpu_limit(root, proc) == 3.0
-    root, proc = _cgroup(tmp_path / "none", {"cpu.max": "max 100000\n", "cpu/cpu.cfs_quota_us": "-1\n",
-                                             "cpu/cpu.cfs_period_us": "100000\n"})
+    root, proc = _cgroup(
+        tmp_path / "none",
+        {"cpu.max": "max 100000\n", "cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"},
+    )
     assert host.cgroup_cpu_limit(root, proc) is None
 
 
@@ -71,8 +78,13 @@ def test_openmp_waits_passively_unless_the_user_chose(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == "PASSIVE"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**env, "OMP_WAIT_POLICY": "ACTIVE"}, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
+        check=True,
+    )
     assert out.stdout.strip() == "ACTIVE"
 
 

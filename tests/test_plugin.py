@@ -42,8 +42,20 @@ def test_template_is_under_50_lines():
 def test_entry_point_policy_runs_and_appears_in_table(plugin_site, tmp_path, tiny_pusht_hdf5, capsys):
     assert available_policies()["linear"] == "my_policy:LinearPolicy"
     out = tmp_path / "results"
-    argv = ["run", "--policy", "linear", "--env", "pusht", "--preset", "smoke", "--dataset", str(tiny_pusht_hdf5),
-            "--out", str(out), "--quiet"]
+    argv = [
+        "run",
+        "--policy",
+        "linear",
+        "--env",
+        "pusht",
+        "--preset",
+        "smoke",
+        "--dataset",
+        str(tiny_pusht_hdf5),
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     assert main(argv) == 0
     capsys.readouterr()
     assert main(["table", "--out", str(out)]) == 0
@@ -51,14 +63,40 @@ def test_entry_point_policy_runs_and_appears_in_table(plugin_site, tmp_path, tin
 
 
 def test_module_colon_class_reference(plugin_site, tmp_path, tiny_pusht_hdf5):
-    argv = ["run", "--policy", "my_policy:LinearPolicy", "--env", "pusht", "--preset", "smoke",
-            "--dataset", str(tiny_pusht_hdf5), "--out", str(tmp_path), "--quiet"]
+    argv = [
+        "run",
+        "--policy",
+        "my_policy:LinearPolicy",
+        "--env",
+        "pusht",
+        "--preset",
+        "smoke",
+        "--dataset",
+        str(tiny_pusht_hdf5),
+        "--out",
+        str(tmp_path),
+        "--quiet",
+    ]
     assert main(argv) == 0
 
 
 def test_the_template_policy_takes_images_with_no_code_of_its_own(plugin_site, tmp_path, tiny_pusht_hdf5):
-    argv = ["run", "--policy", "linear", "--env", "pusht", "--obs", "image", "--preset", "smoke",
-            "--dataset", str(tiny_pusht_hdf5), "--out", str(tmp_path), "--quiet"]
+    argv = [
+        "run",
+        "--policy",
+        "linear",
+        "--env",
+        "pusht",
+        "--obs",
+        "image",
+        "--preset",
+        "smoke",
+        "--dataset",
+        str(tiny_pusht_hdf5),
+        "--out",
+        str(tmp_path),
+        "--quiet",
+    ]
     assert main(argv) == 0
     (record,) = [json.loads(p.read_text()) for p in (tmp_path / "records").glob("*.json")]
     assert record["obs"] == "image" and "vision" in record["config"]["policy"]
@@ -92,10 +130,24 @@ BROKEN = textwrap.dedent(
 def test_contract_breaches_name_the_policy(tmp_path, monkeypatch, tiny_pusht_hdf5, capsys):
     (tmp_path / "broken_policies.py").write_text(BROKEN)
     monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(DpbenchError, match="'no_predict' breaks the Policy contract: it does not implement predict_action"):
+    with pytest.raises(
+        DpbenchError, match="'no_predict' breaks the Policy contract: it does not implement predict_action"
+    ):
         get_policy_class("broken_policies:NoPredict")
-    argv = ["run", "--policy", "broken_policies:WrongShape", "--env", "pusht", "--preset", "smoke",
-            "--dataset", str(tiny_pusht_hdf5), "--out", str(tmp_path / "r"), "--quiet"]
+    argv = [
+        "run",
+        "--policy",
+        "broken_policies:WrongShape",
+        "--env",
+        "pusht",
+        "--preset",
+        "smoke",
+        "--dataset",
+        str(tiny_pusht_hdf5),
+        "--out",
+        str(tmp_path / "r"),
+        "--quiet",
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "policy 'wrong_shape' broke the contract" in err and "(B, T_a, D_a)" in err

@@ -40,18 +40,31 @@ def test_training_with_periodic_evaluation_is_bit_identical_to_training_without(
     for with_eval in (True, False):
         policy, (arrays, tcfg) = _smoke_policy(store, mode, sampler=sampler)
         tcfg = dataclasses.replace(tcfg, steps=12, eval_every=3, checkpoint_every=4)
-        sampler_ = SequenceSampler.build(store, arrays, np.arange(store.n_episodes), policy.horizon,
-                                         policy.n_obs_steps, *policy.sequence_padding())
+        sampler_ = SequenceSampler.build(
+            store, arrays, np.arange(store.n_episodes), policy.horizon, policy.n_obs_steps, *policy.sequence_padding()
+        )
         evals: list[int] = []
 
         def evaluate_fn(p, step: int, evals: list[int] = evals) -> dict:
             evals.append(step)
             return {"score": evaluate(p, task, mode, n_episodes=2, sampling_seed=0).score}
 
-        ema, _ = train(policy, sampler_, tcfg, tmp_path / f"{sampler}-{with_eval}", seed=0,
-                       evaluate_fn=evaluate_fn if with_eval else None, progress=False)
+        ema, _ = train(
+            policy,
+            sampler_,
+            tcfg,
+            tmp_path / f"{sampler}-{with_eval}",
+            seed=0,
+            evaluate_fn=evaluate_fn if with_eval else None,
+            progress=False,
+        )
         assert evals == ([3, 6, 9, 12] if with_eval else [])
-        weights.append({k: v.clone() for k, v in [*policy.state_dict().items(), *(("ema." + k, v) for k, v in ema.state_dict().items())]})
+        weights.append(
+            {
+                k: v.clone()
+                for k, v in [*policy.state_dict().items(), *(("ema." + k, v) for k, v in ema.state_dict().items())]
+            }
+        )
     assert weights[0].keys() == weights[1].keys()
     for k in weights[0]:
         assert torch.equal(weights[0][k], weights[1][k]), k
@@ -120,9 +133,26 @@ def test_few_step_ddim_starts_at_the_top_noise_level(tiny_pusht_hdf5, k):
 
 
 def test_window_errors_come_before_training(tmp_path, tiny_pusht_hdf5, capsys):
-    argv = ["run", "--policy", "diffusion", "--env", "pusht", "--preset", "smoke", "--dataset", str(tiny_pusht_hdf5),
-            "--out", str(tmp_path), "--quiet", "--set", "policy.horizon=4", "--set", "policy.n_obs_steps=2",
-            "--set", "policy.n_action_steps=4"]
+    argv = [
+        "run",
+        "--policy",
+        "diffusion",
+        "--env",
+        "pusht",
+        "--preset",
+        "smoke",
+        "--dataset",
+        str(tiny_pusht_hdf5),
+        "--out",
+        str(tmp_path),
+        "--quiet",
+        "--set",
+        "policy.horizon=4",
+        "--set",
+        "policy.n_obs_steps=2",
+        "--set",
+        "policy.n_action_steps=4",
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "horizon >= n_obs_steps - 1 + n_action_steps" in err and "n_action_steps=4" in err
@@ -130,9 +160,11 @@ def test_window_errors_come_before_training(tmp_path, tiny_pusht_hdf5, capsys):
     assert main(argv[:-6] + ["--policy", "ibc", "--set", "policy.n_action_steps=2"]) == 2
     assert "n_action_steps == 1" in capsys.readouterr().err
     # other config values a policy or the data protocol refuses: also before any data loads
-    for extra, message in ((["--set", "policy.timestep_spacing=middle"], "timestep_spacing must be 'trailing' or 'leading'"),
-                           (["--set", "train.train_episodes=some"], "train.train_episodes must be 'paper' or 'all'"),
-                           (["--all-episodes", "--set", "train.train_episodes=paper"], "--all-episodes contradicts")):
+    for extra, message in (
+        (["--set", "policy.timestep_spacing=middle"], "timestep_spacing must be 'trailing' or 'leading'"),
+        (["--set", "train.train_episodes=some"], "train.train_episodes must be 'paper' or 'all'"),
+        (["--all-episodes", "--set", "train.train_episodes=paper"], "--all-episodes contradicts"),
+    ):
         assert main(argv[:-6] + extra) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1 and not (tmp_path / "work").exists(), err
@@ -171,8 +203,9 @@ def test_a_killed_run_keeps_the_best_evaluations_weights(tmp_path, tiny_pusht_hd
     def run(workdir, kill_at=None):
         policy, (arrays, tcfg) = _smoke_policy(store, mode)
         tcfg = dataclasses.replace(tcfg, steps=6, eval_every=1, checkpoint_every=3)
-        sampler = SequenceSampler.build(store, arrays, np.arange(store.n_episodes), policy.horizon, policy.n_obs_steps,
-                                        *policy.sequence_padding())
+        sampler = SequenceSampler.build(
+            store, arrays, np.arange(store.n_episodes), policy.horizon, policy.n_obs_steps, *policy.sequence_padding()
+        )
 
         def evaluate_fn(p, step):
             if step == kill_at:

@@ -54,7 +54,13 @@ def test_rotation_conversions_round_trip_and_agree_with_robosuite() -> None:
 
 # ------------------------------------------------------------------------------- envs
 def test_registered_envs_have_the_papers_observation_sizes_and_horizons() -> None:
-    for name, dim, horizon in [("Lift", 19, 400), ("Can", 23, 400), ("Square", 23, 400), ("Transport", 59, 700), ("ToolHang", 53, 700)]:
+    for name, dim, horizon in [
+        ("Lift", 19, 400),
+        ("Can", 23, 400),
+        ("Square", 23, 400),
+        ("Transport", 59, 700),
+        ("ToolHang", 53, 700),
+    ]:
         env = gym.make(f"dpbench/{name}-v0")
         obs, info = env.reset(seed=100000)
         assert sum(v.shape[0] for v in obs.values()) == dim, name
@@ -122,9 +128,11 @@ def test_unsupported_mujoco_gets_one_clear_message(monkeypatch) -> None:
 
 
 def test_importing_dpbench_does_not_import_robosuite() -> None:
-    code = ("import sys, dpbench, dpbench.envs, dpbench.tasks, dpbench.cli; "
-            "from dpbench.tasks import get_task; get_task('lift').obs_mode('image'); "
-            "print('robosuite' in sys.modules, 'mujoco' in sys.modules)")
+    code = (
+        "import sys, dpbench, dpbench.envs, dpbench.tasks, dpbench.cli; "
+        "from dpbench.tasks import get_task; get_task('lift').obs_mode('image'); "
+        "print('robosuite' in sys.modules, 'mujoco' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]
 
@@ -237,14 +245,29 @@ def test_can_and_square_demonstrators_succeed_and_objects_are_in_robomimic_order
 
 # ------------------------------------------------------------------------------- datasets
 def test_env_args_of_official_and_converted_files_give_the_action_mode() -> None:
-    v141 = {"env_name": "Lift", "type": 1, "env_kwargs": {"robots": ["Panda"], "control_freq": 20,
-            "controller_configs": {"type": "OSC_POSE", "control_delta": True}}}
+    v141 = {
+        "env_name": "Lift",
+        "type": 1,
+        "env_kwargs": {
+            "robots": ["Panda"],
+            "control_freq": 20,
+            "controller_configs": {"type": "OSC_POSE", "control_delta": True},
+        },
+    }
     assert action_mode_from_env_args("lift", v141, "f") == "delta"
     dp_abs = json.loads(json.dumps(v141))
     dp_abs["env_kwargs"]["controller_configs"]["control_delta"] = False
     assert action_mode_from_env_args("lift", dp_abs, "f") == "abs"
-    v15 = {"env_name": "PickPlaceCan", "env_kwargs": {"robots": "Panda", "controller_configs": {
-           "type": "BASIC", "body_parts": {"right": {"type": "OSC_POSE", "input_type": "absolute"}}}}}
+    v15 = {
+        "env_name": "PickPlaceCan",
+        "env_kwargs": {
+            "robots": "Panda",
+            "controller_configs": {
+                "type": "BASIC",
+                "body_parts": {"right": {"type": "OSC_POSE", "input_type": "absolute"}},
+            },
+        },
+    }
     assert action_mode_from_env_args("can", v15, "f") == "abs"
     with pytest.raises(DpbenchError, match="recorded on robosuite env 'Lift'"):
         action_mode_from_env_args("can", v141, "f")
@@ -330,11 +353,17 @@ def test_dataset_layouts_are_checked_by_replaying_recorded_states(can_demos: Pat
         assert action_mode_from_env_args("can", args, "dp") == "abs"
     assert check_dataset("can", dp_abs, keys).layout == ENV_LAYOUT
     # a deliberate permutation no layout explains: eef x and y swapped
-    swapped = _rewrite(can_demos, tmp_path / "swapped.hdf5", lambda k, v: v[:, [1, 0, 2]] if k == "robot0_eef_pos" else v)
+    swapped = _rewrite(
+        can_demos, tmp_path / "swapped.hdf5", lambda k, v: v[:, [1, 0, 2]] if k == "robot0_eef_pos" else v
+    )
     with pytest.raises(DpbenchError, match=r"obs 'robot0_eef_pos' disagrees .* in dims \[0, 1\]"):
         check_dataset("can", swapped, keys)
     # a sign flip in the object's relative position
-    flipped = _rewrite(can_demos, tmp_path / "flipped.hdf5", lambda k, v: v * np.r_[np.ones(7), -np.ones(3), np.ones(4)] if k == "object" else v)
+    flipped = _rewrite(
+        can_demos,
+        tmp_path / "flipped.hdf5",
+        lambda k, v: v * np.r_[np.ones(7), -np.ones(3), np.ones(4)] if k == "object" else v,
+    )
     with pytest.raises(DpbenchError, match=r"obs 'object' disagrees .* in dims \[7, 8, 9\]"):
         check_dataset("can", flipped, keys)
     # no states: one clear message
@@ -352,7 +381,20 @@ def test_dataset_layouts_are_checked_by_replaying_recorded_states(can_demos: Pat
 def test_a_run_on_a_v15_layout_file_maps_it_and_says_so(can_demos: Path, tmp_path: Path) -> None:
     v15 = _rewrite(can_demos, tmp_path / "v15.hdf5", lambda k, v: v[:, V15_OBJECT] if k == "object" else v)
     out = tmp_path / "results"
-    res = _cli("run", "--policy", "bc", "--env", "can", "--preset", "smoke", "--dataset", str(v15), "--out", str(out), "--quiet")
+    res = _cli(
+        "run",
+        "--policy",
+        "bc",
+        "--env",
+        "can",
+        "--preset",
+        "smoke",
+        "--dataset",
+        str(v15),
+        "--out",
+        str(out),
+        "--quiet",
+    )
     assert res.returncode == 0, res.stderr
     assert "robosuite 1.5 object-state order" in res.stdout and "mapped object" in res.stdout
     (record,) = [json.loads(p.read_text()) for p in (out / "records").glob("*.json")]
@@ -365,8 +407,20 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_smoke_run_on_lift_end_to_end_and_eval(lift_demos: Path, tmp_path: Path) -> None:
     out = tmp_path / "results"
-    res = _cli("run", "--policy", "diffusion", "--env", "lift", "--preset", "smoke", "--dataset", str(lift_demos),
-               "--out", str(out), "--quiet")
+    res = _cli(
+        "run",
+        "--policy",
+        "diffusion",
+        "--env",
+        "lift",
+        "--preset",
+        "smoke",
+        "--dataset",
+        str(lift_demos),
+        "--out",
+        str(out),
+        "--quiet",
+    )
     assert res.returncode == 0, res.stderr
     (record_path,) = (out / "records").glob("lift-low_dim__diffusion__*.json")
     record = json.loads(record_path.read_text())
@@ -415,7 +469,11 @@ def test_mismatched_robomimic_datasets_get_clear_errors(lift_demos: Path, tmp_pa
         ("can", lift_demos, "recorded on robosuite env 'Lift'"),  # a Lift file offered for Can
         ("lift", _edited_copy(lift_demos, tmp_path / "a.hdf5", _truncate_actions), "expects (7,)"),
         ("lift", _edited_copy(lift_demos, tmp_path / "b.hdf5", _drop_object), "missing obs key(s) ['object']"),
-        ("lift", _edited_copy(lift_demos, tmp_path / "c.hdf5", _drop_actions_of_demo_1), "demo 'demo_1' has no 'actions'"),
+        (
+            "lift",
+            _edited_copy(lift_demos, tmp_path / "c.hdf5", _drop_actions_of_demo_1),
+            "demo 'demo_1' has no 'actions'",
+        ),
         ("lift", empty, "no 'data' group"),
     ]
     for env, path, message in cases:
@@ -458,4 +516,10 @@ def test_env_batch_in_worker_processes_matches_in_process() -> None:
 
 def test_task_specs_cover_the_five_tasks() -> None:
     assert sorted(TASK_SPECS) == ["can", "lift", "square", "tool_hang", "transport"]
-    assert [TASK_SPECS[t].lowdim_dim for t in ("lift", "can", "square", "transport", "tool_hang")] == [19, 23, 23, 59, 53]
+    assert [TASK_SPECS[t].lowdim_dim for t in ("lift", "can", "square", "transport", "tool_hang")] == [
+        19,
+        23,
+        23,
+        59,
+        53,
+    ]

@@ -10,15 +10,30 @@ import torch
 
 from dpbench.cli import main
 from dpbench.diffusion.policy import DiffusionUnetPolicy
+from dpbench.errors import DpbenchError
 from dpbench.evaluate import check_actions
 from dpbench.metrics import wilson_ci
-from dpbench.errors import DpbenchError
 from dpbench.tasks import get_task
 
 
 def _run(tmp: Path, dataset: Path, *extra: str) -> int:
-    return main(["run", "--policy", "diffusion", "--env", "pusht", "--preset", "smoke", "--dataset", str(dataset),
-                 "--out", str(tmp), "--quiet", *extra])
+    return main(
+        [
+            "run",
+            "--policy",
+            "diffusion",
+            "--env",
+            "pusht",
+            "--preset",
+            "smoke",
+            "--dataset",
+            str(dataset),
+            "--out",
+            str(tmp),
+            "--quiet",
+            *extra,
+        ]
+    )
 
 
 def _records(out: Path) -> list[dict]:
@@ -39,13 +54,22 @@ def test_smoke_run_writes_records_and_is_deterministic(tmp_path, tiny_pusht_hdf5
     assert r["final"]["max"] == max(h["score"] for h in r["history"])
     assert r["versions"]["torch"] and r["hardware"]["cores"] and r["date"]
     contention = r["wall"]["contention"]
-    assert set(contention) == {"train", "eval"} and {"others_cores", "loadavg_1min", "contended"} <= set(contention["train"])
+    assert set(contention) == {"train", "eval"} and {"others_cores", "loadavg_1min", "contended"} <= set(
+        contention["train"]
+    )
     assert (tmp_path / "a" / r["checkpoint"]).exists() and not r["checkpoint"].startswith("/")
     # same seed again, elsewhere: identical metrics
     assert _run(tmp_path / "b", tiny_pusht_hdf5, "--seeds", "1") == 0
     again = _records(tmp_path / "b")[0]
-    assert again["history"] == [dict(h, eval_seconds=h2["eval_seconds"], train_seconds=h2["train_seconds"],
-                                     chunk_latency_ms=h2["chunk_latency_ms"]) for h, h2 in zip(r["history"], again["history"])]
+    assert again["history"] == [
+        dict(
+            h,
+            eval_seconds=h2["eval_seconds"],
+            train_seconds=h2["train_seconds"],
+            chunk_latency_ms=h2["chunk_latency_ms"],
+        )
+        for h, h2 in zip(r["history"], again["history"])
+    ]
     assert again["final"]["last_eval"]["episode_scores"] == r["final"]["last_eval"]["episode_scores"]
 
 
@@ -77,7 +101,23 @@ def test_checkpoint_eval_and_wrong_env(tmp_path, tiny_pusht_hdf5, capsys):
     assert main(["eval", ckpt, "--env", "pusht", "--obs", "state", "--episodes", "2"]) == 2
     assert "action_dim" in capsys.readouterr().err
     # the sampler is an inference-time choice: the same weights under DDPM
-    assert main(["eval", ckpt, "--env", "pusht", "--episodes", "2", "--set", "policy.sampler=ddpm", "--set", "policy.num_inference_steps=20"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                ckpt,
+                "--env",
+                "pusht",
+                "--episodes",
+                "2",
+                "--set",
+                "policy.sampler=ddpm",
+                "--set",
+                "policy.num_inference_steps=20",
+            ]
+        )
+        == 0
+    )
     assert "success rate" in capsys.readouterr().out
     # a change that alters the weights' shapes is refused with one line
     assert main(["eval", ckpt, "--env", "pusht", "--episodes", "2", "--set", "policy.down_dims=8,16"]) == 2
@@ -153,7 +193,19 @@ def test_heldout_scores_the_selected_checkpoint_on_fresh_seeds(tmp_path, tiny_pu
     from dpbench.policy import load_policy
     from dpbench.train import BEST_FILE
 
-    assert _run(tmp_path, tiny_pusht_hdf5, "--seeds", "1", "--set", "train.eval_every=1", "--set", "train.heldout_episodes=3") == 0
+    assert (
+        _run(
+            tmp_path,
+            tiny_pusht_hdf5,
+            "--seeds",
+            "1",
+            "--set",
+            "train.eval_every=1",
+            "--set",
+            "train.heldout_episodes=3",
+        )
+        == 0
+    )
     rec = _records(tmp_path)[0]
     assert all(h["train_loss"] == pytest.approx(h["loss"]) for h in rec["history"])
     held = rec["final"]["heldout"]

@@ -28,8 +28,16 @@ def _records(out: Path) -> list[dict]:
 
 def _write_sweep(path: Path, dataset: Path, out: Path, **extra) -> Path:
     """bc and diffusion x 2 seeds on the smoke preset, evaluated once, at the end (the slow part of a smoke cell)."""
-    doc = {"policies": ["bc", "diffusion"], "envs": ["pusht"], "seeds": 2, "preset": "smoke", "dataset": str(dataset),
-           "out": str(out), **extra, "set": {"train.eval_every": 1000, **extra.get("set", {})}}
+    doc = {
+        "policies": ["bc", "diffusion"],
+        "envs": ["pusht"],
+        "seeds": 2,
+        "preset": "smoke",
+        "dataset": str(dataset),
+        "out": str(out),
+        **extra,
+        "set": {"train.eval_every": 1000, **extra.get("set", {})},
+    }
     path.write_text(yaml.safe_dump(doc))
     return path
 
@@ -44,8 +52,25 @@ def _env() -> dict[str, str]:
 
 def test_grid_of_two_policies_two_seeds_in_a_process_pool(tmp_path, tiny_pusht_hdf5, capsys):
     out = tmp_path / "r"
-    argv = ["run", "--policy", "bc,diffusion", "--env", "pusht", "--seeds", "2", "--preset", "smoke",
-            "--dataset", str(tiny_pusht_hdf5), "--out", str(out), "--workers", "2", "--set", "train.eval_every=1000"]
+    argv = [
+        "run",
+        "--policy",
+        "bc,diffusion",
+        "--env",
+        "pusht",
+        "--seeds",
+        "2",
+        "--preset",
+        "smoke",
+        "--dataset",
+        str(tiny_pusht_hdf5),
+        "--out",
+        str(out),
+        "--workers",
+        "2",
+        "--set",
+        "train.eval_every=1000",
+    ]
     assert main(argv) == 0
     captured = capsys.readouterr()
     recs = _records(out)
@@ -65,9 +90,14 @@ def test_grid_of_two_policies_two_seeds_in_a_process_pool(tmp_path, tiny_pusht_h
 
 
 def test_sweep_file_overrides_per_policy_and_per_cell(tmp_path, tiny_pusht_hdf5):
-    cfg = _write_sweep(tmp_path / "s.yaml", tiny_pusht_hdf5, tmp_path / "r", set={"train.steps": 6},
-                       per_policy={"bc": {"seeds": [3], "set": {"train.lr": "1e-4"}}},
-                       per_cell=[{"policy": "diffusion", "seed": 1, "set": {"train.steps": 9}, "preset": "smoke"}])
+    cfg = _write_sweep(
+        tmp_path / "s.yaml",
+        tiny_pusht_hdf5,
+        tmp_path / "r",
+        set={"train.steps": 6},
+        per_policy={"bc": {"seeds": [3], "set": {"train.lr": "1e-4"}}},
+        per_cell=[{"policy": "diffusion", "seed": 1, "set": {"train.steps": 9}, "preset": "smoke"}],
+    )
     specs = Sweep.from_yaml(cfg).specs()
     assert [(s.policy, s.seed) for s in specs] == [("bc", 3), ("diffusion", 0), ("diffusion", 1)]
     assert specs[0].overrides == {"train.eval_every": "1000", "train.steps": "6", "train.lr": "1e-4"}
@@ -78,13 +108,16 @@ def test_sweep_file_overrides_per_policy_and_per_cell(tmp_path, tiny_pusht_hdf5)
     assert cells[0].tcfg.lr == 1e-4 and cells[2].tcfg.steps == 9 and cells[1].tcfg.steps == 6
 
 
-@pytest.mark.parametrize("extra, message", [
-    ({"polices": ["bc"]}, "unknown key 'polices'"),
-    ({"per_cell": [{"policy": "ibc"}]}, "matches no cell"),
-    ({"per_policy": {"ibc": {}}}, "not in policies"),
-    ({"seeds": 0}, "positive number of seeds"),
-    ({"per_cell": [{"policy": "bc", "steps": 3}]}, "unknown key 'steps'"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ({"polices": ["bc"]}, "unknown key 'polices'"),
+        ({"per_cell": [{"policy": "ibc"}]}, "matches no cell"),
+        ({"per_policy": {"ibc": {}}}, "not in policies"),
+        ({"seeds": 0}, "positive number of seeds"),
+        ({"per_cell": [{"policy": "bc", "steps": 3}]}, "unknown key 'steps'"),
+    ],
+)
 def test_bad_sweep_files_get_one_line_errors(tmp_path, tiny_pusht_hdf5, capsys, extra, message):
     cfg = _write_sweep(tmp_path / "s.yaml", tiny_pusht_hdf5, tmp_path / "r", **extra)
     assert main(["sweep", str(cfg), "--quiet"]) == 2
@@ -94,11 +127,25 @@ def test_bad_sweep_files_get_one_line_errors(tmp_path, tiny_pusht_hdf5, capsys, 
 
 def test_unknown_names_are_all_reported_before_any_cell(tmp_path, tiny_pusht_hdf5, capsys):
     out = tmp_path / "r"
-    argv = ["run", "--policy", "bc,nope,zilch", "--env", "pusht,mars", "--preset", "smoke",
-            "--dataset", str(tiny_pusht_hdf5), "--out", str(out)]
+    argv = [
+        "run",
+        "--policy",
+        "bc,nope,zilch",
+        "--env",
+        "pusht,mars",
+        "--preset",
+        "smoke",
+        "--dataset",
+        str(tiny_pusht_hdf5),
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "unknown policies 'nope', 'zilch'; valid policies:" in err and "unknown env 'mars'; valid envs: can, lift, pusht, square" in err
+    assert (
+        "unknown policies 'nope', 'zilch'; valid policies:" in err
+        and "unknown env 'mars'; valid envs: can, lift, pusht, square" in err
+    )
     assert err.count("\n") == 1
     assert not (out / "records").exists() and not (out / "work").exists()
 
@@ -129,10 +176,19 @@ def test_corrupt_record_of_a_cell_is_named_not_overwritten(tmp_path, tiny_pusht_
 
 def test_cell_lock_is_exclusive_and_dies_with_its_holder(tmp_path):
     lock = CellLock(tmp_path / "cell")
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from dpbench.sweep import CellLock; "
-        f"assert CellLock({str(tmp_path / 'cell')!r}).acquire(); print('locked', flush=True); time.sleep(60)")],
-        stdout=subprocess.PIPE, text=True, env=_env())
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time; from dpbench.sweep import CellLock; "
+                f"assert CellLock({str(tmp_path / 'cell')!r}).acquire(); print('locked', flush=True); time.sleep(60)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         assert not lock.acquire()
@@ -152,8 +208,14 @@ def test_sigkill_then_rerun_finishes_only_the_missing_cells(tmp_path, tiny_pusht
     cfg = _write_sweep(tmp_path / "s.yaml", tiny_pusht_hdf5, out, per_cell=[slow])
     cells = prepare_all(Sweep.from_yaml(cfg).specs())
     slow_cell = next(c for c in cells if c.spec.policy == "diffusion" and c.spec.seed == 1)
-    proc = subprocess.Popen(_sweep_cmd(cfg, "--workers", "2"), cwd=tmp_path, env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        _sweep_cmd(cfg, "--workers", "2"),
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         if list((out / "records").glob("*.json")) and (slow_cell.workdir / "train_state.pt").exists():
@@ -189,8 +251,17 @@ def test_sigkill_then_rerun_finishes_only_the_missing_cells(tmp_path, tiny_pusht
 def test_two_concurrent_sweeps_share_a_results_dir(tmp_path, tiny_pusht_hdf5):
     out = tmp_path / "r"
     cfg = _write_sweep(tmp_path / "s.yaml", tiny_pusht_hdf5, out)
-    procs = [subprocess.Popen(_sweep_cmd(cfg, "--workers", "1"), cwd=tmp_path, env=_env(), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            _sweep_cmd(cfg, "--workers", "1"),
+            cwd=tmp_path,
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     results = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [r[1][-2000:] for r in results]
     recs = _records(out)
@@ -202,13 +273,30 @@ def test_two_concurrent_sweeps_share_a_results_dir(tmp_path, tiny_pusht_hdf5):
 
 
 def test_ray_backend(tmp_path, tiny_pusht_hdf5, monkeypatch, capsys):
-    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'dpbench[ray]'); skipping the Ray backend test")
+    ray = pytest.importorskip(
+        "ray", reason="Ray is not installed (pip install 'dpbench[ray]'); skipping the Ray backend test"
+    )
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         out = tmp_path / "r"
-        argv = ["run", "--policy", "bc,diffusion", "--seeds", "1", "--preset", "smoke", "--dataset", str(tiny_pusht_hdf5),
-                "--out", str(out), "--backend", "ray", "--set", "train.eval_every=1000"]
+        argv = [
+            "run",
+            "--policy",
+            "bc,diffusion",
+            "--seeds",
+            "1",
+            "--preset",
+            "smoke",
+            "--dataset",
+            str(tiny_pusht_hdf5),
+            "--out",
+            str(out),
+            "--backend",
+            "ray",
+            "--set",
+            "train.eval_every=1000",
+        ]
         assert main(argv) == 0
         captured = capsys.readouterr()
         assert ray.is_initialized()  # run used this instance and left it running
@@ -229,8 +317,13 @@ def test_dry_run_lists_cells_and_runs_nothing(tmp_path, tiny_pusht_hdf5, capsys)
 
 
 def test_grid_errors_keep_other_cells(tmp_path, tiny_pusht_hdf5, capsys):
-    cfg = _write_sweep(tmp_path / "s.yaml", tiny_pusht_hdf5, tmp_path / "r", seeds=1,
-                       per_policy={"bc": {"set": {"train.lr": "1e30", "train.warmup_steps": 1}}})
+    cfg = _write_sweep(
+        tmp_path / "s.yaml",
+        tiny_pusht_hdf5,
+        tmp_path / "r",
+        seeds=1,
+        per_policy={"bc": {"set": {"train.lr": "1e30", "train.warmup_steps": 1}}},
+    )
     assert main(["sweep", str(cfg), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "1 of 2 cells failed" in err and "lower train.lr" in err
@@ -239,9 +332,33 @@ def test_grid_errors_keep_other_cells(tmp_path, tiny_pusht_hdf5, capsys):
 
 def test_sigterm_stops_a_run_like_ctrl_c(tmp_path, tiny_pusht_hdf5):
     out = tmp_path / "r"
-    cmd = [sys.executable, "-m", "dpbench.cli", "run", "--policy", "diffusion", "--env", "pusht", "--seeds", "1",
-           "--preset", "smoke", "--dataset", str(tiny_pusht_hdf5), "--out", str(out), "--quiet", "--workers", "1",
-           "--set", "train.steps=100000", "--set", "train.checkpoint_every=2", "--set", "train.eval_every=100000"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dpbench.cli",
+        "run",
+        "--policy",
+        "diffusion",
+        "--env",
+        "pusht",
+        "--seeds",
+        "1",
+        "--preset",
+        "smoke",
+        "--dataset",
+        str(tiny_pusht_hdf5),
+        "--out",
+        str(out),
+        "--quiet",
+        "--workers",
+        "1",
+        "--set",
+        "train.steps=100000",
+        "--set",
+        "train.checkpoint_every=2",
+        "--set",
+        "train.eval_every=100000",
+    ]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None and not list((out / "work").glob("*/train_state.pt")):

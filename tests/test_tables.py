@@ -19,30 +19,81 @@ from dpbench.results import PROTOCOL_VERSION, SCHEMA_VERSION, format_table, grou
 
 def make_heldout(scores: list[float], success: list[bool], final: list[float]) -> dict:
     """A record's final.heldout: the selected checkpoint on fresh seeds, episode by episode."""
-    return {"step": 200, "selected_score": 0.9, "seed_start": 200000, "score": float(np.mean(scores)),
-            "success_rate": float(np.mean(success)), "final_mean": float(np.mean(final)), "n_episodes": len(scores),
-            "episode_scores": scores, "episode_success": success, "episode_final": final}
+    return {
+        "step": 200,
+        "selected_score": 0.9,
+        "seed_start": 200000,
+        "score": float(np.mean(scores)),
+        "success_rate": float(np.mean(success)),
+        "final_mean": float(np.mean(final)),
+        "n_episodes": len(scores),
+        "episode_scores": scores,
+        "episode_success": success,
+        "episode_final": final,
+    }
 
 
-def make_record(policy: str, seed: int, scores: list[float], success: list[bool], obs: str = "keypoints",
-                preset: str = "paper", dataset: str = "human", latency: float = 10.0, heldout: dict | None = None) -> dict:
+def make_record(
+    policy: str,
+    seed: int,
+    scores: list[float],
+    success: list[bool],
+    obs: str = "keypoints",
+    preset: str = "paper",
+    dataset: str = "human",
+    latency: float = 10.0,
+    heldout: dict | None = None,
+) -> dict:
     """A schema-complete record whose evaluations scored `scores` and whose final evaluation had `success`."""
-    history = [{"step": 100 * (i + 1), "train_seconds": 30.0 * (i + 1) + seed, "loss": 0.1, "score": s,
-                "success_rate": float(np.mean(success)), "eval_seconds": 1.0, "chunk_latency_ms": latency + i}
-               for i, s in enumerate(scores)]
+    history = [
+        {
+            "step": 100 * (i + 1),
+            "train_seconds": 30.0 * (i + 1) + seed,
+            "loss": 0.1,
+            "score": s,
+            "success_rate": float(np.mean(success)),
+            "eval_seconds": 1.0,
+            "chunk_latency_ms": latency + i,
+        }
+        for i, s in enumerate(scores)
+    ]
     chash = f"{policy[:4]}{preset[:3]}cfg"
     return {
-        "schema": SCHEMA_VERSION, "protocol": PROTOCOL_VERSION, "cell_id": f"pusht-{obs}__{policy}__{dataset}-ab12cd34__{preset}-{chash}__seed{seed}",
-        "command": f"dpbench run --policy {policy} --preset {preset}", "policy": policy, "env": "pusht", "obs": obs,
-        "seed": seed, "preset": preset, "config_hash": chash, "config": {"policy": {}, "train": {}, "overrides": {}},
-        "dataset": {"kind": dataset, "path": "/data/pusht.zarr", "hash": "ab12cd34ef567890", "episodes": 206, "steps": 25650},
+        "schema": SCHEMA_VERSION,
+        "protocol": PROTOCOL_VERSION,
+        "cell_id": f"pusht-{obs}__{policy}__{dataset}-ab12cd34__{preset}-{chash}__seed{seed}",
+        "command": f"dpbench run --policy {policy} --preset {preset}",
+        "policy": policy,
+        "env": "pusht",
+        "obs": obs,
+        "seed": seed,
+        "preset": preset,
+        "config_hash": chash,
+        "config": {"policy": {}, "train": {}, "overrides": {}},
+        "dataset": {
+            "kind": dataset,
+            "path": "/data/pusht.zarr",
+            "hash": "ab12cd34ef567890",
+            "episodes": 206,
+            "steps": 25650,
+        },
         "history": history,
-        "final": {"max": max(scores), "avg_last10": float(np.mean(scores[-10:])), "success_max": 0.0,
-                  "success_avg_last10": 0.0,
-                  "last_eval": {"score": scores[-1], "success_rate": float(np.mean(success)), "n_episodes": len(success),
-                                "episode_success": success, "episode_scores": [scores[-1]] * len(success)},
-                  "heldout": heldout},
-        "wall": {"train_s": 60.0, "eval_s": 6.0, "total_s": 66.0}, "checkpoint": "",
+        "final": {
+            "max": max(scores),
+            "avg_last10": float(np.mean(scores[-10:])),
+            "success_max": 0.0,
+            "success_avg_last10": 0.0,
+            "last_eval": {
+                "score": scores[-1],
+                "success_rate": float(np.mean(success)),
+                "n_episodes": len(success),
+                "episode_success": success,
+                "episode_scores": [scores[-1]] * len(success),
+            },
+            "heldout": heldout,
+        },
+        "wall": {"train_s": 60.0, "eval_s": 6.0, "total_s": 66.0},
+        "checkpoint": "",
         "versions": {"python": "3.11", "torch": "2.13.0"},
         "hardware": {"cpu": "Test CPU", "cores": 2, "torch_threads": 1, "host": "ci"},
         "date": f"2026-01-0{seed + 1}T00:00:00+00:00",
@@ -54,10 +105,20 @@ def results(tmp_path) -> Path:
     """diffusion (paper preset, human data) x 2 seeds on two obs modes, lstm_gmm (smoke, scripted) x 1 seed."""
     out = tmp_path / "results"
     recs = [
-        make_record("diffusion", 0, [0.5, 0.9, 0.8], [True, True, False, False],
-                    heldout=make_heldout([1.0, 0.6, 0.8], [True, False, False], [0.96, 0.5, 0.7])),
-        make_record("diffusion", 1, [0.6, 0.7, 0.7], [True, False, False, False],
-                    heldout=make_heldout([0.4, 1.0, 0.7], [False, True, True], [0.3, 0.97, 0.99])),
+        make_record(
+            "diffusion",
+            0,
+            [0.5, 0.9, 0.8],
+            [True, True, False, False],
+            heldout=make_heldout([1.0, 0.6, 0.8], [True, False, False], [0.96, 0.5, 0.7]),
+        ),
+        make_record(
+            "diffusion",
+            1,
+            [0.6, 0.7, 0.7],
+            [True, False, False, False],
+            heldout=make_heldout([0.4, 1.0, 0.7], [False, True, True], [0.3, 0.97, 0.99]),
+        ),
         make_record("diffusion", 0, [0.4, 0.6], [True, False], obs="state"),
         make_record("lstm_gmm", 0, [0.3, 0.5], [False, False], preset="smoke", dataset="scripted", latency=2.0),
     ]
@@ -76,8 +137,11 @@ def test_pivot_policies_by_tasks_with_seed_stats_and_wilson_ci(results, capsys):
     captured = capsys.readouterr()
     header = captured.out.splitlines()[0]
     per_task = ["max / avg-last-10 / k-min-loss", "held-out (95% CI)", "success (95% CI)", "final coverage (95% CI)"]
-    assert header == ("| source | policy | preset | dataset | seeds | "
-                      + " | ".join(f"{t} {c}" for t in ("pusht/keypoints", "pusht/state") for c in per_task) + " |")
+    assert header == (
+        "| source | policy | preset | dataset | seeds | "
+        + " | ".join(f"{t} {c}" for t in ("pusht/keypoints", "pusht/state") for c in per_task)
+        + " |"
+    )
     rows = _md_rows(captured.out)
     dp = rows["dpbench/diffusion"]
     # max over evaluations per seed: 0.9, 0.7 -> mean 0.8, sample std 0.141; avg-last-10: 0.733, 0.667; with
@@ -107,7 +171,11 @@ def test_with_paper_rows_follow_each_policy(results, capsys):
     assert main(["table", "--out", str(results), "--with-paper"]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][1:]
     assert [line.split("|")[1].strip() + "/" + line.split("|")[2].strip() for line in lines] == [
-        "dpbench/diffusion", "paper (Chi et al. 2023)/diffusion_cnn", "dpbench/lstm_gmm", "paper (Chi et al. 2023)/lstm_gmm"]
+        "dpbench/diffusion",
+        "paper (Chi et al. 2023)/diffusion_cnn",
+        "dpbench/lstm_gmm",
+        "paper (Chi et al. 2023)/lstm_gmm",
+    ]
     paper = "| 0.95 / 0.91 / – | – | – | – | 0.95 / 0.91 / – | – | – | – |"
     assert paper in lines[1]  # Table I (state-based) for keypoints and state
     assert paper.replace("0.95 / 0.91", "0.67 / 0.61") in lines[3]  # the paper's value even where we have none
@@ -116,16 +184,24 @@ def test_with_paper_rows_follow_each_policy(results, capsys):
 def test_formats_and_filters(results, capsys):
     assert main(["table", "--out", str(results), "--format", "csv", "--with-paper", "--policy", "diffusion"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
-    assert [(r["source"], r["obs"]) for r in rows] == [("dpbench", "keypoints"), ("dpbench", "state"),
-                                                        ("paper (Chi et al. 2023)", "keypoints"), ("paper (Chi et al. 2023)", "state")]
-    assert float(rows[0]["max"]) == pytest.approx(0.8) and rows[0]["seeds"] == "2" and rows[0]["paper_setting"] == "True"
+    assert [(r["source"], r["obs"]) for r in rows] == [
+        ("dpbench", "keypoints"),
+        ("dpbench", "state"),
+        ("paper (Chi et al. 2023)", "keypoints"),
+        ("paper (Chi et al. 2023)", "state"),
+    ]
+    assert (
+        float(rows[0]["max"]) == pytest.approx(0.8) and rows[0]["seeds"] == "2" and rows[0]["paper_setting"] == "True"
+    )
     assert main(["table", "--out", str(results), "--format", "latex", "--env", "pusht"]) == 0
     latex = capsys.readouterr().out
     assert latex.startswith("\\begin{tabular}") and "\\end{tabular}" in latex and "lstm\\_gmm" in latex
     assert "0.800 $\\pm$ 0.141" in latex and "$^\\dagger$" in latex
     assert main(["table", "--out", str(results), "--format", "html"]) == 0
     page = capsys.readouterr().out
-    assert "<th>pusht/keypoints max / avg-last-10 / k-min-loss</th>" in page and "<td>0.500 / 0.400 / 0.400 †</td>" in page
+    assert (
+        "<th>pusht/keypoints max / avg-last-10 / k-min-loss</th>" in page and "<td>0.500 / 0.400 / 0.400 †</td>" in page
+    )
     assert main(["table", "--out", str(results), "--policy", "bet"]) == 2
     assert "match --env/--policy" in capsys.readouterr().err
 
@@ -162,8 +238,14 @@ def test_plots_are_written_as_png_and_svg(results, tmp_path, capsys):
     assert main(["plot", "--out", str(results), "--figdir", str(figdir)]) == 0
     written = capsys.readouterr().out.split()
     names = sorted(Path(p).name for p in written)
-    stems = ("scores", "curves_pusht-keypoints", "curves_pusht-state", "latency", "equal_time_pusht-keypoints",
-             "equal_time_pusht-state")
+    stems = (
+        "scores",
+        "curves_pusht-keypoints",
+        "curves_pusht-state",
+        "latency",
+        "equal_time_pusht-keypoints",
+        "equal_time_pusht-state",
+    )
     assert names == sorted(f"{stem}.{ext}" for stem in stems for ext in ("png", "svg"))
     for p in written:
         data = Path(p).read_bytes()
@@ -176,8 +258,11 @@ def test_groups_never_mix_datasets(results):
     other["dataset"]["hash"] = "ffff000011112222"
     groups = group_records(recs + [other])
     assert sorted((g.policy, g.obs, g.seeds, g.dataset_hash[:4]) for g in groups) == [
-        ("diffusion", "keypoints", 1, "ffff"), ("diffusion", "keypoints", 2, "ab12"), ("diffusion", "state", 1, "ab12"),
-        ("lstm_gmm", "keypoints", 1, "ab12")]
+        ("diffusion", "keypoints", 1, "ffff"),
+        ("diffusion", "keypoints", 2, "ab12"),
+        ("diffusion", "state", 1, "ab12"),
+        ("lstm_gmm", "keypoints", 1, "ab12"),
+    ]
     table = format_table(recs + [other])
     assert "| dpbench | diffusion | paper (diffpapcfg) | human:ab12cd34 |" in table
     assert "| dpbench | diffusion | paper (diffpapcfg) | human:ffff0000 |" in table
@@ -194,8 +279,11 @@ def test_overrides_column_is_the_drift_from_todays_preset():
         pcfg, tcfg = build_configs(get_policy_class("bc"), "quick", image_obs=True)
         policy = config_to_dict(pcfg)
         policy["vision"]["widths"] = widths or policy["vision"]["widths"]
-        rec["config"] = {"policy": policy, "train": {**config_to_dict(tcfg), **train},
-                         "overrides": {"train.steps": str(tcfg.steps)}}
+        rec["config"] = {
+            "policy": policy,
+            "train": {**config_to_dict(tcfg), **train},
+            "overrides": {"train.steps": str(tcfg.steps)},
+        }
         rec["config_hash"] = f"cfg{len(train)}"
         return rec
 
@@ -203,14 +291,19 @@ def test_overrides_column_is_the_drift_from_todays_preset():
     unknown = make_record("no_such_policy", 0, [0.5], [False])
     unknown["config"] = {"policy": {"x": 1}, "train": {"steps": 5}, "overrides": {"train.steps": "5"}}
     drift = {(g.policy, g.config_hash): g.overrides for g in group_records([current, older, unknown])}
-    assert drift == {("bc", "cfg0"): "", ("bc", "cfg2"): "policy.vision.widths=8,16, train.eval_every=7, train.steps=123",
-                     ("no_such_policy", "no_spapcfg"): "train.steps=5"}
+    assert drift == {
+        ("bc", "cfg0"): "",
+        ("bc", "cfg2"): "policy.vision.widths=8,16, train.eval_every=7, train.steps=123",
+        ("no_such_policy", "no_spapcfg"): "train.steps=5",
+    }
     # A record made under an older evaluation protocol says so first.
     old_protocol = dict(current, protocol=1)
     assert group_records([old_protocol])[0].overrides == "protocol v1"
     pasted = dict(item.split("=", 1) for item in drift[("bc", "cfg2")].split(", "))
     pcfg, tcfg = build_configs(get_policy_class("bc"), "quick", pasted, image_obs=True)
-    assert {"policy": config_to_dict(pcfg), "train": config_to_dict(tcfg)} == {k: older["config"][k] for k in ("policy", "train")}
+    assert {"policy": config_to_dict(pcfg), "train": config_to_dict(tcfg)} == {
+        k: older["config"][k] for k in ("policy", "train")
+    }
 
 
 def test_committed_results_carry_no_absolute_paths():
@@ -265,7 +358,10 @@ def test_timing_from_contended_runs_is_marked():
     text = results_readme(quiet + busy)
     assert "bet pusht/keypoints 1.1*" in text  # 66 s per seed, shared cores
     assert "bc pusht/keypoints 1.1," in text
-    assert {r["policy"]: r["timing_contended"] for r in tidy_rows(group_records(quiet + busy))} == {"bc": False, "bet": True}
+    assert {r["policy"]: r["timing_contended"] for r in tidy_rows(group_records(quiet + busy))} == {
+        "bc": False,
+        "bet": True,
+    }
     assert group_records([make_record("ibc", 0, [0.5], [False])])[0].contended is None  # not measured
 
 
@@ -276,7 +372,10 @@ def test_k_min_train_loss_is_the_originals_aggregation():
 
     rng = np.random.default_rng(3)
     scores, losses = rng.uniform(0.3, 0.9, 14), rng.uniform(0.01, 0.1, 14)
-    history = [{"step": i, "score": float(s), "loss": 9.0, "train_loss": float(l)} for i, (s, l) in enumerate(zip(scores, losses))]
+    history = [
+        {"step": i, "score": float(s), "loss": 9.0, "train_loss": float(l)}
+        for i, (s, l) in enumerate(zip(scores, losses))
+    ]
     lowest = sorted(range(14), key=lambda i: losses[i])[:10]
     expected = sum(scores[i] for i in lowest) / 10
     out = summarize_history(history)
@@ -307,9 +406,19 @@ def test_score_at_equal_cpu_time(results):
 
 
 def test_results_readme_lists_the_knees(results, capsys):
-    knees = {"rule": "first evaluated step whose running max >= 0.95 x the run's max", "policies": {
-        "bet": {"run_steps": 40000, "run_train_min": 10.0, "run_max": 0.719, "knee_step": 30000, "knee_train_min": 7.7,
-                "running_max_at_knee": 0.719}}}
+    knees = {
+        "rule": "first evaluated step whose running max >= 0.95 x the run's max",
+        "policies": {
+            "bet": {
+                "run_steps": 40000,
+                "run_train_min": 10.0,
+                "run_max": 0.719,
+                "knee_step": 30000,
+                "knee_train_min": 7.7,
+                "running_max_at_knee": 0.719,
+            }
+        },
+    }
     (results / "knees").mkdir()
     (results / "knees" / "knees.json").write_text(json.dumps(knees))
     assert main(["table", "--out", str(results), "--write-readme"]) == 0

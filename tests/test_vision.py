@@ -37,7 +37,9 @@ def _batch(policy, b: int = 3) -> dict[str, torch.Tensor]:
 
 def test_paper_encoder_is_resnet18_with_group_norm():
     enc = ResNetEncoder(VisionConfig())
-    convs = sum(p.numel() for m in enc.modules() if isinstance(m, nn.Conv2d) and m is not enc.pool.heat for p in m.parameters())
+    convs = sum(
+        p.numel() for m in enc.modules() if isinstance(m, nn.Conv2d) and m is not enc.pool.heat for p in m.parameters()
+    )
     norms = [m for m in enc.modules() if isinstance(m, (nn.GroupNorm, nn.BatchNorm2d))]
     assert convs == pytest.approx(11.17e6, rel=0.005)  # ResNet-18's convolutions (no fc)
     assert all(isinstance(m, nn.GroupNorm) and m.num_groups == m.num_channels // 16 for m in norms)
@@ -74,7 +76,10 @@ def test_random_crops_while_training_centre_crop_at_eval():
 def test_one_encoder_per_camera_or_shared():
     shapes = {"agentview": (84, 84, 3), "eye_in_hand": (84, 84, 3)}
     cfg = VisionConfig(widths=(8, 16), blocks=(1, 1), keypoints=4, feature_dim=8)
-    separate, shared = ImageEncoders(shapes, cfg), ImageEncoders(shapes, VisionConfig(**{**cfg.__dict__, "shared": True}))
+    separate, shared = (
+        ImageEncoders(shapes, cfg),
+        ImageEncoders(shapes, VisionConfig(**{**cfg.__dict__, "shared": True})),
+    )
     assert len(separate.nets) == 2 and len(shared.nets) == 1
     obs = {k: torch.randint(0, 256, (2, 2, 84, 84, 3), dtype=torch.uint8) for k in shapes}
     assert separate(obs).shape == shared(obs).shape == (2, 2, 16)
@@ -111,7 +116,9 @@ def test_image_checkpoint_roundtrip(tmp_path):
 
 def test_vision_overrides_and_their_errors():
     cls = get_policy_class("diffusion")
-    pcfg, _ = build_configs(cls, "quick", {"policy.vision.widths": "16,32", "policy.vision.blocks": "1,1"}, image_obs=True)
+    pcfg, _ = build_configs(
+        cls, "quick", {"policy.vision.widths": "16,32", "policy.vision.blocks": "1,1"}, image_obs=True
+    )
     assert pcfg.vision.widths == (16, 32) and pcfg.vision.downsample == 2  # the quick preset's value survives
     with pytest.raises(DpbenchError, match="only to image observations"):
         build_configs(cls, "quick", {"policy.vision.widths": "16,32"})
@@ -121,8 +128,26 @@ def test_vision_overrides_and_their_errors():
 
 
 def test_image_run_end_to_end(tmp_path, tiny_pusht_hdf5, capsys):
-    rc = main(["run", "--policy", "diffusion", "--env", "pusht", "--obs", "image", "--seeds", "1", "--preset", "smoke",
-               "--dataset", str(tiny_pusht_hdf5), "--out", str(tmp_path), "--quiet"])
+    rc = main(
+        [
+            "run",
+            "--policy",
+            "diffusion",
+            "--env",
+            "pusht",
+            "--obs",
+            "image",
+            "--seeds",
+            "1",
+            "--preset",
+            "smoke",
+            "--dataset",
+            str(tiny_pusht_hdf5),
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ]
+    )
     assert rc == 0
     (record,) = [json.loads(p.read_text()) for p in (tmp_path / "records").glob("*.json")]
     assert record["obs"] == "image" and record["config"]["policy"]["vision"]["downsample"] == 4
@@ -141,12 +166,33 @@ def _rewrite(src, dst, change) -> str:
     [
         (lambda d: {k: v for k, v in d.items() if k != "img"}, "missing obs key(s) ['img']"),
         (lambda d: {**d, "img": np.ascontiguousarray(d["img"].transpose(0, 3, 1, 2))}, "channels-first (3, 96, 96)"),
-        (lambda d: {**d, "img": d["img"][:, :64, :64]}, "observation 'image' has shape (64, 64, 3), env 'pusht' expects (96, 96, 3)"),
+        (
+            lambda d: {**d, "img": d["img"][:, :64, :64]},
+            "observation 'image' has shape (64, 64, 3), env 'pusht' expects (96, 96, 3)",
+        ),
     ],
 )
 def test_bad_image_datasets_get_one_clear_error(tmp_path, tiny_pusht_hdf5, capsys, change, message):
     path = _rewrite(tiny_pusht_hdf5, tmp_path / "bad.hdf5", change)
-    rc = main(["run", "--policy", "bc", "--env", "pusht", "--obs", "image", "--seeds", "1", "--preset", "smoke",
-               "--dataset", path, "--out", str(tmp_path / "out"), "--quiet"])
+    rc = main(
+        [
+            "run",
+            "--policy",
+            "bc",
+            "--env",
+            "pusht",
+            "--obs",
+            "image",
+            "--seeds",
+            "1",
+            "--preset",
+            "smoke",
+            "--dataset",
+            path,
+            "--out",
+            str(tmp_path / "out"),
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc != 0 and message in err and "Traceback" not in err

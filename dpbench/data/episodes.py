@@ -12,9 +12,10 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -84,7 +85,9 @@ class EpisodeStore:
         }
 
     @classmethod
-    def from_episodes(cls, episodes: Iterable[dict[str, np.ndarray]], source: str = "memory", **attrs: Any) -> "EpisodeStore":
+    def from_episodes(
+        cls, episodes: Iterable[dict[str, np.ndarray]], source: str = "memory", **attrs: Any
+    ) -> EpisodeStore:
         episodes = list(episodes)
         if not episodes:
             raise DpbenchError(f"{source}: no episodes to store")
@@ -235,7 +238,9 @@ def write_hdf5(store: EpisodeStore, path: str | os.PathLike, env_args: dict[str,
     return path
 
 
-def load_episodes(path: str | os.PathLike, keys: Iterable[str] | None = None, source: str | None = None) -> EpisodeStore:
+def load_episodes(
+    path: str | os.PathLike, keys: Iterable[str] | None = None, source: str | None = None
+) -> EpisodeStore:
     """Load a zarr directory or an hdf5 file, chosen by what the path is."""
     p = Path(path)
     if not p.exists():

@@ -25,7 +25,7 @@ class RangeNormalizer(nn.Module):
         self.register_buffer("offset", torch.zeros(dim))
 
     @torch.no_grad()
-    def fit(self, data: np.ndarray | torch.Tensor) -> "RangeNormalizer":
+    def fit(self, data: np.ndarray | torch.Tensor) -> RangeNormalizer:
         x = torch.as_tensor(np.asarray(data), dtype=torch.float64).reshape(-1, self.scale.numel())
         lo, hi = x.min(0).values, x.max(0).values
         span = hi - lo

@@ -7,15 +7,18 @@ used, with a content hash, so a table never mixes datasets silently.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from dpbench.data.episodes import EpisodeStore, load_episodes, write_hdf5
 from dpbench.errors import DpbenchError
 
 HUMAN_PUSHT_NAME = "pusht_cchi_v7_replay.zarr"
-SCRIPTED_VERSION = 2  # v2: seeded resets use the legacy placement. Bump when the demonstrator changes, so stale caches are not reused
+SCRIPTED_VERSION = (
+    2  # v2: seeded resets use the legacy placement. Bump when the demonstrator changes, so stale caches are not reused
+)
 DEFAULT_SCRIPTED_EPISODES = 200
 
 
@@ -75,7 +78,9 @@ class DatasetRef:
         }
 
 
-def generate_scripted_pusht(n_episodes: int, path: Path | None = None, start_seed: int = 0, progress: bool = True) -> Path:
+def generate_scripted_pusht(
+    n_episodes: int, path: Path | None = None, start_seed: int = 0, progress: bool = True
+) -> Path:
     """Run the scripted demonstrator until `n_episodes` successful episodes, write hdf5 atomically."""
     from tqdm.auto import tqdm
 
@@ -88,22 +93,30 @@ def generate_scripted_pusht(n_episodes: int, path: Path | None = None, start_see
             ep = collect_episode(seed)
             seed, tried = seed + 1, tried + 1
             if ep is not None:
-                episodes.append({k: v for k, v in ep.items() if k in ("state", "action", "keypoint", "n_contacts", "img")})
+                episodes.append(
+                    {k: v for k, v in ep.items() if k in ("state", "action", "keypoint", "n_contacts", "img")}
+                )
                 bar.update(1)
             bar.set_postfix(success=f"{len(episodes) / tried:.0%}")
             if tried > 20 * n_episodes and len(episodes) < tried // 20:
                 raise DpbenchError("the scripted demonstrator keeps failing; this is a bug, please report it")
     store = EpisodeStore.from_episodes(episodes, source="scripted")
-    env_args = {"env_name": "pusht", "generator": "dpbench.envs.pusht.demonstrator", "version": SCRIPTED_VERSION,
-                "seeds": [start_seed, seed - 1], "tried": tried}
+    env_args = {
+        "env_name": "pusht",
+        "generator": "dpbench.envs.pusht.demonstrator",
+        "version": SCRIPTED_VERSION,
+        "seeds": [start_seed, seed - 1],
+        "tried": tried,
+    }
     return write_hdf5(store, path, env_args=env_args)
 
 
 ROBOMIMIC_SCRIPTED = {"scripted": "ph", "scripted-mh": "mh"}  # dataset name -> demonstrator variant
 
 
-def scripted_robomimic_path(task_name: str, variant: str, cameras: tuple[str, ...] = (),
-                            n_episodes: int = DEFAULT_SCRIPTED_EPISODES) -> Path:
+def scripted_robomimic_path(
+    task_name: str, variant: str, cameras: tuple[str, ...] = (), n_episodes: int = DEFAULT_SCRIPTED_EPISODES
+) -> Path:
     from dpbench.envs.robomimic.datasets import scripted_path
 
     return scripted_path(cache_dir(), task_name, variant, n_episodes, cameras)
@@ -126,14 +139,20 @@ def _resolve_robomimic(task_name: str, dataset: str | None, keys: Iterable[str] 
         cameras = tuple(sorted(k[: -len("_image")] for k in (keys or ()) if k.endswith("_image")))
         path = scripted_robomimic_path(task_name, variant, cameras)
         if not path.exists():
-            print(f"[dpbench] collecting {DEFAULT_SCRIPTED_EPISODES} scripted {task_name} ({variant}) demos into {path} (once)")
-            collect(task_name, DEFAULT_SCRIPTED_EPISODES, path, variant, cameras, workers=usable_cores(), progress=progress)
+            print(
+                f"[dpbench] collecting {DEFAULT_SCRIPTED_EPISODES} scripted {task_name} ({variant}) demos into {path} (once)"
+            )
+            collect(
+                task_name, DEFAULT_SCRIPTED_EPISODES, path, variant, cameras, workers=usable_cores(), progress=progress
+            )
         return DatasetRef(dataset, path, load_episodes(path, keys, source=dataset))
     path = Path(dataset).expanduser()
     return DatasetRef("path", path, load_episodes(path, keys))
 
 
-def resolve_dataset(task_name: str, dataset: str | None, keys: Iterable[str] | None = None, progress: bool = True) -> DatasetRef:
+def resolve_dataset(
+    task_name: str, dataset: str | None, keys: Iterable[str] | None = None, progress: bool = True
+) -> DatasetRef:
     """Turn ``--dataset`` (None, a name or a path) into a loaded store."""
     if task_name != "pusht":
         return _resolve_robomimic(task_name, dataset, keys, progress)

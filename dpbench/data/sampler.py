@@ -19,7 +19,9 @@ from dpbench.data.episodes import EpisodeStore
 from dpbench.errors import DpbenchError
 
 
-def window_indices(episode_ends: np.ndarray, episodes: np.ndarray, horizon: int, pad_before: int, pad_after: int) -> np.ndarray:
+def window_indices(
+    episode_ends: np.ndarray, episodes: np.ndarray, horizon: int, pad_before: int, pad_after: int
+) -> np.ndarray:
     """(n_windows, horizon) global step indices, clamped to each window's episode."""
     starts = np.concatenate([[0], episode_ends[:-1]])
     rows = []
@@ -49,7 +51,9 @@ def split_episodes(
     configs use ``seed=42`` whatever the training seed, so every seed trains on the same episodes.
     """
     if n_episodes < 2 and val_ratio > 0:
-        raise DpbenchError(f"a dataset of {n_episodes} episode(s) cannot be split into train and validation; set train.val_ratio=0")
+        raise DpbenchError(
+            f"a dataset of {n_episodes} episode(s) cannot be split into train and validation; set train.val_ratio=0"
+        )
     val_mask = np.zeros(n_episodes, dtype=bool)
     if val_ratio > 0:
         n_val = min(max(1, round(n_episodes * val_ratio)), n_episodes - 1)
@@ -79,7 +83,7 @@ class SequenceSampler:
         n_obs_steps: int,
         pad_before: int,
         pad_after: int,
-    ) -> "SequenceSampler":
+    ) -> SequenceSampler:
         """Windows of ``horizon`` steps over ``episodes``, reaching at most ``pad_before`` steps before an
         episode and ``pad_after`` past it (``Policy.sequence_padding``: T_o - 1 and T_a - 1 by default)."""
         idx = window_indices(store.episode_ends, episodes, horizon, pad_before, pad_after)

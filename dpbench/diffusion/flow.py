@@ -52,11 +52,15 @@ class FlowMatchingPolicy(Policy):
     def check_config(cls, config: FlowConfig) -> None:
         super().check_config(config)
         if config.num_inference_steps < 1:
-            raise DpbenchError(f"num_inference_steps={config.num_inference_steps}: the flow sampler needs at least 1 network evaluation")
+            raise DpbenchError(
+                f"num_inference_steps={config.num_inference_steps}: the flow sampler needs at least 1 network evaluation"
+            )
         if config.solver not in ("euler", "midpoint"):
             raise DpbenchError(f"flow solver must be 'euler' or 'midpoint', got {config.solver!r}")
         if config.solver == "midpoint" and config.num_inference_steps % 2:
-            raise DpbenchError(f"the midpoint solver takes 2 network evaluations per step; num_inference_steps={config.num_inference_steps} is odd")
+            raise DpbenchError(
+                f"the midpoint solver takes 2 network evaluations per step; num_inference_steps={config.num_inference_steps} is odd"
+            )
 
     def __init__(self, spec: PolicySpec, config: FlowConfig) -> None:
         super().__init__(spec, config)
@@ -84,7 +88,9 @@ class FlowMatchingPolicy(Policy):
             velocity = lambda x, i: self.model.forward_fast(x, films[i])  # noqa: E731
         else:
             obs_films = self.model.precompute_obs_film(obs_cond) if self.config.fast_inference else None
-            velocity = lambda x, i: self.model(x, (times[i] * TIME_SCALE).expand(batch), obs_cond=obs_cond, obs_films=obs_films)  # noqa: E731
+            velocity = lambda x, i: self.model(
+                x, (times[i] * TIME_SCALE).expand(batch), obs_cond=obs_cond, obs_films=obs_films
+            )
         if self.config.solver == "midpoint":  # steps of h = 2/n: the velocity at the start, then at the midpoint
             h = 2.0 / n
             for i in range(0, n, 2):

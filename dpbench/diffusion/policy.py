@@ -9,7 +9,8 @@ that start at the current step (index T_o - 1 of the window).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler
@@ -89,13 +90,14 @@ class _DiffusionPolicy(Policy):
         self.noise_scheduler = DDPMScheduler(**kwargs)
         sample_kwargs = dict(kwargs, timestep_spacing=config.timestep_spacing)
         self.sample_scheduler = (
-            DDIMScheduler(**sample_kwargs, set_alpha_to_one=True) if config.sampler == "ddim" else DDPMScheduler(**sample_kwargs)
+            DDIMScheduler(**sample_kwargs, set_alpha_to_one=True)
+            if config.sampler == "ddim"
+            else DDPMScheduler(**sample_kwargs)
         )
         self.sample_scheduler.set_timesteps(config.num_inference_steps)
         # The scheduler steps on its CPU timesteps; the denoiser gets this copy, a buffer that follows
         # .to(device), so no chunk copies to the device (and a CUDA graph can capture the loop).
         self.register_buffer("sample_timesteps", self.sample_scheduler.timesteps.clone(), persistent=False)
-
 
     # --- denoiser hooks
     def prepare_condition(self, feats: torch.Tensor) -> Any:
@@ -113,7 +115,9 @@ class _DiffusionPolicy(Policy):
         noisy = self.noise_scheduler.add_noise(actions, noise, t)
         return F.mse_loss(self.denoise(noisy, t, cond), noise)
 
-    def make_denoiser(self, feats: torch.Tensor, timesteps: torch.Tensor) -> Callable[[torch.Tensor, int], torch.Tensor]:
+    def make_denoiser(
+        self, feats: torch.Tensor, timesteps: torch.Tensor
+    ) -> Callable[[torch.Tensor, int], torch.Tensor]:
         """eps(x, i) for the i-th timestep of one chunk's schedule; subclasses may precompute."""
         cond = self.prepare_condition(feats)
         return lambda x, i: self.denoise(x, timesteps[i], cond)
@@ -149,7 +153,14 @@ class DiffusionUnetPolicy(_DiffusionPolicy):
             budget(5000, batch_size=64, lr=1e-3, warmup_steps=200),
         ),
         "smoke": (
-            dict(down_dims=(16, 32), step_embed_dim=16, n_groups=4, sampler="ddim", num_inference_steps=4, num_train_timesteps=20),
+            dict(
+                down_dims=(16, 32),
+                step_embed_dim=16,
+                n_groups=4,
+                sampler="ddim",
+                num_inference_steps=4,
+                num_train_timesteps=20,
+            ),
             SMOKE_TRAIN,
         ),
     }
@@ -164,7 +175,9 @@ class DiffusionUnetPolicy(_DiffusionPolicy):
     def denoise(self, sample: torch.Tensor, t: torch.Tensor, cond: list[torch.Tensor | None]) -> torch.Tensor:
         return self.model(sample, t, obs_films=cond)
 
-    def make_denoiser(self, feats: torch.Tensor, timesteps: torch.Tensor) -> Callable[[torch.Tensor, int], torch.Tensor]:
+    def make_denoiser(
+        self, feats: torch.Tensor, timesteps: torch.Tensor
+    ) -> Callable[[torch.Tensor, int], torch.Tensor]:
         if not self.config.fast_inference:  # naive: the full conditioning at every step
             obs_cond = feats.flatten(1)
             return lambda x, i: self.model(x, timesteps[i], obs_cond=obs_cond)
@@ -187,8 +200,12 @@ class DiffusionTransformerPolicy(_DiffusionPolicy):
     name = "diffusion_transformer"
     Config = DiffusionTransformerConfig
     presets = {
-        "paper": ({}, budget(200_000, first_eval=0, batch_size=256, lr=1e-4, weight_decay=1e-3, warmup_steps=1000,
-                                 betas=(0.9, 0.95))),
+        "paper": (
+            {},
+            budget(
+                200_000, first_eval=0, batch_size=256, lr=1e-4, weight_decay=1e-3, warmup_steps=1000, betas=(0.9, 0.95)
+            ),
+        ),
         "quick": (
             # 11k steps (~22 train-min on one core): the knee of its 12k-step curve on human Push-T (benchmarks/
             # knees.py, results/knees/); the curve still rises there (0.80 at 11k, 0.84 at 12k).

@@ -35,7 +35,13 @@ class DiffusionTransformer(nn.Module):
         self.drop = nn.Dropout(p_drop_emb)
         self.cond_encoder = nn.Sequential(nn.Linear(n_emb, 4 * n_emb), nn.Mish(), nn.Linear(4 * n_emb, n_emb))
         layer = nn.TransformerDecoderLayer(
-            d_model=n_emb, nhead=n_head, dim_feedforward=4 * n_emb, dropout=p_drop_attn, activation="gelu", batch_first=True, norm_first=True
+            d_model=n_emb,
+            nhead=n_head,
+            dim_feedforward=4 * n_emb,
+            dropout=p_drop_attn,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
         )
         self.decoder = nn.TransformerDecoder(layer, num_layers=n_layer)
         self.ln_f = nn.LayerNorm(n_emb)
@@ -44,7 +50,9 @@ class DiffusionTransformer(nn.Module):
         t = torch.arange(horizon)[:, None]
         s = torch.arange(1 + n_obs_steps)[None, :]
         # True = blocked (PyTorch's boolean mask convention).
-        self.register_buffer("self_mask", torch.triu(torch.ones(horizon, horizon, dtype=torch.bool), 1), persistent=False)
+        self.register_buffer(
+            "self_mask", torch.triu(torch.ones(horizon, horizon, dtype=torch.bool), 1), persistent=False
+        )
         self.register_buffer("memory_mask", ~(t >= s - 1), persistent=False)
         nn.init.normal_(self.action_pos, std=0.02)
         nn.init.normal_(self.cond_pos, std=0.02)

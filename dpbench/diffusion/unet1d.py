@@ -74,7 +74,11 @@ class FiLMResBlock(nn.Module):
         """Channels-last ``(B, T, C)``; ``film`` is the block's total (scale, bias), ``(B|1, 2C)``."""
         out = _conv_norm_mish_cl(self.block0, x)
         out = torch.addcmul(film[:, None, self.c_out :], out, film[:, None, : self.c_out])
-        res = x if isinstance(self.residual, nn.Identity) else F.linear(x, self.residual.weight[:, :, 0], self.residual.bias)
+        res = (
+            x
+            if isinstance(self.residual, nn.Identity)
+            else F.linear(x, self.residual.weight[:, :, 0], self.residual.bias)
+        )
         return _conv_norm_mish_cl(self.block1, out) + res
 
 
@@ -86,7 +90,9 @@ def _conv_cl(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, conv.weight[:, :, 0], conv.bias)
     windows = F.pad(x, (0, 0, pad, pad)).unfold(1, k, stride)  # (B, T_out, C, k): C-major, k-minor
     t_out = windows.shape[1]
-    out = F.linear(windows.reshape(batch * t_out, channels * k), conv.weight.reshape(conv.out_channels, channels * k), conv.bias)
+    out = F.linear(
+        windows.reshape(batch * t_out, channels * k), conv.weight.reshape(conv.out_channels, channels * k), conv.bias
+    )
     return out.view(batch, t_out, conv.out_channels)
 
 
@@ -121,20 +127,41 @@ class ConditionalUnet1D(nn.Module):
         for level, (c_in, c_out) in enumerate(zip(dims[:-1], dims[1:])):
             last = level == len(down_dims) - 1
             self.down.append(
-                nn.ModuleList([block(c_in, c_out), block(c_out, c_out), nn.Conv1d(c_out, c_out, 3, 2, 1) if not last else nn.Identity()])
+                nn.ModuleList(
+                    [
+                        block(c_in, c_out),
+                        block(c_out, c_out),
+                        nn.Conv1d(c_out, c_out, 3, 2, 1) if not last else nn.Identity(),
+                    ]
+                )
             )
         mid = down_dims[-1]
         self.mid = nn.ModuleList([block(mid, mid), block(mid, mid)])
         self.up = nn.ModuleList()
-        pairs = list(zip(dims[1:-1], dims[2:]))[::-1]  # (c_in, c_out) of the down path, deepest first, skip the first level
+        pairs = list(zip(dims[1:-1], dims[2:]))[
+            ::-1
+        ]  # (c_in, c_out) of the down path, deepest first, skip the first level
         for c_small, c_big in pairs:  # every up level upsamples, undoing the down path's strides
-            self.up.append(nn.ModuleList([block(2 * c_big, c_small), block(c_small, c_small), nn.ConvTranspose1d(c_small, c_small, 4, 2, 1)]))
-        self.final = nn.Sequential(ConvNormMish(down_dims[0], down_dims[0], kernel_size, n_groups), nn.Conv1d(down_dims[0], action_dim, 1))
+            self.up.append(
+                nn.ModuleList(
+                    [block(2 * c_big, c_small), block(c_small, c_small), nn.ConvTranspose1d(c_small, c_small, 4, 2, 1)]
+                )
+            )
+        self.final = nn.Sequential(
+            ConvNormMish(down_dims[0], down_dims[0], kernel_size, n_groups), nn.Conv1d(down_dims[0], action_dim, 1)
+        )
 
     @classmethod
-    def from_config(cls, action_dim: int, obs_cond_dim: int, config) -> "ConditionalUnet1D":
+    def from_config(cls, action_dim: int, obs_cond_dim: int, config) -> ConditionalUnet1D:
         """Build from any config with down_dims, step_embed_dim, kernel_size and n_groups."""
-        return cls(action_dim, obs_cond_dim, tuple(config.down_dims), config.step_embed_dim, config.kernel_size, config.n_groups)
+        return cls(
+            action_dim,
+            obs_cond_dim,
+            tuple(config.down_dims),
+            config.step_embed_dim,
+            config.kernel_size,
+            config.n_groups,
+        )
 
     def res_blocks(self) -> list[FiLMResBlock]:
         return [m for m in self.modules() if isinstance(m, FiLMResBlock)]

@@ -30,7 +30,7 @@ The only randomness comes from the generator passed in, so a seed gives one exac
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import pymunk
@@ -307,8 +307,10 @@ class PushTDemonstrator:
             return math.inf, 0
         if len(options) == 2:
             ccw = ((i1 - i0) % n) * 2 * math.pi / n
-            d = self.side if abs(2 * ccw - 2 * math.pi) < self.ambiguity else (
-                self.LEFT if ccw < math.pi else self.RIGHT
+            d = (
+                self.side
+                if abs(2 * ccw - 2 * math.pi) < self.ambiguity
+                else (self.LEFT if ccw < math.pi else self.RIGHT)
             )
         else:
             d = options[0][1]
@@ -341,20 +343,23 @@ class PushTDemonstrator:
             errs = np.array([pose_error(p) for p in poses])
             rates = (e0 - errs) / (travel + charge)
             k = int(np.argmax(rates))
-            return float(rates[k]), {
-                "index": idx,
-                "touch_local": q - n * 1.0,  # 1 px off the edge
-                "pre_local": q - n * 7.0,  # where the approach ends
-                # Replay the model's targets, stopping 2 steps early: the PD-driven agent lags
-                # about 2 steps behind its target, so holding it at agents[k] ends the push there.
-                "targets": targets[: max(k - 1, 0)].copy(),
-                "end": agents[k].copy(),
-                "predicted_error": float(errs[k]),
-                "phase": "approach",
-                "settle": 0,
-                "steps": 0,
-                "pushed": 0,
-            }
+            return (
+                float(rates[k]),
+                {
+                    "index": idx,
+                    "touch_local": q - n * 1.0,  # 1 px off the edge
+                    "pre_local": q - n * 7.0,  # where the approach ends
+                    # Replay the model's targets, stopping 2 steps early: the PD-driven agent lags
+                    # about 2 steps behind its target, so holding it at agents[k] ends the push there.
+                    "targets": targets[: max(k - 1, 0)].copy(),
+                    "end": agents[k].copy(),
+                    "predicted_error": float(errs[k]),
+                    "phase": "approach",
+                    "settle": 0,
+                    "steps": 0,
+                    "pushed": 0,
+                },
+            )
 
         base = []
         for idx, (q, n) in enumerate(zip(CONTACT_Q, CONTACT_N)):
@@ -545,9 +550,7 @@ def episode_mode(episode: dict[str, np.ndarray]) -> str:
     return "left" if moving[0] > 0 else "right"
 
 
-def success_rate(
-    seeds: Iterable[int], max_steps: int = 300
-) -> tuple[float, list[dict[str, np.ndarray] | None]]:
+def success_rate(seeds: Iterable[int], max_steps: int = 300) -> tuple[float, list[dict[str, np.ndarray] | None]]:
     """The fraction of seeds whose episode succeeds, and the episodes (None for failures)."""
     episodes = [collect_episode(int(s), max_steps) for s in seeds]
     return sum(e is not None for e in episodes) / max(len(episodes), 1), episodes

@@ -149,9 +149,7 @@ class PushTEnv(gym.Env):
         self.space.step(1.0 / SIM_HZ)
 
     # ------------------------------------------------------------------ gym API
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[Any, dict[str, Any]]:
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         super().reset(seed=seed)
         self._build_space()
         self._latest_action = None
@@ -169,8 +167,10 @@ class PushTEnv(gym.Env):
             self._set_state(state, legacy=False)
         else:
             # A seeded reset: the paper's test initial states (legacy placement).
-            self._set_state(self.initial_state(seed if seed is not None else int(self.np_random.integers(0, 2**31 - 1))),
-                            legacy=True)
+            self._set_state(
+                self.initial_state(seed if seed is not None else int(self.np_random.integers(0, 2**31 - 1))),
+                legacy=True,
+            )
         return self._observation(), self._info(coverage(self._block_pose()))
 
     @staticmethod

@@ -77,8 +77,7 @@ def _clip(subject: list[tuple[float, float]], clipper: list[tuple[float, float]]
     """Sutherland-Hodgman: the part of convex `subject` inside convex `clipper`."""
     # Orientation of the clipper decides which side of each edge is "inside".
     area2 = sum(
-        clipper[i][0] * clipper[(i + 1) % len(clipper)][1]
-        - clipper[(i + 1) % len(clipper)][0] * clipper[i][1]
+        clipper[i][0] * clipper[(i + 1) % len(clipper)][1] - clipper[(i + 1) % len(clipper)][0] * clipper[i][1]
         for i in range(len(clipper))
     )
     sign = 1.0 if area2 > 0 else -1.0

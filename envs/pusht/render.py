@@ -94,8 +94,10 @@ def render_frame(
             (c1, r1) = np.clip(np.ceil(hi / (cell * k)).astype(int) + 1, 0, size)
         rows, cols = slice(r0 * k, max(r0, r1) * k), slice(c0 * k, max(c0, c1) * k)
         touched.append((rows, cols))
-        px, py = np.meshgrid((np.arange(cols.start, cols.stop, dtype=np.float32) + 0.5) * cell,
-                             (np.arange(rows.start, rows.stop, dtype=np.float32) + 0.5) * cell)
+        px, py = np.meshgrid(
+            (np.arange(cols.start, cols.stop, dtype=np.float32) + 0.5) * cell,
+            (np.arange(rows.start, rows.stop, dtype=np.float32) + 0.5) * cell,
+        )
         return sup[rows, cols], px, py
 
     block_parts = [to_world(np.array(part), block_pose) for part in T_PARTS]

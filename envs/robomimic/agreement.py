@@ -53,8 +53,12 @@ class Agreement:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"layout": self.layout, "mapped": {k: list(v) for k, v in self.columns.items()},
-                "states_checked": self.states_checked, "keys_checked": list(self.keys_checked)}
+        return {
+            "layout": self.layout,
+            "mapped": {k: list(v) for k, v in self.columns.items()},
+            "states_checked": self.states_checked,
+            "keys_checked": list(self.keys_checked),
+        }
 
 
 def _layouts(env: Any) -> dict[str, dict[str, np.ndarray]]:
@@ -70,8 +74,11 @@ def _layouts(env: Any) -> dict[str, dict[str, np.ndarray]]:
         size = int(np.size(raw[name]))
         offsets[name] = np.arange(start, start + size)
         start += size
-    order = [n for n, ob in suite._observables.items()
-             if ob.modality == "object" and ob.is_enabled() and ob.is_active() and n in offsets]
+    order = [
+        n
+        for n, ob in suite._observables.items()
+        if ob.modality == "object" and ob.is_enabled() and ob.is_active() and n in offsets
+    ]
     perm = np.concatenate([offsets[n] for n in order])
     if len(order) == len(offsets) and not np.array_equal(perm, np.arange(start)):
         layouts[ROBOSUITE_LAYOUT] = {"object": perm}
@@ -94,8 +101,14 @@ def _samples(path: Path, keys: Sequence[str], n_demos: int) -> list[tuple[str, i
                 )
             n = len(demo["states"])
             for t in sorted({min(t, n - 1) for t in STEPS}):
-                out.append((name, t, np.asarray(demo["states"][t], np.float64),
-                            {k: np.asarray(demo["obs"][k][t], np.float64).ravel() for k in keys}))
+                out.append(
+                    (
+                        name,
+                        t,
+                        np.asarray(demo["states"][t], np.float64),
+                        {k: np.asarray(demo["obs"][k][t], np.float64).ravel() for k in keys},
+                    )
+                )
     return out
 
 
@@ -141,7 +154,9 @@ def check_dataset(task: str, path: str | Path, keys: Sequence[str], n_demos: int
         for k in keys:
             if not agrees({}, k, stored[k], env_obs[k]):
                 if stored[k].shape != env_obs[k].shape:
-                    raise DpbenchError(f"{path}: obs '{k}' has {stored[k].size} dims, env '{task}' computes {env_obs[k].size}")
+                    raise DpbenchError(
+                        f"{path}: obs '{k}' has {stored[k].size} dims, env '{task}' computes {env_obs[k].size}"
+                    )
                 bad = np.nonzero(~np.isclose(stored[k], env_obs[k], atol=ATOL))[0]
                 raise DpbenchError(
                     f"{path}: obs '{k}' disagrees with env '{task}' at {demo} step {t} (replayed from its recorded "

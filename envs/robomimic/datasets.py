@@ -12,8 +12,9 @@ from __future__ import annotations
 import itertools
 import json
 import multiprocessing as mp
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +48,9 @@ def action_mode_from_env_args(task: str, env_args: Any, where: str) -> str:
         )
     name = env_args.get("env_name")
     if name != spec.robosuite_env:
-        raise DpbenchError(f"{where}: recorded on robosuite env '{name}', but env '{task}' is {spec.robosuite_env}; pass the {task} dataset")
+        raise DpbenchError(
+            f"{where}: recorded on robosuite env '{name}', but env '{task}' is {spec.robosuite_env}; pass the {task} dataset"
+        )
     kwargs = env_args.get("env_kwargs", {})
     robots = kwargs.get("robots", ["Panda"] * spec.n_arms)
     robots = [robots] if isinstance(robots, str) else list(robots)
@@ -60,7 +63,9 @@ def action_mode_from_env_args(task: str, env_args: Any, where: str) -> str:
     if ctrl is None:
         raise DpbenchError(f"{where}: env_args has no controller_configs; cannot tell delta from absolute actions")
     if ctrl.get("type") != "OSC_POSE":
-        raise DpbenchError(f"{where}: recorded with controller {ctrl.get('type')!r}; dpbench's robomimic tasks use OSC_POSE")
+        raise DpbenchError(
+            f"{where}: recorded with controller {ctrl.get('type')!r}; dpbench's robomimic tasks use OSC_POSE"
+        )
     if "input_type" in ctrl:
         delta = ctrl["input_type"] == "delta"
     else:
@@ -68,15 +73,23 @@ def action_mode_from_env_args(task: str, env_args: Any, where: str) -> str:
     return "delta" if delta else "abs"
 
 
-def env_args_for(task: str, variant: str, cameras: tuple[str, ...], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def env_args_for(
+    task: str, variant: str, cameras: tuple[str, ...], extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """robomimic-style env_args for a dataset collected in our env (absolute actions)."""
     return {
         "env_name": TASK_SPECS[task].robosuite_env,
         "env_version": ROBOSUITE_VERSION,
         "type": 1,
         "env_kwargs": _collector_kwargs(task, cameras),
-        "dpbench": {"task": task, "variant": variant, "action_mode": "abs",
-                    "generator": "dpbench.envs.robomimic.demonstrator", "version": COLLECT_VERSION, **(extra or {})},
+        "dpbench": {
+            "task": task,
+            "variant": variant,
+            "action_mode": "abs",
+            "generator": "dpbench.envs.robomimic.demonstrator",
+            "version": COLLECT_VERSION,
+            **(extra or {}),
+        },
     }
 
 
@@ -106,7 +119,9 @@ def _collect_one(args: tuple[int, str]) -> tuple[int, dict[str, np.ndarray] | No
     return seed, run_episode(_WORKER_ENV, seed, variant)
 
 
-def iter_scripted_episodes(task: str, variant: str, start_seed: int, cameras: tuple[str, ...], workers: int) -> Iterator[tuple[int, dict[str, np.ndarray] | None]]:
+def iter_scripted_episodes(
+    task: str, variant: str, start_seed: int, cameras: tuple[str, ...], workers: int
+) -> Iterator[tuple[int, dict[str, np.ndarray] | None]]:
     """(seed, episode or None) for seeds start_seed, start_seed + 1, ... in order, forever."""
     seeds = ((s, variant) for s in itertools.count(start_seed))
     if workers <= 1:
@@ -118,8 +133,16 @@ def iter_scripted_episodes(task: str, variant: str, start_seed: int, cameras: tu
         yield from pool.imap(_collect_one, seeds, chunksize=1)
 
 
-def collect(task: str, n_episodes: int, path: Path, variant: str = "ph", cameras: tuple[str, ...] = (),
-            start_seed: int = 0, workers: int = 1, progress: bool = True) -> dict[str, Any]:
+def collect(
+    task: str,
+    n_episodes: int,
+    path: Path,
+    variant: str = "ph",
+    cameras: tuple[str, ...] = (),
+    start_seed: int = 0,
+    workers: int = 1,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Run the scripted demonstrator until ``n_episodes`` successes; write robomimic hdf5 atomically.
 
     Returns the collection's statistics (success rate, steps, wall time)."""
@@ -142,7 +165,9 @@ def collect(task: str, n_episodes: int, path: Path, variant: str = "ph", cameras
         raise DpbenchError(f"unknown variant '{variant}'; choose one of {', '.join(VARIANTS)}")
     bad = [c for c in cameras if c not in TASK_SPECS[task].default_cameras]
     if bad:
-        raise DpbenchError(f"unknown camera(s) {bad} for {task}; choose from {', '.join(TASK_SPECS[task].default_cameras)}")
+        raise DpbenchError(
+            f"unknown camera(s) {bad} for {task}; choose from {', '.join(TASK_SPECS[task].default_cameras)}"
+        )
     t0 = time.perf_counter()
     episodes: list[dict[str, np.ndarray]] = []
     tried, seed = 0, start_seed
@@ -158,13 +183,26 @@ def collect(task: str, n_episodes: int, path: Path, variant: str = "ph", cameras
             if len(episodes) >= n_episodes:
                 break
             if tried >= 20 and len(episodes) < tried // 10:
-                raise DpbenchError(f"the {task} demonstrator succeeded in {len(episodes)} of {tried} episodes; this is a bug, please report it")
+                raise DpbenchError(
+                    f"the {task} demonstrator succeeded in {len(episodes)} of {tried} episodes; this is a bug, please report it"
+                )
     wall = time.perf_counter() - t0
     store = EpisodeStore.from_episodes(episodes, source="scripted")
-    stats = {"tried": tried, "kept": len(episodes), "success_rate": round(len(episodes) / tried, 4),
-             "seeds": [start_seed, seed], "steps": store.n_steps, "wall_s": round(wall, 1),
-             "steps_per_s": round(sum(len(e["action"]) for e in episodes) / wall, 1), "workers": workers}
-    write_hdf5(store, path, env_args=env_args_for(task, variant, tuple(cameras), {"cameras": list(cameras), "collection": stats}))
+    stats = {
+        "tried": tried,
+        "kept": len(episodes),
+        "success_rate": round(len(episodes) / tried, 4),
+        "seeds": [start_seed, seed],
+        "steps": store.n_steps,
+        "wall_s": round(wall, 1),
+        "steps_per_s": round(sum(len(e["action"]) for e in episodes) / wall, 1),
+        "workers": workers,
+    }
+    write_hdf5(
+        store,
+        path,
+        env_args=env_args_for(task, variant, tuple(cameras), {"cameras": list(cameras), "collection": stats}),
+    )
     return stats
 
 
@@ -174,11 +212,15 @@ def _collector_kwargs(task: str, cameras: tuple[str, ...]) -> dict[str, Any]:
 
     spec = TASK_SPECS[task]
     kwargs: dict[str, Any] = {
-        "robots": ["Panda"] * spec.n_arms, "controller_configs": controller_config("abs"), "control_freq": CONTROL_FREQ,
-        "horizon": spec.horizon, "ignore_done": True, "reward_shaping": False, "use_camera_obs": bool(cameras),
+        "robots": ["Panda"] * spec.n_arms,
+        "controller_configs": controller_config("abs"),
+        "control_freq": CONTROL_FREQ,
+        "horizon": spec.horizon,
+        "ignore_done": True,
+        "reward_shaping": False,
+        "use_camera_obs": bool(cameras),
     }
     if cameras:
         kwargs.update(camera_names=list(cameras), camera_heights=84, camera_widths=84)
     kwargs.update(dict(spec.extra_kwargs))
     return json.loads(json.dumps(kwargs))
-

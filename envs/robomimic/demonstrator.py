@@ -19,8 +19,8 @@ observation; Can and Square read the object, bin and peg poses from the simulato
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -82,12 +82,30 @@ class TaskSpec:
 
 TASK_SPECS: dict[str, TaskSpec] = {
     "lift": TaskSpec("lift", "Lift", 1, 400, 10, ("agentview", "robot0_eye_in_hand")),
-    "can": TaskSpec("can", "PickPlaceCan", 1, 400, 14, ("agentview", "robot0_eye_in_hand"),
-                    object_keys=("Can_pos", "Can_quat", "Can_to_robot0_eef_pos", "Can_to_robot0_eef_quat")),
-    "square": TaskSpec("square", "NutAssemblySquare", 1, 400, 14, ("agentview", "robot0_eye_in_hand"),
-                       object_keys=("SquareNut_pos", "SquareNut_quat", "SquareNut_to_robot0_eef_pos", "SquareNut_to_robot0_eef_quat")),
+    "can": TaskSpec(
+        "can",
+        "PickPlaceCan",
+        1,
+        400,
+        14,
+        ("agentview", "robot0_eye_in_hand"),
+        object_keys=("Can_pos", "Can_quat", "Can_to_robot0_eef_pos", "Can_to_robot0_eef_quat"),
+    ),
+    "square": TaskSpec(
+        "square",
+        "NutAssemblySquare",
+        1,
+        400,
+        14,
+        ("agentview", "robot0_eye_in_hand"),
+        object_keys=("SquareNut_pos", "SquareNut_quat", "SquareNut_to_robot0_eef_pos", "SquareNut_to_robot0_eef_quat"),
+    ),
     "transport": TaskSpec(
-        "transport", "TwoArmTransport", 2, 700, 41,
+        "transport",
+        "TwoArmTransport",
+        2,
+        700,
+        41,
         ("shouldercamera0", "shouldercamera1", "robot0_eye_in_hand", "robot1_eye_in_hand"),
         (("env_configuration", "single-arm-opposed"),),
     ),
@@ -100,7 +118,9 @@ def check_mujoco() -> str:
     try:
         version = metadata.version("mujoco")
     except metadata.PackageNotFoundError:
-        raise DpbenchError(f"the robomimic tasks need robosuite and mujoco, which are not installed: {INSTALL_HINT}") from None
+        raise DpbenchError(
+            f"the robomimic tasks need robosuite and mujoco, which are not installed: {INSTALL_HINT}"
+        ) from None
     parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
     (lo, hi) = MUJOCO_RANGE
     if not (lo <= parts < hi):
@@ -124,7 +144,9 @@ def import_robosuite() -> Any:
     except ImportError as exc:
         raise DpbenchError(f"could not import robosuite ({exc}): {INSTALL_HINT}") from None
     if robosuite.__version__ != ROBOSUITE_VERSION:
-        raise DpbenchError(f"robosuite {robosuite.__version__} is installed; dpbench's robomimic tasks need {ROBOSUITE_VERSION}: {INSTALL_HINT}")
+        raise DpbenchError(
+            f"robosuite {robosuite.__version__} is installed; dpbench's robomimic tasks need {ROBOSUITE_VERSION}: {INSTALL_HINT}"
+        )
     return robosuite
 
 
@@ -197,12 +219,20 @@ class RobomimicEnv(gym.Env):
         try:
             self._env = suite.make(self.spec_.robosuite_env, **kwargs)
         except Exception as exc:
-            hint = " (offscreen rendering failed: set MUJOCO_GL=egl, or MUJOCO_GL=osmesa after apt-get install libosmesa6)" if offscreen else ""
-            raise DpbenchError(f"could not create robosuite env {self.spec_.robosuite_env}: {type(exc).__name__}: {exc}{hint}") from None
+            hint = (
+                " (offscreen rendering failed: set MUJOCO_GL=egl, or MUJOCO_GL=osmesa after apt-get install libosmesa6)"
+                if offscreen
+                else ""
+            )
+            raise DpbenchError(
+                f"could not create robosuite env {self.spec_.robosuite_env}: {type(exc).__name__}: {exc}{hint}"
+            ) from None
         self.env_kwargs = kwargs  # recorded in collected datasets' env_args
 
         low, high = self._env.action_spec
-        self.action_space = spaces.Box(low=np.asarray(low, np.float32), high=np.asarray(high, np.float32), dtype=np.float32)
+        self.action_space = spaces.Box(
+            low=np.asarray(low, np.float32), high=np.asarray(high, np.float32), dtype=np.float32
+        )
         if action_mode == "abs":  # world-frame targets (m, within reach of the table), axis-angle, gripper
             per_arm = np.array([2.0, 2.0, 2.0, np.pi, np.pi, np.pi, 1.0], np.float32)
             bound = np.tile(per_arm, self.spec_.n_arms)
@@ -215,7 +245,9 @@ class RobomimicEnv(gym.Env):
         self.observation_space = spaces.Dict(obs_spaces)
 
     # ------------------------------------------------------------------------------ gym API
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
         # robosuite's placement samplers and robot init noise share env.rng: reseed it in place.
         state = np.random.default_rng(int(self.np_random.integers(2**63 - 1))).bit_generator.state
@@ -247,7 +279,9 @@ class RobomimicEnv(gym.Env):
         if action.shape != (self.spec_.action_dim,):
             raise DpbenchError(f"{self.task}: action has shape {action.shape}, expected ({self.spec_.action_dim},)")
         if not np.all(np.isfinite(action)):
-            raise DpbenchError(f"{self.task}: NaN or inf in the action {action.tolist()}; nothing was sent to the simulator")
+            raise DpbenchError(
+                f"{self.task}: NaN or inf in the action {action.tolist()}; nothing was sent to the simulator"
+            )
         raw, _, _, _ = self._env.step(action)
         self._last_raw = raw
         success = bool(self._env._check_success())
@@ -290,4 +324,3 @@ class RobomimicEnv(gym.Env):
         for cam in self.cameras:
             obs[f"{cam}_image"] = np.asarray(raw[f"{cam}_image"], np.uint8)
         return obs
-

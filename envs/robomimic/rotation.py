@@ -40,10 +40,36 @@ def matrix_to_quat(m: np.ndarray) -> np.ndarray:
     # Four candidate formulas; take, per matrix, the numerically best-conditioned one.
     cands = np.stack(
         [
-            np.stack([m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1], 1 + t], -1),
-            np.stack([1 + 2 * m[..., 0, 0] - t, m[..., 0, 1] + m[..., 1, 0], m[..., 0, 2] + m[..., 2, 0], m[..., 2, 1] - m[..., 1, 2]], -1),
-            np.stack([m[..., 0, 1] + m[..., 1, 0], 1 + 2 * m[..., 1, 1] - t, m[..., 1, 2] + m[..., 2, 1], m[..., 0, 2] - m[..., 2, 0]], -1),
-            np.stack([m[..., 0, 2] + m[..., 2, 0], m[..., 1, 2] + m[..., 2, 1], 1 + 2 * m[..., 2, 2] - t, m[..., 1, 0] - m[..., 0, 1]], -1),
+            np.stack(
+                [m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1], 1 + t], -1
+            ),
+            np.stack(
+                [
+                    1 + 2 * m[..., 0, 0] - t,
+                    m[..., 0, 1] + m[..., 1, 0],
+                    m[..., 0, 2] + m[..., 2, 0],
+                    m[..., 2, 1] - m[..., 1, 2],
+                ],
+                -1,
+            ),
+            np.stack(
+                [
+                    m[..., 0, 1] + m[..., 1, 0],
+                    1 + 2 * m[..., 1, 1] - t,
+                    m[..., 1, 2] + m[..., 2, 1],
+                    m[..., 0, 2] - m[..., 2, 0],
+                ],
+                -1,
+            ),
+            np.stack(
+                [
+                    m[..., 0, 2] + m[..., 2, 0],
+                    m[..., 1, 2] + m[..., 2, 1],
+                    1 + 2 * m[..., 2, 2] - t,
+                    m[..., 1, 0] - m[..., 0, 1],
+                ],
+                -1,
+            ),
         ],
         axis=-2,
     )
@@ -89,7 +115,9 @@ def encode_abs_actions(actions: np.ndarray) -> np.ndarray:
     """(..., 7 * n_arms) robosuite absolute actions -> (..., 10 * n_arms) with rotation-6D."""
     actions = np.asarray(actions)
     arms = _split_arms(actions, ARM_ABS_DIM)
-    out = [np.concatenate([a[..., :3], matrix_to_rot6d(axis_angle_to_matrix(a[..., 3:6])), a[..., 6:7]], -1) for a in arms]
+    out = [
+        np.concatenate([a[..., :3], matrix_to_rot6d(axis_angle_to_matrix(a[..., 3:6])), a[..., 6:7]], -1) for a in arms
+    ]
     return np.concatenate(out, -1).astype(actions.dtype if actions.dtype.kind == "f" else np.float64)
 
 
@@ -97,7 +125,9 @@ def decode_abs_actions(actions: np.ndarray) -> np.ndarray:
     """(..., 10 * n_arms) policy actions -> (..., 7 * n_arms) robosuite absolute actions."""
     actions = np.asarray(actions)
     arms = _split_arms(actions, ARM_ROT6D_DIM)
-    out = [np.concatenate([a[..., :3], matrix_to_axis_angle(rot6d_to_matrix(a[..., 3:9])), a[..., 9:10]], -1) for a in arms]
+    out = [
+        np.concatenate([a[..., :3], matrix_to_axis_angle(rot6d_to_matrix(a[..., 3:9])), a[..., 9:10]], -1) for a in arms
+    ]
     return np.concatenate(out, -1)
 
 
