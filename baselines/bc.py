@@ -12,15 +12,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dpbench.policy import SMOKE_TRAIN, Policy, PolicyConfig
-from dpbench.schedule import budget
-from dpbench.tasks import PolicySpec
+from dpbench.config import PolicyConfig
+from dpbench.policy import Policy
+from dpbench.presets import SMOKE_TRAIN, budget
+from dpbench.spec import PolicySpec
 
 
 @dataclasses.dataclass
 class BCConfig(PolicyConfig):
-    hidden_dims: tuple[int, ...] = (512, 512, 512)
-    dropout: float = 0.0
+    hidden_dims: tuple[int, ...] = (512, 512, 512)  # MLP hidden layer widths
+    dropout: float = 0.0  # dropout after each hidden layer
 
 
 def mlp(
@@ -61,7 +62,5 @@ class BCPolicy(Policy):
         return F.mse_loss(self._predict_chunk(batch), target)
 
     @torch.inference_mode()
-    def predict_action(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        start = self.n_obs_steps - 1
-        chunk = self.action_normalizer.unnormalize(self._predict_chunk(obs))
-        return chunk[:, start : start + self.n_action_steps]
+    def predict_chunk(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.action_normalizer.unnormalize(self._predict_chunk(obs))

@@ -16,24 +16,25 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dpbench.policy import SMOKE_TRAIN, Policy, PolicyConfig, linear_weights_decay
-from dpbench.schedule import budget
-from dpbench.tasks import PolicySpec
+from dpbench.config import PolicyConfig
+from dpbench.policy import Policy, linear_weights_decay
+from dpbench.presets import SMOKE_TRAIN, budget
+from dpbench.spec import PolicySpec
 
 
 @dataclasses.dataclass
 class BETConfig(PolicyConfig):
-    n_obs_steps: int = 3
+    n_obs_steps: int = 3  # T_o: the GPT's context window (the original's Push-T BET: 3)
     horizon: int = 3  # aligned with the observation window; the last step's action is executed
-    n_action_steps: int = 1
-    n_bins: int = 24
-    n_layer: int = 4
-    n_head: int = 4
-    n_emb: int = 72
-    dropout: float = 0.1
-    focal_gamma: float = 2.0
-    offset_loss_weight: float = 1000.0
-    kmeans_iters: int = 50
+    n_action_steps: int = 1  # T_a: one action per call
+    n_bins: int = 24  # k-means action bins (the original's Push-T: 24)
+    n_layer: int = 4  # GPT layers (the original: 4)
+    n_head: int = 4  # attention heads (the original: 4)
+    n_emb: int = 72  # GPT embedding size (the original: 72)
+    dropout: float = 0.1  # GPT dropout (the original: 0.1)
+    focal_gamma: float = 2.0  # focal-loss gamma of the bin classifier (the original: 2.0)
+    offset_loss_weight: float = 1000.0  # weight of the residual-offset MSE beside the bin loss (the original: 1000)
+    kmeans_iters: int = 50  # k-means iterations when fitting the bins (the original: 50)
 
 
 def kmeans(x: torch.Tensor, k: int, iters: int, seed: int = 0) -> torch.Tensor:
@@ -141,8 +142,12 @@ class BETPolicy(Policy):
         offset_loss = F.mse_loss(chosen, actions - self.bin_centers[bins])
         return focal_loss(logits, bins, self.config.focal_gamma) + self.config.offset_loss_weight * offset_loss
 
+    @property
+    def chunk_start(self) -> int:
+        return 0  # predict_chunk returns only the current step's action
+
     @torch.inference_mode()
-    def predict_action(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+    def predict_chunk(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         logits, offsets = self._heads(obs)
         logits, offsets = logits[:, -1], offsets[:, -1]
         b = self.sample_index(torch.softmax(logits, -1)).squeeze(-1)

@@ -22,21 +22,22 @@ import torch
 from torch.nn import functional as F
 
 from dpbench.baselines.bc import mlp
+from dpbench.config import PolicyConfig
 from dpbench.errors import DpbenchError
-from dpbench.policy import SMOKE_TRAIN, Policy, PolicyConfig
-from dpbench.schedule import budget
-from dpbench.tasks import PolicySpec
+from dpbench.policy import Policy
+from dpbench.presets import SMOKE_TRAIN, budget
+from dpbench.spec import PolicySpec
 
 
 @dataclasses.dataclass
 class IBCConfig(PolicyConfig):
-    n_obs_steps: int = 2
+    n_obs_steps: int = 2  # T_o (the original's IBC: 2)
     horizon: int = 2  # the action at the current step (index n_obs_steps - 1) is modelled
-    n_action_steps: int = 1
-    hidden_dims: tuple[int, ...] = (1024, 1024, 1024, 1024)
-    dropout: float = 0.1
-    train_negatives: int = 1024
-    inference_samples: int = 1024
+    n_action_steps: int = 1  # T_a (the original: 1)
+    hidden_dims: tuple[int, ...] = (1024, 1024, 1024, 1024)  # energy MLP widths (the original: 4 x 1024)
+    dropout: float = 0.1  # dropout in the energy MLP (the original: 0.1)
+    train_negatives: int = 1024  # counter-examples per training sample, uniform in the action box (the original: 1024)
+    inference_samples: int = 1024  # candidate actions per derivative-free optimization (the original: 1024)
     inference_iters: int = 4  # resampling rounds (the original's pred_n_iter=5 energy evaluations)
     noise_scale: float = 0.03  # std of the resampling noise, in normalized action units ([-1, 1])
     noise_shrink: float = 1.0  # noise multiplier per round (1.0: constant, as the original)
@@ -88,8 +89,12 @@ class IBCPolicy(Policy):
         labels = torch.argmin(perm, dim=1)  # where index 0 (the positive) went
         return F.cross_entropy(-self.energy(feats, candidates), labels)
 
+    @property
+    def chunk_start(self) -> int:
+        return 0  # predict_chunk returns only the current step's action
+
     @torch.inference_mode()
-    def predict_action(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+    def predict_chunk(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         cfg = self.config
         feats = self.obs_features(obs).flatten(1)
         b, d, n = feats.shape[0], self.spec.action_dim, cfg.inference_samples

@@ -18,21 +18,22 @@ from torch import distributions as D
 from torch import nn
 from torch.nn import functional as F
 
-from dpbench.policy import SMOKE_TRAIN, Policy, PolicyConfig
-from dpbench.schedule import budget
-from dpbench.tasks import PolicySpec
+from dpbench.config import PolicyConfig
+from dpbench.policy import Policy
+from dpbench.presets import SMOKE_TRAIN, budget
+from dpbench.spec import PolicySpec
 
 
 @dataclasses.dataclass
 class LSTMGMMConfig(PolicyConfig):
-    n_obs_steps: int = 10  # the training sequence length
-    horizon: int = 10
-    n_action_steps: int = 1
-    hidden_dim: int = 400  # robomimic: 400 low-dim, 1000 image
-    num_layers: int = 2
-    num_modes: int = 5
-    min_std: float = 1e-4
-    rnn_horizon: int = 10
+    n_obs_steps: int = 10  # the training sequence length (robomimic's seq_length: 10)
+    horizon: int = 10  # one action per observation step (aligned)
+    n_action_steps: int = 1  # T_a: one action per step
+    hidden_dim: int = 400  # LSTM hidden size (robomimic: 400 low-dim, 1000 image)
+    num_layers: int = 2  # LSTM layers (robomimic: 2)
+    num_modes: int = 5  # Gaussian mixture components (robomimic: 5)
+    min_std: float = 1e-4  # floor on each component's std, in normalized action units (robomimic: 1e-4)
+    rnn_horizon: int = 10  # rollout steps between resets of the LSTM state (robomimic's rnn horizon: 10)
 
 
 class LSTMGMMPolicy(Policy):
@@ -90,11 +91,19 @@ class LSTMGMMPolicy(Policy):
         n_obs_steps 1, so nothing is padded); a rollout's LSTM state also starts at the episode's start."""
         return 0, 0
 
-    def reset(self) -> None:
+    def reset_state(self) -> None:
         self._state, self._steps = None, 0
 
+    @property
+    def obs_steps_read(self) -> int:
+        return 1  # only the newest observation is read; the history lives in the LSTM state
+
+    @property
+    def chunk_start(self) -> int:
+        return 0  # predict_chunk returns only the current step's action
+
     @torch.inference_mode()
-    def predict_action(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+    def predict_chunk(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.config.rnn_horizon and self._steps % self.config.rnn_horizon == 0:
             self._state = None
         # Only the newest observation is read (encoded once); the history lives in the LSTM state.

@@ -34,9 +34,9 @@ HERE = Path(__file__).resolve()
 def train_worker(seconds: float) -> dict:
     import torch
 
+    from dpbench.config import build_configs
     from dpbench.diffusion.policy import DiffusionUnetPolicy
     from dpbench.host import default_threads
-    from dpbench.policy import build_configs
     from dpbench.tasks import get_task
 
     torch.set_num_threads(default_threads())

@@ -25,7 +25,7 @@ import numpy as np
 import pymunk
 from tqdm import tqdm
 
-from dpbench.envs.pusht.demonstrator import collect_episode, episode_mode
+from dpbench.envs.pusht.episodes import collect_episode, episode_mode
 from dpbench.host import cpu_model
 
 

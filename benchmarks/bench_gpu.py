@@ -32,8 +32,9 @@ from bench_speed import OBS_DIM, make_policy, random_batch, sampler_variants
 from timing import median_time
 from torch.utils.flop_counter import FlopCounterMode
 
+from dpbench.checkpoint import load_policy
 from dpbench.host import environment_info
-from dpbench.policy import Policy, load_policy
+from dpbench.policy import Policy
 from dpbench.results import write_json_atomic
 from dpbench.tasks import get_task
 
@@ -172,7 +173,7 @@ def eval_rows(path: str) -> dict[str, Any]:
     row: dict[str, Any] = {"checkpoint": Path(path).name, "policy": meta["policy"]}
     for label in ("cpu_eager", "gpu_eager", "gpu_graph"):
         policy = policy.to("cpu" if label == "cpu_eager" else "cuda")
-        if label == "gpu_graph":  # evaluate() calls predict_action: route it through the graph
+        if label == "gpu_graph":  # select_action plans through predict_action: route it through the graph
             policy.predict_action = GraphedSampler(policy).predict_action
         result = evaluate(policy, task, mode)
         row[label] = {

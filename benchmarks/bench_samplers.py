@@ -26,11 +26,11 @@ import numpy as np
 import torch
 from timing import median_time
 
+from dpbench.checkpoint import load_policy, read_checkpoint_meta
 from dpbench.diffusion import policy as diffusion_policy
 from dpbench.diffusion.policy import FAST_PATH_MAX_BATCH
 from dpbench.evaluate import evaluate
 from dpbench.host import environment_info
-from dpbench.policy import load_policy, read_checkpoint_meta
 from dpbench.results import write_json_atomic
 from dpbench.tasks import get_task
 

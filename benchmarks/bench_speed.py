@@ -38,9 +38,11 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from dpbench.config import build_configs
 from dpbench.diffusion.unet1d import ConditionalUnet1D
 from dpbench.host import environment_info
-from dpbench.policy import Policy, build_configs, get_policy_class
+from dpbench.policies import get_policy_class
+from dpbench.policy import Policy
 from dpbench.results import write_json_atomic
 from dpbench.tasks import get_task
 

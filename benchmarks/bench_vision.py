@@ -20,8 +20,9 @@ import torch
 from timing import median_time
 from torch.utils.flop_counter import FlopCounterMode
 
+from dpbench.config import build_configs
 from dpbench.host import environment_info
-from dpbench.policy import build_configs, get_policy_class
+from dpbench.policies import get_policy_class
 from dpbench.results import write_json_atomic
 from dpbench.tasks import get_task
 

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import torch
 
+from dpbench.checkpoint import load_policy, read_checkpoint_meta
 from dpbench.evaluate import evaluate
 from dpbench.host import environment_info
-from dpbench.policy import load_policy, read_checkpoint_meta
 from dpbench.results import write_json_atomic
 from dpbench.tasks import get_task
 

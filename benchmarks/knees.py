@@ -6,7 +6,7 @@ every 1000-2000 steps from the start on the human Push-T data, paper data protoc
 
 The knee rule: the first evaluated step at which the curve's running max reaches ``FRACTION``
 (95%) of the whole run's max. The quick preset's budget is that step rounded up to a multiple of
-the evaluation schedule's unit (``dpbench.schedule.EVALS_PER_BUDGET`` x 50 steps). One seed per
+the evaluation schedule's unit (``dpbench.presets.EVALS_PER_BUDGET`` x 50 steps). One seed per
 policy, and a cosine schedule over the long run, so a knee is a budget estimate, not a result:
 the quick records (3 seeds at that budget) are the result.
 
@@ -21,8 +21,8 @@ import math
 from datetime import datetime, timezone
 from pathlib import Path
 
+from dpbench.presets import EVALS_PER_BUDGET
 from dpbench.results import load_records
-from dpbench.schedule import EVALS_PER_BUDGET
 
 FRACTION = 0.95
 UNIT = EVALS_PER_BUDGET * 50  # quick budgets are multiples of 1000 steps

@@ -44,7 +44,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     import gymnasium as gym
 
     from dpbench.data.registry import list_datasets
-    from dpbench.policy import available_policies
+    from dpbench.policies import available_policies
     from dpbench.tasks import TASKS
 
     print("envs:")
@@ -85,7 +85,8 @@ def cmd_data_info(args: argparse.Namespace) -> int:
 
 def cmd_collect(args: argparse.Namespace) -> int:
     """Scripted demonstrations into robomimic-layout hdf5 (Push-T, or a robomimic task)."""
-    from dpbench.data.registry import generate_scripted_pusht, scripted_pusht_path, scripted_robomimic_path
+    from dpbench.data.collect import collect_pusht, collect_robomimic
+    from dpbench.data.registry import scripted_pusht_path, scripted_robomimic_path
     from dpbench.tasks import get_task
 
     task = get_task(args.env)
@@ -95,15 +96,14 @@ def cmd_collect(args: argparse.Namespace) -> int:
                 "Push-T's demonstrator has no --variant or --camera (its demos always carry the 96x96 image)"
             )
         path = Path(args.out) if args.out else scripted_pusht_path(args.episodes)
-        generate_scripted_pusht(args.episodes, path, start_seed=args.start_seed, progress=not args.quiet)
+        collect_pusht(args.episodes, path, start_seed=args.start_seed, progress=not args.quiet)
         print(f"wrote {path}")
         return 0
-    from dpbench.envs.robomimic.datasets import collect
     from dpbench.host import usable_cores
 
     cameras = tuple(sorted(_names(args.camera, "camera"))) if args.camera else ()
     path = Path(args.out) if args.out else scripted_robomimic_path(task.name, args.variant, cameras, args.episodes)
-    stats = collect(
+    stats = collect_robomimic(
         task.name,
         args.episodes,
         path,
@@ -138,8 +138,8 @@ def _command_line(argv: list[str]) -> str:
 
 def _run_sweep(sweep, args: argparse.Namespace) -> int:
     """Check the whole grid, run what is missing, print the comparison table (shared by run and sweep)."""
-    from dpbench.results import format_table
     from dpbench.sweep import describe, import_ray, prepare_all, run_grid
+    from dpbench.tables import format_table
     from dpbench.train import RESUME_FILE
 
     if args.address and args.backend != "ray":
@@ -201,11 +201,37 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return _run_sweep(sweep, args)
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    from dpbench.config import build_configs, describe
+    from dpbench.policies import get_policy_class
+    from dpbench.tasks import get_task
+
+    cls = get_policy_class(args.policy)
+    task = get_task(args.env)
+    image = bool(task.obs_mode(args.obs).spec.image_keys)
+    overrides = _parse_overrides(args.set)
+    pcfg, tcfg = build_configs(cls, args.preset, overrides, image_obs=image, task=task.name)
+    paper = build_configs(cls, "paper", image_obs=image, task=task.name) if "paper" in cls.presets else (None, None)
+    print(
+        f"{cls.name} ({cls.__module__}:{cls.__qualname__}), preset {args.preset}, env {task.name}/"
+        f"{args.obs or task.default_obs}" + (f", overrides {overrides}" if overrides else "")
+    )
+    for title, cfg, ref, scope in (("policy", pcfg, paper[0], "policy"), ("train", tcfg, paper[1], "train")):
+        rows = [(f"{scope}.{name}", *rest) for name, *rest in describe(cfg, ref)]
+        header = ("field", "type", args.preset, "paper" if ref is not None else "", "meaning")
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+        print(f"\n{title} config ({type(cfg).__name__}):")
+        for row in [header, *rows]:
+            print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4])
+    print("\nSet any field with --set policy.FIELD=VALUE / --set train.FIELD=VALUE (dpbench run, dpbench sweep).")
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     import torch
 
+    from dpbench.checkpoint import load_policy, read_checkpoint_meta
     from dpbench.evaluate import evaluate
-    from dpbench.policy import load_policy, read_checkpoint_meta
     from dpbench.tasks import get_task
 
     torch.set_num_threads(default_threads())
@@ -235,7 +261,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def _load_all(out: str) -> list[dict]:
     """Every record under OUT/records; corrupt or partial files are named on stderr and skipped."""
-    from dpbench.results import load_records
+    from dpbench.records import load_records
 
     records, problems = load_records(Path(out))
     for p in problems:
@@ -258,7 +284,7 @@ def _select(records: list[dict], args: argparse.Namespace) -> list[dict]:
 
 def cmd_table(args: argparse.Namespace) -> int:
     from dpbench.report import write_results_readme
-    from dpbench.results import format_table
+    from dpbench.tables import format_table
 
     records = _load_all(args.out)
     print(format_table(_select(records, args), args.format, with_paper=args.with_paper))
@@ -392,7 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     _grid_options(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("sweep", help="run the grid described by a YAML file (schema: dpbench/sweep.py)")
+    p = sub.add_parser("sweep", help="run the grid described by a YAML file (schema: dpbench/sweep/spec.py)")
     p.add_argument(
         "config", help="sweep YAML: policies, envs, obs, seeds, preset, dataset, out, set, per_policy, per_cell"
     )
@@ -402,6 +428,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _grid_options(p)
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser(
+        "config", help="a policy's config and training settings for a preset: values, paper values, meaning"
+    )
+    p.add_argument("policy", help="a registered policy name, or package.module:ClassName")
+    p.add_argument("--preset", default="quick", help="smoke | quick (default) | paper")
+    p.add_argument(
+        "--env", default="pusht", help="the task (its recipe overrides and image encoder apply; default pusht)"
+    )
+    p.add_argument(
+        "--obs", default=None, help="observation mode (default: the task's); image modes add the vision fields"
+    )
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="show the config with these overrides applied")
+    p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("eval", help="evaluate a saved policy checkpoint")
     p.add_argument("checkpoint", help="a policy.safetensors written by dpbench run (results/work/<cell>/)")

@@ -14,12 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from dpbench.results import Group, Table
+from dpbench.render import Table
+from dpbench.results import Group
 
 DEFAULT_MINUTES = (5.0, 10.0, 20.0, 40.0)
 
 
 def is_cpu(record: dict[str, Any]) -> bool:
+    """Whether the record's run trained on the CPU (records without a device did)."""
     return record.get("hardware", {}).get("device", "cpu") == "cpu"
 
 

@@ -1,9 +1,11 @@
-"""The one evaluation loop: batched receding-horizon rollouts in a Gymnasium vector env.
+"""The one evaluation loop: batched receding-horizon rollouts over a batch of envs.
 
-All test episodes run side by side; at each replanning step the policy is called once for the
-whole batch with ``(B, T_o, ...)`` observations and returns ``(B, T_a, D_a)`` actions, which the
-envs execute before the next call. The paper's protocol: the episode score is its max reward;
-the task score is the mean over episodes (50 initial conditions from seed 100000).
+All test episodes run side by side, each env seen through the task's observation mode (policy
+observations out, policy actions in). Every env step, ``policy.select_action`` gets the batch's
+observations ``(B, ...)`` and returns ``(B, D_a)``; the policy owns the T_o window and the queue
+of T_a actions, and plans a chunk only when the queue is empty. The paper's protocol: the
+episode score is its max reward; the task score is the mean over episodes (50 initial
+conditions from seed 100000).
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from dpbench.errors import DpbenchError
+from dpbench.envs.io import ObsMode
+from dpbench.host import available_memory_mb
 from dpbench.metrics import mean_ci, wilson_ci
 from dpbench.policy import Policy
-from dpbench.tasks import ObsMode, Task
-from dpbench.vector import EnvBatch
+from dpbench.tasks import Task
+from dpbench.vector import EnvBatch, EnvMaker
 
 
 @dataclass
@@ -38,31 +41,13 @@ class EvalResult:
     final_ci95: tuple[float, float]
     episode_final: list[float]
     wall_s: float
-    chunk_latency_ms: float  # mean wall time of one batched predict_action call
+    chunk_latency_ms: (
+        float  # mean wall time of one batched chunk plan (a select_action call that called predict_action)
+    )
     n_policy_calls: int
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def check_actions(policy: Policy, actions: Any, batch: int) -> np.ndarray:
-    """Enforce the policy contract before anything reaches an env."""
-    if not isinstance(actions, torch.Tensor):
-        raise DpbenchError(
-            f"policy '{policy.name}' broke the contract: predict_action must return a torch.Tensor, got {type(actions).__name__}"
-        )
-    expected = (batch, policy.n_action_steps, policy.spec.action_dim)
-    if tuple(actions.shape) != expected:
-        raise DpbenchError(
-            f"policy '{policy.name}' broke the contract: predict_action returned shape {tuple(actions.shape)}, expected (B, T_a, D_a) = {expected}"
-        )
-    out = actions.detach().cpu().numpy().astype(np.float64)
-    if not np.all(np.isfinite(out)):
-        bad = int(np.argwhere(~np.isfinite(out))[0, 0])
-        raise DpbenchError(
-            f"policy '{policy.name}' returned a NaN or inf action (env {bad}); nothing was sent to the env"
-        )
-    return out
 
 
 def make_env_batch(task: Task, mode: ObsMode, n_envs: int, render: bool = False) -> EnvBatch:
@@ -71,17 +56,7 @@ def make_env_batch(task: Task, mode: ObsMode, n_envs: int, render: bool = False)
     if render:
         kwargs["render_mode"] = "rgb_array"
     procs = torch.get_num_threads() if task.parallel_eval else 1
-    return EnvBatch(task.gym_id, kwargs, n_envs, n_procs=procs)
-
-
-def available_memory_mb() -> float:
-    try:
-        for line in open("/proc/meminfo"):
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("inf")  # unknown (not Linux): no limit
+    return EnvBatch(EnvMaker(task.gym_id, kwargs, mode), n_envs, n_procs=procs)
 
 
 def episodes_per_wave(mode: ObsMode, n: int, memory_share: float = 0.35) -> int:
@@ -133,14 +108,7 @@ def evaluate(
                 policy.reset()
                 policy.seed(sampling_seed, [seed_start + first + i for i in range(wave)])
                 w_best, w_success, w_final, w_latency, w_calls = _rollout(
-                    policy,
-                    task,
-                    mode,
-                    venv,
-                    seed_start + first,
-                    m,
-                    frames if first == 0 and video_path else None,
-                    n_videos,
+                    policy, task, venv, seed_start + first, m, frames if first == 0 and video_path else None, n_videos
                 )
                 best[first : first + m], success[first : first + m], final[first : first + m] = (
                     w_best[:m],
@@ -174,46 +142,39 @@ def evaluate(
 def _rollout(
     policy: Policy,
     task: Task,
-    mode: ObsMode,
     venv: EnvBatch,
     seed: int,
     n_active: int,
     frames: list[np.ndarray] | None,
     n_videos: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, int]:
-    """One wave: envs ``0..n_active-1`` from seeds ``seed + i``, until all are done or time is up.
-    Returns per-env max reward, success and final progress (over the whole batch), policy seconds and calls."""
+    """One wave: envs ``0..n_active-1`` from seeds ``seed + i``, one ``select_action`` per env step
+    (the policy keeps the observation window and the action queue), until every episode is done
+    (the env's TimeLimit truncates at the task's horizon). Returns per-env max reward, success and
+    final progress (over the whole batch), seconds spent planning chunks, and the chunks planned."""
     n = venv.n
     obs, _ = venv.reset(seed=seed, n_active=n_active)
-    current = mode.from_env(obs)
-    # The observation window starts filled with copies of the first observation.
-    window = {k: np.repeat(v[:, None], policy.n_obs_steps, axis=1) for k, v in current.items()}
     done = np.arange(n) >= n_active
     best, final = np.zeros(n), np.zeros(n)
     success = np.zeros(n, dtype=bool)
     latency, calls, steps = 0.0, 0, 0
     while not done.all() and steps < task.max_episode_steps:
-        batch = {k: torch.from_numpy(np.ascontiguousarray(v)).to(policy.device) for k, v in window.items()}
+        step_obs = {k: torch.from_numpy(np.ascontiguousarray(v)).to(policy.device) for k, v in obs.items()}
+        plans = policy.plans_next
         tc = time.perf_counter()
-        actions = check_actions(policy, policy.predict_action(batch), n)
-        latency += time.perf_counter() - tc
-        calls += 1
-        env_actions = mode.decode_action(actions) if mode.decode_action else actions
-        for k in range(env_actions.shape[1]):
-            obs, reward, terminated, truncated, info = venv.step(env_actions[:, k])
-            steps += 1
-            live = ~done
-            best[live] = np.maximum(best[live], reward[live])
-            success[live] |= np.asarray(info.get("is_success", np.zeros(n, dtype=bool)), dtype=bool)[live]
-            final[live] = np.asarray(info.get("progress", reward), dtype=float)[live]
-            done |= terminated | truncated
-            if frames is not None:
-                frames.append(np.concatenate([venv.render(i) for i in range(min(n_videos, n_active))], axis=1))
-            current = mode.from_env(obs)
-            for key, v in current.items():
-                window[key] = np.concatenate([window[key][:, 1:], v[:, None]], axis=1)
-            if done.all() or steps >= task.max_episode_steps:
-                break
+        action = policy.select_action(step_obs)
+        if plans:
+            latency += time.perf_counter() - tc
+            calls += 1
+        obs, reward, terminated, truncated, info = venv.step(action.cpu().numpy().astype(np.float64))
+        steps += 1
+        live = ~done
+        best[live] = np.maximum(best[live], reward[live])
+        success[live] |= np.asarray(info.get("is_success", np.zeros(n, dtype=bool)), dtype=bool)[live]
+        final[live] = np.asarray(info.get("progress", reward), dtype=float)[live]
+        done |= terminated | truncated
+        if frames is not None:
+            frames.append(np.concatenate([venv.render(i) for i in range(min(n_videos, n_active))], axis=1))
     return best, success, final, latency, calls
 
 

@@ -1,6 +1,7 @@
 """Facts about the machine a process runs on, in one place: the cores it may really use, the
-torch thread count that follows, how contended the CPU was while something ran, and the
-provenance (versions, CPU, date) that records and benchmark results carry.
+torch thread count that follows, the memory available, the device's name, how contended the CPU
+was while something ran, and the provenance (versions, CPU, date) that records and benchmark
+results carry.
 
 * **Usable cores** are the CPU affinity (``sched_getaffinity``: taskset, Slurm's cpuset) capped by
   the cgroup CPU quota (cgroup v2 ``cpu.max``, v1 ``cpu.cfs_quota_us / cpu.cfs_period_us``: Docker
@@ -12,6 +13,9 @@ provenance (versions, CPU, date) that records and benchmark results carry.
   the other job's threads need and both slow down many-fold. ``OMP_WAIT_POLICY=PASSIVE`` (set by
   ``configure_openmp`` before torch loads, unless the user set it) makes them sleep instead; it
   changes no result. ``benchmarks/bench_contention.py`` measures the effect.
+
+This module is imported by ``dpbench/__init__.py`` before anything loads torch (``configure_openmp``
+must run first), so it imports torch only inside the functions that need it.
 """
 
 from __future__ import annotations
@@ -26,7 +30,12 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from dpbench.errors import DpbenchError
+
+if TYPE_CHECKING:
+    import torch
 
 THREADS_ENV = "DPBENCH_THREADS"
 
@@ -112,11 +121,22 @@ def default_threads() -> int:
     value = os.environ.get(THREADS_ENV)
     if value:
         if not value.strip().isdigit() or int(value) < 1:
-            from dpbench.errors import DpbenchError
-
             raise DpbenchError(f"{THREADS_ENV} must be a positive integer, got {value!r}")
         return int(value)
     return usable_cores()
+
+
+def available_memory_mb() -> float:
+    """Memory available to new allocations without swapping (``MemAvailable`` in /proc/meminfo), in MiB;
+    ``inf`` where unknown (not Linux), which means no limit."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("inf")
 
 
 # ------------------------------------------------------------------------------ contention
@@ -167,9 +187,11 @@ class ContentionMeter:
     _t0: tuple[float, float, float] | None = None
 
     def start(self) -> None:
+        """Open an interval."""
         self._t0 = (time.perf_counter(), *_cpu_times())
 
     def stop(self) -> None:
+        """Close the open interval and add it up (a no-op when none is open)."""
         if self._t0 is None:
             return
         t, busy, own = time.perf_counter(), *_cpu_times()
@@ -208,9 +230,20 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def environment_info() -> dict[str, Any]:
-    """What a record or benchmark result says about where it ran: package versions, the CPU, the
-    cores this process could use (and why), its torch threads, OpenMP's wait policy, and the date."""
+def device_name(device: torch.device) -> str:
+    """A torch device as records name it: the CUDA device's model name (e.g. "NVIDIA H200"), else "cpu"."""
+    if device.type != "cuda":
+        return "cpu"
+    import torch
+
+    return torch.cuda.get_device_name(device)
+
+
+def environment_info(device: str | None = None) -> dict[str, Any]:
+    """What a record or benchmark result says about where it ran: ``versions`` (python, torch and other
+    packages), ``hardware`` (the CPU, the cores this process could use and why, its torch threads,
+    OpenMP's wait policy, the host, and ``device`` when given, e.g. ``device_name(policy.device)``),
+    and ``date`` (ISO 8601, UTC)."""
     import torch
 
     versions = {"python": sys.version.split()[0], "torch": torch.__version__}
@@ -227,16 +260,19 @@ def environment_info() -> dict[str, Any]:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             pass
+    hardware = {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "usable_cores": usable_cores(),
+        "cgroup_cpu_limit": cgroup_cpu_limit(),
+        "torch_threads": torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "host": socket.gethostname(),
+    }
+    if device is not None:
+        hardware["device"] = device
     return {
         "versions": versions,
-        "hardware": {
-            "cpu": cpu_model(),
-            "cores": os.cpu_count(),
-            "usable_cores": usable_cores(),
-            "cgroup_cpu_limit": cgroup_cpu_limit(),
-            "torch_threads": torch.get_num_threads(),
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-            "host": socket.gethostname(),
-        },
+        "hardware": hardware,
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }

@@ -13,12 +13,18 @@ Each configuration (policy, preset, dataset, config) is one colour everywhere, n
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dpbench.equal_time import cpu_minutes, is_cpu
 from dpbench.results import Group, data_variant, group_records, paper_reference
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 SCORE_LABEL = "score\n(mean episode max reward)"
 
@@ -39,7 +45,8 @@ def plot_all(records: list[dict[str, Any]], figdir: Path) -> list[Path]:
     return written
 
 
-def _mpl():
+def _mpl() -> ModuleType:
+    """matplotlib.pyplot on the Agg backend with dpbench's style (imported here: plotting is optional work)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -127,7 +134,7 @@ def _colors(labels: list[str]) -> dict[str, Any]:
     return {name: cmap(i % 10) for i, name in enumerate(sorted(set(labels)))}
 
 
-def _save(fig, stem: Path) -> list[Path]:
+def _save(fig: Figure, stem: Path) -> list[Path]:
     paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
     fig.savefig(paths[0], dpi=160, bbox_inches="tight")
     fig.savefig(paths[1], bbox_inches="tight")
@@ -222,7 +229,11 @@ def plot_scores(groups: list[Group], stem: Path) -> list[Path]:
     return _save(fig, stem)
 
 
-def _curve(g: Group, records: Any = None, minutes_of: Any = None) -> tuple[np.ndarray, ...]:
+def _curve(
+    g: Group,
+    records: Sequence[dict[str, Any]] | None = None,
+    minutes_of: Callable[[dict[str, Any], dict[str, Any]], float] | None = None,
+) -> tuple[np.ndarray, ...]:
     """Steps evaluated by every seed (of ``records``, default the group's): step, mean minutes
     (``minutes_of(record, entry)``, default training wall minutes), mean / min / max score over seeds."""
     records = g.records if records is None else records
@@ -272,8 +283,6 @@ def plot_curves(groups: list[Group], stem: Path) -> list[Path]:
 def plot_equal_time(groups: list[Group], stem: Path) -> list[Path]:
     """Every policy's score against training CPU-minutes (train wall time x torch threads, log axis) for one
     task: mean over seeds at each evaluation step, band min-max. CPU records only; nothing when none."""
-    from dpbench.equal_time import cpu_minutes, is_cpu
-
     cpu = [g for g in groups if any(is_cpu(r) for r in g.records)]
     if not cpu:
         return []

@@ -5,11 +5,15 @@ CPU-time view of each task.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from dpbench.equal_time import equal_time_table
-from dpbench.results import _render_md, format_table, group_records, write_text_atomic
+from dpbench.records import write_text_atomic
+from dpbench.render import render_md
+from dpbench.results import group_records
+from dpbench.tables import format_table
 
 CONTENDED_MARK = {True: "*", None: "?"}
 
@@ -41,7 +45,7 @@ def results_readme(records: list[dict[str, Any]], figures: list[str] = (), extra
         for task in tasks:
             view = equal_time_table([g for g in group_records(recs) if g.task == task])
             if view.rows:
-                lines += [f"Score at equal CPU time, {task}:", "", _render_md(view), ""]
+                lines += [f"Score at equal CPU time, {task}:", "", render_md(view), ""]
         hardware = sorted({_hardware_text(r) for r in recs})
         versions = sorted(
             {", ".join(f"{k} {v}" for k, v in r.get("versions", {}).items() if k in ("python", "torch")) for r in recs}
@@ -97,8 +101,6 @@ def write_results_readme(out: Path, records: list[dict[str, Any]], extra: str = 
 def knees_section(out: Path) -> str:
     """Markdown: each policy's knee (``OUT/knees/knees.json``, written by benchmarks/knees.py), the
     curve runs its quick preset was chosen from; "" when there is none."""
-    import json
-
     path = Path(out) / "knees" / "knees.json"
     if not path.exists():
         return ""

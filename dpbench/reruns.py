@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dpbench.results import Group, group_records, read_record
+from dpbench.records import read_record
+from dpbench.results import Group, group_records
 
 
 def _load(folder: Path) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ ones resume from their last checkpoint, so an interrupted ``dpbench run`` loses 
 from __future__ import annotations
 
 import copy
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,15 +17,18 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from dpbench.checkpoint import save_policy
+from dpbench.config import build_configs, config_to_dict
 from dpbench.data.registry import DatasetRef, resolve_dataset
 from dpbench.data.sampler import SequenceSampler, split_episodes
+from dpbench.envs.io import ObsMode
 from dpbench.errors import DpbenchError
 from dpbench.evaluate import evaluate
-from dpbench.host import ContentionMeter, environment_info
+from dpbench.host import ContentionMeter, device_name, environment_info
 from dpbench.metrics import best_evaluation, summarize_history
-from dpbench.policy import build_configs, config_to_dict, get_policy_class, save_policy
-from dpbench.results import PROTOCOL_VERSION, SCHEMA_VERSION, config_hash, write_json_atomic
-from dpbench.tasks import ObsMode, get_task
+from dpbench.policies import get_policy_class
+from dpbench.records import DataSplit, FinalScores, Record, WallTimes, config_hash, write_json_atomic
+from dpbench.tasks import get_task
 from dpbench.train import BEST_FILE, load_best, train
 
 
@@ -95,8 +99,6 @@ def prepare(spec: CellSpec, data: DatasetRef | None = None) -> PreparedCell:
 def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[str, Any]:
     """Train + evaluate one seed and write its record; returns the record (existing or new).
     ``make_bar`` is the training progress reporter (see ``train``)."""
-    import json
-
     if cell.record_path.exists():
         return json.loads(cell.record_path.read_text())
     spec, task = cell.spec, get_task(cell.spec.env)
@@ -119,7 +121,7 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
     arrays = mode.from_dataset(data)
     actions = store.data["action"]
     _check_actions_fit(cell, actions)
-    arrays["action"] = (mode.encode_action(actions) if mode.encode_action else actions).astype(np.float32)
+    arrays["action"] = mode.encode_action(actions)
     _check_dataset_fits(cell, arrays, mode.spec)
 
     torch.manual_seed(spec.seed)
@@ -187,57 +189,48 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
     )
     summary = summarize_history(state.history, "score")
     success = summarize_history(state.history, "success_rate")
-    record = {
-        "schema": SCHEMA_VERSION,
-        "protocol": PROTOCOL_VERSION,
-        "cell_id": cell.cell_id,
-        "command": spec.command,
-        "policy": spec.policy,
-        "env": task.name,
-        "obs": cell.obs,
-        "action_mode": cell.action_mode,
-        "seed": spec.seed,
-        "preset": spec.preset,
-        "config_hash": cell.chash,
-        "config": {
-            "policy": config_to_dict(cell.pcfg),
-            "train": config_to_dict(cell.tcfg),
-            "overrides": spec.overrides,
-        },
-        "dataset": cell.data.identity(),
-        "dataset_check": agreement.to_dict() if agreement is not None else None,
-        "data_split": {
-            "split_seed": tcfg.split_seed,
-            "val_ratio": tcfg.val_ratio,
-            "max_train_episodes": cap,
-            "n_train_episodes": len(train_eps),
-            "train_episodes": train_eps.tolist(),
-            "val_episodes": val_eps.tolist(),
-        },
-        "history": state.history,
-        "final": {
-            "max": summary["max"],
-            "avg_last10": summary["avg_last10"],
-            "k_min_train_loss": summary["k_min_train_loss"],
-            "success_max": success["max"],
-            "success_avg_last10": success["avg_last10"],
-            "last_eval": final.to_dict(),
-            "heldout": heldout,
-        },
-        "wall": {
-            "train_s": round(state.train_seconds, 1),
-            "eval_s": round(eval_seconds[0], 1),
-            "total_s": round(time.perf_counter() - t_start, 1),
-            "contention": {
-                "train": train_meter.summary(torch.get_num_threads()),
-                "eval": eval_meter.summary(torch.get_num_threads()),
-            },
-        },
-        "checkpoint": ckpt.relative_to(spec.out).as_posix(),  # relative to the results dir
-        **environment_info(),
-    }
-    device = policy.device
-    record["hardware"]["device"] = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    record = Record(  # the record schema and each field's meaning: dpbench.records
+        cell_id=cell.cell_id,
+        command=spec.command,
+        policy=spec.policy,
+        env=task.name,
+        obs=cell.obs,
+        action_mode=cell.action_mode,
+        seed=spec.seed,
+        preset=spec.preset,
+        config_hash=cell.chash,
+        policy_config=config_to_dict(cell.pcfg),
+        train_config=config_to_dict(cell.tcfg),
+        overrides=spec.overrides,
+        dataset=cell.data.identity(),
+        dataset_check=agreement.to_dict() if agreement is not None else None,
+        data_split=DataSplit(
+            split_seed=tcfg.split_seed,
+            val_ratio=tcfg.val_ratio,
+            max_train_episodes=cap,
+            train_episodes=train_eps.tolist(),
+            val_episodes=val_eps.tolist(),
+        ),
+        history=state.history,
+        final=FinalScores(
+            max=summary["max"],
+            avg_last10=summary["avg_last10"],
+            k_min_train_loss=summary["k_min_train_loss"],
+            success_max=success["max"],
+            success_avg_last10=success["avg_last10"],
+            last_eval=final.to_dict(),
+            heldout=heldout,
+        ),
+        wall=WallTimes(
+            train_s=state.train_seconds,
+            eval_s=eval_seconds[0],
+            total_s=time.perf_counter() - t_start,
+            contention_train=train_meter.summary(torch.get_num_threads()),
+            contention_eval=eval_meter.summary(torch.get_num_threads()),
+        ),
+        checkpoint=ckpt.relative_to(spec.out).as_posix(),  # relative to the results dir
+        **environment_info(device=device_name(policy.device)),
+    ).to_dict()
     write_json_atomic(cell.record_path, record)
     return record
 
@@ -283,7 +276,7 @@ def resolve_device(name: str) -> torch.device:
 
 def _check_actions_fit(cell: PreparedCell, actions: np.ndarray) -> None:
     """The dataset's raw actions against the env's native action size (before any encoding)."""
-    native = cell.mode.native_action_dim
+    native = cell.mode.env_action_dim
     if actions.ndim != 2 or actions.shape[1] != native:
         raise DpbenchError(
             f"{cell.data.path}: actions have shape {tuple(actions.shape[1:])}, but env '{cell.spec.env}' "

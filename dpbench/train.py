@@ -19,11 +19,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from dpbench.config import TrainConfig
 from dpbench.data.sampler import SequenceSampler
 from dpbench.errors import DpbenchError
-from dpbench.policy import Policy, TrainConfig
+from dpbench.policy import Policy
 
 RESUME_FILE = "train_state.pt"
 BEST_FILE = "best.safetensors"  # the evaluated weights at the history's best score (first of equals)
@@ -77,8 +80,6 @@ class TrainState:
 
 def save_best(path: Path, tensors: dict[str, torch.Tensor], step: int, score: float) -> None:
     """The evaluated weights, written atomically with their step and score."""
-    from safetensors.torch import save_file
-
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     save_file(tensors, str(tmp), metadata={"step": str(step), "score": repr(float(score))})
     os.replace(tmp, path)
@@ -86,9 +87,6 @@ def save_best(path: Path, tensors: dict[str, torch.Tensor], step: int, score: fl
 
 def load_best(path: Path) -> tuple[dict[str, torch.Tensor], int, float] | None:
     """(weights, step, score) of ``best.safetensors``, or None when there is none."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
     if not path.exists():
         return None
     with safe_open(str(path), framework="pt") as f:

@@ -1,5 +1,9 @@
 """EnvBatch: N copies of an env stepped together, in this process or spread over worker processes.
 
+Each copy comes from an ``EnvMaker``: ``gym.make(gym_id, **kwargs)`` seen through the task's
+observation mode (``dpbench.envs.io.ObsMode.wrap``), so the batch steps policy-side observations
+and actions. The maker is plain, picklable data, so a worker process builds the same env.
+
 The one evaluation loop steps every test episode side by side. Push-T steps cost microseconds,
 so its batch lives in-process; a robomimic step costs ~7 ms of MuJoCo, so its batch is split
 over worker processes (one per core the evaluation may use), each stepping its share of envs
@@ -13,11 +17,14 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import traceback
+from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
+import dpbench.envs  # noqa: F401  (registers the env IDs, also in a fresh worker process)
+from dpbench.envs.io import ObsMode
 from dpbench.errors import DpbenchError
 
 Obs = Any  # an array, or a dict of arrays
@@ -29,17 +36,25 @@ def stack(items: list[Obs]) -> Obs:
     return np.stack(items)
 
 
-def _make(gym_id: str, kwargs: dict[str, Any]) -> gym.Env:
-    import dpbench.envs  # noqa: F401  (registers the IDs in a fresh worker process)
+@dataclass(frozen=True)
+class EnvMaker:
+    """How to build one env of a batch: ``gym.make(gym_id, **kwargs)``, wrapped by ``mode`` (an
+    ``ObsMode``; None: the raw env)."""
 
-    return gym.make(gym_id, disable_env_checker=True, **kwargs)
+    gym_id: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    mode: ObsMode | None = None
+
+    def __call__(self) -> gym.Env:
+        env = gym.make(self.gym_id, disable_env_checker=True, **self.kwargs)
+        return self.mode.wrap(env) if self.mode is not None else env
 
 
 class _LocalEnvs:
     """A list of envs that stops stepping each one when its episode ends."""
 
-    def __init__(self, gym_id: str, kwargs: dict[str, Any], n: int) -> None:
-        self.envs = [_make(gym_id, kwargs) for _ in range(n)]
+    def __init__(self, maker: EnvMaker, n: int) -> None:
+        self.envs = [maker() for _ in range(n)]
         self.last: list[Any] = [None] * n
         self.done = np.zeros(n, dtype=bool)
 
@@ -71,10 +86,10 @@ class _LocalEnvs:
             env.close()
 
 
-def _worker(conn: Any, gym_id: str, kwargs: dict[str, Any], n: int) -> None:
+def _worker(conn: Any, maker: EnvMaker, n: int) -> None:
     envs = None
     try:
-        envs = _LocalEnvs(gym_id, kwargs, n)
+        envs = _LocalEnvs(maker, n)
         conn.send(("ok", None))
         while True:
             cmd, arg = conn.recv()
@@ -100,10 +115,10 @@ def _worker(conn: Any, gym_id: str, kwargs: dict[str, Any], n: int) -> None:
 
 
 class EnvBatch:
-    """``n`` envs ``gym.make(gym_id, **kwargs)``, stepped together, over ``n_procs`` processes
-    (``n_procs <= 1``: all in this process)."""
+    """``n`` envs from ``maker``, stepped together, over ``n_procs`` processes (``n_procs <= 1``: all
+    in this process). Raises DpbenchError when a worker fails to build or step its envs."""
 
-    def __init__(self, gym_id: str, kwargs: dict[str, Any], n: int, n_procs: int = 1) -> None:
+    def __init__(self, maker: EnvMaker, n: int, n_procs: int = 1) -> None:
         self.n = n
         n_procs = max(1, min(n_procs, n))
         self.local: _LocalEnvs | None = None
@@ -111,12 +126,12 @@ class EnvBatch:
         self.procs: list[Any] = []
         self.sizes = [len(part) for part in np.array_split(np.arange(n), n_procs)]
         if n_procs == 1:
-            self.local = _LocalEnvs(gym_id, kwargs, n)
+            self.local = _LocalEnvs(maker, n)
             return
         ctx = mp.get_context("spawn")
         for size in self.sizes:
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker, args=(child, gym_id, kwargs, size), daemon=True)
+            proc = ctx.Process(target=_worker, args=(child, maker, size), daemon=True)
             proc.start()
             child.close()
             self.conns.append(parent)

@@ -18,11 +18,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from dpbench.errors import DpbenchError
-from dpbench.schedule import budget
 
 
 @dataclasses.dataclass
 class VisionConfig:
+    """The image encoder shared by every policy: a ResNet (paper: ResNet-18 with GroupNorm) and a
+    spatial-softmax keypoint head per camera."""
+
     widths: tuple[int, ...] = (64, 128, 256, 512)  # ResNet-18 stage widths
     blocks: tuple[int, ...] = (2, 2, 2, 2)  # basic blocks per stage
     stem_pool: bool = True  # the 3x3/2 max-pool after the 7x7/2 stem
@@ -31,25 +33,6 @@ class VisionConfig:
     keypoints: int = 32  # spatial-softmax keypoints per camera
     feature_dim: int = 64  # features per camera after the keypoint head
     shared: bool = False  # one encoder for every camera
-
-
-# Per preset, shared by all policies: ``paper`` is ResNet-18 at the paper's crop; ``quick`` halves
-# the resolution and narrows the network for speed (benchmarks/bench_vision.py: 821 training
-# images/s on 2 cores); its score/time trade-off is not yet tuned; ``smoke`` is tiny.
-VISION_PRESETS: dict[str, dict] = {
-    "paper": {},
-    "quick": dict(widths=(16, 32, 64, 128), blocks=(1, 1, 1, 1), stem_pool=False, downsample=2),
-    "smoke": dict(widths=(8, 16), blocks=(1, 1), stem_pool=False, downsample=4, keypoints=8, feature_dim=16),
-}
-
-
-# Training settings that change with image observations, applied over every policy's own preset.
-# `quick` is a fixed CPU budget chosen from image DP's score against training steps on Push-T
-# (README.md): max 0.34 at 3000 steps, 0.57 at 9000 (~37 min per seed on one core), 0.63 at 18000.
-# Evaluations follow the shared schedule (dpbench.schedule.budget): every 450 steps from step 4500.
-IMAGE_TRAIN_PRESETS: dict[str, dict] = {
-    "quick": budget(9000),
-}
 
 
 def group_norm(channels: int) -> nn.GroupNorm:

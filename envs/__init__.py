@@ -2,35 +2,55 @@
 
 Importing this module registers the Gymnasium IDs. Entry points are strings, so an env's heavy
 dependencies (robosuite for the robomimic tasks) load only when that env is made.
+
+The registration is the one source of each env's episode length: :data:`_REGISTRATION` gives it
+to ``gymnasium.register(max_episode_steps=...)``, whose TimeLimit ends every episode there, and
+everything else (the demonstrators, robosuite's own ``horizon`` kwarg, ``dpbench.tasks``) reads it
+back with :func:`episode_steps`, i.e. ``gymnasium.spec(gym_id).max_episode_steps``.
 """
 
 from __future__ import annotations
 
 import gymnasium as gym
 
+from dpbench.errors import DpbenchError
+
 PUSHT_ID = "dpbench/PushT-v0"
-# dpbench name -> (Gymnasium ID, horizon: the paper's, for its ph datasets)
-ROBOMIMIC_IDS = {
-    "lift": ("dpbench/Lift-v0", 400),
-    "can": ("dpbench/Can-v0", 400),
-    "square": ("dpbench/Square-v0", 400),
-    "transport": ("dpbench/Transport-v0", 700),
-    "tool_hang": ("dpbench/ToolHang-v0", 700),
+
+# dpbench env name -> (Gymnasium ID, entry point, env kwargs, max_episode_steps). The episode lengths
+# are the paper's: 300 control steps (30 s) for Push-T; for robomimic the horizons of its ph
+# datasets, 400 steps (20 s at 20 Hz), 700 for transport and tool_hang.
+_REGISTRATION: dict[str, tuple[str, str, dict[str, str], int]] = {
+    "pusht": (PUSHT_ID, "dpbench.envs.pusht.env:PushTEnv", {}, 300),
+    "lift": ("dpbench/Lift-v0", "dpbench.envs.robomimic.env:RobomimicEnv", {"task": "lift"}, 400),
+    "can": ("dpbench/Can-v0", "dpbench.envs.robomimic.env:RobomimicEnv", {"task": "can"}, 400),
+    "square": ("dpbench/Square-v0", "dpbench.envs.robomimic.env:RobomimicEnv", {"task": "square"}, 400),
+    "transport": ("dpbench/Transport-v0", "dpbench.envs.robomimic.env:RobomimicEnv", {"task": "transport"}, 700),
+    "tool_hang": ("dpbench/ToolHang-v0", "dpbench.envs.robomimic.env:RobomimicEnv", {"task": "tool_hang"}, 700),
 }
+
+# dpbench env name -> Gymnasium ID, for every env (Push-T and the robomimic tasks).
+GYM_IDS: dict[str, str] = {name: entry[0] for name, entry in _REGISTRATION.items()}
 
 
 def register_envs() -> None:
-    """Register every dpbench env with Gymnasium (idempotent)."""
-    if PUSHT_ID not in gym.registry:
-        gym.register(id=PUSHT_ID, entry_point="dpbench.envs.pusht.env:PushTEnv", max_episode_steps=300)
-    for task, (gym_id, horizon) in ROBOMIMIC_IDS.items():
+    """Register every dpbench env with Gymnasium (idempotent: IDs already registered are kept)."""
+    for gym_id, entry_point, kwargs, steps in _REGISTRATION.values():
         if gym_id not in gym.registry:
-            gym.register(
-                id=gym_id,
-                entry_point="dpbench.envs.robomimic.env:RobomimicEnv",
-                max_episode_steps=horizon,
-                kwargs={"task": task},
-            )
+            gym.register(id=gym_id, entry_point=entry_point, max_episode_steps=steps, kwargs=dict(kwargs))
+
+
+def episode_steps(gym_id: str) -> int:
+    """The episode length, in control steps, of a registered env: ``gymnasium.spec(gym_id).max_episode_steps``.
+
+    Raises:
+        gymnasium.error.Error: (its ``NameNotFound``/``VersionNotFound``) when ``gym_id`` is not registered.
+        DpbenchError: when the env is registered without ``max_episode_steps``.
+    """
+    steps = gym.spec(gym_id).max_episode_steps
+    if steps is None:
+        raise DpbenchError(f"env '{gym_id}' is registered without max_episode_steps; dpbench needs an episode length")
+    return int(steps)
 
 
 register_envs()

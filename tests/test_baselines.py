@@ -9,10 +9,12 @@ import pytest
 import torch
 
 from dpbench.baselines.bet import BETPolicy, kmeans
+from dpbench.checkpoint import load_policy, save_policy
 from dpbench.cli import main
+from dpbench.config import build_configs
 from dpbench.errors import DpbenchError
-from dpbench.policy import build_configs, get_policy_class, load_policy, save_policy
-from dpbench.tasks import PolicySpec
+from dpbench.policies import get_policy_class
+from dpbench.spec import PolicySpec
 
 SPEC = PolicySpec({"obs": (20,)}, 2)
 BASELINES = ["bc", "lstm_gmm", "ibc", "bet"]

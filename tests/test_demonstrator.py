@@ -1,15 +1,20 @@
-"""Tests for the scripted Push-T demonstrator (about 5 s: eight short episodes, each run once)."""
+"""Tests for the scripted Push-T demonstrator, its push model and its collection into a file (about 7 s)."""
 
 from __future__ import annotations
 
 import functools
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
-from dpbench.envs.pusht.demonstrator import collect_episode, episode_mode
+from dpbench.data.collect import collect_pusht
+from dpbench.data.episodes import load_episodes
+from dpbench.envs import PUSHT_ID, episode_steps
 from dpbench.envs.pusht.env import PushTEnv
+from dpbench.envs.pusht.episodes import SCRIPTED_VERSION, collect_episode, episode_mode
 from dpbench.envs.pusht.geometry import SUCCESS_COVERAGE, block_keypoints
+from dpbench.envs.pusht.push_model import CONTACT_N, CONTACT_Q, PushModel, rotation
 
 MODE_SEEDS = range(8)  # seeds 4 and 7 circle left first, the others right
 
@@ -80,3 +85,35 @@ def test_episode_succeeds(seed: int) -> None:
     ep = _episode(seed)
     assert ep is not None
     assert 1 <= len(ep["action"]) <= 300
+
+
+def test_push_model_predicts_the_envs_own_physics() -> None:
+    """The planner's push model runs the env's world and PD controller (physics.py), so a push it
+    predicts is what the env does with the same targets."""
+    pose = np.array([256.0, 256.0, 0.3])  # block (x, y, angle); the agent starts 1 px off contact 5
+    q, n = CONTACT_Q[5], CONTACT_N[5]
+    start = pose[:2] + rotation(pose[2]) @ (q - n * 1.0)
+    poses, agents, targets = PushModel().push(pose, start, n, 0.0, False, 6.0, 12)
+    assert np.linalg.norm(poses[-1, :2] - pose[:2]) > 10.0  # the block really moved
+    env = PushTEnv(obs_type="state")
+    env.reset(options={"reset_to_state": [*start, *pose]})
+    for k, target in enumerate(targets):
+        _, _, _, _, info = env.step(target)
+        np.testing.assert_allclose(info["agent_pos"], agents[k], atol=1e-9)
+        np.testing.assert_allclose(info["block_pose"], poses[k], atol=1e-9)
+
+
+def test_episode_length_is_the_registrations(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert episode_steps(PUSHT_ID) == gym.spec(PUSHT_ID).max_episode_steps == 300
+    monkeypatch.setattr(gym.spec(PUSHT_ID), "max_episode_steps", 3)
+    assert collect_episode(1) is None  # too short to succeed
+
+
+def test_collected_file_holds_the_demonstrators_episodes(tmp_path) -> None:
+    path = collect_pusht(2, tmp_path / "pusht.hdf5", start_seed=1, progress=False)
+    store = load_episodes(path)
+    assert store.n_episodes == 2 and store.attrs["env_args"]["version"] == SCRIPTED_VERSION
+    for i, seed in enumerate((1, 2)):
+        ep = _episode(seed)
+        for key in ("state", "action", "keypoint", "n_contacts"):
+            np.testing.assert_array_equal(store.episode(i)[key], ep[key], err_msg=key)

@@ -7,12 +7,14 @@ import numpy as np
 import pytest
 import torch
 
+from dpbench.checkpoint import load_policy, save_policy
+from dpbench.config import build_configs
 from dpbench.diffusion.flow import FlowMatchingPolicy
 from dpbench.diffusion.policy import DiffusionTransformerPolicy, DiffusionUnetPolicy, total_films
 from dpbench.diffusion.unet1d import ConditionalUnet1D
 from dpbench.errors import DpbenchError
-from dpbench.policy import build_configs, get_policy_class, load_policy, save_policy
-from dpbench.tasks import PolicySpec
+from dpbench.policies import get_policy_class
+from dpbench.spec import PolicySpec
 
 SPEC = PolicySpec({"obs": (20,)}, 2)
 
@@ -189,7 +191,7 @@ def test_more_sampling_steps_than_trained_noise_levels_is_one_clear_error():
 
 def test_set_values_are_parsed_by_the_fields_declared_types():
     """--set converts by each dataclass field's type (nested ones included) and names field and type when it cannot."""
-    from dpbench.policy import parse_value
+    from dpbench.config import parse_value
 
     pcfg, tcfg = build_configs(
         DiffusionUnetPolicy,

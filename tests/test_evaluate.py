@@ -8,9 +8,11 @@ import pytest
 import torch
 from gymnasium import spaces
 
+from dpbench.config import PolicyConfig
+from dpbench.envs.io import ObsMode, box
 from dpbench.evaluate import evaluate
-from dpbench.policy import Policy, PolicyConfig
-from dpbench.tasks import ObsMode, PolicySpec, Task
+from dpbench.policy import Policy
+from dpbench.tasks import Task
 
 
 class CountdownEnv(gym.Env):
@@ -33,13 +35,27 @@ class CountdownEnv(gym.Env):
 
 gym.register("dpbench-test/Countdown-v0", entry_point=CountdownEnv, max_episode_steps=10)
 
-SPEC = PolicySpec({"obs": (1,)}, 1)
+
+class CountdownState(ObsMode):
+    env_kwargs: dict = {}
+    dataset_keys = ("obs",)
+    observation_space = spaces.Dict({"obs": box((1,))})
+    action_space = box((1,))
+    env_action_dim = 1
+
+    def from_env(self, obs):
+        return {"obs": np.asarray(obs, np.float32)}
+
+    def from_dataset(self, data):
+        return data
+
+
+SPEC = CountdownState().spec
 TASK = Task(
     name="countdown",
     gym_id="dpbench-test/Countdown-v0",
-    obs_modes={"state": ObsMode({}, ("obs",), lambda d: d, lambda o: {"obs": np.asarray(o, np.float32)}, SPEC)},
+    obs_modes={"state": CountdownState()},
     default_obs="state",
-    max_episode_steps=10,
     default_dataset="",
     datasets=(),
     test_seed_start=0,
@@ -80,10 +96,10 @@ def test_time_limit_and_failures_count():
 
 def test_env_batch_worker_failure_is_one_clear_error() -> None:
     from dpbench.errors import DpbenchError
-    from dpbench.vector import EnvBatch
+    from dpbench.vector import EnvBatch, EnvMaker
 
     with pytest.raises(DpbenchError, match="env worker failed: unknown Push-T obs_type 'nope'"):
-        EnvBatch("dpbench/PushT-v0", {"obs_type": "nope"}, 4, n_procs=2)
+        EnvBatch(EnvMaker("dpbench/PushT-v0", {"obs_type": "nope"}), 4, n_procs=2)
 
 
 def test_waves_of_episodes_give_the_same_episodes_as_one_batch():
@@ -98,11 +114,11 @@ def test_waves_of_episodes_give_the_same_episodes_as_one_batch():
 
 
 def test_envs_that_need_much_memory_run_in_waves_that_fit(monkeypatch):
-    import dataclasses
 
     from dpbench import evaluate as ev
 
-    heavy = dataclasses.replace(TASK.obs_mode(None), env_memory_mb=800)
+    heavy = CountdownState()
+    heavy.env_memory_mb = 800
     monkeypatch.setattr(ev, "available_memory_mb", lambda: 10_000.0)
     assert ev.episodes_per_wave(heavy, 50) == 4  # 35% of 10 GB / 0.8 GB per env
     assert ev.episodes_per_wave(TASK.obs_mode(None), 50) == 50  # light envs: all at once

@@ -22,9 +22,12 @@ import numpy as np
 import pytest
 import torch
 
+from dpbench.config import build_configs
 from dpbench.evaluate import evaluate
-from dpbench.policy import Policy, available_policies, build_configs, get_policy_class
-from dpbench.tasks import PolicySpec, get_task
+from dpbench.policies import available_policies, get_policy_class
+from dpbench.policy import Policy
+from dpbench.spec import PolicySpec
+from dpbench.tasks import get_task
 
 GOLDEN = Path(__file__).parent / "golden"
 REGEN = os.environ.get("DPBENCH_REGEN_GOLDEN") == "1"

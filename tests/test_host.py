@@ -50,7 +50,6 @@ def test_usable_cores_and_the_worker_plan_follow_the_quota(monkeypatch):
     monkeypatch.setattr(host, "affinity_cores", lambda: 8)
     monkeypatch.setattr(host, "cgroup_cpu_limit", lambda: 2.5)
     assert host.usable_cores() == 2  # rounded down: 2.5 CPUs of quota run 2 threads unthrottled
-    monkeypatch.setattr("dpbench.sweep.usable_cores", host.usable_cores)
     monkeypatch.delenv(host.THREADS_ENV, raising=False)
     assert plan_workers(10, None) == (2, 1)
     assert plan_workers(1, None) == (1, 2)
@@ -63,7 +62,7 @@ def test_usable_cores_and_the_worker_plan_follow_the_quota(monkeypatch):
 def test_threads_override(monkeypatch):
     from dpbench.sweep import plan_workers
 
-    monkeypatch.setattr("dpbench.sweep.usable_cores", lambda: 4)
+    monkeypatch.setattr(host, "usable_cores", lambda: 4)
     monkeypatch.setenv(host.THREADS_ENV, "2")
     assert host.default_threads() == 2
     assert plan_workers(10, None) == (2, 2)  # 4 cores / 2 threads each

@@ -12,7 +12,7 @@ import pytest
 
 from dpbench.cli import main
 from dpbench.errors import DpbenchError
-from dpbench.policy import available_policies, get_policy_class
+from dpbench.policies import available_policies, get_policy_class
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "adding_a_policy.md"
 
@@ -131,7 +131,8 @@ def test_contract_breaches_name_the_policy(tmp_path, monkeypatch, tiny_pusht_hdf
     (tmp_path / "broken_policies.py").write_text(BROKEN)
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(
-        DpbenchError, match="'no_predict' breaks the Policy contract: it does not implement predict_action"
+        DpbenchError,
+        match=r"'no_predict' breaks the Policy contract: it does not implement predict_chunk \(or predict_action\)",
     ):
         get_policy_class("broken_policies:NoPredict")
     argv = [

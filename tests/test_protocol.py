@@ -4,6 +4,7 @@ and the paper's Push-T data split is what a run trains on."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 
@@ -12,11 +13,11 @@ import pytest
 import torch
 
 from dpbench.cli import main
+from dpbench.config import build_configs
 from dpbench.data.episodes import load_episodes
 from dpbench.data.sampler import SequenceSampler
 from dpbench.diffusion.policy import DiffusionUnetPolicy
 from dpbench.evaluate import evaluate
-from dpbench.policy import build_configs
 from dpbench.tasks import get_task
 from dpbench.train import train
 
@@ -75,8 +76,9 @@ def test_episode_noise_and_scores_do_not_depend_on_waves_or_workers(tiny_pusht_h
     episodes, and with 2 env workers; an untrained DDPM policy acts on that noise alone, so its
     per-episode scores then agree too. They agree to float rounding, not bit for bit: the network's
     kernels round differently at different batch sizes (about 1e-6 here)."""
-    task = dataclasses.replace(get_task("pusht"), max_episode_steps=24)
-    mode = task.obs_mode("keypoints")
+    task = get_task("pusht")
+    mode = copy.copy(task.obs_mode("keypoints"))
+    mode.env_kwargs = {**mode.env_kwargs, "max_episode_steps": 24}  # gym.make's TimeLimit: short episodes
     store = load_episodes(tiny_pusht_hdf5, mode.dataset_keys)
     policy, _ = _smoke_policy(store, mode, sampler="ddpm")
     policy.eval()

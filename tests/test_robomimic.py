@@ -19,9 +19,12 @@ robosuite = pytest.importorskip("robosuite", reason="robosuite extra not install
 import gymnasium as gym  # noqa: E402
 
 import dpbench.envs  # noqa: E402,F401
-from dpbench.envs.robomimic.datasets import action_mode_from_env_args, collect  # noqa: E402
-from dpbench.envs.robomimic.demonstrator import object_yaw, run_episode, wrap_to  # noqa: E402
+from dpbench.data.collect import collect_robomimic  # noqa: E402
+from dpbench.envs import GYM_IDS  # noqa: E402
+from dpbench.envs.robomimic.demonstrator import run_episode  # noqa: E402
 from dpbench.envs.robomimic.env import TASK_SPECS, RobomimicEnv, check_mujoco  # noqa: E402
+from dpbench.envs.robomimic.env_args import action_mode_from_env_args, env_args_for  # noqa: E402
+from dpbench.envs.robomimic.planners import object_yaw, wrap_to  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +68,10 @@ def test_registered_envs_have_the_papers_observation_sizes_and_horizons() -> Non
         obs, info = env.reset(seed=100000)
         assert sum(v.shape[0] for v in obs.values()) == dim, name
         assert env.spec.max_episode_steps == horizon
+        # the registration is the one source of the episode length: the task spec and robosuite read it
+        task = env.unwrapped.task
+        assert GYM_IDS[task] == env.spec.id and TASK_SPECS[task].max_episode_steps == horizon
+        assert env.unwrapped.env_kwargs["horizon"] == horizon == env.unwrapped.robosuite_env.horizon
         assert info["is_success"] is False
         assert env.observation_space.contains(obs)
         env.close()
@@ -238,7 +245,7 @@ def test_can_and_square_demonstrators_succeed_and_objects_are_in_robomimic_order
         assert np.linalg.norm(obs["object"][7:10]) > 0.05
         for variant in ("ph", "mh"):
             ep = run_episode(env, 100001, variant)
-            assert ep is not None and len(ep["actions"]) < TASK_SPECS[task].horizon
+            assert ep is not None and len(ep["actions"]) < TASK_SPECS[task].max_episode_steps
     finally:
         env.close()
 
@@ -282,7 +289,7 @@ def test_env_args_of_official_and_converted_files_give_the_action_mode() -> None
 @pytest.fixture(scope="module")
 def lift_demos(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("lift") / "lift_ph.hdf5"
-    stats = collect("lift", 3, path, "ph", workers=1, progress=False)
+    stats = collect_robomimic("lift", 3, path, "ph", workers=1, progress=False)
     assert stats["kept"] == 3 and 0 < stats["success_rate"] <= 1
     return path
 
@@ -297,6 +304,8 @@ def test_collected_file_is_robomimic_layout_with_env_args(lift_demos: Path) -> N
         assert set(f["data/demo_0/obs"]) == {"object", "robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos"}
         assert f["data/demo_0/states"].shape == (len(f["data/demo_0/actions"]), 32)  # robomimic's simulator states
     assert env_args["env_name"] == "Lift" and env_args["dpbench"]["action_mode"] == "abs"
+    assert {k: v for k, v in env_args.items() if k != "dpbench"} == env_args_for("lift")
+    assert env_args["env_kwargs"]["horizon"] == TASK_SPECS["lift"].max_episode_steps
     assert action_mode_from_env_args("lift", env_args, str(lift_demos)) == "abs"
 
 
@@ -304,7 +313,7 @@ def test_collected_file_is_robomimic_layout_with_env_args(lift_demos: Path) -> N
 @pytest.fixture(scope="module")
 def can_demos(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("can") / "can_ph.hdf5"
-    collect("can", 2, path, "ph", workers=1, progress=False)
+    collect_robomimic("can", 2, path, "ph", workers=1, progress=False)
     return path
 
 
@@ -491,12 +500,12 @@ def test_collect_cli_reports_the_demonstrator_success(tmp_path: Path) -> None:
 
 
 def test_env_batch_in_worker_processes_matches_in_process() -> None:
-    from dpbench.vector import EnvBatch
+    from dpbench.vector import EnvBatch, EnvMaker
 
     actions = np.random.default_rng(0).uniform(100, 400, size=(5, 4, 2))
     runs = []
     for procs in (1, 2):
-        with EnvBatch("dpbench/PushT-v0", {"obs_type": "state"}, 4, n_procs=procs) as batch:
+        with EnvBatch(EnvMaker("dpbench/PushT-v0", {"obs_type": "state"}), 4, n_procs=procs) as batch:
             obs, _ = batch.reset(seed=7)
             trace = [obs]
             for a in actions:
@@ -506,7 +515,7 @@ def test_env_batch_in_worker_processes_matches_in_process() -> None:
     for a, b in zip(*runs):
         np.testing.assert_array_equal(a, b)
     for procs in (1, 2):  # a partial wave: env 3 is reset but never stepped
-        with EnvBatch("dpbench/PushT-v0", {"obs_type": "state"}, 4, n_procs=procs) as batch:
+        with EnvBatch(EnvMaker("dpbench/PushT-v0", {"obs_type": "state"}), 4, n_procs=procs) as batch:
             first, _ = batch.reset(seed=7, n_active=3)
             obs, reward, terminated, _, _ = batch.step(actions[0])
             assert terminated.tolist() == [False, False, False, True] and reward[3] == 0

@@ -11,8 +11,8 @@ import torch
 from dpbench.cli import main
 from dpbench.diffusion.policy import DiffusionUnetPolicy
 from dpbench.errors import DpbenchError
-from dpbench.evaluate import check_actions
 from dpbench.metrics import wilson_ci
+from dpbench.policy import check_actions
 from dpbench.tasks import get_task
 
 
@@ -162,7 +162,7 @@ def test_unwritable_results_dir(tmp_path, tiny_pusht_hdf5, capsys):
 def test_nan_actions_are_reported_not_sent():
     task = get_task("pusht")
     mode = task.obs_mode(None)
-    from dpbench.policy import build_configs
+    from dpbench.config import build_configs
 
     policy = DiffusionUnetPolicy(mode.spec, build_configs(DiffusionUnetPolicy, "smoke")[0])
     with pytest.raises(DpbenchError, match="NaN or inf action"):
@@ -189,8 +189,8 @@ def test_heldout_scores_the_selected_checkpoint_on_fresh_seeds(tmp_path, tiny_pu
     evaluation, so with an evaluation every step it is that step's loss."""
     from safetensors.torch import load_file
 
+    from dpbench.checkpoint import load_policy
     from dpbench.evaluate import evaluate
-    from dpbench.policy import load_policy
     from dpbench.train import BEST_FILE
 
     assert (

@@ -20,6 +20,30 @@ from dpbench.sweep import CellLock, Sweep, prepare_all
 
 REPO = Path(__file__).resolve().parents[1]
 TRAINED = re.compile(r"\(\d+\.\d min\) ->")  # the per-cell line of a cell this process trained
+RECORD_KEYS = [
+    "schema",
+    "protocol",
+    "cell_id",
+    "command",
+    "policy",
+    "env",
+    "obs",
+    "action_mode",
+    "seed",
+    "preset",
+    "config_hash",
+    "config",
+    "dataset",
+    "dataset_check",
+    "data_split",
+    "history",
+    "final",
+    "wall",
+    "checkpoint",
+    "versions",
+    "hardware",
+    "date",
+]
 
 
 def _records(out: Path) -> list[dict]:
@@ -76,6 +100,40 @@ def test_grid_of_two_policies_two_seeds_in_a_process_pool(tmp_path, tiny_pusht_h
     recs = _records(out)
     assert sorted((r["policy"], r["seed"]) for r in recs) == [("bc", 0), ("bc", 1), ("diffusion", 0), ("diffusion", 1)]
     assert {r["hardware"]["torch_threads"] for r in recs} == {max(1, len(os.sched_getaffinity(0)) // 2)}
+    for r in recs:  # the layout of the committed records (dpbench.records)
+        assert list(r) == RECORD_KEYS
+        assert (
+            list(r["hardware"])
+            == [
+                "cpu",
+                "cores",
+                "usable_cores",
+                "cgroup_cpu_limit",
+                "torch_threads",
+                "omp_wait_policy",
+                "host",
+                "device",
+            ]
+            and r["hardware"]["device"] == "cpu"
+        )
+        assert list(r["final"]) == [
+            "max",
+            "avg_last10",
+            "k_min_train_loss",
+            "success_max",
+            "success_avg_last10",
+            "last_eval",
+            "heldout",
+        ]
+        assert list(r["wall"]) == ["train_s", "eval_s", "total_s", "contention"]
+        assert list(r["data_split"]) == [
+            "split_seed",
+            "val_ratio",
+            "max_train_episodes",
+            "n_train_episodes",
+            "train_episodes",
+            "val_episodes",
+        ]
     assert "2 worker processes" in captured.out
     # each cell's own progress reaches the driver's terminal from the workers
     assert "[diffusion/pusht seed 1] step 6: score" in captured.out + captured.err

@@ -14,7 +14,9 @@ import pytest
 
 from dpbench.cli import main
 from dpbench.metrics import wilson_ci
-from dpbench.results import PROTOCOL_VERSION, SCHEMA_VERSION, format_table, group_records, write_json_atomic
+from dpbench.records import PROTOCOL_VERSION, SCHEMA_VERSION, write_json_atomic
+from dpbench.results import group_records
+from dpbench.tables import format_table
 
 
 def make_heldout(scores: list[float], success: list[bool], final: list[float]) -> dict:
@@ -272,7 +274,8 @@ def test_overrides_column_is_the_drift_from_todays_preset():
     """A record made under an older preset is labelled with how it differs from the preset as defined now;
     one that matches today's preset (however it was launched) is not; a policy that no longer loads keeps
     its recorded --set overrides. The drift is written in --set syntax, so it can be pasted back."""
-    from dpbench.policy import build_configs, config_to_dict, get_policy_class
+    from dpbench.config import build_configs, config_to_dict
+    from dpbench.policies import get_policy_class
 
     def with_config(seed: int, widths: list[int] | None = None, **train: int) -> dict:
         rec = make_record("bc", seed, [0.5], [False], obs="image", preset="quick")
@@ -328,6 +331,68 @@ def test_committed_results_carry_no_absolute_paths():
         assert not bad, f"{p.name}: {bad[:3]}"
 
 
+def test_record_schema_writes_what_committed_records_hold():
+    """``Record(...).to_dict()`` is the record format: rebuilt from its parts, every committed record of the
+    current layout comes out with the same keys, in the same order, and the same values."""
+    from dpbench.records import DataSplit, FinalScores, Record, WallTimes
+
+    rebuilt = 0
+    for path in sorted((Path(__file__).resolve().parents[1] / "results" / "records").glob("*.json")):
+        rec = json.loads(path.read_text())
+        if "dataset_check" not in rec or "heldout" not in rec["final"] or "contention" not in rec["wall"]:
+            continue  # made before the layout had these fields
+        split, final, wall = rec["data_split"], rec["final"], rec["wall"]
+        record = Record(
+            cell_id=rec["cell_id"],
+            command=rec["command"],
+            policy=rec["policy"],
+            env=rec["env"],
+            obs=rec["obs"],
+            action_mode=rec["action_mode"],
+            seed=rec["seed"],
+            preset=rec["preset"],
+            config_hash=rec["config_hash"],
+            policy_config=rec["config"]["policy"],
+            train_config=rec["config"]["train"],
+            overrides=rec["config"]["overrides"],
+            dataset=rec["dataset"],
+            dataset_check=rec["dataset_check"],
+            data_split=DataSplit(
+                split["split_seed"],
+                split["val_ratio"],
+                split["max_train_episodes"],
+                split["train_episodes"],
+                split["val_episodes"],
+            ),
+            history=rec["history"],
+            final=FinalScores(
+                final["max"],
+                final["avg_last10"],
+                final["k_min_train_loss"],
+                final["success_max"],
+                final["success_avg_last10"],
+                final["last_eval"],
+                final["heldout"],
+            ),
+            wall=WallTimes(
+                wall["train_s"],
+                wall["eval_s"],
+                wall["total_s"],
+                wall["contention"]["train"],
+                wall["contention"]["eval"],
+            ),
+            checkpoint=rec["checkpoint"],
+            versions=rec["versions"],
+            hardware=rec["hardware"],
+            date=rec["date"],
+            schema=rec["schema"],
+            protocol=rec["protocol"],
+        )
+        assert json.dumps(record.to_dict(), indent=1) == json.dumps(rec, indent=1), path.name
+        rebuilt += 1
+    assert rebuilt
+
+
 def test_rerun_section_pairs_superseded_groups_with_todays(tmp_path):
     from dpbench.reruns import rerun_section
 
@@ -346,7 +411,7 @@ def test_rerun_section_pairs_superseded_groups_with_todays(tmp_path):
 
 def test_timing_from_contended_runs_is_marked():
     from dpbench.report import results_readme
-    from dpbench.results import tidy_rows
+    from dpbench.tables import tidy_rows
 
     quiet = [make_record("bc", s, [0.5], [False]) for s in range(2)]
     busy = [make_record("bet", s, [0.5], [False]) for s in range(2)]

@@ -7,10 +7,12 @@ import pytest
 import torch
 from torch import nn
 
+from dpbench.checkpoint import load_policy, save_policy
 from dpbench.cli import main
+from dpbench.config import build_configs, config_to_dict
 from dpbench.data.episodes import EpisodeStore, load_hdf5, write_hdf5
 from dpbench.errors import DpbenchError
-from dpbench.policy import available_policies, build_configs, config_to_dict, get_policy_class, load_policy, save_policy
+from dpbench.policies import available_policies, get_policy_class
 from dpbench.tasks import get_task
 from dpbench.vision import ImageEncoders, ResNetEncoder, SpatialSoftmax, VisionConfig
 

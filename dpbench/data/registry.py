@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dpbench.data.episodes import EpisodeStore, load_episodes, write_hdf5
+from dpbench.data.collect import collect_pusht, collect_robomimic, robomimic_scripted_path
+from dpbench.data.episodes import EpisodeStore, load_episodes
+from dpbench.envs.pusht.episodes import SCRIPTED_VERSION
 from dpbench.errors import DpbenchError
+from dpbench.host import usable_cores
 
 HUMAN_PUSHT_NAME = "pusht_cchi_v7_replay.zarr"
-SCRIPTED_VERSION = (
-    2  # v2: seeded resets use the legacy placement. Bump when the demonstrator changes, so stale caches are not reused
-)
 DEFAULT_SCRIPTED_EPISODES = 200
 
 
@@ -78,48 +78,13 @@ class DatasetRef:
         }
 
 
-def generate_scripted_pusht(
-    n_episodes: int, path: Path | None = None, start_seed: int = 0, progress: bool = True
-) -> Path:
-    """Run the scripted demonstrator until `n_episodes` successful episodes, write hdf5 atomically."""
-    from tqdm.auto import tqdm
-
-    from dpbench.envs.pusht.demonstrator import collect_episode
-
-    path = path or scripted_pusht_path(n_episodes)
-    episodes, seed, tried = [], start_seed, 0
-    with tqdm(total=n_episodes, desc="scripted Push-T demos", disable=not progress, unit="ep") as bar:
-        while len(episodes) < n_episodes:
-            ep = collect_episode(seed)
-            seed, tried = seed + 1, tried + 1
-            if ep is not None:
-                episodes.append(
-                    {k: v for k, v in ep.items() if k in ("state", "action", "keypoint", "n_contacts", "img")}
-                )
-                bar.update(1)
-            bar.set_postfix(success=f"{len(episodes) / tried:.0%}")
-            if tried > 20 * n_episodes and len(episodes) < tried // 20:
-                raise DpbenchError("the scripted demonstrator keeps failing; this is a bug, please report it")
-    store = EpisodeStore.from_episodes(episodes, source="scripted")
-    env_args = {
-        "env_name": "pusht",
-        "generator": "dpbench.envs.pusht.demonstrator",
-        "version": SCRIPTED_VERSION,
-        "seeds": [start_seed, seed - 1],
-        "tried": tried,
-    }
-    return write_hdf5(store, path, env_args=env_args)
-
-
 ROBOMIMIC_SCRIPTED = {"scripted": "ph", "scripted-mh": "mh"}  # dataset name -> demonstrator variant
 
 
 def scripted_robomimic_path(
     task_name: str, variant: str, cameras: tuple[str, ...] = (), n_episodes: int = DEFAULT_SCRIPTED_EPISODES
 ) -> Path:
-    from dpbench.envs.robomimic.datasets import scripted_path
-
-    return scripted_path(cache_dir(), task_name, variant, n_episodes, cameras)
+    return robomimic_scripted_path(cache_dir(), task_name, variant, n_episodes, cameras)
 
 
 def _resolve_robomimic(task_name: str, dataset: str | None, keys: Iterable[str] | None, progress: bool) -> DatasetRef:
@@ -132,9 +97,6 @@ def _resolve_robomimic(task_name: str, dataset: str | None, keys: Iterable[str] 
             "pass --dataset PATH, or use --dataset scripted (or scripted-mh)"
         )
     if dataset in ROBOMIMIC_SCRIPTED:
-        from dpbench.envs.robomimic.datasets import collect
-        from dpbench.host import usable_cores
-
         variant = ROBOMIMIC_SCRIPTED[dataset]
         cameras = tuple(sorted(k[: -len("_image")] for k in (keys or ()) if k.endswith("_image")))
         path = scripted_robomimic_path(task_name, variant, cameras)
@@ -142,7 +104,7 @@ def _resolve_robomimic(task_name: str, dataset: str | None, keys: Iterable[str] 
             print(
                 f"[dpbench] collecting {DEFAULT_SCRIPTED_EPISODES} scripted {task_name} ({variant}) demos into {path} (once)"
             )
-            collect(
+            collect_robomimic(
                 task_name, DEFAULT_SCRIPTED_EPISODES, path, variant, cameras, workers=usable_cores(), progress=progress
             )
         return DatasetRef(dataset, path, load_episodes(path, keys, source=dataset))
@@ -171,7 +133,7 @@ def resolve_dataset(
         path = scripted_pusht_path()
         if not path.exists():
             print(f"[dpbench] generating {DEFAULT_SCRIPTED_EPISODES} scripted Push-T demos into {path} (once)")
-            generate_scripted_pusht(DEFAULT_SCRIPTED_EPISODES, path, progress=progress)
+            collect_pusht(DEFAULT_SCRIPTED_EPISODES, path, progress=progress)
         return DatasetRef("scripted", path, load_episodes(path, keys, source="scripted"))
     path = Path(dataset).expanduser()
     return DatasetRef("path", path, load_episodes(path, keys))

@@ -16,12 +16,13 @@ import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 from torch.nn import functional as F
 
+from dpbench.config import PolicyConfig
 from dpbench.diffusion.transformer import DiffusionTransformer
 from dpbench.diffusion.unet1d import ConditionalUnet1D
 from dpbench.errors import DpbenchError
-from dpbench.policy import SMOKE_TRAIN, Policy, PolicyConfig, linear_weights_decay
-from dpbench.schedule import budget
-from dpbench.tasks import PolicySpec
+from dpbench.policy import Policy, linear_weights_decay
+from dpbench.presets import SMOKE_TRAIN, budget
+from dpbench.spec import PolicySpec
 
 # Above this batch PyTorch's oneDNN conv1d beats the unfold-matmul path (measured, 2 CPU cores;
 # benchmarks/bench_speed.py).
@@ -30,11 +31,11 @@ FAST_PATH_MAX_BATCH = 8
 
 @dataclasses.dataclass
 class DiffusionConfig(PolicyConfig):
-    num_train_timesteps: int = 100
-    beta_schedule: str = "squaredcos_cap_v2"
-    clip_sample: bool = True
-    sampler: str = "ddpm"  # "ddpm" | "ddim"
-    num_inference_steps: int = 100
+    num_train_timesteps: int = 100  # K: noise levels of the training process (paper: 100)
+    beta_schedule: str = "squaredcos_cap_v2"  # diffusers' noise schedule name (paper: the cosine schedule)
+    clip_sample: bool = True  # clip the predicted clean sample to [-1, 1] at each step (the original: True)
+    sampler: str = "ddpm"  # inference scheduler: "ddpm" (paper) | "ddim" (fewer steps, deterministic)
+    num_inference_steps: int = 100  # denoising steps per chunk at inference (paper: DDPM 100; quick: DDIM 10)
     # Where a K-step sampler's timesteps sit among the trained noise levels (diffusers' names).
     # "trailing": the first step is the top level (99 of 100) for any K. "leading": the original
     # code's and diffusers' default, whose first step is 100 - 100/K (DDIM-1: 0, DDIM-10: 90), so a
@@ -45,20 +46,20 @@ class DiffusionConfig(PolicyConfig):
 
 @dataclasses.dataclass
 class DiffusionUnetConfig(DiffusionConfig):
-    down_dims: tuple[int, ...] = (256, 512, 1024)
-    step_embed_dim: int = 256
-    kernel_size: int = 5
-    n_groups: int = 8
+    down_dims: tuple[int, ...] = (256, 512, 1024)  # UNet channels per resolution level (paper: 256, 512, 1024)
+    step_embed_dim: int = 256  # diffusion-step embedding size (the original's diffusion_step_embed_dim: 256)
+    kernel_size: int = 5  # temporal convolution kernel, in action steps (paper: 5)
+    n_groups: int = 8  # GroupNorm groups (paper: 8)
     fast_inference: bool = True  # False: the plain eager path (for benchmarks and checks)
 
 
 @dataclasses.dataclass
 class DiffusionTransformerConfig(DiffusionConfig):
-    n_layer: int = 8
-    n_head: int = 4
-    n_emb: int = 256
-    p_drop_emb: float = 0.0
-    p_drop_attn: float = 0.3
+    n_layer: int = 8  # transformer decoder layers (the original's low-dim config: 8)
+    n_head: int = 4  # attention heads (the original: 4)
+    n_emb: int = 256  # token embedding size (the original: 256)
+    p_drop_emb: float = 0.0  # dropout on the token embeddings (the original: 0.0)
+    p_drop_attn: float = 0.3  # attention dropout (the original's generic config: 0.3; its Push-T config: 0.01)
 
 
 class _DiffusionPolicy(Policy):
@@ -133,9 +134,8 @@ class _DiffusionPolicy(Policy):
             x = self.sample_scheduler.step(denoise(x, i), t, x, generator=self.row_generators(x.shape[0])).prev_sample
         return self.action_normalizer.unnormalize(x)
 
-    def predict_action(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        start = self.n_obs_steps - 1
-        return self.sample_chunk(obs)[:, start : start + self.n_action_steps]
+    def predict_chunk(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.sample_chunk(obs)
 
 
 class DiffusionUnetPolicy(_DiffusionPolicy):

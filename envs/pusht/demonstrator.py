@@ -9,11 +9,11 @@ The demonstrator therefore plans one push at a time and lets pymunk predict its 
 
 1. **Plan** (``_plan_push``): around the T's outline it lists 53 contacts (agent positions
    touching an edge or a convex corner, pushing along the contact normal). For each contact it
-   simulates a straight push on a private pymunk space that mirrors the env's physics (same walls,
-   body, inertia, PD controller, 100 Hz) and scores every prefix of the push by the decrease of
-   the pose error ``E = sqrt(|cog error|^2 + (L * angle error)^2)`` (``L`` = 45 px/rad, which
-   matches how coverage falls with position vs angle errors) per control step spent travelling to
-   the contact, pushing and stopping. The 8 best contacts are also tried with pushes turned by
+   simulates a straight push on a private pymunk space with the env's own physics (the world and
+   PD controller of ``physics.py``, in ``push_model.PushModel``) and scores every prefix of the
+   push by the decrease of the pose error ``E = sqrt(|cog error|^2 + (L * angle error)^2)``
+   (``L`` = 45 px/rad, which matches how coverage falls with position vs angle errors) per control
+   step spent travelling to the contact, pushing and stopping. The 8 best contacts are also tried with pushes turned by
    +-0.5 rad and/or turning with the block. The best (contact, push, length) wins.
 2. **Approach**: the agent moves to a point just off the contact. If the straight line is blocked
    by the T it circles the block on a rounded hull around it, on the left or the right. Where both
@@ -25,199 +25,33 @@ The demonstrator therefore plans one push at a time and lets pymunk predict its 
 Every target moves at most ``nav_speed`` (10-13 px, drawn per episode) per control step, like a
 human's hand (the human demonstrations' median is 8 px, their 90th percentile 21 px).
 The only randomness comes from the generator passed in, so a seed gives one exact episode.
+
+This module is the policy, :class:`PushTDemonstrator`; the block model it plans with is
+:mod:`dpbench.envs.pusht.push_model`, :mod:`dpbench.envs.pusht.episodes` runs it into episodes in
+memory, and ``dpbench.data.collect`` writes those into dataset files.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 
 import numpy as np
-import pymunk
 
-from .env import CONTROL_HZ, K_P, K_V, SIM_HZ, PushTEnv
-from .geometry import AGENT_RADIUS, GOAL_POSE, SUCCESS_COVERAGE, T_BAR, T_STEM, block_keypoints, to_world
-
-# --------------------------------------------------------------------------- block geometry (local)
-# The T's outline (the union of T_BAR and T_STEM), counter-clockwise in pymunk's (y-up) convention;
-# the outward normal of edge a->b is (dy, -dx) / |ab|. Both rectangles are axis-aligned locally.
-_OUTLINE = np.array(
-    [(-60, 0), (60, 0), (60, 30), (15, 30), (15, 120), (-15, 120), (-15, 30), (-60, 30)], dtype=np.float64
+from .env import PushTEnv
+from .push_model import (
+    COG,
+    CONTACT_N,
+    CONTACT_Q,
+    PushModel,
+    R,
+    closest_on_t,
+    dist_to_t,
+    hull_radius_table,
+    pose_error,
+    rotation,
 )
-_RECTS = np.array([(*np.min(part, axis=0), *np.max(part, axis=0)) for part in (T_BAR, T_STEM)])  # x0 y0 x1 y1
-_COG = np.array([0.0, 45.0])  # the block's centre of gravity in its own frame (see env._build_space)
-_HULL = np.array([(-60, 0), (60, 0), (60, 30), (15, 120), (-15, 120), (-60, 30)], dtype=np.float64)
-_GOAL_COG = to_world(_COG, GOAL_POSE)
-
-R = AGENT_RADIUS
-ANGLE_SCALE = 45.0  # px per rad: 1 px of cog error costs about as much coverage as 1/45 rad
-DT = 1.0 / SIM_HZ
-SUBSTEPS = SIM_HZ // CONTROL_HZ
 
 
-def _dist_to_t(p: np.ndarray) -> np.ndarray:
-    """Distance from local points (..., 2) to the T (0 inside)."""
-    out = None
-    for xmin, ymin, xmax, ymax in _RECTS:
-        dx = np.maximum(np.maximum(xmin - p[..., 0], p[..., 0] - xmax), 0.0)
-        dy = np.maximum(np.maximum(ymin - p[..., 1], p[..., 1] - ymax), 0.0)
-        d = np.hypot(dx, dy)
-        out = d if out is None else np.minimum(out, d)
-    return out
-
-
-def _closest_on_t(p: np.ndarray) -> np.ndarray:
-    """The point of the T closest to one local point p (2,)."""
-    best, best_d = None, math.inf
-    for xmin, ymin, xmax, ymax in _RECTS:
-        c = np.array([min(max(p[0], xmin), xmax), min(max(p[1], ymin), ymax)])
-        d = float(np.hypot(*(p - c)))
-        if d < best_d:
-            best, best_d = c, d
-    return best
-
-
-def _make_contacts(spacing: float = 10.0, corner_samples: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """Agent contact positions q (N, 2) touching the T and their push directions n (N, 2), local frame."""
-    qs, ns = [], []
-    m = len(_OUTLINE)
-    for i in range(m):
-        a, b = _OUTLINE[i], _OUTLINE[(i + 1) % m]
-        e = b - a
-        length = float(np.hypot(*e))
-        out = np.array([e[1], -e[0]]) / length
-        k = max(int(round(length / spacing)), 1)
-        for t in (np.arange(k) + 0.5) / k:
-            qs.append(a + t * e + R * out)
-            ns.append(-out)
-        # Convex corner at b: fan of normals between this edge's and the next edge's.
-        e2 = _OUTLINE[(i + 2) % m] - b
-        out2 = np.array([e2[1], -e2[0]]) / float(np.hypot(*e2))
-        if e[0] * e2[1] - e[1] * e2[0] > 0:  # left turn = convex corner of a CCW outline
-            a0, a1 = math.atan2(out[1], out[0]), math.atan2(out2[1], out2[0])
-            da = (a1 - a0 + math.pi) % (2 * math.pi) - math.pi
-            for j in range(1, corner_samples + 1):
-                ang = a0 + da * j / (corner_samples + 1)
-                d = np.array([math.cos(ang), math.sin(ang)])
-                qs.append(b + R * d)
-                ns.append(-d)
-    q, n = np.array(qs), np.array(ns)
-    # Keep contacts the disc can reach along the normal: from 7 px out down to 1 px off the edge it
-    # must stay clear of the rest of the T (this drops the two inner corners of the T).
-    t = np.linspace(1.0, 7.0, 13)[None, :, None]
-    path = q[:, None, :] - t * n[:, None, :]
-    keep = np.all(_dist_to_t(path) >= R + 0.9, axis=1)
-    return q[keep], n[keep]
-
-
-def _hull_radius_table(margin: float, n_angles: int = 360) -> np.ndarray:
-    """Radius r(phi) from the cog to the T's convex hull inflated by `margin`, for phi on a grid."""
-    phis = np.arange(n_angles) * 2 * math.pi / n_angles
-    u = np.stack([np.cos(phis), np.sin(phis)], axis=1)
-    lo, hi = np.zeros(n_angles), np.full(n_angles, 400.0)
-    edges = [(_HULL[i], _HULL[(i + 1) % len(_HULL)]) for i in range(len(_HULL))]
-
-    def dist_hull(p: np.ndarray) -> np.ndarray:
-        inside = np.ones(len(p), dtype=bool)
-        d = np.full(len(p), np.inf)
-        for a, b in edges:
-            e = b - a
-            t = np.clip(((p - a) @ e) / (e @ e), 0.0, 1.0)
-            d = np.minimum(d, np.hypot(*(p - (a + t[:, None] * e)).T))
-            inside &= (e[0] * (p[:, 1] - a[1]) - e[1] * (p[:, 0] - a[0])) >= 0
-        return np.where(inside, 0.0, d)
-
-    for _ in range(40):  # bisection along each ray
-        mid = (lo + hi) / 2
-        far = dist_hull(_COG + mid[:, None] * u) > margin
-        hi, lo = np.where(far, mid, hi), np.where(far, lo, mid)
-    return (lo + hi) / 2
-
-
-CONTACT_Q, CONTACT_N = _make_contacts()
-
-
-def _wrap(a: float) -> float:
-    return (a + math.pi) % (2 * math.pi) - math.pi
-
-
-def _rot(angle: float) -> np.ndarray:
-    c, s = math.cos(angle), math.sin(angle)
-    return np.array([[c, -s], [s, c]])
-
-
-def pose_error(pose: Iterable[float]) -> float:
-    """E = sqrt(|cog - goal cog|^2 + (45 px * angle error)^2), in px."""
-    x, y, th = (float(v) for v in pose)
-    cog = to_world(_COG, (x, y, th))
-    da = _wrap(th - GOAL_POSE[2])
-    return math.hypot(math.hypot(cog[0] - _GOAL_COG[0], cog[1] - _GOAL_COG[1]), ANGLE_SCALE * da)
-
-
-# --------------------------------------------------------------------------- physics model
-class _PushModel:
-    """A private pymunk space mirroring PushTEnv._build_space, used to predict pushes."""
-
-    def __init__(self) -> None:
-        space = pymunk.Space()
-        space.gravity = (0.0, 0.0)
-        space.damping = 0.0
-        for a, b in (((5, 506), (5, 5)), ((5, 5), (506, 5)), ((506, 5), (506, 506)), ((5, 506), (506, 506))):
-            space.add(pymunk.Segment(space.static_body, a, b, 2))
-        agent = pymunk.Body(body_type=pymunk.Body.KINEMATIC)
-        space.add(agent, pymunk.Circle(agent, R))
-        block = pymunk.Body(1.0, 2 * pymunk.moment_for_poly(1.0, vertices=T_BAR))
-        bar, stem = pymunk.Poly(block, T_BAR), pymunk.Poly(block, T_STEM)
-        block.center_of_gravity = (bar.center_of_gravity + stem.center_of_gravity) / 2
-        space.add(block, bar, stem)
-        self.space, self.agent, self.block = space, agent, block
-
-    def push(
-        self,
-        pose: np.ndarray,
-        start: np.ndarray,
-        n_local: np.ndarray,
-        alpha: float,
-        follow: bool,
-        speed: float,
-        n_steps: int,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Simulate a push from `start` (agent at rest) whose target moves `speed` px per step.
-
-        The target moves along the contact normal `n_local` turned by `alpha`, taken in the block's
-        frame at the start (`follow` False: a straight push) or at every step (`follow` True: the
-        push turns with the block). Returns the block poses (n_steps, 3), agent positions
-        (n_steps, 2) and targets (n_steps, 2) after each control step.
-        """
-        block, agent = self.block, self.agent
-        block.angle = float(pose[2])  # angle before position: the exact placement (PushTEnv._set_state)
-        block.position = (float(pose[0]), float(pose[1]))
-        block.velocity, block.angular_velocity = (0.0, 0.0), 0.0
-        agent.position = (float(start[0]), float(start[1]))
-        agent.velocity = (0.0, 0.0)
-        poses, agents, targets = np.empty((n_steps, 3)), np.empty((n_steps, 2)), np.empty((n_steps, 2))
-        direction = _rot(pose[2] + alpha) @ n_local
-        tx, ty = float(start[0]), float(start[1])
-        for k in range(n_steps):
-            if follow:
-                direction = _rot(block.angle + alpha) @ n_local
-            tx, ty = tx + direction[0] * speed, ty + direction[1] * speed
-            for _ in range(SUBSTEPS):  # the env's PD controller, verbatim
-                px, py = agent.position
-                vx, vy = agent.velocity
-                agent.velocity = (
-                    vx + (K_P * (tx - px) - K_V * vx) * DT,
-                    vy + (K_P * (ty - py) - K_V * vy) * DT,
-                )
-                self.space.step(DT)
-            bx, by = block.position
-            poses[k] = (bx, by, block.angle)
-            agents[k] = agent.position
-            targets[k] = (tx, ty)
-        return poses, agents, targets
-
-
-# --------------------------------------------------------------------------- demonstrator
 class PushTDemonstrator:
     """Closed-loop scripted expert for :class:`PushTEnv` (see the module docstring).
 
@@ -229,7 +63,7 @@ class PushTDemonstrator:
 
     def __init__(self, rng: np.random.Generator) -> None:
         self.rng = rng
-        self.model = _PushModel()
+        self.model = PushModel()
         self.reset()
 
     def reset(self) -> None:
@@ -241,8 +75,8 @@ class PushTDemonstrator:
         self.variants = [(a, f) for a in (0.0, -0.5, 0.5) for f in (False, True) if (a, f) != (0.0, False)]
         self.ambiguity = math.radians(70.0)  # arcs closer than this in length: take the preferred side
         phis = np.arange(72) * 2 * math.pi / 72
-        radii = _hull_radius_table(R + self.nav_margin, 72)
-        self.ring_local = _COG + radii[:, None] * np.stack([np.cos(phis), np.sin(phis)], axis=1)
+        radii = hull_radius_table(R + self.nav_margin, 72)
+        self.ring_local = COG + radii[:, None] * np.stack([np.cos(phis), np.sin(phis)], axis=1)
         self._target: np.ndarray | None = None
         self._plan: dict | None = None
         self._banned: set[int] = set()  # contacts whose approach stalled since the last push
@@ -260,7 +94,7 @@ class PushTDemonstrator:
         """For each local end point in bs (M, 2): does a disc moving a -> b keep `clearance` px off the T?"""
         t = np.linspace(0.0, 1.0, 25)[None, :, None]
         pts = a[None, None, :] + t * (bs[:, None, :] - a[None, None, :])
-        return np.all(_dist_to_t(pts) >= R + clearance, axis=1)
+        return np.all(dist_to_t(pts) >= R + clearance, axis=1)
 
     def _segment_clear(self, a: np.ndarray, b: np.ndarray, clearance: float) -> bool:
         return bool(self._segments_clear(a, b[None], clearance)[0])
@@ -272,13 +106,13 @@ class PushTDemonstrator:
         [0, 512]^2 are pulled inside it; those that then come near the T (block against a wall)
         are marked blocked.
         """
-        rot, origin = _rot(pose[2]), pose[:2]
+        rot, origin = rotation(pose[2]), pose[:2]
         world = np.clip(origin + self.ring_local @ rot.T, 0.0, 512.0)
         local = (world - origin) @ rot
-        return local, _dist_to_t(local) < R + 2.0
+        return local, dist_to_t(local) < R + 2.0
 
     def _bearing_index(self, p_local: np.ndarray) -> int:
-        r = p_local - _COG
+        r = p_local - COG
         n = len(self.ring_local)
         return int(round(math.atan2(r[1], r[0]) % (2 * math.pi) / (2 * math.pi) * n)) % n
 
@@ -315,7 +149,7 @@ class PushTDemonstrator:
         else:
             d = options[0][1]
         n_arc = ((i1 - i0) * d) % n
-        radius = float(np.mean(np.hypot(*(self.ring_local - _COG).T)))
+        radius = float(np.mean(np.hypot(*(self.ring_local - COG).T)))
         length = n_arc * 2 * math.pi / n * radius + 20.0
         return length / self.nav_speed, d
 
@@ -330,7 +164,7 @@ class PushTDemonstrator:
         e0 = pose_error(pose)
         speed = float(np.clip(0.3 * e0, 1.0, 10.0))
         n_steps = int(np.clip(math.ceil(1.5 * e0 / speed) + 3, 4, 16))
-        rot = _rot(pose[2])
+        rot = rotation(pose[2])
         origin = pose[:2]
         a_local = rot.T @ (agent - origin)
         _, blocked = self._ring(pose)
@@ -395,7 +229,7 @@ class PushTDemonstrator:
     # ------------------------------------------------------------------ control
     def _navigate(self, agent: np.ndarray, pose: np.ndarray, plan: dict) -> np.ndarray:
         """Next target (world frame) on the way to the plan's contact, without touching the T."""
-        rot = _rot(pose[2])
+        rot = rotation(pose[2])
         origin = pose[:2]
         a_local = rot.T @ (agent - origin)
         pre, touch = plan["pre_local"], plan["touch_local"]
@@ -405,9 +239,9 @@ class PushTDemonstrator:
             return origin + rot @ touch
         if self._segment_clear(a_local, pre, 1.5):
             aim = pre
-        elif float(_dist_to_t(a_local[None])[0]) < R + 2.0:
+        elif float(dist_to_t(a_local[None])[0]) < R + 2.0:
             # Touching the T: back off along the normal before moving sideways.
-            away = a_local - _closest_on_t(a_local)
+            away = a_local - closest_on_t(a_local)
             aim = a_local + away / max(float(np.hypot(*away)), 1e-9) * self.nav_speed
         else:
             ring, blocked = self._ring(pose)
@@ -445,7 +279,7 @@ class PushTDemonstrator:
                     desired = agent
                     break
             plan = self._plan
-            rot, origin = _rot(pose[2]), pose[:2]
+            rot, origin = rotation(pose[2]), pose[:2]
             if plan["phase"] == "approach":
                 touch = origin + rot @ plan["touch_local"]
                 if np.hypot(*(agent - touch)) < 1.5 or (
@@ -487,70 +321,3 @@ class PushTDemonstrator:
         self._target = np.clip(self._target + delta, 0.0, 512.0)
         self.circle_log.append(self.circle_dir)
         return self._target.copy()
-
-
-# --------------------------------------------------------------------------- episodes
-def collect_episode(seed: int, max_steps: int = 300) -> dict[str, np.ndarray] | None:
-    """Run the demonstrator from ``reset(seed=seed)``; None unless coverage exceeds 0.95.
-
-    The demonstrator's generator is ``np.random.default_rng(seed)``, so a seed fixes the episode.
-    Returned arrays (T = number of actions; the episode ends with the first step whose coverage
-    exceeds 0.95, that action included), matching the human ``pusht_cchi_v7_replay.zarr`` data:
-
-    * ``state`` (T, 5) float32: ``env.state()`` *before* each action (obs_type="state" layout).
-    * ``action`` (T, 2) float32: the absolute target sent to ``env.step``.
-    * ``keypoint`` (T, 9, 2) float32: ``block_keypoints`` of the block pose before each action.
-    * ``n_contacts`` (T, 1) float32: ``info["n_contacts"]`` of the step that *led to* state t, i.e.
-      the one action t-1 caused (row 0: the reset's info), so it describes the contacts seen at
-      state t. This is the human data's convention: its collection script stored the previous
-      step's info with each record, and in the data itself, of the 679 times the block starts
-      moving during action t, ``n_contacts[t+1] > 0`` all 679 times but ``n_contacts[t] > 0`` only
-      481. (The contacts action t causes are ``n_contacts[t+1]``; the last action's are not kept,
-      as in the human data.) The count includes block-wall contacts, as the env's does.
-    * ``circle`` (T,) int8: +1 while the agent circles the block passing it on its left (bearing
-      around the block increasing), -1 on its right, 0 otherwise.
-    * ``side`` (1,) int8: the episode's preferred circling side drawn from the generator.
-    """
-    env = PushTEnv(obs_type="state")
-    _, info = env.reset(seed=seed)
-    demo = PushTDemonstrator(np.random.default_rng(seed))
-    u = env.unwrapped
-    states, actions, keypoints = [], [], []
-    contacts = [[info["n_contacts"]]]  # contacts[t]: those of the step that led to state t
-    success = False
-    for _ in range(max_steps):
-        pose = np.array([u.block.position[0], u.block.position[1], u.block.angle])
-        states.append(u.state())
-        keypoints.append(block_keypoints(pose))
-        action = demo.act(env)
-        actions.append(action)
-        _, _, _, _, info = env.step(action)
-        contacts.append([info["n_contacts"]])
-        if info["coverage"] > SUCCESS_COVERAGE:
-            success = True
-            break
-    env.close()
-    if not success:
-        return None
-    return {
-        "state": np.asarray(states, dtype=np.float32),
-        "action": np.asarray(actions, dtype=np.float32),
-        "keypoint": np.asarray(keypoints, dtype=np.float32),
-        "n_contacts": np.asarray(contacts[: len(actions)], dtype=np.float32),
-        "circle": np.asarray(demo.circle_log, dtype=np.int8),
-        "side": np.array([demo.side], dtype=np.int8),
-    }
-
-
-def episode_mode(episode: dict[str, np.ndarray]) -> str:
-    """'left' or 'right': the side of the episode's first circling manoeuvre ('none' if it never circled)."""
-    moving = episode["circle"][episode["circle"] != 0]
-    if len(moving) == 0:
-        return "none"
-    return "left" if moving[0] > 0 else "right"
-
-
-def success_rate(seeds: Iterable[int], max_steps: int = 300) -> tuple[float, list[dict[str, np.ndarray] | None]]:
-    """The fraction of seeds whose episode succeeds, and the episodes (None for failures)."""
-    episodes = [collect_episode(int(s), max_steps) for s in seeds]
-    return sum(e is not None for e in episodes) / max(len(episodes), 1), episodes

@@ -4,8 +4,10 @@ A kinematic disc (the agent) is driven by a PD controller towards the action tar
 T-shaped block onto a fixed goal pose. The physics reproduces the paper's env: 100 Hz simulation,
 10 Hz control, k_p=100, k_v=20, a frictionless T of mass 1 whose centre of gravity is the mean
 of its two rectangles' centroids, zero gravity and space damping 0 (pymunk then keeps no velocity
-between steps, so the block stops when it is no longer pushed). Replaying the 206 human
-demonstrations open loop reproduces their recorded block trajectories (tests/test_pusht_env.py).
+between steps, so the block stops when it is no longer pushed). The world and the controller
+live in :mod:`dpbench.envs.pusht.physics`, shared with the scripted demonstrator's push model.
+Replaying the 206 human demonstrations open loop reproduces their recorded block trajectories
+(tests/test_pusht_env.py).
 """
 
 from __future__ import annotations
@@ -18,22 +20,13 @@ import numpy as np
 import pymunk
 from gymnasium import spaces
 
-from .geometry import (
-    AGENT_RADIUS,
-    GOAL_POSE,
-    SUCCESS_COVERAGE,
-    T_BAR,
-    T_STEM,
-    WORKSPACE,
-    block_keypoints,
-    coverage,
-)
+from dpbench.errors import DpbenchError
+
+from .geometry import GOAL_POSE, SUCCESS_COVERAGE, WORKSPACE, block_keypoints, coverage
+from .physics import CONTROL_HZ, SIM_HZ, SUBSTEPS, build_space, pd_step
 from .render import render_frame
 
 OBS_TYPES = ("state", "keypoints", "pixels", "pixels_agent_pos")
-SIM_HZ = 100
-CONTROL_HZ = 10
-K_P, K_V = 100.0, 20.0
 AGENT_MARGIN = 64.0
 
 
@@ -62,12 +55,8 @@ class PushTEnv(gym.Env):
         render_size: int = 256,
     ) -> None:
         if obs_type not in OBS_TYPES:
-            from dpbench.errors import DpbenchError
-
             raise DpbenchError(f"unknown Push-T obs_type {obs_type!r}; choose one of {', '.join(OBS_TYPES)}")
         if render_mode not in (None, "rgb_array"):
-            from dpbench.errors import DpbenchError
-
             raise DpbenchError(f"unsupported render_mode {render_mode!r}; Push-T renders 'rgb_array' only")
         self.obs_type = obs_type
         self.render_mode = render_mode
@@ -103,29 +92,8 @@ class PushTEnv(gym.Env):
 
     # ------------------------------------------------------------------ physics
     def _build_space(self) -> None:
-        space = pymunk.Space()
-        space.gravity = (0.0, 0.0)
-        space.damping = 0.0
-        for a, b in (((5, 506), (5, 5)), ((5, 5), (506, 5)), ((506, 5), (506, 506)), ((5, 506), (506, 506))):
-            space.add(pymunk.Segment(space.static_body, a, b, 2))
-
-        agent = pymunk.Body(body_type=pymunk.Body.KINEMATIC)
-        agent.position = (256, 400)
-        space.add(agent, pymunk.Circle(agent, AGENT_RADIUS))
-
-        mass = 1.0
-        # The original env sums the bar's moment twice (it passes the bar's vertices for the
-        # stem too). The human demonstrations were recorded with that inertia, so we keep it.
-        inertia = 2 * pymunk.moment_for_poly(mass, vertices=T_BAR)
-        block = pymunk.Body(mass, inertia)
-        bar, stem = pymunk.Poly(block, T_BAR), pymunk.Poly(block, T_STEM)
-        block.center_of_gravity = (bar.center_of_gravity + stem.center_of_gravity) / 2
-        block.position = (256, 300)
-        block.angle = 0.0
-        space.add(block, bar, stem)
-
-        space.on_collision(0, 0, post_solve=self._count_contacts)
-        self.space, self.agent, self.block = space, agent, block
+        self.space, self.agent, self.block = build_space(agent_position=(256, 400), block_pose=(256, 300, 0.0))
+        self.space.on_collision(0, 0, post_solve=self._count_contacts)
 
     def _count_contacts(self, arbiter: pymunk.Arbiter, space: pymunk.Space, data: Any) -> None:
         self._n_contact_points += len(arbiter.contact_point_set.points)
@@ -150,6 +118,13 @@ class PushTEnv(gym.Env):
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        """Start an episode: the paper's initial state for ``seed``, or ``options["reset_to_state"]``.
+
+        Returns the observation (see the class docstring) and the info dict of :meth:`step`.
+
+        Raises:
+            DpbenchError: ``reset_to_state`` is not 5 finite numbers.
+        """
         super().reset(seed=seed)
         self._build_space()
         self._latest_action = None
@@ -159,8 +134,6 @@ class PushTEnv(gym.Env):
             # Replaying recorded data: the exact pose, as the human demonstrations were recorded.
             state = np.asarray(options["reset_to_state"], dtype=np.float64)
             if state.shape != (5,) or not np.all(np.isfinite(state)):
-                from dpbench.errors import DpbenchError
-
                 raise DpbenchError(
                     f"reset_to_state must be 5 finite numbers [agent_x, agent_y, block_x, block_y, angle], got {state!r}"
                 )
@@ -191,25 +164,28 @@ class PushTEnv(gym.Env):
         )
 
     def step(self, action: np.ndarray) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        """Drive the agent toward ``action`` (an absolute (x, y) target in px, clipped to the
+        workspace) for one control step (``SUBSTEPS`` PD-controlled physics steps, 0.1 s).
+
+        Returns ``(observation, reward, terminated, truncated, info)``: the reward is the goal
+        coverage / 0.95 clipped to [0, 1]; ``terminated`` when the coverage exceeds 0.95 (never
+        truncated here: the registration's TimeLimit ends long episodes). ``info`` has
+        ``coverage``, ``is_success``, ``n_contacts`` (contact points per physics step, rounded up,
+        block-wall contacts included), ``agent_pos`` (2,), ``block_pose`` (3,) and ``goal_pose`` (3,).
+
+        Raises:
+            RuntimeError: before the first :meth:`reset`.
+            DpbenchError: the action is not 2 finite numbers.
+        """
         if self.space is None:
             raise RuntimeError("call reset() before step()")
         action = np.asarray(action, dtype=np.float64).reshape(-1)
         if action.shape != (2,) or not np.all(np.isfinite(action)):
-            from dpbench.errors import DpbenchError
-
             raise DpbenchError(f"Push-T action must be 2 finite numbers (an x, y target in px), got {action!r}")
         action = np.clip(action, 0.0, float(WORKSPACE))  # a target outside the workspace means its border
         self._latest_action = action
-        tx, ty = float(action[0]), float(action[1])
-        dt = 1.0 / SIM_HZ
         self._n_contact_points = 0
-        for _ in range(SIM_HZ // CONTROL_HZ):
-            px, py = self.agent.position
-            vx, vy = self.agent.velocity
-            ax = K_P * (tx - px) + K_V * (0.0 - vx)
-            ay = K_P * (ty - py) + K_V * (0.0 - vy)
-            self.agent.velocity = (vx + ax * dt, vy + ay * dt)
-            self.space.step(dt)
+        pd_step(self.space, self.agent, float(action[0]), float(action[1]))
 
         cov = coverage(self._block_pose())
         reward = float(np.clip(cov / SUCCESS_COVERAGE, 0.0, 1.0))
@@ -217,6 +193,7 @@ class PushTEnv(gym.Env):
         return self._observation(), reward, terminated, False, self._info(cov)
 
     def render(self) -> np.ndarray | None:
+        """An RGB frame (render_size, render_size, 3) uint8 with ``render_mode="rgb_array"``, else None."""
         if self.render_mode != "rgb_array":
             return None
         return render_frame(
@@ -246,11 +223,10 @@ class PushTEnv(gym.Env):
         return {"pixels": pixels, "agent_pos": agent_pos}
 
     def _info(self, cov: float) -> dict[str, Any]:
-        n_substeps = SIM_HZ // CONTROL_HZ
         return {
             "coverage": float(cov),
             "is_success": bool(cov > SUCCESS_COVERAGE),
-            "n_contacts": int(math.ceil(self._n_contact_points / n_substeps)),
+            "n_contacts": int(math.ceil(self._n_contact_points / SUBSTEPS)),
             "agent_pos": np.array(self.agent.position, dtype=np.float64),
             "block_pose": self._block_pose(),
             "goal_pose": np.array(GOAL_POSE, dtype=np.float64),

@@ -19,9 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 
 from dpbench.errors import DpbenchError
+
+from .env import RobomimicEnv
 
 ENV_LAYOUT = "robomimic v1.4.1 order (the env's; also Diffusion Policy's *_abs files)"
 ROBOSUITE_LAYOUT = "robosuite 1.5 object-state order (robomimic v1.5 files)"
@@ -87,8 +90,6 @@ def _layouts(env: Any) -> dict[str, dict[str, np.ndarray]]:
 
 def _samples(path: Path, keys: Sequence[str], n_demos: int) -> list[tuple[str, int, np.ndarray, dict[str, np.ndarray]]]:
     """(demo, step, state, {key: stored obs}) at ``STEPS`` of the first ``n_demos`` demos."""
-    import h5py
-
     out = []
     with h5py.File(path, "r") as f:
         demos = sorted((k for k in f["data"] if k.startswith("demo_")), key=lambda k: int(k.split("_")[1]))
@@ -118,8 +119,6 @@ def check_dataset(task: str, path: str | Path, keys: Sequence[str], n_demos: int
     Returns the ``Agreement`` (its layout and column mapping). Raises DpbenchError when the file has
     no states, its states do not fit the env's model, or an observation disagrees in a way no known
     layout explains (naming the key, demo, step and first differing dims)."""
-    from .env import RobomimicEnv
-
     path = Path(path)
     keys = tuple(k for k in keys if not k.endswith("_image"))
     samples = _samples(path, keys, n_demos)

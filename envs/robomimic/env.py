@@ -32,7 +32,8 @@ from gymnasium import spaces
 
 from dpbench.errors import DpbenchError
 
-from .rotation import ARM_ABS_DIM
+from .. import GYM_IDS, episode_steps
+from .rotation import ARM_ABS_DIM, quat_to_matrix
 
 MUJOCO_RANGE = ((3, 3), (3, 10))  # robosuite 1.5.2 works with mujoco >= 3.3, < 3.10
 ROBOSUITE_VERSION = "1.5.2"
@@ -43,12 +44,14 @@ INSTALL_HINT = "pip install -e '.[robosuite]' (robosuite==1.5.2 with mujoco>=3.3
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """One robomimic task: its robosuite env, robots, horizon (paper, ph data) and sizes."""
+    """One robomimic task: its robosuite env, robots, observation sizes and default cameras.
+
+    Its episode length is the Gymnasium registration's (:attr:`max_episode_steps`), not a field.
+    """
 
     name: str
     robosuite_env: str
     n_arms: int
-    horizon: int
     object_dim: int
     default_cameras: tuple[str, ...]
     extra_kwargs: tuple[tuple[str, Any], ...] = ()
@@ -58,7 +61,14 @@ class TaskSpec:
     object_keys: tuple[str, ...] = ()
 
     @property
+    def max_episode_steps(self) -> int:
+        """The episode length in control steps (20 Hz): ``gymnasium.spec(gym_id).max_episode_steps``
+        of the task's registered env (the paper's horizon for its ph datasets)."""
+        return episode_steps(GYM_IDS[self.name])
+
+    @property
     def lowdim_keys(self) -> tuple[str, ...]:
+        """The observation keys dpbench flattens into ``low_dim``, in order."""
         keys = ["object"]
         for arm in range(self.n_arms):
             keys += [f"robot{arm}_eef_pos", f"robot{arm}_eef_quat", f"robot{arm}_gripper_qpos"]
@@ -66,6 +76,7 @@ class TaskSpec:
 
     @property
     def key_dims(self) -> dict[str, int]:
+        """Observation key -> its flat size."""
         dims = {"object": self.object_dim}
         for arm in range(self.n_arms):
             dims |= {f"robot{arm}_eef_pos": 3, f"robot{arm}_eef_quat": 4, f"robot{arm}_gripper_qpos": 2}
@@ -73,6 +84,7 @@ class TaskSpec:
 
     @property
     def lowdim_dim(self) -> int:
+        """The flat low-dim observation size (19 / 23 / 23 / 59 / 53)."""
         return sum(self.key_dims.values())
 
     @property
@@ -81,12 +93,11 @@ class TaskSpec:
 
 
 TASK_SPECS: dict[str, TaskSpec] = {
-    "lift": TaskSpec("lift", "Lift", 1, 400, 10, ("agentview", "robot0_eye_in_hand")),
+    "lift": TaskSpec("lift", "Lift", 1, 10, ("agentview", "robot0_eye_in_hand")),
     "can": TaskSpec(
         "can",
         "PickPlaceCan",
         1,
-        400,
         14,
         ("agentview", "robot0_eye_in_hand"),
         object_keys=("Can_pos", "Can_quat", "Can_to_robot0_eef_pos", "Can_to_robot0_eef_quat"),
@@ -95,7 +106,6 @@ TASK_SPECS: dict[str, TaskSpec] = {
         "square",
         "NutAssemblySquare",
         1,
-        400,
         14,
         ("agentview", "robot0_eye_in_hand"),
         object_keys=("SquareNut_pos", "SquareNut_quat", "SquareNut_to_robot0_eef_pos", "SquareNut_to_robot0_eef_quat"),
@@ -104,12 +114,11 @@ TASK_SPECS: dict[str, TaskSpec] = {
         "transport",
         "TwoArmTransport",
         2,
-        700,
         41,
         ("shouldercamera0", "shouldercamera1", "robot0_eye_in_hand", "robot1_eye_in_hand"),
         (("env_configuration", "single-arm-opposed"),),
     ),
-    "tool_hang": TaskSpec("tool_hang", "ToolHang", 1, 700, 44, ("sideview", "robot0_eye_in_hand")),
+    "tool_hang": TaskSpec("tool_hang", "ToolHang", 1, 44, ("sideview", "robot0_eye_in_hand")),
 }
 
 
@@ -209,8 +218,8 @@ class RobomimicEnv(gym.Env):
             has_offscreen_renderer=offscreen,
             use_camera_obs=bool(self.cameras),
             control_freq=CONTROL_FREQ,
-            horizon=self.spec_.horizon,
-            ignore_done=True,  # the Gymnasium TimeLimit owns the horizon
+            horizon=self.spec_.max_episode_steps,  # robosuite's episode length; the registration's
+            ignore_done=True,  # the Gymnasium TimeLimit ends episodes, not robosuite
             reward_shaping=False,
         )
         if self.cameras:
@@ -309,8 +318,6 @@ class RobomimicEnv(gym.Env):
     def control_rotation(self, arm: int = 0) -> np.ndarray:
         """The current orientation (3, 3) of the frame that absolute actions command: the grip
         site. ``robot0_eef_quat`` (robomimic's key) is the hand body, 90 degrees about z from it."""
-        from .rotation import quat_to_matrix
-
         return quat_to_matrix(np.asarray(self._last_raw[f"robot{arm}_eef_quat_site"], np.float64))
 
     def _observe(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

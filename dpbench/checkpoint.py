@@ -1,0 +1,86 @@
+"""Safe checkpoints: weights as safetensors (no code can ride along, nothing is unpickled) plus
+plain-JSON metadata (policy, config, spec, env, dataset identity), and loading that refuses a
+checkpoint whose shapes do not fit the env it is evaluated on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from dpbench.config import apply_overrides, config_to_dict
+from dpbench.errors import DpbenchError
+from dpbench.policies import available_policies, get_policy_class
+from dpbench.policy import Policy
+from dpbench.spec import PolicySpec
+
+
+def save_policy(policy: Policy, path: str | Path, meta: dict[str, Any]) -> Path:
+    """Weights as safetensors (no code can ride along) plus plain-JSON metadata."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = {
+        "policy": policy.name,
+        "policy_class": f"{type(policy).__module__}:{type(policy).__qualname__}",
+        "config": config_to_dict(policy.config),
+        "spec": policy.spec.to_dict(),
+        **meta,
+    }
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in policy.state_dict().items()}
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata={"dpbench": json.dumps(header)})
+    tmp.replace(path)
+    return path
+
+
+def read_checkpoint_meta(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise DpbenchError(f"{path}: no such checkpoint")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception:
+        raise DpbenchError(
+            f"{path}: not a dpbench safetensors checkpoint. dpbench never unpickles checkpoints, since a "
+            "pickle can run code; export the weights with dpbench (or safetensors) instead"
+        ) from None
+    if "dpbench" not in meta:
+        raise DpbenchError(f"{path}: a safetensors file without dpbench metadata; it was not written by dpbench")
+    return json.loads(meta["dpbench"])
+
+
+def load_policy(
+    path: str | Path, expect_spec: PolicySpec | None = None, overrides: dict[str, str] | None = None
+) -> tuple[Policy, dict[str, Any]]:
+    """Rebuild a policy from a checkpoint, refusing one whose shapes don't match ``expect_spec``.
+
+    ``overrides`` (``{"policy.sampler": "ddim", ...}``) change inference-time fields such as the
+    sampler; a change that alters the weights' shapes is refused when the weights are loaded.
+    """
+    meta = read_checkpoint_meta(path)
+    spec = PolicySpec.from_dict(meta["spec"])
+    if expect_spec is not None and spec != expect_spec:
+        raise DpbenchError(
+            f"{path}: checkpoint was trained for env '{meta.get('env')}' obs {spec.obs_shapes} action_dim "
+            f"{spec.action_dim}, but this env gives obs {expect_spec.obs_shapes} action_dim {expect_spec.action_dim}"
+        )
+    cls = get_policy_class(meta["policy"] if meta["policy"] in available_policies() else meta["policy_class"])
+    cfg = apply_overrides(cls.Config(), meta["config"], f"{cls.name} config")
+    for key, value in (overrides or {}).items():
+        scope, _, name = key.partition(".")
+        if scope != "policy" or not name:
+            raise DpbenchError(f"override '{key}': a saved policy takes only policy.FIELD=VALUE")
+        apply_overrides(cfg, {name: value}, f"{cls.name} config")
+    policy = cls(spec, cfg)
+    state = load_file(str(path))
+    try:
+        policy.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else "mismatch"
+        raise DpbenchError(f"{path}: weights do not fit policy '{cls.name}' with the stored config ({first})") from None
+    policy.eval()
+    return policy, meta

@@ -1,0 +1,269 @@
+"""Typed configs: the fields every policy config has, the shared training loop's settings, and how
+presets, task recipes and ``--set`` overrides become one config.
+
+Every config is a dataclass. A field's documentation is the comment beside it (and any comment
+lines right above it); ``field_docs`` reads them and ``dpbench config POLICY`` prints them with
+their values, so the source is the one place a field is explained.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import io
+import json
+import textwrap
+import tokenize
+import types
+import typing
+from typing import TYPE_CHECKING, Any
+
+from dpbench.errors import DpbenchError
+from dpbench.presets import IMAGE_TRAIN_PRESETS, VISION_PRESETS
+from dpbench.vision import VisionConfig
+
+if TYPE_CHECKING:
+    from dpbench.policy import Policy
+
+
+@dataclasses.dataclass
+class PolicyConfig:
+    """Fields every policy config has: the observation/action windows (paper Fig. 3)."""
+
+    n_obs_steps: int = 2  # T_o: observation steps the policy is conditioned on (paper: 2)
+    horizon: int = 16  # T_p: steps in the predicted action chunk, also the training window (paper: 16)
+    n_action_steps: int = 8  # T_a: actions executed before replanning (paper: 8)
+    # The image encoder; set for image observations only (dpbench.presets.VISION_PRESETS).
+    vision: VisionConfig | None = None
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """The shared training loop's settings (one optimizer step = one batch)."""
+
+    steps: int = 20000  # optimizer steps in the run
+    batch_size: int = 256  # training windows per step (the original: 256)
+    lr: float = 1e-4  # peak AdamW learning rate (the original's DP: 1e-4)
+    weight_decay: float = 1e-6  # AdamW weight decay (the original's DP UNet: 1e-6)
+    betas: tuple[float, float] = (0.95, 0.999)  # AdamW betas (the original's DP UNet: 0.95, 0.999)
+    warmup_steps: int = 500  # linear learning-rate warm-up, in steps (the original: 500)
+    lr_schedule: str = "cosine"  # "cosine" (decay to 0 over `steps`, the original's) | "constant"
+    ema: bool = True  # evaluate an exponential moving average of the weights (the original's EMAModel)
+    ema_power: float = 0.75  # EMA warm-up: decay = 1 - (1 + step) ** -power (the original: 0.75)
+    ema_max_decay: float = 0.9999  # the EMA decay's ceiling (the original: 0.9999)
+    eval_every: int = 2000  # steps between evaluations (presets: steps / 20, dpbench.presets.budget)
+    eval_after: int = 0  # first step at which periodic evaluation starts (the last step is always evaluated)
+    eval_episodes: int = 50  # test episodes per evaluation (the paper: 50, seeds 100000 on)
+    # After training, the checkpoint the max selects is scored on this many fresh test seeds
+    # (Task.heldout_seed_start on), which no selection saw: the record's "heldout" (0: skip).
+    heldout_episodes: int = 200
+    checkpoint_every: int = 2000  # steps between resumable checkpoints
+    # The data protocol (the original's dataset configs): validation split and training subset are
+    # drawn with ``split_seed``, the same for every training seed (dpbench.data.sampler.split_episodes).
+
+    val_ratio: float = 0.02  # fraction of episodes held out (never trained on); the original: 0.02
+    split_seed: int = 42  # the original's dataset ``seed: 42``
+    # "paper": the task's paper cap on training episodes (human Push-T: 90, Task.paper_max_train_episodes);
+    # "all": every non-validation episode (`dpbench run --all-episodes`).
+    train_episodes: str = "paper"
+    max_train_episodes: int | None = None  # an explicit cap; overrides train_episodes when set
+    grad_clip: float | None = None  # clip the gradient's global norm to this (None: no clipping)
+
+
+# ------------------------------------------------------------------------------- field docs
+def field_docs(cls: type) -> dict[str, str]:
+    """``{field: documentation}`` for a config dataclass and its bases: each field's trailing
+    comment, preceded by the comment lines right above it. Fields without any comment map to ""."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass) or klass is object:
+            continue
+        try:
+            source = inspect.getsource(klass)
+        except (OSError, TypeError):
+            continue
+        docs.update(_comments_by_field(textwrap.dedent(source), {f.name for f in dataclasses.fields(klass)}))
+    return {f.name: docs.get(f.name, "") for f in dataclasses.fields(cls)}
+
+
+def _comments_by_field(source: str, names: set[str]) -> dict[str, str]:
+    lines = source.splitlines()
+    comments: dict[int, str] = {}
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.COMMENT:
+            comments[tok.start[0]] = tok.string.lstrip("#").strip()
+    out: dict[str, str] = {}
+    for i, line in enumerate(lines, start=1):
+        name = line.strip().split(":", 1)[0]
+        if name not in names or not line.startswith("    ") or line.startswith("     "):
+            continue
+        above, j = [], i - 1
+        while j in comments and lines[j - 1].strip().startswith("#"):
+            above.insert(0, comments[j])
+            j -= 1
+        out[name] = " ".join([*above, comments.get(i, "")]).strip()
+    return out
+
+
+def describe(cfg: Any, paper: Any | None = None, prefix: str = "") -> list[tuple[str, str, str, str, str]]:
+    """Rows ``(field, type, value, paper value, documentation)`` for a config and its nested
+    configs (``vision.widths``), for ``dpbench config``."""
+    hints = typing.get_type_hints(type(cfg))
+    docs = field_docs(type(cfg))
+    rows = []
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        ref = getattr(paper, f.name, None) if paper is not None else None
+        if dataclasses.is_dataclass(value):
+            rows += describe(value, ref if dataclasses.is_dataclass(ref) else None, f"{prefix}{f.name}.")
+            continue
+        rows.append(
+            (
+                f"{prefix}{f.name}",
+                _type_name(hints[f.name]),
+                _show(value),
+                _show(ref) if paper is not None else "",
+                docs[f.name],
+            )
+        )
+    return rows
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+# ------------------------------------------------------------------------------- --set parsing
+NONE_WORDS = ("none", "null")
+TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _type_name(tp: Any) -> str:
+    if isinstance(tp, type):
+        return tp.__name__
+    return str(tp).replace("typing.", "").replace("dpbench.vision.", "")
+
+
+def _nested_dataclass(tp: Any) -> type | None:
+    """The dataclass a field holds (``VisionConfig`` for ``VisionConfig | None``), else None."""
+    for t in (tp, *typing.get_args(tp)):
+        if isinstance(t, type) and dataclasses.is_dataclass(t):
+            return t
+    return None
+
+
+def parse_value(text: str, tp: Any) -> Any:
+    """Parse a ``--set`` string by the config field's declared type: int, float, bool, str, tuples
+    (``tuple[int, ...]`` and fixed-length ones, written ``a,b,c``) and optionals (``none``/``null``).
+    Raises ValueError naming the expected type."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if type(None) in args and text.strip().lower() in NONE_WORDS:
+            return None
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return parse_value(text, option)
+            except ValueError:
+                continue
+        raise ValueError(f"expected {_type_name(tp)}, got {text!r}")
+    if tp is bool:
+        word = text.strip().lower()
+        if word in TRUE_WORDS or word in FALSE_WORDS:
+            return word in TRUE_WORDS
+        raise ValueError(f"expected a boolean (true/false), got {text!r}")
+    if tp in (int, float, str):
+        try:
+            return tp(text.strip()) if tp is not str else text
+        except ValueError:
+            raise ValueError(f"expected {tp.__name__}, got {text!r}") from None
+    if origin is tuple:
+        items = [v.strip() for v in text.replace("(", "").replace(")", "").split(",") if v.strip()]
+        kinds = [args[0]] * len(items) if len(args) == 2 and args[1] is Ellipsis else list(args)
+        if len(kinds) != len(items):
+            raise ValueError(f"expected {len(kinds)} comma-separated values ({_type_name(tp)}), got {text!r}")
+        return tuple(parse_value(v, k) for v, k in zip(items, kinds))
+    raise ValueError(f"cannot set a field of type {_type_name(tp)} from the command line")
+
+
+def apply_overrides(cfg: Any, overrides: dict[str, Any], where: str) -> Any:
+    """Set config fields from ``{"field": value}`` (``"nested.field"`` reaches into a nested dataclass such
+    as ``vision``). String values (``--set``) are parsed by the field's declared type; JSON lists become
+    tuples and JSON objects fill a nested dataclass. Raises DpbenchError naming the field and its type."""
+    hints = typing.get_type_hints(type(cfg))
+    fields = {f.name for f in dataclasses.fields(cfg)}
+    for key, value in overrides.items():
+        head, dot, rest = key.partition(".")
+        if head not in fields:
+            raise DpbenchError(f"{where} has no field '{key}'; fields: {', '.join(sorted(fields))}")
+        nested = _nested_dataclass(hints[head])
+        if nested is not None:
+            if dot:
+                if getattr(cfg, head) is None:
+                    hint = " (e.g. --obs image)" if head == "vision" else ""
+                    raise DpbenchError(
+                        f"'{key}': {head} settings apply only to image observations{hint}"
+                        if head == "vision"
+                        else f"'{key}': {where}.{head} is not set for this run"
+                    )
+                apply_overrides(getattr(cfg, head), {rest: value}, f"{where}.{head}")
+            else:
+                empty = value is None or (isinstance(value, str) and value.strip().lower() in NONE_WORDS)
+                setattr(cfg, head, None if empty else apply_overrides(nested(), dict(value), f"{where}.{head}"))
+            continue
+        if dot:
+            raise DpbenchError(f"{where}.{head} has no fields of its own ('{key}')")
+        if isinstance(value, str):
+            try:
+                value = parse_value(value, hints[head])
+            except ValueError as exc:
+                raise DpbenchError(f"bad value for {where}.{key} ({_type_name(hints[head])}): {exc}") from None
+        elif isinstance(value, list):
+            value = tuple(value)
+        setattr(cfg, head, value)
+    return cfg
+
+
+def build_configs(
+    policy_cls: type[Policy],
+    preset: str,
+    overrides: dict[str, str] | None = None,
+    image_obs: bool = False,
+    task: str | None = None,
+) -> tuple[PolicyConfig, TrainConfig]:
+    """Preset, then the policy's ``task_overrides`` for ``task`` (every preset but smoke), then
+    ``--set policy.x=..`` / ``--set train.y=..`` overrides. With ``image_obs`` the policy config also
+    gets the preset's image encoder (``--set policy.vision.x=..``). Raises DpbenchError for an unknown
+    preset or field, or a value of the wrong type."""
+    if preset not in policy_cls.presets:
+        raise DpbenchError(
+            f"policy '{policy_cls.name}' has no preset '{preset}'; choose one of {', '.join(policy_cls.presets)}"
+        )
+    pol_over, train_over = policy_cls.presets[preset]
+    if task in policy_cls.task_overrides and preset != "smoke":
+        task_pol, task_train = policy_cls.task_overrides[task]
+        pol_over, train_over = {**pol_over, **task_pol}, {**train_over, **task_train}
+    pcfg = apply_overrides(policy_cls.Config(), dict(pol_over), f"{policy_cls.name} config")
+    if image_obs:
+        pcfg.vision = apply_overrides(VisionConfig(), dict(VISION_PRESETS.get(preset, {})), "vision config")
+        train_over = {**train_over, **IMAGE_TRAIN_PRESETS.get(preset, {})}
+    tcfg = apply_overrides(TrainConfig(), dict(train_over), "train config")
+    pol_cli, train_cli = {}, {}
+    for key, value in (overrides or {}).items():
+        scope, _, name = key.partition(".")
+        if scope == "policy" and name:
+            pol_cli[name] = value
+        elif scope == "train" and name:
+            train_cli[name] = value
+        else:
+            raise DpbenchError(f"override '{key}' must look like policy.FIELD=VALUE or train.FIELD=VALUE")
+    return apply_overrides(pcfg, pol_cli, f"{policy_cls.name} config"), apply_overrides(tcfg, train_cli, "train config")
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain JSON data; an unset image encoder is left out, so low-dim configs hash as before."""
+    out = json.loads(json.dumps(dataclasses.asdict(cfg)))
+    if out.get("vision", 0) is None:
+        del out["vision"]
+    return out

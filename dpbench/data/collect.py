@@ -1,0 +1,209 @@
+"""Collecting scripted demonstrations into dataset files: the data layer's side of the demonstrators.
+
+The envs produce episodes in memory (``dpbench.envs.pusht.demonstrator.collect_episode``,
+``dpbench.envs.robomimic.demonstrator.run_episode``: dicts of (T, ...) arrays, None when the
+demonstrator fails); this module runs them over consecutive seeds until enough succeed, in worker
+processes for the robomimic tasks, and writes robomimic-layout hdf5 atomically
+(``dpbench.data.episodes.write_hdf5``) with ``env_args`` that record the env and the collection.
+
+A collection is a function of its arguments: seed s always gives the same episode, so the same
+call writes the same arrays (the wall-clock statistics in ``env_args`` aside).
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing as mp
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from dpbench.data.episodes import EpisodeStore, write_hdf5
+from dpbench.envs.pusht.episodes import SCRIPTED_VERSION, collect_episode
+from dpbench.envs.robomimic.demonstrator import COLLECT_VERSION, VARIANTS, run_episode
+from dpbench.envs.robomimic.env import TASK_SPECS, RobomimicEnv
+from dpbench.envs.robomimic.env_args import env_args_for
+from dpbench.envs.robomimic.planners import PLANNERS
+from dpbench.errors import DpbenchError
+
+PUSHT_KEYS = ("state", "action", "keypoint", "n_contacts", "img")  # what a Push-T file keeps of an episode
+
+
+# --------------------------------------------------------------------------- Push-T
+def collect_pusht(n_episodes: int, path: str | Path, start_seed: int = 0, progress: bool = True) -> Path:
+    """Run the scripted Push-T demonstrator on seeds start_seed, start_seed + 1, ... until
+    ``n_episodes`` succeed; write them to ``path`` (robomimic-layout hdf5, atomically).
+
+    Each kept episode stores ``state`` (T, 5), ``action`` (T, 2), ``keypoint`` (T, 9, 2) and
+    ``n_contacts`` (T, 1), float32 (see ``collect_episode``). ``env_args`` records the generator,
+    its ``SCRIPTED_VERSION``, the seeds tried and how many.
+
+    Returns:
+        the path written.
+
+    Raises:
+        DpbenchError: the demonstrator keeps failing (fewer than 1 in 20 of over 20 * n_episodes
+            seeds succeed), which is a bug.
+    """
+    episodes: list[dict[str, np.ndarray]] = []
+    seed, tried = start_seed, 0
+    with tqdm(total=n_episodes, desc="scripted Push-T demos", disable=not progress, unit="ep") as bar:
+        while len(episodes) < n_episodes:
+            ep = collect_episode(seed)
+            seed, tried = seed + 1, tried + 1
+            if ep is not None:
+                episodes.append({k: v for k, v in ep.items() if k in PUSHT_KEYS})
+                bar.update(1)
+            bar.set_postfix(success=f"{len(episodes) / tried:.0%}")
+            if tried > 20 * n_episodes and len(episodes) < tried // 20:
+                raise DpbenchError("the scripted demonstrator keeps failing; this is a bug, please report it")
+    store = EpisodeStore.from_episodes(episodes, source="scripted")
+    env_args = {
+        "env_name": "pusht",
+        "generator": "dpbench.envs.pusht.demonstrator",
+        "version": SCRIPTED_VERSION,
+        "seeds": [start_seed, seed - 1],
+        "tried": tried,
+    }
+    return write_hdf5(store, path, env_args=env_args)
+
+
+# --------------------------------------------------------------------------- robomimic
+def robomimic_scripted_path(
+    cache: Path, task: str, variant: str, n_episodes: int, cameras: tuple[str, ...] = ()
+) -> Path:
+    """The cache file of ``n_episodes`` scripted ``task`` demos of ``variant`` with ``cameras``; its name
+    carries ``COLLECT_VERSION``, so a changed demonstrator never reuses a stale file."""
+    cams = ("_" + "+".join(cameras)) if cameras else ""
+    return cache / f"robomimic_{task}_{variant}_v{COLLECT_VERSION}_{n_episodes}ep{cams}.hdf5"
+
+
+_WORKER_ENV: RobomimicEnv | None = None  # one env per collector process
+
+
+def _init_collector(task: str, cameras: tuple[str, ...]) -> None:
+    """Make the process's env (in a worker: its pool initializer)."""
+    global _WORKER_ENV
+    import torch  # only to keep each collector process to one thread; the parent may never need torch
+
+    torch.set_num_threads(1)
+    _WORKER_ENV = RobomimicEnv(task, action_mode="abs", cameras=cameras)
+
+
+def _collect_one(args: tuple[int, str]) -> tuple[int, dict[str, np.ndarray] | None]:
+    """(seed, the episode or None) for one (seed, variant), on the process's env."""
+    seed, variant = args
+    return seed, run_episode(_WORKER_ENV, seed, variant)
+
+
+def iter_scripted_episodes(
+    task: str, variant: str, start_seed: int, cameras: tuple[str, ...], workers: int
+) -> Iterator[tuple[int, dict[str, np.ndarray] | None]]:
+    """(seed, episode or None) for seeds start_seed, start_seed + 1, ... in order, forever.
+
+    With ``workers`` > 1 the episodes run in a pool of that many spawned processes, each with its
+    own env; the results come back in seed order, so they do not depend on ``workers``.
+    """
+    seeds = ((s, variant) for s in itertools.count(start_seed))
+    if workers <= 1:
+        _init_collector(task, cameras)
+        yield from map(_collect_one, seeds)
+        return
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(workers, initializer=_init_collector, initargs=(task, cameras)) as pool:
+        yield from pool.imap(_collect_one, seeds, chunksize=1)
+
+
+def collect_robomimic(
+    task: str,
+    n_episodes: int,
+    path: str | Path,
+    variant: str = "ph",
+    cameras: tuple[str, ...] = (),
+    start_seed: int = 0,
+    workers: int = 1,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the scripted ``task`` demonstrator until ``n_episodes`` successes; write robomimic hdf5 atomically.
+
+    Args:
+        task: a robomimic task with a planner (lift, can, square).
+        n_episodes: successful episodes to keep (failed seeds are skipped).
+        path: the hdf5 file to write.
+        variant: ``"ph"`` or ``"mh"`` (see ``dpbench.envs.robomimic.demonstrator``).
+        cameras: cameras whose 84x84 images are recorded as ``<camera>_image`` (T, 84, 84, 3) uint8.
+        start_seed: the first env seed tried.
+        workers: collector processes (1: in this process).
+        progress: show a progress bar.
+
+    Each demo stores ``actions`` (T, 7 * n_arms), ``states`` (T, S) and the observation keys;
+    ``env_args`` is :func:`~dpbench.envs.robomimic.env_args.env_args_for` plus a ``dpbench`` entry
+    (task, variant, action mode, generator, ``COLLECT_VERSION``, cameras, the statistics below).
+
+    Returns:
+        the collection's statistics: seeds tried and kept, success rate, first and last seed,
+        steps, wall time (s), steps per second and workers.
+
+    Raises:
+        DpbenchError: an unknown task, a task without a demonstrator, an unknown variant or
+            camera, or a demonstrator that succeeds in under 1 of 10 episodes (a bug).
+    """
+    if task not in TASK_SPECS:
+        raise DpbenchError(f"unknown robomimic env '{task}'; choose one of {', '.join(TASK_SPECS)}")
+    if task not in PLANNERS:
+        raise DpbenchError(
+            f"no scripted demonstrator for '{task}' (there are: {', '.join(PLANNERS)}); train on your own robomimic "
+            f"hdf5 with --dataset PATH"
+        )
+    if variant not in VARIANTS:
+        raise DpbenchError(f"unknown variant '{variant}'; choose one of {', '.join(VARIANTS)}")
+    bad = [c for c in cameras if c not in TASK_SPECS[task].default_cameras]
+    if bad:
+        raise DpbenchError(
+            f"unknown camera(s) {bad} for {task}; choose from {', '.join(TASK_SPECS[task].default_cameras)}"
+        )
+    t0 = time.perf_counter()
+    episodes: list[dict[str, np.ndarray]] = []
+    tried, seed = 0, start_seed
+    with tqdm(total=n_episodes, desc=f"scripted {task} ({variant}) demos", disable=not progress, unit="ep") as bar:
+        for seed, ep in iter_scripted_episodes(task, variant, start_seed, tuple(cameras), workers):
+            tried += 1
+            if ep is not None:
+                ep = dict(ep)
+                ep["action"] = ep.pop("actions")
+                episodes.append(ep)
+                bar.update(1)
+            bar.set_postfix(success=f"{len(episodes) / tried:.0%}")
+            if len(episodes) >= n_episodes:
+                break
+            if tried >= 20 and len(episodes) < tried // 10:
+                raise DpbenchError(
+                    f"the {task} demonstrator succeeded in {len(episodes)} of {tried} episodes; this is a bug, please report it"
+                )
+    wall = time.perf_counter() - t0
+    store = EpisodeStore.from_episodes(episodes, source="scripted")
+    stats = {
+        "tried": tried,
+        "kept": len(episodes),
+        "success_rate": round(len(episodes) / tried, 4),
+        "seeds": [start_seed, seed],
+        "steps": store.n_steps,
+        "wall_s": round(wall, 1),
+        "steps_per_s": round(sum(len(e["action"]) for e in episodes) / wall, 1),
+        "workers": workers,
+    }
+    provenance = {
+        "task": task,
+        "variant": variant,
+        "action_mode": "abs",
+        "generator": "dpbench.envs.robomimic.demonstrator",
+        "version": COLLECT_VERSION,
+        "cameras": list(cameras),
+        "collection": stats,
+    }
+    write_hdf5(store, path, env_args={**env_args_for(task, tuple(cameras)), "dpbench": provenance})
+    return stats

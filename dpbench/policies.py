@@ -1,0 +1,65 @@
+"""The policy registry: built-in policies, installed entry points (group ``dpbench.policies``),
+and ``package.module:ClassName`` references, each checked against the Policy contract."""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+
+from dpbench.errors import DpbenchError
+from dpbench.policy import Policy
+
+ENTRY_POINT_GROUP = "dpbench.policies"
+
+_BUILTIN: dict[str, str] = {
+    "diffusion": "dpbench.diffusion.policy:DiffusionUnetPolicy",
+    "diffusion_cnn": "dpbench.diffusion.policy:DiffusionUnetPolicy",
+    "diffusion_transformer": "dpbench.diffusion.policy:DiffusionTransformerPolicy",
+    "diffusion_flow": "dpbench.diffusion.flow:FlowMatchingPolicy",
+    "bc": "dpbench.baselines.bc:BCPolicy",
+    "lstm_gmm": "dpbench.baselines.lstm_gmm:LSTMGMMPolicy",
+    "ibc": "dpbench.baselines.ibc:IBCPolicy",
+    "bet": "dpbench.baselines.bet:BETPolicy",
+}
+
+
+def _load_ref(ref: str) -> type[Policy]:
+    module, _, attr = ref.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise DpbenchError(f"cannot import policy '{ref}': {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Policy)):
+        raise DpbenchError(f"'{ref}' is not a dpbench Policy subclass (see docs/adding_a_policy.md)")
+    missing = []
+    if cls.compute_loss is Policy.compute_loss:
+        missing.append("compute_loss")
+    if cls.predict_chunk is Policy.predict_chunk and cls.predict_action is Policy.predict_action:
+        missing.append("predict_chunk (or predict_action)")
+    if missing:
+        raise DpbenchError(
+            f"policy '{cls.name or ref}' breaks the Policy contract: it does not implement {', '.join(missing)}"
+        )
+    if not cls.name or not cls.presets:
+        raise DpbenchError(
+            f"policy '{ref}' breaks the Policy contract: it needs a `name` and at least one preset in `presets`"
+        )
+    return cls
+
+
+def available_policies() -> dict[str, str]:
+    """name -> 'module:Class' for built-ins and installed entry points."""
+    names = dict(_BUILTIN)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        names.setdefault(ep.name, ep.value)
+    return names
+
+
+def get_policy_class(name: str) -> type[Policy]:
+    """Resolve ``--policy``: a registered name, an entry point, or ``package.module:ClassName``."""
+    if ":" in name:
+        return _load_ref(name)
+    names = available_policies()
+    if name not in names:
+        raise DpbenchError(f"unknown policy '{name}'; valid policies: {', '.join(sorted(names))}")
+    return _load_ref(names[name])

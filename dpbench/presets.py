@@ -1,0 +1,59 @@
+"""The presets every policy shares: the evaluation schedule (``budget``), the smoke preset's
+training settings, and the image-observation settings applied over any policy's preset.
+
+A policy's own presets live in its class (``Policy.presets``); this module holds only what is
+common to all of them, so a preset has one home: the policy's class for its recipe, here for the
+shared schedule and the image encoder.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+EVALS_PER_BUDGET = 20  # evaluations per training budget: one every steps / 20
+
+
+def budget(steps: int, first_eval: float = 0.5, **train: Any) -> dict[str, Any]:
+    """A preset's training settings with the one evaluation schedule every policy shares: an
+    evaluation (and a resumable checkpoint) every ``steps / 20`` steps from ``first_eval * steps`` on,
+    the last at ``steps``. ``quick`` presets evaluate over the second half (11 evaluations: the
+    paper's max and avg-last-10 over the same draws for every policy); ``paper`` presets over the
+    whole run (``first_eval=0``, 20 evaluations). "max over evaluations" rises with the number of
+    draws, so a policy evaluated more often would get an edge; this keeps the count equal.
+
+    Raises ValueError when ``steps`` is not a multiple of 20."""
+    if steps % EVALS_PER_BUDGET:
+        raise ValueError(f"budget: steps={steps} must be a multiple of {EVALS_PER_BUDGET}")
+    every = steps // EVALS_PER_BUDGET
+    return dict(
+        steps=steps,
+        eval_every=every,
+        eval_after=int(round(first_eval * EVALS_PER_BUDGET)) * every,
+        checkpoint_every=every,
+        **train,
+    )
+
+
+# The smoke preset's training settings, shared by every policy: a few steps and a 2-episode
+# evaluation, so a whole run takes seconds (tests).
+SMOKE_TRAIN: dict[str, Any] = dict(
+    steps=6, batch_size=8, warmup_steps=1, eval_every=3, checkpoint_every=3, eval_episodes=2, heldout_episodes=2
+)
+
+# The image encoder per preset, shared by all policies (``VisionConfig`` fields): ``paper`` is
+# ResNet-18 at the paper's crop; ``quick`` halves the resolution and narrows the network for speed
+# (benchmarks/bench_vision.py: 821 training images/s on 2 cores), its score/time trade-off not yet
+# tuned; ``smoke`` is tiny.
+VISION_PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "quick": dict(widths=(16, 32, 64, 128), blocks=(1, 1, 1, 1), stem_pool=False, downsample=2),
+    "smoke": dict(widths=(8, 16), blocks=(1, 1), stem_pool=False, downsample=4, keypoints=8, feature_dim=16),
+}
+
+# Training settings that change with image observations, applied over every policy's own preset.
+# ``quick`` is a fixed CPU budget chosen from image DP's score against training steps on Push-T
+# (docs/measurements.md): max 0.34 at 3000 steps, 0.57 at 9000 (~37 min per seed on one core),
+# 0.63 at 18000. Evaluations follow the shared schedule: every 450 steps from step 4500.
+IMAGE_TRAIN_PRESETS: dict[str, dict[str, Any]] = {
+    "quick": budget(9000),
+}

@@ -1,0 +1,265 @@
+"""Result records: the schema of the one JSON file each benchmark cell writes
+(``OUT/records/<cell_id>.json``), and reading and writing them.
+
+A record is built by ``Record(...).to_dict()`` (``dpbench.runner.run_cell`` is the one writer) and read
+back as a plain dict by ``read_record`` / ``load_records``. Its top-level fields, in file order:
+
+==================  =====================================================================================
+``schema``          record layout version (``SCHEMA_VERSION``); readers refuse other values
+``protocol``        evaluation/training protocol version (``PROTOCOL_VERSION``); absent in old records = 1
+``cell_id``         ``<env>-<obs>__<policy>__<dataset kind>-<hash[:8]>__<preset>-<config_hash>__seed<N>``
+                    (``:`` and ``.`` in the policy name as ``_``): the file name, and the checkpoint
+                    folder ``OUT/work/<cell_id>/``
+``command``         the ``dpbench ...`` command line that made it (machine paths made portable)
+``policy``          policy name as given (a registered name, entry point or ``module:Class``)
+``env``             task name (``pusht``, ``lift``, ...)
+``obs``             observation mode (``keypoints``, ``state``, ``image``, ``low_dim``, ...)
+``action_mode``     robomimic: ``abs`` or ``delta`` (from the dataset); Push-T: null
+``seed``            training seed (also seeds the evaluations' sampling noise)
+``preset``          config preset the run started from (``smoke`` / ``quick`` / ``paper``)
+``config_hash``     first 10 hex digits of the SHA-256 of the resolved policy + train config and obs mode
+``config``          ``{"policy": {...}, "train": {...}, "overrides": {"key": "value"}}``: the resolved
+                    configs and the ``--set`` overrides (strings) that produced them
+``dataset``         ``{"kind", "path", "hash", "episodes", "steps"}``: which demonstrations, where (portable
+                    path), their content hash, episode and step counts
+``dataset_check``   robomimic: how the dataset's column layout was checked against the env; else null
+``data_split``      ``{"split_seed", "val_ratio", "max_train_episodes", "n_train_episodes",
+                    "train_episodes", "val_episodes"}``: the episode indices trained on and held out
+``history``         one entry per periodic evaluation: ``step``, ``train_seconds`` (training wall seconds so
+                    far, evaluations excluded), ``loss`` (last batch), ``train_loss`` (mean since the last
+                    evaluation), ``score``, ``success_rate``, ``eval_seconds``, ``chunk_latency_ms``
+``final``           the run's summary (``FinalScores``): ``max``, ``avg_last10``, ``k_min_train_loss``,
+                    ``success_max``, ``success_avg_last10``, ``last_eval`` (the final evaluation, episode by
+                    episode), ``heldout`` (the selected checkpoint on fresh test seeds, or null)
+``wall``            wall-clock seconds (``WallTimes``): ``train_s``, ``eval_s``, ``total_s`` (0.1 s), and
+                    ``contention`` (``{"train": ..., "eval": ...}``, ``dpbench.host.ContentionMeter``)
+``checkpoint``      the final policy's weights, relative to the results dir (``work/<cell_id>/...``)
+``versions``        package versions (python, torch, numpy, ...; ``dpbench.host.environment_info``)
+``hardware``        CPU model, cores, usable cores, cgroup CPU limit, torch threads, OpenMP wait policy,
+                    host name, and ``device`` (``cpu`` or the CUDA device's name)
+``date``            when the record was written, ISO 8601, UTC, seconds
+==================  =====================================================================================
+
+Scores are the task's (Push-T: mean over test episodes of the episode's max goal coverage, in [0, 1]);
+success rates are fractions in [0, 1]; times are seconds unless the name says otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+# The evaluation/training protocol a record was made under; records without the field are 1.
+# 2: Push-T test states placed as the original's legacy_test; the paper's Push-T data split (seed 42,
+#    at most 90 training episodes); evaluation leaves training's RNG untouched; each episode's sampling
+#    noise depends only on the sampling seed and its test seed; DDIM's first step at the top noise level.
+PROTOCOL_VERSION = 2
+
+# The fields tables and plots rely on ("a.b": field b of the mapping a); read_record checks them.
+REQUIRED_FIELDS = (
+    "cell_id",
+    "policy",
+    "env",
+    "obs",
+    "seed",
+    "preset",
+    "config_hash",
+    "dataset.kind",
+    "dataset.hash",
+    "history",
+    "final.max",
+    "final.avg_last10",
+    "final.last_eval.episode_success",
+    "wall.total_s",
+)
+
+
+def config_hash(payload: dict[str, Any]) -> str:
+    """The first 10 hex digits of the SHA-256 of ``payload`` as sorted-key JSON (a record's ``config_hash``)."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write via a temp file and rename: readers see the old file or the whole new one, never a part.
+    Creates the parent folders; returns ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
+
+
+def write_json_atomic(path: Path, payload: dict[str, Any]) -> Path:
+    """``payload`` as JSON (indent 1, keys in insertion order), written atomically (``write_text_atomic``)."""
+    return write_text_atomic(path, json.dumps(payload, indent=1, sort_keys=False))
+
+
+# ---------------------------------------------------------------------------- the schema
+@dataclass
+class DataSplit:
+    """A record's ``data_split``: which dataset episodes trained the policy (the rest of the non-validation
+    episodes are unused when ``max_train_episodes`` caps them)."""
+
+    split_seed: int  # seeds the train/validation shuffle
+    val_ratio: float  # fraction of the episodes held out for validation
+    max_train_episodes: int | None  # cap on training episodes (the paper's Push-T protocol: 90), None: all
+    train_episodes: list[int]  # dataset episode indices trained on
+    val_episodes: list[int]  # dataset episode indices held out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON mapping (adds ``n_train_episodes``)."""
+        return {
+            "split_seed": self.split_seed,
+            "val_ratio": self.val_ratio,
+            "max_train_episodes": self.max_train_episodes,
+            "n_train_episodes": len(self.train_episodes),
+            "train_episodes": self.train_episodes,
+            "val_episodes": self.val_episodes,
+        }
+
+
+@dataclass
+class FinalScores:
+    """A record's ``final``: the run summarised over its periodic evaluations (``dpbench.metrics``)."""
+
+    max: float  # best evaluation score (the paper's first number)
+    avg_last10: float  # mean score of the last 10 evaluations
+    k_min_train_loss: float  # mean score of the 10 evaluations with the lowest training loss (NaN if unknown)
+    success_max: float  # best success rate over the evaluations
+    success_avg_last10: float  # mean success rate of the last 10 evaluations
+    last_eval: dict[str, Any]  # the final evaluation, ``dpbench.evaluate.EvalResult.to_dict()``
+    # The selected (max) checkpoint on fresh test seeds (``dpbench.runner.heldout_evaluation``), or None
+    # when disabled or not possible.
+    heldout: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON mapping, fields in this order."""
+        return {
+            "max": self.max,
+            "avg_last10": self.avg_last10,
+            "k_min_train_loss": self.k_min_train_loss,
+            "success_max": self.success_max,
+            "success_avg_last10": self.success_avg_last10,
+            "last_eval": self.last_eval,
+            "heldout": self.heldout,
+        }
+
+
+@dataclass
+class WallTimes:
+    """A record's ``wall``: where the cell's wall-clock time went, in seconds (stored rounded to 0.1 s)."""
+
+    train_s: float  # training, evaluations excluded
+    eval_s: float  # every evaluation: periodic, final and held-out
+    total_s: float  # the whole cell, data preparation and checkpoint writing included
+    # Whether other processes shared the cores: ContentionMeter.summary() over training and over evaluation.
+    contention_train: dict[str, Any]
+    contention_eval: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON mapping: seconds rounded to 0.1, then ``contention: {"train": ..., "eval": ...}``."""
+        return {
+            "train_s": round(self.train_s, 1),
+            "eval_s": round(self.eval_s, 1),
+            "total_s": round(self.total_s, 1),
+            "contention": {"train": self.contention_train, "eval": self.contention_eval},
+        }
+
+
+@dataclass
+class Record:
+    """One cell's result record; ``to_dict()`` is the JSON written to ``OUT/records/<cell_id>.json``.
+    Field meanings and units: this module's docstring. ``versions``, ``hardware`` and ``date`` are
+    ``dpbench.host.environment_info(device=...)``'s keys."""
+
+    cell_id: str
+    command: str
+    policy: str
+    env: str
+    obs: str
+    action_mode: str | None
+    seed: int
+    preset: str
+    config_hash: str
+    policy_config: dict[str, Any]  # the resolved policy config (``config_to_dict``), stored as config.policy
+    train_config: dict[str, Any]  # the resolved train config, stored as config.train
+    overrides: dict[str, str]  # the --set overrides, stored as config.overrides
+    dataset: dict[str, Any]
+    dataset_check: dict[str, Any] | None
+    data_split: DataSplit
+    history: list[dict[str, Any]]
+    final: FinalScores
+    wall: WallTimes
+    checkpoint: str
+    versions: dict[str, str]
+    hardware: dict[str, Any]
+    date: str
+    schema: int = SCHEMA_VERSION
+    protocol: int = PROTOCOL_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready nested dicts, keys in the order record files have always had."""
+        return {
+            "schema": self.schema,
+            "protocol": self.protocol,
+            "cell_id": self.cell_id,
+            "command": self.command,
+            "policy": self.policy,
+            "env": self.env,
+            "obs": self.obs,
+            "action_mode": self.action_mode,
+            "seed": self.seed,
+            "preset": self.preset,
+            "config_hash": self.config_hash,
+            "config": {"policy": self.policy_config, "train": self.train_config, "overrides": self.overrides},
+            "dataset": self.dataset,
+            "dataset_check": self.dataset_check,
+            "data_split": self.data_split.to_dict(),
+            "history": self.history,
+            "final": self.final.to_dict(),
+            "wall": self.wall.to_dict(),
+            "checkpoint": self.checkpoint,
+            "versions": self.versions,
+            "hardware": self.hardware,
+            "date": self.date,
+        }
+
+
+# -------------------------------------------------------------------------------- reading
+def read_record(path: Path) -> dict[str, Any]:
+    """One record file, checked for the fields tables and plots use (``REQUIRED_FIELDS``).
+
+    Raises ValueError saying what is wrong: unreadable, corrupt JSON, another schema, a missing field."""
+    try:
+        rec = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"truncated or corrupt JSON: {exc.msg} at line {exc.lineno}") from None
+    except OSError as exc:
+        raise ValueError(f"unreadable: {exc.strerror}") from None
+    if not isinstance(rec, dict) or rec.get("schema") != SCHEMA_VERSION:
+        raise ValueError(f"not a schema-{SCHEMA_VERSION} record")
+    for name in REQUIRED_FIELDS:
+        node: Any = rec
+        keys = name.split(".")
+        for i, key in enumerate(keys):
+            if not isinstance(node, dict) or key not in node:
+                raise ValueError(f"missing field '{'.'.join(keys[: i + 1])}'")
+            node = node[key]
+    return rec
+
+
+def load_records(out: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """(records, problems): every record under ``out/records`` in file-name order, and one message per
+    file that is not a complete record (reported, not dropped silently)."""
+    records, problems = [], []
+    for path in sorted((Path(out) / "records").glob("*.json")):
+        try:
+            records.append(read_record(path))
+        except ValueError as exc:
+            problems.append(f"{path}: skipped, not a complete dpbench record ({exc})")
+    return records, problems

@@ -1,0 +1,60 @@
+"""Grids of benchmark cells: expand a sweep into cells, check every one before any starts, and run
+them in a local process pool or on Ray, with progress bars, per-cell locks and resume.
+
+A grid comes from ``dpbench run --policy a,b --env e --seeds N`` or from a YAML file for
+``dpbench sweep CONFIG.yaml``::
+
+    policies: [diffusion, lstm_gmm, ibc]   # required: registered names, entry points or module:Class
+    envs: [pusht]                          # default [pusht]
+    obs: [keypoints, state]                # optional; default: each env's default obs mode
+    seeds: 3                               # N (seeds seed_start .. seed_start+N-1) or a list, e.g. [0, 4]
+    seed_start: 0
+    preset: quick                          # smoke | quick | paper (default quick)
+    dataset: human                         # human | scripted | PATH (default: human if present)
+    out: results                           # results dir (records/, work/); --out overrides it
+    device: cpu                            # cpu | cuda | cuda:N | auto
+    set:                                   # overrides for every cell, like --set
+      train.eval_every: 1000
+    per_policy:                            # per policy: preset, dataset, seeds, set
+      ibc: {preset: smoke, set: {train.lr: 1e-4}}
+    per_cell:                              # the cells matching every given policy/env/obs/seed get
+      - {policy: diffusion, seed: 0, set: {train.steps: 4000}}   # these preset / dataset / set
+
+Settings apply in that order (global, per_policy, per_cell); ``set`` maps merge. Relative paths are
+relative to the working directory. A cell is (env, obs, policy, dataset, preset/config, seed); its
+record is ``OUT/records/<cell_id>.json``, its checkpoints ``OUT/work/<cell_id>/``.
+
+Running: finished cells are skipped, unfinished ones resume from their last checkpoint. Each cell
+runs under an exclusive lock (``OUT/work/<cell_id>/lock``, flock, holder's pid and host inside): the
+kernel drops it when the holder dies, even by SIGKILL, so there are no stale locks, and two sweeps
+sharing a results dir never train the same cell at once; a sweep that finds a cell locked runs
+others and comes back to it. The Ray backend needs OUT on a filesystem all nodes share.
+
+The package, by seam: ``spec`` (the YAML schema, ``Sweep``), ``cells`` (resolve and describe the cells,
+run one under its lock), ``lock`` (``CellLock``), ``backends`` (in-process, local process pool, Ray; the
+worker side), ``progress`` (the driver's bars, the workers' stand-in bar), ``grid`` (``run_grid``).
+"""
+
+from __future__ import annotations
+
+from dpbench.sweep.backends import BACKENDS, RAY_INSTALL_HINT, import_ray, plan_workers
+from dpbench.sweep.cells import describe, execute, prepare_all
+from dpbench.sweep.grid import run_grid
+from dpbench.sweep.lock import CellLock
+from dpbench.sweep.progress import ProgressView, WorkerBar
+from dpbench.sweep.spec import Sweep
+
+__all__ = [
+    "BACKENDS",
+    "RAY_INSTALL_HINT",
+    "CellLock",
+    "ProgressView",
+    "Sweep",
+    "WorkerBar",
+    "describe",
+    "execute",
+    "import_ray",
+    "plan_workers",
+    "prepare_all",
+    "run_grid",
+]

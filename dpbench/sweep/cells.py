@@ -1,0 +1,104 @@
+"""The cells of a grid: all resolved before any starts, described in a few lines, and each run under
+its lock (``execute``, in the driver or in a worker process)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from tqdm.auto import tqdm
+
+from dpbench.errors import DpbenchError
+from dpbench.policies import available_policies, get_policy_class
+from dpbench.records import read_record
+from dpbench.runner import CellSpec, PreparedCell, prepare, resolve_device, run_cell
+from dpbench.sweep.lock import CellLock
+from dpbench.tasks import TASKS
+
+T = TypeVar("T")
+
+
+def prepare_all(specs: list[CellSpec]) -> list[PreparedCell]:
+    """Resolve every cell before any starts: all unknown policy and env names in one error, then each
+    cell's preset, overrides, obs mode and dataset. Datasets are loaded once per (env, obs, dataset).
+    Cells that resolve to the same cell id are kept once. Raises one DpbenchError naming every problem."""
+    problems: dict[str, None] = {}
+    bad_envs = sorted({s.env for s in specs if s.env not in TASKS})
+    if bad_envs:
+        problems[
+            f"unknown env{'s' if len(bad_envs) > 1 else ''} {', '.join(map(repr, bad_envs))}; "
+            f"valid envs: {', '.join(sorted(TASKS))}"
+        ] = None
+    registered = available_policies()
+    bad_policies = sorted({s.policy for s in specs if ":" not in s.policy and s.policy not in registered})
+    if bad_policies:
+        problems[
+            f"unknown polic{'ies' if len(bad_policies) > 1 else 'y'} {', '.join(map(repr, bad_policies))}; "
+            f"valid policies: {', '.join(sorted(registered))}"
+        ] = None
+    for name in sorted({s.policy for s in specs if s.policy not in bad_policies}):
+        try:
+            get_policy_class(name)
+        except DpbenchError as exc:
+            problems[str(exc)] = None
+    for device in sorted({s.device for s in specs}):
+        try:
+            resolve_device(device)
+        except DpbenchError as exc:
+            problems[str(exc)] = None
+    if problems:
+        raise DpbenchError("; ".join(problems))
+    cells: dict[str, PreparedCell] = {}
+    data: dict[tuple, Any] = {}
+    for spec in specs:
+        key = (spec.env, spec.obs, spec.dataset)
+        try:
+            cell = prepare(spec, data.get(key))
+        except DpbenchError as exc:
+            problems[str(exc)] = None
+            continue
+        data[key] = cell.data
+        cells.setdefault(cell.cell_id, cell)
+    if problems:
+        raise DpbenchError("; ".join(problems))
+    return list(cells.values())
+
+
+def describe(cells: list[PreparedCell]) -> list[str]:
+    """What is about to run, in a few lines (grid shape, datasets)."""
+
+    def uniq(values: Iterable[T]) -> list[T]:
+        return list(dict.fromkeys(values))
+
+    policies, tasks = uniq(c.spec.policy for c in cells), uniq(f"{c.spec.env}/{c.obs}" for c in cells)
+    seeds, presets = uniq(c.spec.seed for c in cells), uniq(c.spec.preset for c in cells)
+    lines = [
+        f"[dpbench] {', '.join(policies)} on {', '.join(tasks)}, preset {', '.join(presets)}, seeds {seeds}"
+        f" ({len(cells)} cell{'s' if len(cells) != 1 else ''})"
+    ]
+    for d in uniq((c.data.kind, str(c.data.path), c.data.store.content_hash()) for c in cells):
+        lines.append(f"[dpbench] dataset {d[0]} {d[1]} (hash {d[2]})")
+    return lines
+
+
+def execute(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> tuple[str, Any]:
+    """Run one prepared cell under its lock: ("ran", record), ("done", record) when another process finished
+    it meanwhile, ("busy", holder) when another process holds it, or ("error", message). ``make_bar`` is
+    the training progress reporter (``dpbench.train.train``): tqdm, or a worker's ``WorkerBar``."""
+    lock = CellLock(cell.workdir)
+    if not lock.acquire():
+        return "busy", lock.holder()
+    try:
+        if cell.record_path.exists():  # finished by another process since this sweep started
+            try:
+                return "done", read_record(cell.record_path)
+            except ValueError as exc:
+                return "error", f"{cell.record_path}: {exc}; delete the file to rerun this cell"
+        # half-written temp files of a killed predecessor (the real files are replaced atomically)
+        for tmp in [*cell.workdir.glob("*.tmp[0-9]*"), *cell.record_path.parent.glob(f".{cell.record_path.name}.tmp*")]:
+            tmp.unlink(missing_ok=True)
+        return "ran", run_cell(cell, make_bar=make_bar)
+    except DpbenchError as exc:
+        return "error", str(exc)
+    finally:
+        lock.release()

@@ -1,0 +1,125 @@
+"""Running a grid: skip the cells that have records, run the rest on a backend, report each cell as it
+finishes, and retry cells another process holds until their record appears."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import torch
+
+from dpbench.errors import DpbenchError
+from dpbench.records import read_record
+from dpbench.runner import PreparedCell
+from dpbench.sweep.backends import BACKENDS, Backend, InProcess, LocalPool, RayPool, plan_workers
+from dpbench.sweep.progress import ProgressView
+from dpbench.sweep.progress import pump as pump_progress
+from dpbench.train import RESUME_FILE
+
+_RETRY_BUSY_S = 2.0  # how long a cell another process holds waits before it is submitted again
+
+
+def run_grid(
+    cells: list[PreparedCell],
+    backend: str = "local",
+    workers: int | None = None,
+    address: str | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Run every cell that has no record yet and return all records in ``cells`` order. Cells that fail are
+    reported as they fail; the others still run, then one DpbenchError names the failures.
+
+    ``backend``: "local" (a process pool when more than one worker is planned, else this process) or
+    "ray" (``address``: the cluster, default the running one or a new local one). ``workers``: cells at
+    once (default ``plan_workers``). ``progress``: bars and per-cell lines on the terminal. Raises
+    DpbenchError for a bad backend or worker count, or an unreadable existing record, before any cell runs."""
+    if backend not in BACKENDS:
+        raise DpbenchError(f"unknown backend '{backend}'; use one of {', '.join(BACKENDS)}")
+    if workers is not None and workers < 1:
+        raise DpbenchError(f"--workers must be a positive integer, got {workers}")
+    records: dict[str, dict[str, Any]] = {}
+    todo: list[PreparedCell] = []
+    for cell in cells:
+        if cell.record_path.exists():
+            try:
+                records[cell.cell_id] = read_record(cell.record_path)
+            except ValueError as exc:
+                raise DpbenchError(f"{cell.record_path}: {exc}; delete the file to rerun this cell") from None
+        else:
+            todo.append(cell)
+    n_resume = sum((c.workdir / RESUME_FILE).exists() for c in todo)
+    device = cells[0].spec.device if cells else "cpu"
+    n_workers, threads = plan_workers(len(todo), workers, device)
+    plan = f"{len(records)} done, {n_resume} to resume, {len(todo) - n_resume} to start"
+    if todo and backend == "ray":
+        ray_pool = RayPool(address, workers, progress, device)
+        plan += f"; Ray, {ray_pool.threads} torch thread{'s' if ray_pool.threads > 1 else ''} per cell"
+        runner: Backend = ray_pool
+    elif todo and n_workers > 1:
+        runner = LocalPool(n_workers, threads, progress)
+        plan += f"; {n_workers} worker processes x {threads} torch thread{'s' if threads > 1 else ''}"
+    else:
+        torch.set_num_threads(threads)  # in this process: the same plan as a worker's
+        runner = InProcess()
+        plan += f"; in this process, {threads} torch thread{'s' if threads > 1 else ''}"
+    view = ProgressView(total=len(cells), done=len(records), enabled=progress and bool(todo))
+    view.write(f"[dpbench] {len(cells)} cell{'s' if len(cells) != 1 else ''}: {plan}")
+    errors: list[str] = []
+    stop = threading.Event()
+    pump = None
+    if runner.channel is not None:
+        pump = threading.Thread(target=pump_progress, args=(runner.channel, view, stop), daemon=True)
+        pump.start()
+    aborted = True
+    try:
+        _drive(runner, todo, records, errors, view)
+        aborted = False
+    finally:
+        runner.close(abort=aborted)  # workers finish sending progress (or are stopped) first,
+        stop.set()  # then the pump drains what is left
+        if pump is not None:
+            pump.join(timeout=1 if aborted else 10)
+        runner.release()
+        view.close()
+    if errors:
+        saved = "no cell finished" if len(errors) == len(cells) else "the rest are saved"
+        raise DpbenchError(f"{len(errors)} of {len(cells)} cells failed, {saved}; first failure: {errors[0]}")
+    return [records[c.cell_id] for c in cells]
+
+
+def _drive(
+    runner: Backend, todo: list[PreparedCell], records: dict[str, dict[str, Any]], errors: list[str], view: ProgressView
+) -> None:
+    """Submit every cell; collect results as they come; cells locked by another process go back in line."""
+    inflight = {runner.submit(c): c for c in todo}
+    retry: list[tuple[float, PreparedCell]] = []
+    told_busy: set[str] = set()
+    while inflight or retry:
+        now = time.monotonic()
+        for item in [r for r in retry if r[0] <= now]:
+            retry.remove(item)
+            inflight[runner.submit(item[1])] = item[1]
+        if not inflight:
+            time.sleep(max(0.05, min(t for t, _ in retry) - now))
+            continue
+        for handle in runner.wait(list(inflight), 0.5):
+            cell = inflight.pop(handle)
+            status, payload = runner.result(handle)
+            spec = cell.spec
+            name = f"{spec.policy} {spec.env}/{cell.obs} seed {spec.seed}"
+            if status == "busy":
+                if cell.cell_id not in told_busy:
+                    told_busy.add(cell.cell_id)
+                    view.write(f"[dpbench] {name}: being trained by {payload}; will use its result")
+                retry.append((time.monotonic() + _RETRY_BUSY_S, cell))
+            elif status == "error":
+                errors.append(payload)
+                view.cell_done(f"[dpbench] {name}: FAILED: {payload}", err=True)
+            else:
+                records[cell.cell_id] = payload
+                how = f"{payload['wall']['total_s'] / 60:.1f} min" if status == "ran" else "finished by another process"
+                view.cell_done(
+                    f"[dpbench] {name}: max {payload['final']['max']:.3f}, avg-last-10 "
+                    f"{payload['final']['avg_last10']:.3f} ({how}) -> {cell.record_path}"
+                )

@@ -1,0 +1,222 @@
+"""The sweep schema: a grid of benchmark cells, from ``dpbench run`` options or a YAML file.
+
+A grid comes from ``dpbench run --policy a,b --env e --seeds N`` or from a YAML file for
+``dpbench sweep CONFIG.yaml``::
+
+    policies: [diffusion, lstm_gmm, ibc]   # required: registered names, entry points or module:Class
+    envs: [pusht]                          # default [pusht]
+    obs: [keypoints, state]                # optional; default: each env's default obs mode
+    seeds: 3                               # N (seeds seed_start .. seed_start+N-1) or a list, e.g. [0, 4]
+    seed_start: 0
+    preset: quick                          # smoke | quick | paper (default quick)
+    dataset: human                         # human | scripted | PATH (default: human if present)
+    out: results                           # results dir (records/, work/); --out overrides it
+    device: cpu                            # cpu | cuda | cuda:N | auto
+    set:                                   # overrides for every cell, like --set
+      train.eval_every: 1000
+    per_policy:                            # per policy: preset, dataset, seeds, set
+      ibc: {preset: smoke, set: {train.lr: 1e-4}}
+    per_cell:                              # the cells matching every given policy/env/obs/seed get
+      - {policy: diffusion, seed: 0, set: {train.steps: 4000}}   # these preset / dataset / set
+
+Settings apply in that order (global, per_policy, per_cell); ``set`` maps merge. Relative paths are
+relative to the working directory. A cell is (env, obs, policy, dataset, preset/config, seed); its
+record is ``OUT/records/<cell_id>.json``, its checkpoints ``OUT/work/<cell_id>/``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dpbench.errors import DpbenchError
+from dpbench.runner import CellSpec
+
+
+@dataclass
+class Sweep:
+    """A grid: policies x envs x obs x seeds, shared settings, per-policy and per-cell overrides."""
+
+    policies: list[str]
+    envs: list[str] = field(default_factory=lambda: ["pusht"])
+    obs: list[str | None] = field(default_factory=lambda: [None])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    seed_start: int = 0  # where a per_policy `seeds: N` starts
+    preset: str = "quick"
+    dataset: str | None = None
+    out: Path = Path("results")
+    device: str = "cpu"
+    video: bool = False
+    set: dict[str, str] = field(default_factory=dict)
+    per_policy: dict[str, dict[str, Any]] = field(default_factory=dict)
+    per_cell: list[dict[str, Any]] = field(default_factory=list)
+
+    TOP_KEYS = (
+        "policies",
+        "envs",
+        "obs",
+        "seeds",
+        "seed_start",
+        "preset",
+        "dataset",
+        "out",
+        "device",
+        "video",
+        "set",
+        "per_policy",
+        "per_cell",
+    )
+    POLICY_KEYS = ("preset", "dataset", "seeds", "set")
+    MATCH_KEYS = ("policy", "env", "obs", "seed")
+    CELL_KEYS = ("preset", "dataset", "set")
+
+    @classmethod
+    def from_yaml(cls, path: Path) -> Sweep:
+        """Read and check a sweep file (schema in this module's docstring).
+
+        Raises DpbenchError naming the file and the first problem (unreadable, not YAML, unknown key, ...)."""
+        try:
+            doc = yaml.safe_load(Path(path).read_text())
+        except OSError as exc:
+            raise DpbenchError(f"cannot read sweep file {path}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise DpbenchError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        if not isinstance(doc, dict):
+            raise DpbenchError(f"{path}: a sweep file is a mapping with at least 'policies'")
+        _check_keys(doc, cls.TOP_KEYS, str(path))
+        if not doc.get("policies"):
+            raise DpbenchError(f"{path}: 'policies' is required, e.g. policies: [diffusion, lstm_gmm]")
+        seed_start = _int(doc.get("seed_start", 0), f"{path}: seed_start")
+        per_policy = doc.get("per_policy") or {}
+        per_cell = doc.get("per_cell") or []
+        if not isinstance(per_policy, dict) or not isinstance(per_cell, list):
+            raise DpbenchError(f"{path}: per_policy is a mapping (policy: settings) and per_cell a list of mappings")
+        for name, settings in per_policy.items():
+            _check_keys(settings, cls.POLICY_KEYS, f"{path}: per_policy.{name}")
+        for i, entry in enumerate(per_cell):
+            _check_keys(entry, cls.MATCH_KEYS + cls.CELL_KEYS, f"{path}: per_cell[{i}]")
+        return cls(
+            policies=_names(doc["policies"], "policies"),
+            envs=_names(doc.get("envs", ["pusht"]), "envs"),
+            obs=_names(doc["obs"], "obs") if doc.get("obs") else [None],
+            seeds=_seed_list(doc.get("seeds", 1), seed_start, f"{path}: seeds"),
+            seed_start=seed_start,
+            preset=str(doc.get("preset", "quick")),
+            dataset=None if doc.get("dataset") is None else str(doc["dataset"]),
+            out=Path(str(doc.get("out", "results"))),
+            device=str(doc.get("device", "cpu")),
+            video=bool(doc.get("video", False)),
+            set=_overrides(doc.get("set"), f"{path}: set"),
+            per_policy={str(k): dict(v or {}) for k, v in per_policy.items()},
+            per_cell=[dict(e) for e in per_cell],
+        )
+
+    def specs(self, command: str = "", progress: bool = True) -> list[CellSpec]:
+        """Every cell of the grid, overrides applied, in policy, env, obs, seed order (duplicates dropped).
+        ``command`` and ``progress`` are copied into each spec. Raises DpbenchError for per-policy or
+        per-cell entries that match nothing."""
+        unknown = [p for p in self.per_policy if p not in self.policies]
+        if unknown:
+            raise DpbenchError(
+                f"per_policy names {', '.join(map(repr, unknown))}, not in policies: {', '.join(self.policies)}"
+            )
+        used = [False] * len(self.per_cell)
+        specs, seen = [], set()
+        for policy in self.policies:
+            pol = self.per_policy.get(policy, {})
+            seeds = (
+                _seed_list(pol["seeds"], self.seed_start, f"per_policy.{policy}.seeds")
+                if "seeds" in pol
+                else self.seeds
+            )
+            for env in self.envs:
+                for obs in self.obs:
+                    for seed in seeds:
+                        settings = {
+                            "preset": self.preset,
+                            "dataset": self.dataset,
+                            "set": {**self.set, **_overrides(pol.get("set"), f"per_policy.{policy}.set")},
+                        }
+                        settings.update({k: pol[k] for k in ("preset", "dataset") if k in pol})
+                        here = {"policy": policy, "env": env, "obs": obs, "seed": seed}
+                        for i, entry in enumerate(self.per_cell):
+                            if all(str(entry[k]) == str(here[k]) for k in self.MATCH_KEYS if k in entry):
+                                used[i] = True
+                                settings.update({k: entry[k] for k in ("preset", "dataset") if k in entry})
+                                settings["set"] = {
+                                    **settings["set"],
+                                    **_overrides(entry.get("set"), f"per_cell[{i}].set"),
+                                }
+                        key = (policy, env, obs, seed)
+                        if key in seen:
+                            continue
+                        seen.add(key)
+                        specs.append(
+                            CellSpec(
+                                policy=policy,
+                                env=env,
+                                seed=seed,
+                                preset=str(settings["preset"]),
+                                obs=obs,
+                                dataset=None if settings["dataset"] is None else str(settings["dataset"]),
+                                overrides=settings["set"],
+                                out=self.out,
+                                video=self.video,
+                                device=self.device,
+                                progress=progress,
+                                command=command,
+                            )
+                        )
+        idle = [i for i, u in enumerate(used) if not u]
+        if idle:
+            raise DpbenchError(f"per_cell[{idle[0]}] ({self.per_cell[idle[0]]}) matches no cell of the grid")
+        return specs
+
+
+def _check_keys(mapping: Any, allowed: tuple[str, ...], where: str) -> None:
+    """A mapping whose keys are all in ``allowed``; DpbenchError otherwise."""
+    if not isinstance(mapping, dict):
+        raise DpbenchError(f"{where}: expected a mapping, got {mapping!r}")
+    bad = [k for k in mapping if k not in allowed]
+    if bad:
+        raise DpbenchError(f"{where}: unknown key {bad[0]!r}; allowed: {', '.join(allowed)}")
+
+
+def _int(value: Any, where: str) -> int:
+    """An int that is not a bool; DpbenchError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise DpbenchError(f"{where} must be an integer, got {value!r}")
+    return value
+
+
+def _names(value: Any, where: str) -> list[str]:
+    """A comma string or a non-empty list, as stripped names."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        raise DpbenchError(f"{where}: expected a list of names, got {value!r}")
+    return [str(v).strip() for v in items if str(v).strip()]
+
+
+def _seed_list(value: Any, start: int, where: str) -> list[int]:
+    """N means seeds start..start+N-1; a list is taken as is."""
+    if isinstance(value, list):
+        seeds = [_int(v, where) for v in value]
+        if not seeds or min(seeds) < 0:
+            raise DpbenchError(f"{where}: expected non-negative seeds, got {value!r}")
+        return sorted(set(seeds))
+    n = _int(value, where)
+    if n <= 0:
+        raise DpbenchError(f"{where} must be a positive number of seeds or a list of seeds, got {n}")
+    return list(range(start, start + n))
+
+
+def _overrides(value: Any, where: str) -> dict[str, str]:
+    """YAML `set:` mappings become --set strings, so records and config hashes match the CLI's."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise DpbenchError(f"{where}: expected a mapping like {{train.steps: 2000}}, got {value!r}")
+    return {str(k): ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v) for k, v in value.items()}

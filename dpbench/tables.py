@@ -1,0 +1,245 @@
+"""The comparison tables built from result records: the policies x tasks pivot (with the paper's rows
+beside ours) and the tidy one-row-per-configuration CSV, in every format ``dpbench table`` writes.
+
+Records are grouped and summarised by ``dpbench.results``; ``dpbench.render`` turns a ``Table`` into text.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+import numpy as np
+
+from dpbench.errors import DpbenchError
+from dpbench.records import PROTOCOL_VERSION
+from dpbench.render import DAGGER, RENDERERS, Table
+from dpbench.results import (
+    PAPER_POLICY_NAMES,
+    PAPER_SOURCE,
+    Group,
+    data_variant,
+    group_records,
+    paper_reference,
+)
+
+TABLE_FORMATS = ("md", "csv", "latex", "html")
+
+
+def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
+    """Policies (rows) against tasks (env/obs, columns). Per task: max / avg-last-10 / k-min-train-loss
+    (mean ± std over seeds); the held-out score of the selected checkpoint; its success rate; and, on
+    Push-T, its final coverage, each with a 95% CI. Groups without a held-out evaluation show the final
+    evaluation's success rate, marked. Paper rows follow each policy's rows; cells trained unlike the paper
+    (preset or dataset) carry a dagger."""
+    tasks = sorted({g.task for g in groups})
+
+    def base(g: Group) -> tuple:
+        return (g.policy, g.preset, g.dataset_kind, g.overrides)
+
+    per_cell: dict[tuple, int] = {}
+    for g in groups:
+        per_cell[(base(g), g.task)] = per_cell.get((base(g), g.task), 0) + 1
+    clash = {b for (b, _), n in per_cell.items() if n > 1}  # same label, different data or config: split rows
+
+    rows: dict[tuple, dict[str, Group]] = {}
+    for g in groups:
+        key = base(g) + ((g.dataset_hash[:8], g.config_hash) if base(g) in clash else ("", ""))
+        rows.setdefault(key, {})[g.task] = g
+    show_overrides = any(g.overrides for g in groups)
+    headers = ["source", "policy", "preset", "dataset", *(["overrides"] if show_overrides else []), "seeds"]
+    coverage_tasks = {t for t in tasks if t.startswith("pusht/")}
+    for t in tasks:
+        headers += [
+            f"{t} max / avg-last-10 / k-min-loss",
+            f"{t} held-out (95% CI)",
+            f"{t} success (95% CI)",
+            *([f"{t} final coverage (95% CI)"] if t in coverage_tasks else []),
+        ]
+
+    def ci(value: float, bounds: tuple[float, float], mark: str = "") -> str:
+        return f"{value:.2f} [{bounds[0]:.2f}, {bounds[1]:.2f}]{mark}"
+
+    def nan_or(text: str, value: float) -> str:
+        return "–" if np.isnan(value) else text
+
+    def pm(mean: float, std: float, n: int) -> str:
+        return f"{mean:.3f}" if n < 2 else f"{mean:.3f} ± {std:.3f}"
+
+    body: list[list[str]] = []
+    daggers: set[str] = set()
+    last_eval_success = False
+    for policy in sorted({k[0] for k in rows}):
+        for key in sorted(k for k in rows if k[0] == policy):
+            _, preset, dkind, overrides, dhash, chash = key
+            cells = rows[key]
+            counts = sorted({g.seeds for g in cells.values()})
+            row = [
+                "dpbench",
+                policy,
+                f"{preset} ({chash})" if chash else preset,
+                f"{dkind}:{dhash}" if dhash else dkind,
+                *([overrides] if show_overrides else []),
+                str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}",
+            ]
+            for t in tasks:
+                g = cells.get(t)
+                if g is None:
+                    row += ["–"] * (4 if t in coverage_tasks else 3)
+                    continue
+                mark = "" if g.paper_setting else f" {DAGGER}"
+                if mark:
+                    daggers.add(f"preset {g.preset}, {g.dataset_kind} dataset")
+                h = g.heldout
+                row += [
+                    f"{pm(g.max, g.max_std, g.seeds)} / {pm(g.avg_last10, g.avg_last10_std, g.seeds)} / "
+                    f"{nan_or(pm(g.k_min, g.k_min_std, g.seeds), g.k_min)}{mark}",
+                    ci(h.score, h.score_ci) if h else "–",
+                    ci(h.success, h.success_ci) if h else ci(g.success, g.success_ci, " ˡ"),
+                ]
+                if t in coverage_tasks:
+                    row.append(ci(h.final, h.final_ci) if h else "–")
+                last_eval_success |= h is None
+            body.append(row)
+        if with_paper:
+            variants = sorted({data_variant(k[2]) for k in rows if k[0] == policy}, reverse=True)  # ph first
+            for variant in variants:
+                refs = {t: paper_reference(policy, *t.split("/", 1), variant=variant) for t in tasks}
+                if not any(refs.values()):
+                    continue
+                row = [
+                    PAPER_SOURCE,
+                    PAPER_POLICY_NAMES.get(policy, policy),
+                    "paper",
+                    f"human ({variant})",
+                    *([""] if show_overrides else []),
+                    "3",
+                ]
+                for t in tasks:
+                    ref = refs[t]
+                    row += [
+                        f"{ref['max']:.2f} / {ref['avg_last10']:.2f} / –" if ref else "–",
+                        "–",
+                        "–",
+                        *(["–"] if t in coverage_tasks else []),
+                    ]
+                body.append(row)
+    notes = [
+        "max / avg-last-10 / k-min-loss: the paper's two numbers, the best evaluation during training and the mean "
+        "of the last 10, then the mean of the 10 evaluations with the lowest training loss (the original repository's "
+        "k_min_train_loss, which its README names as the paper's second number); Push-T score: mean over test episodes "
+        "of the episode's max coverage reward; mean ± sample std across seeds.",
+        "held-out (95% CI): the checkpoint the max selected, scored on fresh test seeds that no selection saw (200 per "
+        "seed from seed 200000); mean over seeds, interval over all seeds' episodes pooled. success and final coverage "
+        "(Push-T: the goal coverage at the episode's end) are that evaluation's, Wilson and normal intervals.",
+    ]
+    if last_eval_success:
+        notes.append(
+            "ˡ success of the final periodic evaluation (50 test seeds): the records predate the held-out evaluation."
+        )
+    if show_overrides:
+        notes.append(
+            "overrides: how a row's settings differ from its preset as dpbench defines it now, so a run made "
+            "under an older preset shows its schedule here."
+        )
+        if any("protocol v" in g.overrides for g in groups):
+            notes.append(
+                f"protocol vN: made under an older evaluation protocol than today's ({PROTOCOL_VERSION}: the "
+                "paper's Push-T test states and data split, evaluation that leaves training alone, per-episode "
+                "noise; docs/DESIGN.md). Not comparable with rows without the label."
+            )
+    if daggers:
+        notes.append(
+            f"{DAGGER} not the paper's setting (preset paper on the human demonstrations): "
+            f"{'; '.join(sorted(daggers))}. Compare with the paper's rows with care."
+        )
+    if with_paper and any(r[0] == PAPER_SOURCE for r in body):
+        notes.append(
+            f"{PAPER_SOURCE}: Tables I (state) and II (image), human demos (ph: proficient, mh: multi-human), "
+            "3 seeds x 50 test initial conditions; the paper reports no success rate for Push-T. dpbench's "
+            "robomimic rows train on scripted demonstrations (scripted = ph-like, scripted-mh = mh-like), "
+            "not on the paper's human data."
+        )
+    return Table(headers, body, notes)
+
+
+def tidy_rows(groups: list[Group], with_paper: bool = False) -> list[dict[str, Any]]:
+    """One machine-readable row per group (and per paper reference): the CSV format."""
+    rows: list[dict[str, Any]] = []
+    for g in groups:
+        rows.append(
+            {
+                "source": "dpbench",
+                "env": g.env,
+                "obs": g.obs,
+                "policy": g.policy,
+                "preset": g.preset,
+                "dataset": g.dataset_kind,
+                "dataset_hash": g.dataset_hash,
+                "config_hash": g.config_hash,
+                "overrides": g.overrides,
+                "seeds": g.seeds,
+                "max": g.max,
+                "max_std": g.max_std,
+                "avg_last10": g.avg_last10,
+                "avg_last10_std": g.avg_last10_std,
+                "k_min_train_loss": g.k_min,
+                "k_min_train_loss_std": g.k_min_std,
+                "heldout": g.heldout.score if g.heldout else None,
+                "heldout_ci_low": g.heldout.score_ci[0] if g.heldout else None,
+                "heldout_ci_high": g.heldout.score_ci[1] if g.heldout else None,
+                "heldout_success": g.heldout.success if g.heldout else None,
+                "heldout_final": g.heldout.final if g.heldout else None,
+                "heldout_episodes_per_seed": g.heldout.episodes if g.heldout else None,
+                "success": g.success,
+                "success_ci_low": g.success_ci[0],
+                "success_ci_high": g.success_ci[1],
+                "episodes": g.episodes,
+                "minutes_per_seed": round(g.minutes_per_seed, 3),
+                "chunk_latency_ms": round(g.latency_ms, 3),
+                "timing_contended": g.contended,
+                "paper_setting": g.paper_setting,
+            }
+        )
+    if with_paper:
+        seen = set()
+        for g in groups:
+            variant = data_variant(g.dataset_kind)
+            ref = paper_reference(g.policy, g.env, g.obs, variant)
+            key = (PAPER_POLICY_NAMES.get(g.policy, g.policy), g.env, g.obs, variant)
+            if ref and key not in seen:
+                seen.add(key)
+                rows.append(
+                    {
+                        "source": PAPER_SOURCE,
+                        "env": g.env,
+                        "obs": g.obs,
+                        "policy": key[0],
+                        "preset": "paper",
+                        "dataset": f"human ({variant})",
+                        "seeds": 3,
+                        "max": ref["max"],
+                        "avg_last10": ref["avg_last10"],
+                        "paper_setting": True,
+                    }
+                )
+    return rows
+
+
+def format_table(records: list[dict[str, Any]], fmt: str = "md", with_paper: bool = False) -> str:
+    """The comparison table of these records: md, latex or html pivot, or tidy csv (``TABLE_FORMATS``).
+
+    Raises DpbenchError for an unknown format."""
+    if fmt not in TABLE_FORMATS:
+        raise DpbenchError(f"unknown table format '{fmt}'; use one of {', '.join(TABLE_FORMATS)}")
+    groups = group_records(records)
+    if fmt == "csv":
+        rows = tidy_rows(groups, with_paper)
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["source"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return buf.getvalue().rstrip("\n")
+    table = pivot_table(groups, with_paper)
+    return RENDERERS[fmt](table)

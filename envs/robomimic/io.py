@@ -1,0 +1,93 @@
+"""robomimic observation modes (the paper's Tables I and II) and action encodings.
+
+- ``low_dim``: robomimic's low-dim keys (``object``, then per arm eef position, quaternion and
+  gripper joints), flattened into one ``obs`` vector (paper Table I).
+- ``image``: the task's default cameras (84x84 RGB, two per arm) plus the arms' eef pose and
+  gripper as ``low_dim``, without object state (paper Table II).
+
+Actions: in ``abs`` mode the env takes robosuite absolute OSC poses (position, axis-angle,
+gripper: 7 per arm) and the policy predicts rotation-6D (10 per arm), as the original's
+``abs_action`` datasets do; in ``delta`` mode both are robosuite's 7 delta numbers per arm.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from dpbench.envs.io import ObsDict, ObsMode, box
+
+from .env import TASK_SPECS
+from .rotation import ARM_ROT6D_DIM, decode_abs_actions, encode_abs_actions
+
+# Measured: Lift envs with two 84x84 cameras (EGL) take ~165 MB each after a process's first
+# (~1.1 GB with robosuite and the GL stack); 250 leaves a margin.
+CAMERA_ENV_MB = 250
+
+
+class _RobomimicMode(ObsMode):
+    """Shared by both observation modes: the action encoding for ``action_mode`` (abs | delta)."""
+
+    def __init__(self, task: str, action_mode: str) -> None:
+        self.task, self.action_mode = task, action_mode
+        spec = TASK_SPECS[task]
+        self.abs = action_mode == "abs"
+        self.env_action_dim = spec.action_dim
+        self.action_space = box(((ARM_ROT6D_DIM if self.abs else 7) * spec.n_arms,))
+
+    def encode_action(self, actions: np.ndarray) -> np.ndarray:
+        return (encode_abs_actions(actions) if self.abs else np.asarray(actions)).astype(np.float32)
+
+    def decode_action(self, actions: np.ndarray) -> np.ndarray:
+        return decode_abs_actions(actions) if self.abs else actions
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.task!r}, {self.action_mode!r})"
+
+
+class RobomimicLowDim(_RobomimicMode):
+    """``obs`` (lowdim_dim,): the task's low-dim keys concatenated in robomimic's order."""
+
+    def __init__(self, task: str, action_mode: str = "abs") -> None:
+        super().__init__(task, action_mode)
+        spec = TASK_SPECS[task]
+        self.keys = spec.lowdim_keys
+        self.env_kwargs = {"action_mode": action_mode}
+        self.dataset_keys = self.keys
+        self.observation_space = spaces.Dict({"obs": box((spec.lowdim_dim,))}, sort_keys=False)
+
+    def from_env(self, obs: Any) -> ObsDict:
+        return {"obs": np.concatenate([np.asarray(obs[k], np.float32) for k in self.keys], axis=-1)}
+
+    from_dataset = from_env
+
+
+class RobomimicImage(_RobomimicMode):
+    """``<camera>_image`` (84, 84, 3) uint8 per default camera (two per arm), and ``low_dim``: the
+    arms' eef position, quaternion and gripper joints (no object state)."""
+
+    env_memory_mb = CAMERA_ENV_MB
+
+    def __init__(self, task: str, action_mode: str = "abs") -> None:
+        super().__init__(task, action_mode)
+        spec = TASK_SPECS[task]
+        cameras = spec.default_cameras[: 2 * spec.n_arms]
+        self.image_keys = tuple(f"{c}_image" for c in cameras)
+        self.proprio = tuple(k for k in spec.lowdim_keys if k != "object")
+        self.env_kwargs = {"action_mode": action_mode, "cameras": cameras}
+        self.dataset_keys = self.image_keys + self.proprio
+        obs_spaces = {k: box((84, 84, 3), image=True) for k in self.image_keys}
+        obs_spaces["low_dim"] = box((sum(spec.key_dims[k] for k in self.proprio),))
+        self.observation_space = spaces.Dict(obs_spaces, sort_keys=False)
+
+    def from_env(self, obs: Any) -> ObsDict:
+        out: ObsDict = {k: np.asarray(obs[k]) for k in self.image_keys}
+        out["low_dim"] = np.concatenate([np.asarray(obs[k], np.float32) for k in self.proprio], axis=-1)
+        return out
+
+    from_dataset = from_env
+
+
+MODES: dict[str, type[_RobomimicMode]] = {"low_dim": RobomimicLowDim, "image": RobomimicImage}
