@@ -25,6 +25,9 @@ from .rotation import ARM_ROT6D_DIM, decode_abs_actions, encode_abs_actions
 # Measured: Lift envs with two 84x84 cameras (EGL) take ~165 MB each after a process's first
 # (~1.1 GB with robosuite and the GL stack); 250 leaves a margin.
 CAMERA_ENV_MB = 250
+# Measured: low-dim Lift and Can envs take ~105 MB each after a process's first (~600 MB with
+# robosuite). 200 held-out episodes side by side would need ~21 GB, so they run in waves.
+LOWDIM_ENV_MB = 120
 
 
 class _RobomimicMode(ObsMode):
@@ -49,6 +52,8 @@ class _RobomimicMode(ObsMode):
 
 class RobomimicLowDim(_RobomimicMode):
     """``obs`` (lowdim_dim,): the task's low-dim keys concatenated in robomimic's order."""
+
+    env_memory_mb = LOWDIM_ENV_MB
 
     def __init__(self, task: str, action_mode: str = "abs") -> None:
         super().__init__(task, action_mode)
