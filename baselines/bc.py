@@ -20,6 +20,8 @@ from dpbench.spec import PolicySpec
 
 @dataclasses.dataclass
 class BCConfig(PolicyConfig):
+    """``bc``'s settings: the MLP's hidden widths (ReLU) and dropout."""
+
     hidden_dims: tuple[int, ...] = (512, 512, 512)  # MLP hidden layer widths
     dropout: float = 0.0  # dropout after each hidden layer
 
@@ -27,6 +29,8 @@ class BCConfig(PolicyConfig):
 def mlp(
     in_dim: int, hidden: tuple[int, ...], out_dim: int, dropout: float = 0.0, act: type[nn.Module] = nn.ReLU
 ) -> nn.Sequential:
+    """An MLP ``(..., in_dim) -> (..., out_dim)``: per hidden width a Linear, ``act`` and (when ``dropout > 0``)
+    Dropout, then a final Linear. Shared by ``bc`` and ``ibc``'s energy network."""
     layers: list[nn.Module] = []
     for h in hidden:
         layers += [nn.Linear(in_dim, h), act()]
@@ -38,6 +42,9 @@ def mlp(
 
 
 class BCPolicy(Policy):
+    """``bc``: an MLP from the flattened observation features of the T_o steps (B, T_o * F) to the whole normalized
+    chunk (B, T_p, D_a), trained with MSE. The executed T_a actions start at index T_o - 1."""
+
     name = "bc"
     Config = BCConfig
     presets = {

@@ -24,6 +24,9 @@ from dpbench.spec import PolicySpec
 
 @dataclasses.dataclass
 class BETConfig(PolicyConfig):
+    """``bet``'s settings: the GPT's context and size, the k-means action bins and the loss weights
+    (the original's Push-T BET values)."""
+
     n_obs_steps: int = 3  # T_o: the GPT's context window (the original's Push-T BET: 3)
     horizon: int = 3  # aligned with the observation window; the last step's action is executed
     n_action_steps: int = 1  # T_a: one action per call
@@ -50,11 +53,17 @@ def kmeans(x: torch.Tensor, k: int, iters: int, seed: int = 0) -> torch.Tensor:
 
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Focal loss (Lin et al., 2017), as BET's bin classifier uses it: logits (..., K) against class ids ``target``
+    (...), mean of -(1 - p_t)^gamma log p_t over the elements (``gamma=0``: cross-entropy)."""
     logp = F.log_softmax(logits, dim=-1).gather(-1, target[..., None]).squeeze(-1)
     return (-((1 - logp.exp()) ** gamma) * logp).mean()
 
 
 class BETPolicy(Policy):
+    """``bet``: Behavior Transformer (Shafiullah et al., 2022). A causal GPT over the T_o observation steps predicts
+    per step the bin logits (B, T_o, K) and one offset per bin (B, T_o, K, D_a); the action is a bin drawn from the
+    softmax plus its offset, (B, 1, D_a) for the newest step. See the module docstring."""
+
     name = "bet"
     Config = BETConfig
     window_rule = "aligned"
@@ -122,6 +131,9 @@ class BETPolicy(Policy):
         return linear_weights_decay(self, weight_decay)
 
     def fit_statistics(self, arrays: dict[str, np.ndarray]) -> None:
+        """The base normalizers, then the action bins: k-means (``n_bins`` centres, ``kmeans_iters`` Lloyd iterations,
+        seed 0) over the normalized training actions ``arrays['action']`` (N, D_a), stored in the ``bin_centers``
+        buffer (K, D_a)."""
         super().fit_statistics(arrays)
         actions = self.action_normalizer.normalize(torch.as_tensor(arrays["action"], dtype=torch.float32))
         self.bin_centers.copy_(kmeans(actions, self.config.n_bins, self.config.kmeans_iters))
@@ -144,6 +156,7 @@ class BETPolicy(Policy):
 
     @property
     def chunk_start(self) -> int:
+        """0: ``predict_chunk`` returns only the current step's action, (B, 1, D_a)."""
         return 0  # predict_chunk returns only the current step's action
 
     @torch.inference_mode()

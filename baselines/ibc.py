@@ -31,6 +31,9 @@ from dpbench.spec import PolicySpec
 
 @dataclasses.dataclass
 class IBCConfig(PolicyConfig):
+    """``ibc``'s settings: the energy MLP, the InfoNCE counter-examples and the derivative-free optimizer
+    (the original's ibc_dfo values)."""
+
     n_obs_steps: int = 2  # T_o (the original's IBC: 2)
     horizon: int = 2  # the action at the current step (index n_obs_steps - 1) is modelled
     n_action_steps: int = 1  # T_a (the original: 1)
@@ -46,6 +49,10 @@ class IBCConfig(PolicyConfig):
 
 
 class IBCPolicy(Policy):
+    """``ibc``: implicit BC (Florence et al., 2021). An energy MLP scores the flattened T_o observation features
+    against a normalized action; trained with InfoNCE against uniform counter-examples, sampled with Chi et al.'s
+    derivative-free optimizer (``ibc_dfo``). Returns the current step's action (B, 1, D_a)."""
+
     name = "ibc"
     Config = IBCConfig
     window_rule = "single"
@@ -91,6 +98,7 @@ class IBCPolicy(Policy):
 
     @property
     def chunk_start(self) -> int:
+        """0: ``predict_chunk`` returns only the current step's action, (B, 1, D_a)."""
         return 0  # predict_chunk returns only the current step's action
 
     @torch.inference_mode()

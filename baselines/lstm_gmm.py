@@ -26,6 +26,9 @@ from dpbench.spec import PolicySpec
 
 @dataclasses.dataclass
 class LSTMGMMConfig(PolicyConfig):
+    """``lstm_gmm``'s settings: the LSTM, the Gaussian-mixture head and the rollout's state resets
+    (robomimic's BC-RNN-GMM values)."""
+
     n_obs_steps: int = 10  # the training sequence length (robomimic's seq_length: 10)
     horizon: int = 10  # one action per observation step (aligned)
     n_action_steps: int = 1  # T_a: one action per step
@@ -37,6 +40,10 @@ class LSTMGMMConfig(PolicyConfig):
 
 
 class LSTMGMMPolicy(Policy):
+    """``lstm_gmm``: robomimic's BC-RNN-GMM (an LSTM with its GMMActorNetwork head). Training maximizes the
+    log-likelihood of the actions (B, T_o, D_a) of whole sequences; at rollout each call reads the newest
+    observation, carries the LSTM state (restarted every ``rnn_horizon`` calls) and returns (B, 1, D_a)."""
+
     name = "lstm_gmm"
     Config = LSTMGMMConfig
     window_rule = "aligned"
@@ -92,14 +99,17 @@ class LSTMGMMPolicy(Policy):
         return 0, 0
 
     def reset_state(self) -> None:
+        """Drop the LSTM state and the call count (an episode starts)."""
         self._state, self._steps = None, 0
 
     @property
     def obs_steps_read(self) -> int:
+        """1: each call reads only the newest observation; the history lives in the LSTM state."""
         return 1  # only the newest observation is read; the history lives in the LSTM state
 
     @property
     def chunk_start(self) -> int:
+        """0: ``predict_chunk`` returns only the current step's action, (B, 1, D_a)."""
         return 0  # predict_chunk returns only the current step's action
 
     @torch.inference_mode()

@@ -63,7 +63,7 @@ def matmul_peaks(n: int = 8192) -> dict[str, float]:
     ):
         torch.backends.cuda.matmul.allow_tf32 = tf32
         x, y = a.to(dtype), b.to(dtype)
-        out[name] = round(2 * n**3 / cuda_time(lambda: x @ y, 10, 3) / 1e12, 1)
+        out[name] = round(2 * n**3 / cuda_time(lambda x=x, y=y: x @ y, 10, 3) / 1e12, 1)
     torch.backends.cuda.matmul.allow_tf32 = False
     return out
 
@@ -83,7 +83,7 @@ def train_rows(policy: Policy, peaks: dict[str, float], batch: int = 256) -> dic
     for precision in ("fp32", "tf32", "bf16"):
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision == "tf32"
 
-        def step() -> None:
+        def step(precision: str = precision) -> None:
             with torch.autocast("cuda", torch.bfloat16, enabled=precision == "bf16"):
                 loss = policy.compute_loss(data)
             opt.zero_grad(set_to_none=True)
@@ -155,8 +155,12 @@ def latency_rows(name: str, preset: str, state: dict[str, torch.Tensor]) -> dict
             obs = {"obs": torch.rand(batch, paths["default"].n_obs_steps, OBS_DIM, device="cuda") * 512}
             noise = paths["default"].initial_noise(batch)
             for path, p in paths.items():
-                row[f"{label}_{path}_b{batch}_ms"] = round(1000 * cuda_time(lambda: p.sample_chunk(obs, noise), 7), 3)
-            row[f"{label}_graph_b{batch}_ms"] = round(1000 * cuda_time(lambda: graphed.sample_chunk(obs, noise), 20), 3)
+                row[f"{label}_{path}_b{batch}_ms"] = round(
+                    1000 * cuda_time(lambda p=p, obs=obs, noise=noise: p.sample_chunk(obs, noise), 7), 3
+                )
+            row[f"{label}_graph_b{batch}_ms"] = round(
+                1000 * cuda_time(lambda g=graphed, obs=obs, noise=noise: g.sample_chunk(obs, noise), 20), 3
+            )
             if not label.startswith("ddpm"):  # deterministic given the noise: the graph must give the eager actions
                 eager, replay = paths["default"].sample_chunk(obs, noise), graphed.sample_chunk(obs, noise)
                 row[f"{label}_graph_vs_eager_b{batch}_max_abs"] = float((eager - replay).abs().max())
@@ -183,7 +187,8 @@ def eval_rows(path: str) -> dict[str, Any]:
             "chunk_ms": round(result.chunk_latency_ms, 3),
         }
         print(
-            f"  {row['policy']} {label}: score {result.score:.4f}, {result.wall_s:.1f} s, {result.chunk_latency_ms:.2f} ms/chunk",
+            f"  {row['policy']} {label}: score {result.score:.4f}, {result.wall_s:.1f} s, "
+            f"{result.chunk_latency_ms:.2f} ms/chunk",
             flush=True,
         )
     return row

@@ -29,7 +29,7 @@ def steps_per_second(obs_type: str, n_steps: int) -> float:
     t0 = time.perf_counter()
     for i in range(n_steps):
         target = np.clip(target + rng.normal(0, 15, 2), 0, 512)
-        _, _, term, trunc, _ = env.step(target)
+        _, _, term, _trunc, _ = env.step(target)
         if term or (i + 1) % 300 == 0:
             env.reset(seed=i)
     return n_steps / (time.perf_counter() - t0)
@@ -117,10 +117,12 @@ def main() -> None:
         fid = replay_fidelity(path)
         report["replay_fidelity"] = fid
         print(
-            f"replay: {fid['within_0.1px']}/{fid['episodes']} episodes within 0.1 px (worst {fid['worst_episode_px']:.3f} px)"
+            f"replay: {fid['within_0.1px']}/{fid['episodes']} episodes within 0.1 px "
+            f"(worst {fid['worst_episode_px']:.3f} px)"
         )
         print(
-            f"keypoints vs recorded: median {fid['keypoint_err_px']['median']:.2e} px, p99 {fid['keypoint_err_px']['p99']:.3f} px, "
+            f"keypoints vs recorded: median {fid['keypoint_err_px']['median']:.2e} px, "
+            f"p99 {fid['keypoint_err_px']['p99']:.3f} px, "
             f"max {fid['keypoint_err_px']['max']:.2f} px"
         )
         agree = render_agreement(path)

@@ -106,7 +106,8 @@ def main() -> int:
         cams = env_timing(task, max(args.steps // 4, 20), TASK_SPECS[task].default_cameras[:2])
         result["envs"][task] = {"low_dim": low, "cameras": cams}
         print(
-            f"{task:<10} make {low['make_s']:.2f} s, reset {low['reset_ms']:.0f} ms, step {low['step_ms_median']:.2f} ms "
+            f"{task:<10} make {low['make_s']:.2f} s, reset {low['reset_ms']:.0f} ms, "
+            f"step {low['step_ms_median']:.2f} ms "
             f"(low-dim), {cams['step_ms_median']:.1f} ms with {'+'.join(cams['cameras'])}",
             flush=True,
         )
@@ -117,7 +118,8 @@ def main() -> int:
             stats = demonstrator_stats(task, variant, args.episodes, args.seed_start)
             result["demonstrators"][f"{task}/{variant}"] = stats
             print(
-                f"{task:<10} {variant}: success {stats['successes']}/{stats['episodes']} ({stats['success_rate']:.0%}), "
+                f"{task:<10} {variant}: success {stats['successes']}/{stats['episodes']} "
+                f"({stats['success_rate']:.0%}), "
                 f"mean length {stats['mean_length']}, {stats['s_per_episode']:.2f} s/episode",
                 flush=True,
             )

@@ -181,7 +181,8 @@ def main() -> None:
     plot(rows, Path(args.figure))
     for r in rows:
         print(
-            f"{r['family']:15s} {r['sampler']:8s} NFE {r['network_evals']:3d}  score {r['score_mean']:.3f} ± {r['score_std']:.3f}  "
+            f"{r['family']:15s} {r['sampler']:8s} NFE {r['network_evals']:3d}  "
+            f"score {r['score_mean']:.3f} ± {r['score_std']:.3f}  "
             f"b1 {r['b1_ms']:7.1f} ms  b50 {r['b50_ms']:7.1f} ms  eval {r['eval_wall_s']:.1f} s"
         )
     print(f"wrote {args.out}")

@@ -208,7 +208,8 @@ def print_table(rows: list[dict[str, Any]], peak: float) -> None:
     """Training against peak, then every latency column a row has (fast/naive pairs side by side)."""
     print(f"\nfp32 matmul peak {peak:.1f} GFLOP/s")
     print(
-        f"{'policy':22s} {'preset':6s} {'params':>7s} {'GFLOP/smp':>9s} {'smp/s b256':>10s} {'% peak':>7s}  latency ms (b1 / b50 / b1 on 1 thread)"
+        f"{'policy':22s} {'preset':6s} {'params':>7s} {'GFLOP/smp':>9s} {'smp/s b256':>10s} {'% peak':>7s}  "
+        "latency ms (b1 / b50 / b1 on 1 thread)"
     )
     for r in rows:
         lat = []
@@ -216,7 +217,8 @@ def print_table(rows: list[dict[str, Any]], peak: float) -> None:
             if key.endswith("_b1_ms") and not key.endswith("1thread_ms"):
                 label = key[: -len("_b1_ms")]
                 lat.append(
-                    f"{label} {r[key]:g}/{r.get(label + '_b50_ms', float('nan')):g}/{r.get(label + '_b1_1thread_ms', float('nan')):g}"
+                    f"{label} {r[key]:g}/{r.get(label + '_b50_ms', float('nan')):g}/"
+                    f"{r.get(label + '_b1_1thread_ms', float('nan')):g}"
                 )
         print(
             f"{r['policy']:22s} {r['preset']:6s} {r['params_M']:6.2f}M {r['train_gflop_per_sample']:9.4f} "
@@ -224,7 +226,8 @@ def print_table(rows: list[dict[str, Any]], peak: float) -> None:
         )
         if "step_floor_matmuls_ms" in r:
             print(
-                f"{'':30s} batch-1 step floor, 1 thread: {r['step_weights_MB']} MB of weights at {r['weight_read_GBps_1thread']} GB/s "
+                f"{'':30s} batch-1 step floor, 1 thread: {r['step_weights_MB']} MB of weights "
+                f"at {r['weight_read_GBps_1thread']} GB/s "
                 f"= {r['step_floor_read_ms']} ms; matmuls alone {r['step_floor_matmuls_ms']} ms"
             )
         if "eval50_wall_s_fast" in r:

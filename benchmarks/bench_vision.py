@@ -55,7 +55,7 @@ def main() -> None:
                 policy.compute_loss(batch).backward()
             opt = torch.optim.AdamW(policy.parameters(), lr=1e-4)
 
-            def step() -> None:
+            def step(policy: torch.nn.Module = policy, batch: dict = batch, opt: torch.optim.Optimizer = opt) -> None:
                 loss = policy.compute_loss(batch)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -80,7 +80,9 @@ def main() -> None:
                     "agent_pos": torch.rand(nb, t, 2) * 512,
                 }
                 policy.reset()
-                row[f"chunk_b{nb}_ms"] = round(1000 * median_time(lambda: policy.predict_action(obs), args.repeats), 1)
+                row[f"chunk_b{nb}_ms"] = round(
+                    1000 * median_time(lambda policy=policy, obs=obs: policy.predict_action(obs), args.repeats), 1
+                )
             rows.append(row)
             print({k: v for k, v in row.items() if k != "vision"}, flush=True)
     write_json_atomic(Path(args.out), {"command": "python " + " ".join(sys.argv), **environment_info(), "rows": rows})

@@ -37,6 +37,9 @@ def save_policy(policy: Policy, path: str | Path, meta: dict[str, Any]) -> Path:
 
 
 def read_checkpoint_meta(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's JSON metadata (policy, policy_class, config, spec and the ``meta`` given to ``save_policy``),
+    read without loading the weights. Raises DpbenchError when the file is missing, is not a safetensors file
+    (dpbench never unpickles), or carries no dpbench metadata."""
     path = Path(path)
     if not path.exists():
         raise DpbenchError(f"{path}: no such checkpoint")

@@ -41,6 +41,7 @@ def _positive(value: str) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    """``dpbench list``: print the envs (and whether registered), policies and datasets; returns 0."""
     import gymnasium as gym
 
     from dpbench.data.registry import list_datasets
@@ -51,7 +52,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     for name, task in TASKS.items():
         registered = "registered" if task.gym_id in gym.registry else "NOT registered"
         print(
-            f"  {name:<12} {task.gym_id} ({registered}); obs modes: {', '.join(task.obs_modes)} (default {task.default_obs})"
+            f"  {name:<12} {task.gym_id} ({registered}); obs modes: {', '.join(task.obs_modes)} "
+            f"(default {task.default_obs})"
         )
     print("policies:")
     for name, ref in sorted(available_policies().items()):
@@ -63,6 +65,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_data_info(args: argparse.Namespace) -> int:
+    """``dpbench data info PATH``: a dataset's episodes, steps, keys (shape, dtype) and content hash
+    (``--json``: the summary as JSON); returns 0. A file that does not load raises DpbenchError."""
     from dpbench.data.episodes import load_episodes
 
     store = load_episodes(args.path)
@@ -175,6 +179,8 @@ def _all_episodes(overrides: dict[str, str], flag: bool) -> dict[str, str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """``dpbench run``: the policies x envs x seeds grid from the flags, run as ``_run_sweep`` (finished cells skipped,
+    unfinished ones resumed); returns 0. Bad names or values raise DpbenchError."""
     from dpbench.sweep import Sweep
 
     sweep = Sweep(
@@ -193,6 +199,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    """``dpbench sweep FILE``: the grid of a sweep YAML (``--out`` replaces its results dir), run as ``dpbench run``
+    runs its grid; returns 0. A bad file raises DpbenchError."""
     from dpbench.sweep import Sweep
 
     sweep = Sweep.from_yaml(Path(args.config))
@@ -202,6 +210,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
+    """``dpbench config POLICY``: print the policy and train configs that a preset builds for a task and obs mode
+    (with ``--set`` overrides), beside the paper preset's values and each field's documentation; returns 0."""
     from dpbench.config import build_configs, describe
     from dpbench.policies import get_policy_class
     from dpbench.tasks import get_task
@@ -228,6 +238,9 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    """``dpbench eval CHECKPOINT``: evaluate a saved policy under the paper's protocol and print the score and success
+    rate with 95% intervals and the timing; returns 0. Raises DpbenchError for a checkpoint whose shapes do not fit
+    the env's obs mode or that was trained on another env."""
     import torch
 
     from dpbench.checkpoint import load_policy, read_checkpoint_meta
@@ -254,7 +267,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"score (mean max reward) {res.score:.3f}  95% CI [{res.score_ci95[0]:.3f}, {res.score_ci95[1]:.3f}]")
     print(f"success rate {res.success_rate:.3f}  95% CI [{res.success_ci95[0]:.3f}, {res.success_ci95[1]:.3f}]")
     print(
-        f"{res.n_episodes} episodes in {res.wall_s:.1f} s; chunk latency {res.chunk_latency_ms:.1f} ms (batch {res.n_episodes})"
+        f"{res.n_episodes} episodes in {res.wall_s:.1f} s; "
+        f"chunk latency {res.chunk_latency_ms:.1f} ms (batch {res.n_episodes})"
     )
     return 0
 
@@ -283,6 +297,9 @@ def _select(records: list[dict], args: argparse.Namespace) -> list[dict]:
 
 
 def cmd_table(args: argparse.Namespace) -> int:
+    """``dpbench table``: print the table of the records under ``--out`` (filtered by ``--env``/``--policy``) and
+    regenerate OUT/README.md (by default only for the default results dir); returns 0. Raises DpbenchError when no
+    records match or the README cannot be written."""
     from dpbench.report import write_results_readme
     from dpbench.tables import format_table
 
@@ -305,6 +322,8 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    """``dpbench plot``: write the figures (PNG + SVG) of the matching records to ``--figdir`` (default OUT/figures)
+    and print their paths; returns 0. Raises DpbenchError when no records match or the directory is not writable."""
     from dpbench.plots import plot_all
 
     records = _select(_load_all(args.out), args)
@@ -356,6 +375,7 @@ def _threads_option(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``dpbench`` argument parser: one subcommand per ``cmd_*`` function, set as ``func``."""
     parser = argparse.ArgumentParser(
         prog="dpbench", description="Diffusion Policy and baselines on Push-T and robomimic."
     )
@@ -502,6 +522,9 @@ def _terminated(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``dpbench`` entry point: parse ``argv`` (default ``sys.argv[1:]``) and run the subcommand. Returns its exit
+    status: 0 on success, 2 after printing a DpbenchError in one line, 130 on Ctrl-C or SIGTERM (finished seeds are
+    saved; rerunning resumes the rest)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)

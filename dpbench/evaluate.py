@@ -28,6 +28,10 @@ from dpbench.vector import EnvBatch, EnvMaker
 
 @dataclass
 class EvalResult:
+    """One evaluation under the paper's protocol: the mean of the episodes' max rewards and the success rate, each with
+    a 95% interval (normal approximation; Wilson for the success rate), the same for the episodes' final state,
+    per-episode values, and timing. ``to_dict`` is what records store."""
+
     score: float  # mean over episodes of the episode's max reward
     score_ci95: tuple[float, float]
     success_rate: float  # fraction of episodes that reached the task's success condition
@@ -179,6 +183,8 @@ def _rollout(
 
 
 def write_gif(frames: list[np.ndarray], path: Path, fps: int = 10) -> Path:
+    """Write ``frames`` (a non-empty list of (H, W, 3) uint8 RGB images) as a looping GIF at ``fps`` frames per second,
+    creating the parent directories; returns the path."""
     from PIL import Image
 
     path = Path(path)

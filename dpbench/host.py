@@ -177,7 +177,8 @@ class ContentionMeter:
     other processes' CPU time over the wall time (the cores they kept busy on average);
     ``others_cpu_share`` is that over the machine's cores (/proc/stat is machine-wide). The interval was
     ``contended`` when the others used more than the cores this process left free (machine cores -
-    its threads) by over a tenth of a core: a sibling sweep worker on its own core does not count, a second job on our cores does.
+    its threads) by over a tenth of a core: a sibling sweep worker on its own core does not count, a
+    second job on our cores does.
     Linux only (elsewhere the figures are None)."""
 
     wall_s: float = 0.0

@@ -101,7 +101,7 @@ def _labels(groups: list[Group]) -> dict[Group, str]:
                 break
         for g in members:
             labels[g] = labels[variants[(g.preset, g.dataset_kind, g.dataset_hash, g.config_hash)]]
-        if len(set(labels[g] for g in members)) < len(variants):  # still ambiguous: add the config hash
+        if len({labels[g] for g in members}) < len(variants):  # still ambiguous: add the config hash
             for g in members:
                 labels[g] = f"{labels[g][:-1]}, {g.config_hash[:6]})"
     return labels

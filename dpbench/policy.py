@@ -115,14 +115,17 @@ class Policy(nn.Module):
     # --- windows the trainer and evaluator need
     @property
     def n_obs_steps(self) -> int:
+        """T_o: observation steps the policy is conditioned on."""
         return self.config.n_obs_steps
 
     @property
     def horizon(self) -> int:
+        """T_p: steps in the predicted action window (also the training window)."""
         return self.config.horizon
 
     @property
     def n_action_steps(self) -> int:
+        """T_a: actions executed per plan, before the policy plans again."""
         return self.config.n_action_steps
 
     def param_groups(self, weight_decay: float) -> list[dict[str, Any]]:
@@ -145,6 +148,8 @@ class Policy(nn.Module):
         self.action_normalizer.fit(arrays["action"])
 
     def normalize_obs(self, obs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``obs`` with each low-dim key (B, T, *shape) flattened to (B, T, D) float and mapped to [-1, 1] by its
+        fitted normalizer; image keys pass through unchanged (uint8, scaled inside the encoder)."""
         out = dict(obs)
         for key, norm in self.obs_normalizers.items():
             x = obs[key]
@@ -162,6 +167,7 @@ class Policy(nn.Module):
 
     @property
     def device(self) -> torch.device:
+        """The device of the policy's buffers, where its inputs must be."""
         return self.action_normalizer.scale.device
 
     def seed(self, seed: int, episode_seeds: Sequence[int] | None = None) -> None:
@@ -287,7 +293,8 @@ class Policy(nn.Module):
 def _check_tensor(policy: Policy, actions: Any, method: str) -> None:
     if not isinstance(actions, torch.Tensor):
         raise DpbenchError(
-            f"policy '{policy.name}' broke the contract: {method} must return a torch.Tensor, got {type(actions).__name__}"
+            f"policy '{policy.name}' broke the contract: {method} must return a torch.Tensor, "
+            f"got {type(actions).__name__}"
         )
 
 
@@ -299,7 +306,8 @@ def check_actions(policy: Policy, actions: Any, batch: int) -> torch.Tensor:
     expected = (batch, policy.n_action_steps, policy.spec.action_dim)
     if tuple(actions.shape) != expected:
         raise DpbenchError(
-            f"policy '{policy.name}' broke the contract: predict_action returned shape {tuple(actions.shape)}, expected (B, T_a, D_a) = {expected}"
+            f"policy '{policy.name}' broke the contract: predict_action returned shape {tuple(actions.shape)}, "
+            f"expected (B, T_a, D_a) = {expected}"
         )
     finite = torch.isfinite(actions).flatten(1).all(1)
     if not bool(finite.all()):

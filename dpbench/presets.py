@@ -28,7 +28,7 @@ def budget(steps: int, first_eval: float = 0.5, **train: Any) -> dict[str, Any]:
     return dict(
         steps=steps,
         eval_every=every,
-        eval_after=int(round(first_eval * EVALS_PER_BUDGET)) * every,
+        eval_after=round(first_eval * EVALS_PER_BUDGET) * every,
         checkpoint_every=every,
         **train,
     )

@@ -34,6 +34,10 @@ from dpbench.train import BEST_FILE, load_best, train
 
 @dataclass
 class CellSpec:
+    """One benchmark cell as a user names it: policy, env and training seed; preset, obs mode and dataset
+    (None: the task's defaults); ``--set`` overrides; the results dir; and run options (video, device, progress
+    bars, the command line to record)."""
+
     policy: str
     env: str
     seed: int
@@ -50,6 +54,9 @@ class CellSpec:
 
 @dataclass
 class PreparedCell:
+    """A cell resolved by ``prepare``: its policy class and configs, the loaded dataset, the config hash and the cell
+    id ``<env>-<obs>__<policy>__<dataset kind>-<hash>__<preset>-<config hash>__seed<N>``."""
+
     spec: CellSpec
     obs: str
     policy_cls: type
@@ -62,14 +69,17 @@ class PreparedCell:
 
     @property
     def mode(self) -> ObsMode:
+        """The task's ObsMode for this cell's obs mode and the dataset's action mode."""
         return get_task(self.spec.env).obs_mode(self.obs, self.action_mode)
 
     @property
     def record_path(self) -> Path:
+        """OUT/records/<cell_id>.json: the finished cell's result record."""
         return self.spec.out / "records" / f"{self.cell_id}.json"
 
     @property
     def workdir(self) -> Path:
+        """OUT/work/<cell_id>: the cell's checkpoints and resume state."""
         return self.spec.out / "work" / self.cell_id
 
 
@@ -92,7 +102,10 @@ def prepare(spec: CellSpec, data: DatasetRef | None = None) -> PreparedCell:
     action_mode = task.dataset_action_mode(data.store.attrs)
     chash = config_hash({"policy": config_to_dict(pcfg), "train": config_to_dict(tcfg), "obs": obs})
     name = spec.policy.replace(":", "_").replace(".", "_")
-    cell_id = f"{task.name}-{obs}__{name}__{data.kind}-{data.store.content_hash()[:8]}__{spec.preset}-{chash}__seed{spec.seed}"
+    cell_id = (
+        f"{task.name}-{obs}__{name}__{data.kind}-{data.store.content_hash()[:8]}"
+        f"__{spec.preset}-{chash}__seed{spec.seed}"
+    )
     return PreparedCell(spec, obs, policy_cls, pcfg, tcfg, data, cell_id, chash, action_mode)
 
 
@@ -115,8 +128,8 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
         data = agreement.apply(store.data)
         if agreement.columns:
             print(
-                f"[dpbench] {cell.data.path.name}: stored in the {agreement.layout}; mapped {', '.join(agreement.columns)} "
-                "to the env's order"
+                f"[dpbench] {cell.data.path.name}: stored in the {agreement.layout}; "
+                f"mapped {', '.join(agreement.columns)} to the env's order"
             )
     arrays = mode.from_dataset(data)
     actions = store.data["action"]
@@ -264,6 +277,8 @@ def heldout_evaluation(cell: PreparedCell, eval_policy: Any, history: list[dict[
 
 
 def resolve_device(name: str) -> torch.device:
+    """A ``--device`` name as a torch.device; ``auto`` is cuda when torch sees one, else cpu. Raises DpbenchError for a
+    cuda device when torch sees none, or a name torch does not parse."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -287,14 +302,16 @@ def _check_actions_fit(cell: PreparedCell, actions: np.ndarray) -> None:
 def _check_dataset_fits(cell: PreparedCell, arrays: dict[str, np.ndarray], pspec) -> None:
     if arrays["action"].shape[1:] != (pspec.action_dim,):
         raise DpbenchError(
-            f"{cell.data.path}: actions have shape {arrays['action'].shape[1:]}, but env '{cell.spec.env}' expects ({pspec.action_dim},)"
+            f"{cell.data.path}: actions have shape {arrays['action'].shape[1:]}, "
+            f"but env '{cell.spec.env}' expects ({pspec.action_dim},)"
         )
     for key, shape in pspec.obs_shapes.items():
         got = arrays[key].shape[1:]
         if key in pspec.image_keys:
             if arrays[key].dtype != np.uint8:
                 raise DpbenchError(
-                    f"{cell.data.path}: image '{key}' is {arrays[key].dtype}; dpbench stores images as uint8 0-255 (H, W, 3)"
+                    f"{cell.data.path}: image '{key}' is {arrays[key].dtype}; "
+                    "dpbench stores images as uint8 0-255 (H, W, 3)"
                 )
             if len(got) == 3 and got[0] == 3 and tuple(got[1:]) == tuple(shape[:2]):
                 raise DpbenchError(
@@ -303,5 +320,6 @@ def _check_dataset_fits(cell: PreparedCell, arrays: dict[str, np.ndarray], pspec
                 )
         if tuple(got) != tuple(shape):
             raise DpbenchError(
-                f"{cell.data.path}: observation '{key}' has shape {tuple(got)}, env '{cell.spec.env}' expects {tuple(shape)}"
+                f"{cell.data.path}: observation '{key}' has shape {tuple(got)}, "
+                f"env '{cell.spec.env}' expects {tuple(shape)}"
             )

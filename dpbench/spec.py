@@ -25,6 +25,7 @@ class PolicySpec:
 
     @property
     def lowdim_keys(self) -> tuple[str, ...]:
+        """The non-image observation keys, in key order."""
         return tuple(k for k in self.obs_shapes if k not in self.image_keys)
 
     @classmethod

@@ -57,6 +57,9 @@ class Task:
         return episode_steps(self.gym_id)
 
     def obs_mode(self, name: str | None, action_mode: str | None = None) -> ObsMode:
+        """The ObsMode for obs mode ``name`` (None: ``default_obs``) and, on a task with several action modes,
+        ``action_mode`` (None or the first: the prebuilt mode). Raises DpbenchError for an unknown obs or action
+        mode."""
         name = name or self.default_obs
         if name not in self.obs_modes:
             raise DpbenchError(
@@ -134,6 +137,8 @@ TASKS: dict[str, Task] = {
 
 
 def get_task(name: str) -> Task:
+    """The task named ``name`` (pusht, lift, can, square, transport, tool_hang); raises DpbenchError, naming the valid
+    ones, for any other."""
     if name not in TASKS:
         raise DpbenchError(f"unknown env '{name}'; valid envs: {', '.join(sorted(TASKS))}")
     return TASKS[name]

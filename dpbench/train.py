@@ -42,12 +42,15 @@ class EMA:
         self.step = 0
 
     def decay(self) -> float:
+        """The current decay: 1 - (1 + step)^-power, clipped to [0, max_decay]."""
         return min(self.max_decay, max(0.0, 1 - (1 + self.step) ** -self.power))
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module) -> None:
+        """One EMA step after an optimizer step: each averaged parameter moves to d * ema + (1 - d) * param with the
+        current decay d; buffers (e.g. the normalizers) are copied as they are."""
         d = self.decay()
-        ema_params = [p for p in self.model.parameters()]
+        ema_params = list(self.model.parameters())
         params = [p.detach() for p in model.parameters()]
         torch._foreach_lerp_(ema_params, params, 1.0 - d)
         for eb, b in zip(self.model.buffers(), model.buffers()):
@@ -56,6 +59,10 @@ class EMA:
 
 
 def lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
+    """The LambdaLR factor of the peak learning rate at each step: a linear warm-up (step + 1) / warmup_steps, then 1
+    (``lr_schedule='constant'``) or a cosine from 1 to 0 at ``steps`` (the cosine of diffusers'
+    get_cosine_schedule_with_warmup, the original's scheduler, whose warm-up starts at 0)."""
+
     def f(step: int) -> float:
         if step < cfg.warmup_steps:
             return (step + 1) / max(1, cfg.warmup_steps)
@@ -69,6 +76,10 @@ def lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
 
 @dataclass
 class TrainState:
+    """The training loop's resumable progress: optimizer steps done, training wall seconds (evaluations excluded), the
+    evaluation history (step, train_seconds, loss, train_loss and the evaluation's fields), the loss accumulated
+    since the last evaluation, and the best evaluation's (weights, step, score)."""
+
     step: int = 0
     train_seconds: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)

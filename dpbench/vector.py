@@ -8,13 +8,15 @@ The one evaluation loop steps every test episode side by side. Push-T steps cost
 so its batch lives in-process; a robomimic step costs ~7 ms of MuJoCo, so its batch is split
 over worker processes (one per core the evaluation may use), each stepping its share of envs
 in turn. ``step``'s info carries ``is_success`` and ``progress`` (the env's ``info["coverage"]``
-where it reports one, as Push-T does, else the step's reward). An env whose episode has ended is not stepped again: it repeats its last observation
-with reward 0 and ``done`` set, which is all the evaluation loop needs and saves the steps that
+where it reports one, as Push-T does, else the step's reward). An env whose episode has ended is
+not stepped again: it repeats its last observation with reward 0 and ``done`` set, which is all the
+evaluation loop needs and saves the steps that
 gymnasium's autoreset would spend on a new episode nobody reads.
 """
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing as mp
 import traceback
 from dataclasses import dataclass, field
@@ -31,6 +33,8 @@ Obs = Any  # an array, or a dict of arrays
 
 
 def stack(items: list[Obs]) -> Obs:
+    """Per-env observations stacked on a new leading axis: arrays -> (n, ...); dicts of arrays -> a dict of (n, ...)
+    arrays, keyed like the first."""
     if isinstance(items[0], dict):
         return {k: np.stack([o[k] for o in items]) for k in items[0]}
     return np.stack(items)
@@ -159,7 +163,7 @@ class EnvBatch:
 
     def _split(self, values: Any) -> list[Any]:
         bounds = np.cumsum([0] + self.sizes)
-        return [values[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        return [values[a:b] for a, b in itertools.pairwise(bounds)]
 
     def reset(self, seed: int, n_active: int | None = None) -> tuple[Obs, dict[str, Any]]:
         """Env i starts from ``reset(seed=seed + i)``; with ``n_active``, envs from that index on are

@@ -36,10 +36,16 @@ class VisionConfig:
 
 
 def group_norm(channels: int) -> nn.GroupNorm:
+    """GroupNorm with channels // 16 groups (at least 1): Diffusion Policy's replacement for BatchNorm
+    (its replace_bn_with_gn)."""
     return nn.GroupNorm(max(1, channels // 16), channels)
 
 
 class BasicBlock(nn.Module):
+    """torchvision's ResNet BasicBlock with GroupNorm for BatchNorm: two 3x3 convs, the first strided, plus a shortcut
+    (1x1 conv + GroupNorm when the stride or width changes); (N, c_in, H, W) -> (N, c_out, H', W') with H' =
+    ceil(H / stride), W' = ceil(W / stride)."""
+
     def __init__(self, c_in: int, c_out: int, stride: int) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)

@@ -57,6 +57,7 @@ class ObsMode:
 
     @property
     def spec(self) -> PolicySpec:
+        """The PolicySpec read off ``observation_space`` and ``action_space``."""
         return PolicySpec.from_spaces(self.observation_space, self.action_space)
 
     def from_env(self, obs: Any) -> ObsDict:

@@ -167,11 +167,11 @@ def test_fuzz_corrupted_zarr(tmp_path, human_zarr):
     shutil.copytree(human_zarr, dst, ignore=shutil.ignore_patterns("img"))
     chunk = next((dst / "data" / "action").glob("0.*"))
     chunk.write_bytes(chunk.read_bytes()[:20])
-    with pytest.raises(DpbenchError, match="copy.zarr"):
+    with pytest.raises(DpbenchError, match=r"copy\.zarr"):
         load_zarr(dst, keys=["action", "state"])
     meta = dst / "data" / "state" / ".zarray"
     meta.write_text("{not json")
-    with pytest.raises(DpbenchError, match="copy.zarr"):
+    with pytest.raises(DpbenchError, match=r"copy\.zarr"):
         load_zarr(dst, keys=["state"])
     shutil.rmtree(dst / "data" / "state")
     shutil.rmtree(dst / "meta")

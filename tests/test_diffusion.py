@@ -134,7 +134,7 @@ def test_pickled_checkpoint_with_code_is_refused(tmp_path):
 
 
 def test_registry_errors_list_valid_names():
-    with pytest.raises(DpbenchError, match="valid policies: .*diffusion"):
+    with pytest.raises(DpbenchError, match=r"valid policies: .*diffusion"):
         get_policy_class("difusion")
     assert get_policy_class("diffusion_cnn") is DiffusionUnetPolicy
     assert get_policy_class("dpbench.diffusion.policy:DiffusionTransformerPolicy") is DiffusionTransformerPolicy

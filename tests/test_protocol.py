@@ -216,7 +216,7 @@ def test_a_killed_run_keeps_the_best_evaluations_weights(tmp_path, tiny_pusht_hd
 
         return train(policy, sampler, tcfg, workdir, seed=0, evaluate_fn=evaluate_fn, progress=False)
 
-    _, whole = run(tmp_path / "whole")
+    _, _whole = run(tmp_path / "whole")
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "killed", kill_at=5)  # step 4's best is on disk, the last checkpoint is step 3's
     assert load_best(tmp_path / "killed" / BEST_FILE)[1] == 4

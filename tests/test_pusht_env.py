@@ -69,7 +69,7 @@ def test_vector_envs_sync_and_async():
         assert obs.shape == (2, 20)
         first = PushTEnv(obs_type="keypoints").reset(seed=100001)[0]
         np.testing.assert_allclose(obs[1], first)
-        obs, reward, term, trunc, info = venv.step(np.full((2, 2), 256.0))
+        obs, reward, _term, _trunc, info = venv.step(np.full((2, 2), 256.0))
         assert reward.shape == (2,) and "coverage" in info
         venv.close()
 

@@ -438,8 +438,8 @@ def test_k_min_train_loss_is_the_originals_aggregation():
     rng = np.random.default_rng(3)
     scores, losses = rng.uniform(0.3, 0.9, 14), rng.uniform(0.01, 0.1, 14)
     history = [
-        {"step": i, "score": float(s), "loss": 9.0, "train_loss": float(l)}
-        for i, (s, l) in enumerate(zip(scores, losses))
+        {"step": i, "score": float(s), "loss": 9.0, "train_loss": float(loss)}
+        for i, (s, loss) in enumerate(zip(scores, losses))
     ]
     lowest = sorted(range(14), key=lambda i: losses[i])[:10]
     expected = sum(scores[i] for i in lowest) / 10

@@ -170,7 +170,8 @@ def collect_robomimic(
     episodes: list[dict[str, np.ndarray]] = []
     tried, seed = 0, start_seed
     with tqdm(total=n_episodes, desc=f"scripted {task} ({variant}) demos", disable=not progress, unit="ep") as bar:
-        for seed, ep in iter_scripted_episodes(task, variant, start_seed, tuple(cameras), workers):
+        # B007 silenced below: ``seed`` is not read in the loop, but its last value (the last seed tried) is, after it
+        for seed, ep in iter_scripted_episodes(task, variant, start_seed, tuple(cameras), workers):  # noqa: B007
             tried += 1
             if ep is not None:
                 ep = dict(ep)
@@ -182,7 +183,8 @@ def collect_robomimic(
                 break
             if tried >= 20 and len(episodes) < tried // 10:
                 raise DpbenchError(
-                    f"the {task} demonstrator succeeded in {len(episodes)} of {tried} episodes; this is a bug, please report it"
+                    f"the {task} demonstrator succeeded in {len(episodes)} of {tried} episodes; "
+                    "this is a bug, please report it"
                 )
     wall = time.perf_counter() - t0
     store = EpisodeStore.from_episodes(episodes, source="scripted")

@@ -40,21 +40,26 @@ class EpisodeStore:
 
     @property
     def n_episodes(self) -> int:
+        """Number of episodes."""
         return len(self.episode_ends)
 
     @property
     def n_steps(self) -> int:
+        """N: the total number of steps over all episodes."""
         return int(self.episode_ends[-1])
 
     @property
     def episode_starts(self) -> np.ndarray:
+        """(n_episodes,) int64: each episode's first step index."""
         return np.concatenate([[0], self.episode_ends[:-1]]).astype(np.int64)
 
     @property
     def episode_lengths(self) -> np.ndarray:
+        """(n_episodes,): each episode's number of steps."""
         return np.diff(np.concatenate([[0], self.episode_ends]))
 
     def episode(self, i: int) -> dict[str, np.ndarray]:
+        """Episode ``i``'s arrays, each (T_i, ...), as views into ``data``."""
         s, e = int(self.episode_starts[i]), int(self.episode_ends[i])
         return {k: v[s:e] for k, v in self.data.items()}
 
@@ -74,6 +79,8 @@ class EpisodeStore:
         return h.hexdigest()[:16]
 
     def summary(self) -> dict[str, Any]:
+        """A JSON-ready summary (what ``dpbench data info`` prints): source, episode and step counts, episode length
+        min/mean/max, each key's shape and dtype, and the content hash."""
         lengths = self.episode_lengths
         return {
             "source": self.source,
@@ -88,6 +95,9 @@ class EpisodeStore:
     def from_episodes(
         cls, episodes: Iterable[dict[str, np.ndarray]], source: str = "memory", **attrs: Any
     ) -> EpisodeStore:
+        """A store of per-episode dicts of (T_i, ...) arrays, concatenated in order; every episode must have the same
+        keys, including 'action' (whose length gives T_i). ``attrs`` become the store's attrs. Raises DpbenchError
+        when there are no episodes, the keys differ, or the arrays fail ``validate``."""
         episodes = list(episodes)
         if not episodes:
             raise DpbenchError(f"{source}: no episodes to store")

@@ -26,6 +26,9 @@ class RangeNormalizer(nn.Module):
 
     @torch.no_grad()
     def fit(self, data: np.ndarray | torch.Tensor) -> RangeNormalizer:
+        """Fit scale and offset to ``data`` (N, dim) (any shape that reshapes to it), computed in float64: the original
+        Diffusion Policy's LinearNormalizer in its 'limits' mode, output range [-1, 1] and range_eps 1e-4. Returns
+        self."""
         x = torch.as_tensor(np.asarray(data), dtype=torch.float64).reshape(-1, self.scale.numel())
         lo, hi = x.min(0).values, x.max(0).values
         span = hi - lo
@@ -37,7 +40,9 @@ class RangeNormalizer(nn.Module):
         return self
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Data units (..., dim) -> [-1, 1] per dimension."""
         return x * self.scale + self.offset
 
     def unnormalize(self, y: torch.Tensor) -> torch.Tensor:
+        """The inverse of ``normalize``: (..., dim) in [-1, 1] -> data units."""
         return (y - self.offset) / self.scale

@@ -23,6 +23,7 @@ DEFAULT_SCRIPTED_EPISODES = 200
 
 
 def cache_dir() -> Path:
+    """Where scripted demonstrations are cached: ``$DPBENCH_CACHE``, else ``~/.cache/dpbench`` (not created here)."""
     return Path(os.environ.get("DPBENCH_CACHE", Path.home() / ".cache" / "dpbench"))
 
 
@@ -57,6 +58,8 @@ def human_pusht_path() -> Path | None:
 
 
 def scripted_pusht_path(n_episodes: int = DEFAULT_SCRIPTED_EPISODES) -> Path:
+    """The cache file of ``n_episodes`` scripted Push-T demos; its name carries ``SCRIPTED_VERSION``, so a changed
+    demonstrator never reuses a stale file."""
     return cache_dir() / f"pusht_scripted_v{SCRIPTED_VERSION}_{n_episodes}ep.hdf5"
 
 
@@ -69,6 +72,7 @@ class DatasetRef:
     store: EpisodeStore
 
     def identity(self) -> dict[str, Any]:
+        """What a record stores about the dataset: kind, portable path, content hash, episode and step counts."""
         return {
             "kind": self.kind,
             "path": portable_path(self.path),
@@ -84,6 +88,8 @@ ROBOMIMIC_SCRIPTED = {"scripted": "ph", "scripted-mh": "mh"}  # dataset name -> 
 def scripted_robomimic_path(
     task_name: str, variant: str, cameras: tuple[str, ...] = (), n_episodes: int = DEFAULT_SCRIPTED_EPISODES
 ) -> Path:
+    """The cache file of ``n_episodes`` scripted demos of a robomimic task, demonstrator ``variant`` (ph | mh) and
+    ``cameras`` (``robomimic_scripted_path`` under ``cache_dir()``)."""
     return robomimic_scripted_path(cache_dir(), task_name, variant, n_episodes, cameras)
 
 
@@ -102,7 +108,8 @@ def _resolve_robomimic(task_name: str, dataset: str | None, keys: Iterable[str] 
         path = scripted_robomimic_path(task_name, variant, cameras)
         if not path.exists():
             print(
-                f"[dpbench] collecting {DEFAULT_SCRIPTED_EPISODES} scripted {task_name} ({variant}) demos into {path} (once)"
+                f"[dpbench] collecting {DEFAULT_SCRIPTED_EPISODES} scripted {task_name} ({variant}) demos "
+                f"into {path} (once)"
             )
             collect_robomimic(
                 task_name, DEFAULT_SCRIPTED_EPISODES, path, variant, cameras, workers=usable_cores(), progress=progress

@@ -103,6 +103,8 @@ class SequenceSampler:
         return out
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """``batch_size`` windows drawn uniformly with replacement by ``rng``: observation keys (B, T_o, ...), 'action'
+        (B, horizon, D_a)."""
         return self.batch(rng.integers(0, len(self.indices), size=batch_size))
 
     def epoch(self, batch_size: int, rng: np.random.Generator):

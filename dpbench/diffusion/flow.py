@@ -28,6 +28,9 @@ TIME_SCALE = 100.0  # t in [0, 1] enters the step embedding on the same scale as
 
 @dataclasses.dataclass
 class FlowConfig(PolicyConfig):
+    """``diffusion_flow``'s settings: the flow sampler and the UNet of ``diffusion``
+    (the original's ConditionalUnet1D sizes)."""
+
     num_inference_steps: int = 2  # network evaluations per chunk
     solver: str = "midpoint"  # "midpoint" (needs an even num_inference_steps) | "euler"
     down_dims: tuple[int, ...] = (256, 512, 1024)  # UNet channels per resolution level (DP's paper UNet)
@@ -38,6 +41,10 @@ class FlowConfig(PolicyConfig):
 
 
 class FlowMatchingPolicy(Policy):
+    """``diffusion_flow``: Diffusion Policy's ConditionalUnet1D trained by flow matching on the straight path (velocity
+    regression, as in rectified flow) and sampled with ``num_inference_steps`` Euler or midpoint evaluations; the
+    chunk is (B, T_p, D_a), executed from index T_o - 1. See the module docstring."""
+
     name = "diffusion_flow"
     Config = FlowConfig
     presets = {
@@ -60,13 +67,15 @@ class FlowMatchingPolicy(Policy):
         super().check_config(config)
         if config.num_inference_steps < 1:
             raise DpbenchError(
-                f"num_inference_steps={config.num_inference_steps}: the flow sampler needs at least 1 network evaluation"
+                f"num_inference_steps={config.num_inference_steps}: "
+                "the flow sampler needs at least 1 network evaluation"
             )
         if config.solver not in ("euler", "midpoint"):
             raise DpbenchError(f"flow solver must be 'euler' or 'midpoint', got {config.solver!r}")
         if config.solver == "midpoint" and config.num_inference_steps % 2:
             raise DpbenchError(
-                f"the midpoint solver takes 2 network evaluations per step; num_inference_steps={config.num_inference_steps} is odd"
+                "the midpoint solver takes 2 network evaluations per step; "
+                f"num_inference_steps={config.num_inference_steps} is odd"
             )
 
     def __init__(self, spec: PolicySpec, config: FlowConfig) -> None:
@@ -92,12 +101,16 @@ class FlowMatchingPolicy(Policy):
         times = 1.0 - torch.arange(n, device=self.device) / n  # from t=1 towards t=0, every 1/n
         if self.config.fast_inference and batch <= FAST_PATH_MAX_BATCH:
             films = total_films(self.model, obs_cond, times * TIME_SCALE)
-            velocity = lambda x, i: self.model.forward_fast(x, films[i])  # noqa: E731
+
+            def velocity(x: torch.Tensor, i: int) -> torch.Tensor:
+                return self.model.forward_fast(x, films[i])
+
         else:
             obs_films = self.model.precompute_obs_film(obs_cond) if self.config.fast_inference else None
-            velocity = lambda x, i: self.model(
-                x, (times[i] * TIME_SCALE).expand(batch), obs_cond=obs_cond, obs_films=obs_films
-            )
+
+            def velocity(x: torch.Tensor, i: int) -> torch.Tensor:
+                return self.model(x, (times[i] * TIME_SCALE).expand(batch), obs_cond=obs_cond, obs_films=obs_films)
+
         if self.config.solver == "midpoint":  # steps of h = 2/n: the velocity at the start, then at the midpoint
             h = 2.0 / n
             for i in range(0, n, 2):

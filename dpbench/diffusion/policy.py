@@ -31,6 +31,9 @@ FAST_PATH_MAX_BATCH = 8
 
 @dataclasses.dataclass
 class DiffusionConfig(PolicyConfig):
+    """Settings shared by both Diffusion Policy denoisers: the training noise process and the inference sampler
+    (diffusers' DDPMScheduler / DDIMScheduler)."""
+
     num_train_timesteps: int = 100  # K: noise levels of the training process (paper: 100)
     beta_schedule: str = "squaredcos_cap_v2"  # diffusers' noise schedule name (paper: the cosine schedule)
     clip_sample: bool = True  # clip the predicted clean sample to [-1, 1] at each step (the original: True)
@@ -46,6 +49,8 @@ class DiffusionConfig(PolicyConfig):
 
 @dataclasses.dataclass
 class DiffusionUnetConfig(DiffusionConfig):
+    """``diffusion``: the CNN variant's sizes (the original's ConditionalUnet1D) and the inference fast path."""
+
     down_dims: tuple[int, ...] = (256, 512, 1024)  # UNet channels per resolution level (paper: 256, 512, 1024)
     step_embed_dim: int = 256  # diffusion-step embedding size (the original's diffusion_step_embed_dim: 256)
     kernel_size: int = 5  # temporal convolution kernel, in action steps (paper: 5)
@@ -55,6 +60,9 @@ class DiffusionUnetConfig(DiffusionConfig):
 
 @dataclasses.dataclass
 class DiffusionTransformerConfig(DiffusionConfig):
+    """``diffusion_transformer``: the transformer variant's sizes and dropouts
+    (the original's TransformerForDiffusion)."""
+
     n_layer: int = 8  # transformer decoder layers (the original's low-dim config: 8)
     n_head: int = 4  # attention heads (the original: 4)
     n_emb: int = 256  # token embedding size (the original: 256)
@@ -178,6 +186,10 @@ class DiffusionUnetPolicy(_DiffusionPolicy):
     def make_denoiser(
         self, feats: torch.Tensor, timesteps: torch.Tensor
     ) -> Callable[[torch.Tensor, int], torch.Tensor]:
+        """eps(x, i) for the i-th timestep of one chunk, x (B, T_p, D_a) normalized, on one of three paths that agree
+        to float tolerance: with ``fast_inference`` off, the eager ``forward`` recomputing the whole conditioning;
+        above ``FAST_PATH_MAX_BATCH`` rows, the eager ``forward`` with the observation FiLM computed once; else
+        ``forward_fast`` with every block's total FiLM precomputed per timestep."""
         if not self.config.fast_inference:  # naive: the full conditioning at every step
             obs_cond = feats.flatten(1)
             return lambda x, i: self.model(x, timesteps[i], obs_cond=obs_cond)

@@ -14,6 +14,12 @@ from dpbench.diffusion.unet1d import SinusoidalStepEmbedding
 
 
 class DiffusionTransformer(nn.Module):
+    """The noise-prediction network of Diffusion Policy's transformer variant (the original's TransformerForDiffusion,
+    observations as condition): sample (B, T_p, action_dim), timestep () or (B,) and observation tokens
+    (B, T_o, n_emb) from ``encode_obs`` -> eps (B, T_p, action_dim). A pre-norm GELU decoder: action tokens
+    self-attend causally and cross-attend to the step token and the observations up to their own step, after an MLP
+    condition encoder."""
+
     def __init__(
         self,
         action_dim: int,

@@ -17,6 +17,7 @@ and agree to float tolerance (tests/test_diffusion.py).
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -25,6 +26,9 @@ from torch.nn import functional as F
 
 
 class SinusoidalStepEmbedding(nn.Module):
+    """Sinusoidal embedding of diffusion steps (the original's SinusoidalPosEmb): t (B,) -> (B, dim), [sin(t f),
+    cos(t f)] over dim / 2 frequencies f from 1 down to 1/10000."""
+
     def __init__(self, dim: int) -> None:
         super().__init__()
         half = dim // 2
@@ -37,6 +41,9 @@ class SinusoidalStepEmbedding(nn.Module):
 
 
 class ConvNormMish(nn.Sequential):
+    """Conv1d (length-preserving for an odd ``kernel_size``) -> GroupNorm -> Mish on (B, C, T): the original's
+    Conv1dBlock."""
+
     def __init__(self, c_in: int, c_out: int, kernel_size: int, n_groups: int) -> None:
         super().__init__(
             nn.Conv1d(c_in, c_out, kernel_size, padding=kernel_size // 2),
@@ -59,6 +66,8 @@ class FiLMResBlock(nn.Module):
         self.residual = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
     def obs_film(self, obs_cond: torch.Tensor) -> torch.Tensor | None:
+        """The observation part of this block's FiLM, Linear(Mish(obs_cond)) without bias: (B, obs_dim) ->
+        (B, 2 * c_out) (scales, then biases); None when the block has no observation input (obs_dim 0)."""
         return None if self.film_obs is None else self.film_obs(F.mish(obs_cond))
 
     def forward(self, x: torch.Tensor, step_emb: torch.Tensor, obs_film: torch.Tensor | None) -> torch.Tensor:
@@ -124,7 +133,7 @@ class ConditionalUnet1D(nn.Module):
         dims = (action_dim, *down_dims)
         block = lambda i, o: FiLMResBlock(i, o, step_embed_dim, obs_cond_dim, kernel_size, n_groups)  # noqa: E731
         self.down = nn.ModuleList()
-        for level, (c_in, c_out) in enumerate(zip(dims[:-1], dims[1:])):
+        for level, (c_in, c_out) in enumerate(itertools.pairwise(dims)):
             last = level == len(down_dims) - 1
             self.down.append(
                 nn.ModuleList(
@@ -138,9 +147,8 @@ class ConditionalUnet1D(nn.Module):
         mid = down_dims[-1]
         self.mid = nn.ModuleList([block(mid, mid), block(mid, mid)])
         self.up = nn.ModuleList()
-        pairs = list(zip(dims[1:-1], dims[2:]))[
-            ::-1
-        ]  # (c_in, c_out) of the down path, deepest first, skip the first level
+        # (c_in, c_out) of the down path, deepest first, skip the first level
+        pairs = list(itertools.pairwise(dims[1:]))[::-1]
         for c_small, c_big in pairs:  # every up level upsamples, undoing the down path's strides
             self.up.append(
                 nn.ModuleList(
@@ -164,6 +172,7 @@ class ConditionalUnet1D(nn.Module):
         )
 
     def res_blocks(self) -> list[FiLMResBlock]:
+        """Every FiLMResBlock in module order (down, mid, up): the order of the per-block FiLM lists."""
         return [m for m in self.modules() if isinstance(m, FiLMResBlock)]
 
     def precompute_obs_film(self, obs_cond: torch.Tensor) -> list[torch.Tensor | None]:

@@ -114,7 +114,7 @@ class PushTDemonstrator:
     def _bearing_index(self, p_local: np.ndarray) -> int:
         r = p_local - COG
         n = len(self.ring_local)
-        return int(round(math.atan2(r[1], r[0]) % (2 * math.pi) / (2 * math.pi) * n)) % n
+        return round(math.atan2(r[1], r[0]) % (2 * math.pi) / (2 * math.pi) * n) % n
 
     def _arc(self, i0: int, i1: int, d: int) -> np.ndarray:
         """Ring indices from i0 to i1 (inclusive) walking in direction d."""

@@ -135,7 +135,8 @@ class PushTEnv(gym.Env):
             state = np.asarray(options["reset_to_state"], dtype=np.float64)
             if state.shape != (5,) or not np.all(np.isfinite(state)):
                 raise DpbenchError(
-                    f"reset_to_state must be 5 finite numbers [agent_x, agent_y, block_x, block_y, angle], got {state!r}"
+                    "reset_to_state must be 5 finite numbers [agent_x, agent_y, block_x, block_y, angle], "
+                    f"got {state!r}"
                 )
             self._set_state(state, legacy=False)
         else:
@@ -226,7 +227,7 @@ class PushTEnv(gym.Env):
         return {
             "coverage": float(cov),
             "is_success": bool(cov > SUCCESS_COVERAGE),
-            "n_contacts": int(math.ceil(self._n_contact_points / SUBSTEPS)),
+            "n_contacts": math.ceil(self._n_contact_points / SUBSTEPS),
             "agent_pos": np.array(self.agent.position, dtype=np.float64),
             "block_pose": self._block_pose(),
             "goal_pose": np.array(GOAL_POSE, dtype=np.float64),

@@ -28,8 +28,9 @@ def collect_episode(seed: int, max_steps: int | None = None) -> dict[str, np.nda
 
     ``max_steps`` defaults to the registered episode length of ``dpbench/PushT-v0``
     (``gymnasium.spec(PUSHT_ID).max_episode_steps``). The demonstrator's generator is
-    ``np.random.default_rng(seed)``, so a seed fixes the episode. Returned arrays (T = number of actions; the episode ends with the first step whose coverage
-    exceeds 0.95, that action included), matching the human ``pusht_cchi_v7_replay.zarr`` data:
+    ``np.random.default_rng(seed)``, so a seed fixes the episode. Returned arrays (T = number of
+    actions; the episode ends with the first step whose coverage exceeds 0.95, that action
+    included), matching the human ``pusht_cchi_v7_replay.zarr`` data:
 
     * ``state`` (T, 5) float32: ``env.state()`` *before* each action (obs_type="state" layout).
     * ``action`` (T, 2) float32: the absolute target sent to ``env.step``.

@@ -89,7 +89,7 @@ def _clip(subject: list[tuple[float, float]], clipper: list[tuple[float, float]]
         bx, by = clipper[(i + 1) % len(clipper)]
         ex, ey = bx - ax, by - ay
 
-        def side(p: tuple[float, float]) -> float:
+        def side(p: tuple[float, float], ax: float = ax, ay: float = ay, ex: float = ex, ey: float = ey) -> float:
             return sign * (ex * (p[1] - ay) - ey * (p[0] - ax))
 
         points, output = output, []

@@ -128,7 +128,7 @@ def check_dataset(task: str, path: str | Path, keys: Sequence[str], n_demos: int
         layouts = _layouts(env)
         size = env.robosuite_env.sim.get_state().flatten().size
         observed = []
-        for name, t, state, stored in samples:
+        for name, _t, state, _stored in samples:
             if state.size != size:
                 raise DpbenchError(
                     f"{path}: {name}'s simulator states have {state.size} numbers, but env '{task}' has {size}: "

@@ -88,7 +88,9 @@ class TaskSpec:
         return sum(self.key_dims.values())
 
     @property
-    def action_dim(self) -> int:  # robosuite's native action size (both modes)
+    def action_dim(self) -> int:
+        """robosuite's native action size, the same in both action modes: 7 per arm
+        (position 3, axis-angle 3, gripper 1)."""
         return ARM_ABS_DIM * self.n_arms
 
 
@@ -154,7 +156,8 @@ def import_robosuite() -> Any:
         raise DpbenchError(f"could not import robosuite ({exc}): {INSTALL_HINT}") from None
     if robosuite.__version__ != ROBOSUITE_VERSION:
         raise DpbenchError(
-            f"robosuite {robosuite.__version__} is installed; dpbench's robomimic tasks need {ROBOSUITE_VERSION}: {INSTALL_HINT}"
+            f"robosuite {robosuite.__version__} is installed; "
+            f"dpbench's robomimic tasks need {ROBOSUITE_VERSION}: {INSTALL_HINT}"
         )
     return robosuite
 

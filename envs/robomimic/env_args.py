@@ -51,7 +51,8 @@ def action_mode_from_env_args(task: str, env_args: Any, where: str) -> str:
     name = env_args.get("env_name")
     if name != spec.robosuite_env:
         raise DpbenchError(
-            f"{where}: recorded on robosuite env '{name}', but env '{task}' is {spec.robosuite_env}; pass the {task} dataset"
+            f"{where}: recorded on robosuite env '{name}', but env '{task}' is {spec.robosuite_env}; "
+            f"pass the {task} dataset"
         )
     kwargs = env_args.get("env_kwargs", {})
     robots = kwargs.get("robots", ["Panda"] * spec.n_arms)
@@ -68,10 +69,7 @@ def action_mode_from_env_args(task: str, env_args: Any, where: str) -> str:
         raise DpbenchError(
             f"{where}: recorded with controller {ctrl.get('type')!r}; dpbench's robomimic tasks use OSC_POSE"
         )
-    if "input_type" in ctrl:
-        delta = ctrl["input_type"] == "delta"
-    else:
-        delta = bool(ctrl.get("control_delta", True))
+    delta = ctrl["input_type"] == "delta" if "input_type" in ctrl else bool(ctrl.get("control_delta", True))
     return "delta" if delta else "abs"
 
 

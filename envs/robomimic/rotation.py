@@ -91,6 +91,7 @@ def quat_to_axis_angle(q: np.ndarray) -> np.ndarray:
 
 
 def quat_to_matrix(q: np.ndarray) -> np.ndarray:
+    """(..., 4) quaternions (x, y, z, w; normalized here) -> (..., 3, 3) rotation matrices, via axis-angle."""
     return axis_angle_to_matrix(quat_to_axis_angle(q))
 
 
