@@ -1,33 +1,31 @@
-"""The ``dpbench`` command line: list | data | collect | run | sweep | eval | table | plot.
+"""The ``dpbench`` command line: list | config | data | collect | run | sweep | eval | table | plot.
 
+This module holds the argument parser and ``main``; the subcommands live in ``dpbench.commands``.
 User-facing problems raise ``DpbenchError`` and are printed here in one line with exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shlex
 import signal
 import sys
 import threading
-from pathlib import Path
 
+from dpbench.commands import (
+    DEFAULT_OUT,
+    cmd_collect,
+    cmd_config,
+    cmd_data_info,
+    cmd_eval,
+    cmd_list,
+    cmd_plot,
+    cmd_run,
+    cmd_sweep,
+    cmd_table,
+)
 from dpbench.errors import DpbenchError
-from dpbench.host import THREADS_ENV, default_threads
-
-DEFAULT_OUT = "results"
-
-
-def _parse_overrides(items: list[str]) -> dict[str, str]:
-    out = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise DpbenchError(f"--set expects KEY=VALUE (e.g. train.steps=2000), got {item!r}")
-        out[key.strip()] = value.strip()
-    return out
+from dpbench.host import THREADS_ENV
 
 
 def _positive(value: str) -> int:
@@ -38,310 +36,6 @@ def _positive(value: str) -> int:
     if n <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {n}")
     return n
-
-
-def cmd_list(args: argparse.Namespace) -> int:
-    """``dpbench list``: print the envs (and whether registered), policies and datasets; returns 0."""
-    import gymnasium as gym
-
-    from dpbench.data.registry import list_datasets
-    from dpbench.policies import available_policies
-    from dpbench.tasks import TASKS
-
-    print("envs:")
-    for name, task in TASKS.items():
-        registered = "registered" if task.gym_id in gym.registry else "NOT registered"
-        print(
-            f"  {name:<12} {task.gym_id} ({registered}); obs modes: {', '.join(task.obs_modes)} "
-            f"(default {task.default_obs})"
-        )
-    print("policies:")
-    for name, ref in sorted(available_policies().items()):
-        print(f"  {name:<24} {ref}")
-    print("datasets:")
-    for name, env, where in list_datasets():
-        print(f"  {name:<12} env {env}: {where}")
-    return 0
-
-
-def cmd_data_info(args: argparse.Namespace) -> int:
-    """``dpbench data info PATH``: a dataset's episodes, steps, keys (shape, dtype) and content hash
-    (``--json``: the summary as JSON); returns 0. A file that does not load raises DpbenchError."""
-    from dpbench.data.episodes import load_episodes
-
-    store = load_episodes(args.path)
-    info = store.summary()
-    if args.json:
-        print(json.dumps(info, indent=1))
-        return 0
-    print(f"dataset:   {args.path}")
-    print(f"episodes:  {info['episodes']}")
-    print(
-        f"steps:     {info['steps']}  (episode length min/mean/max {info['episode_length']['min']}/"
-        f"{info['episode_length']['mean']:.1f}/{info['episode_length']['max']})"
-    )
-    print("keys:")
-    for k, v in info["keys"].items():
-        print(f"  {k:<12} {tuple(v['shape'])} {v['dtype']}")
-    print(f"hash:      {info['content_hash']}  (sha256 over non-image arrays)")
-    return 0
-
-
-def cmd_collect(args: argparse.Namespace) -> int:
-    """Scripted demonstrations into robomimic-layout hdf5 (Push-T, or a robomimic task)."""
-    from dpbench.data.collect import collect_pusht, collect_robomimic
-    from dpbench.data.registry import scripted_pusht_path, scripted_robomimic_path
-    from dpbench.tasks import get_task
-
-    task = get_task(args.env)
-    if task.name == "pusht":
-        if args.variant != "ph" or args.camera:
-            raise DpbenchError(
-                "Push-T's demonstrator has no --variant or --camera (its demos always carry the 96x96 image)"
-            )
-        path = Path(args.out) if args.out else scripted_pusht_path(args.episodes)
-        collect_pusht(args.episodes, path, start_seed=args.start_seed, progress=not args.quiet)
-        print(f"wrote {path}")
-        return 0
-    from dpbench.host import usable_cores
-
-    cameras = tuple(sorted(_names(args.camera, "camera"))) if args.camera else ()
-    path = Path(args.out) if args.out else scripted_robomimic_path(task.name, args.variant, cameras, args.episodes)
-    stats = collect_robomimic(
-        task.name,
-        args.episodes,
-        path,
-        args.variant,
-        cameras,
-        start_seed=args.start_seed,
-        workers=args.workers or usable_cores(),
-        progress=not args.quiet,
-    )
-    print(
-        f"wrote {path}: {stats['kept']} episodes, {stats['steps']} steps; demonstrator success "
-        f"{stats['success_rate']:.1%} ({stats['kept']}/{stats['tried']}); {stats['wall_s']:.0f} s "
-        f"({stats['steps_per_s']:.0f} steps/s, {stats['workers']} workers)"
-    )
-    return 0
-
-
-def _names(value: str, what: str) -> list[str]:
-    names = [v.strip() for v in value.split(",") if v.strip()]
-    if not names:
-        raise DpbenchError(f"--{what} needs at least one name")
-    return names
-
-
-def _command_line(argv: list[str]) -> str:
-    """The command as records store it: the arguments given, with no machine's absolute path (such
-    arguments are written relative to the checkout or the cache)."""
-    from dpbench.data.registry import portable_path
-
-    return "dpbench " + " ".join(shlex.quote(portable_path(a) if a.startswith("/") else a) for a in argv)
-
-
-def _run_sweep(sweep, args: argparse.Namespace) -> int:
-    """Check the whole grid, run what is missing, print the comparison table (shared by run and sweep)."""
-    from dpbench.sweep import describe, import_ray, prepare_all, run_grid
-    from dpbench.tables import format_table
-    from dpbench.train import RESUME_FILE
-
-    if args.address and args.backend != "ray":
-        raise DpbenchError("--address is the Ray cluster's address; use it with --backend ray")
-    if args.backend == "ray":
-        import_ray()  # missing Ray: say so before loading anything
-    _check_writable(sweep.out)
-    cells = prepare_all(sweep.specs(_command_line(args.argv), progress=not args.quiet))
-    for line in describe(cells):
-        print(line)
-    if getattr(args, "dry_run", False):
-        for cell in cells:
-            state = (
-                "done" if cell.record_path.exists() else "resume" if (cell.workdir / RESUME_FILE).exists() else "new"
-            )
-            print(f"  {state:<7}{cell.cell_id}")
-        return 0
-    records = run_grid(cells, backend=args.backend, workers=args.workers, address=args.address, progress=not args.quiet)
-    print()
-    print(format_table(records, with_paper=True))
-    return 0
-
-
-def _all_episodes(overrides: dict[str, str], flag: bool) -> dict[str, str]:
-    """``--all-episodes`` is ``train.train_episodes=all``; refuse a --set that says otherwise."""
-    if not flag:
-        return overrides
-    if overrides.get("train.train_episodes", "all") != "all":
-        raise DpbenchError(
-            f"--all-episodes contradicts --set train.train_episodes={overrides['train.train_episodes']}; pass one"
-        )
-    return {**overrides, "train.train_episodes": "all"}
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    """``dpbench run``: the policies x envs x seeds grid from the flags, run as ``_run_sweep`` (finished cells skipped,
-    unfinished ones resumed); returns 0. Bad names or values raise DpbenchError."""
-    from dpbench.sweep import Sweep
-
-    sweep = Sweep(
-        policies=_names(args.policy, "policy"),
-        envs=_names(args.env, "env"),
-        obs=[args.obs],
-        seeds=list(range(args.seed_start, args.seed_start + args.seeds)),
-        preset=args.preset,
-        dataset=args.dataset,
-        out=Path(args.out),
-        device=args.device,
-        video=args.video,
-        set={**_all_episodes(_parse_overrides(args.set), args.all_episodes)},
-    )
-    return _run_sweep(sweep, args)
-
-
-def cmd_sweep(args: argparse.Namespace) -> int:
-    """``dpbench sweep FILE``: the grid of a sweep YAML (``--out`` replaces its results dir), run as ``dpbench run``
-    runs its grid; returns 0. A bad file raises DpbenchError."""
-    from dpbench.sweep import Sweep
-
-    sweep = Sweep.from_yaml(Path(args.config))
-    if args.out:
-        sweep.out = Path(args.out)
-    return _run_sweep(sweep, args)
-
-
-def cmd_config(args: argparse.Namespace) -> int:
-    """``dpbench config POLICY``: print the policy and train configs that a preset builds for a task and obs mode
-    (with ``--set`` overrides), beside the paper preset's values and each field's documentation; returns 0."""
-    from dpbench.config import build_configs, describe
-    from dpbench.policies import get_policy_class
-    from dpbench.tasks import get_task
-
-    cls = get_policy_class(args.policy)
-    task = get_task(args.env)
-    image = bool(task.obs_mode(args.obs).spec.image_keys)
-    overrides = _parse_overrides(args.set)
-    pcfg, tcfg = build_configs(cls, args.preset, overrides, image_obs=image, task=task.name)
-    paper = build_configs(cls, "paper", image_obs=image, task=task.name) if "paper" in cls.presets else (None, None)
-    print(
-        f"{cls.name} ({cls.__module__}:{cls.__qualname__}), preset {args.preset}, env {task.name}/"
-        f"{args.obs or task.default_obs}" + (f", overrides {overrides}" if overrides else "")
-    )
-    for title, cfg, ref, scope in (("policy", pcfg, paper[0], "policy"), ("train", tcfg, paper[1], "train")):
-        rows = [(f"{scope}.{name}", *rest) for name, *rest in describe(cfg, ref)]
-        header = ("field", "type", args.preset, "paper" if ref is not None else "", "meaning")
-        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
-        print(f"\n{title} config ({type(cfg).__name__}):")
-        for row in [header, *rows]:
-            print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4])
-    print("\nSet any field with --set policy.FIELD=VALUE / --set train.FIELD=VALUE (dpbench run, dpbench sweep).")
-    return 0
-
-
-def cmd_eval(args: argparse.Namespace) -> int:
-    """``dpbench eval CHECKPOINT``: evaluate a saved policy under the paper's protocol and print the score and success
-    rate with 95% intervals and the timing; returns 0. Raises DpbenchError for a checkpoint whose shapes do not fit
-    the env's obs mode or that was trained on another env."""
-    import torch
-
-    from dpbench.checkpoint import load_policy, read_checkpoint_meta
-    from dpbench.evaluate import evaluate
-    from dpbench.tasks import get_task
-
-    torch.set_num_threads(default_threads())
-    meta = read_checkpoint_meta(args.checkpoint)
-    task = get_task(args.env)
-    obs = args.obs or meta.get("obs") or task.default_obs
-    mode = task.obs_mode(obs, meta.get("action_mode"))
-    policy, meta = load_policy(args.checkpoint, expect_spec=mode.spec, overrides=_parse_overrides(args.set))
-    if meta.get("env") not in (None, task.name):
-        raise DpbenchError(f"{args.checkpoint}: checkpoint was trained on env '{meta['env']}', not '{task.name}'")
-    res = evaluate(
-        policy,
-        task,
-        mode,
-        n_episodes=args.episodes,
-        seed_start=args.seed_start,
-        sampling_seed=args.seed,
-        video_path=Path(args.video) if args.video else None,
-    )
-    print(f"score (mean max reward) {res.score:.3f}  95% CI [{res.score_ci95[0]:.3f}, {res.score_ci95[1]:.3f}]")
-    print(f"success rate {res.success_rate:.3f}  95% CI [{res.success_ci95[0]:.3f}, {res.success_ci95[1]:.3f}]")
-    print(
-        f"{res.n_episodes} episodes in {res.wall_s:.1f} s; "
-        f"chunk latency {res.chunk_latency_ms:.1f} ms (batch {res.n_episodes})"
-    )
-    return 0
-
-
-def _load_all(out: str) -> list[dict]:
-    """Every record under OUT/records; corrupt or partial files are named on stderr and skipped."""
-    from dpbench.records import load_records
-
-    records, problems = load_records(Path(out))
-    for p in problems:
-        print(f"[dpbench] warning: {p}", file=sys.stderr)
-    if not records:
-        raise DpbenchError(f"no result records under {out}/records; run `dpbench run` first")
-    return records
-
-
-def _select(records: list[dict], args: argparse.Namespace) -> list[dict]:
-    """The records matching --env / --policy (comma lists)."""
-    if args.env:
-        records = [r for r in records if r["env"] in _names(args.env, "env")]
-    if args.policy:
-        records = [r for r in records if r["policy"] in _names(args.policy, "policy")]
-    if not records:
-        raise DpbenchError(f"no result records under {args.out}/records match --env/--policy")
-    return records
-
-
-def cmd_table(args: argparse.Namespace) -> int:
-    """``dpbench table``: print the table of the records under ``--out`` (filtered by ``--env``/``--policy``) and
-    regenerate OUT/README.md (by default only for the default results dir); returns 0. Raises DpbenchError when no
-    records match or the README cannot be written."""
-    from dpbench.report import write_results_readme
-    from dpbench.tables import format_table
-
-    records = _load_all(args.out)
-    print(format_table(_select(records, args), args.format, with_paper=args.with_paper))
-    write = args.write_readme
-    if write is None:  # default: regenerate the project's results/README.md, leave other dirs alone
-        write = Path(args.out).resolve() == Path(DEFAULT_OUT).resolve()
-    if write:
-        try:
-            from dpbench.report import knees_section
-            from dpbench.reruns import rerun_section
-
-            extra = "\n\n".join(x for x in (rerun_section(Path(args.out), records), knees_section(Path(args.out))) if x)
-            readme = write_results_readme(Path(args.out), records, extra)
-            print(f"[dpbench] wrote {readme}", file=sys.stderr)
-        except OSError as exc:
-            raise DpbenchError(f"cannot write {args.out}/README.md ({exc.strerror}); pass --no-write-readme") from None
-    return 0
-
-
-def cmd_plot(args: argparse.Namespace) -> int:
-    """``dpbench plot``: write the figures (PNG + SVG) of the matching records to ``--figdir`` (default OUT/figures)
-    and print their paths; returns 0. Raises DpbenchError when no records match or the directory is not writable."""
-    from dpbench.plots import plot_all
-
-    records = _select(_load_all(args.out), args)
-    figdir = Path(args.figdir) if args.figdir else Path(args.out) / "figures"
-    _check_writable(figdir)
-    for path in plot_all(records, figdir):
-        print(path)
-    return 0
-
-
-def _check_writable(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".dpbench-write-test-{os.getpid()}"  # per process: concurrent runs share a results dir
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as exc:
-        raise DpbenchError(f"results directory {out} is not writable ({exc.strerror}); pass --out DIR") from None
 
 
 def _grid_options(p: argparse.ArgumentParser) -> None:
