@@ -96,6 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
             help="robomimic tasks: ph (consistent) or mh (randomized strategies and speeds)",
         )
         p.add_argument(
+            "--action-mode",
+            default="abs",
+            choices=["abs", "delta"],
+            help="robomimic tasks: record absolute OSC_POSE targets (abs, the paper's position control) or the "
+            "delta actions that command them (delta, robomimic's velocity-style actions)",
+        )
+        p.add_argument(
             "--camera", default=None, help="robomimic tasks: record 84x84 images, e.g. agentview,robot0_eye_in_hand"
         )
         p.add_argument("--start-seed", type=int, default=0, help="first env seed tried; failed episodes are skipped")

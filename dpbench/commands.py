@@ -85,10 +85,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
     task = get_task(args.env)
     if task.name == "pusht":
-        if args.variant != "ph" or args.camera:
-            raise DpbenchError(
-                "Push-T's demonstrator has no --variant or --camera (its demos always carry the 96x96 image)"
-            )
+        if args.variant != "ph" or args.camera or args.action_mode != "abs":
+            raise DpbenchError("Push-T's demonstrator has no --variant, --camera or --action-mode")
         path = Path(args.out) if args.out else scripted_pusht_path(args.episodes)
         collect_pusht(args.episodes, path, start_seed=args.start_seed, progress=not args.quiet)
         print(f"wrote {path}")
@@ -96,7 +94,11 @@ def cmd_collect(args: argparse.Namespace) -> int:
     from dpbench.host import usable_cores
 
     cameras = tuple(sorted(_names(args.camera, "camera"))) if args.camera else ()
-    path = Path(args.out) if args.out else scripted_robomimic_path(task.name, args.variant, cameras, args.episodes)
+    path = (
+        Path(args.out)
+        if args.out
+        else scripted_robomimic_path(task.name, args.variant, cameras, args.episodes, action_mode=args.action_mode)
+    )
     stats = collect_robomimic(
         task.name,
         args.episodes,
@@ -106,6 +108,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
         start_seed=args.start_seed,
         workers=args.workers or usable_cores(),
         progress=not args.quiet,
+        action_mode=args.action_mode,
     )
     print(
         f"wrote {path}: {stats['kept']} episodes, {stats['steps']} steps; demonstrator success "

@@ -94,7 +94,7 @@ def _robomimic_task(name: str, paper_task: str) -> Task:
         obs_modes={obs: build(obs, "abs") for obs in ROBOMIMIC_MODES},
         default_obs="low_dim",
         default_dataset="scripted",
-        datasets=("scripted", "scripted-mh"),
+        datasets=("scripted", "scripted-mh", "scripted-delta"),
         paper_task=paper_task,
         parallel_eval=True,
         action_modes=("abs", "delta"),

@@ -545,3 +545,26 @@ def test_low_dim_evaluations_run_in_waves_that_fit_in_memory(monkeypatch) -> Non
     monkeypatch.setattr(ev, "available_memory_mb", lambda: 20_000.0)
     wave = ev.episodes_per_wave(mode, 200)
     assert wave * 105 <= 0.35 * 20_000 and wave >= 1
+
+
+def test_delta_demonstrations_command_the_same_motion_and_are_read_as_delta(lift: RobomimicEnv, tmp_path: Path) -> None:
+    """The delta demonstrator records the delta actions that command the absolute targets, so the
+    arm moves as in the absolute episode (same seed), and its file is read back as action mode delta."""
+    import h5py
+
+    delta_env = RobomimicEnv("lift", action_mode="delta")
+    try:
+        absolute, delta = run_episode(lift, 100003, "ph"), run_episode(delta_env, 100003, "ph")
+    finally:
+        delta_env.close()
+    assert absolute is not None and delta is not None
+    n = min(len(absolute["actions"]), len(delta["actions"]))
+    assert abs(len(absolute["actions"]) - len(delta["actions"])) <= 3
+    drift = np.abs(absolute["robot0_eef_pos"][:n] - delta["robot0_eef_pos"][:n]).max()
+    assert drift < 0.005, f"eef paths differ by {drift * 1000:.1f} mm"
+    assert np.abs(delta["actions"][:, :6]).max() <= 1.0  # robosuite's delta input range
+    path = tmp_path / "lift_delta.hdf5"
+    collect_robomimic("lift", 2, path, "ph", workers=1, progress=False, action_mode="delta")
+    with h5py.File(path) as f:
+        env_args = json.loads(f["data"].attrs["env_args"])
+    assert action_mode_from_env_args("lift", env_args, str(path)) == "delta"

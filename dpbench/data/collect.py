@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from dpbench.data.episodes import EpisodeStore, write_hdf5
 from dpbench.envs.pusht.episodes import SCRIPTED_VERSION, collect_episode
 from dpbench.envs.robomimic.demonstrator import COLLECT_VERSION, VARIANTS, run_episode
-from dpbench.envs.robomimic.env import TASK_SPECS, RobomimicEnv
+from dpbench.envs.robomimic.env import ACTION_MODES, TASK_SPECS, RobomimicEnv
 from dpbench.envs.robomimic.env_args import env_args_for
 from dpbench.envs.robomimic.planners import PLANNERS
 from dpbench.errors import DpbenchError
@@ -74,24 +74,26 @@ def collect_pusht(n_episodes: int, path: str | Path, start_seed: int = 0, progre
 
 # --------------------------------------------------------------------------- robomimic
 def robomimic_scripted_path(
-    cache: Path, task: str, variant: str, n_episodes: int, cameras: tuple[str, ...] = ()
+    cache: Path, task: str, variant: str, n_episodes: int, cameras: tuple[str, ...] = (), action_mode: str = "abs"
 ) -> Path:
-    """The cache file of ``n_episodes`` scripted ``task`` demos of ``variant`` with ``cameras``; its name
-    carries ``COLLECT_VERSION``, so a changed demonstrator never reuses a stale file."""
+    """The cache file of ``n_episodes`` scripted ``task`` demos of ``variant`` with ``cameras`` in
+    ``action_mode`` (delta files carry ``_delta``); its name carries ``COLLECT_VERSION``, so a changed
+    demonstrator never reuses a stale file."""
     cams = ("_" + "+".join(cameras)) if cameras else ""
-    return cache / f"robomimic_{task}_{variant}_v{COLLECT_VERSION}_{n_episodes}ep{cams}.hdf5"
+    mode = "" if action_mode == "abs" else f"_{action_mode}"
+    return cache / f"robomimic_{task}_{variant}{mode}_v{COLLECT_VERSION}_{n_episodes}ep{cams}.hdf5"
 
 
 _WORKER_ENV: RobomimicEnv | None = None  # one env per collector process
 
 
-def _init_collector(task: str, cameras: tuple[str, ...]) -> None:
+def _init_collector(task: str, cameras: tuple[str, ...], action_mode: str = "abs") -> None:
     """Make the process's env (in a worker: its pool initializer)."""
     global _WORKER_ENV
     import torch  # only to keep each collector process to one thread; the parent may never need torch
 
     torch.set_num_threads(1)
-    _WORKER_ENV = RobomimicEnv(task, action_mode="abs", cameras=cameras)
+    _WORKER_ENV = RobomimicEnv(task, action_mode=action_mode, cameras=cameras)
 
 
 def _collect_one(args: tuple[int, str]) -> tuple[int, dict[str, np.ndarray] | None]:
@@ -101,7 +103,7 @@ def _collect_one(args: tuple[int, str]) -> tuple[int, dict[str, np.ndarray] | No
 
 
 def iter_scripted_episodes(
-    task: str, variant: str, start_seed: int, cameras: tuple[str, ...], workers: int
+    task: str, variant: str, start_seed: int, cameras: tuple[str, ...], workers: int, action_mode: str = "abs"
 ) -> Iterator[tuple[int, dict[str, np.ndarray] | None]]:
     """(seed, episode or None) for seeds start_seed, start_seed + 1, ... in order, forever.
 
@@ -110,11 +112,11 @@ def iter_scripted_episodes(
     """
     seeds = ((s, variant) for s in itertools.count(start_seed))
     if workers <= 1:
-        _init_collector(task, cameras)
+        _init_collector(task, cameras, action_mode)
         yield from map(_collect_one, seeds)
         return
     ctx = mp.get_context("spawn")
-    with ctx.Pool(workers, initializer=_init_collector, initargs=(task, cameras)) as pool:
+    with ctx.Pool(workers, initializer=_init_collector, initargs=(task, cameras, action_mode)) as pool:
         yield from pool.imap(_collect_one, seeds, chunksize=1)
 
 
@@ -127,6 +129,7 @@ def collect_robomimic(
     start_seed: int = 0,
     workers: int = 1,
     progress: bool = True,
+    action_mode: str = "abs",
 ) -> dict[str, Any]:
     """Run the scripted ``task`` demonstrator until ``n_episodes`` successes; write robomimic hdf5 atomically.
 
@@ -139,6 +142,8 @@ def collect_robomimic(
         start_seed: the first env seed tried.
         workers: collector processes (1: in this process).
         progress: show a progress bar.
+        action_mode: ``"abs"`` (absolute OSC_POSE targets, the paper's position control) or ``"delta"``
+            (the delta actions that command the same targets: robomimic's velocity-style actions).
 
     Each demo stores ``actions`` (T, 7 * n_arms), ``states`` (T, S) and the observation keys;
     ``env_args`` is :func:`~dpbench.envs.robomimic.env_args.env_args_for` plus a ``dpbench`` entry
@@ -161,6 +166,8 @@ def collect_robomimic(
         )
     if variant not in VARIANTS:
         raise DpbenchError(f"unknown variant '{variant}'; choose one of {', '.join(VARIANTS)}")
+    if action_mode not in ACTION_MODES:
+        raise DpbenchError(f"unknown action mode '{action_mode}'; choose one of {', '.join(ACTION_MODES)}")
     bad = [c for c in cameras if c not in TASK_SPECS[task].default_cameras]
     if bad:
         raise DpbenchError(
@@ -171,7 +178,7 @@ def collect_robomimic(
     tried, seed = 0, start_seed
     with tqdm(total=n_episodes, desc=f"scripted {task} ({variant}) demos", disable=not progress, unit="ep") as bar:
         # B007 silenced below: ``seed`` is not read in the loop, but its last value (the last seed tried) is, after it
-        for seed, ep in iter_scripted_episodes(task, variant, start_seed, tuple(cameras), workers):  # noqa: B007
+        for seed, ep in iter_scripted_episodes(task, variant, start_seed, tuple(cameras), workers, action_mode):  # noqa: B007
             tried += 1
             if ep is not None:
                 ep = dict(ep)
@@ -201,11 +208,11 @@ def collect_robomimic(
     provenance = {
         "task": task,
         "variant": variant,
-        "action_mode": "abs",
+        "action_mode": action_mode,
         "generator": "dpbench.envs.robomimic.demonstrator",
         "version": COLLECT_VERSION,
         "cameras": list(cameras),
         "collection": stats,
     }
-    write_hdf5(store, path, env_args={**env_args_for(task, tuple(cameras)), "dpbench": provenance})
+    write_hdf5(store, path, env_args={**env_args_for(task, tuple(cameras), action_mode), "dpbench": provenance})
     return stats

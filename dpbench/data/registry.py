@@ -82,19 +82,26 @@ class DatasetRef:
         }
 
 
-ROBOMIMIC_SCRIPTED = {"scripted": "ph", "scripted-mh": "mh"}  # dataset name -> demonstrator variant
+# dataset name -> (demonstrator variant, action mode). ``scripted-delta``: the ph demonstrations recorded
+# as delta actions (robomimic's own datasets' velocity-style control), for policies compared that way.
+ROBOMIMIC_SCRIPTED = {"scripted": ("ph", "abs"), "scripted-mh": ("mh", "abs"), "scripted-delta": ("ph", "delta")}
 
 
 def scripted_robomimic_path(
-    task_name: str, variant: str, cameras: tuple[str, ...] = (), n_episodes: int = DEFAULT_SCRIPTED_EPISODES
+    task_name: str,
+    variant: str,
+    cameras: tuple[str, ...] = (),
+    n_episodes: int = DEFAULT_SCRIPTED_EPISODES,
+    action_mode: str = "abs",
 ) -> Path:
-    """The cache file of ``n_episodes`` scripted demos of a robomimic task, demonstrator ``variant`` (ph | mh) and
-    ``cameras`` (``robomimic_scripted_path`` under ``cache_dir()``)."""
-    return robomimic_scripted_path(cache_dir(), task_name, variant, n_episodes, cameras)
+    """The cache file of ``n_episodes`` scripted demos of a robomimic task, demonstrator ``variant`` (ph | mh),
+    ``cameras`` and ``action_mode`` (``robomimic_scripted_path`` under ``cache_dir()``)."""
+    return robomimic_scripted_path(cache_dir(), task_name, variant, n_episodes, cameras, action_mode)
 
 
 def _resolve_robomimic(task_name: str, dataset: str | None, keys: Iterable[str] | None, progress: bool) -> DatasetRef:
-    """robomimic tasks: ``scripted`` (ph) / ``scripted-mh`` demos, collected once and cached, or a PATH."""
+    """robomimic tasks: ``scripted`` (ph) / ``scripted-mh`` / ``scripted-delta`` demos, collected once and
+    cached, or a PATH."""
     if dataset is None:
         dataset = "scripted"
     if dataset == "human":
@@ -103,16 +110,23 @@ def _resolve_robomimic(task_name: str, dataset: str | None, keys: Iterable[str] 
             "pass --dataset PATH, or use --dataset scripted (or scripted-mh)"
         )
     if dataset in ROBOMIMIC_SCRIPTED:
-        variant = ROBOMIMIC_SCRIPTED[dataset]
+        variant, action_mode = ROBOMIMIC_SCRIPTED[dataset]
         cameras = tuple(sorted(k[: -len("_image")] for k in (keys or ()) if k.endswith("_image")))
-        path = scripted_robomimic_path(task_name, variant, cameras)
+        path = scripted_robomimic_path(task_name, variant, cameras, action_mode=action_mode)
         if not path.exists():
             print(
-                f"[dpbench] collecting {DEFAULT_SCRIPTED_EPISODES} scripted {task_name} ({variant}) demos "
-                f"into {path} (once)"
+                f"[dpbench] collecting {DEFAULT_SCRIPTED_EPISODES} scripted {task_name} ({variant}, {action_mode}) "
+                f"demos into {path} (once)"
             )
             collect_robomimic(
-                task_name, DEFAULT_SCRIPTED_EPISODES, path, variant, cameras, workers=usable_cores(), progress=progress
+                task_name,
+                DEFAULT_SCRIPTED_EPISODES,
+                path,
+                variant,
+                cameras,
+                workers=usable_cores(),
+                progress=progress,
+                action_mode=action_mode,
             )
         return DatasetRef(dataset, path, load_episodes(path, keys, source=dataset))
     path = Path(dataset).expanduser()
@@ -155,7 +169,7 @@ def list_datasets() -> list[tuple[str, str, str]]:
         ("scripted", "pusht", f"{scripted} ({'cached' if scripted.exists() else 'generated on first use'})"),
     ]
     for task in ("lift", "can", "square"):
-        for name, variant in ROBOMIMIC_SCRIPTED.items():
-            path = scripted_robomimic_path(task, variant)
+        for name, (variant, action_mode) in ROBOMIMIC_SCRIPTED.items():
+            path = scripted_robomimic_path(task, variant, action_mode=action_mode)
             rows.append((name, task, f"{path} ({'cached' if path.exists() else 'collected on first use'})"))
     return rows

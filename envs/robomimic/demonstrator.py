@@ -1,4 +1,6 @@
-"""Scripted demonstrators for the robomimic tasks, in absolute (world-frame) OSC_POSE actions.
+"""Scripted demonstrators for the robomimic tasks: absolute (world-frame) OSC_POSE targets, recorded
+as absolute actions, or, in an env with ``action_mode="delta"``, as the delta actions that command the
+same targets (robomimic's own datasets' velocity-style actions).
 
 A demonstration is a list of :class:`Waypoint` s planned from the object poses at reset; the
 executor interpolates between them (linear in position, geodesic in rotation) and each step's
@@ -24,6 +26,7 @@ import numpy as np
 
 from .env import RobomimicEnv
 from .planners import PLANNERS
+from .rotation import axis_angle_to_matrix, matrix_to_axis_angle
 from .waypoints import MAX_WAIT, segment, triggered
 
 VARIANTS = ("ph", "mh")
@@ -31,6 +34,23 @@ VARIANTS = ("ph", "mh")
 # cache's file names): bump it when a demonstrator changes, so stale caches are not reused.
 # v3: demos store `states`; v4: state-triggered grasps and releases.
 COLLECT_VERSION = 4
+# robosuite's OSC_POSE delta scaling (controller output_max for input 1): metres and radians per unit.
+DELTA_POS_SCALE, DELTA_ROT_SCALE = 0.05, 0.5
+
+
+def delta_action(env: RobomimicEnv, target: np.ndarray) -> np.ndarray:
+    """The delta OSC_POSE action (7,) that commands the absolute ``target`` (7,: world position in m,
+    axis-angle of the grip site, gripper) from the arm's current pose: robosuite's delta controller
+    sets its goal to ``current + output_max * a`` in the robot base frame (position) and
+    ``R(output_max * a) @ R_current`` (rotation), so ``a = (target - current) / output_max``, clipped to
+    [-1, 1] (a step beyond 5 cm or 0.5 rad is reached over several steps)."""
+    rs = env.robosuite_env
+    base = rs.sim.data.body_xmat[rs.sim.model.body_name2id(rs.robots[0].robot_model.root_body)].reshape(3, 3)
+    pos = np.asarray(rs.sim.data.site_xpos[rs.robots[0].eef_site_id["right"]], np.float64)
+    dpos = base.T @ (target[:3] - pos) / DELTA_POS_SCALE
+    drot_world = axis_angle_to_matrix(target[3:6]) @ env.control_rotation(0).T
+    drot = matrix_to_axis_angle(base.T @ drot_world @ base) / DELTA_ROT_SCALE
+    return np.concatenate([np.clip(dpos, -1, 1), np.clip(drot, -1, 1), target[6:7]]).astype(np.float64)
 
 
 def run_episode(env: RobomimicEnv, seed: int, variant: str = "ph", hold_steps: int = 0) -> dict[str, np.ndarray] | None:
@@ -38,21 +58,20 @@ def run_episode(env: RobomimicEnv, seed: int, variant: str = "ph", hold_steps: i
 
     The episode ends at the first successful step (plus ``hold_steps``), like robomimic's
     demonstrations, or after the task's registered ``max_episode_steps`` (a failure). The arrays are
-    ``actions`` (T, 7 * n_arms) absolute OSC_POSE actions (world-frame position in m, axis-angle,
-    gripper), ``states`` (T, S: the simulator state before each action, robomimic's ``states``) and
+    ``actions`` (T, 7 * n_arms) OSC_POSE actions: absolute (world-frame position in m, axis-angle,
+    gripper) in an ``action_mode="abs"`` env, else the delta actions that command the same targets
+    (:func:`delta_action`), ``states`` (T, S: the simulator state before each action, robomimic's ``states``) and
     one per observation key (T, ...), where ``obs[t]`` is what the policy saw when it chose
     ``actions[t]``. The planner's generator is ``default_rng(seed)`` (ph) or
     ``default_rng(seed + 7_919_000)`` (mh), so a seed and variant fix the episode.
 
     Raises:
-        ValueError: no planner for ``env.task``, an unknown ``variant``, or an env not in ``action_mode="abs"``.
+        ValueError: no planner for ``env.task``, or an unknown ``variant``.
     """
     if env.task not in PLANNERS:
         raise ValueError(f"no scripted demonstrator for {env.task!r}")
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-    if env.action_mode != "abs":
-        raise ValueError("the scripted demonstrators act in action_mode='abs'")
     rng = np.random.default_rng(seed + (0 if variant == "ph" else 7_919_000))
     obs, _ = env.reset(seed=seed)
     planner = PLANNERS[env.task](variant, rng)
@@ -70,8 +89,9 @@ def run_episode(env: RobomimicEnv, seed: int, variant: str = "ph", hold_steps: i
         for k, v in obs.items():
             record.setdefault(k, []).append(v)
         record["states"].append(env.robosuite_env.sim.get_state().flatten())
-        record["actions"].append(target)
-        obs, _, _, _, info = env.step(target)
+        action = target if env.action_mode == "abs" else delta_action(env, target)
+        record["actions"].append(action)
+        obs, _, _, _, info = env.step(action)
         history.append(obs)
         if info["is_success"] and success_at is None:
             success_at = len(record["actions"])

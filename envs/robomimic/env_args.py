@@ -73,8 +73,8 @@ def action_mode_from_env_args(task: str, env_args: Any, where: str) -> str:
     return "delta" if delta else "abs"
 
 
-def env_args_for(task: str, cameras: tuple[str, ...] = ()) -> dict[str, Any]:
-    """robomimic-style env_args of our env in ``action_mode="abs"`` recording ``cameras`` (84x84).
+def env_args_for(task: str, cameras: tuple[str, ...] = (), action_mode: str = "abs") -> dict[str, Any]:
+    """robomimic-style env_args of our env in ``action_mode`` (abs | delta) recording ``cameras`` (84x84).
 
     Returns ``{"env_name", "env_version", "type": 1, "env_kwargs"}``, JSON-able, without making an
     env: ``env_kwargs`` are the robosuite kwargs that matter to a dataset (robots, the absolute
@@ -84,7 +84,7 @@ def env_args_for(task: str, cameras: tuple[str, ...] = ()) -> dict[str, Any]:
     spec = TASK_SPECS[task]
     kwargs: dict[str, Any] = {
         "robots": ["Panda"] * spec.n_arms,
-        "controller_configs": controller_config("abs"),
+        "controller_configs": controller_config(action_mode),
         "control_freq": CONTROL_FREQ,
         "horizon": spec.max_episode_steps,
         "ignore_done": True,
