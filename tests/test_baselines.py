@@ -223,3 +223,32 @@ def test_lstm_gmm_trains_on_unpadded_sequences_with_squashed_means():
         policy.head.bias.fill_(50.0)  # raw means of 50 would leave the normalized box
         mix = policy._mixture(torch.zeros(3, policy.config.hidden_dim))
     assert mix.component_distribution.base_dist.loc.abs().max() <= 1.0
+
+
+@pytest.mark.parametrize("name", [*BASELINES, "diffusion"])
+def test_select_action_owns_the_window_and_the_queue(name):
+    """select_action plans once per T_a steps, on a window of obs_steps_read steps that starts as copies
+    of the first observation; LSTM-GMM reads only the newest step (its history is its LSTM state)."""
+    p = _policy(name).eval()
+    seen: list[torch.Tensor] = []
+    plan = p.predict_chunk
+
+    def recording(obs):
+        seen.append(obs["obs"].clone())
+        return plan(obs)
+
+    p.predict_chunk = recording
+    p.reset()
+    p.seed(0)
+    steps = [torch.full((2, 20), float(t)) for t in range(2 * p.n_action_steps + 1)]
+    actions = [p.select_action({"obs": o}) for o in steps]
+    assert all(a.shape == (2, 2) for a in actions)
+    assert len(seen) == 3  # steps 0, T_a and 2 T_a plan a chunk; the others pop the queue
+    read = 1 if name == "lstm_gmm" else p.n_obs_steps
+    assert all(w.shape == (2, read, 20) for w in seen)
+    assert torch.equal(seen[0], torch.zeros(2, read, 20))  # the first window: copies of step 0
+    assert seen[1][0, -1, 0] == p.n_action_steps  # the newest observation is the current step's
+    p.reset()
+    p.select_action({"obs": steps[-1]})
+    last = float(len(steps) - 1)
+    assert len(seen) == 4 and torch.equal(seen[3], torch.full((2, read, 20), last))  # reset cleared both
