@@ -117,8 +117,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=_positive, default=1, help="number of training seeds (positive)")
     p.add_argument("--seed-start", type=int, default=0, help="first training seed (seeds SEED_START .. +SEEDS-1)")
     p.add_argument("--preset", default="quick", help="smoke | quick (default, CPU-sized) | paper (GPU)")
-    p.add_argument("--obs", default=None, help="observation mode (Push-T: keypoints | state | image)")
-    p.add_argument("--dataset", default=None, help="human | scripted | PATH (default: human if present)")
+    p.add_argument(
+        "--obs", default=None, help="observation mode (Push-T: keypoints | state | image; robomimic: low_dim | image)"
+    )
+    p.add_argument(
+        "--dataset",
+        default=None,
+        help="human | scripted | PATH (Push-T; default: human if present); robomimic: scripted | scripted-mh | "
+        "scripted-delta | PATH",
+    )
     p.add_argument(
         "--set",
         action="append",

@@ -3,7 +3,8 @@ baseline) subclasses, and the one owner of the rollout window and the action chu
 
 A policy is a torch module with a typed config dataclass (``dpbench.config.PolicyConfig``), built
 from a ``PolicySpec``. The trainer, the evaluator and the results code only talk to this
-interface, so adding a policy is one file and one registry entry (``dpbench.policies``).
+interface, so adding a policy is one file (named as ``module:Class``, or registered as an entry
+point: ``dpbench.policies``).
 
 Contract (the paper's, and the original's ``predict_action``): observations arrive as a dict of
 ``(B, T_o, *shape)`` tensors in env units; a policy returns its predicted chunk
@@ -240,8 +241,8 @@ class Policy(nn.Module):
 
     def predict_action(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Actions to execute (B, T_a, D_a) in env units: ``predict_chunk``'s T_a actions from the
-        newest observed step on. Raises DpbenchError when the chunk breaks the contract (not a
-        tensor, a wrong shape, or a NaN/inf action: nothing reaches an env)."""
+        newest observed step on. Raises DpbenchError when the chunk is not a tensor or has the wrong
+        shape; ``select_action`` also refuses NaN/inf actions (``check_actions``) before any reaches an env."""
         batch = next(iter(obs.values())).shape[0]
         chunk = self.predict_chunk(obs)
         _check_tensor(self, chunk, "predict_chunk")

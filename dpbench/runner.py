@@ -97,11 +97,19 @@ def prepare(spec: CellSpec, data: DatasetRef | None = None) -> PreparedCell:
     policy_cls.check_config(pcfg)  # before any data is loaded or collected
     if tcfg.train_episodes not in ("paper", "all"):
         raise DpbenchError(f"train.train_episodes must be 'paper' or 'all', got {tcfg.train_episodes!r}")
+    if 0 < tcfg.steps <= tcfg.eval_after:
+        raise DpbenchError(
+            f"train.steps={tcfg.steps} ends before the first periodic evaluation (train.eval_after={tcfg.eval_after}), "
+            "so max and avg-last-10 would both be the last step's score. Set the schedule too, e.g. the presets' rule "
+            f"(an evaluation every steps/20 from steps/2): --set train.eval_after={tcfg.steps // 2} "
+            f"--set train.eval_every={max(tcfg.steps // 20, 1)}"
+        )
     if data is None:
         data = resolve_dataset(task.name, spec.dataset, mode.dataset_keys, progress=spec.progress)
     action_mode = task.dataset_action_mode(data.store.attrs)
     chash = config_hash({"policy": config_to_dict(pcfg), "train": config_to_dict(tcfg), "obs": obs})
-    name = spec.policy.replace(":", "_").replace(".", "_")
+    # A registered name's class names its cells (aliases such as diffusion_cnn share diffusion's cells).
+    name = (policy_cls.name if ":" not in spec.policy else spec.policy).replace(":", "_").replace(".", "_")
     cell_id = (
         f"{task.name}-{obs}__{name}__{data.kind}-{data.store.content_hash()[:8]}"
         f"__{spec.preset}-{chash}__seed{spec.seed}"
@@ -144,6 +152,7 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
         train_mask[store.episode_starts[ep] : store.episode_ends[ep]] = True
     policy.fit_statistics({k: v[train_mask] for k, v in arrays.items()})
     policy.to(resolve_device(spec.device))
+    _preflight(policy, arrays)
     sampler = SequenceSampler.build(
         store, arrays, train_eps, policy.horizon, policy.n_obs_steps, *policy.sequence_padding()
     )
@@ -205,7 +214,7 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
     record = Record(  # the record schema and each field's meaning: dpbench.records
         cell_id=cell.cell_id,
         command=spec.command,
-        policy=spec.policy,
+        policy=cell.policy_cls.name if ":" not in spec.policy else spec.policy,  # aliases: the class's name
         env=task.name,
         obs=cell.obs,
         action_mode=cell.action_mode,
@@ -274,6 +283,24 @@ def heldout_evaluation(cell: PreparedCell, eval_policy: Any, history: list[dict[
         "seed_start": task.heldout_seed_start,
         **res.to_dict(),
     }
+
+
+def _preflight(policy: Any, arrays: dict[str, np.ndarray]) -> None:
+    """One planning call on the dataset's first observation before training, so a policy that breaks
+    the contract (a wrong chunk shape, NaN actions) fails in seconds rather than at its first
+    evaluation. Leaves torch's RNG, the policy's mode and its rollout state as they were."""
+    obs = {k: torch.from_numpy(np.ascontiguousarray(arrays[k][:1])).to(policy.device) for k in policy.spec.obs_shapes}
+    was_training = policy.training
+    devices = [policy.device] if policy.device.type == "cuda" else []
+    policy.eval()
+    try:
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            policy.reset()
+            policy.seed(0)
+            policy.select_action(obs)
+    finally:
+        policy.reset()
+        policy.train(was_training)
 
 
 def resolve_device(name: str) -> torch.device:

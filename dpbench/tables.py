@@ -130,8 +130,9 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
         "of the last 10, then the mean of the 10 evaluations with the lowest training loss (the original repository's "
         "k_min_train_loss, which its README names as the paper's second number); Push-T score: mean over test episodes "
         "of the episode's max coverage reward; mean ± sample std across seeds.",
-        "held-out (95% CI): the checkpoint the max selected, scored on fresh test seeds that no selection saw (200 per "
-        "seed from seed 200000); mean over seeds, interval over all seeds' episodes pooled. success and final coverage "
+        "held-out (95% CI): the checkpoint the max selected, scored on fresh test seeds that no selection saw "
+        "(train.heldout_episodes per seed, 200 in the quick and paper presets, from seed 200000); "
+        "mean over seeds, interval over all seeds' episodes pooled. success and final coverage "
         "(Push-T: the goal coverage at the episode's end) are that evaluation's, Wilson and normal intervals.",
     ]
     if last_eval_success:

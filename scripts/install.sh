@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Create .venv and install dpbench with its test tools.
 #
-# torch: on CPU-only machines we install the CPU wheel (torch==2.13.0) first, so the project's
-# torch range is already satisfied and pip never pulls a multi-GB CUDA build. GPU users either
+# torch: when .venv has none, we install torch==2.13.0 first (the project's machines resolve it to
+# the CPU wheel from their local package index; on plain PyPI, Linux gets the CUDA build, so pass
+# DPBENCH_TORCH with the CPU index URL there), so the project's torch range is already satisfied. GPU users either
 # keep the torch they already have in the venv, or set DPBENCH_TORCH to the spec they want
 # (e.g. DPBENCH_TORCH="torch" with their CUDA index), or DPBENCH_TORCH=skip.
 set -euo pipefail

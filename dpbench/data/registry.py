@@ -15,6 +15,7 @@ from typing import Any
 from dpbench.data.collect import collect_pusht, collect_robomimic, robomimic_scripted_path
 from dpbench.data.episodes import EpisodeStore, load_episodes
 from dpbench.envs.pusht.episodes import SCRIPTED_VERSION
+from dpbench.envs.robomimic.planners import PLANNERS
 from dpbench.errors import DpbenchError
 from dpbench.host import usable_cores
 
@@ -107,9 +108,14 @@ def _resolve_robomimic(task_name: str, dataset: str | None, keys: Iterable[str] 
     if dataset == "human":
         raise DpbenchError(
             f"dpbench does not ship robomimic's human datasets; download {task_name}'s low_dim.hdf5 from robomimic and "
-            "pass --dataset PATH, or use --dataset scripted (or scripted-mh)"
+            f"pass --dataset PATH, or use --dataset {' / '.join(ROBOMIMIC_SCRIPTED)} where a demonstrator exists"
         )
     if dataset in ROBOMIMIC_SCRIPTED:
+        if task_name not in PLANNERS:
+            raise DpbenchError(
+                f"no scripted demonstrator for '{task_name}' yet (there are: {', '.join(PLANNERS)}); train on a "
+                f"robomimic {task_name} low_dim.hdf5 with --dataset PATH"
+            )
         variant, action_mode = ROBOMIMIC_SCRIPTED[dataset]
         cameras = tuple(sorted(k[: -len("_image")] for k in (keys or ()) if k.endswith("_image")))
         path = scripted_robomimic_path(task_name, variant, cameras, action_mode=action_mode)
