@@ -84,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = data.add_parser("info", help="episodes, steps, keys, shapes and content hash of a zarr/hdf5 dataset")
     p.add_argument("path", help="a Push-T zarr or a robomimic-layout hdf5")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument(
+        "--keys",
+        default=None,
+        help="load only these arrays (comma list; actions always): a record's dataset.keys give its hash",
+    )
     p.set_defaults(func=cmd_data_info)
     for parent, name in ((sub, "collect"), (data, "generate")):  # `data generate` is the older name
         p = parent.add_parser(name, help="scripted demonstrations into robomimic-layout hdf5 (default: the cache dir)")

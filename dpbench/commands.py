@@ -59,7 +59,7 @@ def cmd_data_info(args: argparse.Namespace) -> int:
     (``--json``: the summary as JSON); returns 0. A file that does not load raises DpbenchError."""
     from dpbench.data.episodes import load_episodes
 
-    store = load_episodes(args.path)
+    store = load_episodes(args.path, _names(args.keys, "key") if args.keys else None)
     info = store.summary()
     if args.json:
         print(json.dumps(info, indent=1))
@@ -73,7 +73,8 @@ def cmd_data_info(args: argparse.Namespace) -> int:
     print("keys:")
     for k, v in info["keys"].items():
         print(f"  {k:<12} {tuple(v['shape'])} {v['dtype']}")
-    print(f"hash:      {info['content_hash']}  (sha256 over non-image arrays)")
+    over = "these keys" if args.keys else "all keys; a record's hash covers its dataset.keys: pass them as --keys"
+    print(f"hash:      {info['content_hash']}  (sha256 over {over})")
     return 0
 
 

@@ -186,3 +186,22 @@ def test_data_info_json(tiny_pusht_hdf5, capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["episodes"] == 4 and info["steps"] == 120 and "keypoint" in info["keys"]
     assert len(info["content_hash"]) == 16
+
+
+def test_data_info_reproduces_a_records_dataset_hash(tiny_pusht_hdf5, tmp_path, capsys):
+    """A record's dataset hash covers the arrays its run loaded (dataset.keys); `dpbench data info
+    --keys` with those keys prints the same hash, without them the hash over every array."""
+    import json
+
+    from dpbench.cli import main
+
+    out = tmp_path / "r"
+    argv = ["run", "--policy", "bc", "--env", "pusht", "--preset", "smoke", "--dataset", str(tiny_pusht_hdf5)]
+    assert main([*argv, "--out", str(out), "--quiet"]) == 0
+    (record,) = [json.loads(p.read_text()) for p in (out / "records").glob("*.json")]
+    keys = [k for k in record["dataset"]["keys"] if k != "action"]
+    capsys.readouterr()
+    assert main(["data", "info", str(tiny_pusht_hdf5), "--keys", ",".join(keys)]) == 0
+    assert f"hash:      {record['dataset']['hash']}" in capsys.readouterr().out
+    assert main(["data", "info", str(tiny_pusht_hdf5)]) == 0
+    assert record["dataset"]["hash"] not in capsys.readouterr().out  # the file holds more arrays (img)

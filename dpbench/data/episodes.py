@@ -64,10 +64,14 @@ class EpisodeStore:
         return {k: v[s:e] for k, v in self.data.items()}
 
     def content_hash(self) -> str:
-        """sha256 (first 16 hex digits) over every non-image array and the episode ends.
+        """sha256 (first 16 hex digits) over the episode ends and every loaded array (name, dtype,
+        shape, and the values of non-image arrays).
 
-        Images (4-D arrays) are left out so that the hash is cheap and the same whether or not
-        a run loads the pixels; their shapes are still part of it.
+        It covers the arrays this store loaded: a run loads its obs mode's keys and the actions,
+        so its record's hash identifies exactly the data it trained on, and another obs mode of the
+        same file hashes differently. Records list the keys (``dataset.keys``);
+        ``dpbench data info PATH --keys K1,K2`` reproduces their hash. Image values (4-D arrays) are
+        left out to keep it cheap; their shapes are still part of it.
         """
         h = hashlib.sha256()
         h.update(self.episode_ends.astype("<i8").tobytes())

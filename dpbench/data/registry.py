@@ -73,11 +73,13 @@ class DatasetRef:
     store: EpisodeStore
 
     def identity(self) -> dict[str, Any]:
-        """What a record stores about the dataset: kind, portable path, content hash, episode and step counts."""
+        """What a record stores about the dataset: kind, portable path, content hash (over ``keys``, the
+        arrays the run loaded), episode and step counts."""
         return {
             "kind": self.kind,
             "path": portable_path(self.path),
             "hash": self.store.content_hash(),
+            "keys": sorted(self.store.data),
             "episodes": self.store.n_episodes,
             "steps": self.store.n_steps,
         }
