@@ -215,7 +215,11 @@ def cmd_config(args: argparse.Namespace) -> int:
     image = bool(task.obs_mode(args.obs).spec.image_keys)
     overrides = _parse_overrides(args.set)
     pcfg, tcfg = build_configs(cls, args.preset, overrides, image_obs=image, task=task.name)
-    paper = build_configs(cls, "paper", image_obs=image, task=task.name) if "paper" in cls.presets else (None, None)
+    paper = (
+        build_configs(cls, "paper", image_obs=image, task=task.name)
+        if "paper" in cls.presets and args.preset != "paper"
+        else (None, None)
+    )
     print(
         f"{cls.name} ({cls.__module__}:{cls.__qualname__}), preset {args.preset}, env {task.name}/"
         f"{args.obs or task.default_obs}" + (f", overrides {overrides}" if overrides else "")

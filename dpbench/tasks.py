@@ -16,7 +16,6 @@ from typing import Any
 from dpbench.envs import GYM_IDS, PUSHT_ID, episode_steps
 from dpbench.envs.io import ObsMode
 from dpbench.envs.pusht.io import MODES as PUSHT_MODES
-from dpbench.envs.robomimic.env import TASK_SPECS
 from dpbench.envs.robomimic.io import MODES as ROBOMIMIC_MODES
 from dpbench.errors import DpbenchError
 
@@ -36,7 +35,6 @@ class Task:
     # Held-out test seeds: the selected checkpoint's second opinion (TrainConfig.heldout_episodes).
     # Far from the paper's test seeds (100000-100049) and from the demonstration seeds (0 on).
     heldout_seed_start: int = 200000
-    paper_task: str = ""
     parallel_eval: bool = False  # env steps are costly: evaluate over one process per core
     # Dataset kind -> the paper's cap on training episodes (the original's ``max_train_episodes``).
     paper_max_train_episodes: dict[str, int] = field(default_factory=dict)
@@ -48,7 +46,6 @@ class Task:
     # Checks a dataset file against the env before training: (path, obs keys) -> an agreement
     # whose ``apply(data)`` maps the file's arrays to the env's layout (robomimic: replayed states).
     verify_dataset: Callable[[Any, tuple[str, ...]], Any] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def max_episode_steps(self) -> int:
@@ -85,7 +82,7 @@ class Task:
         return self.action_mode_of(dataset_attrs) if self.action_mode_of else None
 
 
-def _robomimic_task(name: str, paper_task: str) -> Task:
+def _robomimic_task(name: str) -> Task:
     gym_id = GYM_IDS[name]
     build = partial(_robomimic_mode, name)
     return Task(
@@ -95,13 +92,11 @@ def _robomimic_task(name: str, paper_task: str) -> Task:
         default_obs="low_dim",
         default_dataset="scripted",
         datasets=("scripted", "scripted-mh", "scripted-delta"),
-        paper_task=paper_task,
         parallel_eval=True,
         action_modes=("abs", "delta"),
         build_mode=build,
         action_mode_of=partial(_robomimic_action_mode, name),
         verify_dataset=partial(_robomimic_verify, name),
-        extra={"robosuite_env": TASK_SPECS[name].robosuite_env},
     )
 
 
@@ -129,10 +124,9 @@ TASKS: dict[str, Task] = {
         default_obs="keypoints",
         default_dataset="human",
         datasets=("human", "scripted"),
-        paper_task="pusht",
         paper_max_train_episodes={"human": 90},  # config/task/pusht_*.yaml: max_train_episodes: 90
     ),
-    **{name: _robomimic_task(name, name) for name in ("lift", "can", "square", "transport", "tool_hang")},
+    **{name: _robomimic_task(name) for name in ("lift", "can", "square", "transport", "tool_hang")},
 }
 
 

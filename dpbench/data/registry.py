@@ -165,6 +165,8 @@ def resolve_dataset(
             collect_pusht(DEFAULT_SCRIPTED_EPISODES, path, progress=progress)
         return DatasetRef("scripted", path, load_episodes(path, keys, source="scripted"))
     path = Path(dataset).expanduser()
+    if not path.exists() and dataset in ROBOMIMIC_SCRIPTED:
+        raise DpbenchError(f"'{dataset}' is a robomimic dataset; Push-T's are human, scripted or a PATH")
     return DatasetRef("path", path, load_episodes(path, keys))
 
 
