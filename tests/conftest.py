@@ -50,6 +50,17 @@ def _fit(policy, make_batch, lr: float, steps: int = 300) -> None:
     policy.seed(0)
 
 
+def _smoke_argv(policy: str, dataset: Path | str, out: Path | str, *extra: str) -> list[str]:
+    return ["run", "--policy", policy, "--env", "pusht", "--preset", "smoke", "--dataset", str(dataset),
+            "--out", str(out), "--quiet", *extra]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def smoke_argv():
+    """``smoke_argv(policy, dataset, out, *extra)``: the argv of a quiet smoke-preset Push-T run."""
+    return _smoke_argv
+
+
 @pytest.fixture(scope="session")
 def fit():
     """The tests' one small training loop: ``fit(policy, make_batch, lr, steps=300)``."""

@@ -157,21 +157,8 @@ def test_ibc_refuses_an_unknown_final_pick():
 
 
 @pytest.mark.parametrize("name", BASELINES)
-def test_smoke_run_end_to_end(name, tmp_path, tiny_pusht_hdf5, capsys):
-    argv = [
-        "run",
-        "--policy",
-        name,
-        "--env",
-        "pusht",
-        "--preset",
-        "smoke",
-        "--dataset",
-        str(tiny_pusht_hdf5),
-        "--out",
-        str(tmp_path),
-        "--quiet",
-    ]
+def test_smoke_run_end_to_end(name, tmp_path, tiny_pusht_hdf5, capsys, smoke_argv):
+    argv = smoke_argv(name, tiny_pusht_hdf5, tmp_path)
     assert main(argv) == 0
     out = capsys.readouterr().out
     paper_name = {"bc": None}.get(name, name)

@@ -39,64 +39,23 @@ def test_template_is_under_50_lines():
     assert len(_template().strip().splitlines()) < 50
 
 
-def test_entry_point_policy_runs_and_appears_in_table(plugin_site, tmp_path, tiny_pusht_hdf5, capsys):
+def test_entry_point_policy_runs_and_appears_in_table(plugin_site, tmp_path, tiny_pusht_hdf5, capsys, smoke_argv):
     assert available_policies()["linear"] == "my_policy:LinearPolicy"
     out = tmp_path / "results"
-    argv = [
-        "run",
-        "--policy",
-        "linear",
-        "--env",
-        "pusht",
-        "--preset",
-        "smoke",
-        "--dataset",
-        str(tiny_pusht_hdf5),
-        "--out",
-        str(out),
-        "--quiet",
-    ]
+    argv = smoke_argv("linear", tiny_pusht_hdf5, out)
     assert main(argv) == 0
     capsys.readouterr()
     assert main(["table", "--out", str(out)]) == 0
     assert "| dpbench | linear | smoke | path | 1 |" in capsys.readouterr().out
 
 
-def test_module_colon_class_reference(plugin_site, tmp_path, tiny_pusht_hdf5):
-    argv = [
-        "run",
-        "--policy",
-        "my_policy:LinearPolicy",
-        "--env",
-        "pusht",
-        "--preset",
-        "smoke",
-        "--dataset",
-        str(tiny_pusht_hdf5),
-        "--out",
-        str(tmp_path),
-        "--quiet",
-    ]
+def test_module_colon_class_reference(plugin_site, tmp_path, tiny_pusht_hdf5, smoke_argv):
+    argv = smoke_argv("my_policy:LinearPolicy", tiny_pusht_hdf5, tmp_path)
     assert main(argv) == 0
 
 
-def test_the_template_policy_takes_images_with_no_code_of_its_own(plugin_site, tmp_path, tiny_pusht_hdf5):
-    argv = [
-        "run",
-        "--policy",
-        "linear",
-        "--env",
-        "pusht",
-        "--obs",
-        "image",
-        "--preset",
-        "smoke",
-        "--dataset",
-        str(tiny_pusht_hdf5),
-        "--out",
-        str(tmp_path),
-        "--quiet",
-    ]
+def test_the_template_policy_takes_images_with_no_code_of_its_own(plugin_site, tmp_path, tiny_pusht_hdf5, smoke_argv):
+    argv = smoke_argv("linear", tiny_pusht_hdf5, tmp_path, "--obs", "image")
     assert main(argv) == 0
     (record,) = [json.loads(p.read_text()) for p in (tmp_path / "records").glob("*.json")]
     assert record["obs"] == "image" and "vision" in record["config"]["policy"]
@@ -127,7 +86,7 @@ BROKEN = textwrap.dedent(
 )
 
 
-def test_contract_breaches_name_the_policy(tmp_path, monkeypatch, tiny_pusht_hdf5, capsys):
+def test_contract_breaches_name_the_policy(tmp_path, monkeypatch, tiny_pusht_hdf5, capsys, smoke_argv):
     (tmp_path / "broken_policies.py").write_text(BROKEN)
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(
@@ -135,20 +94,7 @@ def test_contract_breaches_name_the_policy(tmp_path, monkeypatch, tiny_pusht_hdf
         match=r"'no_predict' breaks the Policy contract: it does not implement predict_chunk \(or predict_action\)",
     ):
         get_policy_class("broken_policies:NoPredict")
-    argv = [
-        "run",
-        "--policy",
-        "broken_policies:WrongShape",
-        "--env",
-        "pusht",
-        "--preset",
-        "smoke",
-        "--dataset",
-        str(tiny_pusht_hdf5),
-        "--out",
-        str(tmp_path / "r"),
-        "--quiet",
-    ]
+    argv = smoke_argv("broken_policies:WrongShape", tiny_pusht_hdf5, tmp_path / "r")
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "policy 'wrong_shape' broke the contract" in err and "(B, T_a, D_a)" in err

@@ -134,27 +134,18 @@ def test_few_step_ddim_starts_at_the_top_noise_level(tiny_pusht_hdf5, k):
     assert leading.sample_scheduler.timesteps.tolist() == [(k - 1 - i) * (100 // k) for i in range(k)]
 
 
-def test_window_errors_come_before_training(tmp_path, tiny_pusht_hdf5, capsys):
-    argv = [
-        "run",
-        "--policy",
+def test_window_errors_come_before_training(tmp_path, tiny_pusht_hdf5, capsys, smoke_argv):
+    argv = smoke_argv(
         "diffusion",
-        "--env",
-        "pusht",
-        "--preset",
-        "smoke",
-        "--dataset",
-        str(tiny_pusht_hdf5),
-        "--out",
-        str(tmp_path),
-        "--quiet",
+        tiny_pusht_hdf5,
+        tmp_path,
         "--set",
         "policy.horizon=4",
         "--set",
         "policy.n_obs_steps=2",
         "--set",
         "policy.n_action_steps=4",
-    ]
+    )
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "horizon >= n_obs_steps - 1 + n_action_steps" in err and "n_action_steps=4" in err

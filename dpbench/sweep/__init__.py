@@ -2,27 +2,7 @@
 them in a local process pool or on Ray, with progress bars, per-cell locks and resume.
 
 A grid comes from ``dpbench run --policy a,b --env e --seeds N`` or from a YAML file for
-``dpbench sweep CONFIG.yaml``::
-
-    policies: [diffusion, lstm_gmm, ibc]   # required: registered names, entry points or module:Class
-    envs: [pusht]                          # default [pusht]
-    obs: [keypoints, state]                # optional; default: each env's default obs mode
-    seeds: 3                               # N (seeds seed_start .. seed_start+N-1) or a list, e.g. [0, 4]
-    seed_start: 0
-    preset: quick                          # smoke | quick | paper (default quick)
-    dataset: human                         # human | scripted | PATH (default: human if present)
-    out: results                           # results dir (records/, work/); --out overrides it
-    device: cpu                            # cpu | cuda | cuda:N | auto
-    set:                                   # overrides for every cell, like --set
-      train.eval_every: 1000
-    per_policy:                            # per policy: preset, dataset, seeds, set
-      ibc: {preset: smoke, set: {train.lr: 1e-4}}
-    per_cell:                              # the cells matching every given policy/env/obs/seed get
-      - {policy: diffusion, seed: 0, set: {train.steps: 4000}}   # these preset / dataset / set
-
-Settings apply in that order (global, per_policy, per_cell); ``set`` maps merge. Relative paths are
-relative to the working directory. A cell is (env, obs, policy, dataset, preset/config, seed); its
-record is ``OUT/records/<cell_id>.json``, its checkpoints ``OUT/work/<cell_id>/``.
+``dpbench sweep CONFIG.yaml``; the YAML schema is documented in :mod:`dpbench.sweep.spec`.
 
 Running: finished cells are skipped, unfinished ones resume from their last checkpoint. Each cell
 runs under an exclusive lock (``OUT/work/<cell_id>/lock``, flock, holder's pid and host inside): the
