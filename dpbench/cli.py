@@ -214,6 +214,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--with-paper", action="store_true", help="add the paper's rows (Chi et al. 2023, Tables I/II)")
     p.add_argument(
+        "--layout",
+        default="pivot",
+        choices=["pivot", "paper"],
+        help="pivot: one row per configuration, every metric (default); paper: the paper's Tables I/II, policies "
+        "as rows and its task/variant columns, each cell 'ours (paper)'",
+    )
+    p.add_argument(
+        "--claims",
+        action="store_true",
+        help="also recompute the paper's claims from the records: per task, DP against the best baseline and "
+        "the ranking, beside the paper's (implies --layout paper)",
+    )
+    p.add_argument(
         "--write-readme",
         action=argparse.BooleanOptionalAction,
         default=None,

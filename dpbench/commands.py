@@ -302,7 +302,12 @@ def cmd_table(args: argparse.Namespace) -> int:
     from dpbench.tables import format_table
 
     records = _load_all(args.out)
-    print(format_table(_select(records, args), args.format, with_paper=args.with_paper))
+    if args.layout == "paper" or args.claims:
+        from dpbench.paper_table import format_paper_table
+
+        print(format_paper_table(_select(records, args), args.format, claims=args.claims))
+    else:
+        print(format_table(_select(records, args), args.format, with_paper=args.with_paper))
     write = args.write_readme
     if write is None:  # default: regenerate the project's results/README.md, leave other dirs alone
         write = Path(args.out).resolve() == Path(DEFAULT_OUT).resolve()

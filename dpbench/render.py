@@ -21,6 +21,8 @@ class Table:
     headers: list[str]
     rows: list[list[str]]
     notes: list[str]
+    # Leading columns that are labels (left-aligned in LaTeX); None: the pivot table's rule (see render_latex).
+    label_cols: int | None = None
 
 
 def render_md(t: Table) -> str:
@@ -53,7 +55,9 @@ def _latex(text: str) -> str:
 
 def render_latex(t: Table) -> str:
     """A booktabs ``tabular`` (label columns left-aligned, the rest centred), then the notes as lines."""
-    n_label = len(t.headers) - 2 * sum(1 for h in t.headers if h.endswith("success (95% CI)"))
+    n_label = t.label_cols
+    if n_label is None:  # the pivot table: everything before the per-task score columns is a label
+        n_label = len(t.headers) - 2 * sum(1 for h in t.headers if h.endswith("success (95% CI)"))
     lines = [
         r"\begin{tabular}{" + "l" * n_label + "c" * (len(t.headers) - n_label) + "}",
         r"\toprule",
