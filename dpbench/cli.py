@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--dataset",
         default=None,
         help="human | scripted | PATH (Push-T; default: human if present); robomimic: scripted | scripted-mh | "
-        "scripted-delta | PATH",
+        "scripted-delta | scripted-mh-delta | PATH (-delta: the same demos in delta actions)",
     )
     p.add_argument(
         "--set",

@@ -138,23 +138,27 @@ def _run_sweep(sweep, args: argparse.Namespace) -> int:
     """Check the whole grid, run what is missing, print the comparison table (shared by run and sweep)."""
     from dpbench.sweep import describe, import_ray, prepare_all, run_grid
     from dpbench.tables import format_table
-    from dpbench.train import RESUME_FILE
 
     if args.address and args.backend != "ray":
         raise DpbenchError("--address is the Ray cluster's address; use it with --backend ray")
     if args.backend == "ray":
         import_ray()  # missing Ray: say so before loading anything
     _check_writable(sweep.out)
-    cells = prepare_all(sweep.specs(_command_line(args.argv), progress=not args.quiet))
+    specs = sweep.specs(_command_line(args.argv), progress=not args.quiet)
+    if getattr(args, "dry_run", False):  # collects nothing: missing datasets are listed, not fetched
+        from dpbench.host import usable_cores
+        from dpbench.records import load_records
+        from dpbench.sweep.cells import plan_all
+        from dpbench.sweep.estimate import dry_run_report
+
+        planned = plan_all(specs)
+        print(f"[dpbench] {len(planned)} cell(s) in {getattr(args, 'config', None) or 'the grid'}, nothing run:")
+        for line in dry_run_report(planned, load_records(sweep.out)[0], args.workers or usable_cores()):
+            print(line)
+        return 0
+    cells = prepare_all(specs)
     for line in describe(cells):
         print(line)
-    if getattr(args, "dry_run", False):
-        for cell in cells:
-            state = (
-                "done" if cell.record_path.exists() else "resume" if (cell.workdir / RESUME_FILE).exists() else "new"
-            )
-            print(f"  {state:<7}{cell.cell_id}")
-        return 0
     records = run_grid(cells, backend=args.backend, workers=args.workers, address=args.address, progress=not args.quiet)
     print()
     print(format_table(records, with_paper=True))
@@ -199,7 +203,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     sweep = Sweep.from_yaml(Path(args.config))
     if args.out:
-        sweep.out = Path(args.out)
+        for grid in (sweep, *sweep.parts):
+            grid.out = Path(args.out)
     return _run_sweep(sweep, args)
 
 

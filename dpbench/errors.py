@@ -3,3 +3,12 @@
 
 class DpbenchError(Exception):
     """A user-facing error. The CLI prints its message in one line and exits with status 2."""
+
+
+class DatasetMissing(DpbenchError):
+    """A named dataset that would be collected on first use is not cached yet (raised only when the caller
+    asked not to collect, e.g. ``dpbench sweep --dry-run``). ``path``: where it would be written."""
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(message)
+        self.path = path

@@ -41,8 +41,9 @@ PAPER_SOURCE = "paper (Chi et al. 2023)"
 
 
 def data_variant(dataset_kind: str) -> str:
-    """The paper's demo variant a dataset stands in for: mh for multi-modal sets (scripted-mh), else ph."""
-    return "mh" if dataset_kind.endswith("mh") else "ph"
+    """The paper's demo variant a dataset stands in for: mh for multi-modal sets (scripted-mh,
+    scripted-mh-delta), else ph."""
+    return "mh" if "mh" in dataset_kind.split("-") else "ph"
 
 
 def paper_reference(policy: str, env: str, obs: str, variant: str = "ph") -> dict[str, Any] | None:

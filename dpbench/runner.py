@@ -83,8 +83,19 @@ class PreparedCell:
         return self.spec.out / "work" / self.cell_id
 
 
-def prepare(spec: CellSpec, data: DatasetRef | None = None) -> PreparedCell:
-    """Resolve names, configs and the dataset; fail early on anything a user can fix."""
+@dataclass(frozen=True)
+class CellConfig:
+    """What a cell trains, resolved without its dataset: the obs mode, policy class, configs and config hash."""
+
+    obs: str
+    policy_cls: type
+    pcfg: Any
+    tcfg: Any
+    chash: str
+
+
+def resolve_config(spec: CellSpec) -> CellConfig:
+    """Resolve a cell's names, preset and overrides (no data is read); fail early on anything a user can fix."""
     if spec.seed < 0:
         raise DpbenchError(f"seed must be >= 0, got {spec.seed}")
     task = get_task(spec.env)
@@ -104,17 +115,26 @@ def prepare(spec: CellSpec, data: DatasetRef | None = None) -> PreparedCell:
             f"(an evaluation every steps/20 from steps/2): --set train.eval_after={tcfg.steps // 2} "
             f"--set train.eval_every={max(tcfg.steps // 20, 1)}"
         )
-    if data is None:
-        data = resolve_dataset(task.name, spec.dataset, mode.dataset_keys, progress=spec.progress)
-    action_mode = task.dataset_action_mode(data.store.attrs)
     chash = config_hash({"policy": config_to_dict(pcfg), "train": config_to_dict(tcfg), "obs": obs})
+    return CellConfig(obs, policy_cls, pcfg, tcfg, chash)
+
+
+def prepare(spec: CellSpec, data: DatasetRef | None = None, collect: bool = True) -> PreparedCell:
+    """Resolve names, configs and the dataset (collected on first use, or with ``collect=False`` DatasetMissing);
+    fail early on anything a user can fix."""
+    cfg = resolve_config(spec)
+    task = get_task(spec.env)
+    if data is None:
+        keys = task.obs_mode(cfg.obs).dataset_keys
+        data = resolve_dataset(task.name, spec.dataset, keys, progress=spec.progress, collect=collect)
+    action_mode = task.dataset_action_mode(data.store.attrs)
     # A registered name's class names its cells (aliases such as diffusion_cnn share diffusion's cells).
-    name = (policy_cls.name if ":" not in spec.policy else spec.policy).replace(":", "_").replace(".", "_")
+    name = (cfg.policy_cls.name if ":" not in spec.policy else spec.policy).replace(":", "_").replace(".", "_")
     cell_id = (
-        f"{task.name}-{obs}__{name}__{data.kind}-{data.store.content_hash()[:8]}"
-        f"__{spec.preset}-{chash}__seed{spec.seed}"
+        f"{task.name}-{cfg.obs}__{name}__{data.kind}-{data.store.content_hash()[:8]}"
+        f"__{spec.preset}-{cfg.chash}__seed{spec.seed}"
     )
-    return PreparedCell(spec, obs, policy_cls, pcfg, tcfg, data, cell_id, chash, action_mode)
+    return PreparedCell(spec, cfg.obs, cfg.policy_cls, cfg.pcfg, cfg.tcfg, data, cell_id, cfg.chash, action_mode)
 
 
 def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[str, Any]:

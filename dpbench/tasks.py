@@ -91,7 +91,7 @@ def _robomimic_task(name: str) -> Task:
         obs_modes={obs: build(obs, "abs") for obs in ROBOMIMIC_MODES},
         default_obs="low_dim",
         default_dataset="scripted",
-        datasets=("scripted", "scripted-mh", "scripted-delta"),
+        datasets=("scripted", "scripted-mh", "scripted-delta", "scripted-mh-delta"),
         parallel_eval=True,
         action_modes=("abs", "delta"),
         build_mode=build,

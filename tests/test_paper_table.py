@@ -136,3 +136,15 @@ def test_older_protocol_cells_are_marked_and_nothing_to_show_is_an_error():
     assert rows["DP-C"][-1].endswith("ᵛ")
     with pytest.raises(DpbenchError, match="no record fits the paper's tables"):
         format_paper_table([make_record("diffusion", 0, [0.5], [True], obs="state")], "md")
+
+
+def test_dataset_names_map_to_the_papers_demo_variants():
+    from dpbench.results import data_variant
+
+    assert [data_variant(k) for k in ("human", "scripted", "scripted-delta", "scripted-mh", "scripted-mh-delta")] == [
+        "ph",
+        "ph",
+        "ph",
+        "mh",
+        "mh",
+    ]

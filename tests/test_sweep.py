@@ -371,7 +371,9 @@ def test_dry_run_lists_cells_and_runs_nothing(tmp_path, tiny_pusht_hdf5, capsys)
     cfg = _write_sweep(tmp_path / "s.yaml", tiny_pusht_hdf5, tmp_path / "r")
     assert main(["sweep", str(cfg), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert out.count("  new    pusht-keypoints__") == 4 and not (tmp_path / "r" / "records").exists()
+    cells = [line for line in out.splitlines() if line.startswith("  new ")]
+    assert len(cells) == 4 and all("pusht-keypoints__" in line for line in cells)
+    assert not (tmp_path / "r" / "records").exists()
 
 
 def test_grid_errors_keep_other_cells(tmp_path, tiny_pusht_hdf5, capsys):

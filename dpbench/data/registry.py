@@ -16,7 +16,7 @@ from dpbench.data.collect import collect_pusht, collect_robomimic, robomimic_scr
 from dpbench.data.episodes import EpisodeStore, load_episodes
 from dpbench.envs.pusht.episodes import SCRIPTED_VERSION
 from dpbench.envs.robomimic.planners import PLANNERS
-from dpbench.errors import DpbenchError
+from dpbench.errors import DatasetMissing, DpbenchError
 from dpbench.host import usable_cores
 
 HUMAN_PUSHT_NAME = "pusht_cchi_v7_replay.zarr"
@@ -85,9 +85,15 @@ class DatasetRef:
         }
 
 
-# dataset name -> (demonstrator variant, action mode). ``scripted-delta``: the ph demonstrations recorded
-# as delta actions (robomimic's own datasets' velocity-style control), for policies compared that way.
-ROBOMIMIC_SCRIPTED = {"scripted": ("ph", "abs"), "scripted-mh": ("mh", "abs"), "scripted-delta": ("ph", "delta")}
+# dataset name -> (demonstrator variant, action mode). ``scripted-delta`` / ``scripted-mh-delta``: the same
+# demonstrations recorded as delta actions (robomimic's own datasets' velocity-style control), for the
+# policies the original trains that way (LSTM-GMM, IBC, BET).
+ROBOMIMIC_SCRIPTED = {
+    "scripted": ("ph", "abs"),
+    "scripted-mh": ("mh", "abs"),
+    "scripted-delta": ("ph", "delta"),
+    "scripted-mh-delta": ("mh", "delta"),
+}
 
 
 def scripted_robomimic_path(
@@ -102,7 +108,9 @@ def scripted_robomimic_path(
     return robomimic_scripted_path(cache_dir(), task_name, variant, n_episodes, cameras, action_mode)
 
 
-def _resolve_robomimic(task_name: str, dataset: str | None, keys: Iterable[str] | None, progress: bool) -> DatasetRef:
+def _resolve_robomimic(
+    task_name: str, dataset: str | None, keys: Iterable[str] | None, progress: bool, collect: bool
+) -> DatasetRef:
     """robomimic tasks: ``scripted`` (ph) / ``scripted-mh`` / ``scripted-delta`` demos, collected once and
     cached, or a PATH."""
     if dataset is None:
@@ -121,6 +129,8 @@ def _resolve_robomimic(task_name: str, dataset: str | None, keys: Iterable[str] 
         variant, action_mode = ROBOMIMIC_SCRIPTED[dataset]
         cameras = tuple(sorted(k[: -len("_image")] for k in (keys or ()) if k.endswith("_image")))
         path = scripted_robomimic_path(task_name, variant, cameras, action_mode=action_mode)
+        if not path.exists() and not collect:
+            raise DatasetMissing(f"{dataset} {task_name} demos not collected yet", portable_path(path))
         if not path.exists():
             print(
                 f"[dpbench] collecting {DEFAULT_SCRIPTED_EPISODES} scripted {task_name} ({variant}, {action_mode}) "
@@ -142,11 +152,17 @@ def _resolve_robomimic(task_name: str, dataset: str | None, keys: Iterable[str] 
 
 
 def resolve_dataset(
-    task_name: str, dataset: str | None, keys: Iterable[str] | None = None, progress: bool = True
+    task_name: str,
+    dataset: str | None,
+    keys: Iterable[str] | None = None,
+    progress: bool = True,
+    collect: bool = True,
 ) -> DatasetRef:
-    """Turn ``--dataset`` (None, a name or a path) into a loaded store."""
+    """Turn ``--dataset`` (None, a name or a path) into a loaded store. A named scripted dataset that is not
+    cached yet is collected, or with ``collect=False`` raises DatasetMissing. Raises DpbenchError for a name
+    that cannot be had here (no demonstrator, no human data)."""
     if task_name != "pusht":
-        return _resolve_robomimic(task_name, dataset, keys, progress)
+        return _resolve_robomimic(task_name, dataset, keys, progress, collect)
     if dataset in (None, "human"):
         path = human_pusht_path()
         if path is not None:
@@ -160,6 +176,8 @@ def resolve_dataset(
         dataset = "scripted"
     if dataset == "scripted":
         path = scripted_pusht_path()
+        if not path.exists() and not collect:
+            raise DatasetMissing("scripted Push-T demos not generated yet", portable_path(path))
         if not path.exists():
             print(f"[dpbench] generating {DEFAULT_SCRIPTED_EPISODES} scripted Push-T demos into {path} (once)")
             collect_pusht(DEFAULT_SCRIPTED_EPISODES, path, progress=progress)

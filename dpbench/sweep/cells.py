@@ -4,24 +4,23 @@ its lock (``execute``, in the driver or in a worker process)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
 
-from dpbench.errors import DpbenchError
+from dpbench.errors import DatasetMissing, DpbenchError
 from dpbench.policies import available_policies, get_policy_class
 from dpbench.records import read_record
-from dpbench.runner import CellSpec, PreparedCell, prepare, resolve_device, run_cell
+from dpbench.runner import CellConfig, CellSpec, PreparedCell, prepare, resolve_config, resolve_device, run_cell
 from dpbench.sweep.lock import CellLock
 from dpbench.tasks import TASKS
 
 T = TypeVar("T")
 
 
-def prepare_all(specs: list[CellSpec]) -> list[PreparedCell]:
-    """Resolve every cell before any starts: all unknown policy and env names in one error, then each
-    cell's preset, overrides, obs mode and dataset. Datasets are loaded once per (env, obs, dataset).
-    Cells that resolve to the same cell id are kept once. Raises one DpbenchError naming every problem."""
+def _check_names(specs: list[CellSpec]) -> dict[str, None]:
+    """Every unknown policy or env name and bad device of a grid, one message each (in order, no repeats)."""
     problems: dict[str, None] = {}
     bad_envs = sorted({s.env for s in specs if s.env not in TASKS})
     if bad_envs:
@@ -46,6 +45,14 @@ def prepare_all(specs: list[CellSpec]) -> list[PreparedCell]:
             resolve_device(device)
         except DpbenchError as exc:
             problems[str(exc)] = None
+    return problems
+
+
+def prepare_all(specs: list[CellSpec]) -> list[PreparedCell]:
+    """Resolve every cell before any starts: all unknown policy and env names in one error, then each
+    cell's preset, overrides, obs mode and dataset. Datasets are loaded once per (env, obs, dataset).
+    Cells that resolve to the same cell id are kept once. Raises one DpbenchError naming every problem."""
+    problems = _check_names(specs)
     if problems:
         raise DpbenchError("; ".join(problems))
     cells: dict[str, PreparedCell] = {}
@@ -62,6 +69,51 @@ def prepare_all(specs: list[CellSpec]) -> list[PreparedCell]:
     if problems:
         raise DpbenchError("; ".join(problems))
     return list(cells.values())
+
+
+@dataclass(frozen=True)
+class PlannedCell:
+    """A cell as ``dpbench sweep --dry-run`` sees it, resolved without collecting any dataset: ``cell`` is
+    None when its dataset is not cached yet (``problem`` says where it would go) or cannot be had here
+    (``blocked``, ``problem`` says why)."""
+
+    spec: CellSpec
+    config: CellConfig
+    cell: PreparedCell | None
+    problem: str = ""
+    blocked: bool = False
+
+
+def plan_all(specs: list[CellSpec]) -> list[PlannedCell]:
+    """Like ``prepare_all``, but collects nothing: cached datasets are loaded (for exact cell ids and their
+    done / resume state), missing ones are reported. Raises one DpbenchError for bad names or configs."""
+    problems = _check_names(specs)
+    configs = {}
+    for spec in specs:
+        try:
+            configs[id(spec)] = resolve_config(spec)
+        except DpbenchError as exc:
+            problems[str(exc)] = None
+    if problems:
+        raise DpbenchError("; ".join(problems))
+    planned: list[PlannedCell] = []
+    data: dict[tuple, Any] = {}
+    seen: set[str] = set()
+    for spec in specs:
+        key = (spec.env, spec.obs, spec.dataset)
+        try:
+            cell = prepare(spec, data.get(key), collect=False)
+        except DatasetMissing as exc:
+            planned.append(PlannedCell(spec, configs[id(spec)], None, f"{exc} ({exc.path})"))
+            continue
+        except DpbenchError as exc:
+            planned.append(PlannedCell(spec, configs[id(spec)], None, str(exc), blocked=True))
+            continue
+        data[key] = cell.data
+        if cell.cell_id not in seen:
+            seen.add(cell.cell_id)
+            planned.append(PlannedCell(spec, configs[id(spec)], cell))
+    return planned
 
 
 def describe(cells: list[PreparedCell]) -> list[str]:

@@ -18,6 +18,9 @@ A grid comes from ``dpbench run --policy a,b --env e --seeds N`` or from a YAML 
       ibc: {preset: smoke, set: {train.lr: 1e-4}}
     per_cell:                              # the cells matching every given policy/env/obs/seed get
       - {policy: diffusion, seed: 0, set: {train.steps: 4000}}   # these preset / dataset / set
+    grids:                                 # optional: sub-grids, each the settings above (not out,
+      - {envs: [lift], dataset: scripted}  # device, video) over the top level's; set and per_policy
+      - {envs: [lift], dataset: scripted-mh}   # merge, per_cell appends. The grid is their union.
 
 Settings apply in that order (global, per_policy, per_cell); ``set`` maps merge. Relative paths are
 relative to the working directory. A cell is (env, obs, policy, dataset, preset/config, seed); its
@@ -53,6 +56,7 @@ class Sweep:
     set: dict[str, str] = field(default_factory=dict)
     per_policy: dict[str, dict[str, Any]] = field(default_factory=dict)
     per_cell: list[dict[str, Any]] = field(default_factory=list)
+    parts: list[Sweep] = field(default_factory=list)  # sub-grids (the YAML's `grids`); the grid is their union
 
     TOP_KEYS = (
         "policies",
@@ -68,6 +72,7 @@ class Sweep:
         "set",
         "per_policy",
         "per_cell",
+        "grids",
     )
     POLICY_KEYS = ("preset", "dataset", "seeds", "set")
     MATCH_KEYS = ("policy", "env", "obs", "seed")
@@ -87,6 +92,34 @@ class Sweep:
         if not isinstance(doc, dict):
             raise DpbenchError(f"{path}: a sweep file is a mapping with at least 'policies'")
         _check_keys(doc, cls.TOP_KEYS, str(path))
+        grids = doc.pop("grids", None)
+        if grids is None:
+            return cls._from_doc(doc, str(path))
+        if not isinstance(grids, list) or not grids or not all(isinstance(g, dict) for g in grids):
+            raise DpbenchError(f"{path}: grids is a list of mappings, each a sub-grid's settings")
+        parts = []
+        for i, grid in enumerate(grids):
+            where = f"{path}: grids[{i}]"
+            _check_keys(grid, tuple(k for k in cls.TOP_KEYS if k not in ("out", "device", "video", "grids")), where)
+            merged = {**doc, **grid}
+            merged["set"] = {**(doc.get("set") or {}), **(grid.get("set") or {})}
+            top_pp, grid_pp = doc.get("per_policy") or {}, grid.get("per_policy") or {}
+            merged["per_policy"] = {k: {**(top_pp.get(k) or {}), **(grid_pp.get(k) or {})} for k in {*top_pp, *grid_pp}}
+            merged["per_cell"] = [*(doc.get("per_cell") or []), *(grid.get("per_cell") or [])]
+            parts.append(cls._from_doc(merged, where))
+        whole = parts[0]
+        return cls(
+            policies=list(dict.fromkeys(p for part in parts for p in part.policies)),
+            envs=list(dict.fromkeys(e for part in parts for e in part.envs)),
+            out=whole.out,
+            device=whole.device,
+            video=whole.video,
+            parts=parts,
+        )
+
+    @classmethod
+    def _from_doc(cls, doc: dict[str, Any], path: str) -> Sweep:
+        """One grid from its checked settings (``from_yaml``'s top level, or a merged sub-grid)."""
         if not doc.get("policies"):
             raise DpbenchError(f"{path}: 'policies' is required, e.g. policies: [diffusion, lstm_gmm]")
         seed_start = _int(doc.get("seed_start", 0), f"{path}: seed_start")
@@ -116,8 +149,18 @@ class Sweep:
 
     def specs(self, command: str = "", progress: bool = True) -> list[CellSpec]:
         """Every cell of the grid, overrides applied, in policy, env, obs, seed order (duplicates dropped).
-        ``command`` and ``progress`` are copied into each spec. Raises DpbenchError for per-policy or
-        per-cell entries that match nothing."""
+        ``command`` and ``progress`` are copied into each spec; a sweep of sub-grids lists each sub-grid's
+        cells in turn (a cell in two sub-grids with the same dataset, once). Raises DpbenchError for
+        per-policy or per-cell entries that match nothing."""
+        if self.parts:
+            specs, seen_cells = [], set()
+            for part in self.parts:
+                for spec in part.specs(command, progress):
+                    key = (spec.policy, spec.env, spec.obs, spec.seed, spec.dataset)
+                    if key not in seen_cells:
+                        seen_cells.add(key)
+                        specs.append(spec)
+            return specs
         unknown = [p for p in self.per_policy if p not in self.policies]
         if unknown:
             raise DpbenchError(

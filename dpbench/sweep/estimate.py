@@ -1,0 +1,212 @@
+"""How long a grid will take before it runs: ``dpbench sweep --dry-run`` lists every cell with its estimated
+CPU-minutes and the total, from rates measured in the records already on disk.
+
+A cell costs ``steps x (CPU-seconds per training step) + episodes x (CPU-seconds per evaluation episode)``,
+where episodes = evaluations x ``train.eval_episodes`` + ``train.heldout_episodes``. Both rates come from
+CPU records (wall seconds x torch threads; a record's periodic evaluations, median):
+
+1. the same policy, task and obs mode (the same config hash first, for the training rate);
+2. else the same policy and obs mode on another task, then the same policy on another task with the same
+   kind of observation (state: Push-T keypoints and robomimic low_dim; image). Training costs the same per
+   step; an evaluation episode is scaled by the horizon and by the env step times measured in
+   ``results/robomimic_env.json`` and ``results/pusht_env.json`` (``benchmarks/bench_*_env.py``): per
+   step, the policy's share measured on the other task plus this task's env step;
+3. else no estimate ("?"), and the total says how many cells it leaves out.
+
+Evaluation episodes can end early on success, so a rate measured on a task that a policy solves
+quickly underestimates one it fails. The figures are for planning, not for a record.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+from dpbench.tasks import get_task
+
+RESULTS = Path(__file__).resolve().parents[2] / "results"
+OBS_KIND = {"keypoints": "state", "low_dim": "state", "state": "state", "image": "image"}
+
+
+@dataclass(frozen=True)
+class Rate:
+    """CPU-seconds per unit (a training step, or an evaluation episode), and where the figure came from."""
+
+    seconds: float
+    basis: str
+
+
+@dataclass(frozen=True)
+class CellEstimate:
+    """A cell's estimated CPU-minutes: training and evaluation (periodic + held-out); None where no record
+    measured a rate for the policy and obs mode."""
+
+    train_min: float | None
+    eval_min: float | None
+    basis: str
+
+    @property
+    def total_min(self) -> float | None:
+        """Training + evaluation minutes, or None if either is unknown."""
+        if self.train_min is None or self.eval_min is None:
+            return None
+        return self.train_min + self.eval_min
+
+
+def evaluation_count(steps: int, eval_every: int, eval_after: int) -> int:
+    """Periodic evaluations of a run, as ``dpbench.train`` schedules them: every ``eval_every`` steps from
+    ``eval_after`` on, and always at the last step."""
+    periodic = {s for s in range(eval_every, steps + 1, eval_every) if s >= eval_after}
+    return len(periodic | {steps})
+
+
+def env_step_ms(results: Path = RESULTS) -> dict[tuple[str, str], float]:
+    """Env step time in ms per (task, obs mode), from the env benchmarks' files in ``results``: robomimic's
+    median step (low_dim; image with cameras) and Push-T's steps per second. Missing files give no entry."""
+    out = {}
+    try:
+        for task, modes in json.loads((results / "robomimic_env.json").read_text())["envs"].items():
+            for key, obs in (("low_dim", "low_dim"), ("cameras", "image")):
+                if key in modes:
+                    out[(task, obs)] = float(modes[key]["step_ms_median"])
+    except (OSError, ValueError, KeyError):
+        pass
+    try:
+        rates = json.loads((results / "pusht_env.json").read_text())["steps_per_second"]
+        out |= {
+            ("pusht", obs): 1000.0 / float(rates[key]) for obs, key in (("keypoints", "keypoints"), ("image", "pixels"))
+        }
+    except (OSError, ValueError, KeyError):
+        pass
+    return out
+
+
+class Rates:
+    """Training and evaluation rates measured in records, looked up as the module docstring says."""
+
+    def __init__(self, records: list[dict[str, Any]], step_ms: dict[tuple[str, str], float] | None = None) -> None:
+        self.step_ms = env_step_ms() if step_ms is None else step_ms
+        self.train: dict[tuple[str, str, str], list[tuple[str, float]]] = defaultdict(list)
+        self.episode: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+        for r in records:
+            hw = r.get("hardware", {})
+            if hw.get("device", "cpu") != "cpu" or not r.get("history"):
+                continue
+            threads = hw.get("torch_threads", 1)
+            key = (r["policy"], r["env"], r["obs"])
+            steps = r["history"][-1]["step"]
+            if steps > 0:
+                self.train[key].append((r["config_hash"], r["wall"]["train_s"] * threads / steps))
+            evals = [h["eval_seconds"] for h in r["history"] if h.get("eval_seconds")]
+            episodes = r.get("config", {}).get("train", {}).get("eval_episodes")
+            if evals and episodes:
+                self.episode[key].append(median(evals) * threads / episodes)
+
+    def train_rate(self, policy: str, env: str, obs: str, chash: str) -> Rate | None:
+        """CPU-seconds per training step."""
+        same = self.train.get((policy, env, obs), [])
+        exact = [s for h, s in same if h == chash]
+        if exact:
+            return Rate(median(exact), f"{len(exact)} record(s) of this config")
+        if same:
+            return Rate(median(s for _, s in same), f"{len(same)} record(s), other configs")
+        for similar in (lambda o: o == obs, lambda o: OBS_KIND.get(o) == OBS_KIND.get(obs)):
+            other = [
+                (f"{k[1]}/{k[2]}", s) for k, v in self.train.items() if k[0] == policy and similar(k[2]) for _, s in v
+            ]
+            if other:
+                return Rate(median(s for _, s in other), f"from {', '.join(sorted({e for e, _ in other}))}")
+        return None
+
+    def episode_rate(self, policy: str, env: str, obs: str) -> Rate | None:
+        """CPU-seconds per evaluation episode."""
+        same = self.episode.get((policy, env, obs))
+        if same:
+            return Rate(median(same), f"{len(same)} record(s)")
+        horizon = get_task(env).max_episode_steps
+        for similar in (lambda o: o == obs, lambda o: OBS_KIND.get(o) == OBS_KIND.get(obs)):
+            scaled = []
+            for (p, e, o), values in sorted(self.episode.items()):
+                if p != policy or not similar(o):
+                    continue
+                per_step = median(values) / get_task(e).max_episode_steps
+                here, there = self.step_ms.get((env, obs)), self.step_ms.get((e, o))
+                if here is not None and there is not None:  # the policy's share per step, plus this env's step
+                    per_step = max(per_step - there / 1000, 0.0) + here / 1000
+                scaled.append((f"{e}/{o}", per_step * horizon))
+            if scaled:
+                return Rate(median(s for _, s in scaled), f"scaled from {', '.join(e for e, _ in scaled)}")
+        return None
+
+
+def estimate_cell(policy: str, env: str, obs: str, tcfg: Any, chash: str, rates: Rates) -> CellEstimate:
+    """A cell's CPU-minutes at ``tcfg``'s schedule (see the module docstring)."""
+    train, episode = rates.train_rate(policy, env, obs, chash), rates.episode_rate(policy, env, obs)
+    n_evals = evaluation_count(tcfg.steps, tcfg.eval_every, tcfg.eval_after)
+    episodes = n_evals * tcfg.eval_episodes + tcfg.heldout_episodes
+    basis = f"train: {train.basis if train else 'no record'}; eval: {episode.basis if episode else 'no record'}"
+    return CellEstimate(
+        train.seconds * tcfg.steps / 60 if train else None,
+        episode.seconds * episodes / 60 if episode else None,
+        basis,
+    )
+
+
+def format_minutes(minutes: float | None) -> str:
+    """ "~38 min", "~2.4 h", or "?" when unknown."""
+    if minutes is None:
+        return "?"
+    return f"~{minutes:.0f} min" if minutes < 120 else f"~{minutes / 60:.1f} h"
+
+
+def dry_run_report(planned: list[Any], records: list[dict[str, Any]], cores: int) -> list[str]:
+    """The lines of ``dpbench sweep --dry-run``: one per cell (state, estimated CPU-minutes, cell id or what
+    is missing, and the rates' basis), then the totals and the wall time on ``cores`` cores, one cell per
+    core. ``planned``: ``dpbench.sweep.cells.PlannedCell`` s; ``records``: the records that give the rates."""
+    from dpbench.train import RESUME_FILE
+
+    rates = Rates(records)
+    lines, todo, unknown, blocked, collect = [], [], 0, 0, set()
+    train_total = eval_total = 0.0
+    for p in planned:
+        spec, cfg = p.spec, p.config
+        name = f"{cfg.policy_cls.name} {spec.env}/{cfg.obs} seed {spec.seed}"
+        if p.blocked:
+            blocked += 1
+            lines.append(f"  {'blocked':<8}{'':<22}{name}: {p.problem}")
+            continue
+        if p.cell is not None and p.cell.record_path.exists():
+            lines.append(f"  {'done':<8}{'':<22}{p.cell.cell_id}")
+            continue
+        state = "resume" if p.cell is not None and (p.cell.workdir / RESUME_FILE).exists() else "new"
+        est = estimate_cell(cfg.policy_cls.name, spec.env, cfg.obs, cfg.tcfg, cfg.chash, rates)
+        todo.append(est)
+        if est.total_min is None:
+            unknown += 1
+        else:
+            train_total += est.train_min or 0.0
+            eval_total += est.eval_min or 0.0
+        if p.cell is None:
+            collect.add(p.problem)
+        what = p.cell.cell_id if p.cell is not None else f"{name} [{p.problem}]"
+        split = (
+            f"({est.train_min:.0f} + {est.eval_min:.0f})" if est.total_min is not None and est.total_min < 120 else ""
+        )
+        lines.append(f"  {state:<8}{format_minutes(est.total_min):<9}{split:<13}{what}  [{est.basis}]")
+    total = train_total + eval_total
+    summary = (
+        f"[dpbench] estimate: {len(todo)} cell(s) to run, {total / 60:.1f} CPU-hours "
+        f"(training {train_total / 60:.1f}, evaluation {eval_total / 60:.1f}); on {cores} core(s), one cell "
+        f"per core at one torch thread, about {total / 60 / max(cores, 1):.1f} h of wall time"
+    )
+    if unknown:
+        summary += f"; {unknown} cell(s) without a measured rate are not counted"
+    if collect:
+        summary += f"; not counted either: collecting {len(collect)} dataset(s) first"
+    if blocked:
+        summary += f"; {blocked} cell(s) cannot run here"
+    return [*lines, summary + ". (minutes per cell: training + evaluation, CPU-minutes; see dpbench.sweep.estimate)"]

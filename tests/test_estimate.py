@@ -1,0 +1,136 @@
+"""`dpbench sweep --dry-run`: cells listed with estimated CPU-minutes from measured rates, worked by hand,
+and nothing collected or run."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import yaml
+from test_tables import make_record
+
+from dpbench.cli import main
+from dpbench.records import write_json_atomic
+from dpbench.sweep.estimate import Rates, estimate_cell, evaluation_count
+
+QUICK = SimpleNamespace(steps=5000, eval_every=250, eval_after=2500, eval_episodes=50, heldout_episodes=200)
+
+
+def _timed(policy: str, env: str, obs: str, train_s: float, eval_s: list[float], threads: int = 1) -> dict:
+    """A record trained for 5000 steps in train_s wall seconds, whose evaluations of 50 episodes took eval_s."""
+    r = make_record(policy, 0, [0.5] * len(eval_s), [True], obs=obs, preset="quick")
+    r["env"] = env
+    r["history"] = [
+        {**h, "step": 5000 - 250 * i, "eval_seconds": e} for i, (h, e) in enumerate(zip(r["history"], eval_s))
+    ]
+    r["history"].reverse()
+    r["wall"] = {"train_s": train_s, "eval_s": sum(eval_s), "total_s": train_s + sum(eval_s)}
+    r["hardware"] = {**r["hardware"], "torch_threads": threads, "device": "cpu"}
+    r["config"]["train"] = {"eval_episodes": 50}
+    return r
+
+
+def test_evaluation_count_follows_the_training_schedule():
+    # Every 250 steps from 2500 to 5000: 2500, 2750, ..., 5000 = 11 evaluations (the quick presets' 11).
+    assert evaluation_count(5000, 250, 2500) == 11
+    # A run whose last step is not on the grid still ends with an evaluation: 300, 600, 900, then 1000.
+    assert evaluation_count(1000, 300, 0) == 4
+
+
+def test_estimate_from_a_measured_record():
+    rates = Rates([_timed("diffusion", "pusht", "keypoints", 600.0, [10.0, 12.0, 14.0], threads=2)], step_ms={})
+    est = estimate_cell("diffusion", "pusht", "keypoints", QUICK, "anyhash", rates)
+    # Training: 600 s x 2 threads / 5000 steps = 0.24 CPU-s per step; 5000 steps = 1200 s = 20 min.
+    assert abs(est.train_min - 20.0) < 1e-9
+    # Evaluation: median 12 s x 2 threads / 50 episodes = 0.48 s per episode; (11 x 50 + 200) episodes = 6 min.
+    assert abs(est.eval_min - 750 * 0.48 / 60) < 1e-9
+    assert est.total_min == est.train_min + est.eval_min
+
+
+def test_an_unmeasured_task_is_scaled_by_horizon_and_env_step_time():
+    # DP measured on Lift (horizon 400): 50 episodes in 200 s = 4 s per episode = 10 ms per step, of which the
+    # Lift env takes 6 ms: the policy's share is 4 ms. Transport (horizon 700, 15 ms per env step): 19 ms per
+    # step, 13.3 s per episode.
+    rates = Rates(
+        [_timed("diffusion", "lift", "low_dim", 600.0, [200.0])],
+        step_ms={("lift", "low_dim"): 6.0, ("transport", "low_dim"): 15.0},
+    )
+    est = estimate_cell("diffusion", "transport", "low_dim", QUICK, "h", rates)
+    assert abs(est.eval_min - 750 * 0.019 * 700 / 60) < 1e-9
+    assert abs(est.train_min - 10.0) < 1e-9  # the same 0.12 s per training step
+    assert "scaled from lift" in est.basis and "from lift" in est.basis
+    # Another policy's rates never stand in for this one.
+    assert estimate_cell("ibc", "transport", "low_dim", QUICK, "h", rates).total_min is None
+    # Push-T keypoints stand in for robomimic low_dim (both state observations) when nothing closer exists:
+    # 4 s per 300-step episode, minus Push-T's 0.2 ms env step, plus Lift's 6 ms, over Lift's 400 steps.
+    push = Rates(
+        [_timed("diffusion", "pusht", "keypoints", 600.0, [200.0])],
+        step_ms={("pusht", "keypoints"): 0.2, ("lift", "low_dim"): 6.0},
+    )
+    rate = push.episode_rate("diffusion", "lift", "low_dim")
+    assert abs(rate.seconds - (4.0 / 300 - 0.0002 + 0.006) * 400) < 1e-9 and "pusht/keypoints" in rate.basis
+
+
+def test_dry_run_collects_nothing_and_names_what_cannot_run(tmp_path, monkeypatch, capsys):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("DPBENCH_CACHE", str(cache))
+    out = tmp_path / "r"
+    write_json_atomic(out / "records" / "x.json", _timed("diffusion", "lift", "low_dim", 600.0, [200.0]))
+    cfg = tmp_path / "grid.yaml"
+    grid = {"policies": ["diffusion"], "envs": ["square", "transport"], "obs": ["low_dim"], "seeds": 2, "out": str(out)}
+    cfg.write_text(yaml.safe_dump(grid))
+    assert main(["sweep", str(cfg), "--dry-run", "--workers", "2"]) == 0
+    text = capsys.readouterr().out
+    lines = text.splitlines()
+    square = [line for line in lines if "diffusion square/low_dim" in line]
+    transport = [line for line in lines if "diffusion transport/low_dim" in line]
+    assert len(square) == 2 and all(line.startswith("  new ") and "not collected yet" in line for line in square)
+    assert len(transport) == 2 and all(line.startswith("  blocked") for line in transport)
+    assert "no scripted demonstrator for 'transport'" in transport[0]
+    assert "2 cell(s) to run" in text and "2 cell(s) cannot run here" in text
+    assert "collecting 1 dataset(s) first" in text
+    assert not cache.exists() or not any(cache.rglob("*.hdf5"))  # nothing collected
+
+
+def test_paper_grid_file_is_the_papers_table1():
+    from pathlib import Path
+
+    from dpbench.sweep import Sweep
+
+    specs = Sweep.from_yaml(Path(__file__).resolve().parents[1] / "sweeps" / "paper_table1_state.yaml").specs()
+    # Table I: 5 policies x 10 columns (4 tasks x ph/mh, ToolHang ph, Push-T) x 3 seeds.
+    assert len(specs) == 150
+    variant = {"scripted": "ph", "scripted-delta": "ph", "scripted-mh": "mh", "scripted-mh-delta": "mh", "human": "ph"}
+    columns = {(s.env, variant[s.dataset]) for s in specs}
+    assert columns == {(t, v) for t in ("lift", "can", "square", "transport") for v in ("ph", "mh")} | {
+        ("tool_hang", "ph"),
+        ("pusht", "ph"),
+    }
+    assert {s.policy for s in specs} == {"lstm_gmm", "ibc", "bet", "diffusion", "diffusion_transformer"}
+    # Baselines read delta actions on robomimic, DP absolute ones; Push-T trains everyone on the human demos.
+    for s in specs:
+        if s.env == "pusht":
+            assert (s.dataset, s.obs) == ("human", "keypoints")
+        else:
+            assert s.obs == "low_dim" and s.dataset.endswith("-delta") == (s.policy in ("lstm_gmm", "ibc", "bet"))
+
+
+def test_sub_grids_merge_their_settings(tmp_path):
+    from dpbench.sweep import Sweep
+
+    cfg = tmp_path / "g.yaml"
+    grid = {
+        "policies": ["bc"],
+        "seeds": 1,
+        "set": {"train.lr": 0.1},
+        "per_policy": {"bc": {"set": {"train.steps": 40}}},
+        "grids": [
+            {"envs": ["lift"], "dataset": "scripted"},
+            {"envs": ["lift"], "dataset": "scripted-mh", "set": {"train.lr": 0.2}},
+        ],
+    }
+    cfg.write_text(yaml.safe_dump(grid))
+    specs = Sweep.from_yaml(cfg).specs()
+    assert [(s.dataset, s.overrides) for s in specs] == [
+        ("scripted", {"train.lr": "0.1", "train.steps": "40"}),
+        ("scripted-mh", {"train.lr": "0.2", "train.steps": "40"}),
+    ]
