@@ -318,10 +318,12 @@ def cmd_table(args: argparse.Namespace) -> int:
         write = Path(args.out).resolve() == Path(DEFAULT_OUT).resolve()
     if write:
         try:
+            from dpbench.paper_table import paper_section
             from dpbench.report import knees_section
             from dpbench.reruns import rerun_section
 
-            extra = "\n\n".join(x for x in (rerun_section(Path(args.out), records), knees_section(Path(args.out))) if x)
+            sections = (paper_section(records), rerun_section(Path(args.out), records), knees_section(Path(args.out)))
+            extra = "\n\n".join(x for x in sections if x)
             readme = write_results_readme(Path(args.out), records, extra)
             print(f"[dpbench] wrote {readme}", file=sys.stderr)
         except OSError as exc:

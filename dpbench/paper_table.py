@@ -348,3 +348,12 @@ def format_paper_table(records: list[dict[str, Any]], fmt: str = "md", claims: b
         if claims:
             parts.append(RENDERERS[fmt](claims_table(records, k)))
     return "\n\n".join(parts)
+
+
+def paper_section(records: list[dict[str, Any]]) -> str:
+    """results/README.md's section: the records in the paper's layout with its claims ("" when none fits)."""
+    try:
+        body = format_paper_table(records, "md", claims=True)
+    except DpbenchError:
+        return ""
+    return "\n\n".join(["## In the paper's layout, with its claims (`dpbench table --layout paper --claims`)", body])

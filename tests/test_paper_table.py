@@ -127,6 +127,9 @@ def test_paper_layout_formats(tmp_path: Path, capsys):
     assert main(["table", "--out", str(out), "--claims", "--no-write-readme"]) == 0
     printed = capsys.readouterr().out
     assert "| DP-C |" in printed and "ranking (paper)" in printed
+    assert main(["table", "--out", str(out), "--write-readme"]) == 0
+    readme = (out / "README.md").read_text()
+    assert "## In the paper's layout, with its claims" in readme and "no record (1.00 / 0.98)" in readme
 
 
 def test_older_protocol_cells_are_marked_and_nothing_to_show_is_an_error():
