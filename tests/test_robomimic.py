@@ -250,6 +250,32 @@ def test_can_and_square_demonstrators_succeed_and_objects_are_in_robomimic_order
         env.close()
 
 
+def test_transport_and_tool_hang_objects_are_in_robomimic_order() -> None:
+    """robomimic's order (robosuite's pre-1.5 sensor lists): Transport's 10 absolute features, then the 4
+    gripper-to-object positions, then the 2 in-bin flags; ToolHang per object (base, frame, tool) its
+    pose, then its pose in the eef frame, then the 2 assembly flags. robosuite 1.5 orders both otherwise."""
+    env = RobomimicEnv("transport")
+    try:
+        obs, _ = env.reset(seed=100001)
+        raw, o = env.robosuite_env._get_observations(force_update=True), obs["object"]
+        np.testing.assert_allclose(o[:3], raw["payload_pos"], atol=1e-6)
+        np.testing.assert_allclose(o[24:27], raw["trash_bin_pos"], atol=1e-6)  # 3+4+3+4+3+4+3 = 24
+        np.testing.assert_allclose(o[27:30], raw["payload_pos"] - obs["robot0_eef_pos"], atol=1e-5)
+        assert set(o[39:41].tolist()) <= {0.0, 1.0}
+    finally:
+        env.close()
+    env = RobomimicEnv("tool_hang")
+    try:
+        obs, _ = env.reset(seed=100001)
+        raw, o = env.robosuite_env._get_observations(force_update=True), obs["object"]
+        for i, obj in enumerate(("base", "frame", "tool")):
+            np.testing.assert_allclose(o[14 * i : 14 * i + 3], raw[f"{obj}_pos"], atol=1e-6)
+            np.testing.assert_allclose(o[14 * i + 3 : 14 * i + 7], raw[f"{obj}_quat"], atol=1e-6)
+        assert set(o[42:44].tolist()) <= {0.0, 1.0}
+    finally:
+        env.close()
+
+
 # ------------------------------------------------------------------------------- datasets
 def test_env_args_of_official_and_converted_files_give_the_action_mode() -> None:
     v141 = {

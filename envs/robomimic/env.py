@@ -56,8 +56,8 @@ class TaskSpec:
     default_cameras: tuple[str, ...]
     extra_kwargs: tuple[tuple[str, Any], ...] = ()
     # robosuite observables that make up ``object``, in robomimic's order; () = robosuite 1.5's
-    # own ``object-state`` (the same order for lift; not verified against robomimic for
-    # transport and tool_hang). robosuite 1.5 puts can's and square's relative poses first.
+    # own ``object-state`` (the same order for lift). robosuite 1.5 reorders can's, square's,
+    # transport's and tool_hang's (read against robosuite's pre-1.5 env sources, 2026-11-30).
     object_keys: tuple[str, ...] = ()
 
     @property
@@ -119,8 +119,40 @@ TASK_SPECS: dict[str, TaskSpec] = {
         41,
         ("shouldercamera0", "shouldercamera1", "robot0_eye_in_hand", "robot1_eye_in_hand"),
         (("env_configuration", "single-arm-opposed"),),
+        # robomimic's order (robosuite before 1.5, e.g. the v1.4-era two_arm_transport.py sensor list);
+        # robosuite 1.5 moves the two in-bin flags before the gripper-relative positions.
+        object_keys=(
+            "payload_pos",
+            "payload_quat",
+            "trash_pos",
+            "trash_quat",
+            "lid_handle_pos",
+            "lid_handle_quat",
+            "target_bin_pos",
+            "trash_bin_pos",
+            "gripper0_to_payload",
+            "gripper0_to_lid_handle",
+            "gripper1_to_payload",
+            "gripper1_to_trash",
+            "payload_in_target_bin",
+            "trash_in_trash_bin",
+        ),
     ),
-    "tool_hang": TaskSpec("tool_hang", "ToolHang", 1, 44, ("sideview", "robot0_eye_in_hand")),
+    "tool_hang": TaskSpec(
+        "tool_hang",
+        "ToolHang",
+        1,
+        44,
+        ("sideview", "robot0_eye_in_hand"),
+        # robomimic's order: per object pose then pose in the eef frame (robosuite 1.5 puts the relative
+        # pose first, as for can and square), then the two assembly flags.
+        object_keys=tuple(
+            f"{obj}_{part}"
+            for obj in ("base", "frame", "tool")
+            for part in ("pos", "quat", "to_robot0_eef_pos", "to_robot0_eef_quat")
+        )
+        + ("frame_is_assembled", "tool_on_frame"),
+    ),
 }
 
 
