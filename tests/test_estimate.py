@@ -134,3 +134,15 @@ def test_sub_grids_merge_their_settings(tmp_path):
         ("scripted", {"train.lr": "0.1", "train.steps": "40"}),
         ("scripted-mh", {"train.lr": "0.2", "train.steps": "40"}),
     ]
+
+
+def test_rates_prefer_current_uncontended_records():
+    old = _timed("diffusion", "lift", "low_dim", 3000.0, [200.0])
+    old["protocol"] = 1
+    busy = _timed("diffusion", "lift", "low_dim", 2000.0, [200.0])
+    busy["wall"]["contention"] = {"train": {"contended": True}}
+    clean = _timed("diffusion", "lift", "low_dim", 500.0, [100.0])
+    rate = Rates([old, busy, clean], step_ms={}).train_rate("diffusion", "lift", "low_dim", "other")
+    assert rate.seconds == 500.0 / 5000  # only the clean record's 0.1 s per step
+    # with no clean record, the others still give an estimate: median of 0.6 and 0.4
+    assert abs(Rates([old, busy], step_ms={}).train_rate("diffusion", "lift", "low_dim", "x").seconds - 0.5) < 1e-12
