@@ -210,7 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--format",
         default="md",
         choices=["md", "csv", "latex", "html"],
-        help="md, latex, html: pivot table; csv: one tidy row per configuration",
+        help="md, latex, html: a rendered table; csv: tidy rows (pivot: one per configuration; --layout paper: one "
+        "per cell; --claims: one per task column compared)",
     )
     p.add_argument("--with-paper", action="store_true", help="add the paper's rows (Chi et al. 2023, Tables I/II)")
     p.add_argument(

@@ -288,12 +288,20 @@ def _load_all(out: str) -> list[dict]:
     return records
 
 
+def _record_policy_names(names: list[str]) -> set[str]:
+    """--policy names as records spell them: a registered alias (diffusion_cnn) is its class's name."""
+    from dpbench.policies import available_policies, get_policy_class
+
+    registered = available_policies()
+    return {get_policy_class(n).name if n in registered else n for n in names} | set(names)
+
+
 def _select(records: list[dict], args: argparse.Namespace) -> list[dict]:
-    """The records matching --env / --policy (comma lists)."""
+    """The records matching --env / --policy (comma lists; policy aliases count as their class)."""
     if args.env:
         records = [r for r in records if r["env"] in _names(args.env, "env")]
     if args.policy:
-        records = [r for r in records if r["policy"] in _names(args.policy, "policy")]
+        records = [r for r in records if r["policy"] in _record_policy_names(_names(args.policy, "policy"))]
     if not records:
         raise DpbenchError(f"no result records under {args.out}/records match --env/--policy")
     return records
@@ -310,7 +318,9 @@ def cmd_table(args: argparse.Namespace) -> int:
     if args.layout == "paper" or args.claims:
         from dpbench.paper_table import format_paper_table
 
-        print(format_paper_table(_select(records, args), args.format, claims=args.claims))
+        selection = " ".join(f"--{k} {v}" for k, v in (("env", args.env), ("policy", args.policy)) if v)
+        envs = _names(args.env, "env") if args.env else None
+        print(format_paper_table(_select(records, args), args.format, args.claims, envs, selection))
     else:
         print(format_table(_select(records, args), args.format, with_paper=args.with_paper))
     write = args.write_readme

@@ -2,9 +2,9 @@
 them, and the paper's claims recomputed from those records.
 
 ``paper_layout`` puts policies in rows and the paper's task/variant columns across, each cell "ours
-(paper)". ``claims`` compares, per column, Diffusion Policy with the best baseline and ranks the policies,
-ours beside the paper's. Records are grouped and summarised by ``dpbench.results``; ``dpbench.render``
-turns the ``Table``s into md / LaTeX / HTML; csv is one tidy row per cell.
+(paper)". ``claims_table`` compares, per column, Diffusion Policy with the best baseline and ranks the
+policies, ours beside the paper's. Which records fill a cell: ``dpbench.paper_cells``; ``dpbench.render``
+turns the ``Table``s into md / LaTeX / HTML; csv is one tidy row per cell (or per claim).
 """
 
 from __future__ import annotations
@@ -15,85 +15,24 @@ from dataclasses import dataclass
 from typing import Any
 
 from dpbench.errors import DpbenchError
+from dpbench.paper_cells import (
+    BASELINES,
+    DP_ROWS,
+    PAPER_ROWS,
+    ROW_LABELS,
+    TABLE_OF_OBS,
+    TABLE_TITLES,
+    Column,
+    column_label,
+    current,
+    fill_cells,
+    paper_actions,
+    paper_columns,
+    paper_values,
+)
 from dpbench.records import PROTOCOL_VERSION
 from dpbench.render import RENDERERS, Table
-from dpbench.results import PAPER_POLICY_NAMES, Group, data_variant, group_records, load_reference
-
-TABLE_OF_OBS = {"keypoints": "state", "low_dim": "state", "image": "image"}  # obs mode -> the paper's table
-TABLE_TITLES = {"state": "Table I (state observations)", "image": "Table II (image observations)"}
-PAPER_ROWS = ("lstm_gmm", "ibc", "bet", "diffusion_cnn", "diffusion_transformer")  # the paper's row order
-BASELINES = ("lstm_gmm", "ibc", "bet")
-DP_ROWS = ("diffusion_cnn", "diffusion_transformer")
-ROW_LABELS = {
-    "lstm_gmm": "LSTM-GMM",
-    "ibc": "IBC",
-    "bet": "BET",
-    "diffusion_cnn": "DP-C",
-    "diffusion_transformer": "DP-T",
-}
-TASK_LABELS = {"lift": "Lift", "can": "Can", "square": "Square", "transport": "Transport", "tool_hang": "ToolHang"}
-Column = tuple[str, str]  # (task, variant): ("lift", "ph")
-
-
-def paper_columns(kind: str) -> list[Column]:
-    """The paper's task/variant columns of Table I (``kind`` "state") or II ("image"), in its order."""
-    cols: list[Column] = []
-    for ref in load_reference(kind):
-        if (ref["task"], ref["variant"]) not in cols:
-            cols.append((ref["task"], ref["variant"]))
-    return cols
-
-
-def column_label(col: Column) -> str:
-    """ "Lift ph", ..., "Push-T" (the paper has one Push-T column, human demos)."""
-    return "Push-T" if col[0] == "pusht" else f"{TASK_LABELS.get(col[0], col[0])} {col[1]}"
-
-
-def _paper_values(kind: str) -> dict[tuple[str, Column], dict[str, Any]]:
-    return {(r["policy"], (r["task"], r["variant"])): r for r in load_reference(kind)}
-
-
-def _current(g: Group) -> bool:
-    return all(r.get("protocol", 1) == PROTOCOL_VERSION for r in g.records)
-
-
-def _newest(g: Group) -> str:
-    return max(r.get("date", "") for r in g.records)
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One table cell: the chosen group of records (None: no record), how many other configurations of the
-    same policy, task and variant exist on record, and the paper's numbers (None: not reported)."""
-
-    group: Group | None
-    alternatives: int
-    paper: dict[str, Any] | None
-
-
-def fill_cells(records: list[dict[str, Any]], kind: str) -> tuple[list[str], list[Column], dict[tuple, Cell]]:
-    """The rows (the paper's policies, then any other policy on record), the columns and the cells of one table.
-
-    A cell holds one configuration: records under today's evaluation protocol first, then the one with the
-    most seeds, then the newest. ``dpbench table`` (the pivot layout) shows every configuration."""
-    cols = paper_columns(kind)
-    paper = _paper_values(kind)
-    buckets: dict[tuple[str, Column], list[Group]] = {}
-    for g in group_records(records):
-        if TABLE_OF_OBS.get(g.obs) != kind:
-            continue
-        col = (g.env, data_variant(g.dataset_kind))
-        if col not in cols:
-            continue
-        buckets.setdefault((PAPER_POLICY_NAMES.get(g.policy, g.policy), col), []).append(g)
-    extra = sorted({row for row, _ in buckets} - set(PAPER_ROWS))
-    rows = [*PAPER_ROWS, *extra]
-    cells = {}
-    for row in rows:
-        for col in cols:
-            found = sorted(buckets.get((row, col), []), key=lambda g: (_current(g), g.seeds, _newest(g)), reverse=True)
-            cells[(row, col)] = Cell(found[0] if found else None, max(len(found) - 1, 0), paper.get((row, col)))
-    return rows, cols, cells
+from dpbench.results import Group
 
 
 def _pair(x: dict[str, Any] | None) -> str:
@@ -108,11 +47,12 @@ def _ours(g: Group) -> str:
     return f"{text}; n={g.seeds}{held}"
 
 
-def paper_layout(records: list[dict[str, Any]], kind: str) -> Table:
+def paper_layout(records: list[dict[str, Any]], kind: str, envs: list[str] | None = None) -> Table:
     """Table I or II in the paper's layout: each cell "ours (paper)". Ours: mean max ± std over seeds / mean
-    avg-last-10, the seed count, and the held-out score of the selected checkpoints with its 95% CI."""
-    rows, cols, cells = fill_cells(records, kind)
-    body, sources, alternatives, older = [], [], False, False
+    avg-last-10, the seed count, and the held-out score of the selected checkpoints with its 95% CI.
+    ``envs``: only these tasks' columns."""
+    rows, cols, cells = fill_cells(records, kind, envs)
+    body, sources, alternatives, older, actions = [], [], False, False, False
     for row in rows:
         line = [ROW_LABELS.get(row, f"{row} (not in the paper)")]
         for col in cols:
@@ -120,22 +60,24 @@ def paper_layout(records: list[dict[str, Any]], kind: str) -> Table:
             if cell.group is None:
                 line.append(f"no record ({_pair(cell.paper)})" if cell.paper else "–")
                 continue
-            old = not _current(cell.group)
-            mark = (" ᵃ" if cell.alternatives else "") + (" ᵛ" if old else "")
+            old, other_actions = not current(cell.group), not paper_actions(row, cell.group)
+            mark = (" ᵃ" if cell.alternatives else "") + (" ᵛ" if old else "") + (" ᵈ" if other_actions else "")
             alternatives |= bool(cell.alternatives)
             older |= old
+            actions |= other_actions
             line.append(f"{_ours(cell.group)} ({_pair(cell.paper)}){mark}")
             g = cell.group
             sources.append(
                 f"{line[0]} {column_label(col)}: {g.env}/{g.obs}, preset {g.preset} ({g.config_hash}), "
-                f"{g.dataset_kind} dataset {g.dataset_hash[:8]}{'' if _current(g) else ', older protocol'}"
+                f"{g.dataset_kind} dataset {g.dataset_hash[:8]}{'' if current(g) else ', older protocol'}"
             )
-        if any(c != "–" for c in line[1:]) or row in PAPER_ROWS:
+        if any(c != "–" for c in line[1:]):  # rows the paper's table lacks (BET in Table II) and we never ran
             body.append(line)
     notes = [
         f"{TABLE_TITLES[kind]} of Chi et al. 2023 in its layout. Each cell: dpbench's max ± std over seeds / "
         "avg-last-10; n seeds; the held-out score of the checkpoints the max selected, on fresh test seeds, with "
-        "its 95% CI; then (the paper's max / avg-last-10, 3 seeds). no record: dpbench has not run this cell.",
+        "its 95% CI; then (the paper's max / avg-last-10, 3 seeds). no record: no record among those read "
+        "(all of them, or the --env/--policy selection).",
         "dpbench trains robomimic cells on scripted demonstrations (scripted = ph-like, scripted-mh = mh-like), "
         "not on the paper's human data, and most cells at the CPU-sized quick preset rather than the paper's: "
         "compare with care.",
@@ -143,13 +85,19 @@ def paper_layout(records: list[dict[str, Any]], kind: str) -> Table:
     ]
     if alternatives:
         notes.append(
-            "ᵃ other configurations of this cell are on record; the cell shows today's protocol first, then the "
-            "most seeds, then the newest. `dpbench table` lists them all."
+            "ᵃ other configurations of this cell are on record; the cell shows, in this order of preference, the "
+            "paper's action space for the policy (DP absolute, the baselines delta), today's protocol, the most "
+            "seeds, the newest. dpbench table (the pivot layout) lists them all."
         )
     if older:
         notes.append(
             f"ᵛ made under an older evaluation protocol than today's ({PROTOCOL_VERSION}; docs/DESIGN.md): not "
             "comparable with the other cells. Rerun the cell for a current number."
+        )
+    if actions:
+        notes.append(
+            "ᵈ trained in another action space than the paper's for this policy (DP: absolute; LSTM-GMM, IBC, "
+            "BET: delta): no record in the paper's exists."
         )
     headers = ["policy", *(column_label(c) for c in cols)]
     return Table(headers, body, notes, label_cols=1)
@@ -158,15 +106,21 @@ def paper_layout(records: list[dict[str, Any]], kind: str) -> Table:
 @dataclass(frozen=True)
 class ColumnClaim:
     """Diffusion Policy against the best baseline in one column, ours and the paper's. ``None`` where a side
-    lacks DP or every baseline. ``ranking`` lists (policy row, max) best first; ``disagree`` the pairs of
-    policies both sides report that ours orders strictly opposite to the paper."""
+    lacks DP or every baseline. ``ranking`` lists (policy row, max) best first; ``compared`` how many
+    policies both sides report; ``disagree`` the pairs of those that ours orders strictly opposite to the
+    paper ("order"), or that the paper ties (within 0.005) and ours separates by more than ``SEED_NOISE``
+    ("tie")."""
 
     col: Column
     ours: tuple[str, float, str, float] | None  # (DP row, DP max, best baseline row, its max)
     paper: tuple[str, float, str, float] | None
     ranking_ours: list[tuple[str, float]]
     ranking_paper: list[tuple[str, float]]
-    disagree: list[tuple[str, str]]
+    compared: int
+    disagree: list[tuple[str, str, str]]
+
+
+SEED_NOISE = 0.05  # a gap in max smaller than this is within the seed spread of 3-seed means (Push-T: ~0.02-0.05)
 
 
 def _versus(values: dict[str, float]) -> tuple[str, float, str, float] | None:
@@ -178,22 +132,33 @@ def _versus(values: dict[str, float]) -> tuple[str, float, str, float] | None:
     return dp_row, values[dp_row], base_row, values[base_row]
 
 
-def column_claims(records: list[dict[str, Any]], kind: str) -> list[ColumnClaim]:
-    """Per column with at least one record of the paper's policies: DP (the better of DP-C and DP-T, as the
-    paper's headline takes) against the best of LSTM-GMM, IBC and BET, by max; and the rankings."""
-    _, cols, cells = fill_cells(records, kind)
+def column_claims(records: list[dict[str, Any]], kind: str, envs: list[str] | None = None) -> list[ColumnClaim]:
+    """Per column with at least one comparable record of the paper's policies: DP (the better of DP-C and DP-T,
+    as the paper's headline takes) against the best of LSTM-GMM, IBC and BET, by max; and the rankings.
+    Comparable: today's protocol and the paper's action space for the policy; other cells are left out."""
+    _, cols, cells = fill_cells(records, kind, envs)
     out = []
     for col in cols:
-        ours = {r: c.group.max for (r, cc), c in cells.items() if cc == col and r in PAPER_ROWS and c.group}
+        usable = {
+            r: c.group
+            for (r, cc), c in cells.items()
+            if cc == col and r in PAPER_ROWS and c.group and current(c.group) and paper_actions(r, c.group)
+        }
+        ours = {r: g.max for r, g in usable.items()}
         paper = {r: c.paper["max"] for (r, cc), c in cells.items() if cc == col and r in PAPER_ROWS and c.paper}
         if not ours:
             continue
         both = [r for r in PAPER_ROWS if r in ours and r in paper]
-        disagree = [
-            (a, b) for i, a in enumerate(both) for b in both[i + 1 :] if (ours[a] - ours[b]) * (paper[a] - paper[b]) < 0
-        ]
+        disagree = []
+        for i, a in enumerate(both):
+            for b in both[i + 1 :]:
+                d_ours, d_paper = ours[a] - ours[b], paper[a] - paper[b]
+                if d_ours * d_paper < 0:
+                    disagree.append((a, b, "order"))
+                elif abs(d_paper) < 0.005 and abs(d_ours) > SEED_NOISE:
+                    disagree.append((a, b, "tie"))
         rank = lambda v: sorted(v.items(), key=lambda kv: -kv[1])  # noqa: E731
-        out.append(ColumnClaim(col, _versus(ours), _versus(paper), rank(ours), rank(paper), disagree))
+        out.append(ColumnClaim(col, _versus(ours), _versus(paper), rank(ours), rank(paper), len(both), disagree))
     return out
 
 
@@ -201,12 +166,13 @@ def _relative(v: tuple[str, float, str, float] | None) -> float | None:
     return None if v is None or v[3] <= 0 else (v[1] - v[3]) / v[3]
 
 
-def claims_table(records: list[dict[str, Any]], kind: str) -> Table:
+def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | None = None, selection: str = "") -> Table:
     """The paper's headline claim, recomputed: per column, DP's max minus the best baseline's (absolute and
     relative), ours beside the paper's, the rankings and the pairs they order differently; then the mean
     relative improvement over the columns where ours has DP and a baseline, ours against the paper's own
-    numbers on the same columns and on all of its columns."""
-    claims = column_claims(records, kind)
+    numbers on the same columns and on all of its columns. ``selection``: the --env/--policy filter applied
+    to ``records``, named in the notes because it changes which baseline is best."""
+    claims = column_claims(records, kind, envs)
     label = lambda row: ROW_LABELS.get(row, row)  # noqa: E731
 
     def versus(v: tuple[str, float, str, float] | None) -> str:
@@ -226,7 +192,8 @@ def claims_table(records: list[dict[str, Any]], kind: str) -> Table:
 
     body = []
     for c in claims:
-        agree = "yes" if not c.disagree else "no: " + ", ".join(f"{label(a)}/{label(b)}" for a, b in c.disagree)
+        pairs = [f"{label(a)}/{label(b)}{' (paper: tie)' if how == 'tie' else ''}" for a, b, how in c.disagree]
+        agree = "– (fewer than 2 policies)" if c.compared < 2 else "no: " + ", ".join(pairs) if pairs else "yes"
         row = [column_label(c.col), versus(c.ours), versus(c.paper), ranking(c.ranking_ours)]
         body.append([*row, ranking(c.ranking_paper), agree])
     shared = [(_relative(c.ours), _relative(c.paper)) for c in claims]
@@ -246,30 +213,34 @@ def claims_table(records: list[dict[str, Any]], kind: str) -> Table:
         )
     notes = [
         "DP: the better of DP-C and DP-T by max; baseline: the best of LSTM-GMM, IBC and BET by max. Relative "
-        "improvement: (DP − baseline) / baseline; a column whose best baseline scores 0 has none. Ours: dpbench's "
-        "cell in the paper layout above (mean max over seeds); paper: Chi et al. 2023 " + TABLE_TITLES[kind] + ".",
+        "improvement: (DP - baseline) / baseline; a column whose best baseline scores 0 has none. Ours: dpbench's "
+        "cell in the paper layout above (mean max over seeds), only cells under today's protocol in the paper's "
+        "action space; paper: Chi et al. 2023 " + TABLE_TITLES[kind] + ".",
         "The paper's abstract reports a 46.9% average improvement over 12 tasks and 4 benchmarks, including tasks "
         "beyond Tables I/II, without stating its formula; the figure here is the same comparison made per column of "
         "this table only, on both sides.",
-        "agrees: no pair of policies that both report in this column is ordered strictly the other way by ours "
-        "(ties agree). The paper's 3 seeds and ours are both noisy: a gap under ~0.05 is within seed spread.",
+        "agrees: over the policies both sides report in this column, no pair that ours orders the other way, and "
+        f"no pair the paper ties that ours separates by more than {SEED_NOISE} (the seed spread of a 3-seed mean); "
+        "needs 2 policies.",
     ]
+    if selection:
+        notes.append(f"Computed over the selected records only ({selection}): the best baseline is among those.")
     headers = ["column", "ours: DP vs best baseline", "paper: DP vs best baseline", "ranking (ours)"]
     return Table([*headers, "ranking (paper)", "agrees"], body, notes, label_cols=1)
 
 
 def _paper_versus(kind: str) -> dict[Column, tuple[str, float, str, float] | None]:
     """The paper's own DP-vs-best-baseline comparison in every column of its table."""
-    paper = _paper_values(kind)
+    paper = paper_values(kind)
     return {
         col: _versus({r: paper[(r, col)]["max"] for r in PAPER_ROWS if (r, col) in paper})
         for col in paper_columns(kind)
     }
 
 
-def _tidy_claims(records: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+def _tidy_claims(records: list[dict[str, Any]], kind: str, envs: list[str] | None) -> list[dict[str, Any]]:
     out = []
-    for c in column_claims(records, kind):
+    for c in column_claims(records, kind, envs):
         row: dict[str, Any] = {"table": kind, "task": c.col[0], "variant": c.col[1]}
         for side, v in (("ours", c.ours), ("paper", c.paper)):
             row |= {
@@ -279,7 +250,10 @@ def _tidy_claims(records: list[dict[str, Any]], kind: str) -> list[dict[str, Any
                 f"{side}_baseline_max": v[3] if v else None,
                 f"{side}_relative_improvement": _relative(v),
             }
-        row["disagreeing_pairs"] = " ".join(f"{a}/{b}" for a, b in c.disagree)
+        row["policies_compared"] = c.compared
+        row["disagreeing_pairs"] = " ".join(
+            f"{a}/{b}{'(paper-tie)' if how == 'tie' else ''}" for a, b, how in c.disagree
+        )
         out.append(row)
     return out
 
@@ -292,8 +266,8 @@ def _csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue().rstrip("\n")
 
 
-def _tidy(records: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    rows, cols, cells = fill_cells(records, kind)
+def _tidy(records: list[dict[str, Any]], kind: str, envs: list[str] | None) -> list[dict[str, Any]]:
+    rows, cols, cells = fill_cells(records, kind, envs)
     out = []
     for row in rows:
         for col in cols:
@@ -320,17 +294,26 @@ def _tidy(records: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
                     "dataset": g.dataset_kind if g else None,
                     "dataset_hash": g.dataset_hash if g else None,
                     "config_hash": g.config_hash if g else None,
+                    "current_protocol": current(g) if g else None,
+                    "paper_action_space": paper_actions(row, g) if g else None,
                     "other_configs": c.alternatives,
                 }
             )
     return out
 
 
-def format_paper_table(records: list[dict[str, Any]], fmt: str = "md", claims: bool = False) -> str:
+def format_paper_table(
+    records: list[dict[str, Any]],
+    fmt: str = "md",
+    claims: bool = False,
+    envs: list[str] | None = None,
+    selection: str = "",
+) -> str:
     """Tables I and II (each only if records of its observation kind exist) in the paper's layout, and with
     ``claims`` the claims table under each; md, latex, html, or csv (one tidy row per cell; with ``claims``,
-    a blank line and one tidy row per column compared). Raises DpbenchError for an unknown format
-    or when no record has an observation kind of the paper's tables."""
+    one tidy row per column compared instead). ``envs``: only these tasks' columns; ``selection``: the
+    filter that chose ``records``, named under the claims. Raises DpbenchError for an unknown format or
+    when no record has an observation kind of the paper's tables."""
     kinds = [k for k in ("state", "image") if any(TABLE_OF_OBS.get(r["obs"]) == k for r in records)]
     if not kinds:
         raise DpbenchError(
@@ -338,15 +321,19 @@ def format_paper_table(records: list[dict[str, Any]], fmt: str = "md", claims: b
             "run one first, e.g. dpbench run --policy diffusion --env pusht"
         )
     if fmt == "csv":
-        text = _csv([row for k in kinds for row in _tidy(records, k)])
-        return text + ("\n\n" + _csv([row for k in kinds for row in _tidy_claims(records, k)]) if claims else "")
+        tidy = _tidy_claims if claims else _tidy
+        return _csv([row for k in kinds for row in tidy(records, k, envs)])
     if fmt not in RENDERERS:
         raise DpbenchError(f"unknown table format '{fmt}'; use one of md, csv, latex, html")
     parts = []
     for k in kinds:
-        parts.append(RENDERERS[fmt](paper_layout(records, k)))
+        if fmt == "md":
+            parts.append(f"**{TABLE_TITLES[k]}**")
+        parts.append(RENDERERS[fmt](paper_layout(records, k, envs)))
         if claims:
-            parts.append(RENDERERS[fmt](claims_table(records, k)))
+            if fmt == "md":
+                parts.append(f"**{TABLE_TITLES[k]}: the paper's claims, recomputed**")
+            parts.append(RENDERERS[fmt](claims_table(records, k, envs, selection)))
     return "\n\n".join(parts)
 
 

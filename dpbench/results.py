@@ -103,7 +103,8 @@ class Group:
 class Heldout:
     """A group's held-out evaluation: every seed's selected checkpoint on the same fresh test seeds.
     Means are over seeds; the 95% intervals are over all seeds' episodes pooled (scores and final
-    coverage: normal approximation; success: Wilson)."""
+    coverage: normal approximation, but Wilson where every episode scored 0 or 1, as robomimic's
+    success does; success: Wilson)."""
 
     score: float
     score_ci: tuple[float, float]
@@ -121,9 +122,10 @@ def _heldout(recs: list[dict[str, Any]]) -> Heldout | None:
     scores = np.concatenate([p["episode_scores"] for p in parts])
     success = np.concatenate([p["episode_success"] for p in parts]).astype(bool)
     final = np.concatenate([p["episode_final"] for p in parts])
+    binary = bool(np.isin(scores, (0.0, 1.0)).all())  # robomimic: the score is success, a proportion
     return Heldout(
         float(np.mean([p["score"] for p in parts])),
-        mean_ci(scores),
+        wilson_ci(int(scores.sum()), len(scores)) if binary else mean_ci(scores),
         float(np.mean([p["success_rate"] for p in parts])),
         wilson_ci(int(success.sum()), len(success)),
         float(np.mean([p["final_mean"] for p in parts])),

@@ -132,8 +132,9 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
         "of the episode's max coverage reward; mean ± sample std across seeds.",
         "held-out (95% CI): the checkpoint the max selected, scored on fresh test seeds that no selection saw "
         "(train.heldout_episodes per seed, 200 in the quick and paper presets, from seed 200000); "
-        "mean over seeds, interval over all seeds' episodes pooled. success and final coverage "
-        "(Push-T: the goal coverage at the episode's end) are that evaluation's, Wilson and normal intervals.",
+        "mean over seeds, interval over all seeds' episodes pooled (normal; Wilson where the score is success, "
+        "as on robomimic). success and final coverage (Push-T: the goal coverage at the episode's end) are that "
+        "evaluation's, Wilson and normal intervals.",
     ]
     if last_eval_success:
         notes.append(

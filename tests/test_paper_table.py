@@ -29,6 +29,7 @@ def _robomimic(record: dict, env: str, dataset: str) -> dict:
     old = f"pusht-{record['obs']}__"
     record = {**record, "env": env, "obs": "low_dim", "cell_id": record["cell_id"].replace(old, f"{env}-low_dim__")}
     record["dataset"] = {**record["dataset"], "kind": dataset}
+    record["action_mode"] = "delta" if dataset.endswith("-delta") else "abs"
     return record
 
 
@@ -51,14 +52,17 @@ def _records() -> list[dict]:
     ]
 
 
-def _md(text: str) -> tuple[list[str], dict[str, list[str]]]:
-    rows = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines() if line.startswith("| ")]
-    return rows[0], {r[0]: r for r in rows[1:]}
+def _md(text: str, which: int = 0) -> tuple[list[str], dict[str, list[str]]]:
+    """Headers and rows (by first cell) of the ``which``-th markdown table in ``text``."""
+    blocks = [b for b in text.split("\n\n") if b.startswith("| ")]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in blocks[which].splitlines()]
+    return rows[0], {r[0]: r for r in rows[2:]}
 
 
 def test_paper_layout_cells_are_ours_beside_the_papers():
     text = format_paper_table(_records(), "md")
-    headers, rows = _md(text.split("\n\n")[0])
+    assert text.startswith("**Table I (state observations)**")
+    headers, rows = _md(text)
     assert headers == ["policy", *TABLE1_COLUMNS]
     assert list(rows) == ["LSTM-GMM", "IBC", "BET", "DP-C", "DP-T", "bc (not in the paper)"]
     col = {name: i + 1 for i, name in enumerate(TABLE1_COLUMNS)}
@@ -78,8 +82,9 @@ def test_paper_layout_cells_are_ours_beside_the_papers():
     # scripted-mh fills the mh column; ph stays empty.
     assert rows["DP-C"][col["Can mh"]].startswith("0.90 / 0.85; n=1 (1.00 / 0.96)")
     assert rows["DP-C"][col["Can ph"]] == "no record (1.00 / 0.96)"
-    # Two Lift ph configurations of LSTM-GMM: the cell shows one (equal seeds: the newest) and marks the other.
-    assert rows["LSTM-GMM"][col["Lift ph"]].endswith("ᵃ")
+    # Two Lift ph configurations of LSTM-GMM: the cell shows the one in the paper's action space for it
+    # (delta: max 1.0, avg (0.9+1.0)/2), though the absolute-action one is newer, and marks the other.
+    assert rows["LSTM-GMM"][col["Lift ph"]] == "1.00 / 0.95; n=1 (1.00 / 0.96) ᵃ"
     # bc is not a paper row: its cells have no paper number.
     assert rows["bc (not in the paper)"][col["Push-T"]] == "0.40 / 0.30; n=1 (–)"
     # BET has no record anywhere, but the row is kept, as in the paper.
@@ -88,7 +93,7 @@ def test_paper_layout_cells_are_ours_beside_the_papers():
 
 def test_claims_recomputed_by_hand():
     text = format_paper_table(_records(), "md", claims=True)
-    _, claims = _md(text.split("\n\n")[2])
+    _, claims = _md(text, 1)
     # Push-T, ours: DP-C 0.80 against the best baseline LSTM-GMM 0.60: +0.20, +33%. The paper: DP-C and DP-T
     # tie at 0.95 (DP-C is named, the paper's row order), best baseline IBC 0.90: +0.05, +6%.
     row = claims["Push-T"]
@@ -114,11 +119,15 @@ def test_paper_layout_formats(tmp_path: Path, capsys):
     assert float(pusht["diffusion_cnn"]["max"]) == pytest.approx(0.8)
     assert float(pusht["diffusion_cnn"]["paper_max"]) == 0.95
     assert pusht["bet"]["seeds"] == "0" and pusht["bet"]["max"] == ""
-    claims_csv = format_paper_table(recs, "csv", claims=True).split("\n\n")[1]
-    claim = next(csv.DictReader(io.StringIO(claims_csv)))
-    assert (claim["task"], claim["ours_dp"], claim["ours_baseline"]) == ("lift", "", "")  # no DP on Lift: no comparison
+    claims = list(csv.DictReader(io.StringIO(format_paper_table(recs, "csv", claims=True))))
+    assert [(c["task"], c["ours_dp"], c["ours_baseline"]) for c in claims] == [
+        ("lift", "", ""),  # no DP on Lift: no comparison
+        ("can", "", ""),  # only DP on Can (mh): no baseline
+        ("pusht", "diffusion_cnn", "lstm_gmm"),
+    ]
     latex = format_paper_table(recs, "latex", claims=True)
     assert r"\begin{tabular}{l" + "c" * 10 + "}" in latex and r"DP-C 0.80 vs LSTM-GMM 0.60: +0.20 (+33\%)" in latex
+    assert not any(ch in latex for ch in "ᵃᵛᵈ−`")  # marks and symbols that pdflatex cannot set raw
     assert "<td>no record (1.00 / 0.98)</td>" in format_paper_table(recs, "html")
 
     out = tmp_path / "results"
@@ -135,8 +144,13 @@ def test_paper_layout_formats(tmp_path: Path, capsys):
 def test_older_protocol_cells_are_marked_and_nothing_to_show_is_an_error():
     old = make_record("diffusion", 0, [0.5, 0.9], [True], preset="quick")
     old["protocol"] = 1
-    _, rows = _md(format_paper_table([old], "md").split("\n\n")[0])
+    ibc = make_record("ibc", 0, [0.3, 0.4], [True], preset="quick")
+    text = format_paper_table([old, ibc], "md", claims=True)
+    _, rows = _md(text)
     assert rows["DP-C"][-1].endswith("ᵛ")
+    # the claims leave the older-protocol DP cell out: Push-T has a baseline and no comparable DP
+    _, claims = _md(text, 1)
+    assert claims["Push-T"][1] == "–" and claims["Push-T"][3] == "IBC 0.40"
     with pytest.raises(DpbenchError, match="no record fits the paper's tables"):
         format_paper_table([make_record("diffusion", 0, [0.5], [True], obs="state")], "md")
 
@@ -151,3 +165,30 @@ def test_dataset_names_map_to_the_papers_demo_variants():
         "mh",
         "mh",
     ]
+
+
+def test_the_paper_tie_that_ours_separates_is_a_disagreement_and_filters_are_named():
+    dpc = make_record("diffusion", 0, [0.9], [True], preset="quick")
+    dpt = make_record("diffusion_transformer", 0, [0.7], [True], preset="quick")
+    ibc = make_record("ibc", 0, [0.5], [True], preset="quick")
+    text = format_paper_table([dpc, dpt, ibc], "md", claims=True, envs=["pusht"], selection="--env pusht")
+    headers, _ = _md(text)
+    assert headers == ["policy", "Push-T"]  # only the selected task's columns
+    _, claims = _md(text, 1)
+    # The paper: DP-C = DP-T = 0.95; ours 0.9 vs 0.7, a gap over 0.05.
+    assert claims["Push-T"][5] == "no: DP-C/DP-T (paper: tie)"
+    assert "Computed over the selected records only (--env pusht)" in text
+
+
+def test_heldout_interval_of_a_success_score_is_wilson():
+    from dpbench.metrics import wilson_ci
+
+    scores = [1.0] * 199 + [0.0]
+    rec = _robomimic(
+        make_record("lstm_gmm", 0, [1.0], [True], preset="quick", heldout=make_heldout(scores, scores, scores)),
+        "lift",
+        "scripted-delta",
+    )
+    _, rows = _md(format_paper_table([rec], "md"))
+    lo, hi = wilson_ci(199, 200)
+    assert f"held-out 0.99 [{lo:.2f}, {hi:.2f}]" in rows["LSTM-GMM"][1] and lo < 0.98

@@ -1,0 +1,112 @@
+"""The paper's grid and dpbench's records in it: Chi et al. 2023's Table I (state) and II (image) columns
+(task x demo variant), its policy rows, and which group of records fills each cell.
+
+Read by ``dpbench.paper_table`` (the layout and the claims). Records are grouped by ``dpbench.results``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dpbench.records import PROTOCOL_VERSION
+from dpbench.results import PAPER_POLICY_NAMES, Group, data_variant, group_records, load_reference
+
+TABLE_OF_OBS = {"keypoints": "state", "low_dim": "state", "image": "image"}  # obs mode -> the paper's table
+TABLE_TITLES = {"state": "Table I (state observations)", "image": "Table II (image observations)"}
+PAPER_ROWS = ("lstm_gmm", "ibc", "bet", "diffusion_cnn", "diffusion_transformer")  # the paper's row order
+BASELINES = ("lstm_gmm", "ibc", "bet")
+DP_ROWS = ("diffusion_cnn", "diffusion_transformer")
+ROW_LABELS = {
+    "lstm_gmm": "LSTM-GMM",
+    "ibc": "IBC",
+    "bet": "BET",
+    "diffusion_cnn": "DP-C",
+    "diffusion_transformer": "DP-T",
+}
+# The action space each policy trains on in the paper's robomimic runs: DP in absolute (position)
+# actions, the baselines in robomimic's delta actions (docs/baselines_vs_original.md).
+PAPER_ACTION_MODE = {
+    "diffusion_cnn": "abs",
+    "diffusion_transformer": "abs",
+    "lstm_gmm": "delta",
+    "ibc": "delta",
+    "bet": "delta",
+}
+TASK_LABELS = {"lift": "Lift", "can": "Can", "square": "Square", "transport": "Transport", "tool_hang": "ToolHang"}
+Column = tuple[str, str]  # (task, variant): ("lift", "ph")
+
+
+def paper_columns(kind: str) -> list[Column]:
+    """The paper's task/variant columns of Table I (``kind`` "state") or II ("image"), in its order."""
+    cols: list[Column] = []
+    for ref in load_reference(kind):
+        if (ref["task"], ref["variant"]) not in cols:
+            cols.append((ref["task"], ref["variant"]))
+    return cols
+
+
+def column_label(col: Column) -> str:
+    """ "Lift ph", ..., "Push-T" (the paper has one Push-T column, human demos)."""
+    return "Push-T" if col[0] == "pusht" else f"{TASK_LABELS.get(col[0], col[0])} {col[1]}"
+
+
+def paper_values(kind: str) -> dict[tuple[str, Column], dict[str, Any]]:
+    return {(r["policy"], (r["task"], r["variant"])): r for r in load_reference(kind)}
+
+
+def current(g: Group) -> bool:
+    return all(r.get("protocol", 1) == PROTOCOL_VERSION for r in g.records)
+
+
+def newest(g: Group) -> str:
+    return max(r.get("date", "") for r in g.records)
+
+
+def paper_actions(row: str, g: Group) -> bool:
+    """The group trains in the action space the paper used for this policy (Push-T has one action space)."""
+    want = PAPER_ACTION_MODE.get(row)
+    return want is None or g.env == "pusht" or all(r.get("action_mode") in (None, want) for r in g.records)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One table cell: the chosen group of records (None: no record), how many other configurations of the
+    same policy, task and variant exist on record, and the paper's numbers (None: not reported)."""
+
+    group: Group | None
+    alternatives: int
+    paper: dict[str, Any] | None
+
+
+def fill_cells(
+    records: list[dict[str, Any]], kind: str, envs: list[str] | None = None
+) -> tuple[list[str], list[Column], dict[tuple, Cell]]:
+    """The rows (the paper's policies, then any other policy on record), the columns (only ``envs``' when
+    given) and the cells of one table.
+
+    A cell holds one configuration, chosen in this order: the paper's action space for that policy (DP
+    absolute, the baselines delta), today's evaluation protocol, the most seeds, the newest.
+    ``dpbench table`` (the pivot layout) shows every configuration."""
+    cols = [c for c in paper_columns(kind) if envs is None or c[0] in envs]
+    paper = paper_values(kind)
+    buckets: dict[tuple[str, Column], list[Group]] = {}
+    for g in group_records(records):
+        if TABLE_OF_OBS.get(g.obs) != kind:
+            continue
+        col = (g.env, data_variant(g.dataset_kind))
+        if col not in cols:
+            continue
+        buckets.setdefault((PAPER_POLICY_NAMES.get(g.policy, g.policy), col), []).append(g)
+    extra = sorted({row for row, _ in buckets} - set(PAPER_ROWS))
+    rows = [*PAPER_ROWS, *extra]
+    cells = {}
+    for row in rows:
+        for col in cols:
+            found = sorted(
+                buckets.get((row, col), []),
+                key=lambda g, row=row: (paper_actions(row, g), current(g), g.seeds, newest(g)),
+                reverse=True,
+            )
+            cells[(row, col)] = Cell(found[0] if found else None, max(len(found) - 1, 0), paper.get((row, col)))
+    return rows, cols, cells
