@@ -153,11 +153,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sweep", help="run the grid described by a YAML file (schema: dpbench/sweep/spec.py)")
     p.add_argument(
-        "config", help="sweep YAML: policies, envs, obs, seeds, preset, dataset, out, set, per_policy, per_cell"
+        "config",
+        help="sweep YAML: policies, envs, obs, seeds, seed_start, preset, dataset, out, device, video, set, "
+        "per_policy, per_cell, grids (schema: dpbench/sweep/spec.py)",
     )
     p.add_argument("--out", default=None, help="results dir (overrides the file's `out`)")
     p.add_argument(
-        "--dry-run", action="store_true", help="check the grid and list its cells (done / resume / new); run nothing"
+        "--dry-run",
+        action="store_true",
+        help="check the grid and list its cells (done / running / resume / new / blocked) with estimated "
+        "CPU-minutes from the records' measured rates, and the total; writes, collects and runs nothing",
     )
     _grid_options(p)
     p.set_defaults(func=cmd_sweep)

@@ -143,19 +143,22 @@ def _run_sweep(sweep, args: argparse.Namespace) -> int:
         raise DpbenchError("--address is the Ray cluster's address; use it with --backend ray")
     if args.backend == "ray":
         import_ray()  # missing Ray: say so before loading anything
-    _check_writable(sweep.out)
     specs = sweep.specs(_command_line(args.argv), progress=not args.quiet)
-    if getattr(args, "dry_run", False):  # collects nothing: missing datasets are listed, not fetched
+    if getattr(args, "dry_run", False):  # writes, collects and runs nothing: missing datasets are listed
         from dpbench.host import usable_cores
         from dpbench.records import load_records
         from dpbench.sweep.cells import plan_all
-        from dpbench.sweep.estimate import dry_run_report
+        from dpbench.sweep.estimate import RESULTS, dry_run_report
 
         planned = plan_all(specs)
+        # rates: the sweep's records, and the checkout's results/ when the sweep writes elsewhere
+        dirs = dict.fromkeys(p.resolve() for p in (sweep.out, RESULTS) if (p / "records").is_dir())
+        records = list({r["cell_id"]: r for d in dirs for r in load_records(d)[0]}.values())
         print(f"[dpbench] {len(planned)} cell(s) in {getattr(args, 'config', None) or 'the grid'}, nothing run:")
-        for line in dry_run_report(planned, load_records(sweep.out)[0], args.workers or usable_cores()):
+        for line in dry_run_report(planned, records, args.workers or usable_cores()):
             print(line)
         return 0
+    _check_writable(sweep.out)
     cells = prepare_all(specs)
     for line in describe(cells):
         print(line)

@@ -3,8 +3,12 @@ and nothing collected or run."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from types import SimpleNamespace
 
+import pytest
 import yaml
 from test_tables import make_record
 
@@ -82,12 +86,17 @@ def test_dry_run_collects_nothing_and_names_what_cannot_run(tmp_path, monkeypatc
     text = capsys.readouterr().out
     lines = text.splitlines()
     square = [line for line in lines if "diffusion square/low_dim" in line]
-    transport = [line for line in lines if "diffusion transport/low_dim" in line]
+    transport = [line for line in lines if "transport/low_dim" in line]
     assert len(square) == 2 and all(line.startswith("  new ") and "not collected yet" in line for line in square)
-    assert len(transport) == 2 and all(line.startswith("  blocked") for line in transport)
+    # the blocked cells of one task and reason share one line
+    assert (
+        len(transport) == 1
+        and transport[0].startswith("  blocked")
+        and "2 cell(s) (diffusion 0, diffusion 1)" in transport[0]
+    )
     assert "no scripted demonstrator for 'transport'" in transport[0]
     assert "2 cell(s) to run" in text and "2 cell(s) cannot run here" in text
-    assert "collecting 1 dataset(s) first" in text
+    assert "the collection of 1 dataset(s) first is not included" in text
     assert not cache.exists() or not any(cache.rglob("*.hdf5"))  # nothing collected
 
 
@@ -146,3 +155,57 @@ def test_rates_prefer_current_uncontended_records():
     assert rate.seconds == 500.0 / 5000  # only the clean record's 0.1 s per step
     # with no clean record, the others still give an estimate: median of 0.6 and 0.4
     assert abs(Rates([old, busy], step_ms={}).train_rate("diffusion", "lift", "low_dim", "x").seconds - 0.5) < 1e-12
+
+
+def test_sub_grids_merge_per_policy_deeply_and_keep_cells_that_differ(tmp_path):
+    from dpbench.errors import DpbenchError
+    from dpbench.sweep import Sweep
+
+    cfg = tmp_path / "g.yaml"
+    grid = {
+        "policies": ["bc", "lstm_gmm"],
+        "seeds": 1,
+        "per_policy": {"bc": {"set": {"train.steps": 1000}}, "lstm_gmm": {"dataset": "scripted-delta"}},
+        "grids": [
+            {"envs": ["lift"], "policies": ["bc"], "per_policy": {"bc": {"set": {"train.lr": 0.001}}}},
+            {"envs": ["lift"], "policies": ["bc"], "set": {"train.steps": 6000}},
+            {"envs": ["lift"], "policies": ["bc"], "preset": "smoke"},
+        ],
+    }
+    cfg.write_text(yaml.safe_dump(grid))
+    specs = Sweep.from_yaml(cfg).specs()
+    assert [s.preset for s in specs] == ["quick", "quick", "smoke"]  # cells that differ only in settings: all kept
+    specs = specs[:2]
+    # top-level per_policy reaches a sub-grid without lstm_gmm, and its set merges with the sub-grid's own
+    assert [s.overrides for s in specs] == [
+        {"train.steps": "1000", "train.lr": "0.001"},
+        {"train.steps": "1000"},  # per_policy's set applies over the sub-grid's set, as in a single grid
+    ]
+    cfg.write_text("policies: [bc]\ngrids:\n  - {envs: [lift], set: {a: 1}\n")
+    with pytest.raises(DpbenchError, match="not valid YAML at line"):
+        Sweep.from_yaml(cfg)
+
+
+def test_a_cell_another_process_trains_now_is_running_not_resume(tmp_path, monkeypatch, capsys):
+    from dpbench.sweep.estimate import _busy
+    from dpbench.sweep.lock import CellLock
+
+    work = tmp_path / "cell"
+    work.mkdir()
+    assert _busy(work) is None and _busy(tmp_path / "missing") is None
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"from dpbench.sweep.lock import CellLock; import time; CellLock({str(work)!r}).acquire(); time.sleep(30)",
+        ]
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while _busy(work) is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _busy(work) is not None
+    finally:
+        holder.kill()
+        holder.wait()
+    assert CellLock(work).acquire()  # and free again once the holder is gone

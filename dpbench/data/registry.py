@@ -124,7 +124,7 @@ def _resolve_robomimic(
         if task_name not in PLANNERS:
             raise DpbenchError(
                 f"no scripted demonstrator for '{task_name}' yet (there are: {', '.join(PLANNERS)}); train on a "
-                f"robomimic {task_name} low_dim.hdf5 with --dataset PATH"
+                f"robomimic {task_name} low_dim.hdf5 with --dataset PATH (in a sweep file: dataset: PATH)"
             )
         variant, action_mode = ROBOMIMIC_SCRIPTED[dataset]
         cameras = tuple(sorted(k[: -len("_image")] for k in (keys or ()) if k.endswith("_image")))

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
 
+from dpbench.data.registry import ROBOMIMIC_SCRIPTED
 from dpbench.errors import DatasetMissing, DpbenchError
 from dpbench.policies import available_policies, get_policy_class
 from dpbench.records import read_record
@@ -82,6 +83,7 @@ class PlannedCell:
     cell: PreparedCell | None
     problem: str = ""
     blocked: bool = False
+    action_mode: str | None = None  # the dataset's (robomimic abs | delta), known from its name before it exists
 
 
 def plan_all(specs: list[CellSpec]) -> list[PlannedCell]:
@@ -104,7 +106,8 @@ def plan_all(specs: list[CellSpec]) -> list[PlannedCell]:
         try:
             cell = prepare(spec, data.get(key), collect=False)
         except DatasetMissing as exc:
-            planned.append(PlannedCell(spec, configs[id(spec)], None, f"{exc} ({exc.path})"))
+            mode = ROBOMIMIC_SCRIPTED.get(spec.dataset or "scripted", (None, "abs"))[1] if spec.env != "pusht" else None
+            planned.append(PlannedCell(spec, configs[id(spec)], None, f"{exc} ({exc.path})", action_mode=mode))
             continue
         except DpbenchError as exc:
             planned.append(PlannedCell(spec, configs[id(spec)], None, str(exc), blocked=True))

@@ -99,7 +99,8 @@ class Rates:
     def __init__(self, records: list[dict[str, Any]], step_ms: dict[tuple[str, str], float] | None = None) -> None:
         self.step_ms = env_step_ms() if step_ms is None else step_ms
         self.train: dict[tuple[str, str, str], list[tuple[str, float]]] = defaultdict(list)
-        self.episode: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+        # evaluation seconds per episode, with the action mode the record trained in (None: Push-T)
+        self.episode: dict[tuple[str, str, str], list[tuple[str | None, float]]] = defaultdict(list)
         by_key: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
         for r in records:
             if r.get("hardware", {}).get("device", "cpu") == "cpu" and r.get("history"):
@@ -115,7 +116,7 @@ class Rates:
             evals = [h["eval_seconds"] for h in r["history"] if h.get("eval_seconds")]
             episodes = r.get("config", {}).get("train", {}).get("eval_episodes")
             if evals and episodes:
-                self.episode[key].append(median(evals) * threads / episodes)
+                self.episode[key].append((r.get("action_mode"), median(evals) * threads / episodes))
 
     def train_rate(self, policy: str, env: str, obs: str, chash: str) -> Rate | None:
         """CPU-seconds per training step."""
@@ -133,18 +134,22 @@ class Rates:
                 return Rate(median(s for _, s in other), f"from {', '.join(sorted({e for e, _ in other}))}")
         return None
 
-    def episode_rate(self, policy: str, env: str, obs: str) -> Rate | None:
-        """CPU-seconds per evaluation episode."""
-        same = self.episode.get((policy, env, obs))
+    def episode_rate(self, policy: str, env: str, obs: str, action_mode: str | None = None) -> Rate | None:
+        """CPU-seconds per evaluation episode. Records in the cell's ``action_mode`` first: a policy that
+        fails in one action space runs its episodes to the horizon, and one that succeeds stops early."""
+        same = self.episode.get((policy, env, obs), [])
+        matching = [v for m, v in same if m == action_mode]
+        if matching:
+            return Rate(median(matching), f"{len(matching)} record(s)")
         if same:
-            return Rate(median(same), f"{len(same)} record(s)")
+            return Rate(median(v for _, v in same), f"{len(same)} record(s) in another action space")
         horizon = get_task(env).max_episode_steps
         for similar in (lambda o: o == obs, lambda o: OBS_KIND.get(o) == OBS_KIND.get(obs)):
             scaled = []
             for (p, e, o), values in sorted(self.episode.items()):
                 if p != policy or not similar(o):
                     continue
-                per_step = median(values) / get_task(e).max_episode_steps
+                per_step = median(v for _, v in values) / get_task(e).max_episode_steps
                 here, there = self.step_ms.get((env, obs)), self.step_ms.get((e, o))
                 if here is not None and there is not None:  # the policy's share per step, plus this env's step
                     per_step = max(per_step - there / 1000, 0.0) + here / 1000
@@ -154,9 +159,12 @@ class Rates:
         return None
 
 
-def estimate_cell(policy: str, env: str, obs: str, tcfg: Any, chash: str, rates: Rates) -> CellEstimate:
-    """A cell's CPU-minutes at ``tcfg``'s schedule (see the module docstring)."""
-    train, episode = rates.train_rate(policy, env, obs, chash), rates.episode_rate(policy, env, obs)
+def estimate_cell(
+    policy: str, env: str, obs: str, tcfg: Any, chash: str, rates: Rates, action_mode: str | None = None
+) -> CellEstimate:
+    """A cell's CPU-minutes at ``tcfg``'s schedule (see the module docstring); ``action_mode``: the dataset's
+    (robomimic abs | delta; None for Push-T)."""
+    train, episode = rates.train_rate(policy, env, obs, chash), rates.episode_rate(policy, env, obs, action_mode)
     n_evals = evaluation_count(tcfg.steps, tcfg.eval_every, tcfg.eval_after)
     episodes = n_evals * tcfg.eval_episodes + tcfg.heldout_episodes
     basis = f"train: {train.basis if train else 'no record'}; eval: {episode.basis if episode else 'no record'}"
@@ -174,27 +182,47 @@ def format_minutes(minutes: float | None) -> str:
     return f"~{minutes:.0f} min" if minutes < 120 else f"~{minutes / 60:.1f} h"
 
 
+def _busy(workdir: Path) -> str | None:
+    """The holder of a cell's lock when another process is training it now, else None."""
+    from dpbench.sweep.lock import CellLock
+
+    if not workdir.exists():
+        return None
+    lock = CellLock(workdir)
+    if lock.acquire():
+        lock.release()
+        return None
+    return lock.holder()
+
+
 def dry_run_report(planned: list[Any], records: list[dict[str, Any]], cores: int) -> list[str]:
     """The lines of ``dpbench sweep --dry-run``: one per cell (state, estimated CPU-minutes, cell id or what
-    is missing, and the rates' basis), then the totals and the wall time on ``cores`` cores, one cell per
-    core. ``planned``: ``dpbench.sweep.cells.PlannedCell`` s; ``records``: the records that give the rates."""
+    is missing, and the rates' basis), one per group of cells that cannot run here, then the totals and
+    the wall time on ``cores`` cores, one cell per core. States: done, running (another process holds the
+    cell now), resume (estimated as a whole cell: an upper bound), new, blocked. ``planned``:
+    ``dpbench.sweep.cells.PlannedCell`` s; ``records``: the records that give the rates."""
     from dpbench.train import RESUME_FILE
 
     rates = Rates(records)
-    lines, todo, unknown, blocked, collect = [], [], 0, 0, set()
+    lines, todo, unknown, collect = [], [], 0, set()
+    blocked: dict[tuple[str, str], list[str]] = {}
     train_total = eval_total = 0.0
     for p in planned:
         spec, cfg = p.spec, p.config
         name = f"{cfg.policy_cls.name} {spec.env}/{cfg.obs} seed {spec.seed}"
         if p.blocked:
-            blocked += 1
-            lines.append(f"  {'blocked':<8}{'':<22}{name}: {p.problem}")
+            blocked.setdefault((f"{spec.env}/{cfg.obs}", p.problem), []).append(f"{cfg.policy_cls.name} {spec.seed}")
             continue
         if p.cell is not None and p.cell.record_path.exists():
             lines.append(f"  {'done':<8}{'':<22}{p.cell.cell_id}")
             continue
+        holder = _busy(p.cell.workdir) if p.cell is not None else None
+        if holder is not None:
+            lines.append(f"  {'running':<8}{'':<22}{p.cell.cell_id}  [held by {holder}]")
+            continue
         state = "resume" if p.cell is not None and (p.cell.workdir / RESUME_FILE).exists() else "new"
-        est = estimate_cell(cfg.policy_cls.name, spec.env, cfg.obs, cfg.tcfg, cfg.chash, rates)
+        action_mode = p.cell.action_mode if p.cell is not None else p.action_mode
+        est = estimate_cell(cfg.policy_cls.name, spec.env, cfg.obs, cfg.tcfg, cfg.chash, rates, action_mode)
         todo.append(est)
         if est.total_min is None:
             unknown += 1
@@ -208,16 +236,22 @@ def dry_run_report(planned: list[Any], records: list[dict[str, Any]], cores: int
             f"({est.train_min:.0f} + {est.eval_min:.0f})" if est.total_min is not None and est.total_min < 120 else ""
         )
         lines.append(f"  {state:<8}{format_minutes(est.total_min):<9}{split:<13}{what}  [{est.basis}]")
+    for (task, problem), cells in blocked.items():
+        lines.append(f"  {'blocked':<8}{'':<22}{task}, {len(cells)} cell(s) ({', '.join(cells)}): {problem}")
     total = train_total + eval_total
-    summary = (
-        f"[dpbench] estimate: {len(todo)} cell(s) to run, {total / 60:.1f} CPU-hours "
-        f"(training {train_total / 60:.1f}, evaluation {eval_total / 60:.1f}); on {cores} core(s), one cell "
-        f"per core at one torch thread, about {total / 60 / max(cores, 1):.1f} h of wall time"
-    )
-    if unknown:
-        summary += f"; {unknown} cell(s) without a measured rate are not counted"
+    known = len(todo) - unknown
+    if known:
+        summary = (
+            f"[dpbench] estimate: {len(todo)} cell(s) to run; {known} with a measured rate take {total / 60:.1f} "
+            f"CPU-hours (training {train_total / 60:.1f}, evaluation {eval_total / 60:.1f}): on {cores} core(s), "
+            f"one cell per core at one torch thread, about {total / 60 / max(cores, 1):.1f} h of wall time"
+        )
+    else:
+        summary = f"[dpbench] estimate: {len(todo)} cell(s) to run, none with a measured rate (no record of them yet)"
+    if unknown and known:
+        summary += f"; {unknown} cell(s) without one are not counted"
     if collect:
-        summary += f"; not counted either: collecting {len(collect)} dataset(s) first"
+        summary += f"; the collection of {len(collect)} dataset(s) first is not included"
     if blocked:
-        summary += f"; {blocked} cell(s) cannot run here"
-    return [*lines, summary + ". (minutes per cell: training + evaluation, CPU-minutes; see dpbench.sweep.estimate)"]
+        summary += f"; {sum(len(c) for c in blocked.values())} cell(s) cannot run here (blocked)"
+    return [*lines, summary + ". Minutes per cell: CPU-minutes, training + evaluation (dpbench.sweep.estimate)."]

@@ -88,7 +88,10 @@ class Sweep:
         except OSError as exc:
             raise DpbenchError(f"cannot read sweep file {path}: {exc.strerror}") from None
         except yaml.YAMLError as exc:
-            raise DpbenchError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise DpbenchError(f"{path}: not valid YAML{where} ({problem})") from None
         if not isinstance(doc, dict):
             raise DpbenchError(f"{path}: a sweep file is a mapping with at least 'policies'")
         _check_keys(doc, cls.TOP_KEYS, str(path))
@@ -104,7 +107,15 @@ class Sweep:
             merged = {**doc, **grid}
             merged["set"] = {**(doc.get("set") or {}), **(grid.get("set") or {})}
             top_pp, grid_pp = doc.get("per_policy") or {}, grid.get("per_policy") or {}
-            merged["per_policy"] = {k: {**(top_pp.get(k) or {}), **(grid_pp.get(k) or {})} for k in {*top_pp, *grid_pp}}
+            if not isinstance(top_pp, dict) or not isinstance(grid_pp, dict):
+                raise DpbenchError(f"{where}: per_policy is a mapping (policy: settings)")
+            policies = set(_names(merged.get("policies") or [], f"{where}: policies"))
+            # the top level's per_policy covers the policies this sub-grid has; its own must all match
+            names = [k for k in dict.fromkeys([*top_pp, *grid_pp]) if k in grid_pp or k in policies]
+            merged["per_policy"] = {}
+            for k in names:
+                top, own = dict(top_pp.get(k) or {}), dict(grid_pp.get(k) or {})
+                merged["per_policy"][k] = {**top, **own, "set": {**(top.get("set") or {}), **(own.get("set") or {})}}
             merged["per_cell"] = [*(doc.get("per_cell") or []), *(grid.get("per_cell") or [])]
             parts.append(cls._from_doc(merged, where))
         whole = parts[0]
@@ -150,13 +161,14 @@ class Sweep:
     def specs(self, command: str = "", progress: bool = True) -> list[CellSpec]:
         """Every cell of the grid, overrides applied, in policy, env, obs, seed order (duplicates dropped).
         ``command`` and ``progress`` are copied into each spec; a sweep of sub-grids lists each sub-grid's
-        cells in turn (a cell in two sub-grids with the same dataset, once). Raises DpbenchError for
-        per-policy or per-cell entries that match nothing."""
+        cells in turn (a cell that two sub-grids give with the same dataset, preset and overrides, once).
+        Raises DpbenchError for per-policy or per-cell entries that match nothing."""
         if self.parts:
             specs, seen_cells = [], set()
             for part in self.parts:
                 for spec in part.specs(command, progress):
-                    key = (spec.policy, spec.env, spec.obs, spec.seed, spec.dataset)
+                    key = (spec.policy, spec.env, spec.obs, spec.seed, spec.dataset, spec.preset)
+                    key += tuple(sorted(spec.overrides.items()))
                     if key not in seen_cells:
                         seen_cells.add(key)
                         specs.append(spec)
