@@ -156,7 +156,9 @@ class WallTimes:
 
     train_s: float  # training, evaluations excluded
     eval_s: float  # every evaluation: periodic, final and held-out
-    total_s: float  # the whole cell, data preparation and checkpoint writing included
+    # The whole cell, data preparation and checkpoint writing included; for a cell resumed after a stop, at least
+    # its training plus evaluations over all its processes (the stopped process's overhead is not known).
+    total_s: float
     # Whether other processes shared the cores: ContentionMeter.summary() over training and over evaluation.
     contention_train: dict[str, Any]
     contention_eval: dict[str, Any]

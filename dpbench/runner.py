@@ -177,7 +177,7 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
         store, arrays, train_eps, policy.horizon, policy.n_obs_steps, *policy.sequence_padding()
     )
 
-    eval_seconds = [0.0]
+    extra_eval_s = [0.0]  # evaluations outside the history: a final one after a resume, and the held-out one
     last_eval: list[Any] = [None]
     # Whether other jobs shared the cores while this cell trained and evaluated (records' wall.contention).
     train_meter, eval_meter = ContentionMeter(), ContentionMeter()
@@ -188,7 +188,6 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
         res = evaluate(p, task, mode, n_episodes=cell.tcfg.eval_episodes, sampling_seed=spec.seed)
         eval_meter.stop()
         train_meter.start()
-        eval_seconds[0] += res.wall_s
         last_eval[0] = res
         return {
             "score": res.score,
@@ -214,10 +213,12 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
             sampling_seed=spec.seed,
             video_path=(cell.workdir / "rollouts.gif") if spec.video else None,
         )
-        eval_seconds[0] += final.wall_s
+        extra_eval_s[0] += final.wall_s
     heldout = heldout_evaluation(cell, eval_policy, state.history)
     if heldout is not None:
-        eval_seconds[0] += heldout["wall_s"]
+        extra_eval_s[0] += heldout["wall_s"]
+    # every periodic evaluation of the run, those of a process that was stopped and resumed included
+    eval_s = sum(h.get("eval_seconds", 0.0) for h in state.history) + extra_eval_s[0]
     ckpt = save_policy(
         eval_policy,
         cell.workdir / "policy.safetensors",
@@ -265,8 +266,9 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
         ),
         wall=WallTimes(
             train_s=state.train_seconds,
-            eval_s=eval_seconds[0],
-            total_s=time.perf_counter() - t_start,
+            eval_s=eval_s,
+            # a resumed cell: this process's time, or the work of all its processes if that is more
+            total_s=max(time.perf_counter() - t_start, state.train_seconds + eval_s),
             contention_train=train_meter.summary(torch.get_num_threads()),
             contention_eval=eval_meter.summary(torch.get_num_threads()),
         ),

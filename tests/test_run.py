@@ -87,6 +87,11 @@ def test_rerun_skips_finished_seeds_and_resumes_unfinished(tmp_path, tiny_pusht_
     assert _run(out, tiny_pusht_hdf5, "--seeds", "1") == 0
     resumed = _records(out)[0]
     assert resumed["history"][-1]["score"] == first["history"][-1]["score"]
+    # its wall times count the stopped process's training and evaluations too
+    wall = resumed["wall"]
+    assert wall["train_s"] == pytest.approx(first["wall"]["train_s"], abs=0.2)
+    assert wall["eval_s"] >= sum(h["eval_seconds"] for h in resumed["history"]) - 0.1
+    assert wall["total_s"] >= wall["train_s"] + wall["eval_s"] - 0.2
     # a finished record is reused as is
     assert _run(out, tiny_pusht_hdf5, "--seeds", "1") == 0
     assert _records(out)[0]["date"] == resumed["date"]
