@@ -164,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="check the grid and list its cells (done / running / resume / new / blocked) with estimated "
         "CPU-minutes from the records' measured rates, and the total; writes, collects and runs nothing",
     )
+    p.add_argument(
+        "--skip-blocked",
+        action="store_true",
+        help="run the cells that can run here and list the others (a task without a scripted demonstrator, a "
+        "missing dataset file) instead of refusing the whole grid; unknown names are still errors",
+    )
     _grid_options(p)
     p.set_defaults(func=cmd_sweep)
 

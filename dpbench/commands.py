@@ -159,7 +159,12 @@ def _run_sweep(sweep, args: argparse.Namespace) -> int:
             print(line)
         return 0
     _check_writable(sweep.out)
-    cells = prepare_all(specs)
+    skipped: list[str] | None = [] if getattr(args, "skip_blocked", False) else None
+    cells = prepare_all(specs, skipped)
+    for line in skipped or []:
+        print(f"[dpbench] skipped {line}")
+    if not cells:
+        raise DpbenchError("no cell of the grid can run here (each is listed above as skipped)")
     for line in describe(cells):
         print(line)
     records = run_grid(cells, backend=args.backend, workers=args.workers, address=args.address, progress=not args.quiet)

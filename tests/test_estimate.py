@@ -209,3 +209,22 @@ def test_a_cell_another_process_trains_now_is_running_not_resume(tmp_path, monke
         holder.kill()
         holder.wait()
     assert CellLock(work).acquire()  # and free again once the holder is gone
+
+
+def test_skip_blocked_keeps_the_cells_that_can_run(tmp_path, tiny_pusht_hdf5):
+    from dpbench.errors import DpbenchError
+    from dpbench.runner import CellSpec
+    from dpbench.sweep.cells import prepare_all
+
+    specs = [
+        CellSpec(policy="bc", env="pusht", seed=0, preset="smoke", dataset=str(tiny_pusht_hdf5), out=tmp_path),
+        CellSpec(policy="bc", env="transport", seed=0, preset="smoke", obs="low_dim", out=tmp_path),
+    ]
+    with pytest.raises(DpbenchError, match="no scripted demonstrator for 'transport'"):
+        prepare_all(specs)  # by default the whole grid is refused
+    skipped: list[str] = []
+    cells = prepare_all(specs, skipped)
+    assert [c.spec.env for c in cells] == ["pusht"]
+    assert len(skipped) == 1 and skipped[0].startswith("bc transport/low_dim seed 0: no scripted demonstrator")
+    with pytest.raises(DpbenchError, match="unknown env"):  # a typo is never skipped
+        prepare_all([CellSpec(policy="bc", env="pushtt", seed=0, out=tmp_path)], [])

@@ -49,10 +49,12 @@ def _check_names(specs: list[CellSpec]) -> dict[str, None]:
     return problems
 
 
-def prepare_all(specs: list[CellSpec]) -> list[PreparedCell]:
+def prepare_all(specs: list[CellSpec], skipped: list[str] | None = None) -> list[PreparedCell]:
     """Resolve every cell before any starts: all unknown policy and env names in one error, then each
     cell's preset, overrides, obs mode and dataset. Datasets are loaded once per (env, obs, dataset).
-    Cells that resolve to the same cell id are kept once. Raises one DpbenchError naming every problem."""
+    Cells that resolve to the same cell id are kept once. Raises one DpbenchError naming every problem;
+    with a ``skipped`` list, a cell whose config or dataset cannot be resolved (a task without a
+    demonstrator, say) is left out and described there instead (unknown names still raise)."""
     problems = _check_names(specs)
     if problems:
         raise DpbenchError("; ".join(problems))
@@ -63,7 +65,10 @@ def prepare_all(specs: list[CellSpec]) -> list[PreparedCell]:
         try:
             cell = prepare(spec, data.get(key))
         except DpbenchError as exc:
-            problems[str(exc)] = None
+            if skipped is not None:
+                skipped.append(f"{spec.policy} {spec.env}/{spec.obs or 'default'} seed {spec.seed}: {exc}")
+            else:
+                problems[str(exc)] = None
             continue
         data[key] = cell.data
         cells.setdefault(cell.cell_id, cell)
