@@ -211,8 +211,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     sweep = Sweep.from_yaml(Path(args.config))
     if args.out:
-        for grid in (sweep, *sweep.parts):
-            grid.out = Path(args.out)
+        sweep.out = Path(args.out)
     return _run_sweep(sweep, args)
 
 

@@ -97,7 +97,7 @@ def paper_layout(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
     if actions:
         notes.append(
             "ᵈ trained in another action space than the paper's for this policy (DP: absolute; LSTM-GMM, IBC, "
-            "BET: delta): no record in the paper's exists."
+            "BET: delta): no record in the paper's action space exists for this cell."
         )
     headers = ["policy", *(column_label(c) for c in cols)]
     return Table(headers, body, notes, label_cols=1)

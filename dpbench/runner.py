@@ -119,10 +119,12 @@ def resolve_config(spec: CellSpec) -> CellConfig:
     return CellConfig(obs, policy_cls, pcfg, tcfg, chash)
 
 
-def prepare(spec: CellSpec, data: DatasetRef | None = None, collect: bool = True) -> PreparedCell:
-    """Resolve names, configs and the dataset (collected on first use, or with ``collect=False`` DatasetMissing);
-    fail early on anything a user can fix."""
-    cfg = resolve_config(spec)
+def prepare(
+    spec: CellSpec, data: DatasetRef | None = None, collect: bool = True, config: CellConfig | None = None
+) -> PreparedCell:
+    """Resolve names, configs (``config``: already resolved by ``resolve_config``) and the dataset (collected on
+    first use, or with ``collect=False`` DatasetMissing); fail early on anything a user can fix."""
+    cfg = config or resolve_config(spec)
     task = get_task(spec.env)
     if data is None:
         keys = task.obs_mode(cfg.obs).dataset_keys
@@ -177,7 +179,7 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
         store, arrays, train_eps, policy.horizon, policy.n_obs_steps, *policy.sequence_padding()
     )
 
-    extra_eval_s = [0.0]  # evaluations outside the history: a final one after a resume, and the held-out one
+    extra_eval_s = 0.0  # evaluations outside the history: a final one after a resume, and the held-out one
     last_eval: list[Any] = [None]
     # Whether other jobs shared the cores while this cell trained and evaluated (records' wall.contention).
     train_meter, eval_meter = ContentionMeter(), ContentionMeter()
@@ -213,12 +215,12 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
             sampling_seed=spec.seed,
             video_path=(cell.workdir / "rollouts.gif") if spec.video else None,
         )
-        extra_eval_s[0] += final.wall_s
+        extra_eval_s += final.wall_s
     heldout = heldout_evaluation(cell, eval_policy, state.history)
     if heldout is not None:
-        extra_eval_s[0] += heldout["wall_s"]
+        extra_eval_s += heldout["wall_s"]
     # every periodic evaluation of the run, those of a process that was stopped and resumed included
-    eval_s = sum(h.get("eval_seconds", 0.0) for h in state.history) + extra_eval_s[0]
+    eval_s = sum(h.get("eval_seconds", 0.0) for h in state.history) + extra_eval_s
     ckpt = save_policy(
         eval_policy,
         cell.workdir / "policy.safetensors",

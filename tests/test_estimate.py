@@ -173,7 +173,10 @@ def test_sub_grids_merge_per_policy_deeply_and_keep_cells_that_differ(tmp_path):
         ],
     }
     cfg.write_text(yaml.safe_dump(grid))
-    specs = Sweep.from_yaml(cfg).specs()
+    sweep = Sweep.from_yaml(cfg)
+    sweep.out = tmp_path / "elsewhere"  # what --out does: every sub-grid's cells follow
+    specs = sweep.specs()
+    assert {s.out for s in specs} == {tmp_path / "elsewhere"}
     assert [s.preset for s in specs] == ["quick", "quick", "smoke"]  # cells that differ only in settings: all kept
     specs = specs[:2]
     # top-level per_policy reaches a sub-grid without lstm_gmm, and its set merges with the sub-grid's own
@@ -205,9 +208,12 @@ def test_a_cell_another_process_trains_now_is_running_not_resume(tmp_path, monke
         while _busy(work) is None and time.monotonic() < deadline:
             time.sleep(0.1)
         assert _busy(work) is not None
+        written = (work / "lock").read_text()
+        assert _busy(work) is not None and (work / "lock").read_text() == written  # the probe writes nothing
     finally:
         holder.kill()
         holder.wait()
+    assert _busy(work) is None and (work / "lock").read_text() == written
     assert CellLock(work).acquire()  # and free again once the holder is gone
 
 
@@ -228,3 +234,6 @@ def test_skip_blocked_keeps_the_cells_that_can_run(tmp_path, tiny_pusht_hdf5):
     assert len(skipped) == 1 and skipped[0].startswith("bc transport/low_dim seed 0: no scripted demonstrator")
     with pytest.raises(DpbenchError, match="unknown env"):  # a typo is never skipped
         prepare_all([CellSpec(policy="bc", env="pushtt", seed=0, out=tmp_path)], [])
+    bad = CellSpec(policy="bc", env="transport", seed=0, obs="low_dim", overrides={"train.stepz": "1"}, out=tmp_path)
+    with pytest.raises(DpbenchError, match="stepz"):  # nor is a bad override, even on a blocked task
+        prepare_all([specs[0], bad], [])

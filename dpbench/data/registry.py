@@ -130,7 +130,7 @@ def _resolve_robomimic(
         cameras = tuple(sorted(k[: -len("_image")] for k in (keys or ()) if k.endswith("_image")))
         path = scripted_robomimic_path(task_name, variant, cameras, action_mode=action_mode)
         if not path.exists() and not collect:
-            raise DatasetMissing(f"{dataset} {task_name} demos not collected yet", portable_path(path))
+            raise DatasetMissing(f"{dataset} {task_name} demos not collected yet", portable_path(path), action_mode)
         if not path.exists():
             print(
                 f"[dpbench] collecting {DEFAULT_SCRIPTED_EPISODES} scripted {task_name} ({variant}, {action_mode}) "

@@ -9,7 +9,6 @@ from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
 
-from dpbench.data.registry import ROBOMIMIC_SCRIPTED
 from dpbench.errors import DatasetMissing, DpbenchError
 from dpbench.policies import available_policies, get_policy_class
 from dpbench.records import read_record
@@ -49,32 +48,55 @@ def _check_names(specs: list[CellSpec]) -> dict[str, None]:
     return problems
 
 
-def prepare_all(specs: list[CellSpec], skipped: list[str] | None = None) -> list[PreparedCell]:
-    """Resolve every cell before any starts: all unknown policy and env names in one error, then each
-    cell's preset, overrides, obs mode and dataset. Datasets are loaded once per (env, obs, dataset).
-    Cells that resolve to the same cell id are kept once. Raises one DpbenchError naming every problem;
-    with a ``skipped`` list, a cell whose config or dataset cannot be resolved (a task without a
-    demonstrator, say) is left out and described there instead (unknown names still raise)."""
+def _resolve_all(
+    specs: list[CellSpec], collect: bool = True
+) -> list[tuple[CellSpec, CellConfig, PreparedCell | DpbenchError]]:
+    """Each cell of a grid with its config and its prepared cell, or the dataset error that stopped it (a task
+    without a demonstrator, a missing file; with ``collect=False`` also DatasetMissing). Unknown names, bad
+    devices and bad configs of every cell raise one DpbenchError before any data is loaded. Datasets are
+    loaded once per (env, obs, dataset); cells that resolve to the same cell id are kept once."""
     problems = _check_names(specs)
+    configs = []
+    for spec in specs if not problems else []:
+        try:
+            configs.append(resolve_config(spec))
+        except DpbenchError as exc:
+            problems[str(exc)] = None
     if problems:
         raise DpbenchError("; ".join(problems))
-    cells: dict[str, PreparedCell] = {}
+    out: list[tuple[CellSpec, CellConfig, PreparedCell | DpbenchError]] = []
     data: dict[tuple, Any] = {}
-    for spec in specs:
+    seen: set[str] = set()
+    for spec, cfg in zip(specs, configs, strict=True):
         key = (spec.env, spec.obs, spec.dataset)
         try:
-            cell = prepare(spec, data.get(key))
+            cell = prepare(spec, data.get(key), collect=collect, config=cfg)
         except DpbenchError as exc:
-            if skipped is not None:
-                skipped.append(f"{spec.policy} {spec.env}/{spec.obs or 'default'} seed {spec.seed}: {exc}")
-            else:
-                problems[str(exc)] = None
+            out.append((spec, cfg, exc))
             continue
         data[key] = cell.data
-        cells.setdefault(cell.cell_id, cell)
+        if cell.cell_id not in seen:
+            seen.add(cell.cell_id)
+            out.append((spec, cfg, cell))
+    return out
+
+
+def prepare_all(specs: list[CellSpec], skipped: list[str] | None = None) -> list[PreparedCell]:
+    """Resolve every cell before any starts: all unknown names and bad configs in one error, then each cell's
+    dataset (collected on first use). Cells that resolve to the same cell id are kept once. Raises one
+    DpbenchError naming every problem; with a ``skipped`` list, a cell whose dataset cannot be had here
+    (a task without a demonstrator, a missing file) is left out and described there instead."""
+    cells, problems = [], {}
+    for spec, cfg, result in _resolve_all(specs):
+        if isinstance(result, PreparedCell):
+            cells.append(result)
+        elif skipped is not None:
+            skipped.append(f"{cfg.policy_cls.name} {spec.env}/{cfg.obs} seed {spec.seed}: {result}")
+        else:
+            problems[str(result)] = None
     if problems:
         raise DpbenchError("; ".join(problems))
-    return list(cells.values())
+    return cells
 
 
 @dataclass(frozen=True)
@@ -94,33 +116,14 @@ class PlannedCell:
 def plan_all(specs: list[CellSpec]) -> list[PlannedCell]:
     """Like ``prepare_all``, but collects nothing: cached datasets are loaded (for exact cell ids and their
     done / resume state), missing ones are reported. Raises one DpbenchError for bad names or configs."""
-    problems = _check_names(specs)
-    configs = {}
-    for spec in specs:
-        try:
-            configs[id(spec)] = resolve_config(spec)
-        except DpbenchError as exc:
-            problems[str(exc)] = None
-    if problems:
-        raise DpbenchError("; ".join(problems))
-    planned: list[PlannedCell] = []
-    data: dict[tuple, Any] = {}
-    seen: set[str] = set()
-    for spec in specs:
-        key = (spec.env, spec.obs, spec.dataset)
-        try:
-            cell = prepare(spec, data.get(key), collect=False)
-        except DatasetMissing as exc:
-            mode = ROBOMIMIC_SCRIPTED.get(spec.dataset or "scripted", (None, "abs"))[1] if spec.env != "pusht" else None
-            planned.append(PlannedCell(spec, configs[id(spec)], None, f"{exc} ({exc.path})", action_mode=mode))
-            continue
-        except DpbenchError as exc:
-            planned.append(PlannedCell(spec, configs[id(spec)], None, str(exc), blocked=True))
-            continue
-        data[key] = cell.data
-        if cell.cell_id not in seen:
-            seen.add(cell.cell_id)
-            planned.append(PlannedCell(spec, configs[id(spec)], cell))
+    planned = []
+    for spec, cfg, result in _resolve_all(specs, collect=False):
+        if isinstance(result, PreparedCell):
+            planned.append(PlannedCell(spec, cfg, result, action_mode=result.action_mode))
+        elif isinstance(result, DatasetMissing):
+            planned.append(PlannedCell(spec, cfg, None, f"{result} ({result.path})", action_mode=result.action_mode))
+        else:
+            planned.append(PlannedCell(spec, cfg, None, str(result), blocked=True))
     return planned
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
@@ -119,44 +120,52 @@ class Rates:
                 self.episode[key].append((r.get("action_mode"), median(evals) * threads / episodes))
 
     def train_rate(self, policy: str, env: str, obs: str, chash: str) -> Rate | None:
-        """CPU-seconds per training step."""
+        """CPU-seconds per training step: this config's records, then this task's, then another task's."""
         same = self.train.get((policy, env, obs), [])
         exact = [s for h, s in same if h == chash]
         if exact:
             return Rate(median(exact), f"{len(exact)} record(s) of this config")
         if same:
             return Rate(median(s for _, s in same), f"{len(same)} record(s), other configs")
-        for similar in (lambda o: o == obs, lambda o: OBS_KIND.get(o) == OBS_KIND.get(obs)):
-            other = [
-                (f"{k[1]}/{k[2]}", s) for k, v in self.train.items() if k[0] == policy and similar(k[2]) for _, s in v
-            ]
+        for alike in _alike(obs):
+            other = {f"{e}/{o}": [s for _, s in v] for (p, e, o), v in self.train.items() if p == policy and alike(o)}
             if other:
-                return Rate(median(s for _, s in other), f"from {', '.join(sorted({e for e, _ in other}))}")
+                return Rate(median(x for v in other.values() for x in v), f"from {', '.join(sorted(other))}")
         return None
 
     def episode_rate(self, policy: str, env: str, obs: str, action_mode: str | None = None) -> Rate | None:
-        """CPU-seconds per evaluation episode. Records in the cell's ``action_mode`` first: a policy that
-        fails in one action space runs its episodes to the horizon, and one that succeeds stops early."""
+        """CPU-seconds per evaluation episode: this task's records in the cell's ``action_mode`` (a policy that
+        fails in one action space runs its episodes to the horizon, and one that succeeds stops early), then
+        in any, then another task's scaled to this one (the module docstring)."""
         same = self.episode.get((policy, env, obs), [])
         matching = [v for m, v in same if m == action_mode]
         if matching:
             return Rate(median(matching), f"{len(matching)} record(s)")
         if same:
             return Rate(median(v for _, v in same), f"{len(same)} record(s) in another action space")
-        horizon = get_task(env).max_episode_steps
-        for similar in (lambda o: o == obs, lambda o: OBS_KIND.get(o) == OBS_KIND.get(obs)):
-            scaled = []
-            for (p, e, o), values in sorted(self.episode.items()):
-                if p != policy or not similar(o):
-                    continue
-                per_step = median(v for _, v in values) / get_task(e).max_episode_steps
-                here, there = self.step_ms.get((env, obs)), self.step_ms.get((e, o))
-                if here is not None and there is not None:  # the policy's share per step, plus this env's step
-                    per_step = max(per_step - there / 1000, 0.0) + here / 1000
-                scaled.append((f"{e}/{o}", per_step * horizon))
+        for alike in _alike(obs):
+            scaled = {
+                f"{e}/{o}": self._scaled(median(v for _, v in values), e, o, env, obs)
+                for (p, e, o), values in sorted(self.episode.items())
+                if p == policy and alike(o)
+            }
             if scaled:
-                return Rate(median(s for _, s in scaled), f"scaled from {', '.join(e for e, _ in scaled)}")
+                return Rate(median(scaled.values()), f"scaled from {', '.join(scaled)}")
         return None
+
+    def _scaled(self, seconds: float, env: str, obs: str, to_env: str, to_obs: str) -> float:
+        """An episode's seconds on ``env``/``obs`` as seconds on ``to_env``/``to_obs``: per step, the policy's
+        share (the measured env step taken off) plus the other env's step, over its horizon."""
+        per_step = seconds / get_task(env).max_episode_steps
+        there, here = self.step_ms.get((env, obs)), self.step_ms.get((to_env, to_obs))
+        if here is not None and there is not None:
+            per_step = max(per_step - there / 1000, 0.0) + here / 1000
+        return per_step * get_task(to_env).max_episode_steps
+
+
+def _alike(obs: str) -> tuple[Callable[[str], bool], ...]:
+    """The fallback order for another task's rates: the same obs mode, then the same kind of observation."""
+    return (lambda o: o == obs, lambda o: OBS_KIND.get(o) == OBS_KIND.get(obs))
 
 
 def estimate_cell(
@@ -183,16 +192,11 @@ def format_minutes(minutes: float | None) -> str:
 
 
 def _busy(workdir: Path) -> str | None:
-    """The holder of a cell's lock when another process is training it now, else None."""
+    """The holder of a cell's lock when another process is training it now, else None (reads only)."""
     from dpbench.sweep.lock import CellLock
 
-    if not workdir.exists():
-        return None
     lock = CellLock(workdir)
-    if lock.acquire():
-        lock.release()
-        return None
-    return lock.holder()
+    return lock.holder() if lock.is_held() else None
 
 
 def dry_run_report(planned: list[Any], records: list[dict[str, Any]], cores: int) -> list[str]:
@@ -221,8 +225,7 @@ def dry_run_report(planned: list[Any], records: list[dict[str, Any]], cores: int
             lines.append(f"  {'running':<8}{'':<22}{p.cell.cell_id}  [held by {holder}]")
             continue
         state = "resume" if p.cell is not None and (p.cell.workdir / RESUME_FILE).exists() else "new"
-        action_mode = p.cell.action_mode if p.cell is not None else p.action_mode
-        est = estimate_cell(cfg.policy_cls.name, spec.env, cfg.obs, cfg.tcfg, cfg.chash, rates, action_mode)
+        est = estimate_cell(cfg.policy_cls.name, spec.env, cfg.obs, cfg.tcfg, cfg.chash, rates, p.action_mode)
         todo.append(est)
         if est.total_min is None:
             unknown += 1

@@ -30,6 +30,21 @@ class CellLock:
         self._fd = fd
         return True
 
+    def is_held(self) -> bool:
+        """Whether another process holds the lock now. Read-only: creates and writes nothing (a shared
+        lock taken and dropped at once fails only while someone holds the exclusive one)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:  # no lock file: nobody has ever held it
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
     def release(self) -> None:
         """Let go of the lock (a no-op when not held)."""
         if self._fd is not None:

@@ -29,7 +29,7 @@ record is ``OUT/records/<cell_id>.json``, its checkpoints ``OUT/work/<cell_id>/`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,8 @@ class Sweep:
     set: dict[str, str] = field(default_factory=dict)
     per_policy: dict[str, dict[str, Any]] = field(default_factory=dict)
     per_cell: list[dict[str, Any]] = field(default_factory=list)
-    parts: list[Sweep] = field(default_factory=list)  # sub-grids (the YAML's `grids`); the grid is their union
+    # Sub-grids (the YAML's `grids`); the grid is their union, with this sweep's out, device and video.
+    parts: list[Sweep] = field(default_factory=list)
 
     TOP_KEYS = (
         "policies",
@@ -166,7 +167,9 @@ class Sweep:
         if self.parts:
             specs, seen_cells = [], set()
             for part in self.parts:
-                for spec in part.specs(command, progress):
+                for part_spec in part.specs(command, progress):
+                    # out, device and video are the whole sweep's (a sub-grid cannot set them)
+                    spec = replace(part_spec, out=self.out, device=self.device, video=self.video)
                     key = (spec.policy, spec.env, spec.obs, spec.seed, spec.dataset, spec.preset)
                     key += tuple(sorted(spec.overrides.items()))
                     if key not in seen_cells:
