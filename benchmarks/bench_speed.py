@@ -1,13 +1,12 @@
-"""Speed benchmark: training throughput against matmul peak, chunk latency, evaluation wall-time.
+"""Speed benchmark: model FLOPs, chunk latency, evaluation wall-time (training speed: bench_train.py).
 
     python benchmarks/bench_speed.py [--policies diffusion,diffusion_flow] [--presets quick,paper]
                                      [--eval] [--out results/perf/speed.json]
 
 One run on one machine measures, per policy and preset:
 
-- the machine's fp32 matmul peak (2048x2048, all torch threads), in GFLOP/s;
-- model FLOPs per training sample (forward + backward, ``torch.utils.flop_counter``) and training
-  samples/s at the preset's batch and at batch 256, hence the fraction of peak;
+- model FLOPs per training sample (forward + backward, ``torch.utils.flop_counter``); training
+  samples/s, against a plain eager step and the peak, is ``benchmarks/bench_train.py``'s job;
 - the latency of one ``predict_action`` call at batch 1 and batch 50 for each sampler (DDPM-100
   and DDIM-10; Euler-1 and midpoint-2 for the flow policy; one call for the baselines), for the
   fast path and, where a policy has one, the plain eager path (``fast_inference=false``), plus
@@ -49,11 +48,6 @@ from dpbench.tasks import get_task
 OBS_DIM, ACTION_DIM = 20, 2  # Push-T keypoints
 
 
-def matmul_peak_gflops(n: int = 2048, repeats: int = 10) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    return 2 * n**3 / median_time(lambda: a @ b, repeats, warmup=3) / 1e9
-
-
 def make_policy(name: str, preset: str, **over: Any) -> tuple[Policy, Any]:
     cls = get_policy_class(name)
     pcfg, tcfg = build_configs(cls, preset, {f"policy.{k}": str(v) for k, v in over.items()})
@@ -78,22 +72,6 @@ def train_flops_per_sample(policy: Policy, batch_size: int = 64) -> float:
         policy.compute_loss(random_batch(policy, batch_size)).backward()
     policy.zero_grad(set_to_none=True)
     return counter.get_total_flops() / batch_size
-
-
-def train_samples_per_s(policy: Policy, batch_size: int, seconds: float) -> float:
-    opt = torch.optim.AdamW(policy.parameters(), lr=1e-4)
-    batch = random_batch(policy, batch_size)
-    policy.train()
-
-    def step() -> None:
-        loss = policy.compute_loss(batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    step()
-    one = median_time(step, 2, warmup=0)
-    return batch_size / median_time(step, int(np.clip(seconds / one, 3, 50)), warmup=0)
 
 
 def chunk_latency_ms(policy: Policy, batch: int, repeats: int) -> float:
@@ -204,13 +182,9 @@ def eval_wall_s(name: str, fast: bool) -> dict[str, float]:
     }
 
 
-def print_table(rows: list[dict[str, Any]], peak: float) -> None:
-    """Training against peak, then every latency column a row has (fast/naive pairs side by side)."""
-    print(f"\nfp32 matmul peak {peak:.1f} GFLOP/s")
-    print(
-        f"{'policy':22s} {'preset':6s} {'params':>7s} {'GFLOP/smp':>9s} {'smp/s b256':>10s} {'% peak':>7s}  "
-        "latency ms (b1 / b50 / b1 on 1 thread)"
-    )
+def print_table(rows: list[dict[str, Any]]) -> None:
+    """Every latency column a row has (fast/naive pairs side by side)."""
+    print(f"\n{'policy':22s} {'preset':6s} {'params':>7s} {'GFLOP/smp':>9s}  latency ms (b1 / b50 / b1 on 1 thread)")
     for r in rows:
         lat = []
         for key in r:
@@ -221,8 +195,8 @@ def print_table(rows: list[dict[str, Any]], peak: float) -> None:
                     f"{r.get(label + '_b1_1thread_ms', float('nan')):g}"
                 )
         print(
-            f"{r['policy']:22s} {r['preset']:6s} {r['params_M']:6.2f}M {r['train_gflop_per_sample']:9.4f} "
-            f"{r['train_b256_samples_per_s']:10.1f} {r['train_b256_pct_peak']:6.1f}%  " + "; ".join(lat)
+            f"{r['policy']:22s} {r['preset']:6s} {r['params_M']:6.2f}M {r['train_gflop_per_sample']:9.4f}  "
+            + "; ".join(lat)
         )
         if "step_floor_matmuls_ms" in r:
             print(
@@ -243,7 +217,6 @@ def main() -> None:
         default="diffusion,diffusion_transformer,diffusion_flow",
         help="the policies measured at the paper preset too (baselines' paper sizes are GPU-only)",
     )
-    ap.add_argument("--seconds", type=float, default=10.0, help="time budget per training measurement")
     ap.add_argument(
         "--eval", action="store_true", help="also time 50-episode Push-T evaluations (quick diffusion policies)"
     )
@@ -265,14 +238,12 @@ def main() -> None:
             print(r)
         return
     threads = torch.get_num_threads()
-    peak = matmul_peak_gflops()
-    print(f"fp32 matmul peak: {peak:.1f} GFLOP/s on {threads} threads", flush=True)
     rows = []
     for name in args.policies.split(","):
         for preset in args.presets.split(","):
             if preset == "paper" and name not in args.paper_policies.split(","):
                 continue
-            policy, tcfg = make_policy(name, preset)
+            policy, _ = make_policy(name, preset)
             flops = train_flops_per_sample(policy)
             row: dict[str, Any] = {
                 "policy": name,
@@ -280,11 +251,6 @@ def main() -> None:
                 "params_M": round(sum(p.numel() for p in policy.parameters()) / 1e6, 2),
             }
             row["train_gflop_per_sample"] = round(flops / 1e9, 4)
-            row["batch_size"] = tcfg.batch_size
-            for batch in sorted({tcfg.batch_size, 256}):
-                sps = train_samples_per_s(policy, batch, args.seconds)
-                row[f"train_b{batch}_samples_per_s"] = round(sps, 1)
-                row[f"train_b{batch}_pct_peak"] = round(100 * sps * flops / 1e9 / peak, 1)
             row.update(latency_rows(name, preset, policy.state_dict(), threads))
             if isinstance(getattr(policy, "model", None), ConditionalUnet1D):
                 row.update(weight_stream_floor(policy))
@@ -296,11 +262,10 @@ def main() -> None:
     report = {
         "command": "python " + " ".join(sys.argv),
         **environment_info(),
-        "matmul_peak_gflops": round(peak, 1),
         "rows": rows,
     }
     write_json_atomic(Path(args.out), report)
-    print_table(rows, peak)
+    print_table(rows)
     print(f"wrote {args.out}")
 
 

@@ -109,6 +109,48 @@ def _to_tensors(batch: dict[str, np.ndarray], device: torch.device) -> dict[str,
     return {k: torch.from_numpy(v).to(device, non_blocking=True) for k, v in batch.items()}
 
 
+def make_optimizer(policy: Policy, cfg: TrainConfig) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW over ``policy.param_groups`` with the warm-up + cosine factor of ``lr_lambda``."""
+    optimizer = torch.optim.AdamW(policy.param_groups(cfg.weight_decay), lr=cfg.lr, betas=tuple(cfg.betas))
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
+
+
+def train_step(
+    policy: Policy,
+    batch: dict[str, torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    ema: EMA | None,
+    cfg: TrainConfig,
+    step: int,
+) -> float:
+    """One optimizer step on ``batch``: loss, backward, optional clipping, AdamW, schedule, EMA. Returns the loss.
+
+    ``step`` (steps done before this one) only names the step in errors. Raises DpbenchError when
+    ``compute_loss`` breaks the contract (not a scalar tensor) or the loss is not finite."""
+    loss = policy.compute_loss(batch)
+    if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
+        raise DpbenchError(
+            f"policy '{policy.name}' broke the contract: compute_loss must return a scalar tensor, "
+            f"got {type(loss).__name__} {tuple(getattr(loss, 'shape', ()))}"
+        )
+    loss_value = float(loss.item())  # the step's one host sync: the finiteness check and the loss log
+    if not math.isfinite(loss_value):
+        raise DpbenchError(
+            f"training diverged: the loss became {loss_value} at step {step + 1}; "
+            "lower train.lr or check the dataset for outliers"
+        )
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip:
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
+    optimizer.step()
+    scheduler.step()
+    if ema is not None:
+        ema.update(policy)
+    return loss_value
+
+
 def train(
     policy: Policy,
     sampler: SequenceSampler,
@@ -129,8 +171,7 @@ def train(
     workdir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    optimizer = torch.optim.AdamW(policy.param_groups(cfg.weight_decay), lr=cfg.lr, betas=tuple(cfg.betas))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
+    optimizer, scheduler = make_optimizer(policy, cfg)
     ema = EMA(policy, cfg.ema_power, cfg.ema_max_decay) if cfg.ema else None
     state = TrainState()
 
@@ -162,28 +203,9 @@ def train(
     try:
         while state.step < cfg.steps:
             batch = _to_tensors(sampler.sample(cfg.batch_size, rng), policy.device)
-            loss = policy.compute_loss(batch)
-            if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
-                raise DpbenchError(
-                    f"policy '{policy.name}' broke the contract: compute_loss must return a scalar tensor, "
-                    f"got {type(loss).__name__} {tuple(getattr(loss, 'shape', ()))}"
-                )
-            loss_value = float(loss.item())  # the step's one host sync: the finiteness check and the loss log
-            if not math.isfinite(loss_value):
-                raise DpbenchError(
-                    f"training diverged: the loss became {loss_value} at step {state.step + 1}; "
-                    "lower train.lr or check the dataset for outliers"
-                )
+            loss_value = train_step(policy, batch, optimizer, scheduler, ema, cfg, state.step)
             state.loss_sum += loss_value
             state.loss_count += 1
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            if ema is not None:
-                ema.update(policy)
             state.step += 1
             bar.update(1)
             if state.step % 20 == 0:
