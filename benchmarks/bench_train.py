@@ -17,14 +17,15 @@ them all; the figure per variant is its median over rounds. Variants:
 - candidates, each on top of ``dpbench`` and kept in dpbench only where this benchmark shows a gain:
   ``foreach`` / ``fused`` (AdamW's multi-tensor and fused CPU kernels), ``channels_last`` (the
   unfold-matmul convolutions of the inference fast path, used for training), ``compile``
-  (``torch.compile`` of the UNet, compile time reported apart).
+  (``torch.compile`` of the UNet, compile time reported apart), ``bf16`` (the loss under CPU
+  autocast to bfloat16: convolutions and matmuls in bf16, weights and optimizer in fp32).
 
-Beside them: the fp32 matmul peak (2048x2048 on the benchmark's threads, measured before and after
-the rounds; the larger is used), the model FLOPs per sample (``torch.utils.flop_counter``, forward +
-backward), hence each variant's fraction of peak. With ``--run-steps N``, a real ``dpbench run``
-(data sampling, batch assembly, the progress bar and the resumable checkpoint included) of the quick
-preset for N steps, whose training steps/s is set against the model-only ``dpbench`` step at the
-same batch.
+Beside them: the fp32 peak (the faster of an MKL matmul and a oneDNN conv1d on the benchmark's
+threads, before and after the rounds; the largest is used), the model FLOPs per sample
+(``torch.utils.flop_counter``, forward + backward), hence each variant's fraction of peak. With
+``--run-steps N``, a real ``dpbench run`` (data sampling, batch assembly, the progress bar and the
+resumable checkpoint included) of the quick preset for N steps, whose training steps/s is set
+against the model-only ``dpbench`` step at the same batch.
 
 Figures vary up to 2x between machines of one kind; compare the ratios within one run.
 """
@@ -53,13 +54,21 @@ from dpbench.results import write_json_atomic
 from dpbench.train import EMA, make_optimizer, train_step
 
 Step = Callable[[], None]
-ALL_VARIANTS = ("plain", "dpbench", "foreach", "fused", "channels_last", "compile")
+ALL_VARIANTS = ("plain", "dpbench", "foreach", "fused", "channels_last", "compile", "bf16")
 
 
-def matmul_peak_gflops(n: int = 2048, repeats: int = 10) -> float:
-    """fp32 GFLOP/s of an n x n matmul on the current torch threads (median of ``repeats``)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    return 2 * n**3 / median_time(lambda: a @ b, repeats, warmup=3) / 1e9
+def peak_gflops(repeats: int = 7) -> dict[str, float]:
+    """fp32 GFLOP/s of two dense kernels on the current torch threads (median of ``repeats``): ``matmul``
+    (2048 x 2048, MKL's sgemm) and ``conv1d`` (oneDNN: batch 256, 256 -> 256 channels, kernel 5, length 16,
+    the quick UNet's widest layer). On AMD CPUs MKL's sgemm runs well below the vector units' peak
+    (about half of oneDNN's conv here), so the larger of the two is the reference."""
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    x, w = torch.randn(256, 256, 16), torch.randn(256, 256, 5)
+    conv_flops = 2 * 256 * 16 * 256 * 256 * 5
+    return {
+        "matmul": round(2 * 2048**3 / median_time(lambda: a @ b, repeats, warmup=3) / 1e9, 1),
+        "conv1d": round(conv_flops / median_time(lambda: F.conv1d(x, w, padding=2), repeats, warmup=3) / 1e9, 1),
+    }
 
 
 class LoopEMA:
@@ -131,6 +140,14 @@ def make_step(variant: str, size: str, batch: dict[str, torch.Tensor], state: di
         policy.model = torch.compile(policy.model)
     ema = EMA(policy, tcfg.ema_power, tcfg.ema_max_decay)
     counter = [0]
+    if variant == "bf16":
+        fp32_loss = policy.compute_loss
+
+        def bf16_loss(b: dict[str, torch.Tensor]) -> torch.Tensor:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return fp32_loss(b).float()
+
+        policy.compute_loss = bf16_loss
 
     def step() -> None:
         train_step(policy, batch, optimizer, scheduler, ema, tcfg, counter[0])
@@ -214,7 +231,7 @@ def main() -> None:
     rows, peaks = [], {}
     for threads in (int(t) for t in args.threads.split(",")):
         torch.set_num_threads(threads)
-        peak_before = matmul_peak_gflops()
+        peak_before = peak_gflops()
         first = len(rows)
         for size in args.sizes.split(","):
             policy, tcfg = make_policy("diffusion", size)
@@ -233,8 +250,9 @@ def main() -> None:
                         "variants": time_variants(size, b, variants, args.rounds, per_round),
                     }
                 )
-        peak = max(peak_before, matmul_peak_gflops())
-        peaks[threads] = [round(peak_before, 1), round(peak, 1)]
+        peak_after = peak_gflops()
+        peak = max(*peak_before.values(), *peak_after.values())
+        peaks[threads] = {"before": peak_before, "after": peak_after, "peak": peak}
         for row in rows[first:]:
             base = row["variants"].get("plain", {}).get("samples_per_s")
             for v in row["variants"].values():
@@ -244,8 +262,8 @@ def main() -> None:
     result: dict[str, Any] = {
         "command": "python benchmarks/bench_train.py " + " ".join(sys.argv[1:]),
         **environment_info(),  # its hardware.torch_threads is the last count run; each row has its own
-        # fp32 matmul GFLOP/s per thread count, before and after its rows; pct_peak uses the larger
-        "matmul_peak_gflops": peaks,
+        # per thread count: the dense kernels' GFLOP/s before and after its rows; pct_peak is of the largest
+        "peak_gflops": peaks,
         "rows": rows,
     }
     if args.run_steps:
