@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_data_info)
     for parent, name in ((sub, "collect"), (data, "generate")):  # `data generate` is the older name
         p = parent.add_parser(name, help="scripted demonstrations into robomimic-layout hdf5 (default: the cache dir)")
-        p.add_argument("--env", default="pusht", help="pusht | lift | can | square")
+        p.add_argument("--env", default="pusht", help="pusht | lift | can | square | transport")
         p.add_argument("--episodes", type=_positive, default=200, help="successful episodes to keep")
         p.add_argument(
             "--variant",

@@ -80,21 +80,21 @@ def test_dry_run_collects_nothing_and_names_what_cannot_run(tmp_path, monkeypatc
     out = tmp_path / "r"
     write_json_atomic(out / "records" / "x.json", _timed("diffusion", "lift", "low_dim", 600.0, [200.0]))
     cfg = tmp_path / "grid.yaml"
-    grid = {"policies": ["diffusion"], "envs": ["square", "transport"], "obs": ["low_dim"], "seeds": 2, "out": str(out)}
+    grid = {"policies": ["diffusion"], "envs": ["square", "tool_hang"], "obs": ["low_dim"], "seeds": 2, "out": str(out)}
     cfg.write_text(yaml.safe_dump(grid))
     assert main(["sweep", str(cfg), "--dry-run", "--workers", "2"]) == 0
     text = capsys.readouterr().out
     lines = text.splitlines()
     square = [line for line in lines if "diffusion square/low_dim" in line]
-    transport = [line for line in lines if "transport/low_dim" in line]
+    blocked = [line for line in lines if "tool_hang/low_dim" in line]
     assert len(square) == 2 and all(line.startswith("  new ") and "not collected yet" in line for line in square)
     # the blocked cells of one task and reason share one line
     assert (
-        len(transport) == 1
-        and transport[0].startswith("  blocked")
-        and "2 cell(s) (diffusion 0, diffusion 1)" in transport[0]
+        len(blocked) == 1
+        and blocked[0].startswith("  blocked")
+        and "2 cell(s) (diffusion 0, diffusion 1)" in blocked[0]
     )
-    assert "no scripted demonstrator for 'transport'" in transport[0]
+    assert "no scripted demonstrator for 'tool_hang'" in blocked[0]
     assert "2 cell(s) to run" in text and "2 cell(s) cannot run here" in text
     assert "the collection of 1 dataset(s) first is not included" in text
     assert not cache.exists() or not any(cache.rglob("*.hdf5"))  # nothing collected
@@ -224,16 +224,16 @@ def test_skip_blocked_keeps_the_cells_that_can_run(tmp_path, tiny_pusht_hdf5):
 
     specs = [
         CellSpec(policy="bc", env="pusht", seed=0, preset="smoke", dataset=str(tiny_pusht_hdf5), out=tmp_path),
-        CellSpec(policy="bc", env="transport", seed=0, preset="smoke", obs="low_dim", out=tmp_path),
+        CellSpec(policy="bc", env="tool_hang", seed=0, preset="smoke", obs="low_dim", out=tmp_path),
     ]
-    with pytest.raises(DpbenchError, match="no scripted demonstrator for 'transport'"):
+    with pytest.raises(DpbenchError, match="no scripted demonstrator for 'tool_hang'"):
         prepare_all(specs)  # by default the whole grid is refused
     skipped: list[str] = []
     cells = prepare_all(specs, skipped)
     assert [c.spec.env for c in cells] == ["pusht"]
-    assert len(skipped) == 1 and skipped[0].startswith("bc transport/low_dim seed 0: no scripted demonstrator")
+    assert len(skipped) == 1 and skipped[0].startswith("bc tool_hang/low_dim seed 0: no scripted demonstrator")
     with pytest.raises(DpbenchError, match="unknown env"):  # a typo is never skipped
         prepare_all([CellSpec(policy="bc", env="pushtt", seed=0, out=tmp_path)], [])
-    bad = CellSpec(policy="bc", env="transport", seed=0, obs="low_dim", overrides={"train.stepz": "1"}, out=tmp_path)
+    bad = CellSpec(policy="bc", env="tool_hang", seed=0, obs="low_dim", overrides={"train.stepz": "1"}, out=tmp_path)
     with pytest.raises(DpbenchError, match="stepz"):  # nor is a bad override, even on a blocked task
         prepare_all([specs[0], bad], [])

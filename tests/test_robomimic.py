@@ -521,8 +521,8 @@ def test_collect_cli_reports_the_demonstrator_success(tmp_path: Path) -> None:
     res = _cli("collect", "--env", "lift", "--episodes", "2", "--workers", "1", "--out", str(out), "--quiet")
     assert res.returncode == 0, res.stderr
     assert "demonstrator success" in res.stdout and out.exists()
-    res = _cli("collect", "--env", "transport", "--episodes", "2", "--out", str(tmp_path / "t.hdf5"), "--quiet")
-    assert res.returncode == 2 and "no scripted demonstrator for 'transport'" in res.stderr
+    res = _cli("collect", "--env", "tool_hang", "--episodes", "2", "--out", str(tmp_path / "t.hdf5"), "--quiet")
+    assert res.returncode == 2 and "no scripted demonstrator for 'tool_hang'" in res.stderr
 
 
 def test_env_batch_in_worker_processes_matches_in_process() -> None:
@@ -594,3 +594,25 @@ def test_delta_demonstrations_command_the_same_motion_and_are_read_as_delta(lift
     with h5py.File(path) as f:
         env_args = json.loads(f["data"].attrs["env_args"])
     assert action_mode_from_env_args("lift", env_args, str(path)) == "delta"
+
+
+def test_transport_demonstrator_hands_the_hammer_over_on_observed_state() -> None:
+    env = RobomimicEnv("transport")
+    try:
+        ep = run_episode(env, 100000, "ph")
+    finally:
+        env.close()
+    assert ep is not None, "the transport demonstrator failed on test seed 100000"
+    actions = ep["actions"]
+    assert actions.shape == (len(ep["states"]), 14) and len(actions) <= 700
+    closes = lambda g: np.flatnonzero((g[1:] > 0) & (g[:-1] < 0)) + 1  # noqa: E731
+    opens = lambda g: np.flatnonzero((g[1:] < 0) & (g[:-1] > 0)) + 1  # noqa: E731
+    grip0, grip1 = actions[:, 6], actions[:, 13]
+    # robot0: lid (close, open), hammer (close, open at the handover); robot1: trash (close, open), hammer (close)
+    assert len(closes(grip0)) == 2 and len(opens(grip0)) == 2
+    assert len(closes(grip1)) == 2 and len(opens(grip1)) == 1
+    handed, released = closes(grip1)[-1], opens(grip0)[-1]
+    assert handed < released  # robot0 lets go only after robot1 has closed on the handle ...
+    fingers = ep["robot1_gripper_qpos"]
+    assert np.abs(fingers[released] - fingers[released - 1]).max() < 2e-4  # ... and its fingers have stopped
+    assert fingers[released, 0] - fingers[released, 1] > 0.02  # on the 3 cm handle, not closed on nothing

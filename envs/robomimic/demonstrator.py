@@ -22,42 +22,97 @@ returns episodes in memory; ``dpbench.data.collect`` runs it over seeds and writ
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from .env import RobomimicEnv
 from .planners import PLANNERS
 from .rotation import axis_angle_to_matrix, matrix_to_axis_angle
-from .waypoints import MAX_WAIT, segment, triggered
+from .waypoints import MAX_WAIT, OPEN, Waypoint, segment, triggered
 
 VARIANTS = ("ph", "mh")
 # The version of the demonstrations (stored in each collected file's env_args, and part of the
 # cache's file names): bump it when a demonstrator changes, so stale caches are not reused.
 # v3: demos store `states`; v4: state-triggered grasps and releases.
 COLLECT_VERSION = 4
+# A planned step: a waypoint, or a callable expanded into waypoints when the arm reaches it.
+Step = Waypoint | Callable[[RobomimicEnv], list[Waypoint]]
 # robosuite's OSC_POSE delta scaling (controller output_max for input 1): metres and radians per unit.
 DELTA_POS_SCALE, DELTA_ROT_SCALE = 0.05, 0.5
 
 
-def delta_action(env: RobomimicEnv, target: np.ndarray) -> np.ndarray:
+def delta_action(env: RobomimicEnv, target: np.ndarray, arm: int = 0) -> np.ndarray:
     """The delta OSC_POSE action (7,) that commands the absolute ``target`` (7,: world position in m,
-    axis-angle of the grip site, gripper) from the arm's current pose: robosuite's delta controller
+    axis-angle of the grip site, gripper) for arm ``arm`` from its current pose: robosuite's delta controller
     sets its goal to ``current + output_max * a`` in the robot base frame (position) and
     ``R(output_max * a) @ R_current`` (rotation), so ``a = (target - current) / output_max``, clipped to
     [-1, 1] (a step beyond 5 cm or 0.5 rad is reached over several steps)."""
     rs = env.robosuite_env
-    base = rs.sim.data.body_xmat[rs.sim.model.body_name2id(rs.robots[0].robot_model.root_body)].reshape(3, 3)
-    pos = np.asarray(rs.sim.data.site_xpos[rs.robots[0].eef_site_id["right"]], np.float64)
+    robot = rs.robots[arm]
+    base = rs.sim.data.body_xmat[rs.sim.model.body_name2id(robot.robot_model.root_body)].reshape(3, 3)
+    pos = np.asarray(rs.sim.data.site_xpos[robot.eef_site_id["right"]], np.float64)
     dpos = base.T @ (target[:3] - pos) / DELTA_POS_SCALE
-    drot_world = axis_angle_to_matrix(target[3:6]) @ env.control_rotation(0).T
+    drot_world = axis_angle_to_matrix(target[3:6]) @ env.control_rotation(arm).T
     drot = matrix_to_axis_angle(base.T @ drot_world @ base) / DELTA_ROT_SCALE
     return np.concatenate([np.clip(dpos, -1, 1), np.clip(drot, -1, 1), target[6:7]]).astype(np.float64)
+
+
+@dataclass
+class ArmCursor:
+    """One arm's progress through its planned steps, one absolute target (7,) per control step.
+
+    A step is a :class:`Waypoint`, or a callable ``env -> list[Waypoint]`` expanded when the arm
+    reaches it (a pose that depends on where an object is by then, e.g. after a handover). Each
+    waypoint is reached over its interpolated segment, then held until its state trigger fires
+    (at most ``MAX_WAIT`` steps); a waypoint with ``after`` holds the arm's last target until the
+    named label is done (by either arm)."""
+
+    arm: int
+    steps: list[Step]
+    pos: np.ndarray  # where the next segment starts: the last completed waypoint's pose
+    rot: np.ndarray
+    last: np.ndarray  # the target held while blocked, or once every step is done
+    wp: Waypoint | None = None
+    targets: list[np.ndarray] = field(default_factory=list)
+    i: int = 0
+    waited: int = 0
+
+    @property
+    def done(self) -> bool:
+        return self.wp is None and not self.steps
+
+    def next_target(self, env: RobomimicEnv, history: list[dict[str, np.ndarray]], labels: set[str]) -> np.ndarray:
+        """This control step's target; advances the cursor (``labels``: completed labels, updated here)."""
+        while True:
+            if self.wp is not None:
+                if self.i < len(self.targets):
+                    self.i += 1
+                    return self.targets[self.i - 1]
+                if self.waited < MAX_WAIT and not triggered(self.wp, history, self.arm):
+                    self.waited += 1
+                    return self.targets[-1]
+                labels.add(self.wp.label)
+                self.pos, self.rot, self.last = self.wp.pos.astype(np.float64), self.wp.rot, self.targets[-1]
+                self.wp = None
+            if not self.steps:
+                return self.last
+            step = self.steps[0]
+            if callable(step):
+                self.steps[:1] = step(env)
+                continue
+            if step.after and step.after not in labels:
+                return self.last
+            self.wp, self.targets, self.i, self.waited = self.steps.pop(0), segment(self.pos, self.rot, step), 0, 0
 
 
 def run_episode(env: RobomimicEnv, seed: int, variant: str = "ph", hold_steps: int = 0) -> dict[str, np.ndarray] | None:
     """One scripted episode from ``reset(seed=seed)``; the recorded arrays, or None on failure.
 
     The episode ends at the first successful step (plus ``hold_steps``), like robomimic's
-    demonstrations, or after the task's registered ``max_episode_steps`` (a failure). The arrays are
+    demonstrations, when every arm has done its steps, or after the task's registered
+    ``max_episode_steps`` (a failure). The arrays are
     ``actions`` (T, 7 * n_arms) OSC_POSE actions: absolute (world-frame position in m, axis-angle,
     gripper) in an ``action_mode="abs"`` env, else the delta actions that command the same targets
     (:func:`delta_action`), ``states`` (T, S: the simulator state before each action, robomimic's ``states``) and
@@ -75,43 +130,36 @@ def run_episode(env: RobomimicEnv, seed: int, variant: str = "ph", hold_steps: i
     rng = np.random.default_rng(seed + (0 if variant == "ph" else 7_919_000))
     obs, _ = env.reset(seed=seed)
     planner = PLANNERS[env.task](variant, rng)
-    waypoints = planner.plan(env, obs)
+    plan = planner.plan(env, obs)
+    plans = plan if plan and isinstance(plan[0], list) else [plan]  # one step list per arm
+    cursors = []
+    for arm, steps in enumerate(plans):
+        pos, rot = obs[f"robot{arm}_eef_pos"].astype(np.float64), env.control_rotation(arm)
+        hold = np.concatenate([pos, matrix_to_axis_angle(rot), [OPEN]])
+        cursors.append(ArmCursor(arm, list(steps), pos, rot, hold))
     max_steps = env.spec_.max_episode_steps
-    pos = obs["robot0_eef_pos"].astype(np.float64)
-    rot = env.control_rotation(0)
     record: dict[str, list[np.ndarray]] = {"actions": [], "states": []}
-    success_at = None
     history = [obs]  # the observations so far, for the state triggers
-
-    def act(target: np.ndarray) -> bool:
-        """Record and execute one action; True when the episode is over (time or success + hold)."""
-        nonlocal obs, success_at
+    labels: set[str] = set()
+    success_at = None
+    while len(record["actions"]) < max_steps:
+        targets = [c.next_target(env, history, labels) for c in cursors]
+        if all(c.done for c in cursors):
+            break
         for k, v in obs.items():
             record.setdefault(k, []).append(v)
         record["states"].append(env.robosuite_env.sim.get_state().flatten())
-        action = target if env.action_mode == "abs" else delta_action(env, target)
+        if env.action_mode == "abs":
+            action = np.concatenate(targets)
+        else:
+            action = np.concatenate([delta_action(env, t, arm) for arm, t in enumerate(targets)])
         record["actions"].append(action)
         obs, _, _, _, info = env.step(action)
         history.append(obs)
         if info["is_success"] and success_at is None:
             success_at = len(record["actions"])
-        done_after_success = success_at is not None and len(record["actions"]) >= success_at + hold_steps
-        return len(record["actions"]) >= max_steps or done_after_success
-
-    finished = False
-    for wp in waypoints:
-        targets = segment(pos, rot, wp)
-        for target in targets:
-            if finished := act(target):
-                break
-        # hold the waypoint's pose until its state trigger fires
-        for _ in range(MAX_WAIT):
-            if finished or triggered(wp, history):
-                break
-            finished = act(targets[-1])
-        if finished:
+        if success_at is not None and len(record["actions"]) >= success_at + hold_steps:
             break
-        pos, rot = wp.pos.astype(np.float64), wp.rot
     if success_at is None:
         return None
     return {k: np.stack(v) for k, v in record.items()}

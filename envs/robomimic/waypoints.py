@@ -41,10 +41,14 @@ class Waypoint:
     gripper: float  # -1 open, +1 closed
     steps: int  # control steps to reach it from the previous waypoint (20 Hz)
     until: str = ""  # "" | "arrived" | "fingers_still"
+    # Two-arm tasks: ``label`` names this waypoint's completion (reached and triggered); a waypoint
+    # with ``after`` holds the arm's previous target until the other arm completes that label.
+    label: str = ""
+    after: str = ""
 
 
-def triggered(wp: Waypoint, history: list[dict[str, np.ndarray]]) -> bool:
-    """Whether ``wp``'s state trigger holds after the latest step (always, without one).
+def triggered(wp: Waypoint, history: list[dict[str, np.ndarray]], arm: int = 0) -> bool:
+    """Whether ``wp``'s state trigger holds for arm ``arm`` after the latest step (always, without one).
 
     ``history`` is the observations so far, the latest last; a trigger needs two of them.
 
@@ -57,11 +61,12 @@ def triggered(wp: Waypoint, history: list[dict[str, np.ndarray]]) -> bool:
         return False
     now, before = history[-1], history[-2]
     if wp.until == "arrived":
-        eef = now["robot0_eef_pos"].astype(np.float64)
-        moved = float(np.linalg.norm(eef - before["robot0_eef_pos"]))
+        eef = now[f"robot{arm}_eef_pos"].astype(np.float64)
+        moved = float(np.linalg.norm(eef - before[f"robot{arm}_eef_pos"]))
         return float(np.linalg.norm(eef - wp.pos)) < ARRIVED_TOL and moved < STILL_TOL
     if wp.until == "fingers_still":
-        moved = np.abs(now["robot0_gripper_qpos"] - before["robot0_gripper_qpos"]).max()
+        key = f"robot{arm}_gripper_qpos"
+        moved = np.abs(now[key] - before[key]).max()
         return bool(moved < FINGERS_STILL_TOL)
     raise ValueError(f"unknown waypoint trigger {wp.until!r}")
 
