@@ -616,3 +616,29 @@ def test_transport_demonstrator_hands_the_hammer_over_on_observed_state() -> Non
     fingers = ep["robot1_gripper_qpos"]
     assert np.abs(fingers[released] - fingers[released - 1]).max() < 2e-4  # ... and its fingers have stopped
     assert fingers[released, 0] - fingers[released, 1] > 0.02  # on the 3 cm handle, not closed on nothing
+
+
+def test_replaying_a_state_with_its_predecessor_gives_what_step_returned() -> None:
+    # At the first step after reset, robosuite 1.5 returns Square's nut-to-gripper pose computed with
+    # the pose it cached at reset: the nut, dropped at reset, has fallen about a centimetre since
+    env = RobomimicEnv("square")
+    try:
+        obs, _ = env.reset(seed=3)
+        hold = np.r_[obs["robot0_eef_pos"], R.matrix_to_axis_angle(env.control_rotation(0)), -1.0]
+        before = env.robosuite_env.sim.get_state().flatten()
+        recorded, *_ = env.step(hold)
+        after = env.robosuite_env.sim.get_state().flatten()
+        lagged = env.observe_state(after, before)["object"]
+        fresh = env.observe_state(after)["object"]
+    finally:
+        env.close()
+    np.testing.assert_allclose(lagged[7:10], recorded["object"][7:10], atol=1e-3)  # SquareNut_to_robot0_eef_pos
+    assert np.abs(fresh[7:10] - recorded["object"][7:10]).max() > 5e-3  # the fresh replay sees the fallen nut
+
+
+def test_a_scripted_square_file_agrees_with_its_env_though_the_nut_falls_at_first(tmp_path: Path) -> None:
+    from dpbench.envs.robomimic.agreement import ENV_LAYOUT, check_dataset
+
+    path = tmp_path / "square.hdf5"
+    collect_robomimic("square", 2, path, "ph", workers=1, progress=False)
+    assert check_dataset("square", path, TASK_SPECS["square"].lowdim_keys).layout == ENV_LAYOUT

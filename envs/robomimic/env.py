@@ -307,13 +307,25 @@ class RobomimicEnv(gym.Env):
         self._last_raw = raw
         return self._observe(raw), {"is_success": False}
 
-    def observe_state(self, state: np.ndarray) -> dict[str, np.ndarray]:
+    def observe_state(self, state: np.ndarray, previous: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """The observation at a recorded simulator state (robomimic's ``states``: MuJoCo's flattened
-        ``[time, qpos, qvel]``, as ``sim.get_state().flatten()`` gives). Moves the env there."""
+        ``[time, qpos, qvel]``, as ``sim.get_state().flatten()`` gives). Moves the env there.
+
+        Without ``previous``, every value is computed at ``state``. With ``previous`` (the state one
+        control step earlier), robosuite's pose cache holds ``previous``'s poses first, as it does when
+        ``step`` observes: at the first step after reset, robosuite 1.5 returns Square's nut-to-gripper
+        pose computed with the nut pose cached at reset (the dropped nut has fallen ~1 cm since), and
+        this replay reproduces it (tests/test_robomimic.py)."""
         sim = self._env.sim
+        if previous is not None:
+            sim.set_state_from_flattened(np.asarray(previous, np.float64))
+            sim.forward()
+            self._env._get_observations(force_update=True)
+            self._env._get_observations(force_update=True)
         sim.set_state_from_flattened(np.asarray(state, np.float64))
         sim.forward()
-        self._env._get_observations(force_update=True)  # fill robosuite's pose cache first, as at reset
+        if previous is None:
+            self._env._get_observations(force_update=True)  # fill robosuite's pose cache first, as at reset
         raw = self._env._get_observations(force_update=True)
         self._last_raw = raw
         return self._observe(raw)
