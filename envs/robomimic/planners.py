@@ -283,8 +283,6 @@ class SquarePlanner(Planner):
         ]
 
 
-
-
 class TransportPlanner(Planner):
     """Two arms (robosuite's TwoArmTransport, robomimic's "transport"): robot0 lifts the lid off the
     start bin and sets it on its table, picks the hammer by its handle and holds it out over the gap
