@@ -642,3 +642,18 @@ def test_a_scripted_square_file_agrees_with_its_env_though_the_nut_falls_at_firs
     path = tmp_path / "square.hdf5"
     collect_robomimic("square", 2, path, "ph", workers=1, progress=False)
     assert check_dataset("square", path, TASK_SPECS["square"].lowdim_keys).layout == ENV_LAYOUT
+
+
+def test_single_arm_demonstrations_are_the_ones_collection_v4_recorded() -> None:
+    # Actions recorded by the single-arm executor that collection v4 shipped with (before the two-arm
+    # executor replaced it); COLLECT_VERSION promises the same episodes for the same seeds.
+    golden = np.load(Path(__file__).parent / "golden" / "demonstrator_actions_v4.npz")
+    for key in golden.files:
+        task, mode, variant, seed = key.split("_")
+        env = RobomimicEnv(task, action_mode=mode)
+        try:
+            ep = run_episode(env, int(seed), variant)
+        finally:
+            env.close()
+        assert ep is not None, key
+        np.testing.assert_allclose(ep["actions"], golden[key], atol=1e-6, err_msg=key)

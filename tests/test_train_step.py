@@ -17,7 +17,8 @@ from dpbench.train import EMA, make_optimizer, train_step
 
 
 def _setup():
-    pcfg, tcfg = build_configs(DiffusionUnetPolicy, "smoke", {"train.steps": "6", "train.warmup_steps": "2"})
+    over = {"train.steps": "6", "train.warmup_steps": "2", "train.weight_decay": "0.1", "train.lr": "0.01"}
+    pcfg, tcfg = build_configs(DiffusionUnetPolicy, "smoke", over)  # weight decay large enough to matter
     torch.manual_seed(0)
     policy = DiffusionUnetPolicy(PolicySpec({"obs": (20,)}, 2), pcfg)
     rng = np.random.default_rng(0)
@@ -37,7 +38,7 @@ def test_train_step_equals_a_hand_written_adamw_and_ema_step():
     ref_opt = torch.optim.AdamW(ref.parameters(), lr=tcfg.lr, betas=tcfg.betas, weight_decay=tcfg.weight_decay)
     ref_ema = [p.detach().clone() for p in ref.parameters()]
 
-    def factor(i: int) -> float:  # diffusers' get_cosine_schedule_with_warmup, written out
+    def factor(i: int) -> float:  # dpbench's schedule: linear warm-up from 1/warmup_steps, then cosine to 0
         if i < tcfg.warmup_steps:
             return (i + 1) / tcfg.warmup_steps
         return 0.5 * (1 + math.cos(math.pi * (i - tcfg.warmup_steps) / (tcfg.steps - tcfg.warmup_steps)))

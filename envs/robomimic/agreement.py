@@ -38,7 +38,7 @@ ROBOSUITE_LAYOUT = "robosuite 1.5 object-state order (robomimic v1.5 files)"
 # states carries current ones. The check accepts either replay (RobomimicEnv.observe_state).
 # Objects need not start at rest either: Square's nut is dropped at reset and falls 3.5 cm in one
 # step around step 2, where recorded and replayed heights differ by 3.8 mm. So each value may also
-# differ by MOTION_TOL of how far it moved in the file over that step.
+# differ by MOTION_TOL of how far it moves in the file over the next step.
 STEPS = (1, 2)
 ATOL = 2e-3
 MOTION_TOL = 0.15
@@ -95,11 +95,17 @@ def _layouts(env: Any) -> dict[str, dict[str, np.ndarray]]:
     return layouts
 
 
+def _row(demo: h5py.Group, key: str, t: int) -> np.ndarray:
+    """One step of a demo's stored observation ``key``, flat float64."""
+    return np.asarray(demo["obs"][key][t], np.float64).ravel()
+
+
 def _samples(
     path: Path, keys: Sequence[str], n_demos: int
 ) -> list[tuple[str, int, np.ndarray, dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray]]]:
-    """(demo, step, state, {key: stored obs}, previous state, {key: |stored obs - the step before's|}) at
-    ``STEPS`` of the first ``n_demos`` demos."""
+    """(demo, step, state, {key: stored obs}, previous state, {key: |stored obs at the next step - this one|})
+    at ``STEPS`` of the first ``n_demos`` demos. The motion is measured forward: step 0's gripper-relative
+    poses may be zeros (robosuite 1.5 at reset), which would make a backward difference the whole value."""
     out = []
     with h5py.File(path, "r") as f:
         demos = sorted((k for k in f["data"] if k.startswith("demo_")), key=lambda k: int(k.split("_")[1]))
@@ -119,10 +125,7 @@ def _samples(
                         np.asarray(demo["states"][t], np.float64),
                         {k: np.asarray(demo["obs"][k][t], np.float64).ravel() for k in keys},
                         np.asarray(demo["states"][max(t - 1, 0)], np.float64),
-                        {
-                            k: np.abs(np.asarray(demo["obs"][k][t], np.float64) - demo["obs"][k][max(t - 1, 0)]).ravel()
-                            for k in keys
-                        },
+                        {k: np.abs(_row(demo, k, min(t + 1, n - 1)) - _row(demo, k, t)) for k in keys},
                     )
                 )
     return out
@@ -170,8 +173,14 @@ def check_dataset(task: str, path: str | Path, keys: Sequence[str], n_demos: int
             if all(agrees(layout, k, s[3][k], o[k], s[5][k]) for s, o in zip(samples, replay) for k in keys):
                 columns = {k: tuple(int(i) for i in np.argsort(p)) for k, p in layout.items() if k in keys}
                 return Agreement(name, columns, len(samples), keys)
-    # No layout explains it: name the first disagreement under the env's own layout.
-    for (demo, t, _, stored, _, motion), env_obs in zip(samples, observed):
+
+    # No layout explains it: name the first disagreement under the env's own layout, in the replay
+    # (current poses, or step's cached ones) that disagrees least.
+    def failures(replay: list[dict[str, np.ndarray]]) -> int:
+        return sum(not agrees({}, k, s[3][k], o[k], s[5][k]) for s, o in zip(samples, replay) for k in keys)
+
+    replay, how = min(((observed, "current poses"), (lagged, "step's cached poses")), key=lambda r: failures(r[0]))
+    for (demo, t, _, stored, _, motion), env_obs in zip(samples, replay):
         for k in keys:
             if not agrees({}, k, stored[k], env_obs[k], motion[k]):
                 if stored[k].shape != env_obs[k].shape:
@@ -181,8 +190,8 @@ def check_dataset(task: str, path: str | Path, keys: Sequence[str], n_demos: int
                 bad = np.nonzero(np.abs(stored[k] - env_obs[k]) > ATOL + MOTION_TOL * motion[k])[0]
                 raise DpbenchError(
                     f"{path}: obs '{k}' disagrees with env '{task}' at {demo} step {t} (replayed from its recorded "
-                    f"state) in dims {bad[:6].tolist()}: file {np.round(stored[k][bad[:3]], 4).tolist()}, env "
-                    f"{np.round(env_obs[k][bad[:3]], 4).tolist()}. No known layout ({', '.join(layouts)}) explains "
-                    "it: the file's feature order, sign or units differ from the env's"
+                    f"state, {how}) in dims {bad[:6].tolist()}: file {np.round(stored[k][bad[:3]], 4).tolist()}, "
+                    f"env {np.round(env_obs[k][bad[:3]], 4).tolist()}. No known layout ({', '.join(layouts)}) "
+                    "explains it: the file's feature order, sign or units differ from the env's"
                 )
     raise AssertionError("unreachable: every key agreed under the env's layout")

@@ -2,8 +2,9 @@
 as absolute actions, or, in an env with ``action_mode="delta"``, as the delta actions that command the
 same targets (robomimic's own datasets' velocity-style actions).
 
-A demonstration is a list of :class:`Waypoint` s planned from the object poses at reset; the
-executor interpolates between them (linear in position, geodesic in rotation) and each step's
+A demonstration is a list of :class:`Waypoint` s per arm, planned from the object poses at reset
+(a step may also be planned when the arm reaches it, from the poses then); the executor
+interpolates between them (linear in position, geodesic in rotation) and each step's
 interpolated target *is* the recorded action, so actions are smooth and exactly what the
 controller was told. Two variants, like robomimic's datasets:
 

@@ -100,8 +100,10 @@ class Planner:
         """Duration multiplier: 1 for ph, random 0.7-1.5 per episode for mh."""
         return 1.0 if not self.mh else float(self.rng.uniform(0.7, 1.5))
 
-    def plan(self, env: RobomimicEnv, obs: dict[str, np.ndarray]) -> list[Waypoint]:
-        """The episode's waypoints, in order, from the env just after ``reset`` and its observation."""
+    def plan(self, env: RobomimicEnv, obs: dict[str, np.ndarray]) -> list[Waypoint] | list[list]:
+        """The episode's waypoints, in order, from the env just after ``reset`` and its observation; for a
+        two-arm task, one list per arm, whose steps may also be callables ``env -> list[Waypoint]``
+        planned when the arm reaches them (``dpbench.envs.robomimic.demonstrator.Step``)."""
         raise NotImplementedError
 
 

@@ -41,8 +41,9 @@ class Waypoint:
     gripper: float  # -1 open, +1 closed
     steps: int  # control steps to reach it from the previous waypoint (20 Hz)
     until: str = ""  # "" | "arrived" | "fingers_still"
-    # Two-arm tasks: ``label`` names this waypoint's completion (reached and triggered); a waypoint
-    # with ``after`` holds the arm's previous target until the other arm completes that label.
+    # Two-arm tasks: ``label`` names this waypoint's completion (reached, and its trigger fired or
+    # MAX_WAIT steps passed: an episode whose trigger never fires then fails and is not kept); a
+    # waypoint with ``after`` holds the arm's previous target until the other arm completes that label.
     label: str = ""
     after: str = ""
 
