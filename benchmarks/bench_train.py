@@ -33,7 +33,6 @@ Figures vary up to 2x between machines of one kind; compare the ratios within on
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import subprocess
 import sys
@@ -51,7 +50,7 @@ from torch.nn import functional as F
 from dpbench.diffusion.unet1d import ConditionalUnet1D
 from dpbench.host import environment_info
 from dpbench.results import write_json_atomic
-from dpbench.train import EMA, make_optimizer, train_step
+from dpbench.train import EMA, lr_lambda, make_optimizer, train_step
 
 Step = Callable[[], None]
 ALL_VARIANTS = ("plain", "dpbench", "foreach", "fused", "channels_last", "compile", "bf16")
@@ -71,16 +70,13 @@ def peak_gflops(repeats: int = 7) -> dict[str, float]:
     }
 
 
-class LoopEMA:
-    """The original's EMAModel.step: a Python loop of ``mul_`` and ``add_`` per parameter."""
-
-    def __init__(self, model: torch.nn.Module, power: float, max_decay: float) -> None:
-        self.model = copy.deepcopy(model).requires_grad_(False)
-        self.power, self.max_decay, self.step = power, max_decay, 0
+class LoopEMA(EMA):
+    """The original's EMAModel.step: the same decay, applied by a Python loop of ``mul_`` and ``add_`` per
+    parameter (dpbench's ``EMA.update`` is one ``_foreach_lerp_``)."""
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module) -> None:
-        d = min(self.max_decay, max(0.0, 1 - (1 + self.step) ** -self.power))
+        d = self.decay()
         for ema_p, p in zip(self.model.parameters(), model.parameters()):
             ema_p.mul_(d)
             ema_p.add_(p.detach(), alpha=1 - d)
@@ -113,8 +109,7 @@ def make_step(variant: str, size: str, batch: dict[str, torch.Tensor], state: di
         optimizer = torch.optim.AdamW(
             policy.parameters(), lr=tcfg.lr, betas=tuple(tcfg.betas), weight_decay=tcfg.weight_decay
         )
-        _, scheduler = make_optimizer(policy, tcfg)  # only its factor; rebuilt on this optimizer below
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, scheduler.lr_lambdas[0])
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(tcfg))
         ema = LoopEMA(policy, tcfg.ema_power, tcfg.ema_max_decay)
 
         def step() -> None:
@@ -127,13 +122,14 @@ def make_step(variant: str, size: str, batch: dict[str, torch.Tensor], state: di
             ema.update(policy)
 
         return step
-    optimizer, scheduler = make_optimizer(policy, tcfg)
-    if variant in ("foreach", "fused"):
+    if variant in ("foreach", "fused"):  # make_optimizer's AdamW with the multi-tensor or fused kernel
         optimizer = torch.optim.AdamW(
             policy.param_groups(tcfg.weight_decay), lr=tcfg.lr, betas=tuple(tcfg.betas), **{variant: True}
         )
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, scheduler.lr_lambdas[0])
-    elif variant == "channels_last":
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(tcfg))
+    else:
+        optimizer, scheduler = make_optimizer(policy, tcfg)
+    if variant == "channels_last":
         policy.model.forward = channels_last_forward(policy.model)
     elif variant == "compile":
         t0 = time.perf_counter()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import math
 
 import numpy as np
 import pytest
@@ -38,10 +37,16 @@ def test_train_step_equals_a_hand_written_adamw_and_ema_step():
     ref_opt = torch.optim.AdamW(ref.parameters(), lr=tcfg.lr, betas=tcfg.betas, weight_decay=tcfg.weight_decay)
     ref_ema = [p.detach().clone() for p in ref.parameters()]
 
-    def factor(i: int) -> float:  # dpbench's schedule: linear warm-up from 1/warmup_steps, then cosine to 0
-        if i < tcfg.warmup_steps:
-            return (i + 1) / tcfg.warmup_steps
-        return 0.5 * (1 + math.cos(math.pi * (i - tcfg.warmup_steps) / (tcfg.steps - tcfg.warmup_steps)))
+    # The original's schedule is diffusers' cosine with warm-up; dpbench's warm-up is one step ahead of it
+    # (it starts at 1/warmup_steps, not 0: dpbench.train.lr_lambda), and equal after the warm-up.
+    from diffusers.optimization import get_cosine_schedule_with_warmup
+
+    original = get_cosine_schedule_with_warmup(
+        torch.optim.SGD([torch.zeros(1)], lr=1.0), tcfg.warmup_steps, tcfg.steps
+    ).lr_lambdas[0]
+
+    def factor(i: int) -> float:
+        return (i + 1) / tcfg.warmup_steps if i < tcfg.warmup_steps else original(i)
 
     for i in range(4):
         torch.manual_seed(10 + i)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import h5py
 import numpy as np
@@ -100,12 +100,21 @@ def _row(demo: h5py.Group, key: str, t: int) -> np.ndarray:
     return np.asarray(demo["obs"][key][t], np.float64).ravel()
 
 
-def _samples(
-    path: Path, keys: Sequence[str], n_demos: int
-) -> list[tuple[str, int, np.ndarray, dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray]]]:
-    """(demo, step, state, {key: stored obs}, previous state, {key: |stored obs at the next step - this one|})
-    at ``STEPS`` of the first ``n_demos`` demos. The motion is measured forward: step 0's gripper-relative
-    poses may be zeros (robosuite 1.5 at reset), which would make a backward difference the whole value."""
+class _Sample(NamedTuple):
+    """One checked step of a demo."""
+
+    demo: str
+    step: int
+    state: np.ndarray  # the simulator state at the step
+    previous: np.ndarray  # the state one step earlier (the same at step 0)
+    stored: dict[str, np.ndarray]  # the file's observation per key, flat
+    # |the file's observation at the next step - this one| per key: measured forward, because step 0's
+    # gripper-relative poses may be zeros (robosuite 1.5 at reset) and a backward difference the whole value
+    motion: dict[str, np.ndarray]
+
+
+def _samples(path: Path, keys: Sequence[str], n_demos: int) -> list[_Sample]:
+    """The ``STEPS`` of the first ``n_demos`` demos."""
     out = []
     with h5py.File(path, "r") as f:
         demos = sorted((k for k in f["data"] if k.startswith("demo_")), key=lambda k: int(k.split("_")[1]))
@@ -119,12 +128,12 @@ def _samples(
             n = len(demo["states"])
             for t in sorted({min(t, n - 1) for t in STEPS}):
                 out.append(
-                    (
+                    _Sample(
                         name,
                         t,
                         np.asarray(demo["states"][t], np.float64),
-                        {k: np.asarray(demo["obs"][k][t], np.float64).ravel() for k in keys},
                         np.asarray(demo["states"][max(t - 1, 0)], np.float64),
+                        {k: _row(demo, k, t) for k in keys},
                         {k: np.abs(_row(demo, k, min(t + 1, n - 1)) - _row(demo, k, t)) for k in keys},
                     )
                 )
@@ -146,7 +155,7 @@ def check_dataset(task: str, path: str | Path, keys: Sequence[str], n_demos: int
         layouts = _layouts(env)
         size = env.robosuite_env.sim.get_state().flatten().size
         observed, lagged = [], []
-        for name, _t, state, _stored, previous, _motion in samples:
+        for name, _t, state, previous, _stored, _motion in samples:
             if state.size != size:
                 raise DpbenchError(
                     f"{path}: {name}'s simulator states have {state.size} numbers, but env '{task}' has {size}: "
@@ -170,17 +179,17 @@ def check_dataset(task: str, path: str | Path, keys: Sequence[str], n_demos: int
 
     for name, layout in layouts.items():
         for replay in (observed, lagged):
-            if all(agrees(layout, k, s[3][k], o[k], s[5][k]) for s, o in zip(samples, replay) for k in keys):
+            if all(agrees(layout, k, s.stored[k], o[k], s.motion[k]) for s, o in zip(samples, replay) for k in keys):
                 columns = {k: tuple(int(i) for i in np.argsort(p)) for k, p in layout.items() if k in keys}
                 return Agreement(name, columns, len(samples), keys)
 
     # No layout explains it: name the first disagreement under the env's own layout, in the replay
     # (current poses, or step's cached ones) that disagrees least.
     def failures(replay: list[dict[str, np.ndarray]]) -> int:
-        return sum(not agrees({}, k, s[3][k], o[k], s[5][k]) for s, o in zip(samples, replay) for k in keys)
+        return sum(not agrees({}, k, s.stored[k], o[k], s.motion[k]) for s, o in zip(samples, replay) for k in keys)
 
     replay, how = min(((observed, "current poses"), (lagged, "step's cached poses")), key=lambda r: failures(r[0]))
-    for (demo, t, _, stored, _, motion), env_obs in zip(samples, replay):
+    for (demo, t, _, _, stored, motion), env_obs in zip(samples, replay):
         for k in keys:
             if not agrees({}, k, stored[k], env_obs[k], motion[k]):
                 if stored[k].shape != env_obs[k].shape:

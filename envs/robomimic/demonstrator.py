@@ -94,7 +94,8 @@ class ArmCursor:
                 if self.waited < MAX_WAIT and not triggered(self.wp, history, self.arm):
                     self.waited += 1
                     return self.targets[-1]
-                labels.add(self.wp.label)
+                if self.wp.label:
+                    labels.add(self.wp.label)
                 self.pos, self.rot, self.last = self.wp.pos.astype(np.float64), self.wp.rot, self.targets[-1]
                 self.wp = None
             if not self.steps:
@@ -131,10 +132,8 @@ def run_episode(env: RobomimicEnv, seed: int, variant: str = "ph", hold_steps: i
     rng = np.random.default_rng(seed + (0 if variant == "ph" else 7_919_000))
     obs, _ = env.reset(seed=seed)
     planner = PLANNERS[env.task](variant, rng)
-    plan = planner.plan(env, obs)
-    plans = plan if plan and isinstance(plan[0], list) else [plan]  # one step list per arm
     cursors = []
-    for arm, steps in enumerate(plans):
+    for arm, steps in enumerate(planner.plan_arms(env, obs)):
         pos, rot = obs[f"robot{arm}_eef_pos"].astype(np.float64), env.control_rotation(arm)
         hold = np.concatenate([pos, matrix_to_axis_angle(rot), [OPEN]])
         cursors.append(ArmCursor(arm, list(steps), pos, rot, hold))

@@ -100,11 +100,15 @@ class Planner:
         """Duration multiplier: 1 for ph, random 0.7-1.5 per episode for mh."""
         return 1.0 if not self.mh else float(self.rng.uniform(0.7, 1.5))
 
-    def plan(self, env: RobomimicEnv, obs: dict[str, np.ndarray]) -> list[Waypoint] | list[list]:
-        """The episode's waypoints, in order, from the env just after ``reset`` and its observation; for a
-        two-arm task, one list per arm, whose steps may also be callables ``env -> list[Waypoint]``
-        planned when the arm reaches them (``dpbench.envs.robomimic.demonstrator.Step``)."""
+    def plan(self, env: RobomimicEnv, obs: dict[str, np.ndarray]) -> list[Waypoint]:
+        """A single-arm task's waypoints, in order, from the env just after ``reset`` and its observation."""
         raise NotImplementedError
+
+    def plan_arms(self, env: RobomimicEnv, obs: dict[str, np.ndarray]) -> list[list]:
+        """One step list per arm (what the executor runs): by default ``plan``'s, for robot0. A step is a
+        Waypoint or a callable ``env -> list[Waypoint]`` planned when the arm reaches it
+        (``dpbench.envs.robomimic.demonstrator.Step``); two-arm planners override this."""
+        return [self.plan(env, obs)]
 
 
 class LiftPlanner(Planner):
@@ -299,8 +303,8 @@ class TransportPlanner(Planner):
     (``H2``): each a function of the state a policy observes.
 
     mh: the trash cube's 90-degree symmetry gives two grasp yaws (their average misses it), the
-    lid is set down to the left or the right of the start bin, and random speeds and grasp
-    offsets per arm."""
+    lid is set on the table beside the start bin or dropped into the gap between the tables, and
+    random speeds and grasp offsets per arm."""
 
     STEP = 0.012  # metres per control step for the long moves (ph)
     # each hand's grasp point from the handle's centre (half length 0.1) at the handover: closer, the
@@ -315,7 +319,7 @@ class TransportPlanner(Planner):
         the 700 steps at 1, so the other tasks' 1.5 would run out of time)."""
         return 1.0 if not self.mh else float(self.rng.uniform(0.7, 1.2))
 
-    def plan(self, env: RobomimicEnv, obs: dict[str, np.ndarray]) -> list[list]:
+    def plan_arms(self, env: RobomimicEnv, obs: dict[str, np.ndarray]) -> list[list]:
         return [self._robot0(env, obs), self._robot1(env, obs)]
 
     def _steps(self, s: float) -> Callable[..., int]:
@@ -351,8 +355,8 @@ class TransportPlanner(Planner):
         # hammer: grasp the handle on its tail side (away from the head), fingers across it, and
         # present it with the head toward robot1, whose grasp then sits near the hammer's centre of
         # mass (held by the tail end, a hammer twists out of the fingers on the carry)
-        suite_payload, rot = body_pose(env, suite.transport.payload_body_id)
-        p, head = suite_payload, rot[:, 2] / max(float(np.linalg.norm(rot[:, 2])), 1e-9)
+        p, rot = body_pose(env, suite.transport.payload_body_id)
+        head = rot[:, 2] / max(float(np.linalg.norm(rot[:, 2])), 1e-9)  # the handle axis, toward the head
         hs = self.HANDOVER_OFFSET + (self.rng.uniform(-0.004, 0.004) if self.mh else 0.0)
         g0 = p - hs * head
         head_yaw = float(np.arctan2(head[1], head[0]))
