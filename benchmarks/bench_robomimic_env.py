@@ -2,6 +2,7 @@
 84x84 cameras), and each scripted demonstrator's success rate, episode length and speed.
 
     python benchmarks/bench_robomimic_env.py [--steps 200] [--episodes 50] [--out results/robomimic_env.json]
+        [--tasks lift,can] [--modes abs,delta] [--merge]
 
 Steps hold the arm at its current pose (absolute mode), so the cost is the simulator's, not
 motion-dependent contact work; camera steps render both cameras offscreen (MUJOCO_GL=egl).
@@ -10,6 +11,8 @@ motion-dependent contact work; camera steps render both cameras offscreen (MUJOC
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
 import os
 import statistics
 import sys
@@ -18,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dpbench.envs.robomimic.demonstrator import PLANNERS, VARIANTS, run_episode
+from dpbench.envs.robomimic.demonstrator import PLANNERS, run_episode
 from dpbench.envs.robomimic.env import TASK_SPECS, RobomimicEnv
 from dpbench.envs.robomimic.rotation import matrix_to_axis_angle
 from dpbench.host import environment_info
@@ -61,8 +64,8 @@ def env_timing(task: str, n_steps: int, cameras: tuple[str, ...]) -> dict:
     }
 
 
-def demonstrator_stats(task: str, variant: str, n_episodes: int, seed_start: int) -> dict:
-    env = RobomimicEnv(task)
+def demonstrator_stats(task: str, variant: str, n_episodes: int, seed_start: int, action_mode: str = "abs") -> dict:
+    env = RobomimicEnv(task, action_mode=action_mode)
     ok, lengths = 0, []
     t0 = time.perf_counter()
     for seed in range(seed_start, seed_start + n_episodes):
@@ -88,7 +91,11 @@ def main() -> int:
     ap.add_argument("--episodes", type=int, default=50, help="demonstrator episodes per task and variant")
     ap.add_argument("--seed-start", type=int, default=100000, help="the paper's test seeds by default")
     ap.add_argument("--tasks", default=",".join(TASK_SPECS))
+    ap.add_argument("--modes", default="abs", help="action modes to run the demonstrators in: abs, delta or abs,delta")
     ap.add_argument("--out", default="results/robomimic_env.json")
+    ap.add_argument(
+        "--merge", action="store_true", help="keep the other tasks' entries of an existing --out (each entry is dated)"
+    )
     args = ap.parse_args()
     import torch
 
@@ -101,10 +108,11 @@ def main() -> int:
         "demonstrators": {},
         **environment_info(),
     }
+    previous = json.loads(Path(args.out).read_text()) if args.merge and Path(args.out).exists() else {}
     for task in tasks:
         low = env_timing(task, args.steps, ())
         cams = env_timing(task, max(args.steps // 4, 20), TASK_SPECS[task].default_cameras[:2])
-        result["envs"][task] = {"low_dim": low, "cameras": cams}
+        result["envs"][task] = {"low_dim": low, "cameras": cams, "date": result["date"]}
         print(
             f"{task:<10} make {low['make_s']:.2f} s, reset {low['reset_ms']:.0f} ms, "
             f"step {low['step_ms_median']:.2f} ms "
@@ -114,15 +122,23 @@ def main() -> int:
     for task in tasks:
         if task not in PLANNERS:
             continue
-        for variant in VARIANTS:
-            stats = demonstrator_stats(task, variant, args.episodes, args.seed_start)
-            result["demonstrators"][f"{task}/{variant}"] = stats
+        for variant, mode in itertools.product(PLANNERS[task].VARIANTS, args.modes.split(",")):
+            stats = demonstrator_stats(task, variant, args.episodes, args.seed_start, mode)
+            stats["date"] = result["date"]
+            key = f"{task}/{variant}" + ("" if mode == "abs" else f"/{mode}")
+            result["demonstrators"][key] = stats
             print(
-                f"{task:<10} {variant}: success {stats['successes']}/{stats['episodes']} "
+                f"{task:<10} {variant} ({mode}): success {stats['successes']}/{stats['episodes']} "
                 f"({stats['success_rate']:.0%}), "
                 f"mean length {stats['mean_length']}, {stats['s_per_episode']:.2f} s/episode",
                 flush=True,
             )
+    for section in ("envs", "demonstrators"):  # --merge: keep what this run did not measure, with its date
+        kept = {k: {"date": previous.get("date"), **v} for k, v in previous.get(section, {}).items()}
+        result[section] = {**kept, **result[section]}
+    if previous:
+        earlier = {"command": previous.get("command"), "date": previous.get("date")}
+        result["earlier_runs"] = [*previous.get("earlier_runs", []), earlier]
     write_json_atomic(Path(args.out), result)
     print(f"wrote {args.out}")
     return 0

@@ -92,13 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_data_info)
     for parent, name in ((sub, "collect"), (data, "generate")):  # `data generate` is the older name
         p = parent.add_parser(name, help="scripted demonstrations into robomimic-layout hdf5 (default: the cache dir)")
-        p.add_argument("--env", default="pusht", help="pusht | lift | can | square | transport")
+        p.add_argument("--env", default="pusht", help="pusht | lift | can | square | transport | tool_hang")
         p.add_argument("--episodes", type=_positive, default=200, help="successful episodes to keep")
         p.add_argument(
             "--variant",
             default="ph",
             choices=["ph", "mh"],
-            help="robomimic tasks: ph (consistent) or mh (randomized strategies and speeds)",
+            help="robomimic tasks: ph (consistent) or mh (randomized strategies and speeds; not tool_hang)",
         )
         p.add_argument(
             "--action-mode",
@@ -167,8 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--skip-blocked",
         action="store_true",
-        help="run the cells that can run here and list the others (a task without a scripted demonstrator, a "
-        "missing dataset file) instead of refusing the whole grid; unknown names are still errors",
+        help="run the cells that can run here and list the others (a demonstration variant a task lacks, such "
+        "as tool_hang mh; a missing dataset file) instead of refusing the whole grid; unknown names are still errors",
     )
     _grid_options(p)
     p.set_defaults(func=cmd_sweep)

@@ -81,6 +81,7 @@ def test_dry_run_collects_nothing_and_names_what_cannot_run(tmp_path, monkeypatc
     write_json_atomic(out / "records" / "x.json", _timed("diffusion", "lift", "low_dim", 600.0, [200.0]))
     cfg = tmp_path / "grid.yaml"
     grid = {"policies": ["diffusion"], "envs": ["square", "tool_hang"], "obs": ["low_dim"], "seeds": 2, "out": str(out)}
+    grid["dataset"] = "scripted-mh"  # ToolHang has no mh demonstrations (robomimic's has none either)
     cfg.write_text(yaml.safe_dump(grid))
     assert main(["sweep", str(cfg), "--dry-run", "--workers", "2"]) == 0
     text = capsys.readouterr().out
@@ -94,7 +95,7 @@ def test_dry_run_collects_nothing_and_names_what_cannot_run(tmp_path, monkeypatc
         and blocked[0].startswith("  blocked")
         and "2 cell(s) (diffusion 0, diffusion 1)" in blocked[0]
     )
-    assert "no scripted demonstrator for 'tool_hang'" in blocked[0]
+    assert "tool_hang has ph demonstrations only" in blocked[0]
     assert "2 cell(s) to run" in text and "2 cell(s) cannot run here" in text
     assert "the collection of 1 dataset(s) first is not included" in text
     assert not cache.exists() or not any(cache.rglob("*.hdf5"))  # nothing collected
@@ -224,16 +225,28 @@ def test_skip_blocked_keeps_the_cells_that_can_run(tmp_path, tiny_pusht_hdf5):
 
     specs = [
         CellSpec(policy="bc", env="pusht", seed=0, preset="smoke", dataset=str(tiny_pusht_hdf5), out=tmp_path),
-        CellSpec(policy="bc", env="tool_hang", seed=0, preset="smoke", obs="low_dim", out=tmp_path),
+        CellSpec(
+            policy="bc", env="tool_hang", seed=0, preset="smoke", obs="low_dim", dataset="scripted-mh", out=tmp_path
+        ),
     ]
-    with pytest.raises(DpbenchError, match="no scripted demonstrator for 'tool_hang'"):
+    with pytest.raises(DpbenchError, match="tool_hang has ph demonstrations only"):
         prepare_all(specs)  # by default the whole grid is refused
     skipped: list[str] = []
     cells = prepare_all(specs, skipped)
     assert [c.spec.env for c in cells] == ["pusht"]
-    assert len(skipped) == 1 and skipped[0].startswith("bc tool_hang/low_dim seed 0: no scripted demonstrator")
+    assert len(skipped) == 1 and skipped[0].startswith(
+        "bc tool_hang/low_dim seed 0: tool_hang has ph demonstrations only"
+    )
     with pytest.raises(DpbenchError, match="unknown env"):  # a typo is never skipped
         prepare_all([CellSpec(policy="bc", env="pushtt", seed=0, out=tmp_path)], [])
-    bad = CellSpec(policy="bc", env="tool_hang", seed=0, obs="low_dim", overrides={"train.stepz": "1"}, out=tmp_path)
+    bad = CellSpec(
+        policy="bc",
+        env="tool_hang",
+        seed=0,
+        obs="low_dim",
+        dataset="scripted-mh",
+        overrides={"train.stepz": "1"},
+        out=tmp_path,
+    )
     with pytest.raises(DpbenchError, match="stepz"):  # nor is a bad override, even on a blocked task
         prepare_all([specs[0], bad], [])

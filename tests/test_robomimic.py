@@ -521,8 +521,8 @@ def test_collect_cli_reports_the_demonstrator_success(tmp_path: Path) -> None:
     res = _cli("collect", "--env", "lift", "--episodes", "2", "--workers", "1", "--out", str(out), "--quiet")
     assert res.returncode == 0, res.stderr
     assert "demonstrator success" in res.stdout and out.exists()
-    res = _cli("collect", "--env", "tool_hang", "--episodes", "2", "--out", str(tmp_path / "t.hdf5"), "--quiet")
-    assert res.returncode == 2 and "no scripted demonstrator for 'tool_hang'" in res.stderr
+    res = _cli("collect", "--env", "tool_hang", "--variant", "mh", "--episodes", "2", "--out", str(tmp_path / "t.hdf5"))
+    assert res.returncode == 2 and "tool_hang has ph demonstrations only" in res.stderr
 
 
 def test_env_batch_in_worker_processes_matches_in_process() -> None:
@@ -616,6 +616,24 @@ def test_transport_demonstrator_hands_the_hammer_over_on_observed_state() -> Non
     fingers = ep["robot1_gripper_qpos"]
     assert np.abs(fingers[released] - fingers[released - 1]).max() < 2e-4  # ... and its fingers have stopped
     assert fingers[released, 0] - fingers[released, 1] > 0.02  # on the 3 cm handle, not closed on nothing
+
+
+def test_tool_hang_demonstrator_assembles_the_frame_before_hanging_the_wrench() -> None:
+    env = RobomimicEnv("tool_hang")
+    try:
+        ep = run_episode(env, 100000, "ph")
+    finally:
+        env.close()
+    assert ep is not None, "the tool_hang demonstrator failed on test seed 100000"
+    actions, grip = ep["actions"], ep["actions"][:, 6]
+    assert actions.shape == (len(ep["states"]), 7) and len(actions) <= 700
+    closes = np.flatnonzero((grip[1:] > 0) & (grip[:-1] < 0)) + 1
+    opens = np.flatnonzero((grip[1:] < 0) & (grip[:-1] > 0)) + 1
+    assert len(closes) == 2 and len(opens) == 2  # the frame (grasp, release), then the wrench
+    assembled, hung = ep["object"][:, 42], ep["object"][:, 43]  # frame_is_assembled, tool_on_frame
+    # not assembled when grasped, inserted by its release, still in when the wrench is grasped
+    assert assembled[closes[0]] == 0 and assembled[opens[0]] == 1 and assembled[closes[1]] == 1
+    assert not hung[: opens[1]].any()  # the wrench hangs on its own only after it is let go
 
 
 def test_replaying_a_state_with_its_predecessor_gives_what_step_returned() -> None:

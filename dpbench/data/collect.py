@@ -166,6 +166,11 @@ def collect_robomimic(
         )
     if variant not in VARIANTS:
         raise DpbenchError(f"unknown variant '{variant}'; choose one of {', '.join(VARIANTS)}")
+    if variant not in PLANNERS[task].VARIANTS:
+        raise DpbenchError(
+            f"{task} has {' / '.join(PLANNERS[task].VARIANTS)} demonstrations only, as in robomimic; "
+            f"choose --variant {PLANNERS[task].VARIANTS[0]}"
+        )
     if action_mode not in ACTION_MODES:
         raise DpbenchError(f"unknown action mode '{action_mode}'; choose one of {', '.join(ACTION_MODES)}")
     bad = [c for c in cameras if c not in TASK_SPECS[task].default_cameras]

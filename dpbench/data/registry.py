@@ -127,6 +127,11 @@ def _resolve_robomimic(
                 f"robomimic {task_name} low_dim.hdf5 with --dataset PATH (in a sweep file: dataset: PATH)"
             )
         variant, action_mode = ROBOMIMIC_SCRIPTED[dataset]
+        if variant not in PLANNERS[task_name].VARIANTS:
+            raise DpbenchError(
+                f"{task_name} has {' / '.join(PLANNERS[task_name].VARIANTS)} demonstrations only, as in robomimic: "
+                f"--dataset {dataset} does not exist for it; use --dataset scripted"
+            )
         cameras = tuple(sorted(k[: -len("_image")] for k in (keys or ()) if k.endswith("_image")))
         path = scripted_robomimic_path(task_name, variant, cameras, action_mode=action_mode)
         if not path.exists() and not collect:
