@@ -2,7 +2,7 @@
 84x84 cameras), and each scripted demonstrator's success rate, episode length and speed.
 
     python benchmarks/bench_robomimic_env.py [--steps 200] [--episodes 50] [--out results/robomimic_env.json]
-        [--tasks lift,can] [--modes abs,delta] [--merge]
+        [--tasks lift,can] [--modes abs,delta] [--replace]
 
 Steps hold the arm at its current pose (absolute mode), so the cost is the simulator's, not
 motion-dependent contact work; camera steps render both cameras offscreen (MUJOCO_GL=egl).
@@ -94,13 +94,19 @@ def main() -> int:
     ap.add_argument("--modes", default="abs", help="action modes to run the demonstrators in: abs, delta or abs,delta")
     ap.add_argument("--out", default="results/robomimic_env.json")
     ap.add_argument(
-        "--merge", action="store_true", help="keep the other tasks' entries of an existing --out (each entry is dated)"
+        "--replace",
+        action="store_true",
+        help="start --out afresh; by default the entries of an existing --out that this run does not remeasure "
+        "are kept (each entry dated; the earlier run's command, hardware and versions kept under earlier_runs)",
     )
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(1)
     tasks = [t for t in args.tasks.split(",") if t]
+    modes = [m for m in args.modes.split(",") if m]
+    if not modes or set(modes) - {"abs", "delta"}:
+        ap.error(f"--modes {args.modes!r}: give abs, delta or abs,delta")
     result = {
         "command": "python " + " ".join(sys.argv),
         "mujoco_gl": os.environ.get("MUJOCO_GL", "egl"),
@@ -108,7 +114,7 @@ def main() -> int:
         "demonstrators": {},
         **environment_info(),
     }
-    previous = json.loads(Path(args.out).read_text()) if args.merge and Path(args.out).exists() else {}
+    previous = json.loads(Path(args.out).read_text()) if not args.replace and Path(args.out).exists() else {}
     for task in tasks:
         low = env_timing(task, args.steps, ())
         cams = env_timing(task, max(args.steps // 4, 20), TASK_SPECS[task].default_cameras[:2])
@@ -122,7 +128,7 @@ def main() -> int:
     for task in tasks:
         if task not in PLANNERS:
             continue
-        for variant, mode in itertools.product(PLANNERS[task].VARIANTS, args.modes.split(",")):
+        for variant, mode in itertools.product(PLANNERS[task].VARIANTS, modes):
             stats = demonstrator_stats(task, variant, args.episodes, args.seed_start, mode)
             stats["date"] = result["date"]
             key = f"{task}/{variant}" + ("" if mode == "abs" else f"/{mode}")
@@ -133,11 +139,11 @@ def main() -> int:
                 f"mean length {stats['mean_length']}, {stats['s_per_episode']:.2f} s/episode",
                 flush=True,
             )
-    for section in ("envs", "demonstrators"):  # --merge: keep what this run did not measure, with its date
+    for section in ("envs", "demonstrators"):  # keep what this run did not measure, with its date
         kept = {k: {"date": previous.get("date"), **v} for k, v in previous.get(section, {}).items()}
         result[section] = {**kept, **result[section]}
     if previous:
-        earlier = {"command": previous.get("command"), "date": previous.get("date")}
+        earlier = {k: v for k, v in previous.items() if k not in ("envs", "demonstrators", "earlier_runs")}
         result["earlier_runs"] = [*previous.get("earlier_runs", []), earlier]
     write_json_atomic(Path(args.out), result)
     print(f"wrote {args.out}")

@@ -45,7 +45,7 @@ def test_a_trigger_that_never_fires_gives_up_after_max_wait() -> None:
     cursor = _cursor(0, [Waypoint(np.ones(3), EYE, OPEN, 1, until="arrived")])
     far = [_obs(0, np.zeros(3)), _obs(0, np.zeros(3))]
     calls = 0
-    while not cursor.done:
+    while not cursor.done and calls < MAX_WAIT + 10:  # bounded: a broken give-up fails, not hangs
         cursor.next_target(None, far, set())
         calls += 1
     assert calls == 1 + MAX_WAIT + 1  # the segment's step, the waits, the step that finds nothing left
@@ -64,6 +64,24 @@ def test_a_callable_step_is_planned_when_reached_with_the_env() -> None:
     assert not seen and first[1] == 0.1  # not planned before the arm gets to it
     second = cursor.next_target(env, [], set())
     assert seen == [env] and np.isclose(second[1], 0.15)  # planned from where the first waypoint ended
+
+
+def test_a_servo_callable_can_return_itself_and_end_with_nothing() -> None:
+    # ToolHang's servo: a callable returns a waypoint and itself until the measurement converges, then []
+    rounds = []
+
+    def servo(env: object) -> list:
+        rounds.append(len(rounds))
+        if len(rounds) == 3:
+            return []  # converged: nothing more, the next step follows
+        return [Waypoint(np.array([0.0, 0.0, 0.01 * len(rounds)]), EYE, OPEN, 1), servo]
+
+    cursor = _cursor(0, [servo, Waypoint(np.array([0.5, 0.0, 0.0]), EYE, OPEN, 1)])
+    zs = [cursor.next_target(None, [], set())[2] for _ in range(2)]
+    np.testing.assert_allclose(zs, [0.01, 0.02])  # one corrected waypoint per round
+    last = cursor.next_target(None, [], set())
+    assert rounds == [0, 1, 2] and last[0] == 0.5  # the third round returned nothing: on to the next step
+    assert cursor.done or cursor.next_target(None, [], set())[0] == 0.5
 
 
 def test_an_after_step_waits_for_the_other_arm_s_label() -> None:

@@ -130,7 +130,7 @@ def _resolve_robomimic(
         if variant not in PLANNERS[task_name].VARIANTS:
             raise DpbenchError(
                 f"{task_name} has {' / '.join(PLANNERS[task_name].VARIANTS)} demonstrations only, as in robomimic: "
-                f"--dataset {dataset} does not exist for it; use --dataset scripted"
+                f"--dataset {dataset} does not exist for it; use --dataset {dataset.replace('-mh', '')}"
             )
         cameras = tuple(sorted(k[: -len("_image")] for k in (keys or ()) if k.endswith("_image")))
         path = scripted_robomimic_path(task_name, variant, cameras, action_mode=action_mode)

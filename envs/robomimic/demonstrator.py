@@ -23,7 +23,6 @@ returns episodes in memory; ``dpbench.data.collect`` runs it over seeds and writ
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,15 +30,13 @@ import numpy as np
 from .env import RobomimicEnv
 from .planners import PLANNERS
 from .rotation import axis_angle_to_matrix, matrix_to_axis_angle
-from .waypoints import MAX_WAIT, OPEN, Waypoint, segment, triggered
+from .waypoints import MAX_WAIT, OPEN, Step, Waypoint, segment, triggered
 
 VARIANTS = ("ph", "mh")
 # The version of the demonstrations (stored in each collected file's env_args, and part of the
 # cache's file names): bump it when a demonstrator changes, so stale caches are not reused.
 # v3: demos store `states`; v4: state-triggered grasps and releases.
 COLLECT_VERSION = 4
-# A planned step: a waypoint, or a callable expanded into waypoints when the arm reaches it.
-Step = Waypoint | Callable[[RobomimicEnv], list[Waypoint]]
 # robosuite's OSC_POSE delta scaling (controller output_max for input 1): metres and radians per unit.
 DELTA_POS_SCALE, DELTA_ROT_SCALE = 0.05, 0.5
 
@@ -64,11 +61,11 @@ def delta_action(env: RobomimicEnv, target: np.ndarray, arm: int = 0) -> np.ndar
 class ArmCursor:
     """One arm's progress through its planned steps, one absolute target (7,) per control step.
 
-    A step is a :class:`Waypoint`, or a callable ``env -> list[Waypoint]`` expanded when the arm
-    reaches it (a pose that depends on where an object is by then, e.g. after a handover). Each
-    waypoint is reached over its interpolated segment, then held until its state trigger fires
-    (at most ``MAX_WAIT`` steps); a waypoint with ``after`` holds the arm's last target until the
-    named label is done (by either arm)."""
+    A step is a :class:`Waypoint`, or a callable ``env -> list[Step]`` expanded when the arm
+    reaches it (a pose that depends on where an object is by then, e.g. after a handover); it may
+    return more callables, or nothing. Each waypoint is reached over its interpolated segment, then
+    held until its state trigger fires (at most ``MAX_WAIT`` steps); a waypoint with ``after`` holds
+    the arm's last target until the named label is done (by either arm)."""
 
     arm: int
     steps: list[Step]
@@ -123,12 +120,12 @@ def run_episode(env: RobomimicEnv, seed: int, variant: str = "ph", hold_steps: i
     ``default_rng(seed + 7_919_000)`` (mh), so a seed and variant fix the episode.
 
     Raises:
-        ValueError: no planner for ``env.task``, or an unknown ``variant``.
+        ValueError: no planner for ``env.task``, or a ``variant`` it does not have (ToolHang: ph only).
     """
     if env.task not in PLANNERS:
         raise ValueError(f"no scripted demonstrator for {env.task!r}")
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    if variant not in PLANNERS[env.task].VARIANTS:
+        raise ValueError(f"{env.task} has {' / '.join(PLANNERS[env.task].VARIANTS)} demonstrations, not {variant!r}")
     rng = np.random.default_rng(seed + (0 if variant == "ph" else 7_919_000))
     obs, _ = env.reset(seed=seed)
     planner = PLANNERS[env.task](variant, rng)

@@ -9,7 +9,9 @@ holds. Positions are in metres, rotations are (3, 3) matrices, actions are
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -46,6 +48,12 @@ class Waypoint:
     # waypoint with ``after`` holds the arm's previous target until the other arm completes that label.
     label: str = ""
     after: str = ""
+
+
+# A planned step: a waypoint, or a callable ``env -> list[Step]`` (``env`` a RobomimicEnv) expanded when the
+# arm reaches it, from the state then; it may return further callables (a servo's next correction), or
+# nothing (a servo that has converged).
+Step = Waypoint | Callable[[Any], list["Step"]]
 
 
 def triggered(wp: Waypoint, history: list[dict[str, np.ndarray]], arm: int = 0) -> bool:

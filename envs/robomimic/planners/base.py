@@ -9,7 +9,7 @@ import numpy as np
 
 from ..env import RobomimicEnv
 from ..rotation import quat_to_matrix
-from ..waypoints import Waypoint
+from ..waypoints import Step
 
 # Top-down grasp: the gripper's z axis points down (180 degrees about world x).
 DOWN = np.diag([1.0, -1.0, -1.0])
@@ -97,12 +97,12 @@ class Planner:
         """Duration multiplier: 1 for ph, random 0.7-1.5 per episode for mh."""
         return 1.0 if not self.mh else float(self.rng.uniform(0.7, 1.5))
 
-    def plan(self, env: RobomimicEnv, obs: dict[str, np.ndarray]) -> list[Waypoint]:
-        """A single-arm task's waypoints, in order, from the env just after ``reset`` and its observation."""
+    def plan(self, env: RobomimicEnv, obs: dict[str, np.ndarray]) -> list[Step]:
+        """A single-arm task's steps, in order, from the env just after ``reset`` and its observation."""
         raise NotImplementedError
 
-    def plan_arms(self, env: RobomimicEnv, obs: dict[str, np.ndarray]) -> list[list]:
+    def plan_arms(self, env: RobomimicEnv, obs: dict[str, np.ndarray]) -> list[list[Step]]:
         """One step list per arm (what the executor runs): by default ``plan``'s, for robot0. A step is a
-        Waypoint or a callable ``env -> list[Waypoint]`` planned when the arm reaches it
-        (``dpbench.envs.robomimic.demonstrator.Step``); two-arm planners override this."""
+        Waypoint or a callable ``env -> list[Step]`` planned when the arm reaches it
+        (``dpbench.envs.robomimic.waypoints.Step``); two-arm planners override this."""
         return [self.plan(env, obs)]

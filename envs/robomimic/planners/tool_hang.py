@@ -26,7 +26,7 @@ import numpy as np
 
 from ..env import RobomimicEnv
 from ..rotation import axis_angle_to_matrix, matrix_to_axis_angle
-from ..waypoints import CLOSED, OPEN, Waypoint
+from ..waypoints import CLOSED, OPEN, Step, Waypoint
 from .base import Planner, body_pose
 
 EZ = np.array([0.0, 0.0, 1.0])
@@ -40,11 +40,12 @@ ARM_HALF = 0.00375  # half the arm's (and the rod's) thickness
 WRENCH_HOLE = np.array([-0.0935, 0.0, 0.0])
 FRAME_GRIP_HALF, WRENCH_GRIP_HALF = 0.0127, 0.015  # half thickness of each grip (rests on the table)
 TUBE_DEPTH = 0.15  # the stand's walls: 15 cm tall above its 1 cm base
-Step = Waypoint | Callable[[RobomimicEnv], list]
 
 
 def frame_of(x: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """The rotation (3, 3) whose x and z axes are ``x`` and ``z`` (orthogonal, normalised here)."""
+    """The rotation (3, 3) whose x and z axes are ``x`` and ``z``, normalised here. The caller passes
+    axes orthogonal to within an object's rest tilt (~1e-3 rad); they are not re-orthogonalised, so
+    the collected (v4) demonstrations stay what they are."""
     x, z = x / np.linalg.norm(x), z / np.linalg.norm(z)
     return np.stack([x, np.cross(z, x), z], axis=1)
 
@@ -55,7 +56,7 @@ def half_turn(rot_from: np.ndarray, rot_to: np.ndarray) -> np.ndarray:
 
 
 class _Servo:
-    """Puts a point of a grasped body at a goal: the gripper pose that would, from the body's pose in
+    """Puts a point of a grasped body at a goal: the gripper pose that does so given the body's pose in
     the hand now, plus an offset accumulated from the point's measured error (the arm's lag) along
     the ``corrected`` axes (1 corrects, 0 does not), at most ``max_offset`` metres per axis."""
 
@@ -122,7 +123,8 @@ class ToolHangPlanner(Planner):
     # the last height is the arm's centre line.
     ROLL_PATH = ((0.0, 0.0, 0.006), (np.radians(45.0), 0.002, -0.002), (np.radians(60.0), 0.010, -ARM_HALF))
 
-    def plan(self, env: RobomimicEnv, obs: dict[str, np.ndarray]) -> list[Waypoint]:
+    def plan(self, env: RobomimicEnv, obs: dict[str, np.ndarray]) -> list[Step]:
+        # One planner per episode (run_episode): what plan and _wrench measure is read by later steps.
         suite = env.robosuite_env
         self.frame, self.tool = suite.obj_body_id["frame"], suite.obj_body_id["tool"]
         pos, rot = body_pose(env, self.frame)
