@@ -97,3 +97,25 @@ def test_an_after_step_waits_for_the_other_arm_s_label() -> None:
     giver.next_target(None, history, labels)
     assert "handed" in labels and giver.done
     np.testing.assert_allclose(taker.next_target(None, history, labels)[:3], [0.0, 0.1, 0.0])
+
+
+class _Hand:
+    """A stand-in env whose grip site is at ``at`` (the one thing the cursor reads from an env)."""
+
+    def __init__(self, at: np.ndarray) -> None:
+        self.at = at
+
+    def control_position(self, arm: int) -> np.ndarray:
+        return self.at.copy()
+
+
+def test_a_from_hand_waypoint_hands_on_where_the_hand_settled() -> None:
+    release = Waypoint(np.array([0.1, 0.0, 0.0]), EYE, OPEN, 1, from_hand=True)
+    back = Waypoint(np.array([0.1, 0.0, 0.2]), EYE, OPEN, 2)
+    cursor = _cursor(0, [release, back])
+    hand = _Hand(np.array([0.1, 0.0, 0.0]))
+    here = [_obs(0, hand.at), _obs(0, hand.at)]
+    np.testing.assert_allclose(cursor.next_target(hand, here, set())[:3], [0.1, 0.0, 0.0])
+    hand.at = np.array([0.1, 0.0, -0.02])  # the arm sagged 2 cm while the (still) fingers opened
+    # the segment to ``back`` starts from the hand, not the release target: half way is z = 0.09, not 0.1
+    np.testing.assert_allclose(cursor.next_target(hand, here, set())[:3], [0.1, 0.0, 0.09])

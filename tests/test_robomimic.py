@@ -596,6 +596,13 @@ def test_delta_demonstrations_command_the_same_motion_and_are_read_as_delta(lift
     assert action_mode_from_env_args("lift", env_args, str(path)) == "delta"
 
 
+def _gripper_switches(command: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The steps where a gripper command (T,) switches from open to closed, and from closed to open."""
+    closes = np.flatnonzero((command[1:] > 0) & (command[:-1] < 0)) + 1
+    opens = np.flatnonzero((command[1:] < 0) & (command[:-1] > 0)) + 1
+    return closes, opens
+
+
 def test_transport_demonstrator_hands_the_hammer_over_on_observed_state() -> None:
     env = RobomimicEnv("transport")
     try:
@@ -605,13 +612,11 @@ def test_transport_demonstrator_hands_the_hammer_over_on_observed_state() -> Non
     assert ep is not None, "the transport demonstrator failed on test seed 100000"
     actions = ep["actions"]
     assert actions.shape == (len(ep["states"]), 14) and len(actions) <= 700
-    closes = lambda g: np.flatnonzero((g[1:] > 0) & (g[:-1] < 0)) + 1  # noqa: E731
-    opens = lambda g: np.flatnonzero((g[1:] < 0) & (g[:-1] > 0)) + 1  # noqa: E731
-    grip0, grip1 = actions[:, 6], actions[:, 13]
+    (closes0, opens0), (closes1, opens1) = _gripper_switches(actions[:, 6]), _gripper_switches(actions[:, 13])
     # robot0: lid (close, open), hammer (close, open at the handover); robot1: trash (close, open), hammer (close)
-    assert len(closes(grip0)) == 2 and len(opens(grip0)) == 2
-    assert len(closes(grip1)) == 2 and len(opens(grip1)) == 1
-    handed, released = closes(grip1)[-1], opens(grip0)[-1]
+    assert len(closes0) == 2 and len(opens0) == 2
+    assert len(closes1) == 2 and len(opens1) == 1
+    handed, released = closes1[-1], opens0[-1]
     assert handed < released  # robot0 lets go only after robot1 has closed on the handle ...
     fingers = ep["robot1_gripper_qpos"]
     assert np.abs(fingers[released] - fingers[released - 1]).max() < 2e-4  # ... and its fingers have stopped
@@ -625,10 +630,9 @@ def test_tool_hang_demonstrator_assembles_the_frame_before_hanging_the_wrench() 
     finally:
         env.close()
     assert ep is not None, "the tool_hang demonstrator failed on test seed 100000"
-    actions, grip = ep["actions"], ep["actions"][:, 6]
+    actions = ep["actions"]
     assert actions.shape == (len(ep["states"]), 7)
-    closes = np.flatnonzero((grip[1:] > 0) & (grip[:-1] < 0)) + 1
-    opens = np.flatnonzero((grip[1:] < 0) & (grip[:-1] > 0)) + 1
+    closes, opens = _gripper_switches(actions[:, 6])
     assert len(closes) == 2 and len(opens) == 2  # the frame (grasp, release), then the wrench
     assembled, hung = ep["object"][:, 42], ep["object"][:, 43]  # frame_is_assembled, tool_on_frame
     # not assembled when grasped, inserted by its release, still in when the wrench is grasped

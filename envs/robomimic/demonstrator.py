@@ -50,7 +50,7 @@ def delta_action(env: RobomimicEnv, target: np.ndarray, arm: int = 0) -> np.ndar
     rs = env.robosuite_env
     robot = rs.robots[arm]
     base = rs.sim.data.body_xmat[rs.sim.model.body_name2id(robot.robot_model.root_body)].reshape(3, 3)
-    pos = np.asarray(rs.sim.data.site_xpos[robot.eef_site_id["right"]], np.float64)
+    pos = env.control_position(arm)
     dpos = base.T @ (target[:3] - pos) / DELTA_POS_SCALE
     drot_world = axis_angle_to_matrix(target[3:6]) @ env.control_rotation(arm).T
     drot = matrix_to_axis_angle(base.T @ drot_world @ base) / DELTA_ROT_SCALE
@@ -93,7 +93,8 @@ class ArmCursor:
                     return self.targets[-1]
                 if self.wp.label:
                     labels.add(self.wp.label)
-                self.pos, self.rot, self.last = self.wp.pos.astype(np.float64), self.wp.rot, self.targets[-1]
+                start = env.control_position(self.arm) if self.wp.from_hand else self.wp.pos
+                self.pos, self.rot, self.last = start.astype(np.float64), self.wp.rot, self.targets[-1]
                 self.wp = None
             if not self.steps:
                 return self.last
@@ -124,11 +125,9 @@ def run_episode(env: RobomimicEnv, seed: int, variant: str = "ph", hold_steps: i
     """
     if env.task not in PLANNERS:
         raise ValueError(f"no scripted demonstrator for {env.task!r}")
-    if variant not in PLANNERS[env.task].VARIANTS:
-        raise ValueError(f"{env.task} has {' / '.join(PLANNERS[env.task].VARIANTS)} demonstrations, not {variant!r}")
-    rng = np.random.default_rng(seed + (0 if variant == "ph" else 7_919_000))
+    # the planner checks the variant; built before the reset, so a wrong one costs no simulation
+    planner = PLANNERS[env.task](variant, np.random.default_rng(seed + (0 if variant == "ph" else 7_919_000)))
     obs, _ = env.reset(seed=seed)
-    planner = PLANNERS[env.task](variant, rng)
     cursors = []
     for arm, steps in enumerate(planner.plan_arms(env, obs)):
         pos, rot = obs[f"robot{arm}_eef_pos"].astype(np.float64), env.control_rotation(arm)

@@ -362,6 +362,12 @@ class RobomimicEnv(gym.Env):
         """The wrapped robosuite env (demonstrators read object poses from it)."""
         return self._env
 
+    def control_position(self, arm: int = 0) -> np.ndarray:
+        """The grip site's current world position (3,), in m: the point absolute actions command (a
+        copy, read from the simulator: later steps do not change it)."""
+        robot = self._env.robots[arm]
+        return np.array(self._env.sim.data.site_xpos[robot.eef_site_id["right"]], np.float64)
+
     def control_rotation(self, arm: int = 0) -> np.ndarray:
         """The current orientation (3, 3) of the frame that absolute actions command: the grip
         site. ``robot0_eef_quat`` (robomimic's key) is the hand body, 90 degrees about z from it."""

@@ -48,6 +48,9 @@ class Waypoint:
     # waypoint with ``after`` holds the arm's previous target until the other arm completes that label.
     label: str = ""
     after: str = ""
+    # The next segment starts from where the grip site is when this waypoint completes, not from
+    # ``pos``: after a release, the arm moves on from where it settled while the fingers opened.
+    from_hand: bool = False
 
 
 # A planned step: a waypoint, or a callable ``env -> list[Step]`` (``env`` a RobomimicEnv) expanded when the

@@ -72,7 +72,7 @@ class _Servo:
     def gripper_for(self, env: RobomimicEnv, goal: np.ndarray, body_rot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The grip-site pose (3,), (3, 3) that puts the point at ``goal`` with the body at ``body_rot``."""
         pos, rot = body_pose(env, self.body)
-        grip = np.asarray(env.robosuite_env.sim.data.site_xpos[env.robosuite_env.robots[0].eef_site_id["right"]])
+        grip = env.control_position(0)
         grip_rot = env.control_rotation(0)
         in_hand_rot, in_hand_pos = grip_rot.T @ rot, grip_rot.T @ (pos - grip)
         target_rot = body_rot @ in_hand_rot.T
@@ -95,13 +95,14 @@ class _Servo:
         self, goal: np.ndarray, body_rot: Callable[[], np.ndarray], steps: int, tol: float, tries: int
     ) -> Step:
         """Servo steps toward ``goal`` until the point is within ``tol`` of it in xy (at most ``tries``)."""
-        done = [0]
+        done = 0
 
         def plan(env: RobomimicEnv) -> list:
+            nonlocal done
             near = self.aim is not None and np.allclose(self.aim, goal)
-            if (near and np.linalg.norm((goal - self.where(env))[:2]) < tol) or done[0] >= tries:
+            if (near and np.linalg.norm((goal - self.where(env))[:2]) < tol) or done >= tries:
                 return []
-            done[0] += 1
+            done += 1
             return [self.step(goal, body_rot, steps), plan]
 
         return plan
@@ -161,7 +162,7 @@ class ToolHangPlanner(Planner):
         tube = self._tube_top(env)
         servo = _Servo(self.frame, FRAME_TIP, (1, 1, 0))
         above, above_rot = servo.gripper_for(env, tube + [0.0, 0.0, 2 * self.TIP_ABOVE_TUBE], self._upright())
-        here = np.asarray(env.robosuite_env.sim.data.site_xpos[env.robosuite_env.robots[0].eef_site_id["right"]])
+        here = env.control_position(0)
         here_rot = env.control_rotation(0)
         return [
             Waypoint((here + above) / 2 + [0.0, 0.0, 0.05], half_turn(here_rot, above_rot), CLOSED, 20),
@@ -183,10 +184,14 @@ class ToolHangPlanner(Planner):
         return [*steps, self._release_frame]
 
     def _release_frame(self, env: RobomimicEnv) -> list[Step]:
-        here = np.asarray(env.robosuite_env.sim.data.site_xpos[env.robosuite_env.robots[0].eef_site_id["right"]])
+        here = env.control_position(0)
         rot = env.control_rotation(0)
         back = here - 0.08 * self.INSERT_APPROACH  # straight back along the gripper's axis
-        return [Waypoint(here, rot, OPEN, 2, until="fingers_still"), Waypoint(back, rot, OPEN, 15), self._wrench]
+        return [
+            Waypoint(here, rot, OPEN, 2, until="fingers_still", from_hand=True),
+            Waypoint(back, rot, OPEN, 15),
+            self._wrench,
+        ]
 
     # ------------------------------------------------------------------ phase 2: the wrench
     def _wrench(self, env: RobomimicEnv) -> list[Step]:
@@ -200,7 +205,7 @@ class ToolHangPlanner(Planner):
         tool_pos, tool_rot = body_pose(env, self.tool)
         grasp_rot = frame_of(-tool_rot[:, 1], -EZ)  # from above, fingers across the handle
         grasp = np.r_[tool_pos[:2], suite.table_offset[2] + WRENCH_GRIP_HALF + 0.002]
-        here = np.asarray(suite.sim.data.site_xpos[suite.robots[0].eef_site_id["right"]])
+        here = env.control_position(0)
         return [
             Waypoint(here + [0.0, 0.0, 0.08], env.control_rotation(0), OPEN, 10),
             # turn top-down high above the wrench, and settle there before going down to it
@@ -221,7 +226,7 @@ class ToolHangPlanner(Planner):
     def _hang(self, env: RobomimicEnv) -> list[Step]:
         servo = _Servo(self.tool, WRENCH_HOLE, (1, 1, 1))  # the ring's height matters: 6 mm of play
         over, over_rot = servo.gripper_for(env, self.post + [0.0, 0.0, 0.06], self._rolled(0.0)())
-        here = np.asarray(env.robosuite_env.sim.data.site_xpos[env.robosuite_env.robots[0].eef_site_id["right"]])
+        here = env.control_position(0)
         midway = np.r_[((here + over) / 2)[:2], self.CARRY_Z]
         steps: list[Step] = [
             Waypoint(midway, half_turn(env.control_rotation(0), over_rot), CLOSED, 20),
@@ -239,11 +244,11 @@ class ToolHangPlanner(Planner):
         return [*steps, self._release_wrench]
 
     def _release_wrench(self, env: RobomimicEnv) -> list[Waypoint]:
-        here = np.asarray(env.robosuite_env.sim.data.site_xpos[env.robosuite_env.robots[0].eef_site_id["right"]])
+        here = env.control_position(0)
         rot = env.control_rotation(0)
         back = here - 0.08 * rot[:, 2]  # back along the gripper's axis, clear of the swinging wrench
         return [
-            Waypoint(here, rot, OPEN, 2, until="fingers_still"),
+            Waypoint(here, rot, OPEN, 2, until="fingers_still", from_hand=True),
             Waypoint(back, rot, OPEN, 15),
             Waypoint(back, rot, OPEN, 20),
         ]
