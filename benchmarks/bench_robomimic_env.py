@@ -65,7 +65,7 @@ def env_timing(task: str, n_steps: int, cameras: tuple[str, ...]) -> dict:
 
 
 def demonstrator_stats(task: str, variant: str, n_episodes: int, seed_start: int, action_mode: str = "abs") -> dict:
-    env = RobomimicEnv(task, action_mode=action_mode)
+    env = RobomimicEnv(task, action_mode=action_mode, variant=variant)
     ok, lengths = 0, []
     t0 = time.perf_counter()
     for seed in range(seed_start, seed_start + n_episodes):

@@ -259,7 +259,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(default_threads())
     meta = read_checkpoint_meta(args.checkpoint)
-    task = get_task(args.env)
+    # the horizon of the demonstrations it learnt from (checkpoints before the field: ph)
+    task = get_task(args.env).for_variant(meta.get("variant", "ph"))
     obs = args.obs or meta.get("obs") or task.default_obs
     mode = task.obs_mode(obs, meta.get("action_mode"))
     policy, meta = load_policy(args.checkpoint, expect_spec=mode.spec, overrides=_parse_overrides(args.set))

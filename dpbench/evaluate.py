@@ -37,6 +37,7 @@ class EvalResult:
     success_rate: float  # fraction of episodes that reached the task's success condition
     success_ci95: tuple[float, float]
     n_episodes: int
+    episode_steps: int  # the horizon each episode ran to at most (the task's registration, for its variant)
     episode_scores: list[float]
     episode_success: list[bool]
     # Each episode's state at its end: Push-T's coverage of the goal (in [0, 1]; success needs > 0.95),
@@ -132,6 +133,7 @@ def evaluate(
         success_rate=float(success.mean()),
         success_ci95=wilson_ci(int(success.sum()), n),
         n_episodes=n,
+        episode_steps=task.max_episode_steps,
         episode_scores=[round(float(x), 6) for x in best],
         episode_success=[bool(x) for x in success],
         final_mean=float(final.mean()),

@@ -28,7 +28,8 @@ from dpbench.host import ContentionMeter, device_name, environment_info
 from dpbench.metrics import best_evaluation, summarize_history
 from dpbench.policies import get_policy_class
 from dpbench.records import DataSplit, FinalScores, Record, WallTimes, config_hash, write_json_atomic
-from dpbench.tasks import get_task
+from dpbench.results import data_variant
+from dpbench.tasks import Task, get_task
 from dpbench.train import BEST_FILE, load_best, train
 
 
@@ -68,9 +69,19 @@ class PreparedCell:
     action_mode: str | None = None  # robomimic tasks: abs | delta, from the dataset's env_args
 
     @property
+    def variant(self) -> str:
+        """The demonstration variant (ph | mh) the dataset stands in for (``data_variant`` of its kind)."""
+        return data_variant(self.data.kind)
+
+    @property
+    def task(self) -> Task:
+        """The cell's task as it evaluates a policy trained on this dataset's variant (its horizon)."""
+        return get_task(self.spec.env).for_variant(self.variant)
+
+    @property
     def mode(self) -> ObsMode:
         """The task's ObsMode for this cell's obs mode and the dataset's action mode."""
-        return get_task(self.spec.env).obs_mode(self.obs, self.action_mode)
+        return self.task.obs_mode(self.obs, self.action_mode)
 
     @property
     def record_path(self) -> Path:
@@ -144,7 +155,7 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
     ``make_bar`` is the training progress reporter (see ``train``)."""
     if cell.record_path.exists():
         return json.loads(cell.record_path.read_text())
-    spec, task = cell.spec, get_task(cell.spec.env)
+    spec, task = cell.spec, cell.task
     mode = cell.mode
     t_start = time.perf_counter()
 
@@ -228,6 +239,7 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
             "env": task.name,
             "obs": cell.obs,
             "action_mode": cell.action_mode,
+            "variant": cell.variant,
             "dataset": cell.data.identity(),
             "step": state.step,
         },
@@ -285,7 +297,7 @@ def heldout_evaluation(cell: PreparedCell, eval_policy: Any, history: list[dict[
     """Score the checkpoint the max selected (``best.safetensors``) on ``train.heldout_episodes`` fresh
     test seeds from ``Task.heldout_seed_start``: the selection never saw them, so this number carries
     no selection bias. None when disabled (0 episodes) or when the run has no evaluation."""
-    task, n = get_task(cell.spec.env), cell.tcfg.heldout_episodes
+    task, n = cell.task, cell.tcfg.heldout_episodes
     chosen = best_evaluation(history)
     if n <= 0 or chosen is None:
         return None

@@ -9,11 +9,11 @@ env actions), and the paper's test protocol. A policy never contains task-specif
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
-from dpbench.envs import GYM_IDS, PUSHT_ID, episode_steps
+from dpbench.envs import GYM_IDS, PUSHT_ID, episode_steps, gym_id_for
 from dpbench.envs.io import ObsMode
 from dpbench.envs.pusht.io import MODES as PUSHT_MODES
 from dpbench.envs.robomimic.io import MODES as ROBOMIMIC_MODES
@@ -52,6 +52,14 @@ class Task:
         """The episode horizon: the Gymnasium registration's ``max_episode_steps`` (its TimeLimit
         ends every episode there)."""
         return episode_steps(self.gym_id)
+
+    def for_variant(self, variant: str) -> Task:
+        """This task as it evaluates policies trained on ``variant`` (ph | mh) demonstrations: the same task
+        under the variant's Gymnasium ID, whose horizon may differ (Lift, Can, Square: 400 ph, 500 mh, as in
+        the original's task configs). Raises DpbenchError for another variant."""
+        if variant not in ("ph", "mh"):
+            raise DpbenchError(f"unknown demonstration variant {variant!r}; choose ph or mh")
+        return replace(self, gym_id=gym_id_for(self.name, variant))
 
     def obs_mode(self, name: str | None, action_mode: str | None = None) -> ObsMode:
         """The ObsMode for obs mode ``name`` (None: ``default_obs``) and, on a task with several action modes,

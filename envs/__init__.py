@@ -6,7 +6,9 @@ dependencies (robosuite for the robomimic tasks) load only when that env is made
 The registration is the one source of each env's episode length: :data:`_REGISTRATION` gives it
 to ``gymnasium.register(max_episode_steps=...)``, whose TimeLimit ends every episode there, and
 everything else (the demonstrators, robosuite's own ``horizon`` kwarg, ``dpbench.tasks``) reads it
-back with :func:`episode_steps`, i.e. ``gymnasium.spec(gym_id).max_episode_steps``.
+back with :func:`episode_steps`, i.e. ``gymnasium.spec(gym_id).max_episode_steps``. A task whose
+mh demonstrations get a longer horizon (the original's ``max_steps: 500 if mh else 400`` for Lift,
+Can and Square) has a second ID for them (:func:`gym_id_for`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,19 @@ _REGISTRATION: dict[str, tuple[str, str, dict[str, str], int]] = {
     "transport": ("dpbench/Transport-v0", "dpbench.envs.robomimic.env:RobomimicEnv", {"task": "transport"}, 700),
     "tool_hang": ("dpbench/ToolHang-v0", "dpbench.envs.robomimic.env:RobomimicEnv", {"task": "tool_hang"}, 700),
 }
+# (env name, demo variant) -> its own registration, where the variant's horizon differs from the
+# env's: the original's task configs (config/task/{lift,can,square}_*.yaml) evaluate mh-trained
+# policies for 500 steps (`max_steps: ${eval:'500 if "${task.dataset_type}" == "mh" else 400'}`);
+# transport_*.yaml uses 700 for both variants, and tool_hang has ph only.
+_VARIANT_REGISTRATION: dict[tuple[str, str], tuple[str, str, dict[str, str], int]] = {
+    (name, "mh"): (
+        f"dpbench/{title}-mh-v0",
+        "dpbench.envs.robomimic.env:RobomimicEnv",
+        {"task": name, "variant": "mh"},
+        500,
+    )
+    for name, title in (("lift", "Lift"), ("can", "Can"), ("square", "Square"))
+}
 
 # dpbench env name -> Gymnasium ID, for every env (Push-T and the robomimic tasks).
 GYM_IDS: dict[str, str] = {name: entry[0] for name, entry in _REGISTRATION.items()}
@@ -35,9 +50,16 @@ GYM_IDS: dict[str, str] = {name: entry[0] for name, entry in _REGISTRATION.items
 
 def register_envs() -> None:
     """Register every dpbench env with Gymnasium (idempotent: IDs already registered are kept)."""
-    for gym_id, entry_point, kwargs, steps in _REGISTRATION.values():
+    for gym_id, entry_point, kwargs, steps in [*_REGISTRATION.values(), *_VARIANT_REGISTRATION.values()]:
         if gym_id not in gym.registry:
             gym.register(id=gym_id, entry_point=entry_point, max_episode_steps=steps, kwargs=dict(kwargs))
+
+
+def gym_id_for(env: str, variant: str = "ph") -> str:
+    """The Gymnasium ID of dpbench env ``env`` for policies trained on ``variant`` (ph | mh)
+    demonstrations: the env's own ID, or its variant registration where the horizon differs.
+    Raises KeyError for an unknown ``env``."""
+    return _VARIANT_REGISTRATION.get((env, variant), _REGISTRATION[env])[0]
 
 
 def episode_steps(gym_id: str) -> int:

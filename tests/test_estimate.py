@@ -50,6 +50,19 @@ def test_estimate_from_a_measured_record():
     assert est.total_min == est.train_min + est.eval_min
 
 
+def test_mh_cells_evaluate_over_the_longer_mh_horizon():
+    # Square ph records: 0.48 s per episode. An mh cell's episodes may run 500 steps, not 400 (the original's
+    # square config), so its evaluation estimate is 500/400 of the ph one; training is the same.
+    rates = Rates([_timed("diffusion", "square", "low_dim", 600.0, [12.0], threads=2)], step_ms={})
+    ph = estimate_cell("diffusion", "square", "low_dim", QUICK, "h", rates, "abs", "ph")
+    mh = estimate_cell("diffusion", "square", "low_dim", QUICK, "h", rates, "abs", "mh")
+    assert abs(mh.eval_min - 750 * 0.48 * 500 / 400 / 60) < 1e-9 and mh.train_min == ph.train_min
+    assert "x 500/400 steps (mh horizon)" in mh.basis and "mh horizon" not in ph.basis
+    # Transport's mh horizon is its ph one (700)
+    tr = Rates([_timed("diffusion", "transport", "low_dim", 600.0, [12.0], threads=2)], step_ms={})
+    assert estimate_cell("diffusion", "transport", "low_dim", QUICK, "h", tr, "abs", "mh").eval_min == 750 * 0.48 / 60
+
+
 def test_an_unmeasured_task_is_scaled_by_horizon_and_env_step_time():
     # DP measured on Lift (horizon 400): 50 episodes in 200 s = 4 s per episode = 10 ms per step, of which the
     # Lift env takes 6 ms: the policy's share is 4 ms. Transport (horizon 700, 15 ms per env step): 19 ms per

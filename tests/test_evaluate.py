@@ -91,6 +91,7 @@ def test_time_limit_and_failures_count():
     policy = ZeroPolicy()
     res = evaluate(policy, TASK, TASK.obs_mode(None), n_episodes=2, seed_start=20)
     assert res.episode_success == [False, False]  # 21+ steps needed, time limit 10
+    assert res.episode_steps == 10  # recorded: the horizon the episodes ran to
     assert res.score == 0.1 and res.success_ci95[0] == 0.0
 
 

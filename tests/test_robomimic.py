@@ -20,7 +20,7 @@ import gymnasium as gym  # noqa: E402
 
 import dpbench.envs  # noqa: E402,F401
 from dpbench.data.collect import collect_robomimic  # noqa: E402
-from dpbench.envs import GYM_IDS  # noqa: E402
+from dpbench.envs import GYM_IDS, gym_id_for  # noqa: E402
 from dpbench.envs.robomimic.demonstrator import run_episode  # noqa: E402
 from dpbench.envs.robomimic.env import TASK_SPECS, RobomimicEnv, check_mujoco  # noqa: E402
 from dpbench.envs.robomimic.env_args import action_mode_from_env_args, env_args_for  # noqa: E402
@@ -70,10 +70,27 @@ def test_registered_envs_have_the_papers_observation_sizes_and_horizons() -> Non
         assert env.spec.max_episode_steps == horizon
         # the registration is the one source of the episode length: the task spec and robosuite read it
         task = env.unwrapped.task
-        assert GYM_IDS[task] == env.spec.id and TASK_SPECS[task].max_episode_steps == horizon
+        assert GYM_IDS[task] == env.spec.id and TASK_SPECS[task].horizon() == horizon
         assert env.unwrapped.env_kwargs["horizon"] == horizon == env.unwrapped.robosuite_env.horizon
         assert info["is_success"] is False
         assert env.observation_space.contains(obs)
+
+
+def test_mh_policies_get_the_originals_longer_horizon() -> None:
+    # The original's config/task/{lift,can,square}_*.yaml: `max_steps: ${eval:'500 if "${task.dataset_type}"
+    # == "mh" else 400'}`; transport_*.yaml: `max_steps: 700` whatever the dataset type.
+    for task, ph, mh in [("lift", 400, 500), ("can", 400, 500), ("square", 400, 500), ("transport", 700, 700)]:
+        assert (TASK_SPECS[task].horizon("ph"), TASK_SPECS[task].horizon("mh")) == (ph, mh), task
+        assert env_args_for(task, variant="mh")["env_kwargs"]["horizon"] == mh
+    env = gym.make(gym_id_for("square", "mh"))
+    try:
+        # the TimeLimit, the env and robosuite itself all end mh episodes at 500 steps
+        assert env.spec.max_episode_steps == 500 == env.unwrapped.max_episode_steps
+        assert env.unwrapped.robosuite_env.horizon == 500 and env.unwrapped.variant == "mh"
+    finally:
+        env.close()
+    with pytest.raises(DpbenchError, match="choose ph or mh"):
+        RobomimicEnv("lift", variant="mixed")
         env.close()
 
 
@@ -245,7 +262,7 @@ def test_can_and_square_demonstrators_succeed_and_objects_are_in_robomimic_order
         assert np.linalg.norm(obs["object"][7:10]) > 0.05
         for variant in ("ph", "mh"):
             ep = run_episode(env, 100001, variant)
-            assert ep is not None and len(ep["actions"]) < TASK_SPECS[task].max_episode_steps
+            assert ep is not None and len(ep["actions"]) < TASK_SPECS[task].horizon(variant)
     finally:
         env.close()
 
@@ -331,7 +348,7 @@ def test_collected_file_is_robomimic_layout_with_env_args(lift_demos: Path) -> N
         assert f["data/demo_0/states"].shape == (len(f["data/demo_0/actions"]), 32)  # robomimic's simulator states
     assert env_args["env_name"] == "Lift" and env_args["dpbench"]["action_mode"] == "abs"
     assert {k: v for k, v in env_args.items() if k != "dpbench"} == env_args_for("lift")
-    assert env_args["env_kwargs"]["horizon"] == TASK_SPECS["lift"].max_episode_steps
+    assert env_args["env_kwargs"]["horizon"] == TASK_SPECS["lift"].horizon("ph") == 400
     assert action_mode_from_env_args("lift", env_args, str(lift_demos)) == "abs"
 
 
@@ -461,11 +478,30 @@ def test_smoke_run_on_lift_end_to_end_and_eval(lift_demos: Path, tmp_path: Path)
     record = json.loads(record_path.read_text())
     assert record["action_mode"] == "abs" and record["env"] == "lift"
     assert record["final"]["last_eval"]["n_episodes"] == 2
+    assert record["final"]["last_eval"]["episode_steps"] == 400  # a file by path stands for ph demos
     res = _cli("eval", str(out / record["checkpoint"]), "--env", "lift", "--episodes", "2")
     assert res.returncode == 0, res.stderr
     assert "success rate" in res.stdout
     res = _cli("eval", str(out / record["checkpoint"]), "--env", "can", "--episodes", "2")
     assert res.returncode == 2 and "checkpoint was trained" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_a_cell_on_mh_demonstrations_trains_and_evaluates_over_the_mh_horizon(lift_demos: Path, tmp_path: Path) -> None:
+    from dpbench.checkpoint import read_checkpoint_meta
+    from dpbench.data.episodes import load_episodes
+    from dpbench.data.registry import DatasetRef
+    from dpbench.runner import CellSpec, prepare, run_cell
+    from dpbench.tasks import get_task
+
+    keys = get_task("lift").obs_mode("low_dim").dataset_keys
+    data = DatasetRef("scripted-mh", lift_demos, load_episodes(lift_demos, keys))  # named as the mh set
+    cell = prepare(CellSpec("diffusion", "lift", 0, "smoke", out=tmp_path, progress=False), data=data)
+    assert cell.variant == "mh" and cell.task.gym_id == "dpbench/Lift-mh-v0"
+    record = run_cell(cell)
+    # the original's lift config: `max_steps: 500 if mh else 400`; the checkpoint remembers the variant
+    assert record["final"]["last_eval"]["episode_steps"] == 500
+    assert all(s <= 1.0 for s in record["final"]["last_eval"]["episode_scores"])
+    assert read_checkpoint_meta(tmp_path / record["checkpoint"])["variant"] == "mh"
 
 
 def _edited_copy(src: Path, dst: Path, edit) -> Path:

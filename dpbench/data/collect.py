@@ -87,13 +87,13 @@ def robomimic_scripted_path(
 _WORKER_ENV: RobomimicEnv | None = None  # one env per collector process
 
 
-def _init_collector(task: str, cameras: tuple[str, ...], action_mode: str = "abs") -> None:
+def _init_collector(task: str, cameras: tuple[str, ...], action_mode: str = "abs", variant: str = "ph") -> None:
     """Make the process's env (in a worker: its pool initializer)."""
     global _WORKER_ENV
     import torch  # only to keep each collector process to one thread; the parent may never need torch
 
     torch.set_num_threads(1)
-    _WORKER_ENV = RobomimicEnv(task, action_mode=action_mode, cameras=cameras)
+    _WORKER_ENV = RobomimicEnv(task, action_mode=action_mode, cameras=cameras, variant=variant)
 
 
 def _collect_one(args: tuple[int, str]) -> tuple[int, dict[str, np.ndarray] | None]:
@@ -112,11 +112,11 @@ def iter_scripted_episodes(
     """
     seeds = ((s, variant) for s in itertools.count(start_seed))
     if workers <= 1:
-        _init_collector(task, cameras, action_mode)
+        _init_collector(task, cameras, action_mode, variant)
         yield from map(_collect_one, seeds)
         return
     ctx = mp.get_context("spawn")
-    with ctx.Pool(workers, initializer=_init_collector, initargs=(task, cameras, action_mode)) as pool:
+    with ctx.Pool(workers, initializer=_init_collector, initargs=(task, cameras, action_mode, variant)) as pool:
         yield from pool.imap(_collect_one, seeds, chunksize=1)
 
 
@@ -219,5 +219,7 @@ def collect_robomimic(
         "cameras": list(cameras),
         "collection": stats,
     }
-    write_hdf5(store, path, env_args={**env_args_for(task, tuple(cameras), action_mode), "dpbench": provenance})
+    write_hdf5(
+        store, path, env_args={**env_args_for(task, tuple(cameras), action_mode, variant), "dpbench": provenance}
+    )
     return stats

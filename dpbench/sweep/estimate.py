@@ -29,6 +29,7 @@ from statistics import median
 from typing import Any
 
 from dpbench.records import PROTOCOL_VERSION
+from dpbench.results import data_variant
 from dpbench.tasks import get_task
 
 RESULTS = Path(__file__).resolve().parents[2] / "results"
@@ -169,17 +170,30 @@ def _alike(obs: str) -> tuple[Callable[[str], bool], ...]:
 
 
 def estimate_cell(
-    policy: str, env: str, obs: str, tcfg: Any, chash: str, rates: Rates, action_mode: str | None = None
+    policy: str,
+    env: str,
+    obs: str,
+    tcfg: Any,
+    chash: str,
+    rates: Rates,
+    action_mode: str | None = None,
+    variant: str = "ph",
 ) -> CellEstimate:
     """A cell's CPU-minutes at ``tcfg``'s schedule (see the module docstring); ``action_mode``: the dataset's
-    (robomimic abs | delta; None for Push-T)."""
+    (robomimic abs | delta; None for Push-T); ``variant``: its demonstrations' (ph | mh). Where the variant's
+    horizon is longer (mh on Lift, Can, Square: 500 steps, not 400), episode times scale with it: an upper
+    bound, exact for episodes that run to the horizon."""
     train, episode = rates.train_rate(policy, env, obs, chash), rates.episode_rate(policy, env, obs, action_mode)
     n_evals = evaluation_count(tcfg.steps, tcfg.eval_every, tcfg.eval_after)
     episodes = n_evals * tcfg.eval_episodes + tcfg.heldout_episodes
-    basis = f"train: {train.basis if train else 'no record'}; eval: {episode.basis if episode else 'no record'}"
+    horizon, base = get_task(env).for_variant(variant).max_episode_steps, get_task(env).max_episode_steps
+    longer = f", x {horizon}/{base} steps ({variant} horizon)" if horizon != base else ""
+    basis = (
+        f"train: {train.basis if train else 'no record'}; eval: {episode.basis + longer if episode else 'no record'}"
+    )
     return CellEstimate(
         train.seconds * tcfg.steps / 60 if train else None,
-        episode.seconds * episodes / 60 if episode else None,
+        episode.seconds * episodes * horizon / base / 60 if episode else None,
         basis,
     )
 
@@ -225,7 +239,8 @@ def dry_run_report(planned: list[Any], records: list[dict[str, Any]], cores: int
             lines.append(f"  {'running':<8}{'':<22}{p.cell.cell_id}  [held by {holder}]")
             continue
         state = "resume" if p.cell is not None and (p.cell.workdir / RESUME_FILE).exists() else "new"
-        est = estimate_cell(cfg.policy_cls.name, spec.env, cfg.obs, cfg.tcfg, cfg.chash, rates, p.action_mode)
+        variant = data_variant(spec.dataset or get_task(spec.env).default_dataset)
+        est = estimate_cell(cfg.policy_cls.name, spec.env, cfg.obs, cfg.tcfg, cfg.chash, rates, p.action_mode, variant)
         todo.append(est)
         if est.total_min is None:
             unknown += 1

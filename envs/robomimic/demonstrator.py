@@ -111,8 +111,8 @@ def run_episode(env: RobomimicEnv, seed: int, variant: str = "ph", hold_steps: i
     """One scripted episode from ``reset(seed=seed)``; the recorded arrays, or None on failure.
 
     The episode ends at the first successful step (plus ``hold_steps``), like robomimic's
-    demonstrations, when every arm has done its steps, or after the task's registered
-    ``max_episode_steps`` (a failure). The arrays are
+    demonstrations, when every arm has done its steps, or after the variant's horizon
+    (``TaskSpec.horizon(variant)``: a failure). The arrays are
     ``actions`` (T, 7 * n_arms) OSC_POSE actions: absolute (world-frame position in m, axis-angle,
     gripper) in an ``action_mode="abs"`` env, else the delta actions that command the same targets
     (:func:`delta_action`), ``states`` (T, S: the simulator state before each action, robomimic's ``states``) and
@@ -133,7 +133,7 @@ def run_episode(env: RobomimicEnv, seed: int, variant: str = "ph", hold_steps: i
         pos, rot = obs[f"robot{arm}_eef_pos"].astype(np.float64), env.control_rotation(arm)
         hold = np.concatenate([pos, matrix_to_axis_angle(rot), [OPEN]])
         cursors.append(ArmCursor(arm, list(steps), pos, rot, hold))
-    max_steps = env.spec_.max_episode_steps
+    max_steps = env.spec_.horizon(variant)
     record: dict[str, list[np.ndarray]] = {"actions": [], "states": []}
     history = [obs]  # the observations so far, for the state triggers
     labels: set[str] = set()

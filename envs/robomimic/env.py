@@ -32,7 +32,7 @@ from gymnasium import spaces
 
 from dpbench.errors import DpbenchError
 
-from .. import GYM_IDS, episode_steps
+from .. import episode_steps, gym_id_for
 from .rotation import ARM_ABS_DIM, quat_to_matrix
 
 MUJOCO_RANGE = ((3, 3), (3, 10))  # robosuite 1.5.2 works with mujoco >= 3.3, < 3.10
@@ -46,7 +46,7 @@ INSTALL_HINT = "pip install -e '.[robosuite]' (robosuite==1.5.2 with mujoco>=3.3
 class TaskSpec:
     """One robomimic task: its robosuite env, robots, observation sizes and default cameras.
 
-    Its episode length is the Gymnasium registration's (:attr:`max_episode_steps`), not a field.
+    Its episode length is the Gymnasium registration's (:meth:`horizon`), not a field.
     """
 
     name: str
@@ -60,11 +60,12 @@ class TaskSpec:
     # transport's and tool_hang's (read against robosuite's pre-1.5 env sources, 2026-11-30).
     object_keys: tuple[str, ...] = ()
 
-    @property
-    def max_episode_steps(self) -> int:
-        """The episode length in control steps (20 Hz): ``gymnasium.spec(gym_id).max_episode_steps``
-        of the task's registered env (the paper's horizon for its ph datasets)."""
-        return episode_steps(GYM_IDS[self.name])
+    def horizon(self, variant: str = "ph") -> int:
+        """The episode length in control steps (20 Hz) for policies trained on ``variant`` (ph | mh)
+        demonstrations: ``gymnasium.spec(gym_id).max_episode_steps`` of the task's registration for
+        that variant (``dpbench.envs.gym_id_for``): 400 (ph) / 500 (mh) for Lift, Can and Square, 700
+        for Transport and ToolHang."""
+        return episode_steps(gym_id_for(self.name, variant))
 
     @property
     def lowdim_keys(self) -> tuple[str, ...]:
@@ -220,6 +221,8 @@ class RobomimicEnv(gym.Env):
     ``reset(seed=s)`` always gives the same initial object and robot poses; the paper's test
     initial conditions are seeds 100000 + i. ``info["is_success"]`` is the task's own success
     check; the reward is sparse (1.0 on success) and the episode terminates on success.
+    ``variant`` (ph | mh) is the demonstrations a policy on it was trained on: it sets the horizon
+    (:attr:`max_episode_steps`, robosuite's ``horizon``), as the original's configs do.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": CONTROL_FREQ}
@@ -232,9 +235,12 @@ class RobomimicEnv(gym.Env):
         image_size: int = 84,
         render_mode: str | None = None,
         render_size: int = 256,
+        variant: str = "ph",
     ) -> None:
         if task not in TASK_SPECS:
             raise DpbenchError(f"unknown robomimic task {task!r}; choose one of {', '.join(TASK_SPECS)}")
+        if variant not in ("ph", "mh"):
+            raise DpbenchError(f"unknown demonstration variant {variant!r}; choose ph or mh")
         if render_mode not in (None, "rgb_array"):
             raise DpbenchError(f"unsupported render_mode {render_mode!r}; robomimic tasks render 'rgb_array' only")
         self.spec_ = TASK_SPECS[task]
@@ -244,6 +250,8 @@ class RobomimicEnv(gym.Env):
         self.image_size = image_size
         self.render_mode = render_mode
         self.render_size = render_size
+        self.variant = variant
+        self.max_episode_steps = self.spec_.horizon(variant)  # the registration's, for this variant
         suite = import_robosuite()
         offscreen = bool(self.cameras) or render_mode == "rgb_array"
         kwargs: dict[str, Any] = dict(
@@ -253,7 +261,7 @@ class RobomimicEnv(gym.Env):
             has_offscreen_renderer=offscreen,
             use_camera_obs=bool(self.cameras),
             control_freq=CONTROL_FREQ,
-            horizon=self.spec_.max_episode_steps,  # robosuite's episode length; the registration's
+            horizon=self.max_episode_steps,  # robosuite's episode length; the registration's
             ignore_done=True,  # the Gymnasium TimeLimit ends episodes, not robosuite
             reward_shaping=False,
         )

@@ -73,12 +73,15 @@ def action_mode_from_env_args(task: str, env_args: Any, where: str) -> str:
     return "delta" if delta else "abs"
 
 
-def env_args_for(task: str, cameras: tuple[str, ...] = (), action_mode: str = "abs") -> dict[str, Any]:
-    """robomimic-style env_args of our env in ``action_mode`` (abs | delta) recording ``cameras`` (84x84).
+def env_args_for(
+    task: str, cameras: tuple[str, ...] = (), action_mode: str = "abs", variant: str = "ph"
+) -> dict[str, Any]:
+    """robomimic-style env_args of our env in ``action_mode`` (abs | delta) recording ``cameras`` (84x84),
+    for ``variant`` (ph | mh) demonstrations.
 
     Returns ``{"env_name", "env_version", "type": 1, "env_kwargs"}``, JSON-able, without making an
     env: ``env_kwargs`` are the robosuite kwargs that matter to a dataset (robots, the absolute
-    OSC_POSE controller, 20 Hz, robosuite's ``horizon`` = the registered ``max_episode_steps``, the
+    OSC_POSE controller, 20 Hz, robosuite's ``horizon`` = the variant's registered ``max_episode_steps``, the
     cameras and the task's extra kwargs). Importing robosuite (for the controller config) is needed.
     """
     spec = TASK_SPECS[task]
@@ -86,7 +89,7 @@ def env_args_for(task: str, cameras: tuple[str, ...] = (), action_mode: str = "a
         "robots": ["Panda"] * spec.n_arms,
         "controller_configs": controller_config(action_mode),
         "control_freq": CONTROL_FREQ,
-        "horizon": spec.max_episode_steps,
+        "horizon": spec.horizon(variant),
         "ignore_done": True,
         "reward_shaping": False,
         "use_camera_obs": bool(cameras),
