@@ -93,7 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     for parent, name in ((sub, "collect"), (data, "generate")):  # `data generate` is the older name
         p = parent.add_parser(name, help="scripted demonstrations into robomimic-layout hdf5 (default: the cache dir)")
         p.add_argument("--env", default="pusht", help="pusht | lift | can | square | transport | tool_hang")
-        p.add_argument("--episodes", type=_positive, default=200, help="successful episodes to keep")
+        p.add_argument(
+            "--episodes",
+            type=_positive,
+            default=None,
+            help="successful episodes to keep (default: 200; robomimic mh 300, the size of robomimic's mh sets)",
+        )
         p.add_argument(
             "--variant",
             default="ph",

@@ -81,28 +81,35 @@ def cmd_data_info(args: argparse.Namespace) -> int:
 def cmd_collect(args: argparse.Namespace) -> int:
     """Scripted demonstrations into robomimic-layout hdf5 (Push-T, or a robomimic task)."""
     from dpbench.data.collect import collect_pusht, collect_robomimic
-    from dpbench.data.registry import scripted_pusht_path, scripted_robomimic_path
+    from dpbench.data.registry import (
+        DEFAULT_SCRIPTED_EPISODES,
+        SCRIPTED_EPISODES,
+        scripted_pusht_path,
+        scripted_robomimic_path,
+    )
     from dpbench.tasks import get_task
 
     task = get_task(args.env)
     if task.name == "pusht":
         if args.variant != "ph" or args.camera or args.action_mode != "abs":
             raise DpbenchError("Push-T's demonstrator has no --variant, --camera or --action-mode")
-        path = Path(args.out) if args.out else scripted_pusht_path(args.episodes)
-        collect_pusht(args.episodes, path, start_seed=args.start_seed, progress=not args.quiet)
+        episodes = args.episodes or DEFAULT_SCRIPTED_EPISODES
+        path = Path(args.out) if args.out else scripted_pusht_path(episodes)
+        collect_pusht(episodes, path, start_seed=args.start_seed, progress=not args.quiet)
         print(f"wrote {path}")
         return 0
     from dpbench.host import usable_cores
 
     cameras = tuple(sorted(_names(args.camera, "camera"))) if args.camera else ()
+    episodes = args.episodes or SCRIPTED_EPISODES[args.variant]
     path = (
         Path(args.out)
         if args.out
-        else scripted_robomimic_path(task.name, args.variant, cameras, args.episodes, action_mode=args.action_mode)
+        else scripted_robomimic_path(task.name, args.variant, cameras, episodes, action_mode=args.action_mode)
     )
     stats = collect_robomimic(
         task.name,
-        args.episodes,
+        episodes,
         path,
         args.variant,
         cameras,

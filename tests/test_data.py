@@ -205,3 +205,15 @@ def test_data_info_reproduces_a_records_dataset_hash(tiny_pusht_hdf5, tmp_path, 
     assert f"hash:      {record['dataset']['hash']}" in capsys.readouterr().out
     assert main(["data", "info", str(tiny_pusht_hdf5)]) == 0
     assert record["dataset"]["hash"] not in capsys.readouterr().out  # the file holds more arrays (img)
+
+
+def test_scripted_robomimic_sets_are_as_large_as_robomimics(tmp_path, monkeypatch):
+    from dpbench.data.registry import list_datasets, scripted_robomimic_path
+
+    monkeypatch.setenv("DPBENCH_CACHE", str(tmp_path))
+    # robomimic's ph datasets hold 200 demonstrations, its mh datasets 300 (6 operators x 50)
+    assert scripted_robomimic_path("square", "ph").name.endswith("_200ep.hdf5")
+    assert scripted_robomimic_path("square", "mh", action_mode="delta").name.endswith("_300ep.hdf5")
+    listed = {(name, env) for name, env, _ in list_datasets()}
+    assert ("scripted-mh", "transport") in listed and ("scripted", "tool_hang") in listed
+    assert ("scripted-mh", "tool_hang") not in listed  # ToolHang has ph demonstrations only

@@ -21,6 +21,9 @@ from dpbench.host import usable_cores
 
 HUMAN_PUSHT_NAME = "pusht_cchi_v7_replay.zarr"
 DEFAULT_SCRIPTED_EPISODES = 200
+# The scripted robomimic sets are as large as the human sets they stand in for: robomimic's ph datasets
+# hold 200 demonstrations, its mh datasets 300 (6 operators x 50; TFDS robomimic_mh's train split: 300).
+SCRIPTED_EPISODES = {"ph": 200, "mh": 300}
 
 
 def cache_dir() -> Path:
@@ -100,12 +103,14 @@ def scripted_robomimic_path(
     task_name: str,
     variant: str,
     cameras: tuple[str, ...] = (),
-    n_episodes: int = DEFAULT_SCRIPTED_EPISODES,
+    n_episodes: int | None = None,
     action_mode: str = "abs",
 ) -> Path:
-    """The cache file of ``n_episodes`` scripted demos of a robomimic task, demonstrator ``variant`` (ph | mh),
-    ``cameras`` and ``action_mode`` (``robomimic_scripted_path`` under ``cache_dir()``)."""
-    return robomimic_scripted_path(cache_dir(), task_name, variant, n_episodes, cameras, action_mode)
+    """The cache file of ``n_episodes`` (None: the variant's ``SCRIPTED_EPISODES``) scripted demos of a robomimic
+    task, demonstrator ``variant`` (ph | mh), ``cameras`` and ``action_mode`` (``robomimic_scripted_path`` under
+    ``cache_dir()``)."""
+    n = SCRIPTED_EPISODES[variant] if n_episodes is None else n_episodes
+    return robomimic_scripted_path(cache_dir(), task_name, variant, n, cameras, action_mode)
 
 
 def _resolve_robomimic(
@@ -138,12 +143,12 @@ def _resolve_robomimic(
             raise DatasetMissing(f"{dataset} {task_name} demos not collected yet", portable_path(path), action_mode)
         if not path.exists():
             print(
-                f"[dpbench] collecting {DEFAULT_SCRIPTED_EPISODES} scripted {task_name} ({variant}, {action_mode}) "
+                f"[dpbench] collecting {SCRIPTED_EPISODES[variant]} scripted {task_name} ({variant}, {action_mode}) "
                 f"demos into {path} (once)"
             )
             collect_robomimic(
                 task_name,
-                DEFAULT_SCRIPTED_EPISODES,
+                SCRIPTED_EPISODES[variant],
                 path,
                 variant,
                 cameras,
@@ -201,8 +206,10 @@ def list_datasets() -> list[tuple[str, str, str]]:
         ("human", "pusht", str(human) if human else "not found (set DPBENCH_PUSHT_ZARR)"),
         ("scripted", "pusht", f"{scripted} ({'cached' if scripted.exists() else 'generated on first use'})"),
     ]
-    for task in ("lift", "can", "square"):
+    for task, planner in PLANNERS.items():
         for name, (variant, action_mode) in ROBOMIMIC_SCRIPTED.items():
+            if variant not in planner.VARIANTS:
+                continue
             path = scripted_robomimic_path(task, variant, action_mode=action_mode)
             rows.append((name, task, f"{path} ({'cached' if path.exists() else 'collected on first use'})"))
     return rows
