@@ -32,7 +32,7 @@ from dpbench.diffusion.policy import FAST_PATH_MAX_BATCH
 from dpbench.evaluate import evaluate
 from dpbench.host import environment_info
 from dpbench.results import write_json_atomic
-from dpbench.tasks import get_task
+from dpbench.tasks import checkpoint_task
 
 # DDIM-k under both timestep spacings: "trailing" starts at the top noise level (99 of 100) for any
 # k; "leading" (the original code's, diffusers' default) starts at 100 - 100/k.
@@ -67,8 +67,8 @@ def measure(paths: list[str], samplers: dict[str, dict], family: str) -> list[di
         per_ckpt = []
         for path in paths:
             meta = read_checkpoint_meta(path)
-            task = get_task(meta["env"])
-            mode = task.obs_mode(meta["obs"])
+            task = checkpoint_task(meta)
+            mode = task.obs_mode(meta["obs"], meta.get("action_mode"))
             policy, _ = load_policy(
                 path, expect_spec=mode.spec, overrides={f"policy.{k}": str(v) for k, v in over.items()}
             )

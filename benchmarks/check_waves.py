@@ -25,7 +25,7 @@ from dpbench.checkpoint import load_policy, read_checkpoint_meta
 from dpbench.evaluate import evaluate
 from dpbench.host import environment_info
 from dpbench.results import write_json_atomic
-from dpbench.tasks import get_task
+from dpbench.tasks import checkpoint_task
 
 
 def main() -> None:
@@ -40,8 +40,8 @@ def main() -> None:
     rows = []
     for path in paths:
         meta = read_checkpoint_meta(path)
-        task = get_task(meta["env"])
-        mode = task.obs_mode(meta["obs"])
+        task = checkpoint_task(meta)
+        mode = task.obs_mode(meta["obs"], meta.get("action_mode"))
         policy, _ = load_policy(path, expect_spec=mode.spec)
         variants = {f"wave {w}": dict(wave=int(w)) for w in args.waves.split(",")}
         results = {

@@ -41,9 +41,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("envs:")
     for name, task in TASKS.items():
         registered = "registered" if task.gym_id in gym.registry else "NOT registered"
+        mh = task.for_variant("mh").gym_id
         print(
-            f"  {name:<12} {task.gym_id} ({registered}); obs modes: {', '.join(task.obs_modes)} "
-            f"(default {task.default_obs})"
+            f"  {name:<12} {task.gym_id}{f' (mh: {mh})' if mh != task.gym_id else ''} ({registered}); "
+            f"obs modes: {', '.join(task.obs_modes)} (default {task.default_obs})"
         )
     print("policies:")
     for name, ref in sorted(available_policies().items()):
@@ -262,12 +263,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from dpbench.checkpoint import load_policy, read_checkpoint_meta
     from dpbench.evaluate import evaluate
-    from dpbench.tasks import get_task
+    from dpbench.tasks import checkpoint_task
 
     torch.set_num_threads(default_threads())
     meta = read_checkpoint_meta(args.checkpoint)
-    # the horizon of the demonstrations it learnt from (checkpoints before the field: ph)
-    task = get_task(args.env).for_variant(meta.get("variant", "ph"))
+    task = checkpoint_task(meta, args.env)  # at the horizon of the demonstrations it learnt from
     obs = args.obs or meta.get("obs") or task.default_obs
     mode = task.obs_mode(obs, meta.get("action_mode"))
     policy, meta = load_policy(args.checkpoint, expect_spec=mode.spec, overrides=_parse_overrides(args.set))

@@ -37,7 +37,8 @@ class EvalResult:
     success_rate: float  # fraction of episodes that reached the task's success condition
     success_ci95: tuple[float, float]
     n_episodes: int
-    episode_steps: int  # the horizon each episode ran to at most (the task's registration, for its variant)
+    episode_steps: int  # the horizon: the most steps an episode may run (the task's registration, for its variant)
+    episode_lengths: list[int]  # the steps each episode ran (to its success, or to the horizon)
     episode_scores: list[float]
     episode_success: list[bool]
     # Each episode's state at its end: Push-T's coverage of the goal (in [0, 1]; success needs > 0.95),
@@ -101,6 +102,7 @@ def evaluate(
     was_training = policy.training
     policy.eval()
     best, success, final = np.zeros(n), np.zeros(n, dtype=bool), np.zeros(n)
+    lengths = np.zeros(n, dtype=int)
     frames: list[np.ndarray] = []
     latency, calls = 0.0, 0
     # Evaluation draws only from the policy's own per-episode generators; fork_rng also restores
@@ -112,7 +114,7 @@ def evaluate(
                 m = min(wave, n - first)
                 policy.reset()
                 policy.seed(sampling_seed, [seed_start + first + i for i in range(wave)])
-                w_best, w_success, w_final, w_latency, w_calls = _rollout(
+                w_best, w_success, w_final, w_lengths, w_latency, w_calls = _rollout(
                     policy, task, venv, seed_start + first, m, frames if first == 0 and video_path else None, n_videos
                 )
                 best[first : first + m], success[first : first + m], final[first : first + m] = (
@@ -120,6 +122,7 @@ def evaluate(
                     w_success[:m],
                     w_final[:m],
                 )
+                lengths[first : first + m] = w_lengths[:m]
                 latency, calls = latency + w_latency, calls + w_calls
     finally:
         venv.close()
@@ -134,6 +137,7 @@ def evaluate(
         success_ci95=wilson_ci(int(success.sum()), n),
         n_episodes=n,
         episode_steps=task.max_episode_steps,
+        episode_lengths=[int(x) for x in lengths],
         episode_scores=[round(float(x), 6) for x in best],
         episode_success=[bool(x) for x in success],
         final_mean=float(final.mean()),
@@ -153,16 +157,17 @@ def _rollout(
     n_active: int,
     frames: list[np.ndarray] | None,
     n_videos: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, int]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, int]:
     """One wave: envs ``0..n_active-1`` from seeds ``seed + i``, one ``select_action`` per env step
     (the policy keeps the observation window and the action queue), until every episode is done
-    (the env's TimeLimit truncates at the task's horizon). Returns per-env max reward, success and
-    final progress (over the whole batch), seconds spent planning chunks, and the chunks planned."""
+    (the env's TimeLimit truncates at the task's horizon). Returns per-env max reward, success, final
+    progress and steps run (over the whole batch), seconds spent planning chunks, and the chunks planned."""
     n = venv.n
     obs, _ = venv.reset(seed=seed, n_active=n_active)
     done = np.arange(n) >= n_active
     best, final = np.zeros(n), np.zeros(n)
     success = np.zeros(n, dtype=bool)
+    lengths = np.zeros(n, dtype=int)
     latency, calls, steps = 0.0, 0, 0
     while not done.all() and steps < task.max_episode_steps:
         step_obs = {k: torch.from_numpy(np.ascontiguousarray(v)).to(policy.device) for k, v in obs.items()}
@@ -175,13 +180,14 @@ def _rollout(
         obs, reward, terminated, truncated, info = venv.step(action.cpu().numpy().astype(np.float64))
         steps += 1
         live = ~done
+        lengths[live] += 1
         best[live] = np.maximum(best[live], reward[live])
         success[live] |= np.asarray(info.get("is_success", np.zeros(n, dtype=bool)), dtype=bool)[live]
         final[live] = np.asarray(info.get("progress", reward), dtype=float)[live]
         done |= terminated | truncated
         if frames is not None:
             frames.append(np.concatenate([venv.render(i) for i in range(min(n_videos, n_active))], axis=1))
-    return best, success, final, latency, calls
+    return best, success, final, lengths, latency, calls
 
 
 def write_gif(frames: list[np.ndarray], path: Path, fps: int = 10) -> Path:

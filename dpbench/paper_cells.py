@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dpbench.records import PROTOCOL_VERSION
-from dpbench.results import PAPER_POLICY_NAMES, Group, data_variant, group_records, load_reference
+from dpbench.results import PAPER_POLICY_NAMES, Group, group_records, load_reference
 
 TABLE_OF_OBS = {"keypoints": "state", "low_dim": "state", "image": "image"}  # obs mode -> the paper's table
 TABLE_TITLES = {"state": "Table I (state observations)", "image": "Table II (image observations)"}
@@ -94,7 +94,7 @@ def fill_cells(
     for g in group_records(records):
         if TABLE_OF_OBS.get(g.obs) != kind:
             continue
-        col = (g.env, data_variant(g.dataset_kind))
+        col = (g.env, g.variant)
         if col not in cols:
             continue
         buckets.setdefault((PAPER_POLICY_NAMES.get(g.policy, g.policy), col), []).append(g)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dpbench.equal_time import cpu_minutes, is_cpu
-from dpbench.results import Group, data_variant, group_records, paper_reference
+from dpbench.results import Group, group_records, paper_reference
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -177,7 +177,7 @@ def plot_scores(groups: list[Group], stem: Path) -> list[Path]:
                 capsize=3,
                 ecolor="0.25",
             )
-            ref = paper_reference(g.policy, g.env, g.obs, data_variant(g.dataset_kind))
+            ref = paper_reference(g.policy, g.env, g.obs, g.variant)
             if ref:
                 any_paper = True
                 top.plot([i - 0.2], [ref["max"]], "D", color="black", ms=5, zorder=5)
@@ -264,7 +264,7 @@ def plot_curves(groups: list[Group], stem: Path) -> list[Path]:
             ax.plot(x, mean, "-o", color=c, ms=3, lw=1.5, label=name)
             if g.seeds > 1:
                 ax.fill_between(x, lo, hi, color=c, alpha=0.18, lw=0)
-        ref = paper_reference(g.policy, g.env, g.obs, data_variant(g.dataset_kind))
+        ref = paper_reference(g.policy, g.env, g.obs, g.variant)
         if ref:
             axes[0].axhline(ref["max"], color=c, ls=":", lw=1)
     axes[0].set_xlabel("training step")

@@ -58,6 +58,8 @@ SCHEMA_VERSION = 1
 # 2: Push-T test states placed as the original's legacy_test; the paper's Push-T data split (seed 42,
 #    at most 90 training episodes); evaluation leaves training's RNG untouched; each episode's sampling
 #    noise depends only on the sampling seed and its test seed; DDIM's first step at the top noise level.
+#    Also under 2 (no record predates it): policies trained on mh demonstrations run 500-step test
+#    episodes on Lift, Can and Square, as the original's (records' last_eval.episode_steps).
 PROTOCOL_VERSION = 2
 
 # The fields tables and plots rely on ("a.b": field b of the mapping a); read_record checks them.

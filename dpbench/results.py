@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from dpbench.config import build_configs, config_to_dict
+from dpbench.data.registry import data_variant
 from dpbench.errors import DpbenchError
 from dpbench.metrics import mean_ci, summarize_history, wilson_ci
 from dpbench.policies import get_policy_class
@@ -38,12 +39,6 @@ def load_reference(obs_kind: str) -> list[dict[str, Any]]:
 
 PAPER_POLICY_NAMES = {"diffusion": "diffusion_cnn", "diffusion_cnn": "diffusion_cnn"}
 PAPER_SOURCE = "paper (Chi et al. 2023)"
-
-
-def data_variant(dataset_kind: str) -> str:
-    """The paper's demo variant a dataset stands in for: mh for multi-modal sets (scripted-mh,
-    scripted-mh-delta), else ph."""
-    return "mh" if "mh" in dataset_kind.split("-") else "ph"
 
 
 def paper_reference(policy: str, env: str, obs: str, variant: str = "ph") -> dict[str, Any] | None:
@@ -87,6 +82,8 @@ class Group:
     # when the records predate the measurement.
     contended: bool | None
     records: tuple[dict[str, Any], ...] = field(repr=False, compare=False)
+    # The demonstrations' variant (ph | mh): the records' dataset.variant, else that of the dataset's name.
+    variant: str = "ph"
 
     @property
     def task(self) -> str:
@@ -245,6 +242,7 @@ def group_records(records: list[dict[str, Any]]) -> list[Group]:
                 float(np.mean(latency)) if latency else float("nan"),
                 _contended(recs),
                 tuple(recs),
+                recs[0]["dataset"].get("variant") or data_variant(dkind),
             )
         )
     return groups

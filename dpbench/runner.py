@@ -28,7 +28,6 @@ from dpbench.host import ContentionMeter, device_name, environment_info
 from dpbench.metrics import best_evaluation, summarize_history
 from dpbench.policies import get_policy_class
 from dpbench.records import DataSplit, FinalScores, Record, WallTimes, config_hash, write_json_atomic
-from dpbench.results import data_variant
 from dpbench.tasks import Task, get_task
 from dpbench.train import BEST_FILE, load_best, train
 
@@ -70,8 +69,8 @@ class PreparedCell:
 
     @property
     def variant(self) -> str:
-        """The demonstration variant (ph | mh) the dataset stands in for (``data_variant`` of its kind)."""
-        return data_variant(self.data.kind)
+        """The demonstration variant (ph | mh) the dataset stands in for (``DatasetRef.variant``)."""
+        return self.data.variant
 
     @property
     def task(self) -> Task:

@@ -19,7 +19,6 @@ from dpbench.results import (
     PAPER_POLICY_NAMES,
     PAPER_SOURCE,
     Group,
-    data_variant,
     group_records,
     paper_reference,
 )
@@ -103,7 +102,9 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
                 last_eval_success |= h is None
             body.append(row)
         if with_paper:
-            variants = sorted({data_variant(k[2]) for k in rows if k[0] == policy}, reverse=True)  # ph first
+            variants = sorted(
+                {g.variant for k, v in rows.items() if k[0] == policy for g in v.values()}, reverse=True
+            )  # ph first
             for variant in variants:
                 refs = {t: paper_reference(policy, *t.split("/", 1), variant=variant) for t in tasks}
                 if not any(refs.values()):
@@ -207,7 +208,7 @@ def tidy_rows(groups: list[Group], with_paper: bool = False) -> list[dict[str, A
     if with_paper:
         seen = set()
         for g in groups:
-            variant = data_variant(g.dataset_kind)
+            variant = g.variant
             ref = paper_reference(g.policy, g.env, g.obs, variant)
             key = (PAPER_POLICY_NAMES.get(g.policy, g.policy), g.env, g.obs, variant)
             if ref and key not in seen:

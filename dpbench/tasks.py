@@ -138,6 +138,16 @@ TASKS: dict[str, Task] = {
 }
 
 
+def checkpoint_task(meta: dict[str, Any], env: str | None = None) -> Task:
+    """The task a checkpoint is evaluated on (``env``, else the one it was trained on), at the horizon of the
+    demonstrations it learnt from: its ``variant``, else (older checkpoints) that of its dataset's name.
+    ``meta``: ``dpbench.checkpoint.read_checkpoint_meta``'s dict. Raises DpbenchError for an unknown env."""
+    from dpbench.data.registry import data_variant
+
+    variant = meta.get("variant") or data_variant((meta.get("dataset") or {}).get("kind", ""))
+    return get_task(env or meta["env"]).for_variant(variant)
+
+
 def get_task(name: str) -> Task:
     """The task named ``name`` (pusht, lift, can, square, transport, tool_hang); raises DpbenchError, naming the valid
     ones, for any other."""

@@ -217,3 +217,24 @@ def test_scripted_robomimic_sets_are_as_large_as_robomimics(tmp_path, monkeypatc
     listed = {(name, env) for name, env, _ in list_datasets()}
     assert ("scripted-mh", "transport") in listed and ("scripted", "tool_hang") in listed
     assert ("scripted-mh", "tool_hang") not in listed  # ToolHang has ph demonstrations only
+
+
+def test_a_dataset_by_path_knows_its_variant(tmp_path):
+    from dpbench.data.registry import DatasetRef
+
+    def ref(name: str, env_args: dict, masks: tuple[str, ...] = ()) -> DatasetRef:
+        path = write_hdf5(_store(), tmp_path / name, env_args=env_args)
+        with h5py.File(path, "a") as f:  # robomimic's filter keys: mask/<name> lists of demo names
+            for m in masks:
+                f.create_dataset(f"mask/{m}", data=np.array([b"demo_0"]))
+        return DatasetRef("path", path, load_hdf5(path))
+
+    # robomimic's mh files carry the operators' quality groups; its ph files only splits such as 20_percent
+    assert ref("mh.hdf5", {}, ("better", "okay", "worse", "20_percent")).variant == "mh"
+    assert ref("ph.hdf5", {}, ("20_percent", "train", "valid")).variant == "ph"
+    assert ref("plain.hdf5", {"env_name": "x"}).variant == "ph"
+    # a file dpbench collected says what it collected, whatever its name
+    mine = ref("anything.hdf5", {"dpbench": {"variant": "mh"}})
+    assert mine.variant == "mh" and mine.identity()["variant"] == "mh"
+    assert DatasetRef("scripted-mh-delta", mine.path, mine.store).variant == "mh"
+    assert DatasetRef("scripted-delta", mine.path, mine.store).variant == "ph"  # a name decides first

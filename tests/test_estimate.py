@@ -60,7 +60,19 @@ def test_mh_cells_evaluate_over_the_longer_mh_horizon():
     assert "x 500/400 steps (mh horizon)" in mh.basis and "mh horizon" not in ph.basis
     # Transport's mh horizon is its ph one (700)
     tr = Rates([_timed("diffusion", "transport", "low_dim", 600.0, [12.0], threads=2)], step_ms={})
-    assert estimate_cell("diffusion", "transport", "low_dim", QUICK, "h", tr, "abs", "mh").eval_min == 750 * 0.48 / 60
+    assert estimate_cell("diffusion", "transport", "low_dim", QUICK, "h", tr, "abs", "mh").eval_min == pytest.approx(
+        750 * 0.48 / 60
+    )
+    # An mh record (0.6 s per 500-step episode) is 0.48 s per 400-step ph episode: it is not scaled twice
+    mh_record = _timed("diffusion", "square", "low_dim", 600.0, [15.0], threads=2)
+    mh_record["dataset"] = {**mh_record["dataset"], "kind": "scripted-mh", "variant": "mh"}
+    from_mh = Rates([mh_record], step_ms={})
+    assert estimate_cell("diffusion", "square", "low_dim", QUICK, "h", from_mh, "abs", "mh").eval_min == pytest.approx(
+        750 * 0.6 / 60
+    )
+    assert estimate_cell("diffusion", "square", "low_dim", QUICK, "h", from_mh, "abs", "ph").eval_min == pytest.approx(
+        750 * 0.48 / 60
+    )
 
 
 def test_an_unmeasured_task_is_scaled_by_horizon_and_env_step_time():

@@ -80,6 +80,7 @@ def test_episodes_that_end_early_keep_their_result():
     res = evaluate(policy, TASK, TASK.obs_mode(None), n_episodes=4, seed_start=0)
     # seeds 0..3 succeed after 1..4 steps; later autoreset episodes are ignored
     assert res.episode_success == [True, True, True, True]
+    assert res.episode_lengths == [1, 2, 3, 4]  # each ended at its success
     assert res.episode_scores == [1.0, 1.0, 1.0, 1.0]
     assert res.success_rate == 1.0 and res.n_policy_calls == 2  # 4 steps need two chunks of 3
     first = policy.calls[0]
@@ -91,7 +92,7 @@ def test_time_limit_and_failures_count():
     policy = ZeroPolicy()
     res = evaluate(policy, TASK, TASK.obs_mode(None), n_episodes=2, seed_start=20)
     assert res.episode_success == [False, False]  # 21+ steps needed, time limit 10
-    assert res.episode_steps == 10  # recorded: the horizon the episodes ran to
+    assert res.episode_steps == 10 and res.episode_lengths == [10, 10]  # both ran to the horizon
     assert res.score == 0.1 and res.success_ci95[0] == 0.0
 
 

@@ -156,7 +156,7 @@ def test_older_protocol_cells_are_marked_and_nothing_to_show_is_an_error():
 
 
 def test_dataset_names_map_to_the_papers_demo_variants():
-    from dpbench.results import data_variant
+    from dpbench.data.registry import data_variant
 
     assert [data_variant(k) for k in ("human", "scripted", "scripted-delta", "scripted-mh", "scripted-mh-delta")] == [
         "ph",
@@ -165,6 +165,16 @@ def test_dataset_names_map_to_the_papers_demo_variants():
         "mh",
         "mh",
     ]
+
+
+def test_a_robomimic_mh_file_by_path_fills_the_mh_column():
+    # records name the dataset's variant (dataset.variant): an official mh low_dim.hdf5 given by path is mh
+    path_mh = _robomimic(make_record("diffusion", 0, [0.8], [True], preset="quick"), "square", "path")
+    path_mh["dataset"] = {**path_mh["dataset"], "variant": "mh"}
+    _, rows = _md(format_paper_table([path_mh], "md"))
+    col = {name: i + 1 for i, name in enumerate(TABLE1_COLUMNS)}
+    assert rows["DP-C"][col["Square mh"]].startswith("0.80 / ")
+    assert rows["DP-C"][col["Square ph"]].startswith("no record")
 
 
 def test_the_paper_tie_that_ours_separates_is_a_disagreement_and_filters_are_named():

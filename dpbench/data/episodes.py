@@ -193,6 +193,8 @@ def load_hdf5(path: str | os.PathLike, keys: Iterable[str] | None = None, source
             if "env_args" in f["data"].attrs:
                 raw = f["data"].attrs["env_args"]
                 attrs["env_args"] = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+            if isinstance(f.get("mask"), h5py.Group):  # robomimic's filter keys (mh sets: better/okay/worse)
+                attrs["masks"] = sorted(f["mask"].keys())
             first_obs = f["data"][demos[0]].get("obs")
             obs_names = set(first_obs.keys()) if first_obs is not None else set()
             wanted = sorted(obs_names if keys is None else set(keys) - {ACTION_KEY})

@@ -67,27 +67,6 @@ def scripted_pusht_path(n_episodes: int = DEFAULT_SCRIPTED_EPISODES) -> Path:
     return cache_dir() / f"pusht_scripted_v{SCRIPTED_VERSION}_{n_episodes}ep.hdf5"
 
 
-@dataclass(frozen=True)
-class DatasetRef:
-    """A resolved dataset: its kind, path and the store (loaded with the keys a run needs)."""
-
-    kind: str  # "human" | "scripted" | "path"
-    path: Path
-    store: EpisodeStore
-
-    def identity(self) -> dict[str, Any]:
-        """What a record stores about the dataset: kind, portable path, content hash (over ``keys``, the
-        arrays the run loaded), episode and step counts."""
-        return {
-            "kind": self.kind,
-            "path": portable_path(self.path),
-            "hash": self.store.content_hash(),
-            "keys": sorted(self.store.data),
-            "episodes": self.store.n_episodes,
-            "steps": self.store.n_steps,
-        }
-
-
 # dataset name -> (demonstrator variant, action mode). ``scripted-delta`` / ``scripted-mh-delta``: the same
 # demonstrations recorded as delta actions (robomimic's own datasets' velocity-style control), for the
 # policies the original trains that way (LSTM-GMM, IBC, BET).
@@ -97,6 +76,50 @@ ROBOMIMIC_SCRIPTED = {
     "scripted-delta": ("ph", "delta"),
     "scripted-mh-delta": ("mh", "delta"),
 }
+
+
+def data_variant(dataset_kind: str) -> str:
+    """The paper's demo variant (ph | mh) a named dataset stands in for: ``scripted-mh`` and
+    ``scripted-mh-delta`` are mh, every other name (and ``path``, see ``DatasetRef.variant``) ph."""
+    return ROBOMIMIC_SCRIPTED.get(dataset_kind, ("ph", ""))[0]
+
+
+# robomimic's filter keys that only its multi-human (mh) files have: the operators' quality groups
+MH_MASKS = frozenset({"better", "okay", "worse"})
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """A resolved dataset: its kind, path and the store (loaded with the keys a run needs)."""
+
+    kind: str  # "human" | "scripted" | "scripted-mh" | ... | "path"
+    path: Path
+    store: EpisodeStore
+
+    @property
+    def variant(self) -> str:
+        """The demonstrations' variant (ph | mh), which sets the test horizon: from the name, else (a path)
+        the variant dpbench collected it as (``env_args["dpbench"]``), else mh when the file has robomimic's
+        mh filter keys (``mask/better``, ``okay``, ``worse``), else ph."""
+        if self.kind != "path":
+            return data_variant(self.kind)
+        collected = (self.store.attrs.get("env_args") or {}).get("dpbench", {}).get("variant")
+        if collected in ("ph", "mh"):
+            return collected
+        return "mh" if MH_MASKS & set(self.store.attrs.get("masks", ())) else "ph"
+
+    def identity(self) -> dict[str, Any]:
+        """What a record stores about the dataset: kind, portable path, content hash (over ``keys``, the
+        arrays the run loaded), episode and step counts."""
+        return {
+            "kind": self.kind,
+            "variant": self.variant,
+            "path": portable_path(self.path),
+            "hash": self.store.content_hash(),
+            "keys": sorted(self.store.data),
+            "episodes": self.store.n_episodes,
+            "steps": self.store.n_steps,
+        }
 
 
 def scripted_robomimic_path(

@@ -14,6 +14,9 @@ records made under today's protocol on cores no other job shared, where a task h
    step, the policy's share measured on the other task plus this task's env step;
 3. else no estimate ("?"), and the total says how many cells it leaves out.
 
+Episode rates are kept per step of the task's ph horizon and scaled to the cell's: a policy trained on mh
+demonstrations runs Lift, Can and Square episodes to 500 steps, not 400 (an upper bound for its cell).
+
 Evaluation episodes can end early on success, so a rate measured on a task that a policy solves
 quickly underestimates one it fails. The figures are for planning, not for a record.
 """
@@ -28,8 +31,8 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+from dpbench.data.registry import data_variant
 from dpbench.records import PROTOCOL_VERSION
-from dpbench.results import data_variant
 from dpbench.tasks import get_task
 
 RESULTS = Path(__file__).resolve().parents[2] / "results"
@@ -118,7 +121,9 @@ class Rates:
             evals = [h["eval_seconds"] for h in r["history"] if h.get("eval_seconds")]
             episodes = r.get("config", {}).get("train", {}).get("eval_episodes")
             if evals and episodes:
-                self.episode[key].append((r.get("action_mode"), median(evals) * threads / episodes))
+                # per episode at the task's (ph) horizon: an mh record's episodes may have run longer
+                at_ph = get_task(r["env"]).max_episode_steps / _record_horizon(r)
+                self.episode[key].append((r.get("action_mode"), median(evals) * threads / episodes * at_ph))
 
     def train_rate(self, policy: str, env: str, obs: str, chash: str) -> Rate | None:
         """CPU-seconds per training step: this config's records, then this task's, then another task's."""
@@ -162,6 +167,17 @@ class Rates:
         if here is not None and there is not None:
             per_step = max(per_step - there / 1000, 0.0) + here / 1000
         return per_step * get_task(to_env).max_episode_steps
+
+
+def _record_horizon(record: dict[str, Any]) -> int:
+    """The horizon a record's episodes ran to: its evaluations' ``episode_steps``, else (older records) its
+    task's horizon for the variant of its dataset."""
+    steps = ((record.get("final") or {}).get("last_eval") or {}).get("episode_steps")
+    if steps:
+        return int(steps)
+    dataset = record.get("dataset") or {}
+    variant = dataset.get("variant") or data_variant(dataset.get("kind", ""))
+    return get_task(record["env"]).for_variant(variant).max_episode_steps
 
 
 def _alike(obs: str) -> tuple[Callable[[str], bool], ...]:
@@ -239,7 +255,7 @@ def dry_run_report(planned: list[Any], records: list[dict[str, Any]], cores: int
             lines.append(f"  {'running':<8}{'':<22}{p.cell.cell_id}  [held by {holder}]")
             continue
         state = "resume" if p.cell is not None and (p.cell.workdir / RESUME_FILE).exists() else "new"
-        variant = data_variant(spec.dataset or get_task(spec.env).default_dataset)
+        variant = p.cell.variant if p.cell is not None else data_variant(spec.dataset or "")
         est = estimate_cell(cfg.policy_cls.name, spec.env, cfg.obs, cfg.tcfg, cfg.chash, rates, p.action_mode, variant)
         todo.append(est)
         if est.total_min is None:

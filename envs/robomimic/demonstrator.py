@@ -112,7 +112,8 @@ def run_episode(env: RobomimicEnv, seed: int, variant: str = "ph", hold_steps: i
 
     The episode ends at the first successful step (plus ``hold_steps``), like robomimic's
     demonstrations, when every arm has done its steps, or after the variant's horizon
-    (``TaskSpec.horizon(variant)``: a failure). The arrays are
+    (``TaskSpec.horizon(variant)``: a failure; ``env``'s own variant does not limit it, since robosuite
+    runs with ``ignore_done``). The arrays are
     ``actions`` (T, 7 * n_arms) OSC_POSE actions: absolute (world-frame position in m, axis-angle,
     gripper) in an ``action_mode="abs"`` env, else the delta actions that command the same targets
     (:func:`delta_action`), ``states`` (T, S: the simulator state before each action, robomimic's ``states``) and
