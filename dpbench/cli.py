@@ -253,7 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plot", help="figures from the result records: scores, learning curves, latency (PNG + SVG)")
     p.add_argument("--out", default=DEFAULT_OUT, help="results dir to read (default results)")
-    p.add_argument("--figdir", default=None, help="where to write the figures (default OUT/figures)")
+    p.add_argument(
+        "--figdir",
+        default=None,
+        help="where to write the figures (default OUT/figures; with --env/--policy OUT/figures/selection_...)",
+    )
     p.add_argument("--env", default=None, help="only these envs (comma list)")
     p.add_argument("--policy", default=None, help="only these policies (comma list)")
     p.set_defaults(func=cmd_plot)

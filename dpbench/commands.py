@@ -363,6 +363,11 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     records = _select(_load_all(args.out), args)
     figdir = Path(args.figdir) if args.figdir else Path(args.out) / "figures"
+    if not args.figdir and (args.env or args.policy):
+        # a selection's scores and latency figures would overwrite the whole results' under the same names
+        parts = [f"{k}-{v.replace(',', '+')}" for k, v in (("env", args.env), ("policy", args.policy)) if v]
+        figdir = figdir / ("selection_" + "_".join(parts))
+        print(f"[dpbench] a selection: its figures go to {figdir} (pass --figdir to choose)", file=sys.stderr)
     _check_writable(figdir)
     for path in plot_all(records, figdir):
         print(path)

@@ -137,7 +137,9 @@ def _colors(labels: list[str]) -> dict[str, Any]:
 def _save(fig: Figure, stem: Path) -> list[Path]:
     paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
     fig.savefig(paths[0], dpi=160, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
+    # no date and fixed ids: an SVG changes in git only when the figure does
+    with _mpl().rc_context({"svg.hashsalt": "dpbench"}):
+        fig.savefig(paths[1], bbox_inches="tight", metadata={"Date": None})
     _mpl().close(fig)
     return paths
 

@@ -254,6 +254,13 @@ def test_plots_are_written_as_png_and_svg(results, tmp_path, capsys):
         assert len(data) > 5000 and (data[:4] == b"\x89PNG" or b"<svg" in data[:500])
 
 
+def test_a_selections_figures_never_overwrite_the_whole_results(results, capsys):
+    assert main(["plot", "--out", str(results), "--policy", "diffusion"]) == 0
+    written = [Path(p) for p in capsys.readouterr().out.split()]
+    assert written and all(p.parent == results / "figures" / "selection_policy-diffusion" for p in written)
+    assert not (results / "figures" / "scores.png").exists()
+
+
 def test_groups_never_mix_datasets(results):
     recs = [json.loads(p.read_text()) for p in (results / "records").glob("*.json")]
     other = make_record("diffusion", 2, [0.1], [False])
