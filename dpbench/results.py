@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from dpbench.config import build_configs, config_to_dict
-from dpbench.data.registry import data_variant
+from dpbench.data.registry import variant_of
 from dpbench.errors import DpbenchError
 from dpbench.metrics import mean_ci, summarize_history, wilson_ci
 from dpbench.policies import get_policy_class
@@ -242,7 +242,7 @@ def group_records(records: list[dict[str, Any]]) -> list[Group]:
                 float(np.mean(latency)) if latency else float("nan"),
                 _contended(recs),
                 tuple(recs),
-                recs[0]["dataset"].get("variant") or data_variant(dkind),
+                variant_of(recs[0]["dataset"]),
             )
         )
     return groups

@@ -238,8 +238,7 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
             "env": task.name,
             "obs": cell.obs,
             "action_mode": cell.action_mode,
-            "variant": cell.variant,
-            "dataset": cell.data.identity(),
+            "dataset": cell.data.identity(),  # with its variant: the horizon dpbench eval uses
             "step": state.step,
         },
     )

@@ -56,9 +56,7 @@ class Task:
     def for_variant(self, variant: str) -> Task:
         """This task as it evaluates policies trained on ``variant`` (ph | mh) demonstrations: the same task
         under the variant's Gymnasium ID, whose horizon may differ (Lift, Can, Square: 400 ph, 500 mh, as in
-        the original's task configs). Raises DpbenchError for another variant."""
-        if variant not in ("ph", "mh"):
-            raise DpbenchError(f"unknown demonstration variant {variant!r}; choose ph or mh")
+        the original's task configs). Raises DpbenchError for another variant (``gym_id_for``)."""
         return replace(self, gym_id=gym_id_for(self.name, variant))
 
     def obs_mode(self, name: str | None, action_mode: str | None = None) -> ObsMode:
@@ -140,12 +138,11 @@ TASKS: dict[str, Task] = {
 
 def checkpoint_task(meta: dict[str, Any], env: str | None = None) -> Task:
     """The task a checkpoint is evaluated on (``env``, else the one it was trained on), at the horizon of the
-    demonstrations it learnt from: its ``variant``, else (older checkpoints) that of its dataset's name.
-    ``meta``: ``dpbench.checkpoint.read_checkpoint_meta``'s dict. Raises DpbenchError for an unknown env."""
-    from dpbench.data.registry import data_variant
+    demonstrations it learnt from (``variant_of`` its dataset identity). ``meta``:
+    ``dpbench.checkpoint.read_checkpoint_meta``'s dict. Raises DpbenchError for an unknown env."""
+    from dpbench.data.registry import variant_of
 
-    variant = meta.get("variant") or data_variant((meta.get("dataset") or {}).get("kind", ""))
-    return get_task(env or meta["env"]).for_variant(variant)
+    return get_task(env or meta["env"]).for_variant(variant_of(meta.get("dataset") or {}))
 
 
 def get_task(name: str) -> Task:

@@ -44,6 +44,8 @@ _VARIANT_REGISTRATION: dict[tuple[str, str], tuple[str, str, dict[str, str], int
     for name, title in (("lift", "Lift"), ("can", "Can"), ("square", "Square"))
 }
 
+VARIANTS = ("ph", "mh")  # robomimic's demonstration variants: proficient-human, multi-human
+
 # dpbench env name -> Gymnasium ID, for every env (Push-T and the robomimic tasks).
 GYM_IDS: dict[str, str] = {name: entry[0] for name, entry in _REGISTRATION.items()}
 
@@ -58,7 +60,9 @@ def register_envs() -> None:
 def gym_id_for(env: str, variant: str = "ph") -> str:
     """The Gymnasium ID of dpbench env ``env`` for policies trained on ``variant`` (ph | mh)
     demonstrations: the env's own ID, or its variant registration where the horizon differs.
-    Raises KeyError for an unknown ``env``."""
+    Raises DpbenchError for another variant, KeyError for an unknown ``env``."""
+    if variant not in VARIANTS:
+        raise DpbenchError(f"unknown demonstration variant {variant!r}; choose ph or mh")
     return _VARIANT_REGISTRATION.get((env, variant), _REGISTRATION[env])[0]
 
 

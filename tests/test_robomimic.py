@@ -504,7 +504,7 @@ def test_a_cell_on_mh_demonstrations_trains_and_evaluates_over_the_mh_horizon(li
     # a smoke-trained policy fails: its episodes run past the ph horizon to the mh one
     failed = [n for n, ok in zip(last["episode_lengths"], last["episode_success"]) if not ok]
     assert all(n == 500 for n in failed) and failed, last["episode_lengths"]
-    assert read_checkpoint_meta(tmp_path / record["checkpoint"])["variant"] == "mh"
+    assert read_checkpoint_meta(tmp_path / record["checkpoint"])["dataset"]["variant"] == "mh"
 
 
 def _edited_copy(src: Path, dst: Path, edit) -> Path:

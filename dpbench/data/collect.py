@@ -23,8 +23,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from dpbench.data.episodes import EpisodeStore, write_hdf5
+from dpbench.envs import VARIANTS
 from dpbench.envs.pusht.episodes import SCRIPTED_VERSION, collect_episode
-from dpbench.envs.robomimic.demonstrator import COLLECT_VERSION, VARIANTS, run_episode
+from dpbench.envs.robomimic.demonstrator import COLLECT_VERSION, run_episode
 from dpbench.envs.robomimic.env import ACTION_MODES, TASK_SPECS, RobomimicEnv
 from dpbench.envs.robomimic.env_args import env_args_for
 from dpbench.envs.robomimic.planners import PLANNERS

@@ -23,7 +23,7 @@ HUMAN_PUSHT_NAME = "pusht_cchi_v7_replay.zarr"
 DEFAULT_SCRIPTED_EPISODES = 200
 # The scripted robomimic sets are as large as the human sets they stand in for: robomimic's ph datasets
 # hold 200 demonstrations, its mh datasets 300 (6 operators x 50; TFDS robomimic_mh's train split: 300).
-SCRIPTED_EPISODES = {"ph": 200, "mh": 300}
+SCRIPTED_EPISODES = {"ph": DEFAULT_SCRIPTED_EPISODES, "mh": 300}
 
 
 def cache_dir() -> Path:
@@ -82,6 +82,12 @@ def data_variant(dataset_kind: str) -> str:
     """The paper's demo variant (ph | mh) a named dataset stands in for: ``scripted-mh`` and
     ``scripted-mh-delta`` are mh, every other name (and ``path``, see ``DatasetRef.variant``) ph."""
     return ROBOMIMIC_SCRIPTED.get(dataset_kind, ("ph", ""))[0]
+
+
+def variant_of(identity: dict[str, Any]) -> str:
+    """The variant of a dataset as records and checkpoints describe it (``DatasetRef.identity``): its
+    ``variant``, else (identities older than the field) that of its name."""
+    return identity.get("variant") or data_variant(identity.get("kind", ""))
 
 
 # robomimic's filter keys that only its multi-human (mh) files have: the operators' quality groups

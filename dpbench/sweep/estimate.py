@@ -31,7 +31,7 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-from dpbench.data.registry import data_variant
+from dpbench.data.registry import data_variant, variant_of
 from dpbench.records import PROTOCOL_VERSION
 from dpbench.tasks import get_task
 
@@ -175,9 +175,7 @@ def _record_horizon(record: dict[str, Any]) -> int:
     steps = ((record.get("final") or {}).get("last_eval") or {}).get("episode_steps")
     if steps:
         return int(steps)
-    dataset = record.get("dataset") or {}
-    variant = dataset.get("variant") or data_variant(dataset.get("kind", ""))
-    return get_task(record["env"]).for_variant(variant).max_episode_steps
+    return get_task(record["env"]).for_variant(variant_of(record.get("dataset") or {})).max_episode_steps
 
 
 def _alike(obs: str) -> tuple[Callable[[str], bool], ...]:

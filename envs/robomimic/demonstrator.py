@@ -32,7 +32,6 @@ from .planners import PLANNERS
 from .rotation import axis_angle_to_matrix, matrix_to_axis_angle
 from .waypoints import MAX_WAIT, OPEN, Step, Waypoint, segment, triggered
 
-VARIANTS = ("ph", "mh")
 # The version of the demonstrations (stored in each collected file's env_args, and part of the
 # cache's file names): bump it when a demonstrator changes, so stale caches are not reused.
 # v3: demos store `states`; v4: state-triggered grasps and releases.

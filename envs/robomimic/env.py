@@ -239,8 +239,6 @@ class RobomimicEnv(gym.Env):
     ) -> None:
         if task not in TASK_SPECS:
             raise DpbenchError(f"unknown robomimic task {task!r}; choose one of {', '.join(TASK_SPECS)}")
-        if variant not in ("ph", "mh"):
-            raise DpbenchError(f"unknown demonstration variant {variant!r}; choose ph or mh")
         if render_mode not in (None, "rgb_array"):
             raise DpbenchError(f"unsupported render_mode {render_mode!r}; robomimic tasks render 'rgb_array' only")
         self.spec_ = TASK_SPECS[task]
