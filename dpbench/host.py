@@ -241,13 +241,16 @@ def device_name(device: torch.device) -> str:
 
 
 def environment_info(device: str | None = None) -> dict[str, Any]:
-    """What a record or benchmark result says about where it ran: ``versions`` (python, torch and other
-    packages), ``hardware`` (the CPU, the cores this process could use and why, its torch threads,
-    OpenMP's wait policy, the host, and ``device`` when given, e.g. ``device_name(policy.device)``),
-    and ``date`` (ISO 8601, UTC)."""
+    """What a record or benchmark result says about where it ran: ``versions`` (dpbench's version and
+    commit, ``dpbench.source.code_version``; python, torch and other packages), ``hardware`` (the CPU,
+    the cores this process could use and why, its torch threads, OpenMP's wait policy, the host, and
+    ``device`` when given, e.g. ``device_name(policy.device)``), and ``date`` (ISO 8601, UTC)."""
     import torch
 
-    versions = {"python": sys.version.split()[0], "torch": torch.__version__}
+    from dpbench.source import code_version
+
+    # dpbench's own commit first: a record must say which code made it (``dpbench.source``)
+    versions = {"dpbench": code_version(), "python": sys.version.split()[0], "torch": torch.__version__}
     for name in ("numpy", "gymnasium", "pymunk", "diffusers"):
         try:
             module = __import__(name)

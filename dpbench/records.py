@@ -34,7 +34,9 @@ back as a plain dict by ``read_record`` / ``load_records``. Its top-level fields
 ``wall``            wall-clock seconds (``WallTimes``): ``train_s``, ``eval_s``, ``total_s`` (0.1 s), and
                     ``contention`` (``{"train": ..., "eval": ...}``, ``dpbench.host.ContentionMeter``)
 ``checkpoint``      the final policy's weights, relative to the results dir (``work/<cell_id>/...``)
-``versions``        package versions (python, torch, numpy, ...; ``dpbench.host.environment_info``)
+``versions``        dpbench's version and commit (``0.1.0+g899a5dd``, ``.dirty`` for uncommitted code;
+                    ``dpbench.source``) and package versions (python, torch, numpy, ...;
+                    ``dpbench.host.environment_info``)
 ``hardware``        CPU model, cores, usable cores, cgroup CPU limit, torch threads, OpenMP wait policy,
                     host name, and ``device`` (``cpu`` or the CUDA device's name)
 ``date``            when the record was written, ISO 8601, UTC, seconds

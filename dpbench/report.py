@@ -48,7 +48,10 @@ def results_readme(records: list[dict[str, Any]], figures: list[str] = (), extra
                 lines += [f"Score at equal CPU time, {task}:", "", render_md(view), ""]
         hardware = sorted({_hardware_text(r) for r in recs})
         versions = sorted(
-            {", ".join(f"{k} {v}" for k, v in r.get("versions", {}).items() if k in ("python", "torch")) for r in recs}
+            {
+                ", ".join(f"{k} {v}" for k, v in r.get("versions", {}).items() if k in ("dpbench", "python", "torch"))
+                for r in recs
+            }
         )
         dates = sorted(r.get("date", "?") for r in recs)
         lines += [
