@@ -92,6 +92,13 @@ def test_mh_policies_get_the_originals_longer_horizon() -> None:
         env.close()
     with pytest.raises(DpbenchError, match="choose ph or mh"):
         RobomimicEnv("lift", variant="mixed")
+    # the ph ID with an mh env would cut mh episodes at 400 steps: refused at reset, with the right call
+    env = gym.make(GYM_IDS["square"], variant="mh")
+    try:
+        with pytest.raises(DpbenchError, match=r"gym_id_for\('square', 'mh'\)"):
+            env.reset(seed=100000)
+    finally:
+        env.close()
 
 
 def test_check_env_passes(lift: RobomimicEnv) -> None:
