@@ -35,13 +35,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     import gymnasium as gym
 
     from dpbench.data.registry import list_datasets
+    from dpbench.envs import PH_ONLY
     from dpbench.policies import available_policies
     from dpbench.tasks import TASKS
 
     print("envs:")
     for name, task in TASKS.items():
         registered = "registered" if task.gym_id in gym.registry else "NOT registered"
-        mh = task.for_variant("mh").gym_id
+        mh = task.gym_id if name in PH_ONLY else task.for_variant("mh").gym_id
         print(
             f"  {name:<12} {task.gym_id}{f' (mh: {mh})' if mh != task.gym_id else ''} ({registered}); "
             f"obs modes: {', '.join(task.obs_modes)} (default {task.default_obs})"

@@ -45,6 +45,7 @@ _VARIANT_REGISTRATION: dict[tuple[str, str], tuple[str, str, dict[str, str], int
 }
 
 VARIANTS = ("ph", "mh")  # robomimic's demonstration variants: proficient-human, multi-human
+PH_ONLY = ("pusht", "tool_hang")  # no mh data: Push-T has one human set, robomimic's ToolHang ph only
 
 # dpbench env name -> Gymnasium ID, for every env (Push-T and the robomimic tasks).
 GYM_IDS: dict[str, str] = {name: entry[0] for name, entry in _REGISTRATION.items()}
@@ -60,9 +61,12 @@ def register_envs() -> None:
 def gym_id_for(env: str, variant: str = "ph") -> str:
     """The Gymnasium ID of dpbench env ``env`` for policies trained on ``variant`` (ph | mh)
     demonstrations: the env's own ID, or its variant registration where the horizon differs.
-    Raises DpbenchError for another variant, KeyError for an unknown ``env``."""
+    Raises DpbenchError for another variant or for mh on a ph-only task (:data:`PH_ONLY`), KeyError for
+    an unknown ``env``."""
     if variant not in VARIANTS:
         raise DpbenchError(f"unknown demonstration variant {variant!r}; choose ph or mh")
+    if variant != "ph" and env in PH_ONLY:
+        raise DpbenchError(f"{env} has ph demonstrations only (the paper's too): there is no {variant} {env} to test")
     return _VARIANT_REGISTRATION.get((env, variant), _REGISTRATION[env])[0]
 
 

@@ -92,6 +92,9 @@ def test_mh_policies_get_the_originals_longer_horizon() -> None:
         env.close()
     with pytest.raises(DpbenchError, match="choose ph or mh"):
         RobomimicEnv("lift", variant="mixed")
+    for ph_only in ("tool_hang", "pusht"):  # the paper's Table I has no mh column for them
+        with pytest.raises(DpbenchError, match="ph demonstrations only"):
+            gym_id_for(ph_only, "mh")
     # the ph ID with an mh env would cut mh episodes at 400 steps: refused at reset, with the right call
     env = gym.make(GYM_IDS["square"], variant="mh")
     try:
