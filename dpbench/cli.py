@@ -26,7 +26,7 @@ from dpbench.commands import (
 )
 from dpbench.errors import DpbenchError
 from dpbench.host import THREADS_ENV
-from dpbench.source import check_one_tree
+from dpbench.source import code_version
 
 
 def _positive(value: str) -> int:
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminated) if in_main_thread else None
     try:
-        check_one_tree()  # before anything is made with two checkouts' code
+        code_version()  # one source tree (else DpbenchError), and its commit read now, before any run
         return args.func(args)
     except DpbenchError as exc:
         print(f"dpbench: error: {exc}", file=sys.stderr)

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from dpbench.checkpoint import save_policy
 from dpbench.config import build_configs, config_to_dict
-from dpbench.data.registry import DatasetRef, resolve_dataset
+from dpbench.data.registry import DatasetRef, portable_path, resolve_dataset
 from dpbench.data.sampler import SequenceSampler, split_episodes
 from dpbench.envs.io import ObsMode
 from dpbench.errors import DpbenchError
@@ -140,6 +140,13 @@ def prepare(
         keys = task.obs_mode(cfg.obs).dataset_keys
         data = resolve_dataset(task.name, spec.dataset, keys, progress=spec.progress, collect=collect)
     action_mode = task.dataset_action_mode(data.store.attrs)
+    try:
+        task.for_variant(data.variant)  # its horizon exists: no mh on a ph-only task
+    except DpbenchError as exc:
+        raise DpbenchError(
+            f"dataset {portable_path(data.path)} reads as {data.variant} demonstrations (by its name, dpbench's "
+            f"env_args, or robomimic's mh filter keys mask/better, okay, worse): {exc}"
+        ) from None
     # A registered name's class names its cells (aliases such as diffusion_cnn share diffusion's cells).
     name = (cfg.policy_cls.name if ":" not in spec.policy else spec.policy).replace(":", "_").replace(".", "_")
     cell_id = (

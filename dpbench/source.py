@@ -11,6 +11,7 @@ mix, and :func:`code_version` says which commit a record's code came from.
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 from functools import lru_cache
 from pathlib import Path
@@ -41,7 +42,7 @@ def check_one_tree() -> None:
     core = package_dir("dpbench")
     for name in SUBPACKAGES:
         where = package_dir(name)
-        if where.parent not in (core.parent, core):
+        if not any(os.path.samefile(where.parent, tree) for tree in (core.parent, core)):
             raise DpbenchError(
                 f"{name} loads from {where}, but dpbench from {core}: two checkouts are mixed (an editable "
                 f"install of one and PYTHONPATH pointing at another). Run from one checkout: give it its own "
@@ -52,18 +53,24 @@ def check_one_tree() -> None:
 @lru_cache(maxsize=1)
 def code_version() -> str:
     """dpbench's version and, in a git checkout, its commit: ``"0.1.0+g899a5dd"``, with ``.dirty``
-    when the code folders (:data:`CODE_PATHS`) differ from that commit; just ``"0.1.0"`` outside git."""
+    when the code folders (:data:`CODE_PATHS`) differ from that commit; just ``"0.1.0"`` outside git.
+
+    Read once per process and kept: the CLI and each sweep worker call it at start, so a commit made
+    while a run goes on does not relabel the code it loaded. Checks :func:`check_one_tree` first."""
+    check_one_tree()
     root = source_root()
 
     def git(*args: str) -> str | None:
         try:
-            done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=20)
+            # no optional locks: a status refresh must not hold index.lock against the user's own git
+            command = ["git", "--no-optional-locks", "-C", str(root), *args]
+            done = subprocess.run(command, capture_output=True, text=True, timeout=20)
         except (OSError, subprocess.TimeoutExpired):
             return None
         return done.stdout.strip() if done.returncode == 0 else None
 
-    commit = git("rev-parse", "--short=7", "HEAD")
-    if not commit or git("rev-parse", "--show-toplevel") != str(root):
+    commit, top = git("rev-parse", "--short=7", "HEAD"), git("rev-parse", "--show-toplevel")
+    if not commit or not top or Path(top).resolve() != root:
         return __version__  # an installed wheel, or a folder inside someone else's repository
     changes = git("status", "--porcelain", "--", *CODE_PATHS)
     return f"{__version__}+g{commit}" + (".dirty" if changes else "")

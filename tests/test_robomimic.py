@@ -496,6 +496,20 @@ def test_smoke_run_on_lift_end_to_end_and_eval(lift_demos: Path, tmp_path: Path)
     assert res.returncode == 2 and "checkpoint was trained" in res.stderr and "Traceback" not in res.stderr
 
 
+def test_a_ph_only_task_given_a_file_that_reads_as_mh_stops_in_prepare(tmp_path: Path) -> None:
+    """robomimic's mh filter keys make a file by path mh; ToolHang has no mh horizon, so the cell stops before
+    training with one message that names the file and why it read as mh."""
+    from dpbench.data.episodes import EpisodeStore
+    from dpbench.data.registry import DatasetRef
+    from dpbench.runner import CellSpec, prepare
+
+    attrs = {"env_args": env_args_for("tool_hang"), "masks": ("better", "okay", "worse")}
+    store = EpisodeStore({"action": np.zeros((4, 7), np.float32)}, [4], attrs=attrs)
+    data = DatasetRef("path", tmp_path / "tool_hang_low_dim.hdf5", store)
+    with pytest.raises(DpbenchError, match=r"reads as mh.*mh filter keys.*ph demonstrations only"):
+        prepare(CellSpec("diffusion", "tool_hang", 0, "smoke", out=tmp_path, progress=False), data=data)
+
+
 def test_a_cell_on_mh_demonstrations_trains_and_evaluates_over_the_mh_horizon(lift_demos: Path, tmp_path: Path) -> None:
     from dpbench.checkpoint import read_checkpoint_meta
     from dpbench.data.episodes import load_episodes

@@ -29,6 +29,7 @@ from dpbench.data.episodes import load_episodes
 from dpbench.data.registry import DatasetRef
 from dpbench.errors import DpbenchError
 from dpbench.runner import CellSpec, PreparedCell, prepare, resolve_device
+from dpbench.source import code_version
 from dpbench.sweep.cells import execute
 from dpbench.sweep.progress import WorkerBar
 from dpbench.tasks import get_task
@@ -58,6 +59,7 @@ _WORKER = _WorkerState()
 def _init_worker(threads: int, channel: Any, parent_pid: int | None) -> None:
     """Per worker process: its share of the cores, progress to the driver, and exit when the driver dies."""
     torch.set_num_threads(threads)
+    code_version()  # this worker's code: one source tree, and its commit read before any cell runs
     tqdm.set_lock(threading.RLock())  # not tqdm's default multiprocessing lock, which a terminated worker would leak
     _WORKER.channel = channel  # with a channel, train() gets a WorkerBar: it reports instead of drawing
     if parent_pid is not None:

@@ -299,12 +299,14 @@ class RobomimicEnv(gym.Env):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
-        expected = gym_id_for(self.spec_.name, self.variant)
-        if self.spec is not None and self.spec.id != expected:  # made by gymnasium.make under another ID
+        # gymnasium.make gives the unwrapped env its spec but not the TimeLimit: look up the registration
+        registered = gym.registry.get(self.spec.id) if self.spec is not None else None
+        if registered is not None and registered.max_episode_steps not in (None, self.max_episode_steps):
             raise DpbenchError(
-                f"{self.spec.id} is not the registration for {self.variant} demonstrations (its TimeLimit "
-                f"would cut episodes at another horizon than {self.max_episode_steps} steps): make it as "
-                f"gymnasium.make(dpbench.envs.gym_id_for({self.spec_.name!r}, {self.variant!r})) = {expected!r}"
+                f"{self.spec.id} ends episodes at {registered.max_episode_steps} steps, but policies trained on "
+                f"{self.variant} demonstrations run {self.max_episode_steps}: make it as gymnasium.make("
+                f"dpbench.envs.gym_id_for({self.spec_.name!r}, {self.variant!r})) = "
+                f"{gym_id_for(self.spec_.name, self.variant)!r}"
             )
         # robosuite's placement samplers and robot init noise share env.rng: reseed it in place.
         state = np.random.default_rng(int(self.np_random.integers(2**63 - 1))).bit_generator.state
