@@ -34,6 +34,24 @@ def budget(steps: int, first_eval: float = 0.5, **train: Any) -> dict[str, Any]:
     )
 
 
+# Training steps per task, relative to the presets' budgets (every preset but smoke). The original
+# fixes *epochs* for every robomimic task (num_epochs: 5000 in train_*_lowdim_workspace.yaml; the
+# task configs do not change it), so its steps grow with the data. dpbench's budgets are steps,
+# sized on Lift/Can/Square, whose demos average 59/155/160 steps (scripted ph, 200 demos); Transport's
+# and ToolHang's average 488 and 548, so the same steps would be ~3 epochs there against Square's ~10
+# (DP quick: 5000 x 64 samples). Three times the steps keep them near Square's epochs; the evaluation
+# schedule scales with them (still 11 evaluations in quick). mh sets (300 demos) are not scaled: at
+# 1.5x the data they get ~2/3 of ph's epochs (docs/measurements.md).
+TASK_STEP_SCALE: dict[str, int] = {"transport": 3, "tool_hang": 3}
+SCHEDULE_KEYS = ("steps", "eval_every", "eval_after", "checkpoint_every")  # what a step scale multiplies
+
+
+def scale_schedule(train: dict[str, Any], factor: int) -> dict[str, Any]:
+    """``train`` settings with the training length and its evaluation/checkpoint schedule ``factor``
+    times longer (warm-up, learning rate and batch size unchanged)."""
+    return {k: v * factor if k in SCHEDULE_KEYS and v is not None else v for k, v in train.items()}
+
+
 # The smoke preset's training settings, shared by every policy: a few steps and a 2-episode
 # evaluation, so a whole run takes seconds (tests).
 SMOKE_TRAIN: dict[str, Any] = dict(

@@ -58,3 +58,30 @@ def test_dpbench_config_refuses_unknown_names_in_one_line(capsys):
     assert "unknown policy 'nope'" in capsys.readouterr().err
     assert main(["config", "bc", "--set", "policy.widths=3"]) == 2
     assert "has no field 'widths'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("policy", ["diffusion", "diffusion_transformer", "lstm_gmm", "bet", "ibc", "bc"])
+def test_long_demo_tasks_train_for_the_originals_epochs_not_its_steps(policy):
+    """The original fixes epochs per robomimic task (num_epochs: 5000 in its lowdim workspaces), so its
+    steps grow with the data; Transport's and ToolHang's demos are ~3x Square's (488 / 548 vs 160 steps on
+    average), so their budgets are 3x, with the evaluation schedule scaled alike (same evaluation count)."""
+    from dpbench.sweep.estimate import evaluation_count
+
+    cls = get_policy_class(policy)
+    for preset in ("quick", "paper"):
+        _, square = build_configs(cls, preset, task="square")
+        for task in ("transport", "tool_hang"):
+            _, long = build_configs(cls, preset, task=task)
+            assert long.steps == 3 * square.steps, (preset, task)
+            assert (long.eval_every, long.eval_after, long.checkpoint_every) == (
+                3 * square.eval_every,
+                3 * square.eval_after,
+                3 * square.checkpoint_every,
+            )
+            assert evaluation_count(long.steps, long.eval_every, long.eval_after) == evaluation_count(
+                square.steps, square.eval_every, square.eval_after
+            )
+            assert (long.batch_size, long.lr, long.warmup_steps) == (square.batch_size, square.lr, square.warmup_steps)
+    # smoke stays seconds long everywhere, and --set still decides last
+    assert build_configs(cls, "smoke", task="transport")[1].steps == build_configs(cls, "smoke", task="square")[1].steps
+    assert build_configs(cls, "quick", {"train.steps": "40"}, task="transport")[1].steps == 40
