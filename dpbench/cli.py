@@ -190,6 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--obs", default=None, help="observation mode (default: the task's); image modes add the vision fields"
     )
+    p.add_argument(
+        "--variant",
+        default="ph",
+        choices=("ph", "mh"),
+        help="the demonstrations' variant: mh sets hold 1.5x ph's demos, so mh cells train 1.5x the steps (default ph)",
+    )
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="show the config with these overrides applied")
     p.set_defaults(func=cmd_config)
 

@@ -235,15 +235,15 @@ def cmd_config(args: argparse.Namespace) -> int:
     task = get_task(args.env)
     image = bool(task.obs_mode(args.obs).spec.image_keys)
     overrides = _parse_overrides(args.set)
-    pcfg, tcfg = build_configs(cls, args.preset, overrides, image_obs=image, task=task.name)
+    pcfg, tcfg = build_configs(cls, args.preset, overrides, image_obs=image, task=task.name, variant=args.variant)
     paper = (
-        build_configs(cls, "paper", image_obs=image, task=task.name)
+        build_configs(cls, "paper", image_obs=image, task=task.name, variant=args.variant)
         if "paper" in cls.presets and args.preset != "paper"
         else (None, None)
     )
     print(
         f"{cls.name} ({cls.__module__}:{cls.__qualname__}), preset {args.preset}, env {task.name}/"
-        f"{args.obs or task.default_obs}" + (f", overrides {overrides}" if overrides else "")
+        f"{args.obs or task.default_obs}, {args.variant} demos" + (f", overrides {overrides}" if overrides else "")
     )
     for title, cfg, ref, scope in (("policy", pcfg, paper[0], "policy"), ("train", tcfg, paper[1], "train")):
         rows = [(f"{scope}.{name}", *rest) for name, *rest in describe(cfg, ref)]

@@ -19,7 +19,7 @@ import typing
 from typing import TYPE_CHECKING, Any
 
 from dpbench.errors import DpbenchError
-from dpbench.presets import IMAGE_TRAIN_PRESETS, TASK_STEP_SCALE, VISION_PRESETS, scale_schedule
+from dpbench.presets import IMAGE_TRAIN_PRESETS, VISION_PRESETS, scale_schedule, step_scale
 from dpbench.vision import VisionConfig
 
 if TYPE_CHECKING:
@@ -231,9 +231,11 @@ def build_configs(
     overrides: dict[str, str] | None = None,
     image_obs: bool = False,
     task: str | None = None,
+    variant: str = "ph",
 ) -> tuple[PolicyConfig, TrainConfig]:
-    """Preset, then the policy's ``task_overrides`` for ``task`` (every preset but smoke) and the task's
-    step scale (``presets.TASK_STEP_SCALE``: Transport and ToolHang train 3x the steps), then
+    """Preset, then the policy's ``task_overrides`` for ``task`` (every preset but smoke) and the step
+    scale of ``task`` and its demos' ``variant`` (ph | mh; ``presets.step_scale``: Transport and ToolHang
+    3x, mh 1.5x, as the original fixes epochs, not steps), then
     ``--set policy.x=..`` / ``--set train.y=..`` overrides. With ``image_obs`` the policy config also
     gets the preset's image encoder (``--set policy.vision.x=..``). Raises DpbenchError for an unknown
     preset or field, or a value of the wrong type."""
@@ -249,8 +251,8 @@ def build_configs(
     if image_obs:
         pcfg.vision = apply_overrides(VisionConfig(), dict(VISION_PRESETS.get(preset, {})), "vision config")
         train_over = {**train_over, **IMAGE_TRAIN_PRESETS.get(preset, {})}
-    if task in TASK_STEP_SCALE and preset != "smoke":
-        train_over = scale_schedule(train_over, TASK_STEP_SCALE[task])  # the original's epochs, not its steps
+    if preset != "smoke" and step_scale(task, variant) != 1:
+        train_over = scale_schedule(train_over, step_scale(task, variant))  # the original's epochs, not its steps
     tcfg = apply_overrides(TrainConfig(), dict(train_over), "train config")
     pol_cli, train_cli = {}, {}
     for key, value in (overrides or {}).items():

@@ -8,6 +8,7 @@ shared schedule and the image encoder.
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 EVALS_PER_BUDGET = 20  # evaluations per training budget: one every steps / 20
@@ -34,22 +35,36 @@ def budget(steps: int, first_eval: float = 0.5, **train: Any) -> dict[str, Any]:
     )
 
 
-# Training steps per task, relative to the presets' budgets (every preset but smoke). The original
-# fixes *epochs* for every robomimic task (num_epochs: 5000 in train_*_lowdim_workspace.yaml; the
-# task configs do not change it), so its steps grow with the data. dpbench's budgets are steps,
-# sized on Lift/Can/Square, whose demos average 59/155/160 steps (scripted ph, 200 demos); Transport's
-# and ToolHang's average 488 and 548, so the same steps would be ~3 epochs there against Square's ~10
-# (DP quick: 5000 x 64 samples). Three times the steps keep them near Square's epochs; the evaluation
-# schedule scales with them (still 11 evaluations in quick). mh sets (300 demos) are not scaled: at
-# 1.5x the data they get ~2/3 of ph's epochs (docs/measurements.md).
+# Training steps per task and demo variant, relative to the presets' budgets (every preset but
+# smoke). The original fixes *epochs* for every robomimic task and variant (num_epochs: 5000 in its
+# train_*_lowdim_workspace.yaml; task configs leave it), so its steps grow with the data. dpbench's
+# budgets are steps, sized on Lift/Can/Square ph, whose demos average 59/155/160 steps (scripted ph,
+# 200 demos). Transport's and ToolHang's average 488 and 548: Square's steps would be ~3 epochs there
+# against ~10 (DP quick: 5000 x 64 windows), so they take 3x. mh sets hold 300 demos against ph's
+# 200 (robomimic's, and scripted-mh): 1.5x. The evaluation schedule scales alike (quick: still 11
+# evaluations). Figures: docs/measurements.md, "Training length".
 TASK_STEP_SCALE: dict[str, int] = {"transport": 3, "tool_hang": 3}
+VARIANT_STEP_SCALE: dict[str, Fraction] = {"ph": Fraction(1), "mh": Fraction(3, 2)}
 SCHEDULE_KEYS = ("steps", "eval_every", "eval_after", "checkpoint_every")  # what a step scale multiplies
 
 
-def scale_schedule(train: dict[str, Any], factor: int) -> dict[str, Any]:
+def step_scale(task: str | None, variant: str = "ph") -> Fraction:
+    """How many times a preset's steps a cell on ``task`` trained on ``variant`` (ph | mh) demos takes."""
+    return TASK_STEP_SCALE.get(task or "", 1) * VARIANT_STEP_SCALE[variant]
+
+
+def scale_schedule(train: dict[str, Any], factor: Fraction) -> dict[str, Any]:
     """``train`` settings with the training length and its evaluation/checkpoint schedule ``factor``
-    times longer (warm-up, learning rate and batch size unchanged)."""
-    return {k: v * factor if k in SCHEDULE_KEYS and v is not None else v for k, v in train.items()}
+    times longer (warm-up, learning rate and batch size unchanged). Raises ValueError where a scaled
+    value is not a whole number of steps."""
+    out = dict(train)
+    for key in SCHEDULE_KEYS:
+        if out.get(key) is not None:
+            scaled = out[key] * factor
+            if scaled.denominator != 1:
+                raise ValueError(f"scale_schedule: {key}={out[key]} x {factor} is not a whole number of steps")
+            out[key] = int(scaled)
+    return out
 
 
 # The smoke preset's training settings, shared by every policy: a few steps and a 2-episode

@@ -174,6 +174,7 @@ def preset_drift(record: dict[str, Any]) -> str | None:
             record["preset"],
             image_obs="vision" in config["policy"],
             task=record.get("env"),
+            variant=variant_of(record.get("dataset") or {}),
         )
     except (DpbenchError, ImportError):
         return None

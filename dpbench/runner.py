@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from dpbench.checkpoint import save_policy
 from dpbench.config import build_configs, config_to_dict
-from dpbench.data.registry import DatasetRef, portable_path, resolve_dataset
+from dpbench.data.registry import DatasetRef, data_variant, portable_path, resolve_dataset
 from dpbench.data.sampler import SequenceSampler, split_episodes
 from dpbench.envs.io import ObsMode
 from dpbench.errors import DpbenchError
@@ -102,18 +102,22 @@ class CellConfig:
     pcfg: Any
     tcfg: Any
     chash: str
+    variant: str = "ph"  # the demo variant the training length was scaled for (presets.step_scale)
 
 
-def resolve_config(spec: CellSpec) -> CellConfig:
-    """Resolve a cell's names, preset and overrides (no data is read); fail early on anything a user can fix."""
+def resolve_config(spec: CellSpec, variant: str | None = None) -> CellConfig:
+    """Resolve a cell's names, preset and overrides (no data is read); fail early on anything a user can fix.
+    ``variant`` (ph | mh) scales the training length; None: the one the dataset's name implies (a file by
+    path is ph until ``prepare`` reads it)."""
     if spec.seed < 0:
         raise DpbenchError(f"seed must be >= 0, got {spec.seed}")
     task = get_task(spec.env)
     obs = spec.obs or task.default_obs
     mode = task.obs_mode(obs)
     policy_cls = get_policy_class(spec.policy)
+    variant = variant or data_variant(spec.dataset or "")
     pcfg, tcfg = build_configs(
-        policy_cls, spec.preset, spec.overrides, image_obs=bool(mode.spec.image_keys), task=task.name
+        policy_cls, spec.preset, spec.overrides, image_obs=bool(mode.spec.image_keys), task=task.name, variant=variant
     )
     policy_cls.check_config(pcfg)  # before any data is loaded or collected
     if tcfg.train_episodes not in ("paper", "all"):
@@ -126,7 +130,7 @@ def resolve_config(spec: CellSpec) -> CellConfig:
             f"--set train.eval_every={max(tcfg.steps // 20, 1)}"
         )
     chash = config_hash({"policy": config_to_dict(pcfg), "train": config_to_dict(tcfg), "obs": obs})
-    return CellConfig(obs, policy_cls, pcfg, tcfg, chash)
+    return CellConfig(obs, policy_cls, pcfg, tcfg, chash, variant)
 
 
 def prepare(
@@ -147,6 +151,8 @@ def prepare(
             f"dataset {portable_path(data.path)} reads as {data.variant} demonstrations (by its name, dpbench's "
             f"env_args, or robomimic's mh filter keys mask/better, okay, worse): {exc}"
         ) from None
+    if data.variant != cfg.variant:  # a file by path that reads as mh: its training length follows
+        cfg = resolve_config(spec, variant=data.variant)
     # A registered name's class names its cells (aliases such as diffusion_cnn share diffusion's cells).
     name = (cfg.policy_cls.name if ":" not in spec.policy else spec.policy).replace(":", "_").replace(".", "_")
     cell_id = (

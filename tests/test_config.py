@@ -60,7 +60,7 @@ def test_dpbench_config_refuses_unknown_names_in_one_line(capsys):
     assert "has no field 'widths'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("policy", ["diffusion", "diffusion_transformer", "lstm_gmm", "bet", "ibc", "bc"])
+@pytest.mark.parametrize("policy", sorted(available_policies()))
 def test_long_demo_tasks_train_for_the_originals_epochs_not_its_steps(policy):
     """The original fixes epochs per robomimic task (num_epochs: 5000 in its lowdim workspaces), so its
     steps grow with the data; Transport's and ToolHang's demos are ~3x Square's (488 / 548 vs 160 steps on
@@ -82,6 +82,23 @@ def test_long_demo_tasks_train_for_the_originals_epochs_not_its_steps(policy):
                 square.steps, square.eval_every, square.eval_after
             )
             assert (long.batch_size, long.lr, long.warmup_steps) == (square.batch_size, square.lr, square.warmup_steps)
+    # mh sets hold 300 demos against ph's 200 (robomimic's and scripted-mh): 1.5x the steps, same evaluations
+    _, square = build_configs(cls, "quick", task="square")
+    _, square_mh = build_configs(cls, "quick", task="square", variant="mh")
+    assert 2 * square_mh.steps == 3 * square.steps and 2 * square_mh.eval_every == 3 * square.eval_every
+    assert evaluation_count(square_mh.steps, square_mh.eval_every, square_mh.eval_after) == 11
+    for preset in cls.presets:  # every scaled schedule is whole steps (else ValueError)
+        for task, variant in (("transport", "mh"), ("lift", "mh"), ("tool_hang", "ph")):
+            build_configs(cls, preset, task=task, variant=variant)
     # smoke stays seconds long everywhere, and --set still decides last
     assert build_configs(cls, "smoke", task="transport")[1].steps == build_configs(cls, "smoke", task="square")[1].steps
     assert build_configs(cls, "quick", {"train.steps": "40"}, task="transport")[1].steps == 40
+
+
+def test_a_cell_on_mh_data_resolves_to_the_mh_training_length():
+    from dpbench.runner import CellSpec, resolve_config
+
+    ph = resolve_config(CellSpec("diffusion", "square", 0, dataset="scripted"))
+    mh = resolve_config(CellSpec("diffusion", "square", 0, dataset="scripted-mh"))
+    assert (ph.variant, mh.variant) == ("ph", "mh")
+    assert 2 * mh.tcfg.steps == 3 * ph.tcfg.steps and mh.chash != ph.chash
