@@ -232,7 +232,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     from dpbench.tasks import get_task
 
     cls = get_policy_class(args.policy)
-    task = get_task(args.env)
+    task = get_task(args.env).for_variant(args.variant)  # DpbenchError for mh on a ph-only task
     image = bool(task.obs_mode(args.obs).spec.image_keys)
     overrides = _parse_overrides(args.set)
     pcfg, tcfg = build_configs(cls, args.preset, overrides, image_obs=image, task=task.name, variant=args.variant)

@@ -19,7 +19,7 @@ import typing
 from typing import TYPE_CHECKING, Any
 
 from dpbench.errors import DpbenchError
-from dpbench.presets import IMAGE_TRAIN_PRESETS, VISION_PRESETS, scale_schedule, step_scale
+from dpbench.presets import IMAGE_TRAIN_PRESETS, SCHEDULE_KEYS, VISION_PRESETS, scale_schedule, step_scale
 from dpbench.vision import VisionConfig
 
 if TYPE_CHECKING:
@@ -251,9 +251,13 @@ def build_configs(
     if image_obs:
         pcfg.vision = apply_overrides(VisionConfig(), dict(VISION_PRESETS.get(preset, {})), "vision config")
         train_over = {**train_over, **IMAGE_TRAIN_PRESETS.get(preset, {})}
-    if preset != "smoke" and step_scale(task, variant) != 1:
-        train_over = scale_schedule(train_over, step_scale(task, variant))  # the original's epochs, not its steps
     tcfg = apply_overrides(TrainConfig(), dict(train_over), "train config")
+    if preset != "smoke" and step_scale(task, variant) != 1:  # the original's epochs, not its steps
+        schedule = {key: getattr(tcfg, key) for key in SCHEDULE_KEYS}  # defaults too: the count stays
+        try:
+            tcfg = dataclasses.replace(tcfg, **scale_schedule(schedule, step_scale(task, variant)))
+        except ValueError as exc:
+            raise DpbenchError(f"{policy_cls.name} preset {preset!r} on {task} ({variant}): {exc}") from None
     pol_cli, train_cli = {}, {}
     for key, value in (overrides or {}).items():
         scope, _, name = key.partition(".")

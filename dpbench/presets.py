@@ -22,9 +22,10 @@ def budget(steps: int, first_eval: float = 0.5, **train: Any) -> dict[str, Any]:
     whole run (``first_eval=0``, 20 evaluations). "max over evaluations" rises with the number of
     draws, so a policy evaluated more often would get an edge; this keeps the count equal.
 
-    Raises ValueError when ``steps`` is not a multiple of 20."""
-    if steps % EVALS_PER_BUDGET:
-        raise ValueError(f"budget: steps={steps} must be a multiple of {EVALS_PER_BUDGET}")
+    Raises ValueError when ``steps`` is not a multiple of 40: 20 evaluations, each interval an even
+    number of steps so that mh's 1.5x scale (``step_scale``) stays whole."""
+    if steps % (2 * EVALS_PER_BUDGET):
+        raise ValueError(f"budget: steps={steps} must be a multiple of {2 * EVALS_PER_BUDGET}")
     every = steps // EVALS_PER_BUDGET
     return dict(
         steps=steps,

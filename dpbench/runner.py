@@ -73,6 +73,11 @@ class PreparedCell:
         return self.data.variant
 
     @property
+    def config(self) -> CellConfig:
+        """What the cell trains, as ``prepare`` resolved it for this dataset's variant."""
+        return CellConfig(self.obs, self.policy_cls, self.pcfg, self.tcfg, self.chash, self.variant)
+
+    @property
     def task(self) -> Task:
         """The cell's task as it evaluates a policy trained on this dataset's variant (its horizon)."""
         return get_task(self.spec.env).for_variant(self.variant)

@@ -8,6 +8,7 @@ import pytest
 
 from dpbench.cli import main
 from dpbench.config import TrainConfig, build_configs, field_docs
+from dpbench.errors import DpbenchError
 from dpbench.policies import available_policies, get_policy_class
 from dpbench.vision import VisionConfig
 
@@ -102,3 +103,24 @@ def test_a_cell_on_mh_data_resolves_to_the_mh_training_length():
     mh = resolve_config(CellSpec("diffusion", "square", 0, dataset="scripted-mh"))
     assert (ph.variant, mh.variant) == ("ph", "mh")
     assert 2 * mh.tcfg.steps == 3 * ph.tcfg.steps and mh.chash != ph.chash
+
+
+def test_a_schedule_left_to_the_defaults_scales_too_and_bad_budgets_are_one_line_errors(monkeypatch):
+    from dpbench.presets import budget
+
+    cls = get_policy_class("diffusion")
+    monkeypatch.setitem(cls.presets, "bare", ({}, dict(steps=10_000)))  # eval_every etc. from TrainConfig
+    _, square = build_configs(cls, "bare", task="square")
+    _, transport = build_configs(cls, "bare", task="transport")
+    assert transport.steps == 3 * square.steps and transport.eval_every == 3 * square.eval_every
+    assert transport.checkpoint_every == 3 * square.checkpoint_every
+    with pytest.raises(ValueError, match="multiple of 40"):
+        budget(2020)  # its 101-step intervals could not take mh's 1.5x
+    monkeypatch.setitem(cls.presets, "odd", ({}, dict(steps=2020, eval_every=101, eval_after=1010)))
+    with pytest.raises(DpbenchError, match="not a whole number of steps"):
+        build_configs(cls, "odd", task="square", variant="mh")
+
+
+def test_dpbench_config_refuses_mh_on_a_ph_only_task(capsys):
+    assert main(["config", "diffusion", "--env", "tool_hang", "--variant", "mh"]) == 2
+    assert "ph demonstrations only" in capsys.readouterr().err

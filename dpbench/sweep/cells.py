@@ -77,7 +77,7 @@ def _resolve_all(
         data[key] = cell.data
         if cell.cell_id not in seen:
             seen.add(cell.cell_id)
-            out.append((spec, cfg, cell))
+            out.append((spec, cell.config, cell))  # prepare's: re-resolved for a file's own variant
     return out
 
 
