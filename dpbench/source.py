@@ -46,7 +46,8 @@ def check_one_tree() -> None:
             raise DpbenchError(
                 f"{name} loads from {where}, but dpbench from {core}: two checkouts are mixed (an editable "
                 f"install of one and PYTHONPATH pointing at another). Run from one checkout: give it its own "
-                f"environment (python -m venv; pip install -e .) or drop it from PYTHONPATH"
+                f"environment (scripts/worktree_env.sh CHECKOUT, or python -m venv; pip install -e .) or drop it from "
+                f"PYTHONPATH"
             )
 
 
