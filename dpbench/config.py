@@ -252,10 +252,11 @@ def build_configs(
         pcfg.vision = apply_overrides(VisionConfig(), dict(VISION_PRESETS.get(preset, {})), "vision config")
         train_over = {**train_over, **IMAGE_TRAIN_PRESETS.get(preset, {})}
     tcfg = apply_overrides(TrainConfig(), dict(train_over), "train config")
-    if preset != "smoke" and step_scale(task, variant) != 1:  # the original's epochs, not its steps
+    factor = step_scale(task, variant) if preset != "smoke" else 1
+    if factor != 1:  # the original's epochs, not its steps
         schedule = {key: getattr(tcfg, key) for key in SCHEDULE_KEYS}  # defaults too: the count stays
         try:
-            tcfg = dataclasses.replace(tcfg, **scale_schedule(schedule, step_scale(task, variant)))
+            tcfg = dataclasses.replace(tcfg, **scale_schedule(schedule, factor))
         except ValueError as exc:
             raise DpbenchError(f"{policy_cls.name} preset {preset!r} on {task} ({variant}): {exc}") from None
     pol_cli, train_cli = {}, {}

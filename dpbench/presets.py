@@ -46,7 +46,7 @@ def budget(steps: int, first_eval: float = 0.5, **train: Any) -> dict[str, Any]:
 # evaluations). Figures: docs/measurements.md, "Training length".
 TASK_STEP_SCALE: dict[str, int] = {"transport": 3, "tool_hang": 3}
 VARIANT_STEP_SCALE: dict[str, Fraction] = {"ph": Fraction(1), "mh": Fraction(3, 2)}
-SCHEDULE_KEYS = ("steps", "eval_every", "eval_after", "checkpoint_every")  # what a step scale multiplies
+SCHEDULE_KEYS = frozenset({"steps", "eval_every", "eval_after", "checkpoint_every"})  # what a step scale multiplies
 
 
 def step_scale(task: str | None, variant: str = "ph") -> Fraction:
@@ -59,12 +59,11 @@ def scale_schedule(train: dict[str, Any], factor: Fraction) -> dict[str, Any]:
     times longer (warm-up, learning rate and batch size unchanged). Raises ValueError where a scaled
     value is not a whole number of steps."""
     out = dict(train)
-    for key in SCHEDULE_KEYS:
-        if out.get(key) is not None:
-            scaled = out[key] * factor
-            if scaled.denominator != 1:
-                raise ValueError(f"scale_schedule: {key}={out[key]} x {factor} is not a whole number of steps")
-            out[key] = int(scaled)
+    for key in SCHEDULE_KEYS & out.keys():
+        scaled = Fraction(out[key]) * factor
+        if scaled.denominator != 1:
+            raise ValueError(f"scale_schedule: {key}={out[key]} x {factor} is not a whole number of steps")
+        out[key] = int(scaled)
     return out
 
 
