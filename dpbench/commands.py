@@ -163,8 +163,9 @@ def _run_sweep(sweep, args: argparse.Namespace) -> int:
         # rates: the sweep's records, and the checkout's results/ when the sweep writes elsewhere
         dirs = dict.fromkeys(p.resolve() for p in (sweep.out, RESULTS) if (p / "records").is_dir())
         records = list({r["cell_id"]: r for d in dirs for r in load_records(d)[0]}.values())
+        out_records = load_records(sweep.out)[0] if (sweep.out / "records").is_dir() else []
         print(f"[dpbench] {len(planned)} cell(s) in {getattr(args, 'config', None) or 'the grid'}, nothing run:")
-        for line in dry_run_report(planned, records, args.workers or usable_cores()):
+        for line in dry_run_report(planned, records, args.workers or usable_cores(), out_records):
             print(line)
         return 0
     _check_writable(sweep.out)

@@ -8,9 +8,11 @@ class DpbenchError(Exception):
 class DatasetMissing(DpbenchError):
     """A named dataset that would be collected on first use is not cached yet (raised only when the caller
     asked not to collect, e.g. ``dpbench sweep --dry-run``). ``path``: where it would be written;
-    ``action_mode``: the actions it would record (robomimic abs | delta; None for Push-T)."""
+    ``action_mode``: the actions it would record (robomimic abs | delta; None for Push-T); ``kind``: its name
+    as records store it (``dataset.kind``, e.g. scripted-mh-delta)."""
 
-    def __init__(self, message: str, path: str, action_mode: str | None = None) -> None:
+    def __init__(self, message: str, path: str, action_mode: str | None = None, kind: str = "scripted") -> None:
         super().__init__(message)
         self.path = path
         self.action_mode = action_mode
+        self.kind = kind

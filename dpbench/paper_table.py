@@ -32,7 +32,7 @@ from dpbench.paper_cells import (
 )
 from dpbench.records import PROTOCOL_VERSION
 from dpbench.render import RENDERERS, Table
-from dpbench.results import Group
+from dpbench.results import Group, short_hash
 
 
 def _pair(x: dict[str, Any] | None) -> str:
@@ -69,7 +69,7 @@ def paper_layout(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
             g = cell.group
             sources.append(
                 f"{line[0]} {column_label(col)}: {g.env}/{g.obs}, preset {g.preset} ({g.config_hash}), "
-                f"{g.dataset_kind} dataset {g.dataset_hash[:8]}{'' if current(g) else ', older protocol'}"
+                f"{g.dataset_kind} dataset {short_hash(g.dataset_hash)}{'' if current(g) else ', older protocol'}"
             )
         if any(c != "–" for c in line[1:]):  # rows the paper's table lacks (BET in Table II) and we never ran
             body.append(line)

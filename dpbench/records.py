@@ -21,7 +21,8 @@ back as a plain dict by ``read_record`` / ``load_records``. Its top-level fields
 ``config``          ``{"policy": {...}, "train": {...}, "overrides": {"key": "value"}}``: the resolved
                     configs and the ``--set`` overrides (strings) that produced them
 ``dataset``         ``{"kind", "path", "hash", "episodes", "steps"}``: which demonstrations, where (portable
-                    path), their content hash, episode and step counts
+                    path), their content hash, episode and step counts (scripted demonstrations collected
+                    on another kind of CPU hash differently: ``data_identity`` says when they are the same)
 ``dataset_check``   robomimic: how the dataset's column layout was checked against the env; else null
 ``data_split``      ``{"split_seed", "val_ratio", "max_train_episodes", "n_train_episodes",
                     "train_episodes", "val_episodes"}``: the episode indices trained on and held out
@@ -52,7 +53,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 SCHEMA_VERSION = 1
@@ -237,6 +238,22 @@ class Record:
 
 
 # -------------------------------------------------------------------------------- reading
+def data_identity(dataset: dict[str, Any]) -> tuple:
+    """What makes two records' ``dataset`` entries the same demonstrations: the content hash, except for
+    dpbench's scripted datasets, where it is their recipe: kind, file name (task, variant, demonstrator
+    version, episode count, cameras), episode and step counts.
+
+    Why: a scripted collection is seeded, but its arrays differ in the last bits between CPUs whose numpy
+    and OpenBLAS pick other SIMD kernels (AVX-512 or AVX2), so their content hashes differ while the
+    demonstrations do not: measured on Square ph delta (200 episodes), the same episode lengths, actions
+    within 1.7e-6, object positions within 2.3e-5 m (docs/measurements.md, "The same demonstrations on
+    another CPU"). Seeds trained on either collection are one cell; records keep their own hash."""
+    kind = str(dataset.get("kind", ""))
+    if kind.startswith("scripted") and "episodes" in dataset and "steps" in dataset:
+        return kind, PurePosixPath(str(dataset.get("path", ""))).name, dataset["episodes"], dataset["steps"]
+    return kind, dataset.get("hash")
+
+
 def read_record(path: Path) -> dict[str, Any]:
     """One record file, checked for the fields tables and plots use (``REQUIRED_FIELDS``).
 
@@ -257,6 +274,21 @@ def read_record(path: Path) -> dict[str, Any]:
                 raise ValueError(f"missing field '{'.'.join(keys[: i + 1])}'")
             node = node[key]
     return rec
+
+
+def record_of_same_demos(path: Path, kind: str, dataset: dict[str, Any]) -> Path | None:
+    """The record beside ``path`` (``OUT/records/<cell_id>.json``, absent) of the same cell trained on the same
+    demonstrations (``data_identity`` of ``dataset``) under another content hash, else None."""
+    head, _, rest = path.stem.partition(f"__{kind}-")  # <env>-<obs>__<policy>, <hash>__<preset>-<config>__seed<N>
+    tail = rest.split("__", 1)[-1]
+    want = data_identity(dataset)
+    for other in sorted(path.parent.glob(f"{head}__{kind}-*__{tail}.json")):
+        try:
+            if data_identity(read_record(other)["dataset"]) == want:
+                return other
+        except ValueError:  # an unreadable record is reported where records are listed
+            continue
+    return None
 
 
 def load_records(out: Path) -> tuple[list[dict[str, Any]], list[str]]:

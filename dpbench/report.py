@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from dpbench.equal_time import equal_time_table
-from dpbench.records import write_text_atomic
+from dpbench.records import data_identity, write_text_atomic
 from dpbench.render import render_md
-from dpbench.results import group_records
+from dpbench.results import group_records, short_hash
 from dpbench.tables import format_table
 
 CONTENDED_MARK = {True: "*", None: "?"}
@@ -24,7 +24,7 @@ def results_readme(records: list[dict[str, Any]], figures: list[str] = (), extra
     hash, hardware and dates its records carry."""
     sections: dict[tuple, list[dict[str, Any]]] = {}
     for r in sorted(records, key=lambda r: r.get("date", "")):
-        sections.setdefault((r["preset"], r["dataset"]["kind"], r["dataset"]["hash"]), []).append(r)
+        sections.setdefault((r["preset"], r["dataset"]["kind"], data_identity(r["dataset"])), []).append(r)
     lines = [
         "# Measured results",
         "",
@@ -33,11 +33,12 @@ def results_readme(records: list[dict[str, Any]], figures: list[str] = (), extra
         "`dpbench table` instead. Paper rows: Chi et al., RSS 2023.",
         "",
     ]
-    for (preset, dkind, dhash), recs in sections.items():
+    for (preset, dkind, _), recs in sections.items():
         tasks = sorted({f"{r['env']}/{r['obs']}" for r in recs})
         ds = recs[0]["dataset"]
+        dhash = "+".join(dict.fromkeys(r["dataset"]["hash"] for r in recs))  # one per CPU kind (data_identity)
         lines += [
-            f"## {', '.join(tasks)}: preset `{preset}`, {dkind} dataset `{dhash[:8]}`",
+            f"## {', '.join(tasks)}: preset `{preset}`, {dkind} dataset `{short_hash(dhash)}`",
             "",
             format_table(recs, "md", with_paper=True),
             "",

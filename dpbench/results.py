@@ -22,6 +22,7 @@ from dpbench.metrics import mean_ci, summarize_history, wilson_ci
 from dpbench.policies import get_policy_class
 from dpbench.records import (
     PROTOCOL_VERSION,
+    data_identity,
     load_records,  # noqa: F401  (re-exported: benchmarks/ import it from here, as before the split)
     write_json_atomic,  # noqa: F401  (re-exported, likewise)
 )
@@ -51,6 +52,11 @@ def paper_reference(policy: str, env: str, obs: str, variant: str = "ph") -> dic
 
 
 # -------------------------------------------------------------------------------- groups
+def short_hash(dataset_hash: str) -> str:
+    """A group's dataset hash(es) as tables print them: 8 hex digits each, "+"-joined."""
+    return "+".join(h[:8] for h in dataset_hash.split("+"))
+
+
 @dataclass(frozen=True)
 class Group:
     """The records of one (env, obs, policy, preset, dataset, config) over its seeds, summarised."""
@@ -60,7 +66,7 @@ class Group:
     policy: str
     preset: str
     dataset_kind: str
-    dataset_hash: str
+    dataset_hash: str  # the seeds' content hashes, "+"-joined where scripted collections differ (data_identity)
     config_hash: str
     overrides: str  # how the config differs from its preset as defined now (preset_drift), "key=value, ..."
     seeds: int
@@ -199,13 +205,16 @@ def group_records(records: list[dict[str, Any]]) -> list[Group]:
             r["policy"],
             r["preset"],
             r["dataset"]["kind"],
-            r["dataset"]["hash"],
+            data_identity(r["dataset"]),
             r["config_hash"],
         )
         buckets.setdefault(key, []).append(r)
     groups = []
-    for (env, obs, policy, preset, dkind, dhash, chash), recs in sorted(buckets.items()):
+    for (env, obs, policy, preset, dkind, _, chash), recs in sorted(
+        buckets.items(), key=lambda kv: tuple(map(str, kv[0]))
+    ):
         recs = sorted(recs, key=lambda r: r["seed"])
+        dhash = "+".join(dict.fromkeys(r["dataset"]["hash"] for r in recs))  # one per collection (data_identity)
         maxes = np.array([r["final"]["max"] for r in recs], dtype=float)
         lasts = np.array([r["final"]["avg_last10"] for r in recs], dtype=float)
         kmins = np.array([_k_min(r) for r in recs], dtype=float)

@@ -27,7 +27,15 @@ from dpbench.evaluate import evaluate
 from dpbench.host import ContentionMeter, device_name, environment_info
 from dpbench.metrics import best_evaluation, summarize_history
 from dpbench.policies import get_policy_class
-from dpbench.records import DataSplit, FinalScores, Record, WallTimes, config_hash, write_json_atomic
+from dpbench.records import (
+    DataSplit,
+    FinalScores,
+    Record,
+    WallTimes,
+    config_hash,
+    record_of_same_demos,
+    write_json_atomic,
+)
 from dpbench.tasks import Task, get_task
 from dpbench.train import BEST_FILE, load_best, train
 
@@ -89,8 +97,15 @@ class PreparedCell:
 
     @property
     def record_path(self) -> Path:
-        """OUT/records/<cell_id>.json: the finished cell's result record."""
-        return self.spec.out / "records" / f"{self.cell_id}.json"
+        """OUT/records/<cell_id>.json: the finished cell's result record. Where that is absent but OUT holds a
+        record of this cell made from the same scripted demonstrations collected on another kind of CPU (their
+        hash differs in the last bits; ``records.data_identity``), that record: the cell is done."""
+        exact = self.spec.out / "records" / f"{self.cell_id}.json"
+        if exact.exists() or not self.data.kind.startswith("scripted"):
+            return exact
+        store = self.data.store
+        same = {"kind": self.data.kind, "path": portable_path(self.data.path), "episodes": store.n_episodes}
+        return record_of_same_demos(exact, self.data.kind, {**same, "steps": store.n_steps}) or exact
 
     @property
     def workdir(self) -> Path:

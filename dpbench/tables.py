@@ -21,6 +21,7 @@ from dpbench.results import (
     Group,
     group_records,
     paper_reference,
+    short_hash,
 )
 
 TABLE_FORMATS = ("md", "csv", "latex", "html")
@@ -44,7 +45,7 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
 
     rows: dict[tuple, dict[str, Group]] = {}
     for g in groups:
-        key = base(g) + ((g.dataset_hash[:8], g.config_hash) if base(g) in clash else ("", ""))
+        key = base(g) + ((short_hash(g.dataset_hash), g.config_hash) if base(g) in clash else ("", ""))
         rows.setdefault(key, {})[g.task] = g
     show_overrides = any(g.overrides for g in groups)
     headers = ["source", "policy", "preset", "dataset", *(["overrides"] if show_overrides else []), "seeds"]

@@ -126,6 +126,27 @@ def test_dry_run_collects_nothing_and_names_what_cannot_run(tmp_path, monkeypatc
     assert not cache.exists() or not any(cache.rglob("*.hdf5"))  # nothing collected
 
 
+def test_dry_run_counts_a_cell_recorded_from_demos_not_collected_here_as_recorded(tmp_path, monkeypatch, capsys):
+    # A fresh machine has no demos yet, but the sweep's out holds a record of seed 0 (made elsewhere): the
+    # dry run says so and leaves it out of the total, as the sweep will find it once the demos are collected.
+    from dpbench.runner import CellSpec, resolve_config
+
+    monkeypatch.setenv("DPBENCH_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "r"
+    chash = resolve_config(CellSpec("diffusion", "square", 0, obs="low_dim", dataset="scripted")).chash
+    rec = _timed("diffusion", "square", "low_dim", 600.0, [200.0])
+    rec["dataset"] = {"kind": "scripted", "path": "x.hdf5", "hash": "f38222057e878bde", "episodes": 200, "steps": 1}
+    rec["config_hash"], rec["cell_id"] = chash, f"square-low_dim__diffusion__scripted-f3822205__quick-{chash}__seed0"
+    write_json_atomic(out / "records" / f"{rec['cell_id']}.json", rec)
+    grid = {"policies": ["diffusion"], "envs": ["square"], "obs": ["low_dim"], "seeds": 2, "out": str(out)}
+    (tmp_path / "grid.yaml").write_text(yaml.safe_dump({**grid, "dataset": "scripted"}))
+    assert main(["sweep", str(tmp_path / "grid.yaml"), "--dry-run", "--workers", "1"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "square" in line or "estimate" in line]
+    assert lines[0].startswith("  recorded") and rec["cell_id"] in lines[0] and "not collected yet" in lines[0]
+    assert lines[1].startswith("  new ") and "seed 1" in lines[1]
+    assert "1 cell(s) to run" in lines[2] and "1 cell(s) have a record made from demos not collected here" in lines[2]
+
+
 def test_paper_grid_file_is_the_papers_table1():
     from pathlib import Path
 

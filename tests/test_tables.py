@@ -14,8 +14,8 @@ import pytest
 
 from dpbench.cli import main
 from dpbench.metrics import wilson_ci
-from dpbench.records import PROTOCOL_VERSION, SCHEMA_VERSION, write_json_atomic
-from dpbench.results import group_records
+from dpbench.records import PROTOCOL_VERSION, SCHEMA_VERSION, record_of_same_demos, write_json_atomic
+from dpbench.results import group_records, short_hash
 from dpbench.tables import format_table
 
 
@@ -275,6 +275,58 @@ def test_groups_never_mix_datasets(results):
     table = format_table(recs + [other])
     assert "| dpbench | diffusion | paper (diffpapcfg) | human:ab12cd34 |" in table
     assert "| dpbench | diffusion | paper (diffpapcfg) | human:ffff0000 |" in table
+
+
+def _scripted(seed: int, data_hash: str, steps: int = 32177) -> dict:
+    r = make_record("diffusion", seed, [0.5, 0.6], [True], obs="low_dim", dataset="scripted")
+    r["env"] = "square"
+    r["dataset"] = {
+        "kind": "scripted",
+        "path": "$DPBENCH_CACHE/robomimic_square_ph_v4_200ep.hdf5",
+        "hash": data_hash,
+        "episodes": 200,
+        "steps": steps,
+    }
+    r["cell_id"] = f"square-low_dim__diffusion__scripted-{data_hash[:8]}__paper-{r['config_hash']}__seed{seed}"
+    return r
+
+
+def test_seeds_on_scripted_demos_collected_on_other_cpus_are_one_group():
+    # The same seeded collection hashes differently where numpy/OpenBLAS pick other SIMD kernels; its recipe
+    # (kind, file name, episode and step counts) is what makes it the same demonstrations.
+    recs = [_scripted(0, "f38222057e878bde"), _scripted(1, "d0f7a3f01c4adaf3"), _scripted(2, "d0f7a3f01c4adaf3")]
+    (group,) = group_records(recs)
+    assert group.seeds == 3 and group.dataset_hash == "f38222057e878bde+d0f7a3f01c4adaf3"
+    assert short_hash(group.dataset_hash) == "f3822205+d0f7a3f0"
+    # another step count is another collection: never pooled, whatever the name
+    assert sorted(g.seeds for g in group_records([*recs, _scripted(3, "d0f7a3f01c4adaf3", steps=32000)])) == [1, 3]
+    # a dataset given by path or a human one is identified by its hash alone
+    human = [make_record("diffusion", s, [0.5], [True]) for s in (0, 1)]
+    human[1]["dataset"]["hash"] = "ffff000011112222"
+    assert len(group_records(human)) == 2
+
+
+def test_a_cell_recorded_on_another_collection_of_the_same_demos_is_found(tmp_path):
+    records = tmp_path / "records"
+    elsewhere = _scripted(1, "f38222057e878bde")
+    write_json_atomic(records / f"{elsewhere['cell_id']}.json", elsewhere)
+    here = records / "square-low_dim__diffusion__scripted-d0f7a3f0__paper-diffpapcfg__seed1.json"
+    same = {k: elsewhere["dataset"][k] for k in ("kind", "path", "episodes", "steps")}
+    assert record_of_same_demos(here, "scripted", same) == records / f"{elsewhere['cell_id']}.json"
+    assert record_of_same_demos(here, "scripted", {**same, "steps": 32000}) is None  # other demonstrations
+    seed2 = records / "square-low_dim__diffusion__scripted-d0f7a3f0__paper-diffpapcfg__seed2.json"
+    assert record_of_same_demos(seed2, "scripted", same) is None  # another seed is another cell
+    # a prepared cell on this machine's collection is done: its record_path is the other collection's record
+    from types import SimpleNamespace
+
+    from dpbench.data.registry import DatasetRef
+    from dpbench.runner import CellSpec, PreparedCell
+
+    store = SimpleNamespace(n_episodes=200, n_steps=32177)
+    data = DatasetRef("scripted", Path("/cache/robomimic_square_ph_v4_200ep.hdf5"), store)
+    spec = CellSpec("diffusion", "square", 1, preset="paper", out=tmp_path)
+    cell = PreparedCell(spec, "low_dim", None, None, None, data, here.stem, "diffpapcfg")
+    assert cell.record_path == records / f"{elsewhere['cell_id']}.json"
 
 
 def test_overrides_column_is_the_drift_from_todays_preset():

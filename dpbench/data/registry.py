@@ -169,7 +169,9 @@ def _resolve_robomimic(
         cameras = tuple(sorted(k[: -len("_image")] for k in (keys or ()) if k.endswith("_image")))
         path = scripted_robomimic_path(task_name, variant, cameras, action_mode=action_mode)
         if not path.exists() and not collect:
-            raise DatasetMissing(f"{dataset} {task_name} demos not collected yet", portable_path(path), action_mode)
+            raise DatasetMissing(
+                f"{dataset} {task_name} demos not collected yet", portable_path(path), action_mode, kind=dataset
+            )
         if not path.exists():
             print(
                 f"[dpbench] collecting {SCRIPTED_EPISODES[variant]} scripted {task_name} ({variant}, {action_mode}) "

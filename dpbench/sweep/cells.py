@@ -111,6 +111,7 @@ class PlannedCell:
     problem: str = ""
     blocked: bool = False
     action_mode: str | None = None  # the dataset's (robomimic abs | delta), known from its name before it exists
+    dataset_kind: str | None = None  # a missing dataset's name as records store it (DatasetMissing.kind)
 
 
 def plan_all(specs: list[CellSpec]) -> list[PlannedCell]:
@@ -121,7 +122,10 @@ def plan_all(specs: list[CellSpec]) -> list[PlannedCell]:
         if isinstance(result, PreparedCell):
             planned.append(PlannedCell(spec, cfg, result, action_mode=result.action_mode))
         elif isinstance(result, DatasetMissing):
-            planned.append(PlannedCell(spec, cfg, None, f"{result} ({result.path})", action_mode=result.action_mode))
+            problem = f"{result} ({result.path})"
+            planned.append(
+                PlannedCell(spec, cfg, None, problem, action_mode=result.action_mode, dataset_kind=result.kind)
+            )
         else:
             planned.append(PlannedCell(spec, cfg, None, str(result), blocked=True))
     return planned

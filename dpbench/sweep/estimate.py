@@ -227,16 +227,29 @@ def _busy(workdir: Path) -> str | None:
     return lock.holder() if lock.is_held() else None
 
 
-def dry_run_report(planned: list[Any], records: list[dict[str, Any]], cores: int) -> list[str]:
+def _record_key(policy: str, env: str, obs: str, dataset: str, chash: str, seed: int) -> tuple:
+    """What names a cell apart from its dataset's content hash (which needs the file)."""
+    return policy, env, obs, dataset, chash, seed
+
+
+def dry_run_report(
+    planned: list[Any], records: list[dict[str, Any]], cores: int, out_records: list[dict[str, Any]] = ()
+) -> list[str]:
     """The lines of ``dpbench sweep --dry-run``: one per cell (state, estimated CPU-minutes, cell id or what
     is missing, and the rates' basis), one per group of cells that cannot run here, then the totals and
     the wall time on ``cores`` cores, one cell per core. States: done, running (another process holds the
-    cell now), resume (estimated as a whole cell: an upper bound), new, blocked. ``planned``:
-    ``dpbench.sweep.cells.PlannedCell`` s; ``records``: the records that give the rates."""
+    cell now), resume (estimated as a whole cell: an upper bound), recorded (the sweep's out holds a record of
+    the cell made from demos not collected here: the sweep skips it if the collected demos hash the same, as
+    the seeded demonstrators' do), new, blocked. ``planned``: ``dpbench.sweep.cells.PlannedCell`` s;
+    ``records``: the records that give the rates; ``out_records``: those in the sweep's out directory."""
     from dpbench.train import RESUME_FILE
 
     rates = Rates(records)
-    lines, todo, unknown, collect = [], [], 0, set()
+    recorded = {
+        _record_key(r["policy"], r["env"], r["obs"], r["dataset"]["kind"], r["config_hash"], r["seed"]): r
+        for r in out_records
+    }
+    lines, todo, unknown, collect, n_recorded = [], [], 0, set(), 0
     blocked: dict[tuple[str, str], list[str]] = {}
     train_total = eval_total = 0.0
     for p in planned:
@@ -248,6 +261,14 @@ def dry_run_report(planned: list[Any], records: list[dict[str, Any]], cores: int
         if p.cell is not None and p.cell.record_path.exists():
             lines.append(f"  {'done':<8}{'':<22}{p.cell.cell_id}")
             continue
+        if p.cell is None:  # its demos are not collected here: a record of the same cell may exist anyway
+            rec = recorded.get(
+                _record_key(cfg.policy_cls.name, spec.env, cfg.obs, p.dataset_kind, cfg.chash, spec.seed)
+            )
+            if rec is not None:
+                n_recorded += 1
+                lines.append(f"  {'recorded':<30}{rec['cell_id']}  [{p.problem}]")
+                continue
         holder = _busy(p.cell.workdir) if p.cell is not None else None
         if holder is not None:
             lines.append(f"  {'running':<8}{'':<22}{p.cell.cell_id}  [held by {holder}]")
@@ -284,6 +305,11 @@ def dry_run_report(planned: list[Any], records: list[dict[str, Any]], cores: int
         summary += f"; {unknown} cell(s) without one are not counted"
     if collect:
         summary += f"; the collection of {len(collect)} dataset(s) first is not included"
+    if n_recorded:
+        summary += (
+            f"; {n_recorded} cell(s) have a record made from demos not collected here (recorded): not counted, "
+            "as the sweep skips them when the collected demos hash the same"
+        )
     if blocked:
         summary += f"; {sum(len(c) for c in blocked.values())} cell(s) cannot run here (blocked)"
     return [*lines, summary + ". Minutes per cell: CPU-minutes, training + evaluation (dpbench.sweep.estimate)."]

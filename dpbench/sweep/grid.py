@@ -46,6 +46,12 @@ def run_grid(
                 records[cell.cell_id] = read_record(cell.record_path)
             except ValueError as exc:
                 raise DpbenchError(f"{cell.record_path}: {exc}; delete the file to rerun this cell") from None
+            if progress and records[cell.cell_id]["cell_id"] != cell.cell_id:
+                print(
+                    f"[dpbench] {cell.cell_id}: done as {records[cell.cell_id]['cell_id']} (the same scripted "
+                    "demonstrations, collected on another kind of CPU: hashes differ in the last bits; "
+                    "delete that record to rerun the cell here)"
+                )
         else:
             todo.append(cell)
     n_resume = sum((c.workdir / RESUME_FILE).exists() for c in todo)
