@@ -670,6 +670,22 @@ def _two_part_golden(task: str) -> np.ndarray:
     return np.load(Path(__file__).parent / "golden" / "demonstrator_actions_v4_two_part.npz")[f"{task}_abs_ph_100000"]
 
 
+def _assert_same_episode(actions: np.ndarray, golden: np.ndarray, arms: int) -> None:
+    """The golden episode up to the CPU's rounding: numpy/OpenBLAS kernels differ between CPUs (AVX-512 or AVX2;
+    docs/measurements.md, "The same demonstrations on another CPU"), so an axis-angle of pi may come out as
+    -pi (the same rotation) and contact-rich ends may drift (ToolHang: from step 413 of 549, one step longer).
+    Same per arm: gripper switch steps; poses (position, rotation matrix) to 1e-6 over the first 70% of the
+    episode; length within 2 steps."""
+    assert abs(len(actions) - len(golden)) <= 2, (len(actions), len(golden))
+    n = int(0.7 * len(golden))
+    for arm in range(arms):
+        a, g = actions[:, 7 * arm : 7 * arm + 7], golden[:, 7 * arm : 7 * arm + 7]
+        np.testing.assert_allclose(a[:n, :3], g[:n, :3], atol=1e-6)
+        np.testing.assert_allclose(R.axis_angle_to_matrix(a[:n, 3:6]), R.axis_angle_to_matrix(g[:n, 3:6]), atol=1e-6)
+        for mine, theirs in zip(_gripper_switches(a[:, 6]), _gripper_switches(g[:, 6]), strict=True):
+            np.testing.assert_array_equal(mine, theirs)
+
+
 def _gripper_switches(command: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The steps where a gripper command (T,) switches from open to closed, and from closed to open."""
     closes = np.flatnonzero((command[1:] > 0) & (command[:-1] < 0)) + 1
@@ -685,7 +701,7 @@ def test_transport_demonstrator_hands_the_hammer_over_on_observed_state() -> Non
         env.close()
     assert ep is not None, "the transport demonstrator failed on test seed 100000"
     actions = ep["actions"]
-    np.testing.assert_allclose(actions, _two_part_golden("transport"), atol=1e-6)
+    _assert_same_episode(actions, _two_part_golden("transport"), arms=2)
     assert actions.shape == (len(ep["states"]), 14) and len(actions) <= 700
     (closes0, opens0), (closes1, opens1) = _gripper_switches(actions[:, 6]), _gripper_switches(actions[:, 13])
     # robot0: lid (close, open), hammer (close, open at the handover); robot1: trash (close, open), hammer (close)
@@ -706,7 +722,7 @@ def test_tool_hang_demonstrator_assembles_the_frame_before_hanging_the_wrench() 
         env.close()
     assert ep is not None, "the tool_hang demonstrator failed on test seed 100000"
     actions = ep["actions"]
-    np.testing.assert_allclose(actions, _two_part_golden("tool_hang"), atol=1e-6)
+    _assert_same_episode(actions, _two_part_golden("tool_hang"), arms=1)
     assert actions.shape == (len(ep["states"]), 7)
     closes, opens = _gripper_switches(actions[:, 6])
     assert len(closes) == 2 and len(opens) == 2  # the frame (grasp, release), then the wrench
