@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dpbench.equal_time import cpu_minutes, is_cpu
-from dpbench.results import Group, group_records, paper_reference
+from dpbench.results import Group, group_records, paper_reference, short_hash
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -93,7 +93,7 @@ def _labels(groups: list[Group]) -> dict[Group, str]:
                     parts.append(
                         g.dataset_kind
                         if len({k[1] for k in variants}) == len({k[1:3] for k in variants})
-                        else f"{g.dataset_kind}:{g.dataset_hash[:6]}"
+                        else f"{g.dataset_kind}:{short_hash(g.dataset_hash)}"
                     )
                 parts += [f"{k}={configs[key].get(k, '-')}" for k in differ[:n_fields]]
                 labels[g] = f"{policy} ({', '.join(parts)})" if parts else policy

@@ -284,10 +284,13 @@ def record_of_same_demos(path: Path, kind: str, dataset: dict[str, Any]) -> Path
     want = data_identity(dataset)
     for other in sorted(path.parent.glob(f"{head}__{kind}-*__{tail}.json")):
         try:
-            if data_identity(read_record(other)["dataset"]) == want:
-                return other
+            theirs = read_record(other)["dataset"]
         except ValueError:  # an unreadable record is reported where records are listed
             continue
+        # the same arrays loaded too (an obs mode's keys may have changed since), where the record lists them
+        same_keys = "keys" not in theirs or "keys" not in dataset or theirs["keys"] == dataset["keys"]
+        if data_identity(theirs) == want and same_keys:
+            return other
     return None
 
 

@@ -196,7 +196,9 @@ def _contended(recs: list[dict[str, Any]]) -> bool | None:
 
 
 def group_records(records: list[dict[str, Any]]) -> list[Group]:
-    """Seeds of the same configuration together; configurations that differ never mix."""
+    """Seeds of the same configuration together; configurations that differ never mix. Scripted demonstrations
+    collected on other kinds of CPU are one dataset (``records.data_identity``); a seed recorded on more than
+    one of them counts once, by its oldest record."""
     buckets: dict[tuple, list[dict[str, Any]]] = {}
     for r in records:
         key = (
@@ -213,7 +215,11 @@ def group_records(records: list[dict[str, Any]]) -> list[Group]:
     for (env, obs, policy, preset, dkind, _, chash), recs in sorted(
         buckets.items(), key=lambda kv: tuple(map(str, kv[0]))
     ):
-        recs = sorted(recs, key=lambda r: r["seed"])
+        # one record per seed: the oldest, where a seed was also trained on another collection of the same demos
+        recs = sorted(
+            {r["seed"]: r for r in sorted(recs, key=lambda r: r.get("date", ""), reverse=True)}.values(),
+            key=lambda r: r["seed"],
+        )
         dhash = "+".join(dict.fromkeys(r["dataset"]["hash"] for r in recs))  # one per collection (data_identity)
         maxes = np.array([r["final"]["max"] for r in recs], dtype=float)
         lasts = np.array([r["final"]["avg_last10"] for r in recs], dtype=float)

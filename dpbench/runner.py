@@ -96,16 +96,35 @@ class PreparedCell:
         return self.task.obs_mode(self.obs, self.action_mode)
 
     @property
+    def own_record_path(self) -> Path:
+        """OUT/records/<cell_id>.json: where this cell writes its record."""
+        return self.spec.out / "records" / f"{self.cell_id}.json"
+
+    @property
     def record_path(self) -> Path:
-        """OUT/records/<cell_id>.json: the finished cell's result record. Where that is absent but OUT holds a
-        record of this cell made from the same scripted demonstrations collected on another kind of CPU (their
-        hash differs in the last bits; ``records.data_identity``), that record: the cell is done."""
-        exact = self.spec.out / "records" / f"{self.cell_id}.json"
+        """The finished cell's record: ``own_record_path``; where that is absent but OUT holds a record of this
+        cell made from the same scripted demonstrations collected on another kind of CPU (their hash differs in
+        the last bits; ``records.data_identity``), that record: the cell is done. Never written to."""
+        exact = self.own_record_path
         if exact.exists() or not self.data.kind.startswith("scripted"):
             return exact
         store = self.data.store
         same = {"kind": self.data.kind, "path": portable_path(self.data.path), "episodes": store.n_episodes}
-        return record_of_same_demos(exact, self.data.kind, {**same, "steps": store.n_steps}) or exact
+        return (
+            record_of_same_demos(exact, self.data.kind, {**same, "steps": store.n_steps, "keys": sorted(store.data)})
+            or exact
+        )
+
+    @property
+    def lock_dir(self) -> Path:
+        """Where the cell's lock lives: its workdir; for scripted demos a folder named by their recipe instead of
+        their hash (OUT/work/.locks/...), so one cell on two collections of the same demos (two kinds of CPU
+        sharing OUT) never trains twice at once."""
+        if not self.data.kind.startswith("scripted"):
+            return self.workdir
+        head, _, rest = self.cell_id.partition(f"__{self.data.kind}-")  # <env>-<obs>__<policy>, <hash>__...
+        recipe = f"{self.data.kind}-{self.data.path.stem}-{self.data.store.n_steps}"
+        return self.spec.out / "work" / ".locks" / f"{head}__{recipe}__{rest.split('__', 1)[1]}"
 
     @property
     def workdir(self) -> Path:
@@ -153,6 +172,12 @@ def resolve_config(spec: CellSpec, variant: str | None = None) -> CellConfig:
     return CellConfig(obs, policy_cls, pcfg, tcfg, chash, variant)
 
 
+def policy_slug(spec: CellSpec, cfg: CellConfig) -> str:
+    """The policy's part of a cell id: a registered name's class name (aliases such as diffusion_cnn share
+    diffusion's cells), else the ``module:Class`` given, with ``:`` and ``.`` as ``_``."""
+    return (cfg.policy_cls.name if ":" not in spec.policy else spec.policy).replace(":", "_").replace(".", "_")
+
+
 def prepare(
     spec: CellSpec, data: DatasetRef | None = None, collect: bool = True, config: CellConfig | None = None
 ) -> PreparedCell:
@@ -173,10 +198,8 @@ def prepare(
         ) from None
     if data.variant != cfg.variant:  # a file by path that reads as mh: its training length follows
         cfg = resolve_config(spec, variant=data.variant)
-    # A registered name's class names its cells (aliases such as diffusion_cnn share diffusion's cells).
-    name = (cfg.policy_cls.name if ":" not in spec.policy else spec.policy).replace(":", "_").replace(".", "_")
     cell_id = (
-        f"{task.name}-{cfg.obs}__{name}__{data.kind}-{data.store.content_hash()[:8]}"
+        f"{task.name}-{cfg.obs}__{policy_slug(spec, cfg)}__{data.kind}-{data.store.content_hash()[:8]}"
         f"__{spec.preset}-{cfg.chash}__seed{spec.seed}"
     )
     return PreparedCell(spec, cfg.obs, cfg.policy_cls, cfg.pcfg, cfg.tcfg, data, cell_id, cfg.chash, action_mode)
@@ -185,7 +208,7 @@ def prepare(
 def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[str, Any]:
     """Train + evaluate one seed and write its record; returns the record (existing or new).
     ``make_bar`` is the training progress reporter (see ``train``)."""
-    if cell.record_path.exists():
+    if cell.record_path.exists():  # its own, or the same cell on another collection of the same demos
         return json.loads(cell.record_path.read_text())
     spec, task = cell.spec, cell.task
     mode = cell.mode
@@ -320,7 +343,7 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
         checkpoint=ckpt.relative_to(spec.out).as_posix(),  # relative to the results dir
         **environment_info(device=device_name(policy.device)),
     ).to_dict()
-    write_json_atomic(cell.record_path, record)
+    write_json_atomic(cell.own_record_path, record)
     return record
 
 

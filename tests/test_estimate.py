@@ -135,7 +135,8 @@ def test_dry_run_counts_a_cell_recorded_from_demos_not_collected_here_as_recorde
     out = tmp_path / "r"
     chash = resolve_config(CellSpec("diffusion", "square", 0, obs="low_dim", dataset="scripted")).chash
     rec = _timed("diffusion", "square", "low_dim", 600.0, [200.0])
-    rec["dataset"] = {"kind": "scripted", "path": "x.hdf5", "hash": "f38222057e878bde", "episodes": 200, "steps": 1}
+    path = "$DPBENCH_CACHE/robomimic_square_ph_v4_200ep.hdf5"  # where this grid's demos would be collected
+    rec["dataset"] = {"kind": "scripted", "path": path, "hash": "f38222057e878bde", "episodes": 200, "steps": 1}
     rec["config_hash"], rec["cell_id"] = chash, f"square-low_dim__diffusion__scripted-f3822205__quick-{chash}__seed0"
     write_json_atomic(out / "records" / f"{rec['cell_id']}.json", rec)
     grid = {"policies": ["diffusion"], "envs": ["square"], "obs": ["low_dim"], "seeds": 2, "out": str(out)}
@@ -145,6 +146,12 @@ def test_dry_run_counts_a_cell_recorded_from_demos_not_collected_here_as_recorde
     assert lines[0].startswith("  recorded") and rec["cell_id"] in lines[0] and "not collected yet" in lines[0]
     assert lines[1].startswith("  new ") and "seed 1" in lines[1]
     assert "1 cell(s) to run" in lines[2] and "1 cell(s) have a record made from demos not collected here" in lines[2]
+    # a record from other demos (another demonstrator version's file) is not this cell's
+    rec["dataset"]["path"] = "$DPBENCH_CACHE/robomimic_square_ph_v3_200ep.hdf5"
+    write_json_atomic(out / "records" / f"{rec['cell_id']}.json", rec)
+    assert main(["sweep", str(tmp_path / "grid.yaml"), "--dry-run", "--workers", "1"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "square" in line]
+    assert len(lines) == 2 and all(line.startswith("  new ") for line in lines)
 
 
 def test_paper_grid_file_is_the_papers_table1():

@@ -322,11 +322,28 @@ def test_a_cell_recorded_on_another_collection_of_the_same_demos_is_found(tmp_pa
     from dpbench.data.registry import DatasetRef
     from dpbench.runner import CellSpec, PreparedCell
 
-    store = SimpleNamespace(n_episodes=200, n_steps=32177)
+    store = SimpleNamespace(n_episodes=200, n_steps=32177, data={})
     data = DatasetRef("scripted", Path("/cache/robomimic_square_ph_v4_200ep.hdf5"), store)
     spec = CellSpec("diffusion", "square", 1, preset="paper", out=tmp_path)
     cell = PreparedCell(spec, "low_dim", None, None, None, data, here.stem, "diffpapcfg")
     assert cell.record_path == records / f"{elsewhere['cell_id']}.json"
+    assert cell.own_record_path == here  # what run_cell writes: never the other collection's file
+    # both collections' cells share one lock, so two kinds of CPU sharing OUT never train the cell twice at once
+    other = PreparedCell(spec, "low_dim", None, None, None, data, Path(elsewhere["cell_id"]).stem, "diffpapcfg")
+    assert cell.lock_dir == other.lock_dir != cell.workdir
+    # the same demos under another kind (mh, delta actions) are other demonstrations
+    mh = {**elsewhere, "dataset": {**elsewhere["dataset"], "kind": "scripted-mh"}}
+    mh["cell_id"] = elsewhere["cell_id"].replace("__scripted-", "__scripted-mh-")
+    (records / f"{elsewhere['cell_id']}.json").unlink()
+    write_json_atomic(records / f"{mh['cell_id']}.json", mh)
+    assert record_of_same_demos(here, "scripted", same) is None and cell.record_path == here
+
+
+def test_a_seed_recorded_on_two_collections_counts_once():
+    old, new = _scripted(0, "f38222057e878bde"), _scripted(0, "d0f7a3f01c4adaf3")
+    new["date"], new["final"]["max"] = "2026-12-01T00:00:00+00:00", 0.1
+    (group,) = group_records([new, old, _scripted(1, "d0f7a3f01c4adaf3")])
+    assert group.seeds == 2 and group.max == 0.6  # seed 0 by its oldest record (max 0.6), seed 1 (0.6)
 
 
 def test_overrides_column_is_the_drift_from_todays_preset():

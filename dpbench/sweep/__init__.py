@@ -7,8 +7,9 @@ A grid comes from ``dpbench run --policy a,b --env e --seeds N`` or from a YAML 
 Running: finished cells are skipped, unfinished ones resume from their last checkpoint. Each cell
 runs under an exclusive lock (``OUT/work/<cell_id>/lock``, flock, holder's pid and host inside): the
 kernel drops it when the holder dies, even by SIGKILL, so there are no stale locks, and two sweeps
-sharing a results dir never train the same cell at once; a sweep that finds a cell locked runs
-others and comes back to it. The Ray backend needs OUT on a filesystem all nodes share.
+sharing a results dir never train the same cell at once (scripted demos: ``OUT/work/.locks/<cell id
+with the demos' recipe for their hash>``, shared by collections made on other kinds of CPU); a sweep
+that finds a cell locked runs others and comes back to it. The Ray backend needs OUT on a filesystem all nodes share.
 
 The package, by seam: ``spec`` (the YAML schema, ``Sweep``), ``cells`` (resolve and describe the cells,
 run one under its lock), ``lock`` (``CellLock``), ``backends`` (in-process, local process pool, Ray; the

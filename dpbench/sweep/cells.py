@@ -112,6 +112,7 @@ class PlannedCell:
     blocked: bool = False
     action_mode: str | None = None  # the dataset's (robomimic abs | delta), known from its name before it exists
     dataset_kind: str | None = None  # a missing dataset's name as records store it (DatasetMissing.kind)
+    dataset_path: str | None = None  # where a missing dataset would be written (DatasetMissing.path, portable)
 
 
 def plan_all(specs: list[CellSpec]) -> list[PlannedCell]:
@@ -124,7 +125,15 @@ def plan_all(specs: list[CellSpec]) -> list[PlannedCell]:
         elif isinstance(result, DatasetMissing):
             problem = f"{result} ({result.path})"
             planned.append(
-                PlannedCell(spec, cfg, None, problem, action_mode=result.action_mode, dataset_kind=result.kind)
+                PlannedCell(
+                    spec,
+                    cfg,
+                    None,
+                    problem,
+                    action_mode=result.action_mode,
+                    dataset_kind=result.kind,
+                    dataset_path=result.path,
+                )
             )
         else:
             planned.append(PlannedCell(spec, cfg, None, str(result), blocked=True))
@@ -152,7 +161,7 @@ def execute(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> tuple[st
     """Run one prepared cell under its lock: ("ran", record), ("done", record) when another process finished
     it meanwhile, ("busy", holder) when another process holds it, or ("error", message). ``make_bar`` is
     the training progress reporter (``dpbench.train.train``): tqdm, or a worker's ``WorkerBar``."""
-    lock = CellLock(cell.workdir)
+    lock = CellLock(cell.lock_dir)
     if not lock.acquire():
         return "busy", lock.holder()
     try:
@@ -162,7 +171,10 @@ def execute(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> tuple[st
             except ValueError as exc:
                 return "error", f"{cell.record_path}: {exc}; delete the file to rerun this cell"
         # half-written temp files of a killed predecessor (the real files are replaced atomically)
-        for tmp in [*cell.workdir.glob("*.tmp[0-9]*"), *cell.record_path.parent.glob(f".{cell.record_path.name}.tmp*")]:
+        for tmp in [
+            *cell.workdir.glob("*.tmp[0-9]*"),
+            *cell.own_record_path.parent.glob(f".{cell.own_record_path.name}.tmp*"),
+        ]:
             tmp.unlink(missing_ok=True)
         return "ran", run_cell(cell, make_bar=make_bar)
     except DpbenchError as exc:

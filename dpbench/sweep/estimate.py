@@ -27,7 +27,7 @@ import json
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from statistics import median
 from typing import Any
 
@@ -227,9 +227,11 @@ def _busy(workdir: Path) -> str | None:
     return lock.holder() if lock.is_held() else None
 
 
-def _record_key(policy: str, env: str, obs: str, dataset: str, chash: str, seed: int) -> tuple:
-    """What names a cell apart from its dataset's content hash (which needs the file)."""
-    return policy, env, obs, dataset, chash, seed
+def _record_key(cell_id: str, dataset_path: str) -> tuple:
+    """A cell as far as it is known before its demos exist: its id but the data hash, and the demos' file name
+    (task, variant, demonstrator version, episode count, cameras; ``records.data_identity``)."""
+    env_obs, policy, data, preset_config, seed = cell_id.split("__")[-5:]
+    return env_obs, policy, data.rsplit("-", 1)[0], preset_config, seed, PurePosixPath(dataset_path).name
 
 
 def dry_run_report(
@@ -242,13 +244,11 @@ def dry_run_report(
     the cell made from demos not collected here: the sweep skips it if the collected demos hash the same, as
     the seeded demonstrators' do), new, blocked. ``planned``: ``dpbench.sweep.cells.PlannedCell`` s;
     ``records``: the records that give the rates; ``out_records``: those in the sweep's out directory."""
+    from dpbench.runner import policy_slug
     from dpbench.train import RESUME_FILE
 
     rates = Rates(records)
-    recorded = {
-        _record_key(r["policy"], r["env"], r["obs"], r["dataset"]["kind"], r["config_hash"], r["seed"]): r
-        for r in out_records
-    }
+    recorded = {_record_key(r["cell_id"], r["dataset"].get("path", "")): r for r in out_records}
     lines, todo, unknown, collect, n_recorded = [], [], 0, set(), 0
     blocked: dict[tuple[str, str], list[str]] = {}
     train_total = eval_total = 0.0
@@ -262,14 +262,16 @@ def dry_run_report(
             lines.append(f"  {'done':<8}{'':<22}{p.cell.cell_id}")
             continue
         if p.cell is None:  # its demos are not collected here: a record of the same cell may exist anyway
-            rec = recorded.get(
-                _record_key(cfg.policy_cls.name, spec.env, cfg.obs, p.dataset_kind, cfg.chash, spec.seed)
+            cell_id = (
+                f"{get_task(spec.env).name}-{cfg.obs}__{policy_slug(spec, cfg)}__{p.dataset_kind}-?"
+                f"__{spec.preset}-{cfg.chash}__seed{spec.seed}"
             )
+            rec = recorded.get(_record_key(cell_id, p.dataset_path or ""))
             if rec is not None:
                 n_recorded += 1
                 lines.append(f"  {'recorded':<30}{rec['cell_id']}  [{p.problem}]")
                 continue
-        holder = _busy(p.cell.workdir) if p.cell is not None else None
+        holder = _busy(p.cell.lock_dir) if p.cell is not None else None
         if holder is not None:
             lines.append(f"  {'running':<8}{'':<22}{p.cell.cell_id}  [held by {holder}]")
             continue
@@ -308,7 +310,7 @@ def dry_run_report(
     if n_recorded:
         summary += (
             f"; {n_recorded} cell(s) have a record made from demos not collected here (recorded): not counted, "
-            "as the sweep skips them when the collected demos hash the same"
+            "as the sweep finds that record once it has collected the same demos (records.data_identity)"
         )
     if blocked:
         summary += f"; {sum(len(c) for c in blocked.values())} cell(s) cannot run here (blocked)"

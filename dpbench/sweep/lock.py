@@ -9,8 +9,9 @@ from pathlib import Path
 
 
 class CellLock:
-    """Exclusive lock on OUT/work/<cell_id>/lock. flock, so the kernel releases it when the holder exits or
-    is killed (no stale locks to clean); the file keeps the last holder's pid and host for messages."""
+    """Exclusive lock on DIR/lock (a cell's ``PreparedCell.lock_dir``). flock, so the kernel releases it when
+    the holder exits or is killed (no stale locks to clean); the file keeps the last holder's pid and host for
+    messages."""
 
     def __init__(self, workdir: Path) -> None:
         self.path = Path(workdir) / "lock"
