@@ -259,7 +259,9 @@ def dry_run_report(
             blocked.setdefault((f"{spec.env}/{cfg.obs}", p.problem), []).append(f"{cfg.policy_cls.name} {spec.seed}")
             continue
         if p.cell is not None and p.cell.record_path.exists():
-            lines.append(f"  {'done':<8}{'':<22}{p.cell.cell_id}")
+            found = p.cell.record_path.stem
+            elsewhere = f"  [recorded as {found}: the same demos, collected on another kind of CPU]"
+            lines.append(f"  {'done':<8}{'':<22}{p.cell.cell_id}{elsewhere if found != p.cell.cell_id else ''}")
             continue
         if p.cell is None:  # its demos are not collected here: a record of the same cell may exist anyway
             cell_id = (
