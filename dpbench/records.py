@@ -276,11 +276,22 @@ def read_record(path: Path) -> dict[str, Any]:
     return rec
 
 
+def make_cell_id(env: str, obs: str, policy: str, data: str, preset: str, chash: str, seed: int) -> str:
+    """``<env>-<obs>__<policy>__<data>__<preset>-<config_hash>__seed<N>``; ``data``: ``<kind>-<hash[:8]>``."""
+    return f"{env}-{obs}__{policy}__{data}__{preset}-{chash}__seed{seed}"
+
+
+def split_cell_id(cell_id: str) -> tuple[str, str, str]:
+    """A cell id's parts around its dataset: (``<env>-<obs>__<policy>``, ``<kind>-<hash[:8]>``,
+    ``<preset>-<config_hash>__seed<N>``); split from the right, so a policy name may hold ``__``."""
+    head, data, preset_config, seed = cell_id.rsplit("__", 3)
+    return head, data, f"{preset_config}__{seed}"
+
+
 def record_of_same_demos(path: Path, kind: str, dataset: dict[str, Any]) -> Path | None:
     """The record beside ``path`` (``OUT/records/<cell_id>.json``, absent) of the same cell trained on the same
     demonstrations (``data_identity`` of ``dataset``) under another content hash, else None."""
-    head, _, rest = path.stem.partition(f"__{kind}-")  # <env>-<obs>__<policy>, <hash>__<preset>-<config>__seed<N>
-    tail = rest.split("__", 1)[-1]
+    head, _, tail = split_cell_id(path.stem)
     want = data_identity(dataset)
     for other in sorted(path.parent.glob(f"{head}__{kind}-*__{tail}.json")):
         try:

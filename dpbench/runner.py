@@ -33,7 +33,9 @@ from dpbench.records import (
     Record,
     WallTimes,
     config_hash,
+    make_cell_id,
     record_of_same_demos,
+    split_cell_id,
     write_json_atomic,
 )
 from dpbench.tasks import Task, get_task
@@ -122,9 +124,9 @@ class PreparedCell:
         sharing OUT) never trains twice at once."""
         if not self.data.kind.startswith("scripted"):
             return self.workdir
-        head, _, rest = self.cell_id.partition(f"__{self.data.kind}-")  # <env>-<obs>__<policy>, <hash>__...
+        head, _, tail = split_cell_id(self.cell_id)
         recipe = f"{self.data.kind}-{self.data.path.stem}-{self.data.store.n_steps}"
-        return self.spec.out / "work" / ".locks" / f"{head}__{recipe}__{rest.split('__', 1)[1]}"
+        return self.spec.out / "work" / ".locks" / f"{head}__{recipe}__{tail}"
 
     @property
     def workdir(self) -> Path:
@@ -198,10 +200,8 @@ def prepare(
         ) from None
     if data.variant != cfg.variant:  # a file by path that reads as mh: its training length follows
         cfg = resolve_config(spec, variant=data.variant)
-    cell_id = (
-        f"{task.name}-{cfg.obs}__{policy_slug(spec, cfg)}__{data.kind}-{data.store.content_hash()[:8]}"
-        f"__{spec.preset}-{cfg.chash}__seed{spec.seed}"
-    )
+    data_part = f"{data.kind}-{data.store.content_hash()[:8]}"
+    cell_id = make_cell_id(task.name, cfg.obs, policy_slug(spec, cfg), data_part, spec.preset, cfg.chash, spec.seed)
     return PreparedCell(spec, cfg.obs, cfg.policy_cls, cfg.pcfg, cfg.tcfg, data, cell_id, cfg.chash, action_mode)
 
 

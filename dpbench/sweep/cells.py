@@ -111,8 +111,7 @@ class PlannedCell:
     problem: str = ""
     blocked: bool = False
     action_mode: str | None = None  # the dataset's (robomimic abs | delta), known from its name before it exists
-    dataset_kind: str | None = None  # a missing dataset's name as records store it (DatasetMissing.kind)
-    dataset_path: str | None = None  # where a missing dataset would be written (DatasetMissing.path, portable)
+    missing: DatasetMissing | None = None  # the dataset not cached yet (its kind, and path as records store them)
 
 
 def plan_all(specs: list[CellSpec]) -> list[PlannedCell]:
@@ -124,17 +123,7 @@ def plan_all(specs: list[CellSpec]) -> list[PlannedCell]:
             planned.append(PlannedCell(spec, cfg, result, action_mode=result.action_mode))
         elif isinstance(result, DatasetMissing):
             problem = f"{result} ({result.path})"
-            planned.append(
-                PlannedCell(
-                    spec,
-                    cfg,
-                    None,
-                    problem,
-                    action_mode=result.action_mode,
-                    dataset_kind=result.kind,
-                    dataset_path=result.path,
-                )
-            )
+            planned.append(PlannedCell(spec, cfg, None, problem, action_mode=result.action_mode, missing=result))
         else:
             planned.append(PlannedCell(spec, cfg, None, str(result), blocked=True))
     return planned
@@ -165,11 +154,12 @@ def execute(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> tuple[st
     if not lock.acquire():
         return "busy", lock.holder()
     try:
-        if cell.record_path.exists():  # finished by another process since this sweep started
+        done = cell.record_path
+        if done.exists():  # finished by another process since this sweep started
             try:
-                return "done", read_record(cell.record_path)
+                return "done", read_record(done)
             except ValueError as exc:
-                return "error", f"{cell.record_path}: {exc}; delete the file to rerun this cell"
+                return "error", f"{done}: {exc}; delete the file to rerun this cell"
         # half-written temp files of a killed predecessor (the real files are replaced atomically)
         for tmp in [
             *cell.workdir.glob("*.tmp[0-9]*"),

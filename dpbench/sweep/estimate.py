@@ -32,7 +32,7 @@ from statistics import median
 from typing import Any
 
 from dpbench.data.registry import data_variant, variant_of
-from dpbench.records import PROTOCOL_VERSION
+from dpbench.records import PROTOCOL_VERSION, make_cell_id, split_cell_id
 from dpbench.tasks import get_task
 
 RESULTS = Path(__file__).resolve().parents[2] / "results"
@@ -230,8 +230,8 @@ def _busy(workdir: Path) -> str | None:
 def _record_key(cell_id: str, dataset_path: str) -> tuple:
     """A cell as far as it is known before its demos exist: its id but the data hash, and the demos' file name
     (task, variant, demonstrator version, episode count, cameras; ``records.data_identity``)."""
-    env_obs, policy, data, preset_config, seed = cell_id.split("__")[-5:]
-    return env_obs, policy, data.rsplit("-", 1)[0], preset_config, seed, PurePosixPath(dataset_path).name
+    head, data, tail = split_cell_id(cell_id)
+    return head, data.rsplit("-", 1)[0], tail, PurePosixPath(dataset_path).name
 
 
 def dry_run_report(
@@ -241,8 +241,8 @@ def dry_run_report(
     is missing, and the rates' basis), one per group of cells that cannot run here, then the totals and
     the wall time on ``cores`` cores, one cell per core. States: done, running (another process holds the
     cell now), resume (estimated as a whole cell: an upper bound), recorded (the sweep's out holds a record of
-    the cell made from demos not collected here: the sweep skips it if the collected demos hash the same, as
-    the seeded demonstrators' do), new, blocked. ``planned``: ``dpbench.sweep.cells.PlannedCell`` s;
+    the cell made from demos not collected here: the sweep finds it once it has collected the same demos,
+    ``records.data_identity``), new, blocked. ``planned``: ``dpbench.sweep.cells.PlannedCell`` s;
     ``records``: the records that give the rates; ``out_records``: those in the sweep's out directory."""
     from dpbench.runner import policy_slug
     from dpbench.train import RESUME_FILE
@@ -258,17 +258,16 @@ def dry_run_report(
         if p.blocked:
             blocked.setdefault((f"{spec.env}/{cfg.obs}", p.problem), []).append(f"{cfg.policy_cls.name} {spec.seed}")
             continue
-        if p.cell is not None and p.cell.record_path.exists():
-            found = p.cell.record_path.stem
+        found_path = p.cell.record_path if p.cell is not None else None
+        if found_path is not None and found_path.exists():
+            found = found_path.stem
             elsewhere = f"  [recorded as {found}: the same demos, collected on another kind of CPU]"
             lines.append(f"  {'done':<8}{'':<22}{p.cell.cell_id}{elsewhere if found != p.cell.cell_id else ''}")
             continue
-        if p.cell is None:  # its demos are not collected here: a record of the same cell may exist anyway
-            cell_id = (
-                f"{get_task(spec.env).name}-{cfg.obs}__{policy_slug(spec, cfg)}__{p.dataset_kind}-?"
-                f"__{spec.preset}-{cfg.chash}__seed{spec.seed}"
-            )
-            rec = recorded.get(_record_key(cell_id, p.dataset_path or ""))
+        if p.missing is not None:  # its demos are not collected here: a record of the same cell may exist anyway
+            task, slug = get_task(spec.env).name, policy_slug(spec, cfg)
+            cell_id = make_cell_id(task, cfg.obs, slug, f"{p.missing.kind}-?", spec.preset, cfg.chash, spec.seed)
+            rec = recorded.get(_record_key(cell_id, p.missing.path))
             if rec is not None:
                 n_recorded += 1
                 lines.append(f"  {'recorded':<30}{rec['cell_id']}  [{p.problem}]")

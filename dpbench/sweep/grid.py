@@ -41,11 +41,12 @@ def run_grid(
     records: dict[str, dict[str, Any]] = {}
     todo: list[PreparedCell] = []
     for cell in cells:
-        if cell.record_path.exists():
+        path = cell.record_path  # its own, or the same cell's on another collection of the same demos
+        if path.exists():
             try:
-                records[cell.cell_id] = read_record(cell.record_path)
+                records[cell.cell_id] = read_record(path)
             except ValueError as exc:
-                raise DpbenchError(f"{cell.record_path}: {exc}; delete the file to rerun this cell") from None
+                raise DpbenchError(f"{path}: {exc}; delete the file to rerun this cell") from None
             if progress and records[cell.cell_id]["cell_id"] != cell.cell_id:
                 print(
                     f"[dpbench] {cell.cell_id}: done as {records[cell.cell_id]['cell_id']} (the same scripted "
