@@ -12,7 +12,7 @@ from typing import Any
 from dpbench.equal_time import equal_time_table
 from dpbench.records import data_identity, write_text_atomic
 from dpbench.render import render_md
-from dpbench.results import group_records, short_hash
+from dpbench.results import group_records, joined_hashes, short_hash
 from dpbench.tables import format_table
 
 CONTENDED_MARK = {True: "*", None: "?"}
@@ -36,7 +36,7 @@ def results_readme(records: list[dict[str, Any]], figures: list[str] = (), extra
     for (preset, dkind, _), recs in sections.items():
         tasks = sorted({f"{r['env']}/{r['obs']}" for r in recs})
         ds = recs[0]["dataset"]
-        dhash = "+".join(dict.fromkeys(r["dataset"]["hash"] for r in recs))  # one per CPU kind (data_identity)
+        dhash = joined_hashes(recs)
         lines += [
             f"## {', '.join(tasks)}: preset `{preset}`, {dkind} dataset `{short_hash(dhash)}`",
             "",

@@ -57,6 +57,12 @@ def short_hash(dataset_hash: str) -> str:
     return "+".join(h[:8] for h in dataset_hash.split("+"))
 
 
+def joined_hashes(records: list[dict[str, Any]]) -> str:
+    """The records' dataset content hashes in order of first appearance, "+"-joined: one per collection of
+    the same demonstrations (scripted demos collected on other kinds of CPU, ``records.data_identity``)."""
+    return "+".join(dict.fromkeys(r["dataset"]["hash"] for r in records))
+
+
 @dataclass(frozen=True)
 class Group:
     """The records of one (env, obs, policy, preset, dataset, config) over its seeds, summarised."""
@@ -220,7 +226,7 @@ def group_records(records: list[dict[str, Any]]) -> list[Group]:
             {r["seed"]: r for r in sorted(recs, key=lambda r: r.get("date", ""), reverse=True)}.values(),
             key=lambda r: r["seed"],
         )
-        dhash = "+".join(dict.fromkeys(r["dataset"]["hash"] for r in recs))  # one per collection (data_identity)
+        dhash = joined_hashes(recs)
         maxes = np.array([r["final"]["max"] for r in recs], dtype=float)
         lasts = np.array([r["final"]["avg_last10"] for r in recs], dtype=float)
         kmins = np.array([_k_min(r) for r in recs], dtype=float)

@@ -27,6 +27,7 @@ from dpbench.evaluate import evaluate
 from dpbench.host import ContentionMeter, device_name, environment_info
 from dpbench.metrics import best_evaluation, summarize_history
 from dpbench.policies import get_policy_class
+from dpbench.preflight import check_actions_fit, check_dataset_fits, preflight
 from dpbench.records import (
     DataSplit,
     FinalScores,
@@ -229,9 +230,10 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
             )
     arrays = mode.from_dataset(data)
     actions = store.data["action"]
-    _check_actions_fit(cell, actions)
+    where = f"{cell.data.path}: "
+    check_actions_fit(where, cell.spec.env, cell.action_mode, mode.env_action_dim, actions)
     arrays["action"] = mode.encode_action(actions)
-    _check_dataset_fits(cell, arrays, mode.spec)
+    check_dataset_fits(where, cell.spec.env, arrays, mode.spec)
 
     torch.manual_seed(spec.seed)
     policy = cell.policy_cls(mode.spec, cell.pcfg)
@@ -240,7 +242,7 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
         train_mask[store.episode_starts[ep] : store.episode_ends[ep]] = True
     policy.fit_statistics({k: v[train_mask] for k, v in arrays.items()})
     policy.to(resolve_device(spec.device))
-    _preflight(policy, arrays)
+    preflight(policy, arrays)
     sampler = SequenceSampler.build(
         store, arrays, train_eps, policy.horizon, policy.n_obs_steps, *policy.sequence_padding()
     )
@@ -375,24 +377,6 @@ def heldout_evaluation(cell: PreparedCell, eval_policy: Any, history: list[dict[
     }
 
 
-def _preflight(policy: Any, arrays: dict[str, np.ndarray]) -> None:
-    """One planning call on the dataset's first observation before training, so a policy that breaks
-    the contract (a wrong chunk shape, NaN actions) fails in seconds rather than at its first
-    evaluation. Leaves torch's RNG, the policy's mode and its rollout state as they were."""
-    obs = {k: torch.from_numpy(np.ascontiguousarray(arrays[k][:1])).to(policy.device) for k in policy.spec.obs_shapes}
-    was_training = policy.training
-    devices = [policy.device] if policy.device.type == "cuda" else []
-    policy.eval()
-    try:
-        with torch.random.fork_rng(devices=devices), torch.no_grad():
-            policy.reset()
-            policy.seed(0)
-            policy.select_action(obs)
-    finally:
-        policy.reset()
-        policy.train(was_training)
-
-
 def resolve_device(name: str) -> torch.device:
     """A ``--device`` name as a torch.device; ``auto`` is cuda when torch sees one, else cpu. Raises DpbenchError for a
     cuda device when torch sees none, or a name torch does not parse."""
@@ -404,39 +388,3 @@ def resolve_device(name: str) -> torch.device:
         return torch.device(name)
     except RuntimeError:
         raise DpbenchError(f"unknown --device '{name}'; use cpu, cuda, cuda:N or auto") from None
-
-
-def _check_actions_fit(cell: PreparedCell, actions: np.ndarray) -> None:
-    """The dataset's raw actions against the env's native action size (before any encoding)."""
-    native = cell.mode.env_action_dim
-    if actions.ndim != 2 or actions.shape[1] != native:
-        raise DpbenchError(
-            f"{cell.data.path}: actions have shape {tuple(actions.shape[1:])}, but env '{cell.spec.env}' "
-            f"({cell.action_mode + ' ' if cell.action_mode else ''}actions) expects ({native},)"
-        )
-
-
-def _check_dataset_fits(cell: PreparedCell, arrays: dict[str, np.ndarray], pspec) -> None:
-    if arrays["action"].shape[1:] != (pspec.action_dim,):
-        raise DpbenchError(
-            f"{cell.data.path}: actions have shape {arrays['action'].shape[1:]}, "
-            f"but env '{cell.spec.env}' expects ({pspec.action_dim},)"
-        )
-    for key, shape in pspec.obs_shapes.items():
-        got = arrays[key].shape[1:]
-        if key in pspec.image_keys:
-            if arrays[key].dtype != np.uint8:
-                raise DpbenchError(
-                    f"{cell.data.path}: image '{key}' is {arrays[key].dtype}; "
-                    "dpbench stores images as uint8 0-255 (H, W, 3)"
-                )
-            if len(got) == 3 and got[0] == 3 and tuple(got[1:]) == tuple(shape[:2]):
-                raise DpbenchError(
-                    f"{cell.data.path}: image '{key}' is channels-first {tuple(got)}; env '{cell.spec.env}' produces "
-                    f"channels-last {tuple(shape)} (H, W, 3). Transpose the dataset's images to (N, H, W, 3)"
-                )
-        if tuple(got) != tuple(shape):
-            raise DpbenchError(
-                f"{cell.data.path}: observation '{key}' has shape {tuple(got)}, "
-                f"env '{cell.spec.env}' expects {tuple(shape)}"
-            )

@@ -1,0 +1,64 @@
+"""Checks before a cell trains: the dataset's actions and observations against what the env and the
+policy expect, and one planning call, so a mismatch fails in seconds with one clear message rather
+than as a shape error deep in training or at the first evaluation (minutes to hours later)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from dpbench.errors import DpbenchError
+from dpbench.spec import PolicySpec
+
+
+def check_actions_fit(where: str, env: str, action_mode: str | None, native_dim: int, actions: np.ndarray) -> None:
+    """The dataset's raw actions ``(N, D)`` against the env's native action size ``native_dim`` (before any
+    encoding). ``where`` prefixes the message (the dataset's path). Raises DpbenchError on a mismatch."""
+    if actions.ndim != 2 or actions.shape[1] != native_dim:
+        raise DpbenchError(
+            f"{where}actions have shape {tuple(actions.shape[1:])}, but env '{env}' "
+            f"({action_mode + ' ' if action_mode else ''}actions) expects ({native_dim},)"
+        )
+
+
+def check_dataset_fits(where: str, env: str, arrays: dict[str, np.ndarray], spec: PolicySpec) -> None:
+    """The policy-side arrays (``action`` ``(N, D_a)`` and each observation key ``(N, *shape)``) against the
+    policy spec; images must be uint8 channels-last ``(N, H, W, 3)``. Raises DpbenchError naming the key."""
+    if arrays["action"].shape[1:] != (spec.action_dim,):
+        raise DpbenchError(
+            f"{where}actions have shape {arrays['action'].shape[1:]}, but env '{env}' expects ({spec.action_dim},)"
+        )
+    for key, shape in spec.obs_shapes.items():
+        got = arrays[key].shape[1:]
+        if key in spec.image_keys:
+            if arrays[key].dtype != np.uint8:
+                raise DpbenchError(
+                    f"{where}image '{key}' is {arrays[key].dtype}; dpbench stores images as uint8 0-255 (H, W, 3)"
+                )
+            if len(got) == 3 and got[0] == 3 and tuple(got[1:]) == tuple(shape[:2]):
+                raise DpbenchError(
+                    f"{where}image '{key}' is channels-first {tuple(got)}; env '{env}' produces "
+                    f"channels-last {tuple(shape)} (H, W, 3). Transpose the dataset's images to (N, H, W, 3)"
+                )
+        if tuple(got) != tuple(shape):
+            raise DpbenchError(f"{where}observation '{key}' has shape {tuple(got)}, env '{env}' expects {tuple(shape)}")
+
+
+def preflight(policy: Any, arrays: dict[str, np.ndarray]) -> None:
+    """One planning call on the dataset's first observation before training, so a policy that breaks
+    the contract (a wrong chunk shape, NaN actions) fails in seconds rather than at its first
+    evaluation. Leaves torch's RNG, the policy's mode and its rollout state as they were."""
+    obs = {k: torch.from_numpy(np.ascontiguousarray(arrays[k][:1])).to(policy.device) for k in policy.spec.obs_shapes}
+    was_training = policy.training
+    devices = [policy.device] if policy.device.type == "cuda" else []
+    policy.eval()
+    try:
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            policy.reset()
+            policy.seed(0)
+            policy.select_action(obs)
+    finally:
+        policy.reset()
+        policy.train(was_training)
