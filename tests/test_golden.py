@@ -62,7 +62,7 @@ def _policy(name: str, spec: PolicySpec = SPEC) -> Policy:
     return policy
 
 
-def _check(name: str, got: dict[str, np.ndarray], atol: float) -> None:
+def _check(name: str, got: dict[str, np.ndarray], atol: float, rtol: float = 0.0) -> None:
     path = GOLDEN / f"{name}.npz"
     if REGEN:
         path.parent.mkdir(exist_ok=True)
@@ -74,7 +74,7 @@ def _check(name: str, got: dict[str, np.ndarray], atol: float) -> None:
     assert sorted(want.files) == sorted(got), f"{name}: stored keys {sorted(want.files)} != {sorted(got)}"
     for key in want.files:
         assert got[key].shape == want[key].shape, f"{name}/{key}: shape {got[key].shape} != stored {want[key].shape}"
-        np.testing.assert_allclose(got[key], want[key], rtol=0, atol=atol, err_msg=f"{name}/{key} drifted")
+        np.testing.assert_allclose(got[key], want[key], rtol=rtol, atol=atol, err_msg=f"{name}/{key} drifted")
 
 
 @pytest.mark.parametrize("name", POLICIES)
@@ -98,6 +98,10 @@ def test_policy_golden(name: str) -> None:
         f"policy_{name}",
         {"loss": np.float64(loss.item()), "action": first.numpy(), "action_again": second.numpy()},
         atol=1e-4,
+        # torch picks float32 kernels by the CPU's SIMD level, and they sum in another order: on an AVX2 CPU the
+        # DP actions (~500 px, after 10 sampler steps) were up to 3.7e-4 px (6.3e-6 relative) off the stored ones,
+        # written on AVX-512. A change in behaviour moves them by far more.
+        rtol=2e-5,
     )
 
 
