@@ -13,6 +13,12 @@ results carry.
   the other job's threads need and both slow down many-fold. ``OMP_WAIT_POLICY=PASSIVE`` (set by
   ``configure_openmp`` before torch loads, unless the user set it) makes them sleep instead; it
   changes no result. ``benchmarks/bench_contention.py`` measures the effect.
+* **glibc keeps freed memory.** By default glibc returns freed memory at the top of its heap to the
+  kernel (trim threshold 128 KiB, raised only as large blocks come and go), and some policies' training
+  steps free and re-grow tens of MB every step: LSTM-GMM on Square faulted ~6000 fresh pages per step,
+  12% of its CPU time in the kernel. ``configure_allocator`` sets the mmap threshold to glibc's own
+  ceiling (32 MiB) and the trim threshold to 512 MiB, unless the user set glibc's malloc variables;
+  it changes no result. ``benchmarks/bench_allocator.py`` measures the effect.
 
 This module is imported by ``dpbench/__init__.py`` before anything loads torch (``configure_openmp``
 must run first), so it imports torch only inside the functions that need it.
@@ -20,6 +26,7 @@ must run first), so it imports torch only inside the functions that need it.
 
 from __future__ import annotations
 
+import ctypes
 import datetime as dt
 import math
 import os
@@ -54,6 +61,35 @@ def configure_openmp() -> None:
     if "torch" in sys.modules:  # libgomp has read its settings already; claiming ours would mislead records
         return
     os.environ.update(openmp_defaults())
+
+
+# glibc's mallopt parameters (malloc.h) and dpbench's values for them
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+ALLOCATOR_SETTINGS = {"mmap_threshold": 32 << 20, "trim_threshold": 512 << 20}
+_MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_")
+_allocator: str | None = None  # what configure_allocator applied, for environment_info
+
+
+def configure_allocator() -> str | None:
+    """Apply ``ALLOCATOR_SETTINGS`` to glibc's malloc in this process (``mallopt``; every process that imports
+    dpbench, env and sweep workers included, does the same). Not applied off glibc, or when the user set any of
+    glibc's malloc variables (``MALLOC_*_`` or ``GLIBC_TUNABLES``). Returns what was applied, as records print
+    it ("mmap_threshold=33554432,trim_threshold=536870912"), else None."""
+    global _allocator
+    if _allocator is not None:
+        return _allocator
+    if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    if "GLIBC_TUNABLES" in os.environ or any(v in os.environ for v in _MALLOC_ENV):
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+    params = {"mmap_threshold": _M_MMAP_THRESHOLD, "trim_threshold": _M_TRIM_THRESHOLD}
+    applied = [f"{k}={v}" for k, v in ALLOCATOR_SETTINGS.items() if libc.mallopt(params[k], v) == 1]
+    _allocator = ",".join(applied) or None
+    return _allocator
 
 
 def _own_cgroup_paths(proc_cgroup: Path) -> tuple[str | None, str | None]:
@@ -243,7 +279,8 @@ def device_name(device: torch.device) -> str:
 def environment_info(device: str | None = None) -> dict[str, Any]:
     """What a record or benchmark result says about where it ran: ``versions`` (dpbench's version and
     commit, ``dpbench.source.code_version``; python, torch and other packages), ``hardware`` (the CPU,
-    the cores this process could use and why, its torch threads, OpenMP's wait policy, the host, and
+    the cores this process could use and why, torch's SIMD level and threads, OpenMP's wait policy,
+    dpbench's malloc settings, the host, and
     ``device`` when given, e.g. ``device_name(policy.device)``), and ``date`` (ISO 8601, UTC)."""
     import torch
 
@@ -270,7 +307,9 @@ def environment_info(device: str | None = None) -> dict[str, Any]:
         "usable_cores": usable_cores(),
         "cgroup_cpu_limit": cgroup_cpu_limit(),
         "torch_threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the SIMD kernels torch chose (AVX2, AVX512)
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "malloc": _allocator,  # configure_allocator's settings, or None (glibc defaults, or the user's)
         "host": socket.gethostname(),
     }
     if device is not None:

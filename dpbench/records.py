@@ -38,8 +38,10 @@ back as a plain dict by ``read_record`` / ``load_records``. Its top-level fields
 ``versions``        dpbench's version and commit (``0.1.0+g899a5dd``, ``.dirty`` for uncommitted code;
                     ``dpbench.source``) and package versions (python, torch, numpy, ...;
                     ``dpbench.host.environment_info``)
-``hardware``        CPU model, cores, usable cores, cgroup CPU limit, torch threads, OpenMP wait policy,
-                    host name, and ``device`` (``cpu`` or the CUDA device's name)
+``hardware``        CPU model, cores, usable cores, cgroup CPU limit, torch threads, torch's SIMD level
+                    (``cpu_capability``: AVX2, AVX512; since 2026-12-01), OpenMP wait policy, dpbench's
+                    glibc malloc settings (``malloc``; since 2026-12-01), host name, and ``device``
+                    (``cpu`` or the CUDA device's name)
 ``date``            when the record was written, ISO 8601, UTC, seconds
 ==================  =====================================================================================
 

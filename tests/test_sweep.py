@@ -110,7 +110,9 @@ def test_grid_of_two_policies_two_seeds_in_a_process_pool(tmp_path, tiny_pusht_h
                 "usable_cores",
                 "cgroup_cpu_limit",
                 "torch_threads",
+                "cpu_capability",
                 "omp_wait_policy",
+                "malloc",
                 "host",
                 "device",
             ]
