@@ -9,11 +9,12 @@ Each measurement is a fresh process pinned to one core with one torch thread, as
 * ``train:<policy>``: the shared training step (``dpbench.train.train_step``: loss, backward, AdamW,
   EMA where the preset has it) of the policy's quick preset for ``--task`` (low-dim shapes, in the
   paper's action space for the policy) on one synthetic batch, for ``--seconds`` after a warm-up.
-* ``env``: steps of the task's low-dim env with uniform random delta actions in [-1, 1], resetting when an episode ends.
+* ``env``: steps of the task's low-dim env with uniform random delta actions in [-1, 1], resetting when an
+  episode ends (a reset is counted in the window it falls in: it allocates the sim anew, ~25k page faults).
 
 Settings, each in its own process (glibc reads its malloc variables at start-up):
 
-* ``glibc``: glibc's defaults (``GLIBC_TUNABLES`` set empty, which keeps dpbench's settings away).
+* ``glibc``: glibc's defaults (``DPBENCH_MALLOC=glibc`` keeps dpbench's settings away).
 * ``dpbench``: what ``configure_allocator`` sets today.
 
 Settings alternate within each repeat (the order flips every repeat), so drift in the machine's
@@ -115,10 +116,10 @@ def env_worker(task_name: str, seconds: float) -> dict:
 
 def measure(kind: str, setting: str, task: str, seconds: float, core: int) -> dict:
     env = dict(os.environ, MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"), DPBENCH_THREADS="1")
-    for name in [k for k in env if k.startswith("MALLOC_") or k == "GLIBC_TUNABLES"]:
+    for name in [k for k in env if k.startswith("MALLOC_") or k in ("GLIBC_TUNABLES", "LD_PRELOAD", "DPBENCH_MALLOC")]:
         del env[name]
     if setting == "glibc":
-        env["GLIBC_TUNABLES"] = ""  # glibc's defaults; dpbench leaves the allocator alone (host.configure_allocator)
+        env["DPBENCH_MALLOC"] = "glibc"  # glibc's defaults (host.configure_allocator)
     cmd = ["taskset", "-c", str(core), sys.executable, str(HERE), "--worker", kind, "--task", task]
     out = subprocess.run(cmd + ["--seconds", str(seconds)], env=env, capture_output=True, text=True, check=False)
     if out.returncode != 0:

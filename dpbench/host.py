@@ -16,9 +16,10 @@ results carry.
 * **glibc keeps freed memory.** By default glibc returns freed memory at the top of its heap to the
   kernel (trim threshold 128 KiB, raised only as large blocks come and go), and some policies' training
   steps free and re-grow tens of MB every step: LSTM-GMM on Square faulted ~6000 fresh pages per step,
-  12% of its CPU time in the kernel. ``configure_allocator`` sets the mmap threshold to glibc's own
-  ceiling (32 MiB) and the trim threshold to 512 MiB, unless the user set glibc's malloc variables;
-  it changes no result. ``benchmarks/bench_allocator.py`` measures the effect.
+  13% of its CPU time in the kernel. ``configure_allocator`` sets the mmap threshold to glibc's 64-bit
+  ceiling (32 MiB) and the trim threshold to 512 MiB, unless the user chose malloc settings
+  (``DPBENCH_MALLOC=glibc`` keeps glibc's defaults); scores do not change, timings do.
+  ``benchmarks/bench_allocator.py`` measures the effect.
 
 This module is imported by ``dpbench/__init__.py`` before anything loads torch (``configure_openmp``
 must run first), so it imports torch only inside the functions that need it.
@@ -66,21 +67,38 @@ def configure_openmp() -> None:
 # glibc's mallopt parameters (malloc.h) and dpbench's values for them
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 ALLOCATOR_SETTINGS = {"mmap_threshold": 32 << 20, "trim_threshold": 512 << 20}
-_MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_")
+ALLOCATOR_ENV = "DPBENCH_MALLOC"  # "glibc": leave glibc's defaults (benchmarks/bench_allocator.py compares them)
 _allocator: str | None = None  # what configure_allocator applied, for environment_info
+
+
+def _users_malloc_choice() -> bool:
+    """Whether the user chose malloc settings: any ``MALLOC_*`` variable, a ``glibc.malloc`` tunable,
+    ``DPBENCH_MALLOC=glibc``, or another allocator preloaded (jemalloc, tcmalloc: its ``malloc`` is not libc's)."""
+    if os.environ.get(ALLOCATOR_ENV) == "glibc" or "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", ""):
+        return True
+    if any(k.startswith("MALLOC_") for k in os.environ):
+        return True
+    if os.environ.get("LD_PRELOAD"):
+        try:
+            ours = ctypes.cast(ctypes.CDLL(None).malloc, ctypes.c_void_p).value
+            libcs = ctypes.cast(ctypes.CDLL("libc.so.6").malloc, ctypes.c_void_p).value
+        except (OSError, AttributeError):
+            return True
+        return ours != libcs
+    return False
 
 
 def configure_allocator() -> str | None:
     """Apply ``ALLOCATOR_SETTINGS`` to glibc's malloc in this process (``mallopt``; every process that imports
-    dpbench, env and sweep workers included, does the same). Not applied off glibc, or when the user set any of
-    glibc's malloc variables (``MALLOC_*_`` or ``GLIBC_TUNABLES``). Returns what was applied, as records print
-    it ("mmap_threshold=33554432,trim_threshold=536870912"), else None."""
+    dpbench, env and sweep workers included, does the same). Not applied off glibc or when the user chose
+    (``_users_malloc_choice``). Returns what was applied, as records print it
+    ("mmap_threshold=33554432,trim_threshold=536870912"), else None. Scores do not change; training steps that
+    churn the heap get faster (docs/measurements.md), and freed memory, up to the trim threshold, stays with
+    the process."""
     global _allocator
     if _allocator is not None:
         return _allocator
-    if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
-        return None
-    if "GLIBC_TUNABLES" in os.environ or any(v in os.environ for v in _MALLOC_ENV):
+    if sys.platform != "linux" or platform.libc_ver()[0] != "glibc" or _users_malloc_choice():
         return None
     try:
         libc = ctypes.CDLL("libc.so.6")

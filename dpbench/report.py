@@ -86,7 +86,9 @@ def _hardware_text(r: dict[str, Any]) -> str:
     h = r.get("hardware", {})
     device = h.get("device", "cpu")
     return (
-        f"{h.get('cpu', '?')}, {h.get('cores', '?')} cores, {h.get('torch_threads', '?')} torch threads"
+        f"{h.get('cpu', '?')}"
+        + (f" ({h['cpu_capability']})" if h.get("cpu_capability") else "")
+        + f", {h.get('cores', '?')} cores, {h.get('torch_threads', '?')} torch threads"
         + ("" if device == "cpu" else f", {device}")
         + f" (host {h.get('host', '?')})"
     )
