@@ -64,9 +64,8 @@ def configure_openmp() -> None:
     os.environ.update(openmp_defaults())
 
 
-# glibc's mallopt parameters (malloc.h) and dpbench's values for them
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-ALLOCATOR_SETTINGS = {"mmap_threshold": 32 << 20, "trim_threshold": 512 << 20}
+# dpbench's glibc malloc settings: name -> (mallopt parameter from malloc.h, value in bytes)
+ALLOCATOR_SETTINGS = {"mmap_threshold": (-3, 32 << 20), "trim_threshold": (-1, 512 << 20)}
 ALLOCATOR_ENV = "DPBENCH_MALLOC"  # "glibc": leave glibc's defaults (benchmarks/bench_allocator.py compares them)
 _allocator: str | None = None  # what configure_allocator applied, for environment_info
 
@@ -104,8 +103,7 @@ def configure_allocator() -> str | None:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
         return None
-    params = {"mmap_threshold": _M_MMAP_THRESHOLD, "trim_threshold": _M_TRIM_THRESHOLD}
-    applied = [f"{k}={v}" for k, v in ALLOCATOR_SETTINGS.items() if libc.mallopt(params[k], v) == 1]
+    applied = [f"{k}={v}" for k, (param, v) in ALLOCATOR_SETTINGS.items() if libc.mallopt(param, v) == 1]
     _allocator = ",".join(applied) or None
     return _allocator
 
