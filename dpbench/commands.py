@@ -157,7 +157,7 @@ def _run_sweep(sweep, args: argparse.Namespace) -> int:
         from dpbench.host import usable_cores
         from dpbench.records import load_records
         from dpbench.sweep.cells import plan_all
-        from dpbench.sweep.estimate import RESULTS, dry_run_report
+        from dpbench.sweep.estimate import RESULTS, dry_run_report, this_cpu_capability
 
         planned = plan_all(specs)
         # rates: the sweep's records, and the checkout's results/ when the sweep writes elsewhere
@@ -165,7 +165,9 @@ def _run_sweep(sweep, args: argparse.Namespace) -> int:
         records = list({r["cell_id"]: r for d in dirs for r in load_records(d)[0]}.values())
         out_records = load_records(sweep.out)[0] if (sweep.out / "records").is_dir() else []
         print(f"[dpbench] {len(planned)} cell(s) in {getattr(args, 'config', None) or 'the grid'}, nothing run:")
-        for line in dry_run_report(planned, records, args.workers or usable_cores(), out_records):
+        for line in dry_run_report(
+            planned, records, args.workers or usable_cores(), out_records, this_cpu_capability()
+        ):
             print(line)
         return 0
     _check_writable(sweep.out)

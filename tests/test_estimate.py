@@ -14,7 +14,7 @@ from test_tables import make_record
 
 from dpbench.cli import main
 from dpbench.records import write_json_atomic
-from dpbench.sweep.estimate import Rates, estimate_cell, evaluation_count
+from dpbench.sweep.estimate import Rates, estimate_cell, evaluation_count, this_cpu_capability
 
 QUICK = SimpleNamespace(steps=5000, eval_every=250, eval_after=2500, eval_episodes=50, heldout_episodes=200)
 
@@ -123,6 +123,8 @@ def test_dry_run_collects_nothing_and_names_what_cannot_run(tmp_path, monkeypatc
     assert "tool_hang has ph demonstrations only" in blocked[0]
     assert "2 cell(s) to run" in text and "2 cell(s) cannot run here" in text
     assert "the collection of 1 dataset(s) first is not included" in text
+    if this_cpu_capability():
+        assert f"from records made on this machine's kind of CPU ({this_cpu_capability()})" in text
     assert not cache.exists() or not any(cache.rglob("*.hdf5"))  # nothing collected
 
 
@@ -209,6 +211,34 @@ def test_rates_prefer_current_uncontended_records():
     assert rate.seconds == 500.0 / 5000  # only the clean record's 0.1 s per step
     # with no clean record, the others still give an estimate: median of 0.6 and 0.4
     assert abs(Rates([old, busy], step_ms={}).train_rate("diffusion", "lift", "low_dim", "x").seconds - 0.5) < 1e-12
+
+
+def test_rates_prefer_records_from_this_machines_kind_of_cpu():
+    # The same cell trains up to 3.9x slower with AVX2 kernels than with AVX-512 ones (docs/measurements.md),
+    # so a machine's estimate comes from records of its own kind where a policy/task has any.
+    fast = _timed("diffusion", "square", "low_dim", 500.0, [100.0])
+    fast["hardware"]["cpu_capability"] = "AVX512"
+    slow = _timed("diffusion", "square", "low_dim", 1750.0, [350.0])
+    slow["hardware"]["cpu_capability"] = "AVX2"
+    slow["wall"]["contention"] = {"train": {"contended": True}}  # the kind outranks a free core
+    older = _timed("diffusion", "square", "low_dim", 600.0, [120.0])  # made before records said
+    records = [fast, slow, older]
+    avx2 = Rates(records, step_ms={}, cpu_capability="AVX2")
+    rate = avx2.train_rate("diffusion", "square", "low_dim", "x")
+    assert rate.seconds == 1750.0 / 5000 and rate.this_cpu and "this CPU kind" in rate.basis
+    assert avx2.episode_rate("diffusion", "square", "low_dim").seconds == 350.0 / 50
+    assert (
+        Rates(records, step_ms={}, cpu_capability="AVX512").train_rate("diffusion", "square", "low_dim", "x").seconds
+        == 0.1
+    )
+    # another task falls back to the square rates and keeps their kind
+    lift = estimate_cell("diffusion", "lift", "low_dim", QUICK, "x", avx2)
+    assert lift.this_cpu and abs(lift.train_min - 1750.0 / 60) < 1e-9
+    # no record of this kind (or no kind given): every kind pools, clean records first: median of 0.1, 0.12
+    for other in (Rates(records, step_ms={}, cpu_capability="ZVECTOR"), Rates(records, step_ms={})):
+        rate = other.train_rate("diffusion", "square", "low_dim", "x")
+        assert abs(rate.seconds - 0.11) < 1e-12 and not rate.this_cpu and "this CPU kind" not in rate.basis
+        assert not estimate_cell("diffusion", "square", "low_dim", QUICK, "x", other).this_cpu
 
 
 def test_sub_grids_merge_per_policy_deeply_and_keep_cells_that_differ(tmp_path):

@@ -3,8 +3,12 @@ CPU-minutes and the total, from rates measured in the records already on disk.
 
 A cell costs ``steps x (CPU-seconds per training step) + episodes x (CPU-seconds per evaluation episode)``,
 where episodes = evaluations x ``train.eval_episodes`` + ``train.heldout_episodes``. Both rates come from
-CPU records (wall seconds x torch threads; a record's periodic evaluations, median), and of those the
-records made under today's protocol on cores no other job shared, where a task has any:
+CPU records (wall seconds x torch threads; a record's periodic evaluations, median). Of a policy/task's
+records, those made on this machine's kind of CPU count (``hardware.cpu_capability``, the SIMD kernels
+torch chose: AVX2 or AVX512) where it has any: the same cell ran 1.5x (LSTM-GMM) to 3.9x (DP-C) slower
+with AVX2 kernels than with AVX-512 (docs/measurements.md, "Speed on another kind of CPU"). Of those,
+the ones made under today's protocol on cores no other job shared count, where it has any. Rates are
+then looked up:
 
 1. the same policy, task and obs mode (the same config hash first, for the training rate);
 2. else the same policy and obs mode on another task, then the same policy on another task with the same
@@ -41,10 +45,12 @@ OBS_KIND = {"keypoints": "state", "low_dim": "state", "state": "state", "image":
 
 @dataclass(frozen=True)
 class Rate:
-    """CPU-seconds per unit (a training step, or an evaluation episode), and where the figure came from."""
+    """CPU-seconds per unit (a training step, or an evaluation episode), where the figure came from, and
+    whether every record behind it ran on this machine's kind of CPU."""
 
     seconds: float
     basis: str
+    this_cpu: bool = False
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,7 @@ class CellEstimate:
     train_min: float | None
     eval_min: float | None
     basis: str
+    this_cpu: bool = False  # both rates measured on this machine's kind of CPU
 
     @property
     def total_min(self) -> float | None:
@@ -98,19 +105,43 @@ def _clean(record: dict[str, Any]) -> bool:
     return record.get("protocol", 1) == PROTOCOL_VERSION and not any(p.get("contended") for p in contention.values())
 
 
-class Rates:
-    """Training and evaluation rates measured in records, looked up as the module docstring says."""
+def this_cpu_capability() -> str | None:
+    """The SIMD level torch's kernels use on this machine (``AVX2``, ``AVX512``, ...), as records'
+    ``hardware.cpu_capability`` holds it; None if torch cannot say."""
+    import torch
 
-    def __init__(self, records: list[dict[str, Any]], step_ms: dict[tuple[str, str], float] | None = None) -> None:
+    try:
+        return str(torch.backends.cpu.get_cpu_capability())
+    except (AttributeError, RuntimeError):  # pragma: no cover - older torch
+        return None
+
+
+class Rates:
+    """Training and evaluation rates measured in records, looked up as the module docstring says.
+    ``cpu_capability``: this machine's (``this_cpu_capability()``); None pools every CPU kind."""
+
+    def __init__(
+        self,
+        records: list[dict[str, Any]],
+        step_ms: dict[tuple[str, str], float] | None = None,
+        cpu_capability: str | None = None,
+    ) -> None:
         self.step_ms = env_step_ms() if step_ms is None else step_ms
         self.train: dict[tuple[str, str, str], list[tuple[str, float]]] = defaultdict(list)
         # evaluation seconds per episode, with the action mode the record trained in (None: Push-T)
         self.episode: dict[tuple[str, str, str], list[tuple[str | None, float]]] = defaultdict(list)
+        self.this_cpu: set[tuple[str, str, str]] = set()  # keys whose rates all come from this kind of CPU
         by_key: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
         for r in records:
             if r.get("hardware", {}).get("device", "cpu") == "cpu" and r.get("history"):
                 by_key[(r["policy"], r["env"], r["obs"])].append(r)
-        chosen = [r for group in by_key.values() for r in ([r for r in group if _clean(r)] or group)]
+        chosen = []
+        for key, group in by_key.items():
+            mine = [r for r in group if cpu_capability and r["hardware"].get("cpu_capability") == cpu_capability]
+            if mine:
+                self.this_cpu.add(key)
+            pool = mine or group
+            chosen += [r for r in pool if _clean(r)] or pool
         for r in chosen:
             hw = r["hardware"]
             threads = hw.get("torch_threads", 1)
@@ -127,37 +158,50 @@ class Rates:
 
     def train_rate(self, policy: str, env: str, obs: str, chash: str) -> Rate | None:
         """CPU-seconds per training step: this config's records, then this task's, then another task's."""
-        same = self.train.get((policy, env, obs), [])
+        key = (policy, env, obs)
+        same, mine = self.train.get(key, []), key in self.this_cpu
         exact = [s for h, s in same if h == chash]
         if exact:
-            return Rate(median(exact), f"{len(exact)} record(s) of this config")
+            return Rate(median(exact), f"{len(exact)} record(s) of this config{self._kind(mine)}", mine)
         if same:
-            return Rate(median(s for _, s in same), f"{len(same)} record(s), other configs")
+            return Rate(median(s for _, s in same), f"{len(same)} record(s), other configs{self._kind(mine)}", mine)
         for alike in _alike(obs):
-            other = {f"{e}/{o}": [s for _, s in v] for (p, e, o), v in self.train.items() if p == policy and alike(o)}
+            other = {k: [s for _, s in v] for k, v in self.train.items() if k[0] == policy and alike(k[2])}
             if other:
-                return Rate(median(x for v in other.values() for x in v), f"from {', '.join(sorted(other))}")
+                mine = all(k in self.this_cpu for k in other)
+                where = ", ".join(sorted(f"{e}/{o}" for _, e, o in other))
+                return Rate(median(x for v in other.values() for x in v), f"from {where}{self._kind(mine)}", mine)
         return None
 
     def episode_rate(self, policy: str, env: str, obs: str, action_mode: str | None = None) -> Rate | None:
         """CPU-seconds per evaluation episode: this task's records in the cell's ``action_mode`` (a policy that
         fails in one action space runs its episodes to the horizon, and one that succeeds stops early), then
         in any, then another task's scaled to this one (the module docstring)."""
-        same = self.episode.get((policy, env, obs), [])
+        key = (policy, env, obs)
+        same, mine = self.episode.get(key, []), key in self.this_cpu
         matching = [v for m, v in same if m == action_mode]
         if matching:
-            return Rate(median(matching), f"{len(matching)} record(s)")
+            return Rate(median(matching), f"{len(matching)} record(s){self._kind(mine)}", mine)
         if same:
-            return Rate(median(v for _, v in same), f"{len(same)} record(s) in another action space")
+            return Rate(
+                median(v for _, v in same), f"{len(same)} record(s) in another action space{self._kind(mine)}", mine
+            )
         for alike in _alike(obs):
             scaled = {
-                f"{e}/{o}": self._scaled(median(v for _, v in values), e, o, env, obs)
-                for (p, e, o), values in sorted(self.episode.items())
-                if p == policy and alike(o)
+                k: self._scaled(median(v for _, v in values), k[1], k[2], env, obs)
+                for k, values in sorted(self.episode.items())
+                if k[0] == policy and alike(k[2])
             }
             if scaled:
-                return Rate(median(scaled.values()), f"scaled from {', '.join(scaled)}")
+                mine = all(k in self.this_cpu for k in scaled)
+                where = ", ".join(f"{e}/{o}" for _, e, o in scaled)
+                return Rate(median(scaled.values()), f"scaled from {where}{self._kind(mine)}", mine)
         return None
+
+    @staticmethod
+    def _kind(this_cpu: bool) -> str:
+        """The basis's note on where a rate was measured."""
+        return ", this CPU kind" if this_cpu else ""
 
     def _scaled(self, seconds: float, env: str, obs: str, to_env: str, to_obs: str) -> float:
         """An episode's seconds on ``env``/``obs`` as seconds on ``to_env``/``to_obs``: per step, the policy's
@@ -209,6 +253,7 @@ def estimate_cell(
         train.seconds * tcfg.steps / 60 if train else None,
         episode.seconds * episodes * horizon / base / 60 if episode else None,
         basis,
+        bool(train and episode and train.this_cpu and episode.this_cpu),
     )
 
 
@@ -235,7 +280,11 @@ def _record_key(cell_id: str, dataset_path: str) -> tuple:
 
 
 def dry_run_report(
-    planned: list[Any], records: list[dict[str, Any]], cores: int, out_records: list[dict[str, Any]] = ()
+    planned: list[Any],
+    records: list[dict[str, Any]],
+    cores: int,
+    out_records: list[dict[str, Any]] = (),
+    cpu_capability: str | None = None,
 ) -> list[str]:
     """The lines of ``dpbench sweep --dry-run``: one per cell (state, estimated CPU-minutes, cell id or what
     is missing, and the rates' basis), one per group of cells that cannot run here, then the totals and
@@ -243,13 +292,14 @@ def dry_run_report(
     cell now), resume (estimated as a whole cell: an upper bound), recorded (the sweep's out holds a record of
     the cell made from demos not collected here: the sweep finds it once it has collected the same demos,
     ``records.data_identity``), new, blocked. ``planned``: ``dpbench.sweep.cells.PlannedCell`` s;
-    ``records``: the records that give the rates; ``out_records``: those in the sweep's out directory."""
+    ``records``: the records that give the rates; ``out_records``: those in the sweep's out directory;
+    ``cpu_capability``: this machine's kind of CPU (``this_cpu_capability()``), whose records' rates come first."""
     from dpbench.runner import policy_slug
     from dpbench.train import RESUME_FILE
 
-    rates = Rates(records)
+    rates = Rates(records, cpu_capability=cpu_capability)
     recorded = {_record_key(r["cell_id"], r["dataset"].get("path", "")): r for r in out_records}
-    lines, todo, unknown, collect, n_recorded = [], [], 0, set(), 0
+    lines, todo, unknown, collect, n_recorded, n_this_cpu = [], [], 0, set(), 0, 0
     blocked: dict[tuple[str, str], list[str]] = {}
     train_total = eval_total = 0.0
     for p in planned:
@@ -285,6 +335,7 @@ def dry_run_report(
         else:
             train_total += est.train_min or 0.0
             eval_total += est.eval_min or 0.0
+            n_this_cpu += est.this_cpu
         if p.cell is None:
             collect.add(p.problem)
         what = p.cell.cell_id if p.cell is not None else f"{name} [{p.problem}]"
@@ -306,6 +357,12 @@ def dry_run_report(
         summary = f"[dpbench] estimate: {len(todo)} cell(s) to run, none with a measured rate (no record of them yet)"
     if unknown and known:
         summary += f"; {unknown} cell(s) without one are not counted"
+    if known and cpu_capability:
+        summary += (
+            f"; {n_this_cpu} of the {known} from records made on this machine's kind of CPU ({cpu_capability}), "
+            "the others from records of other or unrecorded kinds (before 2026-12-01 records did not say), "
+            "which can be several times faster or slower (docs/measurements.md)"
+        )
     if collect:
         summary += f"; the collection of {len(collect)} dataset(s) first is not included"
     if n_recorded:
