@@ -40,15 +40,24 @@ def score_within(record: dict[str, Any], minutes: float) -> tuple[float, bool]:
     return (float(max(within)) if within else float("nan")), ended
 
 
+def cpu_kinds(records: Sequence[dict[str, Any]]) -> str:
+    """The SIMD levels torch used in ``records`` (``hardware.cpu_capability``: AVX2, AVX512), joined;
+    "unrecorded" for records made before they said."""
+    kinds = {r.get("hardware", {}).get("cpu_capability") or "unrecorded" for r in records}
+    return "+".join(sorted(kinds))
+
+
 def equal_time_table(groups: Sequence[Group], minutes: Sequence[float] = DEFAULT_MINUTES) -> Table:
     """Per CPU-only group, the mean over seeds of the best score within each budget of training CPU-minutes."""
-    headers = ["policy", "preset", "config", "seeds", *(f"≤ {m:g} CPU-min" for m in minutes), "CPU-min per seed"]
-    rows, ended_any = [], False
+    headers = ["policy", "preset", "config", "seeds", "CPU kind"]
+    headers += [*(f"≤ {m:g} CPU-min" for m in minutes), "CPU-min per seed"]
+    rows, ended_any, kinds = [], False, set()
     for g in sorted(groups, key=lambda g: (g.task, g.policy, g.preset, g.config_hash)):
         recs = [r for r in g.records if is_cpu(r)]
         if not recs:
             continue
-        row = [g.policy, g.preset, g.config_hash, str(len(recs))]
+        row = [g.policy, g.preset, g.config_hash, str(len(recs)), cpu_kinds(recs)]
+        kinds |= set(row[4].split("+"))
         for m in minutes:
             cells = [score_within(r, m) for r in recs]
             values = np.array([c[0] for c in cells])
@@ -65,6 +74,12 @@ def equal_time_table(groups: Sequence[Group], minutes: Sequence[float] = DEFAULT
         "Each cell: mean over seeds of the best evaluation made within that many training CPU-minutes (training "
         "wall time x torch threads; evaluation time excluded); – : no evaluation that early. CPU records only."
     ]
+    if len(kinds) > 1:
+        notes.append(
+            "CPU kind: the SIMD level torch used (hardware.cpu_capability; unrecorded before 2026-12-01). A CPU-minute "
+            "buys different work on each: DP-C trained 3.9x slower per step with AVX2 kernels than with AVX-512 "
+            "(docs/measurements.md), so compare rows of one kind."
+        )
     if ended_any:
         notes.append("ᵉ every seed's run had ended by then: its whole-run max (a longer budget might score higher).")
     return Table(headers, rows, notes)

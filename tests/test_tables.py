@@ -537,11 +537,18 @@ def test_score_at_equal_cpu_time(results):
     recs = [json.loads(p.read_text()) for p in (results / "records").glob("*.json")]
     dp = [g for g in group_records(recs) if g.policy == "diffusion" and g.obs == "keypoints"]
     table = equal_time_table(dp, minutes=(0.25, 1.0, 2.0))
-    assert table.rows == [["diffusion", "paper", "diffpapcfg", "2", "–", "0.750", "0.800 ᵉ", "1.5"]]
+    assert table.rows == [["diffusion", "paper", "diffpapcfg", "2", "unrecorded", "–", "0.750", "0.800 ᵉ", "1.5"]]
+    assert not any("compare rows of one kind" in n for n in table.notes)
     two_threads = [dict(r, hardware={**r["hardware"], "torch_threads": 2}) for r in dp[0].records]
     # 2 threads double the CPU-minutes: within 1 CPU-minute only the first evaluations (1.0 and 1.03 CPU-min) count
-    assert equal_time_table(group_records(two_threads), minutes=(1.0,)).rows[0][4] == "–"
-    assert equal_time_table(group_records(two_threads), minutes=(1.04,)).rows[0][4] == "0.550"
+    assert equal_time_table(group_records(two_threads), minutes=(1.0,)).rows[0][5] == "–"
+    assert equal_time_table(group_records(two_threads), minutes=(1.04,)).rows[0][5] == "0.550"
+    # a CPU-minute buys less work on an AVX2 machine than on an AVX-512 one: the row names both, and a note says so
+    mixed = [
+        dict(r, hardware={**r["hardware"], "cpu_capability": k}) for r, k in zip(dp[0].records, ("AVX2", "AVX512"))
+    ]
+    table = equal_time_table(group_records(mixed), minutes=(1.0,))
+    assert table.rows[0][4] == "AVX2+AVX512" and any("compare rows of one kind" in n for n in table.notes)
     gpu = [dict(r, hardware={**r["hardware"], "device": "NVIDIA H200"}) for r in dp[0].records]
     assert equal_time_table(group_records(gpu)).rows == []  # GPU minutes are another currency
 
