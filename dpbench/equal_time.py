@@ -40,11 +40,10 @@ def score_within(record: dict[str, Any], minutes: float) -> tuple[float, bool]:
     return (float(max(within)) if within else float("nan")), ended
 
 
-def cpu_kinds(records: Sequence[dict[str, Any]]) -> str:
-    """The SIMD levels torch used in ``records`` (``hardware.cpu_capability``: AVX2, AVX512), joined;
-    "unrecorded" for records made before they said."""
-    kinds = {r.get("hardware", {}).get("cpu_capability") or "unrecorded" for r in records}
-    return "+".join(sorted(kinds))
+def cpu_kinds(records: Sequence[dict[str, Any]]) -> set[str]:
+    """The SIMD levels torch used in ``records`` (``hardware.cpu_capability``: AVX2, AVX512); "unrecorded"
+    for records made before dpbench wrote it (commit d127b68)."""
+    return {(r.get("hardware") or {}).get("cpu_capability") or "unrecorded" for r in records}
 
 
 def equal_time_table(groups: Sequence[Group], minutes: Sequence[float] = DEFAULT_MINUTES) -> Table:
@@ -56,8 +55,9 @@ def equal_time_table(groups: Sequence[Group], minutes: Sequence[float] = DEFAULT
         recs = [r for r in g.records if is_cpu(r)]
         if not recs:
             continue
-        row = [g.policy, g.preset, g.config_hash, str(len(recs)), cpu_kinds(recs)]
-        kinds |= set(row[4].split("+"))
+        row_kinds = cpu_kinds(recs)
+        kinds |= row_kinds
+        row = [g.policy, g.preset, g.config_hash, str(len(recs)), "+".join(sorted(row_kinds))]
         for m in minutes:
             cells = [score_within(r, m) for r in recs]
             values = np.array([c[0] for c in cells])
@@ -76,9 +76,9 @@ def equal_time_table(groups: Sequence[Group], minutes: Sequence[float] = DEFAULT
     ]
     if len(kinds) > 1:
         notes.append(
-            "CPU kind: the SIMD level torch used (hardware.cpu_capability; unrecorded before 2026-12-01). A CPU-minute "
-            "buys different work on each: DP-C trained 3.9x slower per step with AVX2 kernels than with AVX-512 "
-            "(docs/measurements.md), so compare rows of one kind."
+            "CPU kind: the SIMD level torch used (hardware.cpu_capability; unrecorded before commit d127b68). A "
+            "CPU-minute buys different work on each (up to ~4x, docs/measurements.md): compare rows of one kind, "
+            "and read a row of several kinds (AVX2+AVX512) as a mean over machines of different speeds."
         )
     if ended_any:
         notes.append("ᵉ every seed's run had ended by then: its whole-run max (a longer budget might score higher).")

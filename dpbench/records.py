@@ -39,8 +39,8 @@ back as a plain dict by ``read_record`` / ``load_records``. Its top-level fields
                     ``dpbench.source``) and package versions (python, torch, numpy, ...;
                     ``dpbench.host.environment_info``)
 ``hardware``        CPU model, cores, usable cores, cgroup CPU limit, torch threads, torch's SIMD level
-                    (``cpu_capability``: AVX2, AVX512; since 2026-12-01), OpenMP wait policy, dpbench's
-                    glibc malloc settings (``malloc``; since 2026-12-01), host name, and ``device``
+                    (``cpu_capability``: AVX2, AVX512), OpenMP wait policy, dpbench's glibc malloc
+                    settings (``malloc``; both from commit d127b68 on), host name, and ``device``
                     (``cpu`` or the CUDA device's name)
 ``date``            when the record was written, ISO 8601, UTC, seconds
 ==================  =====================================================================================

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from dpbench.equal_time import equal_time_table
+from dpbench.equal_time import cpu_kinds, equal_time_table
 from dpbench.records import data_identity, write_text_atomic
 from dpbench.render import render_md
 from dpbench.results import group_records, joined_hashes, short_hash
@@ -66,9 +66,10 @@ def results_readme(records: list[dict[str, Any]], figures: list[str] = (), extra
             f"{ds.get('steps', '?')} steps",
             *(f"- hardware: {h}" for h in hardware),
             "- minutes per seed (training + evaluations, mean; * other jobs shared the cores, so the "
-            "time says more about the load than the method; ? not measured): "
+            "time says more about the load than the method; ? not measured; [AVX2+unrecorded]: the SIMD levels "
+            "of the seeds' CPUs where any record names one, as AVX2 machines ran up to ~4x slower): "
             + ", ".join(
-                f"{g.policy} {g.task} {g.minutes_per_seed:.1f}{CONTENDED_MARK.get(g.contended, '')}"
+                f"{g.policy} {g.task} {g.minutes_per_seed:.1f}{CONTENDED_MARK.get(g.contended, '')}{_kinds(g.records)}"
                 for g in group_records(recs)
             ),
             f"- versions: {'; '.join(versions)}",
@@ -80,6 +81,12 @@ def results_readme(records: list[dict[str, Any]], figures: list[str] = (), extra
     if figures:
         lines += ["## Figures", "", *(f"![{Path(f).stem}]({f})" for f in figures), ""]
     return "\n".join(lines)
+
+
+def _kinds(recs: tuple[dict[str, Any], ...]) -> str:
+    """The CPU kinds of a group's records, as " [AVX2+unrecorded]", when any record names one; else ""."""
+    kinds = cpu_kinds(recs)
+    return f" [{'+'.join(sorted(kinds))}]" if kinds != {"unrecorded"} else ""
 
 
 def _hardware_text(r: dict[str, Any]) -> str:

@@ -124,7 +124,7 @@ def test_dry_run_collects_nothing_and_names_what_cannot_run(tmp_path, monkeypatc
     assert "2 cell(s) to run" in text and "2 cell(s) cannot run here" in text
     assert "the collection of 1 dataset(s) first is not included" in text
     if this_cpu_capability():
-        assert f"from records made on this machine's kind of CPU ({this_cpu_capability()})" in text
+        assert f"wholly from records made on this machine's kind of CPU ({this_cpu_capability()})" in text
     assert not cache.exists() or not any(cache.rglob("*.hdf5"))  # nothing collected
 
 
@@ -239,6 +239,61 @@ def test_rates_prefer_records_from_this_machines_kind_of_cpu():
         rate = other.train_rate("diffusion", "square", "low_dim", "x")
         assert abs(rate.seconds - 0.11) < 1e-12 and not rate.this_cpu and "this CPU kind" not in rate.basis
         assert not estimate_cell("diffusion", "square", "low_dim", QUICK, "x", other).this_cpu
+
+
+def _kind(record: dict, kind: str, chash: str | None = None) -> dict:
+    record["hardware"]["cpu_capability"] = kind
+    if chash:
+        record["config_hash"] = chash
+    return record
+
+
+def test_this_kind_of_cpu_counts_within_each_tier():
+    # This config's records come before the task's other configs, whatever their kind: a config can cost as
+    # much more per step as a kind of CPU does; within the other configs, this kind comes first.
+    exact = _kind(_timed("diffusion", "square", "low_dim", 500.0, [100.0]), "AVX512", "exact")
+    other = _kind(_timed("diffusion", "square", "low_dim", 1750.0, [350.0]), "AVX2", "other")
+    avx2 = Rates([exact, other], step_ms={}, cpu_capability="AVX2")
+    rate = avx2.train_rate("diffusion", "square", "low_dim", "exact")
+    assert rate.seconds == 0.1 and not rate.this_cpu and "of this config" in rate.basis
+    assert avx2.train_rate("diffusion", "square", "low_dim", "third").seconds == 1750.0 / 5000
+    # on another task, the tasks with records of this kind are the ones used: Square's for AVX2, Can's for AVX-512
+    can = _kind(_timed("diffusion", "can", "low_dim", 500.0, [100.0]), "AVX512")
+    square = _kind(_timed("diffusion", "square", "low_dim", 1750.0, [350.0]), "AVX2")
+    for kind, seconds, where in (("AVX2", 0.35, "square/low_dim"), ("AVX512", 0.1, "can/low_dim")):
+        rate = Rates([can, square], step_ms={}, cpu_capability=kind).train_rate("diffusion", "lift", "low_dim", "x")
+        assert rate.seconds == seconds and rate.this_cpu and rate.basis == f"from {where}, this CPU kind"
+        episode = Rates([can, square], step_ms={}, cpu_capability=kind).episode_rate("diffusion", "lift", "low_dim")
+        assert episode.this_cpu and where in episode.basis
+    # no task has this kind: all of them, and the rate says it is not this kind's
+    rate = Rates([can, square], step_ms={}, cpu_capability="AVX512_VNNI").train_rate(
+        "diffusion", "lift", "low_dim", "x"
+    )
+    assert rate.seconds == pytest.approx(0.225) and not rate.this_cpu
+
+
+def test_dry_run_counts_the_estimates_made_on_this_kind_of_cpu():
+    from dpbench.policies import get_policy_class
+    from dpbench.sweep.estimate import dry_run_report
+
+    cfg = SimpleNamespace(policy_cls=get_policy_class("diffusion"), obs="low_dim", tcfg=QUICK, chash="h")
+    planned = [
+        SimpleNamespace(
+            spec=SimpleNamespace(env="square", seed=s, dataset="scripted"),
+            config=cfg,
+            blocked=False,
+            cell=None,
+            missing=None,
+            problem="demos not collected yet",
+            action_mode="abs",
+        )
+        for s in (0, 1)
+    ]
+    records = [_kind(_timed("diffusion", "square", "low_dim", 1750.0, [350.0]), "AVX2")]
+    summary = dry_run_report(planned, records, 2, cpu_capability="AVX2")[-1]
+    assert "2 of the 2 wholly from records made on this machine's kind of CPU (AVX2)" in summary
+    summary = dry_run_report(planned, records, 2, cpu_capability="AVX512")[-1]
+    assert "0 of the 2 wholly from records made on this machine's kind of CPU (AVX512)" in summary
 
 
 def test_sub_grids_merge_per_policy_deeply_and_keep_cells_that_differ(tmp_path):

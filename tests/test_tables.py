@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -233,6 +234,21 @@ def test_readme_regenerated_on_request(results, capsys):
     assert "hash `ab12cd34ef567890`" in readme and "Test CPU, 2 cores, 1 torch threads" in readme
     assert "- dates: 2026-01-01T00:00:00+00:00 to 2026-01-02T00:00:00+00:00" in readme
     assert readme.count("| paper (Chi et al. 2023) |") == 2
+    assert "diffusion pusht/keypoints " in readme and " [unrecorded]" not in readme  # no record names a CPU kind
+
+
+def test_readme_names_the_cpu_kinds_behind_minutes_per_seed(results):
+    # seed 1 ran on an AVX2 machine, seed 0 before records said: the mean minutes mix kinds, and the README says so
+    path = next((results / "records").glob("*diffusion*paper*seed1.json"))
+    record = json.loads(path.read_text())
+    record["hardware"]["cpu_capability"] = "AVX2"
+    write_json_atomic(path, record)
+    assert main(["table", "--out", str(results), "--write-readme"]) == 0
+    readme = (results / "README.md").read_text()
+    assert re.search(r"diffusion pusht/keypoints [0-9.]+\S* \[AVX2\+unrecorded\],", readme)
+    # the state-obs group and the LSTM-GMM group hold no AVX2 record: no mark
+    assert re.search(r"diffusion pusht/state [0-9.]+\S*$", readme, re.M)
+    assert re.search(r"lstm_gmm pusht/keypoints [0-9.]+\S*$", readme, re.M)
 
 
 def test_plots_are_written_as_png_and_svg(results, tmp_path, capsys):

@@ -3,20 +3,23 @@ CPU-minutes and the total, from rates measured in the records already on disk.
 
 A cell costs ``steps x (CPU-seconds per training step) + episodes x (CPU-seconds per evaluation episode)``,
 where episodes = evaluations x ``train.eval_episodes`` + ``train.heldout_episodes``. Both rates come from
-CPU records (wall seconds x torch threads; a record's periodic evaluations, median). Of a policy/task's
-records, those made on this machine's kind of CPU count (``hardware.cpu_capability``, the SIMD kernels
-torch chose: AVX2 or AVX512) where it has any: the same cell ran 1.5x (LSTM-GMM) to 3.9x (DP-C) slower
-with AVX2 kernels than with AVX-512 (docs/measurements.md, "Speed on another kind of CPU"). Of those,
-the ones made under today's protocol on cores no other job shared count, where it has any. Rates are
-then looked up:
+CPU records (wall seconds x torch threads; a record's periodic evaluations, median), looked up in tiers:
 
-1. the same policy, task and obs mode (the same config hash first, for the training rate);
-2. else the same policy and obs mode on another task, then the same policy on another task with the same
+1. the same policy, task and obs mode: for training, this config's records, else the task's other
+   configs; for evaluation, the records in the cell's action space, else in any;
+2. else the same policy and obs mode on other tasks, then the same policy on other tasks with the same
    kind of observation (state: Push-T keypoints and robomimic low_dim; image). Training costs the same per
    step; an evaluation episode is scaled by the horizon and by the env step times measured in
    ``results/robomimic_env.json`` and ``results/pusht_env.json`` (``benchmarks/bench_*_env.py``): per
    step, the policy's share measured on the other task plus this task's env step;
 3. else no estimate ("?"), and the total says how many cells it leaves out.
+
+Within a tier, records made on this machine's kind of CPU come first (``hardware.cpu_capability``, the
+SIMD level torch's kernels use: AVX2 or AVX512; in tier 2, the tasks that have such records): one pair of
+Square mh cells trained 3.9x (DP-C) and 1.5x (LSTM-GMM) slower per step with AVX2 kernels than with
+AVX-512 (docs/measurements.md, "Speed on another kind of CPU"). Of those, the records made under today's
+protocol on cores no other job shared come first. Records made before dpbench recorded the SIMD level
+(commit d127b68) are of no known kind.
 
 Episode rates are kept per step of the task's ph horizon and scaled to the cell's: a policy trained on mh
 demonstrations runs Lift, Can and Square episodes to 500 steps, not 400 (an upper bound for its cell).
@@ -116,9 +119,28 @@ def this_cpu_capability() -> str | None:
         return None
 
 
+@dataclass(frozen=True)
+class _Measured:
+    """One CPU record's rates, and what decides how much to trust them."""
+
+    config_hash: str
+    action_mode: str | None  # the record's (robomimic abs | delta; None for Push-T)
+    step_s: float | None  # CPU-seconds per training step
+    episode_s: float | None  # CPU-seconds per evaluation episode, at the task's ph horizon
+    this_kind: bool  # made on this machine's kind of CPU (hardware.cpu_capability)
+    clean: bool  # today's protocol, no other job on its cores (``_clean``)
+
+
+def _best(entries: list[_Measured]) -> list[_Measured]:
+    """Of one tier's records: those of this machine's kind of CPU where any, and of those the clean ones
+    where any."""
+    pool = [e for e in entries if e.this_kind] or entries
+    return [e for e in pool if e.clean] or pool
+
+
 class Rates:
     """Training and evaluation rates measured in records, looked up as the module docstring says.
-    ``cpu_capability``: this machine's (``this_cpu_capability()``); None pools every CPU kind."""
+    ``cpu_capability``: this machine's (``this_cpu_capability()``); None: no record counts as this kind."""
 
     def __init__(
         self,
@@ -127,81 +149,74 @@ class Rates:
         cpu_capability: str | None = None,
     ) -> None:
         self.step_ms = env_step_ms() if step_ms is None else step_ms
-        self.train: dict[tuple[str, str, str], list[tuple[str, float]]] = defaultdict(list)
-        # evaluation seconds per episode, with the action mode the record trained in (None: Push-T)
-        self.episode: dict[tuple[str, str, str], list[tuple[str | None, float]]] = defaultdict(list)
-        self.this_cpu: set[tuple[str, str, str]] = set()  # keys whose rates all come from this kind of CPU
-        by_key: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+        self.by_key: dict[tuple[str, str, str], list[_Measured]] = defaultdict(list)
         for r in records:
-            if r.get("hardware", {}).get("device", "cpu") == "cpu" and r.get("history"):
-                by_key[(r["policy"], r["env"], r["obs"])].append(r)
-        chosen = []
-        for key, group in by_key.items():
-            mine = [r for r in group if cpu_capability and r["hardware"].get("cpu_capability") == cpu_capability]
-            if mine:
-                self.this_cpu.add(key)
-            pool = mine or group
-            chosen += [r for r in pool if _clean(r)] or pool
-        for r in chosen:
-            hw = r["hardware"]
-            threads = hw.get("torch_threads", 1)
-            key = (r["policy"], r["env"], r["obs"])
+            hw = r.get("hardware") or {}
+            if hw.get("device", "cpu") != "cpu" or not r.get("history"):
+                continue
+            threads = hw.get("torch_threads") or 1
             steps = r["history"][-1]["step"]
-            if steps > 0:
-                self.train[key].append((r["config_hash"], r["wall"]["train_s"] * threads / steps))
             evals = [h["eval_seconds"] for h in r["history"] if h.get("eval_seconds")]
-            episodes = r.get("config", {}).get("train", {}).get("eval_episodes")
-            if evals and episodes:
-                # per episode at the task's (ph) horizon: an mh record's episodes may have run longer
-                at_ph = get_task(r["env"]).max_episode_steps / _record_horizon(r)
-                self.episode[key].append((r.get("action_mode"), median(evals) * threads / episodes * at_ph))
+            episodes = (r.get("config") or {}).get("train", {}).get("eval_episodes")
+            # per episode at the task's (ph) horizon: an mh record's episodes may have run longer
+            at_ph = get_task(r["env"]).max_episode_steps / _record_horizon(r)
+            self.by_key[(r["policy"], r["env"], r["obs"])].append(
+                _Measured(
+                    r["config_hash"],
+                    r.get("action_mode"),
+                    r["wall"]["train_s"] * threads / steps if steps > 0 else None,
+                    median(evals) * threads / episodes * at_ph if evals and episodes else None,
+                    bool(cpu_capability) and hw.get("cpu_capability") == cpu_capability,
+                    _clean(r),
+                )
+            )
 
     def train_rate(self, policy: str, env: str, obs: str, chash: str) -> Rate | None:
         """CPU-seconds per training step: this config's records, then this task's, then another task's."""
-        key = (policy, env, obs)
-        same, mine = self.train.get(key, []), key in self.this_cpu
-        exact = [s for h, s in same if h == chash]
-        if exact:
-            return Rate(median(exact), f"{len(exact)} record(s) of this config{self._kind(mine)}", mine)
-        if same:
-            return Rate(median(s for _, s in same), f"{len(same)} record(s), other configs{self._kind(mine)}", mine)
+        same = [e for e in self.by_key.get((policy, env, obs), []) if e.step_s is not None]
+        exact = [e for e in same if e.config_hash == chash]
+        for tier, what in ((exact, " of this config"), (same, ", other configs")):
+            if tier:
+                best = _best(tier)
+                return _rate([e.step_s for e in best], f"{len(best)} record(s){what}", best)
         for alike in _alike(obs):
-            other = {k: [s for _, s in v] for k, v in self.train.items() if k[0] == policy and alike(k[2])}
+            other = self._other_tasks(policy, alike, lambda e: e.step_s is not None)
             if other:
-                mine = all(k in self.this_cpu for k in other)
+                best = [e for v in other.values() for e in v]
                 where = ", ".join(sorted(f"{e}/{o}" for _, e, o in other))
-                return Rate(median(x for v in other.values() for x in v), f"from {where}{self._kind(mine)}", mine)
+                return _rate([e.step_s for e in best], f"from {where}", best)
         return None
 
     def episode_rate(self, policy: str, env: str, obs: str, action_mode: str | None = None) -> Rate | None:
         """CPU-seconds per evaluation episode: this task's records in the cell's ``action_mode`` (a policy that
         fails in one action space runs its episodes to the horizon, and one that succeeds stops early), then
         in any, then another task's scaled to this one (the module docstring)."""
-        key = (policy, env, obs)
-        same, mine = self.episode.get(key, []), key in self.this_cpu
-        matching = [v for m, v in same if m == action_mode]
-        if matching:
-            return Rate(median(matching), f"{len(matching)} record(s){self._kind(mine)}", mine)
-        if same:
-            return Rate(
-                median(v for _, v in same), f"{len(same)} record(s) in another action space{self._kind(mine)}", mine
-            )
+        same = [e for e in self.by_key.get((policy, env, obs), []) if e.episode_s is not None]
+        matching = [e for e in same if e.action_mode == action_mode]
+        for tier, what in ((matching, ""), (same, " in another action space")):
+            if tier:
+                best = _best(tier)
+                return _rate([e.episode_s for e in best], f"{len(best)} record(s){what}", best)
         for alike in _alike(obs):
-            scaled = {
-                k: self._scaled(median(v for _, v in values), k[1], k[2], env, obs)
-                for k, values in sorted(self.episode.items())
-                if k[0] == policy and alike(k[2])
-            }
-            if scaled:
-                mine = all(k in self.this_cpu for k in scaled)
-                where = ", ".join(f"{e}/{o}" for _, e, o in scaled)
-                return Rate(median(scaled.values()), f"scaled from {where}{self._kind(mine)}", mine)
+            other = self._other_tasks(policy, alike, lambda e: e.episode_s is not None)
+            if other:
+                scaled = [self._scaled(median(e.episode_s for e in v), k[1], k[2], env, obs) for k, v in other.items()]
+                where = ", ".join(f"{e}/{o}" for _, e, o in other)
+                return _rate(scaled, f"scaled from {where}", [e for v in other.values() for e in v])
         return None
 
-    @staticmethod
-    def _kind(this_cpu: bool) -> str:
-        """The basis's note on where a rate was measured."""
-        return ", this CPU kind" if this_cpu else ""
+    def _other_tasks(
+        self, policy: str, alike: Callable[[str], bool], has: Callable[[_Measured], bool]
+    ) -> dict[tuple[str, str, str], list[_Measured]]:
+        """Each other task's best records (``_best``) for ``policy`` in an obs mode ``alike`` accepts, sorted;
+        only the tasks with records of this machine's kind of CPU, where any has them."""
+        found = {}
+        for k, entries in sorted(self.by_key.items()):
+            usable = [e for e in entries if has(e)]
+            if k[0] == policy and alike(k[2]) and usable:
+                found[k] = _best(usable)
+        mine = {k: v for k, v in found.items() if v[0].this_kind}  # _best keeps only this kind where any
+        return mine or found
 
     def _scaled(self, seconds: float, env: str, obs: str, to_env: str, to_obs: str) -> float:
         """An episode's seconds on ``env``/``obs`` as seconds on ``to_env``/``to_obs``: per step, the policy's
@@ -211,6 +226,12 @@ class Rates:
         if here is not None and there is not None:
             per_step = max(per_step - there / 1000, 0.0) + here / 1000
         return per_step * get_task(to_env).max_episode_steps
+
+
+def _rate(values: list[float], basis: str, entries: list[_Measured]) -> Rate:
+    """The median of ``values``, its basis, and whether every record behind it is of this kind of CPU."""
+    mine = all(e.this_kind for e in entries)
+    return Rate(median(values), basis + (", this CPU kind" if mine else ""), mine)
 
 
 def _record_horizon(record: dict[str, Any]) -> int:
@@ -359,9 +380,9 @@ def dry_run_report(
         summary += f"; {unknown} cell(s) without one are not counted"
     if known and cpu_capability:
         summary += (
-            f"; {n_this_cpu} of the {known} from records made on this machine's kind of CPU ({cpu_capability}), "
-            "the others from records of other or unrecorded kinds (before 2026-12-01 records did not say), "
-            "which can be several times faster or slower (docs/measurements.md)"
+            f"; {n_this_cpu} of the {known} wholly from records made on this machine's kind of CPU ({cpu_capability}), "
+            "the others partly or wholly from other or unrecorded kinds, which ran up to ~4x faster or slower "
+            "(docs/measurements.md)"
         )
     if collect:
         summary += f"; the collection of {len(collect)} dataset(s) first is not included"
