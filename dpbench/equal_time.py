@@ -46,6 +46,12 @@ def cpu_kinds(records: Sequence[dict[str, Any]]) -> set[str]:
     return {(r.get("hardware") or {}).get("cpu_capability") or "unrecorded" for r in records}
 
 
+def named_cpu_kinds(records: Sequence[dict[str, Any]]) -> str:
+    """``cpu_kinds`` joined ("AVX2+unrecorded") when any record names its kind; "" when none does."""
+    kinds = cpu_kinds(records)
+    return "+".join(sorted(kinds)) if kinds != {"unrecorded"} else ""
+
+
 def equal_time_table(groups: Sequence[Group], minutes: Sequence[float] = DEFAULT_MINUTES) -> Table:
     """Per CPU-only group, the mean over seeds of the best score within each budget of training CPU-minutes."""
     headers = ["policy", "preset", "config", "seeds", "CPU kind"]

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dpbench.equal_time import cpu_minutes, is_cpu
+from dpbench.equal_time import cpu_minutes, is_cpu, named_cpu_kinds
 from dpbench.results import Group, group_records, paper_reference, short_hash
 
 if TYPE_CHECKING:
@@ -261,7 +261,7 @@ def plot_curves(groups: list[Group], stem: Path) -> list[Path]:
             continue
         minutes = minutes * scale
         c = colors[labels[g]]
-        name = f"{labels[g]}, {g.seeds} seed{'s' if g.seeds > 1 else ''}"
+        name = f"{labels[g]}, {g.seeds} seed{'s' if g.seeds > 1 else ''}{_kinds(g.records)}"
         for ax, x in zip(axes, (steps, minutes), strict=True):
             ax.plot(x, mean, "-o", color=c, ms=3, lw=1.5, label=name)
             if g.seeds > 1:
@@ -282,6 +282,13 @@ def plot_curves(groups: list[Group], stem: Path) -> list[Path]:
     return _save(fig, stem)
 
 
+def _kinds(records: Sequence[dict[str, Any]]) -> str:
+    """A legend's note of the CPU kinds behind a time axis (" (AVX2+unrecorded)"), when any record names one:
+    an AVX2 machine trains up to ~4x slower than an AVX-512 one (docs/measurements.md)."""
+    kinds = named_cpu_kinds(records)
+    return f" ({kinds})" if kinds else ""
+
+
 def plot_equal_time(groups: list[Group], stem: Path) -> list[Path]:
     """Every policy's score against training CPU-minutes (train wall time x torch threads, log axis) for one
     task: mean over seeds at each evaluation step, band min-max. CPU records only; nothing when none."""
@@ -299,7 +306,13 @@ def plot_equal_time(groups: list[Group], stem: Path) -> list[Path]:
             continue
         c = colors[labels[g]]
         ax.plot(
-            x, mean, "-o", color=c, ms=3, lw=1.5, label=f"{labels[g]}, {len(recs)} seed{'s' if len(recs) > 1 else ''}"
+            x,
+            mean,
+            "-o",
+            color=c,
+            ms=3,
+            lw=1.5,
+            label=f"{labels[g]}, {len(recs)} seed{'s' if len(recs) > 1 else ''}{_kinds(recs)}",
         )
         if len(recs) > 1:
             ax.fill_between(x, lo, hi, color=c, alpha=0.15, lw=0)

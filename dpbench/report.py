@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from dpbench.equal_time import cpu_kinds, equal_time_table
+from dpbench.equal_time import equal_time_table, named_cpu_kinds
 from dpbench.records import data_identity, write_text_atomic
 from dpbench.render import render_md
 from dpbench.results import group_records, joined_hashes, short_hash
@@ -85,8 +85,8 @@ def results_readme(records: list[dict[str, Any]], figures: list[str] = (), extra
 
 def _kinds(recs: tuple[dict[str, Any], ...]) -> str:
     """The CPU kinds of a group's records, as " [AVX2+unrecorded]", when any record names one; else ""."""
-    kinds = cpu_kinds(recs)
-    return f" [{'+'.join(sorted(kinds))}]" if kinds != {"unrecorded"} else ""
+    kinds = named_cpu_kinds(recs)
+    return f" [{kinds}]" if kinds else ""
 
 
 def _hardware_text(r: dict[str, Any]) -> str:
