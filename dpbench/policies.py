@@ -4,6 +4,8 @@ and ``package.module:ClassName`` references, each checked against the Policy con
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from importlib.metadata import entry_points
 
 from dpbench.errors import DpbenchError
@@ -28,7 +30,10 @@ def _load_ref(ref: str) -> type[Policy]:
     try:
         cls = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:
-        raise DpbenchError(f"cannot import policy '{ref}': {exc}") from None
+        raise DpbenchError(
+            f"cannot import policy '{ref}': {exc}. A module:Class reference names a module in the working "
+            "directory or an installed package (docs/adding_a_policy.md)"
+        ) from None
     if not (isinstance(cls, type) and issubclass(cls, Policy)):
         raise DpbenchError(f"'{ref}' is not a dpbench Policy subclass (see docs/adding_a_policy.md)")
     missing = []
@@ -58,6 +63,11 @@ def available_policies() -> dict[str, str]:
 def get_policy_class(name: str) -> type[Policy]:
     """Resolve ``--policy``: a registered name, an entry point, or ``package.module:ClassName``."""
     if ":" in name:
+        # As with `python -m` (and uvicorn's app references), the module may sit in the working directory,
+        # which a console script's sys.path lacks; appended, so an installed package of the same name wins.
+        cwd = os.getcwd()
+        if cwd not in sys.path and "" not in sys.path:
+            sys.path.append(cwd)
         return _load_ref(name)
     names = available_policies()
     if name not in names:

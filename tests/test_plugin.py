@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import textwrap
 from pathlib import Path
 
@@ -52,6 +53,18 @@ def test_entry_point_policy_runs_and_appears_in_table(plugin_site, tmp_path, tin
 def test_module_colon_class_reference(plugin_site, tmp_path, tiny_pusht_hdf5, smoke_argv):
     argv = smoke_argv("my_policy:LinearPolicy", tiny_pusht_hdf5, tmp_path)
     assert main(argv) == 0
+
+
+def test_a_module_in_the_working_directory_needs_no_path_setup(tmp_path, monkeypatch):
+    # The page's first command, run where my_policy.py sits: a console script's sys.path lacks the working
+    # directory, so dpbench adds it for module:Class references (as `python -m` would have).
+    (tmp_path / "my_policy.py").write_text(_template())
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    monkeypatch.delitem(sys.modules, "my_policy", raising=False)
+    assert get_policy_class("my_policy:LinearPolicy").name == "linear"
+    with pytest.raises(DpbenchError, match="names a module in the working directory or an installed package"):
+        get_policy_class("no_such_module:Policy")
 
 
 def test_the_template_policy_takes_images_with_no_code_of_its_own(plugin_site, tmp_path, tiny_pusht_hdf5, smoke_argv):
