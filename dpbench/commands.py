@@ -295,53 +295,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_all(out: str) -> list[dict]:
-    """Every record under OUT/records; corrupt or partial files are named on stderr and skipped."""
-    from dpbench.records import load_records
-
-    records, problems = load_records(Path(out))
-    for p in problems:
-        print(f"[dpbench] warning: {p}", file=sys.stderr)
-    if not records:
-        raise DpbenchError(f"no result records under {out}/records; run `dpbench run` first")
-    return records
-
-
-def _record_policy_names(names: list[str]) -> set[str]:
-    """--policy names as records spell them: a registered alias (diffusion_cnn) is its class's name."""
-    from dpbench.policies import available_policies, get_policy_class
-
-    registered = available_policies()
-    return {get_policy_class(n).name if n in registered else n for n in names} | set(names)
-
-
-def _select(records: list[dict], args: argparse.Namespace) -> list[dict]:
-    """The records matching --env / --policy (comma lists; policy aliases count as their class)."""
-    if args.env:
-        records = [r for r in records if r["env"] in _names(args.env, "env")]
-    if args.policy:
-        records = [r for r in records if r["policy"] in _record_policy_names(_names(args.policy, "policy"))]
-    if not records:
-        raise DpbenchError(f"no result records under {args.out}/records match --env/--policy")
-    return records
-
-
 def cmd_table(args: argparse.Namespace) -> int:
     """``dpbench table``: print the table of the records under ``--out`` (filtered by ``--env``/``--policy``) and
     regenerate OUT/README.md (by default only for the default results dir); returns 0. Raises DpbenchError when no
     records match or the README cannot be written."""
     from dpbench.report import write_results_readme
+    from dpbench.results import load_all, select_records
     from dpbench.tables import format_table
 
-    records = _load_all(args.out)
+    records = load_all(args.out)
+    chosen = select_records(records, args.env, args.policy, args.out)
     if args.layout == "paper" or args.claims:
         from dpbench.paper_table import format_paper_table
 
         selection = " ".join(f"--{k} {v}" for k, v in (("env", args.env), ("policy", args.policy)) if v)
         envs = _names(args.env, "env") if args.env else None
-        print(format_paper_table(_select(records, args), args.format, args.claims, envs, selection))
+        print(format_paper_table(chosen, args.format, args.claims, envs, selection))
     else:
-        print(format_table(_select(records, args), args.format, with_paper=args.with_paper))
+        print(format_table(chosen, args.format, with_paper=args.with_paper))
     write = args.write_readme
     if write is None:  # default: regenerate the project's results/README.md, leave other dirs alone
         write = Path(args.out).resolve() == Path(DEFAULT_OUT).resolve()
@@ -364,8 +335,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
     """``dpbench plot``: write the figures (PNG + SVG) of the matching records to ``--figdir`` (default OUT/figures)
     and print their paths; returns 0. Raises DpbenchError when no records match or the directory is not writable."""
     from dpbench.plots import plot_all
+    from dpbench.results import load_all, select_records
 
-    records = _select(_load_all(args.out), args)
+    records = select_records(load_all(args.out), args.env, args.policy, args.out)
     figdir = Path(args.figdir) if args.figdir else Path(args.out) / "figures"
     if not args.figdir and (args.env or args.policy):
         # a selection's scores and latency figures would overwrite the whole results' under the same names

@@ -9,8 +9,10 @@ md / csv / LaTeX / HTML rendering in ``dpbench.render``.
 from __future__ import annotations
 
 import csv
+import sys
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,7 +25,7 @@ from dpbench.policies import get_policy_class
 from dpbench.records import (
     PROTOCOL_VERSION,
     data_identity,
-    load_records,  # noqa: F401  (re-exported: benchmarks/ import it from here, as before the split)
+    load_records,  # also re-exported: benchmarks/ import it from here, as before the split
     write_json_atomic,  # noqa: F401  (re-exported, likewise)
 )
 
@@ -268,3 +270,53 @@ def group_records(records: list[dict[str, Any]]) -> list[Group]:
             )
         )
     return groups
+
+
+def load_all(out: str | Path) -> list[dict[str, Any]]:
+    """Every record under OUT/records; corrupt or partial files are named on stderr and skipped. Raises
+    DpbenchError when there is none."""
+    records, problems = load_records(Path(out))
+    for p in problems:
+        print(f"[dpbench] warning: {p}", file=sys.stderr)
+    if not records:
+        raise DpbenchError(f"no result records under {out}/records; run `dpbench run` first")
+    return records
+
+
+def _names(value: str, what: str) -> list[str]:
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    if not names:
+        raise DpbenchError(f"--{what} needs at least one name")
+    return names
+
+
+def select_records(
+    records: list[dict[str, Any]], env: str | None, policy: str | None, out: str | Path
+) -> list[dict[str, Any]]:
+    """The records matching ``env`` / ``policy`` (comma lists, as --env / --policy take them; a registered
+    policy alias, diffusion_cnn, counts as its class's name). A name that is neither registered nor in a
+    record, or a selection that matches nothing, is a DpbenchError that lists the valid names."""
+    from dpbench.policies import available_policies
+    from dpbench.tasks import TASKS
+
+    held = {"env": sorted({r["env"] for r in records}), "policy": sorted({r["policy"] for r in records})}
+    known = {"env": set(TASKS) | set(held["env"]), "policy": set(available_policies()) | set(held["policy"])}
+    for what, plural, value in (("env", "envs", env), ("policy", "policies", policy)):
+        unknown = [n for n in _names(value, what) if n not in known[what]] if value else []
+        if unknown:
+            raise DpbenchError(
+                f"unknown {what} '{', '.join(unknown)}'; valid {plural}: {', '.join(sorted(known[what]))}"
+            )
+    if env:
+        records = [r for r in records if r["env"] in _names(env, "env")]
+    if policy:
+        names = _names(policy, "policy")
+        registered = available_policies()
+        names += [get_policy_class(n).name for n in names if n in registered]  # aliases as records spell them
+        records = [r for r in records if r["policy"] in names]
+    if not records:
+        raise DpbenchError(
+            f"no result records under {out}/records match --env/--policy; they hold envs "
+            f"{', '.join(held['env'])} and policies {', '.join(held['policy'])}"
+        )
+    return records

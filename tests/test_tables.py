@@ -206,7 +206,14 @@ def test_formats_and_filters(results, capsys):
         "<th>pusht/keypoints max / avg-last-10 / k-min-loss</th>" in page and "<td>0.500 / 0.400 / 0.400 †</td>" in page
     )
     assert main(["table", "--out", str(results), "--policy", "bet"]) == 2
-    assert "match --env/--policy" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "match --env/--policy" in err and "they hold envs pusht and policies diffusion, lstm_gmm" in err
+    # a misspelled name is not "no records": the message lists the names that exist
+    assert main(["table", "--out", str(results), "--policy", "difusion"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown policy 'difusion'; valid policies: bc, bet, diffusion, diffusion_cnn" in err
+    assert main(["table", "--out", str(results), "--env", "push-t,lift"]) == 2
+    assert "unknown env 'push-t'; valid envs: can, lift, pusht, square, tool_hang, transport" in capsys.readouterr().err
 
 
 def test_corrupt_and_partial_records_are_named_and_skipped(results, capsys):
