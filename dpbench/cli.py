@@ -167,8 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dry-run",
         action="store_true",
-        help="check the grid and list its cells (done / running / resume / new / blocked) with estimated "
-        "CPU-minutes from the records' measured rates, and the total; writes, collects and runs nothing",
+        help="check the grid and list its cells with estimated CPU-minutes from the records' measured rates, "
+        "and the total; writes, collects and runs nothing. States: done; running (another process holds it); "
+        "resume; new; recorded (the out dir has its record, made from demos not collected here: found once "
+        "they are); blocked (cannot run here)",
     )
     p.add_argument(
         "--skip-blocked",

@@ -283,6 +283,22 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_family() -> str | None:
+    """The x86 CPU's family and model numbers from /proc/cpuinfo, e.g. "25/1" (AMD Zen 3) or "26/2"
+    (Zen 5), which a virtual machine's generic model name ("AMD EPYC") hides; None where not given."""
+    fields: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("cpu family", "model") and key.strip() not in fields:
+                fields[key.strip()] = value.strip()
+            if not line.strip():  # the first processor's block is enough
+                break
+    except OSError:
+        return None
+    return f"{fields['cpu family']}/{fields['model']}" if len(fields) == 2 else None
+
+
 def device_name(device: torch.device) -> str:
     """A torch device as records name it: the CUDA device's model name (e.g. "NVIDIA H200"), else "cpu"."""
     if device.type != "cuda":
@@ -319,6 +335,7 @@ def environment_info(device: str | None = None) -> dict[str, Any]:
             pass
     hardware = {
         "cpu": cpu_model(),
+        "cpu_family": cpu_family(),  # family/model: tells CPU generations apart behind one model name
         "cores": os.cpu_count(),
         "usable_cores": usable_cores(),
         "cgroup_cpu_limit": cgroup_cpu_limit(),

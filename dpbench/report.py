@@ -92,9 +92,14 @@ def _kinds(recs: tuple[dict[str, Any], ...]) -> str:
 def _hardware_text(r: dict[str, Any]) -> str:
     h = r.get("hardware", {})
     device = h.get("device", "cpu")
+    family = f"family {h['cpu_family']}" if h.get("cpu_family") else None
     return (
         f"{h.get('cpu', '?')}"
-        + (f" ({h['cpu_capability']})" if h.get("cpu_capability") else "")
+        + (
+            f" ({', '.join(x for x in (family, h.get('cpu_capability')) if x)})"
+            if family or h.get("cpu_capability")
+            else ""
+        )
         + f", {h.get('cores', '?')} cores, {h.get('torch_threads', '?')} torch threads"
         + ("" if device == "cpu" else f", {device}")
         + f" (host {h.get('host', '?')})"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -152,3 +153,18 @@ def test_contention_meter_sees_another_busy_process_but_not_its_own_workers():
     got = _measure([sys.executable, "-c", SPIN])
     assert got["others_cores"] < 0.5
     assert host.ContentionMeter().summary(threads=1)["contended"] is None  # nothing measured
+
+
+def test_cpu_family_is_the_first_processors_family_and_model():
+    # a virtual machine's model name ("AMD EPYC") hides the generation; the numbers do not (25: Zen 3, 26: Zen 5)
+    from dpbench.host import cpu_family
+
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        pytest.skip("no /proc/cpuinfo")
+    family = re.search(r"^cpu family\s*:\s*(\S+)", text, re.M)
+    model = re.search(r"^model\s*:\s*(\S+)", text, re.M)
+    if not (family and model):
+        pytest.skip("this CPU's /proc/cpuinfo gives no family and model (not x86)")
+    assert cpu_family() == f"{family.group(1)}/{model.group(1)}"

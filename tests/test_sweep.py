@@ -106,6 +106,7 @@ def test_grid_of_two_policies_two_seeds_in_a_process_pool(tmp_path, tiny_pusht_h
             list(r["hardware"])
             == [
                 "cpu",
+                "cpu_family",
                 "cores",
                 "usable_cores",
                 "cgroup_cpu_limit",
