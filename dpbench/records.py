@@ -39,8 +39,9 @@ back as a plain dict by ``read_record`` / ``load_records``. Its top-level fields
                     ``dpbench.source``) and package versions (python, torch, numpy, ...;
                     ``dpbench.host.environment_info``)
 ``hardware``        CPU model, its family/model numbers (``cpu_family``: "25/1"; from commit d595606
-                    on), cores, usable cores, cgroup CPU limit, torch threads, torch's SIMD level (``cpu_capability``: AVX2, AVX512), OpenMP wait policy, dpbench's glibc
-                    malloc settings (``malloc``; both from commit d127b68 on), host name, ``device``
+                    on), cores, usable cores, cgroup CPU limit, torch threads, torch's SIMD level
+                    (``cpu_capability``: AVX2, AVX512), OpenMP wait policy, dpbench's glibc malloc
+                    settings (``malloc``; both from commit d127b68 on), host name, ``device``
                     (``cpu`` or the CUDA device's name)
 ``date``            when the record was written, ISO 8601, UTC, seconds
 ==================  =====================================================================================
