@@ -236,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="md",
         choices=["md", "csv", "latex", "html"],
         help="md, latex, html: a rendered table; csv: tidy rows (pivot: one per configuration; --layout paper: one "
-        "per cell; --claims: one per task column compared)",
+        "per cell; --claims: one per task column compared, without the cells: run once without --claims for those)",
     )
     p.add_argument("--with-paper", action="store_true", help="add the paper's rows (Chi et al. 2023, Tables I/II)")
     p.add_argument(
@@ -250,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--claims",
         action="store_true",
         help="also recompute the paper's claims from the records: per task, DP against the best baseline and "
-        "the ranking, beside the paper's (implies --layout paper)",
+        "the ranking, beside the paper's over all its policies and over the ones ours has (implies --layout paper)",
     )
     p.add_argument(
         "--write-readme",

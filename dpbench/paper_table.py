@@ -109,7 +109,8 @@ class ColumnClaim:
     lacks DP or every baseline. ``ranking`` lists (policy row, max) best first; ``compared`` how many
     policies both sides report; ``disagree`` the pairs of those that ours orders strictly opposite to the
     paper ("order"), or that the paper ties (within 0.005) and ours separates by more than ``SEED_NOISE``
-    ("tie")."""
+    ("tie"). ``paper_same``: the paper's comparison over only the policies ours has in the column (like for
+    like); ``seeds``: ours per policy row."""
 
     col: Column
     ours: tuple[str, float, str, float] | None  # (DP row, DP max, best baseline row, its max)
@@ -118,6 +119,8 @@ class ColumnClaim:
     ranking_paper: list[tuple[str, float]]
     compared: int
     disagree: list[tuple[str, str, str]]
+    paper_same: tuple[str, float, str, float] | None = None
+    seeds: dict[str, int] | None = None
 
 
 SEED_NOISE = 0.05  # a gap in max smaller than this is within the seed spread of 3-seed means (Push-T: ~0.02-0.05)
@@ -158,7 +161,11 @@ def column_claims(records: list[dict[str, Any]], kind: str, envs: list[str] | No
                 elif abs(d_paper) < 0.005 and abs(d_ours) > SEED_NOISE:
                     disagree.append((a, b, "tie"))
         rank = lambda v: sorted(v.items(), key=lambda kv: -kv[1])  # noqa: E731
-        out.append(ColumnClaim(col, _versus(ours), _versus(paper), rank(ours), rank(paper), len(both), disagree))
+        same = _versus({r: m for r, m in paper.items() if r in ours})
+        seeds = {r: g.seeds for r, g in usable.items()}
+        out.append(
+            ColumnClaim(col, _versus(ours), _versus(paper), rank(ours), rank(paper), len(both), disagree, same, seeds)
+        )
     return out
 
 
@@ -175,12 +182,13 @@ def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
     claims = column_claims(records, kind, envs)
     label = lambda row: ROW_LABELS.get(row, row)  # noqa: E731
 
-    def versus(v: tuple[str, float, str, float] | None) -> str:
+    def versus(v: tuple[str, float, str, float] | None, seeds: dict[str, int] | None = None) -> str:
         if v is None:
             return "–"
         rel = _relative(v)
+        n = lambda row: f" (n={seeds[row]})" if seeds and seeds.get(row, 3) < 3 else ""  # noqa: E731
         return (
-            f"{label(v[0])} {v[1]:.2f} vs {label(v[2])} {v[3]:.2f}: {v[1] - v[3]:+.2f}"
+            f"{label(v[0])} {v[1]:.2f}{n(v[0])} vs {label(v[2])} {v[3]:.2f}{n(v[2])}: {v[1] - v[3]:+.2f}"
             f"{f' ({rel:+.0%})' if rel is not None else ''}"
         )
 
@@ -194,18 +202,22 @@ def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
     for c in claims:
         pairs = [f"{label(a)}/{label(b)}{' (paper: tie)' if how == 'tie' else ''}" for a, b, how in c.disagree]
         agree = "– (fewer than 2 policies)" if c.compared < 2 else "no: " + ", ".join(pairs) if pairs else "yes"
-        row = [column_label(c.col), versus(c.ours), versus(c.paper), ranking(c.ranking_ours)]
-        body.append([*row, ranking(c.ranking_paper), agree])
-    shared = [(_relative(c.ours), _relative(c.paper)) for c in claims]
-    shared = [(o, p) for o, p in shared if o is not None and p is not None]
+        row = [column_label(c.col), versus(c.ours, c.seeds), versus(c.paper_same), versus(c.paper)]
+        body.append([*row, ranking(c.ranking_ours), ranking(c.ranking_paper), agree])
+    shared = [(_relative(c.ours), _relative(c.paper_same), _relative(c.paper)) for c in claims]
+    shared = [x for x in shared if x[0] is not None and x[2] is not None]
+    alike = [s for o, s, _ in shared if s is not None]
     all_paper = [x for x in (_relative(v) for v in _paper_versus(kind).values()) if x is not None]
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
     if shared:
         body.append(
             [
                 f"mean over {len(shared)} column(s)",
-                f"{mean([o for o, _ in shared]):+.1%}",
-                f"{mean([p for _, p in shared]):+.1%} (all {len(all_paper)} columns: {mean(all_paper):+.1%})",
+                f"{mean([o for o, _, _ in shared]):+.1%}",
+                f"{mean(alike):+.1%}" + (f" ({len(alike)} columns)" if len(alike) != len(shared) else "")
+                if alike
+                else "–",
+                f"{mean([p for _, _, p in shared]):+.1%} (all {len(all_paper)} columns: {mean(all_paper):+.1%})",
                 "",
                 "",
                 "",
@@ -215,7 +227,10 @@ def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
         "DP: the better of DP-C and DP-T by max; baseline: the best of LSTM-GMM, IBC and BET by max. Relative "
         "improvement: (DP - baseline) / baseline; a column whose best baseline scores 0 has none. Ours: dpbench's "
         "cell in the paper layout above (mean max over seeds), only cells under today's protocol in the paper's "
-        "action space; paper: Chi et al. 2023 " + TABLE_TITLES[kind] + ".",
+        "action space; paper: Chi et al. 2023 " + TABLE_TITLES[kind] + ". (n=k): ours has fewer than the "
+        "paper's 3 seeds of that policy.",
+        "paper, same policies: the paper's numbers over only the policies ours has in that column, the like-for-like "
+        "comparison: where ours lacks the paper's best DP or best baseline, the paper's own headline compares others.",
         "The paper's abstract reports a 46.9% average improvement over 12 tasks and 4 benchmarks, including tasks "
         "beyond Tables I/II, without stating its formula; the figure here is the same comparison made per column of "
         "this table only, on both sides.",
@@ -225,8 +240,8 @@ def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
     ]
     if selection:
         notes.append(f"Computed over the selected records only ({selection}): the best baseline is among those.")
-    headers = ["column", "ours: DP vs best baseline", "paper: DP vs best baseline", "ranking (ours)"]
-    return Table([*headers, "ranking (paper)", "agrees"], body, notes, label_cols=1)
+    headers = ["column", "ours: DP vs best baseline", "paper, same policies", "paper: DP vs best baseline"]
+    return Table([*headers, "ranking (ours)", "ranking (paper)", "agrees"], body, notes, label_cols=1)
 
 
 def _paper_versus(kind: str) -> dict[Column, tuple[str, float, str, float] | None]:
@@ -242,7 +257,7 @@ def _tidy_claims(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
     out = []
     for c in column_claims(records, kind, envs):
         row: dict[str, Any] = {"table": kind, "task": c.col[0], "variant": c.col[1]}
-        for side, v in (("ours", c.ours), ("paper", c.paper)):
+        for side, v in (("ours", c.ours), ("paper_same_policies", c.paper_same), ("paper", c.paper)):
             row |= {
                 f"{side}_dp": v[0] if v else None,
                 f"{side}_dp_max": v[1] if v else None,
@@ -250,6 +265,8 @@ def _tidy_claims(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
                 f"{side}_baseline_max": v[3] if v else None,
                 f"{side}_relative_improvement": _relative(v),
             }
+        row["ours_dp_seeds"] = c.seeds.get(c.ours[0]) if c.ours and c.seeds else None
+        row["ours_baseline_seeds"] = c.seeds.get(c.ours[2]) if c.ours and c.seeds else None
         row["policies_compared"] = c.compared
         row["disagreeing_pairs"] = " ".join(
             f"{a}/{b}{'(paper-tie)' if how == 'tie' else ''}" for a, b, how in c.disagree
@@ -262,7 +279,8 @@ def _csv(rows: list[dict[str, Any]]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["table"], lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    # 4 decimals: a mean of maxes over seeds prints as 0.9, not 0.8999999999999999
+    writer.writerows({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()} for row in rows)
     return buf.getvalue().rstrip("\n")
 
 

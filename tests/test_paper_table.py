@@ -97,19 +97,42 @@ def test_claims_recomputed_by_hand():
     # Push-T, ours: DP-C 0.80 against the best baseline LSTM-GMM 0.60: +0.20, +33%. The paper: DP-C and DP-T
     # tie at 0.95 (DP-C is named, the paper's row order), best baseline IBC 0.90: +0.05, +6%.
     row = claims["Push-T"]
-    assert row[1] == "DP-C 0.80 vs LSTM-GMM 0.60: +0.20 (+33%)"
-    assert row[2] == "DP-C 0.95 vs IBC 0.90: +0.05 (+6%)"
-    assert row[3] == "DP-C 0.80 > LSTM-GMM 0.60 > IBC 0.50"
-    assert row[4] == "DP-C 0.95 = DP-T 0.95 > IBC 0.90 > BET 0.79 > LSTM-GMM 0.67"
+    # ours has 2 seeds of DP-C and 1 of LSTM-GMM, fewer than the paper's 3: marked
+    assert row[1] == "DP-C 0.80 (n=2) vs LSTM-GMM 0.60 (n=1): +0.20 (+33%)"
+    # ours has DP-C, LSTM-GMM and IBC: among those the paper's best are DP-C and IBC, as over all its rows
+    assert row[2] == row[3] == "DP-C 0.95 vs IBC 0.90: +0.05 (+6%)"
+    assert row[4] == "DP-C 0.80 > LSTM-GMM 0.60 > IBC 0.50"
+    assert row[5] == "DP-C 0.95 = DP-T 0.95 > IBC 0.90 > BET 0.79 > LSTM-GMM 0.67"
     # Ours puts LSTM-GMM above IBC; the paper the other way round. Nothing else is reversed.
-    assert row[5] == "no: LSTM-GMM/IBC"
+    assert row[6] == "no: LSTM-GMM/IBC"
     # Only Push-T has DP and a baseline in ours, so the mean is Push-T's; the paper's own figure over its 10
     # Table I columns, by hand from its maxes (DP vs best baseline per column):
     paper = [(1, 1), (1, 1), (1, 1), (1, 1), (1, 0.95), (0.97, 0.86), (1, 0.76), (0.68, 0.62), (1, 0.67), (0.95, 0.9)]
     all_cols = np.mean([(d - b) / b for d, b in paper])
     mean_row = claims["mean over 1 column(s)"]
-    assert mean_row[1] == f"{0.2 / 0.6:+.1%}"
-    assert mean_row[2] == f"{0.05 / 0.9:+.1%} (all 10 columns: {all_cols:+.1%})"
+    assert mean_row[1] == f"{0.2 / 0.6:+.1%}" and mean_row[2] == f"{0.05 / 0.9:+.1%}"
+    assert mean_row[3] == f"{0.05 / 0.9:+.1%} (all 10 columns: {all_cols:+.1%})"
+
+
+def test_the_papers_like_for_like_figure_uses_only_the_policies_ours_has():
+    # Ours has DP-C and LSTM-GMM on Push-T (3 seeds each, so no n mark). The paper's headline there is DP-C
+    # 0.95 vs IBC 0.90; over the same two policies it is DP-C 0.95 vs LSTM-GMM 0.67: +0.28, +42%.
+    recs = [
+        make_record(p, s, [0.9 - 0.1 * (p == "lstm_gmm")], [True], preset="quick")
+        for p in ("diffusion", "lstm_gmm")
+        for s in range(3)
+    ]
+    _, claims = _md(format_paper_table(recs, "md", claims=True), 1)
+    row = claims["Push-T"]
+    assert row[1] == "DP-C 0.90 vs LSTM-GMM 0.80: +0.10 (+12%)"
+    assert row[2] == f"DP-C 0.95 vs LSTM-GMM 0.67: +0.28 ({(0.95 - 0.67) / 0.67:+.0%})"
+    assert row[3] == "DP-C 0.95 vs IBC 0.90: +0.05 (+6%)"
+    mean_row = claims["mean over 1 column(s)"]
+    assert mean_row[2] == f"{(0.95 - 0.67) / 0.67:+.1%}"
+    rows = list(csv.DictReader(io.StringIO(format_paper_table(recs, "csv", claims=True))))
+    (pusht,) = [r for r in rows if r["task"] == "pusht"]
+    assert pusht["paper_same_policies_baseline"] == "lstm_gmm" and pusht["ours_dp_seeds"] == "3"
+    assert pusht["ours_relative_improvement"] == f"{round(0.1 / 0.8, 4)}"  # 0.125, not 0.12499999999999997
 
 
 def test_paper_layout_formats(tmp_path: Path, capsys):
@@ -126,7 +149,8 @@ def test_paper_layout_formats(tmp_path: Path, capsys):
         ("pusht", "diffusion_cnn", "lstm_gmm"),
     ]
     latex = format_paper_table(recs, "latex", claims=True)
-    assert r"\begin{tabular}{l" + "c" * 10 + "}" in latex and r"DP-C 0.80 vs LSTM-GMM 0.60: +0.20 (+33\%)" in latex
+    assert r"\begin{tabular}{l" + "c" * 10 + "}" in latex
+    assert r"DP-C 0.80 (n=2) vs LSTM-GMM 0.60 (n=1): +0.20 (+33\%)" in latex
     assert not any(ch in latex for ch in "ᵃᵛᵈ−`")  # marks and symbols that pdflatex cannot set raw
     assert "<td>no record (1.00 / 0.98)</td>" in format_paper_table(recs, "html")
 
@@ -150,7 +174,7 @@ def test_older_protocol_cells_are_marked_and_nothing_to_show_is_an_error():
     assert rows["DP-C"][-1].endswith("ᵛ")
     # the claims leave the older-protocol DP cell out: Push-T has a baseline and no comparable DP
     _, claims = _md(text, 1)
-    assert claims["Push-T"][1] == "–" and claims["Push-T"][3] == "IBC 0.40"
+    assert claims["Push-T"][1] == "–" and claims["Push-T"][4] == "IBC 0.40"
     with pytest.raises(DpbenchError, match="no record fits the paper's tables"):
         format_paper_table([make_record("diffusion", 0, [0.5], [True], obs="state")], "md")
 
@@ -186,7 +210,7 @@ def test_the_paper_tie_that_ours_separates_is_a_disagreement_and_filters_are_nam
     assert headers == ["policy", "Push-T"]  # only the selected task's columns
     _, claims = _md(text, 1)
     # The paper: DP-C = DP-T = 0.95; ours 0.9 vs 0.7, a gap over 0.05.
-    assert claims["Push-T"][5] == "no: DP-C/DP-T (paper: tie)"
+    assert claims["Push-T"][6] == "no: DP-C/DP-T (paper: tie)"
     assert "Computed over the selected records only (--env pusht)" in text
 
 
