@@ -54,6 +54,7 @@ class Rate:
     seconds: float
     basis: str
     this_cpu: bool = False
+    other_task: bool = False  # measured on other tasks (tier 2 of the module docstring)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class CellEstimate:
     eval_min: float | None
     basis: str
     this_cpu: bool = False  # both rates measured on this machine's kind of CPU
+    other_task: bool = False  # either rate measured on other tasks only
 
     @property
     def total_min(self) -> float | None:
@@ -184,7 +186,7 @@ class Rates:
             if other:
                 best = [e for v in other.values() for e in v]
                 where = ", ".join(sorted(f"{e}/{o}" for _, e, o in other))
-                return _rate([e.step_s for e in best], f"from {where}", best)
+                return _rate([e.step_s for e in best], f"from {where}", best, other_task=True)
         return None
 
     def episode_rate(self, policy: str, env: str, obs: str, action_mode: str | None = None) -> Rate | None:
@@ -202,7 +204,7 @@ class Rates:
             if other:
                 scaled = [self._scaled(median(e.episode_s for e in v), k[1], k[2], env, obs) for k, v in other.items()]
                 where = ", ".join(f"{e}/{o}" for _, e, o in other)
-                return _rate(scaled, f"scaled from {where}", [e for v in other.values() for e in v])
+                return _rate(scaled, f"scaled from {where}", [e for v in other.values() for e in v], other_task=True)
         return None
 
     def _other_tasks(
@@ -228,10 +230,10 @@ class Rates:
         return per_step * get_task(to_env).max_episode_steps
 
 
-def _rate(values: list[float], basis: str, entries: list[_Measured]) -> Rate:
+def _rate(values: list[float], basis: str, entries: list[_Measured], other_task: bool = False) -> Rate:
     """The median of ``values``, its basis, and whether every record behind it is of this kind of CPU."""
     mine = all(e.this_kind for e in entries)
-    return Rate(median(values), basis + (", this CPU kind" if mine else ""), mine)
+    return Rate(median(values), basis + (", this CPU kind" if mine else ""), mine, other_task)
 
 
 def _record_horizon(record: dict[str, Any]) -> int:
@@ -275,6 +277,7 @@ def estimate_cell(
         episode.seconds * episodes * horizon / base / 60 if episode else None,
         basis,
         bool(train and episode and train.this_cpu and episode.this_cpu),
+        bool((train and train.other_task) or (episode and episode.other_task)),
     )
 
 
@@ -320,7 +323,7 @@ def dry_run_report(
 
     rates = Rates(records, cpu_capability=cpu_capability)
     recorded = {_record_key(r["cell_id"], r["dataset"].get("path", "")): r for r in out_records}
-    lines, todo, unknown, collect, n_recorded, n_this_cpu = [], [], 0, set(), 0, 0
+    lines, todo, unknown, collect, n_recorded, n_this_cpu, n_other_task = [], [], 0, set(), 0, 0, 0
     blocked: dict[tuple[str, str], list[str]] = {}
     train_total = eval_total = 0.0
     for p in planned:
@@ -357,6 +360,7 @@ def dry_run_report(
             train_total += est.train_min or 0.0
             eval_total += est.eval_min or 0.0
             n_this_cpu += est.this_cpu
+            n_other_task += est.other_task
         if p.cell is None:
             collect.add(p.problem)
         what = p.cell.cell_id if p.cell is not None else f"{name} [{p.problem}]"
@@ -378,6 +382,10 @@ def dry_run_report(
         summary = f"[dpbench] estimate: {len(todo)} cell(s) to run, none with a measured rate (no record of them yet)"
     if unknown and known:
         summary += f"; {unknown} cell(s) without one are not counted"
+    if n_other_task:
+        summary += (
+            f"; {n_other_task} of the {known} use rates measured on other tasks only (extrapolated: see each basis)"
+        )
     if known and cpu_capability:
         summary += (
             f"; {n_this_cpu} of the {known} wholly from records made on this machine's kind of CPU ({cpu_capability}), "
