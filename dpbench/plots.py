@@ -144,27 +144,39 @@ def _save(fig: Figure, stem: Path) -> list[Path]:
     return paths
 
 
+SCORE_COLUMNS = 3  # task panels per row of the scores figure
+
+
 def plot_scores(groups: list[Group], stem: Path) -> list[Path]:
-    """Score (max, avg-last-10) and success-rate bars per task, with the paper's scores as markers."""
+    """Score (max, avg-last-10) and success-rate bars per task, with the paper's scores as markers: one
+    panel pair (scores over success) per task, ``SCORE_COLUMNS`` tasks to a row; bars are labelled within
+    their task (only that task's variants need telling apart) and coloured by policy across tasks."""
     plt = _mpl()
+    import textwrap
+
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     tasks = sorted({g.task for g in groups})
-    labels = _labels(groups)
-    colors = _colors(list(labels.values()))
+    colors = _colors(sorted({g.policy for g in groups}))
+    n_cols = min(len(tasks), SCORE_COLUMNS)
+    n_rows = -(-len(tasks) // n_cols)
     n_max = max(sum(g.task == t for g in groups) for t in tasks)
     fig, axes = plt.subplots(
-        2, len(tasks), figsize=(max(3.6, 0.8 * n_max + 1.2) * len(tasks), 5.4), squeeze=False, sharey="row"
+        2 * n_rows,
+        n_cols,
+        figsize=(max(3.6, 0.75 * n_max + 1.4) * n_cols, 5.6 * n_rows),
+        squeeze=False,
+        gridspec_kw={"height_ratios": [1.6, 1.0] * n_rows},
     )
     any_paper = False
-    for col, task in enumerate(tasks):
-        rows = sorted((g for g in groups if g.task == task), key=lambda g: labels[g])
-        x = np.arange(len(rows))
+    for k, task in enumerate(tasks):
+        top, bottom = axes[2 * (k // n_cols), k % n_cols], axes[2 * (k // n_cols) + 1, k % n_cols]
+        labels = _labels([g for g in groups if g.task == task])
+        rows = sorted(labels, key=lambda g: labels[g])
         seeds = sorted({g.seeds for g in rows})
-        top, bottom = axes[0, col], axes[1, col]
         for i, g in enumerate(rows):
-            c = colors[labels[g]]
+            c = colors[g.policy]
             two = g.seeds > 1
             top.bar(i - 0.2, g.max, 0.38, color=c, yerr=g.max_std if two else None, capsize=3, ecolor="0.25")
             top.bar(
@@ -187,27 +199,27 @@ def plot_scores(groups: list[Group], stem: Path) -> list[Path]:
             lo, hi = g.success_ci
             bottom.bar(i, g.success, 0.6, color=c, yerr=[[g.success - lo], [hi - g.success]], capsize=4, ecolor="0.25")
             bottom.annotate(
-                f"{g.success:.2f}",
-                (i, g.success),
-                xytext=(4, 2),
-                textcoords="offset points",
-                ha="left",
-                va="bottom",
-                fontsize=7,
-                color="0.2",
+                f"{g.success:.2f}", (i, g.success), xytext=(4, 2), textcoords="offset points", fontsize=7, color="0.2"
             )
         top.set_title(f"{task} ({seeds[0]} seed{'s' if seeds[0] > 1 else ''} each)" if len(seeds) == 1 else task)
         names = [labels[g] if len(seeds) == 1 else f"{labels[g]} (n={g.seeds})" for g in rows]
-        tilt = len(rows) > 4 or max(map(len, names)) > 12
+        names = [textwrap.fill(n, 22) for n in names]
+        tilt = len(rows) > 3
         for ax in (top, bottom):
             ax.set_ylim(0, 1.08)
             ax.set_xlim(-0.6, len(rows) - 0.4)
             ax.grid(axis="y", alpha=0.3)
             ax.set_axisbelow(True)
-        top.set_xticks(x, [""] * len(x))
-        bottom.set_xticks(x, names, rotation=30 if tilt else 0, ha="right" if tilt else "center")
-    axes[0, 0].set_ylabel(SCORE_LABEL)
-    axes[1, 0].set_ylabel("success rate\n(final evaluation)")
+        top.set_xticks(range(len(rows)), [""] * len(rows))
+        bottom.set_xticks(
+            range(len(rows)), names, rotation=35 if tilt else 0, ha="right" if tilt else "center", fontsize=7
+        )
+        if k % n_cols == 0:
+            top.set_ylabel(SCORE_LABEL)
+            bottom.set_ylabel("success rate\n(final evaluation)")
+    for k in range(len(tasks), n_rows * n_cols):  # the last row's empty places
+        axes[2 * (k // n_cols), k % n_cols].set_visible(False)
+        axes[2 * (k // n_cols) + 1, k % n_cols].set_visible(False)
     handles = [
         Patch(facecolor="0.45", label="max over evaluations"),
         Patch(facecolor="0.85", edgecolor="0.45", hatch="////", label="avg of last 10"),
@@ -218,7 +230,7 @@ def plot_scores(groups: list[Group], stem: Path) -> list[Path]:
             Line2D([], [], marker="D", ls="", mfc="white", mec="black", ms=5, label="paper avg-last-10"),
         ]
     fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(handles), frameon=False)
-    fig.tight_layout()
+    fig.tight_layout(h_pad=0.6)
     fig.text(
         0.0,
         -0.01,
