@@ -130,7 +130,9 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
     notes = [
         "max / avg-last-10 / k-min-loss: the paper's two numbers, the best evaluation during training and the mean "
         "of the last 10, then the mean of the 10 evaluations with the lowest training loss (the original repository's "
-        "k_min_train_loss, which its README names as the paper's second number); Push-T score: mean over test episodes "
+        "k_min_train_loss, which its README names as the paper's second number; with the quick presets' 11 "
+        "evaluations and a falling loss, those 10 are usually the last 10, so it often equals avg-last-10); Push-T "
+        "score: mean over test episodes "
         "of the episode's max coverage reward; mean ± sample std across seeds.",
         "held-out (95% CI): the checkpoint the max selected, scored on fresh test seeds that no selection saw "
         "(train.heldout_episodes per seed, 200 in the quick and paper presets, from seed 200000); "
