@@ -169,7 +169,7 @@ def plot_scores(groups: list[Group], stem: Path) -> list[Path]:
         squeeze=False,
         gridspec_kw={"height_ratios": [1.6, 1.0] * n_rows},
     )
-    any_paper = False
+    any_paper = fallback = False
     for k, task in enumerate(tasks):
         top, bottom = axes[2 * (k // n_cols), k % n_cols], axes[2 * (k // n_cols) + 1, k % n_cols]
         labels = _labels([g for g in groups if g.task == task])
@@ -196,10 +196,17 @@ def plot_scores(groups: list[Group], stem: Path) -> list[Path]:
                 any_paper = True
                 top.plot([i - 0.2], [ref["max"]], "D", color="black", ms=5, zorder=5)
                 top.plot([i + 0.2], [ref["avg_last10"]], "D", mfc="white", mec="black", ms=5, zorder=5)
-            lo, hi = g.success_ci
-            bottom.bar(i, g.success, 0.6, color=c, yerr=[[g.success - lo], [hi - g.success]], capsize=4, ecolor="0.25")
+            # the table's success: the held-out one, else (older records) the final periodic evaluation's, marked
+            success, (lo, hi) = (g.heldout.success, g.heldout.success_ci) if g.heldout else (g.success, g.success_ci)
+            fallback |= g.heldout is None
+            bottom.bar(i, success, 0.6, color=c, yerr=[[success - lo], [hi - success]], capsize=4, ecolor="0.25")
             bottom.annotate(
-                f"{g.success:.2f}", (i, g.success), xytext=(4, 2), textcoords="offset points", fontsize=7, color="0.2"
+                f"{success:.2f}{'' if g.heldout else ' ˡ'}",
+                (i, success),
+                xytext=(4, 2),
+                textcoords="offset points",
+                fontsize=7,
+                color="0.2",
             )
         top.set_title(f"{task} ({seeds[0]} seed{'s' if seeds[0] > 1 else ''} each)" if len(seeds) == 1 else task)
         names = [labels[g] if len(seeds) == 1 else f"{labels[g]} (n={g.seeds})" for g in rows]
@@ -216,7 +223,7 @@ def plot_scores(groups: list[Group], stem: Path) -> list[Path]:
         )
         if k % n_cols == 0:
             top.set_ylabel(SCORE_LABEL)
-            bottom.set_ylabel("success rate\n(final evaluation)")
+            bottom.set_ylabel("success rate\n(held-out)")
     for k in range(len(tasks), n_rows * n_cols):  # the last row's empty places
         axes[2 * (k // n_cols), k % n_cols].set_visible(False)
         axes[2 * (k // n_cols) + 1, k % n_cols].set_visible(False)
@@ -234,8 +241,10 @@ def plot_scores(groups: list[Group], stem: Path) -> list[Path]:
     fig.text(
         0.0,
         -0.01,
-        "Bars: mean over seeds; score error bars ± std across seeds. Success error bars: 95% Wilson CI\n"
-        "over all seeds' test episodes. Paper: Chi et al. 2023, Tables I/II (human demos, 3 seeds).",
+        "Bars: mean over seeds; score error bars ± std across seeds. Success: the checkpoint the max selected, on\n"
+        "held-out test seeds (as in the tables); error bars: 95% Wilson CI over all seeds' episodes"
+        + ("; ˡ final periodic evaluation\n(records from before the held-out evaluation)" if fallback else "")
+        + ". Paper: Chi et al. 2023, Tables I/II (human demos, 3 seeds).",
         fontsize=7,
         color="0.3",
         va="top",

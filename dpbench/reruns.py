@@ -47,7 +47,7 @@ def rerun_section(out: Path, records: list[dict[str, Any]]) -> str:
         lines += [
             f"### `superseded/{folder.name}` against today's records (reasons: `superseded/README.md`)",
             "",
-            "| task | policy | records | max / avg-last-10 | success (95% CI) | seeds | min/seed |",
+            "| task | policy | records | max / avg-last-10 | final-evaluation success (95% CI) | seeds | min/seed |",
             "|---|---|---|---|---|---|---|",
         ]
         for old, new in pairs:
