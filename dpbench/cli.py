@@ -232,6 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env", default=None, help="only these envs (comma list)")
     p.add_argument("--policy", default=None, help="only these policies (comma list)")
     p.add_argument(
+        "--obs",
+        default=None,
+        help="only these obs modes (comma list; e.g. --obs keypoints,low_dim for the paper's Table I, image for II)",
+    )
+    p.add_argument(
         "--format",
         default="md",
         choices=["md", "csv", "latex", "html"],
@@ -269,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--env", default=None, help="only these envs (comma list)")
     p.add_argument("--policy", default=None, help="only these policies (comma list)")
+    p.add_argument("--obs", default=None, help="only these obs modes (comma list)")
     p.set_defaults(func=cmd_plot)
     return parser
 

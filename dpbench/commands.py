@@ -304,7 +304,7 @@ def cmd_table(args: argparse.Namespace) -> int:
     from dpbench.tables import format_table
 
     records = load_all(args.out)
-    chosen = select_records(records, args.env, args.policy, args.out)
+    chosen = select_records(records, args.env, args.policy, args.out, args.obs)
     if args.layout == "paper" or args.claims:
         from dpbench.paper_table import format_paper_table
 
@@ -337,11 +337,12 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from dpbench.plots import plot_all
     from dpbench.results import load_all, select_records
 
-    records = select_records(load_all(args.out), args.env, args.policy, args.out)
+    records = select_records(load_all(args.out), args.env, args.policy, args.out, args.obs)
     figdir = Path(args.figdir) if args.figdir else Path(args.out) / "figures"
-    if not args.figdir and (args.env or args.policy):
+    chosen = [(k, v) for k, v in (("env", args.env), ("policy", args.policy), ("obs", args.obs)) if v]
+    if not args.figdir and chosen:
         # a selection's scores and latency figures would overwrite the whole results' under the same names
-        parts = [f"{k}-{v.replace(',', '+')}" for k, v in (("env", args.env), ("policy", args.policy)) if v]
+        parts = [f"{k}-{v.replace(',', '+')}" for k, v in chosen]
         figdir = figdir / ("selection_" + "_".join(parts))
         print(f"[dpbench] a selection: its figures go to {figdir} (pass --figdir to choose)", file=sys.stderr)
     _check_writable(figdir)

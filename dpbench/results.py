@@ -291,17 +291,21 @@ def _names(value: str, what: str) -> list[str]:
 
 
 def select_records(
-    records: list[dict[str, Any]], env: str | None, policy: str | None, out: str | Path
+    records: list[dict[str, Any]], env: str | None, policy: str | None, out: str | Path, obs: str | None = None
 ) -> list[dict[str, Any]]:
-    """The records matching ``env`` / ``policy`` (comma lists, as --env / --policy take them; a registered
-    policy alias, diffusion_cnn, counts as its class's name). A name that is neither registered nor in a
-    record, or a selection that matches nothing, is a DpbenchError that lists the valid names."""
+    """The records matching ``env`` / ``policy`` / ``obs`` (comma lists, as --env / --policy / --obs take them;
+    a registered policy alias, diffusion_cnn, counts as its class's name). A name that is neither registered
+    nor in a record, or a selection that matches nothing, is a DpbenchError that lists the valid names."""
     from dpbench.policies import available_policies
     from dpbench.tasks import TASKS
 
-    held = {"env": sorted({r["env"] for r in records}), "policy": sorted({r["policy"] for r in records})}
-    known = {"env": set(TASKS) | set(held["env"]), "policy": set(available_policies()) | set(held["policy"])}
-    for what, plural, value in (("env", "envs", env), ("policy", "policies", policy)):
+    held = {k: sorted({r[k] for r in records}) for k in ("env", "policy", "obs")}
+    known = {
+        "env": set(TASKS) | set(held["env"]),
+        "policy": set(available_policies()) | set(held["policy"]),
+        "obs": {o for t in TASKS.values() for o in t.obs_modes} | set(held["obs"]),
+    }
+    for what, plural, value in (("env", "envs", env), ("policy", "policies", policy), ("obs", "obs modes", obs)):
         unknown = [n for n in _names(value, what) if n not in known[what]] if value else []
         if unknown:
             raise DpbenchError(
@@ -309,6 +313,8 @@ def select_records(
             )
     if env:
         records = [r for r in records if r["env"] in _names(env, "env")]
+    if obs:
+        records = [r for r in records if r["obs"] in _names(obs, "obs")]
     if policy:
         names = _names(policy, "policy")
         registered = available_policies()
@@ -316,7 +322,7 @@ def select_records(
         records = [r for r in records if r["policy"] in names]
     if not records:
         raise DpbenchError(
-            f"no result records under {out}/records match --env/--policy; they hold envs "
-            f"{', '.join(held['env'])} and policies {', '.join(held['policy'])}"
+            f"no result records under {out}/records match --env/--policy/--obs; they hold envs "
+            f"{', '.join(held['env'])}, policies {', '.join(held['policy'])} and obs modes {', '.join(held['obs'])}"
         )
     return records

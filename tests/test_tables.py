@@ -207,13 +207,20 @@ def test_formats_and_filters(results, capsys):
     )
     assert main(["table", "--out", str(results), "--policy", "bet"]) == 2
     err = capsys.readouterr().err
-    assert "match --env/--policy" in err and "they hold envs pusht and policies diffusion, lstm_gmm" in err
+    assert "match --env/--policy/--obs" in err
+    assert "they hold envs pusht, policies diffusion, lstm_gmm and obs modes keypoints, state" in err
     # a misspelled name is not "no records": the message lists the names that exist
     assert main(["table", "--out", str(results), "--policy", "difusion"]) == 2
     err = capsys.readouterr().err
     assert "unknown policy 'difusion'; valid policies: bc, bet, diffusion, diffusion_cnn" in err
     assert main(["table", "--out", str(results), "--env", "push-t,lift"]) == 2
     assert "unknown env 'push-t'; valid envs: can, lift, pusht, square, tool_hang, transport" in capsys.readouterr().err
+    # --obs picks observation modes: the fixture's state-obs record only
+    assert main(["table", "--out", str(results), "--obs", "state", "--format", "csv", "--no-write-readme"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert {r["obs"] for r in rows} == {"state"} and len(rows) == 1
+    assert main(["table", "--out", str(results), "--obs", "pixels"]) == 2
+    assert "unknown obs 'pixels'; valid obs modes: image, keypoints, low_dim, state" in capsys.readouterr().err
 
 
 def test_corrupt_and_partial_records_are_named_and_skipped(results, capsys):
