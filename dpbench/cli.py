@@ -270,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--figdir",
         default=None,
-        help="where to write the figures (default OUT/figures; with --env/--policy OUT/figures/selection_...)",
+        help="where to write the figures (default OUT/figures; with --env/--policy/--obs OUT/figures/selection_...)",
     )
     p.add_argument("--env", default=None, help="only these envs (comma list)")
     p.add_argument("--policy", default=None, help="only these policies (comma list)")

@@ -308,7 +308,8 @@ def cmd_table(args: argparse.Namespace) -> int:
     if args.layout == "paper" or args.claims:
         from dpbench.paper_table import format_paper_table
 
-        selection = " ".join(f"--{k} {v}" for k, v in (("env", args.env), ("policy", args.policy)) if v)
+        filters = (("env", args.env), ("policy", args.policy), ("obs", args.obs))
+        selection = " ".join(f"--{k} {v}" for k, v in filters if v)
         envs = _names(args.env, "env") if args.env else None
         print(format_paper_table(chosen, args.format, args.claims, envs, selection))
     else:

@@ -77,7 +77,7 @@ def paper_layout(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
         f"{TABLE_TITLES[kind]} of Chi et al. 2023 in its layout. Each cell: dpbench's max ± std over seeds / "
         "avg-last-10; n seeds; the held-out score of the checkpoints the max selected, on fresh test seeds, with "
         "its 95% CI; then (the paper's max / avg-last-10, 3 seeds). no record: no record among those read "
-        "(all of them, or the --env/--policy selection).",
+        "(all of them, or the --env/--policy/--obs selection).",
         "dpbench trains robomimic cells on scripted demonstrations (scripted = ph-like, scripted-mh = mh-like), "
         "not on the paper's human data, and most cells at the CPU-sized quick preset rather than the paper's: "
         "compare with care.",
@@ -177,7 +177,7 @@ def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
     """The paper's headline claim, recomputed: per column, DP's max minus the best baseline's (absolute and
     relative), ours beside the paper's, the rankings and the pairs they order differently; then the mean
     relative improvement over the columns where ours has DP and a baseline, ours against the paper's own
-    numbers on the same columns and on all of its columns. ``selection``: the --env/--policy filter applied
+    numbers on the same columns and on all of its columns. ``selection``: the --env/--policy/--obs filter applied
     to ``records``, named in the notes because it changes which baseline is best."""
     claims = column_claims(records, kind, envs)
     label = lambda row: ROW_LABELS.get(row, row)  # noqa: E731
@@ -199,6 +199,7 @@ def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
         return text or "–"
 
     body = []
+    marked = any(n < 3 for c in claims if c.ours and c.seeds for r, n in c.seeds.items() if r in (c.ours[0], c.ours[2]))
     for c in claims:
         pairs = [f"{label(a)}/{label(b)}{' (paper: tie)' if how == 'tie' else ''}" for a, b, how in c.disagree]
         agree = "– (fewer than 2 policies)" if c.compared < 2 else "no: " + ", ".join(pairs) if pairs else "yes"
@@ -227,10 +228,13 @@ def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
         "DP: the better of DP-C and DP-T by max; baseline: the best of LSTM-GMM, IBC and BET by max. Relative "
         "improvement: (DP - baseline) / baseline; a column whose best baseline scores 0 has none. Ours: dpbench's "
         "cell in the paper layout above (mean max over seeds), only cells under today's protocol in the paper's "
-        "action space; paper: Chi et al. 2023 " + TABLE_TITLES[kind] + ". (n=k): ours has fewer than the "
-        "paper's 3 seeds of that policy.",
-        "paper, same policies: the paper's numbers over only the policies ours has in that column, the like-for-like "
-        "comparison: where ours lacks the paper's best DP or best baseline, the paper's own headline compares others.",
+        "action space; paper: Chi et al. 2023 "
+        + TABLE_TITLES[kind]
+        + "."
+        + (" (n=k): ours has fewer than the paper's 3 seeds of that policy." if marked else ""),
+        "paper, same policies: the paper's comparison over the same set of policies ours has in that column (its best "
+        "DP and best baseline among them, which can be another pair than ours picks); where ours lacks the paper's "
+        "best DP or best baseline, the paper's headline compares policies ours does not have.",
         "The paper's abstract reports a 46.9% average improvement over 12 tasks and 4 benchmarks, including tasks "
         "beyond Tables I/II, without stating its formula; the figure here is the same comparison made per column of "
         "this table only, on both sides.",

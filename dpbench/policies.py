@@ -7,6 +7,7 @@ import importlib
 import os
 import sys
 from importlib.metadata import entry_points
+from pathlib import Path
 
 from dpbench.errors import DpbenchError
 from dpbench.policy import Policy
@@ -30,9 +31,16 @@ def _load_ref(ref: str) -> type[Policy]:
     try:
         cls = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:
+        local = Path.cwd() / f"{module.split('.')[0]}.py"
+        found = getattr(sys.modules.get(module), "__file__", None)
+        if local.exists() and found and Path(found).resolve() != local.resolve():
+            raise DpbenchError(
+                f"cannot import policy '{ref}': '{module}' is {found}, which the standard library or an installed "
+                f"package holds under the same name as your {local.name}; rename your file"
+            ) from None
         raise DpbenchError(
-            f"cannot import policy '{ref}': {exc}. A module:Class reference names a module in the working "
-            "directory or an installed package (docs/adding_a_policy.md)"
+            f"cannot import policy '{ref}': {exc}. A module:Class reference names an installed module or one in "
+            "the working directory (docs/adding_a_policy.md)"
         ) from None
     if not (isinstance(cls, type) and issubclass(cls, Policy)):
         raise DpbenchError(f"'{ref}' is not a dpbench Policy subclass (see docs/adding_a_policy.md)")

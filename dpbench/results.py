@@ -306,7 +306,8 @@ def select_records(
         "obs": {o for t in TASKS.values() for o in t.obs_modes} | set(held["obs"]),
     }
     for what, plural, value in (("env", "envs", env), ("policy", "policies", policy), ("obs", "obs modes", obs)):
-        unknown = [n for n in _names(value, what) if n not in known[what]] if value else []
+        # a module:Class policy is checked by importing it (get_policy_class names what is wrong)
+        unknown = [n for n in _names(value, what) if n not in known[what] and ":" not in n] if value else []
         if unknown:
             raise DpbenchError(
                 f"unknown {what} '{', '.join(unknown)}'; valid {plural}: {', '.join(sorted(known[what]))}"
@@ -318,7 +319,8 @@ def select_records(
     if policy:
         names = _names(policy, "policy")
         registered = available_policies()
-        names += [get_policy_class(n).name for n in names if n in registered]  # aliases as records spell them
+        # a registered alias's records, and a module:Class reference's, may name the class's `name` instead
+        names += [get_policy_class(n).name for n in names if n in registered or ":" in n]
         records = [r for r in records if r["policy"] in names]
     if not records:
         raise DpbenchError(

@@ -292,9 +292,9 @@ def test_dry_run_counts_the_estimates_made_on_this_kind_of_cpu():
     records = [_kind(_timed("diffusion", "square", "low_dim", 1750.0, [350.0]), "AVX2")]
     summary = dry_run_report(planned, records, 2, cpu_capability="AVX2")[-1]
     assert "2 of the 2 wholly from records made on this machine's kind of CPU (AVX2)" in summary
-    assert "other tasks only" not in summary  # Square's own records
+    assert "from other tasks" not in summary  # Square's own records
     lift = [SimpleNamespace(**{**vars(planned[0]), "spec": SimpleNamespace(env="lift", seed=0, dataset="scripted")})]
-    assert "1 of the 1 use rates measured on other tasks only" in dry_run_report(lift, records, 2)[-1]
+    assert "1 of the 1 extrapolate a rate from other tasks" in dry_run_report(lift, records, 2)[-1]
     summary = dry_run_report(planned, records, 2, cpu_capability="AVX512")[-1]
     assert "0 of the 2 wholly from records made on this machine's kind of CPU (AVX512)" in summary
 

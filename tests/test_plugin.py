@@ -4,6 +4,7 @@ get clear errors that name the policy."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import textwrap
@@ -50,21 +51,47 @@ def test_entry_point_policy_runs_and_appears_in_table(plugin_site, tmp_path, tin
     assert "| dpbench | linear | smoke | path | 1 |" in capsys.readouterr().out
 
 
-def test_module_colon_class_reference(plugin_site, tmp_path, tiny_pusht_hdf5, smoke_argv):
+def test_module_colon_class_reference(plugin_site, tmp_path, tiny_pusht_hdf5, smoke_argv, capsys):
     argv = smoke_argv("my_policy:LinearPolicy", tiny_pusht_hdf5, tmp_path)
     assert main(argv) == 0
+    capsys.readouterr()
+    # the table takes the same reference (its records name the policy by it)
+    assert main(["table", "--out", str(tmp_path), "--policy", "my_policy:LinearPolicy", "--no-write-readme"]) == 0
+    assert "| dpbench | my_policy:LinearPolicy | smoke |" in capsys.readouterr().out
 
 
-def test_a_module_in_the_working_directory_needs_no_path_setup(tmp_path, monkeypatch):
+@pytest.fixture
+def fresh_modules(monkeypatch):
+    """sys.path without the working directory (as a console script starts), and sys.modules restored after."""
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", os.getcwd())])
+    before = set(sys.modules)
+    yield
+    for name in set(sys.modules) - before:
+        del sys.modules[name]
+
+
+def test_a_module_in_the_working_directory_needs_no_path_setup(tmp_path, monkeypatch, fresh_modules):
     # The page's first command, run where my_policy.py sits: a console script's sys.path lacks the working
-    # directory, so dpbench adds it for module:Class references (as `python -m` would have).
+    # directory, so dpbench adds it for module:Class references (after the installed packages).
     (tmp_path / "my_policy.py").write_text(_template())
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
-    monkeypatch.delitem(sys.modules, "my_policy", raising=False)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(tmp_path)])
     assert get_policy_class("my_policy:LinearPolicy").name == "linear"
-    with pytest.raises(DpbenchError, match="names a module in the working directory or an installed package"):
+    with pytest.raises(DpbenchError, match="names an installed module or one in the working directory"):
         get_policy_class("no_such_module:Policy")
+
+
+def test_an_installed_module_wins_and_a_shadowed_file_is_named(plugin_site, tmp_path, monkeypatch, fresh_modules):
+    # my_policy is installed (plugin_site) and a different my_policy.py sits in the working directory: the
+    # installed one is used, as the page says; a file named like a standard module gets told to rename.
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "my_policy.py").write_text("raise RuntimeError('the working directory copy was imported')\n")
+    (work / "code.py").write_text(_template())
+    monkeypatch.chdir(work)
+    assert get_policy_class("my_policy:LinearPolicy").name == "linear"
+    with pytest.raises(DpbenchError, match=r"holds under the same name as your code\.py; rename your file"):
+        get_policy_class("code:LinearPolicy")
 
 
 def test_the_template_policy_takes_images_with_no_code_of_its_own(plugin_site, tmp_path, tiny_pusht_hdf5, smoke_argv):

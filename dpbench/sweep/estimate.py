@@ -383,9 +383,7 @@ def dry_run_report(
     if unknown and known:
         summary += f"; {unknown} cell(s) without one are not counted"
     if n_other_task:
-        summary += (
-            f"; {n_other_task} of the {known} use rates measured on other tasks only (extrapolated: see each basis)"
-        )
+        summary += f"; {n_other_task} of the {known} extrapolate a rate from other tasks (see each basis)"
     if known and cpu_capability:
         summary += (
             f"; {n_this_cpu} of the {known} wholly from records made on this machine's kind of CPU ({cpu_capability}), "
