@@ -147,6 +147,12 @@ def _save(fig: Figure, stem: Path) -> list[Path]:
 SCORE_COLUMNS = 3  # task panels per row of the scores figure
 
 
+def shown_success(g: Group) -> tuple[float, tuple[float, float]]:
+    """The success rate and 95% CI the scores figure shows, as the tables do: the held-out evaluation's (the
+    max's checkpoint on fresh test seeds), else, for records from before it existed, the final periodic one's."""
+    return (g.heldout.success, g.heldout.success_ci) if g.heldout else (g.success, g.success_ci)
+
+
 def plot_scores(groups: list[Group], stem: Path) -> list[Path]:
     """Score (max, avg-last-10) and success-rate bars per task, with the paper's scores as markers: one
     panel pair (scores over success) per task, ``SCORE_COLUMNS`` tasks to a row; bars are labelled within
@@ -196,8 +202,7 @@ def plot_scores(groups: list[Group], stem: Path) -> list[Path]:
                 any_paper = True
                 top.plot([i - 0.2], [ref["max"]], "D", color="black", ms=5, zorder=5)
                 top.plot([i + 0.2], [ref["avg_last10"]], "D", mfc="white", mec="black", ms=5, zorder=5)
-            # the table's success: the held-out one, else (older records) the final periodic evaluation's, marked
-            success, (lo, hi) = (g.heldout.success, g.heldout.success_ci) if g.heldout else (g.success, g.success_ci)
+            success, (lo, hi) = shown_success(g)
             fallback |= g.heldout is None
             bottom.bar(i, success, 0.6, color=c, yerr=[[success - lo], [hi - success]], capsize=4, ecolor="0.25")
             bottom.annotate(

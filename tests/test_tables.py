@@ -265,6 +265,20 @@ def test_readme_names_the_cpu_kinds_behind_minutes_per_seed(results):
     assert re.search(r"lstm_gmm pusht/keypoints [0-9.]+\S*$", readme, re.M)
 
 
+def test_the_scores_figure_shows_the_tables_success(results):
+    # the fixture's keypoints DP seeds have held-out evaluations (success 1/3 and 2/3 of 3 episodes each, pooled 3/6)
+    # whose success differs from their final periodic evaluations' (2/4 and 1/4): the figure shows the former
+    from dpbench.plots import shown_success
+
+    recs = [json.loads(p.read_text()) for p in (results / "records").glob("*.json")]
+    groups = {(g.policy, g.obs): g for g in group_records(recs)}
+    dp = groups[("diffusion", "keypoints")]
+    assert shown_success(dp) == (dp.heldout.success, dp.heldout.success_ci) and dp.heldout.success != dp.success
+    assert shown_success(dp)[0] == pytest.approx(0.5) and dp.success == pytest.approx((0.5 + 0.25) / 2)
+    old = groups[("diffusion", "state")]  # no held-out evaluation: the final periodic one
+    assert old.heldout is None and shown_success(old) == (old.success, old.success_ci)
+
+
 def test_plots_are_written_as_png_and_svg(results, tmp_path, capsys):
     figdir = tmp_path / "figs"
     assert main(["plot", "--out", str(results), "--figdir", str(figdir)]) == 0
