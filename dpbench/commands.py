@@ -61,7 +61,7 @@ def cmd_data_info(args: argparse.Namespace) -> int:
     (``--json``: the summary as JSON); returns 0. A file that does not load raises DpbenchError."""
     from dpbench.data.episodes import load_episodes
 
-    store = load_episodes(args.path, _names(args.keys, "key") if args.keys else None)
+    store = load_episodes(args.path, split_names(args.keys, "key") if args.keys else None)
     info = store.summary()
     if args.json:
         print(json.dumps(info, indent=1))
@@ -102,7 +102,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
         return 0
     from dpbench.host import usable_cores
 
-    cameras = tuple(sorted(_names(args.camera, "camera"))) if args.camera else ()
+    cameras = tuple(sorted(split_names(args.camera, "camera"))) if args.camera else ()
     episodes = args.episodes or SCRIPTED_EPISODES[args.variant]
     path = (
         Path(args.out)
@@ -128,11 +128,19 @@ def cmd_collect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _names(value: str, what: str) -> list[str]:
+def split_names(value: str, what: str) -> list[str]:
+    """A comma-list option ("a, b" -> ["a", "b"]); DpbenchError naming --WHAT when it holds no name."""
     names = [v.strip() for v in value.split(",") if v.strip()]
     if not names:
         raise DpbenchError(f"--{what} needs at least one name")
     return names
+
+
+def _selection(args: argparse.Namespace) -> tuple[list[str] | None, ...]:
+    """--env, --policy, --obs as lists (None where not given)."""
+    return tuple(
+        split_names(v, k) if v else None for k, v in (("env", args.env), ("policy", args.policy), ("obs", args.obs))
+    )
 
 
 def _command_line(argv: list[str]) -> str:
@@ -154,10 +162,10 @@ def _run_sweep(sweep, args: argparse.Namespace) -> int:
         import_ray()  # missing Ray: say so before loading anything
     specs = sweep.specs(_command_line(args.argv), progress=not args.quiet)
     if getattr(args, "dry_run", False):  # writes, collects and runs nothing: missing datasets are listed
-        from dpbench.host import usable_cores
+        from dpbench.host import cpu_capability, usable_cores
         from dpbench.records import load_records
         from dpbench.sweep.cells import plan_all
-        from dpbench.sweep.estimate import RESULTS, dry_run_report, this_cpu_capability
+        from dpbench.sweep.estimate import RESULTS, dry_run_report
 
         planned = plan_all(specs)
         # rates: the sweep's records, and the checkout's results/ when the sweep writes elsewhere
@@ -165,9 +173,7 @@ def _run_sweep(sweep, args: argparse.Namespace) -> int:
         records = list({r["cell_id"]: r for d in dirs for r in load_records(d)[0]}.values())
         out_records = load_records(sweep.out)[0] if (sweep.out / "records").is_dir() else []
         print(f"[dpbench] {len(planned)} cell(s) in {getattr(args, 'config', None) or 'the grid'}, nothing run:")
-        for line in dry_run_report(
-            planned, records, args.workers or usable_cores(), out_records, this_cpu_capability()
-        ):
+        for line in dry_run_report(planned, records, args.workers or usable_cores(), out_records, cpu_capability()):
             print(line)
         return 0
     _check_writable(sweep.out)
@@ -202,8 +208,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from dpbench.sweep import Sweep
 
     sweep = Sweep(
-        policies=_names(args.policy, "policy"),
-        envs=_names(args.env, "env"),
+        policies=split_names(args.policy, "policy"),
+        envs=split_names(args.env, "env"),
         obs=[args.obs],
         seeds=list(range(args.seed_start, args.seed_start + args.seeds)),
         preset=args.preset,
@@ -304,13 +310,13 @@ def cmd_table(args: argparse.Namespace) -> int:
     from dpbench.tables import format_table
 
     records = load_all(args.out)
-    chosen = select_records(records, args.env, args.policy, args.out, args.obs)
+    envs, policies, obs = _selection(args)
+    chosen = select_records(records, envs, policies, args.out, obs)
     if args.layout == "paper" or args.claims:
         from dpbench.paper_table import format_paper_table
 
         filters = (("env", args.env), ("policy", args.policy), ("obs", args.obs))
         selection = " ".join(f"--{k} {v}" for k, v in filters if v)
-        envs = _names(args.env, "env") if args.env else None
         print(format_paper_table(chosen, args.format, args.claims, envs, selection))
     else:
         print(format_table(chosen, args.format, with_paper=args.with_paper))
@@ -338,7 +344,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from dpbench.plots import plot_all
     from dpbench.results import load_all, select_records
 
-    records = select_records(load_all(args.out), args.env, args.policy, args.out, args.obs)
+    envs, policies, obs = _selection(args)
+    records = select_records(load_all(args.out), envs, policies, args.out, obs)
     figdir = Path(args.figdir) if args.figdir else Path(args.out) / "figures"
     chosen = [(k, v) for k, v in (("env", args.env), ("policy", args.policy), ("obs", args.obs)) if v]
     if not args.figdir and chosen:

@@ -272,31 +272,41 @@ class ContentionMeter:
 
 
 # ------------------------------------------------------------------------------ provenance
-def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo), or what ``platform`` knows elsewhere."""
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields in /proc/cpuinfo ({} where there is none)."""
+    fields: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            if not line.strip():  # the first processor's block is enough
+                break
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return fields
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), or what ``platform`` knows elsewhere."""
+    return _cpuinfo().get("model name") or platform.processor() or platform.machine()
 
 
 def cpu_family() -> str | None:
     """The x86 CPU's family and model numbers from /proc/cpuinfo, e.g. "25/1" (AMD Zen 3) or "26/2"
     (Zen 5), which a virtual machine's generic model name ("AMD EPYC") hides; None where not given."""
-    fields: dict[str, str] = {}
+    info = _cpuinfo()
+    return f"{info['cpu family']}/{info['model']}" if "cpu family" in info and "model" in info else None
+
+
+def cpu_capability() -> str | None:
+    """The SIMD level torch's kernels use here (AVX2, AVX512, ...), as records' ``hardware.cpu_capability``
+    holds it; None if torch cannot say."""
+    import torch
+
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() in ("cpu family", "model") and key.strip() not in fields:
-                fields[key.strip()] = value.strip()
-            if not line.strip():  # the first processor's block is enough
-                break
-    except OSError:
+        return str(torch.backends.cpu.get_cpu_capability())
+    except (AttributeError, RuntimeError):  # pragma: no cover - older torch
         return None
-    return f"{fields['cpu family']}/{fields['model']}" if len(fields) == 2 else None
 
 
 def device_name(device: torch.device) -> str:
@@ -340,7 +350,7 @@ def environment_info(device: str | None = None) -> dict[str, Any]:
         "usable_cores": usable_cores(),
         "cgroup_cpu_limit": cgroup_cpu_limit(),
         "torch_threads": torch.get_num_threads(),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the SIMD kernels torch chose (AVX2, AVX512)
+        "cpu_capability": cpu_capability(),  # the SIMD kernels torch chose (AVX2, AVX512)
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "malloc": _allocator,  # configure_allocator's settings, or None (glibc defaults, or the user's)
         "host": socket.gethostname(),

@@ -199,12 +199,12 @@ def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
         return text or "–"
 
     body = []
-    marked = any(n < 3 for c in claims if c.ours and c.seeds for r, n in c.seeds.items() if r in (c.ours[0], c.ours[2]))
     for c in claims:
         pairs = [f"{label(a)}/{label(b)}{' (paper: tie)' if how == 'tie' else ''}" for a, b, how in c.disagree]
         agree = "– (fewer than 2 policies)" if c.compared < 2 else "no: " + ", ".join(pairs) if pairs else "yes"
         row = [column_label(c.col), versus(c.ours, c.seeds), versus(c.paper_same), versus(c.paper)]
         body.append([*row, ranking(c.ranking_ours), ranking(c.ranking_paper), agree])
+    marked = any("(n=" in row[1] for row in body)  # versus() marked a policy with fewer than 3 seeds
     shared = [(_relative(c.ours), _relative(c.paper_same), _relative(c.paper)) for c in claims]
     shared = [x for x in shared if x[0] is not None and x[2] is not None]
     alike = [s for o, s, _ in shared if s is not None]

@@ -283,19 +283,16 @@ def load_all(out: str | Path) -> list[dict[str, Any]]:
     return records
 
 
-def _names(value: str, what: str) -> list[str]:
-    names = [v.strip() for v in value.split(",") if v.strip()]
-    if not names:
-        raise DpbenchError(f"--{what} needs at least one name")
-    return names
-
-
 def select_records(
-    records: list[dict[str, Any]], env: str | None, policy: str | None, out: str | Path, obs: str | None = None
+    records: list[dict[str, Any]],
+    envs: list[str] | None,
+    policies: list[str] | None,
+    out: str | Path,
+    obs: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """The records matching ``env`` / ``policy`` / ``obs`` (comma lists, as --env / --policy / --obs take them;
-    a registered policy alias, diffusion_cnn, counts as its class's name). A name that is neither registered
-    nor in a record, or a selection that matches nothing, is a DpbenchError that lists the valid names."""
+    """The records of ``envs`` / ``policies`` / ``obs`` (None: any; a registered policy alias, diffusion_cnn,
+    counts as its class's name). A name that is neither registered nor in a record, or a selection that
+    matches nothing, is a DpbenchError that lists the valid names."""
     from dpbench.policies import available_policies
     from dpbench.tasks import TASKS
 
@@ -305,23 +302,19 @@ def select_records(
         "policy": set(available_policies()) | set(held["policy"]),
         "obs": {o for t in TASKS.values() for o in t.obs_modes} | set(held["obs"]),
     }
-    for what, plural, value in (("env", "envs", env), ("policy", "policies", policy), ("obs", "obs modes", obs)):
+    for what, plural, names in (("env", "envs", envs), ("policy", "policies", policies), ("obs", "obs modes", obs)):
         # a module:Class policy is checked by importing it (get_policy_class names what is wrong)
-        unknown = [n for n in _names(value, what) if n not in known[what] and ":" not in n] if value else []
+        unknown = [n for n in names or () if n not in known[what] and ":" not in n]
         if unknown:
             raise DpbenchError(
                 f"unknown {what} '{', '.join(unknown)}'; valid {plural}: {', '.join(sorted(known[what]))}"
             )
-    if env:
-        records = [r for r in records if r["env"] in _names(env, "env")]
-    if obs:
-        records = [r for r in records if r["obs"] in _names(obs, "obs")]
-    if policy:
-        names = _names(policy, "policy")
+    if policies:
         registered = available_policies()
         # a registered alias's records, and a module:Class reference's, may name the class's `name` instead
-        names += [get_policy_class(n).name for n in names if n in registered or ":" in n]
-        records = [r for r in records if r["policy"] in names]
+        policies = [*policies, *(get_policy_class(n).name for n in policies if n in registered or ":" in n)]
+    wanted = {"env": envs, "policy": policies, "obs": obs}
+    records = [r for r in records if all(not v or r[k] in v for k, v in wanted.items())]
     if not records:
         raise DpbenchError(
             f"no result records under {out}/records match --env/--policy/--obs; they hold envs "

@@ -13,8 +13,9 @@ import yaml
 from test_tables import make_record
 
 from dpbench.cli import main
+from dpbench.host import cpu_capability
 from dpbench.records import write_json_atomic
-from dpbench.sweep.estimate import Rates, estimate_cell, evaluation_count, this_cpu_capability
+from dpbench.sweep.estimate import Rates, estimate_cell, evaluation_count
 
 QUICK = SimpleNamespace(steps=5000, eval_every=250, eval_after=2500, eval_episodes=50, heldout_episodes=200)
 
@@ -123,8 +124,8 @@ def test_dry_run_collects_nothing_and_names_what_cannot_run(tmp_path, monkeypatc
     assert "tool_hang has ph demonstrations only" in blocked[0]
     assert "2 cell(s) to run" in text and "2 cell(s) cannot run here" in text
     assert "the collection of 1 dataset(s) first is not included" in text
-    if this_cpu_capability():
-        assert f"wholly from records made on this machine's kind of CPU ({this_cpu_capability()})" in text
+    if cpu_capability():
+        assert f"wholly from records made on this machine's kind of CPU ({cpu_capability()})" in text
     assert not cache.exists() or not any(cache.rglob("*.hdf5"))  # nothing collected
 
 

@@ -98,7 +98,7 @@ def test_claims_recomputed_by_hand():
     # tie at 0.95 (DP-C is named, the paper's row order), best baseline IBC 0.90: +0.05, +6%.
     row = claims["Push-T"]
     # ours has 2 seeds of DP-C and 1 of LSTM-GMM, fewer than the paper's 3: marked
-    assert row[1] == "DP-C 0.80 (n=2) vs LSTM-GMM 0.60 (n=1): +0.20 (+33%)"
+    assert row[1] == "DP-C 0.80 (n=2) vs LSTM-GMM 0.60 (n=1): +0.20 (+33%)" and "(n=k): ours has fewer" in text
     # ours has DP-C, LSTM-GMM and IBC: among those the paper's best are DP-C and IBC, as over all its rows
     assert row[2] == row[3] == "DP-C 0.95 vs IBC 0.90: +0.05 (+6%)"
     assert row[4] == "DP-C 0.80 > LSTM-GMM 0.60 > IBC 0.50"
@@ -122,9 +122,10 @@ def test_the_papers_like_for_like_figure_uses_only_the_policies_ours_has():
         for p in ("diffusion", "lstm_gmm")
         for s in range(3)
     ]
-    _, claims = _md(format_paper_table(recs, "md", claims=True), 1)
+    text = format_paper_table(recs, "md", claims=True)
+    _, claims = _md(text, 1)
     row = claims["Push-T"]
-    assert row[1] == "DP-C 0.90 vs LSTM-GMM 0.80: +0.10 (+12%)"
+    assert row[1] == "DP-C 0.90 vs LSTM-GMM 0.80: +0.10 (+12%)" and "(n=k)" not in text  # nothing marked
     assert row[2] == f"DP-C 0.95 vs LSTM-GMM 0.67: +0.28 ({(0.95 - 0.67) / 0.67:+.0%})"
     assert row[3] == "DP-C 0.95 vs IBC 0.90: +0.05 (+6%)"
     mean_row = claims["mean over 1 column(s)"]

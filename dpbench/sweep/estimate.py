@@ -110,17 +110,6 @@ def _clean(record: dict[str, Any]) -> bool:
     return record.get("protocol", 1) == PROTOCOL_VERSION and not any(p.get("contended") for p in contention.values())
 
 
-def this_cpu_capability() -> str | None:
-    """The SIMD level torch's kernels use on this machine (``AVX2``, ``AVX512``, ...), as records'
-    ``hardware.cpu_capability`` holds it; None if torch cannot say."""
-    import torch
-
-    try:
-        return str(torch.backends.cpu.get_cpu_capability())
-    except (AttributeError, RuntimeError):  # pragma: no cover - older torch
-        return None
-
-
 @dataclass(frozen=True)
 class _Measured:
     """One CPU record's rates, and what decides how much to trust them."""
@@ -142,7 +131,7 @@ def _best(entries: list[_Measured]) -> list[_Measured]:
 
 class Rates:
     """Training and evaluation rates measured in records, looked up as the module docstring says.
-    ``cpu_capability``: this machine's (``this_cpu_capability()``); None: no record counts as this kind."""
+    ``cpu_capability``: this machine's (``dpbench.host.cpu_capability()``); None: no record counts as this kind."""
 
     def __init__(
         self,
@@ -177,10 +166,9 @@ class Rates:
         """CPU-seconds per training step: this config's records, then this task's, then another task's."""
         same = [e for e in self.by_key.get((policy, env, obs), []) if e.step_s is not None]
         exact = [e for e in same if e.config_hash == chash]
-        for tier, what in ((exact, " of this config"), (same, ", other configs")):
-            if tier:
-                best = _best(tier)
-                return _rate([e.step_s for e in best], f"{len(best)} record(s){what}", best)
+        own = _own_task([(exact, " of this config"), (same, ", other configs")], lambda e: e.step_s)
+        if own:
+            return own
         for alike in _alike(obs):
             other = self._other_tasks(policy, alike, lambda e: e.step_s is not None)
             if other:
@@ -195,10 +183,9 @@ class Rates:
         in any, then another task's scaled to this one (the module docstring)."""
         same = [e for e in self.by_key.get((policy, env, obs), []) if e.episode_s is not None]
         matching = [e for e in same if e.action_mode == action_mode]
-        for tier, what in ((matching, ""), (same, " in another action space")):
-            if tier:
-                best = _best(tier)
-                return _rate([e.episode_s for e in best], f"{len(best)} record(s){what}", best)
+        own = _own_task([(matching, ""), (same, " in another action space")], lambda e: e.episode_s)
+        if own:
+            return own
         for alike in _alike(obs):
             other = self._other_tasks(policy, alike, lambda e: e.episode_s is not None)
             if other:
@@ -228,6 +215,16 @@ class Rates:
         if here is not None and there is not None:
             per_step = max(per_step - there / 1000, 0.0) + here / 1000
         return per_step * get_task(to_env).max_episode_steps
+
+
+def _own_task(tiers: list[tuple[list[_Measured], str]], value: Callable[[_Measured], float | None]) -> Rate | None:
+    """The rate of the first non-empty tier of a task's own records (``_best`` of it), its basis naming the
+    tier; None when every tier is empty."""
+    for tier, what in tiers:
+        if tier:
+            best = _best(tier)
+            return _rate([value(e) for e in best], f"{len(best)} record(s){what}", best)
+    return None
 
 
 def _rate(values: list[float], basis: str, entries: list[_Measured], other_task: bool = False) -> Rate:
@@ -317,7 +314,8 @@ def dry_run_report(
     the cell made from demos not collected here: the sweep finds it once it has collected the same demos,
     ``records.data_identity``), new, blocked. ``planned``: ``dpbench.sweep.cells.PlannedCell`` s;
     ``records``: the records that give the rates; ``out_records``: those in the sweep's out directory;
-    ``cpu_capability``: this machine's kind of CPU (``this_cpu_capability()``), whose records' rates come first."""
+    ``cpu_capability``: this machine's kind of CPU (``dpbench.host.cpu_capability()``), whose records'
+    rates come first."""
     from dpbench.runner import policy_slug
     from dpbench.train import RESUME_FILE
 
