@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 
 from dpbench.config import apply_overrides, config_to_dict
 from dpbench.errors import DpbenchError
-from dpbench.policies import available_policies, get_policy_class
+from dpbench.policies import available_policies, get_policy_class, policy_source
 from dpbench.policy import Policy
 from dpbench.spec import PolicySpec
 
@@ -78,6 +78,12 @@ def load_policy(
         if scope != "policy" or not name:
             raise DpbenchError(f"override '{key}': a saved policy takes only policy.FIELD=VALUE")
         apply_overrides(cfg, {name: value}, f"{cls.name} config")
+    saved, now = meta.get("policy_source"), policy_source(cls)
+    if saved and saved != now:  # the weights still fit (checked below); the code that uses them changed
+        print(
+            f"[dpbench] {path}: trained by {saved}, but the policy's file is now {now}: its code changed since, "
+            "so scores from it may differ from its record's"
+        )
     policy = cls(spec, cfg)
     state = load_file(str(path))
     try:

@@ -3,9 +3,12 @@ and ``package.module:ClassName`` references, each checked against the Policy con
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import inspect
 import os
 import sys
+from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -58,6 +61,27 @@ def _load_ref(ref: str) -> type[Policy]:
             f"policy '{ref}' breaks the Policy contract: it needs a `name` and at least one preset in `presets`"
         )
     return cls
+
+
+@cache  # per class object: the file as it was when first asked, near its import
+def policy_source(cls: type) -> str | None:
+    """``"FILE@sha256:HEX12"`` for a policy defined outside dpbench: the file that defines ``cls`` (its name, not
+    its path) and the first 12 hex digits of the SHA-256 of its bytes; None for dpbench's own policies, whose
+    code a record names by dpbench's commit (``dpbench.source``). A cell's identity includes it
+    (``runner.resolve_config``), so editing the file starts new cells instead of resuming or reusing the old
+    code's; helper modules the file imports are not covered. Raises DpbenchError when the file cannot be read."""
+    module = sys.modules.get(cls.__module__)
+    if module is not None and (module.__name__ == "dpbench" or module.__name__.startswith("dpbench.")):
+        return None
+    try:
+        path = Path(inspect.getfile(cls))
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    except (TypeError, OSError) as exc:
+        raise DpbenchError(
+            f"cannot read the source of policy {cls.__module__}:{cls.__qualname__} ({exc}); a policy outside "
+            "dpbench must be defined in a file, so that its records can name the code that made them"
+        ) from None
+    return f"{path.name}@sha256:{digest}"
 
 
 def available_policies() -> dict[str, str]:

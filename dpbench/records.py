@@ -18,6 +18,7 @@ back as a plain dict by ``read_record`` / ``load_records``. Its top-level fields
 ``seed``            training seed (also seeds the evaluations' sampling noise)
 ``preset``          config preset the run started from (``smoke`` / ``quick`` / ``paper``)
 ``config_hash``     first 10 hex digits of the SHA-256 of the resolved policy + train config and obs mode
+                    (and, for a policy outside dpbench, its file's hash: ``policies.policy_source``)
 ``config``          ``{"policy": {...}, "train": {...}, "overrides": {"key": "value"}}``: the resolved
                     configs and the ``--set`` overrides (strings) that produced them
 ``dataset``         ``{"kind", "path", "hash", "episodes", "steps"}``: which demonstrations, where (portable
@@ -37,7 +38,7 @@ back as a plain dict by ``read_record`` / ``load_records``. Its top-level fields
 ``checkpoint``      the final policy's weights, relative to the results dir (``work/<cell_id>/...``)
 ``versions``        dpbench's version and commit (``0.1.0+g899a5dd``, ``.dirty`` for uncommitted code;
                     ``dpbench.source``) and package versions (python, torch, numpy, ...;
-                    ``dpbench.host.environment_info``)
+                    ``dpbench.host.environment_info``); ``policy_source`` for a policy outside dpbench
 ``hardware``        CPU model, its family/model numbers (``cpu_family``: "25/1"; from commit d595606
                     on), cores, usable cores, cgroup CPU limit, torch threads, torch's SIMD level
                     (``cpu_capability``: AVX2, AVX512), OpenMP wait policy, dpbench's glibc malloc

@@ -26,7 +26,7 @@ from dpbench.errors import DpbenchError
 from dpbench.evaluate import evaluate
 from dpbench.host import ContentionMeter, device_name, environment_info
 from dpbench.metrics import best_evaluation, summarize_history
-from dpbench.policies import get_policy_class
+from dpbench.policies import get_policy_class, policy_source
 from dpbench.preflight import check_actions_fit, check_dataset_fits, preflight
 from dpbench.records import (
     DataSplit,
@@ -171,7 +171,11 @@ def resolve_config(spec: CellSpec, variant: str | None = None) -> CellConfig:
             f"(an evaluation every steps/20 from steps/2): --set train.eval_after={tcfg.steps // 2} "
             f"--set train.eval_every={max(tcfg.steps // 20, 1)}"
         )
-    chash = config_hash({"policy": config_to_dict(pcfg), "train": config_to_dict(tcfg), "obs": obs})
+    identity = {"policy": config_to_dict(pcfg), "train": config_to_dict(tcfg), "obs": obs}
+    source = policy_source(policy_cls)
+    if source is not None:  # a policy outside dpbench: its code is part of what the cell trains
+        identity["policy_source"] = source
+    chash = config_hash(identity)
     return CellConfig(obs, policy_cls, pcfg, tcfg, chash, variant)
 
 
@@ -298,6 +302,7 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
             "action_mode": cell.action_mode,
             "dataset": cell.data.identity(),  # with its variant: the horizon dpbench eval uses
             "step": state.step,
+            "policy_source": policy_source(cell.policy_cls),
         },
     )
     summary = summarize_history(state.history, "score")
@@ -343,10 +348,20 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
             contention_eval=eval_meter.summary(torch.get_num_threads()),
         ),
         checkpoint=ckpt.relative_to(spec.out).as_posix(),  # relative to the results dir
-        **environment_info(device=device_name(policy.device)),
+        **provenance(cell.policy_cls, device_name(policy.device)),
     ).to_dict()
     write_json_atomic(cell.own_record_path, record)
     return record
+
+
+def provenance(policy_cls: type, device: str) -> dict[str, Any]:
+    """``environment_info`` for a record, its ``versions`` naming the policy's file and hash when the policy
+    lives outside dpbench (``policies.policy_source``)."""
+    info = environment_info(device=device)
+    source = policy_source(policy_cls)
+    if source is not None:
+        info["versions"] = {**info["versions"], "policy_source": source}
+    return info
 
 
 def heldout_evaluation(cell: PreparedCell, eval_policy: Any, history: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -3,6 +3,7 @@ get clear errors that name the policy."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -58,6 +59,37 @@ def test_module_colon_class_reference(plugin_site, tmp_path, tiny_pusht_hdf5, sm
     # the table takes the same reference (its records name the policy by it)
     assert main(["table", "--out", str(tmp_path), "--policy", "my_policy:LinearPolicy", "--no-write-readme"]) == 0
     assert "| dpbench | my_policy:LinearPolicy | smoke |" in capsys.readouterr().out
+
+
+def test_an_edited_policy_file_makes_new_cells(plugin_site, tmp_path, tiny_pusht_hdf5, smoke_argv, capsys):
+    # A record names the file of a policy outside dpbench by its SHA-256 (computed here from the bytes); after
+    # an edit the same command trains a new cell instead of reusing the old code's record, which stays.
+    from dpbench.checkpoint import load_policy
+
+    source = plugin_site / "my_policy.py"
+    argv = smoke_argv("my_policy:LinearPolicy", tiny_pusht_hdf5, tmp_path)
+    assert main(argv) == 0
+    (first,) = [json.loads(p.read_text()) for p in (tmp_path / "records").glob("*.json")]
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:12]
+    assert first["versions"]["policy_source"] == f"my_policy.py@sha256:{digest}"
+
+    source.write_text(source.read_text() + "# tuned\n")
+    del sys.modules["my_policy"]  # a new process would import the edited file
+    assert main(argv) == 0
+    records = [json.loads(p.read_text()) for p in sorted((tmp_path / "records").glob("*.json"))]
+    assert len(records) == 2 and len({r["config_hash"] for r in records}) == 2
+    edited = hashlib.sha256(source.read_bytes()).hexdigest()[:12]
+    assert {r["versions"]["policy_source"] for r in records} == {f"my_policy.py@sha256:{x}" for x in (digest, edited)}
+    capsys.readouterr()
+    load_policy(tmp_path / first["checkpoint"])  # the old checkpoint still loads, with a word on the change
+    assert f"trained by my_policy.py@sha256:{digest}, but the policy's file is now" in capsys.readouterr().out
+
+
+def test_builtin_policies_add_nothing_to_their_identity():
+    # dpbench's own policies are named by dpbench's commit; their config hashes (and old records) are unchanged
+    from dpbench.policies import policy_source
+
+    assert all(policy_source(get_policy_class(name)) is None for name in ("diffusion", "bet", "lstm_gmm"))
 
 
 @pytest.fixture
