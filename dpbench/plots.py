@@ -377,7 +377,8 @@ def plot_latency(groups: list[Group], stem: Path) -> list[Path]:
             color=colors[labels[g]],
             ms=7,
             capsize=3,
-            label=f"{labels[g]}, {g.task}" if len(markers) > 1 else labels[g],
+            # latency is a time: the legend names the CPU kinds behind it, as the time figures' do
+            label=(f"{labels[g]}, {g.task}" if len(markers) > 1 else labels[g]) + _kinds(g.records),
         )
     lat_values = [g.latency_ms for g in shown]
     if lat_values and max(lat_values) / max(min(lat_values), 1e-9) > 20:
@@ -394,5 +395,6 @@ def plot_latency(groups: list[Group], stem: Path) -> list[Path]:
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     ax.set_title("Inference latency vs score\n(x error: std over evaluations; y error: std across seeds)")
-    fig.tight_layout()
+    # no tight_layout: the legend beside the axes is wider than the figure, and _save's bbox_inches="tight"
+    # grows the saved image around it instead
     return _save(fig, stem)

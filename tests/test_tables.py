@@ -265,6 +265,28 @@ def test_readme_names_the_cpu_kinds_behind_minutes_per_seed(results):
     assert re.search(r"lstm_gmm pusht/keypoints [0-9.]+\S*$", readme, re.M)
 
 
+def test_the_latency_legend_names_the_cpu_kinds(results, tmp_path, monkeypatch):
+    # a chunk's latency is a time: a group whose seeds ran on an AVX2 machine and an unrecorded one says so
+    import dpbench.plots as plots
+
+    path = next((results / "records").glob("*diffusion*paper*seed1.json"))
+    record = json.loads(path.read_text())
+    record["hardware"]["cpu_capability"] = "AVX2"
+    write_json_atomic(path, record)
+    legends: list[list[str]] = []
+
+    def keep_legend(fig, stem):
+        legends.append([t.get_text() for t in fig.axes[0].get_legend().get_texts()])
+        return []
+
+    monkeypatch.setattr(plots, "_save", keep_legend)
+    recs = [json.loads(p.read_text()) for p in (results / "records").glob("*.json")]
+    plots.plot_latency(group_records(recs), tmp_path / "latency")
+    assert legends == [
+        ["diffusion, pusht/keypoints (AVX2+unrecorded)", "diffusion, pusht/state", "lstm_gmm, pusht/keypoints"]
+    ]
+
+
 def test_the_scores_figure_shows_the_tables_success(results):
     # the fixture's keypoints DP seeds have held-out evaluations (success 1/3 and 2/3 of 3 episodes each, pooled 3/6)
     # whose success differs from their final periodic evaluations' (2/4 and 1/4): the figure shows the former
