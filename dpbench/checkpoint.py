@@ -5,6 +5,7 @@ checkpoint whose shapes do not fit the env it is evaluated on."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from safetensors.torch import load_file, save_file
 
 from dpbench.config import apply_overrides, config_to_dict
 from dpbench.errors import DpbenchError
-from dpbench.policies import available_policies, get_policy_class, policy_source
+from dpbench.policies import available_policies, get_policy_class, policy_source, source_digest
 from dpbench.policy import Policy
 from dpbench.spec import PolicySpec
 
@@ -78,12 +79,18 @@ def load_policy(
         if scope != "policy" or not name:
             raise DpbenchError(f"override '{key}': a saved policy takes only policy.FIELD=VALUE")
         apply_overrides(cfg, {name: value}, f"{cls.name} config")
-    saved, now = meta.get("policy_source"), policy_source(cls)
-    if saved and saved != now:  # the weights still fit (checked below); the code that uses them changed
-        print(
-            f"[dpbench] {path}: trained by {saved}, but the policy's file is now {now}: its code changed since, "
-            "so scores from it may differ from its record's"
-        )
+    saved = meta.get("policy_source")
+    if saved:  # a policy outside dpbench: the weights still fit (checked below), but its code may have changed
+        try:
+            now = policy_source(cls)
+        except DpbenchError:
+            now = None
+        if source_digest(now) != source_digest(saved):
+            print(
+                f"[dpbench] {path}: trained by {saved}, but the policy's code is now {now or 'unreadable'}; "
+                "scores may differ from its record's. To reproduce them, restore that version of the code",
+                file=sys.stderr,
+            )
     policy = cls(spec, cfg)
     state = load_file(str(path))
     try:

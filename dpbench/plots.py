@@ -103,7 +103,8 @@ def _labels(groups: list[Group]) -> dict[Group, str]:
             labels[g] = labels[variants[(g.preset, g.dataset_kind, g.dataset_hash, g.config_hash)]]
         if len({labels[g] for g in members}) < len(variants):  # still ambiguous: add the config hash
             for g in members:
-                labels[g] = f"{labels[g][:-1]}, {g.config_hash[:6]})"
+                label, h = labels[g], g.config_hash[:6]  # e.g. one policy file before and after an edit
+                labels[g] = f"{label[:-1]}, {h})" if label.endswith(")") else f"{label} ({h})"
     return labels
 
 
@@ -368,6 +369,7 @@ def plot_latency(groups: list[Group], stem: Path) -> list[Path]:
     shown = [g for g in groups if np.isfinite(g.latency_ms)]
     for g in sorted(shown, key=lambda g: labels[g]):
         lat = [h["chunk_latency_ms"] for r in g.records for h in r["history"] if "chunk_latency_ms" in h]
+        cpu_records = [r for r in g.records if is_cpu(r)]  # a GPU's latency is not its host CPU's
         ax.errorbar(
             g.latency_ms,
             g.max,
@@ -378,7 +380,7 @@ def plot_latency(groups: list[Group], stem: Path) -> list[Path]:
             ms=7,
             capsize=3,
             # latency is a time: the legend names the CPU kinds behind it, as the time figures' do
-            label=(f"{labels[g]}, {g.task}" if len(markers) > 1 else labels[g]) + _kinds(g.records),
+            label=(f"{labels[g]}, {g.task}" if len(markers) > 1 else labels[g]) + _kinds(cpu_records),
         )
     lat_values = [g.latency_ms for g in shown]
     if lat_values and max(lat_values) / max(min(lat_values), 1e-9) > 20:

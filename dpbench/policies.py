@@ -63,25 +63,50 @@ def _load_ref(ref: str) -> type[Policy]:
     return cls
 
 
-@cache  # per class object: the file as it was when first asked, near its import
+SOURCE_MARK = "@sha256:"
+
+
+@cache  # per class object: its code as it was when first asked, near its import
 def policy_source(cls: type) -> str | None:
-    """``"FILE@sha256:HEX12"`` for a policy defined outside dpbench: the file that defines ``cls`` (its name, not
-    its path) and the first 12 hex digits of the SHA-256 of its bytes; None for dpbench's own policies, whose
-    code a record names by dpbench's commit (``dpbench.source``). A cell's identity includes it
-    (``runner.resolve_config``), so editing the file starts new cells instead of resuming or reusing the old
-    code's; helper modules the file imports are not covered. Raises DpbenchError when the file cannot be read."""
-    module = sys.modules.get(cls.__module__)
-    if module is not None and (module.__name__ == "dpbench" or module.__name__.startswith("dpbench.")):
+    """``"WHAT@sha256:HEX12"`` for a policy defined outside dpbench, None for dpbench's own (a record names
+    their code by dpbench's commit, ``dpbench.source``).
+
+    The digest (first 12 hex digits of a SHA-256) covers the source text of every loaded module of the
+    policy's top-level package: ``my_policy`` alone for a file ``my_policy.py``, or ``mypkg`` and each
+    ``mypkg.*`` module imported so far for an installed package, so helper modules count. Text, not bytes:
+    CRLF and LF copies agree. ``WHAT`` names it for people (``my_policy.py``, ``mypkg (3 modules)``); only the
+    digest is identity (:func:`source_digest`), so a moved or renamed copy of the same code is the same code.
+    A cell's config hash includes the digest (``runner.resolve_config``): editing the code starts new cells
+    instead of resuming or reusing the old code's. Base classes from other packages are not covered.
+
+    Raises DpbenchError when the class's own module has no readable source (a class typed into a notebook
+    or an interpreter): put it in a ``.py`` file and name it as ``module:Class``."""
+    if cls.__module__ == "dpbench" or cls.__module__.startswith("dpbench."):
         return None
-    try:
-        path = Path(inspect.getfile(cls))
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-    except (TypeError, OSError) as exc:
-        raise DpbenchError(
-            f"cannot read the source of policy {cls.__module__}:{cls.__qualname__} ({exc}); a policy outside "
-            "dpbench must be defined in a file, so that its records can name the code that made them"
-        ) from None
-    return f"{path.name}@sha256:{digest}"
+    top = cls.__module__.partition(".")[0]
+    names = sorted(n for n, m in list(sys.modules.items()) if m is not None and (n == top or n.startswith(top + ".")))
+    digest, hashed = hashlib.sha256(), 0
+    for name in names:
+        try:
+            text = inspect.getsource(sys.modules[name])  # through the module's loader: files, zips, eggs
+        except (TypeError, OSError):
+            if name == cls.__module__:
+                raise DpbenchError(
+                    f"cannot read the source of policy {cls.__module__}:{cls.__qualname__}, which dpbench needs to "
+                    "name the code behind its records: define the class in a .py file and pass --policy module:Class"
+                ) from None
+            continue  # an empty __init__.py, a namespace package or a compiled extension: no Python text
+        digest.update(f"{name}\0{text}\0".encode())
+        hashed += 1
+    module = sys.modules.get(top)
+    single = not hasattr(module, "__path__") and getattr(module, "__file__", None)
+    what = Path(single).name if single else f"{top} ({hashed} module{'s' if hashed != 1 else ''})"
+    return f"{what}{SOURCE_MARK}{digest.hexdigest()[:12]}"
+
+
+def source_digest(source: str | None) -> str | None:
+    """The digest part of a :func:`policy_source` string: what identity compares."""
+    return None if source is None else source.rpartition(SOURCE_MARK)[2]
 
 
 def available_policies() -> dict[str, str]:

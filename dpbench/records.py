@@ -18,7 +18,7 @@ back as a plain dict by ``read_record`` / ``load_records``. Its top-level fields
 ``seed``            training seed (also seeds the evaluations' sampling noise)
 ``preset``          config preset the run started from (``smoke`` / ``quick`` / ``paper``)
 ``config_hash``     first 10 hex digits of the SHA-256 of the resolved policy + train config and obs mode
-                    (and, for a policy outside dpbench, its file's hash: ``policies.policy_source``)
+                    (and, for a policy outside dpbench, its code's digest: ``policies.policy_source``)
 ``config``          ``{"policy": {...}, "train": {...}, "overrides": {"key": "value"}}``: the resolved
                     configs and the ``--set`` overrides (strings) that produced them
 ``dataset``         ``{"kind", "path", "hash", "episodes", "steps"}``: which demonstrations, where (portable

@@ -26,7 +26,7 @@ from dpbench.errors import DpbenchError
 from dpbench.evaluate import evaluate
 from dpbench.host import ContentionMeter, device_name, environment_info
 from dpbench.metrics import best_evaluation, summarize_history
-from dpbench.policies import get_policy_class, policy_source
+from dpbench.policies import get_policy_class, policy_source, source_digest
 from dpbench.preflight import check_actions_fit, check_dataset_fits, preflight
 from dpbench.records import (
     DataSplit,
@@ -172,7 +172,7 @@ def resolve_config(spec: CellSpec, variant: str | None = None) -> CellConfig:
             f"--set train.eval_every={max(tcfg.steps // 20, 1)}"
         )
     identity = {"policy": config_to_dict(pcfg), "train": config_to_dict(tcfg), "obs": obs}
-    source = policy_source(policy_cls)
+    source = source_digest(policy_source(policy_cls))
     if source is not None:  # a policy outside dpbench: its code is part of what the cell trains
         identity["policy_source"] = source
     chash = config_hash(identity)

@@ -61,35 +61,89 @@ def test_module_colon_class_reference(plugin_site, tmp_path, tiny_pusht_hdf5, sm
     assert "| dpbench | my_policy:LinearPolicy | smoke |" in capsys.readouterr().out
 
 
-def test_an_edited_policy_file_makes_new_cells(plugin_site, tmp_path, tiny_pusht_hdf5, smoke_argv, capsys):
-    # A record names the file of a policy outside dpbench by its SHA-256 (computed here from the bytes); after
-    # an edit the same command trains a new cell instead of reusing the old code's record, which stays.
-    from dpbench.checkpoint import load_policy
+def _expected_digest(module: str, path: Path) -> str:
+    # a second implementation of the digest: the module's name and text, as policies.policy_source hashes them
+    return hashlib.sha256(f"{module}\0{path.read_text()}\0".encode()).hexdigest()[:12]
+
+
+def test_an_edited_policy_file_makes_new_cells(plugin_site, tmp_path, tiny_pusht_hdf5, smoke_argv, monkeypatch, capsys):
+    # A record names the code of a policy outside dpbench by its digest; after an edit the same command trains a
+    # new cell instead of reusing the old code's record, which stays.
+    from dpbench.checkpoint import load_policy, read_checkpoint_meta
 
     source = plugin_site / "my_policy.py"
+    monkeypatch.delitem(sys.modules, "my_policy", raising=False)  # this test's copy, not an earlier test's
     argv = smoke_argv("my_policy:LinearPolicy", tiny_pusht_hdf5, tmp_path)
     assert main(argv) == 0
     (first,) = [json.loads(p.read_text()) for p in (tmp_path / "records").glob("*.json")]
-    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:12]
-    assert first["versions"]["policy_source"] == f"my_policy.py@sha256:{digest}"
+    old = f"my_policy.py@sha256:{_expected_digest('my_policy', source)}"
+    assert first["versions"]["policy_source"] == old
+    assert read_checkpoint_meta(tmp_path / first["checkpoint"])["policy_source"] == old
+    capsys.readouterr()
+    load_policy(tmp_path / first["checkpoint"])  # unchanged code: no note
+    assert "policy's code" not in capsys.readouterr().err
 
     source.write_text(source.read_text() + "# tuned\n")
-    del sys.modules["my_policy"]  # a new process would import the edited file
+    monkeypatch.delitem(sys.modules, "my_policy")  # a new process would import the edited file
     assert main(argv) == 0
     records = [json.loads(p.read_text()) for p in sorted((tmp_path / "records").glob("*.json"))]
     assert len(records) == 2 and len({r["config_hash"] for r in records}) == 2
-    edited = hashlib.sha256(source.read_bytes()).hexdigest()[:12]
-    assert {r["versions"]["policy_source"] for r in records} == {f"my_policy.py@sha256:{x}" for x in (digest, edited)}
+    new = f"my_policy.py@sha256:{_expected_digest('my_policy', source)}"
+    assert {r["versions"]["policy_source"] for r in records} == {old, new}
     capsys.readouterr()
     load_policy(tmp_path / first["checkpoint"])  # the old checkpoint still loads, with a word on the change
-    assert f"trained by my_policy.py@sha256:{digest}, but the policy's file is now" in capsys.readouterr().out
+    assert f"trained by {old}, but the policy's code is now {new}" in capsys.readouterr().err
 
 
-def test_builtin_policies_add_nothing_to_their_identity():
-    # dpbench's own policies are named by dpbench's commit; their config hashes (and old records) are unchanged
+def test_a_package_policy_is_named_by_all_its_loaded_modules(tmp_path, monkeypatch, fresh_modules):
+    # the class lives in mypkg.policy and imports mypkg.model: an edit to either is a new identity
     from dpbench.policies import policy_source
 
-    assert all(policy_source(get_policy_class(name)) is None for name in ("diffusion", "bet", "lstm_gmm"))
+    pkg = tmp_path / "mypkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "model.py").write_text("WIDTH = 8\n")
+    (pkg / "policy.py").write_text(_template().replace("import torch\n", "import torch\nfrom mypkg import model\n", 1))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cls = get_policy_class("mypkg.policy:LinearPolicy")
+    parts = [
+        f"{name}\0{(pkg / file).read_text()}\0"
+        for name, file in (("mypkg.model", "model.py"), ("mypkg.policy", "policy.py"))
+    ]
+    digest = hashlib.sha256("".join(parts).encode()).hexdigest()[:12]  # the empty __init__ has no text to hash
+    assert policy_source(cls) == f"mypkg (2 modules)@sha256:{digest}"
+
+
+def test_a_sweep_worker_with_other_policy_code_refuses_the_cell(plugin_site, tiny_pusht_hdf5, tmp_path):
+    # the driver's code and this worker's differ (an edit during a sweep, another copy on a node): the worker
+    # says so instead of training other code under the driver's cell id
+    from dpbench.runner import CellSpec
+    from dpbench.sweep.backends import _worker_run
+
+    spec = CellSpec("my_policy:LinearPolicy", "pusht", 0, preset="smoke", dataset=str(tiny_pusht_hdf5), out=tmp_path)
+    status, message = _worker_run(spec, "any", "path", str(tiny_pusht_hdf5), "my_policy.py@sha256:000000000000")
+    assert status == "error" and "the driver's my_policy.py@sha256:000000000000" in message
+    assert "the policy's code changed since the sweep started, or this machine has another copy" in message
+
+
+def test_builtin_policies_keep_their_identity():
+    # dpbench's own policies are named by dpbench's commit: nothing joins their config hashes, so the committed
+    # records' hashes (written by older code) are still what the same command resolves to
+    from dpbench.policies import _BUILTIN, policy_source
+    from dpbench.runner import CellSpec, resolve_config
+
+    assert all(policy_source(get_policy_class(name)) is None for name in _BUILTIN)
+    records = Path(__file__).resolve().parents[1] / "results" / "records"
+    for name in (
+        "pusht-keypoints__diffusion__human-1ba4b852__quick-8d8eadb76b__seed0.json",
+        "square-low_dim__lstm_gmm__scripted-mh-delta-946c65d0__quick-43c1e4bf41__seed1.json",
+    ):
+        r = json.loads((records / name).read_text())
+        spec = CellSpec(
+            r["policy"], r["env"], r["seed"], preset=r["preset"], obs=r["obs"], overrides=r["config"]["overrides"]
+        )
+        variant = "mh" if "-mh" in r["dataset"]["kind"] else "ph"
+        assert resolve_config(spec, variant=variant).chash == r["config_hash"]
 
 
 @pytest.fixture

@@ -287,6 +287,16 @@ def test_the_latency_legend_names_the_cpu_kinds(results, tmp_path, monkeypatch):
     ]
 
 
+def test_figure_labels_tell_apart_two_versions_of_one_policy():
+    # one policy file before and after an edit: same preset, data and config, two config hashes
+    from dpbench.plots import _labels
+
+    recs = [make_record("my_policy:Lin", s, [0.5], [True]) for s in (0, 1)]
+    recs[0]["config_hash"], recs[1]["config_hash"] = "111111aaaa", "222222bbbb"
+    labels = sorted(_labels(group_records(recs)).values())
+    assert labels == ["my_policy:Lin (111111)", "my_policy:Lin (222222)"]
+
+
 def test_the_scores_figure_shows_the_tables_success(results):
     # the fixture's keypoints DP seeds have held-out evaluations (success 1/3 and 2/3 of 3 episodes each, pooled 3/6)
     # whose success differs from their final periodic evaluations' (2/4 and 1/4): the figure shows the former

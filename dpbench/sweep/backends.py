@@ -28,6 +28,7 @@ from dpbench import host
 from dpbench.data.episodes import load_episodes
 from dpbench.data.registry import DatasetRef
 from dpbench.errors import DpbenchError
+from dpbench.policies import policy_source, source_digest
 from dpbench.runner import CellSpec, PreparedCell, prepare, resolve_device
 from dpbench.source import code_version
 from dpbench.sweep.cells import execute
@@ -76,9 +77,11 @@ def _exit_with_parent(parent_pid: int) -> None:
             os._exit(1)
 
 
-def _worker_run(spec: CellSpec, cell_id: str, data_kind: str, data_path: str) -> tuple[str, Any]:
+def _worker_run(
+    spec: CellSpec, cell_id: str, data_kind: str, data_path: str, source: str | None = None
+) -> tuple[str, Any]:
     """In a worker: load the dataset the driver resolved (same file, whatever the worker's cwd or env),
-    prepare the cell again and execute it."""
+    prepare the cell again and execute it. ``source``: the driver's ``policy_source`` of the cell's policy."""
     task = get_task(spec.env)
     key = (spec.env, spec.obs, data_kind, data_path)
     if key not in _WORKER.datasets:
@@ -86,6 +89,14 @@ def _worker_run(spec: CellSpec, cell_id: str, data_kind: str, data_path: str) ->
         store = load_episodes(data_path, keys, source=None if data_kind == "path" else data_kind)
         _WORKER.datasets[key] = DatasetRef(data_kind, Path(data_path), store)
     cell = prepare(spec, _WORKER.datasets[key])
+    mine = policy_source(cell.policy_cls)
+    if source_digest(mine) != source_digest(source):  # the policy's code is part of the cell's identity
+        return (
+            "error",
+            f"this worker's {spec.policy} is {mine}, the driver's {source}: the policy's code changed since the "
+            "sweep started, or this machine has another copy. Install the same version everywhere and do not edit "
+            "it while a sweep runs",
+        )
     if cell.cell_id != cell_id:
         return (
             "error",
@@ -96,17 +107,18 @@ def _worker_run(spec: CellSpec, cell_id: str, data_kind: str, data_path: str) ->
 
 
 def _ray_task(
-    spec: CellSpec, cell_id: str, data_kind: str, data_path: str, threads: int, channel: Any
+    spec: CellSpec, cell_id: str, data_kind: str, data_path: str, source: str | None, threads: int, channel: Any
 ) -> tuple[str, Any]:
     """One cell as a Ray task (Ray reuses worker processes: the worker is set up again for each task)."""
     _init_worker(threads, channel, None)
-    return _worker_run(spec, cell_id, data_kind, data_path)
+    return _worker_run(spec, cell_id, data_kind, data_path, source)
 
 
-def _portable(cell: PreparedCell) -> tuple[CellSpec, str, str, str]:
-    """What a worker needs to rebuild the cell: absolute paths, no progress bars of its own."""
+def _portable(cell: PreparedCell) -> tuple[CellSpec, str, str, str, str | None]:
+    """What a worker needs to rebuild the cell: absolute paths, no progress bars of its own, and the policy's
+    code as the driver saw it (``policies.policy_source``), which the worker's must match."""
     spec = replace(cell.spec, out=cell.spec.out.resolve(), progress=False)
-    return spec, cell.cell_id, cell.data.kind, str(cell.data.path.resolve())
+    return spec, cell.cell_id, cell.data.kind, str(cell.data.path.resolve()), policy_source(cell.policy_cls)
 
 
 # -------------------------------------------------------------------------------- backends
