@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.resources
 import inspect
 import os
 import sys
+from collections.abc import Iterator
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 
 from dpbench.errors import DpbenchError
 from dpbench.policy import Policy
@@ -71,37 +74,48 @@ def policy_source(cls: type) -> str | None:
     """``"WHAT@sha256:HEX12"`` for a policy defined outside dpbench, None for dpbench's own (a record names
     their code by dpbench's commit, ``dpbench.source``).
 
-    The digest (first 12 hex digits of a SHA-256) covers the source text of every loaded module of the
-    policy's top-level package: ``my_policy`` alone for a file ``my_policy.py``, or ``mypkg`` and each
-    ``mypkg.*`` module imported so far for an installed package, so helper modules count. Text, not bytes:
-    CRLF and LF copies agree. ``WHAT`` names it for people (``my_policy.py``, ``mypkg (3 modules)``); only the
-    digest is identity (:func:`source_digest`), so a moved or renamed copy of the same code is the same code.
-    A cell's config hash includes the digest (``runner.resolve_config``): editing the code starts new cells
-    instead of resuming or reusing the old code's. Base classes from other packages are not covered.
+    The digest (first 12 hex digits of a SHA-256) covers the source text of the policy's top-level module:
+    the file ``my_policy.py`` for ``my_policy:Class``, or every ``.py`` file of the package for
+    ``mypkg.policy:Class`` (helper modules count, whether or not loaded yet, so every process computes the
+    same digest). Text, not bytes: CRLF and LF copies agree; read through the import system, so zipped
+    packages work. ``WHAT`` names it for people (``my_policy.py``, ``mypkg (3 files)``); only the digest is
+    identity (:func:`source_digest`), so a moved or renamed copy of the same code is the same code. A cell's
+    config hash includes the digest (``runner.resolve_config``): editing the code starts new cells instead
+    of resuming or reusing the old code's. Base classes from other packages are not covered.
 
-    Raises DpbenchError when the class's own module has no readable source (a class typed into a notebook
-    or an interpreter): put it in a ``.py`` file and name it as ``module:Class``."""
+    Raises DpbenchError when the class's module has no readable source (a class typed into a notebook or
+    an interpreter): put it in a ``.py`` file and name it as ``module:Class``."""
     if cls.__module__ == "dpbench" or cls.__module__.startswith("dpbench."):
         return None
     top = cls.__module__.partition(".")[0]
-    names = sorted(n for n, m in list(sys.modules.items()) if m is not None and (n == top or n.startswith(top + ".")))
-    digest, hashed = hashlib.sha256(), 0
-    for name in names:
-        try:
-            text = inspect.getsource(sys.modules[name])  # through the module's loader: files, zips, eggs
-        except (TypeError, OSError):
-            if name == cls.__module__:
-                raise DpbenchError(
-                    f"cannot read the source of policy {cls.__module__}:{cls.__qualname__}, which dpbench needs to "
-                    "name the code behind its records: define the class in a .py file and pass --policy module:Class"
-                ) from None
-            continue  # an empty __init__.py, a namespace package or a compiled extension: no Python text
-        digest.update(f"{name}\0{text}\0".encode())
-        hashed += 1
     module = sys.modules.get(top)
-    single = not hasattr(module, "__path__") and getattr(module, "__file__", None)
-    what = Path(single).name if single else f"{top} ({hashed} module{'s' if hashed != 1 else ''})"
+    digest = hashlib.sha256()
+    try:
+        if hasattr(module, "__path__"):  # a package: all its Python files, in a fixed order
+            files = sorted(_python_files(importlib.resources.files(top)))
+            for rel, text in files:
+                digest.update(f"{rel}\0{text}\0".encode())
+            what = f"{top} ({len(files)} file{'s' if len(files) != 1 else ''})"
+        else:
+            digest.update(inspect.getsource(module).encode())
+            what = Path(getattr(module, "__file__", None) or f"{top}.py").name
+    except (TypeError, OSError, UnicodeDecodeError):
+        raise DpbenchError(
+            f"cannot read the source of policy {cls.__module__}:{cls.__qualname__}, which dpbench needs to name "
+            "the code behind its records: define the class in a .py file and pass --policy module:Class"
+        ) from None
     return f"{what}{SOURCE_MARK}{digest.hexdigest()[:12]}"
+
+
+def _python_files(folder: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """(relative path, text) of each ``.py`` file under an ``importlib.resources`` folder, recursively."""
+    for entry in folder.iterdir():
+        rel = f"{prefix}{entry.name}"
+        if entry.is_dir():
+            if entry.name != "__pycache__":
+                yield from _python_files(entry, rel + "/")
+        elif entry.name.endswith(".py"):
+            yield rel, entry.read_text(encoding="utf-8")
 
 
 def source_digest(source: str | None) -> str | None:

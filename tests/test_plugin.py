@@ -61,9 +61,9 @@ def test_module_colon_class_reference(plugin_site, tmp_path, tiny_pusht_hdf5, sm
     assert "| dpbench | my_policy:LinearPolicy | smoke |" in capsys.readouterr().out
 
 
-def _expected_digest(module: str, path: Path) -> str:
-    # a second implementation of the digest: the module's name and text, as policies.policy_source hashes them
-    return hashlib.sha256(f"{module}\0{path.read_text()}\0".encode()).hexdigest()[:12]
+def _expected_digest(path: Path) -> str:
+    # a second implementation of a one-file policy's digest: its text (universal newlines), SHA-256
+    return hashlib.sha256(path.read_text().encode()).hexdigest()[:12]
 
 
 def test_an_edited_policy_file_makes_new_cells(plugin_site, tmp_path, tiny_pusht_hdf5, smoke_argv, monkeypatch, capsys):
@@ -76,7 +76,7 @@ def test_an_edited_policy_file_makes_new_cells(plugin_site, tmp_path, tiny_pusht
     argv = smoke_argv("my_policy:LinearPolicy", tiny_pusht_hdf5, tmp_path)
     assert main(argv) == 0
     (first,) = [json.loads(p.read_text()) for p in (tmp_path / "records").glob("*.json")]
-    old = f"my_policy.py@sha256:{_expected_digest('my_policy', source)}"
+    old = f"my_policy.py@sha256:{_expected_digest(source)}"
     assert first["versions"]["policy_source"] == old
     assert read_checkpoint_meta(tmp_path / first["checkpoint"])["policy_source"] == old
     capsys.readouterr()
@@ -88,30 +88,32 @@ def test_an_edited_policy_file_makes_new_cells(plugin_site, tmp_path, tiny_pusht
     assert main(argv) == 0
     records = [json.loads(p.read_text()) for p in sorted((tmp_path / "records").glob("*.json"))]
     assert len(records) == 2 and len({r["config_hash"] for r in records}) == 2
-    new = f"my_policy.py@sha256:{_expected_digest('my_policy', source)}"
+    new = f"my_policy.py@sha256:{_expected_digest(source)}"
     assert {r["versions"]["policy_source"] for r in records} == {old, new}
     capsys.readouterr()
     load_policy(tmp_path / first["checkpoint"])  # the old checkpoint still loads, with a word on the change
     assert f"trained by {old}, but the policy's code is now {new}" in capsys.readouterr().err
 
 
-def test_a_package_policy_is_named_by_all_its_loaded_modules(tmp_path, monkeypatch, fresh_modules):
-    # the class lives in mypkg.policy and imports mypkg.model: an edit to either is a new identity
+def test_a_package_policy_is_named_by_all_its_files(tmp_path, monkeypatch, fresh_modules):
+    # the class lives in mypkg/policy.py, a helper in mypkg/util/model.py: every .py file of the package counts,
+    # loaded or not (a sweep worker may not have imported what the driver had), CRLF as LF
     from dpbench.policies import policy_source
 
-    pkg = tmp_path / "mypkg"
-    pkg.mkdir()
-    (pkg / "__init__.py").write_text("")
-    (pkg / "model.py").write_text("WIDTH = 8\n")
-    (pkg / "policy.py").write_text(_template().replace("import torch\n", "import torch\nfrom mypkg import model\n", 1))
+    files = {
+        "__init__.py": "",
+        "policy.py": _template(),
+        "util/__init__.py": "",
+        "util/model.py": "WIDTH = 8\r\n",
+    }
+    for rel, text in files.items():
+        (tmp_path / "mypkg" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "mypkg" / rel).write_bytes(text.encode())
     monkeypatch.syspath_prepend(str(tmp_path))
     cls = get_policy_class("mypkg.policy:LinearPolicy")
-    parts = [
-        f"{name}\0{(pkg / file).read_text()}\0"
-        for name, file in (("mypkg.model", "model.py"), ("mypkg.policy", "policy.py"))
-    ]
-    digest = hashlib.sha256("".join(parts).encode()).hexdigest()[:12]  # the empty __init__ has no text to hash
-    assert policy_source(cls) == f"mypkg (2 modules)@sha256:{digest}"
+    assert "mypkg.util.model" not in sys.modules
+    text = "".join(f"{rel}\0{files[rel].replace(chr(13), '')}\0" for rel in sorted(files))
+    assert policy_source(cls) == f"mypkg (4 files)@sha256:{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
 def test_a_sweep_worker_with_other_policy_code_refuses_the_cell(plugin_site, tiny_pusht_hdf5, tmp_path):
