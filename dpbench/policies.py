@@ -77,28 +77,29 @@ def policy_source(cls: type) -> str | None:
     The digest (first 12 hex digits of a SHA-256) covers the source text of the policy's top-level module:
     the file ``my_policy.py`` for ``my_policy:Class``, or every ``.py`` file of the package for
     ``mypkg.policy:Class`` (helper modules count, whether or not loaded yet, so every process computes the
-    same digest). Text, not bytes: CRLF and LF copies agree; read through the import system, so zipped
-    packages work. ``WHAT`` names it for people (``my_policy.py``, ``mypkg (3 files)``); only the digest is
-    identity (:func:`source_digest`), so a moved or renamed copy of the same code is the same code. A cell's
-    config hash includes the digest (``runner.resolve_config``): editing the code starts new cells instead
-    of resuming or reusing the old code's. Base classes from other packages are not covered.
+    same digest; hidden and symlinked folders do not; in a namespace package, the outermost regular
+    package below it, or the module's own file). Text, not bytes: CRLF and LF copies agree; read through
+    the import system, so zipped packages work. ``WHAT`` names it for people (``my_policy.py``,
+    ``mypkg (3 files)``); only the digest is identity (:func:`source_digest`), so a moved or renamed copy of
+    the same code is the same code. A cell's config hash includes the digest (``runner.resolve_config``):
+    editing the code starts new cells instead of resuming or reusing the old code's. Base classes from other
+    packages are not covered.
 
     Raises DpbenchError when the class's module has no readable source (a class typed into a notebook or
     an interpreter): put it in a ``.py`` file and name it as ``module:Class``."""
     if cls.__module__ == "dpbench" or cls.__module__.startswith("dpbench."):
         return None
-    top = cls.__module__.partition(".")[0]
-    module = sys.modules.get(top)
+    root, module = _code_root(cls.__module__)
     digest = hashlib.sha256()
     try:
         if hasattr(module, "__path__"):  # a package: all its Python files, in a fixed order
-            files = sorted(_python_files(importlib.resources.files(top)))
+            files = sorted(_python_files(importlib.resources.files(root)))
             for rel, text in files:
-                digest.update(f"{rel}\0{text}\0".encode())
-            what = f"{top} ({len(files)} file{'s' if len(files) != 1 else ''})"
+                digest.update(f"{rel}\0{text}\0".encode("utf-8", "surrogateescape"))
+            what = f"{root} ({len(files)} file{'s' if len(files) != 1 else ''})"
         else:
-            digest.update(inspect.getsource(module).encode())
-            what = Path(getattr(module, "__file__", None) or f"{top}.py").name
+            digest.update(inspect.getsource(module).encode("utf-8", "surrogateescape"))
+            what = Path(getattr(module, "__file__", None) or f"{root}.py").name
     except (TypeError, OSError, UnicodeDecodeError):
         raise DpbenchError(
             f"cannot read the source of policy {cls.__module__}:{cls.__qualname__}, which dpbench needs to name "
@@ -107,15 +108,32 @@ def policy_source(cls: type) -> str | None:
     return f"{what}{SOURCE_MARK}{digest.hexdigest()[:12]}"
 
 
+def _code_root(module: str) -> tuple[str, Any]:
+    """The outermost regular package holding ``module`` (name, module object), or ``module`` itself when it
+    is top-level or sits directly in a namespace package: a namespace's other portions (other folders of
+    that name on sys.path) are other people's code, and differ between machines."""
+    parts = module.split(".")
+    for i in range(1, len(parts)):
+        name = ".".join(parts[:i])
+        found = sys.modules.get(name)
+        if found is not None and hasattr(found, "__path__") and getattr(found, "__file__", None):
+            return name, found
+    return module, sys.modules.get(module)
+
+
 def _python_files(folder: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
-    """(relative path, text) of each ``.py`` file under an ``importlib.resources`` folder, recursively."""
+    """(relative path, text) of each ``.py`` file under an ``importlib.resources`` folder, recursively; not in
+    hidden folders (.ipynb_checkpoints, .git), __pycache__ or symlinked folders. Undecodable bytes are kept
+    (surrogateescape), so a legacy-encoded file hashes instead of failing."""
     for entry in folder.iterdir():
         rel = f"{prefix}{entry.name}"
+        if entry.name.startswith("."):
+            continue
         if entry.is_dir():
-            if entry.name != "__pycache__":
+            if entry.name != "__pycache__" and not (isinstance(entry, Path) and entry.is_symlink()):
                 yield from _python_files(entry, rel + "/")
         elif entry.name.endswith(".py"):
-            yield rel, entry.read_text(encoding="utf-8")
+            yield rel, entry.read_text(encoding="utf-8", errors="surrogateescape")
 
 
 def source_digest(source: str | None) -> str | None:

@@ -101,19 +101,34 @@ def test_a_package_policy_is_named_by_all_its_files(tmp_path, monkeypatch, fresh
     from dpbench.policies import policy_source
 
     files = {
-        "__init__.py": "",
-        "policy.py": _template(),
-        "util/__init__.py": "",
-        "util/model.py": "WIDTH = 8\r\n",
+        "__init__.py": b"",
+        "policy.py": _template().encode(),
+        "util/__init__.py": b"",
+        "util/model.py": b"# -*- coding: latin-1 -*-\r\nNAME = 'caf\xe9'\r\n",  # CRLF, and not UTF-8
     }
-    for rel, text in files.items():
+    for rel, data in {**files, ".ipynb_checkpoints/policy-checkpoint.py": b"x = 1\n"}.items():
         (tmp_path / "mypkg" / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / "mypkg" / rel).write_bytes(text.encode())
+        (tmp_path / "mypkg" / rel).write_bytes(data)
     monkeypatch.syspath_prepend(str(tmp_path))
     cls = get_policy_class("mypkg.policy:LinearPolicy")
     assert "mypkg.util.model" not in sys.modules
-    text = "".join(f"{rel}\0{files[rel].replace(chr(13), '')}\0" for rel in sorted(files))
-    assert policy_source(cls) == f"mypkg (4 files)@sha256:{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+    # by hand: sorted paths, LF line ends, the undecodable byte kept as it was; the hidden folder left out
+    data = b"".join(rel.encode() + b"\0" + files[rel].replace(b"\r", b"") + b"\0" for rel in sorted(files))
+    assert policy_source(cls) == f"mypkg (4 files)@sha256:{hashlib.sha256(data).hexdigest()[:12]}"
+
+
+def test_a_policy_in_a_namespace_package_is_named_by_its_own_file(tmp_path, monkeypatch, fresh_modules):
+    # another folder of the same namespace on sys.path is someone else's code: it does not count
+    from dpbench.policies import policy_source
+
+    for base in ("mine", "theirs"):
+        (tmp_path / base / "nsp").mkdir(parents=True)
+    (tmp_path / "mine" / "nsp" / "pol.py").write_text(_template())
+    (tmp_path / "theirs" / "nsp" / "other.py").write_text("x = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "theirs"))
+    monkeypatch.syspath_prepend(str(tmp_path / "mine"))
+    cls = get_policy_class("nsp.pol:LinearPolicy")
+    assert policy_source(cls) == f"pol.py@sha256:{_expected_digest(tmp_path / 'mine' / 'nsp' / 'pol.py')}"
 
 
 def test_a_sweep_worker_with_other_policy_code_refuses_the_cell(plugin_site, tiny_pusht_hdf5, tmp_path):
