@@ -136,11 +136,15 @@ def split_names(value: str, what: str) -> list[str]:
     return names
 
 
+def _filters(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The selection options given, as (name, value) pairs: --env, --policy, --obs, in that order."""
+    return [(k, v) for k, v in (("env", args.env), ("policy", args.policy), ("obs", args.obs)) if v]
+
+
 def _selection(args: argparse.Namespace) -> tuple[list[str] | None, ...]:
     """--env, --policy, --obs as lists (None where not given)."""
-    return tuple(
-        split_names(v, k) if v else None for k, v in (("env", args.env), ("policy", args.policy), ("obs", args.obs))
-    )
+    given = dict(_filters(args))
+    return tuple(split_names(given[k], k) if k in given else None for k in ("env", "policy", "obs"))
 
 
 def _command_line(argv: list[str]) -> str:
@@ -315,8 +319,7 @@ def cmd_table(args: argparse.Namespace) -> int:
     if args.layout == "paper" or args.claims:
         from dpbench.paper_table import format_paper_table
 
-        filters = (("env", args.env), ("policy", args.policy), ("obs", args.obs))
-        selection = " ".join(f"--{k} {v}" for k, v in filters if v)
+        selection = " ".join(f"--{k} {v}" for k, v in _filters(args))
         print(format_paper_table(chosen, args.format, args.claims, envs, selection))
     else:
         print(format_table(chosen, args.format, with_paper=args.with_paper))
@@ -347,7 +350,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     envs, policies, obs = _selection(args)
     records = select_records(load_all(args.out), envs, policies, args.out, obs)
     figdir = Path(args.figdir) if args.figdir else Path(args.out) / "figures"
-    chosen = [(k, v) for k, v in (("env", args.env), ("policy", args.policy), ("obs", args.obs)) if v]
+    chosen = _filters(args)
     if not args.figdir and chosen:
         # a selection's scores and latency figures would overwrite the whole results' under the same names
         parts = [f"{k}-{v.replace(',', '+')}" for k, v in chosen]

@@ -141,6 +141,10 @@ def test_a_sweep_worker_with_other_policy_code_refuses_the_cell(plugin_site, tin
     status, message = _worker_run(spec, "any", "path", str(tiny_pusht_hdf5), "my_policy.py@sha256:000000000000")
     assert status == "error" and "the driver's my_policy.py@sha256:000000000000" in message
     assert "the policy's code changed since the sweep started, or this machine has another copy" in message
+    # same code, another cell id: not the policy's doing
+    same = f"my_policy.py@sha256:{_expected_digest(plugin_site / 'my_policy.py')}"
+    status, message = _worker_run(spec, "any", "path", str(tiny_pusht_hdf5), same)
+    assert status == "error" and message.endswith("is the same dpbench installed everywhere?")
 
 
 def test_builtin_policies_keep_their_identity():

@@ -89,19 +89,17 @@ def _worker_run(
         store = load_episodes(data_path, keys, source=None if data_kind == "path" else data_kind)
         _WORKER.datasets[key] = DatasetRef(data_kind, Path(data_path), store)
     cell = prepare(spec, _WORKER.datasets[key])
-    mine = policy_source(cell.policy_cls)
-    if source_digest(mine) != source_digest(source):  # the policy's code is part of the cell's identity
-        return (
-            "error",
-            f"this worker's {spec.policy} is {mine}, the driver's {source}: the policy's code changed since the "
-            "sweep started, or this machine has another copy. Install the same version everywhere and do not edit "
-            "it while a sweep runs",
-        )
     if cell.cell_id != cell_id:
-        return (
-            "error",
-            f"worker resolved cell {cell.cell_id}, the driver {cell_id}: is the same dpbench installed everywhere?",
-        )
+        mine = policy_source(cell.policy_cls)
+        if source_digest(mine) != source_digest(source):  # the policy's code is part of the cell id
+            why = (
+                f"this worker's {spec.policy} is {mine}, the driver's {source}: the policy's code changed since the "
+                "sweep started, or this machine has another copy. Install the same version everywhere and do not "
+                "edit it while a sweep runs"
+            )
+        else:
+            why = "is the same dpbench installed everywhere?"
+        return ("error", f"worker resolved cell {cell.cell_id}, the driver {cell_id}: {why}")
     channel = _WORKER.channel
     return execute(cell, make_bar=tqdm if channel is None else partial(WorkerBar, channel, cell_id))
 
