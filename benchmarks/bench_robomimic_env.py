@@ -2,7 +2,7 @@
 84x84 cameras), and each scripted demonstrator's success rate, episode length and speed.
 
     python benchmarks/bench_robomimic_env.py [--steps 200] [--episodes 50] [--out results/robomimic_env.json]
-        [--tasks lift,can] [--modes abs,delta] [--replace]
+        [--tasks lift,can] [--variants ph,mh] [--modes abs,delta] [--replace]
 
 Steps hold the arm at its current pose (absolute mode), so the cost is the simulator's, not
 motion-dependent contact work; camera steps render both cameras offscreen (MUJOCO_GL=egl).
@@ -87,10 +87,16 @@ def demonstrator_stats(task: str, variant: str, n_episodes: int, seed_start: int
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument(
+        "--steps",
+        type=int,
+        default=200,
+        help="env steps to time per task; 0 skips the env timings (demonstrators only)",
+    )
     ap.add_argument("--episodes", type=int, default=50, help="demonstrator episodes per task and variant")
     ap.add_argument("--seed-start", type=int, default=100000, help="the paper's test seeds by default")
     ap.add_argument("--tasks", default=",".join(TASK_SPECS))
+    ap.add_argument("--variants", default="ph,mh", help="demonstrator variants to run, of those each task has")
     ap.add_argument("--modes", default="abs", help="action modes to run the demonstrators in: abs, delta or abs,delta")
     ap.add_argument("--out", default="results/robomimic_env.json")
     ap.add_argument(
@@ -105,6 +111,9 @@ def main() -> int:
     torch.set_num_threads(1)
     tasks = [t for t in args.tasks.split(",") if t]
     modes = [m for m in args.modes.split(",") if m]
+    variants = [v for v in args.variants.split(",") if v]
+    if not variants or set(variants) - {"ph", "mh"}:
+        ap.error(f"--variants {args.variants!r}: give ph, mh or ph,mh")
     if not modes or set(modes) - {"abs", "delta"}:
         ap.error(f"--modes {args.modes!r}: give abs, delta or abs,delta")
     result = {
@@ -115,7 +124,7 @@ def main() -> int:
         **environment_info(),
     }
     previous = json.loads(Path(args.out).read_text()) if not args.replace and Path(args.out).exists() else {}
-    for task in tasks:
+    for task in tasks if args.steps > 0 else []:
         low = env_timing(task, args.steps, ())
         cams = env_timing(task, max(args.steps // 4, 20), TASK_SPECS[task].default_cameras[:2])
         result["envs"][task] = {"low_dim": low, "cameras": cams, "date": result["date"]}
@@ -128,7 +137,7 @@ def main() -> int:
     for task in tasks:
         if task not in PLANNERS:
             continue
-        for variant, mode in itertools.product(PLANNERS[task].VARIANTS, modes):
+        for variant, mode in itertools.product([v for v in PLANNERS[task].VARIANTS if v in variants], modes):
             stats = demonstrator_stats(task, variant, args.episodes, args.seed_start, mode)
             stats["date"] = result["date"]
             key = f"{task}/{variant}" + ("" if mode == "abs" else f"/{mode}")
