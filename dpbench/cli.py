@@ -205,8 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="a policy.safetensors written by dpbench run (results/work/<cell>/)")
     p.add_argument(
         "--env",
-        default="pusht",
-        help="the env to evaluate in; must match the checkpoint's observation and action sizes",
+        default=None,
+        help="the env to evaluate in (default: the checkpoint's); must match its observation and action sizes",
     )
     p.add_argument("--obs", default=None, help="observation mode (default: the checkpoint's)")
     p.add_argument("--episodes", type=_positive, default=50, help="test episodes (default 50, the paper's)")
@@ -216,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="first test seed (default: the task's, 100000; 200000 gives the held-out seeds)",
     )
-    p.add_argument("--seed", type=int, default=0, help="sampling-noise seed")
+    p.add_argument("--seed", type=int, default=0, help="sampling-noise seed (default 0)")
     p.add_argument("--video", default=None, help="write a GIF of the first episodes here")
     p.add_argument(
         "--set",

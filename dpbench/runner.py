@@ -288,23 +288,19 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
             video_path=(cell.workdir / "rollouts.gif") if spec.video else None,
         )
         extra_eval_s += final.wall_s
-    heldout = heldout_evaluation(cell, eval_policy, state.history)
+    ckpt_meta = {
+        "env": task.name,
+        "obs": cell.obs,
+        "action_mode": cell.action_mode,
+        "dataset": cell.data.identity(),  # with its variant: the horizon dpbench eval uses
+        "policy_source": policy_source(cell.policy_cls),
+    }
+    heldout = heldout_evaluation(cell, eval_policy, state.history, ckpt_meta)
     if heldout is not None:
         extra_eval_s += heldout["wall_s"]
     # every periodic evaluation of the run, those of a process that was stopped and resumed included
     eval_s = sum(h.get("eval_seconds", 0.0) for h in state.history) + extra_eval_s
-    ckpt = save_policy(
-        eval_policy,
-        cell.workdir / "policy.safetensors",
-        {
-            "env": task.name,
-            "obs": cell.obs,
-            "action_mode": cell.action_mode,
-            "dataset": cell.data.identity(),  # with its variant: the horizon dpbench eval uses
-            "step": state.step,
-            "policy_source": policy_source(cell.policy_cls),
-        },
-    )
+    ckpt = save_policy(eval_policy, cell.workdir / "policy.safetensors", {**ckpt_meta, "step": state.step})
     summary = summarize_history(state.history, "score")
     success = summarize_history(state.history, "success_rate")
     record = Record(  # the record schema and each field's meaning: dpbench.records
@@ -364,23 +360,32 @@ def provenance(policy_cls: type, device: str) -> dict[str, Any]:
     return info
 
 
-def heldout_evaluation(cell: PreparedCell, eval_policy: Any, history: list[dict[str, Any]]) -> dict[str, Any] | None:
+def heldout_evaluation(
+    cell: PreparedCell, eval_policy: Any, history: list[dict[str, Any]], meta: dict[str, Any]
+) -> dict[str, Any] | None:
     """Score the checkpoint the max selected (``best.safetensors``) on ``train.heldout_episodes`` fresh
     test seeds from ``Task.heldout_seed_start``: the selection never saw them, so this number carries
-    no selection bias. None when disabled (0 episodes) or when the run has no evaluation."""
+    no selection bias. None when disabled (0 episodes) or when the run has no evaluation.
+
+    ``best.safetensors`` is rewritten first as a full checkpoint (``meta`` plus its ``step`` and ``score``;
+    ``checkpoint.save_policy``), so ``dpbench eval`` re-scores the selected weights like the final ones."""
     task, n = cell.task, cell.tcfg.heldout_episodes
     chosen = best_evaluation(history)
-    if n <= 0 or chosen is None:
+    if chosen is None:
         return None
     best = load_best(cell.workdir / BEST_FILE)
     if best is None or best[1] != chosen["step"]:  # a run resumed from a checkpoint older than best.safetensors
-        print(
-            f"[dpbench] {cell.cell_id}: the weights of the best evaluation (step {chosen['step']}) were not kept; "
-            "the record gets no held-out score (delete its work dir and rerun for one)"
-        )
+        if n > 0:
+            print(
+                f"[dpbench] {cell.cell_id}: the weights of the best evaluation (step {chosen['step']}) were not "
+                "kept; the record gets no held-out score (delete its work dir and rerun for one)"
+            )
         return None
     policy = copy.deepcopy(eval_policy)
     policy.load_state_dict(best[0])
+    save_policy(policy, cell.workdir / BEST_FILE, {**meta, "step": chosen["step"], "score": chosen["score"]})
+    if n <= 0:
+        return None
     res = evaluate(
         policy, task, cell.mode, n_episodes=n, seed_start=task.heldout_seed_start, sampling_seed=cell.spec.seed
     )

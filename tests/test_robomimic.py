@@ -489,9 +489,11 @@ def test_smoke_run_on_lift_end_to_end_and_eval(lift_demos: Path, tmp_path: Path)
     assert record["action_mode"] == "abs" and record["env"] == "lift"
     assert record["final"]["last_eval"]["n_episodes"] == 2
     assert record["final"]["last_eval"]["episode_steps"] == 400  # a file by path stands for ph demos
-    res = _cli("eval", str(out / record["checkpoint"]), "--env", "lift", "--episodes", "2")
-    assert res.returncode == 0, res.stderr
-    assert "success rate" in res.stdout
+    # no --env: the checkpoint's own env; best.safetensors (the max-selected weights) evaluates like the final ones
+    for ckpt in (out / record["checkpoint"], out / "work" / record["cell_id"] / "best.safetensors"):
+        res = _cli("eval", str(ckpt), "--episodes", "2")
+        assert res.returncode == 0, res.stderr
+        assert "success rate" in res.stdout
     res = _cli("eval", str(out / record["checkpoint"]), "--env", "can", "--episodes", "2")
     assert res.returncode == 2 and "checkpoint was trained" in res.stderr and "Traceback" not in res.stderr
 

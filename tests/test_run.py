@@ -218,8 +218,13 @@ def test_heldout_scores_the_selected_checkpoint_on_fresh_seeds(tmp_path, tiny_pu
     assert held["step"] == chosen["step"] and held["selected_score"] == chosen["score"]
     assert held["seed_start"] == 200000 and held["n_episodes"] == 3 and len(held["episode_final"]) == 3
     task = get_task("pusht")
+    best_file = tmp_path / "work" / rec["cell_id"] / BEST_FILE
     policy, _ = load_policy(tmp_path / rec["checkpoint"])
-    policy.load_state_dict(load_file(str(tmp_path / "work" / rec["cell_id"] / BEST_FILE)))
+    policy.load_state_dict(load_file(str(best_file)))
+    # the finished run left best.safetensors a full checkpoint of those weights, at the selected step
+    best, meta = load_policy(best_file)
+    assert meta["step"] == chosen["step"] and meta["score"] == chosen["score"] and meta["env"] == "pusht"
+    assert all(torch.equal(a, b) for a, b in zip(best.state_dict().values(), policy.state_dict().values()))
     res = evaluate(policy, task, task.obs_mode("keypoints"), n_episodes=3, seed_start=200000, sampling_seed=rec["seed"])
     assert res.episode_scores == held["episode_scores"] and res.episode_final == held["episode_final"]
 
