@@ -182,6 +182,17 @@ class WallTimes:
         }
 
 
+def cell_seconds(record: dict[str, Any]) -> float:
+    """A record's whole-cell wall time in seconds: ``wall.total_s``, or where more, its training plus every
+    evaluation in it (periodic, final and held-out). Records of resumed runs written before the runner took
+    that maximum (b9ca894, 2026-11-30) counted only their last process: three committed ones have ``total_s`` below
+    their own ``train_s``."""
+    wall, final = record["wall"], record.get("final") or {}
+    evals = sum(h.get("eval_seconds", 0.0) for h in record.get("history", []))
+    evals += ((final.get("heldout") or {}).get("wall_s")) or 0.0
+    return max(wall["total_s"], wall["train_s"] + max(wall.get("eval_s", 0.0), evals))
+
+
 @dataclass
 class Record:
     """One cell's result record; ``to_dict()`` is the JSON written to ``OUT/records/<cell_id>.json``.

@@ -24,6 +24,7 @@ from dpbench.metrics import mean_ci, summarize_history, wilson_ci
 from dpbench.policies import get_policy_class
 from dpbench.records import (
     PROTOCOL_VERSION,
+    cell_seconds,
     data_identity,
     load_records,  # also re-exported: benchmarks/ import it from here, as before the split
     write_json_atomic,  # noqa: F401  (re-exported, likewise)
@@ -262,7 +263,7 @@ def group_records(records: list[dict[str, Any]]) -> list[Group]:
                 wilson_ci(sum(outcomes), len(outcomes)),
                 len(outcomes),
                 _heldout(recs),
-                float(np.mean([r["wall"]["total_s"] for r in recs]) / 60),
+                float(np.mean([cell_seconds(r) for r in recs]) / 60),
                 float(np.mean(latency)) if latency else float("nan"),
                 _contended(recs),
                 tuple(recs),

@@ -649,3 +649,22 @@ def test_results_readme_lists_the_knees(results, capsys):
     readme = (results / "README.md").read_text()
     assert "## Knees: where each policy's quick budget comes from" in readme
     assert "| bet | 40000, 10.0 | 0.719 | 30000 | 7.7 | 0.719 |" in readme
+
+
+def test_minutes_per_seed_count_every_process_of_a_resumed_run():
+    # an old record of a resumed run kept only its last process's total: 10 min, below its own 20 min of training.
+    # The cell's work is at least its training plus every evaluation in it: 20 + 3 x 1 (periodic) + 2 (held-out) min
+    from dpbench.records import cell_seconds
+    from dpbench.results import group_records
+
+    rec = make_record(
+        "ibc", 0, [0.1, 0.2, 0.3], [True], heldout={**make_heldout([1.0], [True], [1.0]), "wall_s": 120.0}
+    )
+    rec["wall"] = {"train_s": 1200.0, "eval_s": 60.0, "total_s": 600.0}
+    for h in rec["history"]:
+        h["eval_seconds"] = 60.0
+    assert cell_seconds(rec) == 1200.0 + 3 * 60.0 + 120.0
+    assert group_records([rec])[0].minutes_per_seed == pytest.approx(25.0)
+    # a whole run's total (data loading and checkpoints included) stands when it is the larger
+    rec["wall"]["total_s"] = 2000.0
+    assert cell_seconds(rec) == 2000.0
