@@ -52,7 +52,8 @@ def paper_layout(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
     avg-last-10, the seed count, and the held-out score of the selected checkpoints with its 95% CI.
     ``envs``: only these tasks' columns."""
     rows, cols, cells = fill_cells(records, kind, envs)
-    body, sources, alternatives, older, actions = [], [], False, False, False
+    body, sources, alternatives, older, actions, schedule, heldout = [], [], False, False, False, False, False
+    presets: dict[str, int] = {}
     for row in rows:
         line = [ROW_LABELS.get(row, f"{row} (not in the paper)")]
         for col in cols:
@@ -61,10 +62,19 @@ def paper_layout(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
                 line.append(f"no record ({_pair(cell.paper)})" if cell.paper else "–")
                 continue
             old, other_actions = not current(cell.group), not paper_actions(row, cell.group)
-            mark = (" ᵃ" if cell.alternatives else "") + (" ᵛ" if old else "") + (" ᵈ" if other_actions else "")
+            off = _off_schedule(cell.group)
+            mark = (
+                (" ᵃ" if cell.alternatives else "")
+                + (" ᵛ" if old else "")
+                + (" ᵈ" if other_actions else "")
+                + (" ˢ" if off else "")
+            )
             alternatives |= bool(cell.alternatives)
             older |= old
             actions |= other_actions
+            schedule |= off
+            presets[cell.group.preset] = presets.get(cell.group.preset, 0) + 1
+            heldout |= cell.group.heldout is not None
             line.append(f"{_ours(cell.group)} ({_pair(cell.paper)}){mark}")
             g = cell.group
             sources.append(
@@ -73,14 +83,20 @@ def paper_layout(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
             )
         if any(c != "–" for c in line[1:]):  # rows the paper's table lacks (BET in Table II) and we never ran
             body.append(line)
+    held = (
+        "; where recorded, the held-out score of the checkpoints the max selected, on fresh test seeds, with a 95% "
+        "CI over all seeds' episodes pooled (episode noise, not the spread over seeds)"
+        if heldout
+        else ""
+    )
+    at = ", ".join(f"{n} at {p}" for p, n in sorted(presets.items(), key=lambda x: -x[1]))
     notes = [
         f"{TABLE_TITLES[kind]} of Chi et al. 2023 in its layout. Each cell: dpbench's max ± std over seeds / "
-        "avg-last-10; n seeds; the held-out score of the checkpoints the max selected, on fresh test seeds, with "
-        "its 95% CI; then (the paper's max / avg-last-10, 3 seeds). no record: no record among those read "
-        "(all of them, or the --env/--policy/--obs selection).",
+        f"avg-last-10; n seeds{held}; then (the paper's max / avg-last-10, 3 seeds). no record: no record among "
+        "those read (all of them, or the --env/--policy/--obs selection).",
         "dpbench trains robomimic cells on scripted demonstrations (scripted = ph-like, scripted-mh = mh-like), "
-        "not on the paper's human data, and most cells at the CPU-sized quick preset rather than the paper's: "
-        "compare with care.",
+        f"not on the paper's human data. Presets of the cells shown: {at or 'none'} (quick: CPU-sized, far "
+        "shorter than the paper's training): compare with care.",
         "Cells from: " + ("; ".join(sources) if sources else "none") + ".",
     ]
     if alternatives:
@@ -99,8 +115,20 @@ def paper_layout(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
             "ᵈ trained in another action space than the paper's for this policy (DP: absolute; LSTM-GMM, IBC, "
             "BET: delta): no record in the paper's action space exists for this cell."
         )
+    if schedule:
+        notes.append(
+            "ˢ not its preset as defined today: the config or schedule differs from the preset (dpbench table, the "
+            "pivot layout, lists how: e.g. fewer evaluations, so avg-last-10 averages fewer), and the claims leave "
+            "the cell out."
+        )
     headers = ["policy", *(column_label(c) for c in cols)]
     return Table(headers, body, notes, label_cols=1)
+
+
+def _off_schedule(g: Group) -> bool:
+    """Whether a cell's records depart from their preset as defined today: ``Group.overrides`` besides the
+    protocol version (``current`` marks that)."""
+    return any(x and not x.startswith("protocol v") for x in g.overrides.split(", "))
 
 
 @dataclass(frozen=True)
@@ -138,14 +166,20 @@ def _versus(values: dict[str, float]) -> tuple[str, float, str, float] | None:
 def column_claims(records: list[dict[str, Any]], kind: str, envs: list[str] | None = None) -> list[ColumnClaim]:
     """Per column with at least one comparable record of the paper's policies: DP (the better of DP-C and DP-T,
     as the paper's headline takes) against the best of LSTM-GMM, IBC and BET, by max; and the rankings.
-    Comparable: today's protocol and the paper's action space for the policy; other cells are left out."""
+    Comparable: today's protocol, the preset's schedule (``_off_schedule``) and the paper's action space for the
+    policy; other cells are left out."""
     _, cols, cells = fill_cells(records, kind, envs)
     out = []
     for col in cols:
         usable = {
             r: c.group
             for (r, cc), c in cells.items()
-            if cc == col and r in PAPER_ROWS and c.group and current(c.group) and paper_actions(r, c.group)
+            if cc == col
+            and r in PAPER_ROWS
+            and c.group
+            and current(c.group)
+            and paper_actions(r, c.group)
+            and not _off_schedule(c.group)
         }
         ours = {r: g.max for r, g in usable.items()}
         paper = {r: c.paper["max"] for (r, cc), c in cells.items() if cc == col and r in PAPER_ROWS and c.paper}
@@ -227,8 +261,8 @@ def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
     notes = [
         "DP: the better of DP-C and DP-T by max; baseline: the best of LSTM-GMM, IBC and BET by max. Relative "
         "improvement: (DP - baseline) / baseline; a column whose best baseline scores 0 has none. Ours: dpbench's "
-        "cell in the paper layout above (mean max over seeds), only cells under today's protocol in the paper's "
-        "action space; paper: Chi et al. 2023 "
+        "cell in the paper layout above (mean max over seeds), only cells under today's protocol and their "
+        "preset's schedule in the paper's action space; paper: Chi et al. 2023 "
         + TABLE_TITLES[kind]
         + "."
         + (" (n=k): ours has fewer than the paper's 3 seeds of that policy." if marked else ""),
@@ -318,6 +352,7 @@ def _tidy(records: list[dict[str, Any]], kind: str, envs: list[str] | None) -> l
                     "config_hash": g.config_hash if g else None,
                     "current_protocol": current(g) if g else None,
                     "paper_action_space": paper_actions(row, g) if g else None,
+                    "preset_schedule": not _off_schedule(g) if g else None,
                     "other_configs": c.alternatives,
                 }
             )

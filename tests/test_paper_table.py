@@ -180,6 +180,21 @@ def test_older_protocol_cells_are_marked_and_nothing_to_show_is_an_error():
         format_paper_table([make_record("diffusion", 0, [0.5], [True], obs="state")], "md")
 
 
+def test_a_cell_off_its_presets_schedule_is_marked_and_left_out_of_the_claims():
+    # a run with --set train.eval_every=1500 evaluates less often than its preset: its avg-last-10 means less
+    dp = make_record("diffusion", 0, [0.5, 0.9], [True], preset="quick")
+    dp["config"]["overrides"] = {"train.eval_every": 1500}
+    ibc = make_record("ibc", 0, [0.3, 0.4], [True], preset="quick")
+    text = format_paper_table([dp, ibc], "md", claims=True)
+    _, rows = _md(text)
+    assert rows["DP-C"][-1].endswith("ˢ") and not rows["IBC"][-1].endswith("ˢ")
+    assert "ˢ not its preset as defined today" in text
+    _, claims = _md(text, 1)
+    assert claims["Push-T"][1] == "–" and claims["Push-T"][4] == "IBC 0.40"
+    (row,) = [r for r in csv.DictReader(io.StringIO(format_paper_table([dp], "csv"))) if r["seeds"] != "0"]
+    assert row["preset_schedule"] == "False"
+
+
 def test_dataset_names_map_to_the_papers_demo_variants():
     from dpbench.data.registry import data_variant
 
