@@ -211,6 +211,22 @@ def test_unknown_names_are_all_reported_before_any_cell(tmp_path, tiny_pusht_hdf
     assert not (out / "records").exists() and not (out / "work").exists()
 
 
+def test_a_misspelt_dataset_name_is_an_unknown_name_not_a_missing_file(tmp_path, capsys):
+    # 'scripted_mh' reads as neither a name nor a path: one error naming the valid ones, even with --skip-blocked,
+    # which skips only cells whose data cannot be had here
+    out = tmp_path / "r"
+    cfg = _write_sweep(tmp_path / "s.yaml", Path("scripted_mh"), out, envs=["square"], policies=["bc"])
+    assert main(["sweep", str(cfg), "--skip-blocked", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown dataset 'scripted_mh' for square; valid names: scripted, scripted-mh, scripted-delta" in err
+    assert err.count("\n") == 1 and not (out / "work").exists()
+    assert main(["run", "--policy", "bc", "--dataset", "humna", "--preset", "smoke", "--out", str(out)]) == 2
+    assert "unknown dataset 'humna' for pusht; valid names: human, scripted, or a PATH" in capsys.readouterr().err
+    # a path that does not exist is still a missing file, named as such
+    assert main(["run", "--policy", "bc", "--dataset", str(tmp_path / "no.zarr"), "--preset", "smoke"]) == 2
+    assert "unknown dataset" not in capsys.readouterr().err
+
+
 def test_unwritable_results_dir_and_missing_ray_fail_at_start(tmp_path, tiny_pusht_hdf5, capsys, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("x")

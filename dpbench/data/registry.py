@@ -142,6 +142,24 @@ def scripted_robomimic_path(
     return robomimic_scripted_path(cache_dir(), task_name, variant, n, cameras, action_mode)
 
 
+def dataset_name_problem(task_name: str, dataset: str | None, names: Iterable[str]) -> str | None:
+    """What is wrong with a ``--dataset`` that is neither one of ``names`` nor an existing file, and does not look
+    like a path either (no folder, no file suffix): a misspelt name, which would otherwise read as a missing file.
+    None when it is fine, or a path (a missing path has its own error when loaded)."""
+    if dataset is None or dataset in names or dataset == "human":  # robomimic's human data: its own message
+        return None
+    path = Path(dataset).expanduser()
+    if path.exists() or "/" in dataset or os.sep in dataset or path.suffix:
+        return None
+    return f"unknown dataset '{dataset}' for {task_name}; valid names: {', '.join(names)}, or a PATH to a file"
+
+
+def _check_name(task_name: str, dataset: str, names: Iterable[str]) -> None:
+    problem = dataset_name_problem(task_name, dataset, names)
+    if problem is not None:
+        raise DpbenchError(problem)
+
+
 def _resolve_robomimic(
     task_name: str, dataset: str | None, keys: Iterable[str] | None, progress: bool, collect: bool
 ) -> DatasetRef:
@@ -188,6 +206,7 @@ def _resolve_robomimic(
                 action_mode=action_mode,
             )
         return DatasetRef(dataset, path, load_episodes(path, keys, source=dataset))
+    _check_name(task_name, dataset, ROBOMIMIC_SCRIPTED)
     path = Path(dataset).expanduser()
     return DatasetRef("path", path, load_episodes(path, keys))
 
@@ -226,6 +245,7 @@ def resolve_dataset(
     path = Path(dataset).expanduser()
     if not path.exists() and dataset in ROBOMIMIC_SCRIPTED:
         raise DpbenchError(f"'{dataset}' is a robomimic dataset; Push-T's are human, scripted or a PATH")
+    _check_name(task_name, dataset, ("human", "scripted"))
     return DatasetRef("path", path, load_episodes(path, keys))
 
 

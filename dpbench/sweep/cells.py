@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
 
+from dpbench.data.registry import dataset_name_problem
 from dpbench.errors import DatasetMissing, DpbenchError
 from dpbench.policies import available_policies, get_policy_class
 from dpbench.records import read_record
@@ -20,7 +21,8 @@ T = TypeVar("T")
 
 
 def _check_names(specs: list[CellSpec]) -> dict[str, None]:
-    """Every unknown policy or env name and bad device of a grid, one message each (in order, no repeats)."""
+    """Every unknown policy, env or dataset name and bad device of a grid, one message each (in order, no
+    repeats)."""
     problems: dict[str, None] = {}
     bad_envs = sorted({s.env for s in specs if s.env not in TASKS})
     if bad_envs:
@@ -40,6 +42,10 @@ def _check_names(specs: list[CellSpec]) -> dict[str, None]:
             get_policy_class(name)
         except DpbenchError as exc:
             problems[str(exc)] = None
+    for env, dataset in sorted({(s.env, s.dataset) for s in specs if s.env in TASKS and s.dataset}):
+        problem = dataset_name_problem(env, dataset, TASKS[env].datasets)
+        if problem is not None:  # a typo, not a missing file: --skip-blocked must not skip it
+            problems[problem] = None
     for device in sorted({s.device for s in specs}):
         try:
             resolve_device(device)
