@@ -13,6 +13,7 @@ import os
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 from dpbench.errors import DpbenchError
 from dpbench.host import default_threads
@@ -176,7 +177,10 @@ def _run_sweep(sweep, args: argparse.Namespace) -> int:
         dirs = dict.fromkeys(p.resolve() for p in (sweep.out, RESULTS) if (p / "records").is_dir())
         records = list({r["cell_id"]: r for d in dirs for r in load_records(d)[0]}.values())
         out_records = load_records(sweep.out)[0] if (sweep.out / "records").is_dir() else []
-        print(f"[dpbench] {len(planned)} cell(s) in {getattr(args, 'config', None) or 'the grid'}, nothing run:")
+        print(
+            f"[dpbench] {len(planned)} cell(s) in {getattr(args, 'config', None) or 'the grid'}, nothing run; "
+            f"results dir {sweep.out.resolve()} (done and recorded cells are its records):"
+        )
         for line in dry_run_report(planned, records, args.workers or usable_cores(), out_records, cpu_capability()):
             print(line)
         return 0
@@ -189,10 +193,24 @@ def _run_sweep(sweep, args: argparse.Namespace) -> int:
         raise DpbenchError("no cell of the grid can run here (each is listed above as skipped)")
     for line in describe(cells):
         print(line)
+    _warn_paper_on_cpu(cells)
     records = run_grid(cells, backend=args.backend, workers=args.workers, address=args.address, progress=not args.quiet)
     print()
     print(format_table(records, with_paper=True))
     return 0
+
+
+def _warn_paper_on_cpu(cells: list[Any]) -> None:
+    """One line on stderr when a paper-preset cell will train on the CPU: the paper's schedules (hundreds of
+    thousands of steps) take days there, and ``--device`` defaults to cpu."""
+    from dpbench.runner import resolve_device
+
+    if any(c.spec.preset == "paper" and resolve_device(c.spec.device).type == "cpu" for c in cells):
+        print(
+            "[dpbench] note: the paper preset on the CPU takes days per cell (its full training schedule); "
+            "pass --device cuda (or auto) on a GPU machine, or --preset quick for a CPU-sized run",
+            file=sys.stderr,
+        )
 
 
 def _all_episodes(overrides: dict[str, str], flag: bool) -> dict[str, str]:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from dpbench.cli import main
@@ -392,7 +393,23 @@ def test_dry_run_lists_cells_and_runs_nothing(tmp_path, tiny_pusht_hdf5, capsys)
     out = capsys.readouterr().out
     cells = [line for line in out.splitlines() if line.startswith("  new ")]
     assert len(cells) == 4 and all("pusht-keypoints__" in line for line in cells)
+    assert f"results dir {(tmp_path / 'r').resolve()} " in out  # where done cells were looked for
     assert not (tmp_path / "r" / "records").exists()
+
+
+def test_a_paper_preset_cell_on_the_cpu_gets_one_note(capsys):
+    from types import SimpleNamespace
+
+    from dpbench.commands import _warn_paper_on_cpu
+
+    def cell(preset: str, device: str) -> SimpleNamespace:
+        return SimpleNamespace(spec=SimpleNamespace(preset=preset, device=device))
+
+    _warn_paper_on_cpu([cell("quick", "cpu"), cell("paper", "auto" if not torch.cuda.is_available() else "cpu")])
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "paper preset on the CPU takes days" in err
+    _warn_paper_on_cpu([cell("quick", "cpu"), cell("smoke", "cpu")])
+    assert capsys.readouterr().err == ""
 
 
 def test_grid_errors_keep_other_cells(tmp_path, tiny_pusht_hdf5, capsys):
