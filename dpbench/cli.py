@@ -118,13 +118,20 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--start-seed", type=int, default=0, help="first env seed tried; failed episodes are skipped")
         p.add_argument("--workers", type=_positive, default=None, help="collector processes (default: one per core)")
-        p.add_argument("--out", default=None, help="hdf5 path (default: the cache dir, where runs find it)")
+        p.add_argument(
+            "--out",
+            default=None,
+            help="hdf5 path (default: the cache dir; --dataset scripted* finds only the default episode count "
+            "there, so train on another count with --dataset PATH)",
+        )
         p.add_argument("--quiet", action="store_true", help="no progress bar")
         p.set_defaults(func=cmd_collect)
 
     p = sub.add_parser("run", help="train + evaluate policies x envs x N seeds, write records, print the table")
-    p.add_argument("--policy", default="diffusion", help="a policy, or a comma list: diffusion,lstm_gmm,ibc")
-    p.add_argument("--env", default="pusht", help="an env, or a comma list")
+    p.add_argument(
+        "--policy", default="diffusion", help="a policy, or a comma list: diffusion,lstm_gmm,ibc (default diffusion)"
+    )
+    p.add_argument("--env", default="pusht", help="an env, or a comma list (default pusht)")
     p.add_argument("--seeds", type=_positive, default=1, help="number of training seeds (positive)")
     p.add_argument("--seed-start", type=int, default=0, help="first training seed (seeds SEED_START .. +SEEDS-1)")
     p.add_argument("--preset", default="quick", help="smoke | quick (default, CPU-sized) | paper (GPU)")

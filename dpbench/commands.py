@@ -52,8 +52,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     for name, ref in sorted(available_policies().items()):
         print(f"  {name:<24} {ref}")
     print("datasets:")
-    for name, env, where in list_datasets():
-        print(f"  {name:<12} env {env}: {where}")
+    datasets = list_datasets()
+    width = max((len(name) for name, _, _ in datasets), default=0)
+    for name, env, where in datasets:
+        print(f"  {name:<{width}} env {env}: {where}")
     return 0
 
 
