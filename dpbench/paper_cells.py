@@ -37,6 +37,16 @@ TASK_LABELS = {"lift": "Lift", "can": "Can", "square": "Square", "transport": "T
 Column = tuple[str, str]  # (task, variant): ("lift", "ph")
 
 
+# Where the paper's number was made another way than dpbench's policy of that row: (table kind, row, column) -> why.
+PAPER_CAVEATS: dict[tuple[str, str, Column], str] = {
+    ("state", "diffusion_cnn", ("pusht", "ph")): (
+        "the paper's DP-C on state Push-T conditioned on the observations by inpainting (the note in "
+        "dpbench/reference/chi2023_table1_state.csv); dpbench's DP-C conditions by FiLM, as the original code's "
+        "default low-dim config does (obs_as_global_cond: True)"
+    ),
+}
+
+
 def paper_columns(kind: str) -> list[Column]:
     """The paper's task/variant columns of Table I (``kind`` "state") or II ("image"), in its order."""
     cols: list[Column] = []

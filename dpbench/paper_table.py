@@ -18,6 +18,7 @@ from dpbench.errors import DpbenchError
 from dpbench.paper_cells import (
     BASELINES,
     DP_ROWS,
+    PAPER_CAVEATS,
     PAPER_ROWS,
     ROW_LABELS,
     TABLE_OF_OBS,
@@ -54,6 +55,7 @@ def paper_layout(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
     rows, cols, cells = fill_cells(records, kind, envs)
     body, sources, alternatives, older, actions, schedule, heldout = [], [], False, False, False, False, False
     presets: dict[str, int] = {}
+    caveats: list[str] = []
     for row in rows:
         line = [ROW_LABELS.get(row, f"{row} (not in the paper)")]
         for col in cols:
@@ -63,12 +65,16 @@ def paper_layout(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
                 continue
             old, other_actions = not current(cell.group), not paper_actions(row, cell.group)
             off = _off_schedule(cell.group)
+            caveat = PAPER_CAVEATS.get((kind, row, col))
             mark = (
                 (" ᵃ" if cell.alternatives else "")
                 + (" ᵛ" if old else "")
                 + (" ᵈ" if other_actions else "")
                 + (" ˢ" if off else "")
+                + (" ⁱ" if caveat else "")
             )
+            if caveat:
+                caveats.append(f"{line[0]} {column_label(col)}: {caveat}")
             alternatives |= bool(cell.alternatives)
             older |= old
             actions |= other_actions
@@ -115,6 +121,8 @@ def paper_layout(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
             "ᵈ trained in another action space than the paper's for this policy (DP: absolute; LSTM-GMM, IBC, "
             "BET: delta): no record in the paper's action space exists for this cell."
         )
+    if caveats:
+        notes.append("ⁱ the paper's number was made another way: " + "; ".join(caveats) + ".")
     if schedule:
         notes.append(
             "ˢ not its preset as defined today: the config or schedule differs from the preset (dpbench table, the "

@@ -75,7 +75,8 @@ def test_paper_layout_cells_are_ours_beside_the_papers():
     std = math.sqrt(((0.9 - 0.8) ** 2 + (0.7 - 0.8) ** 2) / 1)
     avg = ((0.5 + 0.9 + 0.8) / 3 + (0.6 + 0.7 + 0.7) / 3) / 2
     held = (0.8 + 0.65) / 2
-    expected = f"0.80±{std:.2f} / {avg:.2f}; n=2; held-out {held:.2f} [{lo:.2f}, {hi:.2f}] (0.95 / 0.91)"
+    # ⁱ: the paper's Push-T DP-C conditioned by inpainting
+    expected = f"0.80±{std:.2f} / {avg:.2f}; n=2; held-out {held:.2f} [{lo:.2f}, {hi:.2f}] (0.95 / 0.91) ⁱ"
     assert rows["DP-C"][col["Push-T"]] == expected
     # Cells without records carry the paper's number (Table I, DP-C Lift ph: 1.00 / 0.98).
     assert rows["DP-C"][col["Lift ph"]] == "no record (1.00 / 0.98)"
@@ -172,7 +173,7 @@ def test_older_protocol_cells_are_marked_and_nothing_to_show_is_an_error():
     ibc = make_record("ibc", 0, [0.3, 0.4], [True], preset="quick")
     text = format_paper_table([old, ibc], "md", claims=True)
     _, rows = _md(text)
-    assert rows["DP-C"][-1].endswith("ᵛ")
+    assert rows["DP-C"][-1].endswith("ᵛ ⁱ")
     # the claims leave the older-protocol DP cell out: Push-T has a baseline and no comparable DP
     _, claims = _md(text, 1)
     assert claims["Push-T"][1] == "–" and claims["Push-T"][4] == "IBC 0.40"
@@ -187,12 +188,23 @@ def test_a_cell_off_its_presets_schedule_is_marked_and_left_out_of_the_claims():
     ibc = make_record("ibc", 0, [0.3, 0.4], [True], preset="quick")
     text = format_paper_table([dp, ibc], "md", claims=True)
     _, rows = _md(text)
-    assert rows["DP-C"][-1].endswith("ˢ") and not rows["IBC"][-1].endswith("ˢ")
+    assert rows["DP-C"][-1].endswith("ˢ ⁱ") and not rows["IBC"][-1].endswith("ˢ")
     assert "ˢ not its preset as defined today" in text
     _, claims = _md(text, 1)
     assert claims["Push-T"][1] == "–" and claims["Push-T"][4] == "IBC 0.40"
     (row,) = [r for r in csv.DictReader(io.StringIO(format_paper_table([dp], "csv"))) if r["seeds"] != "0"]
     assert row["preset_schedule"] == "False"
+
+
+def test_the_papers_push_t_dp_c_carries_its_conditioning_caveat():
+    # the reference CSV says the paper's state Push-T DP-C used inpainting; ours conditions by FiLM: the cell says so
+    dp = make_record("diffusion", 0, [0.5, 0.9], [True], preset="quick")
+    ibc = make_record("ibc", 0, [0.3, 0.4], [True], preset="quick")
+    text = format_paper_table([dp, ibc], "md")
+    _, rows = _md(text)
+    assert rows["DP-C"][-1].endswith("ⁱ") and not rows["IBC"][-1].endswith("ⁱ")
+    assert "DP-C Push-T: the paper's DP-C on state Push-T conditioned on the observations by inpainting" in text
+    assert "inpainting" in (Path(__file__).parents[1] / "dpbench/reference/chi2023_table1_state.csv").read_text()
 
 
 def test_dataset_names_map_to_the_papers_demo_variants():
