@@ -127,13 +127,16 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
                         *(["–"] if t in coverage_tasks else []),
                     ]
                 body.append(row)
+    finals = [r["final"] for g in groups for r in g.records if r["final"].get("k_min_train_loss") is not None]
+    same = sum(abs(f["k_min_train_loss"] - f["avg_last10"]) < 1e-9 for f in finals)
     notes = [
         "max / avg-last-10 / k-min-loss: the paper's two numbers, the best evaluation during training and the mean "
         "of the last 10, then the mean of the 10 evaluations with the lowest training loss (the original repository's "
-        "k_min_train_loss, which its README names as the paper's second number; with the quick presets' 11 "
-        "evaluations and a falling loss, those 10 are usually the last 10, so it often equals avg-last-10); Push-T "
-        "score: mean over test episodes "
-        "of the episode's max coverage reward; mean ± sample std across seeds.",
+        "k_min_train_loss, which its README names as the paper's second number; with 11 evaluations and a falling "
+        "loss those 10 are the last 10"
+        + (f": it equals avg-last-10 in {same} of the {len(finals)} records here" if finals else "")
+        + "); Push-T score: mean over test episodes of the episode's max coverage reward; mean ± sample std "
+        "across seeds.",
         "held-out (95% CI): the checkpoint the max selected, scored on fresh test seeds that no selection saw "
         "(train.heldout_episodes per seed, 200 in the quick and paper presets, from seed 200000); "
         "mean over seeds, interval over all seeds' episodes pooled (normal; Wilson where the score is success, "
