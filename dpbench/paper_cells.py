@@ -73,6 +73,18 @@ def newest(g: Group) -> str:
     return max(r.get("date", "") for r in g.records)
 
 
+# Fields whose value changes neither max nor avg-last-10: a config differing from its preset only in these is on it.
+RESULT_NEUTRAL = ("train.checkpoint_every", "train.heldout_episodes")
+
+
+def off_schedule(g: Group) -> bool:
+    """Whether a cell's records depart from their preset as defined today in a field that shapes its scores:
+    ``Group.overrides`` ("key=value, ...") but ``RESULT_NEUTRAL`` fields and the protocol version (``current``
+    marks that)."""
+    keys = [part.split("=", 1)[0] for part in g.overrides.split(", ") if "=" in part]
+    return any(k not in RESULT_NEUTRAL for k in keys)
+
+
 def paper_actions(row: str, g: Group) -> bool:
     """The group trains in the action space the paper used for this policy (Push-T has one action space)."""
     want = PAPER_ACTION_MODE.get(row)
@@ -115,7 +127,7 @@ def fill_cells(
         for col in cols:
             found = sorted(
                 buckets.get((row, col), []),
-                key=lambda g, row=row: (paper_actions(row, g), current(g), g.seeds, newest(g)),
+                key=lambda g, row=row: (paper_actions(row, g), current(g), not off_schedule(g), g.seeds, newest(g)),
                 reverse=True,
             )
             cells[(row, col)] = Cell(found[0] if found else None, max(len(found) - 1, 0), paper.get((row, col)))

@@ -27,6 +27,7 @@ from dpbench.paper_cells import (
     column_label,
     current,
     fill_cells,
+    off_schedule,
     paper_actions,
     paper_columns,
     paper_values,
@@ -60,12 +61,14 @@ def paper_layout(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
         line = [ROW_LABELS.get(row, f"{row} (not in the paper)")]
         for col in cols:
             cell = cells[(row, col)]
+            caveat = PAPER_CAVEATS.get((kind, row, col))
+            if caveat and cell.paper:
+                caveats.append(f"{line[0]} {column_label(col)}: {caveat}")
             if cell.group is None:
-                line.append(f"no record ({_pair(cell.paper)})" if cell.paper else "–")
+                line.append(f"no record ({_pair(cell.paper)}){' ⁱ' if caveat else ''}" if cell.paper else "–")
                 continue
             old, other_actions = not current(cell.group), not paper_actions(row, cell.group)
-            off = _off_schedule(cell.group)
-            caveat = PAPER_CAVEATS.get((kind, row, col))
+            off = off_schedule(cell.group)
             mark = (
                 (" ᵃ" if cell.alternatives else "")
                 + (" ᵛ" if old else "")
@@ -73,8 +76,7 @@ def paper_layout(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
                 + (" ˢ" if off else "")
                 + (" ⁱ" if caveat else "")
             )
-            if caveat:
-                caveats.append(f"{line[0]} {column_label(col)}: {caveat}")
+
             alternatives |= bool(cell.alternatives)
             older |= old
             actions |= other_actions
@@ -108,8 +110,8 @@ def paper_layout(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
     if alternatives:
         notes.append(
             "ᵃ other configurations of this cell are on record; the cell shows, in this order of preference, the "
-            "paper's action space for the policy (DP absolute, the baselines delta), today's protocol, the most "
-            "seeds, the newest. dpbench table (the pivot layout) lists them all."
+            "paper's action space for the policy (DP absolute, the baselines delta), today's protocol, its preset "
+            "as defined today, the most seeds, the newest. dpbench table (the pivot layout) lists them all."
         )
     if older:
         notes.append(
@@ -125,18 +127,12 @@ def paper_layout(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
         notes.append("ⁱ the paper's number was made another way: " + "; ".join(caveats) + ".")
     if schedule:
         notes.append(
-            "ˢ not its preset as defined today: the config or schedule differs from the preset (dpbench table, the "
-            "pivot layout, lists how: e.g. fewer evaluations, so avg-last-10 averages fewer), and the claims leave "
-            "the cell out."
+            "ˢ not its preset as defined today: a field that shapes the scores differs from the preset (the "
+            "schedule, the model, the optimizer; dpbench table, the pivot layout, lists how), so its max and "
+            "avg-last-10 are another experiment's, and the claims leave the cell out."
         )
     headers = ["policy", *(column_label(c) for c in cols)]
     return Table(headers, body, notes, label_cols=1)
-
-
-def _off_schedule(g: Group) -> bool:
-    """Whether a cell's records depart from their preset as defined today: ``Group.overrides`` besides the
-    protocol version (``current`` marks that)."""
-    return any(x and not x.startswith("protocol v") for x in g.overrides.split(", "))
 
 
 @dataclass(frozen=True)
@@ -174,8 +170,8 @@ def _versus(values: dict[str, float]) -> tuple[str, float, str, float] | None:
 def column_claims(records: list[dict[str, Any]], kind: str, envs: list[str] | None = None) -> list[ColumnClaim]:
     """Per column with at least one comparable record of the paper's policies: DP (the better of DP-C and DP-T,
     as the paper's headline takes) against the best of LSTM-GMM, IBC and BET, by max; and the rankings.
-    Comparable: today's protocol, the preset's schedule (``_off_schedule``) and the paper's action space for the
-    policy; other cells are left out."""
+    Comparable: today's protocol, the preset as defined today (``paper_cells.off_schedule``) and the paper's
+    action space for the policy; other cells are left out."""
     _, cols, cells = fill_cells(records, kind, envs)
     out = []
     for col in cols:
@@ -187,7 +183,7 @@ def column_claims(records: list[dict[str, Any]], kind: str, envs: list[str] | No
             and c.group
             and current(c.group)
             and paper_actions(r, c.group)
-            and not _off_schedule(c.group)
+            and not off_schedule(c.group)
         }
         ours = {r: g.max for r, g in usable.items()}
         paper = {r: c.paper["max"] for (r, cc), c in cells.items() if cc == col and r in PAPER_ROWS and c.paper}
@@ -284,6 +280,13 @@ def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
         f"no pair the paper ties that ours separates by more than {SEED_NOISE} (the seed spread of a 3-seed mean); "
         "needs 2 policies.",
     ]
+    caveats = [
+        f"{ROW_LABELS.get(row, row)} {column_label(col)}: {why}"
+        for (k, row, col), why in PAPER_CAVEATS.items()
+        if k == kind and any(c.col == col for c in claims)
+    ]
+    if caveats:
+        notes.append("The paper's side includes a number made another way than ours: " + "; ".join(caveats) + ".")
     if selection:
         notes.append(f"Computed over the selected records only ({selection}): the best baseline is among those.")
     headers = ["column", "ours: DP vs best baseline", "paper, same policies", "paper: DP vs best baseline"]
@@ -360,8 +363,9 @@ def _tidy(records: list[dict[str, Any]], kind: str, envs: list[str] | None) -> l
                     "config_hash": g.config_hash if g else None,
                     "current_protocol": current(g) if g else None,
                     "paper_action_space": paper_actions(row, g) if g else None,
-                    "preset_schedule": not _off_schedule(g) if g else None,
+                    "preset_schedule": not off_schedule(g) if g else None,
                     "other_configs": c.alternatives,
+                    "paper_caveat": PAPER_CAVEATS.get((kind, row, col), ""),
                 }
             )
     return out

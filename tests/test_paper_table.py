@@ -153,7 +153,9 @@ def test_paper_layout_formats(tmp_path: Path, capsys):
     latex = format_paper_table(recs, "latex", claims=True)
     assert r"\begin{tabular}{l" + "c" * 10 + "}" in latex
     assert r"DP-C 0.80 (n=2) vs LSTM-GMM 0.60 (n=1): +0.20 (+33\%)" in latex
-    assert not any(ch in latex for ch in "ᵃᵛᵈ−`")  # marks and symbols that pdflatex cannot set raw
+    assert latex.isascii()  # every mark and symbol escaped: pdflatex cannot set them raw (ⁱ is on DP-C Push-T)
+    assert "$^{i}$" in latex and "`" not in latex
+    assert pusht["diffusion_cnn"]["paper_caveat"].startswith("the paper's DP-C on state Push-T conditioned")
     assert "<td>no record (1.00 / 0.98)</td>" in format_paper_table(recs, "html")
 
     out = tmp_path / "results"
@@ -194,6 +196,17 @@ def test_a_cell_off_its_presets_schedule_is_marked_and_left_out_of_the_claims():
     assert claims["Push-T"][1] == "–" and claims["Push-T"][4] == "IBC 0.40"
     (row,) = [r for r in csv.DictReader(io.StringIO(format_paper_table([dp], "csv"))) if r["seeds"] != "0"]
     assert row["preset_schedule"] == "False"
+    # an on-preset config of the same cell is shown (and compared) before an off-preset one with more seeds
+    on = make_record("diffusion", 5, [0.7, 0.8], [True], preset="quick")
+    on["config"]["overrides"] = {"train.checkpoint_every": 100}  # changes neither max nor avg-last-10
+    on["config_hash"], on["cell_id"] = "oncfg", on["cell_id"].replace(on["config_hash"], "oncfg")
+    dp1 = make_record("diffusion", 1, [0.5, 0.9], [True], preset="quick")
+    dp1["config"]["overrides"] = {"train.eval_every": 1500}
+    text = format_paper_table([dp, dp1, on, ibc], "md", claims=True)
+    _, rows = _md(text)
+    assert rows["DP-C"][-1].startswith("0.80 / 0.75; n=1") and "ˢ" not in rows["DP-C"][-1] and "ᵃ" in rows["DP-C"][-1]
+    _, claims = _md(text, 1)
+    assert claims["Push-T"][1] == "DP-C 0.80 (n=1) vs IBC 0.40 (n=1): +0.40 (+100%)"
 
 
 def test_the_papers_push_t_dp_c_carries_its_conditioning_caveat():
