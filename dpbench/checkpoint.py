@@ -53,6 +53,12 @@ def read_checkpoint_meta(path: str | Path) -> dict[str, Any]:
             "pickle can run code; export the weights with dpbench (or safetensors) instead"
         ) from None
     if "dpbench" not in meta:
+        if {"step", "score"} <= set(meta):  # train.save_best's weights-only file
+            raise DpbenchError(
+                f"{path}: the best evaluation's weights as training keeps them, without the policy's config (a run "
+                "that finished before 2026-12-01, one still training, or one whose best weights were not kept); "
+                "evaluate policy.safetensors beside it"
+            )
         raise DpbenchError(f"{path}: a safetensors file without dpbench metadata; it was not written by dpbench")
     return json.loads(meta["dpbench"])
 

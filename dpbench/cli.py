@@ -209,7 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("eval", help="evaluate a saved policy checkpoint")
-    p.add_argument("checkpoint", help="a policy.safetensors written by dpbench run (results/work/<cell>/)")
+    p.add_argument(
+        "checkpoint",
+        help="a policy.safetensors (final weights) or best.safetensors (the max-selected ones) written by dpbench run "
+        "(results/work/<cell>/)",
+    )
     p.add_argument(
         "--env",
         default=None,

@@ -302,11 +302,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     torch.set_num_threads(default_threads())
     meta = read_checkpoint_meta(args.checkpoint)
     task = checkpoint_task(meta, args.env)  # at the horizon of the demonstrations it learnt from
+    if meta.get("env") not in (None, task.name):  # before the obs mode, which the other task may not have
+        raise DpbenchError(f"{args.checkpoint}: checkpoint was trained on env '{meta['env']}', not '{task.name}'")
     obs = args.obs or meta.get("obs") or task.default_obs
     mode = task.obs_mode(obs, meta.get("action_mode"))
     policy, meta = load_policy(args.checkpoint, expect_spec=mode.spec, overrides=_parse_overrides(args.set))
-    if meta.get("env") not in (None, task.name):
-        raise DpbenchError(f"{args.checkpoint}: checkpoint was trained on env '{meta['env']}', not '{task.name}'")
     res = evaluate(
         policy,
         task,

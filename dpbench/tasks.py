@@ -142,7 +142,10 @@ def checkpoint_task(meta: dict[str, Any], env: str | None = None) -> Task:
     ``dpbench.checkpoint.read_checkpoint_meta``'s dict. Raises DpbenchError for an unknown env."""
     from dpbench.data.registry import variant_of
 
-    return get_task(env or meta["env"]).for_variant(variant_of(meta.get("dataset") or {}))
+    name = env or meta.get("env")
+    if name is None:
+        raise DpbenchError("the checkpoint names no env it was trained on; pass --env")
+    return get_task(name).for_variant(variant_of(meta.get("dataset") or {}))
 
 
 def get_task(name: str) -> Task:

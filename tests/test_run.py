@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors import safe_open
 
 from dpbench.cli import main
 from dpbench.diffusion.policy import DiffusionUnetPolicy
@@ -128,6 +129,36 @@ def test_checkpoint_eval_and_wrong_env(tmp_path, tiny_pusht_hdf5, capsys):
     assert main(["eval", ckpt, "--env", "pusht", "--episodes", "2", "--set", "policy.down_dims=8,16"]) == 2
     err = capsys.readouterr().err
     assert "weights do not fit" in err and "Traceback" not in err
+
+
+def test_eval_says_what_is_wrong_with_a_checkpoint_it_cannot_take(tmp_path, tiny_pusht_hdf5, capsys):
+    from safetensors.torch import load_file, save_file
+
+    from dpbench.train import save_best
+
+    assert _run(tmp_path, tiny_pusht_hdf5, "--seeds", "1") == 0
+    ckpt = tmp_path / _records(tmp_path)[0]["checkpoint"]
+    weights = load_file(str(ckpt))
+    with safe_open(str(ckpt), framework="pt") as f:
+        header = json.loads(f.metadata()["dpbench"])
+
+    def variant(name: str, **meta) -> str:
+        path = tmp_path / name
+        save_file(weights, str(path), metadata={"dpbench": json.dumps({**header, **meta})})
+        return str(path)
+
+    capsys.readouterr()
+    # trained on another env: said before the obs mode, which pusht does not have
+    assert main(["eval", variant("lift.safetensors", env="lift", obs="low_dim"), "--env", "pusht"]) == 2
+    assert "checkpoint was trained on env 'lift', not 'pusht'" in capsys.readouterr().err
+    # no env in its metadata and none given
+    assert main(["eval", variant("noenv.safetensors", env=None)]) == 2
+    assert "names no env it was trained on; pass --env" in capsys.readouterr().err
+    # training's weights-only best file (older runs): not "not written by dpbench"
+    save_best(tmp_path / "old_best.safetensors", weights, 3, 0.5)
+    assert main(["eval", str(tmp_path / "old_best.safetensors")]) == 2
+    err = capsys.readouterr().err
+    assert "evaluate policy.safetensors beside it" in err and "not written by dpbench" not in err
 
 
 @pytest.mark.parametrize(
