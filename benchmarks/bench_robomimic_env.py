@@ -114,6 +114,13 @@ def main() -> int:
     variants = [v for v in args.variants.split(",") if v]
     if not variants or set(variants) - {"ph", "mh"}:
         ap.error(f"--variants {args.variants!r}: give ph, mh or ph,mh")
+    if args.steps < 0 or (args.steps == 0 and args.replace):
+        ap.error("--steps: 0 (skip the env timings, keeping the file's) or more, and 0 cannot go with --replace")
+    for task in tasks:
+        if task in PLANNERS and not set(variants) & set(PLANNERS[task].VARIANTS):
+            print(
+                f"{task}: no demonstrator variant among {args.variants} (it has {', '.join(PLANNERS[task].VARIANTS)})"
+            )
     if not modes or set(modes) - {"abs", "delta"}:
         ap.error(f"--modes {args.modes!r}: give abs, delta or abs,delta")
     result = {

@@ -195,7 +195,8 @@ def _run_sweep(sweep, args: argparse.Namespace) -> int:
         raise DpbenchError("no cell of the grid can run here (each is listed above as skipped)")
     for line in describe(cells):
         print(line)
-    _warn_paper_on_cpu(cells)
+    if args.backend != "ray":  # on Ray, "auto" resolves on each worker, not here
+        _warn_paper_on_cpu([c for c in cells if not c.record_path.exists()])
     records = run_grid(cells, backend=args.backend, workers=args.workers, address=args.address, progress=not args.quiet)
     print()
     print(format_table(records, with_paper=True))
@@ -203,8 +204,9 @@ def _run_sweep(sweep, args: argparse.Namespace) -> int:
 
 
 def _warn_paper_on_cpu(cells: list[Any]) -> None:
-    """One line on stderr when a paper-preset cell will train on the CPU: the paper's schedules (hundreds of
-    thousands of steps) take days there, and ``--device`` defaults to cpu."""
+    """One line on stderr when a paper-preset cell among ``cells`` (those still to train) will train on this
+    machine's CPU: the paper's schedules (hundreds of thousands of steps) take days there, and ``--device``
+    defaults to cpu."""
     from dpbench.runner import resolve_device
 
     if any(c.spec.preset == "paper" and resolve_device(c.spec.device).type == "cpu" for c in cells):

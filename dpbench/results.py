@@ -146,7 +146,7 @@ def _heldout(recs: list[dict[str, Any]]) -> Heldout | None:
     )
 
 
-def _k_min(record: dict[str, Any]) -> float:
+def k_min(record: dict[str, Any]) -> float:
     """k_min_train_loss of a record; recomputed from the history for records that predate the field."""
     value = record["final"].get("k_min_train_loss")
     return float(value) if value is not None else summarize_history(record["history"])["k_min_train_loss"]
@@ -232,7 +232,7 @@ def group_records(records: list[dict[str, Any]]) -> list[Group]:
         dhash = joined_hashes(recs)
         maxes = np.array([r["final"]["max"] for r in recs], dtype=float)
         lasts = np.array([r["final"]["avg_last10"] for r in recs], dtype=float)
-        kmins = np.array([_k_min(r) for r in recs], dtype=float)
+        kmins = np.array([k_min(r) for r in recs], dtype=float)
         outcomes = [bool(s) for r in recs for s in r["final"]["last_eval"]["episode_success"]]
         per_seed = [np.mean(r["final"]["last_eval"]["episode_success"] or [0.0]) for r in recs]
         latency = [h["chunk_latency_ms"] for r in recs for h in r["history"] if "chunk_latency_ms" in h]

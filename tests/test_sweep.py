@@ -223,9 +223,13 @@ def test_a_misspelt_dataset_name_is_an_unknown_name_not_a_missing_file(tmp_path,
     assert err.count("\n") == 1 and not (out / "work").exists()
     assert main(["run", "--policy", "bc", "--dataset", "humna", "--preset", "smoke", "--out", str(out)]) == 2
     assert "unknown dataset 'humna' for pusht; valid names: human, scripted, or a PATH" in capsys.readouterr().err
-    # a path that does not exist is still a missing file, named as such
-    assert main(["run", "--policy", "bc", "--dataset", str(tmp_path / "no.zarr"), "--preset", "smoke"]) == 2
-    assert "unknown dataset" not in capsys.readouterr().err
+    # a path that does not exist is still a missing file, named as such; a ~user that is no user, one line too
+    argv = ["run", "--policy", "bc", "--preset", "smoke", "--out", str(out), "--dataset"]
+    assert main([*argv, str(tmp_path / "no.zarr")]) == 2
+    assert "no.zarr: no such dataset (check the path)" in capsys.readouterr().err
+    assert main([*argv, "~no-such-user-x/demos.zarr"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot expand '~'" in err and err.count("\n") == 1
 
 
 def test_unwritable_results_dir_and_missing_ray_fail_at_start(tmp_path, tiny_pusht_hdf5, capsys, monkeypatch):

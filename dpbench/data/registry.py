@@ -148,10 +148,22 @@ def dataset_name_problem(task_name: str, dataset: str | None, names: Iterable[st
     None when it is fine, or a path (a missing path has its own error when loaded)."""
     if dataset is None or dataset in names or dataset == "human":  # robomimic's human data: its own message
         return None
-    path = Path(dataset).expanduser()
-    if path.exists() or "/" in dataset or os.sep in dataset or path.suffix:
+    if "/" in dataset or os.sep in dataset or dataset.startswith(("~", ".")) or Path(dataset).suffix:
+        return None  # a path: a missing one has its own error when loaded
+    if Path(dataset).exists():
         return None
-    return f"unknown dataset '{dataset}' for {task_name}; valid names: {', '.join(names)}, or a PATH to a file"
+    return (
+        f"unknown dataset '{dataset}' for {task_name}; valid names: {', '.join(names)}, or a PATH to a file or "
+        f"folder (no '{dataset}' in the working directory, {Path.cwd()})"
+    )
+
+
+def _expand(dataset: str) -> Path:
+    """``--dataset PATH`` with ``~`` expanded; raises DpbenchError for a ``~user`` that names no user."""
+    try:
+        return Path(dataset).expanduser()
+    except RuntimeError:
+        raise DpbenchError(f"--dataset {dataset}: cannot expand '~' (no such user or no home directory)") from None
 
 
 def _check_name(task_name: str, dataset: str, names: Iterable[str]) -> None:
@@ -207,7 +219,7 @@ def _resolve_robomimic(
             )
         return DatasetRef(dataset, path, load_episodes(path, keys, source=dataset))
     _check_name(task_name, dataset, ROBOMIMIC_SCRIPTED)
-    path = Path(dataset).expanduser()
+    path = _expand(dataset)
     return DatasetRef("path", path, load_episodes(path, keys))
 
 
@@ -242,7 +254,7 @@ def resolve_dataset(
             print(f"[dpbench] generating {DEFAULT_SCRIPTED_EPISODES} scripted Push-T demos into {path} (once)")
             collect_pusht(DEFAULT_SCRIPTED_EPISODES, path, progress=progress)
         return DatasetRef("scripted", path, load_episodes(path, keys, source="scripted"))
-    path = Path(dataset).expanduser()
+    path = _expand(dataset)
     if not path.exists() and dataset in ROBOMIMIC_SCRIPTED:
         raise DpbenchError(f"'{dataset}' is a robomimic dataset; Push-T's are human, scripted or a PATH")
     _check_name(task_name, dataset, ("human", "scripted"))
