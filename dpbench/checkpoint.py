@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
@@ -17,6 +17,9 @@ from dpbench.errors import DpbenchError
 from dpbench.policies import available_policies, get_policy_class, policy_source, source_digest
 from dpbench.policy import Policy
 from dpbench.spec import PolicySpec
+
+if TYPE_CHECKING:
+    import torch
 
 
 def save_policy(policy: Policy, path: str | Path, meta: dict[str, Any]) -> Path:
@@ -44,6 +47,12 @@ def read_checkpoint_meta(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise DpbenchError(f"{path}: no such checkpoint")
+    if path.is_dir():
+        raise DpbenchError(f"{path} is a folder; pass {path}/policy.safetensors (or best.safetensors)")
+    if path.name == "train_state.pt":
+        raise DpbenchError(
+            f"{path} is training's resume state; evaluate policy.safetensors or best.safetensors beside it"
+        )
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
@@ -101,8 +110,30 @@ def load_policy(
     state = load_file(str(path))
     try:
         policy.load_state_dict(state)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else "mismatch"
-        raise DpbenchError(f"{path}: weights do not fit policy '{cls.name}' with the stored config ({first})") from None
+    except RuntimeError:
+        raise DpbenchError(
+            f"{path}: weights do not fit policy '{cls.name}' with the stored config: {_weights_diff(policy, state)}"
+        ) from None
     policy.eval()
     return policy, meta
+
+
+def _weights_diff(policy: Policy, state: dict[str, torch.Tensor]) -> str:
+    """Which tensors a checkpoint lacks, has in excess, or holds in another shape than ``policy`` (3 of each)."""
+    own = policy.state_dict()
+    parts = []
+    for what, keys in (
+        ("missing", [k for k in own if k not in state]),
+        ("unexpected", [k for k in state if k not in own]),
+        (
+            "other shape",
+            [
+                f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+                for k in own
+                if k in state and state[k].shape != own[k].shape
+            ],
+        ),
+    ):
+        if keys:
+            parts.append(f"{what} {', '.join(keys[:3])}{f' (+{len(keys) - 3} more)' if len(keys) > 3 else ''}")
+    return "; ".join(parts) or "mismatch"

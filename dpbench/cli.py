@@ -272,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--write-readme",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="regenerate OUT/README.md from all records (default: only for the default results dir)",
+        help="regenerate OUT/README.md from all records (default: only for the default results dir, ./results)",
     )
     p.set_defaults(func=cmd_table)
 

@@ -9,6 +9,7 @@ import importlib.resources
 import inspect
 import os
 import sys
+import traceback
 from collections.abc import Iterator
 from functools import cache
 from importlib.metadata import entry_points
@@ -36,18 +37,51 @@ def _load_ref(ref: str) -> type[Policy]:
     module, _, attr = ref.partition(":")
     try:
         cls = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
-        local = Path.cwd() / f"{module.split('.')[0]}.py"
-        found = getattr(sys.modules.get(module), "__file__", None)
-        if local.exists() and found and Path(found).resolve() != local.resolve():
+    except ModuleNotFoundError as exc:
+        if exc.name and module != exc.name and not module.startswith(exc.name + "."):
+            # the module was found; an import inside it failed
             raise DpbenchError(
-                f"cannot import policy '{ref}': '{module}' is {found}, which the standard library or an installed "
-                f"package holds under the same name as your {local.name}; rename your file"
+                f"cannot import policy '{ref}': importing '{module}' failed at {_innermost(exc)}: {exc} "
+                "(install that package, or fix the import)"
             ) from None
+        raise _not_found(ref, module, exc) from None
+    except SyntaxError as exc:
         raise DpbenchError(
-            f"cannot import policy '{ref}': {exc}. A module:Class reference names an installed module or one in "
-            "the working directory (docs/adding_a_policy.md)"
+            f"cannot import policy '{ref}': {exc.msg} at {Path(exc.filename or '?').name}:{exc.lineno}"
         ) from None
+    except (ImportError, AttributeError) as exc:
+        raise _not_found(ref, module, exc) from None
+    except Exception as exc:  # the module's own top-level code raised
+        raise DpbenchError(
+            f"cannot import policy '{ref}': importing '{module}' raised {type(exc).__name__}: {exc} "
+            f"at {_innermost(exc)}"
+        ) from None
+    return _check_class(ref, cls)
+
+
+def _innermost(exc: BaseException) -> str:
+    """``file.py:LINE`` of the last frame a traceback went through (where the error was raised)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else "?"
+
+
+def _not_found(ref: str, module: str, exc: Exception) -> DpbenchError:
+    """The error for a module or class that is not there, or a module shadowed by another of its name."""
+    local = Path.cwd() / f"{module.split('.')[0]}.py"
+    found = getattr(sys.modules.get(module), "__file__", None)
+    if local.exists() and found and Path(found).resolve() != local.resolve():
+        return DpbenchError(
+            f"cannot import policy '{ref}': '{module}' is {found}, which the standard library or an installed "
+            f"package holds under the same name as your {local.name}; rename your file"
+        )
+    return DpbenchError(
+        f"cannot import policy '{ref}': {exc}. A module:Class reference names an installed module or one in "
+        f"the working directory ({Path.cwd()}; or set PYTHONPATH; docs/adding_a_policy.md)"
+    )
+
+
+def _check_class(ref: str, cls: Any) -> type[Policy]:
+    """``cls`` if it is a Policy subclass that keeps the contract's class-level parts; else DpbenchError."""
     if not (isinstance(cls, type) and issubclass(cls, Policy)):
         raise DpbenchError(f"'{ref}' is not a dpbench Policy subclass (see docs/adding_a_policy.md)")
     missing = []
@@ -160,5 +194,11 @@ def get_policy_class(name: str) -> type[Policy]:
         return _load_ref(name)
     names = available_policies()
     if name not in names:
-        raise DpbenchError(f"unknown policy '{name}'; valid policies: {', '.join(sorted(names))}")
+        module, dot, cls = name.rpartition(".")
+        hint = (
+            f"; did you mean '{module}:{cls}'?"
+            if dot
+            else "; your own class: --policy module:Class (docs/adding_a_policy.md)"
+        )
+        raise DpbenchError(f"unknown policy '{name}'; valid policies: {', '.join(sorted(names))}{hint}")
     return _load_ref(names[name])

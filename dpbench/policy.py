@@ -254,8 +254,9 @@ class Policy(nn.Module):
             or chunk.shape[1] < start + ta
         ):
             raise DpbenchError(
-                f"policy '{self.name}' broke the contract: predict_chunk returned shape {tuple(chunk.shape)}, expected "
-                f"(B, L, D_a) with B={batch}, D_a={self.spec.action_dim} and L >= chunk_start + T_a = {start + ta}"
+                f"policy {policy_label(self)} broke the contract: predict_chunk returned shape {tuple(chunk.shape)}, "
+                f"expected (B, L, D_a) with B={batch}, D_a={self.spec.action_dim} and "
+                f"L >= chunk_start + T_a = {start + ta}"
             )
         return chunk[:, start : start + ta]
 
@@ -291,10 +292,19 @@ class Policy(nn.Module):
         """Clear recurrent state at an episode start (stateless policies: nothing)."""
 
 
+def policy_label(policy: Any) -> str:
+    """How messages name a policy: its ``name`` in quotes, and for one defined outside dpbench its
+    ``module:Class`` too (two files may share a name)."""
+    cls = type(policy)
+    if cls.__module__.split(".")[0] == "dpbench":
+        return f"'{policy.name}'"
+    return f"'{policy.name}' ({cls.__module__}:{cls.__qualname__})"
+
+
 def _check_tensor(policy: Policy, actions: Any, method: str) -> None:
     if not isinstance(actions, torch.Tensor):
         raise DpbenchError(
-            f"policy '{policy.name}' broke the contract: {method} must return a torch.Tensor, "
+            f"policy {policy_label(policy)} broke the contract: {method} must return a torch.Tensor, "
             f"got {type(actions).__name__}"
         )
 
@@ -307,7 +317,7 @@ def check_actions(policy: Policy, actions: Any, batch: int) -> torch.Tensor:
     expected = (batch, policy.n_action_steps, policy.spec.action_dim)
     if tuple(actions.shape) != expected:
         raise DpbenchError(
-            f"policy '{policy.name}' broke the contract: predict_action returned shape {tuple(actions.shape)}, "
+            f"policy {policy_label(policy)} broke the contract: predict_action returned shape {tuple(actions.shape)}, "
             f"expected (B, T_a, D_a) = {expected}"
         )
     finite = torch.isfinite(actions).flatten(1).all(1)

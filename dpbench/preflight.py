@@ -4,12 +4,15 @@ than as a shape error deep in training or at the first evaluation (minutes to ho
 
 from __future__ import annotations
 
+import traceback
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from dpbench.errors import DpbenchError
+from dpbench.policy import policy_label
 from dpbench.spec import PolicySpec
 
 
@@ -49,7 +52,8 @@ def check_dataset_fits(where: str, env: str, arrays: dict[str, np.ndarray], spec
 def preflight(policy: Any, arrays: dict[str, np.ndarray]) -> None:
     """One planning call on the dataset's first observation before training, so a policy that breaks
     the contract (a wrong chunk shape, NaN actions) fails in seconds rather than at its first
-    evaluation. Leaves torch's RNG, the policy's mode and its rollout state as they were."""
+    evaluation. Leaves torch's RNG, the policy's mode and its rollout state as they were. Raises
+    DpbenchError for a broken contract, or for any exception the policy's code raised (naming where)."""
     obs = {k: torch.from_numpy(np.ascontiguousarray(arrays[k][:1])).to(policy.device) for k in policy.spec.obs_shapes}
     was_training = policy.training
     devices = [policy.device] if policy.device.type == "cuda" else []
@@ -59,6 +63,15 @@ def preflight(policy: Any, arrays: dict[str, np.ndarray]) -> None:
             policy.reset()
             policy.seed(0)
             policy.select_action(obs)
+    except DpbenchError:
+        raise
+    except Exception as exc:  # the policy's own code raised: say where, in one line, before any training
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = ", ".join(f"{Path(f.filename).name}:{f.lineno} in {f.name}" for f in frames[-2:]) or "?"
+        raise DpbenchError(
+            f"policy {policy_label(policy)} raised {type(exc).__name__} in its first planning call, before "
+            f"training ({where}): {str(exc).splitlines()[0] if str(exc) else ''}"
+        ) from None
     finally:
         policy.reset()
         policy.train(was_training)

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from dpbench.config import TrainConfig
 from dpbench.data.sampler import SequenceSampler
 from dpbench.errors import DpbenchError
-from dpbench.policy import Policy
+from dpbench.policy import Policy, policy_label
 
 RESUME_FILE = "train_state.pt"
 BEST_FILE = "best.safetensors"  # the evaluated weights at the history's best score (first of equals)
@@ -134,7 +134,7 @@ def train_step(
     loss = policy.compute_loss(batch)
     if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
         raise DpbenchError(
-            f"policy '{policy.name}' broke the contract: compute_loss must return a scalar tensor, "
+            f"policy {policy_label(policy)} broke the contract: compute_loss must return a scalar tensor, "
             f"got {type(loss).__name__} {tuple(getattr(loss, 'shape', ()))}"
         )
     loss_value = float(loss.item())  # the step's one host sync: the finiteness check and the loss log

@@ -229,6 +229,18 @@ BROKEN = textwrap.dedent(
             return (self.w ** 2).sum()
         def predict_action(self, obs):
             return torch.zeros(len(obs["obs"]), 3)
+
+    class RaisesWhenPlanning(WrongShape):
+        name = "raises_planning"
+        def predict_action(self, obs):
+            return obs["obs"] @ torch.zeros(3, 3)  # a shape bug inside the policy's own code
+
+    class RaisesWhenTraining(WrongShape):
+        name = "raises_training"
+        def predict_action(self, obs):
+            return torch.zeros(len(obs["obs"]), self.n_action_steps, self.spec.action_dim)
+        def compute_loss(self, batch):
+            raise KeyError("no_such_key")
     """
 )
 
@@ -244,4 +256,39 @@ def test_contract_breaches_name_the_policy(tmp_path, monkeypatch, tiny_pusht_hdf
     argv = smoke_argv("broken_policies:WrongShape", tiny_pusht_hdf5, tmp_path / "r")
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "policy 'wrong_shape' broke the contract" in err and "(B, T_a, D_a)" in err
+    assert "policy 'wrong_shape' (broken_policies:WrongShape) broke the contract" in err and "(B, T_a, D_a)" in err
+
+
+def test_an_exception_in_the_policys_own_code_is_one_line_naming_where(
+    tmp_path, monkeypatch, tiny_pusht_hdf5, capsys, smoke_argv
+):
+    (tmp_path / "broken_policies.py").write_text(BROKEN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    # in the first planning call, before training: one line with the file and line of the policy's code
+    assert main(smoke_argv("broken_policies:RaisesWhenPlanning", tiny_pusht_hdf5, tmp_path / "r")) == 2
+    err = capsys.readouterr().err
+    assert "policy 'raises_planning' (broken_policies:RaisesWhenPlanning) raised RuntimeError" in err
+    assert "broken_policies.py:" in err and "in predict_action" in err and "Traceback" not in err
+    # in training: that cell fails with one line, and a built-in policy's cell of the same grid still runs
+    argv = smoke_argv("broken_policies:RaisesWhenTraining,bc", tiny_pusht_hdf5, tmp_path / "t")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "raised KeyError at broken_policies.py:" in err and "in compute_loss" in err and "Traceback" not in err
+    assert [p.name.split("__")[1] for p in (tmp_path / "t" / "records").glob("*.json")] == ["bc"]
+
+
+def test_import_problems_in_a_policy_file_say_which(tmp_path, monkeypatch, fresh_modules):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "needs_dep.py").write_text("import no_such_dependency_x\n")
+    with pytest.raises(DpbenchError, match=r"importing 'needs_dep' failed at needs_dep\.py:1: No module named"):
+        get_policy_class("needs_dep:P")
+    (tmp_path / "typo.py").write_text("def f(:\n    pass\n")
+    with pytest.raises(DpbenchError, match=r"cannot import policy 'typo:P': .* at typo\.py:1"):
+        get_policy_class("typo:P")
+    (tmp_path / "boom.py").write_text("x = 1\nraise ValueError('bad constant')\n")
+    with pytest.raises(DpbenchError, match=r"raised ValueError: bad constant at boom\.py:2"):
+        get_policy_class("boom:P")
+    with pytest.raises(DpbenchError, match=r"did you mean 'boom:P'\?"):
+        get_policy_class("boom.P")
+    with pytest.raises(DpbenchError, match=r"your own class: --policy module:Class"):
+        get_policy_class("mine")
