@@ -128,7 +128,7 @@ def test_checkpoint_eval_and_wrong_env(tmp_path, tiny_pusht_hdf5, capsys):
     # a change that alters the weights' shapes is refused with one line
     assert main(["eval", ckpt, "--env", "pusht", "--episodes", "2", "--set", "policy.down_dims=8,16"]) == 2
     err = capsys.readouterr().err
-    assert "weights do not fit" in err and "Traceback" not in err
+    assert "weights do not fit" in err and "other shape" in err and "Traceback" not in err
 
 
 def test_eval_says_what_is_wrong_with_a_checkpoint_it_cannot_take(tmp_path, tiny_pusht_hdf5, capsys):
@@ -159,6 +159,11 @@ def test_eval_says_what_is_wrong_with_a_checkpoint_it_cannot_take(tmp_path, tiny
     assert main(["eval", str(tmp_path / "old_best.safetensors")]) == 2
     err = capsys.readouterr().err
     assert "evaluate policy.safetensors beside it" in err and "not written by dpbench" not in err
+    # a cell's folder, or its resume state, instead of a checkpoint
+    assert main(["eval", str(ckpt.parent)]) == 2
+    assert "is a folder; pass" in capsys.readouterr().err
+    assert main(["eval", str(ckpt.parent / "train_state.pt")]) == 2
+    assert "is training's resume state" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
