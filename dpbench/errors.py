@@ -1,5 +1,10 @@
 """The one exception type for problems a user can fix (bad input, missing data, wrong names)."""
 
+from __future__ import annotations
+
+import traceback
+from pathlib import Path
+
 
 class DpbenchError(Exception):
     """A user-facing error. The CLI prints its message in one line and exits with status 2."""
@@ -16,3 +21,10 @@ class DatasetMissing(DpbenchError):
         self.path = path
         self.action_mode = action_mode
         self.kind = kind
+
+
+def raised_at(exc: BaseException, frames: int = 1) -> str:
+    """Where ``exc`` was raised, for a one-line message about code outside dpbench (a plugin policy):
+    ``file.py:LINE in function`` of its last ``frames`` traceback frames, innermost last; "?" without one."""
+    tb = traceback.extract_tb(exc.__traceback__)[-frames:]
+    return ", ".join(f"{Path(f.filename).name}:{f.lineno} in {f.name}" for f in tb) or "?"

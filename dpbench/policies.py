@@ -9,14 +9,13 @@ import importlib.resources
 import inspect
 import os
 import sys
-import traceback
 from collections.abc import Iterator
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from dpbench.errors import DpbenchError
+from dpbench.errors import DpbenchError, raised_at
 from dpbench.policy import Policy
 
 ENTRY_POINT_GROUP = "dpbench.policies"
@@ -41,7 +40,7 @@ def _load_ref(ref: str) -> type[Policy]:
         if exc.name and module != exc.name and not module.startswith(exc.name + "."):
             # the module was found; an import inside it failed
             raise DpbenchError(
-                f"cannot import policy '{ref}': importing '{module}' failed at {_innermost(exc)}: {exc} "
+                f"cannot import policy '{ref}': importing '{module}' failed at {raised_at(exc)}: {exc} "
                 "(install that package, or fix the import)"
             ) from None
         raise _not_found(ref, module, exc) from None
@@ -53,16 +52,9 @@ def _load_ref(ref: str) -> type[Policy]:
         raise _not_found(ref, module, exc) from None
     except Exception as exc:  # the module's own top-level code raised
         raise DpbenchError(
-            f"cannot import policy '{ref}': importing '{module}' raised {type(exc).__name__}: {exc} "
-            f"at {_innermost(exc)}"
+            f"cannot import policy '{ref}': importing '{module}' raised {type(exc).__name__}: {exc} at {raised_at(exc)}"
         ) from None
     return _check_class(ref, cls)
-
-
-def _innermost(exc: BaseException) -> str:
-    """``file.py:LINE`` of the last frame a traceback went through (where the error was raised)."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    return f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else "?"
 
 
 def _not_found(ref: str, module: str, exc: Exception) -> DpbenchError:

@@ -4,14 +4,12 @@ than as a shape error deep in training or at the first evaluation (minutes to ho
 
 from __future__ import annotations
 
-import traceback
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from dpbench.errors import DpbenchError
+from dpbench.errors import DpbenchError, raised_at
 from dpbench.policy import policy_label
 from dpbench.spec import PolicySpec
 
@@ -66,11 +64,9 @@ def preflight(policy: Any, arrays: dict[str, np.ndarray]) -> None:
     except DpbenchError:
         raise
     except Exception as exc:  # the policy's own code raised: say where, in one line, before any training
-        frames = traceback.extract_tb(exc.__traceback__)
-        where = ", ".join(f"{Path(f.filename).name}:{f.lineno} in {f.name}" for f in frames[-2:]) or "?"
         raise DpbenchError(
             f"policy {policy_label(policy)} raised {type(exc).__name__} in its first planning call, before "
-            f"training ({where}): {str(exc).splitlines()[0] if str(exc) else ''}"
+            f"training ({raised_at(exc, 2)}): {str(exc).splitlines()[0] if str(exc) else ''}"
         ) from None
     finally:
         policy.reset()

@@ -280,7 +280,9 @@ def test_an_exception_in_the_policys_own_code_is_one_line_naming_where(
 def test_import_problems_in_a_policy_file_say_which(tmp_path, monkeypatch, fresh_modules):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "needs_dep.py").write_text("import no_such_dependency_x\n")
-    with pytest.raises(DpbenchError, match=r"importing 'needs_dep' failed at needs_dep\.py:1: No module named"):
+    with pytest.raises(
+        DpbenchError, match=r"importing 'needs_dep' failed at needs_dep\.py:1 in <module>: No module named"
+    ):
         get_policy_class("needs_dep:P")
     (tmp_path / "typo.py").write_text("def f(:\n    pass\n")
     with pytest.raises(DpbenchError, match=r"cannot import policy 'typo:P': .* at typo\.py:1"):

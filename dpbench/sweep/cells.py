@@ -3,16 +3,14 @@ its lock (``execute``, in the driver or in a worker process)."""
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
 
 from dpbench.data.registry import dataset_name_problem
-from dpbench.errors import DatasetMissing, DpbenchError
+from dpbench.errors import DatasetMissing, DpbenchError, raised_at
 from dpbench.policies import available_policies, get_policy_class, policy_source
 from dpbench.records import read_record
 from dpbench.runner import CellConfig, CellSpec, PreparedCell, prepare, resolve_config, resolve_device, run_cell
@@ -181,11 +179,9 @@ def execute(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> tuple[st
         if policy_source(cell.policy_cls) is None:  # dpbench's own policy: a bug in dpbench, keep the traceback
             raise
         # a policy from outside dpbench raised in its own code: this cell fails, the grid's others go on
-        frames = traceback.extract_tb(exc.__traceback__)
-        where = f"{Path(frames[-1].filename).name}:{frames[-1].lineno} in {frames[-1].name}" if frames else "?"
         first = str(exc).splitlines()[0] if str(exc) else ""
         return "error", (
-            f"policy {cell.spec.policy} raised {type(exc).__name__} at {where}: {first} (fix it and rerun; "
+            f"policy {cell.spec.policy} raised {type(exc).__name__} at {raised_at(exc)}: {first} (fix it and rerun; "
             "changed code trains as a new cell, docs/adding_a_policy.md)"
         )
     finally:
