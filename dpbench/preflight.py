@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from dpbench.errors import DpbenchError, raised_at
+from dpbench.policies import policy_source
 from dpbench.policy import policy_label
 from dpbench.spec import PolicySpec
 
@@ -51,7 +52,7 @@ def preflight(policy: Any, arrays: dict[str, np.ndarray]) -> None:
     """One planning call on the dataset's first observation before training, so a policy that breaks
     the contract (a wrong chunk shape, NaN actions) fails in seconds rather than at its first
     evaluation. Leaves torch's RNG, the policy's mode and its rollout state as they were. Raises
-    DpbenchError for a broken contract, or for any exception the policy's code raised (naming where)."""
+    DpbenchError for a broken contract, or for any exception a plugin policy's code raised (naming where)."""
     obs = {k: torch.from_numpy(np.ascontiguousarray(arrays[k][:1])).to(policy.device) for k in policy.spec.obs_shapes}
     was_training = policy.training
     devices = [policy.device] if policy.device.type == "cuda" else []
@@ -63,7 +64,9 @@ def preflight(policy: Any, arrays: dict[str, np.ndarray]) -> None:
             policy.select_action(obs)
     except DpbenchError:
         raise
-    except Exception as exc:  # the policy's own code raised: say where, in one line, before any training
+    except Exception as exc:  # a plugin policy's own code raised: say where, in one line, before any training
+        if policy_source(type(policy)) is None:  # dpbench's own policy: a bug in dpbench, keep the traceback
+            raise
         raise DpbenchError(
             f"policy {policy_label(policy)} raised {type(exc).__name__} in its first planning call, before "
             f"training ({raised_at(exc, 2)}): {str(exc).splitlines()[0] if str(exc) else ''}"
