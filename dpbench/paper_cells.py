@@ -79,10 +79,8 @@ RESULT_NEUTRAL = ("train.checkpoint_every", "train.heldout_episodes")
 
 def off_schedule(g: Group) -> bool:
     """Whether a cell's records depart from their preset as defined today in a field that shapes its scores:
-    ``Group.overrides`` ("key=value, ...") but ``RESULT_NEUTRAL`` fields and the protocol version (``current``
-    marks that)."""
-    keys = [part.split("=", 1)[0] for part in g.overrides.split(", ") if "=" in part]
-    return any(k not in RESULT_NEUTRAL for k in keys)
+    ``Group.drift`` but ``RESULT_NEUTRAL`` fields (the protocol version is ``current``'s)."""
+    return any(k not in RESULT_NEUTRAL for k in g.drift)
 
 
 def paper_actions(row: str, g: Group) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +56,7 @@ def paper_layout(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
     ``envs``: only these tasks' columns."""
     rows, cols, cells = fill_cells(records, kind, envs)
     body, sources, alternatives, older, actions, schedule, heldout = [], [], False, False, False, False, False
-    presets: dict[str, int] = {}
+    presets: Counter[str] = Counter()
     caveats: list[str] = []
     for row in rows:
         line = [ROW_LABELS.get(row, f"{row} (not in the paper)")]
@@ -76,12 +77,11 @@ def paper_layout(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
                 + (" ˢ" if off else "")
                 + (" ⁱ" if caveat else "")
             )
-
             alternatives |= bool(cell.alternatives)
             older |= old
             actions |= other_actions
             schedule |= off
-            presets[cell.group.preset] = presets.get(cell.group.preset, 0) + 1
+            presets[cell.group.preset] += 1
             heldout |= cell.group.heldout is not None
             line.append(f"{_ours(cell.group)} ({_pair(cell.paper)}){mark}")
             g = cell.group
@@ -97,7 +97,7 @@ def paper_layout(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
         if heldout
         else ""
     )
-    at = ", ".join(f"{n} at {p}" for p, n in sorted(presets.items(), key=lambda x: -x[1]))
+    at = ", ".join(f"{n} at {p}" for p, n in presets.most_common())
     notes = [
         f"{TABLE_TITLES[kind]} of Chi et al. 2023 in its layout. Each cell: dpbench's max ± std over seeds / "
         f"avg-last-10; n seeds{held}; then (the paper's max / avg-last-10, 3 seeds). no record: no record among "

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dpbench.errors import DpbenchError, raised_at
-from dpbench.policy import Policy
+from dpbench.policy import Policy, is_builtin
 
 ENTRY_POINT_GROUP = "dpbench.policies"
 
@@ -113,7 +113,7 @@ def policy_source(cls: type) -> str | None:
 
     Raises DpbenchError when the class's module has no readable source (a class typed into a notebook or
     an interpreter): put it in a ``.py`` file and name it as ``module:Class``."""
-    if cls.__module__ == "dpbench" or cls.__module__.startswith("dpbench."):
+    if is_builtin(cls):
         return None
     root, module = _code_root(cls.__module__)
     digest = hashlib.sha256()

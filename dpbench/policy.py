@@ -292,11 +292,17 @@ class Policy(nn.Module):
         """Clear recurrent state at an episode start (stateless policies: nothing)."""
 
 
+def is_builtin(cls: type) -> bool:
+    """Whether a policy class is dpbench's own (records name its code by dpbench's commit; an exception in it
+    is a dpbench bug), not a plugin's."""
+    return cls.__module__ == "dpbench" or cls.__module__.startswith("dpbench.")
+
+
 def policy_label(policy: Any) -> str:
     """How messages name a policy: its ``name`` in quotes, and for one defined outside dpbench its
     ``module:Class`` too (two files may share a name)."""
     cls = type(policy)
-    if cls.__module__.split(".")[0] == "dpbench":
+    if is_builtin(cls):
         return f"'{policy.name}'"
     return f"'{policy.name}' ({cls.__module__}:{cls.__qualname__})"
 

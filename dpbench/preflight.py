@@ -10,8 +10,7 @@ import numpy as np
 import torch
 
 from dpbench.errors import DpbenchError, raised_at
-from dpbench.policies import policy_source
-from dpbench.policy import policy_label
+from dpbench.policy import is_builtin, policy_label
 from dpbench.spec import PolicySpec
 
 
@@ -65,7 +64,7 @@ def preflight(policy: Any, arrays: dict[str, np.ndarray]) -> None:
     except DpbenchError:
         raise
     except Exception as exc:  # a plugin policy's own code raised: say where, in one line, before any training
-        if policy_source(type(policy)) is None:  # dpbench's own policy: a bug in dpbench, keep the traceback
+        if is_builtin(type(policy)):  # dpbench's own policy: a bug in dpbench, keep the traceback
             raise
         raise DpbenchError(
             f"policy {policy_label(policy)} raised {type(exc).__name__} in its first planning call, before "

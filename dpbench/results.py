@@ -99,6 +99,7 @@ class Group:
     records: tuple[dict[str, Any], ...] = field(repr=False, compare=False)
     # The demonstrations' variant (ph | mh): the records' dataset.variant, else that of the dataset's name.
     variant: str = "ph"
+    drift: tuple[str, ...] = ()  # the config fields behind ``overrides`` (protocol aside)
 
     @property
     def task(self) -> str:
@@ -175,9 +176,9 @@ def _as_override(value: Any) -> str:
     return str(value)
 
 
-def preset_drift(record: dict[str, Any]) -> str | None:
-    """How a record's resolved config differs from its preset as the code defines it now, as
-    "policy.x=v, train.y=w" in ``--set`` syntax ("" when it matches). Records outlive preset changes:
+def preset_drift(record: dict[str, Any]) -> dict[str, str] | None:
+    """How a record's resolved config differs from its preset as the code defines it now: field -> value in
+    ``--set`` syntax ({"train.eval_every": "1500"}; {} when it matches). Records outlive preset changes:
     this keeps a table from showing an older schedule as today's preset. Fields the record does not
     carry are skipped. None when the record has no resolved config or its policy no longer loads."""
     config = record.get("config", {})
@@ -195,7 +196,7 @@ def preset_drift(record: dict[str, Any]) -> str | None:
         return None
     now = _flatten({"policy": config_to_dict(pcfg), "train": config_to_dict(tcfg)})
     then = _flatten({"policy": config["policy"], "train": config["train"]})
-    return ", ".join(f"{k}={_as_override(v)}" for k, v in sorted(then.items()) if k in now and now[k] != v)
+    return {k: _as_override(v) for k, v in sorted(then.items()) if k in now and now[k] != v}
 
 
 def _contended(recs: list[dict[str, Any]]) -> bool | None:
@@ -236,9 +237,10 @@ def group_records(records: list[dict[str, Any]]) -> list[Group]:
         outcomes = [bool(s) for r in recs for s in r["final"]["last_eval"]["episode_success"]]
         per_seed = [np.mean(r["final"]["last_eval"]["episode_success"] or [0.0]) for r in recs]
         latency = [h["chunk_latency_ms"] for r in recs for h in r["history"] if "chunk_latency_ms" in h]
-        overrides = preset_drift(recs[0])
-        if overrides is None:
-            overrides = ", ".join(f"{k}={v}" for k, v in sorted(recs[0].get("config", {}).get("overrides", {}).items()))
+        drift = preset_drift(recs[0])
+        if drift is None:
+            drift = {k: str(v) for k, v in sorted(recs[0].get("config", {}).get("overrides", {}).items())}
+        overrides = ", ".join(f"{k}={v}" for k, v in drift.items())
         protocol = recs[0].get("protocol", 1)
         if protocol != PROTOCOL_VERSION:  # an older protocol is part of what the row means
             overrides = ", ".join(x for x in (f"protocol v{protocol}", overrides) if x)
@@ -268,6 +270,7 @@ def group_records(records: list[dict[str, Any]]) -> list[Group]:
                 _contended(recs),
                 tuple(recs),
                 variant_of(recs[0]["dataset"]),
+                tuple(drift),
             )
         )
     return groups

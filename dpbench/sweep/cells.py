@@ -11,7 +11,8 @@ from tqdm.auto import tqdm
 
 from dpbench.data.registry import dataset_name_problem
 from dpbench.errors import DatasetMissing, DpbenchError, raised_at
-from dpbench.policies import available_policies, get_policy_class, policy_source
+from dpbench.policies import available_policies, get_policy_class
+from dpbench.policy import is_builtin
 from dpbench.records import read_record
 from dpbench.runner import CellConfig, CellSpec, PreparedCell, prepare, resolve_config, resolve_device, run_cell
 from dpbench.sweep.lock import CellLock
@@ -176,7 +177,7 @@ def execute(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> tuple[st
     except DpbenchError as exc:
         return "error", str(exc)
     except Exception as exc:
-        if policy_source(cell.policy_cls) is None:  # dpbench's own policy: a bug in dpbench, keep the traceback
+        if is_builtin(cell.policy_cls):  # dpbench's own policy: a bug in dpbench, keep the traceback
             raise
         # a policy from outside dpbench raised in its own code: this cell fails, the grid's others go on
         first = str(exc).splitlines()[0] if str(exc) else ""
