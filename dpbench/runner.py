@@ -295,7 +295,8 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
         "dataset": cell.data.identity(),  # with its variant: the horizon dpbench eval uses
         "policy_source": policy_source(cell.policy_cls),
     }
-    heldout = heldout_evaluation(cell, eval_policy, state.history, ckpt_meta)
+    selected = export_best(cell, eval_policy, state.history, ckpt_meta)
+    heldout = heldout_evaluation(cell, *selected) if selected is not None else None
     if heldout is not None:
         extra_eval_s += heldout["wall_s"]
     # every periodic evaluation of the run, those of a process that was stopped and resumed included
@@ -360,22 +361,19 @@ def provenance(policy_cls: type, device: str) -> dict[str, Any]:
     return info
 
 
-def heldout_evaluation(
+def export_best(
     cell: PreparedCell, eval_policy: Any, history: list[dict[str, Any]], meta: dict[str, Any]
-) -> dict[str, Any] | None:
-    """Score the checkpoint the max selected (``best.safetensors``) on ``train.heldout_episodes`` fresh
-    test seeds from ``Task.heldout_seed_start``: the selection never saw them, so this number carries
-    no selection bias. None when disabled (0 episodes) or when the run has no evaluation.
-
-    ``best.safetensors`` is rewritten first as a full checkpoint (``meta`` plus its ``step`` and ``score``;
-    ``checkpoint.save_policy``), so ``dpbench eval`` re-scores the selected weights like the final ones."""
-    task, n = cell.task, cell.tcfg.heldout_episodes
+) -> tuple[Any, dict[str, Any]] | None:
+    """The policy with the weights the max selected (``best.safetensors``) and that history entry; the file is
+    rewritten as a full checkpoint (``meta`` plus its ``step`` and ``score``; ``checkpoint.save_policy``), so
+    ``dpbench eval`` re-scores the selected weights like the final ones. None when the run has no evaluation
+    or kept no weights of its best one (a run resumed from a checkpoint older than that evaluation)."""
     chosen = best_evaluation(history)
     if chosen is None:
         return None
     best = load_best(cell.workdir / BEST_FILE)
-    if best is None or best[1] != chosen["step"]:  # a run resumed from a checkpoint older than best.safetensors
-        if n > 0:
+    if best is None or best[1] != chosen["step"]:
+        if cell.tcfg.heldout_episodes > 0:
             print(
                 f"[dpbench] {cell.cell_id}: the weights of the best evaluation (step {chosen['step']}) were not "
                 "kept; the record gets no held-out score (delete its work dir and rerun for one)"
@@ -384,6 +382,14 @@ def heldout_evaluation(
     policy = copy.deepcopy(eval_policy)
     policy.load_state_dict(best[0])
     save_policy(policy, cell.workdir / BEST_FILE, {**meta, "step": chosen["step"], "score": chosen["score"]})
+    return policy, chosen
+
+
+def heldout_evaluation(cell: PreparedCell, policy: Any, chosen: dict[str, Any]) -> dict[str, Any] | None:
+    """Score the selected checkpoint (``export_best``) on ``train.heldout_episodes`` fresh test seeds from
+    ``Task.heldout_seed_start``: the selection never saw them, so this number carries no selection bias.
+    None when disabled (0 episodes)."""
+    task, n = cell.task, cell.tcfg.heldout_episodes
     if n <= 0:
         return None
     res = evaluate(
