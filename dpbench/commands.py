@@ -207,7 +207,7 @@ def _warn_paper_on_cpu(cells: list[Any]) -> None:
     """One line on stderr when a paper-preset cell among ``cells`` (those still to train) will train on this
     machine's CPU: the paper's schedules (hundreds of thousands of steps) take days there, and ``--device``
     defaults to cpu."""
-    from dpbench.runner import resolve_device
+    from dpbench.host import resolve_device
 
     if any(c.spec.preset == "paper" and resolve_device(c.spec.device).type == "cpu" for c in cells):
         print(

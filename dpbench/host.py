@@ -318,6 +318,21 @@ def device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device)
 
 
+def resolve_device(name: str) -> torch.device:
+    """A ``--device`` name as a torch.device; ``auto`` is cuda when torch sees one, else cpu. Raises DpbenchError for a
+    cuda device when torch sees none, or a name torch does not parse."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise DpbenchError(f"--device {name}: torch {torch.__version__} sees no CUDA device; use --device cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise DpbenchError(f"unknown --device '{name}'; use cpu, cuda, cuda:N or auto") from None
+
+
 def environment_info(device: str | None = None) -> dict[str, Any]:
     """What a record or benchmark result says about where it ran: ``versions`` (dpbench's version and
     commit, ``dpbench.source.code_version``; python, torch and other packages), ``hardware`` (the CPU,

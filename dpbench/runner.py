@@ -24,7 +24,7 @@ from dpbench.data.sampler import SequenceSampler, split_episodes
 from dpbench.envs.io import ObsMode
 from dpbench.errors import DpbenchError
 from dpbench.evaluate import evaluate
-from dpbench.host import ContentionMeter, device_name, environment_info
+from dpbench.host import ContentionMeter, device_name, environment_info, resolve_device
 from dpbench.metrics import best_evaluation, summarize_history
 from dpbench.policies import get_policy_class, policy_source, source_digest
 from dpbench.preflight import check_actions_fit, check_dataset_fits, preflight
@@ -401,16 +401,3 @@ def heldout_evaluation(cell: PreparedCell, policy: Any, chosen: dict[str, Any]) 
         "seed_start": task.heldout_seed_start,
         **res.to_dict(),
     }
-
-
-def resolve_device(name: str) -> torch.device:
-    """A ``--device`` name as a torch.device; ``auto`` is cuda when torch sees one, else cpu. Raises DpbenchError for a
-    cuda device when torch sees none, or a name torch does not parse."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise DpbenchError(f"--device {name}: torch {torch.__version__} sees no CUDA device; use --device cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise DpbenchError(f"unknown --device '{name}'; use cpu, cuda, cuda:N or auto") from None

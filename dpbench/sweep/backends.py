@@ -28,8 +28,9 @@ from dpbench import host
 from dpbench.data.episodes import load_episodes
 from dpbench.data.registry import DatasetRef
 from dpbench.errors import DpbenchError
+from dpbench.host import resolve_device
 from dpbench.policies import policy_source, source_digest
-from dpbench.runner import CellSpec, PreparedCell, prepare, resolve_device
+from dpbench.runner import CellSpec, PreparedCell, prepare
 from dpbench.source import code_version
 from dpbench.sweep.cells import execute
 from dpbench.sweep.progress import WorkerBar

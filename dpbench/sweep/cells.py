@@ -11,10 +11,11 @@ from tqdm.auto import tqdm
 
 from dpbench.data.registry import dataset_name_problem
 from dpbench.errors import DatasetMissing, DpbenchError, raised_at
+from dpbench.host import resolve_device
 from dpbench.policies import available_policies, get_policy_class
 from dpbench.policy import is_builtin
 from dpbench.records import read_record
-from dpbench.runner import CellConfig, CellSpec, PreparedCell, prepare, resolve_config, resolve_device, run_cell
+from dpbench.runner import CellConfig, CellSpec, PreparedCell, prepare, resolve_config, run_cell
 from dpbench.sweep.lock import CellLock
 from dpbench.tasks import TASKS
 
