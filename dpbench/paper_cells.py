@@ -106,7 +106,8 @@ def fill_cells(
     given) and the cells of one table.
 
     A cell holds one configuration, chosen in this order: the paper's action space for that policy (DP
-    absolute, the baselines delta), today's evaluation protocol, the most seeds, the newest.
+    absolute, the baselines delta), today's evaluation protocol, its preset as defined today
+    (``off_schedule``), the most seeds, the newest.
     ``dpbench table`` (the pivot layout) shows every configuration."""
     cols = [c for c in paper_columns(kind) if envs is None or c[0] in envs]
     paper = paper_values(kind)
