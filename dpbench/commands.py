@@ -172,7 +172,8 @@ def _run_sweep(sweep, args: argparse.Namespace) -> int:
         from dpbench.host import cpu_capability, usable_cores
         from dpbench.records import load_records
         from dpbench.sweep.cells import plan_all
-        from dpbench.sweep.estimate import RESULTS, dry_run_report
+        from dpbench.sweep.dryrun import dry_run_report
+        from dpbench.sweep.estimate import RESULTS
 
         planned = plan_all(specs)
         # rates: the sweep's records, and the checkout's results/ when the sweep writes elsewhere

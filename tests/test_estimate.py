@@ -274,10 +274,13 @@ def test_this_kind_of_cpu_counts_within_each_tier():
 
 
 def test_dry_run_counts_the_estimates_made_on_this_kind_of_cpu():
+    from dpbench.config import build_configs, config_to_dict
     from dpbench.policies import get_policy_class
-    from dpbench.sweep.estimate import dry_run_report
+    from dpbench.sweep.dryrun import dry_run_report
 
-    cfg = SimpleNamespace(policy_cls=get_policy_class("diffusion"), obs="low_dim", tcfg=QUICK, chash="h")
+    pcfg = build_configs(get_policy_class("diffusion"), "quick", task="square")[0]
+    tcfg = SimpleNamespace(**vars(QUICK), batch_size=64)
+    cfg = SimpleNamespace(policy_cls=get_policy_class("diffusion"), obs="low_dim", tcfg=tcfg, chash="h", pcfg=pcfg)
     planned = [
         SimpleNamespace(
             spec=SimpleNamespace(env="square", seed=s, dataset="scripted"),
@@ -298,6 +301,13 @@ def test_dry_run_counts_the_estimates_made_on_this_kind_of_cpu():
     assert "1 of the 1 extrapolate a rate from other tasks" in dry_run_report(lift, records, 2)[-1]
     summary = dry_run_report(planned, records, 2, cpu_capability="AVX512")[-1]
     assert "0 of the 2 wholly from records made on this machine's kind of CPU (AVX512)" in summary
+    # the cell's own model (its policy config and batch size) on another task and this kind outranks Square's
+    # record of another kind: the dry run passes the model to the estimate
+    same_model = _kind(_timed("diffusion", "lift", "low_dim", 3500.0, [350.0]), "AVX2")
+    same_model["config"] = {**same_model["config"], "policy": config_to_dict(pcfg)}
+    same_model["config"]["train"] = {**same_model["config"]["train"], "batch_size": 64}
+    lines = dry_run_report(planned, [_kind(records[0], "AVX512"), same_model], 2, cpu_capability="AVX2")
+    assert "train: from lift/low_dim, this model, this CPU kind" in lines[0]
 
 
 def test_sub_grids_merge_per_policy_deeply_and_keep_cells_that_differ(tmp_path):
@@ -333,7 +343,7 @@ def test_sub_grids_merge_per_policy_deeply_and_keep_cells_that_differ(tmp_path):
 
 
 def test_a_cell_another_process_trains_now_is_running_not_resume(tmp_path, monkeypatch, capsys):
-    from dpbench.sweep.estimate import _busy
+    from dpbench.sweep.dryrun import _busy
     from dpbench.sweep.lock import CellLock
 
     work = tmp_path / "cell"
@@ -392,3 +402,40 @@ def test_skip_blocked_keeps_the_cells_that_can_run(tmp_path, tiny_pusht_hdf5):
     )
     with pytest.raises(DpbenchError, match="stepz"):  # nor is a bad override, even on a blocked task
         prepare_all([specs[0], bad], [])
+
+
+def test_this_kind_of_cpu_with_the_same_model_outranks_the_task():
+    # ToolHang has a record of this config from another kind of CPU (0.1 s per step, 2 s per episode); Square has
+    # one of the same model (policy config and batch) from this kind (0.35 s, 7 s per episode). A model's step
+    # costs within 15% across tasks on one kind, kinds differ up to ~4x (docs/measurements.md): Square's wins.
+    from dpbench.sweep.estimate import cost_key
+
+    elsewhere = _kind(_timed("diffusion", "tool_hang", "low_dim", 500.0, [100.0]), "AVX512", "th")
+    here = _kind(_timed("diffusion", "square", "low_dim", 1750.0, [350.0]), "AVX2", "sq")
+    model = cost_key(here["config"]["policy"], here["config"]["train"].get("batch_size"))
+    assert model == cost_key(elsewhere["config"]["policy"], elsewhere["config"]["train"].get("batch_size"))
+    rates = Rates([elsewhere, here], step_ms={"square": 0}, cpu_capability="AVX2")
+    step = rates.train_rate("diffusion", "tool_hang", "low_dim", "th", model)
+    assert (
+        step.seconds == 1750.0 / 5000
+        and step.this_cpu
+        and step.basis == "from square/low_dim, this model, this CPU kind"
+    )
+    episode = rates.episode_rate("diffusion", "tool_hang", "low_dim", "abs", model)
+    # no env step times given: 7 s over Square's 400 steps, x ToolHang's 700
+    assert (
+        episode.seconds == pytest.approx(350.0 / 50 / 400 * 700) and episode.this_cpu and "this model" in episode.basis
+    )
+    # another model (or none named): the tiers as before, this config's record first whatever its kind
+    other = cost_key({**here["config"]["policy"], "down_dims": [1]}, 64)
+    for cost in (other, None):
+        assert rates.train_rate("diffusion", "tool_hang", "low_dim", "th", cost).seconds == 0.1
+        assert rates.episode_rate("diffusion", "tool_hang", "low_dim", "abs", cost).seconds == 2.0
+    # on the task's own records of this kind and model, the cell's action space first
+    delta = _kind(_timed("diffusion", "tool_hang", "low_dim", 1000.0, [500.0]), "AVX2", "d")
+    delta["action_mode"] = "delta"
+    here_th = _kind(_timed("diffusion", "tool_hang", "low_dim", 2000.0, [600.0]), "AVX2", "a")
+    here_th["action_mode"] = "abs"
+    rates = Rates([elsewhere, here, delta, here_th], step_ms={}, cpu_capability="AVX2")
+    assert rates.episode_rate("diffusion", "tool_hang", "low_dim", "abs", model).seconds == 600.0 / 50
+    assert rates.train_rate("diffusion", "tool_hang", "low_dim", "th", model).seconds == pytest.approx(0.3)

@@ -14,12 +14,16 @@ CPU records (wall seconds x torch threads; a record's periodic evaluations, medi
    step, the policy's share measured on the other task plus this task's env step;
 3. else no estimate ("?"), and the total says how many cells it leaves out.
 
-Within a tier, records made on this machine's kind of CPU come first (``hardware.cpu_capability``, the
-SIMD level torch's kernels use: AVX2 or AVX512; in tier 2, the tasks that have such records): one pair of
-Square mh cells trained 3.9x (DP-C) and 1.5x (LSTM-GMM) slower per step with AVX2 kernels than with
-AVX-512 (docs/measurements.md, "Speed on another kind of CPU"). Of those, the records made under today's
-protocol on cores no other job shared come first. Records made before dpbench recorded the SIMD level
-(commit d127b68) are of no known kind.
+The kind of CPU outranks the task. Before the tiers above, a cell whose model is known (``cost_key``: the
+policy's config and the batch size, what a training step and a policy call cost whatever the task and
+schedule) takes the records made on this machine's kind of CPU (``hardware.cpu_capability``, the SIMD level
+torch's kernels use: AVX2 or AVX512) with that model: this task's, else another task's scaled as in tier 2.
+One pair of Square mh cells trained 3.9x (DP-C) and 1.5x (LSTM-GMM) slower per step with AVX2 kernels than
+with AVX-512 (docs/measurements.md, "Speed on another kind of CPU"), while one model's step costs within
+15% across robomimic tasks on one kind (DP-C 90-103 ms: Lift, Can, Square, ToolHang). Only without such
+records do the tiers above apply, where within a tier records of this kind still come first (in tier 2, the
+tasks that have such records). Of those, the records made under today's protocol on cores no other job
+shared come first. Records made before dpbench recorded the SIMD level (commit d127b68) are of no known kind.
 
 Episode rates are kept per step of the task's ph horizon and scaled to the cell's: a policy trained on mh
 demonstrations runs Lift, Can and Square episodes to 500 steps, not 400 (an upper bound for its cell).
@@ -34,12 +38,12 @@ import json
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from statistics import median
 from typing import Any
 
-from dpbench.data.registry import data_variant, variant_of
-from dpbench.records import PROTOCOL_VERSION, make_cell_id, split_cell_id
+from dpbench.data.registry import variant_of
+from dpbench.records import PROTOCOL_VERSION, config_hash
 from dpbench.tasks import get_task
 
 RESULTS = Path(__file__).resolve().parents[2] / "results"
@@ -83,6 +87,12 @@ def evaluation_count(steps: int, eval_every: int, eval_after: int) -> int:
     return len(periodic | {steps})
 
 
+def cost_key(policy_config: dict[str, Any], batch_size: Any) -> str:
+    """What sets the CPU cost of a training step and of a policy call, whatever the task and the schedule: the
+    policy's config (``config_to_dict``) and the training batch size, hashed like a record's config."""
+    return config_hash({"policy": policy_config, "batch_size": batch_size})
+
+
 def env_step_ms(results: Path = RESULTS) -> dict[tuple[str, str], float]:
     """Env step time in ms per (task, obs mode), from the env benchmarks' files in ``results``: robomimic's
     median step (low_dim; image with cameras) and Push-T's steps per second. Missing files give no entry."""
@@ -120,6 +130,7 @@ class _Measured:
     episode_s: float | None  # CPU-seconds per evaluation episode, at the task's ph horizon
     this_kind: bool  # made on this machine's kind of CPU (hardware.cpu_capability)
     clean: bool  # today's protocol, no other job on its cores (``_clean``)
+    cost: str | None = None  # ``cost_key`` of its model and batch
 
 
 def _best(entries: list[_Measured]) -> list[_Measured]:
@@ -148,7 +159,9 @@ class Rates:
             threads = hw.get("torch_threads") or 1
             steps = r["history"][-1]["step"]
             evals = [h["eval_seconds"] for h in r["history"] if h.get("eval_seconds")]
-            episodes = (r.get("config") or {}).get("train", {}).get("eval_episodes")
+            config = r.get("config") or {}
+            episodes = config.get("train", {}).get("eval_episodes")
+            cost = cost_key(config["policy"], config["train"].get("batch_size")) if "policy" in config else None
             # per episode at the task's (ph) horizon: an mh record's episodes may have run longer
             at_ph = get_task(r["env"]).max_episode_steps / _record_horizon(r)
             self.by_key[(r["policy"], r["env"], r["obs"])].append(
@@ -159,11 +172,27 @@ class Rates:
                     median(evals) * threads / episodes * at_ph if evals and episodes else None,
                     bool(cpu_capability) and hw.get("cpu_capability") == cpu_capability,
                     _clean(r),
+                    cost,
                 )
             )
 
-    def train_rate(self, policy: str, env: str, obs: str, chash: str) -> Rate | None:
-        """CPU-seconds per training step: this config's records, then this task's, then another task's."""
+    def _this_kind(self, policy: str, env: str, obs: str, cost: str | None, value: Callable[[_Measured], Any]):
+        """This machine's kind's records of the model ``cost`` (``cost_key``): this task's, and the other tasks'
+        by (policy, task, obs) key; ([], {}) when ``cost`` is None."""
+        if cost is None:
+            return [], {}
+        mine = lambda e: value(e) is not None and e.this_kind and e.cost == cost  # noqa: E731
+        own = [e for e in self.by_key.get((policy, env, obs), []) if mine(e)]
+        return own, {k: v for k, v in self._other_tasks(policy, lambda o: o == obs, mine).items() if k[1] != env}
+
+    def train_rate(self, policy: str, env: str, obs: str, chash: str, cost: str | None = None) -> Rate | None:
+        """CPU-seconds per training step: this kind of CPU's records of the model ``cost`` (this task's, then
+        another's), then this config's records, this task's, another task's (the module docstring)."""
+        mine, mine_other = self._this_kind(policy, env, obs, cost, lambda e: e.step_s)
+        if mine:
+            return _own_task([(mine, " of this model")], lambda e: e.step_s)
+        if mine_other:
+            return _pooled_steps(mine_other, ", this model")
         same = [e for e in self.by_key.get((policy, env, obs), []) if e.step_s is not None]
         exact = [e for e in same if e.config_hash == chash]
         own = _own_task([(exact, " of this config"), (same, ", other configs")], lambda e: e.step_s)
@@ -172,15 +201,24 @@ class Rates:
         for alike in _alike(obs):
             other = self._other_tasks(policy, alike, lambda e: e.step_s is not None)
             if other:
-                best = [e for v in other.values() for e in v]
-                where = ", ".join(sorted(f"{e}/{o}" for _, e, o in other))
-                return _rate([e.step_s for e in best], f"from {where}", best, other_task=True)
+                return _pooled_steps(other)
         return None
 
-    def episode_rate(self, policy: str, env: str, obs: str, action_mode: str | None = None) -> Rate | None:
-        """CPU-seconds per evaluation episode: this task's records in the cell's ``action_mode`` (a policy that
-        fails in one action space runs its episodes to the horizon, and one that succeeds stops early), then
-        in any, then another task's scaled to this one (the module docstring)."""
+    def episode_rate(
+        self, policy: str, env: str, obs: str, action_mode: str | None = None, cost: str | None = None
+    ) -> Rate | None:
+        """CPU-seconds per evaluation episode: this kind of CPU's records of the model ``cost`` first (this task's,
+        then another's scaled), then this task's records in the cell's ``action_mode`` (a policy that fails in
+        one action space runs its episodes to the horizon, and one that succeeds stops early), then in any,
+        then another task's scaled to this one (the module docstring)."""
+        mine, mine_other = self._this_kind(policy, env, obs, cost, lambda e: e.episode_s)
+        if mine:
+            return _own_task(
+                [([e for e in mine if e.action_mode == action_mode], " of this model"), (mine, " of this model")],
+                lambda e: e.episode_s,
+            )
+        if mine_other:
+            return self._scaled_rate(mine_other, env, obs, ", this model")
         same = [e for e in self.by_key.get((policy, env, obs), []) if e.episode_s is not None]
         matching = [e for e in same if e.action_mode == action_mode]
         own = _own_task([(matching, ""), (same, " in another action space")], lambda e: e.episode_s)
@@ -189,10 +227,16 @@ class Rates:
         for alike in _alike(obs):
             other = self._other_tasks(policy, alike, lambda e: e.episode_s is not None)
             if other:
-                scaled = [self._scaled(median(e.episode_s for e in v), k[1], k[2], env, obs) for k, v in other.items()]
-                where = ", ".join(f"{e}/{o}" for _, e, o in other)
-                return _rate(scaled, f"scaled from {where}", [e for v in other.values() for e in v], other_task=True)
+                return self._scaled_rate(other, env, obs)
         return None
+
+    def _scaled_rate(
+        self, other: dict[tuple[str, str, str], list[_Measured]], env: str, obs: str, what: str = ""
+    ) -> Rate:
+        """The median over ``other``'s tasks of their episode seconds, each scaled to ``env``/``obs``."""
+        scaled = [self._scaled(median(e.episode_s for e in v), k[1], k[2], env, obs) for k, v in other.items()]
+        where = ", ".join(f"{e}/{o}" for _, e, o in other)
+        return _rate(scaled, f"scaled from {where}{what}", [e for v in other.values() for e in v], other_task=True)
 
     def _other_tasks(
         self, policy: str, alike: Callable[[str], bool], has: Callable[[_Measured], bool]
@@ -215,6 +259,13 @@ class Rates:
         if here is not None and there is not None:
             per_step = max(per_step - there / 1000, 0.0) + here / 1000
         return per_step * get_task(to_env).max_episode_steps
+
+
+def _pooled_steps(other: dict[tuple[str, str, str], list[_Measured]], what: str = "") -> Rate:
+    """The median training step of other tasks' records, pooled (a step costs the same on every task)."""
+    best = [e for v in other.values() for e in v]
+    where = ", ".join(sorted(f"{e}/{o}" for _, e, o in other))
+    return _rate([e.step_s for e in best], f"from {where}{what}", best, other_task=True)
 
 
 def _own_task(tiers: list[tuple[list[_Measured], str]], value: Callable[[_Measured], float | None]) -> Rate | None:
@@ -256,12 +307,14 @@ def estimate_cell(
     rates: Rates,
     action_mode: str | None = None,
     variant: str = "ph",
+    cost: str | None = None,
 ) -> CellEstimate:
     """A cell's CPU-minutes at ``tcfg``'s schedule (see the module docstring); ``action_mode``: the dataset's
-    (robomimic abs | delta; None for Push-T); ``variant``: its demonstrations' (ph | mh). Where the variant's
-    horizon is longer (mh on Lift, Can, Square: 500 steps, not 400), episode times scale with it: an upper
-    bound, exact for episodes that run to the horizon."""
-    train, episode = rates.train_rate(policy, env, obs, chash), rates.episode_rate(policy, env, obs, action_mode)
+    (robomimic abs | delta; None for Push-T); ``variant``: its demonstrations' (ph | mh); ``cost``: its model's
+    ``cost_key`` (None: the tiers without it). Where the variant's horizon is longer (mh on Lift, Can, Square:
+    500 steps, not 400), episode times scale with it: an upper bound, exact for episodes that run to the horizon."""
+    train = rates.train_rate(policy, env, obs, chash, cost)
+    episode = rates.episode_rate(policy, env, obs, action_mode, cost)
     n_evals = evaluation_count(tcfg.steps, tcfg.eval_every, tcfg.eval_after)
     episodes = n_evals * tcfg.eval_episodes + tcfg.heldout_episodes
     horizon, base = get_task(env).for_variant(variant).max_episode_steps, get_task(env).max_episode_steps
@@ -276,125 +329,3 @@ def estimate_cell(
         bool(train and episode and train.this_cpu and episode.this_cpu),
         bool((train and train.other_task) or (episode and episode.other_task)),
     )
-
-
-def format_minutes(minutes: float | None) -> str:
-    """ "~38 min", "~2.4 h", or "?" when unknown."""
-    if minutes is None:
-        return "?"
-    return f"~{minutes:.0f} min" if minutes < 120 else f"~{minutes / 60:.1f} h"
-
-
-def _busy(workdir: Path) -> str | None:
-    """The holder of a cell's lock when another process is training it now, else None (reads only)."""
-    from dpbench.sweep.lock import CellLock
-
-    lock = CellLock(workdir)
-    return lock.holder() if lock.is_held() else None
-
-
-def _record_key(cell_id: str, dataset_path: str) -> tuple:
-    """A cell as far as it is known before its demos exist: its id but the data hash, and the demos' file name
-    (task, variant, demonstrator version, episode count, cameras; ``records.data_identity``)."""
-    head, data, tail = split_cell_id(cell_id)
-    return head, data.rsplit("-", 1)[0], tail, PurePosixPath(dataset_path).name
-
-
-def dry_run_report(
-    planned: list[Any],
-    records: list[dict[str, Any]],
-    cores: int,
-    out_records: list[dict[str, Any]] = (),
-    cpu_capability: str | None = None,
-) -> list[str]:
-    """The lines of ``dpbench sweep --dry-run``: one per cell (state, estimated CPU-minutes, cell id or what
-    is missing, and the rates' basis), one per group of cells that cannot run here, then the totals and
-    the wall time on ``cores`` cores, one cell per core. States: done, running (another process holds the
-    cell now), resume (estimated as a whole cell: an upper bound), recorded (the sweep's out holds a record of
-    the cell made from demos not collected here: the sweep finds it once it has collected the same demos,
-    ``records.data_identity``), new, blocked. ``planned``: ``dpbench.sweep.cells.PlannedCell`` s;
-    ``records``: the records that give the rates; ``out_records``: those in the sweep's out directory;
-    ``cpu_capability``: this machine's kind of CPU (``dpbench.host.cpu_capability()``), whose records'
-    rates come first."""
-    from dpbench.runner import policy_slug
-    from dpbench.train import RESUME_FILE
-
-    rates = Rates(records, cpu_capability=cpu_capability)
-    recorded = {_record_key(r["cell_id"], r["dataset"].get("path", "")): r for r in out_records}
-    lines, todo, unknown, collect, n_recorded, n_this_cpu, n_other_task = [], [], 0, set(), 0, 0, 0
-    blocked: dict[tuple[str, str], list[str]] = {}
-    train_total = eval_total = 0.0
-    for p in planned:
-        spec, cfg = p.spec, p.config
-        name = f"{cfg.policy_cls.name} {spec.env}/{cfg.obs} seed {spec.seed}"
-        if p.blocked:
-            blocked.setdefault((f"{spec.env}/{cfg.obs}", p.problem), []).append(f"{cfg.policy_cls.name} {spec.seed}")
-            continue
-        found_path = p.cell.record_path if p.cell is not None else None
-        if found_path is not None and found_path.exists():
-            found = found_path.stem
-            elsewhere = f"  [recorded as {found}: the same demos, collected on another kind of CPU]"
-            lines.append(f"  {'done':<8}{'':<22}{p.cell.cell_id}{elsewhere if found != p.cell.cell_id else ''}")
-            continue
-        if p.missing is not None:  # its demos are not collected here: a record of the same cell may exist anyway
-            task, slug = get_task(spec.env).name, policy_slug(spec, cfg)
-            cell_id = make_cell_id(task, cfg.obs, slug, f"{p.missing.kind}-?", spec.preset, cfg.chash, spec.seed)
-            rec = recorded.get(_record_key(cell_id, p.missing.path))
-            if rec is not None:
-                n_recorded += 1
-                lines.append(f"  {'recorded':<30}{rec['cell_id']}  [{p.problem}]")
-                continue
-        holder = _busy(p.cell.lock_dir) if p.cell is not None else None
-        if holder is not None:
-            lines.append(f"  {'running':<8}{'':<22}{p.cell.cell_id}  [held by {holder}]")
-            continue
-        state = "resume" if p.cell is not None and (p.cell.workdir / RESUME_FILE).exists() else "new"
-        variant = p.cell.variant if p.cell is not None else data_variant(spec.dataset or "")
-        est = estimate_cell(cfg.policy_cls.name, spec.env, cfg.obs, cfg.tcfg, cfg.chash, rates, p.action_mode, variant)
-        todo.append(est)
-        if est.total_min is None:
-            unknown += 1
-        else:
-            train_total += est.train_min or 0.0
-            eval_total += est.eval_min or 0.0
-            n_this_cpu += est.this_cpu
-            n_other_task += est.other_task
-        if p.cell is None:
-            collect.add(p.problem)
-        what = p.cell.cell_id if p.cell is not None else f"{name} [{p.problem}]"
-        split = (
-            f"({est.train_min:.0f} + {est.eval_min:.0f})" if est.total_min is not None and est.total_min < 120 else ""
-        )
-        lines.append(f"  {state:<8}{format_minutes(est.total_min):<9}{split:<13}{what}  [{est.basis}]")
-    for (task, problem), cells in blocked.items():
-        lines.append(f"  {'blocked':<8}{'':<22}{task}, {len(cells)} cell(s) ({', '.join(cells)}): {problem}")
-    total = train_total + eval_total
-    known = len(todo) - unknown
-    if known:
-        summary = (
-            f"[dpbench] estimate: {len(todo)} cell(s) to run; {known} with a measured rate take {total / 60:.1f} "
-            f"CPU-hours (training {train_total / 60:.1f}, evaluation {eval_total / 60:.1f}): on {cores} core(s), "
-            f"one cell per core at one torch thread, about {total / 60 / max(cores, 1):.1f} h of wall time"
-        )
-    else:
-        summary = f"[dpbench] estimate: {len(todo)} cell(s) to run, none with a measured rate (no record of them yet)"
-    if unknown and known:
-        summary += f"; {unknown} cell(s) without one are not counted"
-    if n_other_task:
-        summary += f"; {n_other_task} of the {known} extrapolate a rate from other tasks (see each basis)"
-    if known and cpu_capability:
-        summary += (
-            f"; {n_this_cpu} of the {known} wholly from records made on this machine's kind of CPU ({cpu_capability}), "
-            "the others partly or wholly from other or unrecorded kinds, which ran up to ~4x faster or slower "
-            "(docs/measurements.md)"
-        )
-    if collect:
-        summary += f"; the collection of {len(collect)} dataset(s) first is not included"
-    if n_recorded:
-        summary += (
-            f"; {n_recorded} cell(s) have a record made from demos not collected here (recorded): not counted, "
-            "as the sweep finds that record once it has collected the same demos (records.data_identity)"
-        )
-    if blocked:
-        summary += f"; {sum(len(c) for c in blocked.values())} cell(s) cannot run here (blocked)"
-    return [*lines, summary + ". Minutes per cell: CPU-minutes, training + evaluation (dpbench.sweep.estimate)."]

@@ -1,0 +1,138 @@
+"""``dpbench sweep --dry-run``: every cell of a grid with its state and estimated CPU-minutes
+(``dpbench.sweep.estimate``), then the totals and the wall time they take."""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from dpbench.data.registry import data_variant
+from dpbench.records import make_cell_id, split_cell_id
+from dpbench.sweep.estimate import Rates, cost_key, estimate_cell
+from dpbench.tasks import get_task
+
+
+def format_minutes(minutes: float | None) -> str:
+    """ "~38 min", "~2.4 h", or "?" when unknown."""
+    if minutes is None:
+        return "?"
+    return f"~{minutes:.0f} min" if minutes < 120 else f"~{minutes / 60:.1f} h"
+
+
+def _busy(workdir: Path) -> str | None:
+    """The holder of a cell's lock when another process is training it now, else None (reads only)."""
+    from dpbench.sweep.lock import CellLock
+
+    lock = CellLock(workdir)
+    return lock.holder() if lock.is_held() else None
+
+
+def _record_key(cell_id: str, dataset_path: str) -> tuple:
+    """A cell as far as it is known before its demos exist: its id but the data hash, and the demos' file name
+    (task, variant, demonstrator version, episode count, cameras; ``records.data_identity``)."""
+    head, data, tail = split_cell_id(cell_id)
+    return head, data.rsplit("-", 1)[0], tail, PurePosixPath(dataset_path).name
+
+
+def dry_run_report(
+    planned: list[Any],
+    records: list[dict[str, Any]],
+    cores: int,
+    out_records: list[dict[str, Any]] = (),
+    cpu_capability: str | None = None,
+) -> list[str]:
+    """The lines of ``dpbench sweep --dry-run``: one per cell (state, estimated CPU-minutes, cell id or what
+    is missing, and the rates' basis), one per group of cells that cannot run here, then the totals and
+    the wall time on ``cores`` cores, one cell per core. States: done, running (another process holds the
+    cell now), resume (estimated as a whole cell: an upper bound), recorded (the sweep's out holds a record of
+    the cell made from demos not collected here: the sweep finds it once it has collected the same demos,
+    ``records.data_identity``), new, blocked. ``planned``: ``dpbench.sweep.cells.PlannedCell`` s;
+    ``records``: the records that give the rates; ``out_records``: those in the sweep's out directory;
+    ``cpu_capability``: this machine's kind of CPU (``dpbench.host.cpu_capability()``), whose records'
+    rates come first."""
+    from dpbench.config import config_to_dict
+    from dpbench.runner import policy_slug
+    from dpbench.train import RESUME_FILE
+
+    rates = Rates(records, cpu_capability=cpu_capability)
+    recorded = {_record_key(r["cell_id"], r["dataset"].get("path", "")): r for r in out_records}
+    lines, todo, unknown, collect, n_recorded, n_this_cpu, n_other_task = [], [], 0, set(), 0, 0, 0
+    blocked: dict[tuple[str, str], list[str]] = {}
+    train_total = eval_total = 0.0
+    for p in planned:
+        spec, cfg = p.spec, p.config
+        name = f"{cfg.policy_cls.name} {spec.env}/{cfg.obs} seed {spec.seed}"
+        if p.blocked:
+            blocked.setdefault((f"{spec.env}/{cfg.obs}", p.problem), []).append(f"{cfg.policy_cls.name} {spec.seed}")
+            continue
+        found_path = p.cell.record_path if p.cell is not None else None
+        if found_path is not None and found_path.exists():
+            found = found_path.stem
+            elsewhere = f"  [recorded as {found}: the same demos, collected on another kind of CPU]"
+            lines.append(f"  {'done':<8}{'':<22}{p.cell.cell_id}{elsewhere if found != p.cell.cell_id else ''}")
+            continue
+        if p.missing is not None:  # its demos are not collected here: a record of the same cell may exist anyway
+            task, slug = get_task(spec.env).name, policy_slug(spec, cfg)
+            cell_id = make_cell_id(task, cfg.obs, slug, f"{p.missing.kind}-?", spec.preset, cfg.chash, spec.seed)
+            rec = recorded.get(_record_key(cell_id, p.missing.path))
+            if rec is not None:
+                n_recorded += 1
+                lines.append(f"  {'recorded':<30}{rec['cell_id']}  [{p.problem}]")
+                continue
+        holder = _busy(p.cell.lock_dir) if p.cell is not None else None
+        if holder is not None:
+            lines.append(f"  {'running':<8}{'':<22}{p.cell.cell_id}  [held by {holder}]")
+            continue
+        state = "resume" if p.cell is not None and (p.cell.workdir / RESUME_FILE).exists() else "new"
+        variant = p.cell.variant if p.cell is not None else data_variant(spec.dataset or "")
+        cost = cost_key(config_to_dict(cfg.pcfg), cfg.tcfg.batch_size)
+        est = estimate_cell(
+            cfg.policy_cls.name, spec.env, cfg.obs, cfg.tcfg, cfg.chash, rates, p.action_mode, variant, cost
+        )
+        todo.append(est)
+        if est.total_min is None:
+            unknown += 1
+        else:
+            train_total += est.train_min or 0.0
+            eval_total += est.eval_min or 0.0
+            n_this_cpu += est.this_cpu
+            n_other_task += est.other_task
+        if p.cell is None:
+            collect.add(p.problem)
+        what = p.cell.cell_id if p.cell is not None else f"{name} [{p.problem}]"
+        split = (
+            f"({est.train_min:.0f} + {est.eval_min:.0f})" if est.total_min is not None and est.total_min < 120 else ""
+        )
+        lines.append(f"  {state:<8}{format_minutes(est.total_min):<9}{split:<13}{what}  [{est.basis}]")
+    for (task, problem), cells in blocked.items():
+        lines.append(f"  {'blocked':<8}{'':<22}{task}, {len(cells)} cell(s) ({', '.join(cells)}): {problem}")
+    total = train_total + eval_total
+    known = len(todo) - unknown
+    if known:
+        summary = (
+            f"[dpbench] estimate: {len(todo)} cell(s) to run; {known} with a measured rate take {total / 60:.1f} "
+            f"CPU-hours (training {train_total / 60:.1f}, evaluation {eval_total / 60:.1f}): on {cores} core(s), "
+            f"one cell per core at one torch thread, about {total / 60 / max(cores, 1):.1f} h of wall time"
+        )
+    else:
+        summary = f"[dpbench] estimate: {len(todo)} cell(s) to run, none with a measured rate (no record of them yet)"
+    if unknown and known:
+        summary += f"; {unknown} cell(s) without one are not counted"
+    if n_other_task:
+        summary += f"; {n_other_task} of the {known} extrapolate a rate from other tasks (see each basis)"
+    if known and cpu_capability:
+        summary += (
+            f"; {n_this_cpu} of the {known} wholly from records made on this machine's kind of CPU ({cpu_capability}), "
+            "the others partly or wholly from other or unrecorded kinds, which ran up to ~4x faster or slower "
+            "(docs/measurements.md)"
+        )
+    if collect:
+        summary += f"; the collection of {len(collect)} dataset(s) first is not included"
+    if n_recorded:
+        summary += (
+            f"; {n_recorded} cell(s) have a record made from demos not collected here (recorded): not counted, "
+            "as the sweep finds that record once it has collected the same demos (records.data_identity)"
+        )
+    if blocked:
+        summary += f"; {sum(len(c) for c in blocked.values())} cell(s) cannot run here (blocked)"
+    return [*lines, summary + ". Minutes per cell: CPU-minutes, training + evaluation (dpbench.sweep.estimate)."]
