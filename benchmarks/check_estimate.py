@@ -3,8 +3,9 @@
 Each CPU record is estimated from every other record (``dpbench.sweep.estimate``), as a machine of the record's
 own kind of CPU would estimate it before running it (records of no known kind: as a machine of no known kind),
 and compared with its measured CPU-minutes (training and every evaluation, held-out included: wall seconds x
-torch threads). Once with the cell's model given (``cost_key``: this kind of CPU's records of the same model
-come first, today's dry run) and once without (the tiers before that rule). Other seeds of the same cell stay
+torch threads). Once with the cell's model given (``cost_key``: for training, this kind of CPU's records of the
+same model come first, today's dry run) and once without (the tiers before that rule); the summary also gives
+both over the records that carry a kind, the only ones the rule can change. Other seeds of the same cell stay
 in: that is what a sweep has when it reaches a cell's second seed; ``--alone`` removes every record of the same
 policy and task, the case of a cell with no record of its own yet.
 
@@ -60,7 +61,12 @@ def main() -> None:
         for r in load_records(args.out)[0]
         if (r.get("hardware") or {}).get("device", "cpu") == "cpu" and r.get("history") and "policy" in r["config"]
     ]
-    ratios: dict[str, list[float]] = {"with model": [], "without": []}
+    ratios: dict[str, list[float]] = {
+        "with model": [],
+        "without": [],
+        "with model, kind known": [],
+        "without, kind known": [],
+    }
     print(f"{'record':<80} {'measured':>9} {'with model':>11} {'without':>9}")
     for r in records:
         if args.kind and r["hardware"].get("cpu_capability") != args.kind:
@@ -76,6 +82,8 @@ def main() -> None:
             row.append(f"{est:>9.0f}" if est is not None else f"{'?':>9}")
             if est is not None and real > 0:
                 ratios[mode].append(est / real)
+                if r["hardware"].get("cpu_capability"):  # only these can meet the this-kind tier
+                    ratios[f"{mode}, kind known"].append(est / real)
         print(f"{r['cell_id'][:80]:<80} {real:>9.0f} {row[0]:>11} {row[1]:>9}")
     for mode, xs in ratios.items():
         if not xs:

@@ -2,9 +2,10 @@
 them, and the paper's claims recomputed from those records.
 
 ``paper_layout`` puts policies in rows and the paper's task/variant columns across, each cell "ours
-(paper)". ``claims_table`` compares, per column, Diffusion Policy with the best baseline and ranks the
-policies, ours beside the paper's. Which records fill a cell: ``dpbench.paper_cells``; ``dpbench.render``
-turns the ``Table``s into md / LaTeX / HTML; csv is one tidy row per cell (or per claim).
+(paper)"; ``format_paper_table`` adds the claims (``dpbench.paper_claims``: per column, Diffusion Policy
+against the best baseline and the rankings, ours beside the paper's). Which records fill a cell:
+``dpbench.paper_cells``; ``dpbench.render`` turns the ``Table``s into md / LaTeX / HTML; csv is one tidy
+row per cell (or per claim).
 """
 
 from __future__ import annotations
@@ -12,27 +13,21 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any
 
 from dpbench.errors import DpbenchError
 from dpbench.paper_cells import (
-    BASELINES,
-    DP_ROWS,
     PAPER_CAVEATS,
-    PAPER_ROWS,
     ROW_LABELS,
     TABLE_OF_OBS,
     TABLE_TITLES,
-    Column,
     column_label,
     current,
     fill_cells,
     off_schedule,
     paper_actions,
-    paper_columns,
-    paper_values,
 )
+from dpbench.paper_claims import claims_table, tidy_claims
 from dpbench.records import PROTOCOL_VERSION
 from dpbench.render import RENDERERS, Table
 from dpbench.results import Group, short_hash
@@ -135,216 +130,6 @@ def paper_layout(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
     return Table(headers, body, notes, label_cols=1)
 
 
-@dataclass(frozen=True)
-class ColumnClaim:
-    """Diffusion Policy against the best baseline in one column, ours and the paper's. ``None`` where a side
-    lacks DP or every baseline. ``ranking`` lists (policy row, max) best first; ``compared`` how many
-    policies both sides report; ``disagree`` the pairs of those that ours orders opposite to the paper by
-    more than ``SEED_NOISE`` ("order"), or that the paper ties (within 0.005) and ours separates by more
-    than ``SEED_NOISE`` ("tie"); ``within_noise`` the pairs ours orders opposite by less (shown, not counted:
-    the same margin both ways). ``paper_same``: the paper's comparison over only the policies ours has in the
-    column (like for like); ``seeds``: ours per policy row."""
-
-    col: Column
-    ours: tuple[str, float, str, float] | None  # (DP row, DP max, best baseline row, its max)
-    paper: tuple[str, float, str, float] | None
-    ranking_ours: list[tuple[str, float]]
-    ranking_paper: list[tuple[str, float]]
-    compared: int
-    disagree: list[tuple[str, str, str]]
-    paper_same: tuple[str, float, str, float] | None = None
-    seeds: dict[str, int] | None = None
-    within_noise: list[tuple[str, str]] = field(default_factory=list)
-
-
-SEED_NOISE = 0.05  # a gap in max smaller than this is within the seed spread of 3-seed means (Push-T: ~0.02-0.05)
-
-
-def _versus(values: dict[str, float]) -> tuple[str, float, str, float] | None:
-    dps = [r for r in DP_ROWS if r in values]
-    bases = [r for r in BASELINES if r in values]
-    if not dps or not bases:
-        return None
-    dp_row, base_row = max(dps, key=values.get), max(bases, key=values.get)  # a tie keeps the paper's row order
-    return dp_row, values[dp_row], base_row, values[base_row]
-
-
-def column_claims(records: list[dict[str, Any]], kind: str, envs: list[str] | None = None) -> list[ColumnClaim]:
-    """Per column with at least one comparable record of the paper's policies: DP (the better of DP-C and DP-T,
-    as the paper's headline takes) against the best of LSTM-GMM, IBC and BET, by max; and the rankings.
-    Comparable: today's protocol, the preset as defined today (``paper_cells.off_schedule``) and the paper's
-    action space for the policy; other cells are left out."""
-    _, cols, cells = fill_cells(records, kind, envs)
-    out = []
-    for col in cols:
-        usable = {
-            r: c.group
-            for (r, cc), c in cells.items()
-            if cc == col
-            and r in PAPER_ROWS
-            and c.group
-            and current(c.group)
-            and paper_actions(r, c.group)
-            and not off_schedule(c.group)
-        }
-        ours = {r: g.max for r, g in usable.items()}
-        paper = {r: c.paper["max"] for (r, cc), c in cells.items() if cc == col and r in PAPER_ROWS and c.paper}
-        if not ours:
-            continue
-        both = [r for r in PAPER_ROWS if r in ours and r in paper]
-        disagree, noise = [], []
-        for i, a in enumerate(both):
-            for b in both[i + 1 :]:
-                d_ours, d_paper = ours[a] - ours[b], paper[a] - paper[b]
-                if d_ours * d_paper < 0:  # the same margin as for a tie: a reversal inside the seed spread is noise
-                    (disagree.append((a, b, "order")) if abs(d_ours) > SEED_NOISE else noise.append((a, b)))
-                elif abs(d_paper) < 0.005 and abs(d_ours) > SEED_NOISE:
-                    disagree.append((a, b, "tie"))
-        rank = lambda v: sorted(v.items(), key=lambda kv: -kv[1])  # noqa: E731
-        same = _versus({r: m for r, m in paper.items() if r in ours})
-        seeds = {r: g.seeds for r, g in usable.items()}
-        out.append(
-            ColumnClaim(
-                col, _versus(ours), _versus(paper), rank(ours), rank(paper), len(both), disagree, same, seeds, noise
-            )
-        )
-    return out
-
-
-def _relative(v: tuple[str, float, str, float] | None) -> float | None:
-    return None if v is None or v[3] <= 0 else (v[1] - v[3]) / v[3]
-
-
-def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | None = None, selection: str = "") -> Table:
-    """The paper's headline claim, recomputed: per column, DP's max minus the best baseline's (absolute and
-    relative), ours beside the paper's, the rankings and the pairs they order differently; then the mean
-    relative improvement over the columns where ours has DP and a baseline, ours against the paper's own
-    numbers on the same columns and on all of its columns. ``selection``: the --env/--policy/--obs filter applied
-    to ``records``, named in the notes because it changes which baseline is best."""
-    claims = column_claims(records, kind, envs)
-    label = lambda row: ROW_LABELS.get(row, row)  # noqa: E731
-
-    def versus(v: tuple[str, float, str, float] | None, seeds: dict[str, int] | None = None) -> str:
-        if v is None:
-            return "–"
-        rel = _relative(v)
-        n = lambda row: f" (n={seeds[row]})" if seeds and seeds.get(row, 3) < 3 else ""  # noqa: E731
-        return (
-            f"{label(v[0])} {v[1]:.2f}{n(v[0])} vs {label(v[2])} {v[3]:.2f}{n(v[2])}: {v[1] - v[3]:+.2f}"
-            f"{f' ({rel:+.0%})' if rel is not None else ''}"
-        )
-
-    def ranking(r: list[tuple[str, float]], seeds: dict[str, int] | None = None) -> str:
-        text = ""
-        for i, (p, m) in enumerate(r):  # equal scores (at the 2 decimals shown) are ties, not an order
-            n = f" (n={seeds[p]})" if seeds and seeds.get(p, 3) < 3 else ""
-            text += (
-                "" if i == 0 else " = " if f"{m:.2f}" == f"{r[i - 1][1]:.2f}" else " > "
-            ) + f"{label(p)} {m:.2f}{n}"
-        return text or "–"
-
-    body = []
-    for c in claims:
-        pairs = [f"{label(a)}/{label(b)}{' (paper: tie)' if how == 'tie' else ''}" for a, b, how in c.disagree]
-        agree = "– (fewer than 2 policies)" if c.compared < 2 else "no: " + ", ".join(pairs) if pairs else "yes"
-        if c.within_noise and c.compared >= 2:
-            agree += f"{'; ' if pairs else ' '}(reversed within {SEED_NOISE}: "
-            agree += ", ".join(f"{label(a)}/{label(b)}" for a, b in c.within_noise) + ")"
-        row = [column_label(c.col), versus(c.ours, c.seeds), versus(c.paper_same), versus(c.paper)]
-        body.append([*row, ranking(c.ranking_ours, c.seeds), ranking(c.ranking_paper), agree])
-    marked = any("(n=" in row[1] for row in body)  # versus() marked a policy with fewer than 3 seeds
-    shared = [(_relative(c.ours), _relative(c.paper_same), _relative(c.paper)) for c in claims]
-    shared = [x for x in shared if x[0] is not None and x[2] is not None]
-    alike = [s for o, s, _ in shared if s is not None]
-    all_paper = [x for x in (_relative(v) for v in _paper_versus(kind).values()) if x is not None]
-    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
-    if shared:
-        body.append(
-            [
-                f"mean over {len(shared)} column(s)",
-                f"{mean([o for o, _, _ in shared]):+.1%}",
-                f"{mean(alike):+.1%}" + (f" ({len(alike)} columns)" if len(alike) != len(shared) else "")
-                if alike
-                else "–",
-                f"{mean([p for _, _, p in shared]):+.1%} (all {len(all_paper)} columns: {mean(all_paper):+.1%})",
-                "",
-                "",
-                "",
-            ]
-        )
-    notes = [
-        "DP: the better of DP-C and DP-T by max; baseline: the best of LSTM-GMM, IBC and BET by max. Relative "
-        "improvement: (DP - baseline) / baseline; a column whose best baseline scores 0 has none. Ours: dpbench's "
-        "cell in the paper layout above (mean max over seeds), only cells under today's protocol and their "
-        "preset's schedule in the paper's action space; paper: Chi et al. 2023 "
-        + TABLE_TITLES[kind]
-        + "."
-        + (" (n=k): ours has fewer than the paper's 3 seeds of that policy." if marked else ""),
-        "paper, same policies: the paper's comparison over the same set of policies ours has in that column (its best "
-        "DP and best baseline among them, which can be another pair than ours picks); where ours lacks the paper's "
-        "best DP or best baseline, the paper's headline compares policies ours does not have.",
-        "The paper's abstract reports a 46.9% average improvement over 12 tasks and 4 benchmarks, including tasks "
-        "beyond Tables I/II, without stating its formula; the figure here is the same comparison made per column of "
-        "this table only, on both sides.",
-        "agrees: over the policies both sides report in this column, no pair that ours orders the other way, and no "
-        f"pair the paper ties that ours separates, by more than {SEED_NOISE} (about the seed spread of a 3-seed "
-        "mean; a reversal within it is listed, not counted); needs 2 policies.",
-        "Ours is not a replication: robomimic columns train on dpbench's scripted demonstrations, not robomimic's "
-        "human ones; each policy trains for its quick preset's budget (not equal across policies); max is taken "
-        "over 11 evaluations, not the original's 100 or more (docs/baselines_vs_original.md). Read 'agrees' and the "
-        "means as a check of the paper's ordering under these conditions.",
-    ]
-    if not claims:
-        notes.insert(
-            0,
-            "No column qualifies: no cell of the paper's policies here is under today's protocol, on its preset's "
-            "schedule and in the paper's action space for the policy (ᵛ and ˢ above mark cells that are not).",
-        )
-    caveats = [
-        f"{ROW_LABELS.get(row, row)} {column_label(col)}: {why}"
-        for (k, row, col), why in PAPER_CAVEATS.items()
-        if k == kind and any(c.col == col for c in claims)
-    ]
-    if caveats:
-        notes.append("The paper's side includes a number made another way than ours: " + "; ".join(caveats) + ".")
-    if selection:
-        notes.append(f"Computed over the selected records only ({selection}): the best baseline is among those.")
-    headers = ["column", "ours: DP vs best baseline", "paper, same policies", "paper: DP vs best baseline"]
-    return Table([*headers, "ranking (ours)", "ranking (paper)", "agrees"], body, notes, label_cols=1)
-
-
-def _paper_versus(kind: str) -> dict[Column, tuple[str, float, str, float] | None]:
-    """The paper's own DP-vs-best-baseline comparison in every column of its table."""
-    paper = paper_values(kind)
-    return {
-        col: _versus({r: paper[(r, col)]["max"] for r in PAPER_ROWS if (r, col) in paper})
-        for col in paper_columns(kind)
-    }
-
-
-def _tidy_claims(records: list[dict[str, Any]], kind: str, envs: list[str] | None) -> list[dict[str, Any]]:
-    out = []
-    for c in column_claims(records, kind, envs):
-        row: dict[str, Any] = {"table": kind, "task": c.col[0], "variant": c.col[1]}
-        for side, v in (("ours", c.ours), ("paper_same_policies", c.paper_same), ("paper", c.paper)):
-            row |= {
-                f"{side}_dp": v[0] if v else None,
-                f"{side}_dp_max": v[1] if v else None,
-                f"{side}_baseline": v[2] if v else None,
-                f"{side}_baseline_max": v[3] if v else None,
-                f"{side}_relative_improvement": _relative(v),
-            }
-        row["ours_dp_seeds"] = c.seeds.get(c.ours[0]) if c.ours and c.seeds else None
-        row["ours_baseline_seeds"] = c.seeds.get(c.ours[2]) if c.ours and c.seeds else None
-        row["policies_compared"] = c.compared
-        row["disagreeing_pairs"] = " ".join(
-            f"{a}/{b}{'(paper-tie)' if how == 'tie' else ''}" for a, b, how in c.disagree
-        )
-        row["reversed_within_noise"] = " ".join(f"{a}/{b}" for a, b in c.within_noise)
-        out.append(row)
-    return out
-
-
 def _csv(rows: list[dict[str, Any]]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["table"], lineterminator="\n")
@@ -411,7 +196,7 @@ def format_paper_table(
             "run one first, e.g. dpbench run --policy diffusion --env pusht"
         )
     if fmt == "csv":
-        tidy = _tidy_claims if claims else _tidy
+        tidy = tidy_claims if claims else _tidy
         return _csv([row for k in kinds for row in tidy(records, k, envs)])
     if fmt not in RENDERERS:
         raise DpbenchError(f"unknown table format '{fmt}'; use one of md, csv, latex, html")

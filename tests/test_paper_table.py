@@ -291,3 +291,31 @@ def test_claims_with_no_comparable_cell_say_why():
         "No column qualifies" in text
         and "Push-T" not in text.split("the paper's claims, recomputed")[1].split("\n\n")[1]
     )
+
+
+def test_a_reversed_paper_tie_is_a_tie_and_the_noise_pairs_reach_the_csv():
+    # The paper's Push-T (typed from Table I): DP-C = DP-T = 0.95 > IBC 0.90. Ours: DP-T 0.9, IBC 0.72, DP-C 0.7.
+    # DP-C/DP-T: a paper tie ours separates by 0.2, whichever way round; IBC/DP-C: reversed by 0.02, within 0.05.
+    recs = [
+        make_record("diffusion_transformer", 0, [0.9], [True], preset="quick"),
+        make_record("ibc", 0, [0.72], [True], preset="quick"),
+        make_record("diffusion", 0, [0.7], [True], preset="quick"),
+    ]
+    _, claims = _md(format_paper_table(recs, "md", claims=True, envs=["pusht"]), 1)
+    assert claims["Push-T"][6] == "no: DP-C/DP-T (paper: tie); (reversed within 0.05: IBC/DP-C)"
+    (row,) = csv.DictReader(io.StringIO(format_paper_table(recs, "csv", claims=True, envs=["pusht"])))
+    assert row["disagreeing_pairs"].endswith("(paper-tie)") and len(row["disagreeing_pairs"].split()) == 1
+    assert len(row["reversed_within_noise"].split()) == 1 and "/" in row["reversed_within_noise"]
+
+
+def test_the_seed_count_legend_follows_a_mark_in_the_rankings_alone():
+    # DP-C and IBC have 3 seeds each (no mark in the DP-vs-baseline column); LSTM-GMM has 1: only its ranking
+    # entry carries (n=1), and the legend must still explain it.
+    recs = [
+        make_record(p, s, [m], [True], preset="quick") for p, m in (("diffusion", 0.9), ("ibc", 0.8)) for s in range(3)
+    ]
+    recs.append(make_record("lstm_gmm", 0, [0.5], [True], preset="quick"))
+    text = format_paper_table(recs, "md", claims=True, envs=["pusht"])
+    _, claims = _md(text, 1)
+    assert "(n=" not in claims["Push-T"][1] and "LSTM-GMM 0.50 (n=1)" in claims["Push-T"][4]
+    assert "(n=k): ours has fewer than the paper's 3 seeds of that policy." in text

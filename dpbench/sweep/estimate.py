@@ -14,16 +14,18 @@ CPU records (wall seconds x torch threads; a record's periodic evaluations, medi
    step, the policy's share measured on the other task plus this task's env step;
 3. else no estimate ("?"), and the total says how many cells it leaves out.
 
-The kind of CPU outranks the task. Before the tiers above, a cell whose model is known (``cost_key``: the
-policy's config and the batch size, what a training step and a policy call cost whatever the task and
-schedule) takes the records made on this machine's kind of CPU (``hardware.cpu_capability``, the SIMD level
-torch's kernels use: AVX2 or AVX512) with that model: this task's, else another task's scaled as in tier 2.
-One pair of Square mh cells trained 3.9x (DP-C) and 1.5x (LSTM-GMM) slower per step with AVX2 kernels than
-with AVX-512 (docs/measurements.md, "Speed on another kind of CPU"), while one model's step costs within
-15% across robomimic tasks on one kind (DP-C 90-103 ms: Lift, Can, Square, ToolHang). Only without such
-records do the tiers above apply, where within a tier records of this kind still come first (in tier 2, the
-tasks that have such records). Of those, the records made under today's protocol on cores no other job
-shared come first. Records made before dpbench recorded the SIMD level (commit d127b68) are of no known kind.
+For training, the kind of CPU outranks the task. Before the tiers above, a state-observation cell whose model
+is known (``cost_key``: the policy's config and the batch size) takes the training records made on this
+machine's kind of CPU (``hardware.cpu_capability``, the SIMD level torch's kernels use: AVX2 or AVX512) with
+that model and obs mode: this task's, else other tasks'. One model's training step costs about the same on
+every robomimic low-dim task on one machine (DP-C 88-103 ms on Lift, Can, Square and ToolHang), while the same
+Square mh cells trained 3.9x (DP-C) and 1.4-3.3x (LSTM-GMM) slower per step with AVX2 kernels than with AVX-512
+(docs/measurements.md). Image tasks differ by cameras, so they keep the tiers. Records of this kind come first
+even where they ran beside another job and those of another kind did not. Evaluation keeps the tiers: an
+episode's length follows the policy's success on the task, which another task's records do not know. Within
+a tier, records of this kind come first (in tier 2, the tasks that have such records), then those made under
+today's protocol on cores no other job shared. Records made before dpbench recorded the SIMD level (commit
+d127b68) are of no known kind.
 
 Episode rates are kept per step of the task's ph horizon and scaled to the cell's: a policy trained on mh
 demonstrations runs Lift, Can and Square episodes to 500 steps, not 400 (an upper bound for its cell).
@@ -88,8 +90,8 @@ def evaluation_count(steps: int, eval_every: int, eval_after: int) -> int:
 
 
 def cost_key(policy_config: dict[str, Any], batch_size: Any) -> str:
-    """What sets the CPU cost of a training step and of a policy call, whatever the task and the schedule: the
-    policy's config (``config_to_dict``) and the training batch size, hashed like a record's config."""
+    """What sets the CPU cost of a training step on low-dim observations, whatever the task and the schedule:
+    the policy's config (``config_to_dict``) and the training batch size, hashed like a record's config."""
     return config_hash({"policy": policy_config, "batch_size": batch_size})
 
 
@@ -161,7 +163,7 @@ class Rates:
             evals = [h["eval_seconds"] for h in r["history"] if h.get("eval_seconds")]
             config = r.get("config") or {}
             episodes = config.get("train", {}).get("eval_episodes")
-            cost = cost_key(config["policy"], config["train"].get("batch_size")) if "policy" in config else None
+            cost = cost_key(config["policy"], config.get("train", {}).get("batch_size")) if "policy" in config else None
             # per episode at the task's (ph) horizon: an mh record's episodes may have run longer
             at_ph = get_task(r["env"]).max_episode_steps / _record_horizon(r)
             self.by_key[(r["policy"], r["env"], r["obs"])].append(
@@ -176,19 +178,22 @@ class Rates:
                 )
             )
 
-    def _this_kind(self, policy: str, env: str, obs: str, cost: str | None, value: Callable[[_Measured], Any]):
-        """This machine's kind's records of the model ``cost`` (``cost_key``): this task's, and the other tasks'
-        by (policy, task, obs) key; ([], {}) when ``cost`` is None."""
-        if cost is None:
+    def _this_kind(
+        self, policy: str, env: str, obs: str, cost: str | None
+    ) -> tuple[list[_Measured], dict[tuple[str, str, str], list[_Measured]]]:
+        """This machine's kind's training records of the model ``cost`` (``cost_key``) in obs mode ``obs``: this
+        task's, and the other tasks' by (policy, task, obs) key; ([], {}) when ``cost`` is None or the obs is
+        an image (cameras differ by task)."""
+        if cost is None or OBS_KIND.get(obs) != "state":
             return [], {}
-        mine = lambda e: value(e) is not None and e.this_kind and e.cost == cost  # noqa: E731
+        mine = lambda e: e.step_s is not None and e.this_kind and e.cost == cost  # noqa: E731
         own = [e for e in self.by_key.get((policy, env, obs), []) if mine(e)]
         return own, {k: v for k, v in self._other_tasks(policy, lambda o: o == obs, mine).items() if k[1] != env}
 
     def train_rate(self, policy: str, env: str, obs: str, chash: str, cost: str | None = None) -> Rate | None:
         """CPU-seconds per training step: this kind of CPU's records of the model ``cost`` (this task's, then
         another's), then this config's records, this task's, another task's (the module docstring)."""
-        mine, mine_other = self._this_kind(policy, env, obs, cost, lambda e: e.step_s)
+        mine, mine_other = self._this_kind(policy, env, obs, cost)
         if mine:
             return _own_task([(mine, " of this model")], lambda e: e.step_s)
         if mine_other:
@@ -204,21 +209,10 @@ class Rates:
                 return _pooled_steps(other)
         return None
 
-    def episode_rate(
-        self, policy: str, env: str, obs: str, action_mode: str | None = None, cost: str | None = None
-    ) -> Rate | None:
-        """CPU-seconds per evaluation episode: this kind of CPU's records of the model ``cost`` first (this task's,
-        then another's scaled), then this task's records in the cell's ``action_mode`` (a policy that fails in
-        one action space runs its episodes to the horizon, and one that succeeds stops early), then in any,
-        then another task's scaled to this one (the module docstring)."""
-        mine, mine_other = self._this_kind(policy, env, obs, cost, lambda e: e.episode_s)
-        if mine:
-            return _own_task(
-                [([e for e in mine if e.action_mode == action_mode], " of this model"), (mine, " of this model")],
-                lambda e: e.episode_s,
-            )
-        if mine_other:
-            return self._scaled_rate(mine_other, env, obs, ", this model")
+    def episode_rate(self, policy: str, env: str, obs: str, action_mode: str | None = None) -> Rate | None:
+        """CPU-seconds per evaluation episode: this task's records in the cell's ``action_mode`` (a policy that
+        fails in one action space runs its episodes to the horizon, and one that succeeds stops early), then
+        in any, then another task's scaled to this one (the module docstring)."""
         same = [e for e in self.by_key.get((policy, env, obs), []) if e.episode_s is not None]
         matching = [e for e in same if e.action_mode == action_mode]
         own = _own_task([(matching, ""), (same, " in another action space")], lambda e: e.episode_s)
@@ -230,13 +224,11 @@ class Rates:
                 return self._scaled_rate(other, env, obs)
         return None
 
-    def _scaled_rate(
-        self, other: dict[tuple[str, str, str], list[_Measured]], env: str, obs: str, what: str = ""
-    ) -> Rate:
+    def _scaled_rate(self, other: dict[tuple[str, str, str], list[_Measured]], env: str, obs: str) -> Rate:
         """The median over ``other``'s tasks of their episode seconds, each scaled to ``env``/``obs``."""
         scaled = [self._scaled(median(e.episode_s for e in v), k[1], k[2], env, obs) for k, v in other.items()]
         where = ", ".join(f"{e}/{o}" for _, e, o in other)
-        return _rate(scaled, f"scaled from {where}{what}", [e for v in other.values() for e in v], other_task=True)
+        return _rate(scaled, f"scaled from {where}", [e for v in other.values() for e in v], other_task=True)
 
     def _other_tasks(
         self, policy: str, alike: Callable[[str], bool], has: Callable[[_Measured], bool]
@@ -314,7 +306,7 @@ def estimate_cell(
     ``cost_key`` (None: the tiers without it). Where the variant's horizon is longer (mh on Lift, Can, Square:
     500 steps, not 400), episode times scale with it: an upper bound, exact for episodes that run to the horizon."""
     train = rates.train_rate(policy, env, obs, chash, cost)
-    episode = rates.episode_rate(policy, env, obs, action_mode, cost)
+    episode = rates.episode_rate(policy, env, obs, action_mode)
     n_evals = evaluation_count(tcfg.steps, tcfg.eval_every, tcfg.eval_after)
     episodes = n_evals * tcfg.eval_episodes + tcfg.heldout_episodes
     horizon, base = get_task(env).for_variant(variant).max_episode_steps, get_task(env).max_episode_steps
