@@ -776,3 +776,34 @@ def test_single_arm_demonstrations_are_the_ones_collection_v4_recorded() -> None
             _assert_same_episode(ep["actions"], golden[key], arms=1)
         else:
             np.testing.assert_allclose(ep["actions"], golden[key], atol=1e-6, err_msg=key)
+
+
+def test_collector_processes_start_with_avx2_kernels_pinned(monkeypatch) -> None:
+    # numpy's and OpenBLAS's AVX-512 kernels round robosuite's controller arithmetic differently: collectors
+    # are held to AVX2 ones, so AVX2 and AVX-512 machines collect the same demonstrations.
+    import os
+
+    from dpbench.data.collect import collector_pool, pinned_simd_env
+
+    monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
+    monkeypatch.delenv("NPY_DISABLE_CPU_FEATURES", raising=False)
+    pinned = pinned_simd_env()
+    if not pinned:
+        pytest.skip("not an x86-64 CPU with AVX2: nothing to pin")
+    assert pinned["OPENBLAS_CORETYPE"] == "Haswell" and "AVX512F" in pinned["NPY_DISABLE_CPU_FEATURES"].split()
+    with collector_pool("lift", (), "abs", "ph", 1, pinned) as pool:
+        seen = [pool.apply(os.getenv, (k,)) for k in pinned]
+    assert seen == list(pinned.values())
+    assert "OPENBLAS_CORETYPE" not in os.environ  # this process's environment is as it was
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Zen")  # a variable the user set stays theirs
+    assert "OPENBLAS_CORETYPE" not in pinned_simd_env()
+
+
+def test_a_collection_records_the_kernels_it_was_held_to(lift_demos: Path) -> None:
+    import h5py
+
+    from dpbench.data.collect import pinned_simd_env
+
+    with h5py.File(lift_demos) as f:
+        provenance = json.loads(f["data"].attrs["env_args"])["dpbench"]
+    assert provenance["pinned_simd"] == pinned_simd_env()

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing as mp
+import os
+import platform
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,6 +90,29 @@ def robomimic_scripted_path(
 _WORKER_ENV: RobomimicEnv | None = None  # one env per collector process
 
 
+def pinned_simd_env() -> dict[str, str]:
+    """The variables a robomimic collector process starts with, so that machines that differ only in SIMD width
+    collect the same bits: OpenBLAS's Haswell (AVX2) kernels and numpy's dispatch without AVX-512, on an x86-64
+    CPU with AVX2; {} elsewhere, and a variable the user set is left alone.
+
+    robosuite's controllers do their arithmetic in numpy, and numpy and the OpenBLAS it bundles pick kernels for
+    the CPU they find. With AVX-512 kernels they round differently, and a contact-rich episode can end a step
+    earlier or later: a ToolHang collection counted 109,662 steps on an AVX-512 machine and 109,604 on an AVX2
+    one. With AVX2 kernels forced, an AVX-512 machine's Square ph delta collection had the AVX2 machine's hash
+    (docs/measurements.md, "The same demonstrations on another CPU")."""
+    try:
+        from numpy.core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    except ImportError:  # pragma: no cover - numpy 2 moved it
+        from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    if platform.machine().lower() not in ("x86_64", "amd64") or not __cpu_features__.get("AVX2"):
+        return {}
+    pinned = {
+        "OPENBLAS_CORETYPE": "Haswell",
+        "NPY_DISABLE_CPU_FEATURES": " ".join(f for f in __cpu_dispatch__ if f.startswith("AVX512")),
+    }
+    return {k: v for k, v in pinned.items() if k not in os.environ and v}
+
+
 def _init_collector(task: str, cameras: tuple[str, ...], action_mode: str = "abs", variant: str = "ph") -> None:
     """Make the process's env (in a worker: its pool initializer)."""
     global _WORKER_ENV
@@ -108,17 +133,36 @@ def iter_scripted_episodes(
 ) -> Iterator[tuple[int, dict[str, np.ndarray] | None]]:
     """(seed, episode or None) for seeds start_seed, start_seed + 1, ... in order, forever.
 
-    With ``workers`` > 1 the episodes run in a pool of that many spawned processes, each with its
-    own env; the results come back in seed order, so they do not depend on ``workers``.
+    The episodes run in a pool of ``workers`` (at least 1) spawned processes, each with its own env and the
+    SIMD kernels ``pinned_simd_env`` chooses; the results come back in seed order, so they do not depend on
+    ``workers``. Where nothing is pinned and ``workers`` <= 1, they run in this process.
     """
     seeds = ((s, variant) for s in itertools.count(start_seed))
-    if workers <= 1:
+    pinned = pinned_simd_env()
+    if workers <= 1 and not pinned:
         _init_collector(task, cameras, action_mode, variant)
         yield from map(_collect_one, seeds)
         return
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(workers, initializer=_init_collector, initargs=(task, cameras, action_mode, variant)) as pool:
+    with collector_pool(task, cameras, action_mode, variant, workers, pinned) as pool:
         yield from pool.imap(_collect_one, seeds, chunksize=1)
+
+
+def collector_pool(
+    task: str, cameras: tuple[str, ...], action_mode: str, variant: str, workers: int, pinned: dict[str, str]
+) -> Any:
+    """A pool of ``max(workers, 1)`` spawned collector processes, each with its env, started with ``pinned``
+    (``pinned_simd_env``) in their environment; this process's environment is left as it was."""
+    saved = {k: os.environ.get(k) for k in pinned}
+    os.environ.update(pinned)  # a spawned process reads its environment at start: numpy and OpenBLAS see these
+    try:
+        ctx = mp.get_context("spawn")
+        return ctx.Pool(max(workers, 1), initializer=_init_collector, initargs=(task, cameras, action_mode, variant))
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                del os.environ[k]
+            else:
+                os.environ[k] = v
 
 
 def collect_robomimic(
@@ -141,7 +185,7 @@ def collect_robomimic(
         variant: ``"ph"`` or ``"mh"`` (see ``dpbench.envs.robomimic.demonstrator``).
         cameras: cameras whose 84x84 images are recorded as ``<camera>_image`` (T, 84, 84, 3) uint8.
         start_seed: the first env seed tried.
-        workers: collector processes (1: in this process).
+        workers: collector processes (spawned, ``iter_scripted_episodes``).
         progress: show a progress bar.
         action_mode: ``"abs"`` (absolute OSC_POSE targets, the paper's position control) or ``"delta"``
             (the delta actions that command the same targets: robomimic's velocity-style actions).
@@ -219,6 +263,7 @@ def collect_robomimic(
         "version": COLLECT_VERSION,
         "cameras": list(cameras),
         "collection": stats,
+        "pinned_simd": pinned_simd_env(),  # the kernels the collector processes were held to
     }
     write_hdf5(
         store, path, env_args={**env_args_for(task, tuple(cameras), action_mode, variant), "dpbench": provenance}
