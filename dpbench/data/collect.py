@@ -91,14 +91,17 @@ _WORKER_ENV: RobomimicEnv | None = None  # one env per collector process
 
 
 def pinned_simd_env() -> dict[str, str]:
-    """The variables a robomimic collector process starts with, so that machines that differ only in SIMD width
-    collect the same bits: OpenBLAS's Haswell (AVX2) kernels and numpy's dispatch without AVX-512, on an x86-64
-    CPU with AVX2; {} elsewhere, and a variable the user set is left alone.
+    """The variables a robomimic collector process starts with, on an x86-64 CPU with AVX2: numpy's SIMD dispatch
+    held below AVX-512 (``NPY_DISABLE_CPU_FEATURES``) and OpenBLAS held to its Haswell kernels
+    (``OPENBLAS_CORETYPE``, read by numpy's bundled OpenBLAS and by SciPy's, which robosuite's numba-compiled
+    controller calls). {} elsewhere; a variable the user set is left alone.
 
-    robosuite's controllers do their arithmetic in numpy, and numpy and the OpenBLAS it bundles pick kernels for
-    the CPU they find. With AVX-512 kernels they round differently, and a contact-rich episode can end a step
-    earlier or later: a ToolHang collection counted 109,662 steps on an AVX-512 machine and 109,604 on an AVX2
-    one. With AVX2 kernels forced, an AVX-512 machine's Square ph delta collection had the AVX2 machine's hash
+    With AVX-512 kernels these libraries round differently, and a contact-rich episode can end a step earlier or
+    later: a ToolHang collection counted 109,662 steps on an AVX-512 machine and 109,604 on an AVX2 one. MuJoCo
+    (a fixed AVX build), glibc's math functions (the same FMA versions on AVX2 and AVX-512 CPUs) and numba's own
+    code do not switch kernels by SIMD width, so with the same wheels and glibc, AVX2 and AVX-512 machines should
+    collect the same bits. Measured: an AVX-512 machine with these kernels forced collected Square ph delta
+    (200 episodes) with the AVX2 machine's hash; ToolHang and Transport are not re-checked
     (docs/measurements.md, "The same demonstrations on another CPU")."""
     try:
         from numpy.core._multiarray_umath import __cpu_dispatch__, __cpu_features__
@@ -108,7 +111,8 @@ def pinned_simd_env() -> dict[str, str]:
         return {}
     pinned = {
         "OPENBLAS_CORETYPE": "Haswell",
-        "NPY_DISABLE_CPU_FEATURES": " ".join(f for f in __cpu_dispatch__ if f.startswith("AVX512")),
+        # numpy 2.4 and later group the AVX-512 targets as X86_V4 (and AVX512_*)
+        "NPY_DISABLE_CPU_FEATURES": " ".join(f for f in __cpu_dispatch__ if f.startswith("AVX512") or f == "X86_V4"),
     }
     return {k: v for k, v in pinned.items() if k not in os.environ and v}
 
