@@ -807,3 +807,45 @@ def test_a_collection_records_the_kernels_it_was_held_to(lift_demos: Path) -> No
     with h5py.File(lift_demos) as f:
         provenance = json.loads(f["data"].attrs["env_args"])["dpbench"]
     assert provenance["pinned_simd"] == pinned_simd_env()
+
+
+def test_a_killed_collection_resumes_and_writes_what_an_uninterrupted_one_writes(
+    lift_demos: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    import h5py
+
+    from dpbench.data.collect import PartialCollection
+
+    path = tmp_path / "lift_ph.hdf5"
+    save, calls = PartialCollection.save, []
+
+    def save_then_die(self, *args, **kwargs):
+        save(self, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == 2:  # killed after two seeds were tried and kept
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(PartialCollection, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        collect_robomimic("lift", 3, path, "ph", workers=1, progress=False)
+    assert not path.exists() and (tmp_path / ".lift_ph.hdf5.partial" / "meta.json").exists()
+    monkeypatch.setattr(PartialCollection, "save", save)
+    stats = collect_robomimic("lift", 3, path, "ph", workers=1, progress=False)
+    assert "resuming a collection stopped after 2 kept of 2 tried" in capsys.readouterr().out
+    assert stats["kept"] == 3 and stats["tried"] >= 3 and not (tmp_path / ".lift_ph.hdf5.partial").exists()
+    # the same arrays as the fixture's uninterrupted collection of the same seeds
+    with h5py.File(lift_demos) as want, h5py.File(path) as got:
+        for demo in ("demo_0", "demo_1", "demo_2"):
+            for key in ("actions", "states", "obs/object", "obs/robot0_eef_pos"):
+                np.testing.assert_array_equal(got[f"data/{demo}/{key}"][()], want[f"data/{demo}/{key}"][()])
+
+
+def test_a_partial_collection_of_another_recipe_is_discarded(tmp_path: Path) -> None:
+    from dpbench.data.collect import PartialCollection
+
+    kept = PartialCollection(tmp_path / "x.hdf5", {"task": "lift", "action_mode": "abs"})
+    kept.save([{"action": np.zeros((3, 7))}], tried=2, next_seed=2, wall_s=1.0)
+    episodes, tried, next_seed, _ = kept.load()
+    assert tried == 2 and next_seed == 2 and np.array_equal(episodes[0]["action"], np.zeros((3, 7)))
+    other = PartialCollection(tmp_path / "x.hdf5", {"task": "lift", "action_mode": "delta"})
+    assert other.load() == ([], 0, None, 0.0) and not other.dir.exists()

@@ -7,15 +7,19 @@ processes for the robomimic tasks, and writes robomimic-layout hdf5 atomically
 (``dpbench.data.episodes.write_hdf5``) with ``env_args`` that record the env and the collection.
 
 A collection is a function of its arguments: seed s always gives the same episode, so the same
-call writes the same arrays (the wall-clock statistics in ``env_args`` aside).
+call writes the same arrays (the wall-clock statistics in ``env_args`` aside). A robomimic collection keeps
+each kept episode in ``.<file>.partial/`` beside its file as it goes, so a killed one resumes where it
+stopped when the same command runs again, and writes the same arrays as an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import multiprocessing as mp
 import os
 import platform
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -169,6 +173,48 @@ def collector_pool(
                 os.environ[k] = v
 
 
+class PartialCollection:
+    """The episodes an unfinished robomimic collection has kept so far, in ``.<file>.partial/`` beside its file:
+    one ``ep_NNNNN.npz`` per kept episode and ``meta.json`` (the recipe, seeds tried, the next seed, seconds
+    spent). ``recipe``: what decides the arrays (task, variant, action mode, cameras, first seed, demonstrator
+    version, pinned kernels); a partial made by another recipe is discarded, not resumed."""
+
+    def __init__(self, path: Path, recipe: dict[str, Any]) -> None:
+        self.dir = path.with_name(f".{path.name}.partial")
+        self.recipe = json.loads(json.dumps(recipe))  # as it reads back from meta.json
+
+    def load(self) -> tuple[list[dict[str, np.ndarray]], int, int | None, float]:
+        """(episodes kept, seeds tried, next seed, seconds spent) of an earlier run of this recipe, else
+        ([], 0, None, 0.0)."""
+        try:
+            meta = json.loads((self.dir / "meta.json").read_text())
+        except (OSError, ValueError):
+            meta = None
+        if not meta or meta.get("recipe") != self.recipe:
+            self.discard()
+            return [], 0, None, 0.0
+        episodes = []
+        for i in range(meta["kept"]):
+            with np.load(self.dir / f"ep_{i:05d}.npz") as z:
+                episodes.append({k: z[k] for k in z.files})
+        return episodes, meta["tried"], meta["next_seed"], meta["wall_s"]
+
+    def save(self, episodes: list[dict[str, np.ndarray]], tried: int, next_seed: int, wall_s: float) -> None:
+        """Store the newest kept episode (if not stored yet) and the progress; each file is replaced whole."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        i = len(episodes) - 1
+        if i >= 0 and not (self.dir / f"ep_{i:05d}.npz").exists():
+            tmp = self.dir / f".ep_{i:05d}.tmp.npz"
+            np.savez(tmp, **episodes[i])
+            os.replace(tmp, self.dir / f"ep_{i:05d}.npz")
+        meta = {"recipe": self.recipe, "kept": len(episodes), "tried": tried, "next_seed": next_seed, "wall_s": wall_s}
+        (self.dir / ".meta.tmp").write_text(json.dumps(meta))
+        os.replace(self.dir / ".meta.tmp", self.dir / "meta.json")
+
+    def discard(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def collect_robomimic(
     task: str,
     n_episodes: int,
@@ -228,35 +274,53 @@ def collect_robomimic(
             f"unknown camera(s) {bad} for {task}; choose from {', '.join(TASK_SPECS[task].default_cameras)}"
         )
     t0 = time.perf_counter()
-    episodes: list[dict[str, np.ndarray]] = []
-    tried, seed = 0, start_seed
-    with tqdm(total=n_episodes, desc=f"scripted {task} ({variant}) demos", disable=not progress, unit="ep") as bar:
-        # B007 silenced below: ``seed`` is not read in the loop, but its last value (the last seed tried) is, after it
-        for seed, ep in iter_scripted_episodes(task, variant, start_seed, tuple(cameras), workers, action_mode):  # noqa: B007
-            tried += 1
-            if ep is not None:
-                ep = dict(ep)
-                ep["action"] = ep.pop("actions")
-                episodes.append(ep)
-                bar.update(1)
-            bar.set_postfix(success=f"{len(episodes) / tried:.0%}")
-            if len(episodes) >= n_episodes:
-                break
-            if tried >= 20 and len(episodes) < tried // 10:
-                raise DpbenchError(
-                    f"the {task} demonstrator succeeded in {len(episodes)} of {tried} episodes; "
-                    "this is a bug, please report it"
-                )
-    wall = time.perf_counter() - t0
-    store = EpisodeStore.from_episodes(episodes, source="scripted")
+    recipe = {
+        "task": task,
+        "variant": variant,
+        "action_mode": action_mode,
+        "cameras": list(cameras),
+        "start_seed": start_seed,
+        "version": COLLECT_VERSION,
+        "pinned_simd": pinned_simd_env(),
+    }
+    partial = PartialCollection(Path(path), recipe)
+    episodes, tried, next_seed, earlier_s = partial.load()
+    seed = start_seed if next_seed is None else next_seed - 1
+    if episodes or tried:
+        print(f"[dpbench] {Path(path).name}: resuming a collection stopped after {len(episodes)} kept of {tried} tried")
+    desc = f"scripted {task} ({variant}) demos"
+    first = start_seed if next_seed is None else next_seed
+    seeds = iter_scripted_episodes(task, variant, first, tuple(cameras), workers, action_mode)
+    try:
+        with tqdm(total=n_episodes, initial=len(episodes), desc=desc, disable=not progress, unit="ep") as bar:
+            for seed, ep in seeds if len(episodes) < n_episodes else ():
+                tried += 1
+                if ep is not None:
+                    ep = dict(ep)
+                    ep["action"] = ep.pop("actions")
+                    episodes.append(ep)
+                    bar.update(1)
+                partial.save(episodes, tried, seed + 1, earlier_s + time.perf_counter() - t0)
+                bar.set_postfix(success=f"{len(episodes) / tried:.0%}")
+                if len(episodes) >= n_episodes:
+                    break
+                if tried >= 20 and len(episodes) < tried // 10:
+                    raise DpbenchError(
+                        f"the {task} demonstrator succeeded in {len(episodes)} of {tried} episodes; "
+                        "this is a bug, please report it"
+                    )
+    finally:
+        seeds.close()  # stops the collector processes, also on Ctrl-C; what was kept stays in the partial
+    wall = earlier_s + time.perf_counter() - t0  # an interrupted collection's runs, all of them
+    store = EpisodeStore.from_episodes(episodes[:n_episodes], source="scripted")
     stats = {
         "tried": tried,
-        "kept": len(episodes),
+        "kept": store.n_episodes,
         "success_rate": round(len(episodes) / tried, 4),
         "seeds": [start_seed, seed],
         "steps": store.n_steps,
         "wall_s": round(wall, 1),
-        "steps_per_s": round(sum(len(e["action"]) for e in episodes) / wall, 1),
+        "steps_per_s": round(sum(len(e["action"]) for e in episodes) / max(wall, 1e-9), 1),
         "workers": workers,
     }
     provenance = {
@@ -272,4 +336,5 @@ def collect_robomimic(
     write_hdf5(
         store, path, env_args={**env_args_for(task, tuple(cameras), action_mode, variant), "dpbench": provenance}
     )
+    partial.discard()
     return stats
