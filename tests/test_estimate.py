@@ -83,6 +83,7 @@ def test_an_unmeasured_task_is_scaled_by_horizon_and_env_step_time():
     rates = Rates(
         [_timed("diffusion", "lift", "low_dim", 600.0, [200.0])],
         step_ms={("lift", "low_dim"): 6.0, ("transport", "low_dim"): 15.0},
+        lengths={},  # no solved-episode lengths: every episode is taken to run to the horizon
     )
     est = estimate_cell("diffusion", "transport", "low_dim", QUICK, "h", rates)
     assert abs(est.eval_min - 750 * 0.019 * 700 / 60) < 1e-9
@@ -95,9 +96,37 @@ def test_an_unmeasured_task_is_scaled_by_horizon_and_env_step_time():
     push = Rates(
         [_timed("diffusion", "pusht", "keypoints", 600.0, [200.0])],
         step_ms={("pusht", "keypoints"): 0.2, ("lift", "low_dim"): 6.0},
+        lengths={},
     )
     rate = push.episode_rate("diffusion", "lift", "low_dim")
     assert abs(rate.seconds - (4.0 / 300 - 0.0002 + 0.006) * 400) < 1e-9 and "pusht/keypoints" in rate.basis
+
+
+def test_a_scaled_episode_runs_the_envs_only_until_it_is_solved():
+    # DP on Lift (horizon 400, 6 ms env steps, solved episodes ~60 steps): 4 s per episode, solving half of them.
+    # Its envs ran 0.5 x 60 + 0.5 x 400 = 230 steps an episode (1.38 s); the other 2.62 s is planning, which runs
+    # for the whole batch of 50 until its last episode ends: the horizon (0.5^50 of batches are all solved).
+    # On Transport (horizon 700, 15 ms, solved ~500 steps) the paper's DP-C solves 0.82 of its episodes
+    # (avg-last-10, Table I): planning 2.62 / 400 x 700, envs 0.015 x (0.82 x 500 + 0.18 x 700).
+    record = _timed("diffusion", "lift", "low_dim", 600.0, [200.0])
+    for h in record["history"]:
+        h["success_rate"] = 0.5
+    rates = Rates(
+        [record],
+        step_ms={("lift", "low_dim"): 6.0, ("transport", "low_dim"): 15.0},
+        lengths={"lift": 60.0, "transport": 500.0},
+    )
+    want = 2.62 / 400 * 700 + 0.015 * (0.82 * 500 + 0.18 * 700)
+    assert rates.episode_rate("diffusion", "transport", "low_dim", "abs", 0.82).seconds == pytest.approx(want)
+    est = estimate_cell("diffusion", "transport", "low_dim", QUICK, "h", rates)  # 0.82 looked up from the paper
+    assert est.eval_min == pytest.approx(750 * want / 60)
+    # a policy the paper lacks is taken to solve as often as where it was measured: half
+    half = 2.62 / 400 * 700 + 0.015 * (0.5 * 500 + 0.5 * 700)
+    assert rates.episode_rate("diffusion", "transport", "low_dim", "abs").seconds == pytest.approx(half)
+    # all solved: planning stops with the batch's longest episode, ~1.5 x 500 steps, capped at the horizon
+    assert rates.episode_rate("diffusion", "transport", "low_dim", "abs", 1.0).seconds == pytest.approx(
+        2.62 / 400 * 700 + 0.015 * 500
+    )
 
 
 def test_dry_run_collects_nothing_and_names_what_cannot_run(tmp_path, monkeypatch, capsys):

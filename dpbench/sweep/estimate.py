@@ -9,9 +9,12 @@ CPU records (wall seconds x torch threads; a record's periodic evaluations, medi
    configs; for evaluation, the records in the cell's action space, else in any;
 2. else the same policy and obs mode on other tasks, then the same policy on other tasks with the same
    kind of observation (state: Push-T keypoints and robomimic low_dim; image). Training costs the same per
-   step; an evaluation episode is scaled by the horizon and by the env step times measured in
-   ``results/robomimic_env.json`` and ``results/pusht_env.json`` (``benchmarks/bench_*_env.py``): per
-   step, the policy's share measured on the other task plus this task's env step;
+   step; an evaluation episode is scaled by the env step times measured in ``results/robomimic_env.json``
+   and ``results/pusht_env.json`` (``benchmarks/bench_*_env.py``) and by how long episodes run: the envs
+   step until an episode is solved (about its demonstrator's length, ``demo_lengths``) or reaches the
+   horizon, in the share of episodes the policy solves (measured on the other task; on this one, the
+   paper's avg-last-10 success, ``expected_success``), while the policy plans for the whole batch of test
+   episodes until its last one ends (``_batch_steps``). Without those figures, per step of the horizon;
 3. else no estimate ("?"), and the total says how many cells it leaves out.
 
 For training, the kind of CPU outranks the task. Before the tiers above, a state-observation cell whose model
@@ -30,8 +33,7 @@ d127b68) are of no known kind.
 Episode rates are kept per step of the task's ph horizon and scaled to the cell's: a policy trained on mh
 demonstrations runs Lift, Can and Square episodes to 500 steps, not 400 (an upper bound for its cell).
 
-Evaluation episodes can end early on success, so a rate measured on a task that a policy solves
-quickly underestimates one it fails. The figures are for planning, not for a record.
+The figures are for planning, not for a record (``benchmarks/check_estimate.py`` measures how close they come).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from dpbench.records import PROTOCOL_VERSION, config_hash
 from dpbench.tasks import get_task
 
 RESULTS = Path(__file__).resolve().parents[2] / "results"
+TASKS_WITH_SUCCESS = ("lift", "can", "square", "transport", "tool_hang")  # the paper reports success rates there
 OBS_KIND = {"keypoints": "state", "low_dim": "state", "state": "state", "image": "image"}
 
 
@@ -116,6 +119,16 @@ def env_step_ms(results: Path = RESULTS) -> dict[tuple[str, str], float]:
     return out
 
 
+def demo_lengths(results: Path = RESULTS) -> dict[str, float]:
+    """Each robomimic task's mean successful episode length in steps (its ph demonstrator's, measured on the test
+    seeds by ``benchmarks/bench_robomimic_env.py``): how long an episode a policy solves runs. Missing: {}."""
+    try:
+        found = json.loads((results / "robomimic_env.json").read_text())["demonstrators"]
+        return {k.split("/")[0]: float(v["mean_length"]) for k, v in found.items() if k.endswith("/ph")}
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
 def _clean(record: dict[str, Any]) -> bool:
     """A record whose timing is the best evidence: today's protocol, and no other job shared its cores."""
     contention = record.get("wall", {}).get("contention", {})
@@ -133,6 +146,7 @@ class _Measured:
     this_kind: bool  # made on this machine's kind of CPU (hardware.cpu_capability)
     clean: bool  # today's protocol, no other job on its cores (``_clean``)
     cost: str | None = None  # ``cost_key`` of its model and batch
+    success: float | None = None  # the median success rate of its periodic evaluations
 
 
 def _best(entries: list[_Measured]) -> list[_Measured]:
@@ -151,8 +165,10 @@ class Rates:
         records: list[dict[str, Any]],
         step_ms: dict[tuple[str, str], float] | None = None,
         cpu_capability: str | None = None,
+        lengths: dict[str, float] | None = None,
     ) -> None:
         self.step_ms = env_step_ms() if step_ms is None else step_ms
+        self.lengths = demo_lengths() if lengths is None else lengths
         self.by_key: dict[tuple[str, str, str], list[_Measured]] = defaultdict(list)
         for r in records:
             hw = r.get("hardware") or {}
@@ -175,6 +191,9 @@ class Rates:
                     bool(cpu_capability) and hw.get("cpu_capability") == cpu_capability,
                     _clean(r),
                     cost,
+                    median(rates)
+                    if (rates := [h["success_rate"] for h in r["history"] if "success_rate" in h])
+                    else None,
                 )
             )
 
@@ -209,10 +228,13 @@ class Rates:
                 return _pooled_steps(other)
         return None
 
-    def episode_rate(self, policy: str, env: str, obs: str, action_mode: str | None = None) -> Rate | None:
+    def episode_rate(
+        self, policy: str, env: str, obs: str, action_mode: str | None = None, success: float | None = None
+    ) -> Rate | None:
         """CPU-seconds per evaluation episode: this task's records in the cell's ``action_mode`` (a policy that
         fails in one action space runs its episodes to the horizon, and one that succeeds stops early), then
-        in any, then another task's scaled to this one (the module docstring)."""
+        in any, then another task's scaled to this one for a policy that solves ``success`` of its episodes
+        (None: as often as there; the module docstring)."""
         same = [e for e in self.by_key.get((policy, env, obs), []) if e.episode_s is not None]
         matching = [e for e in same if e.action_mode == action_mode]
         own = _own_task([(matching, ""), (same, " in another action space")], lambda e: e.episode_s)
@@ -221,12 +243,19 @@ class Rates:
         for alike in _alike(obs):
             other = self._other_tasks(policy, alike, lambda e: e.episode_s is not None)
             if other:
-                return self._scaled_rate(other, env, obs)
+                return self._scaled_rate(other, env, obs, success)
         return None
 
-    def _scaled_rate(self, other: dict[tuple[str, str, str], list[_Measured]], env: str, obs: str) -> Rate:
-        """The median over ``other``'s tasks of their episode seconds, each scaled to ``env``/``obs``."""
-        scaled = [self._scaled(median(e.episode_s for e in v), k[1], k[2], env, obs) for k, v in other.items()]
+    def _scaled_rate(
+        self, other: dict[tuple[str, str, str], list[_Measured]], env: str, obs: str, success: float | None = None
+    ) -> Rate:
+        """The median over ``other``'s tasks of their episode seconds, each scaled to ``env``/``obs`` (``_scaled``)
+        for a policy that succeeds in ``success`` of the episodes there (None: as often as on the other task)."""
+        scaled = []
+        for k, v in other.items():
+            measured = [e.success for e in v if e.success is not None]
+            there = median(measured) if measured else None
+            scaled.append(self._scaled(median(e.episode_s for e in v), k[1], k[2], env, obs, there, success))
         where = ", ".join(f"{e}/{o}" for _, e, o in other)
         return _rate(scaled, f"scaled from {where}", [e for v in other.values() for e in v], other_task=True)
 
@@ -243,14 +272,43 @@ class Rates:
         mine = {k: v for k, v in found.items() if v[0].this_kind}  # _best keeps only this kind where any
         return mine or found
 
-    def _scaled(self, seconds: float, env: str, obs: str, to_env: str, to_obs: str) -> float:
-        """An episode's seconds on ``env``/``obs`` as seconds on ``to_env``/``to_obs``: per step, the policy's
-        share (the measured env step taken off) plus the other env's step, over its horizon."""
-        per_step = seconds / get_task(env).max_episode_steps
+    def _scaled(
+        self,
+        seconds: float,
+        env: str,
+        obs: str,
+        to_env: str,
+        to_obs: str,
+        success: float | None = None,
+        to_success: float | None = None,
+    ) -> float:
+        """An episode's seconds on ``env``/``obs`` as seconds on ``to_env``/``to_obs``.
+
+        Without success rates: per step of the horizon, the policy's share (the measured env step taken off) plus
+        the other env's step. With the share of episodes the policy solves on each side (``success``,
+        ``to_success``) and both tasks' solved-episode lengths (``demo_lengths``): the envs step only until an
+        episode ends (a solved one after about its demonstrator's length), while the policy plans for the whole
+        batch of test episodes until the last one ends (the horizon, unless every episode is solved:
+        ``_batch_steps``)."""
+        horizon, to_horizon = get_task(env).max_episode_steps, get_task(to_env).max_episode_steps
         there, here = self.step_ms.get((env, obs)), self.step_ms.get((to_env, to_obs))
-        if here is not None and there is not None:
-            per_step = max(per_step - there / 1000, 0.0) + here / 1000
-        return per_step * get_task(to_env).max_episode_steps
+        length, to_length = self.lengths.get(env), self.lengths.get(to_env)
+        if here is None or there is None:
+            return seconds / horizon * to_horizon
+        to_success = success if to_success is None else to_success
+        if success is None or length is None or to_length is None:
+            return (max(seconds / horizon - there / 1000, 0.0) + here / 1000) * to_horizon
+        runs = success * length + (1 - success) * horizon  # env steps an episode runs, on average
+        per_plan_step = max(seconds - there / 1000 * runs, 0.0) / _batch_steps(success, length, horizon)
+        to_runs = to_success * to_length + (1 - to_success) * to_horizon
+        return per_plan_step * _batch_steps(to_success, to_length, to_horizon) + here / 1000 * to_runs
+
+
+def _batch_steps(success: float, length: float, horizon: int, batch: int = 50) -> float:
+    """Expected steps a batch of ``batch`` test episodes runs: to the horizon unless every episode is solved (then
+    about 1.5x a solved episode's mean length, the longest of the batch)."""
+    solved = success**batch
+    return solved * min(1.5 * length, horizon) + (1 - solved) * horizon
 
 
 def _pooled_steps(other: dict[tuple[str, str, str], list[_Measured]], what: str = "") -> Rate:
@@ -290,6 +348,15 @@ def _alike(obs: str) -> tuple[Callable[[str], bool], ...]:
     return (lambda o: o == obs, lambda o: OBS_KIND.get(o) == OBS_KIND.get(obs))
 
 
+def expected_success(policy: str, env: str, obs: str, variant: str = "ph") -> float | None:
+    """The share of test episodes ``policy`` is expected to solve on a robomimic task: the paper's avg-last-10
+    success there (Tables I/II); None for Push-T (the paper reports coverage) or a policy the paper lacks."""
+    from dpbench.results import paper_reference
+
+    ref = paper_reference(policy, env, obs, variant) if env in TASKS_WITH_SUCCESS else None
+    return float(ref["avg_last10"]) if ref else None
+
+
 def estimate_cell(
     policy: str,
     env: str,
@@ -306,7 +373,7 @@ def estimate_cell(
     ``cost_key`` (None: the tiers without it). Where the variant's horizon is longer (mh on Lift, Can, Square:
     500 steps, not 400), episode times scale with it: an upper bound, exact for episodes that run to the horizon."""
     train = rates.train_rate(policy, env, obs, chash, cost)
-    episode = rates.episode_rate(policy, env, obs, action_mode)
+    episode = rates.episode_rate(policy, env, obs, action_mode, expected_success(policy, env, obs, variant))
     n_evals = evaluation_count(tcfg.steps, tcfg.eval_every, tcfg.eval_after)
     episodes = n_evals * tcfg.eval_episodes + tcfg.heldout_episodes
     horizon, base = get_task(env).for_variant(variant).max_episode_steps, get_task(env).max_episode_steps
