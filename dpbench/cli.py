@@ -312,11 +312,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dpbench: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(
-            "\ndpbench: interrupted. Finished seeds are saved and unfinished ones resume from their last "
-            "checkpoint: rerun the same command.",
-            file=sys.stderr,
-        )
+        if getattr(args.func, "__name__", "") == "cmd_collect":
+            saved = "The robomimic episodes kept so far are saved beside the file (.<file>.partial/)"
+        else:
+            saved = "Finished seeds are saved and unfinished ones resume from their last checkpoint"
+        print(f"\ndpbench: interrupted. {saved}: rerun the same command.", file=sys.stderr)
         return 130
     finally:
         if in_main_thread:

@@ -849,3 +849,16 @@ def test_a_partial_collection_of_another_recipe_is_discarded(tmp_path: Path) -> 
     assert tried == 2 and next_seed == 2 and np.array_equal(episodes[0]["action"], np.zeros((3, 7)))
     other = PartialCollection(tmp_path / "x.hdf5", {"task": "lift", "action_mode": "delta"})
     assert other.load() == ([], 0, None, 0.0) and not other.dir.exists()
+
+
+def test_an_interrupted_collect_says_its_episodes_are_kept(monkeypatch, capsys) -> None:
+    import dpbench.data.collect as collect
+    from dpbench.cli import main
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(collect, "collect_robomimic", interrupted)
+    assert main(["collect", "--env", "lift", "--episodes", "2", "--quiet"]) == 130
+    err = capsys.readouterr().err
+    assert "episodes kept so far are saved" in err and "rerun the same command" in err and "Traceback" not in err
