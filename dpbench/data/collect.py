@@ -204,12 +204,13 @@ class PartialCollection:
         self.dir.mkdir(parents=True, exist_ok=True)
         i = len(episodes) - 1
         if i >= 0 and not (self.dir / f"ep_{i:05d}.npz").exists():
-            tmp = self.dir / f".ep_{i:05d}.tmp.npz"
+            tmp = self.dir / f".ep_{i:05d}.{os.getpid()}.tmp.npz"  # two collectors of one file never share a tmp
             np.savez(tmp, **episodes[i])
             os.replace(tmp, self.dir / f"ep_{i:05d}.npz")
         meta = {"recipe": self.recipe, "kept": len(episodes), "tried": tried, "next_seed": next_seed, "wall_s": wall_s}
-        (self.dir / ".meta.tmp").write_text(json.dumps(meta))
-        os.replace(self.dir / ".meta.tmp", self.dir / "meta.json")
+        tmp = self.dir / f".meta.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(meta))
+        os.replace(tmp, self.dir / "meta.json")
 
     def discard(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
