@@ -26,7 +26,9 @@ from typing import Any
 
 from dpbench.data.registry import variant_of
 from dpbench.records import cell_seconds, load_records
-from dpbench.sweep.estimate import Rates, cost_key, estimate_cell
+from dpbench.sweep.estimate import Rates, cost_key, demo_lengths, env_step_ms, estimate_cell
+
+STEP_MS, LENGTHS = env_step_ms(), demo_lengths()  # read once, not per estimate
 
 
 def measured_minutes(record: dict[str, Any]) -> float:
@@ -41,7 +43,7 @@ def estimated_minutes(record: dict[str, Any], others: list[dict[str, Any]], with
     tcfg = SimpleNamespace(**{k: train[k] for k in ("steps", "eval_every", "eval_after", "eval_episodes")})
     tcfg.heldout_episodes = train.get("heldout_episodes", 0)
     cost = cost_key(config["policy"], train.get("batch_size")) if with_model else None
-    rates = Rates(others, cpu_capability=record["hardware"].get("cpu_capability"))
+    rates = Rates(others, STEP_MS, record["hardware"].get("cpu_capability"), LENGTHS)
     variant = variant_of(record.get("dataset") or {})
     est = estimate_cell(
         record["policy"], record["env"], record["obs"], tcfg, record["config_hash"], rates,

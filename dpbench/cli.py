@@ -312,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dpbench: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        if getattr(args.func, "__name__", "") == "cmd_collect":
+        if args.func is cmd_collect:
             saved = "The robomimic episodes kept so far are saved beside the file (.<file>.partial/)"
         else:
             saved = "Finished seeds are saved and unfinished ones resume from their last checkpoint"

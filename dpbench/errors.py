@@ -23,6 +23,12 @@ class DatasetMissing(DpbenchError):
         self.kind = kind
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message ("" for none): what a one-line report of it can show."""
+    text = str(exc)
+    return text.splitlines()[0] if text else ""
+
+
 def raised_at(exc: BaseException, frames: int = 1) -> str:
     """Where ``exc`` was raised, for a one-line message about code outside dpbench (a plugin policy):
     ``file.py:LINE in function`` of its last ``frames`` traceback frames, innermost last; "?" without one."""

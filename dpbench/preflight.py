@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dpbench.errors import DpbenchError, raised_at
+from dpbench.errors import DpbenchError, first_line, raised_at
 from dpbench.policy import is_builtin, policy_label
 from dpbench.spec import PolicySpec
 
@@ -68,7 +68,7 @@ def preflight(policy: Any, arrays: dict[str, np.ndarray]) -> None:
             raise
         raise DpbenchError(
             f"policy {policy_label(policy)} raised {type(exc).__name__} in its first planning call, before "
-            f"training ({raised_at(exc, 2)}): {str(exc).splitlines()[0] if str(exc) else ''}"
+            f"training ({raised_at(exc, 2)}): {first_line(exc)}"
         ) from None
     finally:
         policy.reset()

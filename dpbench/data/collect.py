@@ -286,11 +286,11 @@ def collect_robomimic(
     }
     partial = PartialCollection(Path(path), recipe)
     episodes, tried, next_seed, earlier_s = partial.load()
-    seed = start_seed if next_seed is None else next_seed - 1
+    first = start_seed if next_seed is None else next_seed
+    seed = first - 1  # the last seed tried, once the loop below has run
     if episodes or tried:
         print(f"[dpbench] {Path(path).name}: resuming a collection stopped after {len(episodes)} kept of {tried} tried")
     desc = f"scripted {task} ({variant}) demos"
-    first = start_seed if next_seed is None else next_seed
     seeds = iter_scripted_episodes(task, variant, first, tuple(cameras), workers, action_mode)
     try:
         with tqdm(total=n_episodes, initial=len(episodes), desc=desc, disable=not progress, unit="ep") as bar:
@@ -324,15 +324,11 @@ def collect_robomimic(
         "steps_per_s": round(sum(len(e["action"]) for e in episodes) / max(wall, 1e-9), 1),
         "workers": workers,
     }
+    # the recipe (with the kernels the collector processes were held to, ``pinned_simd``) and the statistics
     provenance = {
-        "task": task,
-        "variant": variant,
-        "action_mode": action_mode,
+        **{k: v for k, v in recipe.items() if k != "start_seed"},
         "generator": "dpbench.envs.robomimic.demonstrator",
-        "version": COLLECT_VERSION,
-        "cameras": list(cameras),
         "collection": stats,
-        "pinned_simd": pinned_simd_env(),  # the kernels the collector processes were held to
     }
     write_hdf5(
         store, path, env_args={**env_args_for(task, tuple(cameras), action_mode, variant), "dpbench": provenance}

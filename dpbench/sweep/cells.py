@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from tqdm.auto import tqdm
 
 from dpbench.data.registry import dataset_name_problem
-from dpbench.errors import DatasetMissing, DpbenchError, raised_at
+from dpbench.errors import DatasetMissing, DpbenchError, first_line, raised_at
 from dpbench.host import resolve_device
 from dpbench.policies import available_policies, get_policy_class
 from dpbench.policy import is_builtin
@@ -181,9 +181,9 @@ def execute(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> tuple[st
         if is_builtin(cell.policy_cls):  # dpbench's own policy: a bug in dpbench, keep the traceback
             raise
         # a policy from outside dpbench raised in its own code: this cell fails, the grid's others go on
-        first = str(exc).splitlines()[0] if str(exc) else ""
         return "error", (
-            f"policy {cell.spec.policy} raised {type(exc).__name__} at {raised_at(exc)}: {first} (fix it and rerun; "
+            f"policy {cell.spec.policy} raised {type(exc).__name__} at {raised_at(exc)}: {first_line(exc)} (fix it and "
+            "rerun; "
             "changed code trains as a new cell, docs/adding_a_policy.md)"
         )
     finally:
