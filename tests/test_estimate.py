@@ -15,7 +15,7 @@ from test_tables import make_record
 from dpbench.cli import main
 from dpbench.host import cpu_capability
 from dpbench.records import write_json_atomic
-from dpbench.sweep.estimate import Rates, estimate_cell, evaluation_count
+from dpbench.sweep.estimate import Rates, estimate_cell, evaluation_count, expected_success
 
 QUICK = SimpleNamespace(steps=5000, eval_every=250, eval_after=2500, eval_episodes=50, heldout_episodes=200)
 
@@ -477,3 +477,10 @@ def test_the_this_kind_tier_stays_within_one_obs_mode_and_off_images():
     model = cost_key(images[0]["config"]["policy"], images[0]["config"]["train"].get("batch_size"))
     rate = Rates(images, step_ms={}, cpu_capability="AVX2").train_rate("diffusion", "lift", "image", "li", model)
     assert rate.seconds == 0.1 and "of this config" in rate.basis
+
+
+def test_expected_success_is_the_papers_avg_last_10_where_it_reports_success():
+    # chi2023_table1_state.csv: DP-C on Square ph, max 1.00 / avg-last-10 0.93; Push-T reports coverage.
+    assert expected_success("diffusion", "square", "low_dim") == pytest.approx(0.93)
+    assert expected_success("diffusion", "pusht", "keypoints") is None
+    assert expected_success("no_such_policy", "square", "low_dim") is None

@@ -51,7 +51,6 @@ from dpbench.records import PROTOCOL_VERSION, config_hash
 from dpbench.tasks import get_task
 
 RESULTS = Path(__file__).resolve().parents[2] / "results"
-TASKS_WITH_SUCCESS = ("lift", "can", "square", "transport", "tool_hang")  # the paper reports success rates there
 OBS_KIND = {"keypoints": "state", "low_dim": "state", "state": "state", "image": "image"}
 
 
@@ -353,7 +352,7 @@ def expected_success(policy: str, env: str, obs: str, variant: str = "ph") -> fl
     success there (Tables I/II); None for Push-T (the paper reports coverage) or a policy the paper lacks."""
     from dpbench.results import paper_reference
 
-    ref = paper_reference(policy, env, obs, variant) if env in TASKS_WITH_SUCCESS else None
+    ref = paper_reference(policy, env, obs, variant) if get_task(env).metric == "success" else None
     return float(ref["avg_last10"]) if ref else None
 
 
