@@ -103,7 +103,8 @@ def pinned_simd_env() -> dict[str, str]:
     With AVX-512 kernels these libraries round differently, and a contact-rich episode can end a step earlier or
     later: a ToolHang collection counted 109,662 steps on an AVX-512 machine and 109,604 on an AVX2 one. MuJoCo
     (a fixed AVX build), glibc's math functions (the same FMA versions on AVX2 and AVX-512 CPUs) and numba's own
-    code do not switch kernels by SIMD width, so with the same wheels and glibc, AVX2 and AVX-512 machines should
+    code (robosuite jits without ``fastmath``; a generic-CPU build gave the same Square episodes) do not change
+    results with SIMD width, so with the same wheels and glibc, AVX2 and AVX-512 machines should
     collect the same bits. Measured: an AVX-512 machine with these kernels forced collected Square ph delta
     (200 episodes) with the AVX2 machine's hash; ToolHang and Transport are not re-checked
     (docs/measurements.md, "The same demonstrations on another CPU")."""
