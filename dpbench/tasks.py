@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 from dpbench.envs import GYM_IDS, PUSHT_ID, episode_steps, gym_id_for
 from dpbench.envs.io import ObsMode
@@ -34,7 +34,7 @@ class Task:
     n_test_episodes: int = 50
     # What the paper's tables report here: "success" (the share of solved episodes, robomimic) or
     # "coverage" (Push-T: the mean over episodes of the best reward, clip(coverage / 0.95, 0, 1)).
-    metric: str = "success"
+    metric: Literal["success", "coverage"] = "success"
     # Held-out test seeds: the selected checkpoint's second opinion (TrainConfig.heldout_episodes).
     # Far from the paper's test seeds (100000-100049) and from the demonstration seeds (0 on).
     heldout_seed_start: int = 200000

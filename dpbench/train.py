@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from dpbench.config import TrainConfig
 from dpbench.data.sampler import SequenceSampler
-from dpbench.errors import DpbenchError
+from dpbench.errors import DpbenchError, first_line
 from dpbench.policy import Policy, policy_label
 
 RESUME_FILE = "train_state.pt"
@@ -288,7 +288,7 @@ def _load_resume(path: Path, policy, optimizer, scheduler, ema, rng) -> TrainSta
         meta = json.loads(payload["meta"])
     except Exception as exc:
         raise DpbenchError(
-            f"{path}: cannot resume from this checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+            f"{path}: cannot resume from this checkpoint ({type(exc).__name__}: {first_line(exc)[:200]}); "
             "delete it to start the seed over"
         ) from None
     rng.bit_generator.state = meta["rng"]

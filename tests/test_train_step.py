@@ -84,3 +84,17 @@ def test_train_step_names_a_policy_whose_loss_is_not_a_scalar(monkeypatch):
     monkeypatch.setattr(policy, "compute_loss", lambda b: torch.ones(3))
     with pytest.raises(DpbenchError, match=r"compute_loss must return a scalar tensor, got Tensor \(3,\)"):
         train_step(policy, batch, optimizer, scheduler, None, tcfg, 0)
+
+
+def test_a_checkpoint_that_fails_to_load_is_one_message_even_without_an_exception_text(monkeypatch, tmp_path):
+    # An exception with an empty message (torch raises some) must still become the one-line "cannot resume"
+    # error, not an IndexError from taking its first line.
+    import dpbench.train as train
+
+    def broken(*args, **kwargs):
+        raise RuntimeError()
+
+    monkeypatch.setattr(train.torch, "load", broken)
+    path = tmp_path / "train_state.pt"
+    with pytest.raises(DpbenchError, match=r"cannot resume from this checkpoint \(RuntimeError: \); delete it"):
+        train._load_resume(path, None, None, None, None, np.random.default_rng(0))

@@ -182,9 +182,8 @@ def execute(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> tuple[st
             raise
         # a policy from outside dpbench raised in its own code: this cell fails, the grid's others go on
         return "error", (
-            f"policy {cell.spec.policy} raised {type(exc).__name__} at {raised_at(exc)}: {first_line(exc)} (fix it and "
-            "rerun; "
-            "changed code trains as a new cell, docs/adding_a_policy.md)"
+            f"policy {cell.spec.policy} raised {type(exc).__name__} at {raised_at(exc)}: {first_line(exc)} "
+            "(fix it and rerun; changed code trains as a new cell, docs/adding_a_policy.md)"
         )
     finally:
         lock.release()

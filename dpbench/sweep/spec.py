@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from dpbench.errors import DpbenchError
+from dpbench.errors import DpbenchError, first_line
 from dpbench.runner import CellSpec
 
 
@@ -91,7 +91,7 @@ class Sweep:
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            problem = getattr(exc, "problem", None) or first_line(exc)
             raise DpbenchError(f"{path}: not valid YAML{where} ({problem})") from None
         if not isinstance(doc, dict):
             raise DpbenchError(f"{path}: a sweep file is a mapping with at least 'policies'")
