@@ -93,7 +93,12 @@ def main() -> int:
         default=200,
         help="env steps to time per task; 0 skips the env timings (demonstrators only)",
     )
-    ap.add_argument("--episodes", type=int, default=50, help="demonstrator episodes per task and variant")
+    ap.add_argument(
+        "--episodes",
+        type=int,
+        default=50,
+        help="demonstrator episodes per task and variant; 0 skips the demonstrators (env timings only)",
+    )
     ap.add_argument("--seed-start", type=int, default=100000, help="the paper's test seeds by default")
     ap.add_argument("--tasks", default=",".join(TASK_SPECS))
     ap.add_argument("--variants", default="ph,mh", help="demonstrator variants to run, of those each task has")
@@ -141,7 +146,7 @@ def main() -> int:
             f"(low-dim), {cams['step_ms_median']:.1f} ms with {'+'.join(cams['cameras'])}",
             flush=True,
         )
-    for task in tasks:
+    for task in tasks if args.episodes > 0 else []:
         if task not in PLANNERS:
             continue
         for variant, mode in itertools.product([v for v in PLANNERS[task].VARIANTS if v in variants], modes):
