@@ -12,7 +12,7 @@ from dpbench.config import build_configs
 from dpbench.diffusion.policy import DiffusionUnetPolicy
 from dpbench.errors import DpbenchError
 from dpbench.spec import PolicySpec
-from dpbench.train import EMA, make_optimizer, train_step
+from dpbench.train import EMA, _load_resume, make_optimizer, train_step
 
 
 def _setup():
@@ -87,14 +87,11 @@ def test_train_step_names_a_policy_whose_loss_is_not_a_scalar(monkeypatch):
 
 
 def test_a_checkpoint_that_fails_to_load_is_one_message_even_without_an_exception_text(monkeypatch, tmp_path):
-    # An exception with an empty message (torch raises some) must still become the one-line "cannot resume"
-    # error, not an IndexError from taking its first line.
-    import dpbench.train as train
-
+    # An exception with an empty message (a bare RuntimeError()) must still become the one-line "cannot resume"
+    # error, not an IndexError from taking the first line of "".
     def broken(*args, **kwargs):
         raise RuntimeError()
 
-    monkeypatch.setattr(train.torch, "load", broken)
-    path = tmp_path / "train_state.pt"
+    monkeypatch.setattr(torch, "load", broken)
     with pytest.raises(DpbenchError, match=r"cannot resume from this checkpoint \(RuntimeError: \); delete it"):
-        train._load_resume(path, None, None, None, None, np.random.default_rng(0))
+        _load_resume(tmp_path / "train_state.pt", None, None, None, None, np.random.default_rng(0))
