@@ -160,7 +160,7 @@ def _command_line(argv: list[str]) -> str:
 
 def _run_sweep(sweep, args: argparse.Namespace) -> int:
     """Check the whole grid, run what is missing, print the comparison table (shared by run and sweep)."""
-    from dpbench.sweep import describe, import_ray, prepare_all, run_grid
+    from dpbench.sweep import check_specs, describe, import_ray, prepare_all, run_grid
     from dpbench.tables import format_table
 
     if args.address and args.backend != "ray":
@@ -168,6 +168,11 @@ def _run_sweep(sweep, args: argparse.Namespace) -> int:
     if args.backend == "ray":
         import_ray()  # missing Ray: say so before loading anything
     specs = sweep.specs(_command_line(args.argv), progress=not args.quiet)
+    try:  # a typo stops the grid before its results directory is made or any data is read
+        check_specs(specs)
+    except DpbenchError as exc:
+        source = getattr(args, "config", None)  # the sweep file, where the names came from one
+        raise DpbenchError(f"{source}: {exc}" if source else str(exc)) from None
     if getattr(args, "dry_run", False):  # writes, collects and runs nothing: missing datasets are listed
         from dpbench.host import cpu_capability, usable_cores
         from dpbench.records import load_records

@@ -209,7 +209,17 @@ def test_unknown_names_are_all_reported_before_any_cell(tmp_path, tiny_pusht_hdf
         and "unknown env 'mars'; valid envs: can, lift, pusht, square" in err
     )
     assert err.count("\n") == 1
-    assert not (out / "records").exists() and not (out / "work").exists()
+    assert not out.exists()  # checked before the results directory is made
+
+
+def test_a_sweep_files_unknown_policy_names_the_file_and_makes_nothing(tmp_path, tiny_pusht_hdf5, capsys):
+    out = tmp_path / "r"
+    cfg = _write_sweep(tmp_path / "s.yaml", tiny_pusht_hdf5, out, policies=["bc", "my.pkg.Policy"])
+    for extra in ([], ["--dry-run"]):
+        assert main(["sweep", str(cfg), "--quiet", *extra]) == 2
+        err = capsys.readouterr().err
+        assert f"{cfg}: unknown policy 'my.pkg.Policy'" in err and "did you mean 'my.pkg:Policy'?" in err
+        assert err.count("\n") == 1 and not out.exists()
 
 
 def test_a_misspelt_dataset_name_is_an_unknown_name_not_a_missing_file(tmp_path, capsys):

@@ -19,7 +19,7 @@ worker side), ``progress`` (the driver's bars, the workers' stand-in bar), ``gri
 from __future__ import annotations
 
 from dpbench.sweep.backends import BACKENDS, RAY_INSTALL_HINT, import_ray, plan_workers
-from dpbench.sweep.cells import describe, execute, prepare_all
+from dpbench.sweep.cells import check_specs, describe, execute, prepare_all
 from dpbench.sweep.grid import run_grid
 from dpbench.sweep.lock import CellLock
 from dpbench.sweep.progress import ProgressView, WorkerBar
@@ -32,6 +32,7 @@ __all__ = [
     "ProgressView",
     "Sweep",
     "WorkerBar",
+    "check_specs",
     "describe",
     "execute",
     "import_ray",

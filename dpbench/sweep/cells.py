@@ -35,9 +35,15 @@ def _check_names(specs: list[CellSpec]) -> dict[str, None]:
     registered = available_policies()
     bad_policies = sorted({s.policy for s in specs if ":" not in s.policy and s.policy not in registered})
     if bad_policies:
+        dotted = [p.rpartition(".") for p in bad_policies if "." in p]
+        hint = (
+            f"; did you mean {', '.join(repr(f'{m}:{c}') for m, _, c in dotted)}?"
+            if dotted
+            else "; your own class: module:Class (docs/adding_a_policy.md)"
+        )
         problems[
             f"unknown polic{'ies' if len(bad_policies) > 1 else 'y'} {', '.join(map(repr, bad_policies))}; "
-            f"valid policies: {', '.join(sorted(registered))}"
+            f"valid policies: {', '.join(sorted(registered))}{hint}"
         ] = None
     for name in sorted({s.policy for s in specs if s.policy not in bad_policies}):
         try:
@@ -56,13 +62,10 @@ def _check_names(specs: list[CellSpec]) -> dict[str, None]:
     return problems
 
 
-def _resolve_all(
-    specs: list[CellSpec], collect: bool = True
-) -> list[tuple[CellSpec, CellConfig, PreparedCell | DpbenchError]]:
-    """Each cell of a grid with its config and its prepared cell, or the dataset error that stopped it (a task
-    without a demonstrator, a missing file; with ``collect=False`` also DatasetMissing). Unknown names, bad
-    devices and bad configs of every cell raise one DpbenchError before any data is loaded. Datasets are
-    loaded once per (env, obs, dataset); cells that resolve to the same cell id are kept once."""
+def check_specs(specs: list[CellSpec]) -> list[CellConfig]:
+    """Each cell's resolved config, or one DpbenchError naming every unknown policy, env or dataset name, bad
+    device and bad config of the grid. Reads no dataset and writes nothing, so a grid with a typo stops
+    before anything is made."""
     problems = _check_names(specs)
     configs = []
     for spec in specs if not problems else []:
@@ -72,6 +75,17 @@ def _resolve_all(
             problems[str(exc)] = None
     if problems:
         raise DpbenchError("; ".join(problems))
+    return configs
+
+
+def _resolve_all(
+    specs: list[CellSpec], collect: bool = True
+) -> list[tuple[CellSpec, CellConfig, PreparedCell | DpbenchError]]:
+    """Each cell of a grid with its config and its prepared cell, or the dataset error that stopped it (a task
+    without a demonstrator, a missing file; with ``collect=False`` also DatasetMissing). Unknown names, bad
+    devices and bad configs of every cell raise one DpbenchError before any data is loaded. Datasets are
+    loaded once per (env, obs, dataset); cells that resolve to the same cell id are kept once."""
+    configs = check_specs(specs)
     out: list[tuple[CellSpec, CellConfig, PreparedCell | DpbenchError]] = []
     data: dict[tuple, Any] = {}
     seen: set[str] = set()
