@@ -343,12 +343,14 @@ def cmd_table(args: argparse.Namespace) -> int:
 
     records = load_all(args.out)
     envs, policies, obs = _selection(args)
-    chosen = select_records(records, envs, policies, args.out, obs)
-    if args.layout == "paper" or args.claims:
+    paper = args.layout == "paper" or args.claims
+    # the paper's layout shows a selected column without records too: the paper's numbers, each "no record"
+    chosen = select_records(records, envs, policies, args.out, obs, allow_empty=paper and bool(envs))
+    if paper:
         from dpbench.paper_table import format_paper_table
 
         selection = " ".join(f"--{k} {v}" for k, v in _filters(args))
-        print(format_paper_table(chosen, args.format, args.claims, envs, selection))
+        print(format_paper_table(chosen, args.format, args.claims, envs, selection, obs))
     else:
         print(format_table(chosen, args.format, with_paper=args.with_paper))
     write = args.write_readme

@@ -15,6 +15,7 @@ from dpbench.paper_cells import (
     PAPER_CAVEATS,
     PAPER_ROWS,
     ROW_LABELS,
+    TABLE_OF_OBS,
     TABLE_TITLES,
     Column,
     column_label,
@@ -188,7 +189,9 @@ def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
         "the preset's 11-20 evaluations, not the original's 100 or more (docs/baselines_vs_original.md). Read "
         "'agrees' and the means as a check of the paper's ordering under these conditions.",
     ]
-    if not claims:
+    if not claims and not any(TABLE_OF_OBS.get(r["obs"]) == kind for r in records):
+        notes.insert(0, "No column qualifies: these columns have no record yet.")
+    elif not claims:
         notes.insert(
             0,
             "No column qualifies: no cell of the paper's policies here is under today's protocol, on its preset's "

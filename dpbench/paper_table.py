@@ -96,7 +96,9 @@ def paper_layout(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
     notes = [
         f"{TABLE_TITLES[kind]} of Chi et al. 2023 in its layout. Each cell: dpbench's max ± std over seeds / "
         f"avg-last-10; n seeds{held}; then (the paper's max / avg-last-10, 3 seeds). no record: no record among "
-        "those read (all of them, or the --env/--policy/--obs selection).",
+        "those read (all of them, or the --env/--policy/--obs selection); –: neither a record nor a paper number. "
+        "Robomimic columns score the success rate; Push-T the mean over episodes of the episode's max reward "
+        "(target coverage / 0.95, clipped to 1), as the paper does.",
         "dpbench trains robomimic cells on scripted demonstrations (scripted = ph-like, scripted-mh = mh-like), "
         f"not on the paper's human data. Presets of the cells shown: {at or 'none'} (quick: CPU-sized, far "
         "shorter than the paper's training): compare with care.",
@@ -183,13 +185,18 @@ def format_paper_table(
     claims: bool = False,
     envs: list[str] | None = None,
     selection: str = "",
+    obs: list[str] | None = None,
 ) -> str:
     """Tables I and II (each only if records of its observation kind exist) in the paper's layout, and with
     ``claims`` the claims table under each; md, latex, html, or csv (one tidy row per cell; with ``claims``,
     one tidy row per column compared instead). ``envs``: only these tasks' columns; ``selection``: the
-    filter that chose ``records``, named under the claims. Raises DpbenchError for an unknown format or
-    when no record has an observation kind of the paper's tables."""
+    filter that chose ``records``, named under the claims. With ``envs`` and no record, the tables of ``obs``
+    (None: both) show the paper's numbers in those columns, each cell "no record". Raises DpbenchError for an
+    unknown format or when no record has an observation kind of the paper's tables (and no ``envs``)."""
     kinds = [k for k in ("state", "image") if any(TABLE_OF_OBS.get(r["obs"]) == k for r in records)]
+    if not kinds and envs:  # a selected column nobody has run yet
+        wanted = {TABLE_OF_OBS.get(o) for o in obs} if obs else {"state", "image"}
+        kinds = [k for k in ("state", "image") if k in wanted]
     if not kinds:
         raise DpbenchError(
             "no record fits the paper's tables (Push-T keypoints or image, robomimic low_dim or image); "
@@ -202,13 +209,13 @@ def format_paper_table(
         raise DpbenchError(f"unknown table format '{fmt}'; use one of md, csv, latex, html")
     parts = []
     for k in kinds:
-        if fmt == "md":
-            parts.append(f"**{TABLE_TITLES[k]}**")
-        parts.append(RENDERERS[fmt](paper_layout(records, k, envs)))
+        layout = paper_layout(records, k, envs)
+        layout.title = TABLE_TITLES[k]
+        parts.append(RENDERERS[fmt](layout))
         if claims:
-            if fmt == "md":
-                parts.append(f"**{TABLE_TITLES[k]}: the paper's claims, recomputed**")
-            parts.append(RENDERERS[fmt](claims_table(records, k, envs, selection)))
+            recomputed = claims_table(records, k, envs, selection)
+            recomputed.title = f"{TABLE_TITLES[k]}: the paper's claims, recomputed"
+            parts.append(RENDERERS[fmt](recomputed))
     return "\n\n".join(parts)
 
 

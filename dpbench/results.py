@@ -293,10 +293,11 @@ def select_records(
     policies: list[str] | None,
     out: str | Path,
     obs: list[str] | None = None,
+    allow_empty: bool = False,
 ) -> list[dict[str, Any]]:
     """The records of ``envs`` / ``policies`` / ``obs`` (None: any; a registered policy alias, diffusion_cnn,
     counts as its class's name). A name that is neither registered nor in a record, or a selection that
-    matches nothing, is a DpbenchError that lists the valid names."""
+    matches nothing (unless ``allow_empty``), is a DpbenchError that lists the valid names."""
     from dpbench.policies import available_policies
     from dpbench.tasks import TASKS
 
@@ -319,7 +320,7 @@ def select_records(
         policies = [*policies, *(get_policy_class(n).name for n in policies if n in registered or ":" in n)]
     wanted = {"env": envs, "policy": policies, "obs": obs}
     records = [r for r in records if all(not v or r[k] in v for k, v in wanted.items())]
-    if not records:
+    if not records and not allow_empty:
         raise DpbenchError(
             f"no result records under {out}/records match --env/--policy/--obs; they hold envs "
             f"{', '.join(held['env'])}, policies {', '.join(held['policy'])} and obs modes {', '.join(held['obs'])}"

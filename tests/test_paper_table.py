@@ -156,7 +156,15 @@ def test_paper_layout_formats(tmp_path: Path, capsys):
     assert latex.isascii()  # every mark and symbol escaped: pdflatex cannot set them raw (ⁱ is on DP-C Push-T)
     assert "$^{i}$" in latex and "`" not in latex
     assert pusht["diffusion_cnn"]["paper_caveat"].startswith("the paper's DP-C on state Push-T conditioned")
-    assert "<td>no record (1.00 / 0.98)</td>" in format_paper_table(recs, "html")
+    html = format_paper_table(recs, "html", claims=True)
+    assert "<td>no record (1.00 / 0.98)</td>" in html
+    # every format titles its tables, as md does; the HTML fragment is ASCII (marks as character references)
+    titles = ["Table I (state observations)", "Table I (state observations): the paper's claims, recomputed"]
+    assert [f"<caption>{t.replace(chr(39), '&#x27;')}</caption>" in html for t in titles] == [True, True]
+    assert html.isascii() and "&#8305;" in html  # ⁱ (U+2071), the DP-C Push-T caveat mark
+    assert latex.count(r"\noindent\textbf{Table I (state observations)") == 2
+    md = format_paper_table(recs, "md", claims=True)
+    assert [f"**{t}**" in md for t in titles] == [True, True]
 
     out = tmp_path / "results"
     for r in recs:
@@ -319,3 +327,23 @@ def test_the_seed_count_legend_follows_a_mark_in_the_rankings_alone():
     _, claims = _md(text, 1)
     assert "(n=" not in claims["Push-T"][1] and "LSTM-GMM 0.50 (n=1)" in claims["Push-T"][4]
     assert "(n=k): ours has fewer than the paper's 3 seeds of that policy." in text
+
+
+def test_a_selected_column_with_no_record_shows_the_papers_numbers(tmp_path: Path, capsys):
+    out = tmp_path / "results"
+    for r in _records():  # Push-T, Lift and Can only
+        write_json_atomic(out / "records" / f"{r['cell_id']}.json", r)
+    argv = ["table", "--out", str(out), "--layout", "paper", "--claims", "--env", "transport", "--no-write-readme"]
+    assert main([*argv, "--obs", "low_dim"]) == 0
+    printed = capsys.readouterr().out
+    headers, rows = _md(printed)
+    # the paper's Table I, Transport (Chi et al. 2023): LSTM-GMM 0.76/0.47 (ph), 0.62/0.20 (mh); DP-T 1.00/0.84 (ph)
+    assert headers == ["policy", "Transport ph", "Transport mh"]
+    assert rows["LSTM-GMM"][1:] == ["no record (0.76 / 0.47)", "no record (0.62 / 0.20)"]
+    assert rows["DP-T"][1] == "no record (1.00 / 0.84)"
+    assert "No column qualifies: these columns have no record yet." in printed and "Table II" not in printed
+    assert main(argv) == 0  # no --obs: both tables have Transport columns
+    assert "**Table II (image observations)**" in capsys.readouterr().out
+    # the pivot table has no paper side to show: a selection with no record stays an error
+    assert main(["table", "--out", str(out), "--env", "transport", "--no-write-readme"]) == 2
+    assert "no result records" in capsys.readouterr().err

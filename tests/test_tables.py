@@ -203,7 +203,9 @@ def test_formats_and_filters(results, capsys):
     assert main(["table", "--out", str(results), "--format", "html"]) == 0
     page = capsys.readouterr().out
     assert (
-        "<th>pusht/keypoints max / avg-last-10 / k-min-loss</th>" in page and "<td>0.500 / 0.400 / 0.400 †</td>" in page
+        "<th>pusht/keypoints max / avg-last-10 / k-min-loss</th>" in page
+        and "<td>0.500 / 0.400 / 0.400 &#8224;</td>" in page  # the dagger as a character reference: charset-proof
+        and page.isascii()
     )
     assert main(["table", "--out", str(results), "--policy", "bet"]) == 2
     err = capsys.readouterr().err
@@ -234,7 +236,8 @@ def test_corrupt_and_partial_records_are_named_and_skipped(results, capsys):
     warnings = captured.err.splitlines()
     assert len(warnings) == 2
     assert str(records / "partial.json") in warnings[0] and "missing field 'final.last_eval'" in warnings[0]
-    assert str(records / "truncated.json") in warnings[1] and "corrupt JSON" in warnings[1]
+    assert str(records / "truncated.json") in warnings[1] and "corrupt JSON (Unterminated string" in warnings[1]
+    assert all(w.endswith("delete it and rerun its cell") for w in warnings)  # each says what to do
     assert "| dpbench | diffusion |" in captured.out and "| dpbench | bc |" not in captured.out
 
 
