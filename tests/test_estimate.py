@@ -339,6 +339,52 @@ def test_dry_run_counts_the_estimates_made_on_this_kind_of_cpu():
     assert "train: from lift/low_dim, this model, this CPU kind" in lines[0]
 
 
+def test_a_new_cell_whose_record_was_trained_on_other_demos_says_so(tmp_path):
+    # ToolHang's case: the out dir holds seed 0's record, trained on a collection of 109,662 steps; this machine's
+    # collection of the same recipe has 109,604, so the cell is new and its line and the summary say why.
+    from dpbench.config import build_configs
+    from dpbench.policies import get_policy_class
+    from dpbench.sweep.dryrun import dry_run_report
+
+    pcfg = build_configs(get_policy_class("diffusion"), "quick", task="tool_hang")[0]
+    tcfg = SimpleNamespace(**vars(QUICK), batch_size=64)
+    cfg = SimpleNamespace(policy_cls=get_policy_class("diffusion"), obs="low_dim", tcfg=tcfg, chash="h", pcfg=pcfg)
+    ours = "tool_hang-low_dim__diffusion__scripted-4567e4b0__quick-h__seed{}"
+    cells = [
+        SimpleNamespace(
+            cell_id=ours.format(s),
+            record_path=tmp_path / "records" / f"{ours.format(s)}.json",  # absent: not done
+            lock_dir=tmp_path / "work" / str(s),
+            workdir=tmp_path / "work" / str(s),
+            variant="ph",
+            data=SimpleNamespace(store=SimpleNamespace(n_episodes=200, n_steps=109_604)),
+        )
+        for s in (0, 1)
+    ]
+    planned = [
+        SimpleNamespace(
+            spec=SimpleNamespace(env="tool_hang", seed=s, dataset="scripted"),
+            config=cfg,
+            blocked=False,
+            cell=cells[s],
+            missing=None,
+            problem="",
+            action_mode="abs",
+        )
+        for s in (0, 1)
+    ]
+    theirs = _timed("diffusion", "tool_hang", "low_dim", 1750.0, [350.0])
+    theirs["cell_id"] = "tool_hang-low_dim__diffusion__scripted-374aff22__quick-h__seed0"
+    theirs["dataset"] = {"kind": "scripted", "hash": "374aff22", "episodes": 200, "steps": 109_662}
+    lines = dry_run_report(planned, [theirs], 2, out_records=[theirs])
+    assert lines[0].startswith("  new") and lines[0].endswith(
+        "[a record of this cell, scripted-374aff22, trained on other demos: 200 episodes, 109,662 steps; "
+        "these 200, 109,604]"
+    )
+    assert lines[1].startswith("  new") and "other demos" not in lines[1]  # seed 1 has no record at all
+    assert "2 cell(s) to run" in lines[-1] and "1 of the cells to run have a record trained on other demos" in lines[-1]
+
+
 def test_sub_grids_merge_per_policy_deeply_and_keep_cells_that_differ(tmp_path):
     from dpbench.errors import DpbenchError
     from dpbench.sweep import Sweep

@@ -34,6 +34,23 @@ def _record_key(cell_id: str, dataset_path: str) -> tuple:
     return head, data.rsplit("-", 1)[0], tail, PurePosixPath(dataset_path).name
 
 
+def _other_demos(cell: Any, by_cell: dict[tuple[str, str, str], dict[str, Any]]) -> str:
+    """Where the out dir holds a record of ``cell`` (a PreparedCell) trained on other demonstrations of the same
+    kind (another content hash, or another recipe of scripted demos: ``records.data_identity``), a note naming
+    it and how the demos differ; else "". Such a record neither counts as done nor pools with this cell."""
+    head, data, tail = split_cell_id(cell.cell_id)
+    rec = by_cell.get((head, data.rsplit("-", 1)[0], tail))
+    if rec is None:
+        return ""
+    theirs, store = rec.get("dataset", {}), getattr(cell.data, "store", None)
+    counts = ""
+    if store is not None and {"episodes", "steps"} <= set(theirs):
+        counts = (
+            f": {theirs['episodes']} episodes, {theirs['steps']:,} steps; these {store.n_episodes}, {store.n_steps:,}"
+        )
+    return f"  [a record of this cell, {split_cell_id(rec['cell_id'])[1]}, trained on other demos{counts}]"
+
+
 def dry_run_report(
     planned: list[Any],
     records: list[dict[str, Any]],
@@ -56,7 +73,12 @@ def dry_run_report(
 
     rates = Rates(records, cpu_capability=cpu_capability)
     recorded = {_record_key(r["cell_id"], r["dataset"].get("path", "")): r for r in out_records}
+    by_cell: dict[tuple[str, str, str], dict[str, Any]] = {}  # records by cell id but the data hash
+    for r in out_records:
+        head, data, tail = split_cell_id(r["cell_id"])
+        by_cell.setdefault((head, data.rsplit("-", 1)[0], tail), r)
     lines, todo, unknown, collect, n_recorded, n_this_cpu, n_other_task = [], [], 0, set(), 0, 0, 0
+    n_other_demos = 0
     blocked: dict[tuple[str, str], list[str]] = {}
     train_total = eval_total = 0.0
     for p in planned:
@@ -103,7 +125,9 @@ def dry_run_report(
         split = (
             f"({est.train_min:.0f} + {est.eval_min:.0f})" if est.total_min is not None and est.total_min < 120 else ""
         )
-        lines.append(f"  {state:<8}{format_minutes(est.total_min):<9}{split:<13}{what}  [{est.basis}]")
+        other = _other_demos(p.cell, by_cell) if p.cell is not None else ""
+        n_other_demos += bool(other)
+        lines.append(f"  {state:<8}{format_minutes(est.total_min):<9}{split:<13}{what}  [{est.basis}]{other}")
     for (task, problem), cells in blocked.items():
         lines.append(f"  {'blocked':<8}{'':<22}{task}, {len(cells)} cell(s) ({', '.join(cells)}): {problem}")
     total = train_total + eval_total
@@ -131,7 +155,13 @@ def dry_run_report(
     if n_recorded:
         summary += (
             f"; {n_recorded} cell(s) have a record made from demos not collected here (recorded): not counted, "
-            "as the sweep finds that record once it has collected the same demos (records.data_identity)"
+            "as the sweep finds that record once it has collected the same demos (records.data_identity); should "
+            "this machine's collection come out different (another step count), they run again"
+        )
+    if n_other_demos:
+        summary += (
+            f"; {n_other_demos} of the cells to run have a record trained on other demos (named on their line): "
+            "those seeds do not pool with these"
         )
     if blocked:
         summary += f"; {sum(len(c) for c in blocked.values())} cell(s) cannot run here (blocked)"
