@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_data_info)
     for parent, name in ((sub, "collect"), (data, "generate")):  # `data generate` is the older name
         p = parent.add_parser(name, help="scripted demonstrations into robomimic-layout hdf5 (default: the cache dir)")
-        p.add_argument("--env", default="pusht", help="pusht | lift | can | square | transport | tool_hang")
+        p.add_argument("--env", default="pusht", help="pusht (default) | lift | can | square | transport | tool_hang")
         p.add_argument(
             "--episodes",
             type=_positive,
@@ -129,10 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="train + evaluate policies x envs x N seeds, write records, print the table")
     p.add_argument(
-        "--policy", default="diffusion", help="a policy, or a comma list: diffusion,lstm_gmm,ibc (default diffusion)"
+        "--policy",
+        default="diffusion",
+        help="a policy, or a comma list: diffusion,lstm_gmm,ibc (default diffusion); your own class: "
+        "module:Class (docs/adding_a_policy.md)",
     )
     p.add_argument("--env", default="pusht", help="an env, or a comma list (default pusht)")
-    p.add_argument("--seeds", type=_positive, default=1, help="number of training seeds (positive)")
+    p.add_argument("--seeds", type=_positive, default=1, help="number of training seeds (positive; default 1)")
     p.add_argument("--seed-start", type=int, default=0, help="first training seed (seeds SEED_START .. +SEEDS-1)")
     p.add_argument("--preset", default="quick", help="smoke | quick (default, CPU-sized) | paper (GPU)")
     p.add_argument(
@@ -148,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--set",
         action="append",
         metavar="KEY=VALUE",
-        help="override, e.g. policy.down_dims=64,128,256 or train.steps=2000",
+        help="override one field; repeat for more: --set policy.down_dims=64,128,256 --set train.steps=2000",
     )
     p.add_argument(
         "--out", default=DEFAULT_OUT, help="results dir: records/, work/ (checkpoints), README.md (default results)"
@@ -174,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dry-run",
         action="store_true",
-        help="check the grid and list its cells with estimated CPU-minutes from the records' measured rates, "
+        help="check the grid and list its cells with estimated CPU time (minutes, or hours past 2) from the "
+        "records' measured rates, "
         "and the total; writes, collects and runs nothing. States: done; running (another process holds it); "
         "resume; new; recorded (the out dir has its record, made from demos not collected here: found once "
         "they are); blocked (cannot run here)",
@@ -205,7 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("ph", "mh"),
         help="the demonstrations' variant: mh sets hold 1.5x ph's demos, so mh cells train 1.5x the steps (default ph)",
     )
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="show the config with these overrides applied")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="show the config with this override applied (repeat --set for more)",
+    )
     p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("eval", help="evaluate a saved policy checkpoint")
@@ -233,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--set",
         action="append",
         metavar="KEY=VALUE",
-        help="inference override, e.g. policy.sampler=ddpm policy.num_inference_steps=100",
+        help="one inference override; repeat for more: --set policy.sampler=ddpm --set policy.num_inference_steps=100",
     )
     _threads_option(p)
     p.set_defaults(func=cmd_eval)
@@ -254,7 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="md, latex, html: a rendered table; csv: tidy rows (pivot: one per configuration; --layout paper: one "
         "per cell; --claims: one per task column compared, without the cells: run once without --claims for those)",
     )
-    p.add_argument("--with-paper", action="store_true", help="add the paper's rows (Chi et al. 2023, Tables I/II)")
+    p.add_argument(
+        "--with-paper",
+        action="store_true",
+        help="add the paper's rows (Chi et al. 2023, Tables I/II) to the pivot layout (--layout paper and --claims "
+        "always show the paper's numbers)",
+    )
     p.add_argument(
         "--layout",
         default="pivot",

@@ -276,7 +276,7 @@ def read_record(path: Path) -> dict[str, Any]:
     try:
         rec = json.loads(Path(path).read_text())
     except json.JSONDecodeError as exc:
-        raise ValueError(f"truncated or corrupt JSON: {exc.msg} at line {exc.lineno}") from None
+        raise ValueError(f"truncated or corrupt JSON ({exc.msg}, line {exc.lineno})") from None
     except OSError as exc:
         raise ValueError(f"unreadable: {exc.strerror}") from None
     if not isinstance(rec, dict) or rec.get("schema") != SCHEMA_VERSION:
@@ -328,5 +328,8 @@ def load_records(out: Path) -> tuple[list[dict[str, Any]], list[str]]:
         try:
             records.append(read_record(path))
         except ValueError as exc:
-            problems.append(f"{path}: skipped, not a complete dpbench record ({exc})")
+            problems.append(
+                f"{path}: skipped, not a complete dpbench record ({exc}); restore it from version control, or "
+                "delete it and rerun its cell"
+            )
     return records, problems
