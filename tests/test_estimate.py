@@ -174,10 +174,11 @@ def test_dry_run_counts_a_cell_recorded_from_demos_not_collected_here_as_recorde
     grid = {"policies": ["diffusion"], "envs": ["square"], "obs": ["low_dim"], "seeds": 2, "out": str(out)}
     (tmp_path / "grid.yaml").write_text(yaml.safe_dump({**grid, "dataset": "scripted"}))
     assert main(["sweep", str(tmp_path / "grid.yaml"), "--dry-run", "--workers", "1"]) == 0
-    lines = [line for line in capsys.readouterr().out.splitlines() if "square" in line or "estimate" in line]
+    text = capsys.readouterr().out
+    lines = [line for line in text.splitlines() if "square" in line or "estimate" in line]
     assert lines[0].startswith("  recorded") and rec["cell_id"] in lines[0] and "not collected yet" in lines[0]
     assert lines[1].startswith("  new ") and "seed 1" in lines[1]
-    assert "1 cell(s) to run" in lines[2] and "1 cell(s) have a record made from demos not collected here" in lines[2]
+    assert "1 cell(s) to run" in lines[2] and "\n  - 1 cell(s) have a record made from demos not collected here" in text
     # a record from other demos (another demonstrator version's file) is not this cell's
     rec["dataset"]["path"] = "$DPBENCH_CACHE/robomimic_square_ph_v3_200ep.hdf5"
     write_json_atomic(out / "records" / f"{rec['cell_id']}.json", rec)
@@ -323,12 +324,12 @@ def test_dry_run_counts_the_estimates_made_on_this_kind_of_cpu():
         for s in (0, 1)
     ]
     records = [_kind(_timed("diffusion", "square", "low_dim", 1750.0, [350.0]), "AVX2")]
-    summary = dry_run_report(planned, records, 2, cpu_capability="AVX2")[-1]
+    summary = "\n".join(dry_run_report(planned, records, 2, cpu_capability="AVX2")[-3:])
     assert "2 of the 2 wholly from records made on this machine's kind of CPU (AVX2)" in summary
     assert "from other tasks" not in summary  # Square's own records
     lift = [SimpleNamespace(**{**vars(planned[0]), "spec": SimpleNamespace(env="lift", seed=0, dataset="scripted")})]
-    assert "1 of the 1 extrapolate a rate from other tasks" in dry_run_report(lift, records, 2)[-1]
-    summary = dry_run_report(planned, records, 2, cpu_capability="AVX512")[-1]
+    assert "  - 1 of the 1 extrapolate a rate from other tasks (see each basis)" in dry_run_report(lift, records, 2)
+    summary = "\n".join(dry_run_report(planned, records, 2, cpu_capability="AVX512"))
     assert "0 of the 2 wholly from records made on this machine's kind of CPU (AVX512)" in summary
     # the cell's own model (its policy config and batch size) on another task and this kind outranks Square's
     # record of another kind: the dry run passes the model to the estimate
@@ -382,7 +383,7 @@ def test_a_new_cell_whose_record_was_trained_on_other_demos_says_so(tmp_path):
         "these 200, 109,604]"
     )
     assert lines[1].startswith("  new") and "other demos" not in lines[1]  # seed 1 has no record at all
-    assert "2 cell(s) to run" in lines[-1] and "1 of the cells to run have a record trained on other demos" in lines[-1]
+    assert "2 cell(s) to run" in lines[2] and lines[-1].startswith("  - 1 of the cells to run have a record trained")
 
 
 def test_sub_grids_merge_per_policy_deeply_and_keep_cells_that_differ(tmp_path):

@@ -59,8 +59,8 @@ def dry_run_report(
     cpu_capability: str | None = None,
 ) -> list[str]:
     """The lines of ``dpbench sweep --dry-run``: one per cell (state, estimated CPU-minutes, cell id or what
-    is missing, and the rates' basis), one per group of cells that cannot run here, then the totals and
-    the wall time on ``cores`` cores, one cell per core. States: done, running (another process holds the
+    is missing, and the rates' basis), one per group of cells that cannot run here, then a headline with the
+    totals and the wall time on ``cores`` cores, one cell per core, and one "  - " line per caveat. States: done, running (another process holds the
     cell now), resume (estimated as a whole cell: an upper bound), recorded (the sweep's out holds a record of
     the cell made from demos not collected here: the sweep finds it once it has collected the same demos,
     ``records.data_identity``), new, blocked. ``planned``: ``dpbench.sweep.cells.PlannedCell`` s;
@@ -122,9 +122,7 @@ def dry_run_report(
         if p.cell is None:
             collect.add(p.problem)
         what = p.cell.cell_id if p.cell is not None else f"{name} [{p.problem}]"
-        split = (
-            f"({est.train_min:.0f} + {est.eval_min:.0f})" if est.total_min is not None and est.total_min < 120 else ""
-        )
+        split = f"({est.train_min:.0f} + {est.eval_min:.0f})" if est.total_min is not None else ""
         other = _other_demos(p.cell, by_cell) if p.cell is not None else ""
         n_other_demos += bool(other)
         lines.append(f"  {state:<8}{format_minutes(est.total_min):<9}{split:<13}{what}  [{est.basis}]{other}")
@@ -133,36 +131,38 @@ def dry_run_report(
     total = train_total + eval_total
     known = len(todo) - unknown
     if known:
-        summary = (
+        head = (
             f"[dpbench] estimate: {len(todo)} cell(s) to run; {known} with a measured rate take {total / 60:.1f} "
             f"CPU-hours (training {train_total / 60:.1f}, evaluation {eval_total / 60:.1f}): on {cores} core(s), "
-            f"one cell per core at one torch thread, about {total / 60 / max(cores, 1):.1f} h of wall time"
+            f"one cell per core at one torch thread, about {total / 60 / max(cores, 1):.1f} h of wall time. Per "
+            "cell: CPU time, then (training + evaluation) in CPU-minutes (dpbench.sweep.estimate)."
         )
     else:
-        summary = f"[dpbench] estimate: {len(todo)} cell(s) to run, none with a measured rate (no record of them yet)"
+        head = f"[dpbench] estimate: {len(todo)} cell(s) to run, none with a measured rate (no record of them yet)."
+    notes = []  # one caveat a line, under the headline
     if unknown and known:
-        summary += f"; {unknown} cell(s) without one are not counted"
+        notes.append(f"{unknown} cell(s) without one are not counted")
     if n_other_task:
-        summary += f"; {n_other_task} of the {known} extrapolate a rate from other tasks (see each basis)"
+        notes.append(f"{n_other_task} of the {known} extrapolate a rate from other tasks (see each basis)")
     if known and cpu_capability:
-        summary += (
-            f"; {n_this_cpu} of the {known} wholly from records made on this machine's kind of CPU ({cpu_capability}), "
+        notes.append(
+            f"{n_this_cpu} of the {known} wholly from records made on this machine's kind of CPU ({cpu_capability}), "
             "the others partly or wholly from other or unrecorded kinds, which ran up to ~4x faster or slower "
             "(docs/measurements.md)"
         )
     if collect:
-        summary += f"; the collection of {len(collect)} dataset(s) first is not included"
+        notes.append(f"the collection of {len(collect)} dataset(s) first is not included")
     if n_recorded:
-        summary += (
-            f"; {n_recorded} cell(s) have a record made from demos not collected here (recorded): not counted, "
+        notes.append(
+            f"{n_recorded} cell(s) have a record made from demos not collected here (recorded): not counted, "
             "as the sweep finds that record once it has collected the same demos (records.data_identity); should "
             "this machine's collection come out different (another step count), they run again"
         )
     if n_other_demos:
-        summary += (
-            f"; {n_other_demos} of the cells to run have a record trained on other demos (named on their line): "
+        notes.append(
+            f"{n_other_demos} of the cells to run have a record trained on other demos (named on their line): "
             "those seeds do not pool with these"
         )
     if blocked:
-        summary += f"; {sum(len(c) for c in blocked.values())} cell(s) cannot run here (blocked)"
-    return [*lines, summary + ". Minutes per cell: CPU-minutes, training + evaluation (dpbench.sweep.estimate)."]
+        notes.append(f"{sum(len(c) for c in blocked.values())} cell(s) cannot run here (blocked)")
+    return [*lines, head, *(f"  - {n}" for n in notes)]
