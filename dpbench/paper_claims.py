@@ -221,7 +221,9 @@ def _paper_versus(kind: str) -> dict[Column, tuple[str, float, str, float] | Non
 
 def tidy_claims(records: list[dict[str, Any]], kind: str, envs: list[str] | None) -> list[dict[str, Any]]:
     """The claims as csv rows, one per column: each side's DP and best baseline, their max and relative
-    improvement, ours' seed counts, and the pairs ours orders differently (and those reversed within the margin)."""
+    improvement, ours' seed counts, the pairs ours orders differently (and those reversed within the margin),
+    whether the column agrees (empty: fewer than 2 policies compared) and both rankings. No mean row: tidy rows
+    are columns only; the md table's mean is the mean of ``ours_relative_improvement`` where both sides have one."""
     out = []
     for c in column_claims(records, kind, envs):
         row: dict[str, Any] = {"table": kind, "task": c.col[0], "variant": c.col[1]}
@@ -240,5 +242,9 @@ def tidy_claims(records: list[dict[str, Any]], kind: str, envs: list[str] | None
             f"{a}/{b}{'(paper-tie)' if how == 'tie' else ''}" for a, b, how in c.disagree
         )
         row["reversed_within_noise"] = " ".join(f"{a}/{b}" for a, b in c.within_noise)
+        row["agrees"] = None if c.compared < 2 else not c.disagree
+        # best first, "policy:max" (unrounded; the md table's '=' ties are equal at 2 decimals)
+        row["ranking_ours"] = " ".join(f"{p}:{m:.4f}" for p, m in c.ranking_ours)
+        row["ranking_paper"] = " ".join(f"{p}:{m:.2f}" for p, m in c.ranking_paper)
         out.append(row)
     return out

@@ -150,6 +150,11 @@ def test_paper_layout_formats(tmp_path: Path, capsys):
         ("can", "", ""),  # only DP on Can (mh): no baseline
         ("pusht", "diffusion_cnn", "lstm_gmm"),
     ]
+    # Push-T by hand: DP-C (0.9 + 0.7) / 2 = 0.8, LSTM-GMM 0.6, IBC 0.5; the paper has IBC 0.90 over LSTM-GMM 0.67,
+    # a reversal beyond 0.05: no agreement. Lift has one policy of ours: nothing to agree on.
+    assert claims[2]["ranking_ours"] == "diffusion_cnn:0.8000 lstm_gmm:0.6000 ibc:0.5000"
+    assert claims[2]["ranking_paper"].startswith("diffusion_cnn:0.95 diffusion_transformer:0.95 ibc:0.90")
+    assert [c["agrees"] for c in claims] == ["", "", "False"]
     latex = format_paper_table(recs, "latex", claims=True)
     assert r"\begin{tabular}{l" + "c" * 10 + "}" in latex
     assert r"DP-C 0.80 (n=2) vs LSTM-GMM 0.60 (n=1): +0.20 (+33\%)" in latex
