@@ -60,8 +60,8 @@ def dry_run_report(
 ) -> list[str]:
     """The lines of ``dpbench sweep --dry-run``: one per cell (state, estimated CPU-minutes, cell id or what
     is missing, and the rates' basis), one per group of cells that cannot run here, then a headline with the
-    totals and the wall time on ``cores`` cores, one cell per core, and one "  - " line per caveat. States: done, running (another process holds the
-    cell now), resume (estimated as a whole cell: an upper bound), recorded (the sweep's out holds a record of
+    totals and the wall time on ``cores`` cores, one cell per core, and one "  - " line per caveat. States:
+    done, running (another process holds the cell now), resume (estimated as a whole cell: an upper bound), recorded (the sweep's out holds a record of
     the cell made from demos not collected here: the sweep finds it once it has collected the same demos,
     ``records.data_identity``), new, blocked. ``planned``: ``dpbench.sweep.cells.PlannedCell`` s;
     ``records``: the records that give the rates; ``out_records``: those in the sweep's out directory;
