@@ -58,15 +58,15 @@ def dry_run_report(
     out_records: list[dict[str, Any]] = (),
     cpu_capability: str | None = None,
 ) -> list[str]:
-    """The lines of ``dpbench sweep --dry-run``: one per cell (state, estimated CPU-minutes, cell id or what
-    is missing, and the rates' basis), one per group of cells that cannot run here, then a headline with the
-    totals and the wall time on ``cores`` cores, one cell per core, and one "  - " line per caveat. States:
-    done, running (another process holds the cell now), resume (estimated as a whole cell: an upper bound), recorded (the sweep's out holds a record of
-    the cell made from demos not collected here: the sweep finds it once it has collected the same demos,
-    ``records.data_identity``), new, blocked. ``planned``: ``dpbench.sweep.cells.PlannedCell`` s;
+    """The lines of ``dpbench sweep --dry-run``: one per cell (state, estimated CPU-minutes, cell id or what is
+    missing, and the rates' basis), one per group of cells that cannot run here, then a headline with the totals and
+    the wall time on ``cores`` cores, one cell per core, and one "  - " line per caveat. States: done, running
+    (another process holds the cell now), resume (estimated as a whole cell: an upper bound), recorded (the sweep's
+    out holds a record of the cell made from demos not collected here: the sweep finds it once it has collected the
+    same demos, ``records.data_identity``), new, blocked. ``planned``: ``dpbench.sweep.cells.PlannedCell`` s;
     ``records``: the records that give the rates; ``out_records``: those in the sweep's out directory;
-    ``cpu_capability``: this machine's kind of CPU (``dpbench.host.cpu_capability()``), whose records'
-    rates come first."""
+    ``cpu_capability``: this machine's kind of CPU (``dpbench.host.cpu_capability()``), whose records' rates come
+    first."""
     from dpbench.config import config_to_dict
     from dpbench.runner import policy_slug
     from dpbench.train import RESUME_FILE
