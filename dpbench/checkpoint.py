@@ -111,8 +111,14 @@ def load_policy(
     try:
         policy.load_state_dict(state)
     except RuntimeError:
+        config = (
+            f"the stored config with {', '.join(f'{k}={v}' for k, v in overrides.items())} (--set changes "
+            "inference-time fields only, such as the sampler; drop those that shape the weights)"
+            if overrides
+            else "the stored config"
+        )
         raise DpbenchError(
-            f"{path}: weights do not fit policy '{cls.name}' with the stored config: {_weights_diff(policy, state)}"
+            f"{path}: weights do not fit policy '{cls.name}' with {config}: {_weights_diff(policy, state)}"
         ) from None
     policy.eval()
     return policy, meta

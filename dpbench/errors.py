@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import traceback
 from pathlib import Path
+from sysconfig import get_paths as paths
 
 
 class DpbenchError(Exception):
@@ -31,6 +32,39 @@ def first_line(exc: BaseException) -> str:
 
 def raised_at(exc: BaseException, frames: int = 1) -> str:
     """Where ``exc`` was raised, for a one-line message about code outside dpbench (a plugin policy):
-    ``file.py:LINE in function`` of its last ``frames`` traceback frames, innermost last; "?" without one."""
-    tb = traceback.extract_tb(exc.__traceback__)[-frames:]
-    return ", ".join(f"{Path(f.filename).name}:{f.lineno} in {f.name}" for f in tb) or "?"
+    ``file.py:LINE in function`` of its last ``frames`` traceback frames, innermost last; "?" without one.
+    When those frames are in a library (torch, the standard library) or in dpbench, the user's own innermost
+    frame comes first, the library's after it: ``my_policy.py:55 in compute_loss (raised in functional.py:76
+    in broadcast_tensors)``."""
+    tb = traceback.extract_tb(exc.__traceback__)
+    last = tb[-frames:]
+    where = ", ".join(_frame(f) for f in last) or "?"
+    own = [f for f in tb if not _not_users(f.filename)]
+    if own and own[-1] not in last:
+        return f"{_frame(own[-1])} (raised in {where})"
+    return where
+
+
+def _frame(f: traceback.FrameSummary) -> str:
+    return f"{Path(f.filename).name}:{f.lineno} in {f.name}"
+
+
+def _not_users(filename: str) -> bool:
+    """Whether a traceback frame's file is an installed library's, the standard library's or dpbench's."""
+    if filename.startswith("<"):  # <frozen importlib._bootstrap>, <string>
+        return True
+    path = Path(filename).resolve()
+    roots = {Path(p).resolve() for key in ("stdlib", "platstdlib", "purelib", "platlib") if (p := paths().get(key))}
+    return any(path.is_relative_to(root) for root in roots | _dpbench_roots())
+
+
+def _dpbench_roots() -> set[Path]:
+    """dpbench's folders: the package, and its envs and baselines, which a source checkout keeps beside it."""
+    import importlib.util
+
+    roots = {Path(__file__).resolve().parent}
+    for name in ("dpbench.envs", "dpbench.baselines"):
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.origin:
+            roots.add(Path(spec.origin).resolve().parent)
+    return roots

@@ -21,7 +21,7 @@ import torch
 from dpbench.envs.io import ObsMode
 from dpbench.host import available_memory_mb
 from dpbench.metrics import mean_ci, wilson_ci
-from dpbench.policy import Policy
+from dpbench.policy import Policy, check_step_actions
 from dpbench.tasks import Task
 from dpbench.vector import EnvBatch, EnvMaker
 
@@ -173,7 +173,7 @@ def _rollout(
         step_obs = {k: torch.from_numpy(np.ascontiguousarray(v)).to(policy.device) for k, v in obs.items()}
         plans = policy.plans_next
         tc = time.perf_counter()
-        action = policy.select_action(step_obs)
+        action = check_step_actions(policy, policy.select_action(step_obs), n)
         if plans:
             latency += time.perf_counter() - tc
             calls += 1

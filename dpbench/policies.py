@@ -89,7 +89,35 @@ def _check_class(ref: str, cls: Any) -> type[Policy]:
         raise DpbenchError(
             f"policy '{ref}' breaks the Policy contract: it needs a `name` and at least one preset in `presets`"
         )
+    _check_config_class(ref, cls.Config)
     return cls
+
+
+def _check_config_class(ref: str, config: type) -> None:
+    """A policy's ``Config`` must be a dataclass in its own right, every field annotated: without the decorator,
+    or without a type, a field silently is not one (the base's value trains, and --set, the config hash and
+    ``dpbench config`` never see it). Raises DpbenchError saying how to write it."""
+    own = vars(config)
+    if "__dataclass_fields__" not in own:
+        raise DpbenchError(
+            f"policy '{ref}': its Config class {config.__qualname__} is not a dataclass; put @dataclasses.dataclass "
+            "above it (without it, its fields are silently its base's)"
+        )
+    annotated = set(own.get("__annotations__", {}))
+    bare = [
+        name
+        for name, value in own.items()
+        if not name.startswith("_")
+        and name not in annotated
+        and not callable(value)
+        and not isinstance(value, (property, classmethod, staticmethod))
+    ]
+    if bare:
+        name = bare[0]
+        raise DpbenchError(
+            f"policy '{ref}': {config.__qualname__}.{name} has no type annotation, so it is not a config field; "
+            f"write it as `{name}: {type(own[name]).__name__} = {own[name]!r}`"
+        )
 
 
 SOURCE_MARK = "@sha256:"
@@ -178,6 +206,15 @@ def available_policies() -> dict[str, str]:
 def get_policy_class(name: str) -> type[Policy]:
     """Resolve ``--policy``: a registered name, an entry point, or ``package.module:ClassName``."""
     if ":" in name:
+        module = name.partition(":")[0]
+        if "/" in module or "\\" in module or module.endswith(".py"):  # a file's path, not a module's name
+            path = Path(module)
+            stem = path.name.removesuffix(".py")
+            where = "" if path.parent == Path(".") else f"run from {path.parent} (or add it to PYTHONPATH) and "
+            raise DpbenchError(
+                f"--policy takes a module's name, not a file's path ('{module}'): {where}pass "
+                f"{stem}:{name.partition(':')[2]}"
+            )
         # As with `python -m` (and uvicorn's app references), the module may sit in the working directory,
         # which a console script's sys.path lacks; appended, so an installed package of the same name wins.
         cwd = os.getcwd()

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from dpbench.errors import DpbenchError, first_line, raised_at
-from dpbench.policy import is_builtin, policy_label
+from dpbench.policy import check_step_actions, is_builtin, plugin_hint, policy_label
 from dpbench.spec import PolicySpec
 
 
@@ -60,7 +60,7 @@ def preflight(policy: Any, arrays: dict[str, np.ndarray]) -> None:
         with torch.random.fork_rng(devices=devices), torch.no_grad():
             policy.reset()
             policy.seed(0)
-            policy.select_action(obs)
+            check_step_actions(policy, policy.select_action(obs), 1)
     except DpbenchError:
         raise
     except Exception as exc:  # a plugin policy's own code raised: say where, in one line, before any training
@@ -68,7 +68,7 @@ def preflight(policy: Any, arrays: dict[str, np.ndarray]) -> None:
             raise
         raise DpbenchError(
             f"policy {policy_label(policy)} raised {type(exc).__name__} in its first planning call, before "
-            f"training ({raised_at(exc, 2)}): {first_line(exc)}"
+            f"training ({raised_at(exc, 2)}): {first_line(exc)}{plugin_hint(exc)}"
         ) from None
     finally:
         policy.reset()

@@ -241,6 +241,21 @@ BROKEN = textwrap.dedent(
             return torch.zeros(len(obs["obs"]), self.n_action_steps, self.spec.action_dim)
         def compute_loss(self, batch):
             raise KeyError("no_such_key")
+
+    class QueuesItself(RaisesWhenTraining):
+        name = "queues_itself"
+        def select_action(self, obs):  # a whole chunk per call: what lerobot-style code returns
+            return self.predict_action(obs)
+
+    class LossShapeBug(RaisesWhenTraining):
+        name = "loss_shape_bug"
+        def compute_loss(self, batch):
+            return torch.nn.functional.mse_loss(self.w * torch.ones(2, 4), torch.zeros(2, 12))
+
+    class NoSuperInit(WrongShape):
+        name = "no_super_init"
+        def __init__(self, spec, config):
+            self.w = torch.nn.Parameter(torch.zeros(1))
     """
 )
 
@@ -294,3 +309,58 @@ def test_import_problems_in_a_policy_file_say_which(tmp_path, monkeypatch, fresh
         get_policy_class("boom.P")
     with pytest.raises(DpbenchError, match=r"your own class: --policy module:Class"):
         get_policy_class("mine")
+
+
+def test_plugin_mistakes_a_newcomer_makes_get_one_line_each(tmp_path, monkeypatch, tiny_pusht_hdf5, capsys, smoke_argv):
+    (tmp_path / "broken_policies.py").write_text(BROKEN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    # select_action overridden to return (B, T_a, D_a): refused by the first planning call, before training
+    assert main(smoke_argv("broken_policies:QueuesItself", tiny_pusht_hdf5, tmp_path / "a")) == 2
+    err = capsys.readouterr().err
+    assert "select_action returned shape (1, 8, 2), expected (B, D_a) = (1, 2)" in err and err.count("\n") == 1
+    assert not (tmp_path / "a" / "records").exists()
+    # a shape bug that torch reports from its own code: the policy's line first, torch's after
+    assert main(smoke_argv("broken_policies:LossShapeBug", tiny_pusht_hdf5, tmp_path / "b")) == 2
+    err = capsys.readouterr().err
+    assert "raised RuntimeError at broken_policies.py:" in err and "in compute_loss (raised in functional.py:" in err
+    assert err.count("\n") == 1  # one cell: its error once, not also a FAILED line above it
+    # __init__ without super().__init__: torch refuses the parameter; the message says what is missing
+    assert main(smoke_argv("broken_policies:NoSuperInit", tiny_pusht_hdf5, tmp_path / "c")) == 2
+    assert "does its __init__ call super().__init__(spec, config) first?" in capsys.readouterr().err
+
+
+CONFIGS = textwrap.dedent(
+    """
+    import dataclasses
+    from broken_policies import RaisesWhenTraining
+    from dpbench.config import PolicyConfig
+
+    class Undecorated(PolicyConfig):
+        horizon: int = 12
+
+    @dataclasses.dataclass
+    class Untyped(PolicyConfig):
+        hidden = 256
+        horizon: int = 12
+
+    class NoDecorator(RaisesWhenTraining):
+        Config = Undecorated
+
+    class NoType(RaisesWhenTraining):
+        Config = Untyped
+    """
+)
+
+
+def test_a_config_that_would_silently_lose_fields_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "broken_policies.py").write_text(BROKEN)
+    (tmp_path / "broken_configs.py").write_text(CONFIGS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    # without @dataclass the class's horizon would be the base's 16, and without a type `hidden` no field at all
+    with pytest.raises(DpbenchError, match=r"Config class Undecorated is not a dataclass; put @dataclasses.dataclass"):
+        get_policy_class("broken_configs:NoDecorator")
+    with pytest.raises(DpbenchError, match=r"Untyped.hidden has no type annotation.*`hidden: int = 256`"):
+        get_policy_class("broken_configs:NoType")
+    # a file's path where a module's name goes
+    with pytest.raises(DpbenchError, match=r"not a file's path \('sub/my_policy.py'\): run from sub .* my_policy:P"):
+        get_policy_class("sub/my_policy.py:P")

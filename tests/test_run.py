@@ -13,7 +13,7 @@ from dpbench.cli import main
 from dpbench.diffusion.policy import DiffusionUnetPolicy
 from dpbench.errors import DpbenchError
 from dpbench.metrics import wilson_ci
-from dpbench.policy import check_actions
+from dpbench.policy import check_actions, check_step_actions
 from dpbench.tasks import get_task
 
 
@@ -129,6 +129,7 @@ def test_checkpoint_eval_and_wrong_env(tmp_path, tiny_pusht_hdf5, capsys):
     assert main(["eval", ckpt, "--env", "pusht", "--episodes", "2", "--set", "policy.down_dims=8,16"]) == 2
     err = capsys.readouterr().err
     assert "weights do not fit" in err and "other shape" in err and "Traceback" not in err
+    assert "with policy.down_dims=8,16 (--set changes inference-time fields only" in err
 
 
 def test_eval_says_what_is_wrong_with_a_checkpoint_it_cannot_take(tmp_path, tiny_pusht_hdf5, capsys):
@@ -170,6 +171,7 @@ def test_eval_says_what_is_wrong_with_a_checkpoint_it_cannot_take(tmp_path, tiny
     "argv, message",
     [
         (["run", "--policy", "nope"], "valid policies"),
+        (["config", "diffusion", "--set", "policy.horizon=4"], "breaks its window rule"),
         (["run", "--env", "mars"], "valid envs: can, lift, pusht, square, tool_hang, transport"),
         (["run", "--set", "train.nope=1", "--preset", "smoke"], "no field 'nope'"),
         (["run", "--obs", "lidar", "--preset", "smoke"], "no obs mode 'lidar'"),
@@ -210,6 +212,11 @@ def test_nan_actions_are_reported_not_sent():
         check_actions(policy, torch.full((2, 8, 2), float("nan")), 2)
     with pytest.raises(DpbenchError, match=r"expected \(B, T_a, D_a\)"):
         check_actions(policy, torch.zeros(2, 3, 2), 2)
+    # what select_action returns: one finite action per env
+    with pytest.raises(DpbenchError, match=r"policy 'diffusion' returned a NaN or inf action \(env 1\)"):
+        check_step_actions(policy, torch.tensor([[0.0, 1.0], [float("inf"), 0.0]]), 2)
+    with pytest.raises(DpbenchError, match=r"select_action returned shape \(2, 8, 2\), expected \(B, D_a\) = \(2, 2\)"):
+        check_step_actions(policy, torch.zeros(2, 8, 2), 2)
 
 
 def test_nan_loss_names_the_step(tmp_path, tiny_pusht_hdf5, capsys):

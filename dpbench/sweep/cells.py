@@ -13,7 +13,7 @@ from dpbench.data.registry import dataset_name_problem
 from dpbench.errors import DatasetMissing, DpbenchError, first_line, raised_at
 from dpbench.host import resolve_device
 from dpbench.policies import available_policies, get_policy_class
-from dpbench.policy import is_builtin
+from dpbench.policy import is_builtin, plugin_hint
 from dpbench.records import read_record
 from dpbench.runner import CellConfig, CellSpec, PreparedCell, prepare, resolve_config, run_cell
 from dpbench.sweep.lock import CellLock
@@ -196,8 +196,8 @@ def execute(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> tuple[st
             raise
         # a policy from outside dpbench raised in its own code: this cell fails, the grid's others go on
         return "error", (
-            f"policy {cell.spec.policy} raised {type(exc).__name__} at {raised_at(exc)}: {first_line(exc)} "
-            "(fix it and rerun; changed code trains as a new cell, docs/adding_a_policy.md)"
+            f"policy {cell.spec.policy} raised {type(exc).__name__} at {raised_at(exc)}: {first_line(exc)}"
+            f"{plugin_hint(exc)} (fix it and rerun; changed code trains as a new cell, docs/adding_a_policy.md)"
         )
     finally:
         lock.release()

@@ -80,7 +80,7 @@ def run_grid(
         pump.start()
     aborted = True
     try:
-        _drive(runner, todo, records, errors, view)
+        _drive(runner, todo, records, errors, view, single=len(cells) == 1)
         aborted = False
     finally:
         runner.close(abort=aborted)  # workers finish sending progress (or are stopped) first,
@@ -89,6 +89,8 @@ def run_grid(
             pump.join(timeout=1 if aborted else 10)
         runner.release()
         view.close()
+    if errors and len(cells) == 1:
+        raise DpbenchError(f"failed: {errors[0]}")
     if errors:
         saved = "no cell finished" if len(errors) == len(cells) else "the rest are saved"
         raise DpbenchError(f"{len(errors)} of {len(cells)} cells failed, {saved}; first failure: {errors[0]}")
@@ -96,9 +98,15 @@ def run_grid(
 
 
 def _drive(
-    runner: Backend, todo: list[PreparedCell], records: dict[str, dict[str, Any]], errors: list[str], view: ProgressView
+    runner: Backend,
+    todo: list[PreparedCell],
+    records: dict[str, dict[str, Any]],
+    errors: list[str],
+    view: ProgressView,
+    single: bool = False,
 ) -> None:
-    """Submit every cell; collect results as they come; cells locked by another process go back in line."""
+    """Submit every cell; collect results as they come; cells locked by another process go back in line.
+    ``single``: the grid is one cell, whose failure the caller reports (not also listed here)."""
     inflight = {runner.submit(c): c for c in todo}
     retry: list[tuple[float, PreparedCell]] = []
     told_busy: set[str] = set()
@@ -121,8 +129,9 @@ def _drive(
                     view.write(f"[dpbench] {name}: being trained by {payload}; will use its result")
                 retry.append((time.monotonic() + _RETRY_BUSY_S, cell))
             elif status == "error":
-                errors.append(payload)
-                view.cell_done(f"[dpbench] {name}: FAILED: {payload}", err=True)
+                errors.append(f"{name}: {payload}")
+                # a grid's failures are listed as they come; a lone cell's is the run's one error message
+                view.cell_done("" if single else f"[dpbench] {name}: FAILED: {payload}", err=True)
             else:
                 records[cell.cell_id] = payload
                 how = f"{payload['wall']['total_s'] / 60:.1f} min" if status == "ran" else "finished by another process"

@@ -119,8 +119,9 @@ class ProgressView:
             tqdm.write(line, file=sys.stderr if err else sys.stdout)
 
     def cell_done(self, line: str, err: bool = False) -> None:
-        """A cell's closing line, and one more cell on the overall bar."""
-        self.write(line, err)
+        """A cell's closing line ("": none), and one more cell on the overall bar."""
+        if line:
+            self.write(line, err)
         with self.lock:
             self.overall.update(1)
 
