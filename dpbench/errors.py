@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import traceback
+from functools import cache
 from pathlib import Path
 from sysconfig import get_paths as paths
 
@@ -54,17 +55,19 @@ def _not_users(filename: str) -> bool:
     if filename.startswith("<"):  # <frozen importlib._bootstrap>, <string>
         return True
     path = Path(filename).resolve()
-    roots = {Path(p).resolve() for key in ("stdlib", "platstdlib", "purelib", "platlib") if (p := paths().get(key))}
-    return any(path.is_relative_to(root) for root in roots | _dpbench_roots())
+    return any(path.is_relative_to(root) for root in _not_users_roots())
 
 
-def _dpbench_roots() -> set[Path]:
-    """dpbench's folders: the package, and its envs and baselines, which a source checkout keeps beside it."""
+@cache  # once per process, not once per traceback frame
+def _not_users_roots() -> frozenset[Path]:
+    """The standard library's and installed packages' folders, and dpbench's: the package, and its envs and
+    baselines, which a source checkout keeps beside it."""
     import importlib.util
 
-    roots = {Path(__file__).resolve().parent}
+    roots = {Path(p).resolve() for key in ("stdlib", "platstdlib", "purelib", "platlib") if (p := paths().get(key))}
+    roots.add(Path(__file__).resolve().parent)
     for name in ("dpbench.envs", "dpbench.baselines"):
         spec = importlib.util.find_spec(name)
         if spec is not None and spec.origin:
             roots.add(Path(spec.origin).resolve().parent)
-    return roots
+    return frozenset(roots)

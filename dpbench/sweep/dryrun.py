@@ -38,8 +38,7 @@ def _other_demos(cell: Any, by_cell: dict[tuple[str, str, str], dict[str, Any]])
     """Where the out dir holds a record of ``cell`` (a PreparedCell) trained on other demonstrations of the same
     kind (another content hash, or another recipe of scripted demos: ``records.data_identity``), a note naming
     it and how the demos differ; else "". Such a record neither counts as done nor pools with this cell."""
-    head, data, tail = split_cell_id(cell.cell_id)
-    rec = by_cell.get((head, data.rsplit("-", 1)[0], tail))
+    rec = by_cell.get(_record_key(cell.cell_id, "")[:3])
     if rec is None:
         return ""
     theirs, store = rec.get("dataset", {}), getattr(cell.data, "store", None)
@@ -75,8 +74,7 @@ def dry_run_report(
     recorded = {_record_key(r["cell_id"], r["dataset"].get("path", "")): r for r in out_records}
     by_cell: dict[tuple[str, str, str], dict[str, Any]] = {}  # records by cell id but the data hash
     for r in out_records:
-        head, data, tail = split_cell_id(r["cell_id"])
-        by_cell.setdefault((head, data.rsplit("-", 1)[0], tail), r)
+        by_cell.setdefault(_record_key(r["cell_id"], "")[:3], r)
     lines, todo, unknown, collect, n_recorded, n_this_cpu, n_other_task = [], [], 0, set(), 0, 0, 0
     n_other_demos = 0
     blocked: dict[tuple[str, str], list[str]] = {}
