@@ -26,7 +26,7 @@ from dpbench.paper_cells import (
     paper_columns,
     paper_values,
 )
-from dpbench.render import Table
+from dpbench.render import Cell, Table, cell_text
 
 
 @dataclass(frozen=True)
@@ -119,35 +119,35 @@ def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
     claims = column_claims(records, kind, envs)
     label = lambda row: ROW_LABELS.get(row, row)  # noqa: E731
 
-    def versus(v: tuple[str, float, str, float] | None, seeds: dict[str, int] | None = None) -> str:
+    # Cells are lines that join with spaces into one sentence (md, HTML) and stack in LaTeX.
+    def versus(v: tuple[str, float, str, float] | None, seeds: dict[str, int] | None = None) -> Cell:
         if v is None:
             return "–"
         rel = _relative(v)
         n = lambda row: f" (n={seeds[row]})" if seeds and seeds.get(row, 3) < 3 else ""  # noqa: E731
-        return (
-            f"{label(v[0])} {v[1]:.2f}{n(v[0])} vs {label(v[2])} {v[3]:.2f}{n(v[2])}: {v[1] - v[3]:+.2f}"
-            f"{f' ({rel:+.0%})' if rel is not None else ''}"
-        )
+        diff = f"{v[1] - v[3]:+.2f}{f' ({rel:+.0%})' if rel is not None else ''}"
+        return (f"{label(v[0])} {v[1]:.2f}{n(v[0])} vs", f"{label(v[2])} {v[3]:.2f}{n(v[2])}:", diff)
 
-    def ranking(r: list[tuple[str, float]], seeds: dict[str, int] | None = None) -> str:
-        text = ""
+    def ranking(r: list[tuple[str, float]], seeds: dict[str, int] | None = None) -> Cell:
+        lines = []
         for i, (p, m) in enumerate(r):  # equal scores (at the 2 decimals shown) are ties, not an order
             n = f" (n={seeds[p]})" if seeds and seeds.get(p, 3) < 3 else ""
-            text += (
-                "" if i == 0 else " = " if f"{m:.2f}" == f"{r[i - 1][1]:.2f}" else " > "
-            ) + f"{label(p)} {m:.2f}{n}"
-        return text or "–"
+            tie = "" if i == 0 else "= " if f"{m:.2f}" == f"{r[i - 1][1]:.2f}" else "> "
+            lines.append(f"{tie}{label(p)} {m:.2f}{n}")
+        return tuple(lines) or "–"
 
-    body = []
+    body: list[list[Cell]] = []
     for c in claims:
         pairs = [f"{label(a)}/{label(b)}{' (paper: tie)' if how == 'tie' else ''}" for a, b, how in c.disagree]
-        agree = "– (fewer than 2 policies)" if c.compared < 2 else "no: " + ", ".join(pairs) if pairs else "yes"
+        agree: Cell = "– (fewer than 2 policies)" if c.compared < 2 else "no: " + ", ".join(pairs) if pairs else "yes"
         if c.within_noise and c.compared >= 2:
-            agree += f"{'; ' if pairs else ' '}(reversed within {SEED_NOISE}: "
-            agree += ", ".join(f"{label(a)}/{label(b)}" for a, b in c.within_noise) + ")"
+            within = ", ".join(f"{label(a)}/{label(b)}" for a, b in c.within_noise)
+            agree = (f"{agree};" if pairs else agree, f"(reversed within {SEED_NOISE}: {within})")
         row = [column_label(c.col), versus(c.ours, c.seeds), versus(c.paper_same), versus(c.paper)]
         body.append([*row, ranking(c.ranking_ours, c.seeds), ranking(c.ranking_paper), agree])
-    marked = any("(n=" in row[1] or "(n=" in row[4] for row in body)  # a policy with fewer than 3 seeds
+    marked = any(
+        "(n=" in cell_text(row[1]) or "(n=" in cell_text(row[4]) for row in body
+    )  # a policy with fewer than 3 seeds
     shared = [(_relative(c.ours), _relative(c.paper_same), _relative(c.paper)) for c in claims]
     shared = [x for x in shared if x[0] is not None and x[2] is not None]
     alike = [s for o, s, _ in shared if s is not None]
@@ -207,7 +207,7 @@ def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
     if selection:
         notes.append(f"Computed over the selected records only ({selection}): the best baseline is among those.")
     headers = ["column", "ours: DP vs best baseline", "paper, same policies", "paper: DP vs best baseline"]
-    return Table([*headers, "ranking (ours)", "ranking (paper)", "agrees"], body, notes, label_cols=1)
+    return Table([*headers, "ranking (ours)", "ranking (paper)", "agrees"], body, notes, label_cols=1, fit_width=True)
 
 
 def _paper_versus(kind: str) -> dict[Column, tuple[str, float, str, float] | None]:

@@ -29,7 +29,7 @@ from dpbench.paper_cells import (
 )
 from dpbench.paper_claims import claims_table, tidy_claims
 from dpbench.records import PROTOCOL_VERSION
-from dpbench.render import RENDERERS, Table
+from dpbench.render import RENDERERS, Cell, Table
 from dpbench.results import Group, short_hash
 
 
@@ -37,12 +37,15 @@ def _pair(x: dict[str, Any] | None) -> str:
     return f"{x['max']:.2f} / {x['avg_last10']:.2f}" if x else "–"
 
 
-def _ours(g: Group) -> str:
+def _ours(g: Group) -> tuple[str, ...]:
+    """Ours as lines, which join with spaces into "max ± std / avg-last-10; n=N; held-out S [lo, hi]" (no
+    held-out part where none is recorded); short lines keep the paper's ten columns narrow in LaTeX."""
     spread = f"±{g.max_std:.2f}" if g.seeds > 1 else ""
-    text = f"{g.max:.2f}{spread} / {g.avg_last10:.2f}"
+    first = f"{g.max:.2f}{spread} / {g.avg_last10:.2f};"
     h = g.heldout
-    held = f"; held-out {h.score:.2f} [{h.score_ci[0]:.2f}, {h.score_ci[1]:.2f}]" if h else ""
-    return f"{text}; n={g.seeds}{held}"
+    if h is None:
+        return (first, f"n={g.seeds}")
+    return (first, f"n={g.seeds}; held-out {h.score:.2f}", f"[{h.score_ci[0]:.2f}, {h.score_ci[1]:.2f}]")
 
 
 def paper_layout(records: list[dict[str, Any]], kind: str, envs: list[str] | None = None) -> Table:
@@ -50,18 +53,20 @@ def paper_layout(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
     avg-last-10, the seed count, and the held-out score of the selected checkpoints with its 95% CI.
     ``envs``: only these tasks' columns."""
     rows, cols, cells = fill_cells(records, kind, envs)
-    body, sources, alternatives, older, actions, schedule, heldout = [], [], False, False, False, False, False
+    body: list[list[Cell]] = []
+    sources, alternatives, older, actions, schedule, heldout = [], False, False, False, False, False
     presets: Counter[str] = Counter()
     caveats: list[str] = []
     for row in rows:
-        line = [ROW_LABELS.get(row, f"{row} (not in the paper)")]
+        name = ROW_LABELS.get(row, f"{row} (not in the paper)")
+        line: list[Cell] = [ROW_LABELS.get(row) or (row, "(not in the paper)")]  # LaTeX stacks a cell's lines
         for col in cols:
             cell = cells[(row, col)]
             caveat = PAPER_CAVEATS.get((kind, row, col))
             if caveat and cell.paper:
-                caveats.append(f"{line[0]} {column_label(col)}: {caveat}")
+                caveats.append(f"{name} {column_label(col)}: {caveat}")
             if cell.group is None:
-                line.append(f"no record ({_pair(cell.paper)}){' ⁱ' if caveat else ''}" if cell.paper else "–")
+                line.append(("no record", f"({_pair(cell.paper)}){' ⁱ' if caveat else ''}") if cell.paper else "–")
                 continue
             old, other_actions = not current(cell.group), not paper_actions(row, cell.group)
             off = off_schedule(cell.group)
@@ -78,10 +83,10 @@ def paper_layout(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
             schedule |= off
             presets[cell.group.preset] += 1
             heldout |= cell.group.heldout is not None
-            line.append(f"{_ours(cell.group)} ({_pair(cell.paper)}){mark}")
+            line.append((*_ours(cell.group), f"({_pair(cell.paper)}){mark}"))
             g = cell.group
             sources.append(
-                f"{line[0]} {column_label(col)}: {g.env}/{g.obs}, preset {g.preset} ({g.config_hash}), "
+                f"{name} {column_label(col)}: {g.env}/{g.obs}, preset {g.preset} ({g.config_hash}), "
                 f"{g.dataset_kind} dataset {short_hash(g.dataset_hash)}{'' if current(g) else ', older protocol'}"
             )
         if any(c != "–" for c in line[1:]):  # rows the paper's table lacks (BET in Table II) and we never ran
@@ -129,7 +134,7 @@ def paper_layout(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
             "avg-last-10 are another experiment's, and the claims leave the cell out."
         )
     headers = ["policy", *(column_label(c) for c in cols)]
-    return Table(headers, body, notes, label_cols=1)
+    return Table(headers, body, notes, label_cols=1, fit_width=True)
 
 
 def _csv(rows: list[dict[str, Any]]) -> str:

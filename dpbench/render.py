@@ -13,24 +13,35 @@ from dataclasses import dataclass
 
 DAGGER = "†"  # marks a cell trained unlike the paper; LaTeX gets $^\dagger$
 
+Cell = str | tuple[str, ...]
+"""A table cell: its text, or its lines. md and HTML join the lines with a space, so a cell reads the same
+in one line; LaTeX stacks them, so a wide table can fit a page."""
+
+
+def cell_text(cell: Cell) -> str:
+    """The cell in one line: its lines joined with a space."""
+    return cell if isinstance(cell, str) else " ".join(cell)
+
 
 @dataclass
 class Table:
     """A format-agnostic table: headers, rows of text cells, and the notes printed under it."""
 
     headers: list[str]
-    rows: list[list[str]]
+    rows: list[list[Cell]]
     notes: list[str]
     # Leading columns that are labels (left-aligned in LaTeX); None: the pivot table's rule (see render_latex).
     label_cols: int | None = None
     title: str = ""  # printed above the table in every format ("": none)
+    # LaTeX: scale the tabular to the line width (\resizebox, needs graphicx); for tables wider than a page.
+    fit_width: bool = False
 
 
 def render_md(t: Table) -> str:
     """The title in bold, a GitHub markdown table (``|`` in cells escaped), then the notes as a bullet list."""
     title = [f"**{t.title}**", ""] if t.title else []
     lines = [*title, "| " + " | ".join(t.headers) + " |", "|" + "---|" * len(t.headers)]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in t.rows]
+    lines += ["| " + " | ".join(cell_text(c).replace("|", "\\|") for c in row) + " |" for row in t.rows]
     return "\n".join([*lines, "", *(f"- {n}" for n in t.notes)])
 
 
@@ -67,21 +78,34 @@ def _latex(text: str) -> str:
     return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
 
 
+def _latex_cell(cell: Cell, align: str) -> str:
+    if isinstance(cell, str) or len(cell) == 1:
+        return _latex(cell_text(cell))
+    # A nested one-column tabular stacks the lines (plain LaTeX: no makecell package needed). The {} after
+    # each \\ stops it from reading a line that starts with "[" (a CI) as its optional [length].
+    return rf"\begin{{tabular}}{{@{{}}{align}@{{}}}}" + r"\\{} ".join(_latex(x) for x in cell) + r"\end{tabular}"
+
+
 def render_latex(t: Table) -> str:
     """A booktabs ``tabular`` (label columns left-aligned, the rest centred; needs ``\\usepackage{booktabs}``) under
-    its title in bold, then the notes as lines."""
+    its title in bold, then the notes as lines. A cell's lines are stacked; a ``fit_width`` table is scaled to
+    the line width (``\\resizebox``, needs ``\\usepackage{graphicx}``)."""
     n_label = t.label_cols
     if n_label is None:  # the pivot table: everything before the per-task score columns is a label
         n_label = len(t.headers) - 2 * sum(1 for h in t.headers if h.endswith("success (95% CI)"))
     lines = [r"\noindent\textbf{" + _latex(t.title) + r"}\par\smallskip"] if t.title else []
+    lines += [r"\noindent\resizebox{\linewidth}{!}{%"] if t.fit_width else []
     lines += [
         r"\begin{tabular}{" + "l" * n_label + "c" * (len(t.headers) - n_label) + "}",
         r"\toprule",
         " & ".join(_latex(h) for h in t.headers) + r" \\",
         r"\midrule",
     ]
-    lines += [" & ".join(_latex(c) for c in row) + r" \\" for row in t.rows]
-    lines += [r"\bottomrule", r"\end{tabular}", ""]
+    cells = [[_latex_cell(c, "l" if i < n_label else "c") for i, c in enumerate(row)] for row in t.rows]
+    # stacked cells would touch the next row's: a little space between rows keeps them apart
+    end = r" \\ \addlinespace" if any(not isinstance(c, str) for row in t.rows for c in row) else r" \\"
+    lines += [" & ".join(row) + (end if i < len(cells) - 1 else r" \\") for i, row in enumerate(cells)]
+    lines += [r"\bottomrule", r"\end{tabular}" + ("}" if t.fit_width else ""), ""]
     lines += [_latex(n) + r"\\" for n in t.notes]
     return "\n".join(lines)
 
@@ -95,7 +119,7 @@ def render_html(t: Table) -> str:
 
     caption = f"<caption>{esc(t.title)}</caption>\n" if t.title else ""
     head = "".join(f"<th>{esc(h)}</th>" for h in t.headers)
-    body = "\n".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in t.rows)
+    body = "\n".join("<tr>" + "".join(f"<td>{esc(cell_text(c))}</td>" for c in row) + "</tr>" for row in t.rows)
     notes = "\n".join(f"<p>{esc(n)}</p>" for n in t.notes)
     return f"<table>\n{caption}<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>\n{notes}"
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -157,7 +160,7 @@ def test_paper_layout_formats(tmp_path: Path, capsys):
     assert [c["agrees"] for c in claims] == ["", "", "False"]
     latex = format_paper_table(recs, "latex", claims=True)
     assert r"\begin{tabular}{l" + "c" * 10 + "}" in latex
-    assert r"DP-C 0.80 (n=2) vs LSTM-GMM 0.60 (n=1): +0.20 (+33\%)" in latex
+    assert r"DP-C 0.80 (n=2) vs\\{} LSTM-GMM 0.60 (n=1):\\{} +0.20 (+33\%)" in latex  # stacked, as md's one line
     assert latex.isascii()  # every mark and symbol escaped: pdflatex cannot set them raw (ⁱ is on DP-C Push-T)
     assert "$^{i}$" in latex and "`" not in latex
     assert pusht["diffusion_cnn"]["paper_caveat"].startswith("the paper's DP-C on state Push-T conditioned")
@@ -180,6 +183,48 @@ def test_paper_layout_formats(tmp_path: Path, capsys):
     assert main(["table", "--out", str(out), "--write-readme"]) == 0
     readme = (out / "README.md").read_text()
     assert "## In the paper's layout, with its claims" in readme and "no record (1.00 / 0.98)" in readme
+
+
+def _latex_tables(latex: str) -> list[str]:
+    """The scaled tabulars of a LaTeX rendering, from \\resizebox to its closing brace."""
+    return re.findall(r"\\noindent\\resizebox\{\\linewidth\}\{!\}\{%\n.*?\\end\{tabular\}\}", latex, re.S)
+
+
+def test_paper_layout_latex_stacks_cells_and_fits_the_page(tmp_path: Path):
+    latex = format_paper_table(_records(), "latex", claims=True)
+    tables = _latex_tables(latex)
+    assert len(tables) == 2  # the layout and the claims, each scaled to the line width
+    # The DP-C Push-T cell, by hand as in test_paper_layout_cells_are_ours_beside_the_papers, stacked in lines;
+    # "{}" after each \\ keeps a line that starts with "[" from being read as \\'s optional [length].
+    pooled = np.array([1.0, 0.6, 0.4, 0.9])
+    half = 1.96 * pooled.std(ddof=1) / math.sqrt(4)
+    lo, hi = max(0.0, pooled.mean() - half), min(1.0, pooled.mean() + half)
+    std, avg, held = math.sqrt(0.02), ((0.5 + 0.9 + 0.8) / 3 + (0.6 + 0.7 + 0.7) / 3) / 2, (0.8 + 0.65) / 2
+    lines = [
+        f"0.80$\\pm${std:.2f} / {avg:.2f};",
+        f"n=2; held-out {held:.2f}",
+        f"[{lo:.2f}, {hi:.2f}]",
+        "(0.95 / 0.91) $^{i}$",
+    ]
+    assert r"\begin{tabular}{@{}c@{}}" + r"\\{} ".join(lines) + r"\end{tabular}" in tables[0]
+    assert r"\begin{tabular}{@{}l@{}}bc\\{} (not in the paper)\end{tabular}" in tables[0]  # labels: left
+    assert not re.search(r"\\\\\s*\[", latex)
+    # Every row has the header's 11 columns once the stacked cells (one level of nested tabular) are taken out.
+    body = tables[0].split(r"\midrule")[1].split(r"\bottomrule")[0]
+    flat = re.sub(r"\\begin\{tabular\}.*?\\end\{tabular\}", "X", body)
+    rows = [r for r in flat.split("\n") if r.strip()]
+    assert len(rows) == 6 and all(r.count(" & ") == 10 for r in rows)
+    if shutil.which("pdflatex") is None:
+        pytest.skip("pdflatex is not installed: the tables were not typeset")
+    preamble = [r"\documentclass{article}", r"\usepackage{booktabs,graphicx}", r"\begin{document}"]
+    doc = "\n\n".join([*preamble, *tables, r"\end{document}"])  # a blank line: one paragraph per table
+    (tmp_path / "t.tex").write_text(doc)
+    run = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "t.tex"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-2000:]
+    assert "Overfull \\hbox" not in run.stdout  # both tables within the page's text width
 
 
 def test_older_protocol_cells_are_marked_and_nothing_to_show_is_an_error():
