@@ -26,7 +26,7 @@ from dpbench.paper_cells import (
     paper_columns,
     paper_values,
 )
-from dpbench.render import Cell, Table, cell_text
+from dpbench.render import Cell, Table
 
 
 @dataclass(frozen=True)
@@ -145,8 +145,7 @@ def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
             agree = (f"{agree};" if pairs else agree, f"(reversed within {SEED_NOISE}: {within})")
         row = [column_label(c.col), versus(c.ours, c.seeds), versus(c.paper_same), versus(c.paper)]
         body.append([*row, ranking(c.ranking_ours, c.seeds), ranking(c.ranking_paper), agree])
-    # a policy with fewer than 3 seeds in ours (the comparison or the ranking)
-    marked = any("(n=" in cell_text(row[1]) + " " + cell_text(row[4]) for row in body)
+    marked = any(n < 3 for c in claims for n in (c.seeds or {}).values())  # an (n=k) mark in ours
     shared = [(_relative(c.ours), _relative(c.paper_same), _relative(c.paper)) for c in claims]
     shared = [x for x in shared if x[0] is not None and x[2] is not None]
     alike = [s for o, s, _ in shared if s is not None]

@@ -29,7 +29,7 @@ from dpbench.paper_cells import (
 )
 from dpbench.paper_claims import claims_table, tidy_claims
 from dpbench.records import PROTOCOL_VERSION
-from dpbench.render import RENDERERS, Cell, Table
+from dpbench.render import RENDERERS, Cell, Table, cell_text
 from dpbench.results import Group, short_hash
 
 
@@ -58,8 +58,9 @@ def paper_layout(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
     presets: Counter[str] = Counter()
     caveats: list[str] = []
     for row in rows:
-        name = ROW_LABELS.get(row, f"{row} (not in the paper)")
-        line: list[Cell] = [ROW_LABELS.get(row) or (row, "(not in the paper)")]  # LaTeX stacks a cell's lines
+        label: Cell = ROW_LABELS.get(row) or (row, "(not in the paper)")  # LaTeX stacks a cell's lines
+        name = cell_text(label)
+        line: list[Cell] = [label]
         for col in cols:
             cell = cells[(row, col)]
             caveat = PAPER_CAVEATS.get((kind, row, col))

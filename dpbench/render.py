@@ -101,10 +101,12 @@ def render_latex(t: Table) -> str:
         " & ".join(_latex(h) for h in t.headers) + r" \\",
         r"\midrule",
     ]
-    cells = [[_latex_cell(c, "l" if i < n_label else "c") for i, c in enumerate(row)] for row in t.rows]
+    rows = [
+        " & ".join(_latex_cell(c, "l" if i < n_label else "c") for i, c in enumerate(row)) + r" \\" for row in t.rows
+    ]
     # stacked cells would touch the next row's: a little space between rows keeps them apart
-    end = r" \\ \addlinespace" if any(not isinstance(c, str) for row in t.rows for c in row) else r" \\"
-    lines += [" & ".join(row) + (end if i < len(cells) - 1 else r" \\") for i, row in enumerate(cells)]
+    gap = r" \addlinespace" if any(not isinstance(c, str) for row in t.rows for c in row) else ""
+    lines += [row + gap for row in rows[:-1]] + rows[-1:]
     lines += [r"\bottomrule", r"\end{tabular}" + ("}" if t.fit_width else ""), ""]
     lines += [_latex(n) + r"\\" for n in t.notes]
     return "\n".join(lines)

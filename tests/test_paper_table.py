@@ -62,6 +62,17 @@ def _md(text: str, which: int = 0) -> tuple[list[str], dict[str, list[str]]]:
     return rows[0], {r[0]: r for r in rows[2:]}
 
 
+def _dpc_pusht_by_hand() -> tuple[float, float, float, float, float]:
+    """_records()' DP-C on Push-T, by hand: max std over seeds (maxes 0.9 and 0.7), avg-last-10 ((0.5+0.9+0.8)/3
+    and (0.6+0.7+0.7)/3), held-out (seed means 0.8 and 0.65) and its normal interval over the 4 pooled episodes."""
+    pooled = np.array([1.0, 0.6, 0.4, 0.9])
+    half = 1.96 * pooled.std(ddof=1) / math.sqrt(4)
+    lo, hi = max(0.0, pooled.mean() - half), min(1.0, pooled.mean() + half)
+    std = math.sqrt(((0.9 - 0.8) ** 2 + (0.7 - 0.8) ** 2) / 1)
+    avg = ((0.5 + 0.9 + 0.8) / 3 + (0.6 + 0.7 + 0.7) / 3) / 2
+    return std, avg, (0.8 + 0.65) / 2, lo, hi
+
+
 def test_paper_layout_cells_are_ours_beside_the_papers():
     text = format_paper_table(_records(), "md")
     assert text.startswith("**Table I (state observations)**")
@@ -70,14 +81,7 @@ def test_paper_layout_cells_are_ours_beside_the_papers():
     assert list(rows) == ["LSTM-GMM", "IBC", "BET", "DP-C", "DP-T", "bc (not in the paper)"]
     col = {name: i + 1 for i, name in enumerate(TABLE1_COLUMNS)}
 
-    # DP-C on Push-T, by hand: seed maxes 0.9 and 0.7, avg-last-10 (0.5+0.9+0.8)/3 and (0.6+0.7+0.7)/3;
-    # held-out: seed means 0.8 and 0.65, normal interval over the four pooled episodes.
-    pooled = np.array([1.0, 0.6, 0.4, 0.9])
-    half = 1.96 * pooled.std(ddof=1) / math.sqrt(4)
-    lo, hi = max(0.0, pooled.mean() - half), min(1.0, pooled.mean() + half)
-    std = math.sqrt(((0.9 - 0.8) ** 2 + (0.7 - 0.8) ** 2) / 1)
-    avg = ((0.5 + 0.9 + 0.8) / 3 + (0.6 + 0.7 + 0.7) / 3) / 2
-    held = (0.8 + 0.65) / 2
+    std, avg, held, lo, hi = _dpc_pusht_by_hand()
     # ⁱ: the paper's Push-T DP-C conditioned by inpainting
     expected = f"0.80±{std:.2f} / {avg:.2f}; n=2; held-out {held:.2f} [{lo:.2f}, {hi:.2f}] (0.95 / 0.91) ⁱ"
     assert rows["DP-C"][col["Push-T"]] == expected
@@ -194,12 +198,9 @@ def test_paper_layout_latex_stacks_cells_and_fits_the_page(tmp_path: Path):
     latex = format_paper_table(_records(), "latex", claims=True)
     tables = _latex_tables(latex)
     assert len(tables) == 2  # the layout and the claims, each scaled to the line width
-    # The DP-C Push-T cell, by hand as in test_paper_layout_cells_are_ours_beside_the_papers, stacked in lines;
-    # "{}" after each \\ keeps a line that starts with "[" from being read as \\'s optional [length].
-    pooled = np.array([1.0, 0.6, 0.4, 0.9])
-    half = 1.96 * pooled.std(ddof=1) / math.sqrt(4)
-    lo, hi = max(0.0, pooled.mean() - half), min(1.0, pooled.mean() + half)
-    std, avg, held = math.sqrt(0.02), ((0.5 + 0.9 + 0.8) / 3 + (0.6 + 0.7 + 0.7) / 3) / 2, (0.8 + 0.65) / 2
+    # The DP-C Push-T cell, by hand, stacked in lines; "{}" after each \\ keeps a line that starts with "[" from
+    # being read as \\'s optional [length].
+    std, avg, held, lo, hi = _dpc_pusht_by_hand()
     lines = [
         f"0.80$\\pm${std:.2f} / {avg:.2f};",
         f"n=2; held-out {held:.2f}",
