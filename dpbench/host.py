@@ -35,7 +35,8 @@ import platform
 import socket
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -256,6 +257,25 @@ class ContentionMeter:
             pass
         self.intervals += 1
         self._t0 = None
+
+    def totals(self) -> dict[str, float]:
+        """The sums so far, an open interval's part up to now included (it stays open): what a resume
+        checkpoint keeps, so that a stopped and resumed cell's record covers every process that ran it."""
+        done = replace(self)
+        done.stop()
+        return {
+            "wall_s": done.wall_s,
+            "others_cpu_s": done.others_cpu_s,
+            "load_sum": done.load_sum,
+            "intervals": done.intervals,
+        }
+
+    def add(self, totals: Mapping[str, float]) -> None:
+        """Add an earlier process's ``totals()`` to these sums (missing keys count 0)."""
+        self.wall_s += float(totals.get("wall_s", 0.0))
+        self.others_cpu_s += float(totals.get("others_cpu_s", 0.0))
+        self.load_sum += float(totals.get("load_sum", 0.0))
+        self.intervals += int(totals.get("intervals", 0))
 
     def summary(self, threads: int) -> dict[str, float | bool | None]:
         """The figures a record stores; ``threads`` is the torch thread count the process ran with."""

@@ -273,7 +273,16 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
     desc = f"{spec.policy}/{task.name} seed {spec.seed}"
     train_meter.start()
     eval_policy, state = train(
-        policy, sampler, cell.tcfg, cell.workdir, spec.seed, evaluate_fn, spec.progress, desc, make_bar
+        policy,
+        sampler,
+        cell.tcfg,
+        cell.workdir,
+        spec.seed,
+        evaluate_fn,
+        spec.progress,
+        desc,
+        make_bar,
+        meters={"train": train_meter, "eval": eval_meter},
     )
     train_meter.stop()
 

@@ -12,7 +12,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from dpbench.config import TrainConfig
 from dpbench.data.sampler import SequenceSampler
 from dpbench.errors import DpbenchError, first_line
+from dpbench.host import ContentionMeter
 from dpbench.policy import Policy, policy_label
 
 RESUME_FILE = "train_state.pt"
@@ -87,6 +88,8 @@ class TrainState:
     loss_sum: float = 0.0
     loss_count: int = 0
     best: tuple[dict[str, torch.Tensor], int, float] | None = None  # (weights, step, score) of the best evaluation
+    # ContentionMeter.totals() by name, of every process that ran this cell up to the checkpoint
+    contention: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def save_best(path: Path, tensors: dict[str, torch.Tensor], step: int, score: float) -> None:
@@ -164,13 +167,17 @@ def train(
     progress: bool = True,
     desc: str = "train",
     make_bar: Callable[..., Any] = tqdm,
+    meters: Mapping[str, ContentionMeter] | None = None,
 ) -> tuple[Policy, TrainState]:
     """Train ``policy`` in place; resumes from ``workdir/train_state.pt`` when present.
 
     ``make_bar`` builds the progress reporter (tqdm's signature); a sweep worker passes one that
-    reports to its driver instead of drawing. Returns the policy to evaluate (the EMA copy when
-    enabled) and the final state.
+    reports to its driver instead of drawing. ``meters`` (the caller's contention meters, by name)
+    travel in the resume checkpoint: on a resume each gets the stopped processes' sums added, so
+    a record's contention covers the whole cell, not its last process. Returns the policy to
+    evaluate (the EMA copy when enabled) and the final state.
     """
+    meters = meters or {}
     workdir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -181,6 +188,8 @@ def train(
     resume, best_path = workdir / RESUME_FILE, workdir / BEST_FILE
     if resume.exists():
         state = _load_resume(resume, policy, optimizer, scheduler, ema, rng)
+        for name, meter in meters.items():
+            meter.add(state.contention.get(name, {}))
     # The best evaluation's weights travel in the resume checkpoint too: a best file written after
     # that checkpoint belongs to evaluations the resumed run replays, so the checkpoint's copy wins.
     if state.best is not None:
@@ -243,6 +252,7 @@ def train(
                 now = time.perf_counter()
                 state.train_seconds += now - t_last
                 t_last = now
+                state.contention = {name: meter.totals() for name, meter in meters.items()}
                 _save_resume(resume, policy, optimizer, scheduler, ema, rng, state)
     finally:
         bar.close()
@@ -267,6 +277,7 @@ def _save_resume(path: Path, policy, optimizer, scheduler, ema, rng, state: Trai
                 "history": state.history,
                 "loss_sum": state.loss_sum,
                 "loss_count": state.loss_count,
+                "contention": state.contention,
             }
         ),
     }
@@ -301,4 +312,5 @@ def _load_resume(path: Path, policy, optimizer, scheduler, ema, rng) -> TrainSta
         loss_sum=meta.get("loss_sum", 0.0),
         loss_count=meta.get("loss_count", 0),
         best=best,
+        contention=meta.get("contention", {}),  # absent from checkpoints older than 2026-12-02
     )

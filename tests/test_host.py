@@ -157,6 +157,26 @@ def test_contention_meter_counts_another_process_but_not_its_own_workers():
     assert host.ContentionMeter().summary(threads=1)["contended"] is None  # nothing measured
 
 
+def test_contention_totals_leave_the_interval_open_and_add_up(monkeypatch):
+    clock = iter(range(0, 1000, 10))  # CPU readings 10 s apart: all CPUs 3 s per s, ours 1 s per s
+
+    def fake() -> tuple[float, float]:
+        t = next(clock)
+        return 3.0 * t, float(t)
+
+    monkeypatch.setattr(host, "_cpu_times", fake)
+    meter = host.ContentionMeter()
+    meter.start()  # t = 0
+    snap = meter.totals()  # t = 10, as if stopped there; still open
+    assert snap["others_cpu_s"] == 20.0 and snap["intervals"] == 1
+    meter.stop()  # t = 20: the whole interval counts, not only its part after the snapshot
+    assert meter.others_cpu_s == 40.0 and meter.intervals == 1
+    later = host.ContentionMeter()
+    later.add(snap)
+    later.add({})  # a checkpoint from before meters travelled in it
+    assert later.others_cpu_s == 20.0 and later.intervals == 1
+
+
 def test_cpu_family_is_the_first_processors_family_and_model():
     # a virtual machine's model name ("AMD EPYC") hides the generation; the numbers do not (25: Zen 3, 26: Zen 5)
     from dpbench.host import cpu_family

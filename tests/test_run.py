@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -96,6 +98,39 @@ def test_rerun_skips_finished_seeds_and_resumes_unfinished(tmp_path, tiny_pusht_
     # a finished record is reused as is
     assert _run(out, tiny_pusht_hdf5, "--seeds", "1") == 0
     assert _records(out)[0]["date"] == resumed["date"]
+
+
+def test_a_resumed_cells_contention_covers_its_stopped_process(tmp_path, tiny_pusht_hdf5, monkeypatch):
+    """A cell stopped and resumed keeps what its first process measured: other jobs that crowded the cores
+    then still mark the record contended, though none ran while it resumed. Before 2026-12-02 the record
+    said only what the last process saw."""
+    import dpbench.host as host
+
+    cores = os.cpu_count() or 1
+
+    def crowded() -> tuple[float, float]:  # (all CPUs' busy s, ours): others keep 10x the machine's cores busy
+        t = time.perf_counter()
+        return (10 * cores + 1) * t, t
+
+    def alone() -> tuple[float, float]:  # nobody but us
+        t = time.perf_counter()
+        return t, t
+
+    out = tmp_path / "r"
+    monkeypatch.setattr(host, "_cpu_times", crowded)
+    assert _run(out, tiny_pusht_hdf5, "--seeds", "1") == 0
+    first = _records(out)[0]["wall"]["contention"]
+    assert first["train"]["contended"] is True and first["eval"]["contended"] is True
+    assert first["train"]["others_cores"] == pytest.approx(10 * cores, rel=1e-3)
+    next((out / "records").glob("*.json")).unlink()  # killed after its last checkpoint
+
+    monkeypatch.setattr(host, "_cpu_times", alone)
+    assert _run(out, tiny_pusht_hdf5, "--seeds", "1") == 0
+    both = _records(out)[0]["wall"]["contention"]
+    for phase in ("train", "eval"):
+        assert both[phase]["contended"] is True, both
+        # the first process's crowd averaged over both processes' wall time: below 10x, above the threshold
+        assert cores < both[phase]["others_cores"] <= 10 * cores + 1e-3, both
 
 
 def test_checkpoint_eval_and_wrong_env(tmp_path, tiny_pusht_hdf5, capsys):
