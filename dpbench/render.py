@@ -88,8 +88,8 @@ def _latex_cell(cell: Cell, align: str) -> str:
 
 def render_latex(t: Table) -> str:
     """A booktabs ``tabular`` (label columns left-aligned, the rest centred; needs ``\\usepackage{booktabs}``) under
-    its title in bold, then the notes as lines. A cell's lines are stacked; a ``fit_width`` table is scaled to
-    the line width (``\\resizebox``, needs ``\\usepackage{graphicx}``)."""
+    its title in bold, then the notes as small ragged-right paragraphs. A cell's lines are stacked; a ``fit_width``
+    table is scaled to the line width (``\\resizebox``, needs ``\\usepackage{graphicx}``)."""
     n_label = t.label_cols
     if n_label is None:  # the pivot table: everything before the per-task score columns is a label
         n_label = len(t.headers) - 2 * sum(1 for h in t.headers if h.endswith("success (95% CI)"))
@@ -108,7 +108,8 @@ def render_latex(t: Table) -> str:
     gap = r" \addlinespace" if any(not isinstance(c, str) for row in t.rows for c in row) else ""
     lines += [row + gap for row in rows[:-1]] + rows[-1:]
     lines += [r"\bottomrule", r"\end{tabular}" + ("}" if t.fit_width else ""), ""]
-    lines += [_latex(n) + r"\\" for n in t.notes]
+    # ragged-right: a justified line cannot stretch around the notes' long unbreakable names and hashes
+    lines += [r"{\small\raggedright", *(_latex(n) + r"\par" for n in t.notes), "}"] if t.notes else []
     return "\n".join(lines)
 
 

@@ -218,14 +218,14 @@ def test_paper_layout_latex_stacks_cells_and_fits_the_page(tmp_path: Path):
     if shutil.which("pdflatex") is None:
         pytest.skip("pdflatex is not installed: the tables were not typeset")
     preamble = [r"\documentclass{article}", r"\usepackage{booktabs,graphicx}", r"\begin{document}"]
-    doc = "\n\n".join([*preamble, *tables, r"\end{document}"])  # a blank line: one paragraph per table
+    doc = "\n\n".join([*preamble, latex, r"\end{document}"])  # the whole output, the notes' long hashes too
     (tmp_path / "t.tex").write_text(doc)
     run = subprocess.run(
         ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "t.tex"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-2000:]
-    assert "Overfull \\hbox" not in run.stdout  # both tables within the page's text width
+    assert "Overfull \\hbox" not in run.stdout  # both tables and their notes within the page's text width
 
 
 def test_older_protocol_cells_are_marked_and_nothing_to_show_is_an_error():
