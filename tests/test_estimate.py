@@ -180,6 +180,12 @@ def test_dry_run_counts_a_cell_recorded_from_demos_not_collected_here_as_recorde
     assert lines[0].startswith("  recorded") and rec["cell_id"] in lines[0] and "not collected yet" in lines[0]
     assert lines[1].startswith("  new ") and "seed 1" in lines[1]
     assert "1 cell(s) to run" in lines[2] and "\n  - 1 cell(s) have a record made from demos not collected here" in text
+    assert "the collection of 1 dataset(s) first is not included\n" in text  # seed 1 needs the demos anyway
+    # seed 0 alone: nothing to train, but a real sweep still collects the demos to match the record to them
+    (tmp_path / "one.yaml").write_text(yaml.safe_dump({**grid, "seeds": 1, "dataset": "scripted"}))
+    assert main(["sweep", str(tmp_path / "one.yaml"), "--dry-run", "--workers", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "estimate: no cell to run" in text and "the collection of 1 dataset(s) first is not included (1 of" in text
     # a record from other demos (another demonstrator version's file) is not this cell's
     rec["dataset"]["path"] = "$DPBENCH_CACHE/robomimic_square_ph_v3_200ep.hdf5"
     write_json_atomic(out / "records" / f"{rec['cell_id']}.json", rec)

@@ -242,6 +242,31 @@ def test_a_misspelt_dataset_name_is_an_unknown_name_not_a_missing_file(tmp_path,
     assert "cannot expand '~'" in err and err.count("\n") == 1
 
 
+def test_a_grid_that_cannot_run_here_is_refused_before_anything_is_collected(tmp_path, capsys, monkeypatch):
+    # Square's demos would be collected first (minutes to hours); the Push-T cells after them need human demos
+    # that are not here. The grid is refused at once, collecting nothing, and the message says how to go on.
+    import dpbench.data.registry as registry
+
+    monkeypatch.setenv("DPBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(registry, "human_pusht_path", lambda: None)
+    collected = []
+    monkeypatch.setattr(registry, "collect_robomimic", lambda task, *a, **k: collected.append(task))
+    out = tmp_path / "r"
+    grid = {
+        "out": str(out),
+        "seeds": 1,
+        "grids": [
+            {"policies": ["bc"], "envs": ["square"], "obs": ["low_dim"], "dataset": "scripted"},
+            {"policies": ["bc"], "envs": ["pusht"], "obs": ["keypoints"], "dataset": "human"},
+        ],
+    }
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(grid))
+    assert main(["sweep", str(tmp_path / "s.yaml"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "human Push-T demos" in err and "in a sweep file: dataset: scripted" in err and err.count("\n") == 1
+    assert collected == [] and not (out / "work").exists()
+
+
 def test_unwritable_results_dir_and_missing_ray_fail_at_start(tmp_path, tiny_pusht_hdf5, capsys, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("x")

@@ -241,8 +241,9 @@ def resolve_dataset(
             return DatasetRef("human", path, load_episodes(path, keys, source="human"))
         if dataset == "human":
             raise DpbenchError(
-                f"the human Push-T demos ({HUMAN_PUSHT_NAME}) were not found; set DPBENCH_PUSHT_ZARR=PATH, "
-                "or use --dataset scripted"
+                f"the human Push-T demos ({HUMAN_PUSHT_NAME}) were not found; set DPBENCH_PUSHT_ZARR=PATH (the "
+                "original's pusht.zip, unzipped; README, Concepts), or use --dataset scripted (in a sweep file: "
+                "dataset: scripted)"
             )
         print("[dpbench] human Push-T demos not found; using scripted demonstrations instead")
         dataset = "scripted"

@@ -78,29 +78,40 @@ def check_specs(specs: list[CellSpec]) -> list[CellConfig]:
     return configs
 
 
-def _resolve_all(
-    specs: list[CellSpec], collect: bool = True
-) -> list[tuple[CellSpec, CellConfig, PreparedCell | DpbenchError]]:
-    """Each cell of a grid with its config and its prepared cell, or the dataset error that stopped it (a task
-    without a demonstrator, a missing file; with ``collect=False`` also DatasetMissing). Unknown names, bad
-    devices and bad configs of every cell raise one DpbenchError before any data is loaded. Datasets are
-    loaded once per (env, obs, dataset); cells that resolve to the same cell id are kept once."""
-    configs = check_specs(specs)
-    out: list[tuple[CellSpec, CellConfig, PreparedCell | DpbenchError]] = []
+def _prepare_each(
+    pairs: list[tuple[CellSpec, CellConfig]], collect: bool, seen: set[str]
+) -> list[PreparedCell | DpbenchError | None]:
+    """Each (spec, config)'s prepared cell, or the dataset error that stopped it, or None where its cell id is
+    already in ``seen`` (which grows). Datasets are loaded (with ``collect``, collected) once per (env, obs,
+    dataset)."""
     data: dict[tuple, Any] = {}
-    seen: set[str] = set()
-    for spec, cfg in zip(specs, configs, strict=True):
+    out: list[PreparedCell | DpbenchError | None] = []
+    for spec, cfg in pairs:
         key = (spec.env, spec.obs, spec.dataset)
         try:
             cell = prepare(spec, data.get(key), collect=collect, config=cfg)
         except DpbenchError as exc:
-            out.append((spec, cfg, exc))
+            out.append(exc)
             continue
         data[key] = cell.data
-        if cell.cell_id not in seen:
-            seen.add(cell.cell_id)
-            out.append((spec, cell.config, cell))  # prepare's: re-resolved for a file's own variant
+        out.append(None if cell.cell_id in seen else cell)
+        seen.add(cell.cell_id)
     return out
+
+
+def _resolve_all(specs: list[CellSpec]) -> list[tuple[CellSpec, CellConfig, PreparedCell | DpbenchError]]:
+    """Each cell of a grid with its config and its prepared cell, or the dataset error that stopped it: a task
+    without a demonstrator, a missing file, or DatasetMissing (demos not collected yet: nothing is collected
+    here). Unknown names, bad devices and bad configs of every cell raise one DpbenchError before any data is
+    loaded. Cells that resolve to the same cell id are kept once; a prepared cell comes with prepare's config
+    (re-resolved for a file's own variant)."""
+    pairs = list(zip(specs, check_specs(specs), strict=True))
+    results = _prepare_each(pairs, collect=False, seen=set())
+    return [
+        (spec, r.config if isinstance(r, PreparedCell) else cfg, r)
+        for (spec, cfg), r in zip(pairs, results, strict=True)
+        if r is not None
+    ]
 
 
 def prepare_all(specs: list[CellSpec], skipped: list[str] | None = None) -> list[PreparedCell]:
@@ -108,8 +119,21 @@ def prepare_all(specs: list[CellSpec], skipped: list[str] | None = None) -> list
     dataset (collected on first use). Cells that resolve to the same cell id are kept once. Raises one
     DpbenchError naming every problem; with a ``skipped`` list, a cell whose dataset cannot be had here
     (a task without a demonstrator, a missing file) is left out and described there instead."""
+    resolved = _resolve_all(specs)
+    # What cannot be had here stops the grid before hours of collecting what can: a grid whose Push-T cells
+    # need the human demos would otherwise fail only after collecting every robomimic set before them.
+    problems = {str(r): None for *_, r in resolved if isinstance(r, DpbenchError) and not isinstance(r, DatasetMissing)}
+    if problems and skipped is None:
+        raise DpbenchError("; ".join(problems))
+    seen = {r.cell_id for *_, r in resolved if isinstance(r, PreparedCell)}
+    missing = [(spec, cfg) for spec, cfg, r in resolved if isinstance(r, DatasetMissing)]
+    collected = iter(_prepare_each(missing, collect=True, seen=seen))
     cells, problems = [], {}
-    for spec, cfg, result in _resolve_all(specs):
+    for spec, cfg, result in resolved:
+        if isinstance(result, DatasetMissing):  # collected now, in the grid's order
+            result = next(collected)
+            if result is None:  # the same cell id as a cell before it
+                continue
         if isinstance(result, PreparedCell):
             cells.append(result)
         elif skipped is not None:
@@ -140,7 +164,7 @@ def plan_all(specs: list[CellSpec]) -> list[PlannedCell]:
     """Like ``prepare_all``, but collects nothing: cached datasets are loaded (for exact cell ids and their
     done / resume state), missing ones are reported. Raises one DpbenchError for bad names or configs."""
     planned = []
-    for spec, cfg, result in _resolve_all(specs, collect=False):
+    for spec, cfg, result in _resolve_all(specs):
         if isinstance(result, PreparedCell):
             planned.append(PlannedCell(spec, cfg, result, action_mode=result.action_mode))
         elif isinstance(result, DatasetMissing):

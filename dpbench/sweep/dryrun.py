@@ -76,6 +76,7 @@ def dry_run_report(
     for r in out_records:
         by_cell.setdefault(_record_key(r["cell_id"], "")[:3], r)
     lines, todo, unknown, collect, n_recorded, n_this_cpu, n_other_task = [], [], 0, set(), 0, 0, 0
+    collect_for_recorded: set[str] = set()  # demos a real sweep collects only to match records made elsewhere
     n_other_demos = 0
     blocked: dict[tuple[str, str], list[str]] = {}
     train_total = eval_total = 0.0
@@ -97,6 +98,7 @@ def dry_run_report(
             rec = recorded.get(_record_key(cell_id, p.missing.path))
             if rec is not None:
                 n_recorded += 1
+                collect_for_recorded.add(p.problem)
                 lines.append(f"  {'recorded':<30}{rec['cell_id']}  [{p.problem}]")
                 continue
         holder = _busy(p.cell.lock_dir) if p.cell is not None else None
@@ -135,8 +137,10 @@ def dry_run_report(
             f"one cell per core at one torch thread, about {total / 60 / max(cores, 1):.1f} h of wall time. Per "
             "cell: CPU time, then (training + evaluation) in CPU-minutes (dpbench.sweep.estimate)."
         )
-    else:
+    elif todo:
         head = f"[dpbench] estimate: {len(todo)} cell(s) to run, none with a measured rate (no record of them yet)."
+    else:
+        head = "[dpbench] estimate: no cell to run."
     notes = []  # one caveat a line, under the headline
     if unknown and known:
         notes.append(f"{unknown} cell(s) without one are not counted")
@@ -148,8 +152,17 @@ def dry_run_report(
             "the others partly or wholly from other or unrecorded kinds, which ran up to ~4x faster or slower "
             "(docs/measurements.md)"
         )
-    if collect:
-        notes.append(f"the collection of {len(collect)} dataset(s) first is not included")
+    if collect | collect_for_recorded:
+        only = collect_for_recorded - collect
+        notes.append(
+            f"the collection of {len(collect | collect_for_recorded)} dataset(s) first is not included"
+            + (
+                f" ({len(only)} of them only for recorded cells: a real sweep collects every cell's demos before it "
+                "can tell whether a record was made from the same ones)"
+                if only
+                else ""
+            )
+        )
     if n_recorded:
         notes.append(
             f"{n_recorded} cell(s) have a record made from demos not collected here (recorded): not counted, "

@@ -9,7 +9,8 @@ A grid comes from ``dpbench run --policy a,b --env e --seeds N`` or from a YAML 
     seeds: 3                               # N (seeds seed_start .. seed_start+N-1) or a list, e.g. [0, 4]
     seed_start: 0
     preset: quick                          # smoke | quick | paper (default quick)
-    dataset: human                         # human | scripted | PATH (default: human if present)
+    dataset: human                         # Push-T: human | scripted | PATH (default: human if present);
+                                           # robomimic: scripted[-mh][-delta] | PATH (default: scripted)
     out: results                           # results dir (records/, work/); --out overrides it
     device: cpu                            # cpu | cuda | cuda:N | auto
     set:                                   # overrides for every cell, like --set
