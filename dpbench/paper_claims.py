@@ -110,6 +110,11 @@ def _relative(v: tuple[str, float, str, float] | None) -> float | None:
     return None if v is None or v[3] <= 0 else (v[1] - v[3]) / v[3]
 
 
+def _full_seeds(c: ColumnClaim) -> bool:
+    """Whether ours compares DP and the baseline with at least the paper's 3 seeds each."""
+    return c.ours is not None and all((c.seeds or {}).get(row, 0) >= 3 for row in (c.ours[0], c.ours[2]))
+
+
 def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | None = None, selection: str = "") -> Table:
     """The paper's headline claim, recomputed: per column, DP's max minus the best baseline's (absolute and
     relative), ours beside the paper's, the rankings and the pairs they order differently; then the mean
@@ -143,23 +148,33 @@ def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
         if c.within_noise and c.compared >= 2:
             within = ", ".join(f"{label(a)}/{label(b)}" for a, b in c.within_noise)
             agree = (f"{agree};" if pairs else agree, f"(reversed within {SEED_NOISE}: {within})")
+        in_paper = {r for r, _ in c.ranking_paper}
+        if c.compared >= 2 and any(n < 3 for r, n in (c.seeds or {}).items() if r in in_paper):
+            agree = (*((agree,) if isinstance(agree, str) else agree), "(ours from fewer than 3 seeds)")
         row = [column_label(c.col), versus(c.ours, c.seeds), versus(c.paper_same), versus(c.paper)]
         body.append([*row, ranking(c.ranking_ours, c.seeds), ranking(c.ranking_paper), agree])
     marked = any(n < 3 for c in claims for n in (c.seeds or {}).values())  # an (n=k) mark in ours
-    shared = [(_relative(c.ours), _relative(c.paper_same), _relative(c.paper)) for c in claims]
-    shared = [x for x in shared if x[0] is not None and x[2] is not None]
-    alike = [s for o, s, _ in shared if s is not None]
+    shared = [(c, _relative(c.ours), _relative(c.paper_same), _relative(c.paper)) for c in claims]
+    shared = [x for x in shared if x[1] is not None and x[3] is not None]
+    full = [x for x in shared if _full_seeds(x[0])]
     all_paper = [x for x in (_relative(v) for v in _paper_versus(kind).values()) if x is not None]
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+
+    def mean_of(rows: list[tuple[ColumnClaim, Any, Any, Any]], i: int) -> str:
+        vals = [r[i] for r in rows if r[i] is not None]
+        return f"{mean(vals):+.1%}" + (f" ({len(vals)} columns)" if len(vals) != len(rows) else "") if vals else "–"
+
     if shared:
+        # Columns where ours compares a 1- or 2-seed max move the mean by more than seed noise: the mean over the
+        # columns with the paper's 3 seeds of both sides is given beside it, on our side and the paper's alike.
+        part = 0 < len(full) < len(shared)
+        ours: Cell = mean_of(shared, 1) if full else (mean_of(shared, 1), "(none with 3 seeds of both)")
         body.append(
             [
                 f"mean over {len(shared)} column(s)",
-                f"{mean([o for o, _, _ in shared]):+.1%}",
-                f"{mean(alike):+.1%}" + (f" ({len(alike)} columns)" if len(alike) != len(shared) else "")
-                if alike
-                else "–",
-                f"{mean([p for _, _, p in shared]):+.1%} (all {len(all_paper)} columns: {mean(all_paper):+.1%})",
+                (mean_of(shared, 1), f"({len(full)} with 3 seeds: {mean_of(full, 1)})") if part else ours,
+                (mean_of(shared, 2), f"(the same {len(full)}: {mean_of(full, 2)})") if part else mean_of(shared, 2),
+                f"{mean_of(shared, 3)} (all {len(all_paper)} columns: {mean(all_paper):+.1%})",
                 "",
                 "",
                 "",
@@ -172,7 +187,12 @@ def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
         "preset's schedule in the paper's action space; paper: Chi et al. 2023 "
         + TABLE_TITLES[kind]
         + "."
-        + (" (n=k): ours has fewer than the paper's 3 seeds of that policy." if marked else ""),
+        + (
+            " (n=k): ours has fewer than the paper's 3 seeds of that policy; the mean row then also gives the mean "
+            "over only the columns where ours compares DP and the baseline at 3 seeds each, on both sides."
+            if marked
+            else ""
+        ),
         "paper, same policies: the paper's comparison over the same set of policies ours has in that column (its best "
         "DP and best baseline among them, which can be another pair than ours picks); where ours lacks the paper's "
         "best DP or best baseline, the paper's headline compares policies ours does not have.",
@@ -181,7 +201,8 @@ def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
         "this table only, on both sides.",
         "agrees: over the policies both sides report in this column, no pair that ours orders the other way, and no "
         f"pair the paper ties that ours separates, by more than {SEED_NOISE} (about the seed spread of a 3-seed "
-        "mean; a reversal within it is listed, not counted); needs 2 policies.",
+        "mean; a reversal within it is listed, not counted); needs 2 policies. Where ours has fewer than 3 seeds of "
+        "a policy compared, the margin is narrower than its noise, and the cell says so.",
         "Ours is not a replication: robomimic columns train on dpbench's scripted demonstrations, not robomimic's "
         "human ones; each policy trains for its preset's budget (not equal across policies); max is taken over "
         "the preset's 11-20 evaluations, not the original's 100 or more (docs/baselines_vs_original.md). Read "

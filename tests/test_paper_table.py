@@ -112,13 +112,13 @@ def test_claims_recomputed_by_hand():
     assert row[4] == "DP-C 0.80 (n=2) > LSTM-GMM 0.60 (n=1) > IBC 0.50 (n=1)"
     assert row[5] == "DP-C 0.95 = DP-T 0.95 > IBC 0.90 > BET 0.79 > LSTM-GMM 0.67"
     # Ours puts LSTM-GMM above IBC; the paper the other way round. Nothing else is reversed.
-    assert row[6] == "no: LSTM-GMM/IBC"
+    assert row[6] == "no: LSTM-GMM/IBC (ours from fewer than 3 seeds)"
     # Only Push-T has DP and a baseline in ours, so the mean is Push-T's; the paper's own figure over its 10
     # Table I columns, by hand from its maxes (DP vs best baseline per column):
     paper = [(1, 1), (1, 1), (1, 1), (1, 1), (1, 0.95), (0.97, 0.86), (1, 0.76), (0.68, 0.62), (1, 0.67), (0.95, 0.9)]
     all_cols = np.mean([(d - b) / b for d, b in paper])
     mean_row = claims["mean over 1 column(s)"]
-    assert mean_row[1] == f"{0.2 / 0.6:+.1%}" and mean_row[2] == f"{0.05 / 0.9:+.1%}"
+    assert mean_row[1] == f"{0.2 / 0.6:+.1%} (none with 3 seeds of both)" and mean_row[2] == f"{0.05 / 0.9:+.1%}"
     assert mean_row[3] == f"{0.05 / 0.9:+.1%} (all 10 columns: {all_cols:+.1%})"
 
 
@@ -134,10 +134,23 @@ def test_the_papers_like_for_like_figure_uses_only_the_policies_ours_has():
     _, claims = _md(text, 1)
     row = claims["Push-T"]
     assert row[1] == "DP-C 0.90 vs LSTM-GMM 0.80: +0.10 (+12%)" and "(n=k)" not in text  # nothing marked
+    assert row[6] == "yes" and claims["mean over 1 column(s)"][1] == "+12.5%"  # 3 seeds each: no caveat
     assert row[2] == f"DP-C 0.95 vs LSTM-GMM 0.67: +0.28 ({(0.95 - 0.67) / 0.67:+.0%})"
     assert row[3] == "DP-C 0.95 vs IBC 0.90: +0.05 (+6%)"
     mean_row = claims["mean over 1 column(s)"]
     assert mean_row[2] == f"{(0.95 - 0.67) / 0.67:+.1%}"
+    # A second column where ours has 1 seed each (Lift ph: DP-C 0.80 vs LSTM-GMM 0.50, +60%; the paper 1.00 vs
+    # 1.00, +0%): the mean over both columns, then over the one with 3 seeds of both, on both sides.
+    lift = [
+        _robomimic(make_record("diffusion", 0, [0.8], [True], preset="quick"), "lift", "scripted"),
+        _robomimic(make_record("lstm_gmm", 0, [0.5], [True], preset="quick"), "lift", "scripted-delta"),
+    ]
+    _, claims = _md(format_paper_table(recs + lift, "md", claims=True), 1)
+    pusht_same = (0.95 - 0.67) / 0.67
+    assert claims["mean over 2 column(s)"][1:3] == [
+        f"{(0.1 / 0.8 + 0.3 / 0.5) / 2:+.1%} (1 with 3 seeds: {0.1 / 0.8:+.1%})",
+        f"{(pusht_same + 0.0) / 2:+.1%} (the same 1: {pusht_same:+.1%})",
+    ]
     rows = list(csv.DictReader(io.StringIO(format_paper_table(recs, "csv", claims=True))))
     (pusht,) = [r for r in rows if r["task"] == "pusht"]
     assert pusht["paper_same_policies_baseline"] == "lstm_gmm" and pusht["ours_dp_seeds"] == "3"
@@ -310,7 +323,7 @@ def test_the_paper_tie_that_ours_separates_is_a_disagreement_and_filters_are_nam
     assert headers == ["policy", "Push-T"]  # only the selected task's columns
     _, claims = _md(text, 1)
     # The paper: DP-C = DP-T = 0.95; ours 0.9 vs 0.7, a gap over 0.05.
-    assert claims["Push-T"][6] == "no: DP-C/DP-T (paper: tie)"
+    assert claims["Push-T"][6] == "no: DP-C/DP-T (paper: tie) (ours from fewer than 3 seeds)"  # 1 seed each: said
     assert "Computed over the selected records only (--env pusht)" in text
 
 
@@ -337,7 +350,7 @@ def test_a_reversal_counts_only_beyond_the_same_margin_as_a_separated_tie(ibc_ma
     dpc = make_record("diffusion", 0, [0.9], [True], preset="quick")
     ibc = make_record("ibc", 0, [ibc_max], [True], preset="quick")
     _, claims = _md(format_paper_table([dpc, ibc], "md", claims=True, envs=["pusht"]), 1)
-    assert claims["Push-T"][6] == agrees
+    assert claims["Push-T"][6] == agrees + " (ours from fewer than 3 seeds)"
     # both rankings name ours' seed counts where fewer than the paper's 3
     assert claims["Push-T"][4] == f"IBC {ibc_max:.2f} (n=1) > DP-C 0.90 (n=1)"
 
@@ -361,7 +374,7 @@ def test_a_reversed_paper_tie_is_a_tie_and_the_noise_pairs_reach_the_csv():
         make_record("diffusion", 0, [0.7], [True], preset="quick"),
     ]
     _, claims = _md(format_paper_table(recs, "md", claims=True, envs=["pusht"]), 1)
-    assert claims["Push-T"][6] == "no: DP-C/DP-T (paper: tie); (reversed within 0.05: IBC/DP-C)"
+    assert claims["Push-T"][6] == "no: DP-C/DP-T (paper: tie); (reversed within 0.05: IBC/DP-C) (ours from fewer than 3 seeds)"
     (row,) = csv.DictReader(io.StringIO(format_paper_table(recs, "csv", claims=True, envs=["pusht"])))
     assert row["disagreeing_pairs"].endswith("(paper-tie)") and len(row["disagreeing_pairs"].split()) == 1
     assert len(row["reversed_within_noise"].split()) == 1 and "/" in row["reversed_within_noise"]
@@ -377,7 +390,7 @@ def test_the_seed_count_legend_follows_a_mark_in_the_rankings_alone():
     text = format_paper_table(recs, "md", claims=True, envs=["pusht"])
     _, claims = _md(text, 1)
     assert "(n=" not in claims["Push-T"][1] and "LSTM-GMM 0.50 (n=1)" in claims["Push-T"][4]
-    assert "(n=k): ours has fewer than the paper's 3 seeds of that policy." in text
+    assert "(n=k): ours has fewer than the paper's 3 seeds of that policy;" in text
 
 
 def test_a_selected_column_with_no_record_shows_the_papers_numbers(tmp_path: Path, capsys):
