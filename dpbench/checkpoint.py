@@ -87,7 +87,7 @@ def load_policy(
             f"{path}: checkpoint was trained for env '{meta.get('env')}' obs {spec.obs_shapes} action_dim "
             f"{spec.action_dim}, but this env gives obs {expect_spec.obs_shapes} action_dim {expect_spec.action_dim}"
         )
-    cls = get_policy_class(meta["policy"] if meta["policy"] in available_policies() else meta["policy_class"])
+    cls = _saved_class(meta["policy"], meta["policy_class"])
     cfg = apply_overrides(cls.Config(), meta["config"], f"{cls.name} config")
     for key, value in (overrides or {}).items():
         scope, _, name = key.partition(".")
@@ -122,6 +122,19 @@ def load_policy(
         ) from None
     policy.eval()
     return policy, meta
+
+
+def _saved_class(name: str, made_by: str) -> type[Policy]:
+    """The class that made a checkpoint: ``made_by`` (its ``module:Class``), or the policy registered under
+    its ``name`` when that is the same class or ``made_by`` no longer imports (code moved since). A class
+    that merely shares a registered name (a subclass that kept ``bc``) is not swapped for the registered one."""
+    registered = available_policies().get(name)
+    if registered is None or registered == made_by:
+        return get_policy_class(made_by if registered is None else name)
+    try:
+        return get_policy_class(made_by)
+    except DpbenchError:
+        return get_policy_class(name)
 
 
 def _weights_diff(policy: Policy, state: dict[str, torch.Tensor]) -> str:

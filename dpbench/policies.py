@@ -195,10 +195,20 @@ def source_digest(source: str | None) -> str | None:
     return None if source is None else source.rpartition(SOURCE_MARK)[2]
 
 
+_SHADOWED: set[str] = set()  # entry points named like a built-in, warned about once per process
+
+
 def available_policies() -> dict[str, str]:
     """name -> 'module:Class' for built-ins and installed entry points."""
     names = dict(_BUILTIN)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in _BUILTIN and ep.value != _BUILTIN[ep.name] and ep.name not in _SHADOWED:
+            _SHADOWED.add(ep.name)  # said once per process
+            print(
+                f"[dpbench] warning: entry point '{ep.name}' ({ep.value}) is ignored: '{ep.name}' is a built-in "
+                f"policy; register yours under another name",
+                file=sys.stderr,
+            )
         names.setdefault(ep.name, ep.value)
     return names
 
@@ -230,4 +240,12 @@ def get_policy_class(name: str) -> type[Policy]:
             else "; your own class: --policy module:Class (docs/adding_a_policy.md)"
         )
         raise DpbenchError(f"unknown policy '{name}'; valid policies: {', '.join(sorted(names))}{hint}")
-    return _load_ref(names[name])
+    cls = _load_ref(names[name])
+    # records, cell ids and checkpoints name a registered policy by its class's `name` (built-ins have aliases)
+    if name not in _BUILTIN and cls.name != name:
+        raise DpbenchError(
+            f"entry point '{name}' loads {names[name]}, whose `name` is '{cls.name}': records and checkpoints would "
+            f"label it '{cls.name}'{' (a built-in policy)' if cls.name in _BUILTIN else ''}; set `name = "
+            f"\"{name}\"` in the class, or register it under '{cls.name}'"
+        )
+    return cls

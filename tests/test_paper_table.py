@@ -374,7 +374,10 @@ def test_a_reversed_paper_tie_is_a_tie_and_the_noise_pairs_reach_the_csv():
         make_record("diffusion", 0, [0.7], [True], preset="quick"),
     ]
     _, claims = _md(format_paper_table(recs, "md", claims=True, envs=["pusht"]), 1)
-    assert claims["Push-T"][6] == "no: DP-C/DP-T (paper: tie); (reversed within 0.05: IBC/DP-C) (ours from fewer than 3 seeds)"
+    assert (
+        claims["Push-T"][6]
+        == "no: DP-C/DP-T (paper: tie); (reversed within 0.05: IBC/DP-C) (ours from fewer than 3 seeds)"
+    )
     (row,) = csv.DictReader(io.StringIO(format_paper_table(recs, "csv", claims=True, envs=["pusht"])))
     assert row["disagreeing_pairs"].endswith("(paper-tie)") and len(row["disagreeing_pairs"].split()) == 1
     assert len(row["reversed_within_noise"].split()) == 1 and "/" in row["reversed_within_noise"]

@@ -364,3 +364,31 @@ def test_a_config_that_would_silently_lose_fields_is_refused(tmp_path, monkeypat
     # a file's path where a module's name goes
     with pytest.raises(DpbenchError, match=r"not a file's path \('sub/my_policy.py'\): run from sub .* my_policy:P"):
         get_policy_class("sub/my_policy.py:P")
+
+
+def test_a_policy_is_named_by_its_own_class_not_by_a_registered_name_it_shares(plugin_site, tmp_path, capsys):
+    # A subclass that keeps BC's `name` is still itself when its checkpoint loads (before, `eval` loaded the
+    # built-in BC under that name); an entry point must carry its class's name (records and checkpoints use the
+    # class's), and one named like a built-in is ignored out loud.
+    from dpbench.checkpoint import load_policy, save_policy
+    from dpbench.config import build_configs
+    from dpbench.spec import PolicySpec
+
+    (plugin_site / "my_bc.py").write_text(
+        "from dpbench.baselines.bc import BCPolicy\n\nclass MyBC(BCPolicy):\n    pass\n"
+    )
+    cls = get_policy_class("my_bc:MyBC")
+    assert cls.name == "bc"
+    spec = PolicySpec({"obs": (20,)}, 2)
+    path = save_policy(cls(spec, build_configs(cls, "smoke")[0]), tmp_path / "p.safetensors", {"env": "pusht"})
+    loaded, _ = load_policy(path, expect_spec=spec)
+    assert type(loaded) is cls
+
+    eps = plugin_site / "my_policy-0.1.dist-info" / "entry_points.txt"
+    eps.write_text(eps.read_text() + "other = my_policy:LinearPolicy\nbc = my_policy:LinearPolicy\n")
+    with pytest.raises(
+        DpbenchError, match="entry point 'other' loads my_policy:LinearPolicy, whose `name` is 'linear'"
+    ):
+        get_policy_class("other")
+    assert available_policies()["bc"] == "dpbench.baselines.bc:BCPolicy"
+    assert "entry point 'bc' (my_policy:LinearPolicy) is ignored" in capsys.readouterr().err
