@@ -503,3 +503,26 @@ def test_sigterm_stops_a_run_like_ctrl_c(tmp_path, tiny_pusht_hdf5):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
     assert list((out / "work").glob("*/train_state.pt"))  # the checkpoint to resume from is kept
+
+
+def test_without_human_demos_the_scripted_fallback_is_said_once(tmp_path, tiny_pusht_hdf5, capsys, monkeypatch):
+    # No --dataset and no human Push-T data: the scripted demos are made once and the switch is said once, not
+    # once per cell that found them missing while the grid was resolved before collecting.
+    import shutil
+
+    import dpbench.data.registry as registry
+
+    monkeypatch.setenv("DPBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(registry, "human_pusht_path", lambda: None)
+    made = []
+
+    def collect(n, path, progress=True):  # the tiny set stands in for the 200 scripted demos
+        made.append(n)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(tiny_pusht_hdf5, path)
+
+    monkeypatch.setattr(registry, "collect_pusht", collect)
+    argv = ["run", "--policy", "bc", "--env", "pusht", "--preset", "smoke", "--seeds", "2", "--quiet"]
+    assert main([*argv, "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert made == [200] and out.count("human Push-T demos not found; using scripted demonstrations instead") == 1

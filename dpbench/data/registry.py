@@ -235,6 +235,7 @@ def resolve_dataset(
     that cannot be had here (no demonstrator, no human data)."""
     if task_name != "pusht":
         return _resolve_robomimic(task_name, dataset, keys, progress, collect)
+    fallback = False  # no --dataset and no human demos: the scripted ones, said so
     if dataset in (None, "human"):
         path = human_pusht_path()
         if path is not None:
@@ -245,12 +246,13 @@ def resolve_dataset(
                 "original's pusht.zip, unzipped; README, Concepts), or use --dataset scripted (in a sweep file: "
                 "dataset: scripted)"
             )
-        print("[dpbench] human Push-T demos not found; using scripted demonstrations instead")
-        dataset = "scripted"
+        dataset, fallback = "scripted", True
     if dataset == "scripted":
         path = scripted_pusht_path()
         if not path.exists() and not collect:
             raise DatasetMissing("scripted Push-T demos not generated yet", portable_path(path))
+        if fallback:  # said where the demos are loaded or made: once, not for each cell that finds them missing
+            print("[dpbench] human Push-T demos not found; using scripted demonstrations instead")
         if not path.exists():
             print(f"[dpbench] generating {DEFAULT_SCRIPTED_EPISODES} scripted Push-T demos into {path} (once)")
             collect_pusht(DEFAULT_SCRIPTED_EPISODES, path, progress=progress)
