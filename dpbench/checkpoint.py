@@ -125,16 +125,15 @@ def load_policy(
 
 
 def _saved_class(name: str, made_by: str) -> type[Policy]:
-    """The class that made a checkpoint: ``made_by`` (its ``module:Class``), or the policy registered under
-    its ``name`` when that is the same class or ``made_by`` no longer imports (code moved since). A class
-    that merely shares a registered name (a subclass that kept ``bc``) is not swapped for the registered one."""
-    registered = available_policies().get(name)
-    if registered is None or registered == made_by:
-        return get_policy_class(made_by if registered is None else name)
+    """The class that made a checkpoint, by its ``module:Class`` (``made_by``), not by its ``name``, which a
+    subclass may share with a built-in (one that kept ``bc``). Only a dpbench class that moved since is found by
+    its registered name; another class that no longer imports is an error that says so."""
     try:
         return get_policy_class(made_by)
     except DpbenchError:
-        return get_policy_class(name)
+        if made_by.startswith("dpbench.") and name in available_policies():
+            return get_policy_class(name)
+        raise
 
 
 def _weights_diff(policy: Policy, state: dict[str, torch.Tensor]) -> str:

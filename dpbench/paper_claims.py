@@ -50,6 +50,17 @@ class ColumnClaim:
     seeds: dict[str, int] | None = None
     within_noise: list[tuple[str, str]] = field(default_factory=list)
 
+    @property
+    def thin(self) -> bool:
+        """Whether ours has fewer than the paper's 3 seeds of a policy both sides report here."""
+        reported = {r for r, _ in self.ranking_paper}
+        return any(n < 3 for r, n in (self.seeds or {}).items() if r in reported)
+
+    @property
+    def full_seeds(self) -> bool:
+        """Whether ours compares DP and the best baseline with at least the paper's 3 seeds each."""
+        return self.ours is not None and all((self.seeds or {}).get(r, 0) >= 3 for r in (self.ours[0], self.ours[2]))
+
 
 SEED_NOISE = 0.05  # a gap in max smaller than this is within the seed spread of 3-seed means (Push-T: ~0.02-0.05)
 
@@ -110,11 +121,6 @@ def _relative(v: tuple[str, float, str, float] | None) -> float | None:
     return None if v is None or v[3] <= 0 else (v[1] - v[3]) / v[3]
 
 
-def _full_seeds(c: ColumnClaim) -> bool:
-    """Whether ours compares DP and the baseline with at least the paper's 3 seeds each."""
-    return c.ours is not None and all((c.seeds or {}).get(row, 0) >= 3 for row in (c.ours[0], c.ours[2]))
-
-
 def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | None = None, selection: str = "") -> Table:
     """The paper's headline claim, recomputed: per column, DP's max minus the best baseline's (absolute and
     relative), ours beside the paper's, the rankings and the pairs they order differently; then the mean
@@ -144,19 +150,18 @@ def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
     body: list[list[Cell]] = []
     for c in claims:
         pairs = [f"{label(a)}/{label(b)}{' (paper: tie)' if how == 'tie' else ''}" for a, b, how in c.disagree]
-        agree: Cell = "– (fewer than 2 policies)" if c.compared < 2 else "no: " + ", ".join(pairs) if pairs else "yes"
+        agree = ["– (fewer than 2 policies)"] if c.compared < 2 else ["no: " + ", ".join(pairs) if pairs else "yes"]
         if c.within_noise and c.compared >= 2:
             within = ", ".join(f"{label(a)}/{label(b)}" for a, b in c.within_noise)
-            agree = (f"{agree};" if pairs else agree, f"(reversed within {SEED_NOISE}: {within})")
-        in_paper = {r for r, _ in c.ranking_paper}
-        if c.compared >= 2 and any(n < 3 for r, n in (c.seeds or {}).items() if r in in_paper):
-            agree = (*((agree,) if isinstance(agree, str) else agree), "(ours from fewer than 3 seeds)")
+            agree = [f"{agree[0]};" if pairs else agree[0], f"(reversed within {SEED_NOISE}: {within})"]
+        if c.thin and c.compared >= 2:
+            agree.append("(ours from fewer than 3 seeds)")
         row = [column_label(c.col), versus(c.ours, c.seeds), versus(c.paper_same), versus(c.paper)]
-        body.append([*row, ranking(c.ranking_ours, c.seeds), ranking(c.ranking_paper), agree])
+        body.append([*row, ranking(c.ranking_ours, c.seeds), ranking(c.ranking_paper), tuple(agree)])
     marked = any(n < 3 for c in claims for n in (c.seeds or {}).values())  # an (n=k) mark in ours
     shared = [(c, _relative(c.ours), _relative(c.paper_same), _relative(c.paper)) for c in claims]
     shared = [x for x in shared if x[1] is not None and x[3] is not None]
-    full = [x for x in shared if _full_seeds(x[0])]
+    full = [x for x in shared if x[0].full_seeds]
     all_paper = [x for x in (_relative(v) for v in _paper_versus(kind).values()) if x is not None]
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
 
@@ -164,16 +169,22 @@ def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
         vals = [r[i] for r in rows if r[i] is not None]
         return f"{mean(vals):+.1%}" + (f" ({len(vals)} columns)" if len(vals) != len(rows) else "") if vals else "–"
 
-    if shared:
+    def mean_cell(i: int, subset: str, none: str = "") -> Cell:
         # Columns where ours compares a 1- or 2-seed max move the mean by more than seed noise: the mean over the
         # columns with the paper's 3 seeds of both sides is given beside it, on our side and the paper's alike.
-        part = 0 < len(full) < len(shared)
-        ours: Cell = mean_of(shared, 1) if full else (mean_of(shared, 1), "(none with 3 seeds of both)")
+        whole = mean_of(shared, i)
+        if len(full) == len(shared):
+            return whole
+        if full:
+            return (whole, f"({subset}: {mean_of(full, i)})")
+        return (whole, none) if none else whole
+
+    if shared:
         body.append(
             [
                 f"mean over {len(shared)} column(s)",
-                (mean_of(shared, 1), f"({len(full)} with 3 seeds: {mean_of(full, 1)})") if part else ours,
-                (mean_of(shared, 2), f"(the same {len(full)}: {mean_of(full, 2)})") if part else mean_of(shared, 2),
+                mean_cell(1, f"{len(full)} with 3 seeds", none="(none with 3 seeds of both)"),
+                mean_cell(2, f"the same {len(full)}"),
                 f"{mean_of(shared, 3)} (all {len(all_paper)} columns: {mean(all_paper):+.1%})",
                 "",
                 "",

@@ -195,20 +195,22 @@ def source_digest(source: str | None) -> str | None:
     return None if source is None else source.rpartition(SOURCE_MARK)[2]
 
 
-_SHADOWED: set[str] = set()  # entry points named like a built-in, warned about once per process
+@cache  # once per process and entry point
+def _warn_shadowed(name: str, value: str) -> None:
+    print(
+        f"[dpbench] warning: entry point '{name}' ({value}) is ignored: '{name}' is a built-in policy; register "
+        "yours under another name",
+        file=sys.stderr,
+    )
 
 
 def available_policies() -> dict[str, str]:
-    """name -> 'module:Class' for built-ins and installed entry points."""
+    """name -> 'module:Class' for built-ins and installed entry points (one named like a built-in is ignored,
+    with a warning)."""
     names = dict(_BUILTIN)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in _BUILTIN and ep.value != _BUILTIN[ep.name] and ep.name not in _SHADOWED:
-            _SHADOWED.add(ep.name)  # said once per process
-            print(
-                f"[dpbench] warning: entry point '{ep.name}' ({ep.value}) is ignored: '{ep.name}' is a built-in "
-                f"policy; register yours under another name",
-                file=sys.stderr,
-            )
+        if ep.name in _BUILTIN and ep.value != _BUILTIN[ep.name]:
+            _warn_shadowed(ep.name, ep.value)
         names.setdefault(ep.name, ep.value)
     return names
 

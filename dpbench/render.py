@@ -105,7 +105,7 @@ def render_latex(t: Table) -> str:
         " & ".join(_latex_cell(c, "l" if i < n_label else "c") for i, c in enumerate(row)) + r" \\" for row in t.rows
     ]
     # stacked cells would touch the next row's: a little space between rows keeps them apart
-    gap = r" \addlinespace" if any(not isinstance(c, str) for row in t.rows for c in row) else ""
+    gap = r" \addlinespace" if any(not isinstance(c, str) and len(c) > 1 for row in t.rows for c in row) else ""
     lines += [row + gap for row in rows[:-1]] + rows[-1:]
     lines += [r"\bottomrule", r"\end{tabular}" + ("}" if t.fit_width else ""), ""]
     # ragged-right: a justified line cannot stretch around the notes' long unbreakable names and hashes

@@ -383,6 +383,15 @@ def test_a_policy_is_named_by_its_own_class_not_by_a_registered_name_it_shares(p
     path = save_policy(cls(spec, build_configs(cls, "smoke")[0]), tmp_path / "p.safetensors", {"env": "pusht"})
     loaded, _ = load_policy(path, expect_spec=spec)
     assert type(loaded) is cls
+    # A dpbench class that moved since the checkpoint was made is found by its registered name; a plugin class
+    # that no longer imports is an error, not the built-in of the same name.
+    bc = get_policy_class("bc")
+    weights = bc(spec, build_configs(bc, "smoke")[0])
+    moved = save_policy(weights, tmp_path / "m.safetensors", {"env": "pusht", "policy_class": "dpbench.old:BCPolicy"})
+    assert type(load_policy(moved, expect_spec=spec)[0]) is bc
+    gone = save_policy(weights, tmp_path / "g.safetensors", {"env": "pusht", "policy_class": "my_gone:MyBC"})
+    with pytest.raises(DpbenchError, match="cannot import policy 'my_gone:MyBC'"):
+        load_policy(gone, expect_spec=spec)
 
     eps = plugin_site / "my_policy-0.1.dist-info" / "entry_points.txt"
     eps.write_text(eps.read_text() + "other = my_policy:LinearPolicy\nbc = my_policy:LinearPolicy\n")

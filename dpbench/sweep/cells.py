@@ -122,9 +122,9 @@ def prepare_all(specs: list[CellSpec], skipped: list[str] | None = None) -> list
     resolved = _resolve_all(specs)
     # What cannot be had here stops the grid before hours of collecting what can: a grid whose Push-T cells
     # need the human demos would otherwise fail only after collecting every robomimic set before them.
-    problems = {str(r): None for *_, r in resolved if isinstance(r, DpbenchError) and not isinstance(r, DatasetMissing)}
-    if problems and skipped is None:
-        raise DpbenchError("; ".join(problems))
+    blocked = {str(r): None for *_, r in resolved if isinstance(r, DpbenchError) and not isinstance(r, DatasetMissing)}
+    if blocked and skipped is None:
+        raise DpbenchError("; ".join(blocked))
     seen = {r.cell_id for *_, r in resolved if isinstance(r, PreparedCell)}
     missing = [(spec, cfg) for spec, cfg, r in resolved if isinstance(r, DatasetMissing)]
     collected = iter(_prepare_each(missing, collect=True, seen=seen))

@@ -152,10 +152,11 @@ def dry_run_report(
             "the others partly or wholly from other or unrecorded kinds, which ran up to ~4x faster or slower "
             "(docs/measurements.md)"
         )
-    if collect | collect_for_recorded:
-        only = collect_for_recorded - collect
+    needed = collect | collect_for_recorded
+    if needed:
+        only = needed - collect
         notes.append(
-            f"the collection of {len(collect | collect_for_recorded)} dataset(s) first is not included"
+            f"the collection of {len(needed)} dataset(s) first is not included"
             + (
                 f" ({len(only)} of them only for recorded cells: a real sweep collects every cell's demos before it "
                 "can tell whether a record was made from the same ones)"
