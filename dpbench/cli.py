@@ -323,7 +323,14 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _terminated) if in_main_thread else None
     try:
         code_version()  # one source tree (else DpbenchError), and its commit read now, before any run
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a reader that went away (`dpbench list | head`) shows here, not at exit
+        return code
+    except BrokenPipeError:
+        # Stop quietly, as the Python docs advise (signal module, "Note on SIGPIPE"): nothing is left to print to,
+        # and stdout goes to devnull so the interpreter's last flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except DpbenchError as exc:
         print(f"dpbench: error: {exc}", file=sys.stderr)
         return 2

@@ -401,3 +401,33 @@ def test_a_policy_is_named_by_its_own_class_not_by_a_registered_name_it_shares(p
         get_policy_class("other")
     assert available_policies()["bc"] == "dpbench.baselines.bc:BCPolicy"
     assert "entry point 'bc' (my_policy:LinearPolicy) is ignored" in capsys.readouterr().err
+
+
+def test_the_documented_pyproject_installs_an_entry_point_dpbench_finds(tmp_path):
+    # The other tests write the dist-info pip would; this one lets pip build the docs' own pyproject.toml, so a
+    # wrong table name, build backend or module list in the docs fails here. No index: setuptools is dpbench's own
+    # build requirement, already in the venv.
+    import subprocess
+
+    toml = re.search(r"```toml\n(.*?)```", DOC.read_text(), re.S).group(1)
+    assert '[project.entry-points."dpbench.policies"]' in toml
+    pkg, site = tmp_path / "pkg", tmp_path / "site"
+    pkg.mkdir()
+    (pkg / "pyproject.toml").write_text(toml)
+    (pkg / "my_policy.py").write_text(_template())
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-index"]
+    done = subprocess.run(
+        [*pip, "--no-deps", "--no-build-isolation", "--target", str(site), str(pkg)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    env = {**os.environ, "PYTHONPATH": str(site)}
+
+    def dpbench(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "dpbench.cli", *args], capture_output=True, text=True, env=env, cwd=tmp_path
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    assert re.search(r"^\s*linear\s+my_policy:LinearPolicy$", dpbench("list"), re.M)
+    assert "n_action_steps" in dpbench("config", "linear", "--preset", "smoke")  # the installed module imports

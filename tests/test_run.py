@@ -323,3 +323,21 @@ def test_every_cli_option_has_help_text():
 
     missing = [f"{path} {a.option_strings or a.dest}" for path, a in walk(build_parser(), "dpbench") if not a.help]
     assert not missing, missing
+
+
+def test_a_reader_that_goes_away_gets_no_traceback(tmp_path):
+    # `dpbench list | head`: the pipe's reader is gone before dpbench writes. Python ignores SIGPIPE, so every
+    # write raises BrokenPipeError; dpbench stops quietly instead of printing a traceback (and another at exit).
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "dpbench.cli", "list"], stdout=write_end, stderr=subprocess.PIPE, text=True
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 1
+    assert done.stderr == ""
