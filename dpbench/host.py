@@ -231,11 +231,14 @@ class ContentionMeter:
     ``others_cpu_share`` is that over the machine's cores (/proc/stat is machine-wide). The interval was
     ``contended`` when the others used more than the cores this process left free (machine cores -
     its threads) by over a tenth of a core: a sibling sweep worker on its own core does not count, a
-    second job on our cores does.
+    second job on our cores does. ``own_cores`` is this process's CPU time, its children's (an
+    evaluation's env workers) included, over the wall time: the cores the cell kept busy, which its
+    torch thread count only bounds (a small model on 2 threads keeps ~1.1 busy while it trains).
     Linux only (elsewhere the figures are None)."""
 
     wall_s: float = 0.0
     others_cpu_s: float = 0.0
+    own_cpu_s: float | None = 0.0  # None: part of the sums came from a process that did not measure it
     load_sum: float = 0.0
     intervals: int = 0
     _t0: tuple[float, float, float] | None = None
@@ -251,6 +254,8 @@ class ContentionMeter:
         t, busy, own = time.perf_counter(), *_cpu_times()
         self.wall_s += t - self._t0[0]
         self.others_cpu_s += max(0.0, (busy - self._t0[1]) - (own - self._t0[2]))
+        if self.own_cpu_s is not None:
+            self.own_cpu_s += max(0.0, own - self._t0[2])
         try:
             self.load_sum += os.getloadavg()[0]
         except OSError:
@@ -266,24 +271,39 @@ class ContentionMeter:
         return {
             "wall_s": done.wall_s,
             "others_cpu_s": done.others_cpu_s,
+            "own_cpu_s": done.own_cpu_s,
             "load_sum": done.load_sum,
             "intervals": done.intervals,
         }
 
     def add(self, totals: Mapping[str, float]) -> None:
-        """Add an earlier process's ``totals()`` to these sums (missing keys count 0)."""
-        self.wall_s += float(totals.get("wall_s", 0.0))
+        """Add an earlier process's ``totals()`` to these sums (missing keys count 0, but a missing or None
+        ``own_cpu_s`` with wall time behind it makes this meter's own CPU time unknown)."""
+        wall = float(totals.get("wall_s", 0.0))
+        self.wall_s += wall
         self.others_cpu_s += float(totals.get("others_cpu_s", 0.0))
+        own = totals.get("own_cpu_s")
+        if own is None and wall > 0:
+            self.own_cpu_s = None
+        elif self.own_cpu_s is not None:
+            self.own_cpu_s += float(own or 0.0)
         self.load_sum += float(totals.get("load_sum", 0.0))
         self.intervals += int(totals.get("intervals", 0))
 
     def summary(self, threads: int) -> dict[str, float | bool | None]:
         """The figures a record stores; ``threads`` is the torch thread count the process ran with."""
         if not self.intervals or self.wall_s <= 0:
-            return {"others_cores": None, "others_cpu_share": None, "loadavg_1min": None, "contended": None}
+            return {
+                "own_cores": None,
+                "others_cores": None,
+                "others_cpu_share": None,
+                "loadavg_1min": None,
+                "contended": None,
+            }
         cores = os.cpu_count() or 1  # /proc/stat counts every core of the machine, whatever our affinity
         others = self.others_cpu_s / self.wall_s
         return {
+            "own_cores": None if self.own_cpu_s is None else round(self.own_cpu_s / self.wall_s, 3),
             "others_cores": round(others, 3),
             "others_cpu_share": round(min(1.0, others / cores), 3),
             "loadavg_1min": round(self.load_sum / self.intervals, 2),

@@ -169,7 +169,8 @@ class WallTimes:
     # The whole cell, data preparation and checkpoint writing included; for a cell resumed after a stop, at least
     # its training plus evaluations over all its processes (the stopped process's overhead is not known).
     total_s: float
-    # Whether other processes shared the cores: ContentionMeter.summary() over training and over evaluation.
+    # The cores the cell kept busy and whether other processes shared them: ContentionMeter.summary() over training
+    # and over evaluation.
     contention_train: dict[str, Any]
     contention_eval: dict[str, Any]
 

@@ -51,6 +51,20 @@ def test_estimate_from_a_measured_record():
     assert est.total_min == est.train_min + est.eval_min
 
 
+def test_a_record_that_measured_its_cores_is_costed_by_them_not_by_its_threads():
+    # A 2-thread cell whose small model kept 1.1 cores busy while it trained and whose env workers kept 1.8 busy
+    # while it evaluated: 600 s x 1.1 / 5000 = 0.132 CPU-s per step, 12 s x 1.8 / 50 = 0.432 per episode.
+    r = _timed("diffusion", "pusht", "keypoints", 600.0, [10.0, 12.0, 14.0], threads=2)
+    r["wall"]["contention"] = {"train": {"own_cores": 1.1}, "eval": {"own_cores": 1.8}}
+    est = estimate_cell("diffusion", "pusht", "keypoints", QUICK, "anyhash", Rates([r], step_ms={}))
+    assert est.train_min == pytest.approx(5000 * 600.0 * 1.1 / 5000 / 60)
+    assert est.eval_min == pytest.approx(750 * 12.0 * 1.8 / 50 / 60)
+    # a phase that did not measure them (None: resumed from an older checkpoint) falls back to the threads
+    r["wall"]["contention"]["eval"]["own_cores"] = None
+    est = estimate_cell("diffusion", "pusht", "keypoints", QUICK, "anyhash", Rates([r], step_ms={}))
+    assert est.eval_min == pytest.approx(750 * 12.0 * 2 / 50 / 60)
+
+
 def test_mh_cells_evaluate_over_the_longer_mh_horizon():
     # Square ph records: 0.48 s per episode. An mh cell's episodes may run 500 steps, not 400 (the original's
     # square config), so its evaluation estimate is 500/400 of the ph one; training is the same.

@@ -154,6 +154,9 @@ def test_contention_meter_counts_another_process_but_not_its_own_workers():
     assert stranger["contended"] is True
     assert 0 < stranger["others_cpu_share"] <= 1 and stranger["loadavg_1min"] is not None
     assert stranger["others_cores"] - own["others_cores"] > 0.4, (stranger, own)
+    # and the cell's own cores count its workers: ~1 for the spinning child, ~0 while only another job spins
+    assert own["own_cores"] - stranger["own_cores"] > 0.4, (stranger, own)
+    assert 0 <= stranger["own_cores"] < 0.5 < own["own_cores"] <= 1.2, (stranger, own)
     assert host.ContentionMeter().summary(threads=1)["contended"] is None  # nothing measured
 
 
@@ -168,17 +171,23 @@ def test_contention_totals_leave_the_interval_open_and_add_up(monkeypatch):
     meter = host.ContentionMeter()
     meter.start()  # t = 0
     snap = meter.totals()  # t = 10, as if stopped there; still open
-    assert snap["others_cpu_s"] == 20.0 and snap["intervals"] == 1
+    assert snap["others_cpu_s"] == 20.0 and snap["own_cpu_s"] == 10.0 and snap["intervals"] == 1
     meter.stop()  # t = 20: the whole interval counts, not only its part after the snapshot
-    assert meter.others_cpu_s == 40.0 and meter.intervals == 1
+    assert meter.others_cpu_s == 40.0 and meter.own_cpu_s == 20.0 and meter.intervals == 1
     later = host.ContentionMeter()
     later.add(snap)
     later.add({})  # a checkpoint from before meters travelled in it
-    assert later.others_cpu_s == 20.0 and later.intervals == 1
+    assert later.others_cpu_s == 20.0 and later.own_cpu_s == 10.0 and later.intervals == 1
+    # a checkpoint from before the own CPU time was measured: its wall time has no CPU time to go with it
+    later.add({"wall_s": 10.0, "others_cpu_s": 20.0, "intervals": 1})
+    assert later.own_cpu_s is None and later.summary(threads=1)["own_cores"] is None
+    later.add(snap)  # stays unknown
+    assert later.own_cpu_s is None and later.others_cpu_s == 60.0
 
 
 def test_cpu_family_is_the_first_processors_family_and_model():
-    # a virtual machine's model name ("AMD EPYC") hides the generation; the numbers do not (25: Zen 3, 26: Zen 5)
+    # a virtual machine's model name ("AMD EPYC") hides the generation; the numbers do not (family 25: Zen 3 at
+    # model 1, Zen 4 at model 17; 26: Zen 5)
     from dpbench.host import cpu_family
 
     try:

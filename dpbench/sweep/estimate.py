@@ -3,7 +3,9 @@ CPU-minutes and the total, from rates measured in the records already on disk.
 
 A cell costs ``steps x (CPU-seconds per training step) + episodes x (CPU-seconds per evaluation episode)``,
 where episodes = evaluations x ``train.eval_episodes`` + ``train.heldout_episodes``. Both rates come from
-CPU records (wall seconds x torch threads; a record's periodic evaluations, median), looked up in tiers:
+CPU records (wall seconds x the cores the cell kept busy, ``wall.contention.<phase>.own_cores``, which records
+made after commit f6b96bf measure, else x its torch threads, which only bound them; a record's periodic
+evaluations, median), looked up in tiers:
 
 1. the same policy, task and obs mode: for training, this config's records, else the task's other
    configs; for evaluation, the records in the cell's action space, else in any;
@@ -128,6 +130,13 @@ def demo_lengths(results: Path = RESULTS) -> dict[str, float]:
         return {}
 
 
+def _cores(record: dict[str, Any], phase: str, threads: int) -> float:
+    """The cores a record's cell kept busy in ``phase`` (train | eval): measured where the record has it, else its
+    torch thread count. A 2-thread DP-C cell trains on ~1.1 cores: wall x threads would count it twice."""
+    own = (record.get("wall", {}).get("contention", {}).get(phase) or {}).get("own_cores")
+    return float(own) if own else float(threads)
+
+
 def _clean(record: dict[str, Any]) -> bool:
     """A record whose timing is the best evidence: today's protocol, and no other job shared its cores."""
     contention = record.get("wall", {}).get("contention", {})
@@ -174,6 +183,7 @@ class Rates:
             if hw.get("device", "cpu") != "cpu" or not r.get("history"):
                 continue
             threads = hw.get("torch_threads") or 1
+            train_cores, eval_cores = (_cores(r, phase, threads) for phase in ("train", "eval"))
             steps = r["history"][-1]["step"]
             evals = [h["eval_seconds"] for h in r["history"] if h.get("eval_seconds")]
             config = r.get("config") or {}
@@ -185,8 +195,8 @@ class Rates:
                 _Measured(
                     r["config_hash"],
                     r.get("action_mode"),
-                    r["wall"]["train_s"] * threads / steps if steps > 0 else None,
-                    median(evals) * threads / episodes * at_ph if evals and episodes else None,
+                    r["wall"]["train_s"] * train_cores / steps if steps > 0 else None,
+                    median(evals) * eval_cores / episodes * at_ph if evals and episodes else None,
                     bool(cpu_capability) and hw.get("cpu_capability") == cpu_capability,
                     _clean(r),
                     cost,
