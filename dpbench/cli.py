@@ -154,7 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="override one field; repeat for more: --set policy.down_dims=64,128,256 --set train.steps=2000",
     )
     p.add_argument(
-        "--out", default=DEFAULT_OUT, help="results dir: records/, work/ (checkpoints), README.md (default results)"
+        "--out",
+        default=DEFAULT_OUT,
+        help="results dir: records/ and work/ (checkpoints); a cell recorded there is not run again (default results)",
     )
     p.add_argument("--device", default="cpu", help="cpu (default) | cuda | cuda:N | auto")
     p.add_argument("--video", action="store_true", help="write rollouts.gif of the final evaluation")

@@ -239,7 +239,7 @@ def get_policy_class(name: str) -> type[Policy]:
         hint = (
             f"; did you mean '{module}:{cls}'?"
             if dot
-            else "; your own class: --policy module:Class (docs/adding_a_policy.md)"
+            else "; your own class: name it as module:Class (docs/adding_a_policy.md)"
         )
         raise DpbenchError(f"unknown policy '{name}'; valid policies: {', '.join(sorted(names))}{hint}")
     cls = _load_ref(names[name])

@@ -307,7 +307,7 @@ def test_import_problems_in_a_policy_file_say_which(tmp_path, monkeypatch, fresh
         get_policy_class("boom:P")
     with pytest.raises(DpbenchError, match=r"did you mean 'boom:P'\?"):
         get_policy_class("boom.P")
-    with pytest.raises(DpbenchError, match=r"your own class: --policy module:Class"):
+    with pytest.raises(DpbenchError, match=r"your own class: name it as module:Class"):
         get_policy_class("mine")
 
 

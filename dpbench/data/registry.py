@@ -252,7 +252,10 @@ def resolve_dataset(
         if not path.exists() and not collect:
             raise DatasetMissing("scripted Push-T demos not generated yet", portable_path(path))
         if fallback:  # said where the demos are loaded or made: once, not for each cell that finds them missing
-            print("[dpbench] human Push-T demos not found; using scripted demonstrations instead")
+            print(
+                "[dpbench] human Push-T demos not found; using scripted demonstrations instead (for the paper's "
+                "data, set DPBENCH_PUSHT_ZARR=PATH to the original's pusht.zip, unzipped; README, Concepts)"
+            )
         if not path.exists():
             print(f"[dpbench] generating {DEFAULT_SCRIPTED_EPISODES} scripted Push-T demos into {path} (once)")
             collect_pusht(DEFAULT_SCRIPTED_EPISODES, path, progress=progress)
