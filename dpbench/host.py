@@ -233,7 +233,7 @@ class ContentionMeter:
     its threads) by over a tenth of a core: a sibling sweep worker on its own core does not count, a
     second job on our cores does. ``own_cores`` is this process's CPU time, its children's (an
     evaluation's env workers) included, over the wall time: the cores the cell kept busy, which its
-    torch thread count only bounds (a small model on 2 threads keeps ~1.1 busy while it trains).
+    torch thread count only bounds (docs/DESIGN.md).
     Linux only (elsewhere the figures are None)."""
 
     wall_s: float = 0.0

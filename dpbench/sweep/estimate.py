@@ -132,7 +132,7 @@ def demo_lengths(results: Path = RESULTS) -> dict[str, float]:
 
 def _cores(record: dict[str, Any], phase: str, threads: int) -> float:
     """The cores a record's cell kept busy in ``phase`` (train | eval): measured where the record has it, else its
-    torch thread count. A 2-thread DP-C cell trains on ~1.1 cores: wall x threads would count it twice."""
+    torch thread count, which only bounds them (docs/DESIGN.md)."""
     own = (record.get("wall", {}).get("contention", {}).get(phase) or {}).get("own_cores")
     return float(own) if own else float(threads)
 
