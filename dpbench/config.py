@@ -156,7 +156,8 @@ def _nested_dataclass(tp: Any) -> type | None:
 
 def parse_value(text: str, tp: Any) -> Any:
     """Parse a ``--set`` string by the config field's declared type: int, float, bool, str, tuples
-    (``tuple[int, ...]`` and fixed-length ones, written ``a,b,c``) and optionals (``none``/``null``).
+    (``tuple[int, ...]`` and fixed-length ones, written ``a,b,c``, optionally in ``()`` or ``[]``) and
+    optionals (``none``/``null``).
     Raises ValueError naming the expected type."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
@@ -179,11 +180,15 @@ def parse_value(text: str, tp: Any) -> Any:
         except ValueError:
             raise ValueError(f"expected {tp.__name__}, got {text!r}") from None
     if origin is tuple:
-        items = [v.strip() for v in text.replace("(", "").replace(")", "").split(",") if v.strip()]
+        # "32,64", "(32, 64)" and "[32, 64]" all mean the same tuple
+        items = [v.strip() for v in text.strip().strip("()[]").split(",") if v.strip()]
         kinds = [args[0]] * len(items) if len(args) == 2 and args[1] is Ellipsis else list(args)
         if len(kinds) != len(items):
             raise ValueError(f"expected {len(kinds)} comma-separated values ({_type_name(tp)}), got {text!r}")
-        return tuple(parse_value(v, k) for v, k in zip(items, kinds))
+        try:
+            return tuple(parse_value(v, k) for v, k in zip(items, kinds))
+        except ValueError as exc:
+            raise ValueError(f"{exc}; write {_type_name(tp)} as comma-separated values, e.g. 32,64") from None
     raise ValueError(f"cannot set a field of type {_type_name(tp)} from the command line")
 
 

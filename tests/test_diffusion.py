@@ -204,6 +204,7 @@ def test_set_values_are_parsed_by_the_fields_declared_types():
             "policy.down_dims": "(32, 64)",
         },
     )
+    assert build_configs(DiffusionUnetPolicy, "quick", {"policy.down_dims": "[16, 32]"})[0].down_dims == (16, 32)
     assert tcfg.grad_clip == 1.5 and tcfg.max_train_episodes == 40 and tcfg.betas == (0.9, 0.95) and tcfg.ema is False
     assert pcfg.down_dims == (32, 64) and isinstance(pcfg.down_dims[0], int)
     assert build_configs(DiffusionUnetPolicy, "quick", {"train.grad_clip": "none"})[1].grad_clip is None
@@ -212,7 +213,7 @@ def test_set_values_are_parsed_by_the_fields_declared_types():
         ("train.betas", "0.9", "2 comma-separated values"),
         ("train.ema", "maybe", "expected a boolean"),
         ("train.max_train_episodes", "many", "int | None"),
-        ("policy.down_dims", "32,x", "expected int"),
+        ("policy.down_dims", "32,x", "expected int, got 'x'; write tuple[int, ...] as comma-separated values"),
     ]:
         with pytest.raises(DpbenchError, match=re.escape(expected)):
             build_configs(DiffusionUnetPolicy, "quick", {key: text})
