@@ -43,7 +43,8 @@ def estimated_minutes(record: dict[str, Any], others: list[dict[str, Any]], with
     tcfg = SimpleNamespace(**{k: train[k] for k in ("steps", "eval_every", "eval_after", "eval_episodes")})
     tcfg.heldout_episodes = train.get("heldout_episodes", 0)
     cost = cost_key(config["policy"], train.get("batch_size")) if with_model else None
-    rates = Rates(others, STEP_MS, record["hardware"].get("cpu_capability"), LENGTHS)
+    hw = record["hardware"]
+    rates = Rates(others, STEP_MS, hw.get("cpu_capability"), LENGTHS, hw.get("cpu_family"))
     variant = variant_of(record.get("dataset") or {})
     est = estimate_cell(
         record["policy"], record["env"], record["obs"], tcfg, record["config_hash"], rates,

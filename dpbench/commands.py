@@ -174,7 +174,7 @@ def _run_sweep(sweep, args: argparse.Namespace) -> int:
         source = getattr(args, "config", None)  # the sweep file, where the names came from one
         raise DpbenchError(f"{source}: {exc}" if source else str(exc)) from None
     if getattr(args, "dry_run", False):  # writes, collects and runs nothing: missing datasets are listed
-        from dpbench.host import cpu_capability, usable_cores
+        from dpbench.host import cpu_capability, cpu_family, usable_cores
         from dpbench.records import load_records
         from dpbench.sweep.cells import plan_all
         from dpbench.sweep.dryrun import dry_run_report
@@ -189,7 +189,8 @@ def _run_sweep(sweep, args: argparse.Namespace) -> int:
             f"[dpbench] {len(planned)} cell(s) in {getattr(args, 'config', None) or 'the grid'}, nothing run; "
             f"results dir {sweep.out.resolve()} (done and recorded cells are its records):"
         )
-        for line in dry_run_report(planned, records, args.workers or usable_cores(), out_records, cpu_capability()):
+        cores = args.workers or usable_cores()
+        for line in dry_run_report(planned, records, cores, out_records, cpu_capability(), cpu_family()):
             print(line)
         return 0
     _check_writable(sweep.out)

@@ -13,7 +13,7 @@ import yaml
 from test_tables import make_record
 
 from dpbench.cli import main
-from dpbench.host import cpu_capability
+from dpbench.host import cpu_capability, cpu_family
 from dpbench.records import write_json_atomic
 from dpbench.sweep.estimate import Rates, estimate_cell, evaluation_count, expected_success
 
@@ -169,7 +169,8 @@ def test_dry_run_collects_nothing_and_names_what_cannot_run(tmp_path, monkeypatc
     assert "2 cell(s) to run" in text and "2 cell(s) cannot run here" in text
     assert "the collection of 1 dataset(s) first is not included" in text
     if cpu_capability():
-        assert f"wholly from records made on this machine's kind of CPU ({cpu_capability()})" in text
+        family = f", family/model {cpu_family()}" if cpu_family() else ""
+        assert f"wholly from records made on this machine's kind of CPU ({cpu_capability()}{family})" in text
     assert not cache.exists() or not any(cache.rglob("*.hdf5"))  # nothing collected
 
 
@@ -552,3 +553,28 @@ def test_expected_success_is_the_papers_avg_last_10_where_it_reports_success():
     assert expected_success("diffusion", "square", "low_dim") == pytest.approx(0.93)
     assert expected_success("diffusion", "pusht", "keypoints") is None
     assert expected_success("no_such_policy", "square", "low_dim") is None
+
+
+def test_one_simd_level_on_two_cpu_generations_is_two_kinds():
+    # A Zen 4 (family/model 25/17) and a Zen 5 (26/2) both run torch's AVX-512 kernels, yet one ToolHang
+    # LSTM-GMM step took 2.0x as long on the Zen 4 (docs/measurements.md): the family tells them apart.
+    zen5 = _kind(_timed("diffusion", "square", "low_dim", 500.0, [100.0]), "AVX512")
+    zen5["hardware"]["cpu_family"] = "26/2"
+    zen4 = _kind(_timed("diffusion", "square", "low_dim", 1000.0, [160.0]), "AVX512")
+    zen4["hardware"]["cpu_family"] = "25/17"
+    on_zen4 = Rates([zen5, zen4], step_ms={}, cpu_capability="AVX512", cpu_family="25/17")
+    rate = on_zen4.train_rate("diffusion", "square", "low_dim", "x")
+    assert rate.seconds == 1000.0 / 5000 and rate.this_cpu
+    assert on_zen4.episode_rate("diffusion", "square", "low_dim").seconds == 160.0 / 50
+    # only the other generation's record: pooled, and not called this kind's
+    only_zen5 = Rates([zen5], step_ms={}, cpu_capability="AVX512", cpu_family="25/17")
+    assert not only_zen5.train_rate("diffusion", "square", "low_dim", "x").this_cpu
+    # a record made before records named the family goes by the SIMD level, as before; so does a machine
+    # that cannot say its family
+    older = _kind(_timed("diffusion", "square", "low_dim", 500.0, [100.0]), "AVX512")
+    assert (
+        Rates([older], step_ms={}, cpu_capability="AVX512", cpu_family="25/17")
+        .train_rate("diffusion", "square", "low_dim", "x")
+        .this_cpu
+    )
+    assert Rates([zen5], step_ms={}, cpu_capability="AVX512").train_rate("diffusion", "square", "low_dim", "x").this_cpu

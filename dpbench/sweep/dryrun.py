@@ -56,6 +56,7 @@ def dry_run_report(
     cores: int,
     out_records: list[dict[str, Any]] = (),
     cpu_capability: str | None = None,
+    cpu_family: str | None = None,
 ) -> list[str]:
     """The lines of ``dpbench sweep --dry-run``: one per cell (state, estimated CPU-minutes, cell id or what is
     missing, and the rates' basis), one per group of cells that cannot run here, then a headline with the totals and
@@ -64,13 +65,13 @@ def dry_run_report(
     out holds a record of the cell made from demos not collected here: the sweep finds it once it has collected the
     same demos, ``records.data_identity``), new, blocked. ``planned``: ``dpbench.sweep.cells.PlannedCell`` s;
     ``records``: the records that give the rates; ``out_records``: those in the sweep's out directory;
-    ``cpu_capability``: this machine's kind of CPU (``dpbench.host.cpu_capability()``), whose records' rates come
-    first."""
+    ``cpu_capability``, ``cpu_family``: this machine's kind of CPU (``dpbench.host.cpu_capability()``,
+    ``cpu_family()``; ``estimate.same_kind``), whose records' rates come first."""
     from dpbench.config import config_to_dict
     from dpbench.runner import policy_slug
     from dpbench.train import RESUME_FILE
 
-    rates = Rates(records, cpu_capability=cpu_capability)
+    rates = Rates(records, cpu_capability=cpu_capability, cpu_family=cpu_family)
     recorded = {_record_key(r["cell_id"], r["dataset"].get("path", "")): r for r in out_records}
     by_cell: dict[tuple[str, str, str], dict[str, Any]] = {}  # records by cell id but the data hash
     for r in out_records:
@@ -148,7 +149,8 @@ def dry_run_report(
         notes.append(f"{n_other_task} of the {known} extrapolate a rate from other tasks (see each basis)")
     if known and cpu_capability:
         notes.append(
-            f"{n_this_cpu} of the {known} wholly from records made on this machine's kind of CPU ({cpu_capability}), "
+            f"{n_this_cpu} of the {known} wholly from records made on this machine's kind of CPU ({cpu_capability}"
+            f"{f', family/model {cpu_family}' if cpu_family else ''}), "
             "the others partly or wholly from other or unrecorded kinds, which ran up to ~4x faster or slower "
             "(docs/measurements.md)"
         )

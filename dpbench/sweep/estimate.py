@@ -21,7 +21,9 @@ evaluations, median), looked up in tiers:
 
 For training, the kind of CPU outranks the task. Before the tiers above, a state-observation cell whose model
 is known (``cost_key``: the policy's config and the batch size) takes the training records made on this
-machine's kind of CPU (``hardware.cpu_capability``, the SIMD level torch's kernels use: AVX2 or AVX512) with
+machine's kind of CPU (``hardware.cpu_capability``, the SIMD level torch's kernels use: AVX2 or AVX512, and,
+where both this machine and the record know it, ``hardware.cpu_family``: a Zen 4 and a Zen 5 both run AVX-512
+kernels, yet LSTM-GMM's ToolHang step took 2.0x as long on the Zen 4 and its evaluations 1.5-2x) with
 that model and obs mode: this task's, else other tasks'. One model's training step costs about the same on
 every robomimic low-dim task on one machine (DP-C 88-103 ms on Lift, Can, Square and ToolHang), while the same
 Square mh cells trained 3.9x (DP-C) and 1.4-3.3x (LSTM-GMM) slower per step with AVX2 kernels than with AVX-512
@@ -151,10 +153,21 @@ class _Measured:
     action_mode: str | None  # the record's (robomimic abs | delta; None for Push-T)
     step_s: float | None  # CPU-seconds per training step
     episode_s: float | None  # CPU-seconds per evaluation episode, at the task's ph horizon
-    this_kind: bool  # made on this machine's kind of CPU (hardware.cpu_capability)
+    this_kind: bool  # made on this machine's kind of CPU (``same_kind``)
     clean: bool  # today's protocol, no other job on its cores (``_clean``)
     cost: str | None = None  # ``cost_key`` of its model and batch
     success: float | None = None  # the median success rate of its periodic evaluations
+
+
+def same_kind(hardware: dict[str, Any], cpu_capability: str | None, cpu_family: str | None = None) -> bool:
+    """Whether a record's ``hardware`` is this machine's kind of CPU: the same SIMD level torch uses
+    (``cpu_capability``; never when this machine's is unknown) and, where both know it, the same x86 family/model
+    (``cpu_family``, e.g. "25/17" Zen 4 against "26/2" Zen 5). Records older than ``cpu_family`` go by the
+    SIMD level alone."""
+    if not cpu_capability or hardware.get("cpu_capability") != cpu_capability:
+        return False
+    theirs = hardware.get("cpu_family")
+    return not (cpu_family and theirs) or theirs == cpu_family
 
 
 def _best(entries: list[_Measured]) -> list[_Measured]:
@@ -166,7 +179,8 @@ def _best(entries: list[_Measured]) -> list[_Measured]:
 
 class Rates:
     """Training and evaluation rates measured in records, looked up as the module docstring says.
-    ``cpu_capability``: this machine's (``dpbench.host.cpu_capability()``); None: no record counts as this kind."""
+    ``cpu_capability``, ``cpu_family``: this machine's (``dpbench.host.cpu_capability()``, ``cpu_family()``);
+    no ``cpu_capability``: no record counts as this kind (``same_kind``)."""
 
     def __init__(
         self,
@@ -174,6 +188,7 @@ class Rates:
         step_ms: dict[tuple[str, str], float] | None = None,
         cpu_capability: str | None = None,
         lengths: dict[str, float] | None = None,
+        cpu_family: str | None = None,
     ) -> None:
         self.step_ms = env_step_ms() if step_ms is None else step_ms
         self.lengths = demo_lengths() if lengths is None else lengths
@@ -197,7 +212,7 @@ class Rates:
                     r.get("action_mode"),
                     r["wall"]["train_s"] * train_cores / steps if steps > 0 else None,
                     median(evals) * eval_cores / episodes * at_ph if evals and episodes else None,
-                    bool(cpu_capability) and hw.get("cpu_capability") == cpu_capability,
+                    same_kind(hw, cpu_capability, cpu_family),
                     _clean(r),
                     cost,
                     median(rates)
