@@ -451,11 +451,11 @@ def test_a_cell_another_process_trains_now_is_running_not_resume(tmp_path, monke
         [
             sys.executable,
             "-c",
-            f"from dpbench.sweep.lock import CellLock; import time; CellLock({str(work)!r}).acquire(); time.sleep(30)",
+            f"from dpbench.sweep.lock import CellLock; import time; CellLock({str(work)!r}).acquire(); time.sleep(300)",
         ]
     )
-    try:
-        deadline = time.monotonic() + 20
+    try:  # generous: the holder's imports took over 20 s on 2 cores that two training cells kept busy
+        deadline = time.monotonic() + 240
         while _busy(work) is None and time.monotonic() < deadline:
             time.sleep(0.1)
         assert _busy(work) is not None
