@@ -275,10 +275,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--layout",
-        default="pivot",
+        default=None,
         choices=["pivot", "paper"],
         help="pivot: one row per configuration, every metric (default); paper: the paper's Tables I/II, policies "
-        "as rows and its task/variant columns, each cell 'ours (paper)'",
+        "as rows and its task/variant columns, each cell 'ours (paper)' (the default with --claims)",
     )
     p.add_argument(
         "--claims",

@@ -346,6 +346,11 @@ def cmd_table(args: argparse.Namespace) -> int:
 
     records = load_all(args.out)
     envs, policies, obs = _selection(args)
+    if args.claims and args.layout == "pivot":
+        raise DpbenchError(
+            "--claims compares the policies in the paper's layout; "
+            "drop --layout pivot (or --claims for the pivot table)"
+        )
     paper = args.layout == "paper" or args.claims
     # the paper's layout shows a selected column without records too: the paper's numbers, each "no record"
     chosen = select_records(records, envs, policies, args.out, obs, allow_empty=paper and bool(envs))

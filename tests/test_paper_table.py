@@ -197,6 +197,10 @@ def test_paper_layout_formats(tmp_path: Path, capsys):
     assert main(["table", "--out", str(out), "--claims", "--no-write-readme"]) == 0
     printed = capsys.readouterr().out
     assert "| DP-C |" in printed and "ranking (paper)" in printed
+    # asking for the pivot layout and the claims is one clear error, not the paper layout in silence
+    assert main(["table", "--out", str(out), "--claims", "--layout", "pivot", "--no-write-readme"]) == 2
+    err = capsys.readouterr().err
+    assert "drop --layout pivot" in err and "Traceback" not in err
     assert main(["table", "--out", str(out), "--write-readme"]) == 0
     readme = (out / "README.md").read_text()
     assert "## In the paper's layout, with its claims" in readme and "no record (1.00 / 0.98)" in readme
