@@ -210,14 +210,15 @@ def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
         "The paper's abstract reports a 46.9% average improvement over 12 tasks and 4 benchmarks, including tasks "
         "beyond Tables I/II, without stating its formula; the figure here is the same comparison made per column of "
         "this table only, on both sides.",
-        "agrees: over the policies both sides report in this column, no pair that ours orders the other way, and no "
+        "rankings agree: over the policies both sides report in this column (the ranking, not the improvement), "
+        "no pair that ours orders the other way, and no "
         f"pair the paper ties that ours separates, by more than {SEED_NOISE} (about the seed spread of a 3-seed "
         "mean; a reversal within it is listed, not counted); needs 2 policies. Where ours has fewer than 3 seeds of "
         "a policy compared, the margin is narrower than its noise, and the cell says so.",
         "Ours is not a replication: robomimic columns train on dpbench's scripted demonstrations, not robomimic's "
         "human ones; each policy trains for its preset's budget (not equal across policies); max is taken over "
         "the preset's 11-20 evaluations, not the original's 100 or more (docs/baselines_vs_original.md). Read "
-        "'agrees' and the means as a check of the paper's ordering under these conditions.",
+        "'rankings agree' and the means as a check of the paper's ordering under these conditions.",
     ]
     if not claims and not any(TABLE_OF_OBS.get(r["obs"]) == kind for r in records):
         notes.insert(0, "No column qualifies: these columns have no record yet.")
@@ -237,7 +238,9 @@ def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
     if selection:
         notes.append(f"Computed over the selected records only ({selection}): the best baseline is among those.")
     headers = ["column", "ours: DP vs best baseline", "paper, same policies", "paper: DP vs best baseline"]
-    return Table([*headers, "ranking (ours)", "ranking (paper)", "agrees"], body, notes, label_cols=1, fit_width=True)
+    return Table(
+        [*headers, "ranking (ours)", "ranking (paper)", "rankings agree"], body, notes, label_cols=1, fit_width=True
+    )
 
 
 def _paper_versus(kind: str) -> dict[Column, tuple[str, float, str, float] | None]:
