@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from dpbench.host import cpu_kind
 from dpbench.render import Table
 from dpbench.results import Group
 
@@ -41,9 +42,10 @@ def score_within(record: dict[str, Any], minutes: float) -> tuple[float, bool]:
 
 
 def cpu_kinds(records: Sequence[dict[str, Any]]) -> set[str]:
-    """The SIMD levels torch used in ``records`` (``hardware.cpu_capability``: AVX2, AVX512); "unrecorded"
-    for records made before dpbench wrote it (commit d127b68)."""
-    return {(r.get("hardware") or {}).get("cpu_capability") or "unrecorded" for r in records}
+    """The kinds of CPU behind ``records`` (``dpbench.host.cpu_kind``: "AVX2 25/1", "AVX512 26/2", or "AVX2"
+    before records held the family/model); "unrecorded" for records made before dpbench wrote the SIMD level
+    (commit d127b68)."""
+    return {cpu_kind(r.get("hardware") or {}) or "unrecorded" for r in records}
 
 
 def named_cpu_kinds(records: Sequence[dict[str, Any]]) -> str:
@@ -82,9 +84,10 @@ def equal_time_table(groups: Sequence[Group], minutes: Sequence[float] = DEFAULT
     ]
     if len(kinds) > 1:
         notes.append(
-            "CPU kind: the SIMD level torch used (hardware.cpu_capability; unrecorded before commit d127b68). A "
+            "CPU kind: the SIMD level torch used (hardware.cpu_capability; unrecorded before commit d127b68) and "
+            "the x86 family/model where recorded (hardware.cpu_family; 25/1 Zen 3, 25/17 Zen 4, 26/2 Zen 5). A "
             "CPU-minute buys different work on each (up to ~4x, docs/measurements.md): compare rows of one kind, "
-            "and read a row of several kinds (AVX2+AVX512) as a mean over machines of different speeds."
+            "and read a row of several kinds (AVX2 25/1+AVX512 26/2) as a mean over machines of different speeds."
         )
     if ended_any:
         notes.append("ᵉ every seed's run had ended by then: its whole-run max (a longer budget might score higher).")

@@ -338,6 +338,19 @@ def cpu_family() -> str | None:
     return f"{info['cpu family']}/{info['model']}" if "cpu family" in info and "model" in info else None
 
 
+def cpu_kind(hardware: Mapping[str, Any]) -> str | None:
+    """A record's kind of CPU, as tables and the dry run tell machines apart: torch's SIMD level
+    (``hardware["cpu_capability"]``) and, where recorded, the x86 family/model (``cpu_family``), e.g.
+    "AVX512 26/2" (Zen 5) against "AVX512 25/17" (Zen 4), which train at different speeds
+    (docs/measurements.md); "AVX2" for a record older than ``cpu_family``; None when the SIMD level is
+    unrecorded (records before commit d127b68)."""
+    capability = hardware.get("cpu_capability")
+    if not capability:
+        return None
+    family = hardware.get("cpu_family")
+    return f"{capability} {family}" if family else str(capability)
+
+
 def cpu_capability() -> str | None:
     """The SIMD level torch's kernels use here (AVX2, AVX512, ...), as records' ``hardware.cpu_capability``
     holds it; None if torch cannot say."""

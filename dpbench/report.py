@@ -67,8 +67,9 @@ def results_readme(records: list[dict[str, Any]], figures: list[str] = (), extra
             f"{ds.get('steps', '?')} steps",
             *(f"- hardware: {h}" for h in hardware),
             "- minutes per seed (training + evaluations, mean; * other jobs shared the cores, so the "
-            "time says more about the load than the method; ? not measured; [AVX2+unrecorded]: the SIMD levels "
-            "of the seeds' CPUs where any record names one, as AVX2 machines ran up to ~4x slower): "
+            "time says more about the load than the method; ? not measured; [AVX2 25/1+unrecorded]: the kinds of "
+            "the seeds' CPUs where any record names one (SIMD level and x86 family/model, `dpbench.host.cpu_kind`), "
+            "as AVX2 machines ran up to ~4x slower): "
             + ", ".join(
                 f"{g.policy} {g.task} {g.minutes_per_seed:.1f}{CONTENDED_MARK.get(g.contended, '')}{_kinds(g.records)}"
                 for g in group_records(recs)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from dpbench.cli import main
+from dpbench.equal_time import equal_time_table
 from dpbench.metrics import wilson_ci
 from dpbench.records import PROTOCOL_VERSION, SCHEMA_VERSION, record_of_same_demos, write_json_atomic
 from dpbench.results import group_records, short_hash
@@ -266,6 +267,22 @@ def test_readme_names_the_cpu_kinds_behind_minutes_per_seed(results):
     # the state-obs group and the LSTM-GMM group hold no AVX2 record: no mark
     assert re.search(r"diffusion pusht/state [0-9.]+\S*$", readme, re.M)
     assert re.search(r"lstm_gmm pusht/keypoints [0-9.]+\S*$", readme, re.M)
+
+
+def test_one_simd_level_on_two_cpu_generations_is_two_kinds_in_the_tables(results):
+    # a Zen 4 (25/17) and a Zen 5 (26/2) both run AVX-512 but train at about half and full speed: the README's
+    # minutes and the equal-time table name them apart, as the dry run's estimate.same_kind does
+    for seed, family in ((0, "25/17"), (1, "26/2")):
+        path = next((results / "records").glob(f"*diffusion*paper*seed{seed}.json"))
+        record = json.loads(path.read_text())
+        record["hardware"].update(cpu_capability="AVX512", cpu_family=family)
+        write_json_atomic(path, record)
+    assert main(["table", "--out", str(results), "--write-readme"]) == 0
+    readme = (results / "README.md").read_text()
+    assert re.search(r"diffusion pusht/keypoints [0-9.]+\S* \[AVX512 25/17\+AVX512 26/2\],", readme)
+    recs = [json.loads(p.read_text()) for p in (results / "records").glob("*.json")]
+    table = equal_time_table(group_records(recs))
+    assert [row[4] for row in table.rows if "AVX512" in row[4]] == ["AVX512 25/17+AVX512 26/2"]
 
 
 def test_the_latency_legend_names_the_cpu_kinds(results, tmp_path, monkeypatch):
