@@ -270,7 +270,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     """``dpbench config POLICY``: print the policy and train configs that a preset builds for a task and obs mode
     (with ``--set`` overrides), beside the paper preset's values and each field's documentation; returns 0. Raises
     DpbenchError for a config the policy refuses (its ``check_config``), as ``dpbench run`` would."""
-    from dpbench.config import build_configs, describe
+    from dpbench.config import build_configs, check_train_config, describe
     from dpbench.policies import get_policy_class
     from dpbench.tasks import get_task
 
@@ -280,6 +280,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     overrides = _parse_overrides(args.set)
     pcfg, tcfg = build_configs(cls, args.preset, overrides, image_obs=image, task=task.name, variant=args.variant)
     cls.check_config(pcfg)  # what run refuses, config refuses too
+    check_train_config(tcfg)
     paper = (
         build_configs(cls, "paper", image_obs=image, task=task.name, variant=args.variant)
         if "paper" in cls.presets and args.preset != "paper"

@@ -276,6 +276,21 @@ def build_configs(
     return apply_overrides(pcfg, pol_cli, f"{policy_cls.name} config"), apply_overrides(tcfg, train_cli, "train config")
 
 
+def check_train_config(tcfg: TrainConfig) -> None:
+    """Refuse a train config no run can use, before any data is read: ``dpbench run`` and ``dpbench config``
+    both call it. Raises DpbenchError for an unknown ``train_episodes``, or a run that ends before its first
+    periodic evaluation (its max and avg-last-10 would both be the last step's score)."""
+    if tcfg.train_episodes not in ("paper", "all"):
+        raise DpbenchError(f"train.train_episodes must be 'paper' or 'all', got {tcfg.train_episodes!r}")
+    if 0 < tcfg.steps <= tcfg.eval_after:
+        raise DpbenchError(
+            f"train.steps={tcfg.steps} ends before the first periodic evaluation (train.eval_after={tcfg.eval_after}), "
+            "so max and avg-last-10 would both be the last step's score. Set the schedule too, e.g. the presets' rule "
+            f"(an evaluation every steps/20 from steps/2): --set train.eval_after={tcfg.steps // 2} "
+            f"--set train.eval_every={max(tcfg.steps // 20, 1)}"
+        )
+
+
 def config_to_dict(cfg: Any) -> dict[str, Any]:
     """Plain JSON data; an unset image encoder is left out, so low-dim configs hash as before."""
     out = json.loads(json.dumps(dataclasses.asdict(cfg)))

@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from dpbench.checkpoint import save_policy
-from dpbench.config import build_configs, config_to_dict
+from dpbench.config import build_configs, check_train_config, config_to_dict
 from dpbench.data.registry import DatasetRef, data_variant, portable_path, resolve_dataset
 from dpbench.data.sampler import SequenceSampler, split_episodes
 from dpbench.envs.io import ObsMode
@@ -162,15 +162,7 @@ def resolve_config(spec: CellSpec, variant: str | None = None) -> CellConfig:
         policy_cls, spec.preset, spec.overrides, image_obs=bool(mode.spec.image_keys), task=task.name, variant=variant
     )
     policy_cls.check_config(pcfg)  # before any data is loaded or collected
-    if tcfg.train_episodes not in ("paper", "all"):
-        raise DpbenchError(f"train.train_episodes must be 'paper' or 'all', got {tcfg.train_episodes!r}")
-    if 0 < tcfg.steps <= tcfg.eval_after:
-        raise DpbenchError(
-            f"train.steps={tcfg.steps} ends before the first periodic evaluation (train.eval_after={tcfg.eval_after}), "
-            "so max and avg-last-10 would both be the last step's score. Set the schedule too, e.g. the presets' rule "
-            f"(an evaluation every steps/20 from steps/2): --set train.eval_after={tcfg.steps // 2} "
-            f"--set train.eval_every={max(tcfg.steps // 20, 1)}"
-        )
+    check_train_config(tcfg)
     identity = {"policy": config_to_dict(pcfg), "train": config_to_dict(tcfg), "obs": obs}
     source = source_digest(policy_source(policy_cls))
     if source is not None:  # a policy outside dpbench: its code is part of what the cell trains

@@ -61,6 +61,21 @@ def test_dpbench_config_refuses_unknown_names_in_one_line(capsys):
     assert "has no field 'widths'" in capsys.readouterr().err
 
 
+def test_config_refuses_the_schedule_run_refuses(capsys, tmp_path):
+    # 100 steps end before the quick preset's first evaluation (step 2500): run refuses before any data is
+    # read, and config, which previews what run would train, refuses it in the same words
+    cut = ["--set", "train.steps=100"]
+    assert main(["config", "diffusion", "--env", "pusht", "--preset", "quick", *cut]) == 2
+    config_err = capsys.readouterr().err
+    assert "train.steps=100 ends before the first periodic evaluation (train.eval_after=2500)" in config_err
+    run = ["run", "--policy", "diffusion", "--env", "pusht", "--preset", "quick", "--out", str(tmp_path), *cut]
+    assert main(run) == 2
+    assert capsys.readouterr().err == config_err
+    # the schedule the message suggests is one both accept
+    fixed = [*cut, "--set", "train.eval_after=50", "--set", "train.eval_every=5"]
+    assert main(["config", "diffusion", "--env", "pusht", "--preset", "quick", *fixed]) == 0
+
+
 @pytest.mark.parametrize("policy", sorted(available_policies()))
 def test_long_demo_tasks_train_for_the_originals_epochs_not_its_steps(policy):
     """The original fixes epochs per robomimic task (num_epochs: 5000 in its lowdim workspaces), so its
