@@ -269,7 +269,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_config(args: argparse.Namespace) -> int:
     """``dpbench config POLICY``: print the policy and train configs that a preset builds for a task and obs mode
     (with ``--set`` overrides), beside the paper preset's values and each field's documentation; returns 0. Raises
-    DpbenchError for a config the policy refuses (its ``check_config``), as ``dpbench run`` would."""
+    DpbenchError for a config ``dpbench run`` would refuse: the policy's (its ``check_config``) or the train
+    config's (``config.check_train_config``)."""
     from dpbench.config import build_configs, check_train_config, describe
     from dpbench.policies import get_policy_class
     from dpbench.tasks import get_task

@@ -85,7 +85,8 @@ def equal_time_table(groups: Sequence[Group], minutes: Sequence[float] = DEFAULT
     if len(kinds) > 1:
         notes.append(
             "CPU kind: the SIMD level torch used (hardware.cpu_capability; unrecorded before commit d127b68) and "
-            "the x86 family/model where recorded (hardware.cpu_family; 25/1 Zen 3, 25/17 Zen 4, 26/2 Zen 5). A "
+            "the x86 family/model where recorded (hardware.cpu_family; 25/1 Zen 3, 25/17 Zen 4, 26/2 Zen 5; a kind "
+            "without it, e.g. AVX2, is a record made before dpbench wrote it, on any CPU of that SIMD level). A "
             "CPU-minute buys different work on each (up to ~4x, docs/measurements.md): compare rows of one kind, "
             "and read a row of several kinds (AVX2 25/1+AVX512 26/2) as a mean over machines of different speeds."
         )

@@ -342,8 +342,9 @@ def cpu_kind(hardware: Mapping[str, Any]) -> str | None:
     """A record's kind of CPU, as tables and the dry run tell machines apart: torch's SIMD level
     (``hardware["cpu_capability"]``) and, where recorded, the x86 family/model (``cpu_family``), e.g.
     "AVX512 26/2" (Zen 5) against "AVX512 25/17" (Zen 4), which train at different speeds
-    (docs/measurements.md); "AVX2" for a record older than ``cpu_family``; None when the SIMD level is
-    unrecorded (records before commit d127b68)."""
+    (docs/measurements.md); "AVX2" for a record older than ``cpu_family`` (any generation with that SIMD level:
+    the dry run's ``estimate.same_kind`` lets it match one that names its family, the tables list it apart);
+    None when the SIMD level is unrecorded (records before commit d127b68)."""
     capability = hardware.get("cpu_capability")
     if not capability:
         return None

@@ -71,7 +71,7 @@ def test_config_refuses_the_schedule_run_refuses(capsys, tmp_path):
     run = ["run", "--policy", "diffusion", "--env", "pusht", "--preset", "quick", "--out", str(tmp_path), *cut]
     assert main(run) == 2
     assert capsys.readouterr().err == config_err
-    # the schedule the message suggests is one both accept
+    # and config accepts the schedule the message suggests
     fixed = [*cut, "--set", "train.eval_after=50", "--set", "train.eval_every=5"]
     assert main(["config", "diffusion", "--env", "pusht", "--preset", "quick", *fixed]) == 0
 

@@ -199,3 +199,15 @@ def test_cpu_family_is_the_first_processors_family_and_model():
     if not (family and model):
         pytest.skip("this CPU's /proc/cpuinfo gives no family and model (not x86)")
     assert cpu_family() == f"{family.group(1)}/{model.group(1)}"
+
+
+def test_a_cpu_kind_is_the_simd_level_and_where_recorded_the_family():
+    from dpbench.host import cpu_kind
+
+    assert cpu_kind({"cpu_capability": "AVX512", "cpu_family": "25/17"}) == "AVX512 25/17"
+    assert cpu_kind({"cpu_capability": "AVX512", "cpu_family": "26/2"}) != cpu_kind(
+        {"cpu_capability": "AVX512", "cpu_family": "25/17"}
+    )
+    # a record older than cpu_family names its SIMD level alone; one older than that names nothing
+    assert cpu_kind({"cpu_capability": "AVX2", "cpu_family": None}) == "AVX2"
+    assert cpu_kind({"cpu": "AMD EPYC"}) is None

@@ -271,9 +271,9 @@ def test_readme_names_the_cpu_kinds_behind_minutes_per_seed(results):
 
 def test_one_simd_level_on_two_cpu_generations_is_two_kinds_in_the_tables(results):
     # a Zen 4 (25/17) and a Zen 5 (26/2) both run AVX-512 but train at about half and full speed: the README's
-    # minutes and the equal-time table name them apart, as the dry run's estimate.same_kind does
+    # minutes and the equal-time table name them apart (host.cpu_kind)
     for seed, family in ((0, "25/17"), (1, "26/2")):
-        path = next((results / "records").glob(f"*diffusion*paper*seed{seed}.json"))
+        path = next((results / "records").glob(f"pusht-keypoints__diffusion__*paper*seed{seed}.json"))
         record = json.loads(path.read_text())
         record["hardware"].update(cpu_capability="AVX512", cpu_family=family)
         write_json_atomic(path, record)
