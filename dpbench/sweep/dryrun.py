@@ -7,6 +7,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from dpbench.data.registry import data_variant
+from dpbench.host import cpu_kind
 from dpbench.records import make_cell_id, split_cell_id
 from dpbench.sweep.estimate import Rates, cost_key, estimate_cell
 from dpbench.tasks import get_task
@@ -149,8 +150,8 @@ def dry_run_report(
         notes.append(f"{n_other_task} of the {known} extrapolate a rate from other tasks (see each basis)")
     if known and cpu_capability:
         notes.append(
-            f"{n_this_cpu} of the {known} wholly from records made on this machine's kind of CPU ({cpu_capability}"
-            f"{f', family/model {cpu_family}' if cpu_family else ''}), "
+            f"{n_this_cpu} of the {known} wholly from records made on this machine's kind of CPU "
+            f"({cpu_kind({'cpu_capability': cpu_capability, 'cpu_family': cpu_family})}), "
             "the others partly or wholly from other or unrecorded kinds, which ran up to ~4x faster or slower "
             "(docs/measurements.md)"
         )

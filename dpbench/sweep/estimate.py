@@ -51,7 +51,6 @@ from statistics import median
 from typing import Any
 
 from dpbench.data.registry import variant_of
-from dpbench.host import cpu_kind
 from dpbench.records import PROTOCOL_VERSION, config_hash
 from dpbench.tasks import get_task
 
@@ -164,16 +163,11 @@ def same_kind(hardware: dict[str, Any], cpu_capability: str | None, cpu_family: 
     """Whether a record's ``hardware`` is this machine's kind of CPU: the same SIMD level torch uses
     (``cpu_capability``; never when this machine's is unknown) and, where both know it, the same x86 family/model
     (``cpu_family``, e.g. "25/17" Zen 4 against "26/2" Zen 5). Records older than ``cpu_family`` go by the
-    SIMD level alone. Both sides are named by ``dpbench.host.cpu_kind``, at the detail both record."""
-    if not cpu_capability:
+    SIMD level alone, so this is looser than equal ``dpbench.host.cpu_kind`` names, which the tables show."""
+    if not cpu_capability or hardware.get("cpu_capability") != cpu_capability:
         return False
-    both = bool(cpu_family and hardware.get("cpu_family"))  # compare family/model only where both know it
-    mine = {"cpu_capability": cpu_capability, "cpu_family": cpu_family if both else None}
-    theirs = {
-        "cpu_capability": hardware.get("cpu_capability"),
-        "cpu_family": hardware.get("cpu_family") if both else None,
-    }
-    return cpu_kind(theirs) == cpu_kind(mine)
+    theirs = hardware.get("cpu_family")
+    return not (cpu_family and theirs) or theirs == cpu_family
 
 
 def _best(entries: list[_Measured]) -> list[_Measured]:
