@@ -1,7 +1,8 @@
 """Score at equal CPU time: the view a user with a fixed CPU budget chooses a policy by.
 
 A record's history gives, at each evaluation, the training wall time so far (evaluations excluded).
-CPU-minutes are that time times the torch threads the run used, so runs on 1 and 2 threads compare.
+CPU-minutes are that time times the cores the run kept busy while training (``dpbench.records.busy_cores``:
+measured, or for older records bounded by the torch threads), so runs on 1 and 2 threads compare.
 For a budget of T CPU-minutes, a seed's score is the best evaluation made within T (the paper's max,
 cut at T). A run that ended before T keeps its final max, marked as such; a run whose first evaluation
 came after T has no score at T. Only CPU records count: GPU minutes are another currency.
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from dpbench.host import cpu_kind
+from dpbench.records import busy_cores
 from dpbench.render import Table
 from dpbench.results import Group
 
@@ -27,9 +29,8 @@ def is_cpu(record: dict[str, Any]) -> bool:
 
 
 def cpu_minutes(record: dict[str, Any], entry: dict[str, Any]) -> float:
-    """Training CPU-minutes at a history entry: train wall seconds x torch threads / 60."""
-    threads = int(record.get("hardware", {}).get("torch_threads") or 1)
-    return float(entry["train_seconds"]) * threads / 60
+    """Training CPU-minutes at a history entry: train wall seconds x the cores training kept busy / 60."""
+    return float(entry["train_seconds"]) * busy_cores(record, "train") / 60
 
 
 def score_within(record: dict[str, Any], minutes: float) -> tuple[float, bool]:
@@ -80,7 +81,8 @@ def equal_time_table(groups: Sequence[Group], minutes: Sequence[float] = DEFAULT
         rows.append(row)
     notes = [
         "Each cell: mean over seeds of the best evaluation made within that many training CPU-minutes (training "
-        "wall time x torch threads; evaluation time excluded); – : no evaluation that early. CPU records only."
+        "wall time x the cores it kept busy, measured or, in older records, its torch threads; evaluation time "
+        "excluded); – : some seed had no evaluation that early. CPU records only."
     ]
     if len(kinds) > 1:
         notes.append(

@@ -195,6 +195,15 @@ def cell_seconds(record: dict[str, Any]) -> float:
     return max(wall["total_s"], wall["train_s"] + max(wall.get("eval_s", 0.0), evals))
 
 
+def busy_cores(record: dict[str, Any], phase: str) -> float:
+    """The cores a record's cell kept busy in ``phase`` ("train" | "eval"): the meter's
+    ``wall.contention.<phase>.own_cores`` where recorded (from commit 96b3e50), else the run's torch thread count,
+    which only bounds it (docs/DESIGN.md). Wall seconds x this is the phase's CPU seconds, for the dry run's
+    estimates and the equal-time view alike."""
+    own = (record.get("wall", {}).get("contention", {}).get(phase) or {}).get("own_cores")
+    return float(own) if own else float((record.get("hardware") or {}).get("torch_threads") or 1)
+
+
 @dataclass
 class Record:
     """One cell's result record; ``to_dict()`` is the JSON written to ``OUT/records/<cell_id>.json``.

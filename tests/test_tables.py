@@ -639,6 +639,10 @@ def test_score_at_equal_cpu_time(results):
     # 2 threads double the CPU-minutes: within 1 CPU-minute only the first evaluations (1.0 and 1.03 CPU-min) count
     assert equal_time_table(group_records(two_threads), minutes=(1.0,)).rows[0][5] == "–"
     assert equal_time_table(group_records(two_threads), minutes=(1.04,)).rows[0][5] == "0.550"
+    # a record that measured the cores its training kept busy counts those, not its threads (which only bound
+    # them): 2 threads that kept one core busy cost as 1 thread did, as in the dry run's estimates
+    measured = [dict(r, wall={**r["wall"], "contention": {"train": {"own_cores": 1.0}}}) for r in two_threads]
+    assert equal_time_table(group_records(measured), minutes=(1.0,)).rows[0][5] == "0.750"
     # a CPU-minute buys less work on an AVX2 machine than on an AVX-512 one: the row names both, and a note says so
     mixed = [
         dict(r, hardware={**r["hardware"], "cpu_capability": k}) for r, k in zip(dp[0].records, ("AVX2", "AVX512"))

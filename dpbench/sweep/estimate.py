@@ -3,8 +3,7 @@ CPU-minutes and the total, from rates measured in the records already on disk.
 
 A cell costs ``steps x (CPU-seconds per training step) + episodes x (CPU-seconds per evaluation episode)``,
 where episodes = evaluations x ``train.eval_episodes`` + ``train.heldout_episodes``. Both rates come from
-CPU records (wall seconds x the cores the cell kept busy, ``wall.contention.<phase>.own_cores``, which records
-made after commit f6b96bf measure, else x its torch threads, which only bound them; a record's periodic
+CPU records (wall seconds x the cores the cell kept busy, ``dpbench.records.busy_cores``; a record's periodic
 evaluations, median), looked up in tiers:
 
 1. the same policy, task and obs mode: for training, this config's records, else the task's other
@@ -51,7 +50,7 @@ from statistics import median
 from typing import Any
 
 from dpbench.data.registry import variant_of
-from dpbench.records import PROTOCOL_VERSION, config_hash
+from dpbench.records import PROTOCOL_VERSION, busy_cores, config_hash
 from dpbench.tasks import get_task
 
 RESULTS = Path(__file__).resolve().parents[2] / "results"
@@ -132,13 +131,6 @@ def demo_lengths(results: Path = RESULTS) -> dict[str, float]:
         return {}
 
 
-def _cores(record: dict[str, Any], phase: str, threads: int) -> float:
-    """The cores a record's cell kept busy in ``phase`` (train | eval): measured where the record has it, else its
-    torch thread count, which only bounds them (docs/DESIGN.md)."""
-    own = (record.get("wall", {}).get("contention", {}).get(phase) or {}).get("own_cores")
-    return float(own) if own else float(threads)
-
-
 def _clean(record: dict[str, Any]) -> bool:
     """A record whose timing is the best evidence: today's protocol, and no other job shared its cores."""
     contention = record.get("wall", {}).get("contention", {})
@@ -197,8 +189,7 @@ class Rates:
             hw = r.get("hardware") or {}
             if hw.get("device", "cpu") != "cpu" or not r.get("history"):
                 continue
-            threads = hw.get("torch_threads") or 1
-            train_cores, eval_cores = (_cores(r, phase, threads) for phase in ("train", "eval"))
+            train_cores, eval_cores = (busy_cores(r, phase) for phase in ("train", "eval"))
             steps = r["history"][-1]["step"]
             evals = [h["eval_seconds"] for h in r["history"] if h.get("eval_seconds")]
             config = r.get("config") or {}
