@@ -151,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--set",
         action="append",
         metavar="KEY=VALUE",
-        help="override one field; repeat for more: --set policy.down_dims=64,128,256 --set train.steps=2000",
+        help="override one field; repeat for more: --set policy.down_dims=64,128,256 --set train.lr=3e-4 (a new "
+        "train.steps keeps the evaluation schedule; one at or below train.eval_after is refused)",
     )
     p.add_argument(
         "--out",
