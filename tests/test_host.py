@@ -151,6 +151,8 @@ def test_contention_meter_counts_another_process_but_not_its_own_workers():
     # beside the tests) get the same share in both and cancel out; the difference is the spinner's own CPU.
     stranger = _measure(["sh", "-c", f"{sys.executable} -c '{SPIN}' & wait"])
     own = _measure([sys.executable, "-c", SPIN])
+    if own["own_cores"] < 0.5:  # our own spinning child got under half a core: nothing here can be told apart
+        pytest.skip(f"the machine is saturated by other jobs (our spinner kept {own['own_cores']} cores busy)")
     assert stranger["contended"] is True
     assert 0 < stranger["others_cpu_share"] <= 1 and stranger["loadavg_1min"] is not None
     assert stranger["others_cores"] - own["others_cores"] > 0.4, (stranger, own)
