@@ -89,6 +89,13 @@ def paper_actions(row: str, g: Group) -> bool:
     return want is None or g.env == "pusht" or all(r.get("action_mode") in (None, want) for r in g.records)
 
 
+def preference(row: str, g: Group) -> tuple:
+    """The sort key (higher first) that picks one group of records for a cell of the paper's grid: the paper's
+    action space for the policy of ``row``, today's protocol, its preset as defined today, the most seeds, the
+    newest. The paper layout (``fill_cells``) and the reruns view (``dpbench.reruns``) both choose by it."""
+    return (paper_actions(row, g), current(g), not off_schedule(g), g.seeds, newest(g))
+
+
 @dataclass(frozen=True)
 class Cell:
     """One table cell: the chosen group of records (None: no record), how many other configurations of the
@@ -126,7 +133,7 @@ def fill_cells(
         for col in cols:
             found = sorted(
                 buckets.get((row, col), []),
-                key=lambda g, row=row: (paper_actions(row, g), current(g), not off_schedule(g), g.seeds, newest(g)),
+                key=lambda g, row=row: preference(row, g),
                 reverse=True,
             )
             cells[(row, col)] = Cell(found[0] if found else None, max(len(found) - 1, 0), paper.get((row, col)))

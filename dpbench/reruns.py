@@ -1,8 +1,11 @@
 """Before and after a fix: superseded records beside the records that replaced them.
 
 A fix that changes what old records meant moves them to ``results/superseded/<reason>/`` (with a
-README saying why). This pairs each superseded group with today's group of the same env, obs,
-policy, preset and dataset kind, so ``results/README.md`` shows what the fix changed.
+README saying why). This pairs each superseded group with today's group of the same env, obs, policy,
+preset, demo variant and demonstrations (in either action space), so ``results/README.md`` shows what the
+fix changed. Where today has several such groups, the one the paper layout would show stands for them
+(``dpbench.paper_cells.preference``: the paper's action space first), so a fix that moved a policy to
+delta actions is shown against its delta records; each row names its data.
 """
 
 from __future__ import annotations
@@ -10,8 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from dpbench.paper_cells import preference
 from dpbench.records import read_record
-from dpbench.results import Group, group_records
+from dpbench.results import PAPER_POLICY_NAMES, Group, group_records, short_hash
 
 
 def _load(folder: Path) -> list[dict[str, Any]]:
@@ -25,11 +29,17 @@ def _load(folder: Path) -> list[dict[str, Any]]:
 
 
 def _key(g: Group) -> tuple:
-    return (g.env, g.obs, g.policy, g.preset, g.dataset_kind)
+    # the same demonstrations recorded in absolute or delta actions are one cell's two action spaces
+    return (g.env, g.obs, g.policy, g.preset, g.variant, g.dataset_kind.removesuffix("-delta"))
+
+
+def _today(groups: list[Group]) -> Group:
+    return max(groups, key=lambda g: preference(PAPER_POLICY_NAMES.get(g.policy, g.policy), g))
 
 
 def _cell(g: Group) -> str:
     return (
+        f"{g.dataset_kind} {short_hash(g.dataset_hash)} | "
         f"{g.max:.3f} ± {g.max_std:.3f} / {g.avg_last10:.3f} ± {g.avg_last10_std:.3f} | "
         f"{g.success:.2f} [{g.success_ci[0]:.2f}, {g.success_ci[1]:.2f}] | {g.seeds} | {g.minutes_per_seed:.1f}"
     )
@@ -37,18 +47,21 @@ def _cell(g: Group) -> str:
 
 def rerun_section(out: Path, records: list[dict[str, Any]]) -> str:
     """Markdown: for each folder under ``out/superseded`` whose groups were rerun, the old and new
-    max / avg-last-10, final success rate, seeds and minutes per seed. "" when there is none."""
-    current = {_key(g): g for g in group_records(records)}
+    data, max / avg-last-10, final success rate, seeds and minutes per seed. "" when there is none."""
+    current: dict[tuple, list[Group]] = {}
+    for g in group_records(records):
+        current.setdefault(_key(g), []).append(g)
     lines: list[str] = []
     for folder in sorted(p for p in (Path(out) / "superseded").glob("*") if p.is_dir()):
-        pairs = [(old, current[_key(old)]) for old in group_records(_load(folder)) if _key(old) in current]
+        pairs = [(old, _today(current[_key(old)])) for old in group_records(_load(folder)) if _key(old) in current]
         if not pairs:
             continue
         lines += [
             f"### `superseded/{folder.name}` against today's records (reasons: `superseded/README.md`)",
             "",
-            "| task | policy | records | max / avg-last-10 | final-evaluation success (95% CI) | seeds | min/seed |",
-            "|---|---|---|---|---|---|---|",
+            "| task | policy | records | data | max / avg-last-10 | final-evaluation success (95% CI) | seeds | "
+            "min/seed |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for old, new in pairs:
             lines.append(f"| {old.task} | {old.policy} | superseded | {_cell(old)} |")

@@ -575,10 +575,27 @@ def test_rerun_section_pairs_superseded_groups_with_todays(tmp_path):
         write_json_atomic(tmp_path / "superseded" / "fix-a" / f"{r['cell_id']}-{r['config_hash']}.json", r)
     text = rerun_section(tmp_path, new)
     assert "superseded/fix-a" in text
-    assert "| pusht/keypoints | diffusion | superseded | 0.950 ± 0.000 / 0.925 ± 0.000 |" in text
-    assert "| pusht/keypoints | diffusion | **now** | 0.850 ± 0.000 / 0.825 ± 0.000 |" in text
+    assert "| pusht/keypoints | diffusion | superseded | human ab12cd34 | 0.950 ± 0.000 / 0.925 ± 0.000 |" in text
+    assert "| pusht/keypoints | diffusion | **now** | human ab12cd34 | 0.850 ± 0.000 / 0.825 ± 0.000 |" in text
     assert "| bc |" not in text  # nothing replaced it: not a rerun
     assert rerun_section(tmp_path / "empty", new) == ""
+
+    # A fix that moved LSTM-GMM from absolute to delta actions: today holds a 1-seed rerun in absolute actions
+    # and 3 seeds in delta. The delta group, the paper's action space for LSTM-GMM, stands for today (the
+    # table layout's choice), not whichever group came last; scripted-mh demos are another cell.
+    def lift(seed: int, scores: list[float], kind: str) -> dict:
+        r = make_record("lstm_gmm", seed, scores, [False], obs="low_dim", preset="quick", dataset=kind)
+        mode = "delta" if kind.endswith("-delta") else "abs"
+        return {**r, "env": "lift", "action_mode": mode, "dataset": {**r["dataset"], "kind": kind}}
+
+    old_abs = [lift(s, [0.6], "scripted") for s in range(3)]
+    for r in old_abs:
+        write_json_atomic(tmp_path / "superseded" / "fix-b" / f"{r['cell_id']}-{r['seed']}.json", r)
+    today = [lift(0, [0.02], "scripted")] + [lift(s, [1.0], "scripted-delta") for s in range(3)]
+    text = rerun_section(tmp_path, new + today + [lift(0, [0.3], "scripted-mh-delta")])
+    assert "| lift/low_dim | lstm_gmm | superseded | scripted ab12cd34 | 0.600 ± 0.000 / 0.600 ± 0.000 |" in text
+    assert "| lift/low_dim | lstm_gmm | **now** | scripted-delta ab12cd34 | 1.000 ± 0.000 / 1.000 ± 0.000 |" in text
+    assert "0.020" not in text and "0.300" not in text
 
 
 def test_timing_from_contended_runs_is_marked():
