@@ -3,9 +3,10 @@
 A fix that changes what old records meant moves them to ``results/superseded/<reason>/`` (with a
 README saying why). This pairs each superseded group with today's group of the same env, obs, policy,
 preset, demo variant and demonstrations (in either action space), so ``results/README.md`` shows what the
-fix changed. Where today has several such groups, the one the paper layout would show stands for them
-(``dpbench.paper_cells.preference``: the paper's action space first), so a fix that moved a policy to
-delta actions is shown against its delta records; each row names its data.
+fix changed. Where today has several such groups, one trained on the same collection stands for them (the
+fix alone changed), else the one the paper layout would show (``dpbench.paper_cells.preference``: the
+paper's action space first), so a fix that moved a policy to delta actions is shown against its delta
+records. Each row names its data.
 """
 
 from __future__ import annotations
@@ -33,8 +34,18 @@ def _key(g: Group) -> tuple:
     return (g.env, g.obs, g.policy, g.preset, g.variant, g.dataset_kind.removesuffix("-delta"))
 
 
-def _today(groups: list[Group]) -> Group:
-    return max(groups, key=lambda g: preference(PAPER_POLICY_NAMES.get(g.policy, g.policy), g))
+def _today(old: Group, groups: list[Group]) -> Group:
+    """Of today's groups of ``old``'s cell: one trained on the same collection where any (the fix alone changed),
+    then the one the paper layout would show."""
+    hashes = set(old.dataset_hash.split("+"))
+
+    def rank(g: Group) -> tuple:
+        return (
+            bool(hashes & set(g.dataset_hash.split("+"))),
+            *preference(PAPER_POLICY_NAMES.get(g.policy, g.policy), g),
+        )
+
+    return max(groups, key=rank)
 
 
 def _cell(g: Group) -> str:
@@ -53,7 +64,7 @@ def rerun_section(out: Path, records: list[dict[str, Any]]) -> str:
         current.setdefault(_key(g), []).append(g)
     lines: list[str] = []
     for folder in sorted(p for p in (Path(out) / "superseded").glob("*") if p.is_dir()):
-        pairs = [(old, _today(current[_key(old)])) for old in group_records(_load(folder)) if _key(old) in current]
+        pairs = [(old, _today(old, current[_key(old)])) for old in group_records(_load(folder)) if _key(old) in current]
         if not pairs:
             continue
         lines += [

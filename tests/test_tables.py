@@ -583,19 +583,24 @@ def test_rerun_section_pairs_superseded_groups_with_todays(tmp_path):
     # A fix that moved LSTM-GMM from absolute to delta actions: today holds a 1-seed rerun in absolute actions
     # and 3 seeds in delta. The delta group, the paper's action space for LSTM-GMM, stands for today (the
     # table layout's choice), not whichever group came last; scripted-mh demos are another cell.
-    def lift(seed: int, scores: list[float], kind: str) -> dict:
+    def lift(seed: int, scores: list[float], kind: str, data: str = "ab12cd34ef567890") -> dict:
         r = make_record("lstm_gmm", seed, scores, [False], obs="low_dim", preset="quick", dataset=kind)
         mode = "delta" if kind.endswith("-delta") else "abs"
-        return {**r, "env": "lift", "action_mode": mode, "dataset": {**r["dataset"], "kind": kind}}
+        return {**r, "env": "lift", "action_mode": mode, "dataset": {**r["dataset"], "kind": kind, "hash": data}}
 
-    old_abs = [lift(s, [0.6], "scripted") for s in range(3)]
+    old_abs = [lift(s, [0.6], "scripted", "0ld0c011ec710000") for s in range(3)]  # the old demonstrators'
+
     for r in old_abs:
         write_json_atomic(tmp_path / "superseded" / "fix-b" / f"{r['cell_id']}-{r['seed']}.json", r)
     today = [lift(0, [0.02], "scripted")] + [lift(s, [1.0], "scripted-delta") for s in range(3)]
     text = rerun_section(tmp_path, new + today + [lift(0, [0.3], "scripted-mh-delta")])
-    assert "| lift/low_dim | lstm_gmm | superseded | scripted ab12cd34 | 0.600 ± 0.000 / 0.600 ± 0.000 |" in text
+    assert "| lift/low_dim | lstm_gmm | superseded | scripted 0ld0c011 | 0.600 ± 0.000 / 0.600 ± 0.000 |" in text
     assert "| lift/low_dim | lstm_gmm | **now** | scripted-delta ab12cd34 | 1.000 ± 0.000 / 1.000 ± 0.000 |" in text
     assert "0.020" not in text and "0.300" not in text
+    # where a rerun trained on the superseded group's own collection, that like-for-like group stands for today
+    same = {**lift(0, [0.7], "scripted", "0ld0c011ec710000"), "config_hash": "other"}
+    text = rerun_section(tmp_path, today + [same])
+    assert "| lift/low_dim | lstm_gmm | **now** | scripted 0ld0c011 | 0.700 ± 0.000 / 0.700 ± 0.000 |" in text
 
 
 def test_timing_from_contended_runs_is_marked():
