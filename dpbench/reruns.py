@@ -3,10 +3,11 @@
 A fix that changes what old records meant moves them to ``results/superseded/<reason>/`` (with a
 README saying why). This pairs each superseded group with today's group of the same env, obs, policy,
 preset, demo variant and demonstrations (in either action space), so ``results/README.md`` shows what the
-fix changed. Where today has several such groups, one trained on the same collection stands for them (the
-fix alone changed), else the one the paper layout would show (``dpbench.paper_cells.preference``: the
-paper's action space first), so a fix that moved a policy to delta actions is shown against its delta
-records. Each row names its data.
+fix changed. Where today has several such groups, the paper's action space comes first (a fix that moved a
+policy to delta actions is shown against its delta records), then a group trained on the superseded
+group's own collection (the fix alone changed), then the paper layout's order
+(``dpbench.paper_cells.preference``). Each row names its data and its training steps, since a superseded
+folder can hold runs of another length than today's preset.
 """
 
 from __future__ import annotations
@@ -35,22 +36,26 @@ def _key(g: Group) -> tuple:
 
 
 def _today(old: Group, groups: list[Group]) -> Group:
-    """Of today's groups of ``old``'s cell: one trained on the same collection where any (the fix alone changed),
-    then the one the paper layout would show."""
+    """Of today's groups of ``old``'s cell, the one the paper layout would show (``preference``), except that
+    within the paper's action space a group trained on ``old``'s own collection comes first (the fix alone
+    changed)."""
     hashes = set(old.dataset_hash.split("+"))
 
     def rank(g: Group) -> tuple:
-        return (
-            bool(hashes & set(g.dataset_hash.split("+"))),
-            *preference(PAPER_POLICY_NAMES.get(g.policy, g.policy), g),
-        )
+        actions, *rest = preference(PAPER_POLICY_NAMES.get(g.policy, g.policy), g)
+        return (actions, bool(hashes & set(g.dataset_hash.split("+"))), *rest)
 
     return max(groups, key=rank)
 
 
+def _steps(g: Group) -> str:
+    steps = sorted({r["history"][-1]["step"] for r in g.records if r.get("history")})
+    return "–" if not steps else f"{steps[0]:,}" if len(steps) == 1 else f"{steps[0]:,}-{steps[-1]:,}"
+
+
 def _cell(g: Group) -> str:
     return (
-        f"{g.dataset_kind} {short_hash(g.dataset_hash)} | "
+        f"{g.dataset_kind} {short_hash(g.dataset_hash)} | {_steps(g)} | "
         f"{g.max:.3f} ± {g.max_std:.3f} / {g.avg_last10:.3f} ± {g.avg_last10_std:.3f} | "
         f"{g.success:.2f} [{g.success_ci[0]:.2f}, {g.success_ci[1]:.2f}] | {g.seeds} | {g.minutes_per_seed:.1f}"
     )
@@ -58,7 +63,8 @@ def _cell(g: Group) -> str:
 
 def rerun_section(out: Path, records: list[dict[str, Any]]) -> str:
     """Markdown: for each folder under ``out/superseded`` whose groups were rerun, the old and new
-    data, max / avg-last-10, final success rate, seeds and minutes per seed. "" when there is none."""
+    data, training steps (the records' last evaluated step), max / avg-last-10, final success rate, seeds and
+    minutes per seed. "" when there is none."""
     current: dict[tuple, list[Group]] = {}
     for g in group_records(records):
         current.setdefault(_key(g), []).append(g)
@@ -70,9 +76,9 @@ def rerun_section(out: Path, records: list[dict[str, Any]]) -> str:
         lines += [
             f"### `superseded/{folder.name}` against today's records (reasons: `superseded/README.md`)",
             "",
-            "| task | policy | records | data | max / avg-last-10 | final-evaluation success (95% CI) | seeds | "
-            "min/seed |",
-            "|---|---|---|---|---|---|---|---|",
+            "| task | policy | records | data | steps | max / avg-last-10 | final-evaluation success (95% CI) | "
+            "seeds | min/seed |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for old, new in pairs:
             lines.append(f"| {old.task} | {old.policy} | superseded | {_cell(old)} |")

@@ -575,32 +575,43 @@ def test_rerun_section_pairs_superseded_groups_with_todays(tmp_path):
         write_json_atomic(tmp_path / "superseded" / "fix-a" / f"{r['cell_id']}-{r['config_hash']}.json", r)
     text = rerun_section(tmp_path, new)
     assert "superseded/fix-a" in text
-    assert "| pusht/keypoints | diffusion | superseded | human ab12cd34 | 0.950 ± 0.000 / 0.925 ± 0.000 |" in text
-    assert "| pusht/keypoints | diffusion | **now** | human ab12cd34 | 0.850 ± 0.000 / 0.825 ± 0.000 |" in text
+    assert "| pusht/keypoints | diffusion | superseded | human ab12cd34 | 200 | 0.950 ± 0.000 / 0.925 ± 0.000 |" in text
+    assert "| pusht/keypoints | diffusion | **now** | human ab12cd34 | 200 | 0.850 ± 0.000 / 0.825 ± 0.000 |" in text
     assert "| bc |" not in text  # nothing replaced it: not a rerun
     assert rerun_section(tmp_path / "empty", new) == ""
 
     # A fix that moved LSTM-GMM from absolute to delta actions: today holds a 1-seed rerun in absolute actions
-    # and 3 seeds in delta. The delta group, the paper's action space for LSTM-GMM, stands for today (the
-    # table layout's choice), not whichever group came last; scripted-mh demos are another cell.
-    def lift(seed: int, scores: list[float], kind: str, data: str = "ab12cd34ef567890") -> dict:
+    # (even one on the old collection) and 3 seeds in delta. The delta group, the paper's action space for
+    # LSTM-GMM, stands for today (the table layout's choice), not whichever group came last; scripted-mh demos,
+    # and scripted demos of the mh variant, are other cells.
+    def lift(seed: int, scores: list[float], kind: str, data: str = "ab12cd34ef567890", variant: str = "ph") -> dict:
         r = make_record("lstm_gmm", seed, scores, [False], obs="low_dim", preset="quick", dataset=kind)
         mode = "delta" if kind.endswith("-delta") else "abs"
-        return {**r, "env": "lift", "action_mode": mode, "dataset": {**r["dataset"], "kind": kind, "hash": data}}
+        dataset = {**r["dataset"], "kind": kind, "hash": data, "variant": variant}
+        return {**r, "env": "lift", "action_mode": mode, "dataset": dataset}
 
-    old_abs = [lift(s, [0.6], "scripted", "0ld0c011ec710000") for s in range(3)]  # the old demonstrators'
-
-    for r in old_abs:
+    old_hash = "0ld0c011ec710000"  # the old demonstrators' collection
+    for r in [lift(s, [0.6], "scripted", old_hash) for s in range(3)]:
         write_json_atomic(tmp_path / "superseded" / "fix-b" / f"{r['cell_id']}-{r['seed']}.json", r)
-    today = [lift(0, [0.02], "scripted")] + [lift(s, [1.0], "scripted-delta") for s in range(3)]
-    text = rerun_section(tmp_path, new + today + [lift(0, [0.3], "scripted-mh-delta")])
-    assert "| lift/low_dim | lstm_gmm | superseded | scripted 0ld0c011 | 0.600 ± 0.000 / 0.600 ± 0.000 |" in text
-    assert "| lift/low_dim | lstm_gmm | **now** | scripted-delta ab12cd34 | 1.000 ± 0.000 / 1.000 ± 0.000 |" in text
-    assert "0.020" not in text and "0.300" not in text
-    # where a rerun trained on the superseded group's own collection, that like-for-like group stands for today
-    same = {**lift(0, [0.7], "scripted", "0ld0c011ec710000"), "config_hash": "other"}
-    text = rerun_section(tmp_path, today + [same])
-    assert "| lift/low_dim | lstm_gmm | **now** | scripted 0ld0c011 | 0.700 ± 0.000 / 0.700 ± 0.000 |" in text
+    today = [lift(0, [0.02], "scripted"), {**lift(0, [0.7], "scripted", old_hash), "config_hash": "other"}]
+    today += [lift(s, [1.0], "scripted-delta") for s in range(3)]
+    mh = lift(0, [0.4], "scripted-delta", "3b3b3b3b00000000", variant="mh")  # a human mh file given by path, say
+    others = [lift(0, [0.3], "scripted-mh-delta"), {**mh, "dataset": {**mh["dataset"], "path": "/data/mh.hdf5"}}]
+    text = rerun_section(tmp_path, new + today + others)
+    assert "| lift/low_dim | lstm_gmm | superseded | scripted 0ld0c011 | 100 | 0.600 ± 0.000 / 0.600 ± 0.000 |" in text
+    assert "| lift/low_dim | lstm_gmm | **now** | scripted-delta ab12cd34 | 100 | 1.000 ± 0.000 / 1.000" in text
+    assert not any(x in text for x in ("0.020", "0.700", "0.300", "0.400"))
+    # within one action space, a rerun on the superseded group's own collection stands for today (the fix
+    # alone changed), ahead of more seeds on another collection
+    out = tmp_path / "c"
+    for r in [lift(s, [0.6], "scripted-delta", old_hash) for s in range(3)]:
+        write_json_atomic(out / "superseded" / "fix-c" / f"{r['cell_id']}-{r['seed']}.json", r)
+    same = {**lift(0, [0.8], "scripted-delta", old_hash), "config_hash": "other"}
+    text = rerun_section(out, [*(lift(s, [0.9], "scripted-delta") for s in range(3)), same])
+    assert "| lift/low_dim | lstm_gmm | **now** | scripted-delta 0ld0c011 | 100 | 0.800 ± 0.000 / 0.800" in text
+    # each row says how long its runs trained: a superseded folder can hold longer runs than today's preset
+    long = [{**r, "history": [{**h, "step": 20_000} for h in r["history"]]} for r in today[2:]]
+    assert "| scripted-delta ab12cd34 | 20,000 |" in rerun_section(tmp_path, long)
 
 
 def test_timing_from_contended_runs_is_marked():
@@ -665,6 +676,9 @@ def test_score_at_equal_cpu_time(results):
     # them): 2 threads that kept one core busy cost as 1 thread did, as in the dry run's estimates
     measured = [dict(r, wall={**r["wall"], "contention": {"train": {"own_cores": 1.0}}}) for r in two_threads]
     assert equal_time_table(group_records(measured), minutes=(1.0,)).rows[0][5] == "0.750"
+    # only training's cores count, and a record without a training measurement is costed at its threads
+    eval_only = [dict(r, wall={**r["wall"], "contention": {"eval": {"own_cores": 1.0}}}) for r in two_threads]
+    assert equal_time_table(group_records(eval_only), minutes=(1.0,)).rows[0][5] == "–"
     # a CPU-minute buys less work on an AVX2 machine than on an AVX-512 one: the row names both, and a note says so
     mixed = [
         dict(r, hardware={**r["hardware"], "cpu_capability": k}) for r, k in zip(dp[0].records, ("AVX2", "AVX512"))
