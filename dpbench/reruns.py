@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dpbench.paper_cells import preference
+from dpbench.paper_cells import paper_actions, preference
 from dpbench.records import read_record
 from dpbench.results import PAPER_POLICY_NAMES, Group, group_records, short_hash
 
@@ -42,8 +42,8 @@ def _today(old: Group, groups: list[Group]) -> Group:
     hashes = set(old.dataset_hash.split("+"))
 
     def rank(g: Group) -> tuple:
-        actions, *rest = preference(PAPER_POLICY_NAMES.get(g.policy, g.policy), g)
-        return (actions, bool(hashes & set(g.dataset_hash.split("+"))), *rest)
+        row = PAPER_POLICY_NAMES.get(g.policy, g.policy)
+        return (paper_actions(row, g), bool(hashes & set(g.dataset_hash.split("+"))), preference(row, g))
 
     return max(groups, key=rank)
 
