@@ -249,7 +249,7 @@ def plot_scores(groups: list[Group], stem: Path) -> list[Path]:
         -0.01,
         "Bars: mean over seeds; score error bars ± std across seeds. Success: the checkpoint the max selected, on\n"
         "held-out test seeds (as in the tables); error bars: 95% Wilson CI over all seeds' episodes"
-        + ("; ˡ final periodic evaluation\n(records from before the held-out evaluation)" if fallback else "")
+        + ("; ˡ final periodic evaluation\n(records without a held-out score)" if fallback else "")
         + ". Paper: Chi et al. 2023, Tables I/II (human demos, 3 seeds).",
         fontsize=7,
         color="0.3",

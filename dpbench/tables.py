@@ -146,7 +146,9 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
     ]
     if last_eval_success:
         notes.append(
-            "ˡ success of the final periodic evaluation (50 test seeds): the records predate the held-out evaluation."
+            "ˡ success of the final periodic evaluation (train.eval_episodes test seeds): the records carry no "
+            "held-out score (made before it existed, run with train.heldout_episodes=0, or resumed without the "
+            "selected weights)."
         )
     if show_overrides:
         notes.append(

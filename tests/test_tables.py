@@ -166,6 +166,8 @@ def test_pivot_policies_by_tasks_with_seed_stats_and_wilson_ci(results, capsys):
     assert dp[11] == f"0.50 [{lo:.2f}, {hi:.2f}] ˡ" and dp[12] == "–"
     assert rows["dpbench/lstm_gmm"][5] == "0.500 / 0.400 / 0.400 †" and rows["dpbench/lstm_gmm"][9] == "–"
     assert "ˡ success of the final periodic evaluation" in captured.out
+    # not only old records lack a held-out score: one run with train.heldout_episodes=0 does too
+    assert "train.heldout_episodes=0" in captured.out
     assert "paper (Chi et al. 2023)/diffusion_cnn" not in rows  # only with --with-paper
     assert "† not the paper's setting" in captured.out and "preset smoke, scripted dataset" in captured.out
     assert not (results / "README.md").exists()  # not the default results dir and no --write-readme
