@@ -64,7 +64,8 @@ class LSTMGMMPolicy(Policy):
                 ema=False,
             ),
         ),
-        # 15k steps: the knee of its curve on human Push-T (benchmarks/knees.py, results/knees/).
+        # 15k steps: the knee of its curve on human Push-T (benchmarks/knees.py, results/knees/), and the
+        # robomimic floor every policy trains at least (presets.MIN_TRAIN_WINDOWS).
         "quick": (
             {},
             budget(15_000, batch_size=64, lr=1e-3, betas=(0.9, 0.999), warmup_steps=200, weight_decay=0.0, ema=False),

@@ -16,10 +16,18 @@ import textwrap
 import tokenize
 import types
 import typing
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from dpbench.errors import DpbenchError
-from dpbench.presets import IMAGE_TRAIN_PRESETS, SCHEDULE_KEYS, VISION_PRESETS, scale_schedule, step_scale
+from dpbench.presets import (
+    IMAGE_TRAIN_PRESETS,
+    SCHEDULE_KEYS,
+    VISION_PRESETS,
+    floor_scale,
+    scale_schedule,
+    step_scale,
+)
 from dpbench.vision import VisionConfig
 
 if TYPE_CHECKING:
@@ -238,9 +246,10 @@ def build_configs(
     task: str | None = None,
     variant: str = "ph",
 ) -> tuple[PolicyConfig, TrainConfig]:
-    """Preset, then the policy's ``task_overrides`` for ``task`` (every preset but smoke) and the step
-    scale of ``task`` and its demos' ``variant`` (ph | mh; ``presets.step_scale``: Transport and ToolHang
-    3x, mh 1.5x, as the original fixes epochs, not steps), then
+    """Preset, then the policy's ``task_overrides`` for ``task`` (every preset but smoke), the robomimic floor
+    (state observations: at least 15,000 steps of 64 windows on a robomimic task, ``presets.floor_scale``) and
+    the step scale of ``task`` and its demos' ``variant`` (ph | mh; ``presets.step_scale``: Transport and
+    ToolHang 3x, mh 1.5x, as the original fixes epochs, not steps), each scaling the evaluation schedule alike; then
     ``--set policy.x=..`` / ``--set train.y=..`` overrides. With ``image_obs`` the policy config also
     gets the preset's image encoder (``--set policy.vision.x=..``). Raises DpbenchError for an unknown
     preset or field, or a value of the wrong type."""
@@ -257,8 +266,11 @@ def build_configs(
         pcfg.vision = apply_overrides(VisionConfig(), dict(VISION_PRESETS.get(preset, {})), "vision config")
         train_over = {**train_over, **IMAGE_TRAIN_PRESETS.get(preset, {})}
     tcfg = apply_overrides(TrainConfig(), dict(train_over), "train config")
-    factor = step_scale(task, variant) if preset != "smoke" else 1
-    if factor != 1:  # the original's epochs, not its steps
+    factor = Fraction(1)
+    if preset != "smoke":  # the original's epochs, not its steps: the robomimic floor, then the task's scale
+        floor = floor_scale(task, tcfg.steps, tcfg.batch_size) if not image_obs else Fraction(1)
+        factor = floor * step_scale(task, variant)
+    if factor != 1:
         schedule = {key: getattr(tcfg, key) for key in SCHEDULE_KEYS}  # defaults too: the count stays
         try:
             tcfg = dataclasses.replace(tcfg, **scale_schedule(schedule, factor))
