@@ -178,12 +178,12 @@ def _run_sweep(sweep, args: argparse.Namespace) -> int:
         from dpbench.records import load_records
         from dpbench.sweep.cells import plan_all
         from dpbench.sweep.dryrun import dry_run_report
-        from dpbench.sweep.estimate import RESULTS
+        from dpbench.sweep.estimate import RESULTS, rate_records
 
         planned = plan_all(specs)
-        # rates: the sweep's records, and the checkout's results/ when the sweep writes elsewhere
+        # rates: the sweep's records, and the checkout's results/ when the sweep writes elsewhere, superseded too
         dirs = dict.fromkeys(p.resolve() for p in (sweep.out, RESULTS) if (p / "records").is_dir())
-        records = list({r["cell_id"]: r for d in dirs for r in load_records(d)[0]}.values())
+        records = rate_records(list(dirs))
         out_records = load_records(sweep.out)[0] if (sweep.out / "records").is_dir() else []
         print(
             f"[dpbench] {len(planned)} cell(s) in {getattr(args, 'config', None) or 'the grid'}, nothing run; "

@@ -209,6 +209,31 @@ def test_dry_run_counts_a_cell_recorded_from_demos_not_collected_here_as_recorde
     assert len(lines) == 2 and all(line.startswith("  new ") for line in lines)
 
 
+def test_superseded_records_still_time_their_model_and_today_s_record_wins_a_shared_cell(tmp_path):
+    # A record superseded for its training length (results/superseded/robomimic-floor) still measured its model's
+    # CPU-seconds per step and per episode; the dry run reads it when no record of today has the cell's rates.
+    from dpbench.runner import CellSpec, resolve_config
+    from dpbench.sweep import estimate
+
+    out = tmp_path / "r"
+    old = _timed("ibc", "square", "low_dim", 700.0, [100.0])  # 5000 steps: 0.14 CPU-s a step; 2 s an episode
+    write_json_atomic(out / "superseded" / "robomimic-floor" / "a.json", old)
+    write_json_atomic(out / "superseded" / "robomimic-floor" / "speed.json", {"not": "a record"})
+    write_json_atomic(out / "records" / "b.json", _timed("bc", "pusht", "keypoints", 10.0, [1.0]))
+    assert [r["policy"] for r in estimate.rate_records([out])] == ["ibc", "bc"]
+    newer = {**_timed("ibc", "square", "low_dim", 1400.0, [100.0]), "cell_id": old["cell_id"]}
+    write_json_atomic(out / "records" / "c.json", newer)
+    assert sorted(r["wall"]["train_s"] for r in estimate.rate_records([out])) == [10.0, 1400.0]
+
+    # by hand: IBC on Square ph trains the robomimic floor's 15,000 steps at 0.14 CPU-s = 35 min, and evaluates
+    # 11 x 50 + 200 held-out = 750 episodes at 2 s = 25 min, from the superseded record alone
+    (out / "records" / "c.json").unlink()
+    cfg = resolve_config(CellSpec("ibc", "square", 0, dataset="scripted-delta"))
+    rates = Rates(estimate.rate_records([out]), step_ms={}, lengths={})
+    est = estimate_cell("ibc", "square", "low_dim", cfg.tcfg, cfg.chash, rates, "delta")
+    assert (est.train_min, est.eval_min) == pytest.approx((35.0, 25.0))
+
+
 def test_paper_grid_file_is_the_papers_table1():
     from pathlib import Path
 

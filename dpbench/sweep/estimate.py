@@ -1,5 +1,6 @@
 """How long a grid will take before it runs: ``dpbench sweep --dry-run`` lists every cell with its estimated
-CPU-minutes and the total, from rates measured in the records already on disk.
+CPU-minutes and the total, from rates measured in the records already on disk (today's and superseded ones:
+``rate_records``).
 
 A cell costs ``steps x (CPU-seconds per training step) + episodes x (CPU-seconds per evaluation episode)``,
 where episodes = evaluations x ``train.eval_episodes`` + ``train.heldout_episodes``. Both rates come from
@@ -50,7 +51,7 @@ from statistics import median
 from typing import Any
 
 from dpbench.data.registry import variant_of
-from dpbench.records import PROTOCOL_VERSION, busy_cores, config_hash
+from dpbench.records import PROTOCOL_VERSION, busy_cores, config_hash, load_records, read_record
 from dpbench.tasks import get_task
 
 RESULTS = Path(__file__).resolve().parents[2] / "results"
@@ -129,6 +130,25 @@ def demo_lengths(results: Path = RESULTS) -> dict[str, float]:
         return {k.split("/")[0]: float(v["mean_length"]) for k, v in found.items() if k.endswith("/ph")}
     except (OSError, ValueError, KeyError):
         return {}
+
+
+def rate_records(results_dirs: list[Path]) -> list[dict[str, Any]]:
+    """The records rates are measured in: each results dir's ``records/`` and, below them, ``superseded/`` (any
+    depth). A superseded record's scores no longer stand, but its CPU-seconds per training step and per evaluation
+    episode still measure its model on its task: ``superseded/robomimic-floor`` holds the only robomimic timings
+    of IBC, for one. Records made under an older protocol rank below clean ones within a tier (``_clean``); where
+    a cell id is in both, today's record is the one read. Files that are not complete records are skipped."""
+    found: dict[str, dict[str, Any]] = {}
+    for folder in results_dirs:
+        for path in sorted((Path(folder) / "superseded").rglob("*.json")):
+            try:
+                record = read_record(path)
+            except ValueError:
+                continue  # superseded folders keep other evidence too (speed tables)
+            found.setdefault(record["cell_id"], record)
+    for folder in results_dirs:
+        found |= {r["cell_id"]: r for r in load_records(Path(folder))[0]}
+    return list(found.values())
 
 
 def _clean(record: dict[str, Any]) -> bool:
