@@ -12,6 +12,7 @@ import dataclasses
 import inspect
 import io
 import json
+import math
 import textwrap
 import tokenize
 import types
@@ -24,9 +25,8 @@ from dpbench.presets import (
     IMAGE_TRAIN_PRESETS,
     SCHEDULE_KEYS,
     VISION_PRESETS,
-    floor_scale,
+    length_factors,
     scale_schedule,
-    step_scale,
 )
 from dpbench.vision import VisionConfig
 
@@ -247,8 +247,8 @@ def build_configs(
     variant: str = "ph",
 ) -> tuple[PolicyConfig, TrainConfig]:
     """Preset, then the policy's ``task_overrides`` for ``task`` (every preset but smoke), the robomimic floor
-    (state observations: at least 15,000 steps of 64 windows on a robomimic task, ``presets.floor_scale``) and
-    the step scale of ``task`` and its demos' ``variant`` (ph | mh; ``presets.step_scale``: Transport and
+    (state observations: at least 15,000 steps of 64 windows on a robomimic task) and
+    the step scale of ``task`` and its demos' ``variant`` (ph | mh; ``presets.length_factors``: Transport and
     ToolHang 3x, mh 1.5x, as the original fixes epochs, not steps), each scaling the evaluation schedule alike; then
     ``--set policy.x=..`` / ``--set train.y=..`` overrides. With ``image_obs`` the policy config also
     gets the preset's image encoder (``--set policy.vision.x=..``). Raises DpbenchError for an unknown
@@ -268,8 +268,7 @@ def build_configs(
     tcfg = apply_overrides(TrainConfig(), dict(train_over), "train config")
     factor = Fraction(1)
     if preset != "smoke":  # the original's epochs, not its steps: the robomimic floor, then the task's scale
-        floor = floor_scale(task, tcfg.steps, tcfg.batch_size) if not image_obs else Fraction(1)
-        factor = floor * step_scale(task, variant)
+        factor = math.prod(length_factors(task, variant, tcfg.steps, tcfg.batch_size, image_obs).values(), start=factor)
     if factor != 1:
         schedule = {key: getattr(tcfg, key) for key in SCHEDULE_KEYS}  # defaults too: the count stays
         try:

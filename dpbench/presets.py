@@ -23,7 +23,7 @@ def budget(steps: int, first_eval: float = 0.5, **train: Any) -> dict[str, Any]:
     draws, so a policy evaluated more often would get an edge; this keeps the count equal.
 
     Raises ValueError when ``steps`` is not a multiple of 40: 20 evaluations, each interval an even
-    number of steps so that mh's 1.5x scale (``step_scale``) stays whole."""
+    number of steps so that mh's 1.5x scale (``length_factors``) stays whole."""
     if steps % (2 * EVALS_PER_BUDGET):
         raise ValueError(f"budget: steps={steps} must be a multiple of {2 * EVALS_PER_BUDGET}")
     every = steps // EVALS_PER_BUDGET
@@ -61,17 +61,28 @@ SCHEDULE_KEYS = frozenset({"steps", "eval_every", "eval_after", "checkpoint_ever
 MIN_TRAIN_WINDOWS: dict[str, int] = dict.fromkeys(("lift", "can", "square", "transport", "tool_hang"), 15_000 * 64)
 
 
-def step_scale(task: str | None, variant: str = "ph") -> Fraction:
-    """How many times a preset's steps a cell on ``task`` trained on ``variant`` (ph | mh) demos takes."""
-    return TASK_STEP_SCALE.get(task or "", 1) * VARIANT_STEP_SCALE[variant]
-
-
 def floor_scale(task: str | None, steps: int, batch_size: int) -> Fraction:
     """How many times ``steps`` a preset of ``batch_size`` windows per step trains on ``task`` to reach the
     task's floor (``MIN_TRAIN_WINDOWS``, rounded up to whole steps); 1 where it already does or the task has
     none. The evaluation schedule scales alike (``scale_schedule``), so the evaluation count stays."""
     floor = -(-MIN_TRAIN_WINDOWS.get(task or "", 0) // batch_size)
     return Fraction(floor, steps) if 0 < steps < floor else Fraction(1)
+
+
+def length_factors(
+    task: str | None, variant: str, steps: int, batch_size: int, image_obs: bool = False
+) -> dict[str, Fraction]:
+    """Why a cell trains a multiple of its preset's ``steps``: reason -> factor, only factors other than 1, in the
+    order they apply (the robomimic floor for state observations, then the task's and the variant's scale). The
+    product is the factor ``config.build_configs`` scales the schedule by (every preset but smoke)."""
+    factors = {
+        f"the robomimic floor, {MIN_TRAIN_WINDOWS.get(task or '', 0) // 64:,} steps of 64 windows": (
+            Fraction(1) if image_obs else floor_scale(task, steps, batch_size)
+        ),
+        f"{task}'s ~3x longer demos": Fraction(TASK_STEP_SCALE.get(task or "", 1)),
+        f"{variant}'s 300 demos to ph's 200": VARIANT_STEP_SCALE[variant],
+    }
+    return {reason: f for reason, f in factors.items() if f != 1}
 
 
 def scale_schedule(train: dict[str, Any], factor: Fraction) -> dict[str, Any]:

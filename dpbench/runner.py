@@ -144,7 +144,7 @@ class CellConfig:
     pcfg: Any
     tcfg: Any
     chash: str
-    variant: str = "ph"  # the demo variant the training length was scaled for (presets.step_scale)
+    variant: str = "ph"  # the demo variant the training length was scaled for (presets.length_factors)
 
 
 def resolve_config(spec: CellSpec, variant: str | None = None) -> CellConfig:

@@ -150,6 +150,16 @@ def test_robomimic_gives_dp_and_lstm_gmm_the_originals_equal_epochs_and_trains_n
     assert build_configs(get_policy_class("diffusion"), "quick", {"train.steps": "40"}, task="square")[1].steps == 40
 
 
+def test_dpbench_config_says_why_a_cell_trains_longer_than_its_preset(capsys):
+    # by hand: DP-C's quick 5000 steps, x3 to the 15,000-step floor, x3 for Transport, x1.5 for mh = 67,500
+    assert main(["config", "diffusion", "--env", "transport", "--variant", "mh"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("training length:"))
+    assert "5000 steps x 3 (the robomimic floor" in line and "x 3 (transport's" in line and "x 3/2 (mh's" in line
+    assert line.split(" = ")[1].startswith("67500,")
+    for argv in (["config", "diffusion", "--env", "pusht"], ["config", "bet", "--env", "square"]):
+        assert main(argv) == 0 and "training length:" not in capsys.readouterr().out  # at the preset's own steps
+
+
 def test_a_cell_on_mh_data_resolves_to_the_mh_training_length():
     from dpbench.runner import CellSpec, resolve_config
 
