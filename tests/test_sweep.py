@@ -465,6 +465,33 @@ def test_grid_errors_keep_other_cells(tmp_path, tiny_pusht_hdf5, capsys):
     assert [r["policy"] for r in _records(tmp_path / "r")] == ["diffusion"]
 
 
+def test_an_interrupt_inside_numba_code_is_still_one_clear_message(monkeypatch, capsys):
+    # numba's compiled functions (robosuite's OSC controller, every robomimic env step) turn the KeyboardInterrupt
+    # that Ctrl-C or SIGTERM raises inside them into "SystemError: CPUDispatcher(...) returned a result with an
+    # exception set", caused by it: a killed robomimic run printed a traceback wall instead of the resume message
+    import dpbench.cli as cli
+
+    def interrupted_in_numba(args):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise SystemError(
+                "CPUDispatcher(<function opspace_matrices>) returned a result with an exception set"
+            ) from exc
+
+    monkeypatch.setattr(cli, "cmd_plot", interrupted_in_numba)
+    assert cli.main(["plot"]) == 130
+    err = capsys.readouterr().err
+    assert "dpbench: interrupted." in err and "rerun the same command" in err and "Traceback" not in err
+
+    def broken(args):
+        raise SystemError("a real bug")  # not an interrupt: it still surfaces
+
+    monkeypatch.setattr(cli, "cmd_plot", broken)
+    with pytest.raises(SystemError, match="a real bug"):
+        cli.main(["plot"])
+
+
 def test_sigterm_stops_a_run_like_ctrl_c(tmp_path, tiny_pusht_hdf5):
     out = tmp_path / "r"
     cmd = [
