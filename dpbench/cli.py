@@ -24,7 +24,7 @@ from dpbench.commands import (
     cmd_sweep,
     cmd_table,
 )
-from dpbench.errors import DpbenchError
+from dpbench.errors import DpbenchError, is_interrupt
 from dpbench.host import THREADS_ENV
 from dpbench.source import code_version
 
@@ -313,18 +313,6 @@ def _terminated(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # `kill` (SIGTERM) stops a run as cleanly as Ctrl-C
 
 
-def _interrupt_inside(exc: BaseException) -> bool:
-    """Whether ``exc`` wraps a Ctrl-C or SIGTERM: numba's compiled functions (robosuite's controllers) turn a
-    KeyboardInterrupt raised inside them into a SystemError caused by it."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, KeyboardInterrupt):
-            return True
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return False
-
-
 def main(argv: list[str] | None = None) -> int:
     """The ``dpbench`` entry point: parse ``argv`` (default ``sys.argv[1:]``) and run the subcommand. Returns its exit
     status: 0 on success, 2 after printing a DpbenchError in one line, 130 on Ctrl-C or SIGTERM (finished seeds are
@@ -350,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dpbench: error: {exc}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, SystemError) as exc:
-        if not _interrupt_inside(exc):
+        if not is_interrupt(exc):
             raise
         if args.func is cmd_collect:
             saved = "The robomimic episodes kept so far are saved beside the file (.<file>.partial/)"

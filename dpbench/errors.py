@@ -25,6 +25,19 @@ class DatasetMissing(DpbenchError):
         self.kind = kind
 
 
+def is_interrupt(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is or wraps a Ctrl-C or SIGTERM (the CLI raises KeyboardInterrupt for both): numba's
+    compiled functions (robosuite's controllers, in every robomimic env step) turn a KeyboardInterrupt raised
+    inside them into a SystemError caused by it."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of ``exc``'s message ("" for none): what a one-line report of it can show."""
     text = str(exc)

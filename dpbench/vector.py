@@ -27,7 +27,7 @@ import numpy as np
 
 import dpbench.envs  # noqa: F401  (registers the env IDs, also in a fresh worker process)
 from dpbench.envs.io import ObsMode
-from dpbench.errors import DpbenchError
+from dpbench.errors import DpbenchError, is_interrupt
 
 Obs = Any  # an array, or a dict of arrays
 
@@ -103,6 +103,8 @@ def _worker(conn: Any, maker: EnvMaker, n: int) -> None:
     except (EOFError, KeyboardInterrupt):
         pass
     except BaseException as exc:  # report to the parent, which raises one clear error
+        if is_interrupt(exc):  # Ctrl-C reached the worker inside numba code: the parent stops the run
+            return
         msg = (
             str(exc)
             if isinstance(exc, DpbenchError)
