@@ -22,9 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 from dpbench.errors import DpbenchError
 from dpbench.presets import (
+    EVALS_PER_BUDGET,
     IMAGE_TRAIN_PRESETS,
     SCHEDULE_KEYS,
     VISION_PRESETS,
+    budget,
+    floor_steps,
     length_factors,
     scale_schedule,
 )
@@ -257,24 +260,15 @@ def build_configs(
         raise DpbenchError(
             f"policy '{policy_cls.name}' has no preset '{preset}'; choose one of {', '.join(policy_cls.presets)}"
         )
-    pol_over, train_over = policy_cls.presets[preset]
+    pol_over, _ = policy_cls.presets[preset]
     if task in policy_cls.task_overrides and preset != "smoke":
-        task_pol, task_train = policy_cls.task_overrides[task]
-        pol_over, train_over = {**pol_over, **task_pol}, {**train_over, **task_train}
+        pol_over = {**pol_over, **policy_cls.task_overrides[task][0]}
     pcfg = apply_overrides(policy_cls.Config(), dict(pol_over), f"{policy_cls.name} config")
     if image_obs:
         pcfg.vision = apply_overrides(VisionConfig(), dict(VISION_PRESETS.get(preset, {})), "vision config")
-        train_over = {**train_over, **IMAGE_TRAIN_PRESETS.get(preset, {})}
-    tcfg = apply_overrides(TrainConfig(), dict(train_over), "train config")
-    factor = Fraction(1)
+    tcfg = preset_train_config(policy_cls, preset, image_obs, task)
     if preset != "smoke":  # the original's epochs, not its steps: the robomimic floor, then the task's scale
-        factor = math.prod(length_factors(task, variant, tcfg.steps, tcfg.batch_size, image_obs).values(), start=factor)
-    if factor != 1:
-        schedule = {key: getattr(tcfg, key) for key in SCHEDULE_KEYS}  # defaults too: the count stays
-        try:
-            tcfg = dataclasses.replace(tcfg, **scale_schedule(schedule, factor))
-        except ValueError as exc:
-            raise DpbenchError(f"{policy_cls.name} preset {preset!r} on {task} ({variant}): {exc}") from None
+        tcfg = _training_length(tcfg, preset, task, variant, image_obs, f"{policy_cls.name} preset {preset!r}")
     pol_cli, train_cli = {}, {}
     for key, value in (overrides or {}).items():
         scope, _, name = key.partition(".")
@@ -285,6 +279,60 @@ def build_configs(
         else:
             raise DpbenchError(f"override '{key}' must look like policy.FIELD=VALUE or train.FIELD=VALUE")
     return apply_overrides(pcfg, pol_cli, f"{policy_cls.name} config"), apply_overrides(tcfg, train_cli, "train config")
+
+
+def preset_train_config(
+    policy_cls: type[Policy], preset: str, image_obs: bool = False, task: str | None = None
+) -> TrainConfig:
+    """The train config a preset gives before the cell's length (``_training_length``) and ``--set``: the preset's,
+    then the policy's ``task_overrides`` for ``task`` (every preset but smoke), then with ``image_obs`` the shared
+    image schedule (``presets.IMAGE_TRAIN_PRESETS``). The caller has checked that the preset exists."""
+    train_over = dict(policy_cls.presets[preset][1])
+    if task in policy_cls.task_overrides and preset != "smoke":
+        train_over |= policy_cls.task_overrides[task][1]
+    if image_obs:
+        train_over |= IMAGE_TRAIN_PRESETS.get(preset, {})
+    return apply_overrides(TrainConfig(), train_over, "train config")
+
+
+def length_reasons(
+    policy_cls: type[Policy], preset: str, task: str | None, variant: str = "ph", image_obs: bool = False
+) -> tuple[int, dict[str, Fraction]]:
+    """(the preset's own steps, reason -> factor) for a cell that trains longer than its preset: what
+    ``build_configs`` multiplied (``presets.length_factors``); ``dpbench config`` prints it. ({} for smoke.)"""
+    base = preset_train_config(policy_cls, preset, image_obs, task)
+    if preset == "smoke":
+        return base.steps, {}
+    return base.steps, length_factors(task, variant, base.steps, base.batch_size, floor_applies(preset, image_obs))
+
+
+def floor_applies(preset: str, image_obs: bool) -> bool:
+    """Whether the robomimic floor (``presets.MIN_TRAIN_WINDOWS``) lifts this preset: quick, state observations."""
+    return preset == "quick" and not image_obs
+
+
+def _training_length(
+    tcfg: TrainConfig, preset: str, task: str | None, variant: str, image_obs: bool, where: str
+) -> TrainConfig:
+    """``tcfg`` at its cell's length (``presets.length_factors``): under the robomimic floor, the floor's
+    ``budget`` schedule at the preset's first-evaluation fraction; then the task's and variant's scale, schedule
+    (its defaults too, so the evaluation count stays) scaled alike. Raises DpbenchError where a scaled value is
+    not a whole number of steps."""
+    low = floor_steps(task, tcfg.batch_size) if floor_applies(preset, image_obs) else 0
+    if tcfg.steps < low:
+        first = round(EVALS_PER_BUDGET * tcfg.eval_after / tcfg.steps) / EVALS_PER_BUDGET
+        tcfg = dataclasses.replace(
+            tcfg, **{k: v for k, v in budget(low, first_eval=first).items() if k in SCHEDULE_KEYS}
+        )
+    factor = math.prod(
+        length_factors(task, variant, tcfg.steps, tcfg.batch_size, floor=False).values(), start=Fraction(1)
+    )
+    if factor == 1:
+        return tcfg
+    try:
+        return dataclasses.replace(tcfg, **scale_schedule({k: getattr(tcfg, k) for k in SCHEDULE_KEYS}, factor))
+    except ValueError as exc:
+        raise DpbenchError(f"{where} on {task} ({variant}): {exc}") from None
 
 
 def check_train_config(tcfg: TrainConfig) -> None:

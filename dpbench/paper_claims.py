@@ -216,11 +216,17 @@ def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
         "mean; a reversal within it is listed, not counted); needs 2 policies. Where ours has fewer than 3 seeds of "
         "a policy compared, the margin is narrower than its noise, and the cell says so.",
         "Ours is not a replication: robomimic columns train on dpbench's scripted demonstrations, not robomimic's "
-        "human ones; each policy trains for its preset's budget: on Push-T its own knee (not equal across "
-        "policies), on robomimic the same 15,000 steps of 64 windows for DP-C, DP-T, LSTM-GMM and IBC (the "
-        "original trains DP-C, DP-T and LSTM-GMM for equal epochs) and BET its longer 30,000, each x3 on Transport "
-        "and ToolHang and x1.5 on mh (dpbench.presets); max is taken over the preset's 11-20 evaluations, not the "
-        "original's 100 or more (docs/baselines_vs_original.md). Read "
+        "human ones; each policy trains for its preset's budget: "
+        + (
+            "on Push-T its own knee (not equal across policies), on robomimic the same 15,000 steps of 64 windows "
+            "for DP-C, DP-T, LSTM-GMM and IBC (the original trains DP-C, DP-T and LSTM-GMM for equal epochs) and "
+            "BET its longer 30,000"
+            if kind == "state"
+            else "with images the shared quick schedule (9,000 steps, dpbench.presets.IMAGE_TRAIN_PRESETS) for "
+            "every policy"
+        )
+        + ", each x3 on Transport and ToolHang and x1.5 on mh (dpbench.presets); max is taken over the preset's "
+        "11-20 evaluations, not the original's 100 or more (docs/baselines_vs_original.md). Read "
         "'rankings agree' and the means as a check of the paper's ordering under these conditions.",
     ]
     if not claims and not any(TABLE_OF_OBS.get(r["obs"]) == kind for r in records):

@@ -1,5 +1,6 @@
-"""The presets every policy shares: the evaluation schedule (``budget``), the smoke preset's
-training settings, and the image-observation settings applied over any policy's preset.
+"""The presets every policy shares: the evaluation schedule (``budget``), the training length per task
+(the robomimic floor and the task and variant scales, ``length_factors``), the smoke preset's training
+settings, and the image-observation settings applied over any policy's preset.
 
 A policy's own presets live in its class (``Policy.presets``); this module holds only what is
 common to all of them, so a preset has one home: the policy's class for its recipe, here for the
@@ -41,7 +42,7 @@ def budget(steps: int, first_eval: float = 0.5, **train: Any) -> dict[str, Any]:
 # train_*_lowdim_workspace.yaml; task configs leave it), so its steps grow with the data. dpbench's
 # budgets are steps, sized on Lift/Can/Square ph, whose demos average 59/155/160 steps (scripted ph,
 # 200 demos). Transport's and ToolHang's average 488 and 548: Square's steps would be ~3 epochs there
-# against ~10 (DP quick: 5000 x 64 windows), so they take 3x. mh sets hold 300 demos against ph's
+# against ~10 (the 5,000 x 64 windows DP's quick preset had then), so they take 3x. mh sets hold 300 demos against ph's
 # 200 (robomimic's, and scripted-mh): 1.5x. The evaluation schedule scales alike (quick: still 11
 # evaluations). Figures: docs/measurements.md, "Training length".
 TASK_STEP_SCALE: dict[str, int] = {"transport": 3, "tool_hang": 3}
@@ -50,34 +51,38 @@ SCHEDULE_KEYS = frozenset({"steps", "eval_every", "eval_after", "checkpoint_ever
 
 
 # The robomimic floor, in training windows (steps x batch), before the task and variant scale: on every
-# robomimic task a preset trains at least 15,000 steps of 64 windows (state observations; image presets keep
-# IMAGE_TRAIN_PRESETS). The original gives DP-C, DP-T and LSTM-GMM the same epochs on every robomimic task
-# (num_epochs: 5000 at batch 256 in train_diffusion_unet_lowdim_workspace.yaml,
-# train_diffusion_transformer_lowdim_workspace.yaml and train_robomimic_lowdim_workspace.yaml), while the quick
-# presets' steps are each policy's knee on Push-T (DP-C 5,000, DP-T 11,000, IBC 7,000, LSTM-GMM 15,000). At 5,000
+# robomimic task a quick preset trains at least 15,000 steps of 64 windows (state observations; image presets
+# keep IMAGE_TRAIN_PRESETS; paper presets train far more; other presets are the user's). The original gives
+# DP-C, DP-T and LSTM-GMM the same epochs on every robomimic task (num_epochs: 5000 at batch 256 in
+# train_diffusion_unet_lowdim_workspace.yaml, train_diffusion_transformer_lowdim_workspace.yaml and
+# train_robomimic_lowdim_workspace.yaml), while the quick presets' steps are each policy's knee on Push-T
+# (DP-C 5,000, DP-T 11,000, IBC 7,000, LSTM-GMM 15,000). At 5,000
 # steps DP-C's Square ph curve still rose at its last evaluation (3 seeds: max 0.913, avg-last-10 0.731); at
-# 15,000 it reached 0.98 / 0.956 against LSTM-GMM's 0.98 / 0.967 (docs/measurements.md, "Training length"). A
-# policy whose own budget is longer keeps it (BET: 30,000), so no baseline trains less than before.
+# 15,000 seeds 0 and 1 reached 0.98 / 0.956 and 1.00 / 0.966 against LSTM-GMM's 0.98 / 0.967 (3 seeds;
+# docs/measurements.md, "Training length"). 15,000 is LSTM-GMM's Push-T knee, not a knee measured on robomimic.
+# A policy whose own budget is longer keeps it (BET: 30,000), so no baseline trains less than before.
 MIN_TRAIN_WINDOWS: dict[str, int] = dict.fromkeys(("lift", "can", "square", "transport", "tool_hang"), 15_000 * 64)
 
 
-def floor_scale(task: str | None, steps: int, batch_size: int) -> Fraction:
-    """How many times ``steps`` a preset of ``batch_size`` windows per step trains on ``task`` to reach the
-    task's floor (``MIN_TRAIN_WINDOWS``, rounded up to whole steps); 1 where it already does or the task has
-    none. The evaluation schedule scales alike (``scale_schedule``), so the evaluation count stays."""
-    floor = -(-MIN_TRAIN_WINDOWS.get(task or "", 0) // batch_size)
-    return Fraction(floor, steps) if 0 < steps < floor else Fraction(1)
+def floor_steps(task: str | None, batch_size: int) -> int:
+    """The fewest steps of ``batch_size`` windows a quick preset trains on ``task`` (``MIN_TRAIN_WINDOWS``),
+    rounded up to a multiple of 40 so that ``budget`` takes it; 0 for a task without a floor."""
+    windows = MIN_TRAIN_WINDOWS.get(task or "", 0)
+    step = 2 * EVALS_PER_BUDGET
+    return -(-windows // (batch_size * step)) * step if windows else 0
 
 
 def length_factors(
-    task: str | None, variant: str, steps: int, batch_size: int, image_obs: bool = False
+    task: str | None, variant: str, steps: int, batch_size: int, floor: bool = True
 ) -> dict[str, Fraction]:
     """Why a cell trains a multiple of its preset's ``steps``: reason -> factor, only factors other than 1, in the
-    order they apply (the robomimic floor for state observations, then the task's and the variant's scale). The
-    product is the factor ``config.build_configs`` scales the schedule by (every preset but smoke)."""
+    order they apply: the robomimic floor (with ``floor``: quick presets on state observations, where it
+    replaces the schedule by ``budget(floor_steps)``), then the task's and the variant's scale (every preset but
+    smoke, the schedule scaled alike). ``config.build_configs`` applies them; ``dpbench config`` prints them."""
+    low = floor_steps(task, batch_size) if floor else 0
     factors = {
-        f"the robomimic floor, {MIN_TRAIN_WINDOWS.get(task or '', 0) // 64:,} steps of 64 windows": (
-            Fraction(1) if image_obs else floor_scale(task, steps, batch_size)
+        f"the robomimic floor, {MIN_TRAIN_WINDOWS.get(task or '', 0) // 64:,} steps of 64 windows": Fraction(
+            max(low, steps), steps
         ),
         f"{task}'s ~3x longer demos": Fraction(TASK_STEP_SCALE.get(task or "", 1)),
         f"{variant}'s 300 demos to ph's 200": VARIANT_STEP_SCALE[variant],

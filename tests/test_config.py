@@ -150,6 +150,25 @@ def test_robomimic_gives_dp_and_lstm_gmm_the_originals_equal_epochs_and_trains_n
     assert build_configs(get_policy_class("diffusion"), "quick", {"train.steps": "40"}, task="square")[1].steps == 40
 
 
+def test_the_floor_fits_any_batch_size_and_lifts_quick_presets_only(monkeypatch):
+    # a plugin's quick preset at another batch size: lifted to >= 960,000 windows on whole, budget-shaped steps, so
+    # that mh's 1.5x and Transport's 3x stay whole; by hand: ceil(960,000 / 256) = 3750 -> 3760 (a multiple of
+    # 40), ceil(960,000 / 128) = 7500 -> 7520
+    from dpbench.presets import budget
+
+    cls = get_policy_class("bc")
+    for batch, steps, lifted in ((256, 2000, 3760), (128, 4000, 7520)):
+        monkeypatch.setitem(cls.presets, "quick", ({}, budget(steps, batch_size=batch)))
+        assert build_configs(cls, "quick", task="square")[1].steps == lifted
+        for task, variant in (("square", "mh"), ("transport", "mh"), ("tool_hang", "ph")):
+            tcfg = build_configs(cls, "quick", task=task, variant=variant)[1]
+            assert evaluation_count(tcfg.steps, tcfg.eval_every, tcfg.eval_after) == 11, (batch, task, variant)
+    # another preset is the user's: a short debug preset stays short on robomimic (only the task scale applies)
+    monkeypatch.setitem(cls.presets, "debug", ({}, budget(400, batch_size=8)))
+    assert build_configs(cls, "debug", task="lift")[1].steps == 400
+    assert build_configs(cls, "debug", task="transport")[1].steps == 1200
+
+
 def test_dpbench_config_says_why_a_cell_trains_longer_than_its_preset(capsys):
     # by hand: DP-C's quick 5000 steps, x3 to the 15,000-step floor, x3 for Transport, x1.5 for mh = 67,500
     assert main(["config", "diffusion", "--env", "transport", "--variant", "mh"]) == 0
@@ -158,6 +177,10 @@ def test_dpbench_config_says_why_a_cell_trains_longer_than_its_preset(capsys):
     assert line.split(" = ")[1].startswith("67500,")
     for argv in (["config", "diffusion", "--env", "pusht"], ["config", "bet", "--env", "square"]):
         assert main(argv) == 0 and "training length:" not in capsys.readouterr().out  # at the preset's own steps
+    # images keep their shared 9000-step schedule (no floor), still x3 on Transport; another --set keeps the line
+    assert main(["config", "diffusion", "--env", "transport", "--obs", "image", "--set", "train.eval_episodes=5"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("training length:"))
+    assert "9000 steps x 3 (transport's" in line and "floor" not in line and line.split(" = ")[1].startswith("27000,")
 
 
 def test_a_cell_on_mh_data_resolves_to_the_mh_training_length():
