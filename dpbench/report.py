@@ -131,7 +131,7 @@ def knees_section(out: Path) -> str:
         f"One long single-seed curve per policy on human Push-T (keypoints, paper data protocol), evaluated "
         f"every 1000-2000 steps from the start: `knees/` (records, `knees/README.md`, figures). Rule: "
         f"{data['rule']}; a quick preset's budget is its knee step, unless the last column (the preset as "
-        "defined today, on Push-T) says otherwise. On the robomimic tasks (state observations) no preset trains "
+        "defined today, on Push-T) says otherwise. On the robomimic tasks (state observations) no quick preset trains "
         "fewer than 15,000 steps of 64 windows (`dpbench.presets.MIN_TRAIN_WINDOWS`; `knees/robomimic/`), before "
         "the task and variant scale.",
         "",
