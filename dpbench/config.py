@@ -260,10 +260,9 @@ def build_configs(
         raise DpbenchError(
             f"policy '{policy_cls.name}' has no preset '{preset}'; choose one of {', '.join(policy_cls.presets)}"
         )
-    pol_over, _ = policy_cls.presets[preset]
-    if task in policy_cls.task_overrides and preset != "smoke":
-        pol_over = {**pol_over, **policy_cls.task_overrides[task][0]}
-    pcfg = apply_overrides(policy_cls.Config(), dict(pol_over), f"{policy_cls.name} config")
+    pcfg = apply_overrides(
+        policy_cls.Config(), _preset_settings(policy_cls, preset, task)[0], f"{policy_cls.name} config"
+    )
     if image_obs:
         pcfg.vision = apply_overrides(VisionConfig(), dict(VISION_PRESETS.get(preset, {})), "vision config")
     tcfg = preset_train_config(policy_cls, preset, image_obs, task)
@@ -281,15 +280,21 @@ def build_configs(
     return apply_overrides(pcfg, pol_cli, f"{policy_cls.name} config"), apply_overrides(tcfg, train_cli, "train config")
 
 
+def _preset_settings(policy_cls: type[Policy], preset: str, task: str | None) -> tuple[dict, dict]:
+    """(policy, train) settings of ``preset``, with the policy's ``task_overrides`` for ``task`` over them (every
+    preset but smoke); fresh dicts."""
+    pol_over, train_over = policy_cls.presets[preset]
+    task_pol, task_train = policy_cls.task_overrides.get(task or "", ({}, {})) if preset != "smoke" else ({}, {})
+    return {**pol_over, **task_pol}, {**train_over, **task_train}
+
+
 def preset_train_config(
     policy_cls: type[Policy], preset: str, image_obs: bool = False, task: str | None = None
 ) -> TrainConfig:
     """The train config a preset gives before the cell's length (``_training_length``) and ``--set``: the preset's,
     then the policy's ``task_overrides`` for ``task`` (every preset but smoke), then with ``image_obs`` the shared
     image schedule (``presets.IMAGE_TRAIN_PRESETS``). The caller has checked that the preset exists."""
-    train_over = dict(policy_cls.presets[preset][1])
-    if task in policy_cls.task_overrides and preset != "smoke":
-        train_over |= policy_cls.task_overrides[task][1]
+    train_over = _preset_settings(policy_cls, preset, task)[1]
     if image_obs:
         train_over |= IMAGE_TRAIN_PRESETS.get(preset, {})
     return apply_overrides(TrainConfig(), train_over, "train config")

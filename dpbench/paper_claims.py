@@ -26,6 +26,7 @@ from dpbench.paper_cells import (
     paper_columns,
     paper_values,
 )
+from dpbench.presets import IMAGE_TRAIN_PRESETS, ROBOMIMIC_FLOOR_STEPS
 from dpbench.render import Cell, Table
 
 
@@ -218,12 +219,12 @@ def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
         "Ours is not a replication: robomimic columns train on dpbench's scripted demonstrations, not robomimic's "
         "human ones; each policy trains for its preset's budget: "
         + (
-            "on Push-T its own knee (not equal across policies), on robomimic the same 15,000 steps of 64 windows "
-            "for DP-C, DP-T, LSTM-GMM and IBC (the original trains DP-C, DP-T and LSTM-GMM for equal epochs) and "
-            "BET its longer 30,000"
+            "on Push-T its own knee (not equal across policies), on robomimic the same "
+            f"{ROBOMIMIC_FLOOR_STEPS:,} steps of 64 windows for DP-C, DP-T, LSTM-GMM and IBC (the original trains "
+            "DP-C, DP-T and LSTM-GMM for equal epochs) and BET its own, longer budget"
             if kind == "state"
-            else "with images the shared quick schedule (9,000 steps, dpbench.presets.IMAGE_TRAIN_PRESETS) for "
-            "every policy"
+            else f"with images the shared quick schedule ({IMAGE_TRAIN_PRESETS['quick']['steps']:,} steps, "
+            "dpbench.presets.IMAGE_TRAIN_PRESETS) for every policy"
         )
         + ", each x3 on Transport and ToolHang and x1.5 on mh (dpbench.presets); max is taken over the preset's "
         "11-20 evaluations, not the original's 100 or more (docs/baselines_vs_original.md). Read "

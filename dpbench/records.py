@@ -331,6 +331,19 @@ def record_of_same_demos(path: Path, kind: str, dataset: dict[str, Any]) -> Path
     return None
 
 
+def read_evidence(folder: Path, pattern: str = "*.json") -> list[dict[str, Any]]:
+    """The complete records among ``folder``'s files matching ``pattern`` (a glob; "**/*.json" for any depth), in
+    path order. For evidence folders (``results/superseded``), which keep other files too: those are skipped, not
+    reported (``load_records`` reports them)."""
+    records = []
+    for path in sorted(Path(folder).glob(pattern)):
+        try:
+            records.append(read_record(path))
+        except ValueError:
+            continue
+    return records
+
+
 def load_records(out: Path) -> tuple[list[dict[str, Any]], list[str]]:
     """(records, problems): every record under ``out/records`` in file-name order, and one message per
     file that is not a complete record (reported, not dropped silently)."""

@@ -11,6 +11,7 @@ from typing import Any
 
 from dpbench.equal_time import equal_time_table, named_cpu_kinds
 from dpbench.errors import DpbenchError
+from dpbench.presets import ROBOMIMIC_FLOOR_STEPS
 from dpbench.records import data_identity, write_text_atomic
 from dpbench.render import render_md
 from dpbench.results import group_records, joined_hashes, short_hash
@@ -132,8 +133,8 @@ def knees_section(out: Path) -> str:
         f"every 1000-2000 steps from the start: `knees/` (records, `knees/README.md`, figures). Rule: "
         f"{data['rule']}; a quick preset's budget is its knee step, unless the last column (the preset as "
         "defined today, on Push-T) says otherwise. On the robomimic tasks (state observations) no quick preset trains "
-        "fewer than 15,000 steps of 64 windows (`dpbench.presets.MIN_TRAIN_WINDOWS`; `knees/robomimic/`), before "
-        "the task and variant scale.",
+        f"fewer than {ROBOMIMIC_FLOOR_STEPS:,} steps of 64 windows (`dpbench.presets.MIN_TRAIN_WINDOWS`; "
+        "`knees/robomimic/`), before the task and variant scale.",
         "",
         "| policy | curve run (steps, train-min) | run max | knee step | train-min at knee | max by the knee "
         "| quick steps |",

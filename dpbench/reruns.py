@@ -16,18 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from dpbench.paper_cells import paper_actions, preference
-from dpbench.records import read_record
+from dpbench.records import read_evidence
 from dpbench.results import PAPER_POLICY_NAMES, Group, group_records, short_hash
-
-
-def _load(folder: Path) -> list[dict[str, Any]]:
-    records = []
-    for path in sorted(folder.glob("*.json")):
-        try:
-            records.append(read_record(path))
-        except ValueError:
-            continue  # the superseded folder keeps evidence, not only complete records
-    return records
 
 
 def _key(g: Group) -> tuple:
@@ -70,7 +60,11 @@ def rerun_section(out: Path, records: list[dict[str, Any]]) -> str:
         current.setdefault(_key(g), []).append(g)
     lines: list[str] = []
     for folder in sorted(p for p in (Path(out) / "superseded").glob("*") if p.is_dir()):
-        pairs = [(old, _today(old, current[_key(old)])) for old in group_records(_load(folder)) if _key(old) in current]
+        pairs = [
+            (old, _today(old, current[_key(old)]))
+            for old in group_records(read_evidence(folder))
+            if _key(old) in current
+        ]
         if not pairs:
             continue
         lines += [

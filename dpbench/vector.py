@@ -100,10 +100,10 @@ def _worker(conn: Any, maker: EnvMaker, n: int) -> None:
             if cmd == "close":
                 break
             conn.send(("ok", getattr(envs, cmd)(*arg)))
-    except (EOFError, KeyboardInterrupt):
+    except EOFError:
         pass
     except BaseException as exc:  # report to the parent, which raises one clear error
-        if is_interrupt(exc):  # Ctrl-C reached the worker inside numba code: the parent stops the run
+        if is_interrupt(exc):  # Ctrl-C, bare or wrapped by numba code: the parent stops the run
             return
         msg = (
             str(exc)

@@ -51,7 +51,7 @@ from statistics import median
 from typing import Any
 
 from dpbench.data.registry import variant_of
-from dpbench.records import PROTOCOL_VERSION, busy_cores, config_hash, load_records, read_record
+from dpbench.records import PROTOCOL_VERSION, busy_cores, config_hash, load_records, read_evidence
 from dpbench.tasks import get_task
 
 RESULTS = Path(__file__).resolve().parents[2] / "results"
@@ -140,11 +140,7 @@ def rate_records(results_dirs: list[Path]) -> list[dict[str, Any]]:
     a cell id is in both, today's record is the one read. Files that are not complete records are skipped."""
     found: dict[str, dict[str, Any]] = {}
     for folder in results_dirs:
-        for path in sorted((Path(folder) / "superseded").rglob("*.json")):
-            try:
-                record = read_record(path)
-            except ValueError:
-                continue  # superseded folders keep other evidence too (speed tables)
+        for record in read_evidence(Path(folder) / "superseded", "**/*.json"):
             found.setdefault(record["cell_id"], record)
     for folder in results_dirs:
         found |= {r["cell_id"]: r for r in load_records(Path(folder))[0]}
