@@ -271,7 +271,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     (with ``--set`` overrides), beside the paper preset's values and each field's documentation; returns 0. Raises
     DpbenchError for a config ``dpbench run`` would refuse: the policy's (its ``check_config``) or the train
     config's (``config.check_train_config``)."""
-    from dpbench.config import build_configs, check_train_config, describe, length_reasons
+    from dpbench.config import build_configs, check_train_config, describe, describe_length
     from dpbench.policies import get_policy_class
     from dpbench.tasks import get_task
 
@@ -298,13 +298,7 @@ def cmd_config(args: argparse.Namespace) -> int:
         print(f"\n{title} config ({type(cfg).__name__}):")
         for row in [header, *rows]:
             print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4])
-    base, factors = length_reasons(cls, args.preset, task.name, args.variant, image)
-    if factors and "train.steps" not in overrides:
-        why = " x ".join(f"{f} ({reason})" for reason, f in factors.items())
-        print(
-            f"\ntraining length: the {args.preset} preset's {base} steps x {why} = {tcfg.steps}, its evaluation "
-            "schedule scaled alike (dpbench.presets)"
-        )
+    print("\ntraining length: " + describe_length(cls, args.preset, task.name, args.variant, image, overrides, tcfg))
     print("\nSet any field with --set policy.FIELD=VALUE / --set train.FIELD=VALUE (dpbench run, dpbench sweep).")
     return 0
 

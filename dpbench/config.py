@@ -24,6 +24,7 @@ from dpbench.errors import DpbenchError
 from dpbench.presets import (
     EVALS_PER_BUDGET,
     IMAGE_TRAIN_PRESETS,
+    MIN_TRAIN_WINDOWS,
     SCHEDULE_KEYS,
     VISION_PRESETS,
     budget,
@@ -309,6 +310,31 @@ def length_reasons(
     if preset == "smoke":
         return base.steps, {}
     return base.steps, length_factors(task, variant, base.steps, base.batch_size, floor_applies(preset, image_obs))
+
+
+def describe_length(
+    cls: type[Policy], preset: str, task: str, variant: str, image: bool, overrides: dict[str, str], tcfg: TrainConfig
+) -> str:
+    """Why ``dpbench config``'s cell trains ``tcfg.steps``: the preset's steps times each factor that
+    ``presets.length_factors`` applies, or why none does (so a user can tell an applied floor from a forgotten one)."""
+    if "train.steps" in overrides:
+        return f"{tcfg.steps} steps, as --set train.steps asks (no floor or task scale applies to a set length)"
+    base, factors = length_reasons(cls, preset, task, variant, image)
+    windows = f"; --set train.batch_size keeps the steps: {tcfg.steps * tcfg.batch_size:,} windows of training"
+    tail = windows if "train.batch_size" in overrides else ""
+    if factors:
+        why = " x ".join(f"{f} ({reason})" for reason, f in factors.items())
+        return f"the {preset} preset's {base} steps x {why} = {tcfg.steps}, its evaluation schedule scaled alike{tail}"
+    if preset == "smoke":
+        return f"the smoke preset's {base} steps (smoke is never scaled){tail}"
+    if task in MIN_TRAIN_WINDOWS and floor_applies(preset, image):
+        floor = MIN_TRAIN_WINDOWS[task] // 64
+        why = f"at or above the robomimic floor ({floor:,} steps of 64 windows), and no task or variant scale"
+    elif task in MIN_TRAIN_WINDOWS:
+        why = "the robomimic floor lifts quick presets on state observations only, and no task or variant scale"
+    else:
+        why = f"no robomimic floor ({task} is not a robomimic task), and no task or variant scale"
+    return f"the {preset} preset's {base} steps, unscaled: {why} (dpbench.presets){tail}"
 
 
 def floor_applies(preset: str, image_obs: bool) -> bool:

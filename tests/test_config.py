@@ -169,14 +169,26 @@ def test_the_floor_fits_any_batch_size_and_lifts_quick_presets_only(monkeypatch)
     assert build_configs(cls, "debug", task="transport")[1].steps == 1200
 
 
-def test_dpbench_config_says_why_a_cell_trains_longer_than_its_preset(capsys):
+def test_dpbench_config_says_how_long_a_cell_trains_and_why(capsys):
     # by hand: DP-C's quick 5000 steps, x3 to the 15,000-step floor, x3 for Transport, x1.5 for mh = 67,500
     assert main(["config", "diffusion", "--env", "transport", "--variant", "mh"]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("training length:"))
     assert "5000 steps x 3 (the robomimic floor" in line and "x 3 (transport's" in line and "x 3/2 (mh's" in line
     assert line.split(" = ")[1].startswith("67500,")
-    for argv in (["config", "diffusion", "--env", "pusht"], ["config", "bet", "--env", "square"]):
-        assert main(argv) == 0 and "training length:" not in capsys.readouterr().out  # at the preset's own steps
+    # at the preset's own steps the line still says so, and why: LSTM-GMM's quick 15,000 steps meet the floor
+    assert main(["config", "lstm_gmm", "--env", "square"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("training length:"))
+    assert "15000 steps, unscaled: at or above the robomimic floor" in line
+    assert main(["config", "diffusion", "--env", "pusht"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("training length:"))
+    assert "5000 steps, unscaled: no robomimic floor (pusht is not a robomimic task)" in line
+    # a set length is the user's, and a set batch keeps the steps: 15,000 x 256 = 3,840,000 windows
+    assert main(["config", "diffusion", "--env", "square", "--set", "train.steps=9000"]) == 0
+    assert "training length: 9000 steps, as --set train.steps asks" in capsys.readouterr().out
+    assert main(["config", "diffusion", "--env", "square", "--set", "train.batch_size=256"]) == 0
+    assert "= 15000, its evaluation schedule scaled alike; --set train.batch_size keeps the steps: 3,840,000" in (
+        capsys.readouterr().out
+    )
     # images keep their shared 9000-step schedule (no floor), still x3 on Transport; another --set keeps the line
     assert main(["config", "diffusion", "--env", "transport", "--obs", "image", "--set", "train.eval_episodes=5"]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("training length:"))
