@@ -30,9 +30,9 @@ Square mh cells trained 3.9x (DP-C) and 1.4-3.3x (LSTM-GMM) slower per step with
 (docs/measurements.md). Image tasks differ by cameras, so they keep the tiers. Records of this kind come first
 even where they ran beside another job and those of another kind did not. Evaluation keeps the tiers: an
 episode's length follows the policy's success on the task, which another task's records do not know. Within
-a tier, records of this kind come first (in tier 2, the tasks that have such records), then those made under
-today's protocol on cores no other job shared. Records made before dpbench recorded the SIMD level (commit
-d127b68) are of no known kind.
+a tier, records of this kind come first (in tier 2, the tasks that have such records), then one-thread ones,
+then those made under today's protocol on cores no other job shared. Records made before dpbench recorded
+the SIMD level (commit d127b68) are of no known kind.
 
 Episode rates are kept per step of the task's ph horizon and scaled to the cell's: a policy trained on mh
 demonstrations runs Lift, Can and Square episodes to 500 steps, not 400 (an upper bound for its cell).
@@ -165,6 +165,7 @@ class _Measured:
     clean: bool  # today's protocol, no other job on its cores (``_clean``)
     cost: str | None = None  # ``cost_key`` of its model and batch
     success: float | None = None  # the median success rate of its periodic evaluations
+    threads: int = 1  # its torch threads: the dry run prices one thread per cell, and more cost more CPU per step
 
 
 def same_kind(hardware: dict[str, Any], cpu_capability: str | None, cpu_family: str | None = None) -> bool:
@@ -182,6 +183,7 @@ def _best(entries: list[_Measured]) -> list[_Measured]:
     """Of one tier's records: those of this machine's kind of CPU where any, and of those the clean ones
     where any."""
     pool = [e for e in entries if e.this_kind] or entries
+    pool = [e for e in pool if e.threads == 1] or pool
     return [e for e in pool if e.clean] or pool
 
 
@@ -225,6 +227,7 @@ class Rates:
                     median(rates)
                     if (rates := [h["success_rate"] for h in r["history"] if "success_rate" in h])
                     else None,
+                    int(hw.get("torch_threads") or 1),
                 )
             )
 
@@ -244,10 +247,18 @@ class Rates:
         """CPU-seconds per training step: this kind of CPU's records of the model ``cost`` (this task's, then
         another's), then this config's records, this task's, another task's (the module docstring)."""
         mine, mine_other = self._this_kind(policy, env, obs, cost)
+        # one thread first, another task's before this one's: a step costs the same on every task (DESIGN.md),
+        # but two threads cost more CPU-seconds per step than the one a sweep cell gets
+        single = [e for e in mine if e.threads == 1]
+        single_other = {k: one for k, v in mine_other.items() if (one := [e for e in v if e.threads == 1])}
+        if single:
+            return _own_task([(single, " of this model")], lambda e: e.step_s)
+        if single_other:
+            return _pooled_steps(single_other, ", this model")
         if mine:
-            return _own_task([(mine, " of this model")], lambda e: e.step_s)
+            return _own_task([(mine, f" of this model at {mine[0].threads} threads")], lambda e: e.step_s)
         if mine_other:
-            return _pooled_steps(mine_other, ", this model")
+            return _pooled_steps(mine_other, ", this model, several threads")
         same = [e for e in self.by_key.get((policy, env, obs), []) if e.step_s is not None]
         exact = [e for e in same if e.config_hash == chash]
         own = _own_task([(exact, " of this config"), (same, ", other configs")], lambda e: e.step_s)
