@@ -385,6 +385,16 @@ def test_dry_run_counts_the_estimates_made_on_this_kind_of_cpu():
     same_model["config"]["train"] = {**same_model["config"]["train"], "batch_size": 64}
     lines = dry_run_report(planned, [_kind(records[0], "AVX512"), same_model], 2, cpu_capability="AVX2")
     assert "train: from lift/low_dim, this model, this CPU kind" in lines[0]
+    # a grid of several policies sums each one's cells, costliest first. By hand (5000 steps, 11 x 50 + 200
+    # episodes): DP-C 1750 s x 1 / 5000 steps = 0.35 s a step, 350 s / 50 = 7 s an episode: 1750 + 5250 s = 116.7
+    # min a cell, 2 cells = 3.9 h; LSTM-GMM 7000 s of training = 1.4 s a step, 700 / 50 = 14 s an episode:
+    # 7000 + 10500 s = 4.9 h for its 1 cell
+    lstm = SimpleNamespace(**{**vars(cfg), "policy_cls": get_policy_class("lstm_gmm")})
+    both = [*planned, SimpleNamespace(**{**vars(planned[0]), "config": lstm})]
+    timed = [*records, _kind(_timed("lstm_gmm", "square", "low_dim", 7000.0, [700.0]), "AVX2")]
+    lines = dry_run_report(both, timed, 2, cpu_capability="AVX2")
+    assert "  - per policy: lstm_gmm 4.9 CPU-h (1 cell), diffusion 3.9 CPU-h (2 cells)" in lines
+    assert not any("per policy" in line for line in dry_run_report(planned, records, 2))  # one policy: its total
 
 
 def test_a_new_cell_whose_record_was_trained_on_other_demos_says_so(tmp_path):
@@ -553,6 +563,16 @@ def test_this_kind_of_cpu_with_the_same_model_outranks_the_task_for_training():
     own = _kind(_timed("diffusion", "tool_hang", "low_dim", 1500.0, [500.0]), "AVX2", "own")
     rates = Rates([elsewhere, here, own], step_ms={}, cpu_capability="AVX2")
     assert rates.train_rate("diffusion", "tool_hang", "low_dim", "th", model).seconds == pytest.approx(0.3)
+    # ... at one torch thread, a sweep cell's: the task's own record at 2 threads (1500 s x 2 / 5000 = 0.6 CPU-s a
+    # step) yields to Square's one-thread 0.35, and is read only where no one-thread record of the model is left
+    two = _kind(_timed("diffusion", "tool_hang", "low_dim", 1500.0, [500.0], threads=2), "AVX2", "own")
+    rates = Rates([elsewhere, here, two], step_ms={}, cpu_capability="AVX2")
+    step = rates.train_rate("diffusion", "tool_hang", "low_dim", "th", model)
+    assert step.seconds == pytest.approx(0.35) and step.basis == "from square/low_dim, this model, this CPU kind"
+    step = Rates([elsewhere, two], step_ms={}, cpu_capability="AVX2").train_rate(
+        "diffusion", "tool_hang", "low_dim", "th", model
+    )
+    assert step.seconds == pytest.approx(0.6) and "at 2 threads" in step.basis
 
 
 def test_the_this_kind_tier_stays_within_one_obs_mode_and_off_images():

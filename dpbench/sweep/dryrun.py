@@ -82,6 +82,7 @@ def dry_run_report(
     n_other_demos = 0
     blocked: dict[tuple[str, str], list[str]] = {}
     train_total = eval_total = 0.0
+    per_policy: dict[str, list[float]] = {}  # policy -> [cells with a rate, CPU-minutes]
     for p in planned:
         spec, cfg = p.spec, p.config
         name = f"{cfg.policy_cls.name} {spec.env}/{cfg.obs} seed {spec.seed}"
@@ -119,6 +120,9 @@ def dry_run_report(
         else:
             train_total += est.train_min or 0.0
             eval_total += est.eval_min or 0.0
+            mine = per_policy.setdefault(cfg.policy_cls.name, [0, 0.0])
+            mine[0] += 1
+            mine[1] += est.total_min
             n_this_cpu += est.this_cpu
             n_other_task += est.other_task
         if p.cell is None:
@@ -144,6 +148,11 @@ def dry_run_report(
     else:
         head = "[dpbench] estimate: no cell to run."
     notes = []  # one caveat a line, under the headline
+    if len(per_policy) > 1:
+        ranked = sorted(per_policy.items(), key=lambda kv: -kv[1][1])
+        notes.append(
+            "per policy: " + ", ".join(f"{k} {m / 60:.1f} CPU-h ({n:.0f} cell{'s' * (n != 1)})" for k, (n, m) in ranked)
+        )
     if unknown and known:
         notes.append(f"{unknown} cell(s) without one are not counted")
     if n_other_task:
