@@ -104,20 +104,31 @@ def build_parser() -> argparse.ArgumentParser:
             "--variant",
             default="ph",
             choices=["ph", "mh"],
-            help="robomimic tasks: ph (consistent) or mh (randomized strategies and speeds; not tool_hang)",
+            help="robomimic tasks: ph (consistent; default) or mh (randomized strategies and speeds; not tool_hang)",
         )
         p.add_argument(
             "--action-mode",
             default="abs",
             choices=["abs", "delta"],
-            help="robomimic tasks: record absolute OSC_POSE targets (abs, the paper's position control) or the "
-            "delta actions that command them (delta, robomimic's velocity-style actions)",
+            help="robomimic tasks: record absolute OSC_POSE targets (abs, default: the paper's position control for "
+            "DP) or the delta actions that command them (delta, robomimic's velocity-style actions: the baselines' "
+            "Table I cells, --dataset scripted-delta)",
         )
         p.add_argument(
             "--camera", default=None, help="robomimic tasks: record 84x84 images, e.g. agentview,robot0_eye_in_hand"
         )
-        p.add_argument("--start-seed", type=int, default=0, help="first env seed tried; failed episodes are skipped")
-        p.add_argument("--workers", type=_positive, default=None, help="collector processes (default: one per core)")
+        p.add_argument(
+            "--start-seed",
+            type=int,
+            default=0,
+            help="first env seed tried (default 0, the standard set); failed episodes are skipped; another needs --out",
+        )
+        p.add_argument(
+            "--workers",
+            type=_positive,
+            default=None,
+            help="robomimic tasks: collector processes (default: one per core); Push-T collects in one",
+        )
         p.add_argument(
             "--out",
             default=None,
@@ -250,7 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
     _threads_option(p)
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("table", help="policies x tasks table from the result records (and results/README.md)")
+    p = sub.add_parser(
+        "table",
+        help="policies x tasks table from the result records; for ./results it also rewrites results/README.md "
+        "(--no-write-readme only prints)",
+    )
     p.add_argument("--out", default=DEFAULT_OUT, help="results dir to read (default results)")
     p.add_argument("--env", default=None, help="only these envs (comma list)")
     p.add_argument("--policy", default=None, help="only these policies (comma list)")
@@ -295,7 +310,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_table)
 
-    p = sub.add_parser("plot", help="figures from the result records: scores, learning curves, latency (PNG + SVG)")
+    p = sub.add_parser(
+        "plot",
+        help="figures from the result records: scores, learning curves, score at equal training time, latency "
+        "(PNG + SVG)",
+    )
     p.add_argument("--out", default=DEFAULT_OUT, help="results dir to read (default results)")
     p.add_argument(
         "--figdir",

@@ -95,6 +95,11 @@ def cmd_collect(args: argparse.Namespace) -> int:
     from dpbench.tasks import get_task
 
     task = get_task(args.env)
+    if args.start_seed and not args.out:  # the cache path names no seed: --dataset scripted would read these demos
+        raise DpbenchError(
+            f"--start-seed {args.start_seed} collects other demos than the standard set, which `--dataset scripted` "
+            "reads from the cache dir; write them elsewhere with --out PATH and train on them with --dataset PATH"
+        )
     if task.name == "pusht":
         if args.variant != "ph" or args.camera or args.action_mode != "abs":
             raise DpbenchError("Push-T's demonstrator has no --variant, --camera or --action-mode")
@@ -355,8 +360,8 @@ def cmd_table(args: argparse.Namespace) -> int:
             "drop --layout pivot (or --claims for the pivot table)"
         )
     paper = args.layout == "paper" or args.claims
-    # the paper's layout shows a selected column without records too: the paper's numbers, each "no record"
-    chosen = select_records(records, envs, policies, args.out, obs, allow_empty=paper and bool(envs))
+    # the paper's layout shows a selection without records too: the paper's numbers, each "no record"
+    chosen = select_records(records, envs, policies, args.out, obs, allow_empty=paper and bool(envs or policies or obs))
     if paper:
         from dpbench.paper_table import format_paper_table
 

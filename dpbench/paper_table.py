@@ -196,11 +196,11 @@ def format_paper_table(
     """Tables I and II (each only if records of its observation kind exist) in the paper's layout, and with
     ``claims`` the claims table under each; md, latex, html, or csv (one tidy row per cell; with ``claims``,
     one tidy row per column compared instead). ``envs``: only these tasks' columns; ``selection``: the
-    filter that chose ``records``, named under the claims. With ``envs`` and no record, the tables of ``obs``
-    (None: both) show the paper's numbers in those columns, each cell "no record". Raises DpbenchError for an
-    unknown format or when no record has an observation kind of the paper's tables (and no ``envs``)."""
+    filter that chose ``records``, named under the claims. With a filter (``envs`` or ``selection``) and no record,
+    the tables of ``obs`` (None: both) show the paper's numbers, each cell "no record". Raises DpbenchError for an
+    unknown format or when no record has an observation kind of the paper's tables (and no filter)."""
     kinds = [k for k in ("state", "image") if any(TABLE_OF_OBS.get(r["obs"]) == k for r in records)]
-    if not kinds and envs:  # a selected column nobody has run yet
+    if not kinds and (envs or selection):  # a selected column, policy or obs mode nobody has run yet
         wanted = {TABLE_OF_OBS.get(o) for o in obs} if obs else {"state", "image"}
         kinds = [k for k in ("state", "image") if k in wanted]
     if not kinds:

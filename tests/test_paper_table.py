@@ -418,3 +418,7 @@ def test_a_selected_column_with_no_record_shows_the_papers_numbers(tmp_path: Pat
     # the pivot table has no paper side to show: a selection with no record stays an error
     assert main(["table", "--out", str(out), "--env", "transport", "--no-write-readme"]) == 2
     assert "no result records" in capsys.readouterr().err
+    # so does a policy or obs selection nobody has run: Table II, IBC on image Push-T (paper 0.75 / 0.64)
+    assert main(["table", "--out", str(out), "--layout", "paper", "--obs", "image", "--policy", "ibc"]) == 0
+    printed = capsys.readouterr().out
+    assert _md(printed)[1]["IBC"][-1] == "no record (0.75 / 0.64)" and "Table I " not in printed

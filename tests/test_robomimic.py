@@ -594,6 +594,9 @@ def test_collect_cli_reports_the_demonstrator_success(tmp_path: Path) -> None:
     assert "demonstrator success" in res.stdout and out.exists()
     res = _cli("collect", "--env", "tool_hang", "--variant", "mh", "--episodes", "2", "--out", str(tmp_path / "t.hdf5"))
     assert res.returncode == 2 and "tool_hang has ph demonstrations only" in res.stderr
+    # another start seed makes other demos: not into the cache path that --dataset scripted reads
+    res = _cli("collect", "--env", "lift", "--episodes", "2", "--start-seed", "5")
+    assert res.returncode == 2 and "--out PATH" in res.stderr and "Traceback" not in res.stderr
 
 
 def test_env_batch_in_worker_processes_matches_in_process() -> None:
