@@ -10,7 +10,7 @@ the evaluation schedule's unit (``dpbench.presets.EVALS_PER_BUDGET`` x 50 steps)
 policy, and a cosine schedule over the long run, so a knee is a budget estimate, not a result:
 the quick records (3 seeds at that budget) are the result.
 
-    python benchmarks/knees.py [--records results/knees/records] [--fraction 0.95]
+    python benchmarks/knees.py [--records results/knees] [--fraction 0.95]
 """
 
 from __future__ import annotations
