@@ -280,8 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["md", "csv", "latex", "html"],
         help="md, latex, html: a rendered table (latex: booktabs; the paper layout, needing graphicx too, stacks "
         "each cell's lines and scales to the line width); csv: tidy rows (pivot: one per configuration; --layout "
-        "paper: one per cell; --claims: one per task column compared, without the cells: run once without --claims "
-        "for those)",
+        "paper: one per cell; --claims: one per task column with a record, its ranking, and DP against the best "
+        "baseline where it has both, without the cells: run once without --claims for those)",
     )
     p.add_argument(
         "--with-paper",

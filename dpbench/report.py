@@ -136,7 +136,8 @@ def knees_section(out: Path) -> str:
         f"fewer than {ROBOMIMIC_FLOOR_STEPS:,} steps of 64 windows (`dpbench.presets.MIN_TRAIN_WINDOWS`; "
         "`knees/robomimic/`), before the task and variant scale. DP-C (diffusion) has no row: its quick "
         f'{_quick_steps("diffusion")} steps come from the Push-T time-to-score runs (docs/measurements.md, "Time to '
-        "score on the paper's protocol\"), where its quick seeds' max reached 97% of the best evaluation that 40-minute curves found.",
+        "score on the paper's protocol\"), where its quick seeds' max reached 97% of the best evaluation that "
+        "40-minute curves found.",
         "",
         "| policy | curve run (steps, train-min) | run max | knee step | train-min at knee | max by the knee "
         "| quick steps |",
