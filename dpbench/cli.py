@@ -203,6 +203,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the cells that can run here and list the others (a demonstration variant a task lacks, such "
         "as tool_hang mh; a missing dataset file) instead of refusing the whole grid; unknown names are still errors",
     )
+    for what, example in (("env", "square,transport"), ("policy", "diffusion,lstm_gmm"), ("variant", "ph")):
+        p.add_argument(
+            f"--{what}",
+            dest=f"only_{what}",
+            default=None,
+            help=f"only the grid's cells of these {what} values (comma list, e.g. {example}); their cell ids and "
+            "records are the whole grid's",
+        )
     _grid_options(p)
     p.set_defaults(func=cmd_sweep)
 

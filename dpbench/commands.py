@@ -173,6 +173,11 @@ def _run_sweep(sweep, args: argparse.Namespace) -> int:
     if args.backend == "ray":
         import_ray()  # missing Ray: say so before loading anything
     specs = sweep.specs(_command_line(args.argv), progress=not args.quiet)
+    only = {k: getattr(args, f"only_{k}", None) for k in ("env", "policy", "variant")}
+    if any(only.values()):  # a part of the grid (dpbench sweep --env/--policy/--variant)
+        from dpbench.sweep.spec import select_cells
+
+        specs = select_cells(specs, *(split_names(v, k) if v else None for k, v in only.items()))
     try:  # a typo stops the grid before its results directory is made or any data is read
         check_specs(specs)
     except DpbenchError as exc:

@@ -257,6 +257,35 @@ def test_paper_grid_file_is_the_papers_table1():
             assert s.obs == "low_dim" and s.dataset.endswith("-delta") == (s.policy in ("lstm_gmm", "ibc", "bet"))
 
 
+def test_a_part_of_the_paper_grid_is_the_whole_grids_cells(capsys):
+    from pathlib import Path
+
+    from dpbench.sweep import Sweep
+    from dpbench.sweep.spec import select_cells
+
+    path = Path(__file__).resolve().parents[1] / "sweeps" / "paper_table1_state.yaml"
+    specs = Sweep.from_yaml(path).specs()
+    # Square ph: 5 policies x 3 seeds, the same specs the whole grid has (so the same cell ids and records)
+    square = select_cells(specs, ["square"], None, ["ph"])
+    assert len(square) == 15 and all(s in specs for s in square)
+    assert {s.dataset for s in square} == {"scripted", "scripted-delta"}
+    # DP-C by its alias, on both Transport columns: 2 variants x 3 seeds
+    dp = select_cells(specs, ["transport"], ["diffusion_cnn"], None)
+    assert (
+        len(dp) == 6
+        and {s.policy for s in dp} == {"diffusion"}
+        and {s.dataset for s in dp}
+        == {
+            "scripted",
+            "scripted-mh",
+        }
+    )
+    with pytest.raises(Exception, match="--env squar: the grid has no such cell; its env values: lift, can"):
+        select_cells(specs, ["squar"])
+    assert main(["sweep", str(path), "--dry-run", "--env", "tool_hang", "--variant", "mh"]) == 2  # ToolHang is ph
+    assert "the grid has no cell with all of --env tool_hang --variant mh" in capsys.readouterr().err
+
+
 def test_sub_grids_merge_their_settings(tmp_path):
     from dpbench.sweep import Sweep
 

@@ -279,3 +279,40 @@ def _overrides(value: Any, where: str) -> dict[str, str]:
     if not isinstance(value, dict):
         raise DpbenchError(f"{where}: expected a mapping like {{train.steps: 2000}}, got {value!r}")
     return {str(k): ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v) for k, v in value.items()}
+
+
+def select_cells(
+    specs: list[CellSpec],
+    envs: list[str] | None = None,
+    policies: list[str] | None = None,
+    variants: list[str] | None = None,
+) -> list[CellSpec]:
+    """The cells of ``specs`` in every given selection (None: any), in their order: ``dpbench sweep FILE --env
+    square --variant ph`` runs a part of a grid, its cells and records exactly the whole grid's. A policy matches by
+    the name the grid gives it or its class's (``diffusion_cnn`` is ``diffusion``); a variant is the demos' (``mh``
+    for ``scripted-mh*``, else ``ph``; ``data_variant``). Raises DpbenchError naming a selected value the grid
+    does not have, and the values it has, or a combination that matches no cell."""
+    from dpbench.data.registry import data_variant
+    from dpbench.policies import available_policies, get_policy_class
+
+    def policy_name(name: str) -> str:
+        return get_policy_class(name).name if name in available_policies() else name
+
+    keys = {
+        "env": (envs, lambda s: s.env),
+        "policy": ([policy_name(p) for p in policies] if policies else None, lambda s: policy_name(s.policy)),
+        "variant": (variants, lambda s: data_variant(s.dataset or "")),
+    }
+    for what, (wanted, of) in keys.items():
+        held = list(dict.fromkeys(of(s) for s in specs))
+        missing = [w for w in wanted or () if w not in held]
+        if missing:
+            raise DpbenchError(
+                f"--{what} {', '.join(map(str, missing))}: the grid has no such cell; its {what} values: "
+                + ", ".join(map(str, held))
+            )
+    chosen = [s for s in specs if all(not wanted or of(s) in wanted for wanted, of in keys.values())]
+    if not chosen:
+        asked = " ".join(f"--{k} {','.join(map(str, w))}" for k, (w, _) in keys.items() if w)
+        raise DpbenchError(f"the grid has no cell with all of {asked} (each alone matches some)")
+    return chosen
