@@ -320,8 +320,11 @@ def describe_length(
     if "train.steps" in overrides:
         return f"{tcfg.steps} steps, as --set train.steps asks (no floor or task scale applies to a set length)"
     base, factors = length_reasons(cls, preset, task, variant, image)
-    windows = f"; --set train.batch_size keeps the steps: {tcfg.steps * tcfg.batch_size:,} windows of training"
-    tail = windows if "train.batch_size" in overrides else ""
+    tail = (
+        f"; --set train.batch_size keeps the steps: {tcfg.steps * tcfg.batch_size:,} windows of training"
+        if "train.batch_size" in overrides
+        else ""
+    )
     if factors:
         why = " x ".join(f"{f} ({reason})" for reason, f in factors.items())
         return f"the {preset} preset's {base} steps x {why} = {tcfg.steps}, its evaluation schedule scaled alike{tail}"

@@ -280,7 +280,9 @@ def test_a_part_of_the_paper_grid_is_the_whole_grids_cells(capsys):
             "scripted-mh",
         }
     )
-    with pytest.raises(Exception, match="--env squar: the grid has no such cell; its env values: lift, can"):
+    from dpbench.errors import DpbenchError
+
+    with pytest.raises(DpbenchError, match="--env squar: the grid has no such cell; its env values: lift, can"):
         select_cells(specs, ["squar"])
     assert main(["sweep", str(path), "--dry-run", "--env", "tool_hang", "--variant", "mh"]) == 2  # ToolHang is ph
     assert "the grid has no cell with all of --env tool_hang --variant mh" in capsys.readouterr().err
@@ -601,7 +603,7 @@ def test_this_kind_of_cpu_with_the_same_model_outranks_the_task_for_training():
     step = Rates([elsewhere, two], step_ms={}, cpu_capability="AVX2").train_rate(
         "diffusion", "tool_hang", "low_dim", "th", model
     )
-    assert step.seconds == pytest.approx(0.6) and "at 2 threads" in step.basis
+    assert step.seconds == pytest.approx(0.6) and "several threads" in step.basis
 
 
 def test_the_this_kind_tier_stays_within_one_obs_mode_and_off_images():

@@ -82,7 +82,7 @@ def dry_run_report(
     n_other_demos = 0
     blocked: dict[tuple[str, str], list[str]] = {}
     train_total = eval_total = 0.0
-    per_policy: dict[str, list[float]] = {}  # policy -> [cells with a rate, CPU-minutes]
+    per_policy: dict[str, list[float]] = {}  # policy -> CPU-minutes of each of its cells with a rate
     for p in planned:
         spec, cfg = p.spec, p.config
         name = f"{cfg.policy_cls.name} {spec.env}/{cfg.obs} seed {spec.seed}"
@@ -120,9 +120,7 @@ def dry_run_report(
         else:
             train_total += est.train_min or 0.0
             eval_total += est.eval_min or 0.0
-            mine = per_policy.setdefault(cfg.policy_cls.name, [0, 0.0])
-            mine[0] += 1
-            mine[1] += est.total_min
+            per_policy.setdefault(cfg.policy_cls.name, []).append(est.total_min)
             n_this_cpu += est.this_cpu
             n_other_task += est.other_task
         if p.cell is None:
@@ -149,9 +147,10 @@ def dry_run_report(
         head = "[dpbench] estimate: no cell to run."
     notes = []  # one caveat a line, under the headline
     if len(per_policy) > 1:
-        ranked = sorted(per_policy.items(), key=lambda kv: -kv[1][1])
+        ranked = sorted(per_policy.items(), key=lambda kv: -sum(kv[1]))
         notes.append(
-            "per policy: " + ", ".join(f"{k} {m / 60:.1f} CPU-h ({n:.0f} cell{'s' * (n != 1)})" for k, (n, m) in ranked)
+            "per policy: "
+            + ", ".join(f"{k} {sum(m) / 60:.1f} CPU-h ({len(m)} cell{'s' * (len(m) != 1)})" for k, m in ranked)
         )
     if unknown and known:
         notes.append(f"{unknown} cell(s) without one are not counted")

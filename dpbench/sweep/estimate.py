@@ -256,7 +256,7 @@ class Rates:
         if single_other:
             return _pooled_steps(single_other, ", this model")
         if mine:
-            return _own_task([(mine, f" of this model at {mine[0].threads} threads")], lambda e: e.step_s)
+            return _own_task([(mine, " of this model, several threads")], lambda e: e.step_s)
         if mine_other:
             return _pooled_steps(mine_other, ", this model, several threads")
         same = [e for e in self.by_key.get((policy, env, obs), []) if e.step_s is not None]

@@ -295,12 +295,12 @@ def select_cells(
     from dpbench.data.registry import data_variant
     from dpbench.policies import available_policies, get_policy_class
 
-    def policy_name(name: str) -> str:
-        return get_policy_class(name).name if name in available_policies() else name
-
+    registered = available_policies()  # scans the entry points: once, not per cell
+    names = {n: get_policy_class(n).name if n in registered or ":" in n else n for n in {s.policy for s in specs}}
+    names |= {n: get_policy_class(n).name if n in registered or ":" in n else n for n in policies or ()}
     keys = {
         "env": (envs, lambda s: s.env),
-        "policy": ([policy_name(p) for p in policies] if policies else None, lambda s: policy_name(s.policy)),
+        "policy": ([names[p] for p in policies] if policies else None, lambda s: names[s.policy]),
         "variant": (variants, lambda s: data_variant(s.dataset or "")),
     }
     for what, (wanted, of) in keys.items():
