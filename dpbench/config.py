@@ -369,13 +369,32 @@ def _training_length(
         raise DpbenchError(f"{where} on {task} ({variant}): {exc}") from None
 
 
+_AT_LEAST_ONE = ("steps", "batch_size", "eval_every", "checkpoint_every", "eval_episodes")
+_AT_LEAST_ZERO = ("warmup_steps", "eval_after", "heldout_episodes")
+
+
 def check_train_config(tcfg: TrainConfig) -> None:
-    """Refuse a train config no run can use, before any data is read: ``dpbench run`` and ``dpbench config``
-    both call it. Raises DpbenchError for an unknown ``train_episodes``, or a run that ends before its first
-    periodic evaluation (its max and avg-last-10 would both be the last step's score)."""
+    """Refuse a train config no run can use, before any data is read: ``dpbench run``, ``dpbench config`` and
+    the sweep's cells all call it. Raises DpbenchError for an unknown ``train_episodes`` or ``lr_schedule``, a
+    count or rate out of its range (zero steps, a zero evaluation interval, a nan learning rate), or a run that
+    ends before its first periodic evaluation (its max and avg-last-10 would both be the last step's score)."""
     if tcfg.train_episodes not in ("paper", "all"):
         raise DpbenchError(f"train.train_episodes must be 'paper' or 'all', got {tcfg.train_episodes!r}")
-    if 0 < tcfg.steps <= tcfg.eval_after:
+    if tcfg.lr_schedule not in ("cosine", "constant"):
+        raise DpbenchError(f"train.lr_schedule must be 'cosine' or 'constant', got {tcfg.lr_schedule!r}")
+    bad = [f"train.{k}={getattr(tcfg, k)} (must be >= 1)" for k in _AT_LEAST_ONE if getattr(tcfg, k) < 1]
+    bad += [f"train.{k}={getattr(tcfg, k)} (must be >= 0)" for k in _AT_LEAST_ZERO if getattr(tcfg, k) < 0]
+    if not tcfg.lr > 0:  # `not >` also refuses nan
+        bad.append(f"train.lr={tcfg.lr} (must be > 0)")
+    if not 0 <= tcfg.val_ratio < 1:
+        bad.append(f"train.val_ratio={tcfg.val_ratio} (a fraction of the episodes: 0 <= val_ratio < 1)")
+    if tcfg.max_train_episodes is not None and tcfg.max_train_episodes < 1:
+        bad.append(f"train.max_train_episodes={tcfg.max_train_episodes} (must be >= 1, or None for no cap)")
+    if tcfg.grad_clip is not None and not tcfg.grad_clip > 0:
+        bad.append(f"train.grad_clip={tcfg.grad_clip} (must be > 0, or None for no clipping)")
+    if bad:
+        raise DpbenchError(f"no run can use {'; '.join(bad)}")
+    if tcfg.steps <= tcfg.eval_after:
         raise DpbenchError(
             f"train.steps={tcfg.steps} ends before the first periodic evaluation (train.eval_after={tcfg.eval_after}), "
             "so max and avg-last-10 would both be the last step's score. Set the schedule too, e.g. the presets' rule "

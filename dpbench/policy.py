@@ -88,6 +88,12 @@ class Policy(nn.Module):
         ok, rule = rules[cls.window_rule]
         if not ok:
             raise DpbenchError(f"policy '{cls.name}': {fields} breaks its window rule: {rule}")
+        vision = config.vision
+        if vision is not None and len(vision.widths) != len(vision.blocks):  # the encoder zips them: one stage each
+            raise DpbenchError(
+                f"policy '{cls.name}': vision.widths={','.join(map(str, vision.widths))} and vision.blocks="
+                f"{','.join(map(str, vision.blocks))} must give one block count per stage width (the same length)"
+            )
 
     def __init__(self, spec: PolicySpec, config: PolicyConfig) -> None:
         super().__init__()

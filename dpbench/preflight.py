@@ -73,3 +73,23 @@ def preflight(policy: Any, arrays: dict[str, np.ndarray]) -> None:
     finally:
         policy.reset()
         policy.train(was_training)
+
+
+def check_buildable(policy_cls: type, spec: PolicySpec, config: Any, overrides: dict[str, str]) -> None:
+    """Build the policy once, before any data is read, when ``--set policy.*`` overrides changed its config:
+    a value its layers cannot take (``down_dims=1,2`` under GroupNorm's groups, a zero vision width) is then one
+    message naming the overrides, not a traceback after the dataset loaded. Raises DpbenchError."""
+    given = {k: v for k, v in overrides.items() if k.startswith("policy.")}
+    if not given:  # the preset's own config: built in the tests of every registered policy
+        return
+    try:
+        with torch.random.fork_rng(devices=[]):  # leaves the seed the cell trains with untouched
+            policy_cls(spec, config)
+    except DpbenchError:
+        raise
+    except Exception as exc:
+        sets = " ".join(f"--set {k}={v}" for k, v in given.items())
+        raise DpbenchError(
+            f"policy {policy_cls.name} cannot be built with {sets}: {type(exc).__name__} ({raised_at(exc)}): "
+            f"{first_line(exc)}. `dpbench config {policy_cls.name}` lists its fields and defaults"
+        ) from None

@@ -27,7 +27,7 @@ from dpbench.evaluate import evaluate
 from dpbench.host import ContentionMeter, device_name, environment_info, resolve_device
 from dpbench.metrics import best_evaluation, summarize_history
 from dpbench.policies import get_policy_class, policy_source, source_digest
-from dpbench.preflight import check_actions_fit, check_dataset_fits, preflight
+from dpbench.preflight import check_actions_fit, check_buildable, check_dataset_fits, preflight
 from dpbench.records import (
     DataSplit,
     FinalScores,
@@ -163,6 +163,7 @@ def resolve_config(spec: CellSpec, variant: str | None = None) -> CellConfig:
     )
     policy_cls.check_config(pcfg)  # before any data is loaded or collected
     check_train_config(tcfg)
+    check_buildable(policy_cls, mode.spec, pcfg, spec.overrides)
     identity = {"policy": config_to_dict(pcfg), "train": config_to_dict(tcfg), "obs": obs}
     source = source_digest(policy_source(policy_cls))
     if source is not None:  # a policy outside dpbench: its code is part of what the cell trains

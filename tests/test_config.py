@@ -77,6 +77,48 @@ def test_config_refuses_the_schedule_run_refuses(capsys, tmp_path):
     assert main(["config", "diffusion", "--env", "pusht", "--preset", "quick", *fixed]) == 0
 
 
+@pytest.mark.parametrize(
+    "setting, says",
+    [
+        ("train.steps=0", "train.steps=0 (must be >= 1)"),  # no training, and a record of nan scores
+        ("train.steps=-5", "train.steps=-5 (must be >= 1)"),
+        ("train.eval_every=0", "train.eval_every=0 (must be >= 1)"),  # a modulo by zero in the loop
+        ("train.checkpoint_every=0", "train.checkpoint_every=0 (must be >= 1)"),
+        ("train.batch_size=0", "train.batch_size=0 (must be >= 1)"),
+        ("train.eval_episodes=0", "train.eval_episodes=0 (must be >= 1)"),  # it meant 50 episodes
+        ("train.heldout_episodes=-1", "train.heldout_episodes=-1 (must be >= 0)"),
+        ("train.lr=nan", "train.lr=nan (must be > 0)"),
+        ("train.lr=-1", "train.lr=-1.0 (must be > 0)"),
+        ("train.val_ratio=1.5", "train.val_ratio=1.5 (a fraction of the episodes"),  # trained on 1 episode
+        ("train.max_train_episodes=0", "train.max_train_episodes=0 (must be >= 1"),
+        ("train.lr_schedule=linear", "train.lr_schedule must be 'cosine' or 'constant', got 'linear'"),  # ran cosine
+    ],
+)
+def test_run_and_config_refuse_a_count_or_rate_no_run_can_use_in_one_line(setting, says, capsys, tmp_path):
+    # each of these used to fail with a traceback deep in training, or ran with another setting than the
+    # record claims; now both commands refuse it before any data is read (the smoke preset: nothing to collect)
+    smoke = ["--env", "pusht", "--preset", "smoke", "--set", setting]
+    assert main(["config", "diffusion", *smoke]) == 2
+    assert says in capsys.readouterr().err
+    assert main(["run", "--policy", "diffusion", "--out", str(tmp_path), "--workers", "1", *smoke]) == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err
+    assert not (tmp_path / "records").exists()
+
+
+def test_policy_overrides_its_layers_cannot_take_are_one_message_before_any_data(capsys, tmp_path):
+    # GroupNorm's 8 groups cannot divide 1 channel: torch's ValueError, now named with the --set that caused it
+    run = ["run", "--policy", "diffusion", "--env", "pusht", "--preset", "smoke", "--out", str(tmp_path)]
+    assert main([*run, "--workers", "1", "--set", "policy.down_dims=1,2"]) == 2
+    err = capsys.readouterr().err
+    assert "policy diffusion cannot be built with --set policy.down_dims=1,2: ValueError" in err
+    assert "num_channels (1) must be divisible" in err and err.count("\n") == 1
+    # an image encoder with 3 stage widths and 2 block counts built 2 stages while the record claimed 3
+    image = [*run, "--obs", "image", "--workers", "1", "--set", "policy.vision.widths=8,16,32"]
+    assert main(image) == 2
+    assert "must give one block count per stage width" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("policy", sorted(available_policies()))
 def test_long_demo_tasks_train_for_the_originals_epochs_not_its_steps(policy):
     """The original fixes epochs per robomimic task (num_epochs: 5000 in its lowdim workspaces), so its
