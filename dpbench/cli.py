@@ -133,8 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
             "--out",
             default=None,
             help="hdf5 path (default: the cache dir; --dataset scripted* finds only the default episode count "
-            "there, so train on another count with --dataset PATH)",
+            "there, so train on another count with --dataset PATH); an existing file needs --overwrite",
         )
+        p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
         p.set_defaults(func=cmd_collect)
 

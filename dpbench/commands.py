@@ -100,6 +100,14 @@ def cmd_collect(args: argparse.Namespace) -> int:
             f"--start-seed {args.start_seed} collects other demos than the standard set, which `--dataset scripted` "
             "reads from the cache dir; write them elsewhere with --out PATH and train on them with --dataset PATH"
         )
+    if args.out:  # the cache's default file is rebuilt from the same seeds; a user's own file may hold other demos
+        out = Path(args.out)
+        if out.suffix.lower() not in (".hdf5", ".h5") or out.is_dir():
+            raise DpbenchError(
+                f"--out {args.out}: collect writes robomimic-layout hdf5; give a file path ending in .hdf5"
+            )
+        if out.exists() and not args.overwrite:
+            raise DpbenchError(f"--out {args.out} exists; pass --overwrite to replace it, or choose another path")
     if task.name == "pusht":
         if args.variant != "ph" or args.camera or args.action_mode != "abs":
             raise DpbenchError("Push-T's demonstrator has no --variant, --camera or --action-mode")
@@ -323,6 +331,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from dpbench.evaluate import evaluate
     from dpbench.tasks import checkpoint_task
 
+    video = Path(args.video) if args.video else None
+    if video is not None and (video.suffix.lower() != ".gif" or video.is_dir()):  # checked before the episodes run
+        raise DpbenchError(f"--video {args.video}: dpbench writes a GIF; give a file path ending in .gif")
+    if (args.seed_start is not None and args.seed_start < 0) or args.episodes < 1:
+        raise DpbenchError(f"--seed-start must be >= 0 and --episodes >= 1, got {args.seed_start} and {args.episodes}")
     torch.set_num_threads(default_threads())
     meta = read_checkpoint_meta(args.checkpoint)
     task = checkpoint_task(meta, args.env)  # at the horizon of the demonstrations it learnt from
@@ -338,7 +351,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         n_episodes=args.episodes,
         seed_start=args.seed_start,
         sampling_seed=args.seed,
-        video_path=Path(args.video) if args.video else None,
+        video_path=video,
     )
     print(f"score (mean max reward) {res.score:.3f}  95% CI [{res.score_ci95[0]:.3f}, {res.score_ci95[1]:.3f}]")
     print(f"success rate {res.success_rate:.3f}  95% CI [{res.success_ci95[0]:.3f}, {res.success_ci95[1]:.3f}]")

@@ -117,3 +117,24 @@ def test_collected_file_holds_the_demonstrators_episodes(tmp_path) -> None:
         ep = _episode(seed)
         for key in ("state", "action", "keypoint", "n_contacts"):
             np.testing.assert_array_equal(store.episode(i)[key], ep[key], err_msg=key)
+
+
+def test_collect_keeps_an_existing_out_file_and_refuses_paths_it_cannot_write(tmp_path, capsys) -> None:
+    from dpbench.cli import main
+
+    mine = tmp_path / "mine.hdf5"
+    mine.write_bytes(b"ten episodes of my own demos")
+    collect = ["collect", "--env", "pusht", "--episodes", "1", "--quiet", "--out"]
+    # each refused before anything is collected: the user's file is untouched, nothing else is written
+    for out, says in (
+        (mine, "exists; pass --overwrite"),
+        (tmp_path / "d.zarr", "give a file path ending in .hdf5"),  # it wrote hdf5 under a zarr name
+        (tmp_path, "give a file path ending in .hdf5"),  # a directory: a traceback and a stray .tmp file
+    ):
+        assert main([*collect, str(out)]) == 2
+        err = capsys.readouterr().err
+        assert says in err and "Traceback" not in err
+    assert mine.read_bytes() == b"ten episodes of my own demos"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.hdf5"]
+    assert main([*collect, str(mine), "--overwrite"]) == 0
+    assert load_episodes(mine).n_episodes == 1

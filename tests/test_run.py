@@ -165,6 +165,15 @@ def test_checkpoint_eval_and_wrong_env(tmp_path, tiny_pusht_hdf5, capsys):
     err = capsys.readouterr().err
     assert "weights do not fit" in err and "other shape" in err and "Traceback" not in err
     assert "with policy.down_dims=8,16 (--set changes inference-time fields only" in err
+    # a video path it cannot write, or a negative seed, is refused before the episodes run, not after them
+    for bad in (["--video", str(tmp_path / "v.mp4")], ["--video", str(tmp_path)], ["--seed-start", "-1"]):
+        assert main(["eval", ckpt, "--env", "pusht", "--episodes", "2", *bad]) == 2
+        err = capsys.readouterr().err
+        assert (
+            "give a file path ending in .gif" in err or "--seed-start must be >= 0" in err
+        ) and "Traceback" not in err
+    assert main(["eval", ckpt, "--env", "pusht", "--episodes", "2", "--video", str(tmp_path / "v.gif")]) == 0
+    assert (tmp_path / "v.gif").stat().st_size > 0
 
 
 def test_eval_says_what_is_wrong_with_a_checkpoint_it_cannot_take(tmp_path, tiny_pusht_hdf5, capsys):
