@@ -7,10 +7,12 @@ User-facing problems raise ``DpbenchError`` and are printed here in one line wit
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
 import threading
+import warnings
 
 from dpbench.commands import (
     DEFAULT_OUT,
@@ -379,5 +381,18 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
+def console_main() -> None:
+    """The ``dpbench`` console script: ``main()``, then exit with its status. After a one-line error (status 2) the
+    process is ending, so debris a failed library call leaves for the interpreter's shutdown is not printed under
+    that line: a corrupt zarr chunk leaves zarr's other chunk reads pending in its event loop, each of which logs
+    "Task was destroyed but it is pending!" or "Event loop is closed" when collected (hundreds of lines)."""
+    code = main()
+    if code == 2:
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+        sys.unraisablehook = lambda _: None
+        warnings.simplefilter("ignore")  # "coroutine ... was never awaited"
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

@@ -238,3 +238,49 @@ def test_a_dataset_by_path_knows_its_variant(tmp_path):
     assert mine.variant == "mh" and mine.identity()["variant"] == "mh"
     assert DatasetRef("scripted-mh-delta", mine.path, mine.store).variant == "mh"
     assert DatasetRef("scripted-delta", mine.path, mine.store).variant == "ph"  # a name decides first
+
+
+def _chunked_zarr(path, n=400, chunk=50):
+    """A Push-T-layout zarr written by zarr itself, in many chunks (zarr's concurrent reads need several)."""
+    import zarr
+
+    root = zarr.open_group(str(path), mode="w", zarr_format=2)
+    rng = np.random.default_rng(0)
+    for key, shape in (("action", (2,)), ("state", (5,)), ("keypoint", (9, 2))):
+        root.create_array(f"data/{key}", shape=(n, *shape), chunks=(chunk, *shape), dtype="f4")[:] = rng.random(
+            (n, *shape)
+        )
+    root.create_array("meta/episode_ends", shape=(4,), chunks=(4,), dtype="i8")[:] = np.arange(1, 5) * (n // 4)
+    return path
+
+
+def test_a_zarr_with_chunks_missing_on_disk_is_refused_not_read_as_zeros(tmp_path, capsys):
+    # zarr reads a chunk missing on disk as its fill value: a half-finished unzip would train on zero actions
+    whole = load_zarr(_chunked_zarr(tmp_path / "whole.zarr"))
+    assert whole.n_steps == 400 and capsys.readouterr().err == ""
+    cut = _chunked_zarr(tmp_path / "cut.zarr")
+    (cut / "data" / "action" / "3.0").unlink()
+    with pytest.raises(DpbenchError, match=r"array 'action' has 7 of its 8 chunks on disk .*unzip the dataset again"):
+        load_zarr(cut)
+    # another array may hold whole chunks of fill values that zarr 3 never writes: a warning, and it loads
+    shutil.copy(tmp_path / "whole.zarr" / "data" / "action" / "3.0", cut / "data" / "action" / "3.0")
+    (cut / "data" / "keypoint" / "0.0.0").unlink()
+    store = load_zarr(cut)
+    assert "array 'keypoint' has 7 of its 8 chunks on disk" in capsys.readouterr().err
+    np.testing.assert_array_equal(store.data["keypoint"][:50], 0)
+    np.testing.assert_array_equal(store.data["action"], whole.data["action"])
+
+
+def test_the_console_script_prints_one_line_for_a_corrupt_zarr_chunk(tmp_path):
+    import subprocess
+    import sys
+
+    bad = _chunked_zarr(tmp_path / "bad.zarr", n=4000)
+    (bad / "data" / "keypoint" / "7.0.0").write_bytes(np.random.default_rng(0).bytes(300))
+    # zarr's other chunk reads were left pending and logged hundreds of lines at exit, in about half the runs
+    for _ in range(3):
+        res = subprocess.run(
+            [sys.executable, "-m", "dpbench.cli", "data", "info", str(bad)], capture_output=True, text=True, timeout=120
+        )
+        assert res.returncode == 2 and res.stdout == ""
+        assert res.stderr.splitlines() == [res.stderr.strip()] and "could not read the zarr dataset" in res.stderr

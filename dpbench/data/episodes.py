@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,6 +135,19 @@ def validate(data: dict[str, np.ndarray], episode_ends: np.ndarray, where: str) 
 
 
 # ---------------------------------------------------------------------------------------- zarr
+def _check_chunks(where: str, key: str, stored: Any) -> None:
+    """zarr reads a chunk missing on disk as its fill value, silently: a half-finished copy or unzip trains on
+    zeros. Actions and episode ends are never a whole chunk of fill values, so a gap there raises DpbenchError;
+    elsewhere (zarr 3 skips writing all-fill chunks) it is a warning."""
+    have, total = stored.nchunks_initialized, stored.nchunks
+    if have == total:
+        return
+    text = f"{where}: array '{key}' has {have} of its {total} chunks on disk (a half-finished copy or unzip?)"
+    if key in (ACTION_KEY, "meta/episode_ends"):
+        raise DpbenchError(f"{text}; copy or unzip the dataset again")
+    print(f"[dpbench] warning: {text}; the missing ones read as {stored.fill_value}", file=sys.stderr)
+
+
 def load_zarr(path: str | os.PathLike, keys: Iterable[str] | None = None, source: str | None = None) -> EpisodeStore:
     """Read the Diffusion Policy zarr layout. ``keys`` limits which ``data/`` arrays are loaded."""
     import zarr
@@ -153,10 +167,13 @@ def load_zarr(path: str | os.PathLike, keys: Iterable[str] | None = None, source
         missing = [k for k in wanted if k not in names]
         if missing:
             raise DpbenchError(f"{where}: missing array(s) {missing}; it has {sorted(names)}")
+        _check_chunks(where, "meta/episode_ends", root["meta"]["episode_ends"])
         ends = np.asarray(root["meta"]["episode_ends"][:], dtype=np.int64)
         data = {}
         for k in wanted:
-            arr = root["data"][k][:]
+            stored = root["data"][k]
+            _check_chunks(where, k, stored)
+            arr = stored[:]
             if k == "img" and arr.dtype != np.uint8:  # the original stores pixels as float 0-255
                 arr = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
             data[k] = arr
