@@ -316,8 +316,10 @@ def select_records(
             )
     if policies:
         registered = available_policies()
-        # a registered alias's records, and a module:Class reference's, may name the class's `name` instead
-        policies = [*policies, *(get_policy_class(n).name for n in policies if n in registered or ":" in n)]
+        # a registered alias's records, and a module:Class reference's, may name the class's `name` instead; a
+        # module:Class that records name as given needs no import (the table reads records, not the policy's code)
+        resolve = [n for n in policies if n in registered or (":" in n and n not in held["policy"])]
+        policies = [*policies, *(get_policy_class(n).name for n in resolve)]
     wanted = {"env": envs, "policy": policies, "obs": obs}
     records = [r for r in records if all(not v or r[k] in v for k, v in wanted.items())]
     if not records and not allow_empty:

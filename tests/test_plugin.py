@@ -52,12 +52,18 @@ def test_entry_point_policy_runs_and_appears_in_table(plugin_site, tmp_path, tin
     assert "| dpbench | linear | smoke | path | 1 |" in capsys.readouterr().out
 
 
-def test_module_colon_class_reference(plugin_site, tmp_path, tiny_pusht_hdf5, smoke_argv, capsys):
+def test_module_colon_class_reference(plugin_site, tmp_path, tiny_pusht_hdf5, smoke_argv, capsys, monkeypatch):
     argv = smoke_argv("my_policy:LinearPolicy", tiny_pusht_hdf5, tmp_path)
     assert main(argv) == 0
     capsys.readouterr()
     # the table takes the same reference (its records name the policy by it)
-    assert main(["table", "--out", str(tmp_path), "--policy", "my_policy:LinearPolicy", "--no-write-readme"]) == 0
+    table = ["table", "--out", str(tmp_path), "--policy", "my_policy:LinearPolicy", "--no-write-readme"]
+    assert main(table) == 0
+    assert "| dpbench | my_policy:LinearPolicy | smoke |" in capsys.readouterr().out
+    # and reads the records without the policy's code: a colleague's machine, where my_policy does not import
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(plugin_site)])
+    monkeypatch.delitem(sys.modules, "my_policy", raising=False)
+    assert main(table) == 0
     assert "| dpbench | my_policy:LinearPolicy | smoke |" in capsys.readouterr().out
 
 
