@@ -13,7 +13,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from dpbench.config import apply_overrides, config_to_dict
-from dpbench.errors import DpbenchError
+from dpbench.errors import DpbenchError, first_line
 from dpbench.policies import available_policies, get_policy_class, policy_source, source_digest
 from dpbench.policy import Policy
 from dpbench.spec import PolicySpec
@@ -56,10 +56,11 @@ def read_checkpoint_meta(path: str | Path) -> dict[str, Any]:
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-    except Exception:
+    except Exception as exc:  # safetensors says why: a truncated file's header is incomplete
         raise DpbenchError(
-            f"{path}: not a dpbench safetensors checkpoint. dpbench never unpickles checkpoints, since a "
-            "pickle can run code; export the weights with dpbench (or safetensors) instead"
+            f"{path}: not a readable safetensors checkpoint ({first_line(exc)}): a truncated or corrupt copy, or "
+            "another format. dpbench never unpickles checkpoints, since a pickle can run code; copy the file again, "
+            "or export the weights with dpbench (or safetensors)"
         ) from None
     if "dpbench" not in meta:
         if {"step", "score"} <= set(meta):  # train.save_best's weights-only file

@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 import warnings
+from typing import Any
 
 from dpbench.commands import (
     DEFAULT_OUT,
@@ -78,13 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("list", help="registered envs, policies and datasets")
+    p = _command(sub, "list", help="registered envs, policies and datasets")
     p.set_defaults(func=cmd_list)
 
-    data = sub.add_parser("data", help="inspect or generate datasets").add_subparsers(
-        dest="data_command", required=True
-    )
-    p = data.add_parser("info", help="episodes, steps, keys, shapes and content hash of a zarr/hdf5 dataset")
+    data = _command(sub, "data", help="inspect or generate datasets").add_subparsers(dest="data_command", required=True)
+    p = _command(data, "info", help="episodes, steps, keys, shapes and content hash of a zarr/hdf5 dataset")
     p.add_argument("path", help="a Push-T zarr or a robomimic-layout hdf5")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument(
@@ -94,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_data_info)
     for parent, name in ((sub, "collect"), (data, "generate")):  # `data generate` is the older name
-        p = parent.add_parser(name, help="scripted demonstrations into robomimic-layout hdf5 (default: the cache dir)")
+        p = _command(parent, name, help="scripted demonstrations into robomimic-layout hdf5 (default: the cache dir)")
         p.add_argument("--env", default="pusht", help="pusht (default) | lift | can | square | transport | tool_hang")
         p.add_argument(
             "--episodes",
@@ -141,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--quiet", action="store_true", help="no progress bar")
         p.set_defaults(func=cmd_collect)
 
-    p = sub.add_parser("run", help="train + evaluate policies x envs x N seeds, write records, print the table")
+    p = _command(sub, "run", help="train + evaluate policies x envs x N seeds, write records, print the table")
     p.add_argument(
         "--policy",
         default="diffusion",
@@ -184,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     _grid_options(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("sweep", help="run the grid described by a YAML file (schema: dpbench/sweep/spec.py)")
+    p = _command(sub, "sweep", help="run the grid described by a YAML file (schema: dpbench/sweep/spec.py)")
     p.add_argument(
         "config",
         help="sweep YAML: policies, envs, obs, seeds, seed_start, preset, dataset, out, device, video, set, "
@@ -217,8 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     _grid_options(p)
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser(
-        "config", help="a policy's config and training settings for a preset: values, paper values, meaning"
+    p = _command(
+        sub, "config", help="a policy's config and training settings for a preset: values, paper values, meaning"
     )
     p.add_argument("policy", help="a registered policy name, or package.module:ClassName")
     p.add_argument("--preset", default="quick", help="smoke | quick (default) | paper")
@@ -242,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_config)
 
-    p = sub.add_parser("eval", help="evaluate a saved policy checkpoint")
+    p = _command(sub, "eval", help="evaluate a saved policy checkpoint")
     p.add_argument(
         "checkpoint",
         help="a policy.safetensors (final weights) or best.safetensors (the max-selected ones) written by dpbench run "
@@ -272,7 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     _threads_option(p)
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "table",
         help="policies x tasks table from the result records; for ./results it also rewrites results/README.md "
         "(--no-write-readme only prints)",
@@ -321,7 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_table)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "plot",
         help="figures from the result records: scores, learning curves, score at equal training time, latency "
         "(PNG + SVG)",
@@ -337,6 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--obs", default=None, help="only these obs modes (comma list)")
     p.set_defaults(func=cmd_plot)
     return parser
+
+
+def _command(group: Any, name: str, help: str) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` opens with the one-line summary its parent's list shows (argparse shows
+    ``help`` only there)."""
+    return group.add_parser(name, help=help, description=help)
 
 
 def _terminated(signum: int, frame: object) -> None:

@@ -27,7 +27,10 @@ def _parse_overrides(items: list[str]) -> dict[str, str]:
         key, sep, value = item.partition("=")
         if not sep:
             raise DpbenchError(f"--set expects KEY=VALUE (e.g. train.steps=2000), got {item!r}")
-        out[key.strip()] = value.strip()
+        key = key.strip()
+        if key in out and out[key] != value.strip():  # which one a run used would otherwise hide in argv order
+            raise DpbenchError(f"--set {key} is given twice ({out[key]!r} and {value.strip()!r}); keep one")
+        out[key] = value.strip()
     return out
 
 

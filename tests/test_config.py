@@ -106,6 +106,12 @@ def test_run_and_config_refuse_a_count_or_rate_no_run_can_use_in_one_line(settin
     assert not (tmp_path / "records").exists()
 
 
+def test_a_key_set_twice_with_two_values_is_refused(capsys):
+    assert main(["config", "diffusion", "--set", "train.lr=1e-3", "--set", "train.lr=1e-4"]) == 2
+    assert "--set train.lr is given twice ('1e-3' and '1e-4'); keep one" in capsys.readouterr().err
+    assert main(["config", "diffusion", "--set", "train.lr=1e-3", "--set", "train.lr=1e-3"]) == 0  # the same: harmless
+
+
 def test_policy_overrides_its_layers_cannot_take_are_one_message_before_any_data(capsys, tmp_path):
     # GroupNorm's 8 groups cannot divide 1 channel: torch's ValueError, now named with the --set that caused it
     run = ["run", "--policy", "diffusion", "--env", "pusht", "--preset", "smoke", "--out", str(tmp_path)]

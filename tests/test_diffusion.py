@@ -133,6 +133,13 @@ def test_pickled_checkpoint_with_code_is_refused(tmp_path):
         load_policy(torch_file)
 
 
+def test_a_truncated_checkpoint_is_named_as_one(tmp_path):
+    path = save_policy(_policy(DiffusionUnetPolicy), tmp_path / "policy.safetensors", {"env": "pusht"})
+    path.write_bytes(path.read_bytes()[:100])  # a copy cut short
+    with pytest.raises(DpbenchError, match=r"not a readable safetensors checkpoint \(.+\): a truncated or corrupt"):
+        load_policy(path)
+
+
 def test_registry_errors_list_valid_names():
     with pytest.raises(DpbenchError, match=r"valid policies: .*diffusion"):
         get_policy_class("difusion")

@@ -322,16 +322,21 @@ def test_every_cli_option_has_help_text():
 
     from dpbench.cli import build_parser
 
+    undescribed: list[str] = []  # a subcommand's own --help opens with what it does
+
     def walk(parser: argparse.ArgumentParser, path: str):
         for action in parser._actions:
             if isinstance(action, argparse._SubParsersAction):
                 for name, sub in action.choices.items():
+                    if not sub.description:
+                        undescribed.append(f"{path} {name}")
                     yield from walk(sub, f"{path} {name}")
             elif not isinstance(action, argparse._HelpAction):
                 yield path, action
 
     missing = [f"{path} {a.option_strings or a.dest}" for path, a in walk(build_parser(), "dpbench") if not a.help]
     assert not missing, missing
+    assert not undescribed, undescribed
 
 
 def test_a_reader_that_goes_away_gets_no_traceback(tmp_path):
