@@ -15,18 +15,8 @@ import threading
 import warnings
 from typing import Any
 
-from dpbench.commands import (
-    DEFAULT_OUT,
-    cmd_collect,
-    cmd_config,
-    cmd_data_info,
-    cmd_eval,
-    cmd_list,
-    cmd_plot,
-    cmd_run,
-    cmd_sweep,
-    cmd_table,
-)
+from dpbench.commands import DEFAULT_OUT, cmd_config, cmd_eval, cmd_plot, cmd_run, cmd_sweep, cmd_table
+from dpbench.data_commands import cmd_collect, cmd_data_info, cmd_list
 from dpbench.errors import DpbenchError, is_interrupt
 from dpbench.host import THREADS_ENV
 from dpbench.source import code_version

@@ -1,0 +1,140 @@
+"""The dataset and listing subcommands (``dpbench list``, ``data info``, ``collect``), called by
+``dpbench.cli.main`` like the others in ``dpbench.commands``; each returns an exit status, and user-facing
+problems raise ``DpbenchError``. Heavy modules are imported inside the commands, so ``dpbench list`` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from dpbench.commands import split_names
+from dpbench.errors import DpbenchError
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """``dpbench list``: print the envs (and whether registered), policies and datasets; returns 0."""
+    import gymnasium as gym
+
+    from dpbench.data.registry import list_datasets
+    from dpbench.envs import PH_ONLY
+    from dpbench.policies import available_policies
+    from dpbench.tasks import TASKS
+
+    print("envs:")
+    for name, task in TASKS.items():
+        registered = "registered" if task.gym_id in gym.registry else "NOT registered"
+        mh = task.gym_id if name in PH_ONLY else task.for_variant("mh").gym_id
+        print(
+            f"  {name:<12} {task.gym_id}{f' (mh: {mh})' if mh != task.gym_id else ''} ({registered}); "
+            f"obs modes: {', '.join(task.obs_modes)} (default {task.default_obs})"
+        )
+    print("policies:")
+    for name, ref in sorted(available_policies().items()):
+        print(f"  {name:<24} {ref}{_load_problem(name, ref)}")
+    print("datasets:")
+    datasets = list_datasets()
+    width = max((len(name) for name, _, _ in datasets), default=0)
+    for name, env, where in datasets:
+        print(f"  {name:<{width}} env {env}: {where}")
+    return 0
+
+
+def _load_problem(name: str, ref: str) -> str:
+    """For ``dpbench list``: why an installed entry point's policy does not load ("" when it does, and for the
+    built-ins, which the tests load), so a broken plugin is not listed as usable."""
+    from dpbench.policies import get_policy_class
+
+    if ref.startswith("dpbench."):
+        return ""
+    try:
+        get_policy_class(name)
+    except DpbenchError as exc:
+        return f"  (does not load: {exc})"
+    return ""
+
+
+def cmd_data_info(args: argparse.Namespace) -> int:
+    """``dpbench data info PATH``: a dataset's episodes, steps, keys (shape, dtype) and content hash
+    (``--json``: the summary as JSON); returns 0. A file that does not load raises DpbenchError."""
+    from dpbench.data.episodes import load_episodes
+
+    store = load_episodes(args.path, split_names(args.keys, "key") if args.keys else None)
+    info = store.summary()
+    if args.json:
+        print(json.dumps(info, indent=1))
+        return 0
+    print(f"dataset:   {args.path}")
+    print(f"episodes:  {info['episodes']}")
+    print(
+        f"steps:     {info['steps']}  (episode length min/mean/max {info['episode_length']['min']}/"
+        f"{info['episode_length']['mean']:.1f}/{info['episode_length']['max']})"
+    )
+    print("keys:")
+    for k, v in info["keys"].items():
+        print(f"  {k:<12} {tuple(v['shape'])} {v['dtype']}")
+    over = "these keys" if args.keys else "all keys; a record's hash covers its dataset.keys: pass them as --keys"
+    print(f"hash:      {info['content_hash']}  (sha256 over {over})")
+    return 0
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    """Scripted demonstrations into robomimic-layout hdf5 (Push-T, or a robomimic task)."""
+    from dpbench.data.collect import collect_pusht, collect_robomimic
+    from dpbench.data.registry import (
+        DEFAULT_SCRIPTED_EPISODES,
+        SCRIPTED_EPISODES,
+        scripted_pusht_path,
+        scripted_robomimic_path,
+    )
+    from dpbench.tasks import get_task
+
+    task = get_task(args.env)
+    if args.start_seed and not args.out:  # the cache path names no seed: --dataset scripted would read these demos
+        raise DpbenchError(
+            f"--start-seed {args.start_seed} collects other demos than the standard set, which `--dataset scripted` "
+            "reads from the cache dir; write them elsewhere with --out PATH and train on them with --dataset PATH"
+        )
+    if args.out:  # the cache's default file is rebuilt from the same seeds; a user's own file may hold other demos
+        out = Path(args.out)
+        if out.suffix.lower() not in (".hdf5", ".h5") or out.is_dir():
+            raise DpbenchError(
+                f"--out {args.out}: collect writes robomimic-layout hdf5; give a file path ending in .hdf5"
+            )
+        if out.exists() and not args.overwrite:
+            raise DpbenchError(f"--out {args.out} exists; pass --overwrite to replace it, or choose another path")
+    if task.name == "pusht":
+        if args.variant != "ph" or args.camera or args.action_mode != "abs":
+            raise DpbenchError("Push-T's demonstrator has no --variant, --camera or --action-mode")
+        episodes = args.episodes or DEFAULT_SCRIPTED_EPISODES
+        path = Path(args.out) if args.out else scripted_pusht_path(episodes)
+        collect_pusht(episodes, path, start_seed=args.start_seed, progress=not args.quiet)
+        print(f"wrote {path}")
+        return 0
+    from dpbench.host import usable_cores
+
+    cameras = tuple(sorted(split_names(args.camera, "camera"))) if args.camera else ()
+    episodes = args.episodes or SCRIPTED_EPISODES[args.variant]
+    path = (
+        Path(args.out)
+        if args.out
+        else scripted_robomimic_path(task.name, args.variant, cameras, episodes, action_mode=args.action_mode)
+    )
+    stats = collect_robomimic(
+        task.name,
+        episodes,
+        path,
+        args.variant,
+        cameras,
+        start_seed=args.start_seed,
+        workers=args.workers or usable_cores(),
+        progress=not args.quiet,
+        action_mode=args.action_mode,
+    )
+    print(
+        f"wrote {path}: {stats['kept']} episodes, {stats['steps']} steps; demonstrator success "
+        f"{stats['success_rate']:.1%} ({stats['kept']}/{stats['tried']}); {stats['wall_s']:.0f} s "
+        f"({stats['steps_per_s']:.0f} steps/s, {stats['workers']} workers)"
+    )
+    return 0
