@@ -70,7 +70,15 @@ def read_checkpoint_meta(path: str | Path) -> dict[str, Any]:
                 "evaluate policy.safetensors beside it"
             )
         raise DpbenchError(f"{path}: a safetensors file without dpbench metadata; it was not written by dpbench")
-    return json.loads(meta["dpbench"])
+    try:
+        parsed = json.loads(meta["dpbench"])
+    except json.JSONDecodeError as exc:
+        raise DpbenchError(
+            f"{path}: its dpbench metadata is not valid JSON ({exc}); the file was edited or damaged"
+        ) from None
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("spec"), dict):
+        raise DpbenchError(f"{path}: its dpbench metadata has no policy spec; the file was edited or damaged")
+    return parsed
 
 
 def load_policy(

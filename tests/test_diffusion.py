@@ -6,6 +6,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from dpbench.checkpoint import load_policy, save_policy
 from dpbench.config import build_configs
@@ -135,9 +136,14 @@ def test_pickled_checkpoint_with_code_is_refused(tmp_path):
 
 def test_a_truncated_checkpoint_is_named_as_one(tmp_path):
     path = save_policy(_policy(DiffusionUnetPolicy), tmp_path / "policy.safetensors", {"env": "pusht"})
+    weights = {k: v.clone() for k, v in load_file(str(path)).items()}  # not views of the file about to be cut
     path.write_bytes(path.read_bytes()[:100])  # a copy cut short
     with pytest.raises(DpbenchError, match=r"not a readable safetensors checkpoint \(.+\): a truncated or corrupt"):
         load_policy(path)
+    for text, says in (("{not json", "is not valid JSON"), ("[1, 2]", "has no policy spec")):  # hand-edited metadata
+        save_file(weights, str(path), metadata={"dpbench": text})
+        with pytest.raises(DpbenchError, match=says):
+            load_policy(path)
 
 
 def test_registry_errors_list_valid_names():
