@@ -24,9 +24,13 @@ def check_actions_fit(where: str, env: str, action_mode: str | None, native_dim:
         )
 
 
-def check_dataset_fits(where: str, env: str, arrays: dict[str, np.ndarray], spec: PolicySpec) -> None:
+def check_dataset_fits(
+    where: str, env: str, arrays: dict[str, np.ndarray], spec: PolicySpec, sources: dict[str, np.ndarray] | None = None
+) -> None:
     """The policy-side arrays (``action`` ``(N, D_a)`` and each observation key ``(N, *shape)``) against the
-    policy spec; images must be uint8 channels-last ``(N, H, W, 3)``. Raises DpbenchError naming the key."""
+    policy spec; images must be uint8 channels-last ``(N, H, W, 3)``. ``sources``: the dataset's own arrays an
+    observation is built from, whose shapes a mismatch names (the user never wrote the policy-side key). Raises
+    DpbenchError naming the key."""
     if arrays["action"].shape[1:] != (spec.action_dim,):
         raise DpbenchError(
             f"{where}actions have shape {arrays['action'].shape[1:]}, but env '{env}' expects ({spec.action_dim},)"
@@ -44,7 +48,11 @@ def check_dataset_fits(where: str, env: str, arrays: dict[str, np.ndarray], spec
                     f"channels-last {tuple(shape)} (H, W, 3). Transpose the dataset's images to (N, H, W, 3)"
                 )
         if tuple(got) != tuple(shape):
-            raise DpbenchError(f"{where}observation '{key}' has shape {tuple(got)}, env '{env}' expects {tuple(shape)}")
+            built = ", ".join(f"'{k}' {tuple(a.shape[1:])}" for k, a in (sources or {}).items() if k != "action")
+            raise DpbenchError(
+                f"{where}observation '{key}' has shape {tuple(got)}, env '{env}' expects {tuple(shape)}"
+                + (f" (this obs mode reads the dataset's {built})" if built and key not in (sources or {}) else "")
+            )
 
 
 def preflight(policy: Any, arrays: dict[str, np.ndarray]) -> None:

@@ -230,7 +230,7 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
     where = f"{cell.data.path}: "
     check_actions_fit(where, cell.spec.env, cell.action_mode, mode.env_action_dim, actions)
     arrays["action"] = mode.encode_action(actions)
-    check_dataset_fits(where, cell.spec.env, arrays, mode.spec)
+    check_dataset_fits(where, cell.spec.env, arrays, mode.spec, {k: data[k] for k in mode.dataset_keys if k in data})
 
     torch.manual_seed(spec.seed)
     policy = cell.policy_cls(mode.spec, cell.pcfg)

@@ -176,6 +176,19 @@ def _rewrite(src, dst, change) -> str:
 )
 def test_bad_image_datasets_get_one_clear_error(tmp_path, tiny_pusht_hdf5, capsys, change, message):
     path = _rewrite(tiny_pusht_hdf5, tmp_path / "bad.hdf5", change)
+    _run_refused(path, "image", tmp_path, capsys, message)
+
+
+def test_a_wrong_shape_names_the_datasets_own_keys(tmp_path, tiny_pusht_hdf5, capsys):
+    # keypoints of 3 numbers: the policy-side 'obs' (keypoints and agent position) is 29 wide, not 20; the message
+    # names the dataset's arrays, as the user never wrote a key called 'obs'
+    bad = lambda d: {**d, "keypoint": np.concatenate([d["keypoint"], d["keypoint"][..., :1]], -1)}  # noqa: E731
+    path = _rewrite(tiny_pusht_hdf5, tmp_path / "bad.hdf5", bad)
+    message = "observation 'obs' has shape (29,), env 'pusht' expects (20,) (this obs mode reads the dataset's "
+    _run_refused(path, "keypoints", tmp_path, capsys, message + "'keypoint' (9, 3), 'state' (5,))")
+
+
+def _run_refused(path: str, obs: str, tmp_path, capsys, message: str) -> None:
     rc = main(
         [
             "run",
@@ -184,7 +197,7 @@ def test_bad_image_datasets_get_one_clear_error(tmp_path, tiny_pusht_hdf5, capsy
             "--env",
             "pusht",
             "--obs",
-            "image",
+            obs,
             "--seeds",
             "1",
             "--preset",
