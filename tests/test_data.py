@@ -284,3 +284,13 @@ def test_the_console_script_prints_one_line_for_a_corrupt_zarr_chunk(tmp_path):
         )
         assert res.returncode == 2 and res.stdout == ""
         assert res.stderr.splitlines() == [res.stderr.strip()] and "could not read the zarr dataset" in res.stderr
+
+
+def test_an_empty_demo_is_named(tmp_path):
+    path = tmp_path / "demos.hdf5"
+    with h5py.File(path, "w") as f:
+        for name, steps in (("demo_0", 3), ("demo_1", 0), ("demo_2", 2)):
+            f[f"data/{name}/actions"] = np.zeros((steps, 2), np.float32)
+            f[f"data/{name}/obs/x"] = np.zeros((steps, 1), np.float32)
+    with pytest.raises(DpbenchError, match="demo 'demo_1' has no steps"):  # was: episode_ends must be increasing
+        load_hdf5(path)

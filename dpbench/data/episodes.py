@@ -225,6 +225,8 @@ def load_hdf5(path: str | os.PathLike, keys: Iterable[str] | None = None, source
                 if "actions" not in demo:
                     raise DpbenchError(f"{where}: demo '{name}' has no 'actions'")
                 actions = demo["actions"][:]
+                if len(actions) == 0:
+                    raise DpbenchError(f"{where}: demo '{name}' has no steps; delete it or collect it again")
                 chunks[ACTION_KEY].append(actions)
                 for k in wanted:
                     if k not in demo.get("obs", {}):
