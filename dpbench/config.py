@@ -398,8 +398,8 @@ def check_train_config(tcfg: TrainConfig) -> None:
         raise DpbenchError(
             f"train.steps={tcfg.steps} ends before the first periodic evaluation (train.eval_after={tcfg.eval_after}), "
             "so max and avg-last-10 would both be the last step's score. Set the schedule too, e.g. the presets' rule "
-            f"(an evaluation every steps/20 from steps/2): --set train.eval_after={tcfg.steps // 2} "
-            f"--set train.eval_every={max(tcfg.steps // 20, 1)}"
+            f"(an evaluation every steps/20 from steps/2): train.eval_after={tcfg.steps // 2} and "
+            f"train.eval_every={max(tcfg.steps // 20, 1)} (--set KEY=VALUE, or under a sweep file's set:)"
         )
 
 
