@@ -176,10 +176,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_config(args: argparse.Namespace) -> int:
     """``dpbench config POLICY``: print the policy and train configs that a preset builds for a task and obs mode
     (with ``--set`` overrides), beside the paper preset's values and each field's documentation; returns 0. Raises
-    DpbenchError for a config ``dpbench run`` would refuse: the policy's (its ``check_config``) or the train
-    config's (``config.check_train_config``)."""
+    DpbenchError for a config ``dpbench run`` would refuse: the policy's (its ``check_config``, and a build with
+    the ``policy.*`` overrides) or the train config's (``config.check_train_config``)."""
     from dpbench.config import build_configs, check_train_config, describe, describe_length
     from dpbench.policies import get_policy_class
+    from dpbench.preflight import check_buildable
     from dpbench.tasks import get_task
 
     cls = get_policy_class(args.policy)
@@ -189,6 +190,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     pcfg, tcfg = build_configs(cls, args.preset, overrides, image_obs=image, task=task.name, variant=args.variant)
     cls.check_config(pcfg)  # what run refuses, config refuses too
     check_train_config(tcfg)
+    check_buildable(cls, task.obs_mode(args.obs).spec, pcfg, overrides)
     paper = (
         build_configs(cls, "paper", image_obs=image, task=task.name, variant=args.variant)
         if "paper" in cls.presets and args.preset != "paper"

@@ -384,8 +384,16 @@ def check_train_config(tcfg: TrainConfig) -> None:
         raise DpbenchError(f"train.lr_schedule must be 'cosine' or 'constant', got {tcfg.lr_schedule!r}")
     bad = [f"train.{k}={getattr(tcfg, k)} (must be >= 1)" for k in _AT_LEAST_ONE if getattr(tcfg, k) < 1]
     bad += [f"train.{k}={getattr(tcfg, k)} (must be >= 0)" for k in _AT_LEAST_ZERO if getattr(tcfg, k) < 0]
-    if not tcfg.lr > 0:  # `not >` also refuses nan
-        bad.append(f"train.lr={tcfg.lr} (must be > 0)")
+    if not 0 < tcfg.lr < math.inf:  # a chained `not` also refuses nan
+        bad.append(f"train.lr={tcfg.lr} (must be > 0 and finite)")
+    if not 0 <= tcfg.weight_decay < math.inf:
+        bad.append(f"train.weight_decay={tcfg.weight_decay} (must be >= 0 and finite)")
+    if len(tcfg.betas) != 2 or not all(0 <= b < 1 for b in tcfg.betas):
+        bad.append(f"train.betas={','.join(map(str, tcfg.betas))} (AdamW's two decay rates, each 0 <= beta < 1)")
+    if not 0 <= tcfg.ema_max_decay <= 1:
+        bad.append(f"train.ema_max_decay={tcfg.ema_max_decay} (a decay rate: 0 <= ema_max_decay <= 1)")
+    if not 0 <= tcfg.ema_power < math.inf:
+        bad.append(f"train.ema_power={tcfg.ema_power} (must be >= 0 and finite: decay = 1 - (1 + step) ** -power)")
     if not 0 <= tcfg.val_ratio < 1:
         bad.append(f"train.val_ratio={tcfg.val_ratio} (a fraction of the episodes: 0 <= val_ratio < 1)")
     if tcfg.max_train_episodes is not None and tcfg.max_train_episodes < 1:
@@ -400,6 +408,14 @@ def check_train_config(tcfg: TrainConfig) -> None:
             "so max and avg-last-10 would both be the last step's score. Set the schedule too, e.g. the presets' rule "
             f"(an evaluation every steps/20 from steps/2): train.eval_after={tcfg.steps // 2} and "
             f"train.eval_every={max(tcfg.steps // 20, 1)} (--set KEY=VALUE, or under a sweep file's set:)"
+        )
+    first = -(-max(tcfg.eval_after, 1) // tcfg.eval_every) * tcfg.eval_every  # the first periodic evaluation
+    if tcfg.steps > 1 and first >= tcfg.steps:  # (a 1-step run has no step before its last to evaluate)
+        raise DpbenchError(
+            f"train.eval_every={tcfg.eval_every} puts no periodic evaluation before the last step (train.steps="
+            f"{tcfg.steps}, from train.eval_after={tcfg.eval_after}), so max and avg-last-10 would both be the last "
+            f"step's score. Set train.eval_every to at most {tcfg.steps - 1}, e.g. the presets' "
+            f"steps/20: {max(tcfg.steps // 20, 1)}"
         )
 
 

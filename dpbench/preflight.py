@@ -96,7 +96,7 @@ def check_buildable(policy_cls: type, spec: PolicySpec, config: Any, overrides: 
     except DpbenchError:
         raise
     except Exception as exc:
-        sets = " ".join(f"--set {k}={v}" for k, v in given.items())
+        sets = ", ".join(f"{k}={v}" for k, v in given.items())  # a --set or a sweep file's set: gave them
         raise DpbenchError(
             f"policy {policy_cls.name} cannot be built with {sets}: {type(exc).__name__} ({raised_at(exc)}): "
             f"{first_line(exc)}. `dpbench config {policy_cls.name}` lists its fields and defaults"

@@ -87,8 +87,15 @@ def test_config_refuses_the_schedule_run_refuses(capsys, tmp_path):
         ("train.batch_size=0", "train.batch_size=0 (must be >= 1)"),
         ("train.eval_episodes=0", "train.eval_episodes=0 (must be >= 1)"),  # it meant 50 episodes
         ("train.heldout_episodes=-1", "train.heldout_episodes=-1 (must be >= 0)"),
-        ("train.lr=nan", "train.lr=nan (must be > 0)"),
-        ("train.lr=-1", "train.lr=-1.0 (must be > 0)"),
+        ("train.lr=nan", "train.lr=nan (must be > 0 and finite)"),
+        ("train.lr=-1", "train.lr=-1.0 (must be > 0 and finite)"),
+        ("train.lr=inf", "train.lr=inf (must be > 0 and finite)"),  # nan loss at step 2
+        ("train.weight_decay=-0.1", "train.weight_decay=-0.1 (must be >= 0"),  # trained and recorded as it was
+        ("train.betas=2,2", "train.betas=2.0,2.0 (AdamW's two decay rates"),  # a traceback, and a stray lock file
+        ("train.betas=0.9,nan", "train.betas=0.9,nan (AdamW's"),
+        ("train.ema_max_decay=1.5", "train.ema_max_decay=1.5 (a decay rate"),  # a cap no decay (< 1) reaches
+        ("train.ema_power=-1", "train.ema_power=-1.0 (must be >= 0"),  # clipped to decay 0: no averaging
+        ("train.eval_every=7", "train.eval_every=7 puts no periodic evaluation before the last step"),  # 6 steps
         ("train.val_ratio=1.5", "train.val_ratio=1.5 (a fraction of the episodes"),  # trained on 1 episode
         ("train.max_train_episodes=0", "train.max_train_episodes=0 (must be >= 1"),
         ("train.lr_schedule=linear", "train.lr_schedule must be 'cosine' or 'constant', got 'linear'"),  # ran cosine
@@ -113,16 +120,39 @@ def test_a_key_set_twice_with_two_values_is_refused(capsys):
 
 
 def test_policy_overrides_its_layers_cannot_take_are_one_message_before_any_data(capsys, tmp_path):
-    # GroupNorm's 8 groups cannot divide 1 channel: torch's ValueError, now named with the --set that caused it
-    run = ["run", "--policy", "diffusion", "--env", "pusht", "--preset", "smoke", "--out", str(tmp_path)]
-    assert main([*run, "--workers", "1", "--set", "policy.down_dims=1,2"]) == 2
+    # 2 attention heads cannot split 15 embedding channels: torch's AssertionError, now named with the override
+    # that caused it, by run and by config alike
+    smoke = ["--env", "pusht", "--preset", "smoke", "--set", "policy.n_emb=15"]
+    assert main(["run", "--policy", "diffusion_transformer", "--out", str(tmp_path), "--workers", "1", *smoke]) == 2
     err = capsys.readouterr().err
-    assert "policy diffusion cannot be built with --set policy.down_dims=1,2: ValueError" in err
-    assert "num_channels (1) must be divisible" in err and err.count("\n") == 1
+    assert "policy diffusion_transformer cannot be built with policy.n_emb=15: AssertionError" in err
+    assert "embed_dim must be divisible by num_heads" in err and err.count("\n") == 1
+    assert main(["config", "diffusion_transformer", *smoke]) == 2
+    assert capsys.readouterr().err == err
+    run = ["run", "--policy", "diffusion", "--env", "pusht", "--preset", "smoke", "--out", str(tmp_path)]
     # an image encoder with 3 stage widths and 2 block counts built 2 stages while the record claimed 3
     image = [*run, "--obs", "image", "--workers", "1", "--set", "policy.vision.widths=8,16,32"]
     assert main(image) == 2
     assert "must give one block count per stage width" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "setting, says",
+    [
+        ("policy.kernel_size=4", "kernel_size=4 (must be odd"),  # built, then a length mismatch in training
+        ("policy.kernel_size=0", "kernel_size=0 (must be odd"),
+        ("policy.step_embed_dim=2", "step_embed_dim=2 (must be even and >= 4"),  # nan frequencies, trained on
+        ("policy.step_embed_dim=0", "step_embed_dim=0 (must be even"),  # built and trained on no step signal
+        ("policy.step_embed_dim=7", "step_embed_dim=7 (must be even"),
+        ("policy.horizon=9", "horizon=9 with 2 down_dims (the down path halves the window 1x"),  # 9 -> 5 -> 10
+    ],
+)
+@pytest.mark.parametrize("policy", ["diffusion", "diffusion_flow"])
+def test_unet_sizes_that_build_but_cannot_train_are_refused(policy, setting, says, capsys):
+    # each built (so the build check passed it) and then failed or trained on nan in the first forward pass
+    assert main(["config", policy, "--env", "pusht", "--preset", "smoke", "--set", setting]) == 2
+    err = capsys.readouterr().err
+    assert f"policy '{policy}'" in err and says in err and err.count("\n") == 1
 
 
 @pytest.mark.parametrize("policy", sorted(available_policies()))

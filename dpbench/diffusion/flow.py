@@ -17,7 +17,7 @@ from torch.nn import functional as F
 
 from dpbench.config import PolicyConfig
 from dpbench.diffusion.policy import FAST_PATH_MAX_BATCH, total_films
-from dpbench.diffusion.unet1d import ConditionalUnet1D
+from dpbench.diffusion.unet1d import ConditionalUnet1D, check_unet_config
 from dpbench.errors import DpbenchError
 from dpbench.policy import Policy
 from dpbench.presets import SMOKE_TRAIN, budget
@@ -65,6 +65,7 @@ class FlowMatchingPolicy(Policy):
     @classmethod
     def check_config(cls, config: FlowConfig) -> None:
         super().check_config(config)
+        check_unet_config(cls.name, config)
         if config.num_inference_steps < 1:
             raise DpbenchError(
                 f"num_inference_steps={config.num_inference_steps}: "

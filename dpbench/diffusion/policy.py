@@ -18,7 +18,7 @@ from torch.nn import functional as F
 
 from dpbench.config import PolicyConfig
 from dpbench.diffusion.transformer import DiffusionTransformer
-from dpbench.diffusion.unet1d import ConditionalUnet1D
+from dpbench.diffusion.unet1d import ConditionalUnet1D, check_unet_config
 from dpbench.errors import DpbenchError
 from dpbench.policy import Policy, linear_weights_decay
 from dpbench.presets import SMOKE_TRAIN, budget
@@ -173,6 +173,11 @@ class DiffusionUnetPolicy(_DiffusionPolicy):
             SMOKE_TRAIN,
         ),
     }
+
+    @classmethod
+    def check_config(cls, config: DiffusionUnetConfig) -> None:
+        super().check_config(config)
+        check_unet_config(cls.name, config)
 
     def __init__(self, spec: PolicySpec, config: DiffusionUnetConfig) -> None:
         super().__init__(spec, config)

@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from dpbench.errors import DpbenchError
 
 
 class SinusoidalStepEmbedding(nn.Module):
@@ -109,6 +112,29 @@ def _conv_norm_mish_cl(block: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     conv, norm, _ = block
     y = _conv_cl(conv, x).transpose(1, 2)
     return F.mish(F.group_norm(y, norm.num_groups, norm.weight, norm.bias, norm.eps)).transpose(1, 2)
+
+
+def check_unet_config(policy: str, config: Any) -> None:
+    """Refuse UNet sizes (``down_dims``, ``step_embed_dim``, ``kernel_size``, ``n_groups`` and the window
+    ``horizon``) that build but break in the first forward pass: an even or zero kernel changes the sequence length,
+    an odd or tiny step embedding has no sinusoid pairs (2 gives nan frequencies), and a horizon the down path
+    cannot halve ``len(down_dims) - 1`` times comes back a different length. Raises DpbenchError naming the fields."""
+    bad = []
+    if config.kernel_size < 1 or config.kernel_size % 2 == 0:
+        bad.append(f"kernel_size={config.kernel_size} (must be odd and >= 1: an even kernel changes the length)")
+    if config.step_embed_dim < 4 or config.step_embed_dim % 2:
+        bad.append(f"step_embed_dim={config.step_embed_dim} (must be even and >= 4: sin/cos pairs over 2+ frequencies)")
+    if config.n_groups < 1 or any(d < 1 or d % config.n_groups for d in config.down_dims) or not config.down_dims:
+        dims = ",".join(map(str, config.down_dims))
+        bad.append(f"down_dims={dims} with n_groups={config.n_groups} (GroupNorm: each width a positive multiple)")
+    stride = 2 ** max(len(config.down_dims) - 1, 0)
+    if config.horizon % stride:
+        bad.append(
+            f"horizon={config.horizon} with {len(config.down_dims)} down_dims (the down path halves the window "
+            f"{len(config.down_dims) - 1}x and the up path doubles it back: horizon must be a multiple of {stride})"
+        )
+    if bad:
+        raise DpbenchError(f"policy '{policy}': {'; '.join(bad)}")
 
 
 class ConditionalUnet1D(nn.Module):
