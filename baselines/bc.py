@@ -46,6 +46,7 @@ class BCPolicy(Policy):
     chunk (B, T_p, D_a), trained with MSE. The executed T_a actions start at index T_o - 1."""
 
     name = "bc"
+    positive_fields = ("hidden_dims",)
     Config = BCConfig
     presets = {
         "paper": ({}, budget(100_000, first_eval=0, batch_size=256, lr=1e-4)),

@@ -65,6 +65,7 @@ class BETPolicy(Policy):
     softmax plus its offset, (B, 1, D_a) for the newest step. See the module docstring."""
 
     name = "bet"
+    positive_fields = ("n_bins", "n_layer", "n_head", "n_emb")  # (0 k-means iterations keeps the first centres)
     Config = BETConfig
     window_rule = "aligned"
     presets = {

@@ -54,6 +54,7 @@ class IBCPolicy(Policy):
     derivative-free optimizer (``ibc_dfo``). Returns the current step's action (B, 1, D_a)."""
 
     name = "ibc"
+    positive_fields = ("hidden_dims", "train_negatives", "inference_samples")  # 0 resampling rounds is a choice
     Config = IBCConfig
     window_rule = "single"
     presets = {

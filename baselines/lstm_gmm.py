@@ -45,6 +45,7 @@ class LSTMGMMPolicy(Policy):
     observation, carries the LSTM state (restarted every ``rnn_horizon`` calls) and returns (B, 1, D_a)."""
 
     name = "lstm_gmm"
+    positive_fields = ("hidden_dim", "num_layers", "num_modes", "rnn_horizon")
     Config = LSTMGMMConfig
     window_rule = "aligned"
     presets = {

@@ -76,8 +76,15 @@ def read_checkpoint_meta(path: str | Path) -> dict[str, Any]:
         raise DpbenchError(
             f"{path}: its dpbench metadata is not valid JSON ({exc}); the file was edited or damaged"
         ) from None
-    if not isinstance(parsed, dict) or not isinstance(parsed.get("spec"), dict):
-        raise DpbenchError(f"{path}: its dpbench metadata has no policy spec; the file was edited or damaged")
+    if not isinstance(parsed, dict):
+        parsed = {}
+    spec = parsed.get("spec")
+    fields = {"policy": str, "policy_class": str, "config": dict, "spec": dict}
+    missing = [k for k, kind in fields.items() if not isinstance(parsed.get(k), kind)]
+    if isinstance(spec, dict) and not (isinstance(spec.get("obs_shapes"), dict) and "action_dim" in spec):
+        missing.append("spec.obs_shapes/action_dim")
+    if missing:  # what load_policy rebuilds the policy from
+        raise DpbenchError(f"{path}: its dpbench metadata has no {', '.join(missing)}; the file was edited or damaged")
     return parsed
 
 

@@ -32,6 +32,16 @@ def _positive(value: str) -> int:
     return n
 
 
+def _non_negative(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0 (a seed), got {n}")
+    return n
+
+
 def _grid_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--backend",
@@ -110,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument(
             "--start-seed",
-            type=int,
+            type=_non_negative,
             default=0,
             help="first env seed tried (default 0, the standard set); failed episodes are skipped; another needs --out",
         )
@@ -246,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=_positive, default=50, help="test episodes (default 50, the paper's)")
     p.add_argument(
         "--seed-start",
-        type=int,
+        type=_non_negative,
         default=None,
         help="first test seed (default: the task's, 100000; 200000 gives the held-out seeds)",
     )

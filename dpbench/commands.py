@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dpbench.errors import DpbenchError
+from dpbench.errors import DpbenchError, check_output_file
 from dpbench.host import default_threads
 
 DEFAULT_OUT = "results"
@@ -26,11 +26,21 @@ def _parse_overrides(items: list[str]) -> dict[str, str]:
         key, sep, value = item.partition("=")
         if not sep:
             raise DpbenchError(f"--set expects KEY=VALUE (e.g. train.steps=2000), got {item!r}")
-        key = key.strip()
-        if key in out and out[key] != value.strip():  # which one a run used would otherwise hide in argv order
-            raise DpbenchError(f"--set {key} is given twice ({out[key]!r} and {value.strip()!r}); keep one")
-        out[key] = value.strip()
+        key, value = key.strip(), value.strip()
+        if key in out:
+            if not _same_value(out[key], value):  # which one a run used would otherwise hide in argv order
+                raise DpbenchError(f"--set {key} is given twice ({out[key]!r} and {value!r}); keep one")
+            continue  # the same value (1e-4 and 0.0001): the first spelling stays, as the record names it
+        out[key] = value
     return out
+
+
+def _same_value(a: str, b: str) -> bool:
+    """Whether two ``--set`` values are one value, as text or as numbers."""
+    try:
+        return a == b or float(a) == float(b)
+    except ValueError:
+        return False
 
 
 def split_names(value: str, what: str) -> list[str]:
@@ -223,10 +233,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from dpbench.tasks import checkpoint_task
 
     video = Path(args.video) if args.video else None
-    if video is not None and (video.suffix.lower() != ".gif" or video.is_dir()):  # checked before the episodes run
-        raise DpbenchError(f"--video {args.video}: dpbench writes a GIF; give a file path ending in .gif")
-    if (args.seed_start is not None and args.seed_start < 0) or args.episodes < 1:
-        raise DpbenchError(f"--seed-start must be >= 0 and --episodes >= 1, got {args.seed_start} and {args.episodes}")
+    if video is not None:  # checked before the episodes run
+        check_output_file("--video", video, (".gif",), "a GIF")
     torch.set_num_threads(default_threads())
     meta = read_checkpoint_meta(args.checkpoint)
     task = checkpoint_task(meta, args.env)  # at the horizon of the demonstrations it learnt from

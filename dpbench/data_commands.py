@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from dpbench.commands import split_names
-from dpbench.errors import DpbenchError
+from dpbench.errors import DpbenchError, check_output_file
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -98,10 +98,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
         )
     if args.out:  # the cache's default file is rebuilt from the same seeds; a user's own file may hold other demos
         out = Path(args.out)
-        if out.suffix.lower() not in (".hdf5", ".h5") or out.is_dir():
-            raise DpbenchError(
-                f"--out {args.out}: collect writes robomimic-layout hdf5; give a file path ending in .hdf5"
-            )
+        check_output_file("--out", out, (".hdf5", ".h5"), "robomimic-layout hdf5")
         if out.exists() and not args.overwrite:
             raise DpbenchError(f"--out {args.out} exists; pass --overwrite to replace it, or choose another path")
     if task.name == "pusht":

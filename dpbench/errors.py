@@ -38,6 +38,19 @@ def is_interrupt(exc: BaseException | None) -> bool:
     return False
 
 
+def check_output_file(flag: str, path: Path, suffixes: tuple[str, ...], writes: str) -> None:
+    """Refuse an output file path before the work that fills it (episodes, a collection) runs: a directory, a name
+    whose suffix (any case) is not one of ``suffixes`` (what the command ``writes``, e.g. "a GIF"), or a parent
+    that is a file. Raises DpbenchError naming ``flag``."""
+    if path.is_dir():
+        raise DpbenchError(f"{flag} {path} is a directory; give a file path ending in {suffixes[0]}")
+    if path.suffix.lower() not in suffixes:
+        raise DpbenchError(f"{flag} {path}: dpbench writes {writes}; give a file path ending in {suffixes[0]}")
+    folder = next((p for p in path.absolute().parents if p.exists()), None)
+    if folder is not None and not folder.is_dir():
+        raise DpbenchError(f"{flag} {path}: {folder} is a file, not a folder; choose another path")
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of ``exc``'s message ("" for none): what a one-line report of it can show."""
     text = str(exc)

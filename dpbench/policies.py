@@ -50,6 +50,11 @@ def _load_ref(ref: str) -> type[Policy]:
         ) from None
     except (ImportError, AttributeError) as exc:
         raise _not_found(ref, module, exc) from None
+    except SystemExit as exc:  # a script's sys.exit at import would end dpbench itself (`dpbench list` included)
+        raise DpbenchError(
+            f"cannot import policy '{ref}': importing '{module}' called sys.exit({exc.code!r}) at {raised_at(exc)}; "
+            'a policy module must not exit at import (put script code under `if __name__ == "__main__":`)'
+        ) from None
     except Exception as exc:  # the module's own top-level code raised
         raise DpbenchError(
             f"cannot import policy '{ref}': importing '{module}' raised {type(exc).__name__}: {exc} at {raised_at(exc)}"

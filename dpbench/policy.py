@@ -60,6 +60,9 @@ class Policy(nn.Module):
     # Per task (Task.name), (policy, train) overrides applied over every preset but ``smoke``: the
     # original's task-specific configs (e.g. DP-T on Push-T: attention dropout 0.01, weight decay 0.1).
     task_overrides: ClassVar[dict[str, tuple[dict[str, Any], dict[str, Any]]]] = {}
+    # Config fields that are sizes or counts, each >= 1 (an int, or every int of a tuple such as hidden widths):
+    # ``check_config`` refuses a 0 that would build a zero-width layer and train on nothing, or crash later.
+    positive_fields: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def check_config(cls, config: PolicyConfig) -> None:
@@ -88,6 +91,14 @@ class Policy(nn.Module):
         ok, rule = rules[cls.window_rule]
         if not ok:
             raise DpbenchError(f"policy '{cls.name}': {fields} breaks its window rule: {rule}")
+        small = [
+            f"{name}={','.join(map(str, v)) if isinstance(v, tuple) else v}"
+            for name in cls.positive_fields
+            for v in [getattr(config, name)]
+            if any(x < 1 for x in (v if isinstance(v, tuple) else (v,)))
+        ]
+        if small:
+            raise DpbenchError(f"policy '{cls.name}': {', '.join(small)}; a size or count must be at least 1")
         vision = config.vision
         if vision is not None and len(vision.widths) != len(vision.blocks):  # the encoder zips them: one stage each
             raise DpbenchError(

@@ -117,6 +117,8 @@ def test_a_key_set_twice_with_two_values_is_refused(capsys):
     assert main(["config", "diffusion", "--set", "train.lr=1e-3", "--set", "train.lr=1e-4"]) == 2
     assert "--set train.lr is given twice ('1e-3' and '1e-4'); keep one" in capsys.readouterr().err
     assert main(["config", "diffusion", "--set", "train.lr=1e-3", "--set", "train.lr=1e-3"]) == 0  # the same: harmless
+    assert main(["config", "diffusion", "--set", "train.lr=1e-4", "--set", "train.lr=0.0001"]) == 0  # one number
+    assert "overrides {'train.lr': '1e-4'}" in capsys.readouterr().out
 
 
 def test_policy_overrides_its_layers_cannot_take_are_one_message_before_any_data(capsys, tmp_path):
@@ -134,6 +136,23 @@ def test_policy_overrides_its_layers_cannot_take_are_one_message_before_any_data
     image = [*run, "--obs", "image", "--workers", "1", "--set", "policy.vision.widths=8,16,32"]
     assert main(image) == 2
     assert "must give one block count per stage width" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "policy, setting",
+    [
+        ("bc", "policy.hidden_dims=0"),  # a zero-width layer: trained and recorded a constant policy
+        ("ibc", "policy.hidden_dims=64,0"),  # the same
+        ("bet", "policy.n_bins=0"),  # an IndexError after the data loaded
+        ("bet", "policy.n_layer=0"),  # an IndexError after the data loaded
+        ("diffusion_transformer", "policy.n_layer=0"),  # the same
+        ("lstm_gmm", "policy.num_modes=0"),
+    ],
+)
+def test_a_zero_size_or_count_is_refused_by_name(policy, setting, capsys):
+    assert main(["config", policy, "--env", "pusht", "--preset", "smoke", "--set", setting]) == 2
+    err = capsys.readouterr().err
+    assert f"policy '{policy}': {setting.removeprefix('policy.')}; a size or count must be at least 1" in err
 
 
 @pytest.mark.parametrize(

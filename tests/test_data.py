@@ -269,6 +269,11 @@ def test_a_zarr_with_chunks_missing_on_disk_is_refused_not_read_as_zeros(tmp_pat
     assert "array 'keypoint' has 7 of its 8 chunks on disk" in capsys.readouterr().err
     np.testing.assert_array_equal(store.data["keypoint"][:50], 0)
     np.testing.assert_array_equal(store.data["action"], whole.data["action"])
+    # but a run reads the arrays its obs mode names (keys): keypoints are never a whole chunk of zeros, so a gap
+    # there is refused too (it warned and trained the keypoints obs mode on zeros)
+    with pytest.raises(DpbenchError, match=r"array 'keypoint' has 7 of its 8 chunks on disk .*unzip the dataset again"):
+        load_zarr(cut, keys=["keypoint"])
+    assert load_zarr(cut, keys=["state"]).n_steps == 400  # an array the run does not read: not its concern
 
 
 def test_the_console_script_prints_one_line_for_a_corrupt_zarr_chunk(tmp_path):

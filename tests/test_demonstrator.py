@@ -129,7 +129,8 @@ def test_collect_keeps_an_existing_out_file_and_refuses_paths_it_cannot_write(tm
     for out, says in (
         (mine, "exists; pass --overwrite"),
         (tmp_path / "d.zarr", "give a file path ending in .hdf5"),  # it wrote hdf5 under a zarr name
-        (tmp_path, "give a file path ending in .hdf5"),  # a directory: a traceback and a stray .tmp file
+        (tmp_path, "is a directory; give a file path ending in .hdf5"),  # a traceback and a stray .tmp file
+        (mine / "x.hdf5", "mine.hdf5 is a file, not a folder"),  # a FileExistsError after the collection
     ):
         assert main([*collect, str(out)]) == 2
         err = capsys.readouterr().err
@@ -138,3 +139,8 @@ def test_collect_keeps_an_existing_out_file_and_refuses_paths_it_cannot_write(tm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.hdf5"]
     assert main([*collect, str(mine), "--overwrite"]) == 0
     assert load_episodes(mine).n_episodes == 1
+    assert main([*collect, str(tmp_path / "UPPER.H5")]) == 0  # collect takes the suffix in any case: so does loading
+    assert load_episodes(tmp_path / "UPPER.H5").n_episodes == 1
+    with pytest.raises(SystemExit):  # argparse: a seed is >= 0 (it was a traceback)
+        main(["collect", "--env", "pusht", "--start-seed", "-5", "--out", str(tmp_path / "neg.hdf5")])
+    assert "--start-seed: must be an integer >= 0 (a seed), got -5" in capsys.readouterr().err

@@ -140,7 +140,11 @@ def test_a_truncated_checkpoint_is_named_as_one(tmp_path):
     path.write_bytes(path.read_bytes()[:100])  # a copy cut short
     with pytest.raises(DpbenchError, match=r"not a readable safetensors checkpoint \(.+\): a truncated or corrupt"):
         load_policy(path)
-    for text, says in (("{not json", "is not valid JSON"), ("[1, 2]", "has no policy spec")):  # hand-edited metadata
+    for text, says in (
+        ("{not json", "is not valid JSON"),
+        ("[1, 2]", "has no policy, policy_class, config, spec;"),
+        ('{"policy": "diffusion", "policy_class": "x:Y", "spec": {}}', "has no config, spec.obs_shapes/action_dim;"),
+    ):  # hand-edited metadata: the last two were a KeyError traceback ('config', 'obs_shapes')
         save_file(weights, str(path), metadata={"dpbench": text})
         with pytest.raises(DpbenchError, match=says):
             load_policy(path)

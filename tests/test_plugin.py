@@ -408,10 +408,12 @@ def test_a_policy_is_named_by_its_own_class_not_by_a_registered_name_it_shares(p
     assert available_policies()["bc"] == "dpbench.baselines.bc:BCPolicy"
     assert "entry point 'bc' (my_policy:LinearPolicy) is ignored" in capsys.readouterr().err
     # `dpbench list` says which installed policies do not load, rather than listing them as usable
-    eps.write_text(eps.read_text() + "gone = my_gone:Missing\n")
+    eps.write_text(eps.read_text() + "gone = my_gone:Missing\nquits = my_script:P\n")
+    (plugin_site / "my_script.py").write_text("import sys\n\nsys.exit(3)\n")  # it ended `dpbench list` itself
     assert main(["list"]) == 0
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")}
     assert "does not load: cannot import policy 'my_gone:Missing'" in lines["gone"]
+    assert "importing 'my_script' called sys.exit(3) at my_script.py:3" in lines["quits"]
     assert "does not load" not in lines["linear"] and "does not load" not in lines["diffusion"]
 
 

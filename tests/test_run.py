@@ -165,13 +165,19 @@ def test_checkpoint_eval_and_wrong_env(tmp_path, tiny_pusht_hdf5, capsys):
     err = capsys.readouterr().err
     assert "weights do not fit" in err and "other shape" in err and "Traceback" not in err
     assert "with policy.down_dims=8,16 (--set changes inference-time fields only" in err
-    # a video path it cannot write, or a negative seed, is refused before the episodes run, not after them
-    for bad in (["--video", str(tmp_path / "v.mp4")], ["--video", str(tmp_path)], ["--seed-start", "-1"]):
-        assert main(["eval", ckpt, "--env", "pusht", "--episodes", "2", *bad]) == 2
+    # a video path it cannot write is refused before the episodes run, not after them
+    (tmp_path / "notes.txt").write_text("a file")
+    for video, says in (
+        ("v.mp4", "v.mp4: dpbench writes a GIF; give a file path ending in .gif"),
+        (".", "is a directory; give a file path ending in .gif"),
+        ("notes.txt/v.gif", "notes.txt is a file, not a folder"),  # a FileExistsError after the episodes
+    ):
+        assert main(["eval", ckpt, "--env", "pusht", "--episodes", "2", "--video", str(tmp_path / video)]) == 2
         err = capsys.readouterr().err
-        assert (
-            "give a file path ending in .gif" in err or "--seed-start must be >= 0" in err
-        ) and "Traceback" not in err
+        assert says in err and "Traceback" not in err and "episodes in" not in err
+    with pytest.raises(SystemExit):  # argparse: a seed is >= 0
+        main(["eval", ckpt, "--env", "pusht", "--seed-start", "-1"])
+    assert "--seed-start: must be an integer >= 0 (a seed), got -1" in capsys.readouterr().err
     assert main(["eval", ckpt, "--env", "pusht", "--episodes", "2", "--video", str(tmp_path / "v.gif")]) == 0
     assert (tmp_path / "v.gif").stat().st_size > 0
 

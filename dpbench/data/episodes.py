@@ -135,15 +135,16 @@ def validate(data: dict[str, np.ndarray], episode_ends: np.ndarray, where: str) 
 
 
 # ---------------------------------------------------------------------------------------- zarr
-def _check_chunks(where: str, key: str, stored: Any) -> None:
+def _check_chunks(where: str, key: str, stored: Any, required: bool) -> None:
     """zarr reads a chunk missing on disk as its fill value, silently: a half-finished copy or unzip trains on
-    zeros. Actions and episode ends are never a whole chunk of fill values, so a gap there raises DpbenchError;
-    elsewhere (zarr 3 skips writing all-fill chunks) it is a warning."""
+    zeros. In the arrays a run reads (``required``: actions, episode ends and the observations the caller asked
+    for) a gap raises DpbenchError: actions, positions and pixels are never a whole chunk of fill values. In
+    the others (zarr 3 skips writing all-fill chunks: a contact count may be zero throughout) it is a warning."""
     have, total = stored.nchunks_initialized, stored.nchunks
     if have == total:
         return
     text = f"{where}: array '{key}' has {have} of its {total} chunks on disk (a half-finished copy or unzip?)"
-    if key in (ACTION_KEY, "meta/episode_ends"):
+    if required:
         raise DpbenchError(f"{text}; copy or unzip the dataset again")
     print(f"[dpbench] warning: {text}; the missing ones read as {stored.fill_value}", file=sys.stderr)
 
@@ -167,12 +168,12 @@ def load_zarr(path: str | os.PathLike, keys: Iterable[str] | None = None, source
         missing = [k for k in wanted if k not in names]
         if missing:
             raise DpbenchError(f"{where}: missing array(s) {missing}; it has {sorted(names)}")
-        _check_chunks(where, "meta/episode_ends", root["meta"]["episode_ends"])
+        _check_chunks(where, "meta/episode_ends", root["meta"]["episode_ends"], required=True)
         ends = np.asarray(root["meta"]["episode_ends"][:], dtype=np.int64)
         data = {}
         for k in wanted:
             stored = root["data"][k]
-            _check_chunks(where, k, stored)
+            _check_chunks(where, k, stored, required=k == ACTION_KEY or keys is not None)
             arr = stored[:]
             if k == "img" and arr.dtype != np.uint8:  # the original stores pixels as float 0-255
                 arr = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
@@ -280,8 +281,8 @@ def load_episodes(
     p = Path(path)
     if not p.exists():
         raise DpbenchError(f"{p}: no such dataset (check the path)")
-    if p.is_dir() or p.suffix == ".zarr":
+    if p.is_dir() or p.suffix.lower() == ".zarr":
         return load_zarr(p, keys, source)
-    if p.suffix in (".hdf5", ".h5"):
+    if p.suffix.lower() in (".hdf5", ".h5"):
         return load_hdf5(p, keys, source)
     raise DpbenchError(f"{p}: unknown dataset format; expected a .zarr directory or an .hdf5 file")

@@ -151,6 +151,7 @@ class DiffusionUnetPolicy(_DiffusionPolicy):
 
     name = "diffusion"
     Config = DiffusionUnetConfig
+    positive_fields = ("num_train_timesteps",)  # (the UNet's sizes: unet1d.check_unet_config)
     presets = {
         "paper": ({}, budget(200_000, first_eval=0, batch_size=256, lr=1e-4, warmup_steps=500)),
         "quick": (
@@ -217,6 +218,7 @@ class DiffusionTransformerPolicy(_DiffusionPolicy):
 
     name = "diffusion_transformer"
     Config = DiffusionTransformerConfig
+    positive_fields = ("num_train_timesteps", "n_layer", "n_head", "n_emb")
     presets = {
         "paper": (
             {},
