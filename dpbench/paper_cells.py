@@ -89,11 +89,23 @@ def paper_actions(row: str, g: Group) -> bool:
     return want is None or g.env == "pusht" or all(r.get("action_mode") in (None, want) for r in g.records)
 
 
+# The presets a cell prefers, nearest the paper's training first; another name (a plugin's) ranks between quick
+# and smoke, whose few steps check the pipeline and score nothing.
+PRESET_RANK = {"paper": 2, "quick": 1, "smoke": -1}
+
+
+def is_smoke(g: Group) -> bool:
+    """Whether the group is a smoke run: a pipeline check whose scores no table or claim should compare."""
+    return g.preset == "smoke"
+
+
 def preference(row: str, g: Group) -> tuple:
     """The sort key (higher first) that picks one group of records for a cell of the paper's grid: the paper's
-    action space for the policy of ``row``, today's protocol, its preset as defined today, the most seeds, the
-    newest. The paper layout (``fill_cells``) and the reruns view (``dpbench.reruns``) both choose by it."""
-    return (paper_actions(row, g), current(g), not off_schedule(g), g.seeds, newest(g))
+    action space for the policy of ``row``, today's protocol, the preset nearest the paper's (paper, quick, any
+    other, smoke: ``PRESET_RANK``), that preset as defined today, the most seeds, the newest. The paper layout
+    (``fill_cells``) and the reruns view (``dpbench.reruns``) both choose by it."""
+    rank = PRESET_RANK.get(g.preset, 0)
+    return (paper_actions(row, g), current(g), rank, not off_schedule(g), g.seeds, newest(g))
 
 
 @dataclass(frozen=True)
@@ -112,9 +124,9 @@ def fill_cells(
     """The rows (the paper's policies, then any other policy on record), the columns (only ``envs``' when
     given) and the cells of one table.
 
-    A cell holds one configuration, chosen in this order: the paper's action space for that policy (DP
-    absolute, the baselines delta), today's evaluation protocol, its preset as defined today
-    (``off_schedule``), the most seeds, the newest.
+    A cell holds one configuration, chosen in this order (``preference``): the paper's action space for that
+    policy (DP absolute, the baselines delta), today's evaluation protocol, the preset nearest the paper's, that
+    preset as defined today (``off_schedule``), the most seeds, the newest.
     ``dpbench table`` (the pivot layout) shows every configuration."""
     cols = [c for c in paper_columns(kind) if envs is None or c[0] in envs]
     paper = paper_values(kind)

@@ -21,6 +21,7 @@ from dpbench.paper_cells import (
     column_label,
     current,
     fill_cells,
+    is_smoke,
     off_schedule,
     paper_actions,
     paper_columns,
@@ -78,8 +79,8 @@ def _versus(values: dict[str, float]) -> tuple[str, float, str, float] | None:
 def column_claims(records: list[dict[str, Any]], kind: str, envs: list[str] | None = None) -> list[ColumnClaim]:
     """Per column with at least one comparable record of the paper's policies: DP (the better of DP-C and DP-T,
     as the paper's headline takes) against the best of LSTM-GMM, IBC and BET, by max; and the rankings.
-    Comparable: today's protocol, the preset as defined today (``paper_cells.off_schedule``) and the paper's
-    action space for the policy; other cells are left out."""
+    Comparable: today's protocol, the preset as defined today (``paper_cells.off_schedule``), not a smoke run,
+    and the paper's action space for the policy; other cells are left out."""
     _, cols, cells = fill_cells(records, kind, envs)
     out = []
     for col in cols:
@@ -92,6 +93,7 @@ def column_claims(records: list[dict[str, Any]], kind: str, envs: list[str] | No
             and current(c.group)
             and paper_actions(r, c.group)
             and not off_schedule(c.group)
+            and not is_smoke(c.group)
         }
         ours = {r: g.max for r, g in usable.items()}
         paper = {r: c.paper["max"] for (r, cc), c in cells.items() if cc == col and r in PAPER_ROWS and c.paper}

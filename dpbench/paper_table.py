@@ -106,15 +106,22 @@ def paper_layout(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
         "Robomimic columns score the success rate; Push-T the mean over episodes of the episode's max reward "
         "(target coverage / 0.95, clipped to 1), as the paper does.",
         "dpbench trains robomimic cells on scripted demonstrations (scripted = ph-like, scripted-mh = mh-like), "
-        f"not on the paper's human data. Presets of the cells shown: {at or 'none'} (quick: CPU-sized, far "
-        "shorter than the paper's training): compare with care.",
+        f"not on the paper's human data. Presets of the cells shown: {at or 'none'}"
+        + (" (quick: CPU-sized, far shorter than the paper's training)" if "quick" in presets else "")
+        + (
+            " (smoke: a few steps that check the pipeline; its scores mean nothing, and the claims leave it out)"
+            if "smoke" in presets
+            else ""
+        )
+        + ": compare with care.",
         "Cells from: " + ("; ".join(sources) if sources else "none") + ".",
     ]
     if alternatives:
         notes.append(
             "ᵃ other configurations of this cell are on record; the cell shows, in this order of preference, the "
-            "paper's action space for the policy (DP absolute, the baselines delta), today's protocol, its preset "
-            "as defined today, the most seeds, the newest. dpbench table (the pivot layout) lists them all."
+            "paper's action space for the policy (DP absolute, the baselines delta), today's protocol, the preset "
+            "nearest the paper's (paper, quick, others, smoke), that preset as defined today, the most seeds, the "
+            "newest. dpbench table (the pivot layout) lists them all."
         )
     if older:
         notes.append(

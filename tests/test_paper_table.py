@@ -285,6 +285,29 @@ def test_a_cell_off_its_presets_schedule_is_marked_and_left_out_of_the_claims():
     assert claims["Push-T"][1] == "DP-C 0.80 (n=1) vs IBC 0.40 (n=1): +0.40 (+100%)"
 
 
+def test_a_smoke_run_never_stands_for_a_cell_nor_counts_in_the_claims():
+    # a 4-seed smoke run (6 steps) beside a 2-seed quick one: the cell showed the smoke run, as it had more seeds
+    quick = [make_record("diffusion", s, [0.7, 0.8], [True], preset="quick") for s in (0, 1)]
+    smoke = [make_record("diffusion", s, [0.1, 0.1], [False], preset="smoke") for s in range(4)]
+    for r in smoke:
+        r["config_hash"], r["cell_id"] = "smokecfg", r["cell_id"].replace(r["config_hash"], "smokecfg")
+    ibc = make_record("ibc", 0, [0.3, 0.4], [True], preset="quick")
+    text = format_paper_table([*quick, *smoke, ibc], "md", claims=True)
+    _, rows = _md(text)
+    assert rows["DP-C"][-1].startswith("0.80±0.00 / 0.75; n=2") and "ᵃ" in rows["DP-C"][-1]
+    # a paper-preset run is nearer the paper than a quick one with more seeds
+    paper = make_record("diffusion", 0, [0.9, 0.95], [True], preset="paper")
+    paper["config_hash"], paper["cell_id"] = "papercfg", paper["cell_id"].replace(paper["config_hash"], "papercfg")
+    _, rows = _md(format_paper_table([*quick, paper], "md"))
+    assert rows["DP-C"][-1].startswith("0.95 / 0.93; n=1")
+    # a cell with only a smoke run is shown, named as such, and the claims leave it out
+    text = format_paper_table([*smoke, ibc], "md", claims=True)
+    assert "1 at smoke" in text and "(smoke: a few steps that check the pipeline" in text
+    assert "(quick: CPU-sized" in text  # IBC's cell is quick
+    _, claims = _md(text, 1)
+    assert claims["Push-T"][1] == "–" and claims["Push-T"][4] == "IBC 0.40 (n=1)"
+
+
 def test_the_papers_push_t_dp_c_carries_its_conditioning_caveat():
     # the reference CSV says the paper's state Push-T DP-C used inpainting; ours conditions by FiLM: the cell says so
     dp = make_record("diffusion", 0, [0.5, 0.9], [True], preset="quick")
