@@ -184,13 +184,12 @@ def time_variants(
 
 def real_run_steps_per_s(steps: int, threads: int) -> dict[str, Any]:
     """Training steps/s of a real ``dpbench run`` (quick preset, Push-T keypoints): the record's training
-    seconds, which exclude its two tiny evaluations (one episode each: dpbench refuses a run with no periodic
-    evaluation before its last step)."""
+    seconds, which exclude its one tiny evaluation."""
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [
             sys.executable, "-m", "dpbench.cli", "run", "--policy", "diffusion", "--env", "pusht", "--seeds", "1",
             "--preset", "quick", "--threads", str(threads), "--quiet", "--out", tmp,
-            "--set", f"train.steps={steps}", "--set", f"train.eval_every={steps - 1}",
+            "--set", f"train.steps={steps}", "--set", f"train.eval_every={steps}",
             "--set", "train.eval_after=0", "--set", f"train.checkpoint_every={steps}",
             "--set", "train.eval_episodes=1", "--set", "train.heldout_episodes=0",
         ]  # fmt: skip

@@ -107,6 +107,12 @@ def _run_sweep(sweep, args: argparse.Namespace) -> int:
             f"results dir {sweep.out.resolve()} (done and recorded cells are its records):"
         )
         cores = args.workers or usable_cores()
+        if getattr(args, "backend", "local") == "local" and cores > usable_cores():  # a Ray cluster has its own
+            print(
+                f"[dpbench] --workers {cores} on this machine's {usable_cores()} usable core(s): the wall time counts "
+                f"{usable_cores()}, since more workers than cores only share them"
+            )
+            cores = usable_cores()
         for line in dry_run_report(planned, records, cores, out_records, cpu_capability(), cpu_family()):
             print(line)
         return 0

@@ -409,14 +409,6 @@ def check_train_config(tcfg: TrainConfig) -> None:
             f"(an evaluation every steps/20 from steps/2): train.eval_after={tcfg.steps // 2} and "
             f"train.eval_every={max(tcfg.steps // 20, 1)} (--set KEY=VALUE, or under a sweep file's set:)"
         )
-    first = -(-max(tcfg.eval_after, 1) // tcfg.eval_every) * tcfg.eval_every  # the first periodic evaluation
-    if tcfg.steps > 1 and first >= tcfg.steps:  # (a 1-step run has no step before its last to evaluate)
-        raise DpbenchError(
-            f"train.eval_every={tcfg.eval_every} puts no periodic evaluation before the last step (train.steps="
-            f"{tcfg.steps}, from train.eval_after={tcfg.eval_after}), so max and avg-last-10 would both be the last "
-            f"step's score. Set train.eval_every to at most {tcfg.steps - 1}, e.g. the presets' "
-            f"steps/20: {max(tcfg.steps // 20, 1)}"
-        )
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:

@@ -95,7 +95,6 @@ def test_config_refuses_the_schedule_run_refuses(capsys, tmp_path):
         ("train.betas=0.9,nan", "train.betas=0.9,nan (AdamW's"),
         ("train.ema_max_decay=1.5", "train.ema_max_decay=1.5 (a decay rate"),  # a cap no decay (< 1) reaches
         ("train.ema_power=-1", "train.ema_power=-1.0 (must be >= 0"),  # clipped to decay 0: no averaging
-        ("train.eval_every=7", "train.eval_every=7 puts no periodic evaluation before the last step"),  # 6 steps
         ("train.val_ratio=1.5", "train.val_ratio=1.5 (a fraction of the episodes"),  # trained on 1 episode
         ("train.max_train_episodes=0", "train.max_train_episodes=0 (must be >= 1"),
         ("train.lr_schedule=linear", "train.lr_schedule must be 'cosine' or 'constant', got 'linear'"),  # ran cosine

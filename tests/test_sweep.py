@@ -434,6 +434,12 @@ def test_dry_run_lists_cells_and_runs_nothing(tmp_path, tiny_pusht_hdf5, capsys)
     assert len(cells) == 4 and all("pusht-keypoints__" in line for line in cells)
     assert f"results dir {(tmp_path / 'r').resolve()} " in out  # where done cells were looked for
     assert not (tmp_path / "r" / "records").exists()
+    # more local workers than cores only share them: the wall time counted 8 cores on a 2-core machine
+    from dpbench.host import usable_cores
+
+    assert main(["sweep", str(cfg), "--dry-run", "--workers", str(usable_cores() + 6)]) == 0
+    out = capsys.readouterr().out
+    assert f"--workers {usable_cores() + 6} on this machine's {usable_cores()} usable core(s)" in out
 
 
 def test_a_paper_preset_cell_on_the_cpu_gets_one_note(capsys):
