@@ -106,13 +106,14 @@ def _run_sweep(sweep, args: argparse.Namespace) -> int:
             f"[dpbench] {len(planned)} cell(s) in {getattr(args, 'config', None) or 'the grid'}, nothing run; "
             f"results dir {sweep.out.resolve()} (done and recorded cells are its records):"
         )
-        cores = args.workers or usable_cores()
-        if getattr(args, "backend", "local") == "local" and cores > usable_cores():  # a Ray cluster has its own
+        here = usable_cores()
+        cores = args.workers or here
+        if getattr(args, "backend", "local") == "local" and cores > here:  # a Ray cluster has its own
             print(
-                f"[dpbench] --workers {cores} on this machine's {usable_cores()} usable core(s): the wall time counts "
-                f"{usable_cores()}, since more workers than cores only share them"
+                f"[dpbench] --workers {cores} on this machine's {here} usable core(s): the wall time counts {here}, "
+                "since more workers than cores only share them"
             )
-            cores = usable_cores()
+            cores = here
         for line in dry_run_report(planned, records, cores, out_records, cpu_capability(), cpu_family()):
             print(line)
         return 0
@@ -194,9 +195,9 @@ def cmd_config(args: argparse.Namespace) -> int:
     (with ``--set`` overrides), beside the paper preset's values and each field's documentation; returns 0. Raises
     DpbenchError for a config ``dpbench run`` would refuse: the policy's (its ``check_config``, and a build with
     the ``policy.*`` overrides) or the train config's (``config.check_train_config``)."""
-    from dpbench.config import build_configs, check_train_config, describe, describe_length
+    from dpbench.config import build_configs, describe, describe_length
     from dpbench.policies import get_policy_class
-    from dpbench.preflight import check_buildable
+    from dpbench.preflight import check_configs
     from dpbench.tasks import get_task
 
     cls = get_policy_class(args.policy)
@@ -204,9 +205,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     image = bool(task.obs_mode(args.obs).spec.image_keys)
     overrides = _parse_overrides(args.set)
     pcfg, tcfg = build_configs(cls, args.preset, overrides, image_obs=image, task=task.name, variant=args.variant)
-    cls.check_config(pcfg)  # what run refuses, config refuses too
-    check_train_config(tcfg)
-    check_buildable(cls, task.obs_mode(args.obs).spec, pcfg, overrides)
+    check_configs(cls, task.obs_mode(args.obs).spec, pcfg, tcfg, overrides)  # what run refuses, config refuses too
     paper = (
         build_configs(cls, "paper", image_obs=image, task=task.name, variant=args.variant)
         if "paper" in cls.presets and args.preset != "paper"

@@ -105,3 +105,14 @@ def check_buildable(policy_cls: type, spec: PolicySpec, config: Any, overrides: 
             f"policy {policy_cls.name} cannot be built with {sets}: {type(exc).__name__} ({raised_at(exc)}): "
             f"{first_line(exc)}. `dpbench config {policy_cls.name}` lists its fields and defaults"
         ) from None
+
+
+def check_configs(policy_cls: type, spec: PolicySpec, pcfg: Any, tcfg: Any, overrides: dict[str, str]) -> None:
+    """Everything ``dpbench run`` refuses before reading data, in one place so ``dpbench config`` refuses the same:
+    the policy config (``check_config``), the train config (``config.check_train_config``) and a build with the
+    ``policy.*`` overrides (``check_buildable``). Raises DpbenchError."""
+    from dpbench.config import check_train_config
+
+    policy_cls.check_config(pcfg)
+    check_train_config(tcfg)
+    check_buildable(policy_cls, spec, pcfg, overrides)

@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from dpbench.checkpoint import save_policy
-from dpbench.config import build_configs, check_train_config, config_to_dict
+from dpbench.config import build_configs, config_to_dict
 from dpbench.data.registry import DatasetRef, data_variant, portable_path, resolve_dataset
 from dpbench.data.sampler import SequenceSampler, split_episodes
 from dpbench.envs.io import ObsMode
@@ -27,7 +27,7 @@ from dpbench.evaluate import evaluate
 from dpbench.host import ContentionMeter, device_name, environment_info, resolve_device
 from dpbench.metrics import best_evaluation, summarize_history
 from dpbench.policies import get_policy_class, policy_source, source_digest
-from dpbench.preflight import check_actions_fit, check_buildable, check_dataset_fits, preflight
+from dpbench.preflight import check_actions_fit, check_configs, check_dataset_fits, preflight
 from dpbench.records import (
     DataSplit,
     FinalScores,
@@ -161,9 +161,7 @@ def resolve_config(spec: CellSpec, variant: str | None = None) -> CellConfig:
     pcfg, tcfg = build_configs(
         policy_cls, spec.preset, spec.overrides, image_obs=bool(mode.spec.image_keys), task=task.name, variant=variant
     )
-    policy_cls.check_config(pcfg)  # before any data is loaded or collected
-    check_train_config(tcfg)
-    check_buildable(policy_cls, mode.spec, pcfg, spec.overrides)
+    check_configs(policy_cls, mode.spec, pcfg, tcfg, spec.overrides)  # before any data is loaded or collected
     identity = {"policy": config_to_dict(pcfg), "train": config_to_dict(tcfg), "obs": obs}
     source = source_digest(policy_source(policy_cls))
     if source is not None:  # a policy outside dpbench: its code is part of what the cell trains
