@@ -289,10 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--format",
         default="md",
         choices=["md", "csv", "latex", "html"],
-        help="md, latex, html: a rendered table (latex: booktabs; the paper layout, needing graphicx too, stacks "
-        "each cell's lines and scales to the line width); csv: tidy rows (pivot: one per configuration; --layout "
-        "paper: one per cell; --claims: one per task column with a record, its ranking, and DP against the best "
-        "baseline where it has both, without the cells: run once without --claims for those)",
+        help="md, latex, html: a rendered table (latex: booktabs; needs graphicx too where a table is wider than a "
+        "page (the paper layout, a pivot of 2+ tasks) and is scaled to the line width; the paper layout stacks each "
+        "cell's lines); csv: tidy rows, floats to 4 decimals (pivot: one per configuration; --layout paper: one per "
+        "cell; --claims: one per task column with a record, its ranking, and DP against the best baseline where it "
+        "has both, then the mean rows (task 'mean'), without the cells: run once without --claims for those)",
     )
     p.add_argument(
         "--with-paper",

@@ -162,10 +162,7 @@ def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
         row = [column_label(c.col), versus(c.ours, c.seeds), versus(c.paper_same), versus(c.paper)]
         body.append([*row, ranking(c.ranking_ours, c.seeds), ranking(c.ranking_paper), tuple(agree)])
     marked = any(n < 3 for c in claims for n in (c.seeds or {}).values())  # an (n=k) mark in ours
-    shared = [(c, _relative(c.ours), _relative(c.paper_same), _relative(c.paper)) for c in claims]
-    shared = [x for x in shared if x[1] is not None and x[3] is not None]
-    full = [x for x in shared if x[0].full_seeds]
-    all_paper = [x for x in (_relative(v) for v in _paper_versus(kind).values()) if x is not None]
+    shared, full, all_paper = _mean_inputs(claims, kind)
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
 
     def mean_of(rows: list[tuple[ColumnClaim, Any, Any, Any]], i: int) -> str:
@@ -255,6 +252,20 @@ def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
     )
 
 
+Compared = tuple[ColumnClaim, float | None, float | None, float | None]  # a column and its 3 relative improvements
+
+
+def _mean_inputs(claims: list[ColumnClaim], kind: str) -> tuple[list[Compared], list[Compared], list[float]]:
+    """What the means average: the columns where ours and the paper both have DP and a baseline, each with
+    (ours, paper on the same policies, paper) relative improvement; those of them where ours has 3 seeds of
+    both sides; and the paper's relative improvement in every column of its table."""
+    shared = [(c, _relative(c.ours), _relative(c.paper_same), _relative(c.paper)) for c in claims]
+    shared = [x for x in shared if x[1] is not None and x[3] is not None]
+    full = [x for x in shared if x[0].full_seeds]
+    all_paper = [x for x in (_relative(v) for v in _paper_versus(kind).values()) if x is not None]
+    return shared, full, all_paper
+
+
 def _paper_versus(kind: str) -> dict[Column, tuple[str, float, str, float] | None]:
     """The paper's own DP-vs-best-baseline comparison in every column of its table."""
     paper = paper_values(kind)
@@ -267,10 +278,13 @@ def _paper_versus(kind: str) -> dict[Column, tuple[str, float, str, float] | Non
 def tidy_claims(records: list[dict[str, Any]], kind: str, envs: list[str] | None) -> list[dict[str, Any]]:
     """The claims as csv rows, one per column: each side's DP and best baseline, their max and relative
     improvement, ours' seed counts, the pairs ours orders differently (and those reversed within the margin),
-    whether the column agrees (empty: fewer than 2 policies compared) and both rankings. No mean row: tidy rows
-    are columns only; the md table's mean is the mean of ``ours_relative_improvement`` where both sides have one."""
+    whether the column agrees (empty: fewer than 2 policies compared) and both rankings. Then the md table's
+    means, as rows with task ``mean`` and only the ``*_relative_improvement`` fields: variant ``compared`` (the
+    columns where ours and the paper both have DP and a baseline), ``compared_3_seeds`` (those where ours has
+    3 seeds of both; only when fewer) and ``paper_all_columns`` (the paper's over its whole table)."""
     out = []
-    for c in column_claims(records, kind, envs):
+    claims = column_claims(records, kind, envs)
+    for c in claims:
         row: dict[str, Any] = {"table": kind, "task": c.col[0], "variant": c.col[1]}
         for side, v in (("ours", c.ours), ("paper_same_policies", c.paper_same), ("paper", c.paper)):
             row |= {
@@ -292,4 +306,21 @@ def tidy_claims(records: list[dict[str, Any]], kind: str, envs: list[str] | None
         row["ranking_ours"] = " ".join(f"{p}:{m:.4f}" for p, m in c.ranking_ours)
         row["ranking_paper"] = " ".join(f"{p}:{m:.2f}" for p, m in c.ranking_paper)
         out.append(row)
+    shared, full, all_paper = _mean_inputs(claims, kind)
+    sides = ("ours", "paper_same_policies", "paper")
+
+    def mean_row(variant: str, rows: list[Compared]) -> dict[str, Any]:
+        row: dict[str, Any] = {"table": kind, "task": "mean", "variant": variant}
+        for i, side in enumerate(sides, 1):
+            vals = [r[i] for r in rows if r[i] is not None]
+            row[f"{side}_relative_improvement"] = sum(vals) / len(vals) if vals else None
+        return row
+
+    if shared:
+        out.append(mean_row("compared", shared))
+        if full and len(full) < len(shared):
+            out.append(mean_row("compared_3_seeds", full))
+    if out and all_paper:
+        out.append({"table": kind, "task": "mean", "variant": "paper_all_columns"})
+        out[-1]["paper_relative_improvement"] = sum(all_paper) / len(all_paper)
     return out

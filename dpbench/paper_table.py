@@ -10,8 +10,6 @@ row per cell (or per claim).
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import Counter
 from typing import Any
 
@@ -29,7 +27,7 @@ from dpbench.paper_cells import (
 )
 from dpbench.paper_claims import claims_table, tidy_claims
 from dpbench.records import PROTOCOL_VERSION
-from dpbench.render import RENDERERS, Cell, Table, cell_text
+from dpbench.render import RENDERERS, Cell, Table, cell_text, tidy_csv
 from dpbench.results import Group, short_hash
 
 
@@ -145,15 +143,6 @@ def paper_layout(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
     return Table(headers, body, notes, label_cols=1, fit_width=True)
 
 
-def _csv(rows: list[dict[str, Any]]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["table"], lineterminator="\n")
-    writer.writeheader()
-    # 4 decimals: a mean of maxes over seeds prints as 0.9, not 0.8999999999999999
-    writer.writerows({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()} for row in rows)
-    return buf.getvalue().rstrip("\n")
-
-
 def _tidy(records: list[dict[str, Any]], kind: str, envs: list[str] | None) -> list[dict[str, Any]]:
     rows, cols, cells = fill_cells(records, kind, envs)
     out = []
@@ -171,7 +160,7 @@ def _tidy(records: list[dict[str, Any]], kind: str, envs: list[str] | None) -> l
                     "variant": col[1],
                     "seeds": g.seeds if g else 0,
                     "max": g.max if g else None,
-                    "max_std": g.max_std if g else None,
+                    "max_std": g.max_std if g and g.seeds > 1 else None,  # one seed has no spread
                     "avg_last10": g.avg_last10 if g else None,
                     "heldout": h.score if h else None,
                     "heldout_ci_low": h.score_ci[0] if h else None,
@@ -217,7 +206,7 @@ def format_paper_table(
         )
     if fmt == "csv":
         tidy = tidy_claims if claims else _tidy
-        return _csv([row for k in kinds for row in tidy(records, k, envs)])
+        return tidy_csv([row for k in kinds for row in tidy(records, k, envs)], "table")
     if fmt not in RENDERERS:
         raise DpbenchError(f"unknown table format '{fmt}'; use one of md, csv, latex, html")
     parts = []

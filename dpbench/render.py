@@ -1,15 +1,18 @@
 """Format-agnostic tables and their renderers: markdown, LaTeX (booktabs) and HTML.
 
 ``dpbench.tables`` and ``dpbench.equal_time`` build ``Table``s; ``dpbench.tables.format_table`` picks a
-renderer by name (``RENDERERS``). The CSV format is not a rendering of a ``Table`` but one tidy row per
-configuration (``dpbench.tables.tidy_rows``).
+renderer by name (``RENDERERS``). The CSV format is not a rendering of a ``Table`` but tidy rows (one per
+configuration, cell or claim), written by ``tidy_csv``.
 """
 
 from __future__ import annotations
 
+import csv
 import html
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 DAGGER = "†"  # marks a cell trained unlike the paper; LaTeX gets $^\dagger$
 
@@ -75,7 +78,9 @@ _LATEX_ESCAPES = {
 
 
 def _latex(text: str) -> str:
-    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
+    # "--" would set as an en dash: an option such as --obs keeps its two hyphens when each is closed by {}
+    nxt = text[1:] + " "
+    return "".join(_LATEX_ESCAPES.get(ch, ch) + ("{}" if ch == nxt[i] == "-" else "") for i, ch in enumerate(text))
 
 
 def _latex_cell(cell: Cell, align: str) -> str:
@@ -128,3 +133,14 @@ def render_html(t: Table) -> str:
 
 
 RENDERERS: dict[str, Callable[[Table], str]] = {"md": render_md, "latex": render_latex, "html": render_html}
+
+
+def tidy_csv(rows: list[dict[str, Any]], empty_header: str) -> str:
+    """Tidy rows as CSV, the first row's keys as the header (``empty_header`` alone when there is no row); later
+    rows may leave fields out (written empty). Floats are rounded to 4 decimals: a mean of maxes over seeds
+    prints as 0.9, not 0.8999999999999999."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else [empty_header], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()} for row in rows)
+    return buf.getvalue().rstrip("\n")

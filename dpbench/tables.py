@@ -6,15 +6,13 @@ Records are grouped and summarised by ``dpbench.results``; ``dpbench.render`` tu
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any
 
 import numpy as np
 
 from dpbench.errors import DpbenchError
 from dpbench.records import PROTOCOL_VERSION
-from dpbench.render import DAGGER, RENDERERS, Table
+from dpbench.render import DAGGER, RENDERERS, Table, tidy_csv
 from dpbench.results import (
     PAPER_POLICY_NAMES,
     PAPER_SOURCE,
@@ -26,6 +24,7 @@ from dpbench.results import (
 )
 
 TABLE_FORMATS = ("md", "csv", "latex", "html")
+FIT_WIDTH_COLUMNS = 10  # a pivot wider than this is scaled to the page in LaTeX
 
 
 def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
@@ -173,19 +172,23 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
             "robomimic rows train on scripted demonstrations (scripted = ph-like, scripted-mh = mh-like), "
             "not on the paper's human data."
         )
-    return Table(headers, body, notes)
+    # LaTeX: more than a page's width of columns is scaled to the line width (narrow with --env for legibility)
+    return Table(headers, body, notes, fit_width=len(headers) > FIT_WIDTH_COLUMNS)
 
 
 def tidy_rows(groups: list[Group], with_paper: bool = False) -> list[dict[str, Any]]:
-    """One machine-readable row per group (and per paper reference): the CSV format."""
+    """One machine-readable row per group (and per paper reference): the CSV format. ``policy`` is dpbench's name,
+    ``paper_policy`` the paper's (the row name of ``--layout paper``); a std over one seed is empty, not 0."""
     rows: list[dict[str, Any]] = []
     for g in groups:
+        one = g.seeds < 2  # one seed has no spread: its std is empty, not 0
         rows.append(
             {
                 "source": "dpbench",
                 "env": g.env,
                 "obs": g.obs,
                 "policy": g.policy,
+                "paper_policy": PAPER_POLICY_NAMES.get(g.policy, g.policy),
                 "preset": g.preset,
                 "dataset": g.dataset_kind,
                 "dataset_hash": g.dataset_hash,
@@ -193,11 +196,11 @@ def tidy_rows(groups: list[Group], with_paper: bool = False) -> list[dict[str, A
                 "overrides": g.overrides,
                 "seeds": g.seeds,
                 "max": g.max,
-                "max_std": g.max_std,
+                "max_std": None if one else g.max_std,
                 "avg_last10": g.avg_last10,
-                "avg_last10_std": g.avg_last10_std,
+                "avg_last10_std": None if one else g.avg_last10_std,
                 "k_min_train_loss": g.k_min,
-                "k_min_train_loss_std": g.k_min_std,
+                "k_min_train_loss_std": None if one else g.k_min_std,
                 "heldout": g.heldout.score if g.heldout else None,
                 "heldout_ci_low": g.heldout.score_ci[0] if g.heldout else None,
                 "heldout_ci_high": g.heldout.score_ci[1] if g.heldout else None,
@@ -228,6 +231,7 @@ def tidy_rows(groups: list[Group], with_paper: bool = False) -> list[dict[str, A
                         "env": g.env,
                         "obs": g.obs,
                         "policy": key[0],
+                        "paper_policy": key[0],
                         "preset": "paper",
                         "dataset": f"human ({variant})",
                         "seeds": 3,
@@ -247,11 +251,6 @@ def format_table(records: list[dict[str, Any]], fmt: str = "md", with_paper: boo
         raise DpbenchError(f"unknown table format '{fmt}'; use one of {', '.join(TABLE_FORMATS)}")
     groups = group_records(records)
     if fmt == "csv":
-        rows = tidy_rows(groups, with_paper)
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["source"], lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        return buf.getvalue().rstrip("\n")
+        return tidy_csv(tidy_rows(groups, with_paper), "source")
     table = pivot_table(groups, with_paper)
     return RENDERERS[fmt](table)

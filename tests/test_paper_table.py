@@ -155,6 +155,18 @@ def test_the_papers_like_for_like_figure_uses_only_the_policies_ours_has():
     (pusht,) = [r for r in rows if r["task"] == "pusht"]
     assert pusht["paper_same_policies_baseline"] == "lstm_gmm" and pusht["ours_dp_seeds"] == "3"
     assert pusht["ours_relative_improvement"] == f"{round(0.1 / 0.8, 4)}"  # 0.125, not 0.12499999999999997
+    # The csv carries the md's means as rows too, the same hand-computed figures (4 decimals).
+    rows = list(csv.DictReader(io.StringIO(format_paper_table(recs + lift, "csv", claims=True))))
+    means = {r["variant"]: r for r in rows if r["task"] == "mean"}
+    assert list(means) == ["compared", "compared_3_seeds", "paper_all_columns"]
+    assert float(means["compared"]["ours_relative_improvement"]) == round((0.1 / 0.8 + 0.3 / 0.5) / 2, 4)
+    assert float(means["compared"]["paper_same_policies_relative_improvement"]) == round(pusht_same / 2, 4)
+    assert float(means["compared_3_seeds"]["ours_relative_improvement"]) == round(0.1 / 0.8, 4)
+    paper = [(1, 1), (1, 1), (1, 1), (1, 1), (1, 0.95), (0.97, 0.86), (1, 0.76), (0.68, 0.62), (1, 0.67), (0.95, 0.9)]
+    assert float(means["paper_all_columns"]["paper_relative_improvement"]) == round(
+        float(np.mean([(d - b) / b for d, b in paper])), 4
+    )
+    assert means["paper_all_columns"]["ours_relative_improvement"] == ""
 
 
 def test_paper_layout_formats(tmp_path: Path, capsys):
@@ -165,6 +177,7 @@ def test_paper_layout_formats(tmp_path: Path, capsys):
     assert float(pusht["diffusion_cnn"]["paper_max"]) == 0.95
     assert pusht["bet"]["seeds"] == "0" and pusht["bet"]["max"] == ""
     claims = list(csv.DictReader(io.StringIO(format_paper_table(recs, "csv", claims=True))))
+    claims = [c for c in claims if c["task"] != "mean"]
     assert [(c["task"], c["ours_dp"], c["ours_baseline"]) for c in claims] == [
         ("lift", "", ""),  # no DP on Lift: no comparison
         ("can", "", ""),  # only DP on Can (mh): no baseline
@@ -271,7 +284,7 @@ def test_a_cell_off_its_presets_schedule_is_marked_and_left_out_of_the_claims():
     _, claims = _md(text, 1)
     assert claims["Push-T"][1] == "–" and claims["Push-T"][4] == "IBC 0.40 (n=1)"
     (row,) = [r for r in csv.DictReader(io.StringIO(format_paper_table([dp], "csv"))) if r["seeds"] != "0"]
-    assert row["preset_schedule"] == "False"
+    assert row["preset_schedule"] == "False" and row["max_std"] == ""  # one seed: no spread, not 0
     # an on-preset config of the same cell is shown (and compared) before an off-preset one with more seeds
     on = make_record("diffusion", 5, [0.7, 0.8], [True], preset="quick")
     on["config"]["overrides"] = {"train.checkpoint_every": 100}  # changes neither max nor avg-last-10
@@ -405,7 +418,11 @@ def test_a_reversed_paper_tie_is_a_tie_and_the_noise_pairs_reach_the_csv():
         claims["Push-T"][6]
         == "no: DP-C/DP-T (paper: tie); (reversed within 0.05: IBC/DP-C) (ours from fewer than 3 seeds)"
     )
-    (row,) = csv.DictReader(io.StringIO(format_paper_table(recs, "csv", claims=True, envs=["pusht"])))
+    (row,) = [
+        r
+        for r in csv.DictReader(io.StringIO(format_paper_table(recs, "csv", claims=True, envs=["pusht"])))
+        if r["task"] == "pusht"
+    ]
     assert row["disagreeing_pairs"].endswith("(paper-tie)") and len(row["disagreeing_pairs"].split()) == 1
     assert len(row["reversed_within_noise"].split()) == 1 and "/" in row["reversed_within_noise"]
 

@@ -17,6 +17,7 @@ from dpbench.cli import main
 from dpbench.equal_time import equal_time_table
 from dpbench.metrics import wilson_ci
 from dpbench.records import PROTOCOL_VERSION, SCHEMA_VERSION, record_of_same_demos, write_json_atomic
+from dpbench.render import Table, render_latex
 from dpbench.results import group_records, short_hash
 from dpbench.tables import format_table
 
@@ -199,9 +200,16 @@ def test_formats_and_filters(results, capsys):
     assert (
         float(rows[0]["max"]) == pytest.approx(0.8) and rows[0]["seeds"] == "2" and rows[0]["paper_setting"] == "True"
     )
+    assert float(rows[0]["avg_last10"]) == round(((0.5 + 0.9 + 0.8) / 3 + (0.6 + 0.7 + 0.7) / 3) / 2, 4)
+    assert rows[0]["paper_policy"] == rows[2]["policy"] == "diffusion_cnn"  # joins with --layout paper's rows
+    assert rows[1]["seeds"] == "1" and rows[1]["max_std"] == rows[1]["avg_last10_std"] == ""  # no spread, not 0
+    # one task's columns fit a page; two tasks' (13 columns) are scaled to the line width
+    assert main(["table", "--out", str(results), "--format", "latex", "--obs", "state", "--no-write-readme"]) == 0
+    assert capsys.readouterr().out.startswith("\\begin{tabular}")
     assert main(["table", "--out", str(results), "--format", "latex", "--env", "pusht"]) == 0
     latex = capsys.readouterr().out
-    assert latex.startswith("\\begin{tabular}") and "\\end{tabular}" in latex and "lstm\\_gmm" in latex
+    assert latex.startswith("\\noindent\\resizebox{\\linewidth}{!}{%\n\\begin{tabular}")
+    assert "\\end{tabular}}" in latex and "lstm\\_gmm" in latex
     assert "0.800 $\\pm$ 0.141" in latex and "$^\\dagger$" in latex
     assert main(["table", "--out", str(results), "--format", "html"]) == 0
     page = capsys.readouterr().out
@@ -731,3 +739,10 @@ def test_minutes_per_seed_count_every_process_of_a_resumed_run():
     # a whole run's total (data loading and checkpoints included) stands when it is the larger
     rec["wall"]["total_s"] = 2000.0
     assert cell_seconds(rec) == 2000.0
+
+
+def test_latex_keeps_an_options_two_hyphens_and_sets_a_dash_as_one():
+    # LaTeX sets "--" as an en dash: "--obs" must come out as two hyphens, "–" (an en dash) as "--"
+    table = Table(["a"], [["x"]], ["run dpbench table --obs low_dim; seeds 0–2; a -> b"])
+    latex = render_latex(table)
+    assert "-{}-obs" in latex and "--obs" not in latex and "0--2" in latex and "a -\\textgreater{} b" in latex
