@@ -39,7 +39,7 @@ def _ours(g: Group) -> tuple[str, ...]:
     """Ours as lines, which join with spaces into "max ± std / avg-last-10; n=N; held-out S [lo, hi]" (no
     held-out part where none is recorded); short lines keep the paper's ten columns narrow in LaTeX."""
     spread = f"±{g.max_std:.2f}" if g.seeds > 1 else ""
-    first = f"{g.max:.2f}{spread} / {g.avg_last10:.2f};"
+    first = f"{g.max:.2f}{spread} / {g.avg_last10:.2f}{g.last_evals};"
     h = g.heldout
     if h is None:
         return (first, f"n={g.seeds}")
@@ -102,7 +102,12 @@ def paper_layout(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
         f"avg-last-10; n seeds{held}; then (the paper's max / avg-last-10, 3 seeds). no record: no record among "
         "those read (all of them, or the --env/--policy/--obs selection); –: neither a record nor a paper number. "
         "Robomimic columns score the success rate; Push-T the mean over episodes of the episode's max reward "
-        "(target coverage / 0.95, clipped to 1), as the paper does.",
+        "(target coverage / 0.95, clipped to 1), as the paper does."
+        + (
+            " (last n): the run evaluated fewer than 10 times, so its avg-last-10 averages all n evaluations."
+            if any("(last " in cell_text(c) for r in body for c in r[1:])
+            else ""
+        ),
         "dpbench trains robomimic cells on scripted demonstrations (scripted = ph-like, scripted-mh = mh-like), "
         f"not on the paper's human data. Presets of the cells shown: {at or 'none'}"
         + (" (quick: CPU-sized, far shorter than the paper's training)" if "quick" in presets else "")

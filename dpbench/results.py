@@ -107,6 +107,15 @@ class Group:
         return f"{self.env}/{self.obs}"
 
     @property
+    def last_evals(self) -> str:
+        """ "" when every seed's avg-last-10 averages 10 evaluations; else " (last n)" (or "n-m" across seeds), the
+        count it averages: a run with fewer than 10 evaluations averages them all."""
+        counts = sorted({min(10, sum(1 for h in r["history"] if "score" in h)) for r in self.records})
+        if counts[0] >= 10:
+            return ""
+        return f" (last {counts[0]})" if len(counts) == 1 else f" (last {counts[0]}-{counts[-1]})"
+
+    @property
     def paper_setting(self) -> bool:
         """Trained like the paper: its preset on the human demonstrations."""
         return self.preset == "paper" and self.dataset_kind == "human"

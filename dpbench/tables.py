@@ -93,7 +93,8 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
                     daggers.add(f"preset {g.preset}, {g.dataset_kind} dataset")
                 h = g.heldout
                 row += [
-                    f"{pm(g.max, g.max_std, g.seeds)} / {pm(g.avg_last10, g.avg_last10_std, g.seeds)} / "
+                    f"{pm(g.max, g.max_std, g.seeds)} / {pm(g.avg_last10, g.avg_last10_std, g.seeds)}"
+                    f"{g.last_evals} / "
                     f"{nan_or(pm(g.k_min, g.k_min_std, g.seeds), g.k_min)}{mark}",
                     ci(h.score, h.score_ci) if h else "–",
                     ci(h.success, h.success_ci) if h else ci(g.success, g.success_ci, " ˡ"),
@@ -133,7 +134,8 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
         "max / avg-last-10 / k-min-loss: the paper's two numbers, the best evaluation during training and the mean "
         "of the last 10, then the mean of the 10 evaluations with the lowest training loss (the original repository's "
         "k_min_train_loss, which its README names as the paper's second number; with a quick preset's 11 "
-        "evaluations and a falling loss those 10 are the last 10, and with 10 or fewer both average them all"
+        "evaluations and a falling loss those 10 are the last 10, and with 10 or fewer both average them all, "
+        "marked (last n) after avg-last-10"
         + (f": it equals avg-last-10 in {same} of the {len(recs)} records here" if recs else "")
         + "); Push-T score: mean over test episodes of the episode's max coverage reward; mean ± sample std "
         "across seeds.",

@@ -19,6 +19,7 @@ from dpbench.cli import main
 from dpbench.errors import DpbenchError
 from dpbench.paper_table import format_paper_table
 from dpbench.records import write_json_atomic
+from dpbench.tables import format_table
 
 # Table I's columns, typed from the paper (Chi et al. 2023), not read from dpbench's copy of its CSV.
 TABLE1_COLUMNS = [
@@ -83,18 +84,18 @@ def test_paper_layout_cells_are_ours_beside_the_papers():
 
     std, avg, held, lo, hi = _dpc_pusht_by_hand()
     # ⁱ: the paper's Push-T DP-C conditioned by inpainting
-    expected = f"0.80±{std:.2f} / {avg:.2f}; n=2; held-out {held:.2f} [{lo:.2f}, {hi:.2f}] (0.95 / 0.91) ⁱ"
+    expected = f"0.80±{std:.2f} / {avg:.2f} (last 3); n=2; held-out {held:.2f} [{lo:.2f}, {hi:.2f}] (0.95 / 0.91) ⁱ"
     assert rows["DP-C"][col["Push-T"]] == expected
     # Cells without records carry the paper's number (Table I, DP-C Lift ph: 1.00 / 0.98).
     assert rows["DP-C"][col["Lift ph"]] == "no record (1.00 / 0.98)"
     # scripted-mh fills the mh column; ph stays empty.
-    assert rows["DP-C"][col["Can mh"]].startswith("0.90 / 0.85; n=1 (1.00 / 0.96)")
+    assert rows["DP-C"][col["Can mh"]].startswith("0.90 / 0.85 (last 2); n=1 (1.00 / 0.96)")
     assert rows["DP-C"][col["Can ph"]] == "no record (1.00 / 0.96)"
     # Two Lift ph configurations of LSTM-GMM: the cell shows the one in the paper's action space for it
     # (delta: max 1.0, avg (0.9+1.0)/2), though the absolute-action one is newer, and marks the other.
-    assert rows["LSTM-GMM"][col["Lift ph"]] == "1.00 / 0.95; n=1 (1.00 / 0.96) ᵃ"
+    assert rows["LSTM-GMM"][col["Lift ph"]] == "1.00 / 0.95 (last 2); n=1 (1.00 / 0.96) ᵃ"
     # bc is not a paper row: its cells have no paper number.
-    assert rows["bc (not in the paper)"][col["Push-T"]] == "0.40 / 0.30; n=1 (–)"
+    assert rows["bc (not in the paper)"][col["Push-T"]] == "0.40 / 0.30 (last 2); n=1 (–)"
     # BET has no record anywhere, but the row is kept, as in the paper.
     assert rows["BET"][col["Push-T"]] == "no record (0.79 / 0.70)"
 
@@ -232,7 +233,7 @@ def test_paper_layout_latex_stacks_cells_and_fits_the_page(tmp_path: Path):
     # being read as \\'s optional [length].
     std, avg, held, lo, hi = _dpc_pusht_by_hand()
     lines = [
-        f"0.80$\\pm${std:.2f} / {avg:.2f};",
+        f"0.80$\\pm${std:.2f} / {avg:.2f} (last 3);",
         f"n=2; held-out {held:.2f}",
         f"[{lo:.2f}, {hi:.2f}]",
         "(0.95 / 0.91) $^{i}$",
@@ -293,7 +294,11 @@ def test_a_cell_off_its_presets_schedule_is_marked_and_left_out_of_the_claims():
     dp1["config"]["overrides"] = {"train.eval_every": 1500}
     text = format_paper_table([dp, dp1, on, ibc], "md", claims=True)
     _, rows = _md(text)
-    assert rows["DP-C"][-1].startswith("0.80 / 0.75; n=1") and "ˢ" not in rows["DP-C"][-1] and "ᵃ" in rows["DP-C"][-1]
+    assert (
+        rows["DP-C"][-1].startswith("0.80 / 0.75 (last 2); n=1")
+        and "ˢ" not in rows["DP-C"][-1]
+        and "ᵃ" in rows["DP-C"][-1]
+    )
     _, claims = _md(text, 1)
     assert claims["Push-T"][1] == "DP-C 0.80 (n=1) vs IBC 0.40 (n=1): +0.40 (+100%)"
 
@@ -307,12 +312,12 @@ def test_a_smoke_run_never_stands_for_a_cell_nor_counts_in_the_claims():
     ibc = make_record("ibc", 0, [0.3, 0.4], [True], preset="quick")
     text = format_paper_table([*quick, *smoke, ibc], "md", claims=True)
     _, rows = _md(text)
-    assert rows["DP-C"][-1].startswith("0.80±0.00 / 0.75; n=2") and "ᵃ" in rows["DP-C"][-1]
+    assert rows["DP-C"][-1].startswith("0.80±0.00 / 0.75 (last 2); n=2") and "ᵃ" in rows["DP-C"][-1]
     # a paper-preset run is nearer the paper than a quick one with more seeds
     paper = make_record("diffusion", 0, [0.9, 0.95], [True], preset="paper")
     paper["config_hash"], paper["cell_id"] = "papercfg", paper["cell_id"].replace(paper["config_hash"], "papercfg")
     _, rows = _md(format_paper_table([*quick, paper], "md"))
-    assert rows["DP-C"][-1].startswith("0.95 / 0.93; n=1")
+    assert rows["DP-C"][-1].startswith("0.95 / 0.93 (last 2); n=1")
     # a cell with only a smoke run is shown, named as such, and the claims leave it out
     text = format_paper_table([*smoke, ibc], "md", claims=True)
     assert "1 at smoke" in text and "(smoke: a few steps that check the pipeline" in text
@@ -462,3 +467,18 @@ def test_a_selected_column_with_no_record_shows_the_papers_numbers(tmp_path: Pat
     assert main(["table", "--out", str(out), "--layout", "paper", "--obs", "image", "--policy", "ibc"]) == 0
     printed = capsys.readouterr().out
     assert _md(printed)[1]["IBC"][-1] == "no record (0.75 / 0.64)" and "Table I " not in printed
+
+
+def test_an_avg_last_10_over_fewer_evaluations_says_how_many():
+    # seeds with 4 and 5 evaluations average all of theirs: the cell says so, as the pivot does; 12 evaluations
+    # average the last 10 and carry no mark
+    few = [make_record("diffusion", s, [0.5] * n, [True], preset="quick") for s, n in ((0, 4), (1, 5))]
+    ibc = make_record("ibc", 0, [0.4] * 12, [True], preset="quick")
+    text = format_paper_table([*few, ibc], "md")
+    _, rows = _md(text)
+    assert rows["DP-C"][-1].startswith("0.50±0.00 / 0.50 (last 4-5); n=2")
+    assert rows["IBC"][-1].startswith("0.40 / 0.40; n=1")
+    assert "(last n): the run evaluated fewer than 10 times" in text
+    assert "(last n)" not in format_paper_table([ibc], "md")
+    pivot = format_table([*few, ibc], "md")
+    assert "0.500 ± 0.000 / 0.500 ± 0.000 (last 4-5) /" in pivot and "(last 10)" not in pivot

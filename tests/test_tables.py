@@ -151,7 +151,7 @@ def test_pivot_policies_by_tasks_with_seed_stats_and_wilson_ci(results, capsys):
     dp = rows["dpbench/diffusion"]
     # max over evaluations per seed: 0.9, 0.7 -> mean 0.8, sample std 0.141; avg-last-10: 0.733, 0.667; with
     # fewer than 10 evaluations k_min_train_loss averages them all, as avg-last-10 does
-    assert dp[5] == "0.800 ± 0.141 / 0.700 ± 0.047 / 0.700 ± 0.047"
+    assert dp[5] == "0.800 ± 0.141 / 0.700 ± 0.047 (last 3) / 0.700 ± 0.047"
     # held-out: seeds score 0.8 and 0.7; the interval is over the 6 pooled episodes (normal approximation)
     pooled = np.array([1.0, 0.6, 0.8, 0.4, 1.0, 0.7])
     half = 1.96 * pooled.std(ddof=1) / np.sqrt(6)
@@ -161,11 +161,11 @@ def test_pivot_policies_by_tasks_with_seed_stats_and_wilson_ci(results, capsys):
     final = np.array([0.96, 0.5, 0.7, 0.3, 0.97, 0.99])
     half = 1.96 * final.std(ddof=1) / np.sqrt(6)
     assert dp[8] == f"{final.mean():.2f} [{final.mean() - half:.2f}, {min(1.0, final.mean() + half):.2f}]"
-    assert dp[9] == "0.600 / 0.500 / 0.500" and dp[4] == "1–2"  # one seed on state: no ±
+    assert dp[9] == "0.600 / 0.500 (last 2) / 0.500" and dp[4] == "1–2"  # one seed on state: no ±
     assert dp[10] == "–"  # no held-out evaluation on state: the final evaluation's success instead, marked
     lo, hi = wilson_ci(1, 2)
     assert dp[11] == f"0.50 [{lo:.2f}, {hi:.2f}] ˡ" and dp[12] == "–"
-    assert rows["dpbench/lstm_gmm"][5] == "0.500 / 0.400 / 0.400 †" and rows["dpbench/lstm_gmm"][9] == "–"
+    assert rows["dpbench/lstm_gmm"][5] == "0.500 / 0.400 (last 2) / 0.400 †" and rows["dpbench/lstm_gmm"][9] == "–"
     assert "ˡ success of the final periodic evaluation" in captured.out
     # not only old records lack a held-out score: one run with train.heldout_episodes=0 does too
     assert "train.heldout_episodes=0" in captured.out
@@ -215,7 +215,8 @@ def test_formats_and_filters(results, capsys):
     page = capsys.readouterr().out
     assert (
         "<th>pusht/keypoints max / avg-last-10 / k-min-loss</th>" in page
-        and "<td>0.500 / 0.400 / 0.400 &#8224;</td>" in page  # the dagger as a character reference: charset-proof
+        and "<td>0.500 / 0.400 (last 2) / 0.400 &#8224;</td>"
+        in page  # the dagger as a character reference: charset-proof
         and page.isascii()
     )
     assert main(["table", "--out", str(results), "--policy", "bet"]) == 2
