@@ -209,7 +209,7 @@ def test_dry_run_counts_a_cell_recorded_from_demos_not_collected_here_as_recorde
     assert len(lines) == 2 and all(line.startswith("  new ") for line in lines)
 
 
-def test_superseded_records_still_time_their_model_and_today_s_record_wins_a_shared_cell(tmp_path):
+def test_superseded_records_still_time_their_model_and_today_s_record_wins_a_shared_cell(tmp_path, monkeypatch, capsys):
     # A record superseded for its training length (results/superseded/robomimic-floor) still measured its model's
     # CPU-seconds per step and per episode; the dry run reads it when no record of today has the cell's rates.
     from dpbench.runner import CellSpec, resolve_config
@@ -232,6 +232,23 @@ def test_superseded_records_still_time_their_model_and_today_s_record_wins_a_sha
     rates = Rates(estimate.rate_records([out]), step_ms={}, lengths={})
     est = estimate_cell("ibc", "square", "low_dim", cfg.tcfg, cfg.chash, rates, "delta")
     assert (est.train_min, est.eval_min) == pytest.approx((35.0, 25.0))
+    # and says so: its scores no longer stand, so a reader of the dry run should know what priced the cell
+    assert est.superseded and est.basis.count("superseded records") == 2
+    # beside a record of today, the basis counts them; with none, it names none
+    today = {**_timed("ibc", "square", "low_dim", 700.0, [100.0]), "cell_id": "today"}
+    both = Rates([*estimate.rate_records([out]), today], step_ms={}, lengths={})
+    est = estimate_cell("ibc", "square", "low_dim", cfg.tcfg, cfg.chash, both, "delta")
+    assert "1 of 2 superseded records" in est.basis and est.superseded
+    est = estimate_cell("ibc", "square", "low_dim", cfg.tcfg, cfg.chash, Rates([today], step_ms={}), "delta")
+    assert "superseded" not in est.basis and not est.superseded
+    # the dry run's headline counts the cells priced so (the checkout's own results/ left out)
+    monkeypatch.setattr(estimate, "RESULTS", tmp_path / "none")
+    monkeypatch.setenv("DPBENCH_CACHE", str(tmp_path / "cache"))
+    grid = {"policies": ["ibc"], "envs": ["square"], "obs": ["low_dim"], "seeds": 1, "out": str(out)}
+    (tmp_path / "grid.yaml").write_text(yaml.safe_dump({**grid, "dataset": "scripted-delta"}))
+    assert main(["sweep", str(tmp_path / "grid.yaml"), "--dry-run", "--workers", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "superseded records]" in text and "\n  - 1 of the 1 lean on superseded records" in text
 
 
 def test_paper_grid_file_is_the_papers_table1():

@@ -79,7 +79,7 @@ def dry_run_report(
         by_cell.setdefault(_record_key(r["cell_id"], "")[:3], r)
     lines, todo, unknown, collect, n_recorded, n_this_cpu, n_other_task = [], [], 0, set(), 0, 0, 0
     collect_for_recorded: set[str] = set()  # demos a real sweep collects only to match records made elsewhere
-    n_other_demos = 0
+    n_other_demos = n_superseded = 0
     blocked: dict[tuple[str, str], list[str]] = {}
     train_total = eval_total = 0.0
     per_policy: dict[str, list[float]] = {}  # policy -> CPU-minutes of each of its cells with a rate
@@ -123,6 +123,7 @@ def dry_run_report(
             per_policy.setdefault(cfg.policy_cls.name, []).append(est.total_min)
             n_this_cpu += est.this_cpu
             n_other_task += est.other_task
+            n_superseded += est.superseded
         if p.cell is None:
             collect.add(p.problem)
         what = p.cell.cell_id if p.cell is not None else f"{name} [{p.problem}]"
@@ -156,6 +157,11 @@ def dry_run_report(
         notes.append(f"{unknown} cell(s) without one are not counted")
     if n_other_task:
         notes.append(f"{n_other_task} of the {known} extrapolate a rate from other tasks (see each basis)")
+    if n_superseded:
+        notes.append(
+            f"{n_superseded} of the {known} lean on superseded records (results/superseded: their scores no longer "
+            "stand, their CPU time per step and per episode still measures the model; see each basis)"
+        )
     if known and cpu_capability:
         notes.append(
             f"{n_this_cpu} of the {known} wholly from records made on this machine's kind of CPU "

@@ -67,6 +67,7 @@ class Rate:
     basis: str
     this_cpu: bool = False
     other_task: bool = False  # measured on other tasks (tier 2 of the module docstring)
+    superseded: bool = False  # some record behind it is superseded (its timing stands, its scores do not)
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class CellEstimate:
     basis: str
     this_cpu: bool = False  # both rates measured on this machine's kind of CPU
     other_task: bool = False  # either rate measured on other tasks only
+    superseded: bool = False  # either rate measured partly in superseded records
 
     @property
     def total_min(self) -> float | None:
@@ -132,16 +134,20 @@ def demo_lengths(results: Path = RESULTS) -> dict[str, float]:
         return {}
 
 
+SUPERSEDED = "_superseded"  # rate_records' mark on a record read from superseded/ (never written to disk)
+
+
 def rate_records(results_dirs: list[Path]) -> list[dict[str, Any]]:
     """The records rates are measured in: each results dir's ``records/`` and, below them, ``superseded/`` (any
     depth). A superseded record's scores no longer stand, but its CPU-seconds per training step and per evaluation
     episode still measure its model on its task: ``superseded/robomimic-floor`` holds the only robomimic timings
     of IBC, for one. Records made under an older protocol rank below clean ones within a tier (``_clean``); where
-    a cell id is in both, today's record is the one read. Files that are not complete records are skipped."""
+    a cell id is in both, today's record is the one read. Files that are not complete records are skipped. A
+    superseded record is returned with ``SUPERSEDED`` set, so each estimate can say it leans on one."""
     found: dict[str, dict[str, Any]] = {}
     for folder in results_dirs:
         for record in read_evidence(Path(folder) / "superseded", "**/*.json"):
-            found.setdefault(record["cell_id"], record)
+            found.setdefault(record["cell_id"], {**record, SUPERSEDED: True})
     for folder in results_dirs:
         found |= {r["cell_id"]: r for r in load_records(Path(folder))[0]}
     return list(found.values())
@@ -166,6 +172,7 @@ class _Measured:
     cost: str | None = None  # ``cost_key`` of its model and batch
     success: float | None = None  # the median success rate of its periodic evaluations
     threads: int = 1  # its torch threads: the dry run prices one thread per cell, and more cost more CPU per step
+    superseded: bool = False  # read from superseded/ (``rate_records``)
 
 
 def same_kind(hardware: dict[str, Any], cpu_capability: str | None, cpu_family: str | None = None) -> bool:
@@ -228,6 +235,7 @@ class Rates:
                     if (rates := [h["success_rate"] for h in r["history"] if "success_rate" in h])
                     else None,
                     int(hw.get("torch_threads") or 1),
+                    bool(r.get(SUPERSEDED)),
                 )
             )
 
@@ -371,9 +379,13 @@ def _own_task(tiers: list[tuple[list[_Measured], str]], value: Callable[[_Measur
 
 
 def _rate(values: list[float], basis: str, entries: list[_Measured], other_task: bool = False) -> Rate:
-    """The median of ``values``, its basis, and whether every record behind it is of this kind of CPU."""
+    """The median of ``values``, its basis, whether every record behind it is of this kind of CPU, and whether
+    any is superseded (the basis says how many)."""
     mine = all(e.this_kind for e in entries)
-    return Rate(median(values), basis + (", this CPU kind" if mine else ""), mine, other_task)
+    old = sum(e.superseded for e in entries)
+    which = "superseded" if old == len(entries) else f"{old} of {len(entries)} superseded"
+    basis += (", this CPU kind" if mine else "") + (f", {which} records" if old else "")
+    return Rate(median(values), basis, mine, other_task, bool(old))
 
 
 def _record_horizon(record: dict[str, Any]) -> int:
@@ -429,4 +441,5 @@ def estimate_cell(
         basis,
         bool(train and episode and train.this_cpu and episode.this_cpu),
         bool((train and train.other_task) or (episode and episode.other_task)),
+        bool((train and train.superseded) or (episode and episode.superseded)),
     )
