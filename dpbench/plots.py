@@ -1,6 +1,7 @@
 """Figures from result records (``dpbench plot``), PNG and SVG each, matplotlib's Agg backend:
 
-- ``scores``: per task, max and avg-last-10 score bars (± std across seeds, the paper's values as markers)
+- ``scores``: per task, max and avg-last-10 score bars (± std across seeds, the paper's values as markers
+  where the cell is comparable: ``unlike_paper``)
   and the final success rate (95% Wilson CI over the pooled test episodes);
 - ``curves_<env>-<obs>``: score against training step and against training wall-time, mean over seeds with
   the min-max band of the seeds;
@@ -21,12 +22,49 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dpbench.equal_time import cpu_minutes, is_cpu, named_cpu_kinds
-from dpbench.results import Group, group_records, paper_reference, short_hash
+from dpbench.paper_cells import current, paper_actions
+from dpbench.results import PAPER_POLICY_NAMES, Group, group_records, paper_reference, short_hash
+from dpbench.tasks import get_task
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-SCORE_LABEL = "score\n(mean episode max reward)"
+SCORE_METRICS = {"success": "success rate", "coverage": "mean episode max reward"}
+
+
+def score_label(envs: Sequence[str], sep: str = "\n", what: str = "score") -> str:
+    """The score axis' label for these tasks: what the paper's tables report on them (``Task.metric``): robomimic
+    the success rate, Push-T the mean over episodes of the episode's max coverage reward."""
+    metrics = sorted({get_task(e).metric for e in envs})
+    if len(metrics) == 1:
+        return f"{what}{sep}({SCORE_METRICS[metrics[0]]})"
+    return f"{what}{sep}(success rate; Push-T: mean episode max reward)"
+
+
+def unlike_paper(g: Group) -> str:
+    """Why the paper's number is no fair marker beside this group, as a label suffix ("" when it is): an older
+    evaluation protocol (``[protocol v1]``), or another action space than the paper trained the policy in
+    (``[abs actions]``: the tables' ᵛ and ᵈ)."""
+    marks = [] if current(g) else [f"protocol v{g.records[0].get('protocol', 1)}"]
+    if not paper_actions(PAPER_POLICY_NAMES.get(g.policy, g.policy), g):
+        marks.append(f"{g.records[0].get('action_mode')} actions")
+    return f" [{', '.join(marks)}]" if marks else ""
+
+
+def paper_marker(g: Group) -> dict[str, Any] | None:
+    """The paper's max / avg-last-10 to draw beside this group: None where it has none, or where the group is
+    not comparable with it (``unlike_paper``)."""
+    return None if unlike_paper(g) else paper_reference(g.policy, g.env, g.obs, g.variant)
+
+
+UNLIKE_NOTE = (
+    "[protocol vN]: made under an older evaluation protocol; [abs actions]: not the action space the paper trained "
+    "the policy in; neither gets a paper marker."
+)
+LABEL_NOTE = (
+    "Labels: the policy, then what tells a task's variants apart: preset, dataset, the config fields that differ "
+    "('-': a field that config lacks)."
+)
 
 
 def plot_all(records: list[dict[str, Any]], figdir: Path) -> list[Path]:
@@ -130,9 +168,15 @@ def _flat_config(g: Group) -> dict[str, Any]:
 
 
 def _colors(labels: list[str]) -> dict[str, Any]:
+    """A distinct colour per name: tab10, tab20 beyond 10 names, and beyond 20 turbo's hues in golden-ratio steps,
+    so names next to each other in a sorted legend (one policy's variants) differ most."""
     plt = _mpl()
-    cmap = plt.get_cmap("tab10")
-    return {name: cmap(i % 10) for i, name in enumerate(sorted(set(labels)))}
+    names = sorted(set(labels))
+    if len(names) <= 20:
+        cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+        return {name: cmap(i) for i, name in enumerate(names)}
+    cmap = plt.get_cmap("turbo")
+    return {name: cmap(0.05 + 0.9 * (i * 0.618034 % 1.0)) for i, name in enumerate(names)}
 
 
 def _save(fig: Figure, stem: Path) -> list[Path]:
@@ -176,7 +220,7 @@ def plot_scores(groups: list[Group], stem: Path) -> list[Path]:
         squeeze=False,
         gridspec_kw={"height_ratios": [1.6, 1.0] * n_rows},
     )
-    any_paper = fallback = False
+    any_paper = fallback = unlike = False
     for k, task in enumerate(tasks):
         top, bottom = axes[2 * (k // n_cols), k % n_cols], axes[2 * (k // n_cols) + 1, k % n_cols]
         labels = _labels([g for g in groups if g.task == task])
@@ -198,7 +242,8 @@ def plot_scores(groups: list[Group], stem: Path) -> list[Path]:
                 capsize=3,
                 ecolor="0.25",
             )
-            ref = paper_reference(g.policy, g.env, g.obs, g.variant)
+            ref = paper_marker(g)
+            unlike |= bool(unlike_paper(g))
             if ref:
                 any_paper = True
                 top.plot([i - 0.2], [ref["max"]], "D", color="black", ms=5, zorder=5)
@@ -215,7 +260,7 @@ def plot_scores(groups: list[Group], stem: Path) -> list[Path]:
                 color="0.2",
             )
         top.set_title(f"{task} ({seeds[0]} seed{'s' if seeds[0] > 1 else ''} each)" if len(seeds) == 1 else task)
-        names = [labels[g] if len(seeds) == 1 else f"{labels[g]} (n={g.seeds})" for g in rows]
+        names = [(labels[g] if len(seeds) == 1 else f"{labels[g]} (n={g.seeds})") + unlike_paper(g) for g in rows]
         names = [textwrap.fill(n, 22) for n in names]
         tilt = len(rows) > 3
         for ax in (top, bottom):
@@ -227,8 +272,9 @@ def plot_scores(groups: list[Group], stem: Path) -> list[Path]:
         bottom.set_xticks(
             range(len(rows)), names, rotation=35 if tilt else 0, ha="right" if tilt else "center", fontsize=7
         )
+        # every panel names its score: a row can hold Push-T (coverage) beside robomimic (success)
+        top.set_ylabel(score_label([rows[0].env]))
         if k % n_cols == 0:
-            top.set_ylabel(SCORE_LABEL)
             bottom.set_ylabel("success rate\n(held-out)")
     for k in range(len(tasks), n_rows * n_cols):  # the last row's empty places
         axes[2 * (k // n_cols), k % n_cols].set_visible(False)
@@ -250,7 +296,9 @@ def plot_scores(groups: list[Group], stem: Path) -> list[Path]:
         "Bars: mean over seeds; score error bars ± std across seeds. Success: the checkpoint the max selected, on\n"
         "held-out test seeds (as in the tables); error bars: 95% Wilson CI over all seeds' episodes"
         + ("; ˡ final periodic evaluation\n(records without a held-out score)" if fallback else "")
-        + ". Paper: Chi et al. 2023, Tables I/II (human demos, 3 seeds).",
+        + ". Paper: Chi et al. 2023, Tables I/II (human demos, 3 seeds).\n"
+        + LABEL_NOTE
+        + (f"\n{UNLIKE_NOTE}" if unlike else ""),
         fontsize=7,
         color="0.3",
         va="top",
@@ -288,17 +336,17 @@ def plot_curves(groups: list[Group], stem: Path) -> list[Path]:
             continue
         minutes = minutes * scale
         c = colors[labels[g]]
-        name = f"{labels[g]}, {g.seeds} seed{'s' if g.seeds > 1 else ''}{_kinds(g.records)}"
+        name = f"{labels[g]}{unlike_paper(g)}, {g.seeds} seed{'s' if g.seeds > 1 else ''}{_kinds(g.records)}"
         for ax, x in zip(axes, (steps, minutes), strict=True):
             ax.plot(x, mean, "-o", color=c, ms=3, lw=1.5, label=name)
             if g.seeds > 1:
                 ax.fill_between(x, lo, hi, color=c, alpha=0.18, lw=0)
-        ref = paper_reference(g.policy, g.env, g.obs, g.variant)
+        ref = paper_marker(g)
         if ref:
             axes[0].axhline(ref["max"], color=c, ls=":", lw=1)
     axes[0].set_xlabel("training step")
     axes[1].set_xlabel(f"training wall-time ({unit}, evaluations excluded)")
-    axes[0].set_ylabel(SCORE_LABEL.replace("\n", " "))
+    axes[0].set_ylabel(score_label([g.env for g in groups], " "))
     axes[0].set_ylim(0, 1.05)
     for ax in axes:
         ax.grid(alpha=0.3)
@@ -348,7 +396,7 @@ def plot_equal_time(groups: list[Group], stem: Path) -> list[Path]:
 
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_xlabel("training CPU-minutes (wall time x torch threads; evaluations excluded)")
-    ax.set_ylabel(SCORE_LABEL.replace("\n", " "))
+    ax.set_ylabel(score_label([g.env for g in cpu], " "))
     ax.set_ylim(0, 1.05)
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
@@ -362,7 +410,7 @@ def plot_latency(groups: list[Group], stem: Path) -> list[Path]:
     plt = _mpl()
     labels = _timed_labels(groups)
     colors = _colors(list(labels.values()))
-    markers = {task: "osD^vP*X"[i % 8] for i, task in enumerate(sorted({g.task for g in groups}))}
+    markers = {task: "osD^vP*Xph<>"[i % 12] for i, task in enumerate(sorted({g.task for g in groups}))}
     batches = sorted({r["final"]["last_eval"].get("n_episodes") for g in groups for r in g.records} - {None})
     devices = sorted({_devices(g) for g in groups})
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
@@ -392,7 +440,7 @@ def plot_latency(groups: list[Group], stem: Path) -> list[Path]:
     ax.set_xlabel(
         f"inference latency per action chunk (ms, {batch}" + (f", {devices[0]})" if len(devices) == 1 else ")")
     )
-    ax.set_ylabel("max score (mean over seeds)")
+    ax.set_ylabel(score_label([g.env for g in shown] or ["pusht"], what="max score, mean over seeds"))
     ax.set_ylim(0, 1.05)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)

@@ -747,3 +747,40 @@ def test_latex_keeps_an_options_two_hyphens_and_sets_a_dash_as_one():
     table = Table(["a"], [["x"]], ["run dpbench table --obs low_dim; seeds 0–2; a -> b"])
     latex = render_latex(table)
     assert "-{}-obs" in latex and "--obs" not in latex and "0--2" in latex and "a -\\textgreater{} b" in latex
+
+
+def _on_lift(record: dict, action_mode: str) -> dict:
+    """A Push-T record moved to Lift low-dim in ``action_mode`` (abs: DP's paper setting; delta: the baselines')."""
+    old = f"pusht-{record['obs']}__"
+    r = {**record, "env": "lift", "obs": "low_dim", "cell_id": record["cell_id"].replace(old, "lift-low_dim__")}
+    return {**r, "action_mode": action_mode, "dataset": {**record["dataset"], "kind": "scripted"}}
+
+
+def test_figures_mark_cells_unlike_the_paper_and_name_each_tasks_score(tmp_path):
+    # The paper trained LSTM-GMM in delta actions (Chi et al. 2023, its robomimic configs): an abs-action run and a
+    # run under an older protocol get no paper marker and say why; a delta run under today's protocol gets one.
+    from dpbench.plots import _colors, paper_marker, plot_all, score_label, unlike_paper
+
+    delta = _on_lift(make_record("lstm_gmm", 0, [0.9], [True]), "delta")
+    absolute = _on_lift(make_record("lstm_gmm", 1, [0.1], [False], preset="quick"), "abs")
+    older = {**make_record("diffusion", 0, [0.5], [True]), "protocol": 1}
+    groups = {(g.policy, g.env): g for g in group_records([delta, absolute, older])}
+    lift = [g for g in group_records([delta, absolute]) if g.env == "lift"]
+    by_mode = {g.records[0]["action_mode"]: g for g in lift}
+    assert unlike_paper(by_mode["delta"]) == "" and paper_marker(by_mode["delta"])["max"] == 1.0  # Table I: 1.00
+    assert unlike_paper(by_mode["abs"]) == " [abs actions]" and paper_marker(by_mode["abs"]) is None
+    assert unlike_paper(groups[("diffusion", "pusht")]) == " [protocol v1]"
+    # robomimic scores a success rate, Push-T the mean of each episode's max reward; a mixed axis says both
+    assert score_label(["lift"]) == "score\n(success rate)"
+    assert score_label(["pusht"], " ") == "score (mean episode max reward)"
+    assert "success rate" in score_label(["lift", "pusht"]) and "Push-T" in score_label(["lift", "pusht"])
+    written = plot_all([delta, absolute], tmp_path)
+    svg = next(p for p in written if p.name == "curves_lift-low_dim.svg").read_text()
+    assert "(success rate)" in svg and "max reward" not in svg and "[abs actions]" in svg
+    scores = next(p for p in written if p.name == "scores.svg").read_text()
+    assert "[abs actions]" in scores and "neither gets a paper marker" in scores
+    # more names than tab20 has colours: each its own, and one policy's neighbours in the legend far apart
+    colors = _colors([f"p{i:02d}" for i in range(29)])
+    assert len(set(colors.values())) == 29
+    rgb = [np.array(colors[f"p{i:02d}"][:3]) for i in range(29)]
+    assert min(np.linalg.norm(rgb[i] - rgb[i + 1]) for i in range(28)) > 0.3  # an even ramp's neighbours: 0.08
