@@ -283,7 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--obs",
         default=None,
-        help="only these obs modes (comma list; e.g. --obs keypoints,low_dim for the paper's Table I, image for II)",
+        help="only these obs modes (comma list; e.g. --layout paper --obs keypoints,low_dim: the paper's Table I; "
+        "image: Table II)",
     )
     p.add_argument(
         "--format",
@@ -293,7 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
         "page (the paper layout, a pivot of 2+ tasks) and is scaled to the line width; the paper layout stacks each "
         "cell's lines); csv: tidy rows, floats to 4 decimals (pivot: one per configuration; --layout paper: one per "
         "cell; --claims: one per task column with a record, its ranking, and DP against the best baseline where it "
-        "has both, then the mean rows (task 'mean'), without the cells: run once without --claims for those)",
+        "has both, then the means as rows with task 'mean' and mean_over set, without the cells: run once without "
+        "--claims for those)",
     )
     p.add_argument(
         "--with-paper",

@@ -94,4 +94,4 @@ def equal_time_table(groups: Sequence[Group], minutes: Sequence[float] = DEFAULT
         )
     if ended_any:
         notes.append("ᵉ every seed's run had ended by then: its whole-run max (a longer budget might score higher).")
-    return Table(headers, rows, notes)
+    return Table(headers, rows, notes, label_cols=5)  # policy .. CPU kind

@@ -279,9 +279,10 @@ def tidy_claims(records: list[dict[str, Any]], kind: str, envs: list[str] | None
     """The claims as csv rows, one per column: each side's DP and best baseline, their max and relative
     improvement, ours' seed counts, the pairs ours orders differently (and those reversed within the margin),
     whether the column agrees (empty: fewer than 2 policies compared) and both rankings. Then the md table's
-    means, as rows with task ``mean`` and only the ``*_relative_improvement`` fields: variant ``compared`` (the
-    columns where ours and the paper both have DP and a baseline), ``compared_3_seeds`` (those where ours has
-    3 seeds of both; only when fewer) and ``paper_all_columns`` (the paper's over its whole table)."""
+    means, as rows with task ``mean``, only the ``*_relative_improvement`` fields and ``mean_over`` (empty on a
+    column's row): ``compared`` (the columns where ours and the paper both have DP and a baseline),
+    ``compared_3_seeds`` (those where ours has 3 seeds of both; only when fewer) and ``paper_all_columns`` (the
+    paper's over its whole table)."""
     out = []
     claims = column_claims(records, kind, envs)
     for c in claims:
@@ -305,12 +306,13 @@ def tidy_claims(records: list[dict[str, Any]], kind: str, envs: list[str] | None
         # best first, "policy:max" (unrounded; the md table's '=' ties are equal at 2 decimals)
         row["ranking_ours"] = " ".join(f"{p}:{m:.4f}" for p, m in c.ranking_ours)
         row["ranking_paper"] = " ".join(f"{p}:{m:.2f}" for p, m in c.ranking_paper)
+        row["mean_over"] = None  # a column, not a mean
         out.append(row)
     shared, full, all_paper = _mean_inputs(claims, kind)
     sides = ("ours", "paper_same_policies", "paper")
 
-    def mean_row(variant: str, rows: list[Compared]) -> dict[str, Any]:
-        row: dict[str, Any] = {"table": kind, "task": "mean", "variant": variant}
+    def mean_row(over: str, rows: list[Compared]) -> dict[str, Any]:
+        row: dict[str, Any] = {"table": kind, "task": "mean", "variant": None, "mean_over": over}
         for i, side in enumerate(sides, 1):
             vals = [r[i] for r in rows if r[i] is not None]
             row[f"{side}_relative_improvement"] = sum(vals) / len(vals) if vals else None
@@ -321,6 +323,6 @@ def tidy_claims(records: list[dict[str, Any]], kind: str, envs: list[str] | None
         if full and len(full) < len(shared):
             out.append(mean_row("compared_3_seeds", full))
     if out and all_paper:
-        out.append({"table": kind, "task": "mean", "variant": "paper_all_columns"})
+        out.append({"table": kind, "task": "mean", "variant": None, "mean_over": "paper_all_columns"})
         out[-1]["paper_relative_improvement"] = sum(all_paper) / len(all_paper)
     return out

@@ -33,8 +33,7 @@ class Table:
     headers: list[str]
     rows: list[list[Cell]]
     notes: list[str]
-    # Leading columns that are labels (left-aligned in LaTeX); None: the pivot table's rule (see render_latex).
-    label_cols: int | None = None
+    label_cols: int = 1  # leading columns that are labels (left-aligned in LaTeX; the rest are centred)
     title: str = ""  # printed above the table in every format ("": none)
     # LaTeX: scale the tabular to the line width (\resizebox, needs graphicx); for tables wider than a page.
     fit_width: bool = False
@@ -96,8 +95,6 @@ def render_latex(t: Table) -> str:
     its title in bold, then the notes as small ragged-right paragraphs. A cell's lines are stacked; a ``fit_width``
     table is scaled to the line width (``\\resizebox``, needs ``\\usepackage{graphicx}``)."""
     n_label = t.label_cols
-    if n_label is None:  # the pivot table: everything before the per-task score columns is a label
-        n_label = len(t.headers) - 2 * sum(1 for h in t.headers if h.endswith("success (95% CI)"))
     lines = [r"\noindent\textbf{" + _latex(t.title) + r"}\par\smallskip"] if t.title else []
     lines += [r"\noindent\resizebox{\linewidth}{!}{%"] if t.fit_width else []
     lines += [

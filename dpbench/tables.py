@@ -22,6 +22,7 @@ from dpbench.results import (
     paper_reference,
     short_hash,
 )
+from dpbench.tasks import get_task
 
 TABLE_FORMATS = ("md", "csv", "latex", "html")
 FIT_WIDTH_COLUMNS = 10  # a pivot wider than this is scaled to the page in LaTeX
@@ -49,6 +50,7 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
         rows.setdefault(key, {})[g.task] = g
     show_overrides = any(g.overrides for g in groups)
     headers = ["source", "policy", "preset", "dataset", *(["overrides"] if show_overrides else []), "seeds"]
+    n_labels = len(headers)  # LaTeX left-aligns these
     coverage_tasks = {t for t in tasks if t.startswith("pusht/")}
     for t in tasks:
         headers += [
@@ -69,12 +71,14 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
 
     body: list[list[str]] = []
     daggers: set[str] = set()
-    last_eval_success = False
+    last_eval_success = mixed = hashed = False
     for policy in sorted({k[0] for k in rows}):
         for key in sorted(k for k in rows if k[0] == policy):
             _, preset, dkind, overrides, dhash, chash = key
             cells = rows[key]
             counts = sorted({g.seeds for g in cells.values()})
+            mixed |= len(counts) > 1
+            hashed |= bool(chash or dhash)
             row = [
                 "dpbench",
                 policy,
@@ -95,7 +99,9 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
                 row += [
                     f"{pm(g.max, g.max_std, g.seeds)} / {pm(g.avg_last10, g.avg_last10_std, g.seeds)}"
                     f"{g.last_evals} / "
-                    f"{nan_or(pm(g.k_min, g.k_min_std, g.seeds), g.k_min)}{mark}",
+                    f"{nan_or(pm(g.k_min, g.k_min_std, g.seeds), g.k_min)}"
+                    + (f" (n={g.seeds})" if len(counts) > 1 else "")  # the row's seeds column is a range
+                    + mark,
                     ci(h.score, h.score_ci) if h else "–",
                     ci(h.success, h.success_ci) if h else ci(g.success, g.success_ci, " ˡ"),
                 ]
@@ -131,20 +137,28 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
     recs = [r for g in groups for r in g.records]
     same = sum(abs(k_min(r) - r["final"]["avg_last10"]) < 1e-9 for r in recs)
     notes = [
-        "max / avg-last-10 / k-min-loss: the paper's two numbers, the best evaluation during training and the mean "
-        "of the last 10, then the mean of the 10 evaluations with the lowest training loss (the original repository's "
-        "k_min_train_loss, which its README names as the paper's second number; with a quick preset's 11 "
-        "evaluations and a falling loss those 10 are the last 10, and with 10 or fewer both average them all, "
-        "marked (last n) after avg-last-10"
+        "max / avg-last-10: the paper's two numbers (its Tables I/II): the best evaluation during training and the "
+        "mean of the last 10 evaluations; marked (last n) where a run evaluated n < 10 times and both average all n. "
+        "k-min-loss, a cross-check: the mean of the 10 evaluations with the lowest training loss (the original "
+        "repository's k_min_train_loss, which its README names as the paper's second number; with a quick "
+        "preset's 11 evaluations and a falling loss those are the last 10"
         + (f": it equals avg-last-10 in {same} of the {len(recs)} records here" if recs else "")
-        + "); Push-T score: mean over test episodes of the episode's max coverage reward; mean ± sample std "
-        "across seeds.",
+        + "). Scores: robomimic the success rate; Push-T the mean over test episodes of the episode's max coverage "
+        "reward. Mean ± sample std across seeds.",
         "held-out (95% CI): the checkpoint the max selected, scored on fresh test seeds that no selection saw "
         "(train.heldout_episodes per seed, 200 in the quick and paper presets, from seed 200000); "
         "mean over seeds, interval over all seeds' episodes pooled (normal; Wilson where the score is success, "
         "as on robomimic). success and final coverage (Push-T: the goal coverage at the episode's end) are that "
         "evaluation's, Wilson and normal intervals.",
     ]
+    if mixed:
+        notes.append("seeds a-b: the row's tasks have different seed counts; each task's first cell gives its (n=k).")
+    if hashed:
+        notes.append(
+            "preset (hash), dataset:hash: one policy has several configurations (the config hash, "
+            "records' config_hash) or several collections of one dataset (the demonstrations' content hash) on "
+            "record; each is its own row, and seeds pool only within one."
+        )
     if last_eval_success:
         notes.append(
             "ˡ success of the final periodic evaluation (train.eval_episodes test seeds): the records carry no "
@@ -175,15 +189,19 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
             "not on the paper's human data."
         )
     # LaTeX: more than a page's width of columns is scaled to the line width (narrow with --env for legibility)
-    return Table(headers, body, notes, fit_width=len(headers) > FIT_WIDTH_COLUMNS)
+    return Table(headers, body, notes, label_cols=n_labels, fit_width=len(headers) > FIT_WIDTH_COLUMNS)
 
 
 def tidy_rows(groups: list[Group], with_paper: bool = False) -> list[dict[str, Any]]:
     """One machine-readable row per group (and per paper reference): the CSV format. ``policy`` is dpbench's name,
-    ``paper_policy`` the paper's (the row name of ``--layout paper``); a std over one seed is empty, not 0."""
+    ``paper_policy`` the paper's (the row name of ``--layout paper``); ``variant`` the demonstrations' (ph | mh); a
+    std over one seed is empty, not 0. ``success`` is the pivot's success column: the held-out evaluation's where
+    recorded, else the final periodic one's (``success_source`` says which; ``last_eval_*`` is always the latter);
+    ``heldout_final`` (the final coverage) is Push-T's only."""
     rows: list[dict[str, Any]] = []
     for g in groups:
         one = g.seeds < 2  # one seed has no spread: its std is empty, not 0
+        h, coverage = g.heldout, get_task(g.env).metric == "coverage"
         rows.append(
             {
                 "source": "dpbench",
@@ -193,6 +211,7 @@ def tidy_rows(groups: list[Group], with_paper: bool = False) -> list[dict[str, A
                 "paper_policy": PAPER_POLICY_NAMES.get(g.policy, g.policy),
                 "preset": g.preset,
                 "dataset": g.dataset_kind,
+                "variant": g.variant,
                 "dataset_hash": g.dataset_hash,
                 "config_hash": g.config_hash,
                 "overrides": g.overrides,
@@ -206,13 +225,21 @@ def tidy_rows(groups: list[Group], with_paper: bool = False) -> list[dict[str, A
                 "heldout": g.heldout.score if g.heldout else None,
                 "heldout_ci_low": g.heldout.score_ci[0] if g.heldout else None,
                 "heldout_ci_high": g.heldout.score_ci[1] if g.heldout else None,
-                "heldout_success": g.heldout.success if g.heldout else None,
-                "heldout_final": g.heldout.final if g.heldout else None,
-                "heldout_episodes_per_seed": g.heldout.episodes if g.heldout else None,
-                "success": g.success,
-                "success_ci_low": g.success_ci[0],
-                "success_ci_high": g.success_ci[1],
-                "episodes": g.episodes,
+                "heldout_success": h.success if h else None,
+                "heldout_success_ci_low": h.success_ci[0] if h else None,
+                "heldout_success_ci_high": h.success_ci[1] if h else None,
+                "heldout_final": h.final if h and coverage else None,
+                "heldout_final_ci_low": h.final_ci[0] if h and coverage else None,
+                "heldout_final_ci_high": h.final_ci[1] if h and coverage else None,
+                "heldout_episodes_per_seed": h.episodes if h else None,
+                "success": h.success if h else g.success,
+                "success_ci_low": (h.success_ci if h else g.success_ci)[0],
+                "success_ci_high": (h.success_ci if h else g.success_ci)[1],
+                "success_source": "heldout" if h else "last_eval",
+                "last_eval_success": g.success,
+                "last_eval_success_ci_low": g.success_ci[0],
+                "last_eval_success_ci_high": g.success_ci[1],
+                "last_eval_episodes": g.episodes,
                 "minutes_per_seed": round(g.minutes_per_seed, 3),
                 "chunk_latency_ms": round(g.latency_ms, 3),
                 "timing_contended": g.contended,
@@ -235,7 +262,8 @@ def tidy_rows(groups: list[Group], with_paper: bool = False) -> list[dict[str, A
                         "policy": key[0],
                         "paper_policy": key[0],
                         "preset": "paper",
-                        "dataset": f"human ({variant})",
+                        "dataset": "human",
+                        "variant": variant,
                         "seeds": 3,
                         "max": ref["max"],
                         "avg_last10": ref["avg_last10"],

@@ -151,7 +151,7 @@ def test_pivot_policies_by_tasks_with_seed_stats_and_wilson_ci(results, capsys):
     dp = rows["dpbench/diffusion"]
     # max over evaluations per seed: 0.9, 0.7 -> mean 0.8, sample std 0.141; avg-last-10: 0.733, 0.667; with
     # fewer than 10 evaluations k_min_train_loss averages them all, as avg-last-10 does
-    assert dp[5] == "0.800 ± 0.141 / 0.700 ± 0.047 (last 3) / 0.700 ± 0.047"
+    assert dp[5] == "0.800 ± 0.141 / 0.700 ± 0.047 (last 3) / 0.700 ± 0.047 (n=2)"
     # held-out: seeds score 0.8 and 0.7; the interval is over the 6 pooled episodes (normal approximation)
     pooled = np.array([1.0, 0.6, 0.8, 0.4, 1.0, 0.7])
     half = 1.96 * pooled.std(ddof=1) / np.sqrt(6)
@@ -161,7 +161,8 @@ def test_pivot_policies_by_tasks_with_seed_stats_and_wilson_ci(results, capsys):
     final = np.array([0.96, 0.5, 0.7, 0.3, 0.97, 0.99])
     half = 1.96 * final.std(ddof=1) / np.sqrt(6)
     assert dp[8] == f"{final.mean():.2f} [{final.mean() - half:.2f}, {min(1.0, final.mean() + half):.2f}]"
-    assert dp[9] == "0.600 / 0.500 (last 2) / 0.500" and dp[4] == "1–2"  # one seed on state: no ±
+    assert dp[9] == "0.600 / 0.500 (last 2) / 0.500 (n=1)" and dp[4] == "1–2"  # one seed on state: no ±
+    assert "seeds a-b: the row's tasks have different seed counts" in captured.out
     assert dp[10] == "–"  # no held-out evaluation on state: the final evaluation's success instead, marked
     lo, hi = wilson_ci(1, 2)
     assert dp[11] == f"0.50 [{lo:.2f}, {hi:.2f}] ˡ" and dp[12] == "–"
@@ -784,3 +785,27 @@ def test_figures_mark_cells_unlike_the_paper_and_name_each_tasks_score(tmp_path)
     assert len(set(colors.values())) == 29
     rgb = [np.array(colors[f"p{i:02d}"][:3]) for i in range(29)]
     assert min(np.linalg.norm(rgb[i] - rgb[i + 1]) for i in range(28)) > 0.3  # an even ramp's neighbours: 0.08
+
+
+def test_the_csv_success_is_the_tables_and_the_latex_aligns_the_labels(results, capsys):
+    # The fixture's keypoints DP has held-out evaluations: 1 + 2 successes over 3 + 3 episodes (mean over seeds 0.5),
+    # while its final periodic ones had 2/4 and 1/4. The pivot shows the former, so the CSV's success must too.
+    assert main(["table", "--out", str(results), "--format", "csv", "--no-write-readme"]) == 0
+    rows = {(r["policy"], r["obs"]): r for r in csv.DictReader(io.StringIO(capsys.readouterr().out))}
+    dp = rows[("diffusion", "keypoints")]
+    lo, hi = wilson_ci(3, 6)
+    assert (float(dp["success"]), dp["success_source"]) == (0.5, "heldout")
+    assert (float(dp["success_ci_low"]), float(dp["success_ci_high"])) == (round(lo, 4), round(hi, 4))
+    assert float(dp["heldout_success_ci_low"]) == round(lo, 4)
+    assert float(dp["last_eval_success"]) == (0.5 + 0.25) / 2 and dp["last_eval_episodes"] == "8"
+    assert dp["variant"] == "ph" and dp["heldout_final"] != ""  # Push-T: the final coverage
+    old = rows[("diffusion", "state")]  # no held-out evaluation: the final periodic one, said so
+    assert old["success_source"] == "last_eval" and old["success"] == old["last_eval_success"] == "0.5"
+    # a robomimic task has no coverage: its held-out final is empty, not a copy of the success
+    lift = {**make_record("diffusion", 0, [0.9], [True], heldout=make_heldout([1.0, 0.0], [True, False], [1, 0]))}
+    lift |= {"env": "lift", "obs": "low_dim", "cell_id": lift["cell_id"].replace("pusht-keypoints", "lift-low_dim")}
+    (row,) = csv.DictReader(io.StringIO(format_table([lift], "csv")))
+    assert row["heldout_final"] == "" and row["heldout_success"] == "0.5"
+    # LaTeX: the label columns (source, policy, preset, dataset, seeds) left, the scores centred
+    latex = format_table([json.loads(p.read_text()) for p in (results / "records").glob("*.json")], "latex")
+    assert r"\begin{tabular}{lllll" + "c" * 8 + "}" in latex  # 4 per Push-T task (final coverage too)
