@@ -6,8 +6,9 @@
 - ``curves_<env>-<obs>``: score against training step and against training wall-time, mean over seeds with
   the min-max band of the seeds;
 - ``latency``: inference latency of one action chunk against the score;
-- ``equal_time_<env>-<obs>``: every policy's score against training CPU-minutes on one axis (CPU records
-  only; dpbench.equal_time), the view for choosing a policy under a CPU budget.
+- ``equal_time_<env>-<obs>``: every policy's best score so far against training CPU-minutes on one axis (CPU
+  records only; dpbench.equal_time, whose table reads it at its budgets), the view for choosing a policy under a
+  CPU budget.
 
 Each configuration (policy, preset, dataset, config) is one colour everywhere, named like the table's rows.
 """
@@ -310,14 +311,18 @@ def _curve(
     g: Group,
     records: Sequence[dict[str, Any]] | None = None,
     minutes_of: Callable[[dict[str, Any], dict[str, Any]], float] | None = None,
+    best_so_far: bool = False,
 ) -> tuple[np.ndarray, ...]:
     """Steps evaluated by every seed (of ``records``, default the group's): step, mean minutes
-    (``minutes_of(record, entry)``, default training wall minutes), mean / min / max score over seeds."""
+    (``minutes_of(record, entry)``, default training wall minutes), mean / min / max score over seeds; with
+    ``best_so_far`` each seed's score is its best evaluation up to that step (the max, cut there)."""
     records = g.records if records is None else records
     minutes_of = minutes_of or (lambda r, h: h["train_seconds"] / 60)
     per_seed = [{h["step"]: (minutes_of(r, h), h["score"]) for h in r["history"] if "score" in h} for r in records]
     steps = sorted(set.intersection(*(set(s) for s in per_seed))) if per_seed else []
     scores = np.array([[s[step][1] for s in per_seed] for step in steps]).reshape(len(steps), -1)
+    if best_so_far and len(steps):
+        scores = np.maximum.accumulate(scores, axis=0)
     minutes = np.array([np.mean([s[step][0] for s in per_seed]) for step in steps])
     return np.array(steps), minutes, scores.mean(1), scores.min(1), scores.max(1)
 
@@ -358,15 +363,27 @@ def plot_curves(groups: list[Group], stem: Path) -> list[Path]:
 
 
 def _kinds(records: Sequence[dict[str, Any]]) -> str:
-    """A legend's note of the CPU kinds behind a time axis (" (AVX2+unrecorded)"), when any record names one:
-    an AVX2 machine trains up to ~4x slower than an AVX-512 one (docs/measurements.md)."""
+    """A legend's note of the CPU kinds behind a time axis (" (AVX2+unrecorded)", " (CPU kind unrecorded)"): an
+    AVX2 machine trains up to ~4x slower than an AVX-512 one (docs/measurements.md)."""
     kinds = named_cpu_kinds(records)
-    return f" ({kinds})" if kinds else ""
+    return f" ({kinds})" if kinds else " (CPU kind unrecorded)" if records else ""
+
+
+def _log_ticks(ax: Any) -> None:
+    """A log x axis labelled at 1, 2 and 5 of each decade in plain numbers (matplotlib's default labels a short
+    axis's minor ticks in powers of ten that run into each other)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def plot_equal_time(groups: list[Group], stem: Path) -> list[Path]:
-    """Every policy's score against training CPU-minutes (train wall time x torch threads, log axis) for one
-    task: mean over seeds at each evaluation step, band min-max. CPU records only; nothing when none."""
+    """Every policy's best score so far against training CPU-minutes (train wall time x the cores training kept
+    busy, ``equal_time.cpu_minutes``; log axis) for one task: at each evaluation step, the mean over seeds of each
+    seed's best evaluation up to it (what the equal-time table reads at its budgets), band min-max. CPU records
+    only; nothing when none."""
     cpu = [g for g in groups if any(is_cpu(r) for r in g.records)]
     if not cpu:
         return []
@@ -376,7 +393,7 @@ def plot_equal_time(groups: list[Group], stem: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(7.0, 4.0))
     for g in sorted(cpu, key=lambda g: labels[g]):
         recs = [r for r in g.records if is_cpu(r)]
-        steps, x, mean, lo, hi = _curve(g, recs, cpu_minutes)
+        steps, x, mean, lo, hi = _curve(g, recs, cpu_minutes, best_so_far=True)
         if not len(steps):
             continue
         c = colors[labels[g]]
@@ -392,15 +409,16 @@ def plot_equal_time(groups: list[Group], stem: Path) -> list[Path]:
         if len(recs) > 1:
             ax.fill_between(x, lo, hi, color=c, alpha=0.15, lw=0)
     ax.set_xscale("log")
-    from matplotlib.ticker import FuncFormatter
-
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.set_xlabel("training CPU-minutes (wall time x torch threads; evaluations excluded)")
-    ax.set_ylabel(score_label([g.env for g in cpu], " "))
+    _log_ticks(ax)
+    ax.set_xlabel("training CPU-minutes (wall time x the cores training kept busy; evaluations excluded)")
+    ax.set_ylabel(score_label([g.env for g in cpu], " ", what="best score so far"))
     ax.set_ylim(0, 1.05)
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
-    ax.set_title(f"{cpu[0].task}: score at equal CPU time (line: mean over seeds, band: min-max)")
+    ax.set_title(
+        f"{cpu[0].task}: best score within each CPU budget, as the equal-time table\n"
+        "(line: mean over seeds of each seed's best evaluation so far; band: min-max)"
+    )
     fig.tight_layout()
     return _save(fig, stem)
 
@@ -433,9 +451,7 @@ def plot_latency(groups: list[Group], stem: Path) -> list[Path]:
     lat_values = [g.latency_ms for g in shown]
     if lat_values and max(lat_values) / max(min(lat_values), 1e-9) > 20:
         ax.set_xscale("log")
-        from matplotlib.ticker import FuncFormatter
-
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        _log_ticks(ax)
     batch = f"batch {batches[0]}" if len(batches) == 1 else "batch = test episodes"
     ax.set_xlabel(
         f"inference latency per action chunk (ms, {batch}" + (f", {devices[0]})" if len(devices) == 1 else ")")

@@ -315,7 +315,11 @@ def test_the_latency_legend_names_the_cpu_kinds(results, tmp_path, monkeypatch):
     recs = [json.loads(p.read_text()) for p in (results / "records").glob("*.json")]
     plots.plot_latency(group_records(recs), tmp_path / "latency")
     assert legends == [
-        ["diffusion, pusht/keypoints (AVX2+unrecorded)", "diffusion, pusht/state", "lstm_gmm, pusht/keypoints"]
+        [
+            "diffusion, pusht/keypoints (AVX2+unrecorded)",
+            "diffusion, pusht/state (CPU kind unrecorded)",  # no kind at all is said too, not left blank
+            "lstm_gmm, pusht/keypoints (CPU kind unrecorded)",
+        ]
     ]
 
 
@@ -699,6 +703,15 @@ def test_score_at_equal_cpu_time(results):
     assert table.rows[0][4] == "AVX2+AVX512" and any("compare rows of one kind" in n for n in table.notes)
     gpu = [dict(r, hardware={**r["hardware"], "device": "NVIDIA H200"}) for r in dp[0].records]
     assert equal_time_table(group_records(gpu)).rows == []  # GPU minutes are another currency
+    # the figure draws what the table reads: each seed's best so far (seed 0 scores 0.5, 0.9, 0.8; seed 1 0.6, 0.7,
+    # 0.7), so the mean line never falls where a seed's score does: 0.55, 0.8, 0.8, not 0.55, 0.8, 0.75
+    from dpbench.equal_time import cpu_minutes
+    from dpbench.plots import _curve
+
+    _, _, mean, lo, hi = _curve(dp[0], dp[0].records, cpu_minutes, best_so_far=True)
+    assert mean.tolist() == pytest.approx([0.55, 0.8, 0.8]) and lo.tolist() == pytest.approx([0.5, 0.7, 0.7])
+    assert hi.tolist() == pytest.approx([0.6, 0.9, 0.9])
+    assert equal_time_table(dp, minutes=(1.5,)).rows[0][5] == f"{mean[2]:.3f}"  # seed 0 at 90, seed 1 at 91 s
 
 
 def test_results_readme_lists_the_knees(results, capsys):
