@@ -288,7 +288,7 @@ def cmd_table(args: argparse.Namespace) -> int:
         from dpbench.paper_table import format_paper_table
 
         selection = " ".join(f"--{k} {v}" for k, v in _filters(args))
-        print(format_paper_table(chosen, args.format, args.claims, envs, selection, obs))
+        print(format_paper_table(chosen, args.format, args.claims, envs, selection, obs, policies))
     else:
         print(format_table(chosen, args.format, with_paper=args.with_paper))
     write = args.write_readme

@@ -28,7 +28,7 @@ from dpbench.paper_cells import (
 from dpbench.paper_claims import claims_table, tidy_claims
 from dpbench.records import PROTOCOL_VERSION
 from dpbench.render import RENDERERS, Cell, Table, cell_text, tidy_csv
-from dpbench.results import Group, short_hash
+from dpbench.results import PAPER_POLICY_NAMES, Group, short_hash
 
 
 def _pair(x: dict[str, Any] | None) -> str:
@@ -46,10 +46,14 @@ def _ours(g: Group) -> tuple[str, ...]:
     return (first, f"n={g.seeds}; held-out {h.score:.2f}", f"[{h.score_ci[0]:.2f}, {h.score_ci[1]:.2f}]")
 
 
-def paper_layout(records: list[dict[str, Any]], kind: str, envs: list[str] | None = None) -> Table:
+def paper_layout(
+    records: list[dict[str, Any]], kind: str, envs: list[str] | None = None, policies: list[str] | None = None
+) -> Table:
     """Table I or II in the paper's layout: each cell "ours (paper)". Ours: mean max ± std over seeds / mean
     avg-last-10, the seed count, and the held-out score of the selected checkpoints with its 95% CI.
-    ``envs``: only these tasks' columns."""
+    ``envs``: only these tasks' columns; ``policies``: the --policy selection that chose ``records`` (None: all),
+    whose other rows say "not selected" rather than "no record"."""
+    selected = None if policies is None else {PAPER_POLICY_NAMES.get(p, p) for p in policies}
     rows, cols, cells = fill_cells(records, kind, envs)
     body: list[list[Cell]] = []
     sources, alternatives, older, actions, schedule, heldout = [], False, False, False, False, False
@@ -65,7 +69,8 @@ def paper_layout(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
             if caveat and cell.paper:
                 caveats.append(f"{name} {column_label(col)}: {caveat}")
             if cell.group is None:
-                line.append(("no record", f"({_pair(cell.paper)}){' ⁱ' if caveat else ''}") if cell.paper else "–")
+                empty = "no record" if selected is None or row in selected else "not selected"
+                line.append((empty, f"({_pair(cell.paper)}){' ⁱ' if caveat else ''}") if cell.paper else "–")
                 continue
             old, other_actions = not current(cell.group), not paper_actions(row, cell.group)
             off = off_schedule(cell.group)
@@ -100,7 +105,8 @@ def paper_layout(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
     notes = [
         f"{TABLE_TITLES[kind]} of Chi et al. 2023 in its layout. Each cell: dpbench's max ± std over seeds / "
         f"avg-last-10; n seeds{held}; then (the paper's max / avg-last-10, 3 seeds). no record: no record among "
-        "those read (all of them, or the --env/--policy/--obs selection); –: neither a record nor a paper number. "
+        "those read (all of them, or the --env/--obs selection); not selected: a policy the --policy selection left "
+        "out; –: neither a record nor a paper number. "
         "Robomimic columns score the success rate; Push-T the mean over episodes of the episode's max reward "
         "(target coverage / 0.95, clipped to 1), as the paper does."
         + (
@@ -193,12 +199,14 @@ def format_paper_table(
     envs: list[str] | None = None,
     selection: str = "",
     obs: list[str] | None = None,
+    policies: list[str] | None = None,
 ) -> str:
     """Tables I and II (each only if records of its observation kind exist) in the paper's layout, and with
     ``claims`` the claims table under each; md, latex, html, or csv (one tidy row per cell; with ``claims``,
     one tidy row per column compared instead). ``envs``: only these tasks' columns; ``selection``: the
     filter that chose ``records``, named under the claims. With a filter (``envs`` or ``selection``) and no record,
-    the tables of ``obs`` (None: both) show the paper's numbers, each cell "no record". Raises DpbenchError for an
+    the tables of ``obs`` (None: both) show the paper's numbers, each cell "no record"; ``policies``: the --policy
+    selection, whose other rows say "not selected" (``paper_layout``). Raises DpbenchError for an
     unknown format or when no record has an observation kind of the paper's tables (and no filter)."""
     kinds = [k for k in ("state", "image") if any(TABLE_OF_OBS.get(r["obs"]) == k for r in records)]
     if not kinds and (envs or selection):  # a selected column, policy or obs mode nobody has run yet
@@ -216,7 +224,7 @@ def format_paper_table(
         raise DpbenchError(f"unknown table format '{fmt}'; use one of md, csv, latex, html")
     parts = []
     for k in kinds:
-        layout = paper_layout(records, k, envs)
+        layout = paper_layout(records, k, envs, policies)
         layout.title = TABLE_TITLES[k]
         parts.append(RENDERERS[fmt](layout))
         if claims:

@@ -483,3 +483,20 @@ def test_an_avg_last_10_over_fewer_evaluations_says_how_many():
     assert "(last n)" not in format_paper_table([ibc], "md")
     pivot = format_table([*few, ibc], "md")
     assert "0.500 ± 0.000 / 0.500 ± 0.000 (last 4-5) /" in pivot and "(last 10)" not in pivot
+
+
+def test_a_policy_left_out_by_the_selection_is_not_selected_not_missing(tmp_path: Path, capsys):
+    # IBC has a Push-T record; `--policy lstm_gmm` leaves it out, and its row must not read as if nobody ran it
+    out = tmp_path / "results"
+    for r in _records():
+        write_json_atomic(out / "records" / f"{r['cell_id']}.json", r)
+    argv = ["table", "--out", str(out), "--layout", "paper", "--obs", "keypoints,low_dim", "--no-write-readme"]
+    assert main([*argv, "--policy", "lstm_gmm"]) == 0
+    text = capsys.readouterr().out
+    _, rows = _md(text)
+    assert rows["IBC"][-1] == "not selected (0.90 / 0.84)" and rows["DP-C"][-1].startswith("not selected")
+    assert rows["LSTM-GMM"][3] == "no record (1.00 / 0.91)"  # Can ph: selected, and nobody ran it
+    assert "not selected: a policy the --policy selection left out" in text
+    assert main([*argv, "--policy", "diffusion"]) == 0  # dpbench's name selects the paper's DP-C row
+    _, rows = _md(capsys.readouterr().out)
+    assert rows["DP-C"][3] == "no record (1.00 / 0.96)" and rows["IBC"][3].startswith("not selected")
