@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dpbench.equal_time import cpu_minutes, is_cpu, named_cpu_kinds
-from dpbench.paper_cells import current, paper_actions
+from dpbench.paper_cells import PAPER_CAVEATS, TABLE_OF_OBS, current, paper_actions
 from dpbench.results import PAPER_POLICY_NAMES, Group, group_records, paper_reference, short_hash
 from dpbench.tasks import get_task
 
@@ -56,6 +56,12 @@ def paper_marker(g: Group) -> dict[str, Any] | None:
     """The paper's max / avg-last-10 to draw beside this group: None where it has none, or where the group is
     not comparable with it (``unlike_paper``)."""
     return None if unlike_paper(g) else paper_reference(g.policy, g.env, g.obs, g.variant)
+
+
+def paper_caveat(g: Group) -> str:
+    """How the paper's number for this group's cell was made another way than ours ("" when not): the tables' ⁱ."""
+    key = (TABLE_OF_OBS.get(g.obs, ""), PAPER_POLICY_NAMES.get(g.policy, g.policy), (g.env, g.variant))
+    return PAPER_CAVEATS.get(key, "")
 
 
 UNLIKE_NOTE = (
@@ -221,7 +227,9 @@ def plot_scores(groups: list[Group], stem: Path) -> list[Path]:
         squeeze=False,
         gridspec_kw={"height_ratios": [1.6, 1.0] * n_rows},
     )
-    any_paper = fallback = unlike = False
+    any_paper = unlike = False
+    fallback = any(g.heldout is None for g in groups)  # some success bar is the last periodic evaluation's
+    caveats: dict[str, str] = {}  # label -> how the paper's marker beside it was made
     for k, task in enumerate(tasks):
         top, bottom = axes[2 * (k // n_cols), k % n_cols], axes[2 * (k // n_cols) + 1, k % n_cols]
         labels = _labels([g for g in groups if g.task == task])
@@ -250,7 +258,6 @@ def plot_scores(groups: list[Group], stem: Path) -> list[Path]:
                 top.plot([i - 0.2], [ref["max"]], "D", color="black", ms=5, zorder=5)
                 top.plot([i + 0.2], [ref["avg_last10"]], "D", mfc="white", mec="black", ms=5, zorder=5)
             success, (lo, hi) = shown_success(g)
-            fallback |= g.heldout is None
             bottom.bar(i, success, 0.6, color=c, yerr=[[success - lo], [hi - success]], capsize=4, ecolor="0.25")
             bottom.annotate(
                 f"{success:.2f}{'' if g.heldout else ' ˡ'}",
@@ -262,6 +269,10 @@ def plot_scores(groups: list[Group], stem: Path) -> list[Path]:
             )
         top.set_title(f"{task} ({seeds[0]} seed{'s' if seeds[0] > 1 else ''} each)" if len(seeds) == 1 else task)
         names = [(labels[g] if len(seeds) == 1 else f"{labels[g]} (n={g.seeds})") + unlike_paper(g) for g in rows]
+        for i, g in enumerate(rows):
+            if paper_marker(g) and paper_caveat(g):
+                names[i] += " ⁱ"
+                caveats[f"{labels[g]} on {task}"] = paper_caveat(g)
         names = [textwrap.fill(n, 22) for n in names]
         tilt = len(rows) > 3
         for ax in (top, bottom):
@@ -276,7 +287,7 @@ def plot_scores(groups: list[Group], stem: Path) -> list[Path]:
         # every panel names its score: a row can hold Push-T (coverage) beside robomimic (success)
         top.set_ylabel(score_label([rows[0].env]))
         if k % n_cols == 0:
-            bottom.set_ylabel("success rate\n(held-out)")
+            bottom.set_ylabel("success rate\n(held-out" + ("; ˡ last periodic)" if fallback else ")"))
     for k in range(len(tasks), n_rows * n_cols):  # the last row's empty places
         axes[2 * (k // n_cols), k % n_cols].set_visible(False)
         axes[2 * (k // n_cols) + 1, k % n_cols].set_visible(False)
@@ -295,11 +306,13 @@ def plot_scores(groups: list[Group], stem: Path) -> list[Path]:
         0.0,
         -0.01,
         "Bars: mean over seeds; score error bars ± std across seeds. Success: the checkpoint the max selected, on\n"
-        "held-out test seeds (as in the tables); error bars: 95% Wilson CI over all seeds' episodes"
+        "held-out test seeds (as in the tables; on Push-T an episode succeeds above 95% coverage, a stricter bar\n"
+        "than its score); error bars: 95% Wilson CI over all seeds' episodes"
         + ("; ˡ final periodic evaluation\n(records without a held-out score)" if fallback else "")
         + ". Paper: Chi et al. 2023, Tables I/II (human demos, 3 seeds).\n"
         + LABEL_NOTE
-        + (f"\n{UNLIKE_NOTE}" if unlike else ""),
+        + (f"\n{UNLIKE_NOTE}" if unlike else "")
+        + "".join(f"\nⁱ {name}: {textwrap.fill(why, 120)}" for name, why in sorted(caveats.items())),
         fontsize=7,
         color="0.3",
         va="top",

@@ -793,6 +793,10 @@ def test_figures_mark_cells_unlike_the_paper_and_name_each_tasks_score(tmp_path)
     assert "(success rate)" in svg and "max reward" not in svg and "[abs actions]" in svg
     scores = next(p for p in written if p.name == "scores.svg").read_text()
     assert "[abs actions]" in scores and "neither gets a paper marker" in scores
+    # the paper's DP-C Push-T number came from inpainting (Table I's note): its marker carries the tables' ⁱ
+    dp = make_record("diffusion", 0, [0.8], [True])
+    scores = next(p for p in plot_all([dp], tmp_path / "dp") if p.name == "scores.svg").read_text()
+    assert "diffusion ⁱ" in scores and "inpainting" in scores
     # more names than tab20 has colours: each its own, and one policy's neighbours in the legend far apart
     colors = _colors([f"p{i:02d}" for i in range(29)])
     assert len(set(colors.values())) == 29
