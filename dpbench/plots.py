@@ -5,7 +5,7 @@
   and the final success rate (95% Wilson CI over the pooled test episodes);
 - ``curves_<env>-<obs>``: score against training step and against training wall-time, mean over seeds with
   the min-max band of the seeds;
-- ``latency``: inference latency of one action chunk against the score;
+- ``latency``: inference time per executed action (a chunk's latency / T_a) against the score;
 - ``equal_time_<env>-<obs>``: every policy's best score so far against training CPU-minutes on one axis (CPU
   records only; dpbench.equal_time, whose table reads it at its budgets), the view for choosing a policy under a
   CPU budget.
@@ -436,8 +436,16 @@ def plot_equal_time(groups: list[Group], stem: Path) -> list[Path]:
     return _save(fig, stem)
 
 
+def _action_steps(g: Group) -> int:
+    """T_a: the actions one planned chunk executes (the policy config's ``n_action_steps``; 1 where a config has
+    none, as a policy that plans every step)."""
+    return int(g.records[0].get("config", {}).get("policy", {}).get("n_action_steps") or 1)
+
+
 def plot_latency(groups: list[Group], stem: Path) -> list[Path]:
-    """Chunk latency (one batched predict_action call) against the score (max, ± std across seeds)."""
+    """Inference time per executed action against the score (max, ± std across seeds): a chunk's latency (one
+    batched predict_action call, the tables' chunk latency) over the T_a actions the chunk executes, so a policy
+    that plans every step (LSTM-GMM, BET, IBC: T_a = 1) and one that plans every 8 (DP) compare."""
     plt = _mpl()
     labels = _timed_labels(groups)
     colors = _colors(list(labels.values()))
@@ -446,11 +454,14 @@ def plot_latency(groups: list[Group], stem: Path) -> list[Path]:
     devices = sorted({_devices(g) for g in groups})
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     shown = [g for g in groups if np.isfinite(g.latency_ms)]
+    per_action = {g: g.latency_ms / _action_steps(g) for g in shown}
     for g in sorted(shown, key=lambda g: labels[g]):
         lat = [h["chunk_latency_ms"] for r in g.records for h in r["history"] if "chunk_latency_ms" in h]
+        lat = [x / _action_steps(g) for x in lat]
         cpu_records = [r for r in g.records if is_cpu(r)]  # a GPU's latency is not its host CPU's
+        name = f"{labels[g]}, {g.task}" if len(markers) > 1 else labels[g]
         ax.errorbar(
-            g.latency_ms,
+            per_action[g],
             g.max,
             xerr=np.std(lat) if len(lat) > 1 else None,
             yerr=g.max_std if g.seeds > 1 else None,
@@ -459,21 +470,23 @@ def plot_latency(groups: list[Group], stem: Path) -> list[Path]:
             ms=7,
             capsize=3,
             # latency is a time: the legend names the CPU kinds behind it, as the time figures' do
-            label=(f"{labels[g]}, {g.task}" if len(markers) > 1 else labels[g]) + _kinds(cpu_records),
+            label=f"{name}, T_a={_action_steps(g)}{_kinds(cpu_records)}",
         )
-    lat_values = [g.latency_ms for g in shown]
+    lat_values = list(per_action.values())
     if lat_values and max(lat_values) / max(min(lat_values), 1e-9) > 20:
         ax.set_xscale("log")
         _log_ticks(ax)
-    batch = f"batch {batches[0]}" if len(batches) == 1 else "batch = test episodes"
+    # episodes run side by side, in memory-sized waves where their envs are large (evaluate.episodes_per_wave)
+    batch = f"batch up to {batches[0]}" if len(batches) == 1 else "batch = the test episodes"
     ax.set_xlabel(
-        f"inference latency per action chunk (ms, {batch}" + (f", {devices[0]})" if len(devices) == 1 else ")")
+        f"inference time per executed action (ms: a chunk's latency / T_a; {batch}"
+        + (f", {devices[0]})" if len(devices) == 1 else ")")
     )
     ax.set_ylabel(score_label([g.env for g in shown] or ["pusht"], what="max score, mean over seeds"))
     ax.set_ylim(0, 1.05)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
-    ax.set_title("Inference latency vs score\n(x error: std over evaluations; y error: std across seeds)")
+    ax.set_title("Inference time vs score\n(x error: std over evaluations; y error: std across seeds)")
     # no tight_layout: the legend beside the axes is wider than the figure, and _save's bbox_inches="tight"
     # grows the saved image around it instead
     return _save(fig, stem)

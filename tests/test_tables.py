@@ -305,22 +305,31 @@ def test_the_latency_legend_names_the_cpu_kinds(results, tmp_path, monkeypatch):
     record = json.loads(path.read_text())
     record["hardware"]["cpu_capability"] = "AVX2"
     write_json_atomic(path, record)
-    legends: list[list[str]] = []
+    for path in (results / "records").glob("pusht-keypoints__diffusion__*.json"):  # DP executes 8 actions a chunk
+        record = json.loads(path.read_text())
+        record["config"]["policy"]["n_action_steps"] = 8
+        write_json_atomic(path, record)
+    seen: list[tuple[list[str], list[float]]] = []
 
     def keep_legend(fig, stem):
-        legends.append([t.get_text() for t in fig.axes[0].get_legend().get_texts()])
+        ax = fig.axes[0]
+        seen.append(
+            ([t.get_text() for t in ax.get_legend().get_texts()], [c.lines[0].get_xdata()[0] for c in ax.containers])
+        )
         return []
 
     monkeypatch.setattr(plots, "_save", keep_legend)
     recs = [json.loads(p.read_text()) for p in (results / "records").glob("*.json")]
     plots.plot_latency(group_records(recs), tmp_path / "latency")
-    assert legends == [
-        [
-            "diffusion, pusht/keypoints (AVX2+unrecorded)",
-            "diffusion, pusht/state (CPU kind unrecorded)",  # no kind at all is said too, not left blank
-            "lstm_gmm, pusht/keypoints (CPU kind unrecorded)",
-        ]
+    ((legend, xs),) = seen
+    assert legend == [
+        "diffusion, pusht/keypoints, T_a=8 (AVX2+unrecorded)",
+        "diffusion, pusht/state, T_a=1 (CPU kind unrecorded)",  # no kind at all is said too, not left blank
+        "lstm_gmm, pusht/keypoints, T_a=1 (CPU kind unrecorded)",
     ]
+    # x: time per executed action. The fixture's evaluations took latency + i ms: DP keypoints 10, 11, 12 ms a
+    # chunk over 8 actions; lstm_gmm 2, 3 ms over 1
+    assert xs[0] == pytest.approx(11 / 8) and xs[2] == pytest.approx(2.5)
 
 
 def test_figure_labels_tell_apart_two_versions_of_one_policy():
