@@ -296,13 +296,7 @@ def cmd_table(args: argparse.Namespace) -> int:
         write = Path(args.out).resolve() == Path(DEFAULT_OUT).resolve()
     if write:
         try:
-            from dpbench.paper_table import paper_section
-            from dpbench.report import knees_section
-            from dpbench.reruns import rerun_section
-
-            sections = (paper_section(records), rerun_section(Path(args.out), records), knees_section(Path(args.out)))
-            extra = "\n\n".join(x for x in sections if x)
-            readme = write_results_readme(Path(args.out), records, extra)
+            readme = write_results_readme(Path(args.out), records)
             print(f"[dpbench] wrote {readme}", file=sys.stderr)
         except OSError as exc:
             raise DpbenchError(f"cannot write {args.out}/README.md ({exc.strerror}); pass --no-write-readme") from None

@@ -109,14 +109,24 @@ def _hardware_text(r: dict[str, Any]) -> str:
     )
 
 
-def write_results_readme(out: Path, records: list[dict[str, Any]], extra: str = "") -> Path:
-    """(Re)write OUT/README.md from the records (plus ``extra`` markdown, e.g. the rerun comparison);
-    linked figures are the PNGs under OUT/figures."""
+def results_readme_text(out: Path, records: list[dict[str, Any]]) -> str:
+    """What OUT/README.md says of these records: the tables (``results_readme``), then the paper's layout with its
+    claims, the reruns beside the records they superseded and the knees; linked figures are the PNGs under
+    OUT/figures. A function of the files alone, so a test can hold the committed results/README.md to it."""
+    from dpbench.paper_table import paper_section
+    from dpbench.reruns import rerun_section
+
     out = Path(out)
+    sections = (paper_section(records), rerun_section(out, records), knees_section(out))
     figures = (
         sorted(str(p.relative_to(out)) for p in (out / "figures").glob("*.png")) if (out / "figures").is_dir() else []
     )
-    return write_text_atomic(out / "README.md", results_readme(records, figures, extra))
+    return results_readme(records, figures, "\n\n".join(x for x in sections if x))
+
+
+def write_results_readme(out: Path, records: list[dict[str, Any]]) -> Path:
+    """(Re)write OUT/README.md (``results_readme_text``); returns its path."""
+    return write_text_atomic(Path(out) / "README.md", results_readme_text(out, records))
 
 
 def knees_section(out: Path) -> str:

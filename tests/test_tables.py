@@ -835,3 +835,14 @@ def test_the_csv_success_is_the_tables_and_the_latex_aligns_the_labels(results, 
     # LaTeX: the label columns (source, policy, preset, dataset, seeds) left, the scores centred
     latex = format_table([json.loads(p.read_text()) for p in (results / "records").glob("*.json")], "latex")
     assert r"\begin{tabular}{lllll" + "c" * 8 + "}" in latex  # 4 per Push-T task (final coverage too)
+
+
+def test_the_committed_results_readme_is_what_the_code_writes():
+    # results/README.md is generated from the committed records; a change to the tables' code or a new record
+    # must come with it regenerated, or the committed page shows numbers in a form the code no longer writes
+    from dpbench.report import results_readme_text
+    from dpbench.results import load_all
+
+    out = Path(__file__).parents[1] / "results"
+    want = results_readme_text(out, load_all(out))
+    assert want == (out / "README.md").read_text(), "stale: regenerate it with `dpbench table --out results`"
