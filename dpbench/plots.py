@@ -22,56 +22,25 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dpbench.equal_time import cpu_minutes, is_cpu, named_cpu_kinds
-from dpbench.paper_cells import PAPER_CAVEATS, TABLE_OF_OBS, current, paper_actions
-from dpbench.results import PAPER_POLICY_NAMES, Group, group_records, paper_reference, short_hash
-from dpbench.tasks import get_task
+from dpbench.equal_time import cpu_minutes, is_cpu
+from dpbench.figure_text import (
+    LABEL_NOTE,
+    UNLIKE_NOTE,
+    action_steps,
+    config_labels,
+    cpu_kinds_note,
+    device_names,
+    paper_caveat,
+    paper_marker,
+    score_label,
+    shown_success,
+    timed_labels,
+    unlike_paper,
+)
+from dpbench.results import Group, group_records
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-SCORE_METRICS = {"success": "success rate", "coverage": "mean episode max reward"}
-
-
-def score_label(envs: Sequence[str], sep: str = "\n", what: str = "score") -> str:
-    """The score axis' label for these tasks: what the paper's tables report on them (``Task.metric``): robomimic
-    the success rate, Push-T the mean over episodes of the episode's max coverage reward."""
-    metrics = sorted({get_task(e).metric for e in envs})
-    if len(metrics) == 1:
-        return f"{what}{sep}({SCORE_METRICS[metrics[0]]})"
-    return f"{what}{sep}(success rate; Push-T: mean episode max reward)"
-
-
-def unlike_paper(g: Group) -> str:
-    """Why the paper's number is no fair marker beside this group, as a label suffix ("" when it is): an older
-    evaluation protocol (``[protocol v1]``), or another action space than the paper trained the policy in
-    (``[abs actions]``: the tables' ᵛ and ᵈ)."""
-    marks = [] if current(g) else [f"protocol v{g.records[0].get('protocol', 1)}"]
-    if not paper_actions(PAPER_POLICY_NAMES.get(g.policy, g.policy), g):
-        marks.append(f"{g.records[0].get('action_mode')} actions")
-    return f" [{', '.join(marks)}]" if marks else ""
-
-
-def paper_marker(g: Group) -> dict[str, Any] | None:
-    """The paper's max / avg-last-10 to draw beside this group: None where it has none, or where the group is
-    not comparable with it (``unlike_paper``)."""
-    return None if unlike_paper(g) else paper_reference(g.policy, g.env, g.obs, g.variant)
-
-
-def paper_caveat(g: Group) -> str:
-    """How the paper's number for this group's cell was made another way than ours ("" when not): the tables' ⁱ."""
-    key = (TABLE_OF_OBS.get(g.obs, ""), PAPER_POLICY_NAMES.get(g.policy, g.policy), (g.env, g.variant))
-    return PAPER_CAVEATS.get(key, "")
-
-
-UNLIKE_NOTE = (
-    "[protocol vN]: made under an older evaluation protocol; [abs actions]: not the action space the paper trained "
-    "the policy in; neither gets a paper marker."
-)
-LABEL_NOTE = (
-    "Labels: the policy, then what tells a task's variants apart: preset, dataset, the config fields that differ "
-    "('-': a field that config lacks)."
-)
 
 
 def plot_all(records: list[dict[str, Any]], figdir: Path) -> list[Path]:
@@ -111,69 +80,6 @@ def _mpl() -> ModuleType:
     return plt
 
 
-SCHEDULE_FIELDS = ("eval_every", "eval_after", "checkpoint_every", "eval_episodes")
-
-
-def _labels(groups: list[Group]) -> dict[Group, str]:
-    """Short names: the policy, plus what tells its variants apart (preset, dataset, the config fields that
-    differ, schedule fields last), e.g. "bc (steps=20000)"."""
-    by_policy: dict[str, list[Group]] = {}
-    for g in groups:
-        by_policy.setdefault(g.policy, []).append(g)
-    labels: dict[Group, str] = {}
-    for policy, members in by_policy.items():
-        variants = {(g.preset, g.dataset_kind, g.dataset_hash, g.config_hash): g for g in members}
-        if len(variants) == 1:
-            labels.update(dict.fromkeys(members, policy))
-            continue
-        configs = {key: _flat_config(g) for key, g in variants.items()}
-        differ = sorted(
-            {k for c in configs.values() for k in c if len({str(o.get(k)) for o in configs.values()}) > 1},
-            key=lambda k: (k in SCHEDULE_FIELDS, k),
-        )
-        for n_fields in range(min(len(differ), 3) + 1):  # as few differing fields as tell the variants apart
-            for key, g in variants.items():
-                parts = [g.preset] if len({k[0] for k in variants}) > 1 else []
-                if len({k[1:3] for k in variants}) > 1:
-                    parts.append(
-                        g.dataset_kind
-                        if len({k[1] for k in variants}) == len({k[1:3] for k in variants})
-                        else f"{g.dataset_kind}:{short_hash(g.dataset_hash)}"
-                    )
-                parts += [f"{k}={configs[key].get(k, '-')}" for k in differ[:n_fields]]
-                labels[g] = f"{policy} ({', '.join(parts)})" if parts else policy
-            if len({labels[g] for g in variants.values()}) == len(variants):
-                break
-        for g in members:
-            labels[g] = labels[variants[(g.preset, g.dataset_kind, g.dataset_hash, g.config_hash)]]
-        if len({labels[g] for g in members}) < len(variants):  # still ambiguous: add the config hash
-            for g in members:
-                label, h = labels[g], g.config_hash[:6]  # e.g. one policy file before and after an edit
-                labels[g] = f"{label[:-1]}, {h})" if label.endswith(")") else f"{label} ({h})"
-    return labels
-
-
-def _devices(g: Group) -> str:
-    return ", ".join(sorted({r.get("hardware", {}).get("device", "cpu") for r in g.records}))
-
-
-def _timed_labels(groups: list[Group]) -> dict[Group, str]:
-    """Labels for time axes: with the device when the groups ran on different ones."""
-    labels = _labels(groups)
-    if len({_devices(g) for g in groups}) > 1:
-        labels = {g: f"{name} [{_devices(g)}]" for g, name in labels.items()}
-    return labels
-
-
-def _flat_config(g: Group) -> dict[str, Any]:
-    cfg = g.records[0].get("config", {})
-    return {
-        k: (tuple(v) if isinstance(v, list) else v)
-        for part in ("policy", "train")
-        for k, v in cfg.get(part, {}).items()
-    }
-
-
 def _colors(labels: list[str]) -> dict[str, Any]:
     """A distinct colour per name: tab10, tab20 beyond 10 names, and beyond 20 turbo's hues in golden-ratio steps,
     so names next to each other in a sorted legend (one policy's variants) differ most."""
@@ -197,12 +103,6 @@ def _save(fig: Figure, stem: Path) -> list[Path]:
 
 
 SCORE_COLUMNS = 3  # task panels per row of the scores figure
-
-
-def shown_success(g: Group) -> tuple[float, tuple[float, float]]:
-    """The success rate and 95% CI the scores figure shows, as the tables do: the held-out evaluation's (the
-    max's checkpoint on fresh test seeds), else, for records from before it existed, the final periodic one's."""
-    return (g.heldout.success, g.heldout.success_ci) if g.heldout else (g.success, g.success_ci)
 
 
 def plot_scores(groups: list[Group], stem: Path) -> list[Path]:
@@ -232,7 +132,7 @@ def plot_scores(groups: list[Group], stem: Path) -> list[Path]:
     caveats: dict[str, str] = {}  # label -> how the paper's marker beside it was made
     for k, task in enumerate(tasks):
         top, bottom = axes[2 * (k // n_cols), k % n_cols], axes[2 * (k // n_cols) + 1, k % n_cols]
-        labels = _labels([g for g in groups if g.task == task])
+        labels = config_labels([g for g in groups if g.task == task])
         rows = sorted(labels, key=lambda g: labels[g])
         seeds = sorted({g.seeds for g in rows})
         for i, g in enumerate(rows):
@@ -343,7 +243,7 @@ def _curve(
 def plot_curves(groups: list[Group], stem: Path) -> list[Path]:
     """Score vs training step and vs training wall-time for one task; band = min-max over seeds."""
     plt = _mpl()
-    labels = _timed_labels(groups)
+    labels = timed_labels(groups)
     colors = _colors(list(labels.values()))
     fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.6), sharey=True)
     longest = max((m for g in groups for m in _curve(g)[1][-1:]), default=0.0)
@@ -354,7 +254,7 @@ def plot_curves(groups: list[Group], stem: Path) -> list[Path]:
             continue
         minutes = minutes * scale
         c = colors[labels[g]]
-        name = f"{labels[g]}{unlike_paper(g)}, {g.seeds} seed{'s' if g.seeds > 1 else ''}{_kinds(g.records)}"
+        name = f"{labels[g]}{unlike_paper(g)}, {g.seeds} seed{'s' if g.seeds > 1 else ''}{cpu_kinds_note(g.records)}"
         for ax, x in zip(axes, (steps, minutes), strict=True):
             ax.plot(x, mean, "-o", color=c, ms=3, lw=1.5, label=name)
             if g.seeds > 1:
@@ -373,13 +273,6 @@ def plot_curves(groups: list[Group], stem: Path) -> list[Path]:
     axes[1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     fig.tight_layout()
     return _save(fig, stem)
-
-
-def _kinds(records: Sequence[dict[str, Any]]) -> str:
-    """A legend's note of the CPU kinds behind a time axis (" (AVX2+unrecorded)", " (CPU kind unrecorded)"): an
-    AVX2 machine trains up to ~4x slower than an AVX-512 one (docs/measurements.md)."""
-    kinds = named_cpu_kinds(records)
-    return f" ({kinds})" if kinds else " (CPU kind unrecorded)" if records else ""
 
 
 def _log_ticks(ax: Any) -> None:
@@ -401,7 +294,7 @@ def plot_equal_time(groups: list[Group], stem: Path) -> list[Path]:
     if not cpu:
         return []
     plt = _mpl()
-    labels = _labels(cpu)
+    labels = config_labels(cpu)
     colors = _colors(list(labels.values()))
     fig, ax = plt.subplots(figsize=(7.0, 4.0))
     for g in sorted(cpu, key=lambda g: labels[g]):
@@ -417,7 +310,7 @@ def plot_equal_time(groups: list[Group], stem: Path) -> list[Path]:
             color=c,
             ms=3,
             lw=1.5,
-            label=f"{labels[g]}, {len(recs)} seed{'s' if len(recs) > 1 else ''}{_kinds(recs)}",
+            label=f"{labels[g]}, {len(recs)} seed{'s' if len(recs) > 1 else ''}{cpu_kinds_note(recs)}",
         )
         if len(recs) > 1:
             ax.fill_between(x, lo, hi, color=c, alpha=0.15, lw=0)
@@ -436,28 +329,22 @@ def plot_equal_time(groups: list[Group], stem: Path) -> list[Path]:
     return _save(fig, stem)
 
 
-def _action_steps(g: Group) -> int:
-    """T_a: the actions one planned chunk executes (the policy config's ``n_action_steps``; 1 where a config has
-    none, as a policy that plans every step)."""
-    return int(g.records[0].get("config", {}).get("policy", {}).get("n_action_steps") or 1)
-
-
 def plot_latency(groups: list[Group], stem: Path) -> list[Path]:
     """Inference time per executed action against the score (max, ± std across seeds): a chunk's latency (one
     batched predict_action call, the tables' chunk latency) over the T_a actions the chunk executes, so a policy
     that plans every step (LSTM-GMM, BET, IBC: T_a = 1) and one that plans every 8 (DP) compare."""
     plt = _mpl()
-    labels = _timed_labels(groups)
+    labels = timed_labels(groups)
     colors = _colors(list(labels.values()))
     markers = {task: "osD^vP*Xph<>"[i % 12] for i, task in enumerate(sorted({g.task for g in groups}))}
     batches = sorted({r["final"]["last_eval"].get("n_episodes") for g in groups for r in g.records} - {None})
-    devices = sorted({_devices(g) for g in groups})
+    devices = sorted({device_names(g) for g in groups})
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     shown = [g for g in groups if np.isfinite(g.latency_ms)]
-    per_action = {g: g.latency_ms / _action_steps(g) for g in shown}
+    per_action = {g: g.latency_ms / action_steps(g) for g in shown}
     for g in sorted(shown, key=lambda g: labels[g]):
         lat = [h["chunk_latency_ms"] for r in g.records for h in r["history"] if "chunk_latency_ms" in h]
-        lat = [x / _action_steps(g) for x in lat]
+        lat = [x / action_steps(g) for x in lat]
         cpu_records = [r for r in g.records if is_cpu(r)]  # a GPU's latency is not its host CPU's
         name = f"{labels[g]}, {g.task}" if len(markers) > 1 else labels[g]
         ax.errorbar(
@@ -470,7 +357,7 @@ def plot_latency(groups: list[Group], stem: Path) -> list[Path]:
             ms=7,
             capsize=3,
             # latency is a time: the legend names the CPU kinds behind it, as the time figures' do
-            label=f"{name}, T_a={_action_steps(g)}{_kinds(cpu_records)}",
+            label=f"{name}, T_a={action_steps(g)}{cpu_kinds_note(cpu_records)}",
         )
     lat_values = list(per_action.values())
     if lat_values and max(lat_values) / max(min(lat_values), 1e-9) > 20:

@@ -334,18 +334,18 @@ def test_the_latency_legend_names_the_cpu_kinds(results, tmp_path, monkeypatch):
 
 def test_figure_labels_tell_apart_two_versions_of_one_policy():
     # one policy file before and after an edit: same preset, data and config, two config hashes
-    from dpbench.plots import _labels
+    from dpbench.figure_text import config_labels
 
     recs = [make_record("my_policy:Lin", s, [0.5], [True]) for s in (0, 1)]
     recs[0]["config_hash"], recs[1]["config_hash"] = "111111aaaa", "222222bbbb"
-    labels = sorted(_labels(group_records(recs)).values())
+    labels = sorted(config_labels(group_records(recs)).values())
     assert labels == ["my_policy:Lin (111111)", "my_policy:Lin (222222)"]
 
 
 def test_the_scores_figure_shows_the_tables_success(results):
     # the fixture's keypoints DP seeds have held-out evaluations (success 1/3 and 2/3 of 3 episodes each, pooled 3/6)
     # whose success differs from their final periodic evaluations' (2/4 and 1/4): the figure shows the former
-    from dpbench.plots import shown_success
+    from dpbench.figure_text import shown_success
 
     recs = [json.loads(p.read_text()) for p in (results / "records").glob("*.json")]
     groups = {(g.policy, g.obs): g for g in group_records(recs)}
@@ -782,7 +782,8 @@ def _on_lift(record: dict, action_mode: str) -> dict:
 def test_figures_mark_cells_unlike_the_paper_and_name_each_tasks_score(tmp_path):
     # The paper trained LSTM-GMM in delta actions (Chi et al. 2023, its robomimic configs): an abs-action run and a
     # run under an older protocol get no paper marker and say why; a delta run under today's protocol gets one.
-    from dpbench.plots import _colors, paper_marker, plot_all, score_label, unlike_paper
+    from dpbench.figure_text import paper_marker, score_label, unlike_paper
+    from dpbench.plots import _colors, plot_all
 
     delta = _on_lift(make_record("lstm_gmm", 0, [0.9], [True]), "delta")
     absolute = _on_lift(make_record("lstm_gmm", 1, [0.1], [False], preset="quick"), "abs")
