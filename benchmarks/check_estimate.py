@@ -26,7 +26,8 @@ from typing import Any
 
 from dpbench.data.registry import variant_of
 from dpbench.records import cell_seconds, load_records
-from dpbench.sweep.estimate import Rates, cost_key, demo_lengths, env_step_ms, estimate_cell
+from dpbench.sweep.estimate import Rates, cost_key, estimate_cell
+from dpbench.sweep.evidence import demo_lengths, env_step_ms
 
 STEP_MS, LENGTHS = env_step_ms(), demo_lengths()  # read once, not per estimate
 

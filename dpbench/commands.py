@@ -95,7 +95,7 @@ def _run_sweep(sweep, args: argparse.Namespace) -> int:
         from dpbench.records import load_records
         from dpbench.sweep.cells import plan_all
         from dpbench.sweep.dryrun import dry_run_report
-        from dpbench.sweep.estimate import RESULTS, rate_records
+        from dpbench.sweep.evidence import RESULTS, rate_records
 
         planned = plan_all(specs)
         # rates: the sweep's records, and the checkout's results/ when the sweep writes elsewhere, superseded too

@@ -15,7 +15,8 @@ from test_tables import make_record
 from dpbench.cli import main
 from dpbench.host import cpu_capability, cpu_family
 from dpbench.records import write_json_atomic
-from dpbench.sweep.estimate import Rates, estimate_cell, evaluation_count, expected_success
+from dpbench.sweep.estimate import Rates, estimate_cell, evaluation_count
+from dpbench.sweep.evidence import expected_success
 
 QUICK = SimpleNamespace(steps=5000, eval_every=250, eval_after=2500, eval_episodes=50, heldout_episodes=200)
 
@@ -213,36 +214,36 @@ def test_superseded_records_still_time_their_model_and_today_s_record_wins_a_sha
     # A record superseded for its training length (results/superseded/robomimic-floor) still measured its model's
     # CPU-seconds per step and per episode; the dry run reads it when no record of today has the cell's rates.
     from dpbench.runner import CellSpec, resolve_config
-    from dpbench.sweep import estimate
+    from dpbench.sweep import evidence
 
     out = tmp_path / "r"
     old = _timed("ibc", "square", "low_dim", 700.0, [100.0])  # 5000 steps: 0.14 CPU-s a step; 2 s an episode
     write_json_atomic(out / "superseded" / "robomimic-floor" / "a.json", old)
     write_json_atomic(out / "superseded" / "robomimic-floor" / "speed.json", {"not": "a record"})
     write_json_atomic(out / "records" / "b.json", _timed("bc", "pusht", "keypoints", 10.0, [1.0]))
-    assert [r["policy"] for r in estimate.rate_records([out])] == ["ibc", "bc"]
+    assert [r["policy"] for r in evidence.rate_records([out])] == ["ibc", "bc"]
     newer = {**_timed("ibc", "square", "low_dim", 1400.0, [100.0]), "cell_id": old["cell_id"]}
     write_json_atomic(out / "records" / "c.json", newer)
-    assert sorted(r["wall"]["train_s"] for r in estimate.rate_records([out])) == [10.0, 1400.0]
+    assert sorted(r["wall"]["train_s"] for r in evidence.rate_records([out])) == [10.0, 1400.0]
 
     # by hand: IBC on Square ph trains the robomimic floor's 15,000 steps at 0.14 CPU-s = 35 min, and evaluates
     # 11 x 50 + 200 held-out = 750 episodes at 2 s = 25 min, from the superseded record alone
     (out / "records" / "c.json").unlink()
     cfg = resolve_config(CellSpec("ibc", "square", 0, dataset="scripted-delta"))
-    rates = Rates(estimate.rate_records([out]), step_ms={}, lengths={})
+    rates = Rates(evidence.rate_records([out]), step_ms={}, lengths={})
     est = estimate_cell("ibc", "square", "low_dim", cfg.tcfg, cfg.chash, rates, "delta")
     assert (est.train_min, est.eval_min) == pytest.approx((35.0, 25.0))
     # and says so: its scores no longer stand, so a reader of the dry run should know what priced the cell
     assert est.superseded and est.basis.count("superseded records") == 2
     # beside a record of today, the basis counts them; with none, it names none
     today = {**_timed("ibc", "square", "low_dim", 700.0, [100.0]), "cell_id": "today"}
-    both = Rates([*estimate.rate_records([out]), today], step_ms={}, lengths={})
+    both = Rates([*evidence.rate_records([out]), today], step_ms={}, lengths={})
     est = estimate_cell("ibc", "square", "low_dim", cfg.tcfg, cfg.chash, both, "delta")
     assert "1 of 2 superseded records" in est.basis and est.superseded
     est = estimate_cell("ibc", "square", "low_dim", cfg.tcfg, cfg.chash, Rates([today], step_ms={}), "delta")
     assert "superseded" not in est.basis and not est.superseded
     # the dry run's headline counts the cells priced so (the checkout's own results/ left out)
-    monkeypatch.setattr(estimate, "RESULTS", tmp_path / "none")
+    monkeypatch.setattr(evidence, "RESULTS", tmp_path / "none")
     monkeypatch.setenv("DPBENCH_CACHE", str(tmp_path / "cache"))
     grid = {"policies": ["ibc"], "envs": ["square"], "obs": ["low_dim"], "seeds": 1, "out": str(out)}
     (tmp_path / "grid.yaml").write_text(yaml.safe_dump({**grid, "dataset": "scripted-delta"}))

@@ -1,6 +1,6 @@
 """How long a grid will take before it runs: ``dpbench sweep --dry-run`` lists every cell with its estimated
 CPU-minutes and the total, from rates measured in the records already on disk (today's and superseded ones:
-``rate_records``).
+``evidence.rate_records``).
 
 A cell costs ``steps x (CPU-seconds per training step) + episodes x (CPU-seconds per evaluation episode)``,
 where episodes = evaluations x ``train.eval_episodes`` + ``train.heldout_episodes``. Both rates come from
@@ -42,19 +42,16 @@ The figures are for planning, not for a record (``benchmarks/check_estimate.py``
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from statistics import median
 from typing import Any
 
-from dpbench.data.registry import variant_of
-from dpbench.records import PROTOCOL_VERSION, busy_cores, config_hash, load_records, read_evidence
+from dpbench.records import PROTOCOL_VERSION, busy_cores, config_hash
+from dpbench.sweep.evidence import SUPERSEDED, demo_lengths, env_step_ms, expected_success, record_horizon
 from dpbench.tasks import get_task
 
-RESULTS = Path(__file__).resolve().parents[2] / "results"
 OBS_KIND = {"keypoints": "state", "low_dim": "state", "state": "state", "image": "image"}
 
 
@@ -103,56 +100,6 @@ def cost_key(policy_config: dict[str, Any], batch_size: Any) -> str:
     return config_hash({"policy": policy_config, "batch_size": batch_size})
 
 
-def env_step_ms(results: Path = RESULTS) -> dict[tuple[str, str], float]:
-    """Env step time in ms per (task, obs mode), from the env benchmarks' files in ``results``: robomimic's
-    median step (low_dim; image with cameras) and Push-T's steps per second. Missing files give no entry."""
-    out = {}
-    try:
-        for task, modes in json.loads((results / "robomimic_env.json").read_text())["envs"].items():
-            for key, obs in (("low_dim", "low_dim"), ("cameras", "image")):
-                if key in modes:
-                    out[(task, obs)] = float(modes[key]["step_ms_median"])
-    except (OSError, ValueError, KeyError):
-        pass
-    try:
-        rates = json.loads((results / "pusht_env.json").read_text())["steps_per_second"]
-        out |= {
-            ("pusht", obs): 1000.0 / float(rates[key]) for obs, key in (("keypoints", "keypoints"), ("image", "pixels"))
-        }
-    except (OSError, ValueError, KeyError):
-        pass
-    return out
-
-
-def demo_lengths(results: Path = RESULTS) -> dict[str, float]:
-    """Each robomimic task's mean successful episode length in steps (its ph demonstrator's, measured on the test
-    seeds by ``benchmarks/bench_robomimic_env.py``): how long an episode a policy solves runs. Missing: {}."""
-    try:
-        found = json.loads((results / "robomimic_env.json").read_text())["demonstrators"]
-        return {k.split("/")[0]: float(v["mean_length"]) for k, v in found.items() if k.endswith("/ph")}
-    except (OSError, ValueError, KeyError):
-        return {}
-
-
-SUPERSEDED = "_superseded"  # rate_records' mark on a record read from superseded/ (never written to disk)
-
-
-def rate_records(results_dirs: list[Path]) -> list[dict[str, Any]]:
-    """The records rates are measured in: each results dir's ``records/`` and, below them, ``superseded/`` (any
-    depth). A superseded record's scores no longer stand, but its CPU-seconds per training step and per evaluation
-    episode still measure its model on its task: ``superseded/robomimic-floor`` holds the only robomimic timings
-    of IBC, for one. Records made under an older protocol rank below clean ones within a tier (``_clean``); where
-    a cell id is in both, today's record is the one read. Files that are not complete records are skipped. A
-    superseded record is returned with ``SUPERSEDED`` set, so each estimate can say it leans on one."""
-    found: dict[str, dict[str, Any]] = {}
-    for folder in results_dirs:
-        for record in read_evidence(Path(folder) / "superseded", "**/*.json"):
-            found.setdefault(record["cell_id"], {**record, SUPERSEDED: True})
-    for folder in results_dirs:
-        found |= {r["cell_id"]: r for r in load_records(Path(folder))[0]}
-    return list(found.values())
-
-
 def _clean(record: dict[str, Any]) -> bool:
     """A record whose timing is the best evidence: today's protocol, and no other job shared its cores."""
     contention = record.get("wall", {}).get("contention", {})
@@ -172,7 +119,7 @@ class _Measured:
     cost: str | None = None  # ``cost_key`` of its model and batch
     success: float | None = None  # the median success rate of its periodic evaluations
     threads: int = 1  # its torch threads: the dry run prices one thread per cell, and more cost more CPU per step
-    superseded: bool = False  # read from superseded/ (``rate_records``)
+    superseded: bool = False  # read from superseded/ (``evidence.rate_records``)
 
 
 def same_kind(hardware: dict[str, Any], cpu_capability: str | None, cpu_family: str | None = None) -> bool:
@@ -221,7 +168,7 @@ class Rates:
             episodes = config.get("train", {}).get("eval_episodes")
             cost = cost_key(config["policy"], config.get("train", {}).get("batch_size")) if "policy" in config else None
             # per episode at the task's (ph) horizon: an mh record's episodes may have run longer
-            at_ph = get_task(r["env"]).max_episode_steps / _record_horizon(r)
+            at_ph = get_task(r["env"]).max_episode_steps / record_horizon(r)
             self.by_key[(r["policy"], r["env"], r["obs"])].append(
                 _Measured(
                     r["config_hash"],
@@ -388,27 +335,9 @@ def _rate(values: list[float], basis: str, entries: list[_Measured], other_task:
     return Rate(median(values), basis, mine, other_task, bool(old))
 
 
-def _record_horizon(record: dict[str, Any]) -> int:
-    """The horizon a record's episodes ran to: its evaluations' ``episode_steps``, else (older records) its
-    task's horizon for the variant of its dataset."""
-    steps = ((record.get("final") or {}).get("last_eval") or {}).get("episode_steps")
-    if steps:
-        return int(steps)
-    return get_task(record["env"]).for_variant(variant_of(record.get("dataset") or {})).max_episode_steps
-
-
 def _alike(obs: str) -> tuple[Callable[[str], bool], ...]:
     """The fallback order for another task's rates: the same obs mode, then the same kind of observation."""
     return (lambda o: o == obs, lambda o: OBS_KIND.get(o) == OBS_KIND.get(obs))
-
-
-def expected_success(policy: str, env: str, obs: str, variant: str = "ph") -> float | None:
-    """The share of test episodes ``policy`` is expected to solve on a robomimic task: the paper's avg-last-10
-    success there (Tables I/II); None for Push-T (the paper reports coverage) or a policy the paper lacks."""
-    from dpbench.results import paper_reference
-
-    ref = paper_reference(policy, env, obs, variant) if get_task(env).metric == "success" else None
-    return float(ref["avg_last10"]) if ref else None
 
 
 def estimate_cell(
