@@ -1,6 +1,6 @@
 """What the figures say beside their data (``dpbench.plots``): the name of each configuration, the score axis's
 metric, whether the paper's number is a fair marker beside a cell (and how the paper made it), the CPU kinds behind
-a time axis, and the success a bar shows. Plain text and numbers, no matplotlib.
+a time axis, Plain text and numbers, no matplotlib.
 """
 
 from __future__ import annotations
@@ -119,12 +119,6 @@ def flat_config(g: Group) -> dict[str, Any]:
         for part in ("policy", "train")
         for k, v in cfg.get(part, {}).items()
     }
-
-
-def shown_success(g: Group) -> tuple[float, tuple[float, float]]:
-    """The success rate and 95% CI the scores figure shows, as the tables do: the held-out evaluation's (the
-    max's checkpoint on fresh test seeds), else, for records from before it existed, the final periodic one's."""
-    return (g.heldout.success, g.heldout.success_ci) if g.heldout else (g.success, g.success_ci)
 
 
 def cpu_kinds_note(records: Sequence[dict[str, Any]]) -> str:

@@ -165,9 +165,9 @@ def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
     shared, full, all_paper = _mean_inputs(claims, kind)
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
 
-    def mean_of(rows: list[tuple[ColumnClaim, Any, Any, Any]], i: int) -> str:
-        vals = [r[i] for r in rows if r[i] is not None]
-        return f"{mean(vals):+.1%}" + (f" ({len(vals)} columns)" if len(vals) != len(rows) else "") if vals else "–"
+    def mean_of(rows: list[Compared], i: int) -> str:
+        m, n = _mean_at(rows, i)
+        return f"{m:+.1%}" + (f" ({n} columns)" if n != len(rows) else "") if m is not None else "–"
 
     def mean_cell(i: int, subset: str, none: str = "") -> Cell:
         # Columns where ours compares a 1- or 2-seed max move the mean by more than seed noise: the mean over the
@@ -255,6 +255,12 @@ def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
 Compared = tuple[ColumnClaim, float | None, float | None, float | None]  # a column and its 3 relative improvements
 
 
+def _mean_at(rows: list[Compared], i: int) -> tuple[float | None, int]:
+    """The mean of the ``i``-th relative improvement over ``rows`` where it exists, and how many it averages."""
+    vals = [r[i] for r in rows if r[i] is not None]
+    return (sum(vals) / len(vals) if vals else None), len(vals)
+
+
 def _mean_inputs(claims: list[ColumnClaim], kind: str) -> tuple[list[Compared], list[Compared], list[float]]:
     """What the means average: the columns where ours and the paper both have DP and a baseline, each with
     (ours, paper on the same policies, paper) relative improvement; those of them where ours has 3 seeds of
@@ -314,8 +320,7 @@ def tidy_claims(records: list[dict[str, Any]], kind: str, envs: list[str] | None
     def mean_row(over: str, rows: list[Compared]) -> dict[str, Any]:
         row: dict[str, Any] = {"table": kind, "task": "mean", "variant": None, "mean_over": over}
         for i, side in enumerate(sides, 1):
-            vals = [r[i] for r in rows if r[i] is not None]
-            row[f"{side}_relative_improvement"] = sum(vals) / len(vals) if vals else None
+            row[f"{side}_relative_improvement"] = _mean_at(rows, i)[0]
         return row
 
     if shared:

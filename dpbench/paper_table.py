@@ -56,7 +56,7 @@ def paper_layout(
     selected = None if policies is None else {PAPER_POLICY_NAMES.get(p, p) for p in policies}
     rows, cols, cells = fill_cells(records, kind, envs)
     body: list[list[Cell]] = []
-    sources, alternatives, older, actions, schedule, heldout = [], False, False, False, False, False
+    sources, alternatives, older, actions, schedule, heldout, few = [], False, False, False, False, False, False
     presets: Counter[str] = Counter()
     caveats: list[str] = []
     for row in rows:
@@ -87,6 +87,7 @@ def paper_layout(
             schedule |= off
             presets[cell.group.preset] += 1
             heldout |= cell.group.heldout is not None
+            few |= bool(cell.group.last_evals)
             line.append((*_ours(cell.group), f"({_pair(cell.paper)}){mark}"))
             g = cell.group
             sources.append(
@@ -111,7 +112,7 @@ def paper_layout(
         "(target coverage / 0.95, clipped to 1), as the paper does."
         + (
             " (last n): the run evaluated fewer than 10 times, so its avg-last-10 averages all n evaluations."
-            if any("(last " in cell_text(c) for r in body for c in r[1:])
+            if few
             else ""
         ),
         "dpbench trains robomimic cells on scripted demonstrations (scripted = ph-like, scripted-mh = mh-like), "

@@ -33,7 +33,6 @@ from dpbench.figure_text import (
     paper_caveat,
     paper_marker,
     score_label,
-    shown_success,
     timed_labels,
     unlike_paper,
 )
@@ -157,7 +156,7 @@ def plot_scores(groups: list[Group], stem: Path) -> list[Path]:
                 any_paper = True
                 top.plot([i - 0.2], [ref["max"]], "D", color="black", ms=5, zorder=5)
                 top.plot([i + 0.2], [ref["avg_last10"]], "D", mfc="white", mec="black", ms=5, zorder=5)
-            success, (lo, hi) = shown_success(g)
+            success, (lo, hi) = g.shown_success
             bottom.bar(i, success, 0.6, color=c, yerr=[[success - lo], [hi - success]], capsize=4, ecolor="0.25")
             bottom.annotate(
                 f"{success:.2f}{'' if g.heldout else ' ˡ'}",

@@ -107,6 +107,13 @@ class Group:
         return f"{self.env}/{self.obs}"
 
     @property
+    def shown_success(self) -> tuple[float, tuple[float, float]]:
+        """The success rate and its 95% CI that the tables, their CSV and the scores figure show: the held-out
+        evaluation's (the max's checkpoint on fresh test seeds), else, for records without one, the final periodic
+        evaluation's."""
+        return (self.heldout.success, self.heldout.success_ci) if self.heldout else (self.success, self.success_ci)
+
+    @property
     def last_evals(self) -> str:
         """ "" when every seed's avg-last-10 averages 10 evaluations; else " (last n)" (or "n-m" across seeds), the
         count it averages: a run with fewer than 10 evaluations averages them all."""

@@ -103,7 +103,7 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
                     + (f" (n={g.seeds})" if len(counts) > 1 else "")  # the row's seeds column is a range
                     + mark,
                     ci(h.score, h.score_ci) if h else "–",
-                    ci(h.success, h.success_ci) if h else ci(g.success, g.success_ci, " ˡ"),
+                    ci(*g.shown_success, "" if h else " ˡ"),
                 ]
                 if t in coverage_tasks:
                     row.append(ci(h.final, h.final_ci) if h else "–")
@@ -232,9 +232,9 @@ def tidy_rows(groups: list[Group], with_paper: bool = False) -> list[dict[str, A
                 "heldout_final_ci_low": h.final_ci[0] if h and coverage else None,
                 "heldout_final_ci_high": h.final_ci[1] if h and coverage else None,
                 "heldout_episodes_per_seed": h.episodes if h else None,
-                "success": h.success if h else g.success,
-                "success_ci_low": (h.success_ci if h else g.success_ci)[0],
-                "success_ci_high": (h.success_ci if h else g.success_ci)[1],
+                "success": g.shown_success[0],
+                "success_ci_low": g.shown_success[1][0],
+                "success_ci_high": g.shown_success[1][1],
                 "success_source": "heldout" if h else "last_eval",
                 "last_eval_success": g.success,
                 "last_eval_success_ci_low": g.success_ci[0],

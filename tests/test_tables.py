@@ -345,15 +345,13 @@ def test_figure_labels_tell_apart_two_versions_of_one_policy():
 def test_the_scores_figure_shows_the_tables_success(results):
     # the fixture's keypoints DP seeds have held-out evaluations (success 1/3 and 2/3 of 3 episodes each, pooled 3/6)
     # whose success differs from their final periodic evaluations' (2/4 and 1/4): the figure shows the former
-    from dpbench.figure_text import shown_success
-
     recs = [json.loads(p.read_text()) for p in (results / "records").glob("*.json")]
     groups = {(g.policy, g.obs): g for g in group_records(recs)}
     dp = groups[("diffusion", "keypoints")]
-    assert shown_success(dp) == (dp.heldout.success, dp.heldout.success_ci) and dp.heldout.success != dp.success
-    assert shown_success(dp)[0] == pytest.approx(0.5) and dp.success == pytest.approx((0.5 + 0.25) / 2)
+    assert dp.shown_success == (dp.heldout.success, dp.heldout.success_ci) and dp.heldout.success != dp.success
+    assert dp.shown_success[0] == pytest.approx(0.5) and dp.success == pytest.approx((0.5 + 0.25) / 2)
     old = groups[("diffusion", "state")]  # no held-out evaluation: the final periodic one
-    assert old.heldout is None and shown_success(old) == (old.success, old.success_ci)
+    assert old.heldout is None and old.shown_success == (old.success, old.success_ci)
 
 
 def test_plots_are_written_as_png_and_svg(results, tmp_path, capsys):
@@ -820,7 +818,10 @@ def test_the_csv_success_is_the_tables_and_the_latex_aligns_the_labels(results, 
     assert main(["table", "--out", str(results), "--format", "csv", "--no-write-readme"]) == 0
     rows = {(r["policy"], r["obs"]): r for r in csv.DictReader(io.StringIO(capsys.readouterr().out))}
     dp = rows[("diffusion", "keypoints")]
-    lo, hi = wilson_ci(3, 6)
+    # Wilson's 95% interval for 3 of 6, by its formula (not dpbench.metrics)
+    z, n, k = 1.959964, 6, 3
+    centre, half = (k / n + z * z / (2 * n)), z * np.sqrt(k / n * (1 - k / n) / n + z * z / (4 * n * n))
+    lo, hi = (centre - half) / (1 + z * z / n), (centre + half) / (1 + z * z / n)
     assert (float(dp["success"]), dp["success_source"]) == (0.5, "heldout")
     assert (float(dp["success_ci_low"]), float(dp["success_ci_high"])) == (round(lo, 4), round(hi, 4))
     assert float(dp["heldout_success_ci_low"]) == round(lo, 4)
