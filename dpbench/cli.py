@@ -72,6 +72,10 @@ def _threads_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _device_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="cpu", help="cpu (default) | cuda | cuda:N | auto (cuda when torch sees one)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``dpbench`` argument parser: one subcommand per ``cmd_*`` function, set as ``func``."""
     parser = argparse.ArgumentParser(
@@ -172,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_OUT,
         help="results dir: records/ and work/ (checkpoints); a cell recorded there is not run again (default results)",
     )
-    p.add_argument("--device", default="cpu", help="cpu (default) | cuda | cuda:N | auto")
+    _device_option(p)
     p.add_argument("--video", action="store_true", help="write rollouts.gif of the final evaluation")
     p.add_argument(
         "--all-episodes",
@@ -268,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="one inference override; repeat for more: --set policy.sampler=ddpm --set policy.num_inference_steps=100",
     )
+    _device_option(p)
     _threads_option(p)
     p.set_defaults(func=cmd_eval)
 

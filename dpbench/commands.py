@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from dpbench.errors import DpbenchError, check_output_file
-from dpbench.host import default_threads
+from dpbench.host import default_threads, device_name, resolve_device
 
 DEFAULT_OUT = "results"
 
@@ -138,8 +138,6 @@ def _warn_paper_on_cpu(cells: list[Any]) -> None:
     """One line on stderr when a paper-preset cell among ``cells`` (those still to train) will train on this
     machine's CPU: the paper's schedules (hundreds of thousands of steps) take days there, and ``--device``
     defaults to cpu."""
-    from dpbench.host import resolve_device
-
     if any(c.spec.preset == "paper" and resolve_device(c.spec.device).type == "cpu" for c in cells):
         print(
             "[dpbench] note: the paper preset on the CPU takes days per cell (its full training schedule); "
@@ -247,7 +245,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise DpbenchError(f"{args.checkpoint}: checkpoint was trained on env '{meta['env']}', not '{task.name}'")
     obs = args.obs or meta.get("obs") or task.default_obs
     mode = task.obs_mode(obs, meta.get("action_mode"))
+    device = resolve_device(args.device)  # before the checkpoint loads: a bad name fails fast
     policy, meta = load_policy(args.checkpoint, expect_spec=mode.spec, overrides=_parse_overrides(args.set))
+    policy.to(device)
     res = evaluate(
         policy,
         task,
@@ -261,7 +261,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"success rate {res.success_rate:.3f}  95% CI [{res.success_ci95[0]:.3f}, {res.success_ci95[1]:.3f}]")
     print(
         f"{res.n_episodes} episodes in {res.wall_s:.1f} s; "
-        f"chunk latency {res.chunk_latency_ms:.1f} ms (batch {res.n_episodes})"
+        f"chunk latency {res.chunk_latency_ms:.1f} ms (batch {res.n_episodes}, {device_name(device)})"
     )
     return 0
 

@@ -137,8 +137,15 @@ def test_checkpoint_eval_and_wrong_env(tmp_path, tiny_pusht_hdf5, capsys):
     assert _run(tmp_path, tiny_pusht_hdf5, "--seeds", "1") == 0
     ckpt = str(tmp_path / _records(tmp_path)[0]["checkpoint"])
     capsys.readouterr()
-    assert main(["eval", ckpt, "--env", "pusht", "--episodes", "2"]) == 0
+    assert main(["eval", ckpt, "--env", "pusht", "--episodes", "2", "--device", "cpu"]) == 0
     assert "success rate" in capsys.readouterr().out
+    # a device this machine lacks or torch cannot parse: one line, before any episode
+    for device, says in (("gpu0", "unknown --device 'gpu0'"), ("cuda", "sees no CUDA device; use --device cpu")):
+        if device == "cuda" and torch.cuda.is_available():
+            continue
+        assert main(["eval", ckpt, "--episodes", "2", "--device", device]) == 2
+        err = capsys.readouterr().err
+        assert says in err and "Traceback" not in err, err
     assert main(["eval", ckpt, "--env", "pusht", "--obs", "state", "--episodes", "2"]) == 2
     assert "action_dim" in capsys.readouterr().err
     # the sampler is an inference-time choice: the same weights under DDPM
