@@ -34,7 +34,7 @@ back as a plain dict by ``read_record`` / ``load_records``. Its top-level fields
                     ``success_max``, ``success_avg_last10``, ``last_eval`` (the final evaluation, episode by
                     episode), ``heldout`` (the selected checkpoint on fresh test seeds, or null)
 ``wall``            wall-clock seconds (``WallTimes``): ``train_s``, ``eval_s``, ``total_s`` (0.1 s), and
-                    ``contention`` (``{"train": ..., "eval": ...}``, ``dpbench.host.ContentionMeter``;
+                    ``contention`` (``{"train": ..., "eval": ...}``, ``dpbench.contention.ContentionMeter``;
                     over every process of a resumed cell from 2026-12-02 on, its last one before)
 ``checkpoint``      the final policy's weights, relative to the results dir (``work/<cell_id>/...``)
 ``versions``        dpbench's version and commit (``0.1.0+g899a5dd``, ``.dirty`` for uncommitted code;

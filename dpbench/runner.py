@@ -19,12 +19,13 @@ from tqdm.auto import tqdm
 
 from dpbench.checkpoint import save_policy
 from dpbench.config import build_configs, config_to_dict
+from dpbench.contention import ContentionMeter
 from dpbench.data.registry import DatasetRef, data_variant, portable_path, resolve_dataset
 from dpbench.data.sampler import SequenceSampler, split_episodes
 from dpbench.envs.io import ObsMode
 from dpbench.errors import DpbenchError
 from dpbench.evaluate import evaluate
-from dpbench.host import ContentionMeter, device_name, environment_info, resolve_device
+from dpbench.host import device_name, environment_info, resolve_device
 from dpbench.metrics import best_evaluation, summarize_history
 from dpbench.policies import get_policy_class, policy_source, source_digest
 from dpbench.preflight import check_actions_fit, check_configs, check_dataset_fits, preflight

@@ -24,9 +24,9 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from dpbench.config import TrainConfig
+from dpbench.contention import ContentionMeter
 from dpbench.data.sampler import SequenceSampler
 from dpbench.errors import DpbenchError, first_line
-from dpbench.host import ContentionMeter
 from dpbench.policy import Policy, policy_label
 
 RESUME_FILE = "train_state.pt"

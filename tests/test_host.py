@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from dpbench import host
+from dpbench import contention, host
 from dpbench.errors import DpbenchError
 
 
@@ -133,7 +133,7 @@ SPIN = "import time\nt = time.time()\nwhile time.time() - t < 3: pass"
 
 
 def _measure(cmd: list[str]) -> dict:
-    meter = host.ContentionMeter()
+    meter = contention.ContentionMeter()
     spinner = subprocess.Popen(cmd)
     try:
         time.sleep(0.5)  # the spinner is up
@@ -165,7 +165,7 @@ def test_contention_meter_counts_another_process_but_not_its_own_workers():
     # and the cell's own cores count its workers: ~1 for the spinning child, ~0 while only another job spins
     assert own["own_cores"] - stranger["own_cores"] > 0.4, (stranger, own)
     assert 0 <= stranger["own_cores"] < 0.5 < own["own_cores"] <= 1.2, (stranger, own)
-    assert host.ContentionMeter().summary(threads=1)["contended"] is None  # nothing measured
+    assert contention.ContentionMeter().summary(threads=1)["contended"] is None  # nothing measured
 
 
 def test_contention_totals_leave_the_interval_open_and_add_up(monkeypatch):
@@ -175,14 +175,14 @@ def test_contention_totals_leave_the_interval_open_and_add_up(monkeypatch):
         t = next(clock)
         return 3.0 * t, float(t)
 
-    monkeypatch.setattr(host, "_cpu_times", fake)
-    meter = host.ContentionMeter()
+    monkeypatch.setattr(contention, "_cpu_times", fake)
+    meter = contention.ContentionMeter()
     meter.start()  # t = 0
     snap = meter.totals()  # t = 10, as if stopped there; still open
     assert snap["others_cpu_s"] == 20.0 and snap["own_cpu_s"] == 10.0 and snap["intervals"] == 1
     meter.stop()  # t = 20: the whole interval counts, not only its part after the snapshot
     assert meter.others_cpu_s == 40.0 and meter.own_cpu_s == 20.0 and meter.intervals == 1
-    later = host.ContentionMeter()
+    later = contention.ContentionMeter()
     later.add(snap)
     later.add({})  # a checkpoint from before meters travelled in it
     assert later.others_cpu_s == 20.0 and later.own_cpu_s == 10.0 and later.intervals == 1

@@ -104,7 +104,7 @@ def test_a_resumed_cells_contention_covers_its_stopped_process(tmp_path, tiny_pu
     """A cell stopped and resumed keeps what its first process measured: other jobs that crowded the cores
     then still mark the record contended, though none ran while it resumed. Before 2026-12-02 the record
     said only what the last process saw."""
-    import dpbench.host as host
+    import dpbench.contention as contention
 
     cores = os.cpu_count() or 1
 
@@ -117,14 +117,14 @@ def test_a_resumed_cells_contention_covers_its_stopped_process(tmp_path, tiny_pu
         return t, t
 
     out = tmp_path / "r"
-    monkeypatch.setattr(host, "_cpu_times", crowded)
+    monkeypatch.setattr(contention, "_cpu_times", crowded)
     assert _run(out, tiny_pusht_hdf5, "--seeds", "1") == 0
     first = _records(out)[0]["wall"]["contention"]
     assert first["train"]["contended"] is True and first["eval"]["contended"] is True
     assert first["train"]["others_cores"] == pytest.approx(10 * cores, rel=1e-3)
     next((out / "records").glob("*.json")).unlink()  # killed after its last checkpoint
 
-    monkeypatch.setattr(host, "_cpu_times", alone)
+    monkeypatch.setattr(contention, "_cpu_times", alone)
     assert _run(out, tiny_pusht_hdf5, "--seeds", "1") == 0
     both = _records(out)[0]["wall"]["contention"]
     for phase in ("train", "eval"):
