@@ -193,7 +193,8 @@ def cmd_config(args: argparse.Namespace) -> int:
     (with ``--set`` overrides), beside the paper preset's values and each field's documentation; returns 0. Raises
     DpbenchError for a config ``dpbench run`` would refuse: the policy's (its ``check_config``, and a build with
     the ``policy.*`` overrides) or the train config's (``config.check_train_config``)."""
-    from dpbench.config import build_configs, describe, describe_length
+    from dpbench.config import build_configs, describe_length
+    from dpbench.config_docs import describe
     from dpbench.policies import get_policy_class
     from dpbench.preflight import check_configs
     from dpbench.tasks import get_task

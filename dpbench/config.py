@@ -2,19 +2,15 @@
 presets, task recipes and ``--set`` overrides become one config.
 
 Every config is a dataclass. A field's documentation is the comment beside it (and any comment
-lines right above it); ``field_docs`` reads them and ``dpbench config POLICY`` prints them with
-their values, so the source is the one place a field is explained.
+lines right above it); ``dpbench.config_docs`` reads them and ``dpbench config POLICY`` prints them
+with their values, so the source is the one place a field is explained.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
-import io
 import json
 import math
-import textwrap
-import tokenize
 import types
 import typing
 from fractions import Fraction
@@ -82,77 +78,13 @@ class TrainConfig:
     grad_clip: float | None = None  # clip the gradient's global norm to this (None: no clipping)
 
 
-# ------------------------------------------------------------------------------- field docs
-def field_docs(cls: type) -> dict[str, str]:
-    """``{field: documentation}`` for a config dataclass and its bases: each field's trailing
-    comment, preceded by the comment lines right above it. Fields without any comment map to ""."""
-    docs: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):
-        if not dataclasses.is_dataclass(klass) or klass is object:
-            continue
-        try:
-            source = inspect.getsource(klass)
-        except (OSError, TypeError):
-            continue
-        docs.update(_comments_by_field(textwrap.dedent(source), {f.name for f in dataclasses.fields(klass)}))
-    return {f.name: docs.get(f.name, "") for f in dataclasses.fields(cls)}
-
-
-def _comments_by_field(source: str, names: set[str]) -> dict[str, str]:
-    lines = source.splitlines()
-    comments: dict[int, str] = {}
-    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
-        if tok.type == tokenize.COMMENT:
-            comments[tok.start[0]] = tok.string.lstrip("#").strip()
-    out: dict[str, str] = {}
-    for i, line in enumerate(lines, start=1):
-        name = line.strip().split(":", 1)[0]
-        if name not in names or not line.startswith("    ") or line.startswith("     "):
-            continue
-        above, j = [], i - 1
-        while j in comments and lines[j - 1].strip().startswith("#"):
-            above.insert(0, comments[j])
-            j -= 1
-        out[name] = " ".join([*above, comments.get(i, "")]).strip()
-    return out
-
-
-def describe(cfg: Any, paper: Any | None = None, prefix: str = "") -> list[tuple[str, str, str, str, str]]:
-    """Rows ``(field, type, value, paper value, documentation)`` for a config and its nested
-    configs (``vision.widths``), for ``dpbench config``."""
-    hints = typing.get_type_hints(type(cfg))
-    docs = field_docs(type(cfg))
-    rows = []
-    for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        ref = getattr(paper, f.name, None) if paper is not None else None
-        if dataclasses.is_dataclass(value):
-            rows += describe(value, ref if dataclasses.is_dataclass(ref) else None, f"{prefix}{f.name}.")
-            continue
-        rows.append(
-            (
-                f"{prefix}{f.name}",
-                _type_name(hints[f.name]),
-                _show(value),
-                _show(ref) if paper is not None else "",
-                docs[f.name],
-            )
-        )
-    return rows
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, tuple):
-        return ",".join(str(v) for v in value)
-    return str(value)
-
-
 # ------------------------------------------------------------------------------- --set parsing
 NONE_WORDS = ("none", "null")
 TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
-def _type_name(tp: Any) -> str:
+def type_name(tp: Any) -> str:
+    """A declared field type as ``dpbench config`` and --set errors print it (``int``, ``tuple[int, ...]``)."""
     if isinstance(tp, type):
         return tp.__name__
     return str(tp).replace("typing.", "").replace("dpbench.vision.", "")
@@ -180,7 +112,7 @@ def parse_value(text: str, tp: Any) -> Any:
                 return parse_value(text, option)
             except ValueError:
                 continue
-        raise ValueError(f"expected {_type_name(tp)}, got {text!r}")
+        raise ValueError(f"expected {type_name(tp)}, got {text!r}")
     if tp is bool:
         word = text.strip().lower()
         if word in TRUE_WORDS or word in FALSE_WORDS:
@@ -196,12 +128,12 @@ def parse_value(text: str, tp: Any) -> Any:
         items = [v.strip() for v in text.strip().strip("()[]").split(",") if v.strip()]
         kinds = [args[0]] * len(items) if len(args) == 2 and args[1] is Ellipsis else list(args)
         if len(kinds) != len(items):
-            raise ValueError(f"expected {len(kinds)} comma-separated values ({_type_name(tp)}), got {text!r}")
+            raise ValueError(f"expected {len(kinds)} comma-separated values ({type_name(tp)}), got {text!r}")
         try:
             return tuple(parse_value(v, k) for v, k in zip(items, kinds))
         except ValueError as exc:
-            raise ValueError(f"{exc}; write {_type_name(tp)} as comma-separated values, e.g. 32,64") from None
-    raise ValueError(f"cannot set a field of type {_type_name(tp)} from the command line")
+            raise ValueError(f"{exc}; write {type_name(tp)} as comma-separated values, e.g. 32,64") from None
+    raise ValueError(f"cannot set a field of type {type_name(tp)} from the command line")
 
 
 def apply_overrides(cfg: Any, overrides: dict[str, Any], where: str) -> Any:
@@ -235,7 +167,7 @@ def apply_overrides(cfg: Any, overrides: dict[str, Any], where: str) -> Any:
             try:
                 value = parse_value(value, hints[head])
             except ValueError as exc:
-                raise DpbenchError(f"bad value for {where}.{key} ({_type_name(hints[head])}): {exc}") from None
+                raise DpbenchError(f"bad value for {where}.{key} ({type_name(hints[head])}): {exc}") from None
         elif isinstance(value, list):
             value = tuple(value)
         setattr(cfg, head, value)

@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 
 from dpbench.cli import main
-from dpbench.config import TrainConfig, build_configs, field_docs
+from dpbench.config import TrainConfig, build_configs
+from dpbench.config_docs import field_docs
 from dpbench.errors import DpbenchError
 from dpbench.policies import available_policies, get_policy_class
 from dpbench.sweep.estimate import evaluation_count
