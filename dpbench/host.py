@@ -252,18 +252,27 @@ def device_name(device: torch.device) -> str:
 
 
 def resolve_device(name: str) -> torch.device:
-    """A ``--device`` name as a torch.device; ``auto`` is cuda when torch sees one, else cpu. Raises DpbenchError for a
-    cuda device when torch sees none, or a name torch does not parse."""
+    """A ``--device`` name as a torch.device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (cuda when torch sees one,
+    else cpu). Raises DpbenchError, before anything loads or trains, for a name torch does not parse, a device type
+    dpbench does not run on (mps, xla, meta: torch parses them, then fails mid-run), a cuda device when torch sees
+    none, or a cuda index past the devices torch sees."""
     import torch
 
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise DpbenchError(f"--device {name}: torch {torch.__version__} sees no CUDA device; use --device cpu")
     try:
-        return torch.device(name)
+        device = torch.device(name)
     except RuntimeError:
         raise DpbenchError(f"unknown --device '{name}'; use cpu, cuda, cuda:N or auto") from None
+    if device.type not in ("cpu", "cuda"):
+        raise DpbenchError(f"--device {name}: dpbench runs on the CPU or CUDA; use cpu, cuda, cuda:N or auto")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DpbenchError(f"--device {name}: torch {torch.__version__} sees no CUDA device; use --device cpu")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise DpbenchError(f"--device {name}: torch sees {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+    return device
 
 
 def environment_info(device: str | None = None) -> dict[str, Any]:

@@ -219,3 +219,31 @@ def test_a_cpu_kind_is_the_simd_level_and_where_recorded_the_family():
     # a record older than cpu_family names its SIMD level alone; one older than that names nothing
     assert cpu_kind({"cpu_capability": "AVX2", "cpu_family": None}) == "AVX2"
     assert cpu_kind({"cpu": "AMD EPYC"}) is None
+
+
+def test_a_device_name_is_refused_before_anything_runs_unless_dpbench_can_use_it(monkeypatch):
+    """torch parses mps, xla and meta, then fails mid-run with a traceback (meta after the episodes start); a cuda
+    index past the visible devices failed at the first .to(). Each is one DpbenchError line up front."""
+    import torch
+
+    assert host.resolve_device("cpu") == torch.device("cpu")
+    for name, says in (
+        ("gpu0", "unknown --device 'gpu0'"),
+        ("cuda:abc", "unknown --device 'cuda:abc'"),  # a typo, not a missing GPU
+        ("mps", "runs on the CPU or CUDA"),
+        ("meta", "runs on the CPU or CUDA"),
+        ("xla", "runs on the CPU or CUDA"),
+    ):
+        with pytest.raises(DpbenchError, match=re.escape(says)):
+            host.resolve_device(name)
+    # a machine with one GPU, as torch would report it
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert host.resolve_device("cuda:0") == torch.device("cuda:0")
+    assert host.resolve_device("auto") == torch.device("cuda")
+    with pytest.raises(DpbenchError, match=re.escape("torch sees 1 CUDA device(s), cuda:0 to cuda:0")):
+        host.resolve_device("cuda:7")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(DpbenchError, match="sees no CUDA device"):
+        host.resolve_device("cuda:0")
+    assert host.resolve_device("auto") == torch.device("cpu")
