@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from dpbench.host import cpu_kind
-from dpbench.records import busy_cores
+from dpbench.records import busy_cores, process_kinds
 from dpbench.render import Table
 from dpbench.results import Group
 
@@ -45,8 +45,9 @@ def score_within(record: dict[str, Any], minutes: float) -> tuple[float, bool]:
 def cpu_kinds(records: Sequence[dict[str, Any]]) -> set[str]:
     """The kinds of CPU behind ``records`` (``dpbench.host.cpu_kind``: "AVX2 25/1", "AVX512 26/2", or "AVX2"
     before records held the family/model); "unrecorded" for records made before dpbench wrote the SIMD level
-    (commit d127b68)."""
-    return {cpu_kind(r.get("hardware") or {}) or "unrecorded" for r in records}
+    (commit d127b68) or for a process of a resumed cell that did not say. A cell resumed on another kind names
+    each of its processes' kinds (``records.process_kinds``)."""
+    return {k or "unrecorded" for r in records for k in process_kinds(r) or {cpu_kind(r.get("hardware") or {})}}
 
 
 def named_cpu_kinds(records: Sequence[dict[str, Any]]) -> str:

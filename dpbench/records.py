@@ -35,7 +35,9 @@ back as a plain dict by ``read_record`` / ``load_records``. Its top-level fields
                     episode), ``heldout`` (the selected checkpoint on fresh test seeds, or null)
 ``wall``            wall-clock seconds (``WallTimes``): ``train_s``, ``eval_s``, ``total_s`` (0.1 s), and
                     ``contention`` (``{"train": ..., "eval": ...}``, ``dpbench.contention.ContentionMeter``;
-                    over every process of a resumed cell from 2026-12-02 on, its last one before)
+                    over every process of a resumed cell from 2026-12-02 on, its last one before), and from
+                    2026-12-04 ``processes``: each process that trained the cell (step it began at, CPU kind,
+                    device), so a cell resumed on another kind of CPU says its times mix kinds
 ``checkpoint``      the final policy's weights, relative to the results dir (``work/<cell_id>/...``)
 ``versions``        dpbench's version and commit (``0.1.0+g899a5dd``, ``.dirty`` for uncommitted code;
                     ``dpbench.source``) and package versions (python, torch, numpy, ...;
@@ -57,7 +59,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -173,15 +175,27 @@ class WallTimes:
     # and over evaluation.
     contention_train: dict[str, Any]
     contention_eval: dict[str, Any]
+    # Every process that trained the cell, in order (``dpbench.train.TrainState.processes``): ``from_step``,
+    # ``cpu_kind``, ``device``. One entry: the cell ran in one go; more than one CPU kind: the times above mix them.
+    processes: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON mapping: seconds rounded to 0.1, then ``contention: {"train": ..., "eval": ...}``."""
-        return {
+        """The JSON mapping: seconds rounded to 0.1, ``contention: {"train": ..., "eval": ...}``, then ``processes``
+        (left out when empty, as records before 2026-12-04 hold it)."""
+        out = {
             "train_s": round(self.train_s, 1),
             "eval_s": round(self.eval_s, 1),
             "total_s": round(self.total_s, 1),
             "contention": {"train": self.contention_train, "eval": self.contention_eval},
         }
+        return out | ({"processes": self.processes} if self.processes else {})
+
+
+def process_kinds(record: dict[str, Any]) -> set[str | None]:
+    """The CPU kinds (``dpbench.host.cpu_kind``) of the processes that trained a record's cell (``wall.processes``;
+    None: a process that did not say). Empty for records before 2026-12-04, which name only their last process's
+    ``hardware``; more than one kind: the record's times mix them."""
+    return {p.get("cpu_kind") for p in (record.get("wall") or {}).get("processes") or []}
 
 
 def cell_seconds(record: dict[str, Any]) -> float:

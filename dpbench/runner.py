@@ -344,6 +344,7 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
             total_s=max(time.perf_counter() - t_start, state.train_seconds + eval_s),
             contention_train=train_meter.summary(torch.get_num_threads()),
             contention_eval=eval_meter.summary(torch.get_num_threads()),
+            processes=state.processes,
         ),
         checkpoint=ckpt.relative_to(spec.out).as_posix(),  # relative to the results dir
         **provenance(cell.policy_cls, device_name(policy.device)),

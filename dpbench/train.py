@@ -27,6 +27,7 @@ from dpbench.config import TrainConfig
 from dpbench.contention import ContentionMeter
 from dpbench.data.sampler import SequenceSampler
 from dpbench.errors import DpbenchError, first_line
+from dpbench.host import cpu_capability, cpu_family, cpu_kind, device_name
 from dpbench.policy import Policy, policy_label
 
 RESUME_FILE = "train_state.pt"
@@ -90,6 +91,16 @@ class TrainState:
     best: tuple[dict[str, torch.Tensor], int, float] | None = None  # (weights, step, score) of the best evaluation
     # ContentionMeter.totals() by name, of every process that ran this cell up to the checkpoint
     contention: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Every process that trained this cell, in order: the step it started from, its CPU kind and device
+    # (``process_entry``); a record's wall times cover them all, so more than one kind means they mix kinds.
+    processes: list[dict[str, Any]] = field(default_factory=list)
+
+
+def process_entry(step: int, device: torch.device) -> dict[str, Any]:
+    """One ``TrainState.processes`` entry: the step this process started from, its CPU kind (``dpbench.host.cpu_kind``:
+    "AVX2 23/1") and its device ("cpu" or the CUDA device's name)."""
+    hardware = {"cpu_capability": cpu_capability(), "cpu_family": cpu_family()}
+    return {"from_step": step, "cpu_kind": cpu_kind(hardware), "device": device_name(device)}
 
 
 def save_best(path: Path, tensors: dict[str, torch.Tensor], step: int, score: float) -> None:
@@ -190,6 +201,7 @@ def train(
         state = _load_resume(resume, policy, optimizer, scheduler, ema, rng)
         for name, meter in meters.items():
             meter.add(state.contention.get(name, {}))
+    state.processes.append(process_entry(state.step, policy.device))
     # The best evaluation's weights travel in the resume checkpoint too: a best file written after
     # that checkpoint belongs to evaluations the resumed run replays, so the checkpoint's copy wins.
     if state.best is not None:
@@ -278,6 +290,7 @@ def _save_resume(path: Path, policy, optimizer, scheduler, ema, rng, state: Trai
                 "loss_sum": state.loss_sum,
                 "loss_count": state.loss_count,
                 "contention": state.contention,
+                "processes": state.processes,
             }
         ),
     }
@@ -313,4 +326,6 @@ def _load_resume(path: Path, policy, optimizer, scheduler, ema, rng) -> TrainSta
         loss_count=meta.get("loss_count", 0),
         best=best,
         contention=meta.get("contention", {}),  # absent from checkpoints older than 2026-12-02
+        # absent before 2026-12-04: the processes that trained up to this checkpoint are not known
+        processes=meta.get("processes") or [{"from_step": 0, "cpu_kind": None, "device": None}],
     )

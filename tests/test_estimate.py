@@ -368,6 +368,23 @@ def test_rates_prefer_records_from_this_machines_kind_of_cpu():
         assert not estimate_cell("diffusion", "square", "low_dim", QUICK, "x", other).this_cpu
 
 
+def test_a_cell_resumed_on_another_kind_of_cpu_is_not_this_kinds_evidence():
+    # its wall times mix the two kinds' speeds (wall.processes), so it ranks with the records of other kinds
+    mixed = _timed("diffusion", "square", "low_dim", 500.0, [100.0])
+    mixed["hardware"]["cpu_capability"] = "AVX2"
+    mixed["wall"]["processes"] = [
+        {"from_step": 0, "cpu_kind": "AVX512 25/17", "device": "cpu"},
+        {"from_step": 2000, "cpu_kind": "AVX2", "device": "cpu"},
+    ]
+    alone = _timed("diffusion", "square", "low_dim", 1750.0, [350.0])
+    alone["hardware"]["cpu_capability"] = "AVX2"
+    alone["wall"]["processes"] = [{"from_step": 0, "cpu_kind": "AVX2", "device": "cpu"}]
+    rate = Rates([mixed, alone], step_ms={}, cpu_capability="AVX2").train_rate("diffusion", "square", "low_dim", "x")
+    assert rate.seconds == 1750.0 / 5000 and rate.this_cpu
+    rate = Rates([mixed], step_ms={}, cpu_capability="AVX2").train_rate("diffusion", "square", "low_dim", "x")
+    assert rate.seconds == 500.0 / 5000 and not rate.this_cpu
+
+
 def _kind(record: dict, kind: str, chash: str | None = None) -> dict:
     record["hardware"]["cpu_capability"] = kind
     if chash:

@@ -105,6 +105,7 @@ def test_a_resumed_cells_contention_covers_its_stopped_process(tmp_path, tiny_pu
     then still mark the record contended, though none ran while it resumed. Before 2026-12-02 the record
     said only what the last process saw."""
     import dpbench.contention as contention
+    import dpbench.host as host
 
     cores = os.cpu_count() or 1
 
@@ -121,12 +122,18 @@ def test_a_resumed_cells_contention_covers_its_stopped_process(tmp_path, tiny_pu
     assert _run(out, tiny_pusht_hdf5, "--seeds", "1") == 0
     first = _records(out)[0]["wall"]["contention"]
     assert first["train"]["contended"] is True and first["eval"]["contended"] is True
+    kind = host.cpu_kind({"cpu_capability": host.cpu_capability(), "cpu_family": host.cpu_family()})
+    assert _records(out)[0]["wall"]["processes"] == [{"from_step": 0, "cpu_kind": kind, "device": "cpu"}]
     assert first["train"]["others_cores"] == pytest.approx(10 * cores, rel=1e-3)
     next((out / "records").glob("*.json")).unlink()  # killed after its last checkpoint
 
     monkeypatch.setattr(contention, "_cpu_times", alone)
     assert _run(out, tiny_pusht_hdf5, "--seeds", "1") == 0
     both = _records(out)[0]["wall"]["contention"]
+    # the record names both processes and the step each began at: had the second run on another kind of CPU,
+    # the record would say its times mix kinds
+    steps = _records(out)[0]["config"]["train"]["steps"]
+    assert [p["from_step"] for p in _records(out)[0]["wall"]["processes"]] == [0, steps]
     for phase in ("train", "eval"):
         assert both[phase]["contended"] is True, both
         # the first process's crowd averaged over both processes' wall time: below 10x, above the threshold

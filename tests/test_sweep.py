@@ -129,7 +129,8 @@ def test_grid_of_two_policies_two_seeds_in_a_process_pool(tmp_path, tiny_pusht_h
             "last_eval",
             "heldout",
         ]
-        assert list(r["wall"]) == ["train_s", "eval_s", "total_s", "contention"]
+        assert list(r["wall"]) == ["train_s", "eval_s", "total_s", "contention", "processes"]
+        assert [p["from_step"] for p in r["wall"]["processes"]] == [0]  # one process, from the start
         assert list(r["data_split"]) == [
             "split_seed",
             "val_ratio",

@@ -297,6 +297,20 @@ def test_one_simd_level_on_two_cpu_generations_is_two_kinds_in_the_tables(result
     assert [row[4] for row in table.rows if "AVX512" in row[4]] == ["AVX512 25/17+AVX512 26/2"]
 
 
+def test_a_cell_resumed_on_another_kind_of_cpu_names_both_kinds(results):
+    path = next((results / "records").glob("pusht-keypoints__diffusion__*paper*seed0.json"))
+    record = json.loads(path.read_text())
+    record["hardware"].update(cpu_capability="AVX2", cpu_family="23/1")
+    record["wall"]["processes"] = [
+        {"from_step": 0, "cpu_kind": "AVX512 25/17", "device": "cpu"},
+        {"from_step": 900, "cpu_kind": "AVX2 23/1", "device": "cpu"},
+    ]
+    recs = [json.loads(p.read_text()) for p in (results / "records").glob("*.json") if p != path] + [record]
+    table = equal_time_table(group_records(recs))
+    (kinds,) = [row[4] for row in table.rows if "23/1" in row[4]]  # the group's other seeds name no kind
+    assert kinds.split("+") == ["AVX2 23/1", "AVX512 25/17", "unrecorded"]
+
+
 def test_the_latency_legend_names_the_cpu_kinds(results, tmp_path, monkeypatch):
     # a chunk's latency is a time: a group whose seeds ran on an AVX2 machine and an unrecorded one says so
     import dpbench.plots as plots
@@ -575,6 +589,7 @@ def test_record_schema_writes_what_committed_records_hold():
                 wall["total_s"],
                 wall["contention"]["train"],
                 wall["contention"]["eval"],
+                wall.get("processes", []),
             ),
             checkpoint=rec["checkpoint"],
             versions=rec["versions"],

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from statistics import median
 from typing import Any
 
-from dpbench.records import PROTOCOL_VERSION, busy_cores, config_hash
+from dpbench.records import PROTOCOL_VERSION, busy_cores, config_hash, process_kinds
 from dpbench.sweep.evidence import SUPERSEDED, demo_lengths, env_step_ms, expected_success, record_horizon
 from dpbench.tasks import get_task
 
@@ -175,7 +175,7 @@ class Rates:
                     r.get("action_mode"),
                     r["wall"]["train_s"] * train_cores / steps if steps > 0 else None,
                     median(evals) * eval_cores / episodes * at_ph if evals and episodes else None,
-                    same_kind(hw, cpu_capability, cpu_family),
+                    same_kind(hw, cpu_capability, cpu_family) and len(process_kinds(r)) <= 1,  # not mixed kinds
                     _clean(r),
                     cost,
                     median(rates)
