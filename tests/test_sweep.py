@@ -477,6 +477,7 @@ def test_an_interrupt_inside_numba_code_is_still_one_clear_message(monkeypatch, 
     # that Ctrl-C or SIGTERM raises inside them into "SystemError: CPUDispatcher(...) returned a result with an
     # exception set", caused by it: a killed robomimic run printed a traceback wall instead of the resume message
     import dpbench.cli as cli
+    import dpbench.cli_args as cli_args
 
     def interrupted_in_numba(args):
         try:
@@ -486,7 +487,7 @@ def test_an_interrupt_inside_numba_code_is_still_one_clear_message(monkeypatch, 
                 "CPUDispatcher(<function opspace_matrices>) returned a result with an exception set"
             ) from exc
 
-    monkeypatch.setattr(cli, "cmd_plot", interrupted_in_numba)
+    monkeypatch.setattr(cli_args, "cmd_plot", interrupted_in_numba)
     assert cli.main(["plot"]) == 130
     err = capsys.readouterr().err
     assert "dpbench: interrupted." in err and "rerun the same command" in err and "Traceback" not in err
@@ -494,7 +495,7 @@ def test_an_interrupt_inside_numba_code_is_still_one_clear_message(monkeypatch, 
     def broken(args):
         raise SystemError("a real bug")  # not an interrupt: it still surfaces
 
-    monkeypatch.setattr(cli, "cmd_plot", broken)
+    monkeypatch.setattr(cli_args, "cmd_plot", broken)
     with pytest.raises(SystemError, match="a real bug"):
         cli.main(["plot"])
 
