@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from dpbench.contract import check_step_actions
 from dpbench.envs.io import ObsMode
 from dpbench.host import available_memory_mb
 from dpbench.metrics import mean_ci, wilson_ci
-from dpbench.policy import Policy, check_step_actions
+from dpbench.policy import Policy
 from dpbench.tasks import Task
 from dpbench.vector import EnvBatch, EnvMaker
 

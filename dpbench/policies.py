@@ -15,8 +15,9 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from dpbench.contract import is_builtin
 from dpbench.errors import DpbenchError, raised_at
-from dpbench.policy import Policy, is_builtin
+from dpbench.policy import Policy
 
 ENTRY_POINT_GROUP = "dpbench.policies"
 

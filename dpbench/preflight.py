@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from dpbench.contract import check_step_actions, is_builtin, plugin_hint, policy_label
 from dpbench.errors import DpbenchError, first_line, raised_at
-from dpbench.policy import check_step_actions, is_builtin, plugin_hint, policy_label
 from dpbench.spec import PolicySpec
 
 

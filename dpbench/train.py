@@ -25,10 +25,11 @@ from tqdm.auto import tqdm
 
 from dpbench.config import TrainConfig
 from dpbench.contention import ContentionMeter
+from dpbench.contract import policy_label
 from dpbench.data.sampler import SequenceSampler
 from dpbench.errors import DpbenchError, first_line
 from dpbench.host import cpu_capability, cpu_family, cpu_kind, device_name
-from dpbench.policy import Policy, policy_label
+from dpbench.policy import Policy
 
 RESUME_FILE = "train_state.pt"
 BEST_FILE = "best.safetensors"  # the evaluated weights at the history's best score (first of equals)

@@ -12,10 +12,10 @@ import torch
 from safetensors import safe_open
 
 from dpbench.cli import main
+from dpbench.contract import check_actions, check_step_actions
 from dpbench.diffusion.policy import DiffusionUnetPolicy
 from dpbench.errors import DpbenchError
 from dpbench.metrics import wilson_ci
-from dpbench.policy import check_actions, check_step_actions
 from dpbench.tasks import get_task
 
 
@@ -340,7 +340,7 @@ def test_every_cli_option_has_help_text():
     """Each subcommand's options and arguments say what they are (`dpbench X --help`)."""
     import argparse
 
-    from dpbench.cli import build_parser
+    from dpbench.cli_args import build_parser
 
     undescribed: list[str] = []  # a subcommand's own --help opens with what it does
 

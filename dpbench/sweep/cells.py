@@ -9,11 +9,11 @@ from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
 
+from dpbench.contract import is_builtin, plugin_hint
 from dpbench.data.registry import dataset_name_problem
 from dpbench.errors import DatasetMissing, DpbenchError, first_line, raised_at
 from dpbench.host import resolve_device
 from dpbench.policies import available_policies, get_policy_class
-from dpbench.policy import is_builtin, plugin_hint
 from dpbench.records import read_record
 from dpbench.runner import CellConfig, CellSpec, PreparedCell, prepare, resolve_config, run_cell
 from dpbench.sweep.lock import CellLock
