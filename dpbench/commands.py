@@ -79,7 +79,11 @@ def _run_sweep(sweep, args: argparse.Namespace) -> int:
         raise DpbenchError("--address is the Ray cluster's address; use it with --backend ray")
     if args.backend == "ray":
         import_ray()  # missing Ray: say so before loading anything
-    specs = sweep.specs(_command_line(args.argv), progress=not args.quiet)
+    source = getattr(args, "config", None)  # the sweep file, where the names came from one
+    try:
+        specs = sweep.specs(_command_line(args.argv), progress=not args.quiet)
+    except DpbenchError as exc:
+        raise DpbenchError(f"{source}: {exc}" if source else str(exc)) from None
     only = {k: getattr(args, f"only_{k}", None) for k in ("env", "policy", "variant")}
     if any(only.values()):  # a part of the grid (dpbench sweep --env/--policy/--variant)
         from dpbench.sweep.spec import select_cells
@@ -88,7 +92,6 @@ def _run_sweep(sweep, args: argparse.Namespace) -> int:
     try:  # a typo stops the grid before its results directory is made or any data is read
         check_specs(specs)
     except DpbenchError as exc:
-        source = getattr(args, "config", None)  # the sweep file, where the names came from one
         raise DpbenchError(f"{source}: {exc}" if source else str(exc)) from None
     if getattr(args, "dry_run", False):  # writes, collects and runs nothing: missing datasets are listed
         from dpbench.host import cpu_capability, cpu_family, usable_cores

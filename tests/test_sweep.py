@@ -17,6 +17,7 @@ import torch
 import yaml
 
 from dpbench.cli import main
+from dpbench.errors import DpbenchError
 from dpbench.sweep import CellLock, Sweep, prepare_all
 
 REPO = Path(__file__).resolve().parents[1]
@@ -186,6 +187,41 @@ def test_bad_sweep_files_get_one_line_errors(tmp_path, tiny_pusht_hdf5, capsys, 
     assert main(["sweep", str(cfg), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_top_level_per_cell_entry_needs_to_match_only_one_sub_grid(tmp_path, capsys):
+    # the paper grid's file has sub-grids per task; a top-level per_cell entry for one robomimic cell was refused
+    # ("matches no cell of the grid") because every sub-grid without that cell checked it on its own
+    def sweep_file(**top):
+        doc = {
+            "policies": ["bc"],
+            "seeds": 2,
+            "preset": "smoke",
+            "grids": [
+                {"envs": ["pusht"], "obs": ["keypoints"], "dataset": "human"},
+                {"envs": ["square"], "obs": ["low_dim"], "dataset": "scripted"},
+            ],
+            **top,
+        }
+        path = tmp_path / "s.yaml"
+        path.write_text(yaml.safe_dump(doc))
+        return path
+
+    cfg = sweep_file(per_cell=[{"env": "square", "seed": 1, "dataset": "scripted-mh", "set": {"train.lr": 3e-4}}])
+    specs = Sweep.from_yaml(cfg).specs()
+    changed = [(s.env, s.seed) for s in specs if s.dataset == "scripted-mh"]
+    assert changed == [("square", 1)] and specs[-1].overrides == {"train.lr": "0.0003"}
+    assert all(s.overrides == {} for s in specs[:-1])
+    # an entry matching no cell of any sub-grid is still refused, naming the file; a sub-grid's own entry must match
+    # one of its own cells, and is named by its place in that sub-grid
+    assert main(["sweep", str(sweep_file(per_cell=[{"env": "lift"}])), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert f"{cfg}: per_cell[0]" in err and "matches no cell of any sub-grid" in err and err.count("\n") == 1
+    doc = yaml.safe_load(cfg.read_text())
+    doc["grids"][0]["per_cell"] = [{"env": "square"}]
+    cfg.write_text(yaml.safe_dump(doc))
+    with pytest.raises(DpbenchError, match=r"grids\[0\]\.per_cell\[0\] .* matches no cell of its sub-grid"):
+        Sweep.from_yaml(cfg).specs()
 
 
 def test_unknown_names_are_all_reported_before_any_cell(tmp_path, tiny_pusht_hdf5, capsys):

@@ -59,6 +59,9 @@ class Sweep:
     per_cell: list[dict[str, Any]] = field(default_factory=list)
     # Sub-grids (the YAML's `grids`); the grid is their union, with this sweep's out, device and video.
     parts: list[Sweep] = field(default_factory=list)
+    # In a sub-grid: how many of its first per_cell entries are the top level's, which need only match a cell
+    # of some sub-grid (its own entries must match one of its cells).
+    shared_per_cell: int = 0
 
     TOP_KEYS = (
         "policies",
@@ -118,8 +121,11 @@ class Sweep:
             for k in names:
                 top, own = dict(top_pp.get(k) or {}), dict(grid_pp.get(k) or {})
                 merged["per_policy"][k] = {**top, **own, "set": {**(top.get("set") or {}), **(own.get("set") or {})}}
-            merged["per_cell"] = [*(doc.get("per_cell") or []), *(grid.get("per_cell") or [])]
-            parts.append(cls._from_doc(merged, where))
+            shared = doc.get("per_cell") or []
+            merged["per_cell"] = [*shared, *(grid.get("per_cell") or [])]
+            part = cls._from_doc(merged, where)
+            part.shared_per_cell = len(shared) if isinstance(shared, list) else 0
+            parts.append(part)
         whole = parts[0]
         return cls(
             policies=list(dict.fromkeys(p for part in parts for p in part.policies)),
@@ -164,19 +170,32 @@ class Sweep:
         """Every cell of the grid, overrides applied, in policy, env, obs, seed order (duplicates dropped).
         ``command`` and ``progress`` are copied into each spec; a sweep of sub-grids lists each sub-grid's
         cells in turn (a cell that two sub-grids give with the same dataset, preset and overrides, once).
-        Raises DpbenchError for per-policy or per-cell entries that match nothing."""
-        if self.parts:
-            specs, seen_cells = [], set()
-            for part in self.parts:
-                for part_spec in part.specs(command, progress):
-                    # out, device and video are the whole sweep's (a sub-grid cannot set them)
-                    spec = replace(part_spec, out=self.out, device=self.device, video=self.video)
-                    key = (spec.policy, spec.env, spec.obs, spec.seed, spec.dataset, spec.preset)
-                    key += tuple(sorted(spec.overrides.items()))
-                    if key not in seen_cells:
-                        seen_cells.add(key)
-                        specs.append(spec)
+        Raises DpbenchError for per-policy or per-cell entries that match nothing: a sub-grid's own entries in
+        that sub-grid, the top level's anywhere in the sweep."""
+        if not self.parts:
+            specs, used = self._grid_specs(command, progress)
+            _check_used(self.per_cell, used, range(len(used)), "the grid")
             return specs
+        specs, seen_cells = [], set()
+        shared_used = [False] * self.parts[0].shared_per_cell
+        for n, part in enumerate(self.parts):
+            part_specs, used = part._grid_specs(command, progress)
+            shared_used = [a or b for a, b in zip(shared_used, used, strict=False)]
+            own = range(part.shared_per_cell, len(used))
+            _check_used(part.per_cell, used, own, "its sub-grid", f"grids[{n}].", part.shared_per_cell)
+            for part_spec in part_specs:
+                # out, device and video are the whole sweep's (a sub-grid cannot set them)
+                spec = replace(part_spec, out=self.out, device=self.device, video=self.video)
+                key = (spec.policy, spec.env, spec.obs, spec.seed, spec.dataset, spec.preset)
+                key += tuple(sorted(spec.overrides.items()))
+                if key not in seen_cells:
+                    seen_cells.add(key)
+                    specs.append(spec)
+        _check_used(self.parts[0].per_cell, shared_used, range(len(shared_used)), "any sub-grid")
+        return specs
+
+    def _grid_specs(self, command: str, progress: bool) -> tuple[list[CellSpec], list[bool]]:
+        """This grid's cells (no sub-grids), and which per_cell entries matched one of them."""
         unknown = [p for p in self.per_policy if p not in self.policies]
         if unknown:
             raise DpbenchError(
@@ -229,10 +248,18 @@ class Sweep:
                                 command=command,
                             )
                         )
-        idle = [i for i, u in enumerate(used) if not u]
-        if idle:
-            raise DpbenchError(f"per_cell[{idle[0]}] ({self.per_cell[idle[0]]}) matches no cell of the grid")
-        return specs
+        return specs, used
+
+
+def _check_used(
+    per_cell: list[dict[str, Any]], used: list[bool], which: range, grid: str, prefix: str = "", offset: int = 0
+) -> None:
+    """DpbenchError naming the first of the ``which`` per_cell entries that matched no cell of ``grid``; the file
+    calls it ``{prefix}per_cell[i - offset]`` (a sub-grid's own entries follow the top level's in its list)."""
+    idle = [i for i in which if not used[i]]
+    if idle:
+        i = idle[0]
+        raise DpbenchError(f"{prefix}per_cell[{i - offset}] ({per_cell[i]}) matches no cell of {grid}")
 
 
 def _check_keys(mapping: Any, allowed: tuple[str, ...], where: str) -> None:
