@@ -269,8 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(
         sub,
         "table",
-        help="policies x tasks table from the result records; for ./results it also rewrites results/README.md "
-        "(--no-write-readme only prints)",
+        help="policies x tasks table from the result records, printed to stdout (redirect it to save it: "
+        "> table.csv); for ./results it also rewrites results/README.md (--no-write-readme only prints)",
     )
     p.add_argument("--out", default=DEFAULT_OUT, help="results dir to read (default results)")
     p.add_argument("--env", default=None, help="only these envs (comma list)")

@@ -286,6 +286,15 @@ def cmd_table(args: argparse.Namespace) -> int:
             "drop --layout pivot (or --claims for the pivot table)"
         )
     paper = args.layout == "paper" or args.claims
+    if paper and obs:
+        from dpbench.paper_cells import TABLE_OF_OBS
+
+        outside = [o for o in obs if o not in TABLE_OF_OBS]
+        if outside:  # e.g. `state`: Table I's title says state observations, its modes are keypoints and low_dim
+            raise DpbenchError(
+                f"obs mode '{', '.join(outside)}' is in neither of the paper's tables: Table I (state observations) "
+                "is Push-T keypoints and robomimic low_dim (--obs keypoints,low_dim), Table II is image (--obs image)"
+            )
     # the paper's layout shows a selection without records too: the paper's numbers, each "no record"
     chosen = select_records(records, envs, policies, args.out, obs, allow_empty=paper and bool(envs or policies or obs))
     if paper:

@@ -299,7 +299,10 @@ def load_all(out: str | Path) -> list[dict[str, Any]]:
     for p in problems:
         print(f"[dpbench] warning: {p}", file=sys.stderr)
     if not records:
-        raise DpbenchError(f"no result records under {out}/records; run `dpbench run` first")
+        raise DpbenchError(
+            f"no result records under {out}/records: --out names a results dir to read (what `dpbench run --out` "
+            "wrote; default results), and the tables print to stdout; run `dpbench run` first if there is none"
+        )
     return records
 
 

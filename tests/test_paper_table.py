@@ -468,6 +468,14 @@ def test_a_selected_column_with_no_record_shows_the_papers_numbers(tmp_path: Pat
     assert main(["table", "--out", str(out), "--layout", "paper", "--obs", "image", "--policy", "ibc"]) == 0
     printed = capsys.readouterr().out
     assert _md(printed)[1]["IBC"][-1] == "no record (0.75 / 0.64)" and "Table I " not in printed
+    # Push-T's `state` mode is in neither of the paper's tables (Table I's state columns are keypoints and
+    # low_dim): one line that says which modes, not advice to train
+    assert main(["table", "--out", str(out), "--layout", "paper", "--obs", "state", "--no-write-readme"]) == 2
+    err = capsys.readouterr().err
+    assert "in neither of the paper's tables" in err and "--obs keypoints,low_dim" in err and err.count("\n") == 1
+    # --out is the results dir read: a file path meant for the output says so
+    assert main(["table", "--out", str(tmp_path / "table.csv"), "--format", "csv"]) == 2
+    assert "--out names a results dir to read" in capsys.readouterr().err
 
 
 def test_an_avg_last_10_over_fewer_evaluations_says_how_many():
