@@ -281,6 +281,16 @@ def _paper_versus(kind: str) -> dict[Column, tuple[str, float, str, float] | Non
     }
 
 
+def _ranking_text(ranking: list[tuple[str, float]], digits: int) -> str:
+    """A ranking for csv: "a:0.9000 = b:0.9012 > c:0.5000" (a tie: equal at 2 decimals, as the md table shows)."""
+    text = ""
+    for i, (p, m) in enumerate(ranking):
+        if i:
+            text += " = " if f"{m:.2f}" == f"{ranking[i - 1][1]:.2f}" else " > "
+        text += f"{p}:{m:.{digits}f}"
+    return text
+
+
 def tidy_claims(records: list[dict[str, Any]], kind: str, envs: list[str] | None) -> list[dict[str, Any]]:
     """The claims as csv rows, one per column: each side's DP and best baseline, their max and relative
     improvement, ours' seed counts, the pairs ours orders differently (and those reversed within the margin),
@@ -309,9 +319,9 @@ def tidy_claims(records: list[dict[str, Any]], kind: str, envs: list[str] | None
         )
         row["reversed_within_noise"] = " ".join(f"{a}/{b}" for a, b in c.within_noise)
         row["agrees"] = None if c.compared < 2 else not c.disagree
-        # best first, "policy:max" (unrounded; the md table's '=' ties are equal at 2 decimals)
-        row["ranking_ours"] = " ".join(f"{p}:{m:.4f}" for p, m in c.ranking_ours)
-        row["ranking_paper"] = " ".join(f"{p}:{m:.2f}" for p, m in c.ranking_paper)
+        # best first, "policy:max" joined by " > " or, for a tie (equal at the md table's 2 decimals), " = "
+        row["ranking_ours"] = _ranking_text(c.ranking_ours, 4)
+        row["ranking_paper"] = _ranking_text(c.ranking_paper, 2)
         row["mean_over"] = None  # a column, not a mean
         out.append(row)
     shared, full, all_paper = _mean_inputs(claims, kind)
