@@ -246,7 +246,9 @@ def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
         notes.append("The paper's side includes a number made another way than ours: " + "; ".join(caveats) + ".")
     if selection:
         notes.append(f"Computed over the selected records only ({selection}): the best baseline is among those.")
-    headers = ["column", "ours: DP vs best baseline", "paper, same policies", "paper: DP vs best baseline"]
+    # a --policy selection can leave out the best baseline: the header says whose best it is
+    ours = "ours: DP vs best selected baseline" if "--policy" in selection else "ours: DP vs best baseline"
+    headers = ["column", ours, "paper, same policies", "paper: DP vs best baseline"]
     return Table(
         [*headers, "ranking (ours)", "ranking (paper)", "rankings agree"], body, notes, label_cols=1, fit_width=True
     )

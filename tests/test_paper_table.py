@@ -372,6 +372,10 @@ def test_the_paper_tie_that_ours_separates_is_a_disagreement_and_filters_are_nam
     # The paper: DP-C = DP-T = 0.95; ours 0.9 vs 0.7, a gap over 0.05.
     assert claims["Push-T"][6] == "no: DP-C/DP-T (paper: tie) (ours from fewer than 3 seeds)"  # 1 seed each: said
     assert "Computed over the selected records only (--env pusht)" in text
+    assert _md(text, 1)[0][1] == "ours: DP vs best baseline"
+    # a --policy selection may leave the best baseline out: the header says the baseline is the selection's best
+    text = format_paper_table([dpc, ibc], "md", claims=True, envs=["pusht"], selection="--policy diffusion,ibc")
+    assert _md(text, 1)[0][1] == "ours: DP vs best selected baseline"
 
 
 def test_heldout_interval_of_a_success_score_is_wilson():
