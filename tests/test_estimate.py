@@ -683,9 +683,10 @@ def test_one_simd_level_on_two_cpu_generations_is_two_kinds():
     # a record made before records named the family goes by the SIMD level, as before; so does a machine
     # that cannot say its family
     older = _kind(_timed("diffusion", "square", "low_dim", 500.0, [100.0]), "AVX512")
-    assert (
-        Rates([older], step_ms={}, cpu_capability="AVX512", cpu_family="25/17")
-        .train_rate("diffusion", "square", "low_dim", "x")
-        .this_cpu
+    by_simd = Rates([older], step_ms={}, cpu_capability="AVX512", cpu_family="25/17").train_rate(
+        "diffusion", "square", "low_dim", "x"
     )
+    # ... and its basis says so: "this CPU kind" on a dry-run line read as a match of family/model too
+    assert by_simd.this_cpu and "this CPU's SIMD level (family/model unrecorded)" in by_simd.basis
+    assert "this CPU kind" not in by_simd.basis and "this CPU kind" in rate.basis
     assert Rates([zen5], step_ms={}, cpu_capability="AVX512").train_rate("diffusion", "square", "low_dim", "x").this_cpu

@@ -165,9 +165,9 @@ def dry_run_report(
     if known and cpu_capability:
         notes.append(
             f"{n_this_cpu} of the {known} wholly from records made on this machine's kind of CPU "
-            f"({cpu_kind({'cpu_capability': cpu_capability, 'cpu_family': cpu_family})}), "
-            "the others partly or wholly from other or unrecorded kinds, which ran up to ~4x faster or slower "
-            "(docs/measurements.md)"
+            f"({cpu_kind({'cpu_capability': cpu_capability, 'cpu_family': cpu_family})}) or its SIMD level where a "
+            "record names no family/model (each basis says which), the others partly or wholly from other or "
+            "unrecorded kinds, which ran up to ~4x faster or slower (docs/measurements.md)"
         )
     needed = collect | collect_for_recorded
     if needed:

@@ -120,6 +120,7 @@ class _Measured:
     success: float | None = None  # the median success rate of its periodic evaluations
     threads: int = 1  # its torch threads: the dry run prices one thread per cell, and more cost more CPU per step
     superseded: bool = False  # read from superseded/ (``evidence.rate_records``)
+    by_simd_alone: bool = False  # this machine names its x86 family/model, the record does not: SIMD level only
 
 
 def same_kind(hardware: dict[str, Any], cpu_capability: str | None, cpu_family: str | None = None) -> bool:
@@ -183,6 +184,7 @@ class Rates:
                     else None,
                     int(hw.get("torch_threads") or 1),
                     bool(r.get(SUPERSEDED)),
+                    bool(cpu_family) and not hw.get("cpu_family"),
                 )
             )
 
@@ -331,7 +333,10 @@ def _rate(values: list[float], basis: str, entries: list[_Measured], other_task:
     mine = all(e.this_kind for e in entries)
     old = sum(e.superseded for e in entries)
     which = "superseded" if old == len(entries) else f"{old} of {len(entries)} superseded"
-    basis += (", this CPU kind" if mine else "") + (f", {which} records" if old else "")
+    if mine:  # a record without the family/model this machine has matches by the SIMD level: say so, not "kind"
+        simd = any(e.by_simd_alone for e in entries)
+        basis += ", this CPU's SIMD level (family/model unrecorded)" if simd else ", this CPU kind"
+    basis += f", {which} records" if old else ""
     return Rate(median(values), basis, mine, other_task, bool(old))
 
 
