@@ -192,36 +192,64 @@ def test_bad_sweep_files_get_one_line_errors(tmp_path, tiny_pusht_hdf5, capsys, 
 def test_a_top_level_per_cell_entry_needs_to_match_only_one_sub_grid(tmp_path, capsys):
     # the paper grid's file has sub-grids per task; a top-level per_cell entry for one robomimic cell was refused
     # ("matches no cell of the grid") because every sub-grid without that cell checked it on its own
-    def sweep_file(**top):
-        doc = {
-            "policies": ["bc"],
-            "seeds": 2,
-            "preset": "smoke",
-            "grids": [
-                {"envs": ["pusht"], "obs": ["keypoints"], "dataset": "human"},
-                {"envs": ["square"], "obs": ["low_dim"], "dataset": "scripted"},
-            ],
-            **top,
-        }
-        path = tmp_path / "s.yaml"
+    def sweep_file(name, grids=None, **top):
+        doc = {"policies": ["bc"], "seeds": 2, "preset": "smoke", **top}
+        doc["grids"] = grids or [
+            {"envs": ["pusht"], "obs": ["keypoints"], "dataset": "human"},
+            {"envs": ["square"], "obs": ["low_dim"], "dataset": "scripted"},
+        ]
+        path = tmp_path / name
         path.write_text(yaml.safe_dump(doc))
         return path
 
-    cfg = sweep_file(per_cell=[{"env": "square", "seed": 1, "dataset": "scripted-mh", "set": {"train.lr": 3e-4}}])
+    cfg = sweep_file("ok.yaml", per_cell=[{"env": "square", "seed": 1, "preset": "quick", "set": {"train.lr": 3e-4}}])
     specs = Sweep.from_yaml(cfg).specs()
-    changed = [(s.env, s.seed) for s in specs if s.dataset == "scripted-mh"]
+    changed = [(s.env, s.seed) for s in specs if s.preset == "quick"]
     assert changed == [("square", 1)] and specs[-1].overrides == {"train.lr": "0.0003"}
     assert all(s.overrides == {} for s in specs[:-1])
-    # an entry matching no cell of any sub-grid is still refused, naming the file; a sub-grid's own entry must match
-    # one of its own cells, and is named by its place in that sub-grid
-    assert main(["sweep", str(sweep_file(per_cell=[{"env": "lift"}])), "--dry-run"]) == 2
+    # an entry matching no cell of any sub-grid is still refused, naming the file
+    bad = sweep_file("none.yaml", per_cell=[{"env": "lift"}])
+    assert main(["sweep", str(bad), "--dry-run"]) == 2
     err = capsys.readouterr().err
-    assert f"{cfg}: per_cell[0]" in err and "matches no cell of any sub-grid" in err and err.count("\n") == 1
-    doc = yaml.safe_load(cfg.read_text())
-    doc["grids"][0]["per_cell"] = [{"env": "square"}]
-    cfg.write_text(yaml.safe_dump(doc))
+    assert f"{bad}: per_cell[0]" in err and "matches no cell of any sub-grid" in err and err.count("\n") == 1
+    # a sub-grid's own entry must match one of its own cells, and every message names it by its place in the file,
+    # not by its place after the top level's entries
+    grids = [
+        {"envs": ["pusht"], "obs": ["keypoints"], "dataset": "human", "per_cell": [{"env": "square"}]},
+        {"envs": ["square"], "obs": ["low_dim"], "dataset": "scripted"},
+    ]
+    own = sweep_file("own.yaml", grids, per_cell=[{"seed": 0}])
     with pytest.raises(DpbenchError, match=r"grids\[0\]\.per_cell\[0\] .* matches no cell of its sub-grid"):
-        Sweep.from_yaml(cfg).specs()
+        Sweep.from_yaml(own).specs()
+    grids[1]["per_cell"] = [{"env": "square", "bogus": 1}]
+    with pytest.raises(DpbenchError, match=r"grids\[1\]: per_cell\[0\]: unknown key 'bogus'"):
+        Sweep.from_yaml(sweep_file("key.yaml", grids, per_cell=[{"seed": 0}]))
+    with pytest.raises(DpbenchError, match=r"grids\[1\]: per_cell\[0\]\.set: expected a mapping"):
+        grids[1]["per_cell"] = [{"env": "square", "set": 3}]
+        Sweep.from_yaml(sweep_file("set.yaml", grids, per_cell=[{"seed": 0}]))
+    with pytest.raises(DpbenchError, match=r"s.yaml: per_cell is a list of mappings"):
+        Sweep.from_yaml(sweep_file("s.yaml", per_cell={"env": "square"}))
+
+
+def test_a_top_level_dataset_that_would_merge_two_sub_grids_cells_is_refused(tmp_path):
+    # the ph and mh sub-grids of the paper's file both have Square DP-C; a top-level per_cell dataset gave both the
+    # same data, so the sweep's de-duplication silently dropped the mh cells (147 cells instead of 150)
+    doc = {
+        "policies": ["diffusion"],
+        "envs": ["square"],
+        "obs": ["low_dim"],
+        "seeds": 1,
+        "grids": [{"dataset": "scripted"}, {"dataset": "scripted-mh"}],
+        "per_cell": [{"env": "square", "policy": "diffusion", "dataset": "mine.hdf5"}],
+    }
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(DpbenchError, match=r"per_cell\[0\] sets the dataset of diffusion square seed 0 in grids\[0\]"):
+        Sweep.from_yaml(path).specs()
+    # inside the sub-grid it is for, it changes that column only
+    doc["grids"][1]["per_cell"] = doc.pop("per_cell")
+    path.write_text(yaml.safe_dump(doc))
+    assert [s.dataset for s in Sweep.from_yaml(path).specs()] == ["scripted", "mine.hdf5"]
 
 
 def test_unknown_names_are_all_reported_before_any_cell(tmp_path, tiny_pusht_hdf5, capsys):

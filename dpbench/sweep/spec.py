@@ -105,10 +105,12 @@ class Sweep:
             return cls._from_doc(doc, str(path))
         if not isinstance(grids, list) or not grids or not all(isinstance(g, dict) for g in grids):
             raise DpbenchError(f"{path}: grids is a list of mappings, each a sub-grid's settings")
+        shared = _checked_per_cell(doc.get("per_cell"), f"{path}: per_cell")
         parts = []
         for i, grid in enumerate(grids):
             where = f"{path}: grids[{i}]"
             _check_keys(grid, tuple(k for k in cls.TOP_KEYS if k not in ("out", "device", "video", "grids")), where)
+            own_cells = _checked_per_cell(grid.get("per_cell"), f"{where}: per_cell")
             merged = {**doc, **grid}
             merged["set"] = {**(doc.get("set") or {}), **(grid.get("set") or {})}
             top_pp, grid_pp = doc.get("per_policy") or {}, grid.get("per_policy") or {}
@@ -121,10 +123,9 @@ class Sweep:
             for k in names:
                 top, own = dict(top_pp.get(k) or {}), dict(grid_pp.get(k) or {})
                 merged["per_policy"][k] = {**top, **own, "set": {**(top.get("set") or {}), **(own.get("set") or {})}}
-            shared = doc.get("per_cell") or []
-            merged["per_cell"] = [*shared, *(grid.get("per_cell") or [])]
+            merged["per_cell"] = [*shared, *own_cells]
             part = cls._from_doc(merged, where)
-            part.shared_per_cell = len(shared) if isinstance(shared, list) else 0
+            part.shared_per_cell = len(shared)
             parts.append(part)
         whole = parts[0]
         return cls(
@@ -173,36 +174,53 @@ class Sweep:
         Raises DpbenchError for per-policy or per-cell entries that match nothing: a sub-grid's own entries in
         that sub-grid, the top level's anywhere in the sweep."""
         if not self.parts:
-            specs, used = self._grid_specs(command, progress)
+            specs, used, _ = self._grid_specs(command, progress)
             _check_used(self.per_cell, used, range(len(used)), "the grid")
             return specs
-        specs, seen_cells = [], set()
+        specs, seen_cells = [], {}
         shared_used = [False] * self.parts[0].shared_per_cell
         for n, part in enumerate(self.parts):
-            part_specs, used = part._grid_specs(command, progress)
+            part_specs, used, dataset_by = part._grid_specs(command, progress)
             shared_used = [a or b for a, b in zip(shared_used, used, strict=False)]
             own = range(part.shared_per_cell, len(used))
             _check_used(part.per_cell, used, own, "its sub-grid", f"grids[{n}].", part.shared_per_cell)
-            for part_spec in part_specs:
+            for part_spec, by in zip(part_specs, dataset_by, strict=True):
                 # out, device and video are the whole sweep's (a sub-grid cannot set them)
                 spec = replace(part_spec, out=self.out, device=self.device, video=self.video)
                 key = (spec.policy, spec.env, spec.obs, spec.seed, spec.dataset, spec.preset)
                 key += tuple(sorted(spec.overrides.items()))
-                if key not in seen_cells:
-                    seen_cells.add(key)
-                    specs.append(spec)
+                shared = by is not None and by < part.shared_per_cell
+                if key in seen_cells:
+                    first, first_shared = seen_cells[key]
+                    if shared or first_shared:  # a top-level dataset made two sub-grids' cells one: say so
+                        entry = by if shared else self.parts[first].per_cell_dataset_of(spec)
+                        raise DpbenchError(
+                            f"per_cell[{entry}] sets the dataset of {spec.policy} {spec.env} seed {spec.seed} in "
+                            f"grids[{first}] and grids[{n}] alike, which makes them one cell; put the entry inside "
+                            "the sub-grid it is for (its own per_cell)"
+                        )
+                    continue
+                seen_cells[key] = (n, shared)
+                specs.append(spec)
         _check_used(self.parts[0].per_cell, shared_used, range(len(shared_used)), "any sub-grid")
         return specs
 
-    def _grid_specs(self, command: str, progress: bool) -> tuple[list[CellSpec], list[bool]]:
-        """This grid's cells (no sub-grids), and which per_cell entries matched one of them."""
+    def per_cell_dataset_of(self, spec: CellSpec) -> int | None:
+        """The last per_cell entry that sets ``spec``'s cell's dataset (the one that wins), or None."""
+        here = {"policy": spec.policy, "env": spec.env, "obs": spec.obs, "seed": spec.seed}
+        hits = [i for i, e in enumerate(self.per_cell) if "dataset" in e and _matches(e, here, self.MATCH_KEYS)]
+        return hits[-1] if hits else None
+
+    def _grid_specs(self, command: str, progress: bool) -> tuple[list[CellSpec], list[bool], list[int | None]]:
+        """This grid's cells (no sub-grids), which per_cell entries matched one of them, and per cell the
+        per_cell entry that set its dataset (None: the grid's or its policy's)."""
         unknown = [p for p in self.per_policy if p not in self.policies]
         if unknown:
             raise DpbenchError(
                 f"per_policy names {', '.join(map(repr, unknown))}, not in policies: {', '.join(self.policies)}"
             )
         used = [False] * len(self.per_cell)
-        specs, seen = [], set()
+        specs, seen, dataset_by = [], set(), []
         for policy in self.policies:
             pol = self.per_policy.get(policy, {})
             seeds = (
@@ -220,9 +238,11 @@ class Sweep:
                         }
                         settings.update({k: pol[k] for k in ("preset", "dataset") if k in pol})
                         here = {"policy": policy, "env": env, "obs": obs, "seed": seed}
+                        by = None
                         for i, entry in enumerate(self.per_cell):
-                            if all(str(entry[k]) == str(here[k]) for k in self.MATCH_KEYS if k in entry):
+                            if _matches(entry, here, self.MATCH_KEYS):
                                 used[i] = True
+                                by = i if "dataset" in entry else by
                                 settings.update({k: entry[k] for k in ("preset", "dataset") if k in entry})
                                 settings["set"] = {
                                     **settings["set"],
@@ -232,6 +252,7 @@ class Sweep:
                         if key in seen:
                             continue
                         seen.add(key)
+                        dataset_by.append(by)
                         specs.append(
                             CellSpec(
                                 policy=policy,
@@ -248,7 +269,25 @@ class Sweep:
                                 command=command,
                             )
                         )
-        return specs, used
+        return specs, used, dataset_by
+
+
+def _matches(entry: dict[str, Any], here: dict[str, Any], keys: tuple[str, ...]) -> bool:
+    """Whether a per_cell entry's given match keys all equal the cell's."""
+    return all(str(entry[k]) == str(here[k]) for k in keys if k in entry)
+
+
+def _checked_per_cell(value: Any, where: str) -> list[dict[str, Any]]:
+    """A sweep file's per_cell list (top level or a sub-grid's), each entry's keys and ``set`` checked and named
+    as the file has them (``where[i]``), before sub-grids merge the top level's entries into theirs."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise DpbenchError(f"{where} is a list of mappings, e.g. - {{policy: diffusion, seed: 0, set: {{...}}}}")
+    for i, entry in enumerate(value):
+        _check_keys(entry, Sweep.MATCH_KEYS + Sweep.CELL_KEYS, f"{where}[{i}]")
+        _overrides(entry.get("set"), f"{where}[{i}].set")
+    return value
 
 
 def _check_used(
