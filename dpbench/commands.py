@@ -278,7 +278,10 @@ def cmd_table(args: argparse.Namespace) -> int:
     from dpbench.results import load_all, select_records
     from dpbench.tables import format_table
 
-    records = load_all(args.out)
+    try:
+        records = load_all(args.out)
+    except DpbenchError as exc:  # e.g. --out table.csv: the table itself goes to stdout
+        raise DpbenchError(f"{exc} (the table prints to stdout: redirect it to save it)") from None
     envs, policies, obs = _selection(args)
     if args.claims and args.layout == "pivot":
         raise DpbenchError(
@@ -286,7 +289,9 @@ def cmd_table(args: argparse.Namespace) -> int:
             "drop --layout pivot (or --claims for the pivot table)"
         )
     paper = args.layout == "paper" or args.claims
-    if paper and obs:
+    # the paper's layout shows a selection without records too: the paper's numbers, each "no record"
+    chosen = select_records(records, envs, policies, args.out, obs, allow_empty=paper and bool(envs or policies or obs))
+    if paper and obs:  # names known (select_records refused typos), but maybe not the paper's
         from dpbench.paper_cells import TABLE_OF_OBS
 
         outside = [o for o in obs if o not in TABLE_OF_OBS]
@@ -295,8 +300,6 @@ def cmd_table(args: argparse.Namespace) -> int:
                 f"obs mode '{', '.join(outside)}' is in neither of the paper's tables: Table I (state observations) "
                 "is Push-T keypoints and robomimic low_dim (--obs keypoints,low_dim), Table II is image (--obs image)"
             )
-    # the paper's layout shows a selection without records too: the paper's numbers, each "no record"
-    chosen = select_records(records, envs, policies, args.out, obs, allow_empty=paper and bool(envs or policies or obs))
     if paper:
         from dpbench.paper_table import format_paper_table
 

@@ -284,7 +284,8 @@ def _paper_versus(kind: str) -> dict[Column, tuple[str, float, str, float] | Non
 
 
 def _ranking_text(ranking: list[tuple[str, float]], digits: int) -> str:
-    """A ranking for csv: "a:0.9000 = b:0.9012 > c:0.5000" (a tie: equal at 2 decimals, as the md table shows)."""
+    """A ranking for csv, best first: "a:0.9012 = b:0.9000 > c:0.5000" (a tie: equal at 2 decimals, as the md
+    table shows)."""
     text = ""
     for i, (p, m) in enumerate(ranking):
         if i:
@@ -293,14 +294,17 @@ def _ranking_text(ranking: list[tuple[str, float]], digits: int) -> str:
     return text
 
 
-def tidy_claims(records: list[dict[str, Any]], kind: str, envs: list[str] | None) -> list[dict[str, Any]]:
+def tidy_claims(
+    records: list[dict[str, Any]], kind: str, envs: list[str] | None, selection: str = ""
+) -> list[dict[str, Any]]:
     """The claims as csv rows, one per column: each side's DP and best baseline, their max and relative
     improvement, ours' seed counts, the pairs ours orders differently (and those reversed within the margin),
     whether the column agrees (empty: fewer than 2 policies compared) and both rankings. Then the md table's
     means, as rows with task ``mean``, only the ``*_relative_improvement`` fields and ``mean_over`` (empty on a
     column's row): ``compared`` (the columns where ours and the paper both have DP and a baseline),
     ``compared_3_seeds`` (those where ours has 3 seeds of both; only when fewer) and ``paper_all_columns`` (the
-    paper's over its whole table)."""
+    paper's over its whole table). Every row ends with ``selection``: the --env/--policy/--obs filter that chose
+    ``records`` (empty: all of them; under --policy, ours' best baseline is the selection's best)."""
     out = []
     claims = column_claims(records, kind, envs)
     for c in claims:
@@ -342,4 +346,6 @@ def tidy_claims(records: list[dict[str, Any]], kind: str, envs: list[str] | None
     if out and all_paper:
         out.append({"table": kind, "task": "mean", "variant": None, "mean_over": "paper_all_columns"})
         out[-1]["paper_relative_improvement"] = sum(all_paper) / len(all_paper)
+    for row in out:
+        row["selection"] = selection
     return out

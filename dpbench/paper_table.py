@@ -219,8 +219,9 @@ def format_paper_table(
             "run one first, e.g. dpbench run --policy diffusion --env pusht"
         )
     if fmt == "csv":
-        tidy = tidy_claims if claims else _tidy
-        return tidy_csv([row for k in kinds for row in tidy(records, k, envs)], "table")
+        if claims:
+            return tidy_csv([row for k in kinds for row in tidy_claims(records, k, envs, selection)], "table")
+        return tidy_csv([row for k in kinds for row in _tidy(records, k, envs)], "table")
     if fmt not in RENDERERS:
         raise DpbenchError(f"unknown table format '{fmt}'; use one of md, csv, latex, html")
     parts = []

@@ -301,7 +301,7 @@ def load_all(out: str | Path) -> list[dict[str, Any]]:
     if not records:
         raise DpbenchError(
             f"no result records under {out}/records: --out names a results dir to read (what `dpbench run --out` "
-            "wrote; default results), and the tables print to stdout; run `dpbench run` first if there is none"
+            "wrote; default results); run `dpbench run` first if there is none"
         )
     return records
 

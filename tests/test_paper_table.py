@@ -376,6 +376,9 @@ def test_the_paper_tie_that_ours_separates_is_a_disagreement_and_filters_are_nam
     # a --policy selection may leave the best baseline out: the header says the baseline is the selection's best
     text = format_paper_table([dpc, ibc], "md", claims=True, envs=["pusht"], selection="--policy diffusion,ibc")
     assert _md(text, 1)[0][1] == "ours: DP vs best selected baseline"
+    # ... and every claims csv row carries the selection (the mean rows too)
+    rows = list(csv.DictReader(io.StringIO(format_paper_table([dpc, ibc], "csv", True, ["pusht"], "--policy x"))))
+    assert rows and all(r["selection"] == "--policy x" for r in rows)
 
 
 def test_heldout_interval_of_a_success_score_is_wilson():
@@ -478,9 +481,17 @@ def test_a_selected_column_with_no_record_shows_the_papers_numbers(tmp_path: Pat
     assert main(["table", "--out", str(out), "--layout", "paper", "--obs", "state", "--no-write-readme"]) == 2
     err = capsys.readouterr().err
     assert "in neither of the paper's tables" in err and "--obs keypoints,low_dim" in err and err.count("\n") == 1
-    # --out is the results dir read: a file path meant for the output says so
+    # a typo is an unknown name, listed with the valid ones, not a mode outside the paper's tables
+    assert main(["table", "--out", str(out), "--layout", "paper", "--obs", "imgae", "--no-write-readme"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown obs 'imgae'; valid obs modes:" in err and "neither" not in err
+    # --out is the results dir read: a file path meant for the output says so, and where the table goes
     assert main(["table", "--out", str(tmp_path / "table.csv"), "--format", "csv"]) == 2
-    assert "--out names a results dir to read" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--out names a results dir to read" in err and "the table prints to stdout" in err
+    assert main(["plot", "--out", str(tmp_path / "figs")]) == 2  # plot reads the same dir; it prints no table
+    err = capsys.readouterr().err
+    assert "--out names a results dir to read" in err and "table" not in err
 
 
 def test_an_avg_last_10_over_fewer_evaluations_says_how_many():

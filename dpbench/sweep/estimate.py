@@ -120,7 +120,9 @@ class _Measured:
     success: float | None = None  # the median success rate of its periodic evaluations
     threads: int = 1  # its torch threads: the dry run prices one thread per cell, and more cost more CPU per step
     superseded: bool = False  # read from superseded/ (``evidence.rate_records``)
-    by_simd_alone: bool = False  # this machine names its x86 family/model, the record does not: SIMD level only
+    # this machine names its x86 family/model and the record does not: matched by the SIMD level alone (a machine
+    # that names none has the SIMD level for its kind, ``host.cpu_kind``: every match is of its kind)
+    by_simd_alone: bool = False
 
 
 def same_kind(hardware: dict[str, Any], cpu_capability: str | None, cpu_family: str | None = None) -> bool:
@@ -135,9 +137,10 @@ def same_kind(hardware: dict[str, Any], cpu_capability: str | None, cpu_family: 
 
 
 def _best(entries: list[_Measured]) -> list[_Measured]:
-    """Of one tier's records: those of this machine's kind of CPU where any, and of those the clean ones
-    where any."""
+    """Of one tier's records: those of this machine's kind of CPU where any (those that name its family/model
+    before those matched by the SIMD level alone), and of those the clean ones where any."""
     pool = [e for e in entries if e.this_kind] or entries
+    pool = [e for e in pool if e.this_kind and not e.by_simd_alone] or pool
     pool = [e for e in pool if e.threads == 1] or pool
     return [e for e in pool if e.clean] or pool
 
