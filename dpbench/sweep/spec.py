@@ -189,11 +189,11 @@ class Sweep:
                 spec = replace(part_spec, out=self.out, device=self.device, video=self.video)
                 key = (spec.policy, spec.env, spec.obs, spec.seed, spec.dataset, spec.preset)
                 key += tuple(sorted(spec.overrides.items()))
-                shared = by is not None and by < part.shared_per_cell
+                shared = by if by is not None and by < part.shared_per_cell else None  # a top-level entry's
                 if key in seen_cells:
                     first, first_shared = seen_cells[key]
-                    if shared or first_shared:  # a top-level dataset made two sub-grids' cells one: say so
-                        entry = by if shared else self.parts[first].per_cell_dataset_of(spec)
+                    entry = shared if shared is not None else first_shared
+                    if entry is not None:  # a top-level dataset made two sub-grids' cells one: say so
                         raise DpbenchError(
                             f"per_cell[{entry}] sets the dataset of {spec.policy} {spec.env} seed {spec.seed} in "
                             f"grids[{first}] and grids[{n}] alike, which makes them one cell; put the entry inside "
@@ -204,12 +204,6 @@ class Sweep:
                 specs.append(spec)
         _check_used(self.parts[0].per_cell, shared_used, range(len(shared_used)), "any sub-grid")
         return specs
-
-    def per_cell_dataset_of(self, spec: CellSpec) -> int | None:
-        """The last per_cell entry that sets ``spec``'s cell's dataset (the one that wins), or None."""
-        here = {"policy": spec.policy, "env": spec.env, "obs": spec.obs, "seed": spec.seed}
-        hits = [i for i, e in enumerate(self.per_cell) if "dataset" in e and _matches(e, here, self.MATCH_KEYS)]
-        return hits[-1] if hits else None
 
     def _grid_specs(self, command: str, progress: bool) -> tuple[list[CellSpec], list[bool], list[int | None]]:
         """This grid's cells (no sub-grids), which per_cell entries matched one of them, and per cell the
