@@ -16,7 +16,7 @@ import typing
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from dpbench.errors import DpbenchError
+from dpbench.errors import DpbenchError, did_you_mean
 from dpbench.presets import (
     EVALS_PER_BUDGET,
     IMAGE_TRAIN_PRESETS,
@@ -192,6 +192,7 @@ def build_configs(
     if preset not in policy_cls.presets:
         raise DpbenchError(
             f"policy '{policy_cls.name}' has no preset '{preset}'; choose one of {', '.join(policy_cls.presets)}"
+            f"{did_you_mean([preset], policy_cls.presets)}"
         )
     pcfg = apply_overrides(
         policy_cls.Config(), _preset_settings(policy_cls, preset, task)[0], f"{policy_cls.name} config"

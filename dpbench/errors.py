@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import traceback
+from collections.abc import Iterable, Mapping
 from functools import cache
 from pathlib import Path
 from sysconfig import get_paths as paths
@@ -49,6 +51,31 @@ def check_output_file(flag: str, path: Path, suffixes: tuple[str, ...], writes: 
     folder = next((p for p in path.absolute().parents if p.exists()), None)
     if folder is not None and not folder.is_dir():
         raise DpbenchError(f"{flag} {path}: {folder} is a file, not a folder; choose another path")
+
+
+def _fold(name: str) -> str:
+    """A name as a user may spell it: case, '-', '_' and spaces ignored (Push-T ~ pusht, ToolHang ~ tool_hang)."""
+    return "".join(ch for ch in name.lower() if ch not in "-_ ")
+
+
+def did_you_mean(names: Iterable[str], valid: Iterable[str], labels: Mapping[str, str] | None = None) -> str:
+    """The suffix ``"; did you mean 'pusht'?"`` for an unknown-name message: for each of ``names``, the valid name
+    it spells another way (case, '-', '_' and spaces ignored), the valid name one of ``labels`` (a display label ->
+    its valid name, e.g. the paper's 'DP-C' -> 'diffusion_cnn') stands for, or else the one valid name
+    ``difflib`` finds close (ratio >= 0.8: a typo). "" when no name has a guess."""
+    table = {_fold(label): name for label, name in (labels or {}).items()}
+    table.update({_fold(name): name for name in valid})
+    names = list(names)
+    guesses: dict[str, str] = {}
+    for name in names:
+        close = difflib.get_close_matches(_fold(name), list(table), n=1, cutoff=0.8)
+        if close:
+            guesses[name] = table[close[0]]
+    if not guesses:
+        return ""
+    if len(names) == 1:
+        return f"; did you mean '{guesses[names[0]]}'?"
+    return "; did you mean " + ", ".join(f"'{g}' for '{n}'" for n, g in guesses.items()) + "?"
 
 
 def first_line(exc: BaseException) -> str:

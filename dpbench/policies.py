@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dpbench.contract import is_builtin
-from dpbench.errors import DpbenchError, raised_at
+from dpbench.errors import DpbenchError, did_you_mean, raised_at
 from dpbench.policy import Policy
 
 ENTRY_POINT_GROUP = "dpbench.policies"
@@ -221,6 +221,26 @@ def available_policies() -> dict[str, str]:
     return names
 
 
+def paper_labels() -> dict[str, str]:
+    """The paper's row labels (LSTM-GMM, IBC, BET, DP-C, DP-T), which tables print, -> the registered policy each
+    names."""
+    from dpbench.paper_cells import ROW_LABELS  # here: paper_cells reads records, which import this module
+
+    return {label: row for row, label in ROW_LABELS.items() if row in _BUILTIN}
+
+
+def policy_hint(unknown: list[str]) -> str:
+    """The end of an unknown-policy message: the registered name each of ``unknown`` spells another way (the paper's
+    'DP-C', 'lstm-gmm', a typo), else ``module:Class`` for a dotted ``module.Class``, else how to name your own."""
+    guess = did_you_mean(unknown, available_policies(), paper_labels())
+    if guess:
+        return guess
+    dotted = [n.rpartition(".") for n in unknown if "." in n]
+    if dotted:
+        return f"; did you mean {', '.join(repr(f'{m}:{c}') for m, _, c in dotted)}?"
+    return "; your own class: name it as module:Class (docs/adding_a_policy.md)"
+
+
 def get_policy_class(name: str) -> type[Policy]:
     """Resolve ``--policy``: a registered name, an entry point, or ``package.module:ClassName``."""
     if ":" in name:
@@ -241,13 +261,7 @@ def get_policy_class(name: str) -> type[Policy]:
         return _load_ref(name)
     names = available_policies()
     if name not in names:
-        module, dot, cls = name.rpartition(".")
-        hint = (
-            f"; did you mean '{module}:{cls}'?"
-            if dot
-            else "; your own class: name it as module:Class (docs/adding_a_policy.md)"
-        )
-        raise DpbenchError(f"unknown policy '{name}'; valid policies: {', '.join(sorted(names))}{hint}")
+        raise DpbenchError(f"unknown policy '{name}'; valid policies: {', '.join(sorted(names))}{policy_hint([name])}")
     cls = _load_ref(names[name])
     # records, cell ids and checkpoints name a registered policy by its class's `name` (built-ins have aliases)
     if name not in _BUILTIN and cls.name != name:

@@ -19,7 +19,7 @@ import numpy as np
 
 from dpbench.config import build_configs, config_to_dict
 from dpbench.data.registry import variant_of
-from dpbench.errors import DpbenchError
+from dpbench.errors import DpbenchError, did_you_mean
 from dpbench.metrics import mean_ci, summarize_history, wilson_ci
 from dpbench.policies import get_policy_class
 from dpbench.records import (
@@ -317,7 +317,7 @@ def select_records(
     """The records of ``envs`` / ``policies`` / ``obs`` (None: any; a registered policy alias, diffusion_cnn,
     counts as its class's name). A name that is neither registered nor in a record, or a selection that
     matches nothing (unless ``allow_empty``), is a DpbenchError that lists the valid names."""
-    from dpbench.policies import available_policies
+    from dpbench.policies import available_policies, paper_labels
     from dpbench.tasks import TASKS
 
     held = {k: sorted({r[k] for r in records}) for k in ("env", "policy", "obs")}
@@ -330,8 +330,9 @@ def select_records(
         # a module:Class policy is checked by importing it (get_policy_class names what is wrong)
         unknown = [n for n in names or () if n not in known[what] and ":" not in n]
         if unknown:
+            guess = did_you_mean(unknown, known[what], paper_labels() if what == "policy" else None)
             raise DpbenchError(
-                f"unknown {what} '{', '.join(unknown)}'; valid {plural}: {', '.join(sorted(known[what]))}"
+                f"unknown {what} '{', '.join(unknown)}'; valid {plural}: {', '.join(sorted(known[what]))}{guess}"
             )
     if policies:
         registered = available_policies()

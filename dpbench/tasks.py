@@ -17,7 +17,7 @@ from dpbench.envs import GYM_IDS, PUSHT_ID, episode_steps, gym_id_for
 from dpbench.envs.io import ObsMode
 from dpbench.envs.pusht.io import MODES as PUSHT_MODES
 from dpbench.envs.robomimic.io import MODES as ROBOMIMIC_MODES
-from dpbench.errors import DpbenchError
+from dpbench.errors import DpbenchError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,7 @@ class Task:
         if name not in self.obs_modes:
             raise DpbenchError(
                 f"task '{self.name}' has no obs mode '{name}'; choose one of {', '.join(self.obs_modes)}"
+                f"{did_you_mean([name], self.obs_modes)}"
             )
         if action_mode is None or self.build_mode is None or action_mode == self.action_modes[0]:
             return self.obs_modes[name]
@@ -156,5 +157,5 @@ def get_task(name: str) -> Task:
     """The task named ``name`` (pusht, lift, can, square, transport, tool_hang); raises DpbenchError, naming the valid
     ones, for any other."""
     if name not in TASKS:
-        raise DpbenchError(f"unknown env '{name}'; valid envs: {', '.join(sorted(TASKS))}")
+        raise DpbenchError(f"unknown env '{name}'; valid envs: {', '.join(sorted(TASKS))}{did_you_mean([name], TASKS)}")
     return TASKS[name]

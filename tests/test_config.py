@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,8 @@ from dpbench.errors import DpbenchError
 from dpbench.policies import available_policies, get_policy_class
 from dpbench.sweep.estimate import evaluation_count
 from dpbench.vision import VisionConfig
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"  # the committed records
 
 CONFIGS = sorted({get_policy_class(n).Config for n in available_policies()}, key=lambda c: c.__name__)
 
@@ -320,3 +323,32 @@ def test_a_schedule_left_to_the_defaults_scales_too_and_bad_budgets_are_one_line
 def test_dpbench_config_refuses_mh_on_a_ph_only_task(capsys):
     assert main(["config", "diffusion", "--env", "tool_hang", "--variant", "mh"]) == 2
     assert "ph demonstrations only" in capsys.readouterr().err
+
+
+def test_a_name_spelt_as_the_tables_or_the_paper_spell_it_gets_a_guess(tmp_path, capsys):
+    # The tables print the paper's labels (DP-C, LSTM-GMM, Push-T, ToolHang); a user who types one back gets the
+    # registered name it stands for. Expected names: the paper's rows (diffusion_cnn is DP-C, the CNN-based DP;
+    # diffusion_transformer is DP-T) and the env registry's spellings, by hand.
+    out = tmp_path / "r"
+    assert main(["run", "--policy", "DP-C,zilch", "--env", "Push-T", "--preset", "smoke", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "unknown env 'Push-T'; valid envs: can, lift, pusht, square, tool_hang, transport; did you mean 'pusht'?" in err
+    )
+    assert "did you mean 'diffusion_cnn' for 'DP-C'?" in err and "zilch'" in err and not out.exists()
+    cases = {
+        ("config", "LSTM-GMM"): "did you mean 'lstm_gmm'?",
+        ("config", "dp-t"): "did you mean 'diffusion_transformer'?",
+        ("config", "difusion"): "did you mean 'diffusion'?",  # a typo
+        ("config", "bc", "--env", "ToolHang"): "did you mean 'tool_hang'?",
+        ("config", "bc", "--preset", "quik"): "did you mean 'quick'?",
+        ("table", "--out", str(RESULTS), "--policy", "DP-T"): "did you mean 'diffusion_transformer'?",
+    }
+    for argv, guess in cases.items():
+        assert main(list(argv)) == 2
+        err = capsys.readouterr().err
+        assert err.rstrip().endswith(guess) and err.count("\n") == 1, (argv, err)
+    # a name like none of them gets no guess, and the policy message still says how to name one's own class
+    assert main(["config", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean" not in err and "your own class: name it as module:Class" in err

@@ -35,7 +35,7 @@ from dpbench.envs.robomimic.demonstrator import COLLECT_VERSION, run_episode
 from dpbench.envs.robomimic.env import ACTION_MODES, TASK_SPECS, RobomimicEnv
 from dpbench.envs.robomimic.env_args import env_args_for
 from dpbench.envs.robomimic.planners import PLANNERS
-from dpbench.errors import DpbenchError
+from dpbench.errors import DpbenchError, did_you_mean
 
 PUSHT_KEYS = ("state", "action", "keypoint", "n_contacts", "img")  # what a Push-T file keeps of an episode
 
@@ -255,7 +255,9 @@ def collect_robomimic(
             camera, or a demonstrator that succeeds in under 1 of 10 episodes (a bug).
     """
     if task not in TASK_SPECS:
-        raise DpbenchError(f"unknown robomimic env '{task}'; choose one of {', '.join(TASK_SPECS)}")
+        raise DpbenchError(
+            f"unknown robomimic env '{task}'; choose one of {', '.join(TASK_SPECS)}{did_you_mean([task], TASK_SPECS)}"
+        )
     if task not in PLANNERS:
         raise DpbenchError(
             f"no scripted demonstrator for '{task}' (there are: {', '.join(PLANNERS)}); train on your own robomimic "

@@ -16,7 +16,7 @@ from dpbench.data.collect import collect_pusht, collect_robomimic, robomimic_scr
 from dpbench.data.episodes import EpisodeStore, load_episodes
 from dpbench.envs.pusht.episodes import SCRIPTED_VERSION
 from dpbench.envs.robomimic.planners import PLANNERS
-from dpbench.errors import DatasetMissing, DpbenchError
+from dpbench.errors import DatasetMissing, DpbenchError, did_you_mean
 from dpbench.host import usable_cores
 
 HUMAN_PUSHT_NAME = "pusht_cchi_v7_replay.zarr"
@@ -146,6 +146,7 @@ def dataset_name_problem(task_name: str, dataset: str | None, names: Iterable[st
     """What is wrong with a ``--dataset`` that is neither one of ``names`` nor an existing file, and does not look
     like a path either (no folder, no file suffix): a misspelt name, which would otherwise read as a missing file.
     None when it is fine, or a path (a missing path has its own error when loaded)."""
+    names = list(names)
     if dataset is None or dataset in names or dataset == "human":  # robomimic's human data: its own message
         return None
     if "/" in dataset or os.sep in dataset or dataset.startswith(("~", ".")) or Path(dataset).suffix:
@@ -154,7 +155,7 @@ def dataset_name_problem(task_name: str, dataset: str | None, names: Iterable[st
         return None
     return (
         f"unknown dataset '{dataset}' for {task_name}; valid names: {', '.join(names)}, or a PATH to a file or "
-        f"folder (no '{dataset}' in the working directory, {Path.cwd()})"
+        f"folder (no '{dataset}' in the working directory, {Path.cwd()}){did_you_mean([dataset], names)}"
     )
 
 

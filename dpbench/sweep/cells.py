@@ -11,9 +11,9 @@ from tqdm.auto import tqdm
 
 from dpbench.contract import is_builtin, plugin_hint
 from dpbench.data.registry import dataset_name_problem
-from dpbench.errors import DatasetMissing, DpbenchError, first_line, raised_at
+from dpbench.errors import DatasetMissing, DpbenchError, did_you_mean, first_line, raised_at
 from dpbench.host import resolve_device
-from dpbench.policies import available_policies, get_policy_class
+from dpbench.policies import available_policies, get_policy_class, policy_hint
 from dpbench.records import read_record
 from dpbench.runner import CellConfig, CellSpec, PreparedCell, prepare, resolve_config, run_cell
 from dpbench.sweep.lock import CellLock
@@ -30,20 +30,14 @@ def _check_names(specs: list[CellSpec]) -> dict[str, None]:
     if bad_envs:
         problems[
             f"unknown env{'s' if len(bad_envs) > 1 else ''} {', '.join(map(repr, bad_envs))}; "
-            f"valid envs: {', '.join(sorted(TASKS))}"
+            f"valid envs: {', '.join(sorted(TASKS))}{did_you_mean(bad_envs, TASKS)}"
         ] = None
     registered = available_policies()
     bad_policies = sorted({s.policy for s in specs if ":" not in s.policy and s.policy not in registered})
     if bad_policies:
-        dotted = [p.rpartition(".") for p in bad_policies if "." in p]
-        hint = (
-            f"; did you mean {', '.join(repr(f'{m}:{c}') for m, _, c in dotted)}?"
-            if dotted
-            else "; your own class: module:Class (docs/adding_a_policy.md)"
-        )
         problems[
             f"unknown polic{'ies' if len(bad_policies) > 1 else 'y'} {', '.join(map(repr, bad_policies))}; "
-            f"valid policies: {', '.join(sorted(registered))}{hint}"
+            f"valid policies: {', '.join(sorted(registered))}{policy_hint(bad_policies)}"
         ] = None
     for name in sorted({s.policy for s in specs if s.policy not in bad_policies}):
         try:
