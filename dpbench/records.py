@@ -145,7 +145,7 @@ class FinalScores:
     success_max: float  # best success rate over the evaluations
     success_avg_last10: float  # mean success rate of the last 10 evaluations
     last_eval: dict[str, Any]  # the final evaluation, ``dpbench.evaluate.EvalResult.to_dict()``
-    # The selected (max) checkpoint on fresh test seeds (``dpbench.runner.heldout_evaluation``), or None
+    # The selected (max) checkpoint on fresh test seeds (``dpbench.selection.heldout_evaluation``), or None
     # when disabled or not possible.
     heldout: dict[str, Any] | None
 

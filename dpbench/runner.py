@@ -5,7 +5,6 @@ ones resume from their last checkpoint, so an interrupted ``dpbench run`` loses 
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from dpbench.envs.io import ObsMode
 from dpbench.errors import DpbenchError
 from dpbench.evaluate import evaluate
 from dpbench.host import device_name, environment_info, resolve_device
-from dpbench.metrics import best_evaluation, summarize_history
+from dpbench.metrics import summarize_history
 from dpbench.policies import get_policy_class, policy_source, source_digest
 from dpbench.preflight import check_actions_fit, check_configs, check_dataset_fits, preflight
 from dpbench.records import (
@@ -40,8 +39,9 @@ from dpbench.records import (
     split_cell_id,
     write_json_atomic,
 )
+from dpbench.selection import export_best, heldout_evaluation
 from dpbench.tasks import Task, get_task
-from dpbench.train import BEST_FILE, load_best, train
+from dpbench.train import train
 
 
 @dataclass
@@ -361,45 +361,3 @@ def provenance(policy_cls: type, device: str) -> dict[str, Any]:
     if source is not None:
         info["versions"] = {**info["versions"], "policy_source": source}
     return info
-
-
-def export_best(
-    cell: PreparedCell, eval_policy: Any, history: list[dict[str, Any]], meta: dict[str, Any]
-) -> tuple[Any, dict[str, Any]] | None:
-    """The policy with the weights the max selected (``best.safetensors``) and that history entry; the file is
-    rewritten as a full checkpoint (``meta`` plus its ``step`` and ``score``; ``checkpoint.save_policy``), so
-    ``dpbench eval`` re-scores the selected weights like the final ones. None when the run has no evaluation
-    or kept no weights of its best one (a run resumed from a checkpoint older than that evaluation)."""
-    chosen = best_evaluation(history)
-    if chosen is None:
-        return None
-    best = load_best(cell.workdir / BEST_FILE)
-    if best is None or best[1] != chosen["step"]:
-        if cell.tcfg.heldout_episodes > 0:
-            print(
-                f"[dpbench] {cell.cell_id}: the weights of the best evaluation (step {chosen['step']}) were not "
-                "kept; the record gets no held-out score (delete its work dir and rerun for one)"
-            )
-        return None
-    policy = copy.deepcopy(eval_policy)
-    policy.load_state_dict(best[0])
-    save_policy(policy, cell.workdir / BEST_FILE, {**meta, "step": chosen["step"], "score": chosen["score"]})
-    return policy, chosen
-
-
-def heldout_evaluation(cell: PreparedCell, policy: Any, chosen: dict[str, Any]) -> dict[str, Any] | None:
-    """Score the selected checkpoint (``export_best``) on ``train.heldout_episodes`` fresh test seeds from
-    ``Task.heldout_seed_start``: the selection never saw them, so this number carries no selection bias.
-    None when disabled (0 episodes)."""
-    task, n = cell.task, cell.tcfg.heldout_episodes
-    if n <= 0:
-        return None
-    res = evaluate(
-        policy, task, cell.mode, n_episodes=n, seed_start=task.heldout_seed_start, sampling_seed=cell.spec.seed
-    )
-    return {
-        "step": chosen["step"],
-        "selected_score": chosen["score"],
-        "seed_start": task.heldout_seed_start,
-        **res.to_dict(),
-    }

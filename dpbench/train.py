@@ -113,7 +113,7 @@ def save_best(path: Path, tensors: dict[str, torch.Tensor], step: int, score: fl
 
 def load_best(path: Path) -> tuple[dict[str, torch.Tensor], int, float] | None:
     """(weights, step, score) of ``best.safetensors``, or None when there is none: as training writes it
-    (``save_best``), or as a finished run rewrites it, a full checkpoint (``runner.export_best``)."""
+    (``save_best``), or as a finished run rewrites it, a full checkpoint (``selection.export_best``)."""
     if not path.exists():
         return None
     with safe_open(str(path), framework="pt") as f:
