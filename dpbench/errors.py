@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import difflib
+import re
 import traceback
 from collections.abc import Iterable, Mapping
 from functools import cache
@@ -58,23 +58,69 @@ def _fold(name: str) -> str:
     return "".join(ch for ch in name.lower() if ch not in "-_ ")
 
 
-def did_you_mean(names: Iterable[str], valid: Iterable[str], labels: Mapping[str, str] | None = None) -> str:
-    """The suffix ``"; did you mean 'pusht'?"`` for an unknown-name message: for each of ``names``, the valid name
-    it spells another way (case, '-', '_' and spaces ignored), the valid name one of ``labels`` (a display label ->
-    its valid name, e.g. the paper's 'DP-C' -> 'diffusion_cnn') stands for, or else the one valid name
-    ``difflib`` finds close (ratio >= 0.8: a typo). "" when no name has a guess."""
-    table = {_fold(label): name for label, name in (labels or {}).items()}
-    table.update({_fold(name): name for name in valid})
-    names = list(names)
+def _tokens(name: str) -> list[str]:
+    """A name's words, lower case: split at '-', '_' and spaces (scripted-mh-delta -> scripted, mh, delta)."""
+    return [t for t in re.split(r"[-_\s]+", name.strip().lower()) if t]
+
+
+def _one_typo(typed: str, word: str) -> bool:
+    """Whether ``typed`` is ``word`` with one letter added, dropped, changed, or two neighbours swapped, and
+    ``word`` has 4 letters or more: in short words (ph, mh, bc) one letter is another name, not a typo."""
+    if len(word) < 4 or typed == word or abs(len(typed) - len(word)) > 1:
+        return False
+    if len(typed) == len(word):
+        diff = [i for i, (a, b) in enumerate(zip(typed, word, strict=True)) if a != b]
+        swapped = len(diff) == 2 and diff[1] == diff[0] + 1 and typed[diff[0]] == word[diff[1]]
+        return len(diff) == 1 or (swapped and typed[diff[1]] == word[diff[0]])
+    short, long = sorted((typed, word), key=len)
+    return any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
+
+
+def guess_names(names: Iterable[str], valid: Iterable[str], labels: Mapping[str, str] | None = None) -> dict[str, str]:
+    """For each of ``names`` that has one, the single valid name it most likely means: the valid name it spells
+    another way (case, '-', '_' and spaces ignored: Push-T -> pusht), or the one a display label stands for
+    (``labels``: label -> valid name, e.g. the paper's 'DP-C' -> 'diffusion'), or the same words in another order
+    (scripted-delta-mh -> scripted-mh-delta), or one typo in one word of 4+ letters (difusion -> diffusion). A name
+    with no such valid name, or with two, gets none: a wrong guess (scripted-ph -> scripted-mh) misleads."""
+    valid = list(valid)
+
+    def unique(matches: Iterable[str]) -> str | None:
+        found = set(matches)
+        return found.pop() if len(found) == 1 else None
+
+    spellings = [(_fold(v), v) for v in valid] + [(_fold(k), v) for k, v in (labels or {}).items() if v in valid]
     guesses: dict[str, str] = {}
     for name in names:
-        close = difflib.get_close_matches(_fold(name), list(table), n=1, cutoff=0.8)
-        if close:
-            guesses[name] = table[close[0]]
+        words = _tokens(name)
+        guess = (
+            unique(v for key, v in spellings if key == _fold(name))
+            or unique(v for v in valid if sorted(_tokens(v)) == sorted(words))
+            or unique(
+                v
+                for v in valid
+                if len(_tokens(v)) == len(words)
+                and sum(a != b for a, b in zip(words, _tokens(v), strict=True)) == 1
+                and any(_one_typo(a, b) for a, b in zip(words, _tokens(v), strict=True))
+            )
+        )
+        if guess is not None:
+            guesses[name] = guess
+    return guesses
+
+
+def did_you_mean(names: Iterable[str], valid: Iterable[str], labels: Mapping[str, str] | None = None) -> str:
+    """The end of an unknown-name message: ``"; did you mean 'pusht'?"`` for one name, ``"; did you mean 'pusht'
+    for 'Push-T', 'tool_hang' for 'ToolHang'?"`` for several (``guess_names``'s guesses); "" when none has one."""
+    names = list(names)
+    return guesses_text(guess_names(names, valid, labels), len(names))
+
+
+def guesses_text(guesses: Mapping[str, str], n_names: int) -> str:
+    """``guesses`` (unknown name -> what it likely means) as the end of a message about ``n_names`` names."""
     if not guesses:
         return ""
-    if len(names) == 1:
-        return f"; did you mean '{guesses[names[0]]}'?"
+    if n_names == 1:
+        return f"; did you mean '{next(iter(guesses.values()))}'?"
     return "; did you mean " + ", ".join(f"'{g}' for '{n}'" for n, g in guesses.items()) + "?"
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dpbench.contract import is_builtin
-from dpbench.errors import DpbenchError, did_you_mean, raised_at
+from dpbench.errors import DpbenchError, guess_names, guesses_text, raised_at
 from dpbench.policy import Policy
 
 ENTRY_POINT_GROUP = "dpbench.policies"
@@ -222,23 +222,30 @@ def available_policies() -> dict[str, str]:
 
 
 def paper_labels() -> dict[str, str]:
-    """The paper's row labels (LSTM-GMM, IBC, BET, DP-C, DP-T), which tables print, -> the registered policy each
-    names."""
-    from dpbench.paper_cells import ROW_LABELS  # here: paper_cells reads records, which import this module
+    """The paper's row labels (LSTM-GMM, IBC, BET, DP-C, DP-T), which tables print, -> the built-in policy each names
+    (DP-C -> diffusion, the name records use; diffusion_cnn is its alias)."""
+    from dpbench.paper_cells import ROW_LABELS  # here: paper_cells imports results, which imports this module
 
-    return {label: row for row, label in ROW_LABELS.items() if row in _BUILTIN}
+    canonical = {ref: name for name, ref in reversed(_BUILTIN.items())}  # an alias's class -> its first name
+    return {label: canonical[_BUILTIN[row]] for row, label in ROW_LABELS.items() if row in _BUILTIN}
 
 
 def policy_hint(unknown: list[str]) -> str:
-    """The end of an unknown-policy message: the registered name each of ``unknown`` spells another way (the paper's
-    'DP-C', 'lstm-gmm', a typo), else ``module:Class`` for a dotted ``module.Class``, else how to name your own."""
-    guess = did_you_mean(unknown, available_policies(), paper_labels())
-    if guess:
-        return guess
-    dotted = [n.rpartition(".") for n in unknown if "." in n]
-    if dotted:
-        return f"; did you mean {', '.join(repr(f'{m}:{c}') for m, _, c in dotted)}?"
-    return "; your own class: name it as module:Class (docs/adding_a_policy.md)"
+    """The end of a message about ``unknown`` policy names: per name, the registered one it spells another way
+    (the paper's 'DP-C', 'lstm-gmm', a typo; ``errors.guess_names``), else ``module:Class`` for a dotted
+    ``module.Class``; then, for any name left, how to name one's own class."""
+    guesses = guess_names(unknown, available_policies(), paper_labels())
+    for name in unknown:
+        module, dot, cls = name.rpartition(".")
+        if name not in guesses and dot:
+            guesses[name] = f"{module}:{cls}"
+    left = [n for n in unknown if n not in guesses]
+    own = "your own class: name it as module:Class (docs/adding_a_policy.md)"
+    if not left:
+        return guesses_text(guesses, len(unknown))
+    if len(left) == len(unknown):
+        return f"; {own}"
+    return f"{guesses_text(guesses, len(unknown))}; {', '.join(map(repr, left))}: {own}"
 
 
 def get_policy_class(name: str) -> type[Policy]:

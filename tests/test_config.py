@@ -16,6 +16,7 @@ from dpbench.sweep.estimate import evaluation_count
 from dpbench.vision import VisionConfig
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"  # the committed records
+PAPER_GRID = Path(__file__).resolve().parents[1] / "sweeps" / "paper_table1_state.yaml"
 
 CONFIGS = sorted({get_policy_class(n).Config for n in available_policies()}, key=lambda c: c.__name__)
 
@@ -327,28 +328,46 @@ def test_dpbench_config_refuses_mh_on_a_ph_only_task(capsys):
 
 def test_a_name_spelt_as_the_tables_or_the_paper_spell_it_gets_a_guess(tmp_path, capsys):
     # The tables print the paper's labels (DP-C, LSTM-GMM, Push-T, ToolHang); a user who types one back gets the
-    # registered name it stands for. Expected names: the paper's rows (diffusion_cnn is DP-C, the CNN-based DP;
-    # diffusion_transformer is DP-T) and the env registry's spellings, by hand.
+    # registered name it stands for. Expected names by hand: the paper's DP-C is the CNN-based DP, which records
+    # call 'diffusion'; DP-T is 'diffusion_transformer'; the env registry spells Push-T 'pusht'.
     out = tmp_path / "r"
-    assert main(["run", "--policy", "DP-C,zilch", "--env", "Push-T", "--preset", "smoke", "--out", str(out)]) == 2
+    argv = ["run", "--policy", "DP-C,mypkg.MyPolicy,zilch", "--env", "Push-T", "--preset", "smoke", "--out", str(out)]
+    assert main(argv) == 2
     err = capsys.readouterr().err
     assert (
         "unknown env 'Push-T'; valid envs: can, lift, pusht, square, tool_hang, transport; did you mean 'pusht'?" in err
     )
-    assert "did you mean 'diffusion_cnn' for 'DP-C'?" in err and "zilch'" in err and not out.exists()
-    cases = {
-        ("config", "LSTM-GMM"): "did you mean 'lstm_gmm'?",
-        ("config", "dp-t"): "did you mean 'diffusion_transformer'?",
-        ("config", "difusion"): "did you mean 'diffusion'?",  # a typo
-        ("config", "bc", "--env", "ToolHang"): "did you mean 'tool_hang'?",
-        ("config", "bc", "--preset", "quik"): "did you mean 'quick'?",
-        ("table", "--out", str(RESULTS), "--policy", "DP-T"): "did you mean 'diffusion_transformer'?",
+    # each bad policy name gets its own hint: a guess, the module:Class form, or how to name one's own class
+    assert "did you mean 'diffusion' for 'DP-C', 'mypkg:MyPolicy' for 'mypkg.MyPolicy'?; 'zilch': your own class" in err
+    assert not out.exists()
+    guessed = {
+        ("config", "LSTM-GMM"): "lstm_gmm",
+        ("config", "dp-t"): "diffusion_transformer",
+        ("config", "difusion"): "diffusion",  # one letter dropped
+        ("config", "diffusion_transfomer"): "diffusion_transformer",
+        ("config", "bc", "--env", "ToolHang"): "tool_hang",
+        ("config", "bc", "--env", "sqaure"): "square",  # two letters swapped
+        ("config", "bc", "--preset", "quik"): "quick",
+        ("config", "bc", "--env", "square", "--obs", "lowdim"): "low_dim",
+        ("table", "--out", str(RESULTS), "--policy", "DP-T", "--no-write-readme"): "diffusion_transformer",
+        ("run", "--env", "square", "--dataset", "scripted-delta-mh", "--out", str(out)): "scripted-mh-delta",
+        ("sweep", str(PAPER_GRID), "--dry-run", "--policy", "DP-C", "--out", str(out)): "diffusion",
     }
-    for argv, guess in cases.items():
+    for argv, guess in guessed.items():
         assert main(list(argv)) == 2
         err = capsys.readouterr().err
-        assert err.rstrip().endswith(guess) and err.count("\n") == 1, (argv, err)
-    # a name like none of them gets no guess, and the policy message still says how to name one's own class
+        assert err.rstrip().endswith(f"did you mean '{guess}'?") and err.count("\n") == 1, (argv, err)
+    # no guess where the likeliest names are several (DP: DP-C or DP-T?) or where one letter is another name
+    # (ph vs mh: scripted-ph is not scripted-mh); the policy message then says how to name one's own class
+    for argv in (
+        ("config", "DP"),
+        ("config", "diffusion_t"),
+        ("run", "--env", "square", "--dataset", "scripted-ph", "--out", str(out)),
+        ("run", "--env", "pusht", "--dataset", "scriptedMH", "--out", str(out)),
+    ):
+        assert main(list(argv)) == 2
+        err = capsys.readouterr().err
+        assert "did you mean" not in err and err.count("\n") == 1, (argv, err)
     assert main(["config", "nope"]) == 2
-    err = capsys.readouterr().err
-    assert "did you mean" not in err and "your own class: name it as module:Class" in err
+    assert "your own class: name it as module:Class" in capsys.readouterr().err
+    assert not out.exists()

@@ -36,7 +36,8 @@ from typing import Any
 
 import yaml
 
-from dpbench.errors import DpbenchError, first_line
+from dpbench.errors import DpbenchError, did_you_mean, first_line
+from dpbench.policies import paper_labels
 from dpbench.runner import CellSpec
 
 
@@ -212,6 +213,7 @@ class Sweep:
         if unknown:
             raise DpbenchError(
                 f"per_policy names {', '.join(map(repr, unknown))}, not in policies: {', '.join(self.policies)}"
+                f"{did_you_mean(unknown, self.policies, paper_labels())}"
             )
         used = [False] * len(self.per_cell)
         specs, seen, dataset_by = [], set(), []
@@ -301,7 +303,9 @@ def _check_keys(mapping: Any, allowed: tuple[str, ...], where: str) -> None:
         raise DpbenchError(f"{where}: expected a mapping, got {mapping!r}")
     bad = [k for k in mapping if k not in allowed]
     if bad:
-        raise DpbenchError(f"{where}: unknown key {bad[0]!r}; allowed: {', '.join(allowed)}")
+        raise DpbenchError(
+            f"{where}: unknown key {bad[0]!r}; allowed: {', '.join(allowed)}{did_you_mean(bad[:1], allowed)}"
+        )
 
 
 def _int(value: Any, where: str) -> int:
@@ -367,9 +371,11 @@ def select_cells(
         held = list(dict.fromkeys(of(s) for s in specs))
         missing = [w for w in wanted or () if w not in held]
         if missing:
+            labels = paper_labels() if what == "policy" else None
             raise DpbenchError(
                 f"--{what} {', '.join(map(str, missing))}: the grid has no such cell; its {what} values: "
                 + ", ".join(map(str, held))
+                + did_you_mean(map(str, missing), map(str, held), labels)
             )
     chosen = [s for s in specs if all(not wanted or of(s) in wanted for wanted, of in keys.values())]
     if not chosen:
