@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 import traceback
 from collections.abc import Iterable, Mapping
 from functools import cache
@@ -159,11 +160,14 @@ def _not_users(filename: str) -> bool:
 
 @cache  # once per process, not once per traceback frame
 def _not_users_roots() -> frozenset[Path]:
-    """The standard library's and installed packages' folders, and dpbench's: the package, and its envs and
-    baselines, which a source checkout keeps beside it."""
+    """The standard library's and installed packages' folders (sys.path's package folders included), and
+    dpbench's: the package, and its envs and baselines, which a source checkout keeps beside it."""
     import importlib.util
 
     roots = {Path(p).resolve() for key in ("stdlib", "platstdlib", "purelib", "platlib") if (p := paths().get(key))}
+    # and every package folder on sys.path: a venv that reads another one's packages through a .pth file
+    # (scripts/worktree_env.sh) has torch outside its own purelib
+    roots |= {Path(p).resolve() for p in sys.path if Path(p).name in ("site-packages", "dist-packages")}
     roots.add(Path(__file__).resolve().parent)
     for name in ("dpbench.envs", "dpbench.baselines"):
         spec = importlib.util.find_spec(name)

@@ -448,3 +448,22 @@ def test_the_documented_pyproject_installs_an_entry_point_dpbench_finds(tmp_path
 
     assert re.search(r"^\s*linear\s+my_policy:LinearPolicy$", dpbench("list"), re.M)
     assert "n_action_steps" in dpbench("config", "linear", "--preset", "smoke")  # the installed module imports
+
+
+def test_a_library_read_through_another_venvs_site_packages_is_not_the_users_code(tmp_path, monkeypatch):
+    # scripts/worktree_env.sh makes a venv that reads the main .venv's packages through a .pth file: torch then
+    # sits outside this interpreter's own purelib, and a torch frame must still not be named as the user's line
+    from dpbench import errors
+
+    site = tmp_path / "other" / "lib" / "python3" / "site-packages"
+    (site / "torchlike").mkdir(parents=True)
+    lib_file = site / "torchlike" / "functional.py"
+    lib_file.write_text("")
+    users_file = tmp_path / "my_policy.py"
+    users_file.write_text("")
+    monkeypatch.syspath_prepend(str(site))
+    errors._not_users_roots.cache_clear()
+    try:
+        assert errors._not_users(str(lib_file)) and not errors._not_users(str(users_file))
+    finally:
+        errors._not_users_roots.cache_clear()
