@@ -68,6 +68,7 @@ class BETPolicy(Policy):
     positive_fields = ("n_bins", "n_layer", "n_head", "n_emb")  # (0 k-means iterations keeps the first centres)
     Config = BETConfig
     window_rule = "aligned"
+    default_action_mode = "delta"  # the paper trains its baselines in robomimic's delta actions
     presets = {
         # The original's BET workspace: minGPT's AdamW (betas (0.9, 0.95), decay 0.1 on Linear weights only),
         # gradient norm clipped to 1, a constant lr (it builds no scheduler) and no EMA.

@@ -57,6 +57,7 @@ class IBCPolicy(Policy):
     positive_fields = ("hidden_dims", "train_negatives", "inference_samples")  # 0 resampling rounds is a choice
     Config = IBCConfig
     window_rule = "single"
+    default_action_mode = "delta"  # the paper trains its baselines in robomimic's delta actions
     presets = {
         "paper": ({}, budget(100_000, first_eval=0, batch_size=256, lr=1e-4, ema=False)),
         # CPU-sized: the original's 4x1024 MLP with 1024 negatives and 1024 samples costs ~90 s per training step

@@ -48,6 +48,7 @@ class LSTMGMMPolicy(Policy):
     positive_fields = ("hidden_dim", "num_layers", "num_modes", "rnn_horizon")
     Config = LSTMGMMConfig
     window_rule = "aligned"
+    default_action_mode = "delta"  # the paper trains its baselines in robomimic's delta actions
     presets = {
         # Chi et al.'s robomimic workspace: robomimic's BC-RNN-GMM defaults (Adam, betas (0.9, 0.999), lr 1e-4,
         # constant, no weight decay, no EMA) at their dataloader's batch of 256.

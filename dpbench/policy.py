@@ -64,6 +64,10 @@ class Policy(nn.Module):
     # Config fields that are sizes or counts, each >= 1 (an int, or every int of a tuple such as hidden widths):
     # ``check_config`` refuses a 0 that would build a zero-width layer and train on nothing, or crash later.
     positive_fields: ClassVar[tuple[str, ...]] = ()
+    # robomimic tasks: the action space a cell trains in when no --dataset is given. "abs": absolute end-effector
+    # targets, as the paper's Diffusion Policy; "delta": robomimic's delta actions, as the paper's baselines
+    # (LSTM-GMM, IBC, BET; docs/baselines_vs_original.md). Push-T has one action space.
+    default_action_mode: ClassVar[str] = "abs"
 
     @classmethod
     def check_config(cls, config: PolicyConfig) -> None:

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from dpbench.checkpoint import save_policy
 from dpbench.config import build_configs, config_to_dict
 from dpbench.contention import ContentionMeter
-from dpbench.data.registry import DatasetRef, data_variant, portable_path, resolve_dataset
+from dpbench.data.registry import DatasetRef, data_variant, portable_path, resolve_dataset, scripted_name
 from dpbench.data.sampler import SequenceSampler, split_episodes
 from dpbench.envs.io import ObsMode
 from dpbench.errors import DpbenchError
@@ -177,6 +177,16 @@ def policy_slug(spec: CellSpec, cfg: CellConfig) -> str:
     return (cfg.policy_cls.name if ":" not in spec.policy else spec.policy).replace(":", "_").replace(".", "_")
 
 
+def dataset_name(spec: CellSpec, policy_cls: type) -> str | None:
+    """The ``--dataset`` a cell trains on: as given; else, on a task with several action spaces (robomimic), the
+    scripted demos in the policy's ``default_action_mode`` (``scripted-delta`` for the paper's baselines, which
+    train in delta actions); else None, the task's default (Push-T: human, or scripted without it)."""
+    task, mode = get_task(spec.env), policy_cls.default_action_mode
+    if spec.dataset is not None or mode not in task.action_modes[1:]:  # given, or the task's own default
+        return spec.dataset
+    return scripted_name("ph", mode)
+
+
 def prepare(
     spec: CellSpec, data: DatasetRef | None = None, collect: bool = True, config: CellConfig | None = None
 ) -> PreparedCell:
@@ -186,7 +196,9 @@ def prepare(
     task = get_task(spec.env)
     if data is None:
         keys = task.obs_mode(cfg.obs).dataset_keys
-        data = resolve_dataset(task.name, spec.dataset, keys, progress=spec.progress, collect=collect)
+        data = resolve_dataset(
+            task.name, dataset_name(spec, cfg.policy_cls), keys, progress=spec.progress, collect=collect
+        )
     action_mode = task.dataset_action_mode(data.store.attrs)
     try:
         task.for_variant(data.variant)  # its horizon exists: no mh on a ph-only task

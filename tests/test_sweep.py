@@ -625,3 +625,51 @@ def test_without_human_demos_the_scripted_fallback_is_said_once(tmp_path, tiny_p
     assert main([*argv, "--out", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
     assert made == [200] and out.count("human Push-T demos not found; using scripted demonstrations instead") == 1
+
+
+def test_the_papers_baselines_train_in_delta_actions_on_robomimic_unless_a_dataset_is_given(
+    tmp_path, monkeypatch, capsys
+):
+    # The paper trains LSTM-GMM, IBC and BET in robomimic's delta actions and Diffusion Policy in absolute ones
+    # (the original's baseline task configs read the delta low_dim.hdf5, DP's the *_abs.hdf5). Without --dataset,
+    # `dpbench run --policy lstm_gmm --env lift` must train in the paper's action space, not the task's default.
+    from types import SimpleNamespace
+
+    from dpbench.policies import get_policy_class
+    from dpbench.runner import CellSpec, dataset_name
+    from dpbench.sweep.cells import _action_space_note
+
+    paper = {"lstm_gmm": "scripted-delta", "ibc": "scripted-delta", "bet": "scripted-delta"}
+    for name in ("lstm_gmm", "ibc", "bet", "diffusion", "diffusion_transformer", "bc"):
+        cls = get_policy_class(name)
+        assert dataset_name(CellSpec(name, "square", 0), cls) == paper.get(name)  # None: the task's (abs) demos
+        assert dataset_name(CellSpec(name, "square", 0, dataset="scripted-mh"), cls) == "scripted-mh"  # as given
+        assert dataset_name(CellSpec(name, "pusht", 0), cls) is None  # Push-T has one action space
+    # as a user runs it: the dry run names the demos each cell would train on (none collected in this cache)
+    monkeypatch.setenv("DPBENCH_CACHE", str(tmp_path / "cache"))
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(yaml.safe_dump({"policies": ["lstm_gmm", "diffusion"], "envs": ["lift"], "seeds": 1}))
+    assert main(["sweep", str(sweep), "--dry-run", "--out", str(tmp_path / "r")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    (lstm,) = [x for x in lines if " lstm_gmm lift/low_dim seed 0 " in x]
+    (dp,) = [x for x in lines if " diffusion lift/low_dim seed 0 " in x]
+    assert "[scripted-delta lift demos not collected yet" in lstm and "[scripted lift demos not collected yet" in dp
+    # the run's header says who chose the action space, and when --dataset overrides a paper policy's
+    cell = lambda policy, dataset, kind, mode: SimpleNamespace(  # noqa: E731
+        spec=CellSpec(policy, "lift", 0, dataset=dataset),
+        data=SimpleNamespace(kind=kind),
+        action_mode=mode,
+        policy_cls=get_policy_class(policy),
+    )
+    assert _action_space_note(cell("lstm_gmm", None, "scripted-delta", "delta")) == [
+        "[dpbench] lstm_gmm trains in delta actions (scripted-delta), as the paper trains it; --dataset scripted "
+        "for absolute ones"
+    ]
+    assert _action_space_note(cell("ibc", "scripted-mh", "scripted-mh", "abs")) == [
+        "[dpbench] note: ibc trains in abs actions on scripted-mh demos; the paper trains it in delta actions"
+    ]
+    assert _action_space_note(cell("bc", "scripted-delta", "scripted-delta", "delta")) == [
+        "[dpbench] note: bc trains in delta actions on scripted-delta demos; its default (default_action_mode) is abs"
+    ]
+    for quiet in (cell("diffusion", None, "scripted", "abs"), cell("bet", "scripted-delta", "scripted-delta", "delta")):
+        assert _action_space_note(quiet) == []

@@ -78,6 +78,12 @@ ROBOMIMIC_SCRIPTED = {
 }
 
 
+def scripted_name(variant: str, action_mode: str) -> str:
+    """The name of robomimic's scripted demos of ``variant`` (ph | mh) in ``action_mode`` (abs | delta):
+    scripted, scripted-mh, scripted-delta, scripted-mh-delta."""
+    return next(name for name, recipe in ROBOMIMIC_SCRIPTED.items() if recipe == (variant, action_mode))
+
+
 def data_variant(dataset_kind: str) -> str:
     """The paper's demo variant (ph | mh) a named dataset stands in for: ``scripted-mh`` and
     ``scripted-mh-delta`` are mh, every other name (and ``path``, see ``DatasetRef.variant``) ph."""

@@ -13,9 +13,9 @@ from dpbench.contract import is_builtin, plugin_hint
 from dpbench.data.registry import dataset_name_problem
 from dpbench.errors import DatasetMissing, DpbenchError, did_you_mean, first_line, raised_at
 from dpbench.host import resolve_device
-from dpbench.policies import available_policies, get_policy_class, policy_hint
+from dpbench.policies import available_policies, get_policy_class, paper_labels, policy_hint
 from dpbench.records import read_record
-from dpbench.runner import CellConfig, CellSpec, PreparedCell, prepare, resolve_config, run_cell
+from dpbench.runner import CellConfig, CellSpec, PreparedCell, dataset_name, prepare, resolve_config, run_cell
 from dpbench.sweep.lock import CellLock
 from dpbench.tasks import TASKS
 
@@ -81,7 +81,7 @@ def _prepare_each(
     data: dict[tuple, Any] = {}
     out: list[PreparedCell | DpbenchError | None] = []
     for spec, cfg in pairs:
-        key = (spec.env, spec.obs, spec.dataset)
+        key = (spec.env, spec.obs, dataset_name(spec, cfg.policy_cls))
         try:
             cell = prepare(spec, data.get(key), collect=collect, config=cfg)
         except DpbenchError as exc:
@@ -183,7 +183,25 @@ def describe(cells: list[PreparedCell]) -> list[str]:
     ]
     for d in uniq((c.data.kind, str(c.data.path), c.data.store.content_hash()) for c in cells):
         lines.append(f"[dpbench] dataset {d[0]} {d[1]} (hash {d[2]})")
-    return lines
+    for c in cells:
+        lines.extend(_action_space_note(c))
+    return list(dict.fromkeys(lines))  # a note once per policy and dataset, not per seed
+
+
+def _action_space_note(cell: PreparedCell) -> list[str]:
+    """robomimic: a line when a cell's action space is not the task's default (abs) because its policy chose it,
+    or is not its policy's ``default_action_mode`` because ``--dataset`` chose it; none otherwise."""
+    name, kind, mode, want = cell.spec.policy, cell.data.kind, cell.action_mode, cell.policy_cls.default_action_mode
+    paper = is_builtin(cell.policy_cls) and cell.policy_cls.name in paper_labels().values()  # a row of Table I
+    if mode is None:
+        return []
+    if cell.spec.dataset is None and mode != "abs":
+        why = "as the paper trains it" if paper else "its default_action_mode"
+        return [f"[dpbench] {name} trains in {mode} actions ({kind}), {why}; --dataset scripted for absolute ones"]
+    if cell.spec.dataset is not None and mode != want:
+        why = f"the paper trains it in {want} actions" if paper else f"its default (default_action_mode) is {want}"
+        return [f"[dpbench] note: {name} trains in {mode} actions on {kind} demos; {why}"]
+    return []
 
 
 def execute(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> tuple[str, Any]:
