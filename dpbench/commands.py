@@ -207,7 +207,9 @@ def cmd_config(args: argparse.Namespace) -> int:
     image = bool(task.obs_mode(args.obs).spec.image_keys)
     overrides = _parse_overrides(args.set)
     pcfg, tcfg = build_configs(cls, args.preset, overrides, image_obs=image, task=task.name, variant=args.variant)
-    check_configs(cls, task.obs_mode(args.obs).spec, pcfg, tcfg, overrides)  # what run refuses, config refuses too
+    check_configs(
+        cls, task.obs_mode(args.obs).spec, pcfg, tcfg, overrides, task.name
+    )  # what run refuses, config refuses too
     paper = (
         build_configs(cls, "paper", image_obs=image, task=task.name, variant=args.variant)
         if "paper" in cls.presets and args.preset != "paper"

@@ -16,6 +16,7 @@ import typing
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
+from dpbench.data.normalization import NORMALIZERS
 from dpbench.errors import DpbenchError, did_you_mean
 from dpbench.presets import (
     EVALS_PER_BUDGET,
@@ -76,6 +77,11 @@ class TrainConfig:
     train_episodes: str = "paper"
     max_train_episodes: int | None = None  # an explicit cap; overrides train_episodes when set
     grad_clip: float | None = None  # clip the gradient's global norm to this (None: no clipping)
+    # How the observation and action normalizers are fitted (dpbench.data.normalization): "range", each
+    # dimension's [min, max] to [-1, 1] (the original's rule on Push-T); "original", the original code's rule
+    # for the task (robomimic low_dim: one 1/max|x| scale for all observations, delta actions unscaled,
+    # absolute actions' positions only). Left out of the config hash at "range", so older cells keep theirs.
+    normalizer: str = "range"
 
 
 # ------------------------------------------------------------------------------- --set parsing
@@ -313,6 +319,8 @@ def check_train_config(tcfg: TrainConfig) -> None:
     ends before its first periodic evaluation (its max and avg-last-10 would both be the last step's score)."""
     if tcfg.train_episodes not in ("paper", "all"):
         raise DpbenchError(f"train.train_episodes must be 'paper' or 'all', got {tcfg.train_episodes!r}")
+    if tcfg.normalizer not in NORMALIZERS:
+        raise DpbenchError(f"train.normalizer must be one of {', '.join(NORMALIZERS)}, got {tcfg.normalizer!r}")
     if tcfg.lr_schedule not in ("cosine", "constant"):
         raise DpbenchError(f"train.lr_schedule must be 'cosine' or 'constant', got {tcfg.lr_schedule!r}")
     bad = [f"train.{k}={getattr(tcfg, k)} (must be >= 1)" for k in _AT_LEAST_ONE if getattr(tcfg, k) < 1]
@@ -345,8 +353,11 @@ def check_train_config(tcfg: TrainConfig) -> None:
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
-    """Plain JSON data; an unset image encoder is left out, so low-dim configs hash as before."""
+    """Plain JSON data; an unset image encoder and the default normalizer are left out, so configs hash as before
+    those fields."""
     out = json.loads(json.dumps(dataclasses.asdict(cfg)))
     if out.get("vision", 0) is None:
         del out["vision"]
+    if out.get("normalizer") == "range":  # the default since before the field: hashes stay as they were
+        del out["normalizer"]
     return out

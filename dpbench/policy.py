@@ -27,6 +27,7 @@ from torch import nn
 
 from dpbench.config import PolicyConfig, TrainConfig
 from dpbench.contract import check_actions, check_tensor, policy_label
+from dpbench.data.normalization import RANGE, Normalization
 from dpbench.data.normalizer import RangeNormalizer
 from dpbench.errors import DpbenchError
 from dpbench.presets import SMOKE_TRAIN
@@ -127,6 +128,7 @@ class Policy(nn.Module):
                 config.vision = VisionConfig()
             self.image_encoder = ImageEncoders({k: spec.obs_shapes[k] for k in spec.image_keys}, config.vision)
             self.obs_feature_dim += self.image_encoder.out_dim
+        self.normalization: Normalization = RANGE  # how fit_statistics fits the normalizers (train.normalizer)
         # Evaluation-time sampling noise: one generator per batch row (see ``seed``).
         self.sampling_seed = 0
         self.episode_seeds: list[int] | None = None
@@ -164,11 +166,18 @@ class Policy(nn.Module):
         return self.n_obs_steps - 1, self.n_action_steps - 1
 
     def fit_statistics(self, arrays: dict[str, np.ndarray]) -> None:
-        """Data-dependent setup from the training arrays, before training: min/max normalizers here
-        (images are scaled inside the model); policies add their own (e.g. BET's action bins)."""
-        for key, norm in self.obs_normalizers.items():
-            norm.fit(arrays[key].reshape(len(arrays[key]), -1))
-        self.action_normalizer.fit(arrays["action"])
+        """Data-dependent setup from the training arrays, before training: min/max normalizers here, by the rule
+        in ``self.normalization`` (``dpbench.data.normalization``; the runner sets it from ``train.normalizer``;
+        images are scaled inside the model); policies add their own (e.g. BET's action bins)."""
+        rule = self.normalization
+        if rule.obs_max_abs and self.obs_normalizers:  # one scale for every low-dim dimension, as the original's
+            max_abs = max(float(np.abs(arrays[k]).max()) for k in self.obs_normalizers)
+            for norm in self.obs_normalizers.values():
+                norm.set_scale(1.0 / max_abs if max_abs > 0 else 1.0)
+        else:
+            for key, norm in self.obs_normalizers.items():
+                norm.fit(arrays[key].reshape(len(arrays[key]), -1))
+        self.action_normalizer.fit(arrays["action"], dims=rule.action_range_dims)
 
     def normalize_obs(self, obs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """``obs`` with each low-dim key (B, T, *shape) flattened to (B, T, D) float and mapped to [-1, 1] by its

@@ -107,12 +107,17 @@ def check_buildable(policy_cls: type, spec: PolicySpec, config: Any, overrides: 
         ) from None
 
 
-def check_configs(policy_cls: type, spec: PolicySpec, pcfg: Any, tcfg: Any, overrides: dict[str, str]) -> None:
+def check_configs(
+    policy_cls: type, spec: PolicySpec, pcfg: Any, tcfg: Any, overrides: dict[str, str], task: str
+) -> None:
     """Everything ``dpbench run`` refuses before reading data, in one place so ``dpbench config`` refuses the same:
-    the policy config (``check_config``), the train config (``config.check_train_config``) and a build with the
-    ``policy.*`` overrides (``check_buildable``). Raises DpbenchError."""
+    the policy config (``check_config``), the train config (``config.check_train_config``, and its normalizer for
+    ``task``, ``normalization.check_normalizer``) and a build with the ``policy.*`` overrides (``check_buildable``).
+    Raises DpbenchError."""
     from dpbench.config import check_train_config
+    from dpbench.data.normalization import check_normalizer
 
     policy_cls.check_config(pcfg)
     check_train_config(tcfg)
+    check_normalizer(tcfg.normalizer, task, image_obs=bool(spec.image_keys))
     check_buildable(policy_cls, spec, pcfg, overrides)

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from dpbench.checkpoint import save_policy
 from dpbench.config import build_configs, config_to_dict
 from dpbench.contention import ContentionMeter
+from dpbench.data.normalization import normalization_for
 from dpbench.data.registry import DatasetRef, data_variant, portable_path, resolve_dataset, scripted_name
 from dpbench.data.sampler import SequenceSampler, split_episodes
 from dpbench.envs.io import ObsMode
@@ -162,7 +163,7 @@ def resolve_config(spec: CellSpec, variant: str | None = None) -> CellConfig:
     pcfg, tcfg = build_configs(
         policy_cls, spec.preset, spec.overrides, image_obs=bool(mode.spec.image_keys), task=task.name, variant=variant
     )
-    check_configs(policy_cls, mode.spec, pcfg, tcfg, spec.overrides)  # before any data is loaded or collected
+    check_configs(policy_cls, mode.spec, pcfg, tcfg, spec.overrides, task.name)  # before any data is read
     identity = {"policy": config_to_dict(pcfg), "train": config_to_dict(tcfg), "obs": obs}
     source = source_digest(policy_source(policy_cls))
     if source is not None:  # a policy outside dpbench: its code is part of what the cell trains
@@ -248,6 +249,7 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
     train_mask = np.zeros(store.n_steps, dtype=bool)
     for ep in train_eps:
         train_mask[store.episode_starts[ep] : store.episode_ends[ep]] = True
+    policy.normalization = normalization_for(tcfg.normalizer, task.name, cell.action_mode, mode.spec.action_dim)
     policy.fit_statistics({k: v[train_mask] for k, v in arrays.items()})
     policy.to(resolve_device(spec.device))
     preflight(policy, arrays)

@@ -80,6 +80,55 @@ def test_normalizer_roundtrip_and_range():
     assert torch.equal(restored.scale, norm.scale)
 
 
+def _original_lowdim_normalize(obs: dict[str, np.ndarray], actions: np.ndarray, abs_action: bool):
+    """A second implementation, in numpy: the original's robomimic low-dim normalizers
+    (robomimic_replay_lowdim_dataset.get_normalizer and normalize_util, real-stanford/diffusion_policy)."""
+    flat = np.concatenate(list(obs.values()), axis=-1)  # the original concatenates the obs keys
+    max_abs = np.maximum(flat.max(0).max(), np.abs(flat.min(0)).max())  # normalizer_from_stat
+    n_obs = {k: v / max_abs for k, v in obs.items()}
+    if not abs_action:
+        return n_obs, actions  # get_identity_normalizer_from_stat
+    out = actions.copy()
+    half = actions.shape[-1] // 2 if actions.shape[-1] > 10 else actions.shape[-1]  # dual arm: pos0, other0, pos1, ...
+    for start in range(0, actions.shape[-1], half):
+        pos = actions[:, start : start + 3]
+        lo, hi = pos.min(0), pos.max(0)
+        scale = 2 / (hi - lo)
+        out[:, start : start + 3] = pos * scale + (-1 - scale * lo)
+    return n_obs, out
+
+
+@pytest.mark.parametrize(("action_mode", "action_dim"), [("delta", 7), ("abs", 10), ("delta", 14), ("abs", 20)])
+def test_the_original_robomimic_normalizers_match_its_formulas(action_mode: str, action_dim: int) -> None:
+    from dpbench.baselines.bc import BCConfig, BCPolicy
+    from dpbench.data.normalization import normalization_for
+    from dpbench.spec import PolicySpec
+
+    rng = np.random.default_rng(0)
+    obs = {
+        "object": rng.normal(0.0, 0.05, (200, 10)) + rng.uniform(-0.3, 0.3, 10),
+        "robot0_eef_pos": rng.normal(0.0, 0.03, (200, 3)) + [0.1, 0.0, 1.0],
+    }
+    actions = rng.uniform(-0.4, 0.6, (200, action_dim))
+    policy = BCPolicy(PolicySpec({k: (v.shape[1],) for k, v in obs.items()}, action_dim), BCConfig())
+    policy.normalization = normalization_for("original", "square", action_mode, action_dim)
+    policy.fit_statistics({**obs, "action": actions})
+    want_obs, want_actions = _original_lowdim_normalize(obs, actions, abs_action=action_mode == "abs")
+    for k, v in obs.items():
+        got = policy.obs_normalizers[k].normalize(torch.from_numpy(v).float())
+        assert np.allclose(got.numpy(), want_obs[k], atol=1e-5)
+    got = policy.action_normalizer.normalize(torch.from_numpy(actions).float())
+    assert np.allclose(got.numpy(), want_actions, atol=1e-5)
+    # the default rule and Push-T (no action mode) keep dpbench's per-dimension ranges
+    assert normalization_for("range", "square", action_mode, action_dim) == normalization_for(
+        "original", "pusht", None, 2
+    )
+    ranged = BCPolicy(PolicySpec({k: (v.shape[1],) for k, v in obs.items()}, action_dim), BCConfig())
+    ranged.fit_statistics({**obs, "action": actions})
+    y = ranged.action_normalizer.normalize(torch.from_numpy(actions).float())
+    assert np.allclose(y.min(0).values.numpy(), -1, atol=1e-5) and np.allclose(y.max(0).values.numpy(), 1, atol=1e-5)
+
+
 def test_hdf5_roundtrip_keeps_content_hash(tmp_path):
     store = _store()
     path = write_hdf5(store, tmp_path / "d.hdf5", env_args={"env_name": "x"})

@@ -482,11 +482,20 @@ def test_smoke_run_on_lift_end_to_end_and_eval(lift_demos: Path, tmp_path: Path)
         "--out",
         str(out),
         "--quiet",
+        "--set",
+        "train.normalizer=original",  # the original's robomimic rule, end to end (its math: test_data.py)
     )
     assert res.returncode == 0, res.stderr
     (record_path,) = (out / "records").glob("lift-low_dim__diffusion__*.json")
     record = json.loads(record_path.read_text())
     assert record["action_mode"] == "abs" and record["env"] == "lift"
+    assert record["config"]["train"]["normalizer"] == "original"
+    # the checkpoint holds the rule's normalizers: absolute actions' position scaled, rotation 6D and gripper not
+    from safetensors.torch import load_file
+
+    weights = load_file(str(out / record["checkpoint"]))
+    scale, offset = weights["action_normalizer.scale"], weights["action_normalizer.offset"]
+    assert (scale[3:] == 1).all() and (offset[3:] == 0).all() and (scale[:3] != 1).all()
     assert record["final"]["last_eval"]["n_episodes"] == 2
     assert record["final"]["last_eval"]["episode_steps"] == 400  # a file by path stands for ph demos
     # no --env: the checkpoint's own env; best.safetensors (the max-selected weights) evaluates like the final ones

@@ -25,18 +25,30 @@ class RangeNormalizer(nn.Module):
         self.register_buffer("offset", torch.zeros(dim))
 
     @torch.no_grad()
-    def fit(self, data: np.ndarray | torch.Tensor) -> RangeNormalizer:
+    def fit(self, data: np.ndarray | torch.Tensor, dims: tuple[int, ...] | None = None) -> RangeNormalizer:
         """Fit scale and offset to ``data`` (N, dim) (any shape that reshapes to it), computed in float64: the original
-        Diffusion Policy's LinearNormalizer in its 'limits' mode, output range [-1, 1] and range_eps 1e-4. Returns
-        self."""
+        Diffusion Policy's LinearNormalizer in its 'limits' mode, output range [-1, 1] and range_eps 1e-4. With
+        ``dims``, only those dimensions; the others are left as they are (scale 1, offset 0). Returns self."""
         x = torch.as_tensor(np.asarray(data), dtype=torch.float64).reshape(-1, self.scale.numel())
         lo, hi = x.min(0).values, x.max(0).values
         span = hi - lo
         const = span < _EPS
         scale = torch.where(const, torch.ones_like(span), 2.0 / span.clamp_min(_EPS))
         offset = torch.where(const, -lo, -1.0 - lo * scale)
+        if dims is not None:
+            keep = torch.ones_like(span, dtype=torch.bool)
+            keep[list(dims)] = False
+            scale, offset = scale.masked_fill(keep, 1.0), offset.masked_fill(keep, 0.0)
         self.scale.copy_(scale.float())
         self.offset.copy_(offset.float())
+        return self
+
+    @torch.no_grad()
+    def set_scale(self, scale: float) -> RangeNormalizer:
+        """y = x * scale for every dimension (offset 0): one shared scale, as the original's robomimic observation
+        normalizer (``dpbench.data.normalization``). Returns self."""
+        self.scale.fill_(scale)
+        self.offset.zero_()
         return self
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
