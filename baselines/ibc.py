@@ -17,12 +17,15 @@ dominate CPU time, so they are config fields. docs/ibc_vs_original.md compares t
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
 from dpbench.baselines.bc import mlp
 from dpbench.config import PolicyConfig
+from dpbench.data.normalization import RANGE
 from dpbench.errors import DpbenchError
 from dpbench.policy import Policy
 from dpbench.presets import SMOKE_TRAIN, budget
@@ -79,6 +82,26 @@ class IBCPolicy(Policy):
         super().__init__(spec, config)
         in_dim = self.obs_feature_dim * config.n_obs_steps + spec.action_dim
         self.energy_net = mlp(in_dim, tuple(config.hidden_dims), 1, config.dropout)
+        # The box counter-examples and the optimizer's first samples are drawn from, in normalized action units:
+        # the original's get_naction_stats, the normalized training actions' [min, max] per dimension. Under
+        # the "range" normalizer that is [-1, 1]; under train.normalizer=original (robomimic: delta actions
+        # unscaled) it is the data's own box (fit_statistics).
+        self.register_buffer("action_low", -torch.ones(spec.action_dim))
+        self.register_buffer("action_high", torch.ones(spec.action_dim))
+        self._register_load_state_dict_pre_hook(_box_of_older_checkpoints)
+
+    def fit_statistics(self, arrays: dict[str, np.ndarray]) -> None:
+        super().fit_statistics(arrays)
+        if self.normalization != RANGE:  # under "range" the box stays exactly [-1, 1], as records were made
+            actions = self.action_normalizer.normalize(torch.as_tensor(arrays["action"], dtype=torch.float32))
+            low, high = actions.min(0).values, actions.max(0).values
+            flat = (high - low) < 1e-4  # a constant dimension: the original's box is a point there; keep [-1, 1]
+            self.action_low.copy_(torch.where(flat, -1.0, low))
+            self.action_high.copy_(torch.where(flat, 1.0, high))
+
+    def _uniform(self, draw: torch.Tensor) -> torch.Tensor:
+        """``draw`` (..., D_a) of U[0, 1) mapped into the action box."""
+        return self.action_low + (self.action_high - self.action_low) * draw
 
     def energy(self, obs_feats: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """obs_feats (B, F), actions (B, N, D_a) normalized -> energies (B, N)."""
@@ -90,7 +113,7 @@ class IBCPolicy(Policy):
         feats = self.obs_features(batch).flatten(1)
         target = self.action_normalizer.normalize(batch["action"][:, self.n_obs_steps - 1].float())
         b, d = target.shape
-        negatives = torch.rand(b, self.config.train_negatives, d, device=target.device) * 2 - 1
+        negatives = self._uniform(torch.rand(b, self.config.train_negatives, d, device=target.device))
         candidates = torch.cat([target[:, None], negatives], dim=1)
         # Shuffle so the positive's index carries no information.
         perm = torch.argsort(torch.rand(b, candidates.shape[1], device=target.device), dim=1)
@@ -108,7 +131,7 @@ class IBCPolicy(Policy):
         cfg = self.config
         feats = self.obs_features(obs).flatten(1)
         b, d, n = feats.shape[0], self.spec.action_dim, cfg.inference_samples
-        samples = self.rand(b, n, d) * 2 - 1
+        samples = self._uniform(self.rand(b, n, d))
         sigma = cfg.noise_scale
         for _ in range(cfg.inference_iters):
             probs = torch.softmax(-self.energy(feats, samples), dim=-1)
@@ -116,7 +139,7 @@ class IBCPolicy(Policy):
             samples = torch.gather(samples, 1, idx[..., None].expand(-1, -1, d))
             samples = samples + sigma * self.randn(b, n, d)
             if cfg.clamp:
-                samples = samples.clamp(-1, 1)
+                samples = samples.clamp(self.action_low, self.action_high)
             sigma *= cfg.noise_shrink
         energy = self.energy(feats, samples)
         if cfg.final_pick == "argmin":
@@ -125,3 +148,15 @@ class IBCPolicy(Policy):
             pick = self.sample_index(torch.softmax(-energy, dim=-1), 1)[:, 0]
         action = samples[torch.arange(b, device=self.device), pick]
         return self.action_normalizer.unnormalize(action)[:, None, :]
+
+
+def _box_of_older_checkpoints(state_dict: dict[str, Any], prefix: str, *_: Any) -> None:
+    """Checkpoints from before the action box was a buffer trained in [-1, 1]: load them with that box."""
+    dim = (
+        state_dict[prefix + "action_normalizer.scale"].numel()
+        if prefix + "action_normalizer.scale" in state_dict
+        else 0
+    )
+    if dim and prefix + "action_low" not in state_dict:
+        state_dict[prefix + "action_low"] = -torch.ones(dim)
+        state_dict[prefix + "action_high"] = torch.ones(dim)

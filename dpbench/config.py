@@ -352,10 +352,12 @@ def check_train_config(tcfg: TrainConfig) -> None:
         )
 
 
-def config_to_dict(cfg: Any) -> dict[str, Any]:
-    """Plain JSON data; an unset image encoder and the default normalizer are left out, so configs hash as before
-    those fields."""
+def config_to_dict(cfg: Any, full: bool = False) -> dict[str, Any]:
+    """Plain JSON data; an unset image encoder and the default normalizer are left out (unless ``full``), so
+    configs hash as before those fields."""
     out = json.loads(json.dumps(dataclasses.asdict(cfg)))
+    if full:
+        return out
     if out.get("vision", 0) is None:
         del out["vision"]
     if out.get("normalizer") == "range":  # the default since before the field: hashes stay as they were

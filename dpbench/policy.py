@@ -17,6 +17,7 @@ clears both at an episode start.
 
 from __future__ import annotations
 
+import sys
 from collections import deque
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -76,6 +77,10 @@ class Policy(nn.Module):
         any data is loaded. Raises DpbenchError. The base checks the windows against ``window_rule``,
         naming the fields and the rule; policies with more fields to validate extend it (calling
         ``super().check_config``)."""
+        if cls.default_action_mode not in ("abs", "delta"):
+            raise DpbenchError(
+                f"policy '{cls.name}': default_action_mode = {cls.default_action_mode!r}; it must be 'abs' or 'delta'"
+            )
         to, tp, ta = config.n_obs_steps, config.horizon, config.n_action_steps
         fields = f"n_obs_steps={to}, horizon={tp}, n_action_steps={ta}"
         if min(to, tp, ta) < 1:
@@ -178,6 +183,17 @@ class Policy(nn.Module):
             for key, norm in self.obs_normalizers.items():
                 norm.fit(arrays[key].reshape(len(arrays[key]), -1))
         self.action_normalizer.fit(arrays["action"], dims=rule.action_range_dims)
+        if rule.action_range_dims is not None:  # unscaled dimensions: diffusion and flow sampling clip to [-1, 1]
+            reach = np.abs(np.asarray(arrays["action"]).reshape(-1, self.spec.action_dim)).max(0)
+            wide = [d for d in range(self.spec.action_dim) if d not in rule.action_range_dims and reach[d] > 1 + 1e-6]
+            if wide:
+                print(
+                    f"[dpbench] warning: train.normalizer=original leaves action dimension(s) {wide} unscaled, and the "
+                    f"data reach |a| = {reach[wide].max():.3g} there; diffusion and flow sampling clip normalized "
+                    "actions to [-1, 1] (as the original's does), so those values cannot be produced; use "
+                    "train.normalizer=range",
+                    file=sys.stderr,
+                )
 
     def normalize_obs(self, obs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """``obs`` with each low-dim key (B, T, *shape) flattened to (B, T, D) float and mapped to [-1, 1] by its

@@ -210,7 +210,8 @@ def preset_drift(record: dict[str, Any]) -> dict[str, str] | None:
         )
     except (DpbenchError, ImportError):
         return None
-    now = _flatten({"policy": config_to_dict(pcfg), "train": config_to_dict(tcfg)})
+    # every field, those the hash leaves out at their defaults too: a record's train.normalizer=original is drift
+    now = _flatten({"policy": config_to_dict(pcfg, full=True), "train": config_to_dict(tcfg, full=True)})
     then = _flatten({"policy": config["policy"], "train": config["train"]})
     return {k: _as_override(v) for k, v in sorted(then.items()) if k in now and now[k] != v}
 

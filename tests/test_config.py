@@ -371,3 +371,41 @@ def test_a_name_spelt_as_the_tables_or_the_paper_spell_it_gets_a_guess(tmp_path,
     assert main(["config", "nope"]) == 2
     assert "your own class: name it as module:Class" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_records_non_default_normalizer_is_drift_from_its_preset():
+    # train.normalizer is left out of the config hash at its default, "range"; a record trained with "original" must
+    # still read as off its preset in tables (else it would rank level with the preset's own cells)
+    import copy
+    import json
+
+    from dpbench.results import preset_drift
+
+    record = json.loads(
+        (
+            RESULTS / "records" / "square-low_dim__lstm_gmm__scripted-mh-delta-946c65d0__quick-43c1e4bf41__seed1.json"
+        ).read_text()
+    )
+    assert preset_drift(record) == {}  # made on the preset (its hash is the preset's: test_plugin)
+    original = copy.deepcopy(record)
+    original["config"]["train"]["normalizer"] = "original"
+    assert preset_drift(original) == {"train.normalizer": "original"}
+
+
+def test_the_policies_default_action_spaces_are_the_papers():
+    # The paper's rows and the action space the original trains each in on robomimic (by hand: its baselines read
+    # robomimic's delta low_dim.hdf5, DP its *_abs.hdf5), against both places dpbench states it
+    from dpbench.paper_cells import PAPER_ACTION_MODE
+
+    paper = {
+        "lstm_gmm": "delta",
+        "ibc": "delta",
+        "bet": "delta",
+        "diffusion_cnn": "abs",
+        "diffusion_transformer": "abs",
+    }
+    assert paper == PAPER_ACTION_MODE
+    assert {row: get_policy_class(row).default_action_mode for row in paper} == paper
+    bad = type("Bad", (get_policy_class("bc"),), {"name": "bad", "default_action_mode": "absolute"})
+    with pytest.raises(DpbenchError, match="default_action_mode = 'absolute'; it must be 'abs' or 'delta'"):
+        bad.check_config(bad.Config())

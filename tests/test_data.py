@@ -348,3 +348,51 @@ def test_an_empty_demo_is_named(tmp_path):
             f[f"data/{name}/obs/x"] = np.zeros((steps, 1), np.float32)
     with pytest.raises(DpbenchError, match="demo 'demo_1' has no steps"):  # was: episode_ends must be increasing
         load_hdf5(path)
+
+
+def test_ibc_draws_from_the_normalized_actions_box_as_the_original(capsys) -> None:
+    # The original's IBC draws counter-examples and first samples from Uniform(normalized action min, max)
+    # (get_naction_stats); under the original's robomimic rule delta actions are not normalized, so that box is the
+    # data's own, not [-1, 1]
+    from dpbench.baselines.ibc import IBCConfig, IBCPolicy
+    from dpbench.data.normalization import normalization_for
+    from dpbench.spec import PolicySpec
+
+    rng = np.random.default_rng(1)
+    obs = {"object": rng.normal(0, 0.1, (300, 4))}
+    actions = np.stack([rng.uniform(-0.2, 0.36, 300), rng.uniform(-0.02, 0.02, 300), np.full(300, 0.5)], axis=1)
+    spec = PolicySpec({"object": (4,)}, 3)
+    policy = IBCPolicy(spec, IBCConfig(hidden_dims=(8,), train_negatives=4, inference_samples=8))
+    policy.normalization = normalization_for("original", "square", "delta", 3)
+    policy.fit_statistics({**obs, "action": actions})
+    assert np.allclose(policy.action_low.numpy(), [actions[:, 0].min(), actions[:, 1].min(), -1], atol=1e-6)
+    assert np.allclose(policy.action_high.numpy(), [actions[:, 0].max(), actions[:, 1].max(), 1], atol=1e-6)
+    policy.seed(0, [100000, 100001])
+    drawn = policy.predict_chunk({"object": torch.zeros(2, 2, 4)})[:, 0]  # unnormalized = normalized: identity
+    assert (drawn[:, 0] >= actions[:, 0].min() - 0.2).all() and (drawn[:, 0] <= actions[:, 0].max() + 0.2).all()
+    # a checkpoint from before the box was a buffer loads with the box it was trained in, [-1, 1]
+    old = {k: v for k, v in policy.state_dict().items() if k not in ("action_low", "action_high")}
+    fresh = IBCPolicy(spec, IBCConfig(hidden_dims=(8,), train_negatives=4, inference_samples=8))
+    fresh.load_state_dict(old)
+    assert (fresh.action_low == -1).all() and (fresh.action_high == 1).all()
+    # under the default rule the box stays exactly [-1, 1]
+    ranged = IBCPolicy(spec, IBCConfig(hidden_dims=(8,), train_negatives=4, inference_samples=8))
+    ranged.fit_statistics({**obs, "action": actions})
+    assert (ranged.action_low == -1).all() and (ranged.action_high == 1).all()
+    # unscaled dimensions beyond [-1, 1] get a warning: diffusion sampling clips there
+    wide = actions.copy()
+    wide[0, 1] = 1.7
+    policy.fit_statistics({**obs, "action": wide})
+    err = capsys.readouterr().err
+    assert "leaves action dimension(s) [1] unscaled, and the data reach |a| = 1.7 there" in err
+
+
+def test_normalizer_rules_are_refused_where_they_cannot_mean_anything() -> None:
+    from dpbench.data.normalization import check_normalizer
+
+    with pytest.raises(DpbenchError, match="same rule as range on Push-T"):
+        check_normalizer("original", "pusht", image_obs=False)
+    with pytest.raises(DpbenchError, match="image-dataset normalizers are not implemented"):
+        check_normalizer("original", "lift", image_obs=True)
+    check_normalizer("original", "lift", image_obs=False)
+    check_normalizer("range", "pusht", image_obs=True)

@@ -662,14 +662,16 @@ def test_the_papers_baselines_train_in_delta_actions_on_robomimic_unless_a_datas
         policy_cls=get_policy_class(policy),
     )
     assert _action_space_note(cell("lstm_gmm", None, "scripted-delta", "delta")) == [
-        "[dpbench] lstm_gmm trains in delta actions (scripted-delta), as the paper trains it; --dataset scripted "
-        "for absolute ones"
+        "[dpbench] lstm_gmm on lift trains in delta actions (scripted-delta: as the paper trains it); --dataset "
+        "scripted for absolute ones"
     ]
     assert _action_space_note(cell("ibc", "scripted-mh", "scripted-mh", "abs")) == [
-        "[dpbench] note: ibc trains in abs actions on scripted-mh demos; the paper trains it in delta actions"
+        "[dpbench] note: ibc on lift trains in abs actions on scripted-mh demos; the paper trains it in delta actions "
+        "(--dataset scripted-mh-delta)"
     ]
     assert _action_space_note(cell("bc", "scripted-delta", "scripted-delta", "delta")) == [
-        "[dpbench] note: bc trains in delta actions on scripted-delta demos; its default (default_action_mode) is abs"
+        "[dpbench] note: bc on lift trains in delta actions on scripted-delta demos; the policy's default_action_mode "
+        "is abs (--dataset scripted)"
     ]
     for quiet in (cell("diffusion", None, "scripted", "abs"), cell("bet", "scripted-delta", "scripted-delta", "delta")):
         assert _action_space_note(quiet) == []

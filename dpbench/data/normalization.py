@@ -35,9 +35,15 @@ RANGE = Normalization()
 
 
 def check_normalizer(rule: str, task: str, image_obs: bool) -> None:
-    """Refuse ``train.normalizer=original`` on robomimic image observations, before data loads (the original's
-    image normalizers are not implemented; ``config.check_train_config`` refuses an unknown rule). DpbenchError."""
-    if rule == "original" and task != "pusht" and image_obs:
+    """Refuse ``train.normalizer=original`` before data loads on Push-T (the same rule as ``range``: it would only
+    split its cells from range's) and on robomimic image observations (the original's image normalizers are not
+    implemented); ``config.check_train_config`` refuses an unknown rule. DpbenchError."""
+    if rule == "original" and task == "pusht":
+        raise DpbenchError(
+            "train.normalizer=original is the same rule as range on Push-T (the original maps each dimension's "
+            "[min, max] to [-1, 1] there); leave it out, so these cells share the range cells' ids"
+        )
+    if rule == "original" and image_obs:
         raise DpbenchError(
             "train.normalizer=original: the original's robomimic image-dataset normalizers are not implemented "
             "(low_dim only); use train.normalizer=range"

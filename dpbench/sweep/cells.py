@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from tqdm.auto import tqdm
 
 from dpbench.contract import is_builtin, plugin_hint
-from dpbench.data.registry import dataset_name_problem
+from dpbench.data.registry import ROBOMIMIC_SCRIPTED, data_variant, dataset_name_problem, scripted_name
 from dpbench.errors import DatasetMissing, DpbenchError, did_you_mean, first_line, raised_at
 from dpbench.host import resolve_device
 from dpbench.policies import available_policies, get_policy_class, paper_labels, policy_hint
@@ -193,14 +193,17 @@ def _action_space_note(cell: PreparedCell) -> list[str]:
     or is not its policy's ``default_action_mode`` because ``--dataset`` chose it; none otherwise."""
     name, kind, mode, want = cell.spec.policy, cell.data.kind, cell.action_mode, cell.policy_cls.default_action_mode
     paper = is_builtin(cell.policy_cls) and cell.policy_cls.name in paper_labels().values()  # a row of Table I
+    where = f"{name} on {cell.spec.env}"
     if mode is None:
         return []
     if cell.spec.dataset is None and mode != "abs":
-        why = "as the paper trains it" if paper else "its default_action_mode"
-        return [f"[dpbench] {name} trains in {mode} actions ({kind}), {why}; --dataset scripted for absolute ones"]
+        why = "as the paper trains it" if paper else "the policy's default_action_mode"
+        return [f"[dpbench] {where} trains in {mode} actions ({kind}: {why}); --dataset scripted for absolute ones"]
     if cell.spec.dataset is not None and mode != want:
-        why = f"the paper trains it in {want} actions" if paper else f"its default (default_action_mode) is {want}"
-        return [f"[dpbench] note: {name} trains in {mode} actions on {kind} demos; {why}"]
+        why = f"the paper trains it in {want} actions" if paper else f"the policy's default_action_mode is {want}"
+        other = scripted_name(data_variant(kind), want) if kind in ROBOMIMIC_SCRIPTED else None
+        hint = f" (--dataset {other})" if other else ""
+        return [f"[dpbench] note: {where} trains in {mode} actions on {kind} demos; {why}{hint}"]
     return []
 
 
