@@ -198,6 +198,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     the ``policy.*`` overrides) or the train config's (``config.check_train_config``)."""
     from dpbench.config import build_configs, describe_length
     from dpbench.config_docs import describe
+    from dpbench.data.registry import scripted_name
     from dpbench.policies import get_policy_class
     from dpbench.preflight import check_configs
     from dpbench.tasks import get_task
@@ -207,9 +208,9 @@ def cmd_config(args: argparse.Namespace) -> int:
     image = bool(task.obs_mode(args.obs).spec.image_keys)
     overrides = _parse_overrides(args.set)
     pcfg, tcfg = build_configs(cls, args.preset, overrides, image_obs=image, task=task.name, variant=args.variant)
-    check_configs(
-        cls, task.obs_mode(args.obs).spec, pcfg, tcfg, overrides, task.name
-    )  # what run refuses, config refuses too
+    action_mode = cls.default_action_mode if cls.default_action_mode in task.action_modes else None
+    spec = task.obs_mode(args.obs, action_mode).spec  # the action space a run without --dataset trains in
+    check_configs(cls, spec, pcfg, tcfg, overrides, task.name)  # what run refuses, config refuses too
     paper = (
         build_configs(cls, "paper", image_obs=image, task=task.name, variant=args.variant)
         if "paper" in cls.presets and args.preset != "paper"
@@ -219,6 +220,12 @@ def cmd_config(args: argparse.Namespace) -> int:
         f"{cls.name} ({cls.__module__}:{cls.__qualname__}), preset {args.preset}, env {task.name}/"
         f"{args.obs or task.default_obs}, {args.variant} demos" + (f", overrides {overrides}" if overrides else "")
     )
+    if action_mode is not None:
+        ran = "; what dpbench run uses without --dataset" if args.variant == "ph" else ""
+        print(
+            f"demos: --dataset {scripted_name(args.variant, action_mode)} ({action_mode} actions, the policy's "
+            f"default_action_mode{ran})"
+        )
     for title, cfg, ref, scope in (("policy", pcfg, paper[0], "policy"), ("train", tcfg, paper[1], "train")):
         rows = [(f"{scope}.{name}", *rest) for name, *rest in describe(cfg, ref)]
         header = ("field", "type", args.preset, "paper" if ref is not None else "", "meaning")

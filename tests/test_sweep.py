@@ -675,3 +675,6 @@ def test_the_papers_baselines_train_in_delta_actions_on_robomimic_unless_a_datas
     ]
     for quiet in (cell("diffusion", None, "scripted", "abs"), cell("bet", "scripted-delta", "scripted-delta", "delta")):
         assert _action_space_note(quiet) == []
+    # dpbench config names the demos too, for the variant asked
+    assert main(["config", "ibc", "--env", "square", "--variant", "mh"]) == 0
+    assert "demos: --dataset scripted-mh-delta (delta actions" in capsys.readouterr().out
