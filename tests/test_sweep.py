@@ -678,3 +678,15 @@ def test_the_papers_baselines_train_in_delta_actions_on_robomimic_unless_a_datas
     # dpbench config names the demos too, for the variant asked
     assert main(["config", "ibc", "--env", "square", "--variant", "mh"]) == 0
     assert "demos: --dataset scripted-mh-delta (delta actions" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "sweeps").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_committed_sweep_file_resolves_every_cell(path: Path) -> None:
+    # a README or a note points users at these files: each must parse, and each cell's names, preset and --set
+    # overrides must resolve (no data is read)
+    from dpbench.runner import resolve_config
+
+    specs = Sweep.from_yaml(path).specs()
+    assert specs
+    for spec in specs:
+        resolve_config(spec)
