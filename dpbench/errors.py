@@ -1,4 +1,5 @@
-"""The one exception type for problems a user can fix (bad input, missing data, wrong names)."""
+"""The one exception type for problems a user can fix (bad input, missing data, wrong names), and what its
+messages need: a guess for a misspelt name, where a plugin raised, the first line of an error."""
 
 from __future__ import annotations
 
