@@ -201,6 +201,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     from dpbench.data.registry import scripted_name
     from dpbench.policies import get_policy_class
     from dpbench.preflight import check_configs
+    from dpbench.runner import policy_action_mode
     from dpbench.tasks import get_task
 
     cls = get_policy_class(args.policy)
@@ -208,7 +209,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     image = bool(task.obs_mode(args.obs).spec.image_keys)
     overrides = _parse_overrides(args.set)
     pcfg, tcfg = build_configs(cls, args.preset, overrides, image_obs=image, task=task.name, variant=args.variant)
-    action_mode = cls.default_action_mode if cls.default_action_mode in task.action_modes else None
+    action_mode = policy_action_mode(task, cls)
     spec = task.obs_mode(args.obs, action_mode).spec  # the action space a run without --dataset trains in
     check_configs(cls, spec, pcfg, tcfg, overrides, task.name)  # what run refuses, config refuses too
     paper = (

@@ -178,12 +178,19 @@ def policy_slug(spec: CellSpec, cfg: CellConfig) -> str:
     return (cfg.policy_cls.name if ":" not in spec.policy else spec.policy).replace(":", "_").replace(".", "_")
 
 
+def policy_action_mode(task: Task, policy_cls: type) -> str | None:
+    """The action space ``policy_cls`` trains in on ``task`` without --dataset (its ``default_action_mode``), or None
+    where the task has one action space (Push-T)."""
+    return policy_cls.default_action_mode if policy_cls.default_action_mode in task.action_modes else None
+
+
 def dataset_name(spec: CellSpec, policy_cls: type) -> str | None:
     """The ``--dataset`` a cell trains on: as given; else, on a task with several action spaces (robomimic), the
     scripted demos in the policy's ``default_action_mode`` (``scripted-delta`` for the paper's baselines, which
     train in delta actions); else None, the task's default (Push-T: human, or scripted without it)."""
-    task, mode = get_task(spec.env), policy_cls.default_action_mode
-    if spec.dataset is not None or mode not in task.action_modes[1:]:  # given, or the task's own default
+    task = get_task(spec.env)
+    mode = policy_action_mode(task, policy_cls)
+    if spec.dataset is not None or mode is None or mode == task.action_modes[0]:  # given, or the task's default
         return spec.dataset
     return scripted_name("ph", mode)
 
