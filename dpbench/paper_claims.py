@@ -37,9 +37,10 @@ class ColumnClaim:
     lacks DP or every baseline. ``ranking`` lists (policy row, max) best first; ``compared`` how many
     policies both sides report; ``disagree`` the pairs of those that ours orders opposite to the paper by
     more than ``SEED_NOISE`` ("order"), or that the paper ties (within 0.005) and ours separates by more
-    than ``SEED_NOISE`` ("tie"); ``within_noise`` the pairs ours orders opposite by less (shown, not counted:
-    the same margin both ways). ``paper_same``: the paper's comparison over only the policies ours has in the
-    column (like for like); ``seeds``: ours per policy row."""
+    than ``SEED_NOISE`` ("tie"); ``within_noise`` the pairs that differ the same ways by less (shown, not
+    counted: the same margin both ways), a paper tie only where ours' 2-decimal figures differ. ``paper_same``:
+    the paper's comparison over only the policies ours has in the column (like for like); ``seeds``: ours per
+    policy row; ``evaluations``: the fewest and most evaluations a seed's run of the column made."""
 
     col: Column
     ours: tuple[str, float, str, float] | None  # (DP row, DP max, best baseline row, its max)
@@ -50,7 +51,8 @@ class ColumnClaim:
     disagree: list[tuple[str, str, str]]
     paper_same: tuple[str, float, str, float] | None = None
     seeds: dict[str, int] | None = None
-    within_noise: list[tuple[str, str]] = field(default_factory=list)
+    within_noise: list[tuple[str, str, str]] = field(default_factory=list)
+    evaluations: tuple[int, int] | None = None
 
     @property
     def thin(self) -> bool:
@@ -107,17 +109,39 @@ def column_claims(records: list[dict[str, Any]], kind: str, envs: list[str] | No
                 if abs(d_paper) < 0.005:  # a paper tie: ours may separate it by up to the seed spread
                     if abs(d_ours) > SEED_NOISE:
                         disagree.append((a, b, "tie"))
+                    elif f"{ours[a]:.2f}" != f"{ours[b]:.2f}":  # shown as an order ('>') in ours' ranking
+                        noise.append((a, b, "tie"))
                 elif d_ours * d_paper < 0:  # the same margin: a reversal inside the seed spread is noise
-                    (disagree.append((a, b, "order")) if abs(d_ours) > SEED_NOISE else noise.append((a, b)))
+                    (disagree if abs(d_ours) > SEED_NOISE else noise).append((a, b, "order"))
         rank = lambda v: sorted(v.items(), key=lambda kv: -kv[1])  # noqa: E731
         same = _versus({r: m for r, m in paper.items() if r in ours})
         seeds = {r: g.seeds for r, g in usable.items()}
+        counts = [n for g in usable.values() for n in g.evaluations]
         out.append(
             ColumnClaim(
-                col, _versus(ours), _versus(paper), rank(ours), rank(paper), len(both), disagree, same, seeds, noise
+                col,
+                _versus(ours),
+                _versus(paper),
+                rank(ours),
+                rank(paper),
+                len(both),
+                disagree,
+                same,
+                seeds,
+                noise,
+                (min(counts), max(counts)),
             )
         )
     return out
+
+
+def _evals(claims: list[ColumnClaim]) -> str:
+    """How many evaluations the compared runs' max is taken over: "11 evaluations per run", or a range."""
+    spans = [c.evaluations for c in claims if c.evaluations]
+    if not spans:
+        return "the preset's evaluations"
+    lo, hi = min(s[0] for s in spans), max(s[1] for s in spans)
+    return f"{lo} evaluations per run" if lo == hi else f"{lo}-{hi} evaluations per run"
 
 
 def _relative(v: tuple[str, float, str, float] | None) -> float | None:
@@ -150,13 +174,16 @@ def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
             lines.append(f"{tie}{label(p)} {m:.2f}{n}")
         return tuple(lines) or "–"
 
+    def pair(a: str, b: str, how: str) -> str:
+        return f"{label(a)}/{label(b)}{' (paper: tie)' if how == 'tie' else ''}"
+
     body: list[list[Cell]] = []
     for c in claims:
-        pairs = [f"{label(a)}/{label(b)}{' (paper: tie)' if how == 'tie' else ''}" for a, b, how in c.disagree]
+        pairs = [pair(*p) for p in c.disagree]
         agree = ["– (fewer than 2 policies)"] if c.compared < 2 else ["no: " + ", ".join(pairs) if pairs else "yes"]
         if c.within_noise and c.compared >= 2:
-            within = ", ".join(f"{label(a)}/{label(b)}" for a, b in c.within_noise)
-            agree = [f"{agree[0]};" if pairs else agree[0], f"(reversed within {SEED_NOISE}: {within})"]
+            within = ", ".join(pair(*p) for p in c.within_noise)
+            agree = [f"{agree[0]};" if pairs else agree[0], f"(within {SEED_NOISE}: {within})"]
         if c.thin and c.compared >= 2:
             agree.append("(ours from fewer than 3 seeds)")
         row = [column_label(c.col), versus(c.ours, c.seeds), versus(c.paper_same), versus(c.paper)]
@@ -213,7 +240,8 @@ def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
         "rankings agree: over the policies both sides report in this column (the ranking, not the improvement), "
         "no pair that ours orders the other way, and no "
         f"pair the paper ties that ours separates, by more than {SEED_NOISE} (about the seed spread of a 3-seed "
-        "mean; a reversal within it is listed, not counted); needs 2 policies. Where ours has fewer than 3 seeds of "
+        "mean; a reversal or a separated tie within it is listed, not counted); needs 2 policies. Where ours has "
+        "fewer than 3 seeds of "
         "a policy compared, the margin is narrower than its noise, and the cell says so.",
         "Ours is not a replication: robomimic columns train on dpbench's scripted demonstrations, not robomimic's "
         "human ones; each policy trains for its preset's budget: "
@@ -225,8 +253,8 @@ def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
             else f"with images the shared quick schedule ({IMAGE_TRAIN_PRESETS['quick']['steps']:,} steps, "
             "dpbench.presets.IMAGE_TRAIN_PRESETS) for every policy"
         )
-        + ", each x3 on Transport and ToolHang and x1.5 on mh (dpbench.presets); max is taken over the preset's "
-        "11-20 evaluations, not the original's 100 or more (docs/baselines_vs_original.md). Read "
+        + f", each x3 on Transport and ToolHang and x1.5 on mh (dpbench.presets); max is taken over {_evals(claims)}"
+        ", not the original's 100 or more (docs/baselines_vs_original.md). Read "
         "'rankings agree' and the means as a check of the paper's ordering under these conditions.",
     ]
     if not claims and not any(TABLE_OF_OBS.get(r["obs"]) == kind for r in records):
@@ -298,7 +326,7 @@ def tidy_claims(
     records: list[dict[str, Any]], kind: str, envs: list[str] | None, selection: str = ""
 ) -> list[dict[str, Any]]:
     """The claims as csv rows, one per column: each side's DP and best baseline, their max and relative
-    improvement, ours' seed counts, the pairs ours orders differently (and those reversed within the margin),
+    improvement, ours' seed counts, the pairs ours orders differently (and those that differ within the margin),
     whether the column agrees (empty: fewer than 2 policies compared) and both rankings. Then the md table's
     means, as rows with task ``mean``, only the ``*_relative_improvement`` fields and ``mean_over`` (empty on a
     column's row): ``compared`` (the columns where ours and the paper both have DP and a baseline),
@@ -323,7 +351,9 @@ def tidy_claims(
         row["disagreeing_pairs"] = " ".join(
             f"{a}/{b}{'(paper-tie)' if how == 'tie' else ''}" for a, b, how in c.disagree
         )
-        row["reversed_within_noise"] = " ".join(f"{a}/{b}" for a, b in c.within_noise)
+        row["pairs_within_noise"] = " ".join(
+            f"{a}/{b}{'(paper-tie)' if how == 'tie' else ''}" for a, b, how in c.within_noise
+        )
         row["agrees"] = None if c.compared < 2 else not c.disagree
         # best first, "policy:max" joined by " > " or, for a tie (equal at the md table's 2 decimals), " = "
         row["ranking_ours"] = _ranking_text(c.ranking_ours, 4)

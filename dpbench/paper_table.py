@@ -57,6 +57,7 @@ def paper_layout(
     rows, cols, cells = fill_cells(records, kind, envs)
     body: list[list[Cell]] = []
     sources, alternatives, older, actions, schedule, heldout, few = [], False, False, False, False, False, False
+    pooled = False  # a cell whose seeds trained on separate collections of one scripted recipe
     presets: Counter[str] = Counter()
     caveats: list[str] = []
     for row in rows:
@@ -74,13 +75,16 @@ def paper_layout(
                 continue
             old, other_actions = not current(cell.group), not paper_actions(row, cell.group)
             off = off_schedule(cell.group)
+            recollected = "+" in cell.group.dataset_hash
             mark = (
                 (" ᵃ" if cell.alternatives else "")
                 + (" ᵛ" if old else "")
                 + (" ᵈ" if other_actions else "")
                 + (" ˢ" if off else "")
+                + (" ʳ" if recollected else "")
                 + (" ⁱ" if caveat else "")
             )
+            pooled |= recollected
             alternatives |= bool(cell.alternatives)
             older |= old
             actions |= other_actions
@@ -142,6 +146,13 @@ def paper_layout(
         notes.append(
             "ᵈ trained in another action space than the paper's for this policy (DP: absolute; LSTM-GMM, IBC, "
             "BET: delta): no record in the paper's action space exists for this cell."
+        )
+    if pooled:
+        notes.append(
+            "ʳ the seeds trained on separate collections of one scripted recipe (same demonstrator version, task, "
+            "variant, episode and step counts), made on CPUs with other SIMD kernels; their content hashes, joined "
+            "by '+' under 'Cells from', differ in the last float bits, not in the demonstrations (measured on "
+            "Square ph: actions within 1.7e-6; dpbench.records.data_identity, docs/measurements.md)."
         )
     if caveats:
         notes.append("ⁱ the paper's number was made another way: " + "; ".join(caveats) + ".")

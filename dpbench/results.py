@@ -114,6 +114,12 @@ class Group:
         return (self.heldout.success, self.heldout.success_ci) if self.heldout else (self.success, self.success_ci)
 
     @property
+    def evaluations(self) -> tuple[int, int]:
+        """The fewest and the most evaluations a seed's run made (its max is taken over them)."""
+        counts = [sum(1 for h in r["history"] if "score" in h) for r in self.records]
+        return min(counts), max(counts)
+
+    @property
     def last_evals(self) -> str:
         """ "" when every seed's avg-last-10 averages 10 evaluations; else " (last n)" (or "n-m" across seeds), the
         count it averages: a run with fewer than 10 evaluations averages them all."""
