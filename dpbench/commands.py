@@ -107,7 +107,9 @@ def _run_sweep(sweep, args: argparse.Namespace) -> int:
         out_records = load_records(sweep.out)[0] if (sweep.out / "records").is_dir() else []
         print(
             f"[dpbench] {len(planned)} cell(s) in {getattr(args, 'config', None) or 'the grid'}, nothing run; "
-            f"results dir {sweep.out.resolve()} (done and recorded cells are its records):"
+            f"results dir {sweep.out.resolve()} (done and recorded cells are its records). Each line: the cell's "
+            "state, the CPU time it should take (training + evaluation CPU-minutes), its cell id (or, where its demos "
+            "are not collected, policy, task and seed) and [where the rates come from]:"
         )
         here = usable_cores()
         cores = args.workers or here

@@ -695,3 +695,12 @@ def test_one_simd_level_on_two_cpu_generations_is_two_kinds():
     exact = both.train_rate("diffusion", "square", "low_dim", "x")
     assert exact.seconds == 1000.0 / 5000 and exact.basis.endswith("this CPU kind")
     assert Rates([zen5], step_ms={}, cpu_capability="AVX512").train_rate("diffusion", "square", "low_dim", "x").this_cpu
+
+
+def test_a_cells_printed_total_is_the_sum_of_its_printed_parts():
+    from dpbench.sweep.dryrun import cost_text
+
+    # 29.6 + 5.8 = 35.4 minutes printed as "~35 min (30 + 6)" read as an arithmetic slip: 30 + 6 is 36
+    assert cost_text(29.6, 5.8) == ("~36 min", "(30 + 6)")
+    assert cost_text(45.0, 87.0) == ("~2.2 h", "(45 + 87)")  # hours: the total's own rounding, 132 / 60
+    assert cost_text(0.2, 0.3) == ("~0 min", "(0 + 0)")

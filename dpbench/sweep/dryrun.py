@@ -20,6 +20,14 @@ def format_minutes(minutes: float | None) -> str:
     return f"~{minutes:.0f} min" if minutes < 120 else f"~{minutes / 60:.1f} h"
 
 
+def cost_text(train_min: float, eval_min: float) -> tuple[str, str]:
+    """A cell's estimate as the dry run prints it: ("~36 min", "(30 + 6)"). Under two hours the total is the sum of
+    the parts as printed (29.6 + 5.8 reads ~36, not ~35); above, hours to one decimal."""
+    parts = round(train_min), round(eval_min)
+    total = train_min + eval_min
+    return format_minutes(float(sum(parts)) if total < 119.5 else total), f"({parts[0]} + {parts[1]})"
+
+
 def _busy(workdir: Path) -> str | None:
     """The holder of a cell's lock when another process is training it now, else None (reads only)."""
     from dpbench.sweep.lock import CellLock
@@ -127,10 +135,10 @@ def dry_run_report(
         if p.cell is None:
             collect.add(p.problem)
         what = p.cell.cell_id if p.cell is not None else f"{name} [{p.problem}]"
-        split = f"({est.train_min:.0f} + {est.eval_min:.0f})" if est.total_min is not None else ""
+        shown, split = cost_text(est.train_min or 0.0, est.eval_min or 0.0) if est.total_min is not None else ("?", "")
         other = _other_demos(p.cell, by_cell) if p.cell is not None else ""
         n_other_demos += bool(other)
-        lines.append(f"  {state:<8}{format_minutes(est.total_min):<9}{split:<13}{what}  [{est.basis}]{other}")
+        lines.append(f"  {state:<8}{shown:<9}{split:<13}{what}  [{est.basis}]{other}")
     for (task, problem), cells in blocked.items():
         lines.append(f"  {'blocked':<8}{'':<22}{task}, {len(cells)} cell(s) ({', '.join(cells)}): {problem}")
     total = train_total + eval_total
