@@ -10,12 +10,15 @@ Per run (one seed), over its periodic evaluations (each 50 test episodes):
   repository's README names this key, computed by its ``multirun_metrics.py``
   (``np.argsort(train_loss)[:10]``, train_loss being the epoch's mean loss), as the source of the
   paper's second number; dpbench's ``train_loss`` is the mean loss since the previous evaluation.
+
+Over a cell's seeds: ``late_trend``, whether the scores were still rising at the end of the budget.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -68,3 +71,47 @@ def mean_ci(values: np.ndarray, z: float = 1.96) -> tuple[float, float]:
     half = z * float(values.std(ddof=1)) / math.sqrt(len(values))
     m = float(values.mean())
     return (max(0.0, m - half), min(1.0, m + half))
+
+
+RISING_T = 2.0  # the slope's t-statistic above which a late rise is not evaluation noise (one-sided p ~ 0.03)
+RISING_MIN = 0.05  # the least rise over the window that matters at the 2 decimals the tables show
+TREND_MIN_EVALS = 5  # a seed with fewer evaluations (a smoke run) says nothing about its curve's end
+
+
+@dataclass(frozen=True)
+class LateTrend:
+    """A cell's scores over each seed's last evaluations: ``rise``, the fitted line's change from the window's
+    first evaluation to its last (score units: success rate, or Push-T's max reward), and ``t``, its slope over
+    the slope's standard error."""
+
+    rise: float
+    t: float
+    window: int
+
+    @property
+    def rising(self) -> bool:
+        """Still improving when training stopped: a rise of at least RISING_MIN with t above RISING_T."""
+        return self.rise >= RISING_MIN and self.t > RISING_T
+
+
+def late_trend(curves: Sequence[Sequence[float]], window: int = K_LAST) -> LateTrend | None:
+    """Whether a cell was still improving at the end of its budget: the least-squares slope of score on evaluation
+    index over each seed's last ``window`` evaluations (``curves``: one list of evaluation scores per seed, in
+    order; evaluations are evenly spaced in steps), one intercept per seed and a common slope (the fixed-effects
+    estimator), with its standard error from the pooled residuals. None when the residuals have no degree of
+    freedom or no seed has TREND_MIN_EVALS evaluations (those with fewer are left out)."""
+    tails = [np.asarray(c[-window:], dtype=float) for c in curves if len(c) >= TREND_MIN_EVALS]
+    sxx = sxy = 0.0
+    for y in tails:
+        x = np.arange(len(y), dtype=float)
+        sxx += float(((x - x.mean()) ** 2).sum())
+        sxy += float(((x - x.mean()) * (y - y.mean())).sum())
+    dof = sum(len(y) for y in tails) - len(tails) - 1
+    if dof <= 0 or sxx == 0:
+        return None
+    slope = sxy / sxx
+    ssr = sum(float((((y - y.mean()) - slope * (np.arange(len(y)) - (len(y) - 1) / 2)) ** 2).sum()) for y in tails)
+    se = math.sqrt(ssr / dof / sxx)
+    t = slope / se if se > 0 else (math.inf if slope > 0 else -math.inf if slope < 0 else 0.0)
+    span = max(len(y) for y in tails) - 1
+    return LateTrend(rise=slope * span, t=t, window=span + 1)

@@ -40,7 +40,8 @@ class ColumnClaim:
     than ``SEED_NOISE`` ("tie"); ``within_noise`` the pairs that differ the same ways by less (shown, not
     counted: the same margin both ways), a paper tie only where ours' 2-decimal figures differ. ``paper_same``:
     the paper's comparison over only the policies ours has in the column (like for like); ``seeds``: ours per
-    policy row; ``evaluations``: the fewest and most evaluations a seed's run of the column made."""
+    policy row; ``evaluations``: the fewest and most evaluations a seed's run of the column made; ``rising``: ours'
+    rows still improving when their budget ended (``metrics.late_trend``)."""
 
     col: Column
     ours: tuple[str, float, str, float] | None  # (DP row, DP max, best baseline row, its max)
@@ -53,6 +54,7 @@ class ColumnClaim:
     seeds: dict[str, int] | None = None
     within_noise: list[tuple[str, str, str]] = field(default_factory=list)
     evaluations: tuple[int, int] | None = None
+    rising: frozenset[str] = frozenset()
 
     @property
     def thin(self) -> bool:
@@ -65,6 +67,8 @@ class ColumnClaim:
         """Whether ours compares DP and the best baseline with at least the paper's 3 seeds each."""
         return self.ours is not None and all((self.seeds or {}).get(r, 0) >= 3 for r in (self.ours[0], self.ours[2]))
 
+
+Versus = tuple[str, float, str, float]  # (DP row, DP max, best baseline row, its max)
 
 SEED_NOISE = 0.05  # a gap in max smaller than this is within the seed spread of 3-seed means (Push-T: ~0.02-0.05)
 
@@ -130,6 +134,7 @@ def column_claims(records: list[dict[str, Any]], kind: str, envs: list[str] | No
                 seeds,
                 noise,
                 (min(counts), max(counts)),
+                frozenset(r for r, g in usable.items() if g.late_trend and g.late_trend.rising),
             )
         )
     return out
@@ -158,11 +163,16 @@ def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
     label = lambda row: ROW_LABELS.get(row, row)  # noqa: E731
 
     # Cells are lines that join with spaces into one sentence (md, HTML) and stack in LaTeX.
-    def versus(v: tuple[str, float, str, float] | None, seeds: dict[str, int] | None = None) -> Cell:
+    def versus(v: Versus | None, seeds: dict[str, int] | None = None, rising: frozenset[str] = frozenset()) -> Cell:
         if v is None:
             return "–"
         rel = _relative(v)
-        n = lambda row: f" (n={seeds[row]})" if seeds and seeds.get(row, 3) < 3 else ""  # noqa: E731
+        n = lambda row: (
+            (f" (n={seeds[row]})" if seeds and seeds.get(row, 3) < 3 else "")
+            + (  # noqa: E731
+                " ↗" if row in rising else ""
+            )
+        )
         diff = f"{v[1] - v[3]:+.2f}{f' ({rel:+.0%})' if rel is not None else ''}"
         return (f"{label(v[0])} {v[1]:.2f}{n(v[0])} vs", f"{label(v[2])} {v[3]:.2f}{n(v[2])}:", diff)
 
@@ -186,7 +196,7 @@ def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
             agree = [f"{agree[0]};" if pairs else agree[0], f"(within {SEED_NOISE}: {within})"]
         if c.thin and c.compared >= 2:
             agree.append("(ours from fewer than 3 seeds)")
-        row = [column_label(c.col), versus(c.ours, c.seeds), versus(c.paper_same), versus(c.paper)]
+        row = [column_label(c.col), versus(c.ours, c.seeds, c.rising), versus(c.paper_same), versus(c.paper)]
         body.append([*row, ranking(c.ranking_ours, c.seeds), ranking(c.ranking_paper), tuple(agree)])
     marked = any(n < 3 for c in claims for n in (c.seeds or {}).values())  # an (n=k) mark in ours
     shared, full, all_paper = _mean_inputs(claims, kind)
@@ -229,6 +239,12 @@ def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
             " (n=k): ours has fewer than the paper's 3 seeds of that policy; the mean row then also gives the mean "
             "over only the columns where ours compares DP and the baseline at 3 seeds each, on both sides."
             if marked
+            else ""
+        )
+        + (
+            " ↗: that cell of ours was still rising when its budget ended (the layout above): the comparison is at "
+            "the presets' budgets, not at convergence, and can move either way with longer training."
+            if any(c.ours and ({c.ours[0], c.ours[2]} & c.rising) for c in claims)
             else ""
         ),
         "paper, same policies: the paper's comparison over the same set of policies ours has in that column (its best "

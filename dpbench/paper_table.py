@@ -14,6 +14,7 @@ from collections import Counter
 from typing import Any
 
 from dpbench.errors import DpbenchError
+from dpbench.metrics import K_LAST, RISING_MIN, RISING_T
 from dpbench.paper_cells import (
     PAPER_CAVEATS,
     ROW_LABELS,
@@ -58,6 +59,7 @@ def paper_layout(
     body: list[list[Cell]] = []
     sources, alternatives, older, actions, schedule, heldout, few = [], False, False, False, False, False, False
     pooled = False  # a cell whose seeds trained on separate collections of one scripted recipe
+    rising: list[str] = []  # cells still improving when their budget ended
     presets: Counter[str] = Counter()
     caveats: list[str] = []
     for row in rows:
@@ -76,15 +78,19 @@ def paper_layout(
             old, other_actions = not current(cell.group), not paper_actions(row, cell.group)
             off = off_schedule(cell.group)
             recollected = "+" in cell.group.dataset_hash
+            trend = cell.group.late_trend
             mark = (
                 (" ᵃ" if cell.alternatives else "")
                 + (" ᵛ" if old else "")
                 + (" ᵈ" if other_actions else "")
                 + (" ˢ" if off else "")
                 + (" ʳ" if recollected else "")
+                + (" ↗" if trend and trend.rising else "")
                 + (" ⁱ" if caveat else "")
             )
             pooled |= recollected
+            if trend and trend.rising:
+                rising.append(f"{name} {column_label(col)} +{trend.rise:.2f}")
             alternatives |= bool(cell.alternatives)
             older |= old
             actions |= other_actions
@@ -154,6 +160,13 @@ def paper_layout(
             "by '+' under 'Cells from', differ in the last float bits, not in the demonstrations (measured on "
             "Square ph: actions within 1.7e-6; dpbench.records.data_identity, docs/measurements.md)."
         )
+    if rising:
+        notes.append(
+            f"↗ still rising when its budget ended: over each seed's last {K_LAST} evaluations a least-squares line "
+            f"(one intercept per seed) climbs by at least {RISING_MIN} with t > {RISING_T:.0f} "
+            "(dpbench.metrics.late_trend), so a longer budget would likely score higher and the cell understates the "
+            "policy: " + "; ".join(rising) + "."
+        )
     if caveats:
         notes.append("ⁱ the paper's number was made another way: " + "; ".join(caveats) + ".")
     if schedule:
@@ -198,6 +211,8 @@ def _tidy(records: list[dict[str, Any]], kind: str, envs: list[str] | None) -> l
                     "paper_action_space": paper_actions(row, g) if g else None,
                     "preset_schedule": not off_schedule(g) if g else None,
                     "other_configs": c.alternatives,
+                    "late_rise": round(g.late_trend.rise, 4) if g and g.late_trend else None,
+                    "still_rising": g.late_trend.rising if g and g.late_trend else None,
                     "paper_caveat": PAPER_CAVEATS.get((kind, row, col), ""),
                 }
             )

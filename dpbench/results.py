@@ -20,7 +20,7 @@ import numpy as np
 from dpbench.config import build_configs, config_to_dict
 from dpbench.data.registry import variant_of
 from dpbench.errors import DpbenchError, did_you_mean
-from dpbench.metrics import mean_ci, summarize_history, wilson_ci
+from dpbench.metrics import LateTrend, late_trend, mean_ci, summarize_history, wilson_ci
 from dpbench.policies import get_policy_class
 from dpbench.records import (
     PROTOCOL_VERSION,
@@ -118,6 +118,11 @@ class Group:
         """The fewest and the most evaluations a seed's run made (its max is taken over them)."""
         counts = [sum(1 for h in r["history"] if "score" in h) for r in self.records]
         return min(counts), max(counts)
+
+    @property
+    def late_trend(self) -> LateTrend | None:
+        """Whether the seeds' scores were still rising over their last 10 evaluations (``metrics.late_trend``)."""
+        return late_trend([[h["score"] for h in r["history"] if "score" in h] for r in self.records])
 
     @property
     def last_evals(self) -> str:

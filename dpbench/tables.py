@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from dpbench.errors import DpbenchError
+from dpbench.metrics import RISING_MIN, RISING_T
 from dpbench.records import PROTOCOL_VERSION
 from dpbench.render import DAGGER, RENDERERS, Table, tidy_csv
 from dpbench.results import (
@@ -71,6 +72,7 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
 
     body: list[list[str]] = []
     daggers: set[str] = set()
+    rising = False  # a cell still improving when its budget ended
     last_eval_success = mixed = hashed = False
     for policy in sorted({k[0] for k in rows}):
         for key in sorted(k for k in rows if k[0] == policy):
@@ -93,6 +95,8 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
                     row += ["–"] * (4 if t in coverage_tasks else 3)
                     continue
                 mark = "" if g.paper_setting else f" {DAGGER}"
+                if g.late_trend and g.late_trend.rising:
+                    mark, rising = mark + f" ↗{g.late_trend.rise:+.2f}", True
                 if mark:
                     daggers.add(f"preset {g.preset}, {g.dataset_kind} dataset")
                 h = g.heldout
@@ -151,6 +155,12 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
         "as on robomimic). success and final coverage (Push-T: the goal coverage at the episode's end) are that "
         "evaluation's, Wilson and normal intervals.",
     ]
+    if rising:
+        notes.append(
+            "↗+x: still rising when its budget ended: over each seed's last 10 evaluations a least-squares line (one "
+            f"intercept per seed) climbs by x >= {RISING_MIN} with t > {RISING_T:.0f} (dpbench.metrics.late_trend); a "
+            "longer budget would likely score higher."
+        )
     if mixed:
         notes.append("seeds a-b: the row's tasks have different seed counts; each task's first cell gives its (n=k).")
     if hashed:
@@ -222,6 +232,8 @@ def tidy_rows(groups: list[Group], with_paper: bool = False) -> list[dict[str, A
                 "avg_last10_std": None if one else g.avg_last10_std,
                 "k_min_train_loss": g.k_min,
                 "k_min_train_loss_std": None if one else g.k_min_std,
+                "late_rise": round(g.late_trend.rise, 4) if g.late_trend else None,
+                "still_rising": g.late_trend.rising if g.late_trend else None,
                 "heldout": g.heldout.score if g.heldout else None,
                 "heldout_ci_low": g.heldout.score_ci[0] if g.heldout else None,
                 "heldout_ci_high": g.heldout.score_ci[1] if g.heldout else None,
