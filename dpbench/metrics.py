@@ -99,7 +99,11 @@ def late_trend(curves: Sequence[Sequence[float]], window: int = K_LAST) -> LateT
     index over each seed's last ``window`` evaluations (``curves``: one list of evaluation scores per seed, in
     order; evaluations are evenly spaced in steps), one intercept per seed and a common slope (the fixed-effects
     estimator), with its standard error from the pooled residuals. None when the residuals have no degree of
-    freedom or no seed has TREND_MIN_EVALS evaluations (those with fewer are left out)."""
+    freedom or no seed has TREND_MIN_EVALS evaluations (those with fewer are left out).
+
+    The standard error treats evaluations as independent draws around the line. They are not quite: successive
+    checkpoints are alike and every evaluation uses the same test seeds, so t overstates the evidence somewhat;
+    hence the floor RISING_MIN on the rise itself. A screen for under-training, not a test to quote a p-value from."""
     tails = [np.asarray(c[-window:], dtype=float) for c in curves if len(c) >= TREND_MIN_EVALS]
     sxx = sxy = 0.0
     for y in tails:
