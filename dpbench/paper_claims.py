@@ -167,12 +167,10 @@ def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | Non
         if v is None:
             return "–"
         rel = _relative(v)
-        n = lambda row: (
-            (f" (n={seeds[row]})" if seeds and seeds.get(row, 3) < 3 else "")
-            + (  # noqa: E731
-                " ↗" if row in rising else ""
-            )
-        )
+
+        def n(row: str) -> str:
+            return (f" (n={seeds[row]})" if seeds and seeds.get(row, 3) < 3 else "") + (" ↗" if row in rising else "")
+
         diff = f"{v[1] - v[3]:+.2f}{f' ({rel:+.0%})' if rel is not None else ''}"
         return (f"{label(v[0])} {v[1]:.2f}{n(v[0])} vs", f"{label(v[2])} {v[3]:.2f}{n(v[2])}:", diff)
 

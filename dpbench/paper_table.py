@@ -164,8 +164,8 @@ def paper_layout(
         notes.append(
             f"↗ still rising when its budget ended: over each seed's last {K_LAST} evaluations a least-squares line "
             f"(one intercept per seed) climbs by at least {RISING_MIN} with t > {RISING_T:.0f} "
-            "(dpbench.metrics.late_trend), so a longer budget would likely score higher and the cell understates the "
-            "policy: " + "; ".join(rising) + "."
+            "(dpbench.metrics.late_trend), so a longer budget would likely raise its avg-last-10, and its max where "
+            "below 1: the cell understates the policy. " + "; ".join(rising) + "."
         )
     if caveats:
         notes.append("ⁱ the paper's number was made another way: " + "; ".join(caveats) + ".")

@@ -159,7 +159,7 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
         notes.append(
             "↗+x: still rising when its budget ended: over each seed's last 10 evaluations a least-squares line (one "
             f"intercept per seed) climbs by x >= {RISING_MIN} with t > {RISING_T:.0f} (dpbench.metrics.late_trend); a "
-            "longer budget would likely score higher."
+            "longer budget would likely raise its avg-last-10, and its max where below 1."
         )
     if mixed:
         notes.append("seeds a-b: the row's tasks have different seed counts; each task's first cell gives its (n=k).")
