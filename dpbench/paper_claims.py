@@ -134,7 +134,8 @@ def column_claims(records: list[dict[str, Any]], kind: str, envs: list[str] | No
                 seeds,
                 noise,
                 (min(counts), max(counts)),
-                frozenset(r for r, g in usable.items() if g.late_trend and g.late_trend.rising),
+                # a max at 1 cannot rise: the claims compare max, so only a cell below it is marked
+                frozenset(r for r, g in usable.items() if g.late_trend and g.late_trend.rising and g.max < 0.995),
             )
         )
     return out

@@ -14,7 +14,7 @@ from collections import Counter
 from typing import Any
 
 from dpbench.errors import DpbenchError
-from dpbench.metrics import K_LAST, RISING_MIN, RISING_T
+from dpbench.metrics import LATE_TREND_RULE
 from dpbench.paper_cells import (
     PAPER_CAVEATS,
     ROW_LABELS,
@@ -29,7 +29,7 @@ from dpbench.paper_cells import (
 from dpbench.paper_claims import claims_table, tidy_claims
 from dpbench.records import PROTOCOL_VERSION
 from dpbench.render import RENDERERS, Cell, Table, cell_text, tidy_csv
-from dpbench.results import PAPER_POLICY_NAMES, Group, short_hash
+from dpbench.results import PAPER_POLICY_NAMES, Group, late_trend_fields, short_hash
 
 
 def _pair(x: dict[str, Any] | None) -> str:
@@ -162,10 +162,8 @@ def paper_layout(
         )
     if rising:
         notes.append(
-            f"↗ still rising when its budget ended: over each seed's last {K_LAST} evaluations a least-squares line "
-            f"(one intercept per seed) climbs by at least {RISING_MIN} with t > {RISING_T:.0f} "
-            "(dpbench.metrics.late_trend), so a longer budget would likely raise its avg-last-10, and its max where "
-            "below 1: the cell understates the policy. " + "; ".join(rising) + "."
+            f"↗ still rising when its budget ended: {LATE_TREND_RULE}; a longer budget would likely raise its "
+            "avg-last-10, and its max where below 1. Rise over that quarter: " + "; ".join(rising) + "."
         )
     if caveats:
         notes.append("ⁱ the paper's number was made another way: " + "; ".join(caveats) + ".")
@@ -211,8 +209,7 @@ def _tidy(records: list[dict[str, Any]], kind: str, envs: list[str] | None) -> l
                     "paper_action_space": paper_actions(row, g) if g else None,
                     "preset_schedule": not off_schedule(g) if g else None,
                     "other_configs": c.alternatives,
-                    "late_rise": round(g.late_trend.rise, 4) if g and g.late_trend else None,
-                    "still_rising": g.late_trend.rising if g and g.late_trend else None,
+                    **late_trend_fields(g),
                     "paper_caveat": PAPER_CAVEATS.get((kind, row, col), ""),
                 }
             )

@@ -121,8 +121,8 @@ class Group:
 
     @property
     def late_trend(self) -> LateTrend | None:
-        """Whether the seeds' scores were still rising over their last 10 evaluations (``metrics.late_trend``)."""
-        return late_trend([[h["score"] for h in r["history"] if "score" in h] for r in self.records])
+        """Whether the seeds' scores were still rising over the last quarter of training (``metrics.late_trend``)."""
+        return late_trend([[(h["step"], h["score"]) for h in r["history"] if "score" in h] for r in self.records])
 
     @property
     def last_evals(self) -> str:
@@ -137,6 +137,21 @@ class Group:
     def paper_setting(self) -> bool:
         """Trained like the paper: its preset on the human demonstrations."""
         return self.preset == "paper" and self.dataset_kind == "human"
+
+
+def late_trend_fields(g: Group | None) -> dict[str, Any]:
+    """The csv columns of a group's ``late_trend``: the rise over the last quarter of training, its t, the
+    evaluations and seeds it rests on, and the flag; empty where there is no group or too few evaluations."""
+    trend = g.late_trend if g is not None else None
+    if trend is None:
+        return dict.fromkeys(("late_rise", "late_rise_t", "late_rise_points", "late_rise_seeds", "still_rising"))
+    return {
+        "late_rise": round(trend.rise, 4),
+        "late_rise_t": round(trend.t, 2),
+        "late_rise_points": trend.points,
+        "late_rise_seeds": trend.seeds,
+        "still_rising": trend.rising,
+    }
 
 
 @dataclass(frozen=True)

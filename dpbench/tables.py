@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from dpbench.errors import DpbenchError
-from dpbench.metrics import RISING_MIN, RISING_T
+from dpbench.metrics import LATE_TREND_RULE
 from dpbench.records import PROTOCOL_VERSION
 from dpbench.render import DAGGER, RENDERERS, Table, tidy_csv
 from dpbench.results import (
@@ -20,6 +20,7 @@ from dpbench.results import (
     Group,
     group_records,
     k_min,
+    late_trend_fields,
     paper_reference,
     short_hash,
 )
@@ -95,10 +96,10 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
                     row += ["–"] * (4 if t in coverage_tasks else 3)
                     continue
                 mark = "" if g.paper_setting else f" {DAGGER}"
-                if g.late_trend and g.late_trend.rising:
-                    mark, rising = mark + f" ↗{g.late_trend.rise:+.2f}", True
                 if mark:
                     daggers.add(f"preset {g.preset}, {g.dataset_kind} dataset")
+                if g.late_trend and g.late_trend.rising:  # after the dagger check: this mark is no setting
+                    mark, rising = mark + f" ↗{g.late_trend.rise:+.2f}", True
                 h = g.heldout
                 row += [
                     f"{pm(g.max, g.max_std, g.seeds)} / {pm(g.avg_last10, g.avg_last10_std, g.seeds)}"
@@ -157,9 +158,8 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
     ]
     if rising:
         notes.append(
-            "↗+x: still rising when its budget ended: over each seed's last 10 evaluations a least-squares line (one "
-            f"intercept per seed) climbs by x >= {RISING_MIN} with t > {RISING_T:.0f} (dpbench.metrics.late_trend); a "
-            "longer budget would likely raise its avg-last-10, and its max where below 1."
+            f"↗+x: still rising when its budget ended: {LATE_TREND_RULE}; x is the rise over that quarter. A longer "
+            "budget would likely raise its avg-last-10, and its max where below 1."
         )
     if mixed:
         notes.append("seeds a-b: the row's tasks have different seed counts; each task's first cell gives its (n=k).")
@@ -232,8 +232,7 @@ def tidy_rows(groups: list[Group], with_paper: bool = False) -> list[dict[str, A
                 "avg_last10_std": None if one else g.avg_last10_std,
                 "k_min_train_loss": g.k_min,
                 "k_min_train_loss_std": None if one else g.k_min_std,
-                "late_rise": round(g.late_trend.rise, 4) if g.late_trend else None,
-                "still_rising": g.late_trend.rising if g.late_trend else None,
+                **late_trend_fields(g),
                 "heldout": g.heldout.score if g.heldout else None,
                 "heldout_ci_low": g.heldout.score_ci[0] if g.heldout else None,
                 "heldout_ci_high": g.heldout.score_ci[1] if g.heldout else None,
