@@ -265,4 +265,9 @@ def paper_section(records: list[dict[str, Any]]) -> str:
         body = format_paper_table(records, "md", claims=True)
     except DpbenchError:
         return ""
-    return "\n\n".join(["## In the paper's layout, with its claims (`dpbench table --layout paper --claims`)", body])
+    key = (
+        "Each cell reads: ours, max ± std over seeds / avg-last-10; n seeds; held-out score [95% CI]; then (the "
+        "paper's max / avg-last-10). Marks, sources and caveats follow each table; the claims compare max."
+    )
+    title = "## In the paper's layout, with its claims (`dpbench table --layout paper --claims`)"
+    return "\n\n".join([title, key, body])

@@ -702,5 +702,6 @@ def test_a_cells_printed_total_is_the_sum_of_its_printed_parts():
 
     # 29.6 + 5.8 = 35.4 minutes printed as "~35 min (30 + 6)" read as an arithmetic slip: 30 + 6 is 36
     assert cost_text(29.6, 5.8) == ("~36 min", "(30 + 6)")
-    assert cost_text(45.0, 87.0) == ("~2.2 h", "(45 + 87)")  # hours: the total's own rounding, 132 / 60
+    assert cost_text(45.0, 87.0) == ("~2.2 h", "(45 + 87)")  # hours: 132 / 60
+    assert cost_text(67.6, 108.6) == ("~3.0 h", "(68 + 109)")  # 177 / 60 = 2.95, not 176.2 / 60 = 2.94 ("~2.9")
     assert cost_text(0.2, 0.3) == ("~0 min", "(0 + 0)")

@@ -21,11 +21,10 @@ def format_minutes(minutes: float | None) -> str:
 
 
 def cost_text(train_min: float, eval_min: float) -> tuple[str, str]:
-    """A cell's estimate as the dry run prints it: ("~36 min", "(30 + 6)"). Under two hours the total is the sum of
-    the parts as printed (29.6 + 5.8 reads ~36, not ~35); above, hours to one decimal."""
+    """A cell's estimate as the dry run prints it: ("~36 min", "(30 + 6)"). The total is the sum of the parts as
+    printed (29.6 + 5.8 reads ~36, not ~35), in hours to one decimal from two hours on."""
     parts = round(train_min), round(eval_min)
-    total = train_min + eval_min
-    return format_minutes(float(sum(parts)) if total < 119.5 else total), f"({parts[0]} + {parts[1]})"
+    return format_minutes(float(sum(parts))), f"({parts[0]} + {parts[1]})"
 
 
 def _busy(workdir: Path) -> str | None:
