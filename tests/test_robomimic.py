@@ -456,11 +456,17 @@ def test_a_run_on_a_v15_layout_file_maps_it_and_says_so(can_demos: Path, tmp_pat
         "--out",
         str(out),
         "--quiet",
+        *_ONE_EPISODE,  # the property is the file's mapping; one evaluation episode keeps the run end to end
     )
     assert res.returncode == 0, res.stderr
     assert "robosuite 1.5 object-state order" in res.stdout and "mapped object" in res.stdout
     (record,) = [json.loads(p.read_text()) for p in (out / "records").glob("*.json")]
     assert record["dataset_check"]["layout"].startswith("robosuite 1.5") and record["dataset_check"]["mapped"]["object"]
+
+
+# A smoke run evaluates twice (2 episodes each) and holds out 2 more: ~6 robosuite episodes of 400-500 steps. Tests
+# whose property is not the evaluation schedule run one evaluation of one episode and no held-out one.
+_ONE_EPISODE = ("--set", "train.eval_every=6", "--set", "train.eval_episodes=1", "--set", "train.heldout_episodes=0")
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -484,6 +490,8 @@ def test_smoke_run_on_lift_end_to_end_and_eval(lift_demos: Path, tmp_path: Path)
         "--quiet",
         "--set",
         "train.normalizer=original",  # the original's robomimic rule, end to end (its math: test_data.py)
+        "--set",
+        "train.eval_every=6",  # one periodic evaluation (at the end) and the held-out one: the whole path
     )
     assert res.returncode == 0, res.stderr
     (record_path,) = (out / "records").glob("lift-low_dim__diffusion__*.json")
@@ -500,10 +508,10 @@ def test_smoke_run_on_lift_end_to_end_and_eval(lift_demos: Path, tmp_path: Path)
     assert record["final"]["last_eval"]["episode_steps"] == 400  # a file by path stands for ph demos
     # no --env: the checkpoint's own env; best.safetensors (the max-selected weights) evaluates like the final ones
     for ckpt in (out / record["checkpoint"], out / "work" / record["cell_id"] / "best.safetensors"):
-        res = _cli("eval", str(ckpt), "--episodes", "2")
+        res = _cli("eval", str(ckpt), "--episodes", "1")
         assert res.returncode == 0, res.stderr
         assert "success rate" in res.stdout
-    res = _cli("eval", str(out / record["checkpoint"]), "--env", "can", "--episodes", "2")
+    res = _cli("eval", str(out / record["checkpoint"]), "--env", "can", "--episodes", "1")
     assert res.returncode == 2 and "checkpoint was trained" in res.stderr and "Traceback" not in res.stderr
 
 
@@ -530,7 +538,10 @@ def test_a_cell_on_mh_demonstrations_trains_and_evaluates_over_the_mh_horizon(li
 
     keys = get_task("lift").obs_mode("low_dim").dataset_keys
     data = DatasetRef("scripted-mh", lift_demos, load_episodes(lift_demos, keys))  # named as the mh set
-    cell = prepare(CellSpec("diffusion", "lift", 0, "smoke", out=tmp_path, progress=False), data=data)
+    one_eval = {"train.eval_every": "6", "train.heldout_episodes": "0"}  # the last evaluation is the one read
+    cell = prepare(
+        CellSpec("diffusion", "lift", 0, "smoke", overrides=one_eval, out=tmp_path, progress=False), data=data
+    )
     assert cell.variant == "mh" and cell.task.gym_id == "dpbench/Lift-mh-v0"
     # a cell whose name did not say mh is re-resolved for the data: 1.5x quick's steps (on robomimic the floor's
     # 15,000), in its hash and config
