@@ -189,7 +189,8 @@ def _tidy(records: list[dict[str, Any]], kind: str, envs: list[str] | None) -> l
             out.append(
                 {
                     "table": kind,
-                    "policy": row,
+                    "policy": row,  # the paper's name (its code's: diffusion_cnn); dpbench's next
+                    "dpbench_policy": g.policy if g else None,
                     "task": col[0],
                     "variant": col[1],
                     "seeds": g.seeds if g else 0,

@@ -105,6 +105,7 @@ def test_a_cell_still_rising_is_marked_in_every_table_and_its_csv():
     assert "DP-C 0.57 (n=2) ↗ vs LSTM-GMM 0.61 (n=2):" in text  # the claims mark it too: max (0.56 + 0.58) / 2
     rows = {r["policy"]: r for r in csv.DictReader(io.StringIO(format_paper_table(recs, "csv", envs=["pusht"])))}
     dp_row = rows["diffusion_cnn"]
+    assert dp_row["dpbench_policy"] == "diffusion"  # the paper's row name, and the name records and --policy use
     assert dp_row["still_rising"] == "True" and float(dp_row["late_rise"]) == pytest.approx(0.15, abs=0.01)
     assert (dp_row["late_rise_points"], dp_row["late_rise_seeds"]) == ("12", "2") and float(dp_row["late_rise_t"]) > 2
     assert rows["lstm_gmm"]["still_rising"] == "False"
