@@ -14,6 +14,7 @@ from dpbench.data.registry import ROBOMIMIC_SCRIPTED, data_variant, dataset_name
 from dpbench.errors import DatasetMissing, DpbenchError, did_you_mean, first_line, raised_at
 from dpbench.host import resolve_device
 from dpbench.policies import available_policies, get_policy_class, paper_labels, policy_hint
+from dpbench.policy import Policy
 from dpbench.records import read_record
 from dpbench.runner import CellConfig, CellSpec, PreparedCell, dataset_name, prepare, resolve_config, run_cell
 from dpbench.sweep.lock import CellLock
@@ -189,14 +190,15 @@ def describe(cells: list[PreparedCell]) -> list[str]:
 
 
 def _action_space_note(cell: PreparedCell) -> list[str]:
-    """robomimic: a line when a cell's action space is not the task's default (abs) because its policy chose it,
-    or is not its policy's ``default_action_mode`` because ``--dataset`` chose it; none otherwise."""
+    """robomimic: a line when a cell's action space is not the default (``Policy.default_action_mode``, abs) because
+    its policy chose it, or is not its policy's ``default_action_mode`` because ``--dataset`` chose it; none
+    otherwise."""
     name, kind, mode, want = cell.spec.policy, cell.data.kind, cell.action_mode, cell.policy_cls.default_action_mode
     paper = is_builtin(cell.policy_cls) and cell.policy_cls.name in paper_labels().values()  # a row of Table I
     where = f"{name} on {cell.spec.env}"
     if mode is None:
         return []
-    if cell.spec.dataset is None and mode != "abs":
+    if cell.spec.dataset is None and mode != Policy.default_action_mode:  # the policy's own choice, not the base's
         why = "as the paper trains it" if paper else "the policy's default_action_mode"
         return [f"[dpbench] {where} trains in {mode} actions ({kind}: {why}); --dataset scripted for absolute ones"]
     if cell.spec.dataset is not None and mode != want:
