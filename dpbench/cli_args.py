@@ -205,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
             f"--{what}",
             dest=f"only_{what}",
             default=None,
+            metavar=what.upper() + "S" if what != "policy" else "POLICIES",
             help=f"only the grid's cells of these {what} values (comma list, e.g. {example}); their cell ids and "
             "records are the whole grid's",
         )
