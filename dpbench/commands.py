@@ -223,7 +223,9 @@ def cmd_config(args: argparse.Namespace) -> int:
     )
     print(
         f"{cls.name} ({cls.__module__}:{cls.__qualname__}), preset {args.preset}, env {task.name}/"
-        f"{args.obs or task.default_obs}, {args.variant} demos" + (f", overrides {overrides}" if overrides else "")
+        f"{args.obs or task.default_obs}"
+        + (f", {args.variant} demos" if action_mode is not None else "")  # Push-T has one (human) dataset
+        + (f", overrides {overrides}" if overrides else "")
     )
     if action_mode is not None:
         ran = "; what dpbench run uses without --dataset" if args.variant == "ph" else ""

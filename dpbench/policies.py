@@ -3,6 +3,7 @@ and ``package.module:ClassName`` references, each checked against the Policy con
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import importlib.resources
@@ -57,8 +58,15 @@ def _load_ref(ref: str) -> type[Policy]:
             'a policy module must not exit at import (put script code under `if __name__ == "__main__":`)'
         ) from None
     except Exception as exc:  # the module's own top-level code raised
+        hint = (
+            "; give every config field a default (dpbench builds a config from its defaults, then the preset, then "
+            "--set)"
+            if isinstance(exc, TypeError) and "non-default argument" in str(exc)
+            else ""
+        )
         raise DpbenchError(
-            f"cannot import policy '{ref}': importing '{module}' raised {type(exc).__name__}: {exc} at {raised_at(exc)}"
+            f"cannot import policy '{ref}': importing '{module}' raised {type(exc).__name__}: {exc} at "
+            f"{raised_at(exc)}{hint}"
         ) from None
     return _check_class(ref, cls)
 
@@ -123,6 +131,19 @@ def _check_config_class(ref: str, config: type) -> None:
         raise DpbenchError(
             f"policy '{ref}': {config.__qualname__}.{name} has no type annotation, so it is not a config field; "
             f"write it as `{name}: {type(own[name]).__name__} = {own[name]!r}`"
+        )
+    # dpbench builds a config from its defaults, then the preset, then --set: a field without one cannot be built
+    missing = [
+        f.name
+        for f in dataclasses.fields(config)
+        if f.init and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        name = missing[0]
+        raise DpbenchError(
+            f"policy '{ref}': {config.__qualname__}.{name} has no default; give every config field one (e.g. "
+            f"`{name}: float = 0.1`): dpbench builds the config from its defaults, then the preset's values, then "
+            "--set"
         )
 
 

@@ -58,6 +58,8 @@ def test_dpbench_config_prints_every_field_with_its_preset_and_paper_values(caps
     # the Push-T recipe (task_overrides) applies, and the paper column shows the paper preset
     assert lines["policy.p_drop_attn"][2:4] == ["0.01", "0.01"]
     assert lines["policy.n_layer"][2:4] == ["4", "8"] and lines["train.steps"][2:4] == ["11000", "200000"]
+    # Push-T has one dataset, the human demos: the header names no ph/mh variant (a robomimic one does)
+    assert out.splitlines()[0].endswith("env pusht/keypoints")
 
 
 def test_dpbench_config_refuses_unknown_names_in_one_line(capsys):

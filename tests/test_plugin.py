@@ -354,6 +354,24 @@ CONFIGS = textwrap.dedent(
 
     class NoType(RaisesWhenTraining):
         Config = Untyped
+
+    @dataclasses.dataclass(kw_only=True)
+    class Required(PolicyConfig):
+        dropout: float  # Python accepts a field without a default here; dpbench cannot build it
+
+    class NoDefault(RaisesWhenTraining):
+        Config = Required
+    """
+)
+
+ORDER = textwrap.dedent(
+    """
+    import dataclasses
+    from dpbench.config import PolicyConfig
+
+    @dataclasses.dataclass
+    class Required(PolicyConfig):
+        dropout: float  # after the base's defaulted fields: Python refuses the class at import
     """
 )
 
@@ -367,6 +385,12 @@ def test_a_config_that_would_silently_lose_fields_is_refused(tmp_path, monkeypat
         get_policy_class("broken_configs:NoDecorator")
     with pytest.raises(DpbenchError, match=r"Untyped.hidden has no type annotation.*`hidden: int = 256`"):
         get_policy_class("broken_configs:NoType")
+    # a field without a default: one message that says to give it one, not a TypeError traceback from Config()
+    with pytest.raises(DpbenchError, match=r"Required.dropout has no default; give every config field one"):
+        get_policy_class("broken_configs:NoDefault")
+    (tmp_path / "config_order.py").write_text(ORDER)
+    with pytest.raises(DpbenchError, match=r"non-default argument 'dropout'.*give every config field a default"):
+        get_policy_class("config_order:Anything")
     # a file's path where a module's name goes
     with pytest.raises(DpbenchError, match=r"not a file's path \('sub/my_policy.py'\): run from sub .* my_policy:P"):
         get_policy_class("sub/my_policy.py:P")
