@@ -114,30 +114,23 @@ def late_trend(curves: Sequence[Sequence[tuple[float, float]]], tail: float = TR
     checkpoints are alike and every evaluation uses the same test seeds, so t overstates the evidence somewhat;
     hence the floor RISING_MIN on the rise itself. A screen for a budget cut short, not a test to quote a p-value
     from. Why the last quarter: the quick presets evaluate over the second half of training, and many curves that
-    rise across it are flat by its end (on the committed records, 12 cells rose >= 0.05 over their last 10
-    evaluations, 4 over their last quarter)."""
-    tails = []
+    rise across it are flat by its end (docs/DESIGN.md, "Whether a budget was long enough")."""
+    tails = []  # per seed: (step as a fraction of its budget, score), centred on the seed's own means
     for curve in curves:
         if not curve:
             continue
         last = float(curve[-1][0]) or 1.0
         pts = np.array([(step / last, score) for step, score in curve if step >= (1 - tail) * last - 1e-9], float)
         if len(pts) >= TREND_MIN_EVALS:
-            tails.append(pts)
+            tails.append(pts - pts.mean(axis=0))  # centring each seed is its intercept
     if len(tails) < TREND_MIN_SEEDS:
         return None
-    sxx = sxy = 0.0
-    for pts in tails:
-        xc, yc = pts[:, 0] - pts[:, 0].mean(), pts[:, 1] - pts[:, 1].mean()
-        sxx, sxy = sxx + float(xc @ xc), sxy + float(xc @ yc)
-    dof = sum(len(p) for p in tails) - len(tails) - 1
+    x, y = np.concatenate([p[:, 0] for p in tails]), np.concatenate([p[:, 1] for p in tails])
+    sxx = float(x @ x)
     if sxx == 0:
         return None
-    slope = sxy / sxx
-    ssr = 0.0
-    for pts in tails:
-        xc, yc = pts[:, 0] - pts[:, 0].mean(), pts[:, 1] - pts[:, 1].mean()
-        ssr += float(((yc - slope * xc) ** 2).sum())
-    se = math.sqrt(ssr / dof / sxx)
+    slope = float(x @ y) / sxx
+    dof = len(x) - len(tails) - 1
+    se = math.sqrt(float(((y - slope * x) ** 2).sum()) / dof / sxx)
     t = slope / se if se > 0 else (math.inf if slope > 0 else -math.inf if slope < 0 else 0.0)
-    return LateTrend(rise=slope * tail, t=t, points=sum(len(p) for p in tails), seeds=len(tails))
+    return LateTrend(rise=slope * tail, t=t, points=len(x), seeds=len(tails))

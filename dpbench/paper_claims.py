@@ -30,6 +30,8 @@ from dpbench.paper_cells import (
 from dpbench.presets import IMAGE_TRAIN_PRESETS, ROBOMIMIC_FLOOR_STEPS
 from dpbench.render import Cell, Table
 
+Versus = tuple[str, float, str, float]  # (DP row, DP max, best baseline row, its max)
+
 
 @dataclass(frozen=True)
 class ColumnClaim:
@@ -44,13 +46,13 @@ class ColumnClaim:
     rows still improving when their budget ended (``metrics.late_trend``)."""
 
     col: Column
-    ours: tuple[str, float, str, float] | None  # (DP row, DP max, best baseline row, its max)
-    paper: tuple[str, float, str, float] | None
+    ours: Versus | None
+    paper: Versus | None
     ranking_ours: list[tuple[str, float]]
     ranking_paper: list[tuple[str, float]]
     compared: int
     disagree: list[tuple[str, str, str]]
-    paper_same: tuple[str, float, str, float] | None = None
+    paper_same: Versus | None = None
     seeds: dict[str, int] | None = None
     within_noise: list[tuple[str, str, str]] = field(default_factory=list)
     evaluations: tuple[int, int] | None = None
@@ -68,12 +70,10 @@ class ColumnClaim:
         return self.ours is not None and all((self.seeds or {}).get(r, 0) >= 3 for r in (self.ours[0], self.ours[2]))
 
 
-Versus = tuple[str, float, str, float]  # (DP row, DP max, best baseline row, its max)
-
 SEED_NOISE = 0.05  # a gap in max smaller than this is within the seed spread of 3-seed means (Push-T: ~0.02-0.05)
 
 
-def _versus(values: dict[str, float]) -> tuple[str, float, str, float] | None:
+def _versus(values: dict[str, float]) -> Versus | None:
     dps = [r for r in DP_ROWS if r in values]
     bases = [r for r in BASELINES if r in values]
     if not dps or not bases:
@@ -150,7 +150,7 @@ def _evals(claims: list[ColumnClaim]) -> str:
     return f"{lo} evaluations per run" if lo == hi else f"{lo}-{hi} evaluations per run"
 
 
-def _relative(v: tuple[str, float, str, float] | None) -> float | None:
+def _relative(v: Versus | None) -> float | None:
     return None if v is None or v[3] <= 0 else (v[1] - v[3]) / v[3]
 
 
@@ -317,7 +317,7 @@ def _mean_inputs(claims: list[ColumnClaim], kind: str) -> tuple[list[Compared], 
     return shared, full, all_paper
 
 
-def _paper_versus(kind: str) -> dict[Column, tuple[str, float, str, float] | None]:
+def _paper_versus(kind: str) -> dict[Column, Versus | None]:
     """The paper's own DP-vs-best-baseline comparison in every column of its table."""
     paper = paper_values(kind)
     return {

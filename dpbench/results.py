@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import sys
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -119,7 +120,7 @@ class Group:
         counts = [sum(1 for h in r["history"] if "score" in h) for r in self.records]
         return min(counts), max(counts)
 
-    @property
+    @cached_property  # every table asks several times (its mark, its legend, its csv)
     def late_trend(self) -> LateTrend | None:
         """Whether the seeds' scores were still rising over the last quarter of training (``metrics.late_trend``)."""
         return late_trend([[(h["step"], h["score"]) for h in r["history"] if "score" in h] for r in self.records])
@@ -128,10 +129,10 @@ class Group:
     def last_evals(self) -> str:
         """ "" when every seed's avg-last-10 averages 10 evaluations; else " (last n)" (or "n-m" across seeds), the
         count it averages: a run with fewer than 10 evaluations averages them all."""
-        counts = sorted({min(10, sum(1 for h in r["history"] if "score" in h)) for r in self.records})
-        if counts[0] >= 10:
+        lo, hi = (min(10, n) for n in self.evaluations)
+        if lo >= 10:
             return ""
-        return f" (last {counts[0]})" if len(counts) == 1 else f" (last {counts[0]}-{counts[-1]})"
+        return f" (last {lo})" if lo == hi else f" (last {lo}-{hi})"
 
     @property
     def paper_setting(self) -> bool:
