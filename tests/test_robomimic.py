@@ -440,10 +440,12 @@ def test_dataset_layouts_are_checked_by_replaying_recorded_states(can_demos: Pat
         check_dataset("can", nostates, keys)
 
 
-def test_a_run_on_a_v15_layout_file_maps_it_and_says_so(can_demos: Path, tmp_path: Path) -> None:
+def test_a_run_on_a_v15_layout_file_maps_it_and_says_so(can_demos: Path, tmp_path: Path, capsys) -> None:
+    from dpbench.cli import main
+
     v15 = _rewrite(can_demos, tmp_path / "v15.hdf5", lambda k, v: v[:, V15_OBJECT] if k == "object" else v)
     out = tmp_path / "results"
-    res = _cli(
+    argv = [
         "run",
         "--policy",
         "bc",
@@ -457,9 +459,10 @@ def test_a_run_on_a_v15_layout_file_maps_it_and_says_so(can_demos: Path, tmp_pat
         str(out),
         "--quiet",
         *_ONE_EPISODE,  # the property is the file's mapping; one evaluation episode keeps the run end to end
-    )
-    assert res.returncode == 0, res.stderr
-    assert "robosuite 1.5 object-state order" in res.stdout and "mapped object" in res.stdout
+    ]
+    assert main(argv) == 0
+    stdout = capsys.readouterr().out
+    assert "robosuite 1.5 object-state order" in stdout and "mapped object" in stdout
     (record,) = [json.loads(p.read_text()) for p in (out / "records").glob("*.json")]
     assert record["dataset_check"]["layout"].startswith("robosuite 1.5") and record["dataset_check"]["mapped"]["object"]
 
@@ -473,7 +476,9 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "dpbench.cli", *args], capture_output=True, text=True, timeout=600)
 
 
-def test_smoke_run_on_lift_end_to_end_and_eval(lift_demos: Path, tmp_path: Path) -> None:
+def test_smoke_run_on_lift_end_to_end_and_eval(lift_demos: Path, tmp_path: Path, capsys) -> None:
+    from dpbench.cli import main
+
     out = tmp_path / "results"
     res = _cli(
         "run",
@@ -492,6 +497,10 @@ def test_smoke_run_on_lift_end_to_end_and_eval(lift_demos: Path, tmp_path: Path)
         "train.normalizer=original",  # the original's robomimic rule, end to end (its math: test_data.py)
         "--set",
         "train.eval_every=6",  # one periodic evaluation (at the end) and the held-out one: the whole path
+        "--set",
+        "train.eval_episodes=1",  # one 400-step episode each: the path, not the score, is the property
+        "--set",
+        "train.heldout_episodes=1",
     )
     assert res.returncode == 0, res.stderr
     (record_path,) = (out / "records").glob("lift-low_dim__diffusion__*.json")
@@ -504,15 +513,14 @@ def test_smoke_run_on_lift_end_to_end_and_eval(lift_demos: Path, tmp_path: Path)
     weights = load_file(str(out / record["checkpoint"]))
     scale, offset = weights["action_normalizer.scale"], weights["action_normalizer.offset"]
     assert (scale[3:] == 1).all() and (offset[3:] == 0).all() and (scale[:3] != 1).all()
-    assert record["final"]["last_eval"]["n_episodes"] == 2
+    assert record["final"]["last_eval"]["n_episodes"] == 1 and record["final"]["heldout"]["n_episodes"] == 1
     assert record["final"]["last_eval"]["episode_steps"] == 400  # a file by path stands for ph demos
-    # no --env: the checkpoint's own env; best.safetensors (the max-selected weights) evaluates like the final ones
-    for ckpt in (out / record["checkpoint"], out / "work" / record["cell_id"] / "best.safetensors"):
-        res = _cli("eval", str(ckpt), "--episodes", "1")
-        assert res.returncode == 0, res.stderr
-        assert "success rate" in res.stdout
-    res = _cli("eval", str(out / record["checkpoint"]), "--env", "can", "--episodes", "1")
-    assert res.returncode == 2 and "checkpoint was trained" in res.stderr and "Traceback" not in res.stderr
+    # no --env: the checkpoint's own env; best.safetensors (the max-selected weights; the final ones, which are
+    # what the record names, evaluate by the same path in test_run.py). In this process: the run was the subprocess
+    assert main(["eval", str(out / "work" / record["cell_id"] / "best.safetensors"), "--episodes", "1"]) == 0
+    assert "success rate" in capsys.readouterr().out
+    assert main(["eval", str(out / record["checkpoint"]), "--env", "can", "--episodes", "1"]) == 2
+    assert "checkpoint was trained" in capsys.readouterr().err
 
 
 def test_a_ph_only_task_given_a_file_that_reads_as_mh_stops_in_prepare(tmp_path: Path) -> None:
@@ -585,8 +593,10 @@ def _drop_actions_of_demo_1(data) -> None:
     del data["demo_1/actions"]
 
 
-def test_mismatched_robomimic_datasets_get_clear_errors(lift_demos: Path, tmp_path: Path) -> None:
+def test_mismatched_robomimic_datasets_get_clear_errors(lift_demos: Path, tmp_path: Path, capsys) -> None:
     import h5py
+
+    from dpbench.cli import main
 
     empty = tmp_path / "empty.hdf5"
     with h5py.File(empty, "w") as f:
@@ -602,21 +612,28 @@ def test_mismatched_robomimic_datasets_get_clear_errors(lift_demos: Path, tmp_pa
         ),
         ("lift", empty, "no 'data' group"),
     ]
-    for env, path, message in cases:
-        res = _cli("run", "--env", env, "--preset", "smoke", "--dataset", str(path), "--out", str(tmp_path), "--quiet")
-        assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr, (message, res.stderr)
+    for env, path, message in cases:  # in this process: any exception but the one-line DpbenchError fails the test
+        code = main(
+            ["run", "--env", env, "--preset", "smoke", "--dataset", str(path), "--out", str(tmp_path), "--quiet"]
+        )
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and "Traceback" not in err, (message, err)
 
 
-def test_collect_cli_reports_the_demonstrator_success(tmp_path: Path) -> None:
+def test_collect_cli_reports_the_demonstrator_success(tmp_path: Path, capsys) -> None:
+    from dpbench.cli import main
+
     out = tmp_path / "lift.hdf5"
     res = _cli("collect", "--env", "lift", "--episodes", "2", "--workers", "1", "--out", str(out), "--quiet")
     assert res.returncode == 0, res.stderr
     assert "demonstrator success" in res.stdout and out.exists()
-    res = _cli("collect", "--env", "tool_hang", "--variant", "mh", "--episodes", "2", "--out", str(tmp_path / "t.hdf5"))
-    assert res.returncode == 2 and "tool_hang has ph demonstrations only" in res.stderr
+    # the refusals in this process (an unexpected exception fails the test)
+    th_mh = ["collect", "--env", "tool_hang", "--variant", "mh", "--episodes", "2", "--out", str(tmp_path / "t.hdf5")]
+    assert main(th_mh) == 2
+    assert "tool_hang has ph demonstrations only" in capsys.readouterr().err
     # another start seed makes other demos: not into the cache path that --dataset scripted reads
-    res = _cli("collect", "--env", "lift", "--episodes", "2", "--start-seed", "5")
-    assert res.returncode == 2 and "--out PATH" in res.stderr and "Traceback" not in res.stderr
+    assert main(["collect", "--env", "lift", "--episodes", "2", "--start-seed", "5"]) == 2
+    assert "--out PATH" in capsys.readouterr().err
 
 
 def test_env_batch_in_worker_processes_matches_in_process() -> None:
