@@ -19,7 +19,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     from dpbench.data.registry import list_datasets
     from dpbench.envs import PH_ONLY
-    from dpbench.policies import available_policies
+    from dpbench.policies import available_policies, load_problem
     from dpbench.tasks import TASKS
 
     print("envs:")
@@ -32,27 +32,14 @@ def cmd_list(args: argparse.Namespace) -> int:
         )
     print("policies:")
     for name, ref in sorted(available_policies().items()):
-        print(f"  {name:<24} {ref}{_load_problem(name, ref)}")
+        problem = load_problem(name, ref)
+        print(f"  {name:<24} {ref}{f'  (does not load: {problem})' if problem else ''}")
     print("datasets:")
     datasets = list_datasets()
     width = max((len(name) for name, _, _ in datasets), default=0)
     for name, env, where in datasets:
         print(f"  {name:<{width}} env {env}: {where}")
     return 0
-
-
-def _load_problem(name: str, ref: str) -> str:
-    """For ``dpbench list``: why an installed entry point's policy does not load ("" when it does, and for the
-    built-ins, which the tests load), so a broken plugin is not listed as usable."""
-    from dpbench.policies import get_policy_class
-
-    if ref.startswith("dpbench."):
-        return ""
-    try:
-        get_policy_class(name)
-    except DpbenchError as exc:
-        return f"  (does not load: {exc})"
-    return ""
 
 
 def cmd_data_info(args: argparse.Namespace) -> int:

@@ -242,6 +242,24 @@ def available_policies() -> dict[str, str]:
     return names
 
 
+def load_problem(name: str, ref: str) -> str:
+    """Why the registered policy ``name`` (at ``ref``) does not load: "" when it does, and for the built-ins, which
+    the tests load. ``dpbench list`` and the unknown-name errors use it so a broken plugin is not offered as usable."""
+    if ref.startswith("dpbench."):
+        return ""
+    try:
+        get_policy_class(name)
+    except DpbenchError as exc:
+        return str(exc)
+    return ""
+
+
+def valid_policies_text(names: dict[str, str]) -> str:
+    """``names`` (name -> 'module:Class', from ``available_policies``) sorted and joined for an error message, an
+    installed one that does not load marked so."""
+    return ", ".join(f"{n} (does not load)" if load_problem(n, names[n]) else n for n in sorted(names))
+
+
 def paper_labels() -> dict[str, str]:
     """The paper's row labels (LSTM-GMM, IBC, BET, DP-C, DP-T), which tables print, -> the built-in policy each names
     (DP-C -> diffusion, the name records use; diffusion_cnn is its alias)."""
@@ -289,7 +307,9 @@ def get_policy_class(name: str) -> type[Policy]:
         return _load_ref(name)
     names = available_policies()
     if name not in names:
-        raise DpbenchError(f"unknown policy '{name}'; valid policies: {', '.join(sorted(names))}{policy_hint([name])}")
+        raise DpbenchError(
+            f"unknown policy '{name}'; valid policies: {valid_policies_text(names)}{policy_hint([name])}"
+        )
     cls = _load_ref(names[name])
     # records, cell ids and checkpoints name a registered policy by its class's `name` (built-ins have aliases)
     if name not in _BUILTIN and cls.name != name:

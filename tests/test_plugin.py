@@ -439,6 +439,9 @@ def test_a_policy_is_named_by_its_own_class_not_by_a_registered_name_it_shares(p
     assert "does not load: cannot import policy 'my_gone:Missing'" in lines["gone"]
     assert "importing 'my_script' called sys.exit(3) at my_script.py:3" in lines["quits"]
     assert "does not load" not in lines["linear"] and "does not load" not in lines["diffusion"]
+    # ... and an unknown name's error does not offer them as valid (nor marks the ones that load)
+    with pytest.raises(DpbenchError, match=r"valid policies: .*gone \(does not load\), ibc, linear, .*quits \(does"):
+        get_policy_class("nope")
 
 
 def test_the_documented_pyproject_installs_an_entry_point_dpbench_finds(tmp_path):

@@ -13,7 +13,7 @@ from dpbench.contract import is_builtin, plugin_hint
 from dpbench.data.registry import ROBOMIMIC_SCRIPTED, data_variant, dataset_name_problem, scripted_name
 from dpbench.errors import DatasetMissing, DpbenchError, did_you_mean, first_line, raised_at
 from dpbench.host import resolve_device
-from dpbench.policies import available_policies, get_policy_class, paper_labels, policy_hint
+from dpbench.policies import available_policies, get_policy_class, paper_labels, policy_hint, valid_policies_text
 from dpbench.policy import Policy
 from dpbench.records import read_record
 from dpbench.runner import CellConfig, CellSpec, PreparedCell, dataset_name, prepare, resolve_config, run_cell
@@ -38,7 +38,7 @@ def _check_names(specs: list[CellSpec]) -> dict[str, None]:
     if bad_policies:
         problems[
             f"unknown polic{'ies' if len(bad_policies) > 1 else 'y'} {', '.join(map(repr, bad_policies))}; "
-            f"valid policies: {', '.join(sorted(registered))}{policy_hint(bad_policies)}"
+            f"valid policies: {valid_policies_text(registered)}{policy_hint(bad_policies)}"
         ] = None
     for name in sorted({s.policy for s in specs if s.policy not in bad_policies}):
         try:
