@@ -7,6 +7,11 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("DPBENCH_CACHE", str(Path(__file__).resolve().parent / ".cache"))
+# One torch thread per process unless the caller chose: the tests' models are tiny, so a second intra-op thread
+# costs more than it saves on a 2-core machine, where the test's own env workers want the other core (2026-12-05,
+# the torch-heavy tests alone: 165 s at the default 2 threads, 138 s at one). Set before torch is imported.
+os.environ.setdefault("DPBENCH_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from dpbench.data.episodes import EpisodeStore, write_hdf5
 from dpbench.data.registry import human_pusht_path
