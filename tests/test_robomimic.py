@@ -515,8 +515,8 @@ def test_smoke_run_on_lift_end_to_end_and_eval(lift_demos: Path, tmp_path: Path,
     assert (scale[3:] == 1).all() and (offset[3:] == 0).all() and (scale[:3] != 1).all()
     assert record["final"]["last_eval"]["n_episodes"] == 1 and record["final"]["heldout"]["n_episodes"] == 1
     assert record["final"]["last_eval"]["episode_steps"] == 400  # a file by path stands for ph demos
-    # no --env: the checkpoint's own env; best.safetensors (the max-selected weights; the final ones, which are
-    # what the record names, evaluate by the same path in test_run.py). In this process: the run was the subprocess
+    # In this process (the run above was the end-to-end subprocess). No --env: the checkpoint's own env. Only
+    # best.safetensors, the max-selected weights: the final ones the record names take the same path in test_run.py
     assert main(["eval", str(out / "work" / record["cell_id"] / "best.safetensors"), "--episodes", "1"]) == 0
     assert "success rate" in capsys.readouterr().out
     assert main(["eval", str(out / record["checkpoint"]), "--env", "can", "--episodes", "1"]) == 2
