@@ -121,7 +121,8 @@ def _run_sweep(sweep, args: argparse.Namespace) -> int:
                 "since more workers than cores only share them"
             )
             cores = here
-        for line in dry_run_report(planned, records, cores, out_records, cpu_capability(), cpu_family()):
+        threads = max(1, here // cores) if getattr(args, "backend", "local") == "local" else 1
+        for line in dry_run_report(planned, records, cores, out_records, cpu_capability(), cpu_family(), threads):
             print(line)
         return 0
     _check_writable(sweep.out)

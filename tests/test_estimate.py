@@ -461,6 +461,14 @@ def test_dry_run_counts_the_estimates_made_on_this_kind_of_cpu():
     lines = dry_run_report(both, timed, 2, cpu_capability="AVX2")
     assert "  - per policy: lstm_gmm 4.9 CPU-h (1 cell), diffusion 3.9 CPU-h (2 cells)" in lines
     assert not any("per policy" in line for line in dry_run_report(planned, records, 2))  # one policy: its total
+    # the headline's wall time: 2 x 116.7 CPU-minutes on 2 workers is 1.9 h; one worker given both cores' threads
+    # finishes sooner than its 3.9 h at one thread, so that figure is said to be an upper bound
+    head = dry_run_report(planned, records, 2)[-2]
+    assert "3.9 CPU-hours" in head and "2 worker(s), one cell each at a time, about 1.9 h of wall time" in head
+    assert "upper bound" not in head
+    head = dry_run_report(planned, records, 1, threads_per_cell=2)[-2]
+    assert "1 worker(s), one cell each at a time, about 3.9 h" in head and "gives its cell 2 threads" in head
+    assert "less than 2x: between 1.9 h and that upper bound" in head
 
 
 def test_a_new_cell_whose_record_was_trained_on_other_demos_says_so(tmp_path):

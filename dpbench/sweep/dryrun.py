@@ -65,16 +65,19 @@ def dry_run_report(
     out_records: list[dict[str, Any]] = (),
     cpu_capability: str | None = None,
     cpu_family: str | None = None,
+    threads_per_cell: int = 1,
 ) -> list[str]:
     """The lines of ``dpbench sweep --dry-run``: one per cell (state, estimated CPU-minutes, cell id or what is
     missing, and the rates' basis), one per group of cells that cannot run here, then a headline with the totals and
-    the wall time on ``cores`` cores, one cell per core, and one "  - " line per caveat. States: done, running
+    the wall time with ``cores`` workers, one cell each at a time, and one "  - " line per caveat. States: done, running
     (another process holds the cell now), resume (estimated as a whole cell: an upper bound), recorded (the sweep's
     out holds a record of the cell made from demos not collected here: the sweep finds it once it has collected the
     same demos, ``records.data_identity``), new, blocked. ``planned``: ``dpbench.sweep.cells.PlannedCell`` s;
     ``records``: the records that give the rates; ``out_records``: those in the sweep's out directory;
     ``cpu_capability``, ``cpu_family``: this machine's kind of CPU (``dpbench.host.cpu_capability()``,
-    ``cpu_family()``; ``estimate.same_kind``), whose records' rates come first."""
+    ``cpu_family()``; ``estimate.same_kind``), whose records' rates come first. ``threads_per_cell``: the torch threads
+    each of ``cores`` workers gives its cell (fewer workers than cores: more than one), which makes the wall time an
+    upper bound."""
     from dpbench.config import config_to_dict
     from dpbench.runner import policy_slug
     from dpbench.train import RESUME_FILE
@@ -145,9 +148,17 @@ def dry_run_report(
     if known:
         head = (
             f"[dpbench] estimate: {len(todo)} cell(s) to run; {known} with a measured rate take {total / 60:.1f} "
-            f"CPU-hours (training {train_total / 60:.1f}, evaluation {eval_total / 60:.1f}): on {cores} core(s), "
-            f"one cell per core at one torch thread, about {total / 60 / max(cores, 1):.1f} h of wall time. Per "
-            "cell: CPU time, then (training + evaluation) in CPU-minutes (dpbench.sweep.estimate)."
+            f"CPU-hours (training {train_total / 60:.1f}, evaluation {eval_total / 60:.1f}): {cores} worker(s), "
+            f"one cell each at a time, about {total / 60 / max(cores, 1):.1f} h of wall time at one torch thread per "
+            "cell"
+            + (
+                f" (each worker here gives its cell {threads_per_cell} threads, which shorten it by less than "
+                f"{threads_per_cell}x: between {total / 60 / max(cores, 1) / threads_per_cell:.1f} h and that upper "
+                "bound)"
+                if threads_per_cell > 1
+                else ""
+            )
+            + ". Per cell: CPU time, then (training + evaluation) in CPU-minutes (dpbench.sweep.estimate)."
         )
     elif todo:
         head = f"[dpbench] estimate: {len(todo)} cell(s) to run, none with a measured rate (no record of them yet)."
