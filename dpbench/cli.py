@@ -30,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     status: 0 on success, 2 after printing a DpbenchError in one line, 130 on Ctrl-C or SIGTERM (finished seeds are
     saved; rerunning resumes the rest)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, stray = parser.parse_known_args(argv)
+    if stray:  # argparse would name them under the top level's usage; the subcommand's says what it takes
+        getattr(args, "_parser", parser).error(f"unrecognized arguments: {' '.join(stray)}")
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if getattr(args, "threads", None):
         os.environ[THREADS_ENV] = str(args.threads)  # read by plan_workers here and inherited by workers

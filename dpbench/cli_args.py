@@ -342,5 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _command(group: Any, name: str, help: str) -> argparse.ArgumentParser:
     """A subcommand whose ``--help`` opens with the one-line summary its parent's list shows (argparse shows
-    ``help`` only there)."""
-    return group.add_parser(name, help=help, description=help)
+    ``help`` only there). The parser is its own ``_parser`` default, so ``main`` can report a stray argument with
+    the usage of the (innermost) subcommand it was given to, not the top level's."""
+    parser = group.add_parser(name, help=help, description=help)
+    parser.set_defaults(_parser=parser)
+    return parser

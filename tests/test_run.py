@@ -259,6 +259,22 @@ def test_nonpositive_seeds_rejected(seeds, capsys):
     assert "positive integer" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("argv", "command", "stray"),
+    [
+        (["table", "--variant", "mh"], "dpbench table", "--variant mh"),
+        (["data", "info", "x.h5", "-z"], "dpbench data info", "-z"),
+    ],
+)
+def test_a_stray_argument_is_reported_with_its_subcommands_usage(argv, command, stray, capsys):
+    # argparse names a subcommand's stray argument under the top level's usage, which lists only the subcommands
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.startswith(f"usage: {command} ")
+    assert err.endswith(f"{command}: error: unrecognized arguments: {stray}\n")
+
+
 def test_unwritable_results_dir(tmp_path, tiny_pusht_hdf5, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
