@@ -121,7 +121,10 @@ def _run_sweep(sweep, args: argparse.Namespace) -> int:
                 "since more workers than cores only share them"
             )
             cores = here
-        threads = max(1, here // cores) if getattr(args, "backend", "local") == "local" else 1
+        from dpbench.sweep.backends import plan_workers
+
+        # the threads a local worker would really give its cell (--threads included); Ray: one per cell
+        threads = plan_workers(len(planned), cores)[1] if getattr(args, "backend", "local") == "local" else 1
         for line in dry_run_report(planned, records, cores, out_records, cpu_capability(), cpu_family(), threads):
             print(line)
         return 0
