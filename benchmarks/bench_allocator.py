@@ -35,6 +35,8 @@ import sys
 import time
 from pathlib import Path
 
+from timing import write_result
+
 HERE = Path(__file__).resolve()
 SETTINGS = ("glibc", "dpbench")
 
@@ -152,9 +154,6 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    from dpbench.host import environment_info
-    from dpbench.records import write_json_atomic
-
     kinds = [f"train:{p}" for p in args.policies.split(",") if p] + ([] if args.no_env else ["env"])
     rows = []
     for kind in kinds:
@@ -180,16 +179,7 @@ def main() -> None:
             f"ratio {row['ratio_dpbench_to_glibc']:.2f}",
             flush=True,
         )
-    payload = {
-        "command": "python benchmarks/bench_allocator.py " + " ".join(sys.argv[1:]),
-        "seconds": args.seconds,
-        "repeats": args.repeats,
-        "task": args.task,
-        **environment_info(),
-        "rows": rows,
-    }
-    write_json_atomic(Path(args.out), payload)
-    print(f"wrote {args.out}")
+    write_result(args.out, {"seconds": args.seconds, "repeats": args.repeats, "task": args.task, "rows": rows})
 
 
 if __name__ == "__main__":

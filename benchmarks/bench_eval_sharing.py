@@ -26,11 +26,12 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from timing import run_together, write_result
 
 HERE = Path(__file__).resolve()
 SETTINGS = {"alone_t2": [2], "alone_t1": [1], "paired_t1": [1, 1]}
@@ -88,24 +89,11 @@ def worker(threads: int, episodes: int, seed_start: int) -> dict[str, Any]:
 
 def run(threads: list[int], episodes: int) -> list[dict[str, Any]]:
     """One evaluation per entry of ``threads``, all at once, each in a fresh process (test seeds apart)."""
-    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(HERE), "--worker", str(t), "--episodes", str(episodes), "--seed-start", str(s)],
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+    argvs = [
+        [sys.executable, str(HERE), "--worker", str(t), "--episodes", str(episodes), "--seed-start", str(s)]
         for t, s in zip(threads, (100_000, 100_000 + episodes))
     ]
-    for p in procs:
-        assert p.stdout is not None and p.stdout.readline().strip() == "ready", "an evaluation worker failed to start"
-    for p in procs:
-        assert p.stdin is not None
-        p.stdin.write("go\n")
-        p.stdin.flush()
-    return [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+    return run_together(argvs, {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")})
 
 
 def main() -> None:
@@ -119,9 +107,6 @@ def main() -> None:
         print(json.dumps(worker(args.worker, args.episodes, args.seed_start)))
         return
 
-    from dpbench.host import environment_info
-    from dpbench.results import write_json_atomic
-
     rows = {}
     for name, threads in SETTINGS.items():
         rows[name] = run(threads, args.episodes)
@@ -131,16 +116,15 @@ def main() -> None:
                 f"({r['policy_calls']} calls x {r['chunk_latency_ms']} ms), {r['cpu_s_with_env_workers']} CPU-s"
             )
     alone = rows["alone_t1"][0]["wall_s"]
-    payload = {
-        "command": " ".join(["python", "benchmarks/bench_eval_sharing.py", *sys.argv[1:]]),
-        "episodes": args.episodes,
-        "paired_over_alone_t1": [round(r["wall_s"] / alone, 2) for r in rows["paired_t1"]],
-        "alone_t1_over_alone_t2": round(alone / rows["alone_t2"][0]["wall_s"], 2),
-        **environment_info(),
-        "rows": rows,
-    }
-    write_json_atomic(Path(args.out), payload)
-    print(f"wrote {args.out}")
+    write_result(
+        args.out,
+        {
+            "episodes": args.episodes,
+            "paired_over_alone_t1": [round(r["wall_s"] / alone, 2) for r in rows["paired_t1"]],
+            "alone_t1_over_alone_t2": round(alone / rows["alone_t2"][0]["wall_s"], 2),
+            "rows": rows,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -28,11 +28,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from timing import run_together, write_result
 
 HERE = Path(__file__).resolve()
 WORKLOADS = ("python", "matmul", "mlp", "env", "envbatch")
@@ -112,24 +113,8 @@ def worker(kind: str, seconds: float, n_envs: int) -> dict:
 
 def run(kinds: list[str], seconds: float, n_envs: int) -> list[float]:
     """Iterations per second of each workload in ``kinds``, all running at once, one process each."""
-    env = {**os.environ, **ONE_THREAD}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(HERE), "--worker", kind, "--seconds", str(seconds), "--envs", str(n_envs)],
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for kind in kinds
-    ]
-    for p in procs:
-        assert p.stdout is not None and p.stdout.readline().strip() == "ready", f"{kinds} worker failed to start"
-    for p in procs:  # start the timed windows together
-        assert p.stdin is not None
-        p.stdin.write("go\n")
-        p.stdin.flush()
-    return [json.loads(p.communicate()[0].strip().splitlines()[-1])["per_s"] for p in procs]
+    argv = lambda kind: [sys.executable, str(HERE), "--worker", kind, "--seconds", str(seconds), "--envs", str(n_envs)]  # noqa: E731
+    return [r["per_s"] for r in run_together([argv(k) for k in kinds], {**os.environ, **ONE_THREAD})]
 
 
 def main() -> None:
@@ -150,9 +135,6 @@ def main() -> None:
         print(json.dumps(worker(args.worker, args.seconds, args.envs)))
         return
 
-    from dpbench.host import environment_info
-    from dpbench.results import write_json_atomic
-
     rows = []
     for item in args.workloads.split(","):
         kinds = item.split("+") if "+" in item else [item, item]  # "A+B": A beside B; "A": two copies of A
@@ -169,15 +151,7 @@ def main() -> None:
         }
         rows.append(row)
         print(f"{item:14s} solo {row['solo_per_s']}/s  paired {row['pair_per_s']}  ratio {row['pair_ratio_to_solo']}")
-    payload = {
-        "command": "python benchmarks/bench_sharing.py " + " ".join(sys.argv[1:]),
-        "seconds": args.seconds,
-        "envs": args.envs,
-        **environment_info(),
-        "rows": rows,
-    }
-    write_json_atomic(Path(args.out), payload)
-    print(f"wrote {args.out}")
+    write_result(args.out, {"seconds": args.seconds, "envs": args.envs, "rows": rows})
 
 
 if __name__ == "__main__":
