@@ -121,8 +121,7 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    from dpbench.host import environment_info
-    from dpbench.results import write_json_atomic
+    from timing import write_result
 
     rows = []
     for setting in args.settings.split(","):
@@ -147,15 +146,9 @@ def main() -> None:
             flush=True,
         )
     (alone,) = run(["hog"], "before", args.seconds)
-    payload = {
-        "command": "python " + " ".join(sys.argv),
-        "seconds": args.seconds,
-        "hog_alone_matmuls_per_s": round(alone["matmuls_per_s"], 1),
-        **environment_info(),
-        "rows": rows,
-    }
-    write_json_atomic(Path(args.out), payload)
-    print(f"wrote {args.out}")
+    write_result(
+        args.out, {"seconds": args.seconds, "hog_alone_matmuls_per_s": round(alone["matmuls_per_s"], 1), "rows": rows}
+    )
 
 
 if __name__ == "__main__":

@@ -29,13 +29,11 @@ from typing import Any
 
 import torch
 from bench_speed import OBS_DIM, make_policy, random_batch, sampler_variants
-from timing import median_time
+from timing import median_time, write_result
 from torch.utils.flop_counter import FlopCounterMode
 
 from dpbench.checkpoint import load_policy
-from dpbench.host import environment_info
 from dpbench.policy import Policy
-from dpbench.results import write_json_atomic
 from dpbench.tasks import get_task
 
 CASES = [
@@ -219,16 +217,8 @@ def main() -> None:
         rows.append(row)
         print(row, flush=True)
     evals = [eval_rows(p) for p in args.checkpoints.split(",") if p]
-    report = {
-        "command": "python " + " ".join(sys.argv),
-        **environment_info(),
-        "gpu": torch.cuda.get_device_name(),
-        "matmul_peak_tflops": peaks,
-        "rows": rows,
-        "evals": evals,
-    }
-    write_json_atomic(Path(args.out), report)
-    print(f"wrote {args.out}")
+    fields = {"gpu": torch.cuda.get_device_name(), "matmul_peak_tflops": peaks, "rows": rows, "evals": evals}
+    write_result(args.out, fields)
 
 
 if __name__ == "__main__":

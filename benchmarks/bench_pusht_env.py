@@ -7,18 +7,17 @@ the pixel agreement between our renderer and the demos' recorded 96x96 frames.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from timing import write_result
 
 from dpbench.data.episodes import load_zarr
 from dpbench.data.registry import human_pusht_path, portable_path
 from dpbench.envs.pusht.env import PushTEnv
 from dpbench.envs.pusht.geometry import block_keypoints
-from dpbench.host import environment_info
-from dpbench.results import write_json_atomic
 
 
 def steps_per_second(obs_type: str, n_steps: int) -> float:
@@ -105,7 +104,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--out", default="results/pusht_env.json")
     args = ap.parse_args()
-    report = {"command": "python " + " ".join(sys.argv), **environment_info(), "steps_per_second": {}}
+    report: dict[str, Any] = {"steps_per_second": {}}
     for obs_type in ("state", "keypoints", "pixels"):
         sps = steps_per_second(obs_type, args.steps if obs_type != "pixels" else args.steps // 3)
         report["steps_per_second"][obs_type] = round(sps, 1)
@@ -131,8 +130,7 @@ def main() -> None:
             f"renderer vs recorded frames: mean abs diff {agree['mean_abs_diff']}/255 over {agree['frames']} frames "
             f"(p95 {agree['p95_abs_diff']}, max {agree['max_abs_diff']})"
         )
-    write_json_atomic(Path(args.out), report)
-    print(f"wrote {args.out}")
+    write_result(args.out, report)
 
 
 if __name__ == "__main__":

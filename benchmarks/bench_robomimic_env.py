@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from timing import command_line
 
 from dpbench.envs.robomimic.demonstrator import PLANNERS, run_episode
 from dpbench.envs.robomimic.env import TASK_SPECS, RobomimicEnv
@@ -129,7 +130,7 @@ def main() -> int:
     if not modes or set(modes) - {"abs", "delta"}:
         ap.error(f"--modes {args.modes!r}: give abs, delta or abs,delta")
     result = {
-        "command": "python " + " ".join(sys.argv),
+        "command": command_line(),
         "mujoco_gl": os.environ.get("MUJOCO_GL", "egl"),
         "envs": {},
         "demonstrators": {},

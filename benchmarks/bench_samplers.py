@@ -19,19 +19,16 @@ import argparse
 import glob
 import json
 import statistics
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-from timing import median_time
+from timing import median_time, write_result
 
 from dpbench.checkpoint import load_policy, read_checkpoint_meta
 from dpbench.diffusion import policy as diffusion_policy
 from dpbench.diffusion.policy import FAST_PATH_MAX_BATCH
 from dpbench.evaluate import evaluate
-from dpbench.host import environment_info
-from dpbench.results import write_json_atomic
 from dpbench.tasks import checkpoint_task
 
 # DDIM-k under both timestep spacings: "trailing" starts at the top noise level (99 of 100) for any
@@ -177,7 +174,7 @@ def main() -> None:
         rows += measure(diffusion[: args.path_checks], PATH_CHECKS, "diffusion")
     if flow:
         rows += measure(flow, {k: v for k, v in FLOW_SAMPLERS.items() if k not in skip}, "diffusion_flow")
-    write_json_atomic(Path(args.out), {"command": "python " + " ".join(sys.argv), **environment_info(), "rows": rows})
+    write_result(args.out, {"rows": rows})
     plot(rows, Path(args.figure))
     for r in rows:
         print(
@@ -185,7 +182,6 @@ def main() -> None:
             f"score {r['score_mean']:.3f} ± {r['score_std']:.3f}  "
             f"b1 {r['b1_ms']:7.1f} ms  b50 {r['b50_ms']:7.1f} ms  eval {r['eval_wall_s']:.1f} s"
         )
-    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

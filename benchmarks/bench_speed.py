@@ -26,23 +26,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from timing import median_time
+from timing import median_time, write_result
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from dpbench.config import build_configs
 from dpbench.diffusion.unet1d import ConditionalUnet1D
-from dpbench.host import environment_info
 from dpbench.policies import get_policy_class
 from dpbench.policy import Policy
-from dpbench.results import write_json_atomic
 from dpbench.tasks import get_task
 
 OBS_DIM, ACTION_DIM = 20, 2  # Push-T keypoints
@@ -231,9 +227,7 @@ def main() -> None:
                 policy, _ = make_policy(name, preset)
                 if isinstance(getattr(policy, "model", None), ConditionalUnet1D):
                     rows.append({"policy": name, "preset": preset, **weight_stream_floor(policy)})
-        write_json_atomic(
-            Path(args.out), {"command": "python " + " ".join(sys.argv), **environment_info(), "rows": rows}
-        )
+        write_result(args.out, {"rows": rows})
         for r in rows:
             print(r)
         return
@@ -259,14 +253,8 @@ def main() -> None:
                     row.update({f"{k}_{'fast' if fast else 'naive'}": v for k, v in eval_wall_s(name, fast).items()})
             rows.append(row)
             print(row, flush=True)
-    report = {
-        "command": "python " + " ".join(sys.argv),
-        **environment_info(),
-        "rows": rows,
-    }
-    write_json_atomic(Path(args.out), report)
     print_table(rows)
-    print(f"wrote {args.out}")
+    write_result(args.out, {"rows": rows})
 
 
 if __name__ == "__main__":

@@ -12,18 +12,14 @@ preset's batch size, and the latency of one ``predict_action`` at batch 1 and ba
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
-from timing import median_time
+from timing import median_time, write_result
 from torch.utils.flop_counter import FlopCounterMode
 
 from dpbench.config import build_configs
-from dpbench.host import environment_info
 from dpbench.policies import get_policy_class
-from dpbench.results import write_json_atomic
 from dpbench.tasks import get_task
 
 
@@ -85,8 +81,7 @@ def main() -> None:
                 )
             rows.append(row)
             print({k: v for k, v in row.items() if k != "vision"}, flush=True)
-    write_json_atomic(Path(args.out), {"command": "python " + " ".join(sys.argv), **environment_info(), "rows": rows})
-    print(f"wrote {args.out}")
+    write_result(args.out, {"rows": rows})
 
 
 if __name__ == "__main__":

@@ -16,15 +16,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import glob
-import sys
 from pathlib import Path
 
 import torch
+from timing import write_result
 
 from dpbench.checkpoint import load_policy, read_checkpoint_meta
 from dpbench.evaluate import evaluate
-from dpbench.host import environment_info
-from dpbench.results import write_json_atomic
 from dpbench.tasks import checkpoint_task
 
 
@@ -76,8 +74,7 @@ def main() -> None:
             {k: (len(v["episodes"]), v["above_1e-4"], round(v["max_abs"], 6)) for k, v in diffs.items()},
             flush=True,
         )
-    write_json_atomic(Path(args.out), {"command": "python " + " ".join(sys.argv), **environment_info(), "rows": rows})
-    print(f"wrote {args.out}")
+    write_result(args.out, {"rows": rows})
 
 
 if __name__ == "__main__":

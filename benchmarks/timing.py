@@ -40,6 +40,11 @@ def run_together(argvs: list[list[str]], env: dict[str, str]) -> list[dict[str, 
     return [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
 
 
+def command_line() -> str:
+    """The command that ran this benchmark, its script named relative to the repository (no machine path)."""
+    return " ".join(["python", f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]])
+
+
 def write_result(out: str, fields: dict[str, Any]) -> None:
     """Write a benchmark's JSON result to ``out`` (atomically): the command that ran it (script path relative to
     the repository, so no machine path), ``fields``, then the versions, hardware and date
@@ -47,6 +52,5 @@ def write_result(out: str, fields: dict[str, Any]) -> None:
     from dpbench.host import environment_info
     from dpbench.results import write_json_atomic
 
-    command = " ".join(["python", f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]])
-    write_json_atomic(Path(out), {"command": command, **fields, **environment_info()})
+    write_json_atomic(Path(out), {"command": command_line(), **fields, **environment_info()})
     print(f"wrote {out}")
