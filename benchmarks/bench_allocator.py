@@ -154,6 +154,15 @@ def main() -> None:
         print(json.dumps(result))
         return
 
+    from dpbench.errors import DpbenchError
+    from dpbench.tasks import get_task
+
+    try:
+        has_low_dim = "low_dim" in get_task(args.task).obs_modes
+    except DpbenchError as e:
+        ap.error(f"--task: {e}")
+    if not has_low_dim:
+        ap.error(f"--task {args.task}: no low_dim observations; give a robomimic task (lift, can, square, ...)")
     kinds = [f"train:{p}" for p in args.policies.split(",") if p] + ([] if args.no_env else ["env"])
     rows = []
     for kind in kinds:
