@@ -78,7 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = _command(sub, "data", help="inspect or generate datasets").add_subparsers(dest="data_command", required=True)
     p = _command(data, "info", help="episodes, steps, keys, shapes and content hash of a zarr/hdf5 dataset")
-    p.add_argument("path", help="a Push-T zarr or a robomimic-layout hdf5")
+    p.add_argument(
+        "dataset",
+        help="a Push-T zarr or robomimic-layout hdf5 PATH, or a dataset name `dpbench list` shows for --env "
+        "(human, scripted, scripted-delta, ...; never collected here)",
+    )
+    p.add_argument("--env", default="pusht", help="the task a dataset name belongs to (default pusht)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument(
         "--keys",
@@ -87,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_data_info)
     for parent, name in ((sub, "collect"), (data, "generate")):  # `data generate` is the older name
-        p = _command(parent, name, help="scripted demonstrations into robomimic-layout hdf5 (default: the cache dir)")
+        what = "scripted demonstrations into robomimic-layout hdf5 (default: the cache dir)"
+        p = _command(parent, name, help=what if name == "collect" else "the older name of `dpbench collect`")
         p.add_argument("--env", default="pusht", help="pusht (default) | lift | can | square | transport | tool_hang")
         p.add_argument(
             "--episodes",

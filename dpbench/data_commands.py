@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from dpbench.commands import split_names
-from dpbench.errors import DpbenchError, check_output_file
+from dpbench.errors import DatasetMissing, DpbenchError, check_output_file
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -43,16 +43,29 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_data_info(args: argparse.Namespace) -> int:
-    """``dpbench data info PATH``: a dataset's episodes, steps, keys (shape, dtype) and content hash
-    (``--json``: the summary as JSON); returns 0. A file that does not load raises DpbenchError."""
-    from dpbench.data.episodes import load_episodes
+    """``dpbench data info DATASET [--env ENV]``: a dataset's episodes, steps, keys (shape, dtype) and content hash
+    (``--json``: the summary as JSON); returns 0. DATASET is a path or a name ``dpbench list`` gives for ``--env``
+    (``human``, ``scripted-delta``, ...), resolved as ``--dataset`` is but never collected. A name not collected
+    yet, an unknown name or a file that does not load raises DpbenchError."""
+    from dpbench.data.registry import portable_path, resolve_dataset
+    from dpbench.tasks import get_task
 
-    store = load_episodes(args.path, split_names(args.keys, "key") if args.keys else None)
-    info = store.summary()
+    get_task(args.env)  # an unknown --env: its own error, with the valid names
+    keys = split_names(args.keys, "key") if args.keys else None
+    try:
+        ref = resolve_dataset(args.env, args.dataset, keys, progress=False, collect=False)
+    except DatasetMissing as e:
+        mode = f" --action-mode {e.action_mode}" if e.action_mode else ""
+        variant = " --variant mh" if "-mh" in e.kind else ""
+        raise DpbenchError(
+            f"{e} (it would be {e.path}); collect it with `dpbench collect --env {args.env}{variant}{mode}`"
+        ) from None
+    info = ref.store.summary()
     if args.json:
         print(json.dumps(info, indent=1))
         return 0
-    print(f"dataset:   {args.path}")
+    named = f" for {args.env}: {portable_path(ref.path)}" if ref.kind != "path" else ""
+    print(f"dataset:   {args.dataset}{named}")
     print(f"episodes:  {info['episodes']}")
     print(
         f"steps:     {info['steps']}  (episode length min/mean/max {info['episode_length']['min']}/"

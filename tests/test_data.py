@@ -237,6 +237,27 @@ def test_data_info_json(tiny_pusht_hdf5, capsys):
     assert len(info["content_hash"]) == 16
 
 
+def test_data_info_reads_a_dataset_name_as_dpbench_list_shows_it(tiny_pusht_hdf5, tmp_path, monkeypatch, capsys):
+    """`dpbench data info NAME --env ENV` reads the file `--dataset NAME` trains on (here the cache's
+    scripted-delta Square file), and a name not collected yet says how to collect it, not "no such dataset"."""
+    from dpbench.cli import main
+    from dpbench.data.registry import scripted_robomimic_path
+
+    monkeypatch.setenv("DPBENCH_CACHE", str(tmp_path))
+    path = scripted_robomimic_path("square", "ph", action_mode="delta")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(tiny_pusht_hdf5, path)
+    assert main(["data", "info", str(path), "--json"]) == 0
+    by_path = json.loads(capsys.readouterr().out)["content_hash"]
+    assert main(["data", "info", "scripted-delta", "--env", "square", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["content_hash"] == by_path
+    assert main(["data", "info", "scripted-mh-delta", "--env", "square"]) == 2
+    err = capsys.readouterr().err
+    assert "dpbench collect --env square --variant mh --action-mode delta" in err and "no such dataset" not in err
+    assert main(["data", "info", "scripted-delta", "--env", "sqare"]) == 2
+    assert "did you mean 'square'" in capsys.readouterr().err
+
+
 def test_data_info_reproduces_a_records_dataset_hash(tiny_pusht_hdf5, tmp_path, capsys):
     """A record's dataset hash covers the arrays its run loaded (dataset.keys); `dpbench data info
     --keys` with those keys prints the same hash, without them the hash over every array."""
