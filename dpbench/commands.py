@@ -53,7 +53,7 @@ def split_names(value: str, what: str) -> list[str]:
 
 def _filters(args: argparse.Namespace) -> list[tuple[str, str]]:
     """The selection options given, as (name, value) pairs: --env, --policy, --obs, in that order."""
-    return [(k, v) for k, v in (("env", args.env), ("policy", args.policy), ("obs", args.obs)) if v]
+    return [(k, v) for k, v in (("env", args.env), ("policy", args.policy), ("obs", args.obs)) if v is not None]
 
 
 def _selection(args: argparse.Namespace) -> tuple[list[str] | None, ...]:

@@ -327,6 +327,11 @@ def load_all(out: str | Path) -> list[dict[str, Any]]:
     for p in problems:
         print(f"[dpbench] warning: {p}", file=sys.stderr)
     if not records:
+        if any(Path(out).glob("*.json")):  # the records folder itself, e.g. --out results/records
+            raise DpbenchError(
+                f"no result records under {out}/records, but {out} holds .json files: --out names the results dir "
+                f"above the records folder (--out {Path(out).parent})"
+            )
         raise DpbenchError(
             f"no result records under {out}/records: --out names a results dir to read (what `dpbench run --out` "
             "wrote; default results); run `dpbench run` first if there is none"

@@ -508,6 +508,11 @@ def test_a_selected_column_with_no_record_shows_the_papers_numbers(tmp_path: Pat
     assert main(["plot", "--out", str(tmp_path / "figs")]) == 2  # plot reads the same dir; it prints no table
     err = capsys.readouterr().err
     assert "--out names a results dir to read" in err and "table" not in err
+    # the records folder itself names the dir above it; an empty selection is refused, not dropped
+    assert main(["table", "--out", str(out / "records"), "--no-write-readme"]) == 2
+    assert f"(--out {out})" in capsys.readouterr().err
+    assert main(["table", "--out", str(out), "--env", "", "--no-write-readme"]) == 2
+    assert "--env needs at least one name" in capsys.readouterr().err
 
 
 def test_an_avg_last_10_over_fewer_evaluations_says_how_many():
