@@ -113,8 +113,10 @@ def worker(kind: str, seconds: float, n_envs: int) -> dict:
 
 def run(kinds: list[str], seconds: float, n_envs: int) -> list[float]:
     """Iterations per second of each workload in ``kinds``, all running at once, one process each."""
-    argv = lambda kind: [sys.executable, str(HERE), "--worker", kind, "--seconds", str(seconds), "--envs", str(n_envs)]  # noqa: E731
-    return [r["per_s"] for r in run_together([argv(k) for k in kinds], {**os.environ, **ONE_THREAD})]
+    argvs = [
+        [sys.executable, str(HERE), "--worker", k, "--seconds", str(seconds), "--envs", str(n_envs)] for k in kinds
+    ]
+    return [r["per_s"] for r in run_together(argvs, {**os.environ, **ONE_THREAD})]
 
 
 def main() -> None:

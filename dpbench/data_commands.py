@@ -47,7 +47,7 @@ def cmd_data_info(args: argparse.Namespace) -> int:
     (``--json``: the summary as JSON); returns 0. DATASET is a path or a name ``dpbench list`` gives for ``--env``
     (``human``, ``scripted-delta``, ...), resolved as ``--dataset`` is but never collected. A name not collected
     yet, an unknown name or a file that does not load raises DpbenchError."""
-    from dpbench.data.registry import portable_path, resolve_dataset
+    from dpbench.data.registry import data_variant, portable_path, resolve_dataset
     from dpbench.tasks import get_task
 
     get_task(args.env)  # an unknown --env: its own error, with the valid names
@@ -56,7 +56,7 @@ def cmd_data_info(args: argparse.Namespace) -> int:
         ref = resolve_dataset(args.env, args.dataset, keys, progress=False, collect=False)
     except DatasetMissing as e:
         mode = f" --action-mode {e.action_mode}" if e.action_mode else ""
-        variant = " --variant mh" if "-mh" in e.kind else ""
+        variant = " --variant mh" if data_variant(e.kind) == "mh" else ""
         raise DpbenchError(
             f"{e} (it would be {e.path}); collect it with `dpbench collect --env {args.env}{variant}{mode}`"
         ) from None
