@@ -40,6 +40,11 @@ def test_evaluation_count_follows_the_training_schedule():
     assert evaluation_count(5000, 250, 2500) == 11
     # A run whose last step is not on the grid still ends with an evaluation: 300, 600, 900, then 1000.
     assert evaluation_count(1000, 300, 0) == 4
+    # Resumed from a checkpoint at step 3000 (its own evaluation done): 3250, 3500, ..., 5000 = 8 still to come;
+    # from 2400, before the first one: all 11; from the last step: none (only the held-out episodes remain).
+    assert evaluation_count(5000, 250, 2500, done_steps=3000) == 8
+    assert evaluation_count(5000, 250, 2500, done_steps=2400) == 11
+    assert evaluation_count(5000, 250, 2500, done_steps=5000) == 0
 
 
 def test_estimate_from_a_measured_record():
@@ -713,3 +718,49 @@ def test_a_cells_printed_total_is_the_sum_of_its_printed_parts():
     assert cost_text(45.0, 87.0) == ("~2.2 h", "(45 + 87)")  # hours: 132 / 60
     assert cost_text(67.6, 108.6) == ("~3.0 h", "(68 + 109)")  # 177 / 60 = 2.95, not 176.2 / 60 = 2.94 ("~2.9")
     assert cost_text(0.2, 0.3) == ("~0 min", "(0 + 0)")
+
+
+def test_a_resumed_cell_is_priced_from_its_checkpoints_step(tmp_path):
+    # Before 2026-12-06 a resumable cell was priced whole: Square mh IBC stopped at step 13,500 of 22,500 read as
+    # a whole cell. Its checkpoint, as the training loop writes it, now sets what is left.
+    import numpy as np
+    import torch
+
+    from dpbench.config import build_configs
+    from dpbench.policies import get_policy_class
+    from dpbench.sweep.dryrun import dry_run_report
+    from dpbench.train import RESUME_FILE, TrainState, _save_resume, checkpoint_step
+
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    work = tmp_path / "cell"
+    work.mkdir()
+    _save_resume(work / RESUME_FILE, model, optimizer, scheduler, None, np.random.default_rng(0), TrainState(3000))
+    assert checkpoint_step(work / RESUME_FILE) == 3000
+    assert checkpoint_step(tmp_path / "missing.pt") is None
+
+    pcfg = build_configs(get_policy_class("diffusion"), "quick", task="square")[0]
+    tcfg = SimpleNamespace(**vars(QUICK), batch_size=64)
+    cfg = SimpleNamespace(policy_cls=get_policy_class("diffusion"), obs="low_dim", tcfg=tcfg, chash="h", pcfg=pcfg)
+    cell = SimpleNamespace(
+        workdir=work,
+        lock_dir=work,
+        record_path=tmp_path / "none.json",
+        cell_id="square-low_dim__diffusion__scripted-0123abcd__quick-h__seed0",
+        variant="ph",
+        data=None,
+    )
+    spec = SimpleNamespace(env="square", seed=0, dataset="scripted")
+    planned = [SimpleNamespace(spec=spec, config=cfg, blocked=False, cell=cell, missing=None, action_mode="abs")]
+    records = [_timed("diffusion", "square", "low_dim", 1750.0, [350.0])]
+    # By hand: 1750 s / 5000 steps = 0.35 s a step and 350 s / 50 = 7 s an episode (one thread). From step 3000:
+    # 2000 steps = 700 s = 11.7 min; 8 evaluations x 50 + 200 held-out = 600 episodes = 4200 s = 70 min.
+    line = dry_run_report(planned, records, 2)[0]
+    assert line.startswith("  resume  ~82 min  (12 + 70)") and "[from step 3,000 of 5,000]" in line, line
+    # An unreadable checkpoint: still a resume (the run will say why it cannot), priced as the whole cell:
+    # 5000 x 0.35 = 1750 s = 29.2 min; (11 x 50 + 200) x 7 = 5250 s = 87.5 min.
+    (work / RESUME_FILE).write_bytes(b"not a checkpoint")
+    assert checkpoint_step(work / RESUME_FILE) is None
+    line = dry_run_report(planned, records, 2)[0]
+    assert line.startswith("  resume  ~117 min (29 + 88)") and "cannot be read: priced whole" in line, line

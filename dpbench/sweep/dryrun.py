@@ -70,9 +70,10 @@ def dry_run_report(
     """The lines of ``dpbench sweep --dry-run``: one per cell (state, estimated CPU-minutes, cell id or what is
     missing, and the rates' basis), one per group of cells that cannot run here, then a headline with the totals and
     the wall time with ``cores`` workers, one cell each at a time, and one "  - " line per caveat. States: done, running
-    (another process holds the cell now), resume (estimated as a whole cell: an upper bound), recorded (the sweep's
-    out holds a record of the cell made from demos not collected here: the sweep finds it once it has collected the
-    same demos, ``records.data_identity``), new, blocked. ``planned``: ``dpbench.sweep.cells.PlannedCell`` s;
+    (another process holds the cell now), resume (priced from its checkpoint's step on: the steps, evaluations and
+    held-out episodes still to run; from step 0 when the checkpoint cannot be read), recorded (the sweep's out holds
+    a record of the cell made from demos not collected here: the sweep finds it once it has collected the same demos,
+    ``records.data_identity``), new, blocked. ``planned``: ``dpbench.sweep.cells.PlannedCell`` s;
     ``records``: the records that give the rates; ``out_records``: those in the sweep's out directory;
     ``cpu_capability``, ``cpu_family``: this machine's kind of CPU (``dpbench.host.cpu_capability()``,
     ``cpu_family()``; ``estimate.same_kind``), whose records' rates come first. ``threads_per_cell``: the torch threads
@@ -80,7 +81,7 @@ def dry_run_report(
     upper bound."""
     from dpbench.config import config_to_dict
     from dpbench.runner import policy_slug
-    from dpbench.train import RESUME_FILE
+    from dpbench.train import RESUME_FILE, checkpoint_step
 
     rates = Rates(records, cpu_capability=cpu_capability, cpu_family=cpu_family)
     recorded = {_record_key(r["cell_id"], r["dataset"].get("path", "")): r for r in out_records}
@@ -118,11 +119,13 @@ def dry_run_report(
         if holder is not None:
             lines.append(f"  {'running':<8}{'':<22}{p.cell.cell_id}  [held by {holder}]")
             continue
-        state = "resume" if p.cell is not None and (p.cell.workdir / RESUME_FILE).exists() else "new"
+        checkpoint = p.cell.workdir / RESUME_FILE if p.cell is not None else None
+        state = "resume" if checkpoint is not None and checkpoint.exists() else "new"
+        done = checkpoint_step(checkpoint) if state == "resume" else 0  # None: unreadable, priced whole
         variant = p.cell.variant if p.cell is not None else data_variant(spec.dataset or "")
         cost = cost_key(config_to_dict(cfg.pcfg), cfg.tcfg.batch_size)
         est = estimate_cell(
-            cfg.policy_cls.name, spec.env, cfg.obs, cfg.tcfg, cfg.chash, rates, p.action_mode, variant, cost
+            cfg.policy_cls.name, spec.env, cfg.obs, cfg.tcfg, cfg.chash, rates, p.action_mode, variant, cost, done or 0
         )
         todo.append(est)
         if est.total_min is None:
@@ -140,7 +143,13 @@ def dry_run_report(
         shown, split = cost_text(est.train_min or 0.0, est.eval_min or 0.0) if est.total_min is not None else ("?", "")
         other = _other_demos(p.cell, by_cell) if p.cell is not None else ""
         n_other_demos += bool(other)
-        lines.append(f"  {state:<8}{shown:<9}{split:<13}{what}  [{est.basis}]{other}")
+        if state == "new":
+            resumed = ""
+        elif done is None:
+            resumed = "  [its checkpoint cannot be read: priced whole]"
+        else:
+            resumed = f"  [from step {done:,} of {cfg.tcfg.steps:,}]"
+        lines.append(f"  {state:<8}{shown:<9}{split:<13}{what}  [{est.basis}]{resumed}{other}")
     for (task, problem), cells in blocked.items():
         lines.append(f"  {'blocked':<8}{'':<22}{task}, {len(cells)} cell(s) ({', '.join(cells)}): {problem}")
     total = train_total + eval_total
