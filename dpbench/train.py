@@ -302,8 +302,8 @@ def _save_resume(path: Path, policy, optimizer, scheduler, ema, rng, state: Trai
 
 def checkpoint_step(path: Path) -> int | None:
     """The training step of a resume checkpoint (``RESUME_FILE``), read without building a policy: the file is
-    memory-mapped and only its metadata parsed (~0.1 s for 90 MB). None when it is missing or unreadable; the run
-    that resumes from it says why."""
+    memory-mapped and only its metadata parsed (0.15 s for an 85 MB one on a 2-core Zen 3). None when it is missing
+    or unreadable; the run that resumes from it says why."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         return int(json.loads(payload["meta"])["step"])
