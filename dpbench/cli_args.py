@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "dataset",
         help="a Push-T zarr or robomimic-layout hdf5 PATH, or a dataset name `dpbench list` shows for --env "
-        "(human, scripted, scripted-delta, ...; never collected here)",
+        "(human, scripted, scripted-delta, ...; data info reads it only, and never collects a missing one)",
     )
     p.add_argument("--env", default="pusht", help="the task a dataset name belongs to (default pusht)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -178,7 +178,8 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
     if show_overrides:
         notes.append(
             "overrides: how a row's settings differ from its preset as dpbench defines it now, so a run made "
-            "under an older preset shows its schedule here."
+            "under an older preset shows its schedule here (and an older evaluation protocol its label, "
+            "protocol vN)."
         )
         if any("protocol v" in g.overrides for g in groups):
             notes.append(

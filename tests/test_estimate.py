@@ -764,3 +764,41 @@ def test_a_resumed_cell_is_priced_from_its_checkpoints_step(tmp_path):
     assert checkpoint_step(work / RESUME_FILE) is None
     line = dry_run_report(planned, records, 2)[0]
     assert line.startswith("  resume  ~117 min (29 + 88)") and "cannot be read: priced whole" in line, line
+
+
+def test_a_cell_running_elsewhere_is_named_and_left_out_of_the_total(tmp_path, monkeypatch):
+    import dpbench.sweep.dryrun as dryrun
+    from dpbench.config import build_configs
+    from dpbench.policies import get_policy_class
+
+    pcfg = build_configs(get_policy_class("diffusion"), "quick", task="square")[0]
+    tcfg = SimpleNamespace(**vars(QUICK), batch_size=64)
+    cfg = SimpleNamespace(policy_cls=get_policy_class("diffusion"), obs="low_dim", tcfg=tcfg, chash="h", pcfg=pcfg)
+    cells = [
+        SimpleNamespace(
+            workdir=tmp_path / str(s),
+            lock_dir=tmp_path / str(s),
+            record_path=tmp_path / f"{s}.json",
+            variant="ph",
+            cell_id=f"square-low_dim__diffusion__scripted-0123abcd__quick-h__seed{s}",
+            data=None,
+        )
+        for s in (0, 1)
+    ]
+    planned = [
+        SimpleNamespace(
+            spec=SimpleNamespace(env="square", seed=s, dataset="scripted"),
+            config=cfg,
+            blocked=False,
+            cell=cell,
+            missing=None,
+            action_mode="abs",
+        )
+        for s, cell in enumerate(cells)
+    ]
+    monkeypatch.setattr(dryrun, "_busy", lambda lock_dir: "pid 7 on vm" if lock_dir == cells[0].lock_dir else None)
+    lines = dryrun.dry_run_report(planned, [_timed("diffusion", "square", "low_dim", 1750.0, [350.0])], 2)
+    assert lines[0].startswith("  running") and "[held by pid 7 on vm]" in lines[0]
+    # only seed 1 is counted: 29.2 + 87.5 min (the test above) = 1.9 CPU-hours
+    assert "1 cell(s) to run; 1 with a measured rate take 1.9 CPU-hours" in lines[2], lines[2]
+    assert "  - 1 cell(s) running in another process now: not counted" in lines

@@ -90,7 +90,7 @@ def dry_run_report(
         by_cell.setdefault(_record_key(r["cell_id"], "")[:3], r)
     lines, todo, unknown, collect, n_recorded, n_this_cpu, n_other_task = [], [], 0, set(), 0, 0, 0
     collect_for_recorded: set[str] = set()  # demos a real sweep collects only to match records made elsewhere
-    n_other_demos = n_superseded = 0
+    n_other_demos = n_superseded = n_running = 0
     blocked: dict[tuple[str, str], list[str]] = {}
     train_total = eval_total = 0.0
     per_policy: dict[str, list[float]] = {}  # policy -> CPU-minutes of each of its cells with a rate
@@ -103,7 +103,7 @@ def dry_run_report(
         found_path = p.cell.record_path if p.cell is not None else None
         if found_path is not None and found_path.exists():
             found = found_path.stem
-            elsewhere = f"  [recorded as {found}: the same demos, collected on another kind of CPU]"
+            elsewhere = f"  [its record: {found}, another collection of the same demo recipe (another kind of CPU)]"
             lines.append(f"  {'done':<8}{'':<22}{p.cell.cell_id}{elsewhere if found != p.cell.cell_id else ''}")
             continue
         if p.missing is not None:  # its demos are not collected here: a record of the same cell may exist anyway
@@ -118,6 +118,7 @@ def dry_run_report(
         holder = _busy(p.cell.lock_dir) if p.cell is not None else None
         if holder is not None:
             lines.append(f"  {'running':<8}{'':<22}{p.cell.cell_id}  [held by {holder}]")
+            n_running += 1
             continue
         checkpoint = p.cell.workdir / RESUME_FILE if p.cell is not None else None
         state = "resume" if checkpoint is not None and checkpoint.exists() else "new"
@@ -180,6 +181,8 @@ def dry_run_report(
             "per policy: "
             + ", ".join(f"{k} {sum(m) / 60:.1f} CPU-h ({len(m)} cell{'s' * (len(m) != 1)})" for k, m in ranked)
         )
+    if n_running:
+        notes.append(f"{n_running} cell(s) running in another process now: not counted")
     if unknown and known:
         notes.append(f"{unknown} cell(s) without one are not counted")
     if n_other_task:
