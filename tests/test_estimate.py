@@ -802,3 +802,28 @@ def test_a_cell_running_elsewhere_is_named_and_left_out_of_the_total(tmp_path, m
     # only seed 1 is counted: 29.2 + 87.5 min (the test above) = 1.9 CPU-hours
     assert "1 cell(s) to run; 1 with a measured rate take 1.9 CPU-hours" in lines[2], lines[2]
     assert "  - 1 cell(s) running in another process now: not counted" in lines
+
+
+def test_a_record_naming_this_cpus_family_outranks_one_matched_by_simd_alone_whatever_its_threads():
+    # The Zen 3 (AVX2, 25/1) of 2026-12-05 priced ToolHang DP-C's training at 273 CPU-min from a one-thread Square
+    # record of an AVX2 machine that named no family (0.364 CPU-s a step), while its own ToolHang records (2
+    # threads, family 25/1) measured 0.26, and their one-thread stretch (steps 22,500-27,000) 0.25-0.26 s a step.
+    # One SIMD level spans CPU generations 2-4x apart; a second thread costs well under 2x: the named kind wins.
+    from dpbench.sweep.estimate import cost_key
+
+    older = _kind(_timed("diffusion", "square", "low_dim", 1820.0, [350.0]), "AVX2", "sq")  # no cpu_family
+    zen3 = _kind(_timed("diffusion", "tool_hang", "low_dim", 650.0, [500.0], threads=2), "AVX2", "th")
+    zen3["hardware"]["cpu_family"] = "25/1"
+    model = cost_key(older["config"]["policy"], older["config"]["train"].get("batch_size"))
+    rates = Rates([older, zen3], step_ms={}, cpu_capability="AVX2", cpu_family="25/1")
+    step = rates.train_rate("diffusion", "transport", "low_dim", "tr", model)
+    # by hand: 650 s x 2 threads / 5000 steps = 0.26 CPU-s a step, not 1820 / 5000 = 0.364
+    assert step.seconds == pytest.approx(0.26) and step.this_cpu
+    assert step.basis == "from tool_hang/low_dim, this model, several threads, this CPU kind"
+    # the task's own SIMD-alone record yields too; alone, it is read as before (and says how it matched)
+    own_older = _kind(_timed("diffusion", "transport", "low_dim", 1820.0, [350.0]), "AVX2", "tr")
+    rates = Rates([own_older, zen3], step_ms={}, cpu_capability="AVX2", cpu_family="25/1")
+    assert rates.train_rate("diffusion", "transport", "low_dim", "tr", model).seconds == pytest.approx(0.26)
+    alone = Rates([older], step_ms={}, cpu_capability="AVX2", cpu_family="25/1")
+    step = alone.train_rate("diffusion", "transport", "low_dim", "tr", model)
+    assert step.seconds == pytest.approx(0.364) and "SIMD level (family/model unrecorded)" in step.basis

@@ -27,7 +27,10 @@ kernels, yet LSTM-GMM's ToolHang step took 2.0x as long on the Zen 4 and its eva
 that model and obs mode: this task's, else other tasks'. One model's training step costs about the same on
 every robomimic low-dim task on one machine (DP-C 88-103 ms on Lift, Can, Square and ToolHang), while the same
 Square mh cells trained 3.9x (DP-C) and 1.4-3.3x (LSTM-GMM) slower per step with AVX2 kernels than with AVX-512
-(docs/measurements.md). Image tasks differ by cameras, so they keep the tiers. Records of this kind come first
+(docs/measurements.md). Where any of these records names this machine's x86 family/model, those matched by the
+SIMD level alone (made before records named it) are left out, even at one thread against two: a Zen 3's ToolHang
+DP-C step cost 0.26 CPU-s at two threads and 0.25-0.26 at one, where an older AVX2 record said 0.36. Image tasks
+differ by cameras, so they keep the tiers. Records of this kind come first
 even where they ran beside another job and those of another kind did not. Evaluation keeps the tiers: an
 episode's length follows the policy's success on the task, which another task's records do not know. Within
 a tier, records of this kind come first (in tier 2, the tasks that have such records), then one-thread ones,
@@ -202,7 +205,14 @@ class Rates:
             return [], {}
         mine = lambda e: e.step_s is not None and e.this_kind and e.cost == cost  # noqa: E731
         own = [e for e in self.by_key.get((policy, env, obs), []) if mine(e)]
-        return own, {k: v for k, v in self._other_tasks(policy, lambda o: o == obs, mine).items() if k[1] != env}
+        other = {k: v for k, v in self._other_tasks(policy, lambda o: o == obs, mine).items() if k[1] != env}
+        if any(not e.by_simd_alone for e in [*own, *(e for v in other.values() for e in v)]):
+            # records that name this machine's family/model outrank those matched by the SIMD level alone, whatever
+            # their threads: one SIMD level spans CPU generations 2-4x apart, two threads cost well under 2x
+            named = lambda e: not e.by_simd_alone  # noqa: E731
+            own = [e for e in own if named(e)]
+            other = {k: kept for k, v in other.items() if (kept := [e for e in v if named(e)])}
+        return own, other
 
     def train_rate(self, policy: str, env: str, obs: str, chash: str, cost: str | None = None) -> Rate | None:
         """CPU-seconds per training step: this kind of CPU's records of the model ``cost`` (this task's, then
