@@ -35,6 +35,16 @@ def _timed(policy: str, env: str, obs: str, train_s: float, eval_s: list[float],
     return r
 
 
+def _square_dp_config() -> SimpleNamespace:
+    """A prepared cell's config as the dry run reads it: DP-C's quick Square model on the QUICK schedule."""
+    from dpbench.config import build_configs
+    from dpbench.policies import get_policy_class
+
+    pcfg = build_configs(get_policy_class("diffusion"), "quick", task="square")[0]
+    tcfg = SimpleNamespace(**vars(QUICK), batch_size=64)
+    return SimpleNamespace(policy_cls=get_policy_class("diffusion"), obs="low_dim", tcfg=tcfg, chash="h", pcfg=pcfg)
+
+
 def test_evaluation_count_follows_the_training_schedule():
     # Every 250 steps from 2500 to 5000: 2500, 2750, ..., 5000 = 11 evaluations (the quick presets' 11).
     assert evaluation_count(5000, 250, 2500) == 11
@@ -422,13 +432,11 @@ def test_this_kind_of_cpu_counts_within_each_tier():
 
 
 def test_dry_run_counts_the_estimates_made_on_this_kind_of_cpu():
-    from dpbench.config import build_configs, config_to_dict
+    from dpbench.config import config_to_dict
     from dpbench.policies import get_policy_class
     from dpbench.sweep.dryrun import dry_run_report
 
-    pcfg = build_configs(get_policy_class("diffusion"), "quick", task="square")[0]
-    tcfg = SimpleNamespace(**vars(QUICK), batch_size=64)
-    cfg = SimpleNamespace(policy_cls=get_policy_class("diffusion"), obs="low_dim", tcfg=tcfg, chash="h", pcfg=pcfg)
+    cfg = _square_dp_config()
     planned = [
         SimpleNamespace(
             spec=SimpleNamespace(env="square", seed=s, dataset="scripted"),
@@ -452,7 +460,7 @@ def test_dry_run_counts_the_estimates_made_on_this_kind_of_cpu():
     # the cell's own model (its policy config and batch size) on another task and this kind outranks Square's
     # record of another kind: the dry run passes the model to the estimate
     same_model = _kind(_timed("diffusion", "lift", "low_dim", 3500.0, [350.0]), "AVX2")
-    same_model["config"] = {**same_model["config"], "policy": config_to_dict(pcfg)}
+    same_model["config"] = {**same_model["config"], "policy": config_to_dict(cfg.pcfg)}
     same_model["config"]["train"] = {**same_model["config"]["train"], "batch_size": 64}
     lines = dry_run_report(planned, [_kind(records[0], "AVX512"), same_model], 2, cpu_capability="AVX2")
     assert "train: from lift/low_dim, this model, this CPU kind" in lines[0]
@@ -726,8 +734,6 @@ def test_a_resumed_cell_is_priced_from_its_checkpoints_step(tmp_path):
     import numpy as np
     import torch
 
-    from dpbench.config import build_configs
-    from dpbench.policies import get_policy_class
     from dpbench.sweep.dryrun import dry_run_report
     from dpbench.train import RESUME_FILE, TrainState, _save_resume, checkpoint_step
 
@@ -740,9 +746,7 @@ def test_a_resumed_cell_is_priced_from_its_checkpoints_step(tmp_path):
     assert checkpoint_step(work / RESUME_FILE) == 3000
     assert checkpoint_step(tmp_path / "missing.pt") is None
 
-    pcfg = build_configs(get_policy_class("diffusion"), "quick", task="square")[0]
-    tcfg = SimpleNamespace(**vars(QUICK), batch_size=64)
-    cfg = SimpleNamespace(policy_cls=get_policy_class("diffusion"), obs="low_dim", tcfg=tcfg, chash="h", pcfg=pcfg)
+    cfg = _square_dp_config()
     cell = SimpleNamespace(
         workdir=work,
         lock_dir=work,
@@ -768,12 +772,8 @@ def test_a_resumed_cell_is_priced_from_its_checkpoints_step(tmp_path):
 
 def test_a_cell_running_elsewhere_is_named_and_left_out_of_the_total(tmp_path, monkeypatch):
     import dpbench.sweep.dryrun as dryrun
-    from dpbench.config import build_configs
-    from dpbench.policies import get_policy_class
 
-    pcfg = build_configs(get_policy_class("diffusion"), "quick", task="square")[0]
-    tcfg = SimpleNamespace(**vars(QUICK), batch_size=64)
-    cfg = SimpleNamespace(policy_cls=get_policy_class("diffusion"), obs="low_dim", tcfg=tcfg, chash="h", pcfg=pcfg)
+    cfg = _square_dp_config()
     cells = [
         SimpleNamespace(
             workdir=tmp_path / str(s),
