@@ -45,6 +45,24 @@ def _square_dp_config() -> SimpleNamespace:
     return SimpleNamespace(policy_cls=get_policy_class("diffusion"), obs="low_dim", tcfg=tcfg, chash="h", pcfg=pcfg)
 
 
+def _planned(cfg: SimpleNamespace, seed: int, cell: SimpleNamespace | None = None) -> SimpleNamespace:
+    """A Square cell as ``dry_run_report`` reads a ``PlannedCell``: prepared (``cell``) or with its demos not
+    collected yet (``cell`` None)."""
+    spec = SimpleNamespace(env="square", seed=seed, dataset="scripted")
+    problem = "demos not collected yet"  # read only where ``cell`` is None
+    return SimpleNamespace(
+        spec=spec, config=cfg, blocked=False, cell=cell, missing=None, action_mode="abs", problem=problem
+    )
+
+
+def _square_cell(workdir, seed: int = 0) -> SimpleNamespace:
+    """A prepared Square DP-C cell whose checkpoint and lock live in ``workdir`` and which has no record."""
+    cell_id = f"square-low_dim__diffusion__scripted-0123abcd__quick-h__seed{seed}"
+    return SimpleNamespace(
+        workdir=workdir, lock_dir=workdir, record_path=workdir / "none.json", cell_id=cell_id, variant="ph", data=None
+    )
+
+
 def test_evaluation_count_follows_the_training_schedule():
     # Every 250 steps from 2500 to 5000: 2500, 2750, ..., 5000 = 11 evaluations (the quick presets' 11).
     assert evaluation_count(5000, 250, 2500) == 11
@@ -437,18 +455,7 @@ def test_dry_run_counts_the_estimates_made_on_this_kind_of_cpu():
     from dpbench.sweep.dryrun import dry_run_report
 
     cfg = _square_dp_config()
-    planned = [
-        SimpleNamespace(
-            spec=SimpleNamespace(env="square", seed=s, dataset="scripted"),
-            config=cfg,
-            blocked=False,
-            cell=None,
-            missing=None,
-            problem="demos not collected yet",
-            action_mode="abs",
-        )
-        for s in (0, 1)
-    ]
+    planned = [_planned(cfg, s) for s in (0, 1)]
     records = [_kind(_timed("diffusion", "square", "low_dim", 1750.0, [350.0]), "AVX2")]
     summary = "\n".join(dry_run_report(planned, records, 2, cpu_capability="AVX2")[-3:])
     assert "2 of the 2 wholly from records made on this machine's kind of CPU (AVX2)" in summary
@@ -746,17 +753,7 @@ def test_a_resumed_cell_is_priced_from_its_checkpoints_step(tmp_path):
     assert checkpoint_step(work / RESUME_FILE) == 3000
     assert checkpoint_step(tmp_path / "missing.pt") is None
 
-    cfg = _square_dp_config()
-    cell = SimpleNamespace(
-        workdir=work,
-        lock_dir=work,
-        record_path=tmp_path / "none.json",
-        cell_id="square-low_dim__diffusion__scripted-0123abcd__quick-h__seed0",
-        variant="ph",
-        data=None,
-    )
-    spec = SimpleNamespace(env="square", seed=0, dataset="scripted")
-    planned = [SimpleNamespace(spec=spec, config=cfg, blocked=False, cell=cell, missing=None, action_mode="abs")]
+    planned = [_planned(_square_dp_config(), 0, _square_cell(work))]
     records = [_timed("diffusion", "square", "low_dim", 1750.0, [350.0])]
     # By hand: 1750 s / 5000 steps = 0.35 s a step and 350 s / 50 = 7 s an episode (one thread). From step 3000:
     # 2000 steps = 700 s = 11.7 min; 8 evaluations x 50 + 200 held-out = 600 episodes = 4200 s = 70 min.
@@ -773,29 +770,8 @@ def test_a_resumed_cell_is_priced_from_its_checkpoints_step(tmp_path):
 def test_a_cell_running_elsewhere_is_named_and_left_out_of_the_total(tmp_path, monkeypatch):
     import dpbench.sweep.dryrun as dryrun
 
-    cfg = _square_dp_config()
-    cells = [
-        SimpleNamespace(
-            workdir=tmp_path / str(s),
-            lock_dir=tmp_path / str(s),
-            record_path=tmp_path / f"{s}.json",
-            variant="ph",
-            cell_id=f"square-low_dim__diffusion__scripted-0123abcd__quick-h__seed{s}",
-            data=None,
-        )
-        for s in (0, 1)
-    ]
-    planned = [
-        SimpleNamespace(
-            spec=SimpleNamespace(env="square", seed=s, dataset="scripted"),
-            config=cfg,
-            blocked=False,
-            cell=cell,
-            missing=None,
-            action_mode="abs",
-        )
-        for s, cell in enumerate(cells)
-    ]
+    cells = [_square_cell(tmp_path / str(s), s) for s in (0, 1)]
+    planned = [_planned(_square_dp_config(), s, cell) for s, cell in enumerate(cells)]
     monkeypatch.setattr(dryrun, "_busy", lambda lock_dir: "pid 7 on vm" if lock_dir == cells[0].lock_dir else None)
     lines = dryrun.dry_run_report(planned, [_timed("diffusion", "square", "low_dim", 1750.0, [350.0])], 2)
     assert lines[0].startswith("  running") and "[held by pid 7 on vm]" in lines[0]

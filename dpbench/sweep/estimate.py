@@ -209,9 +209,8 @@ class Rates:
         if any(not e.by_simd_alone for e in [*own, *(e for v in other.values() for e in v)]):
             # records that name this machine's family/model outrank those matched by the SIMD level alone, whatever
             # their threads: one SIMD level spans CPU generations 2-4x apart, two threads cost well under 2x
-            named = lambda e: not e.by_simd_alone  # noqa: E731
-            own = [e for e in own if named(e)]
-            other = {k: kept for k, v in other.items() if (kept := [e for e in v if named(e)])}
+            own = [e for e in own if not e.by_simd_alone]
+            other = {k: kept for k, v in other.items() if (kept := [e for e in v if not e.by_simd_alone])}
         return own, other
 
     def train_rate(self, policy: str, env: str, obs: str, chash: str, cost: str | None = None) -> Rate | None:
