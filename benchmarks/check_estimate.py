@@ -2,12 +2,13 @@
 
 Each CPU record is estimated from every other record (``dpbench.sweep.estimate``), as a machine of the record's
 own kind of CPU would estimate it before running it (records of no known kind: as a machine of no known kind),
-and compared with its measured CPU-minutes (training and every evaluation, held-out included: wall seconds x
-torch threads). Once with the cell's model given (``cost_key``: for training, this kind of CPU's records of the
-same model come first, today's dry run) and once without (the tiers before that rule); the summary also gives
-both over the records that carry a kind, the only ones the rule can change. Other seeds of the same cell stay
-in: that is what a sweep has when it reaches a cell's second seed; ``--alone`` removes every record of the same
-policy and task, the case of a cell with no record of its own yet.
+and compared with its measured CPU-minutes (training and every evaluation, held-out included: each phase's wall
+seconds x the cores it kept busy, ``records.busy_cores``, the measure the estimate itself is built from; torch
+threads where a record has no meter). Once with the cell's model given (``cost_key``: for training, this kind
+of CPU's records of the same model come first, today's dry run) and once without (the tiers before that rule);
+the summary also gives both over the records that carry a kind, the only ones the rule can change. Other seeds
+of the same cell stay in: that is what a sweep has when it reaches a cell's second seed; ``--alone`` removes
+every record of the same policy and task, the case of a cell with no record of its own yet.
 
     python benchmarks/check_estimate.py [--out results] [--alone] [--kind AVX2]
 
@@ -25,7 +26,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from dpbench.data.registry import variant_of
-from dpbench.records import cell_seconds, load_records
+from dpbench.records import busy_cores, cell_seconds, load_records
 from dpbench.sweep.estimate import Rates, cost_key, estimate_cell
 from dpbench.sweep.evidence import demo_lengths, env_step_ms
 
@@ -33,8 +34,12 @@ STEP_MS, LENGTHS = env_step_ms(), demo_lengths()  # read once, not per estimate
 
 
 def measured_minutes(record: dict[str, Any]) -> float:
-    """The record's CPU-minutes: its whole-cell wall time (``records.cell_seconds``) x torch threads."""
-    return cell_seconds(record) * (record["hardware"].get("torch_threads") or 1) / 60
+    """The record's CPU-minutes: training's wall seconds x its busy cores, plus the rest of the whole-cell wall time
+    (``records.cell_seconds``: every evaluation) x evaluation's. Torch threads only bound the busy cores: a
+    2-thread IBC cell on the Zen 3 kept 1.39 cores busy training and 1.80 evaluating."""
+    train_s = record["wall"]["train_s"]
+    evals_s = cell_seconds(record) - train_s
+    return (train_s * busy_cores(record, "train") + evals_s * busy_cores(record, "eval")) / 60
 
 
 def estimated_minutes(record: dict[str, Any], others: list[dict[str, Any]], with_model: bool) -> float | None:
