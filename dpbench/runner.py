@@ -44,6 +44,8 @@ from dpbench.selection import export_best, heldout_evaluation
 from dpbench.tasks import Task, get_task
 from dpbench.train import train
 
+LAST_EVAL_FILE = "last_eval.json"  # in a cell's work dir: its newest evaluation's full result and step
+
 
 @dataclass
 class CellSpec:
@@ -264,8 +266,9 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
         store, arrays, train_eps, policy.horizon, policy.n_obs_steps, *policy.sequence_padding()
     )
 
-    extra_eval_s = 0.0  # evaluations outside the history: a final one after a resume, and the held-out one
-    last_eval: list[Any] = [None]
+    extra_eval_s = 0.0  # evaluations outside the history: a final one for rollout videos, and the held-out one
+    last_eval: list[dict[str, Any] | None] = [None]  # the newest evaluation's full result, for the record
+    last_eval_file = cell.workdir / LAST_EVAL_FILE
     # Whether other jobs shared the cores while this cell trained and evaluated (records' wall.contention).
     train_meter, eval_meter = ContentionMeter(), ContentionMeter()
 
@@ -275,7 +278,10 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
         res = evaluate(p, task, mode, n_episodes=cell.tcfg.eval_episodes, sampling_seed=spec.seed)
         eval_meter.stop()
         train_meter.start()
-        last_eval[0] = res
+        last_eval[0] = res.to_dict()
+        # beside the resume checkpoint, which keeps only the history's scores: a run stopped after its last
+        # evaluation then records it without running it again
+        write_json_atomic(last_eval_file, {"step": step, "result": last_eval[0]})
         return {
             "score": res.score,
             "success_rate": res.success_rate,
@@ -299,9 +305,9 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
     )
     train_meter.stop()
 
-    final = last_eval[0]
-    if final is None or spec.video:  # resumed after the last evaluation, or rollouts were asked for
-        final = evaluate(
+    final = last_eval[0] if last_eval[0] is not None else _saved_last_eval(last_eval_file, state.history)
+    if final is None or spec.video:  # resumed after the last evaluation from an older work dir, or rollouts asked
+        res = evaluate(
             eval_policy,
             task,
             mode,
@@ -309,7 +315,7 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
             sampling_seed=spec.seed,
             video_path=(cell.workdir / "rollouts.gif") if spec.video else None,
         )
-        extra_eval_s += final.wall_s
+        final, extra_eval_s = res.to_dict(), extra_eval_s + res.wall_s
     ckpt_meta = {
         "env": task.name,
         "obs": cell.obs,
@@ -355,7 +361,7 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
             k_min_train_loss=summary["k_min_train_loss"],
             success_max=success["max"],
             success_avg_last10=success["avg_last10"],
-            last_eval=final.to_dict(),
+            last_eval=final,
             heldout=heldout,
         ),
         wall=WallTimes(
@@ -372,6 +378,18 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
     ).to_dict()
     write_json_atomic(cell.own_record_path, record)
     return record
+
+
+def _saved_last_eval(path: Path, history: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The full result of ``history``'s last evaluation as a stopped process saved it (``LAST_EVAL_FILE``), or
+    None if that file is missing, unreadable or of another evaluation (work dirs before 2026-12-06 have none)."""
+    try:
+        saved = json.loads(path.read_text())
+        result = saved["result"]
+        same = bool(history) and saved["step"] == history[-1]["step"] and result["score"] == history[-1]["score"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return result if same else None
 
 
 def provenance(policy_cls: type, device: str) -> dict[str, Any]:

@@ -80,14 +80,35 @@ def test_rerun_skips_finished_seeds_and_resumes_unfinished(tmp_path, tiny_pusht_
     out = tmp_path / "r"
     assert _run(out, tiny_pusht_hdf5, "--seeds", "1") == 0
     first = _records(out)[0]
-    # simulate a run killed after its first checkpoint: keep the resume state, drop the record
+    # simulate a run killed after its last checkpoint (in its held-out evaluation): keep the work dir, drop the record
     record = next((out / "records").glob("*.json"))
     record.unlink()
     import dpbench.train as train_mod
 
     state_file = out / "work" / first["cell_id"] / train_mod.RESUME_FILE
     assert state_file.exists()
+    import dpbench.runner as runner
+
+    calls: list[int] = []  # the evaluations the resumed process runs, by their episode counts
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs["n_episodes"])
+        return real_evaluate(*args, **kwargs)
+
+    real_evaluate = runner.evaluate
+    monkeypatch.setattr(runner, "evaluate", counted)
     assert _run(out, tiny_pusht_hdf5, "--seeds", "1") == 0
+    # resumed from the last step's checkpoint: no evaluation runs again (the dry run prices none,
+    # estimate.evaluation_count); the record's last evaluation is the one the stopped process saved
+    assert calls == []
+    resumed = _records(out)[0]
+    assert resumed["final"]["last_eval"] == first["final"]["last_eval"]
+    # a work dir without that file (before 2026-12-06) evaluates the last step again, once
+    next((out / "records").glob("*.json")).unlink()
+    (state_file.parent / runner.LAST_EVAL_FILE).unlink()
+    assert _run(out, tiny_pusht_hdf5, "--seeds", "1") == 0
+    assert calls == [first["config"]["train"]["eval_episodes"]]
+    assert _records(out)[0]["final"]["last_eval"]["episode_scores"] == first["final"]["last_eval"]["episode_scores"]
     resumed = _records(out)[0]
     assert resumed["history"][-1]["score"] == first["history"][-1]["score"]
     # its wall times count the stopped process's training and evaluations too
