@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from dpbench.data.registry import DatasetRef, data_variant, portable_path, resol
 from dpbench.data.sampler import SequenceSampler, split_episodes
 from dpbench.envs.io import ObsMode
 from dpbench.errors import DpbenchError
-from dpbench.evaluate import evaluate
+from dpbench.evaluate import EvalResult, evaluate
 from dpbench.host import device_name, environment_info, resolve_device
 from dpbench.metrics import summarize_history
 from dpbench.policies import get_policy_class, policy_source, source_digest
@@ -266,7 +266,7 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
         store, arrays, train_eps, policy.horizon, policy.n_obs_steps, *policy.sequence_padding()
     )
 
-    extra_eval_s = 0.0  # evaluations outside the history: a final one for rollout videos, and the held-out one
+    extra_eval_s = 0.0  # evaluations outside the history: a final one (videos, no saved result), the held-out one
     last_eval: list[dict[str, Any] | None] = [None]  # the newest evaluation's full result, for the record
     last_eval_file = cell.workdir / LAST_EVAL_FILE
     # Whether other jobs shared the cores while this cell trained and evaluated (records' wall.contention).
@@ -306,7 +306,7 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
     train_meter.stop()
 
     final = last_eval[0] if last_eval[0] is not None else _saved_last_eval(last_eval_file, state.history)
-    if final is None or spec.video:  # resumed after the last evaluation from an older work dir, or rollouts asked
+    if final is None or spec.video:  # resumed after the last evaluation without its saved result, or videos asked
         res = evaluate(
             eval_policy,
             task,
@@ -382,14 +382,16 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
 
 def _saved_last_eval(path: Path, history: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The full result of ``history``'s last evaluation as a stopped process saved it (``LAST_EVAL_FILE``), or
-    None if that file is missing, unreadable or of another evaluation (work dirs before 2026-12-06 have none)."""
+    None if that file is missing, unreadable, not an ``EvalResult``'s fields (an older dpbench's) or of another
+    evaluation (work dirs before 2026-12-06 have none)."""
     try:
         saved = json.loads(path.read_text())
         result = saved["result"]
+        complete = set(result) == {f.name for f in fields(EvalResult)}
         same = bool(history) and saved["step"] == history[-1]["step"] and result["score"] == history[-1]["score"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return result if same else None
+    return result if complete and same else None
 
 
 def provenance(policy_cls: type, device: str) -> dict[str, Any]:

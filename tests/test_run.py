@@ -98,17 +98,29 @@ def test_rerun_skips_finished_seeds_and_resumes_unfinished(tmp_path, tiny_pusht_
     real_evaluate = runner.evaluate
     monkeypatch.setattr(runner, "evaluate", counted)
     assert _run(out, tiny_pusht_hdf5, "--seeds", "1") == 0
-    # resumed from the last step's checkpoint: no evaluation runs again (the dry run prices none,
-    # estimate.evaluation_count); the record's last evaluation is the one the stopped process saved
+    # resumed from the last step's checkpoint: no periodic evaluation runs again (the dry run prices none,
+    # estimate.evaluation_count; the held-out one, which was stopped, does); the record's last evaluation is the
+    # one the stopped process saved
     assert calls == []
     resumed = _records(out)[0]
     assert resumed["final"]["last_eval"] == first["final"]["last_eval"]
-    # a work dir without that file (before 2026-12-06) evaluates the last step again, once
+    assert resumed["wall"]["eval_s"] == pytest.approx(
+        sum(h["eval_seconds"] for h in resumed["history"]) + resumed["final"]["heldout"]["wall_s"], abs=0.1
+    )
+    # a saved result that is not a whole evaluation's (an older dpbench's fields; here only its step and score)
+    # is not trusted: the last step is evaluated again, once, as in a work dir without the file
     next((out / "records").glob("*.json")).unlink()
-    (state_file.parent / runner.LAST_EVAL_FILE).unlink()
+    saved = state_file.parent / runner.LAST_EVAL_FILE
+    saved.write_text(
+        json.dumps({"step": first["history"][-1]["step"], "result": {"score": first["final"]["last_eval"]["score"]}})
+    )
     assert _run(out, tiny_pusht_hdf5, "--seeds", "1") == 0
     assert calls == [first["config"]["train"]["eval_episodes"]]
-    assert _records(out)[0]["final"]["last_eval"]["episode_scores"] == first["final"]["last_eval"]["episode_scores"]
+    again = _records(out)[0]["final"]["last_eval"]
+    assert (again["episode_scores"], again["episode_lengths"]) == (
+        first["final"]["last_eval"]["episode_scores"],
+        first["final"]["last_eval"]["episode_lengths"],
+    )
     resumed = _records(out)[0]
     assert resumed["history"][-1]["score"] == first["history"][-1]["score"]
     # its wall times count the stopped process's training and evaluations too
