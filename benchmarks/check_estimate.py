@@ -1,7 +1,8 @@
 """How far ``dpbench sweep --dry-run``'s estimates land from what cells really took: leave-one-out over records.
 
-Each CPU record is estimated from every other record (``dpbench.sweep.estimate``), as a machine of the record's
-own kind of CPU would estimate it before running it (records of no known kind: as a machine of no known kind),
+Each of today's CPU records is estimated (``dpbench.sweep.estimate``) from every other record the dry run reads,
+superseded ones included (``evidence.rate_records``), as a machine of the record's own kind of CPU would
+estimate it before running it (records of no known kind: as a machine of no known kind),
 and compared with its measured CPU-minutes (training and every evaluation, held-out included: each phase's wall
 seconds x the cores it kept busy, ``records.busy_cores``, the measure the estimate itself is built from; torch
 threads where a record has no meter). Once with the cell's model given (``cost_key``: for training, this kind
@@ -26,9 +27,9 @@ from types import SimpleNamespace
 from typing import Any
 
 from dpbench.data.registry import variant_of
-from dpbench.records import busy_cores, cell_seconds, load_records
+from dpbench.records import busy_cores, cell_seconds
 from dpbench.sweep.estimate import Rates, cost_key, estimate_cell
-from dpbench.sweep.evidence import demo_lengths, env_step_ms
+from dpbench.sweep.evidence import SUPERSEDED, demo_lengths, env_step_ms, rate_records
 
 STEP_MS, LENGTHS = env_step_ms(), demo_lengths()  # read once, not per estimate
 
@@ -65,11 +66,12 @@ def main() -> None:
     ap.add_argument("--alone", action="store_true", help="estimate each without any record of its policy and task")
     ap.add_argument("--kind", default=None, help="only records of this kind of CPU (e.g. AVX2)")
     args = ap.parse_args()
-    records = [
+    evidence = [
         r
-        for r in load_records(args.out)[0]
+        for r in rate_records([args.out])
         if (r.get("hardware") or {}).get("device", "cpu") == "cpu" and r.get("history") and "policy" in r["config"]
     ]
+    records = [r for r in evidence if not r.get(SUPERSEDED)]
     ratios: dict[str, list[float]] = {
         "with model": [],
         "without": [],
@@ -81,9 +83,9 @@ def main() -> None:
         if args.kind and r["hardware"].get("cpu_capability") != args.kind:
             continue
         if args.alone:
-            others = [o for o in records if (o["policy"], o["env"]) != (r["policy"], r["env"])]
+            others = [o for o in evidence if (o["policy"], o["env"]) != (r["policy"], r["env"])]
         else:
-            others = [o for o in records if o is not r]
+            others = [o for o in evidence if o is not r]
         real = measured_minutes(r)
         row = []
         for mode, with_model in (("with model", True), ("without", False)):
