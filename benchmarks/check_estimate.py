@@ -2,10 +2,10 @@
 
 Each of today's CPU records is estimated (``dpbench.sweep.estimate``) from every other record the dry run reads,
 superseded ones included (``evidence.rate_records``), as a machine of the record's own kind of CPU would
-estimate it before running it (records of no known kind: as a machine of no known kind),
-and compared with its measured CPU-minutes (training and every evaluation, held-out included: each phase's wall
-seconds x the cores it kept busy, ``records.busy_cores``, the measure the estimate itself is built from; torch
-threads where a record has no meter). Once with the cell's model given (``cost_key``: for training, this kind
+estimate it before running it (records of no known kind: as a machine of no known kind), and compared with its
+measured CPU-minutes (training and every evaluation, held-out included: each phase's wall seconds x the cores it
+kept busy, ``records.busy_cores``, the measure the estimate itself is built from; torch threads where a record
+has no meter). Once with the cell's model given (``cost_key``: for training, this kind
 of CPU's records of the same model come first, today's dry run) and once without (the tiers before that rule);
 the summary also gives both over the records that carry a kind, the only ones the rule can change. Other seeds
 of the same cell stay in: that is what a sweep has when it reaches a cell's second seed; ``--alone`` removes
