@@ -12,6 +12,12 @@ from typing import Any
 from dpbench.commands import DEFAULT_OUT, cmd_config, cmd_eval, cmd_plot, cmd_run, cmd_sweep, cmd_table
 from dpbench.data_commands import cmd_collect, cmd_data_info, cmd_list
 
+VARIANT_HELP = (
+    "only these demo variants (comma list: ph, mh): robomimic's proficient-human and multi-human demos, or the "
+    "scripted demos that stand in for them; Push-T's human demos count as ph. With --layout paper, only those "
+    "columns of the paper's tables (--variant mh: Lift, Can, Square and Transport mh)"
+)
+
 
 def _int_at_least(low: int, what: str) -> Callable[[str], int]:
     """An argparse type: an integer >= ``low`` (``what`` names it in the error)."""
@@ -289,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="only these obs modes (comma list; e.g. --layout paper --obs keypoints,low_dim: the paper's Table I; "
         "image: Table II)",
     )
+    p.add_argument("--variant", default=None, help=VARIANT_HELP)
     p.add_argument(
         "--format",
         default="md",
@@ -342,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env", default=None, help="only these envs (comma list)")
     p.add_argument("--policy", default=None, help="only these policies (comma list)")
     p.add_argument("--obs", default=None, help="only these obs modes (comma list)")
+    p.add_argument("--variant", default=None, help=VARIANT_HELP)
     p.set_defaults(func=cmd_plot)
     return parser
 

@@ -51,15 +51,18 @@ def split_names(value: str, what: str) -> list[str]:
     return names
 
 
+SELECTORS = ("env", "policy", "obs", "variant")  # the options that choose records, in this order
+
+
 def _filters(args: argparse.Namespace) -> list[tuple[str, str]]:
-    """The selection options given, as (name, value) pairs: --env, --policy, --obs, in that order."""
-    return [(k, v) for k, v in (("env", args.env), ("policy", args.policy), ("obs", args.obs)) if v is not None]
+    """The selection options given, as (name, value) pairs: --env, --policy, --obs, --variant, in that order."""
+    return [(k, getattr(args, k)) for k in SELECTORS if getattr(args, k, None) is not None]
 
 
 def _selection(args: argparse.Namespace) -> tuple[list[str] | None, ...]:
-    """--env, --policy, --obs as lists (None where not given)."""
+    """--env, --policy, --obs, --variant as lists (None where not given)."""
     given = dict(_filters(args))
-    return tuple(split_names(given[k], k) if k in given else None for k in ("env", "policy", "obs"))
+    return tuple(split_names(given[k], k) if k in given else None for k in SELECTORS)
 
 
 def _command_line(argv: list[str]) -> str:
@@ -302,7 +305,7 @@ def cmd_table(args: argparse.Namespace) -> int:
         records = load_all(args.out)
     except DpbenchError as exc:  # e.g. --out table.csv: the table itself goes to stdout
         raise DpbenchError(f"{exc} (the table prints to stdout: redirect it to save it)") from None
-    envs, policies, obs = _selection(args)
+    envs, policies, obs, variants = _selection(args)
     if args.claims and args.layout == "pivot":
         raise DpbenchError(
             "--claims compares the policies in the paper's layout; "
@@ -310,7 +313,9 @@ def cmd_table(args: argparse.Namespace) -> int:
         )
     paper = args.layout == "paper" or args.claims
     # the paper's layout shows a selection without records too: the paper's numbers, each "no record"
-    chosen = select_records(records, envs, policies, args.out, obs, allow_empty=paper and bool(envs or policies or obs))
+    chosen = select_records(
+        records, envs, policies, args.out, obs, paper and bool(envs or policies or obs or variants), variants
+    )
     if paper and obs:  # names known (select_records refused typos), but maybe not the paper's
         from dpbench.paper_cells import TABLE_OF_OBS
 
@@ -324,6 +329,10 @@ def cmd_table(args: argparse.Namespace) -> int:
         from dpbench.paper_table import format_paper_table
 
         selection = " ".join(f"--{k} {v}" for k, v in _filters(args))
+        if variants:  # the paper's columns of those variants (of --env's tasks): (task, variant) pairs
+            from dpbench.tasks import TASKS
+
+            envs = [(t, v) for t in envs or TASKS for v in variants]
         print(format_paper_table(chosen, args.format, args.claims, envs, selection, obs, policies))
     else:
         print(format_table(chosen, args.format, with_paper=args.with_paper))
@@ -345,8 +354,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from dpbench.plots import plot_all
     from dpbench.results import load_all, select_records
 
-    envs, policies, obs = _selection(args)
-    records = select_records(load_all(args.out), envs, policies, args.out, obs)
+    envs, policies, obs, variants = _selection(args)
+    records = select_records(load_all(args.out), envs, policies, args.out, obs, variants=variants)
     figdir = Path(args.figdir) if args.figdir else Path(args.out) / "figures"
     chosen = _filters(args)
     if not args.figdir and chosen:

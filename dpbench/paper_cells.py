@@ -35,6 +35,7 @@ PAPER_ACTION_MODE = {
 }
 TASK_LABELS = {"lift": "Lift", "can": "Can", "square": "Square", "transport": "Transport", "tool_hang": "ToolHang"}
 Column = tuple[str, str]  # (task, variant): ("lift", "ph")
+ColumnFilter = list[str] | list[Column]  # the columns of these tasks, or these columns (``fill_cells``)
 
 
 # Where the paper's number was made another way than dpbench's policy of that row: (table kind, row, column) -> why.
@@ -119,16 +120,16 @@ class Cell:
 
 
 def fill_cells(
-    records: list[dict[str, Any]], kind: str, envs: list[str] | None = None
+    records: list[dict[str, Any]], kind: str, envs: ColumnFilter | None = None
 ) -> tuple[list[str], list[Column], dict[tuple, Cell]]:
-    """The rows (the paper's policies, then any other policy on record), the columns (only ``envs``' when
-    given) and the cells of one table.
+    """The rows (the paper's policies, then any other policy on record), the columns (when ``envs`` is given, only
+    those of its tasks, or its (task, variant) columns: ``dpbench table --variant``) and the cells of one table.
 
     A cell holds one configuration, chosen in this order (``preference``): the paper's action space for that
     policy (DP absolute, the baselines delta), today's evaluation protocol, the preset nearest the paper's, that
     preset as defined today (``off_schedule``), the most seeds, the newest.
     ``dpbench table`` (the pivot layout) shows every configuration."""
-    cols = [c for c in paper_columns(kind) if envs is None or c[0] in envs]
+    cols = [c for c in paper_columns(kind) if envs is None or c[0] in envs or c in envs]
     paper = paper_values(kind)
     buckets: dict[tuple[str, Column], list[Group]] = {}
     for g in group_records(records):

@@ -18,6 +18,7 @@ from dpbench.paper_cells import (
     TABLE_OF_OBS,
     TABLE_TITLES,
     Column,
+    ColumnFilter,
     column_label,
     current,
     fill_cells,
@@ -82,7 +83,7 @@ def _versus(values: dict[str, float]) -> Versus | None:
     return dp_row, values[dp_row], base_row, values[base_row]
 
 
-def column_claims(records: list[dict[str, Any]], kind: str, envs: list[str] | None = None) -> list[ColumnClaim]:
+def column_claims(records: list[dict[str, Any]], kind: str, envs: ColumnFilter | None = None) -> list[ColumnClaim]:
     """Per column with at least one comparable record of the paper's policies: DP (the better of DP-C and DP-T,
     as the paper's headline takes) against the best of LSTM-GMM, IBC and BET, by max; and the rankings.
     Comparable: today's protocol, the preset as defined today (``paper_cells.off_schedule``), not a smoke run,
@@ -154,7 +155,9 @@ def _relative(v: Versus | None) -> float | None:
     return None if v is None or v[3] <= 0 else (v[1] - v[3]) / v[3]
 
 
-def claims_table(records: list[dict[str, Any]], kind: str, envs: list[str] | None = None, selection: str = "") -> Table:
+def claims_table(
+    records: list[dict[str, Any]], kind: str, envs: ColumnFilter | None = None, selection: str = ""
+) -> Table:
     """The paper's headline claim, recomputed: per column, DP's max minus the best baseline's (absolute and
     relative), ours beside the paper's, the rankings and the pairs they order differently; then the mean
     relative improvement over the columns where ours has DP and a baseline, ours against the paper's own
@@ -338,7 +341,7 @@ def _ranking_text(ranking: list[tuple[str, float]], digits: int) -> str:
 
 
 def tidy_claims(
-    records: list[dict[str, Any]], kind: str, envs: list[str] | None, selection: str = ""
+    records: list[dict[str, Any]], kind: str, envs: ColumnFilter | None, selection: str = ""
 ) -> list[dict[str, Any]]:
     """The claims as csv rows, one per column: each side's DP and best baseline, their max and relative
     improvement, ours' seed counts, the pairs ours orders differently (and those that differ within the margin),

@@ -20,6 +20,7 @@ from dpbench.paper_cells import (
     ROW_LABELS,
     TABLE_OF_OBS,
     TABLE_TITLES,
+    ColumnFilter,
     column_label,
     current,
     fill_cells,
@@ -48,12 +49,12 @@ def _ours(g: Group) -> tuple[str, ...]:
 
 
 def paper_layout(
-    records: list[dict[str, Any]], kind: str, envs: list[str] | None = None, policies: list[str] | None = None
+    records: list[dict[str, Any]], kind: str, envs: ColumnFilter | None = None, policies: list[str] | None = None
 ) -> Table:
     """Table I or II in the paper's layout: each cell "ours (paper)". Ours: mean max ± std over seeds / mean
     avg-last-10, the seed count, and the held-out score of the selected checkpoints with its 95% CI.
-    ``envs``: only these tasks' columns; ``policies``: the --policy selection that chose ``records`` (None: all),
-    whose other rows say "not selected" rather than "no record"."""
+    ``envs``: only these tasks' columns (or these (task, variant) columns); ``policies``: the --policy selection
+    that chose ``records`` (None: all), whose other rows say "not selected" rather than "no record"."""
     selected = None if policies is None else {PAPER_POLICY_NAMES.get(p, p) for p in policies}
     rows, cols, cells = fill_cells(records, kind, envs)
     body: list[list[Cell]] = []
@@ -177,7 +178,7 @@ def paper_layout(
     return Table(headers, body, notes, label_cols=1, fit_width=True)
 
 
-def _tidy(records: list[dict[str, Any]], kind: str, envs: list[str] | None) -> list[dict[str, Any]]:
+def _tidy(records: list[dict[str, Any]], kind: str, envs: ColumnFilter | None) -> list[dict[str, Any]]:
     rows, cols, cells = fill_cells(records, kind, envs)
     out = []
     for row in rows:
@@ -221,18 +222,19 @@ def format_paper_table(
     records: list[dict[str, Any]],
     fmt: str = "md",
     claims: bool = False,
-    envs: list[str] | None = None,
+    envs: ColumnFilter | None = None,
     selection: str = "",
     obs: list[str] | None = None,
     policies: list[str] | None = None,
 ) -> str:
     """Tables I and II (each only if records of its observation kind exist) in the paper's layout, and with
     ``claims`` the claims table under each; md, latex, html, or csv (one tidy row per cell; with ``claims``,
-    one tidy row per column compared instead). ``envs``: only these tasks' columns; ``selection``: the
-    filter that chose ``records``, named under the claims. With a filter (``envs`` or ``selection``) and no record,
-    the tables of ``obs`` (None: both) show the paper's numbers, each cell "no record"; ``policies``: the --policy
-    selection, whose other rows say "not selected" (``paper_layout``). Raises DpbenchError for an
-    unknown format or when no record has an observation kind of the paper's tables (and no filter)."""
+    one tidy row per column compared instead). ``envs``: only these tasks' columns (or these (task, variant)
+    columns); ``selection``: the filter that chose ``records``, named under the claims. With a filter (``envs`` or
+    ``selection``) and no record, the tables of ``obs`` (None: both) show the paper's numbers, each cell "no
+    record"; ``policies``: the --policy selection, whose other rows say "not selected" (``paper_layout``). Raises
+    DpbenchError for an unknown format or when no record has an observation kind of the paper's tables (and no
+    filter)."""
     kinds = [k for k in ("state", "image") if any(TABLE_OF_OBS.get(r["obs"]) == k for r in records)]
     if not kinds and (envs or selection):  # a selected column, policy or obs mode nobody has run yet
         wanted = {TABLE_OF_OBS.get(o) for o in obs} if obs else {"state", "image"}

@@ -346,10 +346,12 @@ def select_records(
     out: str | Path,
     obs: list[str] | None = None,
     allow_empty: bool = False,
+    variants: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """The records of ``envs`` / ``policies`` / ``obs`` (None: any; a registered policy alias, diffusion_cnn,
-    counts as its class's name). A name that is neither registered nor in a record, or a selection that
-    matches nothing (unless ``allow_empty``), is a DpbenchError that lists the valid names."""
+    """The records of ``envs`` / ``policies`` / ``obs`` / demo ``variants`` (ph | mh; None: any; a registered
+    policy alias, diffusion_cnn, counts as its class's name; Push-T's human demos are ph). A name that is neither
+    registered nor in a record, or a selection that matches nothing (unless ``allow_empty``), is a DpbenchError
+    that lists the valid names."""
     from dpbench.policies import available_policies, paper_labels
     from dpbench.tasks import TASKS
 
@@ -358,8 +360,10 @@ def select_records(
         "env": set(TASKS) | set(held["env"]),
         "policy": set(available_policies()) | set(held["policy"]),
         "obs": {o for t in TASKS.values() for o in t.obs_modes} | set(held["obs"]),
+        "variant": {"ph", "mh"},
     }
-    for what, plural, names in (("env", "envs", envs), ("policy", "policies", policies), ("obs", "obs modes", obs)):
+    chosen = (("env", "envs", envs), ("policy", "policies", policies), ("obs", "obs modes", obs))
+    for what, plural, names in (*chosen, ("variant", "variants", variants)):
         # a module:Class policy is checked by importing it (get_policy_class names what is wrong)
         unknown = [n for n in names or () if n not in known[what] and ":" not in n]
         if unknown:
@@ -375,9 +379,10 @@ def select_records(
         policies = [*policies, *(get_policy_class(n).name for n in resolve)]
     wanted = {"env": envs, "policy": policies, "obs": obs}
     records = [r for r in records if all(not v or r[k] in v for k, v in wanted.items())]
+    records = [r for r in records if not variants or variant_of(r["dataset"]) in variants]
     if not records and not allow_empty:
         raise DpbenchError(
-            f"no result records under {out}/records match --env/--policy/--obs; they hold envs "
+            f"no result records under {out}/records match --env/--policy/--obs/--variant; they hold envs "
             f"{', '.join(held['env'])}, policies {', '.join(held['policy'])} and obs modes {', '.join(held['obs'])}"
         )
     return records

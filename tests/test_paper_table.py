@@ -515,6 +515,31 @@ def test_a_selected_column_with_no_record_shows_the_papers_numbers(tmp_path: Pat
     assert "--env needs at least one name" in capsys.readouterr().err
 
 
+def test_variant_selects_the_papers_demo_columns_and_their_records(tmp_path: Path, capsys):
+    # _records(): Lift ph (scripted, scripted-delta), Can mh (scripted-mh) and Push-T (human, which counts as ph)
+    out = tmp_path / "results"
+    for r in _records():
+        write_json_atomic(out / "records" / f"{r['cell_id']}.json", r)
+    argv = ["table", "--out", str(out), "--no-write-readme"]
+    paper = [*argv, "--layout", "paper", "--obs", "keypoints,low_dim"]
+    assert main([*paper, "--variant", "mh"]) == 0
+    headers, rows = _md(capsys.readouterr().out)
+    assert headers == ["policy", "Lift mh", "Can mh", "Square mh", "Transport mh"]  # the paper's mh columns
+    assert rows["DP-C"][2] == "0.90 / 0.85 (last 2); n=1 (1.00 / 0.96)"  # max 0.9, mean of 0.8 and 0.9; paper DP-C
+    assert rows["LSTM-GMM"][1] == "no record (1.00 / 0.93)"  # Lift mh: the Lift ph records stay out
+    assert main([*paper, "--variant", "ph", "--env", "lift,pusht"]) == 0
+    assert _md(capsys.readouterr().out)[0] == ["policy", "Lift ph", "Push-T"]
+    # the pivot: only the records of the variant (its csv has one row per configuration)
+    assert main([*argv, "--variant", "mh", "--format", "csv"]) == 0
+    kinds = [row["dataset"] for row in csv.DictReader(io.StringIO(capsys.readouterr().out))]
+    assert kinds == ["scripted-mh"]
+    assert main([*argv, "--variant", "ph", "--format", "csv"]) == 0
+    kinds = sorted(row["dataset"] for row in csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert kinds == ["human", "human", "human", "human", "scripted", "scripted-delta"]
+    assert main([*argv, "--variant", "xh"]) == 2
+    assert "unknown variant 'xh'; valid variants: mh, ph" in capsys.readouterr().err
+
+
 def test_an_avg_last_10_over_fewer_evaluations_says_how_many():
     # seeds with 4 and 5 evaluations average all of theirs: the cell says so, as the pivot does; 12 evaluations
     # average the last 10 and carry no mark
