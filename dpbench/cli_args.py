@@ -14,8 +14,7 @@ from dpbench.data_commands import cmd_collect, cmd_data_info, cmd_list
 
 VARIANT_HELP = (
     "only these demo variants (comma list: ph, mh): robomimic's proficient-human and multi-human demos, or the "
-    "scripted demos that stand in for them; Push-T's human demos count as ph. With --layout paper, only those "
-    "columns of the paper's tables (--variant mh: Lift, Can, Square and Transport mh)"
+    "scripted demos that stand in for them; Push-T's human demos count as ph"
 )
 
 
@@ -295,7 +294,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="only these obs modes (comma list; e.g. --layout paper --obs keypoints,low_dim: the paper's Table I; "
         "image: Table II)",
     )
-    p.add_argument("--variant", default=None, help=VARIANT_HELP)
+    p.add_argument(
+        "--variant",
+        default=None,
+        metavar="VARIANTS",
+        help=f"{VARIANT_HELP}. With --layout paper, only those columns of the paper's tables (--variant mh: Lift, "
+        "Can, Square and Transport mh)",
+    )
     p.add_argument(
         "--format",
         default="md",
@@ -344,12 +349,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--figdir",
         default=None,
-        help="where to write the figures (default OUT/figures; with --env/--policy/--obs OUT/figures/selection_...)",
+        help="where to write the figures (default OUT/figures; with --env/--policy/--obs/--variant "
+        "OUT/figures/selection_...)",
     )
     p.add_argument("--env", default=None, help="only these envs (comma list)")
     p.add_argument("--policy", default=None, help="only these policies (comma list)")
     p.add_argument("--obs", default=None, help="only these obs modes (comma list)")
-    p.add_argument("--variant", default=None, help=VARIANT_HELP)
+    p.add_argument("--variant", default=None, metavar="VARIANTS", help=VARIANT_HELP)
     p.set_defaults(func=cmd_plot)
     return parser
 

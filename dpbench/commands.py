@@ -54,15 +54,16 @@ def split_names(value: str, what: str) -> list[str]:
 SELECTORS = ("env", "policy", "obs", "variant")  # the options that choose records, in this order
 
 
-def _filters(args: argparse.Namespace) -> list[tuple[str, str]]:
-    """The selection options given, as (name, value) pairs: --env, --policy, --obs, --variant, in that order."""
-    return [(k, getattr(args, k)) for k in SELECTORS if getattr(args, k, None) is not None]
+def _filters(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
+    """The selection options given, as (option, names) pairs: --env, --policy, --obs, --variant, in that order.
+    Raises DpbenchError for an option given no name (``split_names``)."""
+    return [(k, split_names(v, k)) for k in SELECTORS if (v := getattr(args, k, None)) is not None]
 
 
 def _selection(args: argparse.Namespace) -> tuple[list[str] | None, ...]:
     """--env, --policy, --obs, --variant as lists (None where not given)."""
     given = dict(_filters(args))
-    return tuple(split_names(given[k], k) if k in given else None for k in SELECTORS)
+    return tuple(given.get(k) for k in SELECTORS)
 
 
 def _command_line(argv: list[str]) -> str:
@@ -294,9 +295,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_table(args: argparse.Namespace) -> int:
-    """``dpbench table``: print the table of the records under ``--out`` (filtered by ``--env``/``--policy``) and
-    regenerate OUT/README.md (by default only for the default results dir); returns 0. Raises DpbenchError when no
-    records match or the README cannot be written."""
+    """``dpbench table``: print the table of the records under ``--out`` (filtered by --env/--policy/--obs/--variant)
+    and regenerate OUT/README.md (by default only for the default results dir); returns 0. Raises DpbenchError when
+    no records match or the README cannot be written."""
     from dpbench.report import write_results_readme
     from dpbench.results import load_all, select_records
     from dpbench.tables import format_table
@@ -313,9 +314,8 @@ def cmd_table(args: argparse.Namespace) -> int:
         )
     paper = args.layout == "paper" or args.claims
     # the paper's layout shows a selection without records too: the paper's numbers, each "no record"
-    chosen = select_records(
-        records, envs, policies, args.out, obs, paper and bool(envs or policies or obs or variants), variants
-    )
+    empty = paper and bool(envs or policies or obs or variants)
+    chosen = select_records(records, envs, policies, args.out, obs, allow_empty=empty, variants=variants)
     if paper and obs:  # names known (select_records refused typos), but maybe not the paper's
         from dpbench.paper_cells import TABLE_OF_OBS
 
@@ -326,14 +326,16 @@ def cmd_table(args: argparse.Namespace) -> int:
                 "is Push-T keypoints and robomimic low_dim (--obs keypoints,low_dim), Table II is image (--obs image)"
             )
     if paper:
+        from dpbench.paper_cells import ColumnFilter
         from dpbench.paper_table import format_paper_table
 
-        selection = " ".join(f"--{k} {v}" for k, v in _filters(args))
+        selection = " ".join(f"--{k} {','.join(names)}" for k, names in _filters(args))
+        columns: ColumnFilter | None = envs
         if variants:  # the paper's columns of those variants (of --env's tasks): (task, variant) pairs
             from dpbench.tasks import TASKS
 
-            envs = [(t, v) for t in envs or TASKS for v in variants]
-        print(format_paper_table(chosen, args.format, args.claims, envs, selection, obs, policies))
+            columns = [(t, v) for t in envs or TASKS for v in variants]
+        print(format_paper_table(chosen, args.format, args.claims, columns, selection, obs, policies))
     else:
         print(format_table(chosen, args.format, with_paper=args.with_paper))
     write = args.write_readme
@@ -360,7 +362,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     chosen = _filters(args)
     if not args.figdir and chosen:
         # a selection's scores and latency figures would overwrite the whole results' under the same names
-        parts = [f"{k}-{v.replace(',', '+')}" for k, v in chosen]
+        parts = [f"{k}-{'+'.join(sorted(names))}" for k, names in chosen]
         figdir = figdir / ("selection_" + "_".join(parts))
         print(f"[dpbench] a selection: its figures go to {figdir} (pass --figdir to choose)", file=sys.stderr)
     _check_writable(figdir)

@@ -161,8 +161,8 @@ def claims_table(
     """The paper's headline claim, recomputed: per column, DP's max minus the best baseline's (absolute and
     relative), ours beside the paper's, the rankings and the pairs they order differently; then the mean
     relative improvement over the columns where ours has DP and a baseline, ours against the paper's own
-    numbers on the same columns and on all of its columns. ``selection``: the --env/--policy/--obs filter applied
-    to ``records``, named in the notes because it changes which baseline is best."""
+    numbers on the same columns and on all of its columns. ``selection``: the --env/--policy/--obs/--variant filter
+    applied to ``records``, named in the notes because it changes which baseline is best."""
     claims = column_claims(records, kind, envs)
     label = lambda row: ROW_LABELS.get(row, row)  # noqa: E731
 
@@ -349,8 +349,8 @@ def tidy_claims(
     means, as rows with task ``mean``, only the ``*_relative_improvement`` fields and ``mean_over`` (empty on a
     column's row): ``compared`` (the columns where ours and the paper both have DP and a baseline),
     ``compared_3_seeds`` (those where ours has 3 seeds of both; only when fewer) and ``paper_all_columns`` (the
-    paper's over its whole table). Every row ends with ``selection``: the --env/--policy/--obs filter that chose
-    ``records`` (empty: all of them; under --policy, ours' best baseline is the selection's best)."""
+    paper's over its whole table). Every row ends with ``selection``: the --env/--policy/--obs/--variant filter that
+    chose ``records`` (empty: all of them; under --policy, ours' best baseline is the selection's best)."""
     out = []
     claims = column_claims(records, kind, envs)
     for c in claims:

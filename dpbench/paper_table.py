@@ -117,8 +117,8 @@ def paper_layout(
     notes = [
         f"{TABLE_TITLES[kind]} of Chi et al. 2023 in its layout. Each cell: dpbench's max ± std over seeds / "
         f"avg-last-10; n seeds{held}; then (the paper's max / avg-last-10, 3 seeds). no record: no record among "
-        "those read (all of them, or the --env/--obs selection); not selected: a policy the --policy selection left "
-        "out; –: neither a record nor a paper number. "
+        "those read (all of them, or the --env/--obs/--variant selection); not selected: a policy the --policy "
+        "selection left out; –: neither a record nor a paper number. "
         "Robomimic columns score the success rate; Push-T the mean over episodes of the episode's max reward "
         "(target coverage / 0.95, clipped to 1), as the paper does."
         + (

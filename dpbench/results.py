@@ -350,39 +350,50 @@ def select_records(
 ) -> list[dict[str, Any]]:
     """The records of ``envs`` / ``policies`` / ``obs`` / demo ``variants`` (ph | mh; None: any; a registered
     policy alias, diffusion_cnn, counts as its class's name; Push-T's human demos are ph). A name that is neither
-    registered nor in a record, or a selection that matches nothing (unless ``allow_empty``), is a DpbenchError
-    that lists the valid names."""
+    registered nor in a record, a task with none of ``variants`` (Push-T and ToolHang are ph only), or a selection
+    that matches nothing (unless ``allow_empty``), is a DpbenchError that lists the valid names."""
+    from dpbench.envs import PH_ONLY, VARIANTS
     from dpbench.policies import available_policies, paper_labels
     from dpbench.tasks import TASKS
 
-    held = {k: sorted({r[k] for r in records}) for k in ("env", "policy", "obs")}
+    def value(r: dict[str, Any], what: str) -> str:
+        return variant_of(r["dataset"]) if what == "variant" else r[what]
+
+    wanted = {"env": envs, "policy": policies, "obs": obs, "variant": variants}
+    held = {k: sorted({value(r, k) for r in records}) for k in wanted}
     known = {
         "env": set(TASKS) | set(held["env"]),
         "policy": set(available_policies()) | set(held["policy"]),
         "obs": {o for t in TASKS.values() for o in t.obs_modes} | set(held["obs"]),
-        "variant": {"ph", "mh"},
+        "variant": set(VARIANTS),
     }
-    chosen = (("env", "envs", envs), ("policy", "policies", policies), ("obs", "obs modes", obs))
-    for what, plural, names in (*chosen, ("variant", "variants", variants)):
+    plural = {"env": "envs", "policy": "policies", "obs": "obs modes", "variant": "variants"}
+    for what, names in wanted.items():
         # a module:Class policy is checked by importing it (get_policy_class names what is wrong)
         unknown = [n for n in names or () if n not in known[what] and ":" not in n]
         if unknown:
             guess = did_you_mean(unknown, known[what], paper_labels() if what == "policy" else None)
             raise DpbenchError(
-                f"unknown {what} '{', '.join(unknown)}'; valid {plural}: {', '.join(sorted(known[what]))}{guess}"
+                f"unknown {what} '{', '.join(unknown)}'; valid {plural[what]}: {', '.join(sorted(known[what]))}{guess}"
             )
+    ph_only = [e for e in envs or () if e in PH_ONLY]
+    if variants and "ph" not in variants and ph_only:
+        raise DpbenchError(
+            f"{', '.join(ph_only)} {'has' if len(ph_only) == 1 else 'have'} ph demonstrations only (Push-T one human "
+            "set, ToolHang robomimic's ph only): no record or column is mh there; drop it from --env, or use "
+            "--variant ph"
+        )
     if policies:
         registered = available_policies()
         # a registered alias's records, and a module:Class reference's, may name the class's `name` instead; a
         # module:Class that records name as given needs no import (the table reads records, not the policy's code)
         resolve = [n for n in policies if n in registered or (":" in n and n not in held["policy"])]
-        policies = [*policies, *(get_policy_class(n).name for n in resolve)]
-    wanted = {"env": envs, "policy": policies, "obs": obs}
-    records = [r for r in records if all(not v or r[k] in v for k, v in wanted.items())]
-    records = [r for r in records if not variants or variant_of(r["dataset"]) in variants]
+        wanted["policy"] = [*policies, *(get_policy_class(n).name for n in resolve)]
+    records = [r for r in records if all(not v or value(r, k) in v for k, v in wanted.items())]
     if not records and not allow_empty:
         raise DpbenchError(
             f"no result records under {out}/records match --env/--policy/--obs/--variant; they hold envs "
-            f"{', '.join(held['env'])}, policies {', '.join(held['policy'])} and obs modes {', '.join(held['obs'])}"
+            f"{', '.join(held['env'])}, policies {', '.join(held['policy'])}, obs modes {', '.join(held['obs'])} "
+            f"and variants {', '.join(held['variant'])} (Push-T's count as ph)"
         )
     return records

@@ -538,6 +538,23 @@ def test_variant_selects_the_papers_demo_columns_and_their_records(tmp_path: Pat
     assert kinds == ["human", "human", "human", "human", "scripted", "scripted-delta"]
     assert main([*argv, "--variant", "xh"]) == 2
     assert "unknown variant 'xh'; valid variants: mh, ph" in capsys.readouterr().err
+    # Push-T and ToolHang have no mh demos (the paper's Table I has Push-T and ToolHang ph only): one line, in
+    # either layout, not an empty table
+    for layout in ("pivot", "paper"):
+        assert main([*argv, "--layout", layout, "--variant", "mh", "--env", "lift,pusht,tool_hang"]) == 2
+        err = capsys.readouterr().err
+        assert "pusht, tool_hang have ph demonstrations only" in err and err.count("\n") == 1
+    # the claims name the selection as parsed, not as typed
+    assert main([*paper, "--claims", "--variant", " mh ", "--env", "can"]) == 0
+    printed = capsys.readouterr().out
+    assert "(--env can --obs keypoints,low_dim --variant mh)" in printed and "--variant  mh" not in printed
+    # no record of the variant: the pivot's error lists the variants the records hold
+    assert main([*argv, "--variant", "mh", "--env", "lift"]) == 2
+    assert "and variants mh, ph" in capsys.readouterr().err
+    # plot: only the variant's records, in a folder named by the selection as parsed
+    assert main(["plot", "--out", str(out), "--variant", " mh ", "--policy", "diffusion"]) == 0
+    written = [Path(p) for p in capsys.readouterr().out.split()]
+    assert written and {p.parent.name for p in written} == {"selection_policy-diffusion_variant-mh"}
 
 
 def test_an_avg_last_10_over_fewer_evaluations_says_how_many():

@@ -223,7 +223,7 @@ def test_formats_and_filters(results, capsys):
     assert main(["table", "--out", str(results), "--policy", "bet"]) == 2
     err = capsys.readouterr().err
     assert "match --env/--policy/--obs" in err
-    assert "they hold envs pusht, policies diffusion, lstm_gmm and obs modes keypoints, state" in err
+    assert "they hold envs pusht, policies diffusion, lstm_gmm, obs modes keypoints, state and variants ph" in err
     # a misspelled name is not "no records": the message lists the names that exist
     assert main(["table", "--out", str(results), "--policy", "difusion"]) == 2
     err = capsys.readouterr().err
