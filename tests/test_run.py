@@ -295,7 +295,7 @@ def test_nonpositive_seeds_rejected(seeds, capsys):
 @pytest.mark.parametrize(
     ("argv", "command", "stray"),
     [
-        (["table", "--variant", "mh"], "dpbench table", "--variant mh"),
+        (["table", "--seeds", "3"], "dpbench table", "--seeds 3"),
         (["data", "info", "x.h5", "-z"], "dpbench data info", "-z"),
     ],
 )
