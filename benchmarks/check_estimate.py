@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 from pathlib import Path
 from statistics import median
@@ -29,6 +28,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from dpbench.data.registry import variant_of
+from dpbench.errors import reader_gone
 from dpbench.records import busy_cores, cell_seconds
 from dpbench.sweep.estimate import Rates, cost_key, estimate_cell
 from dpbench.sweep.evidence import SUPERSEDED, demo_lengths, env_step_ms, rate_records
@@ -114,5 +114,5 @@ if __name__ == "__main__":
     try:
         main()
         sys.stdout.flush()  # a reader that left (`... | head`) shows here, inside the try
-    except BrokenPipeError:  # stop quietly, as the Python docs advise (signal module, "Note on SIGPIPE")
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except BrokenPipeError:
+        sys.exit(reader_gone())

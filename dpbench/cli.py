@@ -16,7 +16,7 @@ import warnings
 
 from dpbench.cli_args import build_parser
 from dpbench.data_commands import cmd_collect
-from dpbench.errors import DpbenchError, is_interrupt
+from dpbench.errors import DpbenchError, is_interrupt, reader_gone
 from dpbench.host import THREADS_ENV
 from dpbench.source import code_version
 
@@ -43,11 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         code = args.func(args)
         sys.stdout.flush()  # a reader that went away (`dpbench list | head`) shows here, not at exit
         return code
-    except BrokenPipeError:
-        # Stop quietly, as the Python docs advise (signal module, "Note on SIGPIPE"): nothing is left to print to,
-        # and stdout goes to devnull so the interpreter's last flush does not raise again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+    except BrokenPipeError:  # nothing is left to print to
+        return reader_gone()
     except DpbenchError as exc:
         print(f"dpbench: error: {exc}", file=sys.stderr)
         return 2

@@ -3,6 +3,7 @@ messages need: a guess for a misspelt name, where a plugin raised, the first lin
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import traceback
@@ -40,6 +41,14 @@ def is_interrupt(exc: BaseException | None) -> bool:
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
     return False
+
+
+def reader_gone() -> int:
+    """After a BrokenPipeError on stdout (``dpbench list | head``: the reader left), stop quietly, as the Python docs
+    advise (signal module, "Note on SIGPIPE"): stdout goes to devnull so the interpreter's last flush does not raise
+    again. Returns 1, the exit status for that case."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 1
 
 
 def check_output_file(flag: str, path: Path, suffixes: tuple[str, ...], writes: str) -> None:
