@@ -95,6 +95,9 @@ class TrainState:
     # Every process that trained this cell, in order: the step it started from, its CPU kind and device
     # (``process_entry``); a record's wall times cover them all, so more than one kind means they mix kinds.
     processes: list[dict[str, Any]] = field(default_factory=list)
+    last_loss: float = math.nan  # the newest step's training loss (a history entry's ``loss``)
+    # True in a checkpoint written just before this step's evaluation: a run resumed from it evaluates first
+    eval_pending: bool = False
 
 
 def process_entry(step: int, device: torch.device) -> dict[str, Any]:
@@ -225,48 +228,66 @@ def train(
         leave=False,
     )
     t_last = time.perf_counter()
+
+    def checkpoint(eval_pending: bool = False) -> None:
+        nonlocal t_last
+        now = time.perf_counter()
+        state.train_seconds += now - t_last
+        t_last = now
+        state.contention = {name: meter.totals() for name, meter in meters.items()}
+        state.eval_pending = eval_pending
+        _save_resume(resume, policy, optimizer, scheduler, ema, rng, state)
+
+    def evaluate() -> None:
+        nonlocal t_last, best_score
+        assert evaluate_fn is not None
+        now = time.perf_counter()
+        state.train_seconds += now - t_last
+        entry = {
+            "step": state.step,
+            "train_seconds": round(state.train_seconds, 2),
+            "loss": state.last_loss,
+            "train_loss": state.loss_sum / max(1, state.loss_count),
+        }
+        state.loss_sum, state.loss_count = 0.0, 0
+        entry.update(evaluate_fn(eval_policy(), state.step))
+        state.history.append(entry)
+        if entry.get("score", -math.inf) > best_score:
+            best_score = entry["score"]
+            weights = {k: v.detach().cpu().contiguous().clone() for k, v in eval_policy().state_dict().items()}
+            state.best = (weights, state.step, best_score)
+            save_best(best_path, *state.best)
+        bar.write(
+            f"[{desc}] step {state.step}: score {entry.get('score', float('nan')):.3f} "
+            f"success {entry.get('success_rate', float('nan')):.2f} ({state.train_seconds / 60:.1f} train-min)"
+        )
+        policy.train()
+        t_last = time.perf_counter()
+
     try:
+        if state.eval_pending and evaluate_fn is not None:
+            # stopped during this step's evaluation: run it now, then save what it added
+            evaluate()
+            checkpoint()
         while state.step < cfg.steps:
             batch = _to_tensors(sampler.sample(cfg.batch_size, rng), policy.device)
-            loss_value = train_step(policy, batch, optimizer, scheduler, ema, cfg, state.step)
-            state.loss_sum += loss_value
+            state.last_loss = train_step(policy, batch, optimizer, scheduler, ema, cfg, state.step)
+            state.loss_sum += state.last_loss
             state.loss_count += 1
             state.step += 1
             bar.update(1)
             if state.step % 20 == 0:
-                bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{scheduler.get_last_lr()[0]:.1e}")
+                bar.set_postfix(loss=f"{state.last_loss:.4f}", lr=f"{scheduler.get_last_lr()[0]:.1e}")
 
             at_end = state.step == cfg.steps
             periodic = state.step >= cfg.eval_after and state.step % cfg.eval_every == 0
+            save = state.step % cfg.checkpoint_every == 0 or at_end
             if evaluate_fn is not None and (periodic or at_end):
-                now = time.perf_counter()
-                state.train_seconds += now - t_last
-                entry = {
-                    "step": state.step,
-                    "train_seconds": round(state.train_seconds, 2),
-                    "loss": loss_value,
-                    "train_loss": state.loss_sum / max(1, state.loss_count),
-                }
-                state.loss_sum, state.loss_count = 0.0, 0
-                entry.update(evaluate_fn(eval_policy(), state.step))
-                state.history.append(entry)
-                if entry.get("score", -math.inf) > best_score:
-                    best_score = entry["score"]
-                    weights = {k: v.detach().cpu().contiguous().clone() for k, v in eval_policy().state_dict().items()}
-                    state.best = (weights, state.step, best_score)
-                    save_best(best_path, *state.best)
-                bar.write(
-                    f"[{desc}] step {state.step}: score {entry.get('score', float('nan')):.3f} "
-                    f"success {entry.get('success_rate', float('nan')):.2f} ({state.train_seconds / 60:.1f} train-min)"
-                )
-                policy.train()
-                t_last = time.perf_counter()
-            if state.step % cfg.checkpoint_every == 0 or at_end:
-                now = time.perf_counter()
-                state.train_seconds += now - t_last
-                t_last = now
-                state.contention = {name: meter.totals() for name, meter in meters.items()}
-                _save_resume(resume, policy, optimizer, scheduler, ema, rng, state)
+                if save:  # before the evaluation as well: a stop during it (minutes on robomimic) loses only it
+                    checkpoint(eval_pending=True)
+                evaluate()
+            if save:
+                checkpoint()
     finally:
         bar.close()
     return eval_policy(), state
@@ -292,6 +313,8 @@ def _save_resume(path: Path, policy, optimizer, scheduler, ema, rng, state: Trai
                 "loss_count": state.loss_count,
                 "contention": state.contention,
                 "processes": state.processes,
+                "last_loss": state.last_loss,
+                "eval_pending": state.eval_pending,
             }
         ),
     }
@@ -300,13 +323,15 @@ def _save_resume(path: Path, policy, optimizer, scheduler, ema, rng, state: Trai
     os.replace(tmp, path)
 
 
-def checkpoint_step(path: Path) -> int | None:
-    """The training step of a resume checkpoint (``RESUME_FILE``), read without building a policy: the file is
-    memory-mapped and only its metadata parsed (0.15 s for an 85 MB one on a 2-core Zen 3). None when it is missing
+def checkpoint_progress(path: Path) -> tuple[int, bool] | None:
+    """(training step, evaluation pending) of a resume checkpoint (``RESUME_FILE``), read without building a policy:
+    the file is memory-mapped and only its metadata parsed (0.15 s for an 85 MB one on a 2-core Zen 3). Pending: it
+    was written just before that step's evaluation, which the resumed run does first. None when the file is missing
     or unreadable; the run that resumes from it says why."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        return int(json.loads(payload["meta"])["step"])
+        meta = json.loads(payload["meta"])
+        return int(meta["step"]), bool(meta.get("eval_pending", False))
     except Exception:  # any unreadable file is "unknown" here; resuming from it reports the cause
         return None
 
@@ -340,4 +365,6 @@ def _load_resume(path: Path, policy, optimizer, scheduler, ema, rng) -> TrainSta
         contention=meta.get("contention", {}),  # absent from checkpoints older than 2026-12-02
         # absent before 2026-12-04: the processes that trained up to this checkpoint are not known
         processes=meta.get("processes") or [{"from_step": 0, "cpu_kind": None, "device": None}],
+        last_loss=meta.get("last_loss", math.nan),  # absent before 2026-12-06, as is eval_pending
+        eval_pending=meta.get("eval_pending", False),
     )

@@ -73,6 +73,9 @@ def test_evaluation_count_follows_the_training_schedule():
     assert evaluation_count(5000, 250, 2500, done_steps=3000) == 8
     assert evaluation_count(5000, 250, 2500, done_steps=2400) == 11
     assert evaluation_count(5000, 250, 2500, done_steps=5000) == 0
+    # a checkpoint written before its step's evaluation: that one is still to come
+    assert evaluation_count(5000, 250, 2500, done_steps=3000, eval_pending=True) == 9
+    assert evaluation_count(5000, 250, 2500, done_steps=5000, eval_pending=True) == 1
 
 
 def test_estimate_from_a_measured_record():
@@ -742,7 +745,7 @@ def test_a_resumed_cell_is_priced_from_its_checkpoints_step(tmp_path):
     import torch
 
     from dpbench.sweep.dryrun import dry_run_report
-    from dpbench.train import RESUME_FILE, TrainState, _save_resume, checkpoint_step
+    from dpbench.train import RESUME_FILE, TrainState, _save_resume, checkpoint_progress
 
     model = torch.nn.Linear(2, 2)
     optimizer = torch.optim.AdamW(model.parameters())
@@ -750,8 +753,8 @@ def test_a_resumed_cell_is_priced_from_its_checkpoints_step(tmp_path):
     work = tmp_path / "cell"
     work.mkdir()
     _save_resume(work / RESUME_FILE, model, optimizer, scheduler, None, np.random.default_rng(0), TrainState(3000))
-    assert checkpoint_step(work / RESUME_FILE) == 3000
-    assert checkpoint_step(tmp_path / "missing.pt") is None
+    assert checkpoint_progress(work / RESUME_FILE) == (3000, False)
+    assert checkpoint_progress(tmp_path / "missing.pt") is None
 
     planned = [_planned(_square_dp_config(), 0, _square_cell(work))]
     records = [_timed("diffusion", "square", "low_dim", 1750.0, [350.0])]
@@ -759,10 +762,18 @@ def test_a_resumed_cell_is_priced_from_its_checkpoints_step(tmp_path):
     # 2000 steps = 700 s = 11.7 min; 8 evaluations x 50 + 200 held-out = 600 episodes = 4200 s = 70 min.
     line = dry_run_report(planned, records, 2)[0]
     assert line.startswith("  resume  ~82 min  (12 + 70)") and "[from step 3,000 of 5,000]" in line, line
+    # Written just before step 3000's evaluation (a stop during it): that evaluation is priced too,
+    # 9 x 50 + 200 = 650 episodes = 4550 s = 75.8 min, and the training the same 11.7 min.
+    state = TrainState(3000, eval_pending=True)
+    _save_resume(work / RESUME_FILE, model, optimizer, scheduler, None, np.random.default_rng(0), state)
+    assert checkpoint_progress(work / RESUME_FILE) == (3000, True)
+    line = dry_run_report(planned, records, 2)[0]
+    assert line.startswith("  resume  ~88 min  (12 + 76)"), line
+    assert "[from step 3,000 of 5,000, its evaluation first]" in line, line
     # An unreadable checkpoint: still a resume (the run will say why it cannot), priced as the whole cell:
     # 5000 x 0.35 = 1750 s = 29.2 min; (11 x 50 + 200) x 7 = 5250 s = 87.5 min.
     (work / RESUME_FILE).write_bytes(b"not a checkpoint")
-    assert checkpoint_step(work / RESUME_FILE) is None
+    assert checkpoint_progress(work / RESUME_FILE) is None
     line = dry_run_report(planned, records, 2)[0]
     assert line.startswith("  resume  ~117 min (29 + 88)") and "cannot be read: priced whole" in line, line
 

@@ -218,3 +218,56 @@ def test_a_killed_run_keeps_the_best_evaluations_weights(tmp_path, tiny_pusht_hd
         assert (step, score) == (4, 0.9)
     a, b = load_file(str(tmp_path / "whole" / BEST_FILE)), load_file(str(tmp_path / "killed" / BEST_FILE))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_run_killed_during_an_evaluation_resumes_with_that_evaluation_not_its_training(tmp_path, tiny_pusht_hdf5):
+    """A checkpoint step writes a checkpoint before its evaluation as well as after it: a run killed during the
+    evaluation resumes by running it, not by training again from the checkpoint before. Before 2026-12-06 the
+    checkpoint came only after the evaluation, so a stop during a 14-minute Transport evaluation lost the 2,250
+    training steps before it too. The resumed run ends where an uninterrupted one does."""
+    from dpbench.train import RESUME_FILE, checkpoint_progress
+
+    task = get_task("pusht")
+    mode = task.obs_mode("keypoints")
+    store = load_episodes(tiny_pusht_hdf5, mode.dataset_keys)
+
+    def run(workdir, kill_at=None):
+        policy, (arrays, tcfg) = _smoke_policy(store, mode)
+        tcfg = dataclasses.replace(tcfg, steps=6, eval_every=1, checkpoint_every=3)
+        sampler = SequenceSampler.build(
+            store, arrays, np.arange(store.n_episodes), policy.horizon, policy.n_obs_steps, *policy.sequence_padding()
+        )
+        trained, evaluated = [0], []
+        loss = policy.compute_loss
+
+        def counted_loss(batch):
+            trained[0] += 1
+            return loss(batch)
+
+        policy.compute_loss = counted_loss
+
+        def evaluate_fn(p, step):
+            evaluated.append(step)
+            if step == kill_at:
+                raise KeyboardInterrupt
+            # the evaluated weights, and a draw from the global generator as an evaluation's sampling makes
+            return {"score": float(sum(t.double().sum() for t in p.parameters())), "draw": torch.rand(1).item()}
+
+        ema, state = train(policy, sampler, tcfg, workdir, seed=0, evaluate_fn=evaluate_fn, progress=False)
+        return policy, ema, state, trained[0], evaluated
+
+    policy, ema, whole, _, _ = run(tmp_path / "whole")
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "killed", kill_at=3)  # in the evaluation at step 3, a checkpoint step
+    assert checkpoint_progress(tmp_path / "killed" / RESUME_FILE) == (3, True)
+    policy2, ema2, resumed, trained, evaluated = run(tmp_path / "killed")
+    assert (trained, evaluated) == (3, [3, 4, 5, 6])  # steps 4-6 only; step 3's evaluation first
+    assert checkpoint_progress(tmp_path / "killed" / RESUME_FILE) == (6, False)
+
+    def strip(history):
+        return [{k: v for k, v in h.items() if k != "train_seconds"} for h in history]
+
+    assert [h["step"] for h in resumed.history] == [1, 2, 3, 4, 5, 6]
+    assert strip(resumed.history) == strip(whole.history)  # scores, draws, losses and train losses
+    for a, b in ((policy, policy2), (ema, ema2)):
+        assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))

@@ -81,7 +81,7 @@ def dry_run_report(
     upper bound."""
     from dpbench.config import config_to_dict
     from dpbench.runner import policy_slug
-    from dpbench.train import RESUME_FILE, checkpoint_step
+    from dpbench.train import RESUME_FILE, checkpoint_progress
 
     rates = Rates(records, cpu_capability=cpu_capability, cpu_family=cpu_family)
     recorded = {_record_key(r["cell_id"], r["dataset"].get("path", "")): r for r in out_records}
@@ -122,11 +122,23 @@ def dry_run_report(
             continue
         checkpoint = p.cell.workdir / RESUME_FILE if p.cell is not None else None
         state = "resume" if checkpoint is not None and checkpoint.exists() else "new"
-        done = checkpoint_step(checkpoint) if state == "resume" else 0  # None: unreadable, priced whole
+        # None: unreadable, priced whole; pending: written before its step's evaluation, which is priced too
+        progress = checkpoint_progress(checkpoint) if state == "resume" else (0, False)
+        done, pending = progress if progress is not None else (None, False)
         variant = p.cell.variant if p.cell is not None else data_variant(spec.dataset or "")
         cost = cost_key(config_to_dict(cfg.pcfg), cfg.tcfg.batch_size)
         est = estimate_cell(
-            cfg.policy_cls.name, spec.env, cfg.obs, cfg.tcfg, cfg.chash, rates, p.action_mode, variant, cost, done or 0
+            cfg.policy_cls.name,
+            spec.env,
+            cfg.obs,
+            cfg.tcfg,
+            cfg.chash,
+            rates,
+            p.action_mode,
+            variant,
+            cost,
+            done or 0,
+            pending,
         )
         todo.append(est)
         if est.total_min is None:
@@ -149,7 +161,7 @@ def dry_run_report(
         elif done is None:
             resumed = "  [its checkpoint cannot be read: priced whole]"
         else:
-            resumed = f"  [from step {done:,} of {cfg.tcfg.steps:,}]"
+            resumed = f"  [from step {done:,} of {cfg.tcfg.steps:,}{', its evaluation first' if pending else ''}]"
         lines.append(f"  {state:<8}{shown:<9}{split:<13}{what}  [{est.basis}]{resumed}{other}")
     for (task, problem), cells in blocked.items():
         lines.append(f"  {'blocked':<8}{'':<22}{task}, {len(cells)} cell(s) ({', '.join(cells)}): {problem}")

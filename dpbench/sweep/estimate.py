@@ -90,12 +90,14 @@ class CellEstimate:
         return self.train_min + self.eval_min
 
 
-def evaluation_count(steps: int, eval_every: int, eval_after: int, done_steps: int = 0) -> int:
+def evaluation_count(
+    steps: int, eval_every: int, eval_after: int, done_steps: int = 0, eval_pending: bool = False
+) -> int:
     """Periodic evaluations of a run, as ``dpbench.train`` schedules them: every ``eval_every`` steps from
     ``eval_after`` on, and always at the last step; with ``done_steps``, only those still to come after a checkpoint
-    at that step (its own evaluation, if any, ran before it was written)."""
+    at that step: its own evaluation ran before it was written, unless ``eval_pending`` (written just before it)."""
     periodic = {s for s in range(eval_every, steps + 1, eval_every) if s >= eval_after}
-    return len({s for s in periodic | {steps} if s > done_steps})
+    return len({s for s in periodic | {steps} if s > done_steps or (eval_pending and s == done_steps)})
 
 
 def cost_key(policy_config: dict[str, Any], batch_size: Any) -> str:
@@ -369,16 +371,18 @@ def estimate_cell(
     variant: str = "ph",
     cost: str | None = None,
     done_steps: int = 0,
+    eval_pending: bool = False,
 ) -> CellEstimate:
     """A cell's CPU-minutes at ``tcfg``'s schedule (see the module docstring); ``action_mode``: the dataset's
     (robomimic abs | delta; None for Push-T); ``variant``: its demonstrations' (ph | mh); ``cost``: its model's
     ``cost_key`` (None: the tiers without it); ``done_steps``: the step of the checkpoint a resumed cell starts from
-    (only the steps, evaluations and held-out episodes after it are priced). Where the variant's horizon is longer
+    (only the steps, evaluations and held-out episodes after it are priced; ``eval_pending``: its own evaluation
+    too, as ``dpbench.train.checkpoint_progress`` says). Where the variant's horizon is longer
     (mh on Lift, Can, Square: 500 steps, not 400), episode times scale with it: an upper bound, exact for episodes
     that run to the horizon."""
     train = rates.train_rate(policy, env, obs, chash, cost)
     episode = rates.episode_rate(policy, env, obs, action_mode, expected_success(policy, env, obs, variant))
-    n_evals = evaluation_count(tcfg.steps, tcfg.eval_every, tcfg.eval_after, done_steps)
+    n_evals = evaluation_count(tcfg.steps, tcfg.eval_every, tcfg.eval_after, done_steps, eval_pending)
     episodes = n_evals * tcfg.eval_episodes + tcfg.heldout_episodes
     horizon, base = get_task(env).for_variant(variant).max_episode_steps, get_task(env).max_episode_steps
     longer = f", x {horizon}/{base} steps ({variant} horizon)" if horizon != base else ""
