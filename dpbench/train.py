@@ -201,6 +201,8 @@ def train(
     state = TrainState()
 
     resume, best_path = workdir / RESUME_FILE, workdir / BEST_FILE
+    for partial in [*workdir.glob(RESUME_FILE + ".tmp*"), *workdir.glob(BEST_FILE + ".tmp*")]:
+        partial.unlink()  # a write a killed process left unfinished (the cell's lock keeps out live writers)
     if resume.exists():
         state = _load_resume(resume, policy, optimizer, scheduler, ema, rng)
         for name, meter in meters.items():
@@ -231,12 +233,11 @@ def train(
 
     def checkpoint(eval_pending: bool = False) -> None:
         nonlocal t_last
-        now = time.perf_counter()
-        state.train_seconds += now - t_last
-        t_last = now
+        state.train_seconds += time.perf_counter() - t_last
         state.contention = {name: meter.totals() for name, meter in meters.items()}
         state.eval_pending = eval_pending
         _save_resume(resume, policy, optimizer, scheduler, ema, rng, state)
+        t_last = time.perf_counter()  # the write is not training: a resumed run's train_seconds match
 
     def evaluate() -> None:
         nonlocal t_last, best_score
@@ -269,6 +270,7 @@ def train(
             # stopped during this step's evaluation: run it now, then save what it added
             evaluate()
             checkpoint()
+        state.eval_pending = False  # without an evaluator, no evaluation runs: that one included
         while state.step < cfg.steps:
             batch = _to_tensors(sampler.sample(cfg.batch_size, rng), policy.device)
             state.last_loss = train_step(policy, batch, optimizer, scheduler, ema, cfg, state.step)

@@ -220,16 +220,22 @@ def test_a_killed_run_keeps_the_best_evaluations_weights(tmp_path, tiny_pusht_hd
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_a_run_killed_during_an_evaluation_resumes_with_that_evaluation_not_its_training(tmp_path, tiny_pusht_hdf5):
+@pytest.mark.parametrize("kill_at", [3, 6])  # a checkpoint step mid-run, and the last step
+def test_a_run_killed_during_an_evaluation_resumes_with_that_evaluation_not_its_training(
+    tmp_path, tiny_pusht_hdf5, kill_at
+):
     """A checkpoint step writes a checkpoint before its evaluation as well as after it: a run killed during the
     evaluation resumes by running it, not by training again from the checkpoint before. Before 2026-12-06 the
     checkpoint came only after the evaluation, so a stop during a 14-minute Transport evaluation lost the 2,250
     training steps before it too. The resumed run ends where an uninterrupted one does."""
-    from dpbench.train import RESUME_FILE, checkpoint_progress
+    from safetensors.torch import load_file
+
+    from dpbench.train import BEST_FILE, RESUME_FILE, checkpoint_progress, load_best
 
     task = get_task("pusht")
     mode = task.obs_mode("keypoints")
     store = load_episodes(tiny_pusht_hdf5, mode.dataset_keys)
+    scores = {1: 0.2, 2: 0.1, 3: 0.9, 4: 0.3, 5: 0.4, 6: 0.5}  # step 3's weights are the best
 
     def run(workdir, kill_at=None):
         policy, (arrays, tcfg) = _smoke_policy(store, mode)
@@ -251,23 +257,30 @@ def test_a_run_killed_during_an_evaluation_resumes_with_that_evaluation_not_its_
             if step == kill_at:
                 raise KeyboardInterrupt
             # the evaluated weights, and a draw from the global generator as an evaluation's sampling makes
-            return {"score": float(sum(t.double().sum() for t in p.parameters())), "draw": torch.rand(1).item()}
+            weights = float(sum(t.double().sum() for t in p.parameters()))
+            return {"score": scores[step], "weights": weights, "draw": torch.rand(1).item()}
 
         ema, state = train(policy, sampler, tcfg, workdir, seed=0, evaluate_fn=evaluate_fn, progress=False)
         return policy, ema, state, trained[0], evaluated
 
     policy, ema, whole, _, _ = run(tmp_path / "whole")
+    killed = tmp_path / "killed"
     with pytest.raises(KeyboardInterrupt):
-        run(tmp_path / "killed", kill_at=3)  # in the evaluation at step 3, a checkpoint step
-    assert checkpoint_progress(tmp_path / "killed" / RESUME_FILE) == (3, True)
-    policy2, ema2, resumed, trained, evaluated = run(tmp_path / "killed")
-    assert (trained, evaluated) == (3, [3, 4, 5, 6])  # steps 4-6 only; step 3's evaluation first
-    assert checkpoint_progress(tmp_path / "killed" / RESUME_FILE) == (6, False)
+        run(killed, kill_at=kill_at)
+    assert checkpoint_progress(killed / RESUME_FILE) == (kill_at, True)
+    (killed / f"{RESUME_FILE}.tmp99999").write_bytes(b"a write a killed process left")
+    policy2, ema2, resumed, trained, evaluated = run(killed)
+    assert (trained, evaluated) == (6 - kill_at, list(range(kill_at, 7)))  # its evaluation first, then steps after
+    assert checkpoint_progress(killed / RESUME_FILE) == (6, False)
+    assert sorted(p.name for p in killed.glob("*.tmp*")) == []
 
     def strip(history):
         return [{k: v for k, v in h.items() if k != "train_seconds"} for h in history]
 
     assert [h["step"] for h in resumed.history] == [1, 2, 3, 4, 5, 6]
-    assert strip(resumed.history) == strip(whole.history)  # scores, draws, losses and train losses
+    assert strip(resumed.history) == strip(whole.history)  # scores, weights, draws, losses and train losses
     for a, b in ((policy, policy2), (ema, ema2)):
         assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert load_best(killed / BEST_FILE)[1:] == load_best(tmp_path / "whole" / BEST_FILE)[1:] == (3, 0.9)
+    a, b = load_file(str(tmp_path / "whole" / BEST_FILE)), load_file(str(killed / BEST_FILE))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
