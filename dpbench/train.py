@@ -201,8 +201,9 @@ def train(
     state = TrainState()
 
     resume, best_path = workdir / RESUME_FILE, workdir / BEST_FILE
+    # writes a killed process left unfinished (the cell's lock keeps out live writers)
     for partial in [*workdir.glob(RESUME_FILE + ".tmp*"), *workdir.glob(BEST_FILE + ".tmp*")]:
-        partial.unlink()  # a write a killed process left unfinished (the cell's lock keeps out live writers)
+        partial.unlink(missing_ok=True)
     if resume.exists():
         state = _load_resume(resume, policy, optimizer, scheduler, ema, rng)
         for name, meter in meters.items():
