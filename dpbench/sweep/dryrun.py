@@ -137,8 +137,8 @@ def dry_run_report(
             p.action_mode,
             variant,
             cost,
-            done or 0,
-            pending,
+            done_steps=done or 0,
+            eval_pending=pending,
         )
         todo.append(est)
         if est.total_min is None:
