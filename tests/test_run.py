@@ -133,6 +133,56 @@ def test_rerun_skips_finished_seeds_and_resumes_unfinished(tmp_path, tiny_pusht_
     assert _records(out)[0]["date"] == resumed["date"]
 
 
+def test_a_run_stopped_in_an_evaluation_records_what_an_uninterrupted_run_records(
+    tmp_path, tiny_pusht_hdf5, monkeypatch
+):
+    """`dpbench run` stopped (Ctrl-C or SIGTERM) inside a checkpoint step's evaluation resumes from the checkpoint
+    written just before it: the rerun runs that evaluation first, trains only the steps after it, and writes the
+    record an uninterrupted run writes. The training loop's own test (test_protocol) kills `train`; this one goes
+    through the runner, its saved last evaluation and its record."""
+    import dpbench.runner as runner
+    from dpbench.train import RESUME_FILE, checkpoint_progress
+
+    assert _run(tmp_path / "whole", tiny_pusht_hdf5, "--seeds", "1", "--workers", "1") == 0
+    (whole,) = _records(tmp_path / "whole")
+    assert [h["step"] for h in whole["history"]] == [3, 6]  # the smoke preset: checkpoints at both
+    real_evaluate, calls = runner.evaluate, []
+
+    def stopped_in_the_first(*args, **kwargs):
+        calls.append(kwargs["n_episodes"])
+        if len(calls) == 1:
+            raise KeyboardInterrupt  # what the CLI raises on SIGTERM, mid-evaluation
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "evaluate", stopped_in_the_first)
+    out = tmp_path / "stopped"
+    assert _run(out, tiny_pusht_hdf5, "--seeds", "1", "--workers", "1") == 130
+    assert _records(out) == []
+    workdir = out / "work" / whole["cell_id"]
+    assert checkpoint_progress(workdir / RESUME_FILE) == (3, True)
+
+    calls.clear()
+    calls.append(-1)  # the resumed process is not stopped
+    assert _run(out, tiny_pusht_hdf5, "--seeds", "1", "--workers", "1") == 0
+    episodes = whole["config"]["train"]["eval_episodes"]
+    assert calls[1:] == [episodes, episodes]  # steps 3 and 6, once each; the last one's result is the record's
+    (rec,) = _records(out)
+    timing = {"eval_seconds", "train_seconds", "chunk_latency_ms"}
+    assert [{k: v for k, v in h.items() if k not in timing} for h in rec["history"]] == [
+        {k: v for k, v in h.items() if k not in timing} for h in whole["history"]
+    ]
+    assert rec["final"]["last_eval"]["episode_scores"] == whole["final"]["last_eval"]["episode_scores"]
+    for key in ("max", "avg_last10"):
+        assert rec["final"][key] == whole["final"][key]
+    held, held_whole = rec["final"]["heldout"], whole["final"]["heldout"]
+    assert {k: held[k] for k in ("step", "episode_scores")} == {k: held_whole[k] for k in ("step", "episode_scores")}
+    # both processes are named, the second from the step its checkpoint held
+    assert [p["from_step"] for p in rec["wall"]["processes"]] == [0, 3]
+    assert rec["wall"]["eval_s"] == pytest.approx(
+        sum(h["eval_seconds"] for h in rec["history"]) + held["wall_s"], abs=0.1
+    )
+
+
 def test_a_resumed_cells_contention_covers_its_stopped_process(tmp_path, tiny_pusht_hdf5, monkeypatch):
     """A cell stopped and resumed keeps what its first process measured: other jobs that crowded the cores
     then still mark the record contended, though none ran while it resumed. Before 2026-12-02 the record
