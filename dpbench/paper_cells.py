@@ -100,6 +100,22 @@ def is_smoke(g: Group) -> bool:
     return g.preset == "smoke"
 
 
+def left_out(row: str, g: Group) -> str | None:
+    """Why the claims (``dpbench.paper_claims``) leave out the cell of ``row`` that holds ``g``, as a phrase that
+    completes "the records here are ..."; None when they compare it."""
+    if row not in PAPER_ROWS:
+        return "of policies the paper does not have (its rows: LSTM-GMM, IBC, BET, DP-C, DP-T)"
+    if is_smoke(g):
+        return "smoke runs, a pipeline check that scores nothing (train --preset quick or paper)"
+    if not current(g):
+        return "under an older evaluation protocol than today's (ᵛ)"
+    if not paper_actions(row, g):
+        return "in another action space than the paper's for the policy"
+    if off_schedule(g):
+        return "not on their preset as defined today (ˢ)"
+    return None
+
+
 def preference(row: str, g: Group) -> tuple:
     """The sort key (higher first) that picks one group of records for a cell of the paper's grid: the paper's
     action space for the policy of ``row``, today's protocol, the preset nearest the paper's (paper, quick, any

@@ -15,16 +15,12 @@ from dpbench.paper_cells import (
     PAPER_CAVEATS,
     PAPER_ROWS,
     ROW_LABELS,
-    TABLE_OF_OBS,
     TABLE_TITLES,
     Column,
     ColumnFilter,
     column_label,
-    current,
     fill_cells,
-    is_smoke,
-    off_schedule,
-    paper_actions,
+    left_out,
     paper_columns,
     paper_values,
 )
@@ -91,17 +87,7 @@ def column_claims(records: list[dict[str, Any]], kind: str, envs: ColumnFilter |
     _, cols, cells = fill_cells(records, kind, envs)
     out = []
     for col in cols:
-        usable = {
-            r: c.group
-            for (r, cc), c in cells.items()
-            if cc == col
-            and r in PAPER_ROWS
-            and c.group
-            and current(c.group)
-            and paper_actions(r, c.group)
-            and not off_schedule(c.group)
-            and not is_smoke(c.group)
-        }
+        usable = {r: c.group for (r, cc), c in cells.items() if cc == col and c.group and not left_out(r, c.group)}
         ours = {r: g.max for r, g in usable.items()}
         paper = {r: c.paper["max"] for (r, cc), c in cells.items() if cc == col and r in PAPER_ROWS and c.paper}
         if not ours:
@@ -275,14 +261,11 @@ def claims_table(
         ", not the original's 100 or more (docs/baselines_vs_original.md). Read "
         "'rankings agree' and the means as a check of the paper's ordering under these conditions.",
     ]
-    if not claims and not any(TABLE_OF_OBS.get(r["obs"]) == kind for r in records):
-        notes.insert(0, "No column qualifies: these columns have no record yet.")
-    elif not claims:
-        notes.insert(
-            0,
-            "No column qualifies: no cell of the paper's policies here is under today's protocol, on its preset's "
-            "schedule and in the paper's action space for the policy (ᵛ and ˢ above mark cells that are not).",
-        )
+    if not claims:  # say why, from what the cells hold: no record, or only records the claims leave out
+        cells = fill_cells(records, kind, envs)[2].items()
+        why = sorted({w for (r, _), c in cells if c.group and (w := left_out(r, c.group))})
+        said = "the records here are " + "; or ".join(why) if why else "these columns have no record yet"
+        notes.insert(0, f"No column qualifies: {said}.")
     caveats = [
         f"{ROW_LABELS.get(row, row)} {column_label(col)}: {why}"
         for (k, row, col), why in PAPER_CAVEATS.items()
