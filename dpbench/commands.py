@@ -89,10 +89,11 @@ def _run_sweep(sweep, args: argparse.Namespace) -> int:
     except DpbenchError as exc:
         raise DpbenchError(f"{source}: {exc}" if source else str(exc)) from None
     only = {k: getattr(args, f"only_{k}", None) for k in ("env", "policy", "variant")}
-    if any(only.values()):  # a part of the grid (dpbench sweep --env/--policy/--variant)
+    if any(v is not None for v in only.values()):  # a part of the grid (dpbench sweep --env/--policy/--variant)
         from dpbench.sweep.spec import select_cells
 
-        specs = select_cells(specs, *(split_names(v, k) if v else None for k, v in only.items()))
+        # `--env ''` is an error, as in `dpbench table`, not the whole grid
+        specs = select_cells(specs, *(split_names(v, k) if v is not None else None for k, v in only.items()))
     try:  # a typo stops the grid before its results directory is made or any data is read
         check_specs(specs)
     except DpbenchError as exc:

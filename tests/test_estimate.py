@@ -340,6 +340,9 @@ def test_a_part_of_the_paper_grid_is_the_whole_grids_cells(capsys):
         select_cells(specs, ["squar"])
     assert main(["sweep", str(path), "--dry-run", "--env", "tool_hang", "--variant", "mh"]) == 2  # ToolHang is ph
     assert "the grid has no cell with all of --env tool_hang --variant mh" in capsys.readouterr().err
+    # an empty selection is an error, as in `dpbench table`: before 2026-12-06 `--env ''` meant the whole grid
+    assert main(["sweep", str(path), "--dry-run", "--env", ""]) == 2
+    assert "--env needs at least one name" in capsys.readouterr().err
 
 
 def test_sub_grids_merge_their_settings(tmp_path):
