@@ -497,6 +497,29 @@ def test_dry_run_counts_the_estimates_made_on_this_kind_of_cpu():
     assert "less than 2x: between 1.9 h and that upper bound" in head
 
 
+def test_threads_beyond_the_cores_do_not_shorten_the_dry_runs_wall_time(monkeypatch, capsys):
+    """`--workers 2 --threads 2` on 2 cores puts 4 threads on 2 cores: the wall time's lower bound is the cores'
+    (the CPU-hours / 2), not a quarter of the CPU-hours, which a newcomer read in the dry run before 2026-12-06."""
+    from pathlib import Path
+
+    import dpbench.host as host
+    from dpbench.host import THREADS_ENV
+
+    monkeypatch.setattr(host, "usable_cores", lambda: 2)
+    monkeypatch.setenv(THREADS_ENV, "1")  # restored after the test: --threads sets it for the process
+    path = Path(__file__).resolve().parents[1] / "sweeps" / "paper_table1_state.yaml"
+    part = ["--env", "lift", "--policy", "diffusion", "--variant", "ph"]
+    assert main(["sweep", str(path), "--dry-run", "--workers", "2", "--threads", "2", *part]) == 0
+    out = capsys.readouterr().out
+    assert "2 worker(s) x 2 torch threads on 2 usable core(s)" in out and "counts 1 a cell" in out
+    head = next(line for line in out.splitlines() if line.startswith("[dpbench] estimate:"))
+    assert "2 worker(s), one cell each at a time" in head and "gives its cell" not in head
+    # one worker may use both cores' threads: the lower bound is half the one-thread figure
+    assert main(["sweep", str(path), "--dry-run", "--workers", "1", "--threads", "2", *part]) == 0
+    out = capsys.readouterr().out
+    assert "usable core(s)" not in out and "gives its cell 2 threads, which shorten it by less than 2x" in out
+
+
 def test_a_new_cell_whose_record_was_trained_on_other_demos_says_so(tmp_path):
     # ToolHang's case: the out dir holds seed 0's record, trained on a collection of 109,662 steps; this machine's
     # collection of the same recipe has 109,604, so the cell is new and its line and the summary say why.
