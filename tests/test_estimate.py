@@ -192,11 +192,11 @@ def test_dry_run_collects_nothing_and_names_what_cannot_run(tmp_path, monkeypatc
     assert main(["sweep", str(cfg), "--dry-run", "--workers", "2"]) == 0
     text = capsys.readouterr().out
     lines = text.splitlines()
-    square = [line for line in lines if "diffusion square/low_dim seed" in line]
+    square = [line for line in lines if "diffusion square/low_dim mh seed" in line]
     # by state, not by task name: a rate's basis ("[train: from tool_hang/low_dim]") may name ToolHang, when the
     # committed records of this machine's kind of CPU include a ToolHang one
     blocked = [line for line in lines if line.startswith("  blocked")]
-    assert not any("tool_hang/low_dim seed" in line for line in lines)
+    assert not any("tool_hang/low_dim mh seed" in line for line in lines)
     assert len(square) == 2 and all(line.startswith("  new ") and "not collected yet" in line for line in square)
     # the blocked cells of one task and reason share one line
     assert (

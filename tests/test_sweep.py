@@ -651,8 +651,8 @@ def test_the_papers_baselines_train_in_delta_actions_on_robomimic_unless_a_datas
     sweep.write_text(yaml.safe_dump({"policies": ["lstm_gmm", "diffusion"], "envs": ["lift"], "seeds": 1}))
     assert main(["sweep", str(sweep), "--dry-run", "--out", str(tmp_path / "r")]) == 0
     lines = capsys.readouterr().out.splitlines()
-    (lstm,) = [x for x in lines if " lstm_gmm lift/low_dim seed 0 " in x]
-    (dp,) = [x for x in lines if " diffusion lift/low_dim seed 0 " in x]
+    (lstm,) = [x for x in lines if " lstm_gmm lift/low_dim ph seed 0 " in x]
+    (dp,) = [x for x in lines if " diffusion lift/low_dim ph seed 0 " in x]
     assert "[scripted-delta lift demos not collected yet" in lstm and "[scripted lift demos not collected yet" in dp
     # the run's header says who chose the action space, and when --dataset overrides a paper policy's
     cell = lambda policy, dataset, kind, mode: SimpleNamespace(  # noqa: E731

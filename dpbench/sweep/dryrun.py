@@ -96,7 +96,9 @@ def dry_run_report(
     per_policy: dict[str, list[float]] = {}  # policy -> CPU-minutes of each of its cells with a rate
     for p in planned:
         spec, cfg = p.spec, p.config
-        name = f"{cfg.policy_cls.name} {spec.env}/{cfg.obs} seed {spec.seed}"
+        # robomimic's ph and mh cells share task, obs and seed: the variant tells them apart before their demos exist
+        ph_mh = f" {data_variant(spec.dataset or '')}" if get_task(spec.env).action_modes else ""
+        name = f"{cfg.policy_cls.name} {spec.env}/{cfg.obs}{ph_mh} seed {spec.seed}"
         if p.blocked:
             blocked.setdefault((f"{spec.env}/{cfg.obs}", p.problem), []).append(f"{cfg.policy_cls.name} {spec.seed}")
             continue
