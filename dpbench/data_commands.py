@@ -8,9 +8,13 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from dpbench.commands import split_names
 from dpbench.errors import DatasetMissing, DpbenchError, check_output_file
+
+if TYPE_CHECKING:
+    from dpbench.tasks import Task
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -81,13 +85,8 @@ def cmd_data_info(args: argparse.Namespace) -> int:
 
 def cmd_collect(args: argparse.Namespace) -> int:
     """Scripted demonstrations into robomimic-layout hdf5 (Push-T, or a robomimic task)."""
-    from dpbench.data.collect import collect_pusht, collect_robomimic
-    from dpbench.data.registry import (
-        DEFAULT_SCRIPTED_EPISODES,
-        SCRIPTED_EPISODES,
-        scripted_pusht_path,
-        scripted_robomimic_path,
-    )
+    from dpbench.data.collect import collect_pusht
+    from dpbench.data.registry import DEFAULT_SCRIPTED_EPISODES, scripted_pusht_path
     from dpbench.tasks import get_task
 
     task = get_task(args.env)
@@ -106,9 +105,21 @@ def cmd_collect(args: argparse.Namespace) -> int:
             raise DpbenchError("Push-T's demonstrator has no --variant, --camera or --action-mode")
         episodes = args.episodes or DEFAULT_SCRIPTED_EPISODES
         path = Path(args.out) if args.out else scripted_pusht_path(episodes)
-        collect_pusht(episodes, path, start_seed=args.start_seed, progress=not args.quiet)
-        print(f"wrote {path}")
-        return 0
+        stats = collect_pusht(episodes, path, start_seed=args.start_seed, progress=not args.quiet)
+    else:
+        path, stats = _collect_robomimic(args, task)
+    print(
+        f"wrote {path}: {stats['kept']} episodes, {stats['steps']} steps; demonstrator success "
+        f"{stats['success_rate']:.1%} ({stats['kept']}/{stats['tried']}); {stats['wall_s']:.0f} s "
+        f"({stats['steps_per_s']:.0f} steps/s, {stats['workers']} worker{'s' * (stats['workers'] != 1)})"
+    )
+    return 0
+
+
+def _collect_robomimic(args: argparse.Namespace, task: Task) -> tuple[Path, dict[str, Any]]:
+    """``dpbench collect`` on a robomimic task: (the file written, ``collect_robomimic``'s statistics)."""
+    from dpbench.data.collect import collect_robomimic
+    from dpbench.data.registry import SCRIPTED_EPISODES, scripted_robomimic_path
     from dpbench.host import usable_cores
 
     cameras = tuple(sorted(split_names(args.camera, "camera"))) if args.camera else ()
@@ -129,9 +140,4 @@ def cmd_collect(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         action_mode=args.action_mode,
     )
-    print(
-        f"wrote {path}: {stats['kept']} episodes, {stats['steps']} steps; demonstrator success "
-        f"{stats['success_rate']:.1%} ({stats['kept']}/{stats['tried']}); {stats['wall_s']:.0f} s "
-        f"({stats['steps_per_s']:.0f} steps/s, {stats['workers']} workers)"
-    )
-    return 0
+    return path, stats

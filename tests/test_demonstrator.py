@@ -110,9 +110,19 @@ def test_episode_length_is_the_registrations(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_collected_file_holds_the_demonstrators_episodes(tmp_path) -> None:
-    path = collect_pusht(2, tmp_path / "pusht.hdf5", start_seed=1, progress=False)
+    path = tmp_path / "pusht.hdf5"
+    stats = collect_pusht(2, path, start_seed=1, progress=False)
     store = load_episodes(path)
     assert store.n_episodes == 2 and store.attrs["env_args"]["version"] == SCRIPTED_VERSION
+    # the statistics a robomimic collection gives: seeds 1 and 2 both succeed (their episodes are compared below)
+    assert {k: stats[k] for k in ("tried", "kept", "success_rate", "seeds", "steps", "workers")} == {
+        "tried": 2,
+        "kept": 2,
+        "success_rate": 1.0,
+        "seeds": [1, 2],
+        "steps": store.n_steps,
+        "workers": 1,
+    }
     for i, seed in enumerate((1, 2)):
         ep = _episode(seed)
         for key in ("state", "action", "keypoint", "n_contacts"):
@@ -139,6 +149,9 @@ def test_collect_keeps_an_existing_out_file_and_refuses_paths_it_cannot_write(tm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.hdf5"]
     assert main([*collect, str(mine), "--overwrite"]) == 0
     assert load_episodes(mine).n_episodes == 1
+    said = capsys.readouterr().out  # as a robomimic collection says it: counts and the demonstrator's success
+    assert f"wrote {mine}: 1 episodes, {load_episodes(mine).n_steps} steps; demonstrator success" in said
+    assert said.rstrip().endswith(" steps/s, 1 worker)")
     assert main([*collect, str(tmp_path / "UPPER.H5")]) == 0  # collect takes the suffix in any case: so does loading
     assert load_episodes(tmp_path / "UPPER.H5").n_episodes == 1
     with pytest.raises(SystemExit):  # argparse: a seed is >= 0 (it was a traceback)

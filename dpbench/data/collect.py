@@ -41,7 +41,7 @@ PUSHT_KEYS = ("state", "action", "keypoint", "n_contacts", "img")  # what a Push
 
 
 # --------------------------------------------------------------------------- Push-T
-def collect_pusht(n_episodes: int, path: str | Path, start_seed: int = 0, progress: bool = True) -> Path:
+def collect_pusht(n_episodes: int, path: str | Path, start_seed: int = 0, progress: bool = True) -> dict[str, Any]:
     """Run the scripted Push-T demonstrator on seeds start_seed, start_seed + 1, ... until
     ``n_episodes`` succeed; write them to ``path`` (robomimic-layout hdf5, atomically).
 
@@ -50,14 +50,14 @@ def collect_pusht(n_episodes: int, path: str | Path, start_seed: int = 0, progre
     its ``SCRIPTED_VERSION``, the seeds tried and how many.
 
     Returns:
-        the path written.
+        the collection's statistics, as ``collect_robomimic`` gives them (one worker).
 
     Raises:
         DpbenchError: the demonstrator keeps failing (fewer than 1 in 20 of over 20 * n_episodes
             seeds succeed), which is a bug.
     """
     episodes: list[dict[str, np.ndarray]] = []
-    seed, tried = start_seed, 0
+    seed, tried, t0 = start_seed, 0, time.perf_counter()
     with tqdm(total=n_episodes, desc="scripted Push-T demos", disable=not progress, unit="ep") as bar:
         while len(episodes) < n_episodes:
             ep = collect_episode(seed)
@@ -76,7 +76,18 @@ def collect_pusht(n_episodes: int, path: str | Path, start_seed: int = 0, progre
         "seeds": [start_seed, seed - 1],
         "tried": tried,
     }
-    return write_hdf5(store, path, env_args=env_args)
+    write_hdf5(store, path, env_args=env_args)
+    wall = time.perf_counter() - t0
+    return {
+        "tried": tried,
+        "kept": store.n_episodes,
+        "success_rate": round(store.n_episodes / tried, 4),
+        "seeds": [start_seed, seed - 1],
+        "steps": store.n_steps,
+        "wall_s": round(wall, 1),
+        "steps_per_s": round(store.n_steps / max(wall, 1e-9), 1),
+        "workers": 1,
+    }
 
 
 # --------------------------------------------------------------------------- robomimic
