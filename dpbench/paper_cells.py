@@ -100,20 +100,27 @@ def is_smoke(g: Group) -> bool:
     return g.preset == "smoke"
 
 
+# Why the claims leave a cell out, each a phrase completing "the records here are ...", in the order checked.
+LEFT_OUT = (
+    "of policies the paper does not have (its rows: LSTM-GMM, IBC, BET, DP-C, DP-T)",
+    "smoke runs, a pipeline check that scores nothing (train --preset quick or paper)",
+    "under an older evaluation protocol than today's (ᵛ)",
+    "in another action space than the paper's for the policy",
+    "not on their preset as defined today (ˢ)",
+)
+
+
 def left_out(row: str, g: Group) -> str | None:
-    """Why the claims (``dpbench.paper_claims``) leave out the cell of ``row`` that holds ``g``, as a phrase that
-    completes "the records here are ..."; None when they compare it."""
-    if row not in PAPER_ROWS:
-        return "of policies the paper does not have (its rows: LSTM-GMM, IBC, BET, DP-C, DP-T)"
-    if is_smoke(g):
-        return "smoke runs, a pipeline check that scores nothing (train --preset quick or paper)"
-    if not current(g):
-        return "under an older evaluation protocol than today's (ᵛ)"
-    if not paper_actions(row, g):
-        return "in another action space than the paper's for the policy"
-    if off_schedule(g):
-        return "not on their preset as defined today (ˢ)"
-    return None
+    """Why the claims (``dpbench.paper_claims``) leave out the cell of ``row`` that holds ``g``: the first
+    ``LEFT_OUT`` phrase that applies; None when they compare it."""
+    checks = (
+        row not in PAPER_ROWS,
+        is_smoke(g),
+        not current(g),
+        not paper_actions(row, g),
+        off_schedule(g),
+    )
+    return next((why for why, applies in zip(LEFT_OUT, checks) if applies), None)
 
 
 def preference(row: str, g: Group) -> tuple:

@@ -12,6 +12,7 @@ from typing import Any
 from dpbench.paper_cells import (
     BASELINES,
     DP_ROWS,
+    LEFT_OUT,
     PAPER_CAVEATS,
     PAPER_ROWS,
     ROW_LABELS,
@@ -263,8 +264,9 @@ def claims_table(
     ]
     if not claims:  # say why, from what the cells hold: no record, or only records the claims leave out
         cells = fill_cells(records, kind, envs)[2].items()
-        why = sorted({w for (r, _), c in cells if c.group and (w := left_out(r, c.group))})
-        said = "the records here are " + "; or ".join(why) if why else "these columns have no record yet"
+        why = sorted({w for (r, _), c in cells if c.group and (w := left_out(r, c.group))}, key=LEFT_OUT.index)
+        listed = ", ".join(why[:-1]) + f"{',' * (len(why) > 2)} or {why[-1]}" if len(why) > 1 else "".join(why)
+        said = f"the records here are {listed}" if why else "these columns have no record yet"
         notes.insert(0, f"No column qualifies: {said}.")
     caveats = [
         f"{ROW_LABELS.get(row, row)} {column_label(col)}: {why}"
