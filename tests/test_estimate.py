@@ -232,6 +232,7 @@ def test_dry_run_counts_a_cell_recorded_from_demos_not_collected_here_as_recorde
     assert lines[0].startswith("  recorded") and rec["cell_id"] in lines[0] and "not collected yet" in lines[0]
     assert lines[1].startswith("  new ") and "seed 1" in lines[1]
     assert "1 cell(s) to run" in lines[2] and "\n  - 1 cell(s) have a record made from demos not collected here" in text
+    assert lines[2].endswith("Not in the total: 1 recorded cell(s) and collecting 1 dataset(s) (below).")
     assert "the collection of 1 dataset(s) first is not included\n" in text  # seed 1 needs the demos anyway
     # seed 0 alone: nothing to train, but a real sweep still collects the demos to match the record to them
     (tmp_path / "one.yaml").write_text(yaml.safe_dump({**grid, "seeds": 1, "dataset": "scripted"}))

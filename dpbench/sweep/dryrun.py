@@ -184,6 +184,12 @@ def dry_run_report(
             )
             + ". Per cell: CPU time, then (training + evaluation) in CPU-minutes (dpbench.sweep.estimate)."
         )
+        # what the total leaves out, where a newcomer reads first (each is a caveat below)
+        left = [f"{n_recorded} recorded cell(s)"] * bool(n_recorded) + [
+            f"collecting {len(collect | collect_for_recorded)} dataset(s)"
+        ] * bool(collect | collect_for_recorded)
+        if left:
+            head += f" Not in the total: {' and '.join(left)} (below)."
     elif todo:
         head = f"[dpbench] estimate: {len(todo)} cell(s) to run, none with a measured rate (no record of them yet)."
     else:
