@@ -63,12 +63,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def console_main() -> None:
-    """The ``dpbench`` console script: ``main()``, then exit with its status. After a one-line error (status 2) the
-    process is ending, so debris a failed library call leaves for the interpreter's shutdown is not printed under
-    that line: a corrupt zarr chunk leaves zarr's other chunk reads pending in its event loop, each of which logs
-    "Task was destroyed but it is pending!" or "Event loop is closed" when collected (hundreds of lines)."""
+    """The ``dpbench`` console script: ``main()``, then exit with its status. After a one-line error (status 2) or
+    an interrupt (130) the process is ending, so debris a stopped library call leaves for the interpreter's shutdown
+    is not printed under that line: a corrupt zarr chunk, or Ctrl-C while a dataset loads, leaves zarr's other chunk
+    reads pending in its event loop, each of which logs "Task was destroyed but it is pending!" or "Event loop is
+    closed" when collected (hundreds of lines)."""
     code = main()
-    if code == 2:
+    if code in (2, 130):
         logging.getLogger("asyncio").setLevel(logging.CRITICAL)
         sys.unraisablehook = lambda _: None
         warnings.simplefilter("ignore")  # "coroutine ... was never awaited"
