@@ -156,6 +156,11 @@ def train_step(
             f"got {type(loss).__name__} {tuple(getattr(loss, 'shape', ()))}"
         )
     loss_value = float(loss.item())  # the step's one host sync: the finiteness check and the loss log
+    if not math.isfinite(loss_value) and step == 0:  # no update has run yet: the learning rate cannot be the cause
+        raise DpbenchError(
+            f"policy {policy_label(policy)}'s compute_loss returned {loss_value} at the first step, before any "
+            "update: check its loss computation and the dataset for NaN or inf values"
+        )
     if not math.isfinite(loss_value):
         raise DpbenchError(
             f"training diverged: the loss became {loss_value} at step {step + 1}; "

@@ -76,6 +76,10 @@ def test_train_step_stops_on_a_non_finite_loss_before_touching_the_weights():
     with pytest.raises(DpbenchError, match="training diverged: the loss became nan at step 3"):
         train_step(policy, batch, optimizer, scheduler, None, tcfg, 2)
     assert all(torch.equal(a, b) for a, b in zip(before, policy.parameters()))
+    # at the first step no update has run, so the message does not blame the learning rate
+    with pytest.raises(DpbenchError, match="compute_loss returned nan at the first step, before any update") as exc:
+        train_step(policy, batch, optimizer, scheduler, None, tcfg, 0)
+    assert "train.lr" not in str(exc.value)
 
 
 def test_train_step_names_a_policy_whose_loss_is_not_a_scalar(monkeypatch):
