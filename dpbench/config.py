@@ -151,7 +151,9 @@ def apply_overrides(cfg: Any, overrides: dict[str, Any], where: str) -> Any:
     for key, value in overrides.items():
         head, dot, rest = key.partition(".")
         if head not in fields:
-            raise DpbenchError(f"{where} has no field '{key}'; fields: {', '.join(sorted(fields))}")
+            raise DpbenchError(
+                f"{where} has no field '{key}'; fields: {', '.join(sorted(fields))}{did_you_mean([head], fields)}"
+            )
         nested = _nested_dataclass(hints[head])
         if nested is not None:
             if dot:
@@ -200,8 +202,11 @@ def build_configs(
             f"policy '{policy_cls.name}' has no preset '{preset}'; choose one of {', '.join(policy_cls.presets)}"
             f"{did_you_mean([preset], policy_cls.presets)}"
         )
+    # a typo in a plugin's own presets (or task_overrides) names where it is, not only the field
     pcfg = apply_overrides(
-        policy_cls.Config(), _preset_settings(policy_cls, preset, task)[0], f"{policy_cls.name} config"
+        policy_cls.Config(),
+        _preset_settings(policy_cls, preset, task)[0],
+        f"{policy_cls.name} config (preset {preset!r})",
     )
     if image_obs:
         pcfg.vision = apply_overrides(VisionConfig(), dict(VISION_PRESETS.get(preset, {})), "vision config")
@@ -237,7 +242,7 @@ def preset_train_config(
     train_over = _preset_settings(policy_cls, preset, task)[1]
     if image_obs:
         train_over |= IMAGE_TRAIN_PRESETS.get(preset, {})
-    return apply_overrides(TrainConfig(), train_over, "train config")
+    return apply_overrides(TrainConfig(), train_over, f"train config ({policy_cls.name} preset {preset!r})")
 
 
 def length_reasons(

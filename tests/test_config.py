@@ -67,6 +67,22 @@ def test_dpbench_config_refuses_unknown_names_in_one_line(capsys):
     assert "unknown policy 'nope'" in capsys.readouterr().err
     assert main(["config", "bc", "--set", "policy.widths=3"]) == 2
     assert "has no field 'widths'" in capsys.readouterr().err
+    assert main(["config", "bc", "--set", "policy.dropuot=0.2"]) == 2
+    assert "has no field 'dropuot'; fields: dropout, " in (err := capsys.readouterr().err)
+    assert err.rstrip().endswith("did you mean 'dropout'?")
+
+
+def test_a_typo_in_a_policys_own_preset_names_the_preset():
+    """A plugin's `presets` are checked like --set, and the message says the typo is in the preset, not on the
+    command line (before 2026-12-06 the message did not say whether the typo was in a preset or a --set)."""
+
+    class Typo(get_policy_class("bc")):
+        presets = {"smoke": ({"dropuot": 0.1}, {}), "quick": ({}, {"stpes": 5})}
+
+    with pytest.raises(DpbenchError, match=r"config \(preset 'smoke'\) has no field 'dropuot'.*did you mean 'dropout'"):
+        build_configs(Typo, "smoke")
+    with pytest.raises(DpbenchError, match=r"train config \(\w+ preset 'quick'\) has no field 'stpes'.*'steps'"):
+        build_configs(Typo, "quick")
 
 
 def test_config_refuses_the_schedule_run_refuses(capsys, tmp_path):
