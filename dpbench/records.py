@@ -316,6 +316,17 @@ def read_record(path: Path) -> dict[str, Any]:
     return rec
 
 
+def record_policy(policy: str, policy_cls: type) -> str:
+    """The policy as records name it, given as ``policy`` (``--policy``): a registered name's class name (aliases
+    such as diffusion_cnn share diffusion's records), else the ``module:Class`` given."""
+    return policy_cls.name if ":" not in policy else policy
+
+
+def policy_slug(policy: str, policy_cls: type) -> str:
+    """The policy's part of a cell id: ``record_policy`` with ``:`` and ``.`` as ``_``."""
+    return record_policy(policy, policy_cls).replace(":", "_").replace(".", "_")
+
+
 def make_cell_id(env: str, obs: str, policy: str, data: str, preset: str, chash: str, seed: int) -> str:
     """``<env>-<obs>__<policy>__<data>__<preset>-<config_hash>__seed<N>``; ``data``: ``<kind>-<hash[:8]>``."""
     return f"{env}-{obs}__{policy}__{data}__{preset}-{chash}__seed{seed}"

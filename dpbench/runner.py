@@ -36,7 +36,9 @@ from dpbench.records import (
     WallTimes,
     config_hash,
     make_cell_id,
+    policy_slug,
     record_of_same_demos,
+    record_policy,
     split_cell_id,
     write_json_atomic,
 )
@@ -174,12 +176,6 @@ def resolve_config(spec: CellSpec, variant: str | None = None) -> CellConfig:
     return CellConfig(obs, policy_cls, pcfg, tcfg, chash, variant)
 
 
-def policy_slug(spec: CellSpec, cfg: CellConfig) -> str:
-    """The policy's part of a cell id: a registered name's class name (aliases such as diffusion_cnn share
-    diffusion's cells), else the ``module:Class`` given, with ``:`` and ``.`` as ``_``."""
-    return (cfg.policy_cls.name if ":" not in spec.policy else spec.policy).replace(":", "_").replace(".", "_")
-
-
 def policy_action_mode(task: Task, policy_cls: type) -> str | None:
     """The action space ``policy_cls`` trains in on ``task`` without --dataset (its ``default_action_mode``), or None
     where the task has one action space (Push-T)."""
@@ -220,7 +216,9 @@ def prepare(
     if data.variant != cfg.variant:  # a file by path that reads as mh: its training length follows
         cfg = resolve_config(spec, variant=data.variant)
     data_part = f"{data.kind}-{data.store.content_hash()[:8]}"
-    cell_id = make_cell_id(task.name, cfg.obs, policy_slug(spec, cfg), data_part, spec.preset, cfg.chash, spec.seed)
+    cell_id = make_cell_id(
+        task.name, cfg.obs, policy_slug(spec.policy, cfg.policy_cls), data_part, spec.preset, cfg.chash, spec.seed
+    )
     return PreparedCell(spec, cfg.obs, cfg.policy_cls, cfg.pcfg, cfg.tcfg, data, cell_id, cfg.chash, action_mode)
 
 
@@ -335,7 +333,7 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[st
     record = Record(  # the record schema and each field's meaning: dpbench.records
         cell_id=cell.cell_id,
         command=spec.command,
-        policy=cell.policy_cls.name if ":" not in spec.policy else spec.policy,  # aliases: the class's name
+        policy=record_policy(spec.policy, cell.policy_cls),
         env=task.name,
         obs=cell.obs,
         action_mode=cell.action_mode,

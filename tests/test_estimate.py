@@ -48,7 +48,7 @@ def _square_dp_config() -> SimpleNamespace:
 def _planned(cfg: SimpleNamespace, seed: int, cell: SimpleNamespace | None = None) -> SimpleNamespace:
     """A Square cell as ``dry_run_report`` reads a ``PlannedCell``: prepared (``cell``) or with its demos not
     collected yet (``cell`` None)."""
-    spec = SimpleNamespace(env="square", seed=seed, dataset="scripted")
+    spec = SimpleNamespace(policy="diffusion", env="square", seed=seed, dataset="scripted")
     problem = "demos not collected yet"  # read only where ``cell`` is None
     return SimpleNamespace(
         spec=spec, config=cfg, blocked=False, cell=cell, missing=None, action_mode="abs", problem=problem
@@ -467,7 +467,11 @@ def test_dry_run_counts_the_estimates_made_on_this_kind_of_cpu():
     summary = "\n".join(dry_run_report(planned, records, 2, cpu_capability="AVX2")[-3:])
     assert "2 of the 2 wholly from records made on this machine's kind of CPU (AVX2)" in summary
     assert "from other tasks" not in summary  # Square's own records
-    lift = [SimpleNamespace(**{**vars(planned[0]), "spec": SimpleNamespace(env="lift", seed=0, dataset="scripted")})]
+    lift = [
+        SimpleNamespace(
+            **{**vars(planned[0]), "spec": SimpleNamespace(policy="diffusion", env="lift", seed=0, dataset="scripted")}
+        )
+    ]
     assert "  - 1 of the 1 extrapolate a rate from other tasks (see each basis)" in dry_run_report(lift, records, 2)
     summary = "\n".join(dry_run_report(planned, records, 2, cpu_capability="AVX512"))
     assert "0 of the 2 wholly from records made on this machine's kind of CPU (AVX512)" in summary
@@ -496,6 +500,22 @@ def test_dry_run_counts_the_estimates_made_on_this_kind_of_cpu():
     head = dry_run_report(planned, records, 1, threads_per_cell=2)[-2]
     assert "1 worker(s), one cell each at a time, about 3.9 h" in head and "gives its cell 2 threads" in head
     assert "less than 2x: between 1.9 h and that upper bound" in head
+
+
+def test_a_plugin_policys_records_price_its_cells():
+    """A policy named by ``module:Class`` is recorded under that reference (``records.record_policy``), not its
+    class's ``name``: the dry run looks its rates up the same way. Before 2026-12-06 it looked up the class name, so
+    a plugin's cells stayed "? [train: no record]" however many of its records the out dir held."""
+    from dpbench.sweep.dryrun import dry_run_report
+
+    cfg = _square_dp_config()
+    plugin = SimpleNamespace(**{**vars(cfg), "policy_cls": type("Mine", (), {"name": "mine"})})
+    cell = _planned(plugin, 0)
+    cell.spec.policy = "my_module:Mine"
+    record = _timed("my_module:Mine", "square", "low_dim", 1750.0, [350.0])
+    line = dry_run_report([cell], [record], 2)[0]
+    # by hand, as in the test above: 1750 s / 5000 steps x 5000 + 350 / 50 x (11 x 50 + 200) s = 116.7 min
+    assert line.startswith("  new     ~117 min (29 + 88)") and "no record" not in line, line
 
 
 def test_threads_beyond_the_cores_do_not_shorten_the_dry_runs_wall_time(monkeypatch, capsys):
@@ -545,7 +565,7 @@ def test_a_new_cell_whose_record_was_trained_on_other_demos_says_so(tmp_path):
     ]
     planned = [
         SimpleNamespace(
-            spec=SimpleNamespace(env="tool_hang", seed=s, dataset="scripted"),
+            spec=SimpleNamespace(policy="diffusion", env="tool_hang", seed=s, dataset="scripted"),
             config=cfg,
             blocked=False,
             cell=cells[s],

@@ -8,7 +8,7 @@ from typing import Any
 
 from dpbench.data.registry import data_variant
 from dpbench.host import cpu_kind
-from dpbench.records import make_cell_id, split_cell_id
+from dpbench.records import make_cell_id, policy_slug, record_policy, split_cell_id
 from dpbench.sweep.estimate import Rates, cost_key, estimate_cell
 from dpbench.tasks import get_task
 
@@ -80,7 +80,6 @@ def dry_run_report(
     each of ``cores`` workers gives its cell (fewer workers than cores: more than one), which makes the wall time an
     upper bound."""
     from dpbench.config import config_to_dict
-    from dpbench.runner import policy_slug
     from dpbench.train import RESUME_FILE, checkpoint_progress
 
     rates = Rates(records, cpu_capability=cpu_capability, cpu_family=cpu_family)
@@ -109,7 +108,7 @@ def dry_run_report(
             lines.append(f"  {'done':<8}{'':<22}{p.cell.cell_id}{elsewhere if found != p.cell.cell_id else ''}")
             continue
         if p.missing is not None:  # its demos are not collected here: a record of the same cell may exist anyway
-            task, slug = get_task(spec.env).name, policy_slug(spec, cfg)
+            task, slug = get_task(spec.env).name, policy_slug(spec.policy, cfg.policy_cls)
             cell_id = make_cell_id(task, cfg.obs, slug, f"{p.missing.kind}-?", spec.preset, cfg.chash, spec.seed)
             rec = recorded.get(_record_key(cell_id, p.missing.path))
             if rec is not None:
@@ -130,7 +129,7 @@ def dry_run_report(
         variant = p.cell.variant if p.cell is not None else data_variant(spec.dataset or "")
         cost = cost_key(config_to_dict(cfg.pcfg), cfg.tcfg.batch_size)
         est = estimate_cell(
-            cfg.policy_cls.name,
+            record_policy(spec.policy, cfg.policy_cls),  # as its records name it: a plugin's by module:Class
             spec.env,
             cfg.obs,
             cfg.tcfg,
