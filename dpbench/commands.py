@@ -130,12 +130,12 @@ def _run_sweep(sweep, args: argparse.Namespace) -> int:
 
         # the threads a local worker would really give its cell (--threads included); Ray: one per cell
         threads = plan_workers(len(planned), cores)[1] if getattr(args, "backend", "local") == "local" else 1
-        if threads > max(1, here // cores) and getattr(args, "backend", "local") == "local":
+        if threads > (useful := max(1, here // cores)):  # only a local pool can oversubscribe this machine's cores
             print(
                 f"[dpbench] {cores} worker(s) x {threads} torch threads on {here} usable core(s): threads beyond the "
-                f"cores only share them, so the wall time's lower bound counts {max(1, here // cores)} a cell"
+                f"cores only share them, so the wall time's lower bound counts {useful} a cell"
             )
-            threads = max(1, here // cores)
+            threads = useful
         for line in dry_run_report(planned, records, cores, out_records, cpu_capability(), cpu_family(), threads):
             print(line)
         return 0

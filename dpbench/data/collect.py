@@ -82,7 +82,7 @@ def collect_pusht(n_episodes: int, path: str | Path, start_seed: int = 0, progre
         "tried": tried,
         "kept": store.n_episodes,
         "success_rate": round(store.n_episodes / tried, 4),
-        "seeds": [start_seed, seed - 1],
+        "seeds": env_args["seeds"],
         "steps": store.n_steps,
         "wall_s": round(wall, 1),
         "steps_per_s": round(store.n_steps / max(wall, 1e-9), 1),
