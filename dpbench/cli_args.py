@@ -53,7 +53,11 @@ def _grid_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--address", default=None, help="Ray cluster address (default: the running one, or start a local one)"
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bars, even on a terminal (bars draw only there: a log gets the evaluation lines)",
+    )
     _threads_option(p)
 
 
@@ -142,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
             "there, so train on another count with --dataset PATH); an existing file needs --overwrite",
         )
         p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
-        p.add_argument("--quiet", action="store_true", help="no progress bar")
+        p.add_argument("--quiet", action="store_true", help="no progress bar, even on a terminal (it draws only there)")
         p.set_defaults(func=cmd_collect)
 
     p = _command(sub, "run", help="train + evaluate policies x envs x N seeds, write records, print the table")

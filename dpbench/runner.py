@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from dpbench.bars import terminal_bar
 from dpbench.checkpoint import save_policy
 from dpbench.config import build_configs, config_to_dict
 from dpbench.contention import ContentionMeter
@@ -222,7 +222,7 @@ def prepare(
     return PreparedCell(spec, cfg.obs, cfg.policy_cls, cfg.pcfg, cfg.tcfg, data, cell_id, cfg.chash, action_mode)
 
 
-def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> dict[str, Any]:
+def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = terminal_bar) -> dict[str, Any]:
     """Train + evaluate one seed and write its record; returns the record (existing or new).
     ``make_bar`` is the training progress reporter (see ``train``)."""
     if cell.record_path.exists():  # its own, or the same cell on another collection of the same demos

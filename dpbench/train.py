@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
-from tqdm.auto import tqdm
 
+from dpbench.bars import terminal_bar
 from dpbench.config import TrainConfig
 from dpbench.contention import ContentionMeter
 from dpbench.contract import policy_label
@@ -186,7 +186,7 @@ def train(
     evaluate_fn: Callable[[Policy, int], dict[str, Any]] | None = None,
     progress: bool = True,
     desc: str = "train",
-    make_bar: Callable[..., Any] = tqdm,
+    make_bar: Callable[..., Any] = terminal_bar,
     meters: Mapping[str, ContentionMeter] | None = None,
 ) -> tuple[Policy, TrainState]:
     """Train ``policy`` in place; resumes from ``workdir/train_state.pt`` when present.

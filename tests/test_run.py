@@ -76,6 +76,18 @@ def test_smoke_run_writes_records_and_is_deterministic(tmp_path, tiny_pusht_hdf5
     assert again["final"]["last_eval"]["episode_scores"] == r["final"]["last_eval"]["episode_scores"]
 
 
+def test_a_run_piped_into_a_log_gets_its_lines_not_bar_redraws(tmp_path, tiny_pusht_hdf5, capsys):
+    # without --quiet, as a Slurm or nohup job runs: stderr is a file, not a terminal (capsys's is not a tty).
+    # tqdm would redraw its bar there ~10 times a second, each a carriage return (and a cursor-up escape for a
+    # nested bar): megabytes of log an hour. The evaluation lines written through the bar must still print.
+    args = ["run", "--policy", "diffusion", "--env", "pusht", "--preset", "smoke"]
+    assert main([*args, "--dataset", str(tiny_pusht_hdf5), "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr()
+    assert "step 3: score" in printed.out and "step 6: score" in printed.out
+    for text in printed:
+        assert "\r" not in text and "\x1b[" not in text
+
+
 def test_rerun_skips_finished_seeds_and_resumes_unfinished(tmp_path, tiny_pusht_hdf5, monkeypatch):
     out = tmp_path / "r"
     assert _run(out, tiny_pusht_hdf5, "--seeds", "1") == 0

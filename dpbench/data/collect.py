@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from dpbench.bars import terminal_bar
 from dpbench.data.episodes import EpisodeStore, write_hdf5
 from dpbench.envs import VARIANTS
 from dpbench.envs.pusht.episodes import SCRIPTED_VERSION, collect_episode
@@ -58,7 +58,7 @@ def collect_pusht(n_episodes: int, path: str | Path, start_seed: int = 0, progre
     """
     episodes: list[dict[str, np.ndarray]] = []
     seed, tried, t0 = start_seed, 0, time.perf_counter()
-    with tqdm(total=n_episodes, desc="scripted Push-T demos", disable=not progress, unit="ep") as bar:
+    with terminal_bar(total=n_episodes, desc="scripted Push-T demos", disable=not progress, unit="ep") as bar:
         while len(episodes) < n_episodes:
             ep = collect_episode(seed)
             seed, tried = seed + 1, tried + 1
@@ -307,7 +307,7 @@ def collect_robomimic(
     desc = f"scripted {task} ({variant}) demos"
     seeds = iter_scripted_episodes(task, variant, first, tuple(cameras), workers, action_mode)
     try:
-        with tqdm(total=n_episodes, initial=len(episodes), desc=desc, disable=not progress, unit="ep") as bar:
+        with terminal_bar(total=n_episodes, initial=len(episodes), desc=desc, disable=not progress, unit="ep") as bar:
             for seed, ep in seeds if len(episodes) < n_episodes else ():
                 tried += 1
                 if ep is not None:

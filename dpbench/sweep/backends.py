@@ -25,6 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from dpbench import host
+from dpbench.bars import terminal_bar
 from dpbench.data.episodes import load_episodes
 from dpbench.data.registry import DatasetRef
 from dpbench.errors import DpbenchError
@@ -102,7 +103,7 @@ def _worker_run(
             why = "is the same dpbench installed everywhere?"
         return ("error", f"worker resolved cell {cell.cell_id}, the driver {cell_id}: {why}")
     channel = _WORKER.channel
-    return execute(cell, make_bar=tqdm if channel is None else partial(WorkerBar, channel, cell_id))
+    return execute(cell, make_bar=terminal_bar if channel is None else partial(WorkerBar, channel, cell_id))
 
 
 def _ray_task(

@@ -7,8 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from tqdm.auto import tqdm
-
+from dpbench.bars import terminal_bar
 from dpbench.contract import is_builtin, plugin_hint
 from dpbench.data.registry import ROBOMIMIC_SCRIPTED, data_variant, dataset_name_problem, scripted_name
 from dpbench.errors import DatasetMissing, DpbenchError, did_you_mean, first_line, raised_at
@@ -209,7 +208,7 @@ def _action_space_note(cell: PreparedCell) -> list[str]:
     return []
 
 
-def execute(cell: PreparedCell, make_bar: Callable[..., Any] = tqdm) -> tuple[str, Any]:
+def execute(cell: PreparedCell, make_bar: Callable[..., Any] = terminal_bar) -> tuple[str, Any]:
     """Run one prepared cell under its lock: ("ran", record), ("done", record) when another process finished
     it meanwhile, ("busy", holder) when another process holds it, or ("error", message). ``make_bar`` is
     the training progress reporter (``dpbench.train.train``): tqdm, or a worker's ``WorkerBar``."""

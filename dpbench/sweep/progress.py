@@ -18,6 +18,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from dpbench.bars import terminal_bar
+
 
 class WorkerBar:
     """Stands in for the training loop's tqdm bar inside a worker: sends (kind, cell_id, ...) messages over
@@ -82,7 +84,7 @@ class ProgressView:
 
     def __init__(self, total: int, done: int, enabled: bool) -> None:
         self.enabled = enabled
-        self.overall = tqdm(
+        self.overall = terminal_bar(
             total=total, initial=done, desc="cells", unit="cell", position=0, dynamic_ncols=True, disable=not enabled
         )
         self.bars: dict[str, Any] = {}
@@ -94,7 +96,7 @@ class ProgressView:
         with self.lock:
             if kind == "start":
                 desc, initial, total = payload
-                self.bars[cell_id] = tqdm(
+                self.bars[cell_id] = terminal_bar(
                     total=total,
                     initial=initial,
                     desc=desc,
