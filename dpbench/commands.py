@@ -60,9 +60,9 @@ def _filters(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     return [(k, split_names(v, k)) for k in SELECTORS if (v := getattr(args, k, None)) is not None]
 
 
-def _selection(args: argparse.Namespace) -> tuple[list[str] | None, ...]:
-    """--env, --policy, --obs, --variant as lists (None where not given)."""
-    given = dict(_filters(args))
+def _selection(filters: list[tuple[str, list[str]]]) -> tuple[list[str] | None, ...]:
+    """``_filters``' pairs as --env, --policy, --obs, --variant lists (None where not given)."""
+    given = dict(filters)
     return tuple(given.get(k) for k in SELECTORS)
 
 
@@ -313,7 +313,8 @@ def cmd_table(args: argparse.Namespace) -> int:
         records = load_all(args.out)
     except DpbenchError as exc:  # e.g. --out table.csv: the table itself goes to stdout
         raise DpbenchError(f"{exc} (the table prints to stdout: redirect it to save it)") from None
-    envs, policies, obs, variants = _selection(args)
+    filters = _filters(args)
+    envs, policies, obs, variants = _selection(filters)
     if args.claims and args.layout == "pivot":
         raise DpbenchError(
             "--claims compares the policies in the paper's layout; "
@@ -336,7 +337,7 @@ def cmd_table(args: argparse.Namespace) -> int:
         from dpbench.paper_cells import ColumnFilter
         from dpbench.paper_table import format_paper_table
 
-        selection = " ".join(f"--{k} {','.join(names)}" for k, names in _filters(args))
+        selection = " ".join(f"--{k} {','.join(names)}" for k, names in filters)
         columns: ColumnFilter | None = envs
         if variants:  # the paper's columns of those variants (of --env's tasks): (task, variant) pairs
             from dpbench.tasks import TASKS
@@ -363,10 +364,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from dpbench.plots import plot_all
     from dpbench.results import load_all, select_records
 
-    envs, policies, obs, variants = _selection(args)
+    chosen = _filters(args)
+    envs, policies, obs, variants = _selection(chosen)
     records = select_records(load_all(args.out), envs, policies, args.out, obs, variants=variants)
     figdir = Path(args.figdir) if args.figdir else Path(args.out) / "figures"
-    chosen = _filters(args)
     if not args.figdir and chosen:
         # a selection's scores and latency figures would overwrite the whole results' under the same names
         parts = [f"{k}-{'+'.join(sorted(names))}" for k, names in chosen]

@@ -18,6 +18,7 @@ from typing import Any
 
 from dpbench.contract import is_builtin
 from dpbench.errors import DpbenchError, guess_names, guesses_text, raised_at
+from dpbench.host import environment_info
 from dpbench.policy import Policy
 
 ENTRY_POINT_GROUP = "dpbench.policies"
@@ -319,3 +320,13 @@ def get_policy_class(name: str) -> type[Policy]:
             f"\"{name}\"` in the class, or register it under '{cls.name}'"
         )
     return cls
+
+
+def provenance(policy_cls: type, device: str) -> dict[str, Any]:
+    """``environment_info`` for a record, its ``versions`` naming the policy's file and hash when the policy
+    lives outside dpbench (``policy_source``)."""
+    info = environment_info(device=device)
+    source = policy_source(policy_cls)
+    if source is not None:
+        info["versions"] = {**info["versions"], "policy_source": source}
+    return info

@@ -25,9 +25,9 @@ from dpbench.data.sampler import SequenceSampler, split_episodes
 from dpbench.envs.io import ObsMode
 from dpbench.errors import DpbenchError
 from dpbench.evaluate import EvalResult, evaluate
-from dpbench.host import device_name, environment_info, resolve_device
+from dpbench.host import device_name, resolve_device
 from dpbench.metrics import summarize_history
-from dpbench.policies import get_policy_class, policy_source, source_digest
+from dpbench.policies import get_policy_class, policy_source, provenance, source_digest
 from dpbench.preflight import check_actions_fit, check_configs, check_dataset_fits, preflight
 from dpbench.records import (
     DataSplit,
@@ -390,13 +390,3 @@ def _saved_last_eval(path: Path, history: list[dict[str, Any]]) -> dict[str, Any
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return result if complete and same else None
-
-
-def provenance(policy_cls: type, device: str) -> dict[str, Any]:
-    """``environment_info`` for a record, its ``versions`` naming the policy's file and hash when the policy
-    lives outside dpbench (``policies.policy_source``)."""
-    info = environment_info(device=device)
-    source = policy_source(policy_cls)
-    if source is not None:
-        info["versions"] = {**info["versions"], "policy_source": source}
-    return info
