@@ -470,9 +470,15 @@ def test_every_cli_option_has_help_text():
     assert not undescribed, undescribed
 
 
-def test_a_reader_that_goes_away_gets_no_traceback(tmp_path):
+@pytest.mark.parametrize(
+    "command",
+    [["-m", "dpbench.cli", "list"], ["benchmarks/check_estimate.py", "--out", "results"]],
+    ids=["dpbench list", "check_estimate"],
+)
+def test_a_reader_that_goes_away_gets_no_traceback(command):
     # `dpbench list | head`: the pipe's reader is gone before dpbench writes. Python ignores SIGPIPE, so every
     # write raises BrokenPipeError; dpbench stops quietly instead of printing a traceback (and another at exit).
+    # check_estimate reads the committed records (results/), from the checkout's root.
     import subprocess
     import sys
 
@@ -480,7 +486,11 @@ def test_a_reader_that_goes_away_gets_no_traceback(tmp_path):
     os.close(read_end)
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "dpbench.cli", "list"], stdout=write_end, stderr=subprocess.PIPE, text=True
+            [sys.executable, *command],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parents[1],
         )
     finally:
         os.close(write_end)
