@@ -56,7 +56,7 @@ def _grid_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--quiet",
         action="store_true",
-        help="no progress bars, even on a terminal (bars draw only there: a log gets the evaluation lines)",
+        help="no progress bars, even on a terminal (a log gets no bars anyway: status lines every 5 min)",
     )
     _threads_option(p)
 
@@ -146,7 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
             "there, so train on another count with --dataset PATH); an existing file needs --overwrite",
         )
         p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
-        p.add_argument("--quiet", action="store_true", help="no progress bar, even on a terminal (it draws only there)")
+        p.add_argument(
+            "--quiet",
+            action="store_true",
+            help="no progress bar, even on a terminal (a log gets status lines every 5 min instead)",
+        )
         p.set_defaults(func=cmd_collect)
 
     p = _command(sub, "run", help="train + evaluate policies x envs x N seeds, write records, print the table")

@@ -40,3 +40,27 @@ def test_a_sweeps_bars_stay_off_a_log_but_its_lines_reach_it(capsys):
     printed = capsys.readouterr()
     assert printed.out == "[bc/pusht seed 0] step 10: score 0.5\n[dpbench] bc pusht seed 0: max 0.5\n"
     assert printed.err == ""
+
+
+def test_a_log_gets_a_status_line_every_few_minutes_and_where_a_resume_starts(monkeypatch):
+    # in a log a robomimic cell's first evaluation can be an hour away: the log must tell a working job from a
+    # hung one without a bar's redraws
+    clock = [1000.0]
+    monkeypatch.setattr("dpbench.bars.time.monotonic", lambda: clock[0])
+    log = io.StringIO()
+    bar = terminal_bar(total=45000, initial=29250, desc="lstm_gmm/transport seed 1", unit="step", file=log)
+    assert log.getvalue() == "[lstm_gmm/transport seed 1] from step 29250 of 45000\n"
+    bar.set_postfix(loss="0.0123", lr="1.0e-04")
+    for _ in range(100):  # 100 steps in 299 s: not yet
+        clock[0] += 2.99
+        bar.update(1)
+    assert log.getvalue().count("\n") == 1
+    clock[0] += 1.0  # 300 s after the start: 101 steps done, 29351 of 45000 (65.2%), 101 / 300 = 0.337 step/s
+    bar.update(1)
+    assert log.getvalue().splitlines()[1] == (
+        "[lstm_gmm/transport seed 1] step 29351/45000 (65%), 0.337 step/s, loss=0.0123, lr=1.0e-04"
+    )
+    clock[0] += 299.0
+    bar.update(1)
+    assert log.getvalue().count("\n") == 2  # the next one 300 s after the last
+    assert terminal_bar(total=5, initial=3, file=FakeTerminal()).n == 3  # a terminal still gets tqdm's bar
