@@ -104,6 +104,13 @@ def _check_class(ref: str, cls: Any) -> type[Policy]:
         raise DpbenchError(
             f"policy '{ref}' breaks the Policy contract: it needs a `name` and at least one preset in `presets`"
         )
+    if not any("Config" in vars(k) for k in cls.__mro__ if k is not Policy):
+        # else the base PolicyConfig trains: a config dataclass the class forgot to name is silently ignored
+        raise DpbenchError(
+            f"policy '{ref}' names no config class: write `Config = YourConfig` in the class body (your "
+            "PolicyConfig dataclass; `Config = PolicyConfig` if it has no fields of its own). Without it the base "
+            "PolicyConfig's fields and defaults train, whatever config class your module defines"
+        )
     _check_config_class(ref, cls.Config)
     return cls
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from dpbench.cli import main
+from dpbench.config import PolicyConfig
 from dpbench.errors import DpbenchError
 from dpbench.policies import available_policies, get_policy_class
 
@@ -217,6 +218,7 @@ def test_the_template_policy_takes_images_with_no_code_of_its_own(plugin_site, t
 BROKEN = textwrap.dedent(
     """
     import torch
+    from dpbench.config import PolicyConfig
     from dpbench.policy import Policy
 
     class NoPredict(Policy):
@@ -227,6 +229,7 @@ BROKEN = textwrap.dedent(
 
     class WrongShape(Policy):
         name = "wrong_shape"
+        Config = PolicyConfig  # no fields of its own
         presets = {"smoke": ({}, dict(steps=2, batch_size=4, eval_every=1, checkpoint_every=1, eval_episodes=2))}
         def __init__(self, spec, config):
             super().__init__(spec, config)
@@ -340,6 +343,7 @@ CONFIGS = textwrap.dedent(
     import dataclasses
     from broken_policies import RaisesWhenTraining
     from dpbench.config import PolicyConfig
+    from dpbench.policy import Policy
 
     class Undecorated(PolicyConfig):
         horizon: int = 12
@@ -361,6 +365,18 @@ CONFIGS = textwrap.dedent(
 
     class NoDefault(RaisesWhenTraining):
         Config = Required
+
+    @dataclasses.dataclass
+    class Forgotten(PolicyConfig):
+        horizon: int = 12
+
+    class NoConfig(Policy):  # defines Forgotten but never names it: the base's horizon, 16, would train
+        name = "no_config"
+        presets = {"smoke": ({}, {})}
+        def compute_loss(self, batch):
+            raise NotImplementedError
+        def predict_action(self, obs):
+            raise NotImplementedError
     """
 )
 
@@ -388,6 +404,9 @@ def test_a_config_that_would_silently_lose_fields_is_refused(tmp_path, monkeypat
     # a field without a default: one message that says to give it one, not a TypeError traceback from Config()
     with pytest.raises(DpbenchError, match=r"Required.dropout has no default; give every config field one"):
         get_policy_class("broken_configs:NoDefault")
+    with pytest.raises(DpbenchError, match=r"'broken_configs:NoConfig' names no config class: write `Config = YourC"):
+        get_policy_class("broken_configs:NoConfig")
+    assert get_policy_class("broken_policies:WrongShape").Config is PolicyConfig  # named explicitly: accepted
     (tmp_path / "config_order.py").write_text(ORDER)
     with pytest.raises(DpbenchError, match=r"non-default argument 'dropout'.*give every config field a default"):
         get_policy_class("config_order:Anything")
