@@ -22,12 +22,19 @@ from dpbench.envs.io import ObsDict, ObsMode, box
 from .env import TASK_SPECS
 from .rotation import ARM_ROT6D_DIM, decode_abs_actions, encode_abs_actions
 
-# Measured: Lift envs with two 84x84 cameras (EGL) take ~165 MB each after a process's first
-# (~1.1 GB with robosuite and the GL stack); 250 leaves a margin.
-CAMERA_ENV_MB = 250
-# Measured: low-dim Lift and Can envs take ~105 MB each after a process's first (~600 MB with
-# robosuite). 200 held-out episodes side by side would need ~21 GB, so they run in waves.
-LOWDIM_ENV_MB = 120
+# Resident memory of one evaluation env, MB, per task and obs mode: the growth per env after a process's first
+# (benchmarks/bench_env_memory.py, three runs on 2026-12-06, 4, 4 and 8 envs; results/env_memory.json is the
+# 8-env run). The largest of the three plus 20%, rounded up to 10 MB: low_dim lift 106, can 104, square 108,
+# transport 201, tool_hang 114; image 190, 199, 197, 332, 223 (image figures vary ~15% between runs, low-dim ones
+# <1%). Evaluations run their episodes in waves that fit (dpbench.evaluate.episodes_per_wave): one figure for
+# every task (120 low-dim) had Transport's waves hold 1.7x their share, and two Transport cells ran out of 24 GB.
+ENV_MB: dict[str, dict[str, int]] = {
+    "lift": {"low_dim": 130, "image": 230},
+    "can": {"low_dim": 130, "image": 240},
+    "square": {"low_dim": 130, "image": 240},
+    "transport": {"low_dim": 250, "image": 400},
+    "tool_hang": {"low_dim": 140, "image": 270},
+}
 
 
 class _RobomimicMode(ObsMode):
@@ -53,10 +60,9 @@ class _RobomimicMode(ObsMode):
 class RobomimicLowDim(_RobomimicMode):
     """``obs`` (lowdim_dim,): the task's low-dim keys concatenated in robomimic's order."""
 
-    env_memory_mb = LOWDIM_ENV_MB
-
     def __init__(self, task: str, action_mode: str = "abs") -> None:
         super().__init__(task, action_mode)
+        self.env_memory_mb = ENV_MB[task]["low_dim"]
         spec = TASK_SPECS[task]
         self.keys = spec.lowdim_keys
         self.env_kwargs = {"action_mode": action_mode}
@@ -73,10 +79,9 @@ class RobomimicImage(_RobomimicMode):
     """``<camera>_image`` (84, 84, 3) uint8 per default camera (two per arm), and ``low_dim``: the
     arms' eef position, quaternion and gripper joints (no object state)."""
 
-    env_memory_mb = CAMERA_ENV_MB
-
     def __init__(self, task: str, action_mode: str = "abs") -> None:
         super().__init__(task, action_mode)
+        self.env_memory_mb = ENV_MB[task]["image"]
         spec = TASK_SPECS[task]
         cameras = spec.default_cameras[: 2 * spec.n_arms]
         self.image_keys = tuple(f"{c}_image" for c in cameras)
