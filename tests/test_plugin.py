@@ -93,6 +93,9 @@ def test_an_edited_policy_file_makes_new_cells(plugin_site, tmp_path, tiny_pusht
     source.write_text(source.read_text() + "# tuned\n")
     monkeypatch.delitem(sys.modules, "my_policy")  # a new process would import the edited file
     assert main(argv) == 0
+    # and says so: a comment's edit between a preemption and the resubmit restarts a cell from step 0
+    err = capsys.readouterr().err
+    assert "starts from step 0" in err and f"records/{first['cell_id']}.json" in err
     records = [json.loads(p.read_text()) for p in sorted((tmp_path / "records").glob("*.json"))]
     assert len(records) == 2 and len({r["config_hash"] for r in records}) == 2
     new = f"my_policy.py@sha256:{_expected_digest(source)}"

@@ -3,14 +3,17 @@ finishes, and retry cells another process holds until their record appears."""
 
 from __future__ import annotations
 
+import glob
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from dpbench.errors import DpbenchError
-from dpbench.records import read_record
+from dpbench.records import read_record, split_cell_id
 from dpbench.runner import PreparedCell
 from dpbench.sweep.backends import BACKENDS, Backend, InProcess, LocalPool, RayPool, plan_workers
 from dpbench.sweep.progress import ProgressView
@@ -18,6 +21,39 @@ from dpbench.sweep.progress import pump as pump_progress
 from dpbench.train import RESUME_FILE
 
 _RETRY_BUSY_S = 2.0  # how long a cell another process holds waits before it is submitted again
+_MAX_NOTES = 3  # cells starting anew beside another version's runs: named one by one up to this many
+
+
+def other_versions(cell: PreparedCell) -> list[Path]:
+    """The unfinished work dirs (a checkpoint, no record) and the records under the cell's OUT of the same env,
+    obs, policy, demonstrations, preset and seed under another config hash: its config, a --set, or (a plugin's)
+    policy code differed. They neither resume nor count for this cell."""
+    head, data, preset_seed = split_cell_id(cell.cell_id)
+    preset_hash, seed = preset_seed.rsplit("__", 1)
+    pattern = glob.escape(f"{head}__{data}__{preset_hash.rsplit('-', 1)[0]}-") + "*" + glob.escape(f"__{seed}")
+    out = cell.spec.out
+    records = sorted((out / "records").glob(pattern + ".json"))
+    finished = {r.name.removesuffix(".json") for r in records}  # their work dirs keep a checkpoint too
+    found = [d for d in sorted((out / "work").glob(pattern)) if (d / RESUME_FILE).exists() and d.name not in finished]
+    found += records
+    return [p for p in found if p.name.removesuffix(".json") != cell.cell_id]
+
+
+def _note_other_versions(starting: list[PreparedCell]) -> None:
+    """Say which cells start from step 0 although OUT holds runs of them under another config hash: after an edit
+    to a plugin policy's code (a comment will do) a rerun would otherwise start over without a word."""
+    noted = [(c, others) for c in starting if (others := other_versions(c))]
+    for cell, others in noted[:_MAX_NOTES]:
+        out = cell.spec.out
+        names = ", ".join(str(p.relative_to(out)) for p in others[:2]) + (" ..." if len(others) > 2 else "")
+        print(
+            f"[dpbench] note: {cell.cell_id} starts from step 0; {out} holds this policy, env, demonstrations, "
+            f"preset and seed under another config hash ({names}): another config, --set or policy code made "
+            "them, and they stay apart from this cell (no resume, their own table rows).",
+            file=sys.stderr,
+        )
+    if len(noted) > _MAX_NOTES:
+        print(f"[dpbench] note: and {len(noted) - _MAX_NOTES} more cells like these", file=sys.stderr)
 
 
 def run_grid(
@@ -56,6 +92,7 @@ def run_grid(
         else:
             todo.append(cell)
     n_resume = sum((c.workdir / RESUME_FILE).exists() for c in todo)
+    _note_other_versions([c for c in todo if not (c.workdir / RESUME_FILE).exists()])
     device = cells[0].spec.device if cells else "cpu"
     n_workers, threads = plan_workers(len(todo), workers, device)
     plan = f"{len(records)} done, {n_resume} to resume, {len(todo) - n_resume} to start"
