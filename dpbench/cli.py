@@ -20,15 +20,18 @@ from dpbench.errors import DpbenchError, is_interrupt, reader_gone
 from dpbench.host import THREADS_ENV
 from dpbench.source import code_version
 
+_TERMINATED = threading.Event()  # set by SIGTERM: the run stops as after Ctrl-C, and exits 143 as a killed job does
+
 
 def _terminated(signum: int, frame: object) -> None:
+    _TERMINATED.set()
     raise KeyboardInterrupt  # `kill` (SIGTERM) stops a run as cleanly as Ctrl-C
 
 
 def main(argv: list[str] | None = None) -> int:
     """The ``dpbench`` entry point: parse ``argv`` (default ``sys.argv[1:]``) and run the subcommand. Returns its exit
-    status: 0 on success, 2 after printing a DpbenchError in one line, 130 on Ctrl-C or SIGTERM (finished seeds are
-    saved; rerunning resumes the rest)."""
+    status: 0 on success, 2 after printing a DpbenchError in one line, 130 on Ctrl-C and 143 on SIGTERM (128 + the
+    signal, as a shell reports a job killed by it; finished seeds are saved, rerunning resumes the rest)."""
     parser = build_parser()
     args, stray = parser.parse_known_args(argv)
     if stray:  # argparse would name them under the top level's usage; the subcommand's says what it takes
@@ -37,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "threads", None):
         os.environ[THREADS_ENV] = str(args.threads)  # read by plan_workers here and inherited by workers
     in_main_thread = threading.current_thread() is threading.main_thread()
+    _TERMINATED.clear()
     previous = signal.signal(signal.SIGTERM, _terminated) if in_main_thread else None
     try:
         code_version()  # one source tree (else DpbenchError), and its commit read now, before any run
@@ -56,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             saved = "Finished seeds are saved and unfinished ones resume from their last checkpoint"
         print(f"\ndpbench: interrupted. {saved}: rerun the same command.", file=sys.stderr)
-        return 130
+        return 128 + signal.SIGTERM if _TERMINATED.is_set() else 130
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
@@ -64,12 +68,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def console_main() -> None:
     """The ``dpbench`` console script: ``main()``, then exit with its status. After a one-line error (status 2) or
-    an interrupt (130) the process is ending, so debris a stopped library call leaves for the interpreter's shutdown
-    is not printed under that line: a corrupt zarr chunk, or Ctrl-C while a dataset loads, leaves zarr's other chunk
-    reads pending in its event loop, each of which logs "Task was destroyed but it is pending!" or "Event loop is
-    closed" when collected (hundreds of lines)."""
+    an interrupt (130; 143 after SIGTERM) the process is ending, so debris a stopped library call leaves for the
+    interpreter's shutdown is not printed under that line: a corrupt zarr chunk, or Ctrl-C while a dataset loads,
+    leaves zarr's other chunk reads pending in its event loop, each of which logs "Task was destroyed but it is
+    pending!" or "Event loop is closed" when collected (hundreds of lines)."""
     code = main()
-    if code in (2, 130):
+    if code in (2, 130, 143):
         logging.getLogger("asyncio").setLevel(logging.CRITICAL)
         sys.unraisablehook = lambda _: None
         warnings.simplefilter("ignore")  # "coroutine ... was never awaited"

@@ -600,7 +600,8 @@ def test_sigterm_stops_a_run_like_ctrl_c(tmp_path, tiny_pusht_hdf5):
     assert proc.poll() is None, f"the run ended before it could be stopped: {proc.stderr.read()[-2000:]}"
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    # 128 + SIGTERM, as a shell or scheduler reports a job killed by it (Ctrl-C's is 130)
+    assert proc.returncode == 143 and "interrupted" in err and "Traceback" not in err, err
     assert list((out / "work").glob("*/train_state.pt"))  # the checkpoint to resume from is kept
 
 
