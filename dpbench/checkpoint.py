@@ -48,6 +48,11 @@ def read_checkpoint_meta(path: str | Path) -> dict[str, Any]:
     if not path.exists():
         raise DpbenchError(f"{path}: no such checkpoint")
     if path.is_dir():
+        if not (path / "policy.safetensors").exists():  # a best.safetensors beside it is training's weights only
+            raise DpbenchError(
+                f"{path} is a folder without policy.safetensors, which a cell's folder holds once its training "
+                "ends; rerun the dpbench run that made it to finish it, or pass a checkpoint file"
+            )
         raise DpbenchError(f"{path} is a folder; pass {path}/policy.safetensors (or best.safetensors)")
     if path.name == "train_state.pt":
         raise DpbenchError(
