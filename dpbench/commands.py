@@ -292,6 +292,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         sampling_seed=args.seed,
         video_path=video,
     )
+    first = task.test_seed_start if args.seed_start is None else args.seed_start
+    step = f", step {meta['step']}" if "step" in meta else ""
+    # saved output names what it scored: the checkpoint, the task and the episodes' seeds
+    print(
+        f"{meta.get('policy', '?')} ({args.checkpoint}{step}) on {task.name}/{obs}: test seeds {first}-"
+        f"{first + res.n_episodes - 1}, sampling seed {args.seed}"
+    )
     print(f"score (mean max reward) {res.score:.3f}  95% CI [{res.score_ci95[0]:.3f}, {res.score_ci95[1]:.3f}]")
     print(f"success rate {res.success_rate:.3f}  95% CI [{res.success_ci95[0]:.3f}, {res.success_ci95[1]:.3f}]")
     print(

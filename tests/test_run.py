@@ -240,7 +240,11 @@ def test_checkpoint_eval_and_wrong_env(tmp_path, tiny_pusht_hdf5, capsys):
     ckpt = str(tmp_path / _records(tmp_path)[0]["checkpoint"])
     capsys.readouterr()
     assert main(["eval", ckpt, "--env", "pusht", "--episodes", "1", "--device", "cpu"]) == 0  # one: the path
-    assert "success rate" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "success rate" in out
+    # the output names what it scored: Push-T's test seeds start at 100000 (the original's test_start_seed)
+    says = f"diffusion ({ckpt}, step 6) on pusht/keypoints: test seeds 100000-100000, sampling seed 0"
+    assert out.splitlines()[0] == says
     # a device this machine lacks or torch cannot parse: one line, before any episode
     for device, says in (("gpu0", "unknown --device 'gpu0'"), ("cuda", "sees no CUDA device; use --device cpu")):
         if device == "cuda" and torch.cuda.is_available():
