@@ -4,18 +4,21 @@
         [--out results/env_memory.json]
 
 An evaluation steps its test episodes side by side, as many as fit in a share of the available memory
-(``dpbench.evaluate.episodes_per_wave``, from the mode's ``env_memory_mb``). Each (task, mode) is measured
-in a fresh process, as the evaluation builds its envs: one env built, reset and stepped (the process's
-fixed cost: robosuite, MuJoCo, the GL stack), then ``--envs`` more; the figure per env is the growth in
-resident set size (``/proc/self/status`` VmRSS) divided by ``--envs``. Steps send the delta action mode's
-zeros (hold still), so the memory is the simulator's, not a motion's.
+(``dpbench.evaluate.episodes_per_wave``, from the mode's ``env_memory_mb`` and ``env_process_mb``). Each
+(task, mode) is measured in a fresh process, as an env worker builds its envs: one env built, reset and stepped
+(``first_env_process_mb``: the process with its imports, robosuite, MuJoCo, the GL stack, and that env), then
+``--envs`` more; the figure per env is the growth in resident set size (``/proc/self/status`` VmRSS) divided by
+``--envs``, and a worker's own cost is the first figure less one env. Steps send the delta action mode's zeros
+(hold still), so the memory is the simulator's, not a motion's.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import sys
 from pathlib import Path
+from queue import Empty
 
 import numpy as np
 from timing import write_result
@@ -75,7 +78,11 @@ def main() -> None:
             queue = ctx.Queue()
             proc = ctx.Process(target=_child, args=(task, mode, args.envs, queue))
             proc.start()
-            row = {"task": task, "mode": mode, **queue.get()}
+            try:  # a child that dies (EGL missing, out of memory) sends nothing
+                row = {"task": task, "mode": mode, **queue.get(timeout=900)}
+            except Empty:
+                proc.kill()
+                sys.exit(f"{task} {mode}: the measuring process died or hung (exit {proc.exitcode}); MUJOCO_GL=egl?")
             proc.join()
             rows.append(row)
             print(

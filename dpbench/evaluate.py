@@ -57,22 +57,30 @@ class EvalResult:
         return asdict(self)
 
 
+def env_procs(task: Task) -> int:
+    """The processes an evaluation's envs run in: one per torch thread where steps are costly
+    (``task.parallel_eval``: robomimic), else 1 (this process)."""
+    return torch.get_num_threads() if task.parallel_eval else 1
+
+
 def make_env_batch(task: Task, mode: ObsMode, n_envs: int, render: bool = False) -> EnvBatch:
-    """The test episodes' envs; tasks with costly steps spread them over one process per core."""
+    """The test episodes' envs; tasks with costly steps spread them over one process per core (``env_procs``)."""
     kwargs = dict(mode.env_kwargs)
     if render:
         kwargs["render_mode"] = "rgb_array"
-    procs = torch.get_num_threads() if task.parallel_eval else 1
-    return EnvBatch(EnvMaker(task.gym_id, kwargs, mode), n_envs, n_procs=procs)
+    return EnvBatch(EnvMaker(task.gym_id, kwargs, mode), n_envs, n_procs=env_procs(task))
 
 
-def episodes_per_wave(mode: ObsMode, n: int, memory_share: float = 0.35) -> int:
-    """How many test episodes run side by side: all of them, unless their envs would hold more
-    than ``memory_share`` of the available memory (two evaluations may run at once)."""
+def episodes_per_wave(mode: ObsMode, n: int, procs: int = 1, memory_share: float = 0.35) -> int:
+    """How many test episodes run side by side: all of them, unless their envs would hold more than
+    ``memory_share`` of the available memory (two evaluations may run at once). Over ``procs`` > 1 env worker
+    processes each also costs ``mode.env_process_mb`` (robosuite, MuJoCo, torch: its first env's process); with
+    one, the envs live in this process, whose own cost is already resident."""
     if not mode.env_memory_mb:
         return n
-    fit = int(memory_share * available_memory_mb() / mode.env_memory_mb)
-    return max(1, min(n, fit))
+    workers = min(procs, n) if procs > 1 else 0
+    share = memory_share * available_memory_mb() - workers * mode.env_process_mb
+    return max(1, min(n, int(share / mode.env_memory_mb)))
 
 
 def evaluate(
@@ -97,7 +105,7 @@ def evaluate(
     can still move a few episodes' scores by float-level amounts (``benchmarks/check_waves.py``)."""
     n = n_episodes or task.n_test_episodes
     seed_start = task.test_seed_start if seed_start is None else seed_start
-    wave = min(n, wave or episodes_per_wave(mode, n))
+    wave = min(n, wave or episodes_per_wave(mode, n, env_procs(task)))
     t0 = time.perf_counter()
     venv = make_env_batch(task, mode, wave, render=video_path is not None)
     was_training = policy.training

@@ -46,6 +46,8 @@ class ObsMode:
         env_action_dim: the env's and datasets' action size (differs when actions are encoded).
         env_memory_mb: rough resident memory of one env in this mode (0: negligible); an
             evaluation runs its episodes in waves that fit (``dpbench.evaluate.episodes_per_wave``).
+        env_process_mb: rough resident memory of an env worker process before its envs (its imports and
+            simulator), where an evaluation spreads its envs over processes (``dpbench.evaluate.env_procs``).
     """
 
     env_kwargs: dict[str, Any]
@@ -54,6 +56,7 @@ class ObsMode:
     action_space: spaces.Box
     env_action_dim: int
     env_memory_mb: int = 0
+    env_process_mb: int = 0
 
     @property
     def spec(self) -> PolicySpec:

@@ -22,18 +22,21 @@ from dpbench.envs.io import ObsDict, ObsMode, box
 from .env import TASK_SPECS
 from .rotation import ARM_ROT6D_DIM, decode_abs_actions, encode_abs_actions
 
-# Resident memory of one evaluation env, MB, per task and obs mode: the growth per env after a process's first
-# (benchmarks/bench_env_memory.py, three runs on 2026-12-06, 4, 4 and 8 envs; results/env_memory.json is the
-# 8-env run). The largest of the three plus 20%, rounded up to 10 MB: low_dim lift 106, can 104, square 108,
-# transport 201, tool_hang 114; image 190, 199, 197, 332, 223 (image figures vary ~15% between runs, low-dim ones
-# <1%). Evaluations run their episodes in waves that fit (dpbench.evaluate.episodes_per_wave): one figure for
-# every task (120 low-dim) had Transport's waves hold 1.7x their share, and two Transport cells ran out of 24 GB.
-ENV_MB: dict[str, dict[str, int]] = {
-    "lift": {"low_dim": 130, "image": 230},
-    "can": {"low_dim": 130, "image": 240},
-    "square": {"low_dim": 130, "image": 240},
-    "transport": {"low_dim": 250, "image": 400},
-    "tool_hang": {"low_dim": 140, "image": 270},
+# Resident memory of robomimic evaluation envs, MB, per task and obs mode, as (one env, one env worker process
+# before its envs). benchmarks/bench_env_memory.py, three runs on 2026-12-06 (4, 4 and 8 envs; results/env_memory.json
+# is the 8-env run): an env is the growth in RSS per env after a process's first; a worker process is that first
+# env's process less one env (robosuite, MuJoCo, torch and, with cameras, the GL stack). Each figure is the largest
+# of the three runs plus 20%, rounded up to 10 MB: envs low_dim lift 106, can 104, square 108, transport 201,
+# tool_hang 114; image 190, 199, 197, 332, 223 (image figures vary ~15% between runs, low-dim ones <1%); worker
+# processes low_dim 543-629, image 922-1212. Evaluations run their episodes in waves that fit
+# (dpbench.evaluate.episodes_per_wave): one 120 MB figure for every task had Transport's waves hold 1.7x their
+# share, and two Transport cells ran out of 24 GB.
+ENV_MEMORY_MB: dict[str, dict[str, tuple[int, int]]] = {
+    "lift": {"low_dim": (130, 660), "image": (230, 1110)},
+    "can": {"low_dim": (130, 660), "image": (240, 1130)},
+    "square": {"low_dim": (130, 660), "image": (240, 1270)},
+    "transport": {"low_dim": (250, 760), "image": (400, 1460)},
+    "tool_hang": {"low_dim": (140, 660), "image": (270, 1320)},
 }
 
 
@@ -62,7 +65,7 @@ class RobomimicLowDim(_RobomimicMode):
 
     def __init__(self, task: str, action_mode: str = "abs") -> None:
         super().__init__(task, action_mode)
-        self.env_memory_mb = ENV_MB[task]["low_dim"]
+        self.env_memory_mb, self.env_process_mb = ENV_MEMORY_MB[task]["low_dim"]
         spec = TASK_SPECS[task]
         self.keys = spec.lowdim_keys
         self.env_kwargs = {"action_mode": action_mode}
@@ -81,7 +84,7 @@ class RobomimicImage(_RobomimicMode):
 
     def __init__(self, task: str, action_mode: str = "abs") -> None:
         super().__init__(task, action_mode)
-        self.env_memory_mb = ENV_MB[task]["image"]
+        self.env_memory_mb, self.env_process_mb = ENV_MEMORY_MB[task]["image"]
         spec = TASK_SPECS[task]
         cameras = spec.default_cameras[: 2 * spec.n_arms]
         self.image_keys = tuple(f"{c}_image" for c in cameras)
