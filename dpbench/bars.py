@@ -13,21 +13,26 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
-from tqdm import autonotebook, std
 from tqdm.auto import tqdm
 
-IN_NOTEBOOK = autonotebook.tqdm is not std.tqdm  # tqdm.auto chose the notebook widget: no tty, but shown
+# tqdm.auto's class derives from the notebook widget's when it chose it (in Jupyter with ipywidgets): no tty there,
+# but the bar shows. (Read off its bases: importing tqdm.autonotebook ourselves would warn in notebooks.)
+IN_NOTEBOOK = any(base.__module__ == "tqdm.notebook" for base in tqdm.__mro__)
 LOG_EVERY_S = 300.0  # a log's status lines: a few per robomimic evaluation interval, ~12 lines an hour
+MIN_WINDOW_S = 30.0  # a status line's rate is measured over at least this long (not one step after a pause)
 
 
 class LogBar:
     """A bar's stand-in where it cannot draw (a log): counts as tqdm does and, at most every ``every_s``
-    seconds of progress, writes one status line to ``file`` (default stderr, where the bar would be), e.g.
+    seconds, writes one status line to ``file`` (default stderr, where the bar would be), e.g.
     ``[bc/pusht seed 0] step 4500/45000 (10%), 12.3 step/s, loss=0.0123, lr=1.0e-04``; a count resumed from
-    ``initial`` says so at once (``[...] from step 29250 of 45000``). Takes tqdm's arguments, ignoring those
-    about drawing; ``write`` prints as ``tqdm.write`` does."""
+    ``initial`` says so at once (``[...] from step 29250 of 45000``). The rate is the count's since the last line
+    or ``unpause()`` (training calls it after each evaluation, so evaluations do not dilute it). Takes tqdm's
+    arguments, ignoring those about drawing; iterates ``iterable`` as tqdm does; ``write`` prints as
+    ``tqdm.write`` does; tqdm's other methods (``refresh``, ``set_description``, ...) do nothing."""
 
     def __init__(
         self,
@@ -40,26 +45,39 @@ class LogBar:
         every_s: float = LOG_EVERY_S,
         **_: Any,
     ) -> None:
-        self.desc, self.total, self.n, self.unit, self.file = desc, total, initial, unit, file
+        if total is None and iterable is not None and hasattr(iterable, "__len__"):
+            total = len(iterable)
+        self.iterable, self.desc, self.total, self.n, self.unit, self.file = iterable, desc, total, initial, unit, file
         self.every_s, self.postfix, self.disable = every_s, "", False
-        self._n0, self._t0 = initial, time.monotonic()
-        self._said = self._t0
+        self._said = self._t_mark = time.monotonic()
+        self._n_mark = initial
         if initial:
-            self._say(f"from {unit} {initial} of {total}")
+            self._say(f"from {unit} {initial}" + (f" of {total}" if total else ""))
 
     def _say(self, text: str) -> None:
         tqdm.write(f"[{self.desc}] {text}" if self.desc else text, file=self.file or sys.stderr)
 
+    def __iter__(self) -> Iterator[Any]:
+        for item in self.iterable:
+            yield item
+            self.update(1)
+
     def update(self, n: int = 1) -> None:
-        """``n`` more; a status line if ``every_s`` has passed since the last."""
+        """``n`` more; a status line if ``every_s`` has passed since the last (and the rate's window is long
+        enough to mean something)."""
         self.n += n
         now = time.monotonic()
-        if now - self._said >= self.every_s:
-            self._said = now
+        if now - self._said >= self.every_s and now - self._t_mark >= MIN_WINDOW_S:
             share = f" ({100 * self.n / self.total:.0f}%)" if self.total else ""
-            rate = (self.n - self._n0) / max(now - self._t0, 1e-9)
+            rate = (self.n - self._n_mark) / (now - self._t_mark)
             postfix = f", {self.postfix}" if self.postfix else ""
             self._say(f"{self.unit} {self.n}/{self.total or '?'}{share}, {rate:.3g} {self.unit}/s{postfix}")
+            self._said = self._t_mark = now
+            self._n_mark = self.n
+
+    def unpause(self) -> None:
+        """Start the rate's window now: the time since the last update (an evaluation, say) was not this count's."""
+        self._t_mark, self._n_mark = time.monotonic(), self.n
 
     def set_postfix(self, ordered_dict: dict[str, Any] | None = None, refresh: bool = True, **kwargs: Any) -> None:
         """The text after the count in the next status line ("loss=0.1, lr=1e-4")."""
@@ -82,6 +100,9 @@ class LogBar:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def __getattr__(self, name: str) -> Callable[..., None]:  # tqdm's drawing methods: nothing to draw
+        return lambda *args, **kwargs: None
 
 
 def is_terminal(stream: IO[str] | None) -> bool:

@@ -283,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="one inference override; repeat for more: --set policy.sampler=ddpm --set policy.num_inference_steps=100",
     )
+    p.add_argument("--quiet", action="store_true", help="no progress bar, even on a terminal (a log gets status lines)")
     _device_option(p)
     _threads_option(p)
     p.set_defaults(func=cmd_eval)

@@ -291,6 +291,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         seed_start=args.seed_start,
         sampling_seed=args.seed,
         video_path=video,
+        progress=not args.quiet,
+        desc=f"{meta.get('policy', '?')}/{task.name} eval",
     )
     first = task.test_seed_start if args.seed_start is None else args.seed_start
     step = f", step {meta['step']}" if "step" in meta else ""

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from dpbench.bars import terminal_bar
 from dpbench.contract import check_step_actions
 from dpbench.envs.io import ObsMode
 from dpbench.host import available_memory_mb
@@ -93,6 +94,8 @@ def evaluate(
     video_path: Path | None = None,
     n_videos: int = 4,
     wave: int | None = None,
+    progress: bool = False,
+    desc: str = "evaluate",
 ) -> EvalResult:
     """Run ``n_episodes`` test episodes (seeds ``seed_start + i``) and return the paper's metrics.
 
@@ -102,7 +105,9 @@ def evaluate(
     score does not depend on the wave size, the env worker count or the episode count. Torch's
     global RNG is left as it was (training's draws do not depend on whether it evaluated). Float
     rounding is another matter: BLAS and oneDNN choose kernels by batch size, so another wave size
-    can still move a few episodes' scores by float-level amounts (``benchmarks/check_waves.py``)."""
+    can still move a few episodes' scores by float-level amounts (``benchmarks/check_waves.py``).
+    ``progress``: a bar over the waves' env steps, named ``desc`` (``dpbench.bars.terminal_bar``: status lines in a
+    log, where a robomimic evaluation is minutes of silence otherwise)."""
     n = n_episodes or task.n_test_episodes
     seed_start = task.test_seed_start if seed_start is None else seed_start
     wave = min(n, wave or episodes_per_wave(mode, n, env_procs(task)))
@@ -117,6 +122,8 @@ def evaluate(
     # Evaluation draws only from the policy's own per-episode generators; fork_rng also restores
     # torch's global RNG afterwards, so a policy that draws from it cannot shift training's draws.
     devices = [policy.device] if policy.device.type == "cuda" else []
+    steps = -(-n // wave) * task.max_episode_steps  # every wave to the horizon
+    bar = terminal_bar(total=steps, desc=desc, unit="step", leave=False, disable=not progress)
     try:
         with torch.random.fork_rng(devices=devices):
             for first in range(0, n, wave):
@@ -124,7 +131,14 @@ def evaluate(
                 policy.reset()
                 policy.seed(sampling_seed, [seed_start + first + i for i in range(wave)])
                 w_best, w_success, w_final, w_lengths, w_latency, w_calls = _rollout(
-                    policy, task, venv, seed_start + first, m, frames if first == 0 and video_path else None, n_videos
+                    policy,
+                    task,
+                    venv,
+                    seed_start + first,
+                    m,
+                    frames if first == 0 and video_path else None,
+                    n_videos,
+                    bar,
                 )
                 best[first : first + m], success[first : first + m], final[first : first + m] = (
                     w_best[:m],
@@ -134,6 +148,7 @@ def evaluate(
                 lengths[first : first + m] = w_lengths[:m]
                 latency, calls = latency + w_latency, calls + w_calls
     finally:
+        bar.close()
         venv.close()
         policy.train(was_training)
         policy.seed(sampling_seed)  # later direct calls get per-row generators for whatever batch they pass
@@ -166,11 +181,13 @@ def _rollout(
     n_active: int,
     frames: list[np.ndarray] | None,
     n_videos: int,
+    bar: Any,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, int]:
     """One wave: envs ``0..n_active-1`` from seeds ``seed + i``, one ``select_action`` per env step
     (the policy keeps the observation window and the action queue), until every episode is done
     (the env's TimeLimit truncates at the task's horizon). Returns per-env max reward, success, final
-    progress and steps run (over the whole batch), seconds spent planning chunks, and the chunks planned."""
+    progress and steps run (over the whole batch), seconds spent planning chunks, and the chunks planned. ``bar``
+    counts the steps to the horizon (a wave that ends early counts the rest at its end)."""
     n = venv.n
     obs, _ = venv.reset(seed=seed, n_active=n_active)
     done = np.arange(n) >= n_active
@@ -196,6 +213,8 @@ def _rollout(
         done |= terminated | truncated
         if frames is not None:
             frames.append(np.concatenate([venv.render(i) for i in range(min(n_videos, n_active))], axis=1))
+        bar.update(1)
+    bar.update(task.max_episode_steps - steps)
     return best, success, final, lengths, latency, calls
 
 

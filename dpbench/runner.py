@@ -270,10 +270,13 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = terminal_bar) ->
     # Whether other jobs shared the cores while this cell trained and evaluated (records' wall.contention).
     train_meter, eval_meter = ContentionMeter(), ContentionMeter()
 
+    desc = f"{spec.policy}/{task.name} seed {spec.seed}"
+
     def evaluate_fn(p, step: int) -> dict[str, Any]:
         train_meter.stop()
         eval_meter.start()
-        res = evaluate(p, task, mode, n_episodes=cell.tcfg.eval_episodes, sampling_seed=spec.seed)
+        n, progress = cell.tcfg.eval_episodes, spec.progress
+        res = evaluate(p, task, mode, n_episodes=n, sampling_seed=spec.seed, progress=progress, desc=f"{desc} eval")
         eval_meter.stop()
         train_meter.start()
         last_eval[0] = res.to_dict()
@@ -287,7 +290,6 @@ def run_cell(cell: PreparedCell, make_bar: Callable[..., Any] = terminal_bar) ->
             "chunk_latency_ms": round(res.chunk_latency_ms, 3),
         }
 
-    desc = f"{spec.policy}/{task.name} seed {spec.seed}"
     train_meter.start()
     eval_policy, state = train(
         policy,

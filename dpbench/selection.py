@@ -47,8 +47,16 @@ def heldout_evaluation(cell: PreparedCell, policy: Any, chosen: dict[str, Any]) 
     task, n = cell.task, cell.tcfg.heldout_episodes
     if n <= 0:
         return None
+    spec = cell.spec
     res = evaluate(
-        policy, task, cell.mode, n_episodes=n, seed_start=task.heldout_seed_start, sampling_seed=cell.spec.seed
+        policy,
+        task,
+        cell.mode,
+        n_episodes=n,
+        seed_start=task.heldout_seed_start,
+        sampling_seed=spec.seed,
+        progress=spec.progress,
+        desc=f"{spec.policy}/{task.name} seed {spec.seed} held-out",
     )
     return {
         "step": chosen["step"],

@@ -258,6 +258,7 @@ def train(
         }
         state.loss_sum, state.loss_count = 0.0, 0
         entry.update(evaluate_fn(eval_policy(), state.step))
+        bar.unpause()  # the evaluation's minutes are not training's: its rate restarts from here
         state.history.append(entry)
         if entry.get("score", -math.inf) > best_score:
             best_score = entry["score"]

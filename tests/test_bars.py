@@ -63,4 +63,21 @@ def test_a_log_gets_a_status_line_every_few_minutes_and_where_a_resume_starts(mo
     clock[0] += 299.0
     bar.update(1)
     assert log.getvalue().count("\n") == 2  # the next one 300 s after the last
+    # an evaluation's 600 s pause, then training again: the rate counts training only, since unpause()
+    clock[0] += 600.0
+    bar.unpause()
+    for _ in range(6):  # the line is overdue; it waits for a 30 s window: 6 steps in 30 s, 0.2 step/s (not 6/630)
+        clock[0] += 5.0
+        bar.update(1)
+    assert log.getvalue().splitlines()[2].startswith("[lstm_gmm/transport seed 1] step 29358/45000 (65%), 0.2 step/s")
     assert terminal_bar(total=5, initial=3, file=FakeTerminal()).n == 3  # a terminal still gets tqdm's bar
+
+
+def test_a_log_bar_iterates_and_takes_tqdms_other_calls():
+    log = io.StringIO()
+    bar = terminal_bar(range(4), desc="waves", initial=0, file=log)
+    assert list(bar) == [0, 1, 2, 3] and bar.n == 4 and bar.total == 4
+    bar.set_description("other")  # tqdm's drawing calls: nothing to draw
+    bar.refresh()
+    terminal_bar(total=None, initial=5, unit="ep", file=log)
+    assert log.getvalue() == "from ep 5\n"  # no total: no "of None"

@@ -126,3 +126,20 @@ def test_envs_that_need_much_memory_run_in_waves_that_fit(monkeypatch):
     assert ev.episodes_per_wave(TASK.obs_mode(None), 50) == 50  # light envs: all at once
     monkeypatch.setattr(ev, "available_memory_mb", lambda: 100.0)
     assert ev.episodes_per_wave(heavy, 50) == 1  # always at least one
+
+
+def test_an_evaluations_bar_counts_every_wave_to_its_horizon(monkeypatch):
+    # a robomimic evaluation is minutes long: its bar (status lines in a log) runs over the waves' steps. Seeds
+    # 0..6 end after 1..7 steps, the horizon is 10: waves of 3 (3+3+1) are 3 x 10 steps however early they end.
+    import dpbench.evaluate as ev
+
+    bars, make = [], ev.terminal_bar
+
+    def recording_bar(**kwargs):
+        bars.append(make(**kwargs))
+        return bars[-1]
+
+    monkeypatch.setattr(ev, "terminal_bar", recording_bar)
+    evaluate(ZeroPolicy(), TASK, TASK.obs_mode(None), n_episodes=7, seed_start=0, wave=3, progress=True, desc="x")
+    (bar,) = bars
+    assert bar.total == 30 and bar.n == 30 and bar.desc == "x"
