@@ -691,3 +691,34 @@ def test_every_committed_sweep_file_resolves_every_cell(path: Path) -> None:
     assert specs
     for spec in specs:
         resolve_config(spec)
+
+
+def test_other_versions_of_a_cell_are_its_own_runs_under_another_hash(tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from dpbench.sweep.grid import _note_other_versions, other_versions
+
+    def cid(preset_hash: str, seed: int = 0) -> str:
+        return f"pusht-keypoints__bc__human-1ba4b852__{preset_hash}__seed{seed}"
+
+    (tmp_path / "records").mkdir()
+    others = ("smoke-long-bbbbbbbbbb", "quick-eeeeeeeeee")  # other presets
+    for name in (cid("smoke-aaaaaaaaaa"), cid("smoke-dddddddddd", 1), *(cid(o) for o in others)):
+        (tmp_path / "records" / f"{name}.json").write_text("{}")
+    for name in (cid("smoke-aaaaaaaaaa"), cid("smoke-cccccccccc"), cid("smoke-ffffffffff")):
+        (tmp_path / "work" / name).mkdir(parents=True)
+    for name in (cid("smoke-aaaaaaaaaa"), cid("smoke-cccccccccc")):  # ffffffffff: a folder without a checkpoint
+        (tmp_path / "work" / name / "train_state.pt").write_bytes(b"")
+    cell = SimpleNamespace(cell_id=cid("smoke-0123456789"), spec=SimpleNamespace(out=tmp_path))
+    # the finished run (its record, not also its work dir) and the unfinished one; not another preset ("smoke-long",
+    # "quick"), seed or the cell itself
+    assert [str(p.relative_to(tmp_path)) for p in other_versions(cell)] == [
+        f"work/{cid('smoke-cccccccccc')}",
+        f"records/{cid('smoke-aaaaaaaaaa')}.json",
+    ]
+    _note_other_versions([cell], {cell.cell_id})
+    assert "starts from step 0" in capsys.readouterr().err
+    _note_other_versions([cell], {cell.cell_id, cid("smoke-aaaaaaaaaa"), cid("smoke-cccccccccc")})
+    assert capsys.readouterr().err == ""  # the grid's own variants (a sweep's other normalizer, say) are not news
+    (tmp_path / "records" / f"{cell.cell_id}.json").write_text("{}")
+    assert len(other_versions(cell)) == 2

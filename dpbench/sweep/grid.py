@@ -30,7 +30,9 @@ def other_versions(cell: PreparedCell) -> list[Path]:
     policy code differed. They neither resume nor count for this cell."""
     head, data, preset_seed = split_cell_id(cell.cell_id)
     preset_hash, seed = preset_seed.rsplit("__", 1)
-    pattern = glob.escape(f"{head}__{data}__{preset_hash.rsplit('-', 1)[0]}-") + "*" + glob.escape(f"__{seed}")
+    preset, chash = preset_hash.rsplit("-", 1)
+    any_hash = "[0-9a-f]" * len(chash)  # exactly a hash: not the longer preset "smoke-long" of "smoke"
+    pattern = glob.escape(f"{head}__{data}__{preset}-") + any_hash + glob.escape(f"__{seed}")
     out = cell.spec.out
     records = sorted((out / "records").glob(pattern + ".json"))
     finished = {r.name.removesuffix(".json") for r in records}  # their work dirs keep a checkpoint too
@@ -39,10 +41,12 @@ def other_versions(cell: PreparedCell) -> list[Path]:
     return [p for p in found if p.name.removesuffix(".json") != cell.cell_id]
 
 
-def _note_other_versions(starting: list[PreparedCell]) -> None:
+def _note_other_versions(starting: list[PreparedCell], grid: set[str]) -> None:
     """Say which cells start from step 0 although OUT holds runs of them under another config hash: after an edit
-    to a plugin policy's code (a comment will do) a rerun would otherwise start over without a word."""
-    noted = [(c, others) for c in starting if (others := other_versions(c))]
+    to a plugin policy's code (a comment will do) a rerun would otherwise start over without a word. Cells of this
+    grid (a sweep's deliberate variants, e.g. another normalizer) are not news."""
+    found = ((c, [p for p in other_versions(c) if p.name.removesuffix(".json") not in grid]) for c in starting)
+    noted = [(c, others) for c, others in found if others]
     for cell, others in noted[:_MAX_NOTES]:
         out = cell.spec.out
         names = ", ".join(str(p.relative_to(out)) for p in others[:2]) + (" ..." if len(others) > 2 else "")
@@ -92,7 +96,7 @@ def run_grid(
         else:
             todo.append(cell)
     n_resume = sum((c.workdir / RESUME_FILE).exists() for c in todo)
-    _note_other_versions([c for c in todo if not (c.workdir / RESUME_FILE).exists()])
+    _note_other_versions([c for c in todo if not (c.workdir / RESUME_FILE).exists()], {c.cell_id for c in cells})
     device = cells[0].spec.device if cells else "cpu"
     n_workers, threads = plan_workers(len(todo), workers, device)
     plan = f"{len(records)} done, {n_resume} to resume, {len(todo) - n_resume} to start"
