@@ -48,12 +48,17 @@ def read_checkpoint_meta(path: str | Path) -> dict[str, Any]:
     if not path.exists():
         raise DpbenchError(f"{path}: no such checkpoint")
     if path.is_dir():
-        if not (path / "policy.safetensors").exists():  # a best.safetensors beside it is training's weights only
+        if (path / "policy.safetensors").exists():
+            raise DpbenchError(f"{path} is a folder; pass {path}/policy.safetensors (or best.safetensors)")
+        if (path / "train_state.pt").exists():  # a best.safetensors beside it is training's weights only
             raise DpbenchError(
-                f"{path} is a folder without policy.safetensors, which a cell's folder holds once its training "
-                "ends; rerun the dpbench run that made it to finish it, or pass a checkpoint file"
+                f"{path} is an unfinished cell's folder: its policy.safetensors is written when its training ends; "
+                "rerun the dpbench run that made it to finish it"
             )
-        raise DpbenchError(f"{path} is a folder; pass {path}/policy.safetensors (or best.safetensors)")
+        raise DpbenchError(
+            f"{path} is a folder; pass a checkpoint file (a finished cell's OUT/work/<cell>/policy.safetensors or "
+            "best.safetensors; its record's `checkpoint` names it)"
+        )
     if path.name == "train_state.pt":
         raise DpbenchError(
             f"{path} is training's resume state; evaluate policy.safetensors or best.safetensors beside it"

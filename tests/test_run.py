@@ -328,14 +328,15 @@ def test_eval_says_what_is_wrong_with_a_checkpoint_it_cannot_take(tmp_path, tiny
     assert "is a folder; pass" in capsys.readouterr().err
     assert main(["eval", str(ckpt.parent / "train_state.pt")]) == 2
     assert "is training's resume state" in capsys.readouterr().err
-    # an unfinished (or failed) cell's folder: no final checkpoint to name
+    # an unfinished (or failed) cell's folder: no final checkpoint to name; a folder that is no cell's
     unfinished = tmp_path / "work" / "unfinished"
     unfinished.mkdir()
     save_best(unfinished / "best.safetensors", weights, 3, 0.5)
+    (unfinished / "train_state.pt").write_bytes(b"")
     assert main(["eval", str(unfinished)]) == 2
-    assert "is a folder without policy.safetensors, which a cell's folder holds once its training ends" in (
-        capsys.readouterr().err
-    )
+    assert "is an unfinished cell's folder: its policy.safetensors is written when" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "records")]) == 2
+    assert "is a folder; pass a checkpoint file (a finished cell's OUT/work/<cell>/policy" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
