@@ -25,6 +25,11 @@ LOG_EVERY_S = 300.0  # a log's status lines: a few per robomimic evaluation inte
 MIN_WINDOW_S = 30.0  # a status line's rate is measured over at least this long (not one step after a pause)
 
 
+def postfix_text(ordered_dict: dict[str, Any] | None, kwargs: dict[str, Any]) -> str:
+    """tqdm's ``set_postfix`` arguments as the text after a bar ("loss=0.1, lr=1e-4")."""
+    return ", ".join(f"{k}={v}" for k, v in {**(ordered_dict or {}), **kwargs}.items())
+
+
 class LogBar:
     """A bar's stand-in where it cannot draw (a log): counts as tqdm does and, at most every ``every_s``
     seconds, writes one status line to ``file`` (default stderr, where the bar would be), e.g.
@@ -81,7 +86,7 @@ class LogBar:
 
     def set_postfix(self, ordered_dict: dict[str, Any] | None = None, refresh: bool = True, **kwargs: Any) -> None:
         """The text after the count in the next status line ("loss=0.1, lr=1e-4")."""
-        self.postfix = ", ".join(f"{k}={v}" for k, v in {**(ordered_dict or {}), **kwargs}.items())
+        self.postfix = postfix_text(ordered_dict, kwargs)
 
     def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
         """``set_postfix`` with the text given whole."""

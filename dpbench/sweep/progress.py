@@ -18,7 +18,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from dpbench.bars import terminal_bar
+from dpbench.bars import postfix_text, terminal_bar
 
 
 class WorkerBar:
@@ -58,7 +58,7 @@ class WorkerBar:
 
     def set_postfix(self, ordered_dict: dict[str, Any] | None = None, refresh: bool = True, **kwargs: Any) -> None:
         """The text after the bar ("loss=0.1, lr=1e-4"), sent with the next step."""
-        self.postfix = ", ".join(f"{k}={v}" for k, v in {**(ordered_dict or {}), **kwargs}.items())
+        self.postfix = postfix_text(ordered_dict, kwargs)
 
     def write(self, s: str, file: Any = None, end: str = "\n", nolock: bool = False) -> None:
         """A line for the driver to print above the bars."""
