@@ -38,7 +38,7 @@ _BUILTIN: dict[str, str] = {
 def _load_ref(ref: str) -> type[Policy]:
     module, _, attr = ref.partition(":")
     try:
-        cls = getattr(importlib.import_module(module), attr)
+        imported = importlib.import_module(module)
     except ModuleNotFoundError as exc:
         if exc.name and module != exc.name and not module.startswith(exc.name + "."):
             # the module was found; an import inside it failed
@@ -51,7 +51,7 @@ def _load_ref(ref: str) -> type[Policy]:
         raise DpbenchError(
             f"cannot import policy '{ref}': {exc.msg} at {Path(exc.filename or '?').name}:{exc.lineno}"
         ) from None
-    except (ImportError, AttributeError) as exc:
+    except ImportError as exc:
         raise _not_found(ref, module, exc) from None
     except SystemExit as exc:  # a script's sys.exit at import would end dpbench itself (`dpbench list` included)
         raise DpbenchError(
@@ -69,11 +69,14 @@ def _load_ref(ref: str) -> type[Policy]:
             f"cannot import policy '{ref}': importing '{module}' raised {type(exc).__name__}: {exc} at "
             f"{raised_at(exc)}{hint}"
         ) from None
-    return _check_class(ref, cls)
+    if not hasattr(imported, attr):  # a module of that name is there, the class is not: a shadowed file, a typo?
+        raise _shadowed(ref, module) or _no_class(ref, imported, attr)
+    return _check_class(ref, getattr(imported, attr))
 
 
-def _not_found(ref: str, module: str, exc: Exception) -> DpbenchError:
-    """The error for a module or class that is not there, or a module shadowed by another of its name."""
+def _shadowed(ref: str, module: str) -> DpbenchError | None:
+    """The error for a working-directory file that another module of its name (the standard library's, an
+    installed package's) shadows; None when ``module`` is not such a file."""
     local = Path.cwd() / f"{module.split('.')[0]}.py"
     found = getattr(sys.modules.get(module), "__file__", None)
     if local.exists() and found and Path(found).resolve() != local.resolve():
@@ -81,10 +84,31 @@ def _not_found(ref: str, module: str, exc: Exception) -> DpbenchError:
             f"cannot import policy '{ref}': '{module}' is {found}, which the standard library or an installed "
             f"package holds under the same name as your {local.name}; rename your file"
         )
-    return DpbenchError(
+    return None
+
+
+def _not_found(ref: str, module: str, exc: Exception) -> DpbenchError:
+    """The error for a module that is not there, or one shadowed by another of its name."""
+    return _shadowed(ref, module) or DpbenchError(
         f"cannot import policy '{ref}': {exc}. A module:Class reference names an installed module or one in "
         f"the working directory ({Path.cwd()}; or set PYTHONPATH; docs/adding_a_policy.md)"
     )
+
+
+def _no_class(ref: str, module: Any, attr: str) -> DpbenchError:
+    """The error for a module that imports but has no ``attr``: it names the module's file and the Policy classes
+    it holds, with the one ``attr`` likely means (``BCPolcy`` -> ``BCPolicy``)."""
+    held = sorted(
+        n for n, v in vars(module).items() if isinstance(v, type) and issubclass(v, Policy) and v is not Policy
+    )
+    what = f"module '{module.__name__}' ({Path(getattr(module, '__file__', None) or module.__name__).name})"
+    listed = f"the Policy classes {', '.join(held)}" if held else "no Policy subclass"
+    if not attr:
+        return DpbenchError(
+            f"cannot import policy '{ref}': no class after the ':' (module:ClassName); {what} holds {listed}"
+        )
+    guess = guesses_text(guess_names([attr], held), 1)
+    return DpbenchError(f"cannot import policy '{ref}': {what} has no '{attr}'; it holds {listed}{guess}")
 
 
 def _check_class(ref: str, cls: Any) -> type[Policy]:

@@ -198,6 +198,26 @@ def test_a_module_in_the_working_directory_needs_no_path_setup(tmp_path, monkeyp
         get_policy_class("no_such_module:Policy")
 
 
+def test_a_class_name_typo_is_told_the_modules_policy_classes(tmp_path, monkeypatch, fresh_modules):
+    # (A name no other test imports: an earlier test's my_policy stays in sys.modules.)
+    # The module imports; the class after ':' is misspelled (or missing). The message names the module's file,
+    # the Policy classes it holds, and the one the typo means, not "names an installed module" (it does).
+    (tmp_path / "typo_policy.py").write_text(_template())
+    (tmp_path / "broken.py").write_text("import os\nos.no_such_function()\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DpbenchError) as err:
+        get_policy_class("typo_policy:LinearPolcy")
+    assert str(err.value) == (
+        "cannot import policy 'typo_policy:LinearPolcy': module 'typo_policy' (typo_policy.py) has no 'LinearPolcy';"
+        " it holds the Policy classes LinearPolicy; did you mean 'LinearPolicy'?"
+    )
+    with pytest.raises(DpbenchError, match=r"no class after the ':' \(module:ClassName\); .* LinearPolicy$"):
+        get_policy_class("typo_policy:")
+    # an AttributeError in the module's own code is its error, at its line, not a missing class
+    with pytest.raises(DpbenchError, match=r"importing 'broken' raised AttributeError: .* at broken\.py:2"):
+        get_policy_class("broken:Policy")
+
+
 def test_an_installed_module_wins_and_a_shadowed_file_is_named(plugin_site, tmp_path, monkeypatch, fresh_modules):
     # my_policy is installed (plugin_site) and a different my_policy.py sits in the working directory: the
     # installed one is used, as the page says; a file named like a standard module gets told to rename.
