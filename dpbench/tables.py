@@ -166,8 +166,9 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
     if hashed:
         notes.append(
             "preset (hash), dataset:hash: one policy has several configurations (the config hash, "
-            "records' config_hash) or several collections of one dataset (the demonstrations' content hash) on "
-            "record; each is its own row, and seeds pool only within one."
+            "records' config_hash; a policy outside dpbench gets a new one whenever its file changes) or several "
+            "collections of one dataset (the demonstrations' content hash) on record; each is its own row, and "
+            "seeds pool only within one."
         )
     if last_eval_success:
         notes.append(
