@@ -21,6 +21,11 @@ Cell = str | tuple[str, ...]
 in one line; LaTeX stacks them, so a wide table can fit a page."""
 
 
+def mean_std(mean: float, std: float, n: int) -> str:
+    """``mean ± std`` over ``n`` seeds to 3 decimals; the mean alone for one seed (a sample std needs two)."""
+    return f"{mean:.3f}" if n < 2 else f"{mean:.3f} ± {std:.3f}"
+
+
 def cell_text(cell: Cell) -> str:
     """The cell in one line: its lines joined with a space."""
     return cell if isinstance(cell, str) else " ".join(cell)

@@ -17,6 +17,7 @@ from typing import Any
 
 from dpbench.paper_cells import paper_actions, preference
 from dpbench.records import read_evidence
+from dpbench.render import mean_std
 from dpbench.results import PAPER_POLICY_NAMES, Group, group_records, short_hash
 
 
@@ -46,7 +47,7 @@ def _steps(g: Group) -> str:
 def _cell(g: Group) -> str:
     return (
         f"{g.dataset_kind} {short_hash(g.dataset_hash)} | {_steps(g)} | "
-        f"{g.max:.3f} ± {g.max_std:.3f} / {g.avg_last10:.3f} ± {g.avg_last10_std:.3f} | "
+        f"{mean_std(g.max, g.max_std, g.seeds)} / {mean_std(g.avg_last10, g.avg_last10_std, g.seeds)} | "
         f"{g.success:.2f} [{g.success_ci[0]:.2f}, {g.success_ci[1]:.2f}] | {g.seeds} | {g.minutes_per_seed:.1f}"
     )
 

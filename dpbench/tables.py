@@ -13,7 +13,7 @@ import numpy as np
 from dpbench.errors import DpbenchError
 from dpbench.metrics import LATE_TREND_RULE
 from dpbench.records import PROTOCOL_VERSION
-from dpbench.render import DAGGER, RENDERERS, Table, tidy_csv
+from dpbench.render import DAGGER, RENDERERS, Table, mean_std, tidy_csv
 from dpbench.results import (
     PAPER_POLICY_NAMES,
     PAPER_SOURCE,
@@ -68,9 +68,6 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
     def nan_or(text: str, value: float) -> str:
         return "–" if np.isnan(value) else text
 
-    def pm(mean: float, std: float, n: int) -> str:
-        return f"{mean:.3f}" if n < 2 else f"{mean:.3f} ± {std:.3f}"
-
     body: list[list[str]] = []
     daggers: set[str] = set()
     rising = False  # a cell still improving when its budget ended
@@ -102,9 +99,9 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
                     mark, rising = mark + f" ↗{g.late_trend.rise:+.2f}", True
                 h = g.heldout
                 row += [
-                    f"{pm(g.max, g.max_std, g.seeds)} / {pm(g.avg_last10, g.avg_last10_std, g.seeds)}"
+                    f"{mean_std(g.max, g.max_std, g.seeds)} / {mean_std(g.avg_last10, g.avg_last10_std, g.seeds)}"
                     f"{g.last_evals} / "
-                    f"{nan_or(pm(g.k_min, g.k_min_std, g.seeds), g.k_min)}"
+                    f"{nan_or(mean_std(g.k_min, g.k_min_std, g.seeds), g.k_min)}"
                     + (f" (n={g.seeds})" if len(counts) > 1 else "")  # the row's seeds column is a range
                     + mark,
                     ci(h.score, h.score_ci) if h else "–",
