@@ -333,19 +333,11 @@ def cmd_table(args: argparse.Namespace) -> int:
     # the paper's layout shows a selection without records too: the paper's numbers, each "no record"
     empty = paper and bool(envs or policies or obs or variants)
     chosen = select_records(records, envs, policies, args.out, obs, allow_empty=empty, variants=variants)
-    if paper and obs:  # names known (select_records refused typos), but maybe not the paper's
-        from dpbench.paper_cells import TABLE_OF_OBS
-
-        outside = [o for o in obs if o not in TABLE_OF_OBS]
-        if outside:  # e.g. `state`: Table I's title says state observations, its modes are keypoints and low_dim
-            raise DpbenchError(
-                f"obs mode '{', '.join(outside)}' is in neither of the paper's tables: Table I (state observations) "
-                "is Push-T keypoints and robomimic low_dim (--obs keypoints,low_dim), Table II is image (--obs image)"
-            )
     if paper:
-        from dpbench.paper_cells import ColumnFilter
+        from dpbench.paper_cells import ColumnFilter, check_paper_selection
         from dpbench.paper_table import format_paper_table
 
+        check_paper_selection(envs, obs)  # names known (select_records refused typos), but maybe not the paper's
         selection = " ".join(f"--{k} {','.join(names)}" for k, names in filters)
         columns: ColumnFilter | None = envs
         if variants:  # the paper's columns of those variants (of --env's tasks): (task, variant) pairs

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from dpbench.errors import DpbenchError
 from dpbench.records import PROTOCOL_VERSION
 from dpbench.results import PAPER_POLICY_NAMES, Group, group_records, load_reference
 
@@ -174,3 +175,25 @@ def fill_cells(
             )
             cells[(row, col)] = Cell(found[0] if found else None, max(len(found) - 1, 0), paper.get((row, col)))
     return rows, cols, cells
+
+
+def check_paper_selection(envs: list[str] | None, obs: list[str] | None) -> None:
+    """Refuse an ``--obs`` selection the paper layout cannot show: a mode in neither of the paper's tables
+    (``state``), or ``--env`` tasks that have none of the modes (``--env lift --obs keypoints``), whose columns
+    would read "no record" beside records of the task's own modes. Names are known (``select_records`` checked
+    them). Raises DpbenchError saying which modes to pass."""
+    from dpbench.tasks import TASKS
+
+    outside = [o for o in obs or () if o not in TABLE_OF_OBS]
+    if outside:  # e.g. `state`: Table I's title says state observations, its modes are keypoints and low_dim
+        raise DpbenchError(
+            f"obs mode '{', '.join(outside)}' is in neither of the paper's tables: Table I (state observations) "
+            "is Push-T keypoints and robomimic low_dim (--obs keypoints,low_dim), Table II is image (--obs image)"
+        )
+    lacking = [e for e in envs or () if e in TASKS and obs and not set(obs) & set(TASKS[e].obs_modes)]
+    if lacking:
+        modes = "; ".join(f"{e}: {', '.join(m for m in TASKS[e].obs_modes if m in TABLE_OF_OBS)}" for e in lacking)
+        raise DpbenchError(
+            f"{', '.join(lacking)} {'has' if len(lacking) == 1 else 'have'} no obs mode {' or '.join(obs)}, so "
+            f"no column of the paper's tables; the paper's modes there: {modes} (Table I: --obs keypoints,low_dim)"
+        )
