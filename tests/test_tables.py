@@ -876,3 +876,14 @@ def test_the_committed_results_readme_is_what_the_code_writes():
     out = Path(__file__).parents[1] / "results"
     want = results_readme_text(out, load_all(out))
     assert want == (out / "README.md").read_text(), "stale: regenerate it with `dpbench table --out results`"
+
+
+def test_the_k_min_loss_note_counts_only_runs_that_can_tell_it_from_avg_last_10():
+    # With 10 or fewer evaluations, k-min-loss and avg-last-10 both average all of them: equal by construction,
+    # so they must not count as evidence that the two agree. 12 evaluations at one loss: k-min-loss takes the
+    # first 10 (a stable sort), (0 + 0.5 + 8 x 1) / 10 = 0.85, against avg-last-10 1.0.
+    short = [make_record("diffusion", s, [0.5, 0.6, 0.7, 0.8], [True]) for s in range(2)]
+    long = make_record("ibc", 0, [0.0, 0.5] + [1.0] * 10, [True])
+    text = format_table([*short, long], "md")
+    assert "it equals avg-last-10 in 0 of the 1 records here with more than 10 evaluations)" in text
+    assert "records here" not in format_table(short, "md")
