@@ -21,6 +21,13 @@ CONTENDED_MARK = {True: "*", None: "?"}
 
 
 # --------------------------------------------------------------------------- results/README
+_SEPARATE_COLLECTIONS = (
+    " ('+' joins separate collections of one scripted recipe, made on CPUs whose numpy picks other SIMD kernels: "
+    "the same demonstrations up to the last float bits, so one cell; each record keeps its own hash; "
+    "`dpbench.records.data_identity`)"
+)
+
+
 def results_readme(records: list[dict[str, Any]], figures: list[str] = (), extra: str = "", lead: str = "") -> str:
     """The measured tables as markdown: ``lead`` first (the paper's layout), then one section per (preset, dataset),
     each with the commands, dataset hash, hardware and dates its records carry, then ``extra`` and ``figures``."""
@@ -73,7 +80,7 @@ def results_readme(records: list[dict[str, Any]], figures: list[str] = (), extra
             *(f"- command: `{c}`" for c in dict.fromkeys(r.get("command") or "(not recorded)" for r in recs)),
             f"- preset: `{preset}` (config hashes {', '.join(sorted({r['config_hash'] for r in recs}))})",
             f"- dataset: {dkind}, `{ds.get('path', '?')}`, hash `{dhash}`, {ds.get('episodes', '?')} episodes, "
-            f"{ds.get('steps', '?')} steps",
+            f"{ds.get('steps', '?')} steps" + (_SEPARATE_COLLECTIONS if "+" in dhash else ""),
             *(f"- hardware: {h}" for h in hardware),
             "- minutes per seed (training + evaluations, mean; * other jobs shared the cores, so the "
             "time says more about the load than the method; ? not measured; [AVX2 25/1+unrecorded]: the kinds of "

@@ -431,6 +431,13 @@ def test_seeds_on_scripted_demos_collected_on_other_cpus_are_one_group():
     (group,) = group_records(recs)
     assert group.seeds == 3 and group.dataset_hash == "f38222057e878bde+d0f7a3f01c4adaf3"
     assert short_hash(group.dataset_hash) == "f3822205+d0f7a3f0"
+    # results/README.md's section says what '+' joins, as the paper layout's ʳ does; one collection needs no word
+    from dpbench.report import results_readme
+
+    assert "hash `f38222057e878bde+d0f7a3f01c4adaf3`, 200 episodes, 32177 steps ('+' joins separate collections" in (
+        results_readme(recs)
+    )
+    assert "'+' joins" not in results_readme(recs[1:])
     # another step count is another collection: never pooled, whatever the name
     assert sorted(g.seeds for g in group_records([*recs, _scripted(3, "d0f7a3f01c4adaf3", steps=32000)])) == [1, 3]
     # a dataset given by path or a human one is identified by its hash alone
