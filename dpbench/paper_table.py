@@ -17,6 +17,7 @@ from dpbench.errors import DpbenchError
 from dpbench.metrics import LATE_TREND_RULE
 from dpbench.paper_cells import (
     PAPER_CAVEATS,
+    PAPER_ROWS,
     ROW_LABELS,
     TABLE_OF_OBS,
     TABLE_TITLES,
@@ -128,14 +129,15 @@ def paper_layout(
             else ""
         ),
         "dpbench trains robomimic cells on scripted demonstrations (scripted = ph-like, scripted-mh = mh-like), "
-        f"not on the paper's human data. Presets of the cells shown: {at or 'none'}"
+        "not on the paper's human data. "
+        + (f"Presets of the cells shown: {at}" if at else "No cell of ours is in this selection.")
         + (" (quick: CPU-sized, far shorter than the paper's training)" if "quick" in presets else "")
         + (
             " (smoke: a few steps that check the pipeline; its scores mean nothing, and the claims leave it out)"
             if "smoke" in presets
             else ""
         )
-        + ": compare with care.",
+        + (": compare with care." if at else ""),
         "Cells from: " + ("; ".join(sources) if sources else "none") + ".",
     ]
     if alternatives:
@@ -175,6 +177,10 @@ def paper_layout(
             "schedule, the model, the optimizer; dpbench table, the pivot layout, lists how), so its max and "
             "avg-last-10 are another experiment's, and the claims leave the cell out."
         )
+    shown = {line[0] if isinstance(line[0], str) else line[0][0] for line in body}
+    unshown = sorted(p for p in selected or () if p not in PAPER_ROWS and ":" not in p and p not in shown)
+    if unshown:  # a selected policy the paper lacks gets a row only where it has a record
+        notes.append(f"Selected, not in the paper, and no record in these columns (so no row): {', '.join(unshown)}.")
     headers = ["policy", *(column_label(c) for c in cols)]
     return Table(headers, body, notes, label_cols=1, fit_width=True)
 

@@ -618,3 +618,19 @@ def test_a_cell_pooled_over_collections_of_one_recipe_is_marked_and_explained():
     assert "dataset f3822205+d0f7a3f0" in text
     single = format_paper_table(pooled[:1], "md", envs=["square"])
     assert "ʳ" not in single
+
+
+def test_a_selected_policy_outside_the_paper_with_no_record_there_is_named(tmp_path: Path, capsys):
+    # bc (not in the paper) has a Push-T record only. Selected on Lift it has no row (the paper has none for it);
+    # the notes must say so, not drop it silently. A selection with none of our cells says that, not "none".
+    out = tmp_path / "results"
+    for r in _records():
+        write_json_atomic(out / "records" / f"{r['cell_id']}.json", r)
+    argv = ["table", "--out", str(out), "--layout", "paper", "--no-write-readme", "--obs", "keypoints,low_dim"]
+    assert main([*argv, "--policy", "bc", "--env", "lift"]) == 0
+    text = capsys.readouterr().out
+    assert "Selected, not in the paper, and no record in these columns (so no row): bc." in text
+    assert "No cell of ours is in this selection." in text and "Presets of the cells shown" not in text
+    assert main([*argv, "--policy", "bc,diffusion", "--env", "lift,pusht"]) == 0
+    text = capsys.readouterr().out
+    assert "bc (not in the paper)" in _md(text)[1] and "Selected, not in the paper" not in text
