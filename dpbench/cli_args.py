@@ -171,8 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--dataset",
         default=None,
         help="human | scripted | PATH (Push-T; default: human if present); robomimic: scripted | scripted-mh | "
-        "scripted-delta | scripted-mh-delta | PATH (-delta: the same demos in delta actions; default: scripted, "
-        "and scripted-delta for LSTM-GMM, IBC and BET, as the paper trains them)",
+        "scripted-delta | scripted-mh-delta | PATH (-delta: the same demonstrators and seeds in delta actions; "
+        "default: scripted, and scripted-delta for LSTM-GMM, IBC and BET, as the paper trains them)",
     )
     p.add_argument(
         "--set",

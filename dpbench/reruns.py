@@ -22,7 +22,7 @@ from dpbench.results import PAPER_POLICY_NAMES, Group, group_records, short_hash
 
 
 def _key(g: Group) -> tuple:
-    # the same demonstrations recorded in absolute or delta actions are one cell's two action spaces
+    # a recipe's absolute and delta collections (one planner, the same seeds) are one cell's two action spaces
     return (g.env, g.obs, g.policy, g.preset, g.variant, g.dataset_kind.removesuffix("-delta"))
 
 
