@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from dpbench.contract import is_builtin
@@ -36,22 +37,26 @@ _BUILTIN: dict[str, str] = {
 
 
 def _load_ref(ref: str) -> type[Policy]:
+    """The Policy class ``ref`` (``package.module:ClassName``) names, checked by ``_check_class``.
+
+    Raises DpbenchError, one line each: the module is not there (or a working-directory file is shadowed by
+    another module of its name); importing it failed (a missing package, a bad import, a syntax error, its
+    own top-level code raising or exiting), at the file and line; it has no such class (its Policy classes
+    listed, with the one a typo means); the class breaks the Policy contract."""
     module, _, attr = ref.partition(":")
     try:
         imported = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name and module != exc.name and not module.startswith(exc.name + "."):
-            # the module was found; an import inside it failed
-            raise DpbenchError(
-                f"cannot import policy '{ref}': importing '{module}' failed at {raised_at(exc)}: {exc} "
-                "(install that package, or fix the import)"
-            ) from None
-        raise _not_found(ref, module, exc) from None
     except SyntaxError as exc:
         raise DpbenchError(
             f"cannot import policy '{ref}': {exc.msg} at {Path(exc.filename or '?').name}:{exc.lineno}"
         ) from None
-    except ImportError as exc:
+    except ImportError as exc:  # ModuleNotFoundError included
+        if exc.name and module != exc.name and not module.startswith(exc.name + "."):
+            # the module was found; an import inside it failed (a missing package, a name its module lacks)
+            raise DpbenchError(
+                f"cannot import policy '{ref}': importing '{module}' failed at {raised_at(exc)}: {exc} "
+                "(install that package, or fix the import)"
+            ) from None
         raise _not_found(ref, module, exc) from None
     except SystemExit as exc:  # a script's sys.exit at import would end dpbench itself (`dpbench list` included)
         raise DpbenchError(
@@ -69,9 +74,16 @@ def _load_ref(ref: str) -> type[Policy]:
             f"cannot import policy '{ref}': importing '{module}' raised {type(exc).__name__}: {exc} at "
             f"{raised_at(exc)}{hint}"
         ) from None
-    if not hasattr(imported, attr):  # a module of that name is there, the class is not: a shadowed file, a typo?
-        raise _shadowed(ref, module) or _no_class(ref, imported, attr)
-    return _check_class(ref, getattr(imported, attr))
+    try:
+        cls = getattr(imported, attr)
+    except AttributeError:  # a module of that name is there, the class is not: a shadowed file, a typo?
+        raise _shadowed(ref, module) or _no_class(ref, imported, attr) from None
+    except Exception as exc:  # the module's own __getattr__ (a lazy loader) raised
+        raise DpbenchError(
+            f"cannot import policy '{ref}': looking up '{attr}' in '{module}' raised {type(exc).__name__}: {exc} "
+            f"at {raised_at(exc)}"
+        ) from None
+    return _check_class(ref, cls)
 
 
 def _shadowed(ref: str, module: str) -> DpbenchError | None:
@@ -88,20 +100,21 @@ def _shadowed(ref: str, module: str) -> DpbenchError | None:
 
 
 def _not_found(ref: str, module: str, exc: Exception) -> DpbenchError:
-    """The error for a module that is not there, or one shadowed by another of its name."""
+    """The error for a module that is not there (``exc`` says which), or a working-directory file shadowed by
+    another module of its name."""
     return _shadowed(ref, module) or DpbenchError(
         f"cannot import policy '{ref}': {exc}. A module:Class reference names an installed module or one in "
         f"the working directory ({Path.cwd()}; or set PYTHONPATH; docs/adding_a_policy.md)"
     )
 
 
-def _no_class(ref: str, module: Any, attr: str) -> DpbenchError:
+def _no_class(ref: str, module: ModuleType, attr: str) -> DpbenchError:
     """The error for a module that imports but has no ``attr``: it names the module's file and the Policy classes
     it holds, with the one ``attr`` likely means (``BCPolcy`` -> ``BCPolicy``)."""
     held = sorted(
         n for n, v in vars(module).items() if isinstance(v, type) and issubclass(v, Policy) and v is not Policy
     )
-    what = f"module '{module.__name__}' ({Path(getattr(module, '__file__', None) or module.__name__).name})"
+    what = f"module '{module.__name__}' ({getattr(module, '__file__', None) or 'no file'})"
     listed = f"the Policy classes {', '.join(held)}" if held else "no Policy subclass"
     if not attr:
         return DpbenchError(

@@ -208,14 +208,21 @@ def test_a_class_name_typo_is_told_the_modules_policy_classes(tmp_path, monkeypa
     with pytest.raises(DpbenchError) as err:
         get_policy_class("typo_policy:LinearPolcy")
     assert str(err.value) == (
-        "cannot import policy 'typo_policy:LinearPolcy': module 'typo_policy' (typo_policy.py) has no 'LinearPolcy';"
-        " it holds the Policy classes LinearPolicy; did you mean 'LinearPolicy'?"
+        f"cannot import policy 'typo_policy:LinearPolcy': module 'typo_policy' ({tmp_path / 'typo_policy.py'}) has "
+        "no 'LinearPolcy'; it holds the Policy classes LinearPolicy; did you mean 'LinearPolicy'?"
     )
     with pytest.raises(DpbenchError, match=r"no class after the ':' \(module:ClassName\); .* LinearPolicy$"):
         get_policy_class("typo_policy:")
     # an AttributeError in the module's own code is its error, at its line, not a missing class
     with pytest.raises(DpbenchError, match=r"importing 'broken' raised AttributeError: .* at broken\.py:2"):
         get_policy_class("broken:Policy")
+    # so is an import inside it that names what its module lacks, and a lazy loader's (module __getattr__) error
+    (tmp_path / "badimp.py").write_text("from os import no_such_name\n")
+    with pytest.raises(DpbenchError, match=r"'badimp' failed at badimp\.py:1 in <module>: cannot import name"):
+        get_policy_class("badimp:Policy")
+    (tmp_path / "lazy.py").write_text("_loaded = {}\n\n\ndef __getattr__(name):\n    return _loaded[name]\n")
+    with pytest.raises(DpbenchError, match=r"looking up 'Foo' in 'lazy' raised KeyError: 'Foo' at lazy\.py:5"):
+        get_policy_class("lazy:Foo")
 
 
 def test_an_installed_module_wins_and_a_shadowed_file_is_named(plugin_site, tmp_path, monkeypatch, fresh_modules):
