@@ -179,9 +179,10 @@ def fill_cells(
 
 def check_paper_selection(envs: list[str] | None, obs: list[str] | None) -> None:
     """Refuse an ``--obs`` selection the paper layout cannot show: a mode in neither of the paper's tables
-    (``state``), or ``--env`` tasks that have none of the modes (``--env lift --obs keypoints``), whose columns
-    would read "no record" beside records of the task's own modes. Names are known (``select_records`` checked
-    them). Raises DpbenchError saying which modes to pass."""
+    (``state``), or an ``--env`` task with none of the selected modes of a table that is printed
+    (``--env lift --obs keypoints``; ``--env transport --obs keypoints,image`` for Table I), whose columns there
+    would read "no record" beside the records of the task's own mode. Names are known (``select_records``
+    checked them). Raises DpbenchError saying which modes to pass."""
     from dpbench.tasks import TASKS
 
     outside = [o for o in obs or () if o not in TABLE_OF_OBS]
@@ -190,10 +191,15 @@ def check_paper_selection(envs: list[str] | None, obs: list[str] | None) -> None
             f"obs mode '{', '.join(outside)}' is in neither of the paper's tables: Table I (state observations) "
             "is Push-T keypoints and robomimic low_dim (--obs keypoints,low_dim), Table II is image (--obs image)"
         )
-    lacking = [e for e in envs or () if e in TASKS and obs and not set(obs) & set(TASKS[e].obs_modes)]
-    if lacking:
-        modes = "; ".join(f"{e}: {', '.join(m for m in TASKS[e].obs_modes if m in TABLE_OF_OBS)}" for e in lacking)
-        raise DpbenchError(
-            f"{', '.join(lacking)} {'has' if len(lacking) == 1 else 'have'} no obs mode {' or '.join(obs)}, so "
-            f"no column of the paper's tables; the paper's modes there: {modes} (Table I: --obs keypoints,low_dim)"
-        )
+    for kind, title in TABLE_TITLES.items():  # each printed table on its own: its columns, its selected modes
+        modes = [o for o in obs or () if TABLE_OF_OBS[o] == kind]
+        lacking = [e for e in envs or () if e in TASKS and modes and not set(modes) & set(TASKS[e].obs_modes)]
+        if lacking:
+            theirs = "; ".join(
+                f"{e}: {', '.join(m for m in TASKS[e].obs_modes if TABLE_OF_OBS.get(m) == kind)}" for e in lacking
+            )
+            raise DpbenchError(
+                f"{', '.join(lacking)} {'has' if len(lacking) == 1 else 'have'} no obs mode {' or '.join(modes)}, "
+                f"so {title} would read 'no record' in {'its' if len(lacking) == 1 else 'their'} columns, which are "
+                f"under {theirs}; for Table I pass --obs keypoints,low_dim, for Table II --obs image"
+            )

@@ -512,11 +512,19 @@ def test_a_selected_column_with_no_record_shows_the_papers_numbers(tmp_path: Pat
     assert "unknown obs 'imgae'; valid obs modes:" in err and "neither" not in err
     # a task that has none of the selected modes has no column to show: Lift has records (low_dim), and a table
     # of "no record" under --obs keypoints would read as if none were run. Push-T has no low_dim either.
-    for env, mode, theirs in (("lift", "keypoints", "lift: low_dim, image"), ("pusht", "low_dim", "keypoints, image")):
+    # Each printed table is checked on its own: --obs keypoints,image prints Table I with keypoints alone.
+    cases = (("lift", "keypoints", "lift: low_dim"), ("pusht", "low_dim", "pusht: keypoints"))
+    cases += (("lift", "keypoints,image", "lift: low_dim"),)
+    for env, mode, theirs in cases:
         argv = ["table", "--out", str(out), "--layout", "paper", "--env", env, "--obs", mode, "--no-write-readme"]
         assert main(argv) == 2
         err = capsys.readouterr().err
-        assert f"{env} has no obs mode {mode}, so no column" in err and theirs in err and err.count("\n") == 1
+        assert f"{env} has no obs mode {mode.split(',')[0]}, so Table I (state observations) would read" in err
+        assert f"which are under {theirs};" in err and err.count("\n") == 1
+    for fine in ("keypoints,image", "low_dim,image", "image"):  # every table printed has a column of each task
+        argv = ["table", "--out", str(out), "--layout", "paper", "--no-write-readme", "--obs", fine]
+        assert main([*argv, "--env", "pusht" if fine.startswith("keypoints") else "lift"]) == 0
+        capsys.readouterr()
     # --out is the results dir read: a file path meant for the output says so, and where the table goes
     assert main(["table", "--out", str(tmp_path / "table.csv"), "--format", "csv"]) == 2
     err = capsys.readouterr().err
