@@ -219,7 +219,8 @@ def claims_table(
         )
     notes = [
         "DP: the better of DP-C and DP-T by max; baseline: the best of LSTM-GMM, IBC and BET by max. Relative "
-        "improvement: (DP - baseline) / baseline, both from the unrounded means (so 0.29 vs 0.21 can read +0.07); "
+        "improvement: (DP - baseline) / baseline; the gap (DP - baseline) and the improvement come from unrounded "
+        "means (so 0.29 vs 0.21 can read +0.07); "
         "a column whose best baseline scores 0 has none. Ours: dpbench's "
         "cell in the paper layout above (mean max over seeds), only cells under today's protocol and their "
         "preset's schedule in the paper's action space; paper: Chi et al. 2023 "

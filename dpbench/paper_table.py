@@ -110,8 +110,8 @@ def paper_layout(
             body.append(line)
     held = (
         "; where recorded, the held-out score of the checkpoints the max selected, on fresh test seeds, with a 95% "
-        "CI over all seeds' episodes pooled (Wilson for a success rate, normal for Push-T's coverage; episode "
-        "noise, not the spread over seeds)"
+        "CI over all seeds' episodes pooled (Wilson where every episode scores 0 or 1, as success does; normal "
+        "otherwise, as Push-T's coverage; episode noise, not the spread over seeds)"
         if heldout
         else ""
     )

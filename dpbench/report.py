@@ -23,7 +23,7 @@ CONTENDED_MARK = {True: "*", None: "?"}
 # --------------------------------------------------------------------------- results/README
 _SEPARATE_COLLECTIONS = (
     " ('+' joins separate collections of one scripted recipe, made on CPUs whose numpy picks other SIMD kernels: "
-    "the same demonstrations up to the last float bits, so one cell; each record keeps its own hash; "
+    "the same demonstrations up to the last float bits; each record keeps its own hash; "
     "`dpbench.records.data_identity`)"
 )
 
