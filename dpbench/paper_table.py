@@ -29,7 +29,7 @@ from dpbench.paper_cells import (
     paper_actions,
 )
 from dpbench.paper_claims import claims_table, tidy_claims
-from dpbench.records import PROTOCOL_VERSION
+from dpbench.records import PROTOCOL_VERSION, RECOLLECTED
 from dpbench.render import RENDERERS, Cell, Table, cell_text, tidy_csv
 from dpbench.results import PAPER_POLICY_NAMES, Group, late_trend_fields, short_hash
 
@@ -158,12 +158,7 @@ def paper_layout(
             "BET: delta): no record in the paper's action space exists for this cell."
         )
     if pooled:
-        notes.append(
-            "ʳ the seeds trained on separate collections of one scripted recipe (same demonstrator version, task, "
-            "variant, episode and step counts), made on CPUs with other SIMD kernels; their content hashes, joined "
-            "by '+' under 'Cells from', differ in the last float bits, not in the demonstrations (measured on "
-            "Square ph: actions within 1.7e-6; dpbench.records.data_identity, docs/measurements.md)."
-        )
+        notes.append(f"ʳ the seeds trained on {RECOLLECTED}; 'Cells from' joins their hashes by '+'.")
     if rising:
         notes.append(
             f"↗ still rising when its budget ended: {LATE_TREND_RULE}; a longer budget would likely raise its "

@@ -278,6 +278,15 @@ class Record:
 
 
 # -------------------------------------------------------------------------------- reading
+# What '+' between content hashes means, for the tables' notes (data_identity says why)
+RECOLLECTED = (
+    "separate collections of one scripted recipe (same demonstrator version, task, variant, episode and step "
+    "counts), made on CPUs with other SIMD kernels; their content hashes differ in the last float bits, not in the "
+    "demonstrations (measured on Square ph: actions within 1.7e-6; dpbench.records.data_identity, "
+    "docs/measurements.md)"
+)
+
+
 def data_identity(dataset: dict[str, Any]) -> tuple:
     """What makes two records' ``dataset`` entries the same demonstrations: the content hash, except for
     dpbench's scripted datasets, where it is their recipe: kind, file name (task, variant, demonstrator

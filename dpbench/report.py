@@ -12,7 +12,7 @@ from typing import Any
 from dpbench.equal_time import equal_time_table, named_cpu_kinds
 from dpbench.errors import DpbenchError
 from dpbench.presets import ROBOMIMIC_FLOOR_STEPS
-from dpbench.records import data_identity, write_text_atomic
+from dpbench.records import RECOLLECTED, data_identity, write_text_atomic
 from dpbench.render import render_md
 from dpbench.results import group_records, joined_hashes, short_hash
 from dpbench.tables import format_table
@@ -21,13 +21,6 @@ CONTENDED_MARK = {True: "*", None: "?"}
 
 
 # --------------------------------------------------------------------------- results/README
-_SEPARATE_COLLECTIONS = (
-    " ('+' joins separate collections of one scripted recipe, made on CPUs whose numpy picks other SIMD kernels: "
-    "the same demonstrations up to the last float bits; each record keeps its own hash; "
-    "`dpbench.records.data_identity`)"
-)
-
-
 def results_readme(records: list[dict[str, Any]], figures: list[str] = (), extra: str = "", lead: str = "") -> str:
     """The measured tables as markdown: ``lead`` first (the paper's layout), then one section per (preset, dataset),
     each with the commands, dataset hash, hardware and dates its records carry, then ``extra`` and ``figures``."""
@@ -80,7 +73,8 @@ def results_readme(records: list[dict[str, Any]], figures: list[str] = (), extra
             *(f"- command: `{c}`" for c in dict.fromkeys(r.get("command") or "(not recorded)" for r in recs)),
             f"- preset: `{preset}` (config hashes {', '.join(sorted({r['config_hash'] for r in recs}))})",
             f"- dataset: {dkind}, `{ds.get('path', '?')}`, hash `{dhash}`, {ds.get('episodes', '?')} episodes, "
-            f"{ds.get('steps', '?')} steps" + (_SEPARATE_COLLECTIONS if "+" in dhash else ""),
+            f"{ds.get('steps', '?')} steps"
+            + (f" ('+' joins {RECOLLECTED}; each record keeps its own hash)" if "+" in dhash else ""),
             *(f"- hardware: {h}" for h in hardware),
             "- minutes per seed (training + evaluations, mean; * other jobs shared the cores, so the "
             "time says more about the load than the method; ? not measured; [AVX2 25/1+unrecorded]: the kinds of "
