@@ -203,7 +203,6 @@ def test_a_class_name_typo_is_told_the_modules_policy_classes(tmp_path, monkeypa
     # The module imports; the class after ':' is misspelled (or missing). The message names the module's file,
     # the Policy classes it holds, and the one the typo means, not "names an installed module" (it does).
     (tmp_path / "typo_policy.py").write_text(_template())
-    (tmp_path / "broken.py").write_text("import os\nos.no_such_function()\n")
     monkeypatch.chdir(tmp_path)
     with pytest.raises(DpbenchError) as err:
         get_policy_class("typo_policy:LinearPolcy")
@@ -213,16 +212,6 @@ def test_a_class_name_typo_is_told_the_modules_policy_classes(tmp_path, monkeypa
     )
     with pytest.raises(DpbenchError, match=r"no class after the ':' \(module:ClassName\); .* LinearPolicy$"):
         get_policy_class("typo_policy:")
-    # an AttributeError in the module's own code is its error, at its line, not a missing class
-    with pytest.raises(DpbenchError, match=r"importing 'broken' raised AttributeError: .* at broken\.py:2"):
-        get_policy_class("broken:Policy")
-    # so is an import inside it that names what its module lacks, and a lazy loader's (module __getattr__) error
-    (tmp_path / "badimp.py").write_text("from os import no_such_name\n")
-    with pytest.raises(DpbenchError, match=r"'badimp' failed at badimp\.py:1 in <module>: cannot import name"):
-        get_policy_class("badimp:Policy")
-    (tmp_path / "lazy.py").write_text("_loaded = {}\n\n\ndef __getattr__(name):\n    return _loaded[name]\n")
-    with pytest.raises(DpbenchError, match=r"looking up 'Foo' in 'lazy' raised KeyError: 'Foo' at lazy\.py:5"):
-        get_policy_class("lazy:Foo")
 
 
 def test_an_installed_module_wins_and_a_shadowed_file_is_named(plugin_site, tmp_path, monkeypatch, fresh_modules):
@@ -333,6 +322,26 @@ def test_an_exception_in_the_policys_own_code_is_one_line_naming_where(
 
 def test_import_problems_in_a_policy_file_say_which(tmp_path, monkeypatch, fresh_modules):
     monkeypatch.chdir(tmp_path)
+    # the module's own errors, at their lines, not "has no class" or "names an installed module": an
+    # AttributeError in its top-level code, an import of a name its module lacks, a lazy loader's __getattr__
+    cases = {
+        "broken:P": (
+            "import os\nos.no_such_function()\n",
+            r"importing 'broken' raised AttributeError: .* at broken\.py:2",
+        ),
+        "badimp:P": (
+            "from os import no_such_name\n",
+            r"'badimp' failed at badimp\.py:1 in <module>: cannot import name",
+        ),
+        "lazy:Foo": (
+            "_m = {}\n\n\ndef __getattr__(name):\n    return _m[name]\n",
+            r"'lazy' raised KeyError: 'Foo' at lazy\.py:5",
+        ),
+    }
+    for ref, (source, message) in cases.items():
+        (tmp_path / f"{ref.partition(':')[0]}.py").write_text(source)
+        with pytest.raises(DpbenchError, match=message):
+            get_policy_class(ref)
     (tmp_path / "needs_dep.py").write_text("import no_such_dependency_x\n")
     with pytest.raises(
         DpbenchError, match=r"importing 'needs_dep' failed at needs_dep\.py:1 in <module>: No module named"
