@@ -193,7 +193,9 @@ def check_paper_selection(envs: list[str] | None, obs: list[str] | None) -> None
         )
     for kind, title in TABLE_TITLES.items():  # each printed table on its own: its columns, its selected modes
         modes = [o for o in obs or () if TABLE_OF_OBS[o] == kind]
-        lacking = [e for e in envs or () if e in TASKS and modes and not set(modes) & set(TASKS[e].obs_modes)]
+        if not modes:  # that table is not printed
+            continue
+        lacking = [e for e in envs or () if e in TASKS and not set(modes) & set(TASKS[e].obs_modes)]
         if lacking:
             theirs = "; ".join(
                 f"{e}: {', '.join(m for m in TASKS[e].obs_modes if TABLE_OF_OBS.get(m) == kind)}" for e in lacking

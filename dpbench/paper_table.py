@@ -64,6 +64,7 @@ def paper_layout(
     rising: list[str] = []  # cells still improving when their budget ended
     presets: Counter[str] = Counter()
     caveats: list[str] = []
+    shown: set[str] = set()  # the rows printed
     for row in rows:
         label: Cell = ROW_LABELS.get(row) or (row, "(not in the paper)")  # LaTeX stacks a cell's lines
         name = cell_text(label)
@@ -108,6 +109,7 @@ def paper_layout(
             )
         if any(c != "–" for c in line[1:]):  # rows the paper's table lacks (BET in Table II) and we never ran
             body.append(line)
+            shown.add(row)
     held = (
         "; where recorded, the held-out score of the checkpoints the max selected, on fresh test seeds, with a 95% "
         "CI over all seeds' episodes pooled (Wilson where every episode scores 0 or 1, as success does; normal "
@@ -172,7 +174,6 @@ def paper_layout(
             "schedule, the model, the optimizer; dpbench table, the pivot layout, lists how), so its max and "
             "avg-last-10 are another experiment's, and the claims leave the cell out."
         )
-    shown = {line[0] if isinstance(line[0], str) else line[0][0] for line in body}
     unshown = sorted(p for p in selected or () if p not in PAPER_ROWS and ":" not in p and p not in shown)
     if unshown:  # a selected policy the paper lacks gets a row only where it has a record
         notes.append(f"Selected, not in the paper, and no record in these columns (so no row): {', '.join(unshown)}.")

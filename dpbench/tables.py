@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from dpbench.errors import DpbenchError
-from dpbench.metrics import LATE_TREND_RULE
+from dpbench.metrics import K_LAST, LATE_TREND_RULE
 from dpbench.records import PROTOCOL_VERSION
 from dpbench.render import DAGGER, RENDERERS, Table, mean_std, tidy_csv
 from dpbench.results import (
@@ -136,8 +136,8 @@ def pivot_table(groups: list[Group], with_paper: bool = False) -> Table:
                         *(["–"] if t in coverage_tasks else []),
                     ]
                 body.append(row)
-    # with 10 or fewer evaluations both average all of them: only longer runs can tell the two apart
-    recs = [r for g in groups for r in g.records if sum("score" in h for h in r["history"]) > 10]
+    # with K_LAST or fewer evaluations both average all of them: only longer runs can tell the two apart
+    recs = [r for g in groups for r in g.records if sum("score" in h for h in r["history"]) > K_LAST]
     same = sum(abs(k_min(r) - r["final"]["avg_last10"]) < 1e-9 for r in recs)
     notes = [
         "max / avg-last-10: the paper's two numbers (its Tables I/II): the best evaluation during training and the "
