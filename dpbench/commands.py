@@ -315,7 +315,7 @@ def cmd_table(args: argparse.Namespace) -> int:
     and regenerate OUT/README.md (by default only for the default results dir); returns 0. Raises DpbenchError when
     no records match or the README cannot be written."""
     from dpbench.report import write_results_readme
-    from dpbench.results import load_all, select_records
+    from dpbench.results import load_all, record_policy_names, select_records
     from dpbench.tables import format_table
 
     try:
@@ -344,7 +344,9 @@ def cmd_table(args: argparse.Namespace) -> int:
             from dpbench.tasks import TASKS
 
             columns = [(t, v) for t in envs or TASKS for v in variants]
-        print(format_paper_table(chosen, args.format, args.claims, columns, selection, obs, policies))
+        # rows are the names records carry: a module:Class reference or an alias selects its class's `name`
+        names = record_policy_names(policies, {r["policy"] for r in records}) if policies else None
+        print(format_paper_table(chosen, args.format, args.claims, columns, selection, obs, names))
     else:
         print(format_table(chosen, args.format, with_paper=args.with_paper))
     write = args.write_readme

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
@@ -22,7 +23,7 @@ from dpbench.config import build_configs, config_to_dict
 from dpbench.data.registry import variant_of
 from dpbench.errors import DpbenchError, did_you_mean
 from dpbench.metrics import LateTrend, late_trend, mean_ci, summarize_history, wilson_ci
-from dpbench.policies import get_policy_class
+from dpbench.policies import available_policies, get_policy_class
 from dpbench.records import (
     PROTOCOL_VERSION,
     cell_seconds,
@@ -339,6 +340,16 @@ def load_all(out: str | Path) -> list[dict[str, Any]]:
     return records
 
 
+def record_policy_names(policies: list[str], held: Iterable[str]) -> list[str]:
+    """The policy names that records of the ``--policy`` selection carry: each name as given, and the class's
+    ``name`` of a registered alias (diffusion_cnn -> diffusion) or of a ``module:Class`` reference (imported, so a
+    broken one is a DpbenchError); a reference that records in ``held`` name as given needs no import (the table
+    reads records, not the policy's code)."""
+    registered, held = available_policies(), set(held)
+    resolve = [n for n in policies if n in registered or (":" in n and n not in held)]
+    return [*policies, *(get_policy_class(n).name for n in resolve)]
+
+
 def select_records(
     records: list[dict[str, Any]],
     envs: list[str] | None,
@@ -353,7 +364,7 @@ def select_records(
     registered nor in a record, a task with none of ``variants`` (Push-T and ToolHang are ph only), or a selection
     that matches nothing (unless ``allow_empty``), is a DpbenchError that lists the valid names."""
     from dpbench.envs import PH_ONLY, VARIANTS
-    from dpbench.policies import available_policies, paper_labels
+    from dpbench.policies import paper_labels
     from dpbench.tasks import TASKS
 
     def value(r: dict[str, Any], what: str) -> str:
@@ -384,11 +395,7 @@ def select_records(
             "--variant ph"
         )
     if policies:
-        registered = available_policies()
-        # a registered alias's records, and a module:Class reference's, may name the class's `name` instead; a
-        # module:Class that records name as given needs no import (the table reads records, not the policy's code)
-        resolve = [n for n in policies if n in registered or (":" in n and n not in held["policy"])]
-        wanted["policy"] = [*policies, *(get_policy_class(n).name for n in resolve)]
+        wanted["policy"] = record_policy_names(policies, held["policy"])
     records = [r for r in records if all(not v or value(r, k) in v for k, v in wanted.items())]
     if not records and not allow_empty:
         raise DpbenchError(

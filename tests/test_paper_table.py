@@ -642,3 +642,21 @@ def test_a_selected_policy_outside_the_paper_with_no_record_there_is_named(tmp_p
     assert main([*argv, "--policy", "bc,diffusion", "--env", "lift,pusht"]) == 0
     text = capsys.readouterr().out
     assert "bc (not in the paper)" in _md(text)[1] and "Selected, not in the paper" not in text
+
+
+def test_a_module_class_reference_selects_the_row_of_its_class_name(tmp_path: Path, capsys):
+    # `--policy package.module:Class` selects the records of the class's `name` (lstm_gmm); the paper layout must
+    # treat that row as selected ("no record" where nobody ran it, not "not selected"), and name a selected
+    # reference outside the paper (bc) that has no row, as it does for `--policy bc`.
+    out = tmp_path / "results"
+    for r in _records():
+        write_json_atomic(out / "records" / f"{r['cell_id']}.json", r)
+    argv = ["table", "--out", str(out), "--layout", "paper", "--no-write-readme", "--obs", "keypoints,low_dim"]
+    ref = "dpbench.baselines.lstm_gmm:LSTMGMMPolicy"
+    assert main([*argv, "--policy", ref]) == 0
+    _, rows = _md(capsys.readouterr().out)
+    assert rows["LSTM-GMM"][3] == "no record (1.00 / 0.91)"  # Can ph (Table I: LSTM-GMM 1.00 / 0.91)
+    assert rows["IBC"][3].startswith("not selected")
+    assert main([*argv, "--policy", "dpbench.baselines.bc:BCPolicy", "--env", "lift"]) == 0
+    text = capsys.readouterr().out
+    assert "Selected, not in the paper, and no record in these columns (so no row): bc." in text
