@@ -722,3 +722,36 @@ def test_other_versions_of_a_cell_are_its_own_runs_under_another_hash(tmp_path, 
     assert capsys.readouterr().err == ""  # the grid's own variants (a sweep's other normalizer, say) are not news
     (tmp_path / "records" / f"{cell.cell_id}.json").write_text("{}")
     assert len(other_versions(cell)) == 2
+
+
+def test_a_pool_stopped_mid_cell_leaves_no_semaphore_for_the_tracker_to_report(tmp_path):
+    # Ctrl-C in `dpbench sweep --workers 2` on Push-T printed "resource_tracker: There appear to be 2 leaked
+    # semaphore objects" under the one-line interrupt message: numcodecs makes a named semaphore in each worker when
+    # zarr first decodes a chunk, and the terminated workers never unlinked theirs. A worker here makes one the same
+    # way (multiprocessing.Lock under the spawn start method) and is stopped as the driver stops a pool on Ctrl-C.
+    ready = tmp_path / "ready"
+    script = tmp_path / "stop_pool.py"
+    script.write_text(
+        "import multiprocessing as mp, sys, time\n"
+        "from pathlib import Path\n"
+        "from dpbench.sweep.backends import LocalPool\n"
+        "def hold_a_lock(ready):\n"
+        "    global lock\n"
+        "    lock = mp.Lock()  # a named semaphore, registered with the resource tracker\n"
+        "    Path(ready).touch()\n"
+        "    time.sleep(120)\n"
+        "if __name__ == '__main__':\n"
+        "    pool = LocalPool(1, 1, progress=False)\n"
+        "    pool.pool.submit(hold_a_lock, sys.argv[1])\n"
+        "    deadline = time.monotonic() + 90\n"
+        "    while not Path(sys.argv[1]).exists() and time.monotonic() < deadline:\n"
+        "        time.sleep(0.05)\n"
+        "    assert Path(sys.argv[1]).exists(), 'the worker never started its task'\n"
+        "    pool.close(abort=True)\n"
+        "    pool.release()\n"
+    )
+    res = subprocess.run(
+        [sys.executable, str(script), str(ready)], env=_env(), capture_output=True, text=True, timeout=150
+    )
+    assert res.returncode == 0 and ready.exists(), res.stderr
+    assert "leaked semaphore" not in res.stderr and res.stderr == "", res.stderr

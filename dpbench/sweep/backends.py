@@ -9,6 +9,7 @@ sending its training progress to the driver (``dpbench.sweep.progress.WorkerBar`
 from __future__ import annotations
 
 import multiprocessing as mp
+import multiprocessing.util
 import os
 import signal
 import threading
@@ -67,7 +68,22 @@ def _init_worker(threads: int, channel: Any, parent_pid: int | None) -> None:
     _WORKER.channel = channel  # with a channel, train() gets a WorkerBar: it reports instead of drawing
     if parent_pid is not None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the driver, which stops the pool
+        signal.signal(signal.SIGTERM, _stopped)  # how the driver stops the pool (LocalPool.close(abort=True))
         threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
+
+
+def _exit_now(code: int) -> None:
+    """End this worker at once, mid-cell, with ``code``; its last checkpoint stays for the rerun. First run the
+    finalizers that multiprocessing's own exit runs first (``util._exit_function``): they unlink the named
+    semaphores this process made (numcodecs makes one when zarr first decodes a chunk), which the resource
+    tracker would otherwise report as "leaked semaphore objects" under the driver's one-line message."""
+    mp.util._run_finalizers(0)
+    os._exit(code)
+
+
+def _stopped(signum: int, frame: object) -> None:
+    """SIGTERM from the driver: exit as its default action would (status 128 + 15), without the leak warning."""
+    _exit_now(128 + signum)
 
 
 def _exit_with_parent(parent_pid: int) -> None:
@@ -76,7 +92,7 @@ def _exit_with_parent(parent_pid: int) -> None:
     while True:
         time.sleep(0.5)
         if os.getppid() != parent_pid:
-            os._exit(1)
+            _exit_now(1)
 
 
 def _worker_run(
