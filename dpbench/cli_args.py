@@ -209,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="check the grid and list its cells with estimated CPU time (minutes, or hours past 2) from the "
         "records' measured rates, "
-        "and the total; writes, collects and runs nothing. States: done; running (another process holds it); "
+        "and the total; writes, collects and runs nothing. States: done (with the wall time its record "
+        "measured); running (another process holds it); "
         "resume (priced from its checkpoint's step on); new; recorded (the out dir has its record, made from "
         "demos not collected here: found once they are); blocked (cannot run here)",
     )

@@ -861,3 +861,24 @@ def test_a_record_naming_this_cpus_family_outranks_one_matched_by_simd_alone_wha
     alone = Rates([older], step_ms={}, cpu_capability="AVX2", cpu_family="25/1")
     step = alone.train_rate("diffusion", "transport", "low_dim", "tr", model)
     assert step.seconds == pytest.approx(0.364) and "SIMD level (family/model unrecorded)" in step.basis
+
+
+def test_a_done_cell_shows_the_wall_time_its_record_measured(tmp_path):
+    # The grid's measured wall time per cell belongs beside its estimate: a done line gives the record's wall
+    # minutes (training + evaluation), and the summary their sum. Seed 0 trained 7,860 s and evaluated 2 x 4,500 s
+    # plus a held-out evaluation of 2,580 s: 131 + (9,000 + 2,580) / 60 = 131 + 193 = 324 min, printed 5.4 h.
+    from dpbench.sweep.dryrun import dry_run_report
+
+    cfg = _square_dp_config()
+    done = _timed("diffusion", "square", "low_dim", 7860.0, [4500.0, 4500.0])
+    done["final"] = {"heldout": {"wall_s": 2580.0}}
+    done["wall"]["total_s"] = 7860.0 + 9000.0  # a resumed run's last process: less than its parts
+    cells = [_square_cell(tmp_path / str(s), seed=s) for s in (0, 1)]
+    done["cell_id"] = cells[0].cell_id
+    cells[0].record_path = tmp_path / "records" / f"{cells[0].cell_id}.json"
+    cells[0].record_path.parent.mkdir()
+    cells[0].record_path.write_text("{}")  # exists: the cell is done (its content comes from out_records)
+    lines = dry_run_report([_planned(cfg, s, cells[s]) for s in (0, 1)], [done], 2, out_records=[done])
+    assert lines[0] == f"  done    5.4 h    (131 + 193)  {cells[0].cell_id}"
+    assert lines[1].startswith("  new     ~")
+    assert "  - 1 cell(s) done: they took 5.4 h of wall time (training 2.2, evaluation 3.2)" in "\n".join(lines)

@@ -8,7 +8,7 @@ from typing import Any
 
 from dpbench.data.registry import data_variant
 from dpbench.host import cpu_kind
-from dpbench.records import make_cell_id, policy_slug, record_policy, split_cell_id
+from dpbench.records import cell_seconds, make_cell_id, policy_slug, record_policy, split_cell_id
 from dpbench.sweep.estimate import Rates, cost_key, estimate_cell
 from dpbench.tasks import get_task
 
@@ -25,6 +25,15 @@ def cost_text(train_min: float, eval_min: float) -> tuple[str, str]:
     printed (29.6 + 5.8 reads ~36, not ~35), in hours to one decimal from two hours on."""
     parts = round(train_min), round(eval_min)
     return format_minutes(float(sum(parts))), f"({parts[0]} + {parts[1]})"
+
+
+def took_text(record: dict[str, Any]) -> tuple[tuple[str, str], tuple[float, float]]:
+    """What a done cell took, from its record: its wall time as the dry run prints it ("4.7 h", "(131 + 151)":
+    training + evaluation wall minutes, over all the processes that ran it; no "~", as it is measured), and those
+    two parts in minutes. Evaluation is the whole cell's time less training (``records.cell_seconds``)."""
+    total, train = cell_seconds(record) / 60, record["wall"]["train_s"] / 60
+    parts = round(train), round(total - train)
+    return (format_minutes(float(sum(parts))).lstrip("~"), f"({parts[0]} + {parts[1]})"), (train, total - train)
 
 
 def _busy(workdir: Path) -> str | None:
@@ -85,6 +94,7 @@ def dry_run_report(
     rates = Rates(records, cpu_capability=cpu_capability, cpu_family=cpu_family)
     recorded = {_record_key(r["cell_id"], r["dataset"].get("path", "")): r for r in out_records}
     by_cell: dict[tuple[str, str, str], dict[str, Any]] = {}  # records by cell id but the data hash
+    by_id = {r["cell_id"]: r for r in out_records}
     for r in out_records:
         by_cell.setdefault(_record_key(r["cell_id"], "")[:3], r)
     lines, todo, unknown, collect, n_recorded, n_this_cpu, n_other_task = [], [], 0, set(), 0, 0, 0
@@ -92,6 +102,7 @@ def dry_run_report(
     n_other_demos = n_superseded = n_running = 0
     blocked: dict[tuple[str, str], list[str]] = {}
     train_total = eval_total = 0.0
+    n_done, took_train, took_eval = 0, 0.0, 0.0  # the done cells' measured wall minutes
     per_policy: dict[str, list[float]] = {}  # policy -> CPU-minutes of each of its cells with a rate
     for p in planned:
         spec, cfg = p.spec, p.config
@@ -105,7 +116,13 @@ def dry_run_report(
         if found_path is not None and found_path.exists():
             found = found_path.stem
             elsewhere = f"  [its record: {found}, another collection of the same demo recipe (another kind of CPU)]"
-            lines.append(f"  {'done':<8}{'':<22}{p.cell.cell_id}{elsewhere if found != p.cell.cell_id else ''}")
+            took, split = "", ""
+            if found in by_id:  # a record load_records could not read has no time to show
+                (took, split), minutes = took_text(by_id[found])
+                took_train, took_eval, n_done = took_train + minutes[0], took_eval + minutes[1], n_done + 1
+            lines.append(
+                f"  {'done':<8}{took:<9}{split:<13}{p.cell.cell_id}{elsewhere if found != p.cell.cell_id else ''}"
+            )
             continue
         if p.missing is not None:  # its demos are not collected here: a record of the same cell may exist anyway
             task, slug = get_task(spec.env).name, policy_slug(spec.policy, cfg.policy_cls)
@@ -199,6 +216,12 @@ def dry_run_report(
         notes.append(
             "per policy: "
             + ", ".join(f"{k} {sum(m) / 60:.1f} CPU-h ({len(m)} cell{'s' * (len(m) != 1)})" for k, m in ranked)
+        )
+    if n_done:
+        notes.append(
+            f"{n_done} cell(s) done: they took {(took_train + took_eval) / 60:.1f} h of wall time (training "
+            f"{took_train / 60:.1f}, evaluation {took_eval / 60:.1f}), as their records measured it; each done line "
+            "gives its cell's wall minutes (training + evaluation)"
         )
     if n_running:
         notes.append(f"{n_running} cell(s) running in another process now: not counted")
