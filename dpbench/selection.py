@@ -1,6 +1,6 @@
 """The checkpoint the max selected, after a cell's training: rewritten as a full checkpoint, so ``dpbench eval``
 re-scores it like the final one, and scored on held-out test seeds the selection never saw (the record's
-``heldout``; docs/DESIGN.md, "Scores")."""
+``heldout``; docs/DESIGN.md, "Three numbers per run, and a selection-free one")."""
 
 from __future__ import annotations
 
