@@ -2,7 +2,8 @@
 
 AdamW with warm-up and a cosine schedule, an EMA copy of the weights for evaluation, periodic
 evaluation (the score history that gives the paper's max and average-of-last-10 metrics),
-periodic resumable checkpoints, and a progress bar.
+periodic resumable checkpoints (and one where Ctrl-C or SIGTERM stops a step: ``dpbench.stopping``), and a
+progress bar.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from dpbench.data.sampler import SequenceSampler
 from dpbench.errors import DpbenchError, first_line
 from dpbench.host import cpu_capability, cpu_family, cpu_kind, device_name
 from dpbench.policy import Policy
+from dpbench.stopping import StepGuard
 
 RESUME_FILE = "train_state.pt"
 BEST_FILE = "best.safetensors"  # the evaluated weights at the history's best score (first of equals)
@@ -278,25 +280,31 @@ def train(
             evaluate()
             checkpoint()
         state.eval_pending = False  # without an evaluator, no evaluation runs: that one included
-        while state.step < cfg.steps:
-            batch = _to_tensors(sampler.sample(cfg.batch_size, rng), policy.device)
-            state.last_loss = train_step(policy, batch, optimizer, scheduler, ema, cfg, state.step)
-            state.loss_sum += state.last_loss
-            state.loss_count += 1
-            state.step += 1
-            bar.update(1)
-            if state.step % 20 == 0:
-                bar.set_postfix(loss=f"{state.last_loss:.4f}", lr=f"{scheduler.get_last_lr()[0]:.1e}")
+        with StepGuard() as guard:  # a stop during a step waits for its end and checkpoints there
+            while state.step < cfg.steps:
+                with guard.step():
+                    batch = _to_tensors(sampler.sample(cfg.batch_size, rng), policy.device)
+                    state.last_loss = train_step(policy, batch, optimizer, scheduler, ema, cfg, state.step)
+                    state.loss_sum += state.last_loss
+                    state.loss_count += 1
+                    state.step += 1
+                bar.update(1)
+                if state.step % 20 == 0:
+                    bar.set_postfix(loss=f"{state.last_loss:.4f}", lr=f"{scheduler.get_last_lr()[0]:.1e}")
 
-            at_end = state.step == cfg.steps
-            periodic = state.step >= cfg.eval_after and state.step % cfg.eval_every == 0
-            save = state.step % cfg.checkpoint_every == 0 or at_end
-            if evaluate_fn is not None and (periodic or at_end):
-                if save:  # before the evaluation as well: a stop during it (minutes on robomimic) loses only it
-                    checkpoint(eval_pending=True)
-                evaluate()
-            if save:
-                checkpoint()
+                at_end = state.step == cfg.steps
+                periodic = state.step >= cfg.eval_after and state.step % cfg.eval_every == 0
+                save = state.step % cfg.checkpoint_every == 0 or at_end
+                evaluating = evaluate_fn is not None and (periodic or at_end)
+                if guard.held is not None:  # stopped in the step: keep it, and its evaluation still to come
+                    checkpoint(eval_pending=evaluating)
+                    guard.act()
+                if evaluating:
+                    if save:  # before the evaluation as well: a stop during it (minutes on robomimic) loses only it
+                        checkpoint(eval_pending=True)
+                    evaluate()
+                if save:
+                    checkpoint()
     finally:
         bar.close()
     return eval_policy(), state

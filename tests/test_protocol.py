@@ -284,3 +284,79 @@ def test_a_run_killed_during_an_evaluation_resumes_with_that_evaluation_not_its_
     assert load_best(killed / BEST_FILE)[1:] == load_best(tmp_path / "whole" / BEST_FILE)[1:] == (3, 0.9)
     a, b = load_file(str(tmp_path / "whole" / BEST_FILE)), load_file(str(killed / BEST_FILE))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize(
+    ("signum", "stop_at", "expected"),
+    [
+        ("SIGINT", 5, (5, False)),  # between checkpoints (3 and 6), no evaluation due (every 2 steps)
+        ("SIGTERM", 2, (2, True)),  # step 2's evaluation is due: the resumed run runs it first
+    ],
+)
+def test_a_stop_during_a_training_step_checkpoints_that_step_and_loses_nothing(
+    tmp_path, tiny_pusht_hdf5, signum, stop_at, expected
+):
+    """Ctrl-C or SIGTERM during a training step used to raise KeyboardInterrupt mid-step, and the resumed run went
+    back to the last periodic checkpoint (up to 2,250 steps on robomimic). Now the step finishes, a checkpoint is
+    written at it, and only then does the stop act (here a handler that raises KeyboardInterrupt, as the CLI's
+    SIGTERM handler does). The resumed run trains only the steps after it and ends bit-identical to an
+    uninterrupted one. The signal is sent from inside the step's loss, mid-step."""
+    import os
+    import signal
+
+    from dpbench.train import RESUME_FILE, checkpoint_progress
+
+    task = get_task("pusht")
+    mode = task.obs_mode("keypoints")
+    store = load_episodes(tiny_pusht_hdf5, mode.dataset_keys)
+    sig = getattr(signal, signum)
+
+    def run(workdir, stop_at=None):
+        policy, (arrays, tcfg) = _smoke_policy(store, mode)
+        tcfg = dataclasses.replace(tcfg, steps=6, eval_every=2, eval_after=0, checkpoint_every=3)
+        sampler = SequenceSampler.build(
+            store, arrays, np.arange(store.n_episodes), policy.horizon, policy.n_obs_steps, *policy.sequence_padding()
+        )
+        trained, evaluated = [0], []
+        loss = policy.compute_loss
+
+        def counted_loss(batch):
+            trained[0] += 1
+            value = loss(batch)
+            if trained[0] == stop_at:
+                os.kill(os.getpid(), sig)  # delivered at once, between two bytecodes of this step
+            return value
+
+        policy.compute_loss = counted_loss
+
+        def evaluate_fn(p, step):
+            evaluated.append(step)
+            return {"score": 0.1 * step, "weights": float(sum(t.double().sum() for t in p.parameters()))}
+
+        ema, state = train(policy, sampler, tcfg, workdir, seed=0, evaluate_fn=evaluate_fn, progress=False)
+        return policy, ema, state, trained[0], evaluated
+
+    def raise_interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    policy, ema, whole, _, _ = run(tmp_path / "whole")
+    killed = tmp_path / "killed"
+    previous = signal.signal(signal.SIGTERM, raise_interrupt)  # as the CLI sets it
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run(killed, stop_at=stop_at)
+        assert signal.getsignal(signal.SIGTERM) is raise_interrupt  # the handlers found are back
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert checkpoint_progress(killed / RESUME_FILE) == expected
+    policy2, ema2, resumed, trained, evaluated = run(killed)
+    assert trained == 6 - stop_at  # no step trained twice
+    assert evaluated == ([stop_at] if expected[1] else []) + [s for s in (2, 4, 6) if s > stop_at]
+
+    def strip(history):
+        return [{k: v for k, v in h.items() if k != "train_seconds"} for h in history]
+
+    assert strip(resumed.history) == strip(whole.history)  # scores, evaluated weights, losses, train losses
+    for a, b in ((policy, policy2), (ema, ema2)):
+        assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
