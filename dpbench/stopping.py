@@ -9,8 +9,11 @@ a KeyboardInterrupt raised between two parameter updates would leave. Outside a 
 checkpoint write) a signal acts at once, as before: an evaluation can take minutes, and the checkpoint
 written before it makes the resumed run repeat it (``TrainState.eval_pending``).
 
-Only the main thread may set signal handlers; in another thread (or where a signal is ignored, as a sweep
-worker ignores Ctrl-C, which its driver handles) nothing is held.
+A second Ctrl-C while one is held acts at once (a step that never ends can still be stopped); a repeated
+SIGTERM stays held, because a process pool sends its workers SIGTERM again as soon as one of them has exited,
+which would cut another's checkpoint write short. Only the main thread may set signal handlers; in another
+thread (or where a signal is ignored, as a sweep worker ignores Ctrl-C, which its driver handles) nothing is
+held.
 """
 
 from __future__ import annotations
@@ -53,25 +56,36 @@ class StepGuard:
 
     @contextmanager
     def step(self) -> Iterator[None]:
-        """One training step: a signal that arrives inside is held for ``act``."""
+        """One training step (or the checkpoint write after a held stop): a signal that arrives inside is held
+        for ``act``. A block that raises lets a held signal act at once (a failed step has nothing to keep, and a
+        sweep worker told to stop must not go on to another cell)."""
         self._in_step = True
         try:
             yield
+        except BaseException:
+            self._in_step = False
+            self.act()
+            raise
         finally:
             self._in_step = False
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self._in_step:
-            self.held, self._frame = signum, frame
-        else:
+        if not self._in_step:
             self._forward(signum, frame)
+        elif self.held is None:
+            self.held, self._frame = signum, frame
+        elif signum == signal.SIGINT:  # a second Ctrl-C: stop now, as a step may never end (a plugin's loop)
+            self.held = self._frame = None
+            self._forward(signum, frame)
+        # a repeated SIGTERM (a process pool terminates its workers again once one has exited) stays held
 
     def act(self) -> None:
         """Let the held signal act now, as the handler it found would have (usually by raising
         KeyboardInterrupt or exiting); nothing when none is held."""
         if self.held is not None:
-            signum, self.held = self.held, None
-            self._forward(signum, self._frame)
+            signum, frame = self.held, self._frame
+            self.held = self._frame = None
+            self._forward(signum, frame)
 
     def _forward(self, signum: int, frame: FrameType | None) -> None:
         previous = self._previous.get(signum, signal.SIG_DFL)

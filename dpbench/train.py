@@ -297,7 +297,8 @@ def train(
                 save = state.step % cfg.checkpoint_every == 0 or at_end
                 evaluating = evaluate_fn is not None and (periodic or at_end)
                 if guard.held is not None:  # stopped in the step: keep it, and its evaluation still to come
-                    checkpoint(eval_pending=evaluating)
+                    with guard.step():  # the write too: a pool's second SIGTERM waits for it
+                        checkpoint(eval_pending=evaluating)
                     guard.act()
                 if evaluating:
                     if save:  # before the evaluation as well: a stop during it (minutes on robomimic) loses only it

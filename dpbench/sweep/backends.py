@@ -9,6 +9,7 @@ sending its training progress to the driver (``dpbench.sweep.progress.WorkerBar`
 from __future__ import annotations
 
 import multiprocessing as mp
+import multiprocessing.synchronize
 import multiprocessing.util
 import os
 import signal
@@ -73,11 +74,17 @@ def _init_worker(threads: int, channel: Any, parent_pid: int | None) -> None:
 
 
 def _exit_now(code: int) -> None:
-    """End this worker at once, mid-cell, with ``code``; its last checkpoint stays for the rerun. First run the
-    finalizers that multiprocessing's own exit runs first (``util._exit_function``): they unlink the named
-    semaphores this process made (numcodecs makes one when zarr first decodes a chunk), which the resource
-    tracker would otherwise report as "leaked semaphore objects" under the driver's one-line message."""
-    mp.util._run_finalizers(0)
+    """End this worker at once, mid-cell, with ``code``; its last checkpoint stays for the rerun. First unlink the
+    named semaphores this process made (numcodecs makes one when zarr first decodes a chunk), as a normal exit's
+    finalizers would (``multiprocessing.util._exit_function``); else the resource tracker reports them as "leaked
+    semaphore objects" under the driver's one-line message. Only those finalizers: this runs in a signal handler,
+    and others take locks the interrupted code may hold (a Queue's, mid-put)."""
+    for finalizer in list(mp.util._finalizer_registry.values()):
+        if getattr(finalizer, "_callback", None) is mp.synchronize.SemLock._cleanup:
+            try:
+                finalizer()
+            except Exception:  # best effort: the tracker unlinks what is left, with its warning
+                pass
     os._exit(code)
 
 
