@@ -115,9 +115,9 @@ def _run_sweep(sweep, args: argparse.Namespace) -> int:
             f"results dir {sweep.out.resolve()} (done and recorded cells are its records). Each line: the cell's "
             "state (done, recorded, running, resume, new, blocked); for a cell to run, the CPU time it should take "
             "(training + evaluation CPU-minutes), its cell id (where its demos are not collected yet: 'policy "
-            "task/obs seed N' and the missing file) and, last, [where the rates come from]; for a done cell, the "
-            "wall time it took as its record measured it (training + evaluation wall minutes); otherwise its cell "
-            "id or record:"
+            "task/obs seed N' and the missing file) and, last, [where the rates come from]; for a done or "
+            "recorded cell, the wall time it took as its record measured it (training + evaluation wall minutes) "
+            "and its cell id or record:"
         )
         here = usable_cores()
         cores = args.workers or here

@@ -230,6 +230,7 @@ def test_dry_run_counts_a_cell_recorded_from_demos_not_collected_here_as_recorde
     text = capsys.readouterr().out
     lines = [line for line in text.splitlines() if "square" in line or "estimate" in line]
     assert lines[0].startswith("  recorded") and rec["cell_id"] in lines[0] and "not collected yet" in lines[0]
+    assert lines[0].startswith("  recorded 13 min  (10 + 3)     ")  # its record's 600 + 200 wall seconds
     assert lines[1].startswith("  new ") and "seed 1" in lines[1]
     assert "1 cell(s) to run" in lines[2] and "\n  - 1 cell(s) have a record made from demos not collected here" in text
     assert lines[2].endswith("Not in the total: 1 recorded cell(s) and collecting 1 dataset(s) (below).")
@@ -881,4 +882,4 @@ def test_a_done_cell_shows_the_wall_time_its_record_measured(tmp_path):
     lines = dry_run_report([_planned(cfg, s, cells[s]) for s in (0, 1)], [done], 2, out_records=[done])
     assert lines[0] == f"  done    5.4 h    (131 + 193)  {cells[0].cell_id}"
     assert lines[1].startswith("  new     ~")
-    assert "  - 1 cell(s) done: they took 5.4 h of wall time (training 2.2, evaluation 3.2)" in "\n".join(lines)
+    assert "  - 1 done or recorded cell(s) took 5.4 h of wall time (training 2.2, evaluation 3.2)" in "\n".join(lines)

@@ -102,7 +102,7 @@ def dry_run_report(
     n_other_demos = n_superseded = n_running = 0
     blocked: dict[tuple[str, str], list[str]] = {}
     train_total = eval_total = 0.0
-    n_done, took_train, took_eval = 0, 0.0, 0.0  # the done cells' measured wall minutes
+    n_took, took_train, took_eval = 0, 0.0, 0.0  # the done and recorded cells' measured wall minutes
     per_policy: dict[str, list[float]] = {}  # policy -> CPU-minutes of each of its cells with a rate
     for p in planned:
         spec, cfg = p.spec, p.config
@@ -119,7 +119,7 @@ def dry_run_report(
             took, split = "", ""
             if found in by_id:  # a record load_records could not read has no time to show
                 (took, split), minutes = took_text(by_id[found])
-                took_train, took_eval, n_done = took_train + minutes[0], took_eval + minutes[1], n_done + 1
+                took_train, took_eval, n_took = took_train + minutes[0], took_eval + minutes[1], n_took + 1
             lines.append(
                 f"  {'done':<8}{took:<9}{split:<13}{p.cell.cell_id}{elsewhere if found != p.cell.cell_id else ''}"
             )
@@ -131,7 +131,9 @@ def dry_run_report(
             if rec is not None:
                 n_recorded += 1
                 collect_for_recorded.add(p.problem)
-                lines.append(f"  {'recorded':<30}{rec['cell_id']}  [{p.problem}]")
+                (took, split), minutes = took_text(rec)
+                took_train, took_eval, n_took = took_train + minutes[0], took_eval + minutes[1], n_took + 1
+                lines.append(f"  recorded {took:<8}{split:<13}{rec['cell_id']}  [{p.problem}]")  # columns as done's
                 continue
         holder = _busy(p.cell.lock_dir) if p.cell is not None else None
         if holder is not None:
@@ -217,11 +219,11 @@ def dry_run_report(
             "per policy: "
             + ", ".join(f"{k} {sum(m) / 60:.1f} CPU-h ({len(m)} cell{'s' * (len(m) != 1)})" for k, m in ranked)
         )
-    if n_done:
+    if n_took:
         notes.append(
-            f"{n_done} cell(s) done: they took {(took_train + took_eval) / 60:.1f} h of wall time (training "
-            f"{took_train / 60:.1f}, evaluation {took_eval / 60:.1f}), as their records measured it; each done line "
-            "gives its cell's wall minutes (training + evaluation)"
+            f"{n_took} done or recorded cell(s) took {(took_train + took_eval) / 60:.1f} h of wall time (training "
+            f"{took_train / 60:.1f}, evaluation {took_eval / 60:.1f}), as their records measured it; each such "
+            "line gives its cell's wall minutes (training + evaluation)"
         )
     if n_running:
         notes.append(f"{n_running} cell(s) running in another process now: not counted")
