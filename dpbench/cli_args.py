@@ -208,11 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run",
         action="store_true",
         help="check the grid and list its cells with estimated CPU time (minutes, or hours past 2) from the "
-        "records' measured rates, "
-        "and the total; writes, collects and runs nothing. States: done (with the wall time its record "
-        "measured); running (another process holds it); "
-        "resume (priced from its checkpoint's step on); new; recorded (the out dir has its record, made from "
-        "demos not collected here: found once they are); blocked (cannot run here)",
+        "records' measured rates, and the total; writes, collects and runs nothing. States: done; running "
+        "(another process holds it); resume (priced from its checkpoint's step on); new; recorded (the out dir "
+        "has its record, made from demos not collected here: found once they are); blocked (cannot run here). "
+        "Done and recorded cells show the wall time their records measured",
     )
     p.add_argument(
         "--skip-blocked",
