@@ -360,3 +360,32 @@ def test_a_stop_during_a_training_step_checkpoints_that_step_and_loses_nothing(
     assert strip(resumed.history) == strip(whole.history)  # scores, evaluated weights, losses, train losses
     for a, b in ((policy, policy2), (ema, ema2)):
         assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_a_gpu_runs_resume_checkpoint_carries_its_device_generator(tmp_path, tiny_pusht_hdf5, monkeypatch):
+    # On a GPU the diffusion noise (randn_like) and the image crops draw from the device's generator, which the
+    # resume checkpoint did not hold: a resumed GPU run was not bit-identical to an uninterrupted one. No GPU here,
+    # so the policy claims cuda:0 and torch.cuda's generator calls are stand-ins that record what they get.
+    from dpbench.policy import Policy
+    from dpbench.train import TrainState as State
+    from dpbench.train import _load_resume, _save_resume, make_optimizer
+
+    task = get_task("pusht")
+    mode = task.obs_mode("keypoints")
+    store = load_episodes(tiny_pusht_hdf5, mode.dataset_keys)
+    policy, (_, tcfg) = _smoke_policy(store, mode)
+    gpu_state = torch.arange(16, dtype=torch.uint8)
+    restored = []
+    monkeypatch.setattr(Policy, "device", property(lambda self: torch.device("cuda", 0)))
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device: gpu_state.clone())
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device: restored.append((state, device)))
+    optimizer, scheduler = make_optimizer(policy, tcfg)
+    rng = np.random.default_rng(0)
+    _save_resume(tmp_path / "state.pt", policy, optimizer, scheduler, None, rng, State(step=7))
+    assert _load_resume(tmp_path / "state.pt", policy, optimizer, scheduler, None, rng).step == 7
+    ((state, device),) = restored
+    assert torch.equal(state, gpu_state) and device == torch.device("cuda", 0)
+    monkeypatch.setattr(Policy, "device", property(lambda self: torch.device("cpu")))  # resumed on a CPU: skipped
+    restored.clear()
+    _load_resume(tmp_path / "state.pt", policy, optimizer, scheduler, None, rng)
+    assert restored == []
