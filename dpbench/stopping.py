@@ -10,8 +10,9 @@ checkpoint write) a signal acts at once, as before: an evaluation can take minut
 written before it makes the resumed run repeat it (``TrainState.eval_pending``).
 
 A second Ctrl-C while one is held acts at once (a step that never ends can still be stopped); a repeated
-SIGTERM stays held, because a process pool sends its workers SIGTERM again as soon as one of them has exited,
-which would cut another's checkpoint write short. Only the main thread may set signal handlers; in another
+SIGTERM stays held until ``act``, also between the step and its checkpoint, because a process pool sends its
+workers SIGTERM again as soon as one of them has exited, which would cut another's checkpoint write short. (A
+first signal landing in the few bytecodes between a step's block and train's check acts at once, as before.) Only the main thread may set signal handlers; in another
 thread (or where a signal is ignored, as a sweep worker ignores Ctrl-C, which its driver handles) nothing is
 held.
 """
@@ -70,14 +71,16 @@ class StepGuard:
             self._in_step = False
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if not self._in_step:
-            self._forward(signum, frame)
-        elif self.held is None:
-            self.held, self._frame = signum, frame
+        if self.held is None:
+            if self._in_step:
+                self.held, self._frame = signum, frame
+            else:
+                self._forward(signum, frame)
         elif signum == signal.SIGINT:  # a second Ctrl-C: stop now, as a step may never end (a plugin's loop)
             self.held = self._frame = None
             self._forward(signum, frame)
-        # a repeated SIGTERM (a process pool terminates its workers again once one has exited) stays held
+        # a repeated SIGTERM stays held, in a step or between it and the checkpoint that acts on the first: a
+        # process pool terminates its workers again once one of them has exited
 
     def act(self) -> None:
         """Let the held signal act now, as the handler it found would have (usually by raising

@@ -282,15 +282,15 @@ def train(
         state.eval_pending = False  # without an evaluator, no evaluation runs: that one included
         with StepGuard() as guard:  # a stop during a step waits for its end and checkpoints there
             while state.step < cfg.steps:
-                with guard.step():
+                with guard.step():  # its progress report too (a worker's Queue.put), up to the check below
                     batch = _to_tensors(sampler.sample(cfg.batch_size, rng), policy.device)
                     state.last_loss = train_step(policy, batch, optimizer, scheduler, ema, cfg, state.step)
                     state.loss_sum += state.last_loss
                     state.loss_count += 1
                     state.step += 1
-                bar.update(1)
-                if state.step % 20 == 0:
-                    bar.set_postfix(loss=f"{state.last_loss:.4f}", lr=f"{scheduler.get_last_lr()[0]:.1e}")
+                    bar.update(1)
+                    if state.step % 20 == 0:
+                        bar.set_postfix(loss=f"{state.last_loss:.4f}", lr=f"{scheduler.get_last_lr()[0]:.1e}")
 
                 at_end = state.step == cfg.steps
                 periodic = state.step >= cfg.eval_after and state.step % cfg.eval_every == 0

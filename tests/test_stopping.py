@@ -105,3 +105,18 @@ def test_a_stopped_sweep_worker_exits_even_inside_a_queue_put(tmp_path):
     )
     res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
     assert res.returncode == 128 + signal.SIGTERM and "not reached" not in res.stdout, res.stderr
+
+
+def test_a_repeated_sigterm_between_the_step_and_its_checkpoint_stays_held(handlers):
+    # A pool's second SIGTERM can land after the step's block has ended but before train's checkpoint: it must
+    # not act then (the worker would exit without the checkpoint), only once, when train asks.
+    with StepGuard() as guard:
+        with guard.step():
+            os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)  # between the blocks
+        reached = True
+        assert reached and guard.held == signal.SIGTERM
+        with pytest.raises(Raised):
+            guard.act()
+        with pytest.raises(Raised):  # nothing held any more: a signal outside a step acts at once again
+            os.kill(os.getpid(), signal.SIGTERM)
