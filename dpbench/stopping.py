@@ -6,15 +6,16 @@ signal do what it would have done (the CLI's KeyboardInterrupt, or a sweep worke
 loses no training: before this, it went back to its last periodic checkpoint (up to 2,250 steps, ~7 minutes
 of a Transport DP-C cell at one thread). And the checkpoint never holds a half-applied optimizer step, which
 a KeyboardInterrupt raised between two parameter updates would leave. Outside a step (an evaluation, a
-checkpoint write) a signal acts at once, as before: an evaluation can take minutes, and the checkpoint
+periodic checkpoint write) a signal acts at once, as before: an evaluation can take minutes, and the checkpoint
 written before it makes the resumed run repeat it (``TrainState.eval_pending``).
 
 A second Ctrl-C while one is held acts at once (a step that never ends can still be stopped); a repeated
 SIGTERM stays held until ``act``, also between the step and its checkpoint, because a process pool sends its
 workers SIGTERM again as soon as one of them has exited, which would cut another's checkpoint write short. (A
-first signal landing in the few bytecodes between a step's block and train's check acts at once, as before.) Only the main thread may set signal handlers; in another
-thread (or where a signal is ignored, as a sweep worker ignores Ctrl-C, which its driver handles) nothing is
-held.
+first signal landing in the few bytecodes between a step's block and train's check acts at once, as before.)
+
+Only the main thread may set signal handlers; in another thread (or where a signal is ignored, as a sweep
+worker ignores Ctrl-C, which its driver handles) nothing is held.
 """
 
 from __future__ import annotations
