@@ -311,6 +311,12 @@ def train(
     return eval_policy(), state
 
 
+def _gpu(policy: Any) -> torch.device | None:
+    """The CUDA device ``policy`` runs on, else None (a CPU run, or a bare module without ``device``)."""
+    device = getattr(policy, "device", None)
+    return device if isinstance(device, torch.device) and device.type == "cuda" else None
+
+
 def _save_resume(path: Path, policy, optimizer, scheduler, ema, rng, state: TrainState) -> None:
     payload = {
         "policy": policy.state_dict(),
@@ -320,7 +326,7 @@ def _save_resume(path: Path, policy, optimizer, scheduler, ema, rng, state: Trai
         "ema_step": ema.step if ema is not None else 0,
         "torch_rng": torch.get_rng_state(),
         # a GPU run draws its noise and crops from the device's generator: without it a resume is not bit-identical
-        "cuda_rng": torch.cuda.get_rng_state(policy.device) if policy.device.type == "cuda" else None,
+        "cuda_rng": torch.cuda.get_rng_state(gpu) if (gpu := _gpu(policy)) is not None else None,
         "best": state.best[0] if state.best is not None else None,
         "best_meta": json.dumps(state.best[1:] if state.best is not None else None),
         "meta": json.dumps(
@@ -366,8 +372,8 @@ def _load_resume(path: Path, policy, optimizer, scheduler, ema, rng) -> TrainSta
             ema.model.load_state_dict(payload["ema"])
             ema.step = int(payload["ema_step"])
         torch.set_rng_state(payload["torch_rng"])
-        if payload.get("cuda_rng") is not None and policy.device.type == "cuda":  # absent before 2026-12-07
-            torch.cuda.set_rng_state(payload["cuda_rng"], policy.device)
+        if payload.get("cuda_rng") is not None and (gpu := _gpu(policy)) is not None:  # absent before 2026-12-07
+            torch.cuda.set_rng_state(payload["cuda_rng"], gpu)
         meta = json.loads(payload["meta"])
     except Exception as exc:
         raise DpbenchError(
