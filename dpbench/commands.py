@@ -315,8 +315,9 @@ def cmd_table(args: argparse.Namespace) -> int:
     """``dpbench table``: print the table of the records under ``--out`` (filtered by --env/--policy/--obs/--variant)
     and regenerate OUT/README.md (by default only for the default results dir); returns 0. Raises DpbenchError when
     no records match or the README cannot be written."""
+    from dpbench.policies import record_policy_names
     from dpbench.report import write_results_readme
-    from dpbench.results import load_all, record_policy_names, select_records
+    from dpbench.results import load_all, select_records
     from dpbench.tables import format_table
 
     try:

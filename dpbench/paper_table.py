@@ -55,7 +55,7 @@ def paper_layout(
     """Table I or II in the paper's layout: each cell "ours (paper)". Ours: mean max ± std over seeds / mean
     avg-last-10, the seed count, and the held-out score of the selected checkpoints with its 95% CI.
     ``envs``: only these tasks' columns (or these (task, variant) columns); ``policies``: the names records carry
-    of the --policy selection that chose ``records`` (``results.record_policy_names``; None: all), whose other rows
+    of the --policy selection that chose ``records`` (``policies.record_policy_names``; None: all), whose other rows
     say "not selected" rather than "no record"."""
     selected = None if policies is None else {PAPER_POLICY_NAMES.get(p, p) for p in policies}
     rows, cols, cells = fill_cells(records, kind, envs)

@@ -10,7 +10,7 @@ import importlib.resources
 import inspect
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -364,6 +364,16 @@ def get_policy_class(name: str) -> type[Policy]:
             f"\"{name}\"` in the class, or register it under '{cls.name}'"
         )
     return cls
+
+
+def record_policy_names(policies: list[str], held: Iterable[str]) -> list[str]:
+    """The policy names that records of the ``--policy`` selection carry: each name as given, and the class's
+    ``name`` of a registered alias (diffusion_cnn -> diffusion) or of a ``module:Class`` reference (imported, so a
+    broken one is a DpbenchError); a reference that records in ``held`` name as given needs no import (the table
+    reads records, not the policy's code)."""
+    registered, held = available_policies(), set(held)
+    resolve = [n for n in policies if n in registered or (":" in n and n not in held)]
+    return [*policies, *(get_policy_class(n).name for n in resolve)]
 
 
 def provenance(policy_cls: type, device: str) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import sys
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
@@ -23,7 +22,7 @@ from dpbench.config import build_configs, config_to_dict
 from dpbench.data.registry import variant_of
 from dpbench.errors import DpbenchError, did_you_mean
 from dpbench.metrics import LateTrend, late_trend, mean_ci, summarize_history, wilson_ci
-from dpbench.policies import available_policies, get_policy_class
+from dpbench.policies import available_policies, get_policy_class, record_policy_names
 from dpbench.records import (
     PROTOCOL_VERSION,
     cell_seconds,
@@ -338,16 +337,6 @@ def load_all(out: str | Path) -> list[dict[str, Any]]:
             "wrote; default results); run `dpbench run` first if there is none"
         )
     return records
-
-
-def record_policy_names(policies: list[str], held: Iterable[str]) -> list[str]:
-    """The policy names that records of the ``--policy`` selection carry: each name as given, and the class's
-    ``name`` of a registered alias (diffusion_cnn -> diffusion) or of a ``module:Class`` reference (imported, so a
-    broken one is a DpbenchError); a reference that records in ``held`` name as given needs no import (the table
-    reads records, not the policy's code)."""
-    registered, held = available_policies(), set(held)
-    resolve = [n for n in policies if n in registered or (":" in n and n not in held)]
-    return [*policies, *(get_policy_class(n).name for n in resolve)]
 
 
 def select_records(

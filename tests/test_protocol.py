@@ -32,6 +32,15 @@ def _smoke_policy(store, mode, **policy_over: str) -> tuple[DiffusionUnetPolicy,
     return policy, (arrays, tcfg)
 
 
+def _smoke_run(store, mode, **schedule: int) -> tuple[DiffusionUnetPolicy, object, SequenceSampler]:
+    """A smoke DP-C policy, its training config with ``schedule`` (steps, eval_every, ...) and its sampler."""
+    policy, (arrays, tcfg) = _smoke_policy(store, mode)
+    sampler = SequenceSampler.build(
+        store, arrays, np.arange(store.n_episodes), policy.horizon, policy.n_obs_steps, *policy.sequence_padding()
+    )
+    return policy, dataclasses.replace(tcfg, **schedule), sampler
+
+
 @pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
 def test_training_with_periodic_evaluation_is_bit_identical_to_training_without(tmp_path, tiny_pusht_hdf5, sampler):
     task = get_task("pusht")
@@ -238,11 +247,7 @@ def test_a_run_killed_during_an_evaluation_resumes_with_that_evaluation_not_its_
     scores = {1: 0.2, 2: 0.1, 3: 0.9, 4: 0.3, 5: 0.4, 6: 0.5}  # step 3's weights are the best
 
     def run(workdir, kill_at=None):
-        policy, (arrays, tcfg) = _smoke_policy(store, mode)
-        tcfg = dataclasses.replace(tcfg, steps=6, eval_every=1, checkpoint_every=3)
-        sampler = SequenceSampler.build(
-            store, arrays, np.arange(store.n_episodes), policy.horizon, policy.n_obs_steps, *policy.sequence_padding()
-        )
+        policy, tcfg, sampler = _smoke_run(store, mode, steps=6, eval_every=1, checkpoint_every=3)
         trained, evaluated = [0], []
         loss = policy.compute_loss
 
@@ -312,11 +317,7 @@ def test_a_stop_during_a_training_step_checkpoints_that_step_and_loses_nothing(
     sig = getattr(signal, signum)
 
     def run(workdir, stop_at=None):
-        policy, (arrays, tcfg) = _smoke_policy(store, mode)
-        tcfg = dataclasses.replace(tcfg, steps=6, eval_every=2, eval_after=0, checkpoint_every=3)
-        sampler = SequenceSampler.build(
-            store, arrays, np.arange(store.n_episodes), policy.horizon, policy.n_obs_steps, *policy.sequence_padding()
-        )
+        policy, tcfg, sampler = _smoke_run(store, mode, steps=6, eval_every=2, eval_after=0, checkpoint_every=3)
         trained, evaluated = [0], []
         loss = policy.compute_loss
 
