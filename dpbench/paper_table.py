@@ -175,6 +175,8 @@ def paper_layout(
             "schedule, the model, the optimizer; dpbench table, the pivot layout, lists how), so its max and "
             "avg-last-10 are another experiment's, and the claims leave the cell out."
         )
+    # ``selected`` holds each --policy name as given and the name its records carry (record_policy_names); a
+    # module:Class reference is judged by the latter, so only a plain name can be reported as unshown
     unshown = sorted(p for p in selected or () if p not in PAPER_ROWS and ":" not in p and p not in shown)
     if unshown:  # a selected policy the paper lacks gets a row only where it has a record
         notes.append(f"Selected, not in the paper, and no record in these columns (so no row): {', '.join(unshown)}.")
