@@ -32,9 +32,12 @@ def _smoke_policy(store, mode, **policy_over: str) -> tuple[DiffusionUnetPolicy,
     return policy, (arrays, tcfg)
 
 
-def _smoke_run(store, mode, **schedule: int) -> tuple[DiffusionUnetPolicy, object, SequenceSampler]:
-    """A smoke DP-C policy, its training config with ``schedule`` (steps, eval_every, ...) and its sampler."""
-    policy, (arrays, tcfg) = _smoke_policy(store, mode)
+def _smoke_run(
+    store, mode, policy_over: dict[str, str] | None = None, **schedule: int
+) -> tuple[DiffusionUnetPolicy, object, SequenceSampler]:
+    """A smoke DP-C policy (``policy_over``: policy config fields), its training config with ``schedule`` (steps,
+    eval_every, ...) and its sampler."""
+    policy, (arrays, tcfg) = _smoke_policy(store, mode, **(policy_over or {}))
     sampler = SequenceSampler.build(
         store, arrays, np.arange(store.n_episodes), policy.horizon, policy.n_obs_steps, *policy.sequence_padding()
     )
@@ -48,10 +51,8 @@ def test_training_with_periodic_evaluation_is_bit_identical_to_training_without(
     store = load_episodes(tiny_pusht_hdf5, mode.dataset_keys)
     weights = []
     for with_eval in (True, False):
-        policy, (arrays, tcfg) = _smoke_policy(store, mode, sampler=sampler)
-        tcfg = dataclasses.replace(tcfg, steps=12, eval_every=3, checkpoint_every=4)
-        sampler_ = SequenceSampler.build(
-            store, arrays, np.arange(store.n_episodes), policy.horizon, policy.n_obs_steps, *policy.sequence_padding()
+        policy, tcfg, sampler_ = _smoke_run(
+            store, mode, {"sampler": sampler}, steps=12, eval_every=3, checkpoint_every=4
         )
         evals: list[int] = []
 
@@ -203,11 +204,7 @@ def test_a_killed_run_keeps_the_best_evaluations_weights(tmp_path, tiny_pusht_hd
     scores = {1: 0.2, 2: 0.5, 3: 0.1, 4: 0.9, 5: 0.3, 6: 0.4}  # step 4 is the best, after the step-3 checkpoint
 
     def run(workdir, kill_at=None):
-        policy, (arrays, tcfg) = _smoke_policy(store, mode)
-        tcfg = dataclasses.replace(tcfg, steps=6, eval_every=1, checkpoint_every=3)
-        sampler = SequenceSampler.build(
-            store, arrays, np.arange(store.n_episodes), policy.horizon, policy.n_obs_steps, *policy.sequence_padding()
-        )
+        policy, tcfg, sampler = _smoke_run(store, mode, steps=6, eval_every=1, checkpoint_every=3)
 
         def evaluate_fn(p, step):
             if step == kill_at:
